@@ -1,0 +1,417 @@
+//! Control of the emulator, two ways with one implementation: the [`Admin`] handle for code in the same
+//! process (tests, the bot's demo), and a small JSON API under `/_awsim/` for everything else (the
+//! `awsim` binary, curl, tests in another process).
+//!
+//! | method | path | body / query | does |
+//! |---|---|---|---|
+//! | GET | `/_awsim/health` | | `ok` |
+//! | GET | `/_awsim/state` | | the whole world as JSON |
+//! | POST | `/_awsim/scenario` | scenario JSON | replaces the world (400 and no change if invalid) |
+//! | POST | `/_awsim/reset` | | back to the last scenario loaded |
+//! | POST | `/_awsim/regions/{region}/down` | `{"mode": "reset" \| "unavailable"}` (optional) | Region outage |
+//! | POST | `/_awsim/regions/{region}/up` | | ends the outage |
+//! | POST | `/_awsim/faults` | fault JSON | injects errors or a delay on an action |
+//! | DELETE | `/_awsim/faults` | | clears all faults |
+//! | GET, PUT | `/_awsim/timings` | partial timings JSON | reads or changes durations |
+//! | PUT | `/_awsim/clusters/{region}/{id}/lag` | `{"replication_lag_ms": n}` | sets a secondary's lag |
+//! | PUT | `/_awsim/clusters/{region}/{id}/status` | `{"status": "..."}` | forces a cluster status |
+//! | GET | `/_awsim/calls` | `?action=X` (optional) | the call log |
+//! | DELETE | `/_awsim/calls` | | clears the call log |
+//! | GET | `/_awsim/events` | | every RDS event with its RDS-EVENT id |
+
+use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
+use crate::model::route53::{HostedZone, RecordSet};
+use crate::model::timings::Timings;
+use crate::model::{CallRecord, FaultSpec, OutageMode, World};
+use crate::scenario::{Scenario, ScenarioError, is_region_name};
+use crate::server::{HttpResponse, Shared};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why an admin request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no cluster {id} in {region}")]
+    NoSuchCluster { region: String, id: String },
+}
+
+/// Partial timings: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingsPatch {
+    pub detach_ms: Option<u64>,
+    pub pending_ms: Option<u64>,
+    pub failover_ms: Option<u64>,
+    pub switchover_ms: Option<u64>,
+    pub rejoin_ms: Option<u64>,
+    pub dns_propagation_ms: Option<u64>,
+}
+
+/// Everything the emulator holds, for inspection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub global_clusters: Vec<GlobalClusterView>,
+    pub db_clusters: Vec<ClusterView>,
+    pub hosted_zones: Vec<HostedZone>,
+    pub regions_down: BTreeMap<String, OutageMode>,
+    pub faults: Vec<FaultSpec>,
+    pub timings: Timings,
+}
+
+/// In-process control of a running emulator. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let mut world = self.shared.world();
+        f(&mut world)
+    }
+
+    /// Replaces the whole world with a scenario, after validating it. Faults, outages and the call log
+    /// start empty.
+    pub fn load_scenario(&self, scenario: Scenario) -> Result<(), AdminError> {
+        scenario.validate()?;
+        let world = World::from_scenario(&scenario, Instant::now());
+        *self.shared.world.lock().unwrap_or_else(|p| p.into_inner()) = world;
+        *self
+            .shared
+            .scenario
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = scenario;
+        Ok(())
+    }
+
+    /// Back to the last scenario loaded.
+    pub fn reset(&self) {
+        let scenario = self
+            .shared
+            .scenario
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let world = World::from_scenario(&scenario, Instant::now());
+        *self.shared.world.lock().unwrap_or_else(|p| p.into_inner()) = world;
+    }
+
+    pub fn region_down(&self, region: &str, mode: OutageMode) -> Result<(), AdminError> {
+        check_region(region)?;
+        self.with_world(|w| w.region_down(region, mode, Instant::now()));
+        Ok(())
+    }
+
+    pub fn region_up(&self, region: &str) -> Result<(), AdminError> {
+        check_region(region)?;
+        self.with_world(|w| w.region_up(region, Instant::now()));
+        Ok(())
+    }
+
+    /// Injects a fault: `error` answers the next `count` calls (all calls when absent) of `action` with
+    /// that error; `delay_ms` holds them that long before they proceed.
+    pub fn inject(&self, fault: FaultSpec) -> Result<(), AdminError> {
+        if fault.error.is_none() && fault.delay_ms.is_none() {
+            return Err(AdminError::Invalid(
+                "a fault needs an error or a delay_ms".into(),
+            ));
+        }
+        if fault.count == Some(0) {
+            return Err(AdminError::Invalid(
+                "count must be at least 1 (leave it out for every call)".into(),
+            ));
+        }
+        if let Some(r) = &fault.region {
+            check_region(r)?;
+        }
+        self.with_world(|w| w.add_fault(fault));
+        Ok(())
+    }
+
+    pub fn clear_faults(&self) {
+        self.with_world(World::clear_faults);
+    }
+
+    pub fn timings(&self) -> Timings {
+        self.with_world(|w| w.timings)
+    }
+
+    /// Changes the given durations; operations already under way keep the timings they started with.
+    pub fn set_timings(&self, patch: TimingsPatch) -> Timings {
+        self.with_world(|w| {
+            let t = &mut w.timings;
+            let pairs = [
+                (&mut t.detach_ms, patch.detach_ms),
+                (&mut t.pending_ms, patch.pending_ms),
+                (&mut t.failover_ms, patch.failover_ms),
+                (&mut t.switchover_ms, patch.switchover_ms),
+                (&mut t.rejoin_ms, patch.rejoin_ms),
+                (&mut t.dns_propagation_ms, patch.dns_propagation_ms),
+            ];
+            for (field, value) in pairs {
+                if let Some(v) = value {
+                    *field = v;
+                }
+            }
+            w.timings
+        })
+    }
+
+    pub fn set_replication_lag(
+        &self,
+        region: &str,
+        cluster: &str,
+        lag: Duration,
+    ) -> Result<(), AdminError> {
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_lag(&key, lag)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
+    /// Forces a cluster's status, e.g. to make a primary look unavailable without a Region outage.
+    pub fn set_cluster_status(
+        &self,
+        region: &str,
+        cluster: &str,
+        status: &str,
+    ) -> Result<(), AdminError> {
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_status(&key, status)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
+    /// Every API call received so far, oldest first.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.with_world(|w| w.calls().to_vec())
+    }
+
+    /// The calls received for one action.
+    pub fn calls_to(&self, action: &str) -> Vec<CallRecord> {
+        self.with_world(|w| {
+            w.calls()
+                .iter()
+                .filter(|c| c.action == action)
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub fn clear_calls(&self) {
+        self.with_world(World::clear_calls);
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.with_world(|w| w.rds.events.clone())
+    }
+
+    /// A cluster as DescribeDBClusters would show it.
+    pub fn cluster(&self, region: &str, cluster: &str) -> Option<ClusterView> {
+        self.with_world(|w| {
+            w.rds
+                .find_cluster(region, cluster)
+                .map(|c| w.rds.cluster_view(c))
+        })
+    }
+
+    /// A global cluster as DescribeGlobalClusters would show it.
+    pub fn global_cluster(&self, id: &str) -> Option<GlobalClusterView> {
+        self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))
+    }
+
+    /// A record set of a zone, by name and type.
+    pub fn record(&self, zone: &str, name: &str, record_type: &str) -> Option<RecordSet> {
+        let name = crate::model::route53::normalize_name(name);
+        self.with_world(|w| {
+            w.dns
+                .zones
+                .get(zone)?
+                .records
+                .iter()
+                .find(|r| r.name == name && r.record_type == record_type)
+                .cloned()
+        })
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.with_world(|w| Snapshot {
+            global_clusters: w
+                .rds
+                .globals
+                .values()
+                .map(|g| w.rds.global_view(g))
+                .collect(),
+            db_clusters: w
+                .rds
+                .clusters
+                .values()
+                .map(|c| w.rds.cluster_view(c))
+                .collect(),
+            hosted_zones: w.dns.zones.values().cloned().collect(),
+            regions_down: w.regions_down().clone(),
+            faults: w.faults().to_vec(),
+            timings: w.timings,
+        })
+    }
+}
+
+fn key(region: &str, id: &str) -> ClusterKey {
+    ClusterKey {
+        region: region.to_owned(),
+        id: id.to_ascii_lowercase(),
+    }
+}
+
+fn no_such_cluster(key: ClusterKey) -> AdminError {
+    AdminError::NoSuchCluster {
+        region: key.region,
+        id: key.id,
+    }
+}
+
+fn check_region(region: &str) -> Result<(), AdminError> {
+    if is_region_name(region) {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{region:?} is not a Region name"
+        )))
+    }
+}
+
+fn json<T: Serialize>(status: u16, value: &T) -> HttpResponse {
+    let body = serde_json::to_vec_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+fn done(result: Result<(), AdminError>) -> HttpResponse {
+    match result {
+        Ok(()) => json(200, &serde_json::json!({ "ok": true })),
+        Err(e @ AdminError::NoSuchCluster { .. }) => error(404, e),
+        Err(e) => error(400, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DownBody {
+    #[serde(default)]
+    mode: OutageMode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LagBody {
+    replication_lag_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: String,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// Serves one request of the admin API.
+pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    let admin = Admin {
+        shared: shared.clone(),
+    };
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let query: BTreeMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(413, "body too large"),
+    };
+    let parts: Vec<&str> = path.trim_start_matches("/_awsim/").split('/').collect();
+    macro_rules! body {
+        ($t:ty) => {
+            match parse::<$t>(&body) {
+                Ok(v) => v,
+                Err(message) => return error(400, message),
+            }
+        };
+    }
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["health"]) => json(200, &"ok"),
+        ("GET", ["state"]) => json(200, &admin.snapshot()),
+        ("POST", ["scenario"]) => done(admin.load_scenario(body!(Scenario))),
+        ("POST", ["reset"]) => {
+            admin.reset();
+            done(Ok(()))
+        }
+        ("POST", ["regions", region, "down"]) => {
+            let b: DownBody = if body.is_empty() {
+                DownBody::default()
+            } else {
+                body!(DownBody)
+            };
+            done(admin.region_down(region, b.mode))
+        }
+        ("POST", ["regions", region, "up"]) => done(admin.region_up(region)),
+        ("POST", ["faults"]) => done(admin.inject(body!(FaultSpec))),
+        ("DELETE", ["faults"]) => {
+            admin.clear_faults();
+            done(Ok(()))
+        }
+        ("GET", ["timings"]) => json(200, &admin.timings()),
+        ("PUT", ["timings"]) => json(200, &admin.set_timings(body!(TimingsPatch))),
+        ("PUT", ["clusters", region, id, "lag"]) => {
+            let b = body!(LagBody);
+            done(admin.set_replication_lag(region, id, Duration::from_millis(b.replication_lag_ms)))
+        }
+        ("PUT", ["clusters", region, id, "status"]) => {
+            let b = body!(StatusBody);
+            done(admin.set_cluster_status(region, id, &b.status))
+        }
+        ("GET", ["calls"]) => match query.get("action") {
+            Some(a) => json(200, &admin.calls_to(a)),
+            None => json(200, &admin.calls()),
+        },
+        ("DELETE", ["calls"]) => {
+            admin.clear_calls();
+            done(Ok(()))
+        }
+        ("GET", ["events"]) => json(200, &admin.events()),
+        _ => error(404, format!("no admin route {method} {path}")),
+    }
+}

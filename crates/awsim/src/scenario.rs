@@ -1,0 +1,486 @@
+//! What the emulated world starts with: global clusters and their members, standalone clusters, hosted
+//! zones and their records, and the transition timings. Loaded from a TOML or JSON file, from the admin
+//! API (JSON), or built in code. A scenario is validated as a whole before it replaces the world, so a bad
+//! one changes nothing.
+
+use crate::model::timings::Timings;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The starting state of the emulator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The AWS account every ARN is in.
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    #[serde(default)]
+    pub timings: Timings,
+    #[serde(default)]
+    pub global_clusters: Vec<GlobalClusterSpec>,
+    /// Clusters that are not members of any global cluster.
+    #[serde(default)]
+    pub db_clusters: Vec<DbClusterSpec>,
+    #[serde(default)]
+    pub hosted_zones: Vec<HostedZoneSpec>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            account_id: default_account(),
+            timings: Timings::default(),
+            global_clusters: Vec::new(),
+            db_clusters: Vec::new(),
+            hosted_zones: Vec::new(),
+        }
+    }
+}
+
+fn default_account() -> String {
+    "123456789012".to_owned()
+}
+fn default_engine() -> String {
+    "aurora-postgresql".to_owned()
+}
+fn default_engine_version() -> String {
+    "15.4".to_owned()
+}
+fn default_ttl() -> i64 {
+    300
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalClusterSpec {
+    pub id: String,
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    #[serde(default = "default_engine_version")]
+    pub engine_version: String,
+    pub members: Vec<MemberSpec>,
+}
+
+/// A member cluster of a global cluster. Exactly one member is the primary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    pub region: String,
+    pub cluster_id: String,
+    #[serde(default)]
+    pub primary: bool,
+    /// Defaults to the global cluster's engine version.
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    /// DB instance identifiers. The primary's first instance is its writer; a secondary has no writer.
+    /// A secondary may have none (a headless secondary); the primary needs at least one.
+    #[serde(default)]
+    pub instances: Vec<String>,
+    /// How far this secondary is behind the primary.
+    #[serde(default)]
+    pub replication_lag_ms: u64,
+}
+
+/// A regional cluster outside any global cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbClusterSpec {
+    pub region: String,
+    pub cluster_id: String,
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    #[serde(default = "default_engine_version")]
+    pub engine_version: String,
+    pub instances: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostedZoneSpec {
+    /// The zone id without the `/hostedzone/` prefix, e.g. `Z0123456789`.
+    pub id: String,
+    /// The zone's domain name, with or without the trailing dot.
+    pub name: String,
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// VPCs associated with a private zone.
+    #[serde(default)]
+    pub vpcs: Vec<VpcSpec>,
+    /// Records besides the SOA and NS records every zone gets.
+    #[serde(default)]
+    pub records: Vec<RecordSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcSpec {
+    pub region: String,
+    pub id: String,
+}
+
+/// A record set. Give either `values`, or `points_to` for a CNAME to a cluster endpoint of the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    #[serde(default = "default_ttl")]
+    pub ttl: i64,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub points_to: Option<EndpointRef>,
+}
+
+/// The writer or reader endpoint of a cluster of the scenario, by cluster id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointRef {
+    pub cluster: String,
+    pub endpoint: EndpointKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    Writer,
+    Reader,
+}
+
+/// Why a scenario was refused: where in it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot parse scenario {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid scenario: {at}: {reason}")]
+    Invalid { at: String, reason: String },
+}
+
+fn invalid(at: impl Into<String>, reason: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        at: at.into(),
+        reason: reason.into(),
+    }
+}
+
+/// True for names like `us-east-1`, `eu-central-2`, `us-gov-west-1`.
+pub fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts
+            .iter()
+            .take(parts.len() - 1)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// RDS identifiers: 1-63 letters, digits or hyphens, starting with a letter, no double or trailing hyphen.
+/// The emulator keeps them lower case, as RDS does.
+fn check_identifier(at: &str, id: &str) -> Result<(), ScenarioError> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.contains("--")
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            at,
+            format!(
+                "{id:?} is not an RDS identifier (lower-case letters, digits and single hyphens, starting with a letter)"
+            ),
+        ))
+    }
+}
+
+impl Scenario {
+    /// Reads a scenario from a `.toml` or `.json` file.
+    pub fn from_path(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let scenario = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| ScenarioError::Parse {
+                path: shown,
+                message: e.to_string(),
+            })?
+        } else {
+            toml::from_str(&text).map_err(|e| ScenarioError::Parse {
+                path: shown,
+                message: e.to_string(),
+            })?
+        };
+        Ok(scenario)
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: "<toml>".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The demo's world: one global cluster `orders-global` with its primary `orders-east` in us-east-1
+    /// and a secondary `orders-west` in us-west-2, and a private hosted zone whose writer and reader
+    /// CNAMEs point at the primary, as in the blueprint the project grew from.
+    pub fn two_region_example() -> Scenario {
+        Scenario::from_toml(include_str!("../scenarios/two-region.toml"))
+            .expect("the embedded example scenario parses")
+    }
+
+    /// Checks the scenario as a whole: unique identifiers, one primary per global cluster, Regions and
+    /// identifiers well formed, records inside their zone and pointing at clusters that exist.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("account_id", "must be 12 digits"));
+        }
+        let mut cluster_keys = BTreeSet::new();
+        let mut cluster_ids = BTreeSet::new();
+        let mut global_ids = BTreeSet::new();
+        let mut instance_ids = BTreeSet::new();
+        let mut add_cluster = |at: &str, region: &str, id: &str, instances: &[String]| {
+            if !is_region_name(region) {
+                return Err(invalid(
+                    format!("{at}.region"),
+                    format!("{region:?} is not a Region name"),
+                ));
+            }
+            check_identifier(&format!("{at}.cluster_id"), id)?;
+            if !cluster_keys.insert((region.to_owned(), id.to_owned())) {
+                return Err(invalid(
+                    at,
+                    format!("cluster {id} appears twice in {region}"),
+                ));
+            }
+            cluster_ids.insert(id.to_owned());
+            for (k, inst) in instances.iter().enumerate() {
+                check_identifier(&format!("{at}.instances[{k}]"), inst)?;
+                if !instance_ids.insert((region.to_owned(), inst.clone())) {
+                    return Err(invalid(
+                        format!("{at}.instances[{k}]"),
+                        format!("instance {inst} appears twice in {region}"),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        for (i, g) in self.global_clusters.iter().enumerate() {
+            let at = format!("global_clusters[{i}]");
+            check_identifier(&format!("{at}.id"), &g.id)?;
+            if !global_ids.insert(g.id.clone()) {
+                return Err(invalid(
+                    format!("{at}.id"),
+                    format!("global cluster {} appears twice", g.id),
+                ));
+            }
+            check_engine_version(&format!("{at}.engine_version"), &g.engine_version)?;
+            let primaries = g.members.iter().filter(|m| m.primary).count();
+            if primaries != 1 {
+                return Err(invalid(
+                    format!("{at}.members"),
+                    format!("exactly one member must have primary = true, found {primaries}"),
+                ));
+            }
+            let mut regions = BTreeSet::new();
+            for (j, m) in g.members.iter().enumerate() {
+                let at = format!("{at}.members[{j}]");
+                add_cluster(&at, &m.region, &m.cluster_id, &m.instances)?;
+                if !regions.insert(m.region.as_str()) {
+                    return Err(invalid(
+                        &at,
+                        format!(
+                            "a global cluster has at most one member per Region, {} has two",
+                            m.region
+                        ),
+                    ));
+                }
+                if let Some(v) = &m.engine_version {
+                    check_engine_version(&format!("{at}.engine_version"), v)?;
+                }
+                if m.primary && m.instances.is_empty() {
+                    return Err(invalid(
+                        format!("{at}.instances"),
+                        "the primary needs at least one instance (its writer)",
+                    ));
+                }
+            }
+        }
+        for (i, c) in self.db_clusters.iter().enumerate() {
+            let at = format!("db_clusters[{i}]");
+            add_cluster(&at, &c.region, &c.cluster_id, &c.instances)?;
+            check_engine_version(&format!("{at}.engine_version"), &c.engine_version)?;
+            if c.instances.is_empty() {
+                return Err(invalid(
+                    format!("{at}.instances"),
+                    "a standalone cluster needs at least one instance",
+                ));
+            }
+        }
+        let mut zone_ids = BTreeSet::new();
+        for (i, z) in self.hosted_zones.iter().enumerate() {
+            let at = format!("hosted_zones[{i}]");
+            if z.id.is_empty()
+                || !z
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    format!("{at}.id"),
+                    "a zone id is upper-case letters and digits, without /hostedzone/",
+                ));
+            }
+            if !zone_ids.insert(z.id.clone()) {
+                return Err(invalid(
+                    format!("{at}.id"),
+                    format!("zone {} appears twice", z.id),
+                ));
+            }
+            let zone_name = crate::model::route53::normalize_name(&z.name);
+            if zone_name == "." {
+                return Err(invalid(format!("{at}.name"), "a zone needs a domain name"));
+            }
+            if z.private && z.vpcs.is_empty() {
+                // Allowed: the emulator does not need a VPC to answer, but AWS would; say nothing.
+            }
+            for (j, r) in z.records.iter().enumerate() {
+                let at = format!("{at}.records[{j}]");
+                let name = crate::model::route53::normalize_name(&r.name);
+                if !crate::model::route53::in_zone(&name, &zone_name) {
+                    return Err(invalid(
+                        format!("{at}.name"),
+                        format!("{name} is not in zone {zone_name}"),
+                    ));
+                }
+                match (&r.points_to, r.values.is_empty()) {
+                    (Some(_), false) => {
+                        return Err(invalid(&at, "give values or points_to, not both"));
+                    }
+                    (None, true) => {
+                        return Err(invalid(
+                            format!("{at}.values"),
+                            "a record needs at least one value",
+                        ));
+                    }
+                    (Some(p), true) => {
+                        if r.record_type != "CNAME" {
+                            return Err(invalid(
+                                format!("{at}.points_to"),
+                                "points_to is for CNAME records",
+                            ));
+                        }
+                        if !cluster_ids.contains(&p.cluster) {
+                            return Err(invalid(
+                                format!("{at}.points_to.cluster"),
+                                format!("no cluster {} in the scenario", p.cluster),
+                            ));
+                        }
+                    }
+                    (None, false) => {}
+                }
+                if !crate::model::route53::SUPPORTED_TYPES.contains(&r.record_type.as_str()) {
+                    return Err(invalid(
+                        format!("{at}.type"),
+                        format!("unsupported record type {}", r.record_type),
+                    ));
+                }
+                if r.ttl < 0 {
+                    return Err(invalid(format!("{at}.ttl"), "must not be negative"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_engine_version(at: &str, v: &str) -> Result<(), ScenarioError> {
+    let mut parts = v.split('.');
+    let ok =
+        parts.next().is_some_and(|p| !p.is_empty()) && parts.next().is_some_and(|p| !p.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            at,
+            format!("{v:?} is not an engine version such as 15.4 or 8.0.mysql_aurora.3.05.2"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_example_is_valid() {
+        Scenario::two_region_example().validate().unwrap();
+    }
+
+    #[test]
+    fn a_global_cluster_without_exactly_one_primary_is_refused_with_its_place() {
+        let mut s = Scenario::two_region_example();
+        s.global_clusters[0].members[1].primary = true;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("global_clusters[0].members"), "{e}");
+        assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = Scenario::from_toml("acount_id = \"123456789012\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("acount_id"), "{e}");
+    }
+
+    #[test]
+    fn records_outside_their_zone_or_pointing_nowhere_are_refused() {
+        let mut s = Scenario::two_region_example();
+        s.hosted_zones[0].records[0].name = "www.example.com".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("is not in zone")
+        );
+        let mut s = Scenario::two_region_example();
+        s.hosted_zones[0].records[0]
+            .points_to
+            .as_mut()
+            .unwrap()
+            .cluster = "nope".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no cluster nope")
+        );
+    }
+
+    #[test]
+    fn region_names_are_recognised() {
+        assert!(is_region_name("us-east-1"));
+        assert!(is_region_name("us-gov-west-1"));
+        assert!(is_region_name("ap-southeast-2"));
+        assert!(!is_region_name("useast1"));
+        assert!(!is_region_name("us-east-x"));
+        assert!(!is_region_name("US-EAST-1"));
+    }
+}
