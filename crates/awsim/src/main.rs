@@ -50,6 +50,10 @@ async fn main() -> ExitCode {
         },
         None => awsim::Scenario::two_region_example(),
     };
+    if let Err(e) = scenario.validate() {
+        eprintln!("awsim: {e}");
+        return ExitCode::from(2);
+    }
     let sim = match awsim::start(listen, scenario).await {
         Ok(sim) => sim,
         Err(e) => {

@@ -886,3 +886,26 @@ async fn a_region_that_is_down_fails_its_calls_and_answers_again_when_it_returns
         ]
     );
 }
+
+#[tokio::test]
+async fn a_managed_failover_fails_when_the_targets_region_goes_down_during_it() {
+    let t = TestSim::example(watchable_timings()).await;
+    let west = t.rds(WEST).await;
+    west.failover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(WEST, "orders-west"))
+        .allow_data_loss(true)
+        .send()
+        .await
+        .unwrap();
+    t.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    let g = global(&t.rds(EAST).await).await;
+    assert!(g.failover_state().is_none());
+    assert_eq!(
+        members(&g)[0],
+        (arn(EAST, "orders-east"), true, None),
+        "the primary stays the writer"
+    );
+    let ids: Vec<_> = t.admin().events().iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, ["RDS-EVENT-0239"]);
+}

@@ -224,8 +224,9 @@ impl World {
         &self.faults
     }
 
-    /// Consumes one use of every fault that matches this call and says what to do with it. An error
-    /// fault wins over a delay; a matching delay still counts as used.
+    /// Says what the faults do to this call, consuming one use of each fault applied. Error faults on
+    /// the same action queue up: the first one injected answers this call, the others wait for the next
+    /// calls. Every matching delay applies (and adds up), also before an error.
     pub fn take_fault(&mut self, action: &str, region: &str) -> FaultEffect {
         let mut effect = FaultEffect::default();
         for f in &mut self.faults {
