@@ -1,0 +1,556 @@
+//! Requests and decisions: who may ask, who may approve, planning a request, deciding it exactly once,
+//! expiring it, and starting its run. Works over the engine's ports; the Slack routes call in with
+//! already-verified, already-parsed input and send back what this returns.
+//!
+//! Rules kept here:
+//! - only a requester may ask; only an approver may approve, and never their own request;
+//! - an approver or the requester may deny;
+//! - a decision is a compare-and-set in the store: of any number of clicks, one decides;
+//! - nothing is decided after expiry; an expired request is closed on its own;
+//! - every attempt, allowed or refused, is audited.
+
+use crate::ports::{Aurora, Chat, Clock, Directory, Dns};
+use crate::runbook::plan::{self, DnsTargets, Plan};
+use crate::runbook::report::{Note, Stage};
+use crate::runbook::{RunData, Runner, Step};
+use crate::settings::Settings;
+use crate::store::{Decided, NewRequest, Request, RequestState, Store};
+use crate::types::{Mode, Principal, Region, SlackUserId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// How long planning may read AWS before the request is rejected.
+const PLANNING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a click changed nothing; told to the clicker (only them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("Request #{0} does not exist.")]
+    NoSuchRequest(i64),
+    #[error("You cannot approve your own request: a second person must.")]
+    OwnRequest,
+    #[error("You are not an approver of failover requests. Approvers: {0}.")]
+    NotApprover(String),
+    #[error("Only an approver or the requester can deny a request. Approvers: {0}.")]
+    NotAllowedToDeny(String),
+    #[error("Request #{id} was already {state}{by}.")]
+    AlreadyDecided {
+        id: i64,
+        state: &'static str,
+        by: String,
+    },
+    #[error(
+        "Request #{0} has expired; nothing was changed. Ask again with /aurora failover if it is still needed."
+    )]
+    Expired(i64),
+    #[error("Request #{0} is still being prepared; try again in a moment.")]
+    NotReady(i64),
+    #[error("Your Slack user groups could not be checked ({0}); try again in a moment.")]
+    DirectoryUnavailable(String),
+    #[error(
+        "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
+    )]
+    Internal,
+}
+
+/// The immediate answer to a `/aurora failover`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestReply {
+    /// Recorded; planning has started and its outcome will follow through the response_url.
+    Accepted { id: i64 },
+    /// Refused, with the reason for the user.
+    Refused(String),
+}
+
+/// Starts runs and keeps track of them (so that shutdown can wait for them).
+#[derive(Clone)]
+pub struct Launcher {
+    pub runner: Arc<Runner>,
+    /// Every run task, so that shutdown can wait for runs to reach a checkpoint.
+    pub tracker: TaskTracker,
+}
+
+impl Launcher {
+    pub fn launch(&self, run_id: i64) {
+        let runner = self.runner.clone();
+        self.tracker.spawn(runner.execute(run_id));
+    }
+}
+
+/// The request lifecycle.
+#[derive(Clone)]
+pub struct Approvals {
+    pub settings: Arc<Settings>,
+    pub store: Arc<Store>,
+    pub aurora: Arc<dyn Aurora>,
+    pub dns: Arc<dyn Dns>,
+    pub chat: Arc<dyn Chat>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+    pub launcher: Launcher,
+}
+
+fn names(list: &[Principal]) -> String {
+    list.iter()
+        .map(|p| match p {
+            Principal::User(u) => format!("<@{u}>"),
+            Principal::Group(g) => format!("<!subteam^{g}>"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Approvals {
+    /// Whether `user` is one of `list`, directly or through a user group.
+    async fn is_one_of(&self, user: &SlackUserId, list: &[Principal]) -> Result<bool, String> {
+        if list
+            .iter()
+            .any(|p| matches!(p, Principal::User(u) if u == user))
+        {
+            return Ok(true);
+        }
+        let mut last_error = None;
+        for p in list {
+            if let Principal::Group(g) = p {
+                match self.directory.members(g).await {
+                    Ok(members) if members.contains(user) => return Ok(true),
+                    Ok(_) => {}
+                    Err(e) => last_error = Some(e.to_string()),
+                }
+            }
+        }
+        match last_error {
+            Some(e) => Err(e),
+            None => Ok(false),
+        }
+    }
+
+    fn audit(&self, user: &SlackUserId, action: &str, request: Option<i64>, outcome: &str) {
+        if let Err(e) = self
+            .store
+            .audit(self.clock.now(), user.as_str(), action, request, outcome)
+        {
+            warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    /// `/aurora failover CLUSTER [--to REGION] [--mode MODE]`: checks, records, and starts planning.
+    pub async fn request_failover(
+        &self,
+        user: &SlackUserId,
+        cluster: &str,
+        to: Option<&str>,
+        mode: Option<Mode>,
+        origin_channel: &str,
+        response_url: Option<&str>,
+    ) -> RequestReply {
+        let action = format!("request failover {cluster}");
+        let refuse = |why: String| {
+            self.audit(user, &action, None, &format!("refused: {why}"));
+            RequestReply::Refused(why)
+        };
+        match self
+            .is_one_of(user, &self.settings.approval.requesters)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return refuse(format!(
+                    "You are not allowed to request a failover. Requesters: {}.",
+                    names(&self.settings.approval.requesters)
+                ));
+            }
+            Err(e) => {
+                return refuse(format!(
+                    "Your Slack user groups could not be checked ({e}); try again in a moment."
+                ));
+            }
+        }
+        let Some(c) = self.settings.cluster(cluster) else {
+            return refuse(format!(
+                "Unknown cluster `{cluster}`. Configured clusters: {}.",
+                self.settings.cluster_names().join(", ")
+            ));
+        };
+        let to = match to {
+            None => None,
+            Some(r) => match Region::parse(r).filter(|r| c.regions.contains(r)) {
+                Some(region) => Some(region),
+                None => {
+                    return refuse(format!(
+                        "`{r}` is not a Region of {}. Its Regions: {}.",
+                        c.name,
+                        c.regions
+                            .iter()
+                            .map(Region::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            },
+        };
+        let mode = mode.unwrap_or(Mode::Detach);
+        if mode != Mode::Detach {
+            return refuse(format!(
+                "`--mode {mode}` is not available yet: this version of the bot moves the writer by detach only \
+                 (`--mode detach`, the default)."
+            ));
+        }
+        let now = self.clock.now();
+        let ttl =
+            jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
+        let new = NewRequest {
+            cluster: c.name.clone(),
+            mode,
+            requested_by: user.clone(),
+            to_region: to,
+            origin_channel: origin_channel.to_owned(),
+            response_url: response_url.map(str::to_owned),
+            requested_at: now,
+            expires_at: now + ttl,
+        };
+        match self.store.create_request(&new) {
+            Err(e) => {
+                warn!(error = %e, "cannot record a request");
+                refuse("The request could not be recorded (the bot's database failed); nothing was done.".into())
+            }
+            Ok(Err(existing)) => refuse(format!(
+                "{} already has request #{existing} open or running in <#{}>: one at a time per cluster.",
+                c.name, self.settings.slack.incident_channel
+            )),
+            Ok(Ok(id)) => {
+                self.audit(user, &action, Some(id), "recorded");
+                let me = self.clone();
+                tokio::spawn(async move { me.plan_request(id).await });
+                RequestReply::Accepted { id }
+            }
+        }
+    }
+
+    /// Makes a recorded request's plan and posts it for approval, or rejects it with the reason.
+    pub async fn plan_request(&self, id: i64) {
+        let request = match self.store.request(id) {
+            Ok(Some(r)) if r.state == RequestState::Planning => r,
+            Ok(_) => return,
+            Err(e) => {
+                warn!(error = %e, id, "cannot read a request to plan");
+                return;
+            }
+        };
+        let outcome = match tokio::time::timeout(PLANNING_TIMEOUT, self.make_plan(&request)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "AWS did not answer within {} s",
+                PLANNING_TIMEOUT.as_secs()
+            )),
+        };
+        match outcome {
+            Err(reason) => {
+                info!(id, %reason, "request rejected");
+                if let Err(e) = self.store.mark_rejected(id, &reason) {
+                    warn!(error = %e, "cannot record a rejection");
+                }
+                self.audit(
+                    &request.requested_by,
+                    "plan",
+                    Some(id),
+                    &format!("rejected: {reason}"),
+                );
+                if let Some(url) = &request.response_url {
+                    let text = format!(
+                        "Request #{id} ({} failover) could not be prepared: {reason}. Nothing was changed.",
+                        request.cluster
+                    );
+                    if let Err(e) = self.chat.respond(url, &text, false) {
+                        warn!(error = %e, "cannot queue a reply");
+                    }
+                }
+            }
+            Ok(plan) => {
+                let plan_json = match serde_json::to_string(&plan) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        warn!(error = %e, "cannot serialize a plan");
+                        return;
+                    }
+                };
+                let message = match self.chat.post_request(&request, &plan) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn!(error = %e, "cannot queue the approval request");
+                        let _ = self
+                            .store
+                            .mark_rejected(id, "the approval request could not be queued");
+                        return;
+                    }
+                };
+                match self.store.mark_pending(id, &plan_json, message) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        warn!(error = %e, "cannot record a plan");
+                        return;
+                    }
+                }
+                self.audit(
+                    &request.requested_by,
+                    "plan",
+                    Some(id),
+                    "posted for approval",
+                );
+                if let Some(url) = &request.response_url {
+                    let text = format!(
+                        "Request #{id} to move *{}* to {} ({}) is posted in <#{}> for approval by {}. It expires in {}.",
+                        plan.cluster,
+                        plan.to.region,
+                        plan.mode,
+                        self.settings.slack.incident_channel,
+                        names(&self.settings.approval.approvers),
+                        crate::slack::render::duration(self.settings.approval.request_ttl)
+                    );
+                    if let Err(e) = self.chat.respond(url, &text, false) {
+                        warn!(error = %e, "cannot queue a reply");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn make_plan(&self, request: &Request) -> Result<Plan, String> {
+        let c = self
+            .settings
+            .cluster(request.cluster.as_str())
+            .ok_or_else(|| format!("cluster {} is no longer configured", request.cluster))?;
+        let names = [c.writer_record.as_str(), c.reader_record.as_str()];
+        let (topology, records) = tokio::join!(
+            self.aurora.topology(&c.global_cluster_id, &c.regions),
+            self.dns.cnames(&c.hosted_zone_id, &names)
+        );
+        let topology = topology
+            .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
+        let dns_before = match records {
+            Ok(v) => DnsTargets {
+                writer: v.first().cloned().flatten(),
+                reader: v.get(1).cloned().flatten(),
+            },
+            Err(e) => {
+                warn!(error = %e, "cannot read the CNAMEs while planning");
+                DnsTargets::default()
+            }
+        };
+        let plan = plan::make_plan(
+            c,
+            &topology,
+            request.to_region.as_ref(),
+            request.mode,
+            dns_before,
+        )
+        .map_err(|e| e.to_string())?;
+        let target = self
+            .aurora
+            .cluster(&plan.to.region, &plan.to.cluster_id)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the target {} in {}: {e}",
+                    plan.to.cluster_id, plan.to.region
+                )
+            })?;
+        if let Some(reason) = plan::unfit(&target) {
+            return Err(format!(
+                "the target {} in {} cannot take over: {reason}",
+                plan.to.cluster_id, plan.to.region
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// An Approve or Deny click. `Ok` says what the click did, for the clicker.
+    pub async fn decide(
+        &self,
+        id: i64,
+        user: &SlackUserId,
+        approve: bool,
+    ) -> Result<String, Refusal> {
+        let action = if approve { "approve" } else { "deny" };
+        let result = self.try_decide(id, user, approve).await;
+        let outcome = match &result {
+            Ok(_) => "done".to_owned(),
+            Err(r) => format!("refused: {r}"),
+        };
+        self.audit(user, action, Some(id), &outcome);
+        result
+    }
+
+    async fn try_decide(
+        &self,
+        id: i64,
+        user: &SlackUserId,
+        approve: bool,
+    ) -> Result<String, Refusal> {
+        let store_error = |e: crate::store::StoreError| {
+            warn!(error = %e, "store error while deciding");
+            Refusal::Internal
+        };
+        let request = self
+            .store
+            .request(id)
+            .map_err(store_error)?
+            .ok_or(Refusal::NoSuchRequest(id))?;
+        self.refuse_if_closed(&request)?;
+        let approvers = &self.settings.approval.approvers;
+        let is_approver = self
+            .is_one_of(user, approvers)
+            .await
+            .map_err(Refusal::DirectoryUnavailable)?;
+        if approve {
+            if *user == request.requested_by {
+                return Err(Refusal::OwnRequest);
+            }
+            if !is_approver {
+                return Err(Refusal::NotApprover(names(approvers)));
+            }
+        } else if *user != request.requested_by && !is_approver {
+            return Err(Refusal::NotAllowedToDeny(names(approvers)));
+        }
+        let data = serde_json::to_string(&RunData::default()).unwrap_or_else(|_| "{}".into());
+        let decided = self
+            .store
+            .decide(
+                id,
+                approve,
+                user,
+                self.clock.now(),
+                Step::FIRST.as_str(),
+                &data,
+            )
+            .map_err(store_error)?;
+        let run_id = match decided {
+            Decided::Lost(now) => {
+                self.refuse_if_closed(&now)?;
+                // Still pending but the compare-and-set lost: it expired in between.
+                return Err(Refusal::Expired(id));
+            }
+            Decided::Won { run_id } => run_id,
+        };
+        let request = self
+            .store
+            .request(id)
+            .map_err(store_error)?
+            .ok_or(Refusal::NoSuchRequest(id))?;
+        let plan: Option<Plan> = request
+            .plan
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        if approve {
+            info!(id, approver = %user, "request approved");
+            self.tell(
+                &request,
+                plan.as_ref(),
+                &Stage::Running {
+                    approved_by: user.clone(),
+                    step: Step::FIRST,
+                },
+                Note::Approved { by: user.clone() },
+            );
+            if let Some(run_id) = run_id {
+                self.launcher.launch(run_id);
+            }
+            Ok(format!(
+                "You approved request #{id}. The run has started; follow it in the request's thread."
+            ))
+        } else {
+            info!(id, by = %user, "request denied");
+            self.tell(
+                &request,
+                plan.as_ref(),
+                &Stage::Denied { by: user.clone() },
+                Note::Denied { by: user.clone() },
+            );
+            Ok(format!("You denied request #{id}. Nothing was changed."))
+        }
+    }
+
+    fn tell(&self, request: &Request, plan: Option<&Plan>, stage: &Stage, note: Note) {
+        if let Some(plan) = plan
+            && let Err(e) = self.chat.update_request(request, plan, stage)
+        {
+            warn!(error = %e, "cannot queue the request message update");
+        }
+        if let Err(e) = self.chat.note(request, &note, false) {
+            warn!(error = %e, "cannot queue a thread reply");
+        }
+    }
+
+    fn refuse_if_closed(&self, r: &Request) -> Result<(), Refusal> {
+        let by = |r: &Request| {
+            r.decided_by
+                .as_ref()
+                .map(|u| format!(" by <@{u}>"))
+                .unwrap_or_default()
+        };
+        match r.state {
+            RequestState::Pending if self.clock.now() >= r.expires_at => {
+                Err(Refusal::Expired(r.id))
+            }
+            RequestState::Pending => Ok(()),
+            RequestState::Planning => Err(Refusal::NotReady(r.id)),
+            RequestState::Expired => Err(Refusal::Expired(r.id)),
+            RequestState::Approved => Err(Refusal::AlreadyDecided {
+                id: r.id,
+                state: "approved",
+                by: by(r),
+            }),
+            RequestState::Denied => Err(Refusal::AlreadyDecided {
+                id: r.id,
+                state: "denied",
+                by: by(r),
+            }),
+            RequestState::Rejected => Err(Refusal::AlreadyDecided {
+                id: r.id,
+                state: "rejected",
+                by: String::new(),
+            }),
+        }
+    }
+
+    /// Closes every pending request whose expiry has passed and says so on its message.
+    pub fn expire_due(&self) {
+        let expired = match self.store.expire_due(self.clock.now()) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "cannot expire requests");
+                return;
+            }
+        };
+        for r in expired {
+            info!(id = r.id, "request expired");
+            let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+            self.tell(&r, plan.as_ref(), &Stage::Expired, Note::Expired);
+        }
+    }
+
+    /// After a restart: plans requests that were recorded but not planned, and resumes runs.
+    pub fn resume(&self) {
+        match self.store.requests_in(RequestState::Planning) {
+            Ok(list) => {
+                for r in list {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.plan_request(r.id).await });
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot list requests to plan"),
+        }
+        match self.store.runs_in(crate::store::RunState::Running) {
+            Ok(runs) => {
+                for run in runs {
+                    info!(run_id = run.id, step = %run.step, "resuming run");
+                    self.launcher.launch(run.id);
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot list runs to resume"),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! AWS adapters: the engine's `Aurora` and `Dns` ports over aws-sdk-rds and aws-sdk-route53, and the
+//! Slack secrets from Secrets Manager. This is the only module that sees AWS SDK types.
+//!
+//! Configuration is the standard AWS SDK chain (credentials, `AWS_ENDPOINT_URL` and the per-service
+//! endpoint variables), so the same binary runs against AWS, the emulator or moto. RDS calls go to the
+//! Region that owns the resource; one client per Region is built on first use and kept.
+
+pub mod rds;
+pub mod route53;
+pub mod secrets;
+
+use crate::ports::{AwsError, AwsErrorKind};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::time::Duration;
+
+/// Overrides for running against an emulator (the demo, tests). Production uses none.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOverrides {
+    /// Endpoint for every service, e.g. the emulator's URL.
+    pub endpoint_url: Option<String>,
+    /// Static credentials (any value works against an emulator).
+    pub static_credentials: bool,
+    /// Retry attempts per call (the SDK's standard mode); default 3.
+    pub max_attempts: Option<u32>,
+}
+
+/// The HTTP client for the SDK: rustls with ring (one TLS stack in the whole binary).
+pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// Loads the shared SDK configuration: the standard chain, plus any overrides.
+pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(
+            RetryConfig::standard().with_max_attempts(overrides.max_attempts.unwrap_or(3)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(url) = &overrides.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if overrides.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "AKIDEMULATOR",
+            "emulator-secret",
+            None,
+            None,
+            "aurora-failover-bot-overrides",
+        ));
+    }
+    let config = loader.load().await;
+    // Route 53 and the first reads need a Region even when none is configured.
+    if config.region().is_none() {
+        return config
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+    }
+    config
+}
+
+/// Error codes that mean "slow down".
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "PriorRequestNotComplete",
+];
+
+/// Classifies an SDK error for the engine, keeping AWS's code and message for people.
+pub fn classify<E, R>(e: &aws_sdk_rds::error::SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_rds::error::SdkError;
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown");
+            let message = format!("{code}: {}", err.message().unwrap_or("no message"));
+            let kind = if code.ends_with("NotFoundFault")
+                || code.starts_with("NoSuch")
+                || code == "ResourceNotFoundException"
+            {
+                AwsErrorKind::NotFound
+            } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
+                AwsErrorKind::InvalidState
+            } else if THROTTLING.contains(&code) {
+                AwsErrorKind::Throttled
+            } else if matches!(
+                code,
+                "ServiceUnavailable" | "InternalFailure" | "InternalError" | "InternalServiceError"
+            ) {
+                AwsErrorKind::Unavailable
+            } else {
+                AwsErrorKind::Other
+            };
+            AwsError::new(kind, message)
+        }
+        SdkError::TimeoutError(_) => AwsError::new(AwsErrorKind::Unavailable, "the call timed out"),
+        SdkError::DispatchFailure(d) => AwsError::new(
+            AwsErrorKind::Unavailable,
+            format!("cannot reach the service: {}", describe_chain(e, d.is_io())),
+        ),
+        SdkError::ResponseError(_) => AwsError::new(
+            AwsErrorKind::Unavailable,
+            format!(
+                "the service gave no usable answer: {}",
+                describe_chain(e, true)
+            ),
+        ),
+        other => AwsError::new(AwsErrorKind::Other, describe_chain(other, false)),
+    }
+}
+
+fn describe_chain(e: &dyn std::error::Error, _io: bool) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

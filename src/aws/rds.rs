@@ -1,0 +1,167 @@
+//! The `Aurora` port over aws-sdk-rds. Global clusters are read from the first configured Region that
+//! answers (so a Region outage does not blind the bot); clusters are read, and detached, in their own
+//! Region.
+
+use super::classify;
+use crate::ports::{Aurora, AwsError, AwsErrorKind, ClusterState, Member, Topology};
+use crate::types::Region;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub struct RdsAurora {
+    config: aws_config::SdkConfig,
+    /// One client per Region, built on first use: clients are cheap to clone and hold a connection pool.
+    clients: Mutex<HashMap<Region, aws_sdk_rds::Client>>,
+}
+
+impl RdsAurora {
+    pub fn new(config: aws_config::SdkConfig) -> Self {
+        RdsAurora {
+            config,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: &Region) -> aws_sdk_rds::Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let conf = aws_sdk_rds::config::Builder::from(&self.config)
+                    .region(aws_sdk_rds::config::Region::new(region.as_str().to_owned()))
+                    .build();
+                aws_sdk_rds::Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+/// The Region of an RDS ARN (`arn:aws:rds:us-west-2:123456789012:cluster:x`).
+fn region_of_arn(arn: &str) -> Option<Region> {
+    arn.split(':').nth(3).and_then(Region::parse)
+}
+
+fn cluster_id_of_arn(arn: &str) -> String {
+    arn.rsplit(':').next().unwrap_or(arn).to_owned()
+}
+
+#[async_trait]
+impl Aurora for RdsAurora {
+    async fn topology(
+        &self,
+        global_cluster_id: &str,
+        regions: &[Region],
+    ) -> Result<Topology, AwsError> {
+        let mut last_error = AwsError::new(AwsErrorKind::Other, "no Region configured");
+        for region in regions {
+            let result = self
+                .client(region)
+                .describe_global_clusters()
+                .global_cluster_identifier(global_cluster_id)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = classify(&e);
+                    if e.is_transient() {
+                        // Try the next Region: this one may be the one that is down.
+                        last_error = AwsError::new(e.kind, format!("{region}: {}", e.message));
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let g = out
+                .global_clusters()
+                .iter()
+                .find(|g| g.global_cluster_identifier() == Some(global_cluster_id))
+                .ok_or_else(|| {
+                    AwsError::new(
+                        AwsErrorKind::NotFound,
+                        format!("global cluster {global_cluster_id} not found"),
+                    )
+                })?;
+            let members = g
+                .global_cluster_members()
+                .iter()
+                .filter_map(|m| {
+                    let arn = m.db_cluster_arn()?.to_owned();
+                    Some(Member {
+                        region: region_of_arn(&arn)?,
+                        cluster_id: cluster_id_of_arn(&arn),
+                        is_writer: m.is_writer().unwrap_or(false),
+                        sync: m.synchronization_status().map(|s| s.as_str().to_owned()),
+                        arn,
+                    })
+                })
+                .collect();
+            return Ok(Topology {
+                global_cluster_id: global_cluster_id.to_owned(),
+                status: g.status().unwrap_or("unknown").to_owned(),
+                engine_version: g.engine_version().unwrap_or_default().to_owned(),
+                members,
+                operation_in_progress: g
+                    .failover_state()
+                    .and_then(|f| f.status())
+                    .map(|s| s.as_str().to_owned()),
+            });
+        }
+        Err(last_error)
+    }
+
+    async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError> {
+        let out = self
+            .client(region)
+            .describe_db_clusters()
+            .db_cluster_identifier(cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let c = out.db_clusters().first().ok_or_else(|| {
+            AwsError::new(
+                AwsErrorKind::NotFound,
+                format!("cluster {cluster_id} not found in {region}"),
+            )
+        })?;
+        Ok(ClusterState {
+            region: region.clone(),
+            cluster_id: c.db_cluster_identifier().unwrap_or(cluster_id).to_owned(),
+            arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+            status: c.status().unwrap_or("unknown").to_owned(),
+            engine_version: c.engine_version().unwrap_or_default().to_owned(),
+            has_writer: c
+                .db_cluster_members()
+                .iter()
+                .any(|m| m.is_cluster_writer() == Some(true)),
+            instances: c.db_cluster_members().len(),
+            endpoint: c.endpoint().map(str::to_owned),
+            reader_endpoint: c.reader_endpoint().map(str::to_owned),
+            global_cluster_id: c.global_cluster_identifier().map(str::to_owned),
+        })
+    }
+
+    async fn detach(&self, global_cluster_id: &str, member: &Member) -> Result<(), AwsError> {
+        self.client(&member.region)
+            .remove_from_global_cluster()
+            .global_cluster_identifier(global_cluster_id)
+            .db_cluster_identifier(&member.arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_give_their_region_and_cluster() {
+        let arn = "arn:aws:rds:us-west-2:123456789012:cluster:orders-west";
+        assert_eq!(region_of_arn(arn), Region::parse("us-west-2"));
+        assert_eq!(cluster_id_of_arn(arn), "orders-west");
+    }
+}

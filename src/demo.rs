@@ -1,0 +1,262 @@
+//! `aurora-failover-bot demo`: the whole bot on embedded defaults, with nothing outside this process.
+//! The AWS emulator runs in-process with a two-Region global cluster and a private hosted zone; a local
+//! stand-in for Slack prints every message the bot posts; the store is SQLite in a temporary
+//! directory. A scripted scenario then drives the bot's real HTTP endpoints with correctly signed
+//! requests: status, a failover request, a refused self-approval, an approval by a second user, the
+//! run with its threaded updates, and the final status. It succeeds when the run has completed and DNS
+//! points at the new writer.
+
+use crate::aws::AwsOverrides;
+use crate::ports::SystemClock;
+use crate::settings::Settings;
+use crate::standin::{SlackSender, SlackStandIn};
+use crate::startup::{Application, Deps};
+use crate::store::RunState;
+use crate::types::Secret;
+use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "C0INCIDENT";
+const ALICE: &str = "U0ALICE";
+const BOB: &str = "U0BOB";
+const DBA_GROUP: &str = "S0DBA";
+const SIGNING_SECRET: &str = "demo-signing-secret";
+const BOT_TOKEN: &str = "xoxb-demo-token";
+const RECORD_WRITER: &str = "aurorawriteendpoint.aurora_private_hosted_zone";
+
+fn step(n: u32, what: &str) {
+    println!("\n━━━ {n}. {what}");
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// The demo's configuration, pointing at the stand-ins.
+fn settings(api_url: &str, store_path: &std::path::Path) -> anyhow::Result<Settings> {
+    let toml = format!(
+        r#"
+listen = "127.0.0.1:0"
+[slack]
+signing_secret = "{SIGNING_SECRET}"
+bot_token = "{BOT_TOKEN}"
+api_url = "{api_url}"
+incident_channel = "{CHANNEL}"
+[approval]
+requesters = ["{ALICE}"]
+approvers = ["{DBA_GROUP}"]
+request_ttl_secs = 900
+[store]
+path = "{}"
+[runbook]
+poll_interval_ms = 500
+promote_timeout_secs = 120
+dns_timeout_secs = 60
+[[clusters]]
+name = "orders"
+global_cluster_id = "orders-global"
+regions = ["us-east-1", "us-west-2"]
+hosted_zone_id = "Z0123456789"
+writer_record = "{RECORD_WRITER}"
+reader_record = "aurorareadendpoint.aurora_private_hosted_zone"
+record_ttl = 1
+"#,
+        store_path.display().to_string().replace('\\', "/")
+    );
+    Ok(Settings::from_toml(&toml)?)
+}
+
+/// Runs the demo; `Ok` when the failover completed and DNS points at the new writer.
+pub async fn run() -> anyhow::Result<()> {
+    println!(
+        "aurora-failover-bot demo: emulated AWS, a stand-in for Slack, SQLite in a temporary directory."
+    );
+    let mut scenario = awsim::Scenario::two_region_example();
+    scenario.timings = awsim::Timings {
+        detach_ms: 3_000,
+        dns_propagation_ms: 1_500,
+        ..awsim::Timings::default()
+    };
+    let sim = awsim::start("127.0.0.1:0".parse()?, scenario)
+        .await
+        .context("cannot start the AWS emulator")?;
+    let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN))
+        .await
+        .context("cannot start the Slack stand-in")?;
+    slack.set_group(DBA_GROUP, &[BOB]);
+    slack.print_messages(true);
+    let dir = std::env::temp_dir().join(format!("aurora-failover-bot-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let settings = settings(&slack.api_url(), &dir.join("demo.db"))?;
+    let deps = Deps {
+        aws: AwsOverrides {
+            endpoint_url: Some(sim.url().to_owned()),
+            static_credentials: true,
+            max_attempts: None,
+        },
+        clock: Arc::new(SystemClock),
+        env: Box::new(|_| None),
+    };
+    let app = Application::build(settings, deps).await?;
+    let store = app.store.clone();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    println!(
+        "AWS emulator at {}, Slack stand-in at {}, bot at {base}",
+        sim.url(),
+        slack.api_url()
+    );
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let result = script(&slack, &base, &store, &sim).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    slack.stop();
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn script(
+    slack: &SlackStandIn,
+    base: &str,
+    store: &crate::store::Store,
+    sim: &awsim::Awsim,
+) -> anyhow::Result<()> {
+    let sender = SlackSender::new(base, &Secret::new(SIGNING_SECRET));
+    let wait = Duration::from_secs(30);
+
+    step(1, &format!("<@{ALICE}> types: /aurora status"));
+    let url = slack.response_url();
+    let answer = sender.command(ALICE, CHANNEL, "status", &url, now()).await;
+    if answer.status != 200 {
+        bail!(
+            "the bot answered /aurora status with HTTP {}",
+            answer.status
+        );
+    }
+    slack
+        .wait_for(wait, |_| {
+            (!slack.responses_to(&url).is_empty()).then_some(())
+        })
+        .await
+        .context("no status answer arrived")?;
+
+    step(2, &format!("<@{ALICE}> types: /aurora failover orders"));
+    let url = slack.response_url();
+    let answer = sender
+        .command(ALICE, CHANNEL, "failover orders", &url, now())
+        .await;
+    println!("bot (only to {ALICE}): {}", answer.text());
+    let request_msg = slack
+        .wait_for(wait, |calls| {
+            calls
+                .iter()
+                .find(|c| {
+                    c.method == "chat.postMessage" && c.status == 200 && c.thread_ts().is_none()
+                })
+                .cloned()
+        })
+        .await
+        .context("the approval request was not posted")?;
+    let ts = request_msg.ts.clone().unwrap_or_default();
+    let request_id = store
+        .requests_in(crate::store::RequestState::Pending)?
+        .first()
+        .map(|r| r.id)
+        .context("no pending request")?;
+
+    step(3, &format!("<@{ALICE}> clicks Approve on her own request"));
+    let url = slack.response_url();
+    sender
+        .click(
+            ALICE,
+            CHANNEL,
+            &ts,
+            "approve",
+            &request_id.to_string(),
+            &url,
+            now(),
+        )
+        .await;
+    slack
+        .wait_for(wait, |_| {
+            (!slack.responses_to(&url).is_empty()).then_some(())
+        })
+        .await
+        .context("the refusal did not arrive")?;
+
+    step(
+        4,
+        &format!("<@{BOB}> (in the DBA user group) clicks Approve"),
+    );
+    let url = slack.response_url();
+    sender
+        .click(
+            BOB,
+            CHANNEL,
+            &ts,
+            "approve",
+            &request_id.to_string(),
+            &url,
+            now(),
+        )
+        .await;
+
+    step(5, "the run: every step in the request's thread");
+    let run = tokio::time::timeout(Duration::from_secs(180), async {
+        loop {
+            if let Ok(Some(run)) = store.run_of_request(request_id)
+                && run.state != RunState::Running
+            {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .context("the run did not finish within 3 minutes")?;
+    // Let the last replies reach the stand-in.
+    slack
+        .wait_for(wait, |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "chat.postMessage" && c.body.get("reply_broadcast").is_some())
+                .then_some(())
+        })
+        .await;
+
+    step(6, &format!("<@{ALICE}> types: /aurora status"));
+    let url = slack.response_url();
+    sender.command(ALICE, CHANNEL, "status", &url, now()).await;
+    slack
+        .wait_for(wait, |_| {
+            (!slack.responses_to(&url).is_empty()).then_some(())
+        })
+        .await
+        .context("no status answer arrived")?;
+
+    let west = sim
+        .admin()
+        .cluster("us-west-2", "orders-west")
+        .context("the emulator lost orders-west")?;
+    let writer = sim.admin().record("Z0123456789", RECORD_WRITER, "CNAME");
+    let points_west = writer
+        .as_ref()
+        .is_some_and(|r| r.values == [west.endpoint.clone()]);
+    println!();
+    if run.state == RunState::Succeeded && points_west {
+        println!(
+            "demo: the failover completed and {RECORD_WRITER} points at {}.",
+            west.endpoint
+        );
+        Ok(())
+    } else {
+        bail!(
+            "demo failed: run {}, {RECORD_WRITER} → {:?}",
+            run.state.as_str(),
+            writer.map(|r| r.values)
+        )
+    }
+}

@@ -1,0 +1,19 @@
+//! aurora-failover-bot: fail an Aurora Global Database over to another AWS Region from Slack, with a
+//! second person's approval, a scripted runbook and a thread that narrates every step.
+//!
+//! Layout (see ARCHITECTURE.md): `slack/` and `aws/` are the adapters to the outside; `store/` is the
+//! durable record; `approval`, `runbook` and `status` are the capabilities, written against the narrow
+//! traits in `ports`; `startup` wires it all; `demo` runs it all locally.
+
+pub mod approval;
+pub mod aws;
+pub mod demo;
+pub mod ports;
+pub mod runbook;
+pub mod settings;
+pub mod slack;
+pub mod standin;
+pub mod startup;
+pub mod status;
+pub mod store;
+pub mod types;

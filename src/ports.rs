@@ -1,0 +1,191 @@
+//! The narrow interfaces the engine (approval rules, planning, the runbook) works through, and the
+//! plain data that crosses them. Adapters implement them: `aws/` for Aurora and DNS, `slack/` for chat
+//! and the user directory. No AWS SDK or Slack type appears here: that is what keeps the engine
+//! testable and the SDKs from leaking everywhere.
+
+use crate::runbook::plan::Plan;
+use crate::runbook::report::{Note, Stage};
+use crate::store::Request;
+use crate::types::{Region, SlackUserId, UserGroupId};
+use async_trait::async_trait;
+
+/// An AWS call that failed, classified for the engine's decisions. The message is AWS's (code and
+/// text) and is safe to show to users: it never contains credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AwsError {
+    pub kind: AwsErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The resource does not exist (where the call was sent).
+    NotFound,
+    /// AWS refused the operation in the resource's current state.
+    InvalidState,
+    /// Throttling: try again later.
+    Throttled,
+    /// The service could not be reached or answered 5xx: try again later.
+    Unavailable,
+    /// Anything else (bad parameters, access denied, ...): do not retry.
+    Other,
+}
+
+impl AwsError {
+    pub fn new(kind: AwsErrorKind, message: impl Into<String>) -> Self {
+        AwsError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Worth retrying after a pause.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            AwsErrorKind::Throttled | AwsErrorKind::Unavailable
+        )
+    }
+}
+
+/// A member of a global cluster, as DescribeGlobalClusters shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    pub region: Region,
+    pub cluster_id: String,
+    pub arn: String,
+    pub is_writer: bool,
+    /// `connected`, `pending-resync`, or absent (the writer).
+    pub sync: Option<String>,
+}
+
+/// A global cluster's topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub global_cluster_id: String,
+    pub status: String,
+    pub engine_version: String,
+    pub members: Vec<Member>,
+    /// `FailoverState.Status` while a managed failover or switchover is in progress.
+    pub operation_in_progress: Option<String>,
+}
+
+impl Topology {
+    pub fn writer(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.is_writer)
+    }
+
+    pub fn member_in(&self, region: &Region) -> Option<&Member> {
+        self.members.iter().find(|m| &m.region == region)
+    }
+
+    pub fn secondaries(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| !m.is_writer)
+    }
+}
+
+/// A regional cluster, as DescribeDBClusters shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    pub region: Region,
+    pub cluster_id: String,
+    pub arn: String,
+    pub status: String,
+    pub engine_version: String,
+    /// Has an instance with `IsClusterWriter = true`.
+    pub has_writer: bool,
+    pub instances: usize,
+    pub endpoint: Option<String>,
+    pub reader_endpoint: Option<String>,
+    /// The global cluster it belongs to, if any.
+    pub global_cluster_id: Option<String>,
+}
+
+impl ClusterState {
+    /// Available with a writer instance: the only state DNS may be pointed at.
+    pub fn is_writable(&self) -> bool {
+        self.status == "available" && self.has_writer
+    }
+}
+
+/// The Aurora control plane, as the engine needs it.
+#[async_trait]
+pub trait Aurora: Send + Sync {
+    /// The global cluster's topology, read from the first of `regions` that answers.
+    async fn topology(
+        &self,
+        global_cluster_id: &str,
+        regions: &[Region],
+    ) -> Result<Topology, AwsError>;
+    /// One cluster, read in its own Region.
+    async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError>;
+    /// RemoveFromGlobalCluster, sent to the member's own Region.
+    async fn detach(&self, global_cluster_id: &str, member: &Member) -> Result<(), AwsError>;
+}
+
+/// Route 53, as the engine needs it.
+#[async_trait]
+pub trait Dns: Send + Sync {
+    /// The value of each CNAME (`None` where there is no such CNAME).
+    async fn cnames(&self, zone_id: &str, names: &[&str]) -> Result<Vec<Option<String>>, AwsError>;
+    /// UPSERTs the CNAMEs in one change batch; returns the change id.
+    async fn upsert_cnames(
+        &self,
+        zone_id: &str,
+        records: &[(&str, &str)],
+        ttl: i64,
+        comment: &str,
+    ) -> Result<String, AwsError>;
+    /// Whether the change is INSYNC.
+    async fn change_insync(&self, change_id: &str) -> Result<bool, AwsError>;
+}
+
+/// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack
+/// outage must neither slow nor fail a run. Returns ids of the queued messages where a later message
+/// refers to them.
+pub trait Chat: Send + Sync {
+    /// Posts the approval request for a planned request; returns its message id (the thread root).
+    fn post_request(&self, request: &Request, plan: &Plan) -> Result<i64, ChatError>;
+    /// Rewrites the request message to show where things stand.
+    fn update_request(
+        &self,
+        request: &Request,
+        plan: &Plan,
+        stage: &Stage,
+    ) -> Result<(), ChatError>;
+    /// A reply in the request's thread; `broadcast` also shows it in the channel.
+    fn note(&self, request: &Request, note: &Note, broadcast: bool) -> Result<(), ChatError>;
+    /// A reply to the person who typed a command or clicked a button, through its response_url.
+    fn respond(
+        &self,
+        response_url: &str,
+        text: &str,
+        visible_to_channel: bool,
+    ) -> Result<(), ChatError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot queue the Slack message: {0}")]
+pub struct ChatError(pub String);
+
+/// Who is in which Slack user group.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn members(&self, group: &UserGroupId) -> Result<Vec<SlackUserId>, ChatError>;
+}
+
+/// Wall-clock time, injectable so that expiry can be tested without waiting.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}

@@ -1,0 +1,89 @@
+//! What a run has to say, as data: the stage shown on the request message, and the notes posted in
+//! its thread. The Slack adapter renders them; the engine never formats for Slack.
+
+use super::Step;
+use crate::ports::Member;
+use crate::types::SlackUserId;
+use std::time::Duration;
+
+/// Where a request stands, shown on the request message itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    AwaitingApproval,
+    Denied {
+        by: SlackUserId,
+    },
+    Expired,
+    /// Approved and running: the step under way.
+    Running {
+        approved_by: SlackUserId,
+        step: Step,
+    },
+    Succeeded {
+        approved_by: SlackUserId,
+        took: Duration,
+    },
+    Failed {
+        approved_by: SlackUserId,
+        step: Step,
+        reason: String,
+    },
+}
+
+/// A reply in the request's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Approved {
+        by: SlackUserId,
+    },
+    Denied {
+        by: SlackUserId,
+    },
+    Expired,
+    StepStarted {
+        step: Step,
+        detail: String,
+    },
+    StepFinished {
+        step: Step,
+        detail: String,
+        took: Duration,
+    },
+    /// A change the polling saw, e.g. the promoted cluster's status or writer flag.
+    Observed {
+        detail: String,
+    },
+    /// A transient problem the run is riding out.
+    Retrying {
+        detail: String,
+    },
+    Completed(Completion),
+    Failed(Failure),
+}
+
+/// The last reply of a successful run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub writer_record: String,
+    pub reader_record: String,
+    pub writer_endpoint: String,
+    pub reader_endpoint: String,
+    /// How long each step took, in order.
+    pub phases: Vec<(Step, Duration)>,
+    pub total: Duration,
+    /// The old primary, which a detach leaves writable.
+    pub old_primary: Member,
+}
+
+/// The last reply of a failed run: where, why, and what state things are in now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub step: Step,
+    pub reason: String,
+    /// The target cluster as last seen, e.g. "orders-west: promoting, no writer instance".
+    pub cluster_now: String,
+    /// The CNAMEs as last read, e.g. "writer → …, reader → …", or why they could not be read.
+    pub dns_now: String,
+    /// Whether the DNS was changed by this run.
+    pub dns_touched: bool,
+}

@@ -1,0 +1,531 @@
+//! The bot's configuration: one TOML file, read once at start-up into typed `Settings`. Every key is
+//! checked; an unknown key, a missing required key or a bad value stops start-up with a message naming
+//! the key and the reason. Secrets may come from the file, the environment or Secrets Manager; that
+//! resolution happens in `startup`, not here, so that parsing stays pure.
+
+use crate::types::{ChannelId, ClusterName, Principal, Region, Secret};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration was refused: the key, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: Option<String>,
+    slack: RawSlack,
+    approval: RawApproval,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    runbook: RawRunbook,
+    #[serde(default)]
+    clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    signing_secret: Option<String>,
+    bot_token: Option<String>,
+    secret_id: Option<String>,
+    secret_region: Option<String>,
+    api_url: Option<String>,
+    incident_channel: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    requesters: Vec<String>,
+    approvers: Vec<String>,
+    request_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunbook {
+    poll_interval_ms: Option<u64>,
+    promote_timeout_secs: Option<u64>,
+    dns_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: String,
+    global_cluster_id: String,
+    regions: Vec<String>,
+    hosted_zone_id: String,
+    writer_record: String,
+    reader_record: String,
+    record_ttl: Option<i64>,
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub slack: SlackSettings,
+    pub approval: ApprovalSettings,
+    pub store: StoreSettings,
+    pub runbook: RunbookSettings,
+    pub clusters: Vec<ClusterSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub signing_secret: Option<Secret>,
+    pub bot_token: Option<Secret>,
+    /// A Secrets Manager secret holding `{"signing_secret": "...", "bot_token": "..."}`.
+    pub secret_id: Option<String>,
+    pub secret_region: Option<Region>,
+    /// Base URL of the Slack Web API, without a trailing slash.
+    pub api_url: String,
+    pub incident_channel: ChannelId,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    pub requesters: Vec<Principal>,
+    pub approvers: Vec<Principal>,
+    pub request_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunbookSettings {
+    pub poll_interval: Duration,
+    pub promote_timeout: Duration,
+    pub dns_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub name: ClusterName,
+    pub global_cluster_id: String,
+    pub regions: Vec<Region>,
+    pub hosted_zone_id: String,
+    pub writer_record: String,
+    pub reader_record: String,
+    pub record_ttl: i64,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+pub const DEFAULT_STORE_PATH: &str = "aurora-failover-bot.db";
+pub const DEFAULT_REQUEST_TTL_SECS: u64 = 900;
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2_000;
+pub const DEFAULT_PROMOTE_TIMEOUT_SECS: u64 = 900;
+pub const DEFAULT_DNS_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_RECORD_TTL: i64 = 60;
+
+/// Polling faster than this would hammer the AWS APIs (and count against their rate limits).
+const MIN_POLL_INTERVAL_MS: u64 = 100;
+
+fn in_range(key: &str, v: u64, lo: u64, hi: u64, unit: &str) -> Result<u64, ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(
+            key,
+            format!("{v} is out of range: must be between {lo} and {hi} {unit}"),
+        ))
+    }
+}
+
+fn principals(key: &str, list: &[String]) -> Result<Vec<Principal>, ConfigError> {
+    if list.is_empty() {
+        return Err(invalid(
+            key,
+            "must name at least one Slack user id (U…) or user-group id (S…)",
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Principal::parse(s).ok_or_else(|| {
+                invalid(
+                    format!("{key}[{i}]"),
+                    format!("{s:?} is not a Slack user id (U… or W…) or user-group id (S…); use ids, not names"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>, ConfigError> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(invalid(key, "is empty; leave the key out instead")),
+        other => Ok(other),
+    }
+}
+
+/// A DNS name: letters, digits, `-`, `_` and dots, without spaces.
+fn dns_name(key: &str, v: &str) -> Result<String, ConfigError> {
+    let ok = !v.is_empty()
+        && v.len() <= 255
+        && v.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(key, format!("{v:?} is not a DNS name")))
+    }
+}
+
+impl Settings {
+    /// Reads and checks a config file.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Settings::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks TOML text.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<config>".into(),
+            message: e.to_string(),
+        })?;
+        Settings::check(raw)
+    }
+
+    fn check(raw: RawSettings) -> Result<Settings, ConfigError> {
+        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen:?} is not an address such as 0.0.0.0:3000"),
+            )
+        })?;
+
+        let s = raw.slack;
+        let signing_secret = non_empty("slack.signing_secret", s.signing_secret)?.map(Secret::new);
+        let bot_token = non_empty("slack.bot_token", s.bot_token)?.map(Secret::new);
+        if let Some(t) = &bot_token
+            && !t.expose().starts_with("xoxb-")
+        {
+            return Err(invalid(
+                "slack.bot_token",
+                "must be a bot token (it starts with xoxb-)",
+            ));
+        }
+        let secret_id = non_empty("slack.secret_id", s.secret_id)?;
+        let secret_region = match s.secret_region {
+            None => None,
+            Some(r) => Some(Region::parse(&r).ok_or_else(|| {
+                invalid("slack.secret_region", format!("{r:?} is not an AWS Region"))
+            })?),
+        };
+        if secret_region.is_some() && secret_id.is_none() {
+            return Err(invalid(
+                "slack.secret_region",
+                "is only used with slack.secret_id",
+            ));
+        }
+        let api_url = s.api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(invalid(
+                "slack.api_url",
+                format!("{api_url:?} is not an http(s) URL"),
+            ));
+        }
+        let api_url = api_url.trim_end_matches('/').to_owned();
+        let incident_channel = ChannelId::parse(&s.incident_channel).ok_or_else(|| {
+            invalid(
+                "slack.incident_channel",
+                format!(
+                    "{:?} is not a Slack channel id (C… or G…); use the id, not the name",
+                    s.incident_channel
+                ),
+            )
+        })?;
+
+        let a = raw.approval;
+        let requesters = principals("approval.requesters", &a.requesters)?;
+        let approvers = principals("approval.approvers", &a.approvers)?;
+        let ttl = in_range(
+            "approval.request_ttl_secs",
+            a.request_ttl_secs.unwrap_or(DEFAULT_REQUEST_TTL_SECS),
+            30,
+            86_400,
+            "seconds",
+        )?;
+
+        let path = raw
+            .store
+            .path
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+        if path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "is empty"));
+        }
+
+        let r = raw.runbook;
+        let runbook = RunbookSettings {
+            poll_interval: Duration::from_millis(in_range(
+                "runbook.poll_interval_ms",
+                r.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS),
+                MIN_POLL_INTERVAL_MS,
+                60_000,
+                "milliseconds",
+            )?),
+            promote_timeout: Duration::from_secs(in_range(
+                "runbook.promote_timeout_secs",
+                r.promote_timeout_secs
+                    .unwrap_or(DEFAULT_PROMOTE_TIMEOUT_SECS),
+                1,
+                7_200,
+                "seconds",
+            )?),
+            dns_timeout: Duration::from_secs(in_range(
+                "runbook.dns_timeout_secs",
+                r.dns_timeout_secs.unwrap_or(DEFAULT_DNS_TIMEOUT_SECS),
+                1,
+                7_200,
+                "seconds",
+            )?),
+        };
+
+        if raw.clusters.is_empty() {
+            return Err(invalid(
+                "clusters",
+                "configure at least one [[clusters]] entry",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut clusters = Vec::new();
+        for (i, c) in raw.clusters.into_iter().enumerate() {
+            let key = |k: &str| format!("clusters[{i}].{k}");
+            let name = ClusterName::parse(&c.name).ok_or_else(|| {
+                invalid(
+                    key("name"),
+                    format!("{:?} must be lower-case letters, digits, - or _", c.name),
+                )
+            })?;
+            if !names.insert(name.clone()) {
+                return Err(invalid(key("name"), format!("{name} is configured twice")));
+            }
+            let gid = &c.global_cluster_id;
+            let gid_ok = !gid.is_empty()
+                && gid.len() <= 255
+                && gid.starts_with(|ch: char| ch.is_ascii_alphabetic())
+                && gid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !gid_ok {
+                return Err(invalid(
+                    key("global_cluster_id"),
+                    format!("{gid:?} is not a global cluster identifier"),
+                ));
+            }
+            let mut regions = Vec::new();
+            for (j, r) in c.regions.iter().enumerate() {
+                let region = Region::parse(r).ok_or_else(|| {
+                    invalid(
+                        format!("clusters[{i}].regions[{j}]"),
+                        format!("{r:?} is not an AWS Region"),
+                    )
+                })?;
+                if regions.contains(&region) {
+                    return Err(invalid(key("regions"), format!("{region} is listed twice")));
+                }
+                regions.push(region);
+            }
+            if regions.len() < 2 {
+                return Err(invalid(
+                    key("regions"),
+                    "a global cluster needs at least two Regions",
+                ));
+            }
+            let zone_ok = !c.hosted_zone_id.is_empty()
+                && c.hosted_zone_id
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !zone_ok {
+                return Err(invalid(
+                    key("hosted_zone_id"),
+                    format!(
+                        "{:?} is not a hosted zone id such as Z0123456789 (without /hostedzone/)",
+                        c.hosted_zone_id
+                    ),
+                ));
+            }
+            let writer_record = dns_name(&key("writer_record"), &c.writer_record)?;
+            let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
+            if writer_record.trim_end_matches('.') == reader_record.trim_end_matches('.') {
+                return Err(invalid(
+                    key("reader_record"),
+                    "must differ from writer_record",
+                ));
+            }
+            let record_ttl = c.record_ttl.unwrap_or(DEFAULT_RECORD_TTL);
+            if !(0..=86_400).contains(&record_ttl) {
+                return Err(invalid(
+                    key("record_ttl"),
+                    format!("{record_ttl} must be between 0 and 86400 seconds"),
+                ));
+            }
+            clusters.push(ClusterSettings {
+                name,
+                global_cluster_id: gid.to_ascii_lowercase(),
+                regions,
+                hosted_zone_id: c.hosted_zone_id,
+                writer_record,
+                reader_record,
+                record_ttl,
+            });
+        }
+
+        Ok(Settings {
+            listen,
+            slack: SlackSettings {
+                signing_secret,
+                bot_token,
+                secret_id,
+                secret_region,
+                api_url,
+                incident_channel,
+            },
+            approval: ApprovalSettings {
+                requesters,
+                approvers,
+                request_ttl: Duration::from_secs(ttl),
+            },
+            store: StoreSettings { path },
+            runbook,
+            clusters,
+        })
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&ClusterSettings> {
+        self.clusters.iter().find(|c| c.name.as_str() == name)
+    }
+
+    pub fn cluster_names(&self) -> Vec<&str> {
+        self.clusters.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+    fn with(edit: impl Fn(&str) -> String) -> Result<Settings, ConfigError> {
+        Settings::from_toml(&edit(EXAMPLE))
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let s = Settings::from_toml(EXAMPLE).unwrap();
+        assert_eq!(s.clusters[0].name.as_str(), "orders");
+        assert_eq!(s.runbook.poll_interval, Duration::from_millis(2000));
+        assert_eq!(s.approval.approvers.len(), 2);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let e = with(|t| t.replace("request_ttl_secs", "request_tll_secs"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("request_tll_secs"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_required_key_is_refused_by_name() {
+        let e = with(|t| t.replace("incident_channel = \"C0INCIDENT\"", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incident_channel"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_and_the_reason() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "poll_interval_ms = 2000",
+                "poll_interval_ms = 0",
+                "runbook.poll_interval_ms",
+            ),
+            (
+                "\"U0AAAA\", \"S0ONCALL\"",
+                "\"alice\"",
+                "approval.requesters[0]",
+            ),
+            (
+                "\"us-east-1\", \"us-west-2\"",
+                "\"us-east-1\"",
+                "clusters[0].regions",
+            ),
+            (
+                "\"us-east-1\", \"us-west-2\"",
+                "\"us-east-1\", \"mars\"",
+                "clusters[0].regions[1]",
+            ),
+            (
+                "incident_channel = \"C0INCIDENT\"",
+                "incident_channel = \"#incidents\"",
+                "slack.incident_channel",
+            ),
+            (
+                "listen = \"127.0.0.1:3000\"",
+                "listen = \"localhost\"",
+                "listen",
+            ),
+            (
+                "hosted_zone_id = \"Z0123456789\"",
+                "hosted_zone_id = \"/hostedzone/Z1\"",
+                "clusters[0].hosted_zone_id",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(EXAMPLE.contains(from), "example lacks {from}");
+            let e = with(|t| t.replace(from, to)).unwrap_err().to_string();
+            assert!(e.contains(key), "{to}: {e}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The Slack Web API, through slack-morphism, plus plain HTTPS posts to response_urls. Every call is
+//! bounded by a timeout and every failure is classified for the outbox: retry (and when), or give up.
+//! slack-morphism's own rate control is off: 429 and 5xx are handled by the outbox, in order.
+
+use crate::types::{ChannelId, Secret, SlackUserId, UserGroupId};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::time::Duration;
+
+/// How long any one Slack call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a delivery failed, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Rate limited: try again after this long (Slack's Retry-After, or a default).
+    #[error("rate limited (retry after {0:?})")]
+    RateLimited(Duration),
+    /// A 5xx, a timeout or a connection problem: try again with backoff.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// Slack refused it for good (e.g. `channel_not_found`, `invalid_auth`): do not retry.
+    #[error("refused: {0}")]
+    Permanent(String),
+}
+
+/// Slack error codes that are worth retrying.
+const TEMPORARY_CODES: &[&str] = &[
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+fn classify(e: SlackClientError) -> SendError {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        SlackClientError::HttpError(h) if h.status_code.is_server_error() => {
+            SendError::Temporary(format!("HTTP {}", h.status_code))
+        }
+        SlackClientError::HttpError(h) if h.status_code.as_u16() == 429 => {
+            SendError::RateLimited(Duration::from_secs(1))
+        }
+        SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
+        SlackClientError::ApiError(a) if TEMPORARY_CODES.contains(&a.code.as_str()) => {
+            SendError::Temporary(a.code)
+        }
+        SlackClientError::ApiError(a) => SendError::Permanent(a.code),
+        SlackClientError::HttpProtocolError(p) => {
+            SendError::Temporary(format!("connection problem: {p}"))
+        }
+        SlackClientError::ProtocolError(p) => {
+            SendError::Temporary(format!("unexpected answer: {}", p.json_error))
+        }
+        other => SendError::Temporary(other.to_string()),
+    }
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Result<T, SendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(classify),
+        Err(_) => Err(SendError::Temporary(format!(
+            "no answer within {CALL_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// A Slack message: fallback text and Block Kit blocks (JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MessageBody {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<serde_json::Value>,
+}
+
+impl MessageBody {
+    fn content(&self) -> Result<SlackMessageContent, SendError> {
+        let blocks: Vec<SlackBlock> = self
+            .blocks
+            .iter()
+            .map(|b| serde_json::from_value(b.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| SendError::Permanent(format!("bad blocks: {e}")))?;
+        let mut content = SlackMessageContent::new().with_text(self.text.clone());
+        if !blocks.is_empty() {
+            content = content.with_blocks(blocks);
+        }
+        Ok(content)
+    }
+}
+
+type Connector = HttpsConnector<HttpConnector>;
+
+/// The bot's Slack Web API client.
+pub struct SlackApi {
+    client: SlackClient<SlackClientHyperConnector<Connector>>,
+    token: SlackApiToken,
+    /// For response_url posts (they are not Web API methods).
+    http: HyperClient<Connector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for SlackApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackApi").finish_non_exhaustive()
+    }
+}
+
+/// An HTTPS connector (ring, the system's roots) that also speaks plain HTTP, for local fakes.
+fn connector() -> std::io::Result<Connector> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build())
+}
+
+impl SlackApi {
+    /// A client for the Web API at `api_url` (no trailing slash) authenticated with `bot_token`.
+    pub fn new(api_url: &str, bot_token: &Secret) -> std::io::Result<SlackApi> {
+        let slack = SlackClientHyperConnector::from(connector()?)
+            .with_slack_api_url(api_url.trim_end_matches('/'));
+        let http = HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector()?);
+        Ok(SlackApi {
+            client: SlackClient::new(slack),
+            token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_owned())),
+            http,
+        })
+    }
+
+    /// chat.postMessage; returns the message's `ts`.
+    pub async fn post(
+        &self,
+        channel: &ChannelId,
+        body: &MessageBody,
+        thread_ts: Option<&str>,
+        broadcast: bool,
+    ) -> Result<String, SendError> {
+        let mut req = SlackApiChatPostMessageRequest::new(channel.as_str().into(), body.content()?);
+        if let Some(ts) = thread_ts {
+            req = req.with_thread_ts(ts.into());
+            if broadcast {
+                req = req.with_reply_broadcast(true);
+            }
+        }
+        let session = self.client.open_session(&self.token);
+        let resp = bounded(session.chat_post_message(&req)).await?;
+        Ok(resp.ts.to_string())
+    }
+
+    /// chat.update of the message `ts`.
+    pub async fn update(
+        &self,
+        channel: &ChannelId,
+        ts: &str,
+        body: &MessageBody,
+    ) -> Result<(), SendError> {
+        let req =
+            SlackApiChatUpdateRequest::new(channel.as_str().into(), body.content()?, ts.into());
+        let session = self.client.open_session(&self.token);
+        bounded(session.chat_update(&req)).await.map(|_| ())
+    }
+
+    /// usergroups.users.list.
+    pub async fn group_members(&self, group: &UserGroupId) -> Result<Vec<SlackUserId>, SendError> {
+        let req = SlackApiUserGroupsUsersListRequest::new(group.as_str().into());
+        let session = self.client.open_session(&self.token);
+        let resp = bounded(session.usergroups_users_list(&req)).await?;
+        Ok(resp
+            .users
+            .into_iter()
+            .filter_map(|u| SlackUserId::parse(&u.0))
+            .collect())
+    }
+
+    /// POSTs a JSON message to a response_url (valid 30 minutes, at most 5 times).
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        json: &serde_json::Value,
+    ) -> Result<(), SendError> {
+        let req = hyper::Request::post(response_url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(json.to_string())))
+            .map_err(|e| SendError::Permanent(format!("bad response_url: {e}")))?;
+        let resp = match tokio::time::timeout(CALL_TIMEOUT, self.http.request(req)).await {
+            Err(_) => {
+                return Err(SendError::Temporary(format!(
+                    "no answer within {CALL_TIMEOUT:?}"
+                )));
+            }
+            Ok(Err(e)) => return Err(SendError::Temporary(format!("connection problem: {e}"))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            429 => Err(SendError::RateLimited(
+                retry_after.unwrap_or(Duration::from_secs(1)),
+            )),
+            500..=599 => Err(SendError::Temporary(format!("HTTP {status}"))),
+            _ => Err(SendError::Permanent(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ))),
+        }
+    }
+}

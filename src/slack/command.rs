@@ -1,0 +1,175 @@
+//! The `/aurora` command language, parsed from the command's text with no I/O. What the words mean
+//! against the configuration (which clusters and Regions exist) is checked by the caller.
+
+use crate::types::Mode;
+
+/// A parsed `/aurora` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/aurora help`, or nothing at all.
+    Help,
+    /// `/aurora status [CLUSTER]`.
+    Status { cluster: Option<String> },
+    /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover]`.
+    Failover {
+        cluster: String,
+        to: Option<String>,
+        mode: Option<Mode>,
+    },
+}
+
+/// Why the text is not a command; shown to the user with the usage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("unknown command `{0}`")]
+    UnknownCommand(String),
+    #[error("`{0}` needs a cluster name")]
+    MissingCluster(&'static str),
+    #[error("`{0}` needs a value")]
+    MissingValue(String),
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
+    #[error("`{0}` is given twice")]
+    Repeated(String),
+    #[error("`--mode {0}` is not a mode: use detach, failover or switchover")]
+    BadMode(String),
+    #[error("unexpected `{0}`")]
+    Unexpected(String),
+}
+
+pub const USAGE: &str = "\
+*Usage*
+• `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
+• `/aurora failover CLUSTER [--to REGION] [--mode detach]`: ask to move CLUSTER's writer to REGION (which may be left out when there is only one secondary). A second, authorised person approves it in the incident channel.
+   `--mode detach` (default): remove the target from the global cluster and promote it; replication stops and the old primary stays writable.
+• `/aurora help`: this message.";
+
+/// Parses the text after `/aurora`.
+pub fn parse(text: &str) -> Result<Command, UsageError> {
+    let mut words = text.split_whitespace();
+    let Some(verb) = words.next() else {
+        return Ok(Command::Help);
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "help" | "-h" | "--help" => match words.next() {
+            None => Ok(Command::Help),
+            Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+        },
+        "status" => {
+            let cluster = words.next().map(str::to_owned);
+            match words.next() {
+                None => Ok(Command::Status { cluster }),
+                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+            }
+        }
+        "failover" => {
+            let mut cluster = None;
+            let mut to = None;
+            let mut mode = None;
+            while let Some(w) = words.next() {
+                match w {
+                    "--to" | "--mode" => {
+                        let value = words
+                            .next()
+                            .ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
+                        if w == "--to" {
+                            if to.replace(value.to_owned()).is_some() {
+                                return Err(UsageError::Repeated(w.to_owned()));
+                            }
+                        } else {
+                            let m = Mode::parse(value)
+                                .ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
+                            if mode.replace(m).is_some() {
+                                return Err(UsageError::Repeated(w.to_owned()));
+                            }
+                        }
+                    }
+                    w if w.starts_with("--") => {
+                        return Err(UsageError::UnknownOption(w.to_owned()));
+                    }
+                    w if cluster.is_none() => cluster = Some(w.to_owned()),
+                    w => return Err(UsageError::Unexpected(w.to_owned())),
+                }
+            }
+            let cluster = cluster.ok_or(UsageError::MissingCluster("failover"))?;
+            Ok(Command::Failover { cluster, to, mode })
+        }
+        other => Err(UsageError::UnknownCommand(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_and_help_are_help() {
+        assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("   "), Ok(Command::Help));
+        assert_eq!(parse("help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn status_takes_an_optional_cluster() {
+        assert_eq!(parse("status"), Ok(Command::Status { cluster: None }));
+        assert_eq!(
+            parse("status orders"),
+            Ok(Command::Status {
+                cluster: Some("orders".into())
+            })
+        );
+        assert_eq!(parse("status a b"), Err(UsageError::Unexpected("b".into())));
+    }
+
+    #[test]
+    fn failover_takes_a_cluster_and_options_in_any_order() {
+        assert_eq!(
+            parse("failover orders --to us-west-2 --mode detach"),
+            Ok(Command::Failover {
+                cluster: "orders".into(),
+                to: Some("us-west-2".into()),
+                mode: Some(Mode::Detach)
+            })
+        );
+        assert_eq!(
+            parse("failover --mode switchover orders"),
+            Ok(Command::Failover {
+                cluster: "orders".into(),
+                to: None,
+                mode: Some(Mode::Switchover)
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_failovers_say_what_is_wrong() {
+        assert_eq!(
+            parse("failover"),
+            Err(UsageError::MissingCluster("failover"))
+        );
+        assert_eq!(
+            parse("failover orders --to"),
+            Err(UsageError::MissingValue("--to".into()))
+        );
+        assert_eq!(
+            parse("failover orders --mode yolo"),
+            Err(UsageError::BadMode("yolo".into()))
+        );
+        assert_eq!(
+            parse("failover orders --force"),
+            Err(UsageError::UnknownOption("--force".into()))
+        );
+        assert_eq!(
+            parse("failover orders --to a --to b"),
+            Err(UsageError::Repeated("--to".into()))
+        );
+        assert_eq!(
+            parse("failover orders billing"),
+            Err(UsageError::Unexpected("billing".into()))
+        );
+        assert_eq!(
+            parse("launch"),
+            Err(UsageError::UnknownCommand("launch".into()))
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything Slack: request verification, the command language, rendering, the Web API client, the
+//! outbox that delivers every message in order, user-group lookups, and the HTTP routes.
+
+pub mod chat;
+pub mod client;
+pub mod command;
+pub mod directory;
+pub mod outbox;
+pub mod render;
+pub mod routes;
+pub mod verify;

@@ -1,0 +1,207 @@
+//! Delivers the outbox to Slack: in order per ordering key, concurrently across keys. A 429 waits for
+//! its Retry-After; a 5xx, a timeout or a connection problem is retried with backoff; a permanent
+//! refusal is recorded and logged (never silently dropped). An update superseded by a newer update of
+//! the same message is skipped. The worker runs until shutdown and picks up where it left off after a
+//! restart, because everything it needs is in the store.
+
+use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIND_UPDATE};
+use super::client::{MessageBody, SendError, SlackApi};
+use crate::ports::Clock;
+use crate::store::{OutboxItem, Store};
+use crate::types::ChannelId;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// Backoff after the n-th temporary failure: 0.5 s, 1 s, 2 s, ... up to 30 s.
+pub fn backoff(attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
+    Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
+}
+
+pub struct Outbox {
+    pub store: Arc<Store>,
+    pub api: Arc<SlackApi>,
+    pub clock: Arc<dyn Clock>,
+    pub wake: Arc<Notify>,
+}
+
+enum Outcome {
+    Delivered(Option<String>),
+    Superseded,
+    /// Not deliverable yet (its target is not delivered); look again later.
+    Wait,
+}
+
+impl Outbox {
+    /// Delivers until `shutdown` is cancelled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let next_due = self.deliver_due().await;
+            let pause = next_due.unwrap_or(Duration::from_secs(5));
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Delivers every item that is due, key by key, until nothing is due; returns how long until the
+    /// next retry, if any item is waiting.
+    pub async fn deliver_due(&self) -> Option<Duration> {
+        loop {
+            let heads = match self.store.outbox_heads() {
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the outbox");
+                    return Some(Duration::from_secs(1));
+                }
+            };
+            let now = self.clock.now();
+            let (due, later): (Vec<_>, Vec<_>) =
+                heads.into_iter().partition(|i| i.next_attempt_at <= now);
+            if due.is_empty() {
+                return later
+                    .iter()
+                    .map(|i| i.next_attempt_at.duration_since(now).unsigned_abs())
+                    .min();
+            }
+            let results =
+                futures::future::join_all(due.iter().map(|item| self.deliver(item))).await;
+            // Stop looping when nothing moved (every due item is waiting on something).
+            if results.iter().all(|progressed| !progressed) {
+                return Some(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Tries one item; returns whether anything changed.
+    async fn deliver(&self, item: &OutboxItem) -> bool {
+        let result = self.try_deliver(item).await;
+        let recorded = match result {
+            Ok(Outcome::Delivered(ts)) => {
+                debug!(id = item.id, kind = %item.kind, "delivered");
+                self.store.outbox_delivered(item.id, ts.as_deref())
+            }
+            Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id),
+            Ok(Outcome::Wait) => return false,
+            Err(SendError::Permanent(why)) => {
+                warn!(id = item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
+                self.store.outbox_failed(item.id, &why)
+            }
+            Err(e) => {
+                let wait = match &e {
+                    SendError::RateLimited(d) => *d,
+                    _ => backoff(item.attempts),
+                };
+                warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
+                let at =
+                    self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
+                self.store.outbox_retry(item.id, &e.to_string(), at)
+            }
+        };
+        if let Err(e) = recorded {
+            warn!(error = %e, "cannot record an outbox delivery");
+        }
+        true
+    }
+
+    /// The channel and ts of the message an item refers to, once that message is delivered.
+    fn target(&self, item: &OutboxItem) -> Result<Option<(ChannelId, String)>, SendError> {
+        let id = item
+            .target
+            .ok_or_else(|| SendError::Permanent("no target message".into()))?;
+        let target = self
+            .store
+            .outbox_item(id)
+            .map_err(|e| SendError::Temporary(e.to_string()))?
+            .ok_or_else(|| SendError::Permanent(format!("target message {id} does not exist")))?;
+        match target.state.as_str() {
+            "delivered" => {
+                let channel = target.channel.as_deref().and_then(ChannelId::parse);
+                match (channel, target.delivered_ts) {
+                    (Some(c), Some(ts)) => Ok(Some((c, ts))),
+                    _ => Err(SendError::Permanent(format!(
+                        "target message {id} has no channel or ts"
+                    ))),
+                }
+            }
+            "failed" => Err(SendError::Permanent(format!(
+                "target message {id} was never posted"
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn try_deliver(&self, item: &OutboxItem) -> Result<Outcome, SendError> {
+        let body = || -> Result<MessageBody, SendError> {
+            serde_json::from_str(&item.body)
+                .map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))
+        };
+        let channel = || {
+            item.channel
+                .as_deref()
+                .and_then(ChannelId::parse)
+                .ok_or_else(|| SendError::Permanent("no channel".into()))
+        };
+        match item.kind.as_str() {
+            KIND_POST => {
+                let ts = self.api.post(&channel()?, &body()?, None, false).await?;
+                Ok(Outcome::Delivered(Some(ts)))
+            }
+            KIND_REPLY | KIND_REPLY_BROADCAST => {
+                let Some((channel, thread_ts)) = self.target(item)? else {
+                    return Ok(Outcome::Wait);
+                };
+                let broadcast = item.kind == KIND_REPLY_BROADCAST;
+                let ts = self
+                    .api
+                    .post(&channel, &body()?, Some(&thread_ts), broadcast)
+                    .await?;
+                Ok(Outcome::Delivered(Some(ts)))
+            }
+            KIND_UPDATE => {
+                if self
+                    .store
+                    .newer_update_pending(item)
+                    .map_err(|e| SendError::Temporary(e.to_string()))?
+                {
+                    return Ok(Outcome::Superseded);
+                }
+                let Some((channel, ts)) = self.target(item)? else {
+                    return Ok(Outcome::Wait);
+                };
+                self.api.update(&channel, &ts, &body()?).await?;
+                Ok(Outcome::Delivered(None))
+            }
+            KIND_RESPOND => {
+                let url = item
+                    .response_url
+                    .as_deref()
+                    .ok_or_else(|| SendError::Permanent("no response_url".into()))?;
+                let json: serde_json::Value = serde_json::from_str(&item.body)
+                    .map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;
+                self.api.respond(url, &json).await?;
+                Ok(Outcome::Delivered(None))
+            }
+            other => Err(SendError::Permanent(format!("unknown outbox kind {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff(0), Duration::from_millis(500));
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+        assert_eq!(backoff(6), Duration::from_secs(30));
+        assert_eq!(backoff(50), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,376 @@
+//! How the bot's messages look in Slack: the approval request (and its later states), the thread
+//! replies of a run, and `/aurora status`. Pure functions from domain data to `MessageBody`.
+
+use super::client::MessageBody;
+use crate::runbook::Step;
+use crate::runbook::plan::Plan;
+use crate::runbook::report::{Note, Stage};
+use crate::status::{ClusterReport, CnameCheck};
+use crate::store::Request;
+use crate::types::{Mode, Principal};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub const APPROVE: &str = "approve";
+pub const DENY: &str = "deny";
+
+/// Escapes the three characters mrkdwn treats specially.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn section(md: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": md}})
+}
+
+fn context(md: &str) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": md}]})
+}
+
+fn header(text: &str) -> Value {
+    json!({"type": "header", "text": {"type": "plain_text", "text": text}})
+}
+
+fn user(u: &impl std::fmt::Display) -> String {
+    format!("<@{u}>")
+}
+
+fn principal(p: &Principal) -> String {
+    match p {
+        Principal::User(u) => user(u),
+        Principal::Group(g) => format!("<!subteam^{g}>"),
+    }
+}
+
+/// `1h 2m`, `3m 04s`, `12s`, `850 ms`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// A time as Slack shows it in the reader's own time zone, with a UTC fallback.
+fn slack_time(t: jiff::Timestamp) -> String {
+    format!(
+        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
+        t.as_second(),
+        t.strftime("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// What the mode does, for the approver.
+pub fn mode_meaning(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Detach => {
+            "RemoveFromGlobalCluster: the target leaves the global database and becomes a standalone, writable cluster. \
+             Replication stops, and the old primary is left as it is, *still writable*: anything still writing to it \
+             will diverge (split brain). Data not yet replicated to the target is lost to it."
+        }
+        Mode::Failover => "FailoverGlobalCluster with AllowDataLoss: managed unplanned failover.",
+        Mode::Switchover => "SwitchoverGlobalCluster: planned switchover with no data loss.",
+    }
+}
+
+fn stage_line(stage: &Stage, request: &Request) -> String {
+    match stage {
+        Stage::AwaitingApproval => format!(
+            ":hourglass_flowing_sand: *Waiting for approval* until {}",
+            slack_time(request.expires_at)
+        ),
+        Stage::Denied { by } => format!(":no_entry: *Denied* by {}", user(by)),
+        Stage::Expired => ":hourglass: *Expired* without a decision".to_owned(),
+        Stage::Running { approved_by, step } => format!(
+            ":arrow_forward: *Approved* by {} · *Running:* {}",
+            user(approved_by),
+            step.label()
+        ),
+        Stage::Succeeded { approved_by, took } => format!(
+            ":white_check_mark: *Approved* by {} · *Completed* in {}",
+            user(approved_by),
+            duration(*took)
+        ),
+        Stage::Failed {
+            approved_by,
+            step,
+            reason,
+        } => format!(
+            ":x: *Approved* by {} · *Failed* at {}: {}",
+            user(approved_by),
+            step.label(),
+            esc(reason)
+        ),
+    }
+}
+
+/// The request message: the approval request while pending, then where it stands.
+pub fn request_message(
+    request: &Request,
+    plan: &Plan,
+    stage: &Stage,
+    approvers: &[Principal],
+) -> MessageBody {
+    let title = format!(
+        "Failover request #{}: {} to {} ({})",
+        request.id, plan.cluster, plan.to.region, plan.mode
+    );
+    let dns = |before: &Option<String>| {
+        before
+            .as_deref()
+            .map(esc)
+            .unwrap_or_else(|| "(missing)".to_owned())
+    };
+    let steps: String = plan
+        .steps()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}. {}\n", i + 1, esc(s)))
+        .collect();
+    let mut blocks = vec![
+        header(&title),
+        section(&stage_line(stage, request)),
+        section(&format!(
+            "{} asks to move the writer of *{}* (`{}`)\n*From* {} `{}`  →  *To* {} `{}`",
+            user(&request.requested_by),
+            plan.cluster,
+            esc(&plan.global_cluster_id),
+            plan.from.region,
+            esc(&plan.from.cluster_id),
+            plan.to.region,
+            esc(&plan.to.cluster_id),
+        )),
+        section(&format!(
+            "*Mode:* `{}`. {}",
+            plan.mode,
+            mode_meaning(plan.mode)
+        )),
+        section(&format!(
+            "*DNS* (zone `{}`, TTL {}s):\n• `{}` now → `{}`\n• `{}` now → `{}`\nboth will point at `{}`'s endpoints.",
+            esc(&plan.zone_id),
+            plan.record_ttl,
+            esc(&plan.writer_record),
+            dns(&plan.dns_before.writer),
+            esc(&plan.reader_record),
+            dns(&plan.dns_before.reader),
+            esc(&plan.to.cluster_id),
+        )),
+        section(&format!("*Plan*\n{steps}")),
+    ];
+    if *stage == Stage::AwaitingApproval {
+        let confirm = json!({
+            "title": {"type": "plain_text", "text": "Approve this failover?"},
+            "text": {"type": "mrkdwn", "text": format!(
+                "Move the writer of *{}* to {} by *{}*. The old primary stays writable.",
+                plan.cluster, plan.to.region, plan.mode)},
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger"
+        });
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": "decision",
+            "elements": [
+                {"type": "button", "action_id": APPROVE, "text": {"type": "plain_text", "text": "Approve"},
+                 "value": request.id.to_string(), "style": "danger", "confirm": confirm},
+                {"type": "button", "action_id": DENY, "text": {"type": "plain_text", "text": "Deny"},
+                 "value": request.id.to_string()}
+            ]
+        }));
+        blocks.push(context(&format!(
+            "Approvers: {}. The requester cannot approve their own request. Expires {}.",
+            approvers
+                .iter()
+                .map(principal)
+                .collect::<Vec<_>>()
+                .join(", "),
+            slack_time(request.expires_at)
+        )));
+    }
+    MessageBody {
+        text: format!("{title}: {}", plain_stage(stage)),
+        blocks,
+    }
+}
+
+fn plain_stage(stage: &Stage) -> &'static str {
+    match stage {
+        Stage::AwaitingApproval => "waiting for approval",
+        Stage::Denied { .. } => "denied",
+        Stage::Expired => "expired",
+        Stage::Running { .. } => "running",
+        Stage::Succeeded { .. } => "completed",
+        Stage::Failed { .. } => "failed",
+    }
+}
+
+/// A reply in a run's thread.
+pub fn note(note: &Note) -> MessageBody {
+    let text = match note {
+        Note::Approved { by } => format!(
+            ":white_check_mark: Approved by {}. Starting the run.",
+            user(by)
+        ),
+        Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
+        Note::Expired => {
+            ":hourglass: The request expired without a decision. Nothing was changed.".to_owned()
+        }
+        Note::StepStarted { step, detail } => {
+            format!(":arrow_forward: *{}*: {}", step.label(), esc(detail))
+        }
+        Note::StepFinished { step, detail, took } => {
+            format!(
+                ":heavy_check_mark: *{}* ({}): {}",
+                step.label(),
+                duration(*took),
+                esc(detail)
+            )
+        }
+        Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
+        Note::Retrying { detail } => format!(":warning: {}", esc(detail)),
+        Note::Completed(c) => {
+            let phases = c
+                .phases
+                .iter()
+                .filter(|(s, _)| *s != Step::Done)
+                .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            format!(
+                ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}\n\
+                 :warning: The old primary `{}` ({}) was not touched and *may still accept writes*. Fence it now: stop \
+                 every writer that connects to it directly, or make it read-only (for example set its cluster parameter \
+                 `default_transaction_read_only`/`read_only`), so that only the new writer takes writes.",
+                duration(c.total),
+                esc(&c.writer_record),
+                esc(&c.writer_endpoint),
+                esc(&c.reader_record),
+                esc(&c.reader_endpoint),
+                phases,
+                esc(&c.old_primary.cluster_id),
+                c.old_primary.region,
+            )
+        }
+        Note::Failed(f) => format!(
+            ":x: *Failover failed* at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
+            f.step.label(),
+            esc(&f.reason),
+            esc(&f.cluster_now),
+            esc(&f.dns_now),
+            if f.dns_touched {
+                "this run changed it"
+            } else {
+                "this run did not change it"
+            }
+        ),
+    };
+    MessageBody {
+        text,
+        blocks: vec![],
+    }
+}
+
+/// The answer to `/aurora status`.
+pub fn status(reports: &[ClusterReport]) -> MessageBody {
+    let mut blocks = Vec::new();
+    let mut text = String::new();
+    for r in reports {
+        let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
+        match &r.topology {
+            Err(e) => lines.push(format!(
+                ":warning: cannot read the global cluster: {}",
+                esc(e)
+            )),
+            Ok(t) => {
+                if let Some(op) = &t.operation_in_progress {
+                    lines.push(format!(
+                        ":arrows_counterclockwise: managed operation in progress: `{}`",
+                        esc(op)
+                    ));
+                }
+                for m in &r.members {
+                    let role = if m.member.is_writer {
+                        "*writer*"
+                    } else {
+                        "reader"
+                    };
+                    let detail = match &m.state {
+                        Ok(c) => format!(
+                            "{}{} · endpoint `{}` · reader `{}`",
+                            esc(&c.status),
+                            if m.member.is_writer && !c.has_writer {
+                                " (no writer instance!)"
+                            } else {
+                                ""
+                            },
+                            esc(c.endpoint.as_deref().unwrap_or("-")),
+                            esc(c.reader_endpoint.as_deref().unwrap_or("-")),
+                        ),
+                        Err(e) => format!(":warning: cannot read: {}", esc(e)),
+                    };
+                    lines.push(format!(
+                        "• {} `{}` {} · {}",
+                        m.member.region,
+                        esc(&m.member.cluster_id),
+                        role,
+                        detail
+                    ));
+                }
+            }
+        }
+        for (label, check) in [("writer", &r.writer_cname), ("reader", &r.reader_cname)] {
+            lines.push(match check {
+                CnameCheck::Unreadable(e) => format!(":warning: {label} CNAME: cannot read: {}", esc(e)),
+                CnameCheck::Missing { name } => format!(":x: {label} CNAME `{}` does not exist", esc(name)),
+                CnameCheck::Points { name, value, expected } => match expected {
+                    Some(exp) if crate::status::same_host(value, exp) => format!(
+                        ":white_check_mark: {label} CNAME `{}` → `{}` (the writer's {label} endpoint)",
+                        esc(name),
+                        esc(value)
+                    ),
+                    Some(exp) => format!(
+                        ":warning: {label} CNAME `{}` → `{}`, *not* the writer's {label} endpoint `{}`",
+                        esc(name),
+                        esc(value),
+                        esc(exp)
+                    ),
+                    None => format!(
+                        ":grey_question: {label} CNAME `{}` → `{}` (the writer's endpoint is unknown)",
+                        esc(name),
+                        esc(value)
+                    ),
+                },
+            });
+        }
+        let md = lines.join("\n");
+        text.push_str(&md);
+        text.push('\n');
+        blocks.push(section(&md));
+    }
+    MessageBody { text, blocks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(duration(Duration::from_secs(12)), "12s");
+        assert_eq!(duration(Duration::from_secs(184)), "3m 04s");
+        assert_eq!(duration(Duration::from_secs(3720)), "1h 02m");
+    }
+
+    #[test]
+    fn mrkdwn_specials_are_escaped() {
+        assert_eq!(esc("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}

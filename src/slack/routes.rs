@@ -1,0 +1,230 @@
+//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`.
+//!
+//! Every request to the two Slack routes is size-checked and signature-checked on its raw bytes before
+//! anything else runs: a request that fails gets 413 or 401 and causes nothing. Handlers then only
+//! parse, authorise, record and answer; slow work (AWS reads, Slack posts) runs in tasks, so that every
+//! valid command and click is answered well within Slack's 3 seconds.
+
+use super::chat::SlackChat;
+use super::command::{self, Command, USAGE};
+use super::render;
+use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
+use crate::approval::{Approvals, RequestReply};
+use crate::ports::{Aurora, Clock, Dns};
+use crate::settings::Settings;
+use crate::types::SlackUserId;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent};
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Largest body accepted on the Slack routes. Slack's commands are a few hundred bytes; a click
+/// carries the message it was on, a few kilobytes.
+pub const BODY_LIMIT: usize = 128 * 1024;
+
+/// What the Slack routes need.
+pub struct SlackState {
+    pub verifier: Verifier,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub approvals: Approvals,
+    pub chat: Arc<SlackChat>,
+    pub aurora: Arc<dyn Aurora>,
+    pub dns: Arc<dyn Dns>,
+    /// Background work started by requests (status reads), so that shutdown can wait for it.
+    pub tasks: TaskTracker,
+}
+
+pub fn router(state: Arc<SlackState>) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn ephemeral(text: impl Into<String>) -> Response {
+    axum::Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
+}
+
+/// Reads the body (refusing one over the limit before reading it) and verifies its signature.
+async fn read_verified(
+    state: &SlackState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, Response> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        warn!(declared, "refused an oversized request");
+        return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    }
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
+        warn!("refused an oversized request");
+        StatusCode::PAYLOAD_TOO_LARGE.into_response()
+    })?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    state
+        .verifier
+        .verify(
+            header(TIMESTAMP_HEADER),
+            header(SIGNATURE_HEADER),
+            &bytes,
+            state.clock.now().as_second(),
+        )
+        .map_err(|e| {
+            warn!(reason = %e, "refused an unverified request");
+            (StatusCode::UNAUTHORIZED, "request verification failed").into_response()
+        })?;
+    Ok(bytes)
+}
+
+async fn commands(
+    State(state): State<Arc<SlackState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match read_verified(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let event: SlackCommandEvent = match serde_urlencoded::from_bytes(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "a signed command could not be parsed");
+            return (StatusCode::BAD_REQUEST, "malformed slash command").into_response();
+        }
+    };
+    let Some(user) = SlackUserId::parse(&event.user_id.0) else {
+        return ephemeral("Your Slack user id was not recognised.");
+    };
+    let text = event.text.clone().unwrap_or_default();
+    let response_url = event.response_url.0.to_string();
+    info!(user = %user, command = %event.command.0, %text, "command");
+    match command::parse(&text) {
+        Err(e) => ephemeral(format!("{e}.\n\n{USAGE}")),
+        Ok(Command::Help) => ephemeral(USAGE),
+        Ok(Command::Status { cluster }) => {
+            let clusters: Vec<_> = match &cluster {
+                None => state.settings.clusters.iter().collect(),
+                Some(name) => match state.settings.cluster(name) {
+                    Some(c) => vec![c],
+                    None => {
+                        return ephemeral(format!(
+                            "Unknown cluster `{name}`. Configured clusters: {}.",
+                            state.settings.cluster_names().join(", ")
+                        ));
+                    }
+                },
+            };
+            let clusters: Vec<_> = clusters.into_iter().cloned().collect();
+            let st = state.clone();
+            state.tasks.spawn(async move {
+                let refs: Vec<_> = clusters.iter().collect();
+                let reports =
+                    crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
+                if let Err(e) =
+                    st.chat
+                        .respond_message(&response_url, &render::status(&reports), true)
+                {
+                    warn!(error = %e, "cannot queue the status answer");
+                }
+            });
+            // Acknowledge at once; the answer follows through the response_url.
+            StatusCode::OK.into_response()
+        }
+        Ok(Command::Failover { cluster, to, mode }) => {
+            let reply = state
+                .approvals
+                .request_failover(
+                    &user,
+                    &cluster,
+                    to.as_deref(),
+                    mode,
+                    &event.channel_id.0,
+                    Some(&response_url),
+                )
+                .await;
+            match reply {
+                RequestReply::Accepted { id } => ephemeral(format!(
+                    "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{}> in a moment.",
+                    state.settings.slack.incident_channel
+                )),
+                RequestReply::Refused(why) => ephemeral(why),
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+async fn interactions(
+    State(state): State<Arc<SlackState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match read_verified(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let event: SlackInteractionEvent = match serde_urlencoded::from_bytes::<InteractionForm>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "a signed interaction could not be parsed");
+            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+        }
+    };
+    let SlackInteractionEvent::BlockActions(actions) = event else {
+        return StatusCode::OK.into_response();
+    };
+    let user = actions
+        .user
+        .as_ref()
+        .and_then(|u| SlackUserId::parse(&u.id.0));
+    let response_url = actions.response_url.as_ref().map(|u| u.0.to_string());
+    let Some(action) = actions.actions.as_ref().and_then(|a| a.first()) else {
+        return StatusCode::OK.into_response();
+    };
+    let approve = match action.action_id.0.as_str() {
+        render::APPROVE => true,
+        render::DENY => false,
+        _ => return StatusCode::OK.into_response(),
+    };
+    let (Some(user), Some(id)) = (
+        user,
+        action.value.as_deref().and_then(|v| v.parse::<i64>().ok()),
+    ) else {
+        return StatusCode::OK.into_response();
+    };
+    let text = match state.approvals.decide(id, &user, approve).await {
+        Ok(done) => done,
+        Err(refusal) => {
+            info!(id, user = %user, %refusal, "click refused");
+            refusal.to_string()
+        }
+    };
+    // Block actions ignore the HTTP answer's body: the clicker's (ephemeral) answer goes through the
+    // response_url.
+    if let Some(url) = response_url {
+        use crate::ports::Chat;
+        if let Err(e) = state.chat.respond(&url, &text, false) {
+            warn!(error = %e, "cannot queue the answer to a click");
+        }
+    }
+    StatusCode::OK.into_response()
+}

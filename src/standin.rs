@@ -1,0 +1,590 @@
+//! A local stand-in for Slack, both ways: a fake Slack Web API that records every call the bot makes
+//! (and can print the conversation, for the demo), and a client that sends the bot slash commands and
+//! button clicks signed exactly as Slack signs them. Used by `demo` and by the integration tests.
+//!
+//! The fake answers `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`
+//! and response_url posts (`/response/{n}`), checks the bot token, and can be told to fail the next
+//! calls with 429 (Retry-After) or 5xx.
+
+use crate::slack::verify;
+use crate::types::Secret;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One call the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub seq: u64,
+    /// `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`, or
+    /// `response` for a response_url post.
+    pub method: String,
+    /// The JSON body (or the query, for GETs).
+    pub body: Value,
+    /// The `ts` the fake gave a posted message.
+    pub ts: Option<String>,
+    /// For a response_url post, which one.
+    pub response_id: Option<u64>,
+    /// The HTTP status the fake answered.
+    pub status: u16,
+}
+
+impl Recorded {
+    pub fn text(&self) -> &str {
+        self.body
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn thread_ts(&self) -> Option<&str> {
+        self.body.get("thread_ts").and_then(Value::as_str)
+    }
+
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.body.get(name).and_then(Value::as_str)
+    }
+}
+
+/// A failure to inject into the next Web API (or response_url) calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// HTTP 429 with `Retry-After` in seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// HTTP 503.
+    Unavailable,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Recorded>,
+    seq: u64,
+    groups: BTreeMap<String, Vec<String>>,
+    failures: VecDeque<Failure>,
+    print: bool,
+    next_response: u64,
+}
+
+/// The fake Slack Web API.
+#[derive(Clone)]
+pub struct SlackStandIn {
+    inner: Arc<Mutex<Inner>>,
+    token: Arc<String>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for SlackStandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackStandIn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ok(body: Value) -> Response {
+    axum::Json(body).into_response()
+}
+
+impl SlackStandIn {
+    /// Starts the fake on a free loopback port. `token` is the bot token it accepts.
+    pub async fn start(token: &Secret) -> std::io::Result<SlackStandIn> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let fake = SlackStandIn {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            token: Arc::new(token.expose().to_owned()),
+            addr,
+            shutdown: CancellationToken::new(),
+        };
+        let app = Router::new()
+            .route("/api/usergroups.users.list", get(group_members))
+            .route("/api/{method}", post(api))
+            .route("/response/{id}", post(response))
+            .with_state(fake.clone());
+        let stop = fake.shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Ok(fake)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Web API base URL to give the bot (`slack.api_url`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// A fresh response_url, as Slack puts in each command and click.
+    pub fn response_url(&self) -> String {
+        let mut inner = self.lock();
+        inner.next_response += 1;
+        format!("http://{}/response/{}", self.addr, inner.next_response)
+    }
+
+    /// Prints every message the bot sends, as it arrives (for the demo).
+    pub fn print_messages(&self, on: bool) {
+        self.lock().print = on;
+    }
+
+    /// Makes `users` the members of user group `group`.
+    pub fn set_group(&self, group: &str, users: &[&str]) {
+        self.lock().groups.insert(
+            group.to_owned(),
+            users.iter().map(|u| (*u).to_owned()).collect(),
+        );
+    }
+
+    /// Fails the next calls, one failure each, in order.
+    pub fn fail_next(&self, failures: &[Failure]) {
+        self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// Every call received, in order.
+    pub fn calls(&self) -> Vec<Recorded> {
+        self.lock().calls.clone()
+    }
+
+    /// Calls that were answered successfully, of one method.
+    pub fn delivered(&self, method: &str) -> Vec<Recorded> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.status == 200)
+            .collect()
+    }
+
+    /// The successful response_url posts to the response_url `url`.
+    pub fn responses_to(&self, url: &str) -> Vec<Recorded> {
+        let id = url.rsplit('/').next().and_then(|n| n.parse::<u64>().ok());
+        self.delivered("response")
+            .into_iter()
+            .filter(|c| c.response_id == id)
+            .collect()
+    }
+
+    /// Waits until `probe` finds something in the calls, polling every 20 ms.
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        probe: impl Fn(&[Recorded]) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = probe(&self.calls()) {
+                return Some(v);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Records a call; returns the failure to answer with, if one is queued.
+    fn record(
+        &self,
+        method: &str,
+        body: Value,
+        ts: Option<String>,
+        response_id: Option<u64>,
+    ) -> Option<Failure> {
+        let mut inner = self.lock();
+        let failure = inner.failures.pop_front();
+        inner.seq += 1;
+        let status = match failure {
+            None => 200,
+            Some(Failure::RateLimited { .. }) => 429,
+            Some(Failure::Unavailable) => 503,
+        };
+        let rec = Recorded {
+            seq: inner.seq,
+            method: method.to_owned(),
+            body,
+            ts,
+            response_id,
+            status,
+        };
+        if inner.print && status == 200 {
+            print_call(&rec);
+        }
+        inner.calls.push(rec);
+        failure
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == self.token.as_str())
+    }
+}
+
+fn failure_response(f: Failure) -> Response {
+    match f {
+        Failure::RateLimited { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                ("retry-after", retry_after_secs.to_string()),
+                ("content-type", "application/json".into()),
+            ],
+            r#"{"ok":false,"error":"ratelimited"}"#,
+        )
+            .into_response(),
+        Failure::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain".to_owned())],
+            "service unavailable",
+        )
+            .into_response(),
+    }
+}
+
+async fn api(
+    State(fake): State<SlackStandIn>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !fake.authorized(&headers) {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let channel = body
+        .get("channel")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match method.as_str() {
+        "chat.postMessage" => {
+            let ts = {
+                let inner = fake.lock();
+                format!("{}.{:06}", 1_800_000_000 + inner.seq + 1, 100)
+            };
+            if let Some(f) = fake.record(&method, body.clone(), Some(ts.clone()), None) {
+                return failure_response(f);
+            }
+            ok(json!({"ok": true, "channel": channel, "ts": ts,
+                      "message": {"ts": ts, "text": body.get("text").cloned().unwrap_or(Value::Null)}}))
+        }
+        "chat.update" => {
+            let ts = body
+                .get("ts")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(f) = fake.record(&method, body.clone(), Some(ts.clone()), None) {
+                return failure_response(f);
+            }
+            ok(
+                json!({"ok": true, "channel": channel, "ts": ts, "text": body.get("text").cloned().unwrap_or(Value::Null), "message": {}}),
+            )
+        }
+        "chat.postEphemeral" => {
+            if let Some(f) = fake.record(&method, body, None, None) {
+                return failure_response(f);
+            }
+            ok(json!({"ok": true, "message_ts": "1800000000.000001"}))
+        }
+        other => ok(json!({"ok": false, "error": "unknown_method", "method": other})),
+    }
+}
+
+async fn group_members(
+    State(fake): State<SlackStandIn>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if !fake.authorized(&headers) {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let group = q.get("usergroup").cloned().unwrap_or_default();
+    if let Some(f) = fake.record("usergroups.users.list", json!(q), None, None) {
+        return failure_response(f);
+    }
+    match fake.lock().groups.get(&group) {
+        Some(users) => ok(json!({"ok": true, "users": users})),
+        None => ok(json!({"ok": false, "error": "no_such_subteam"})),
+    }
+}
+
+async fn response(State(fake): State<SlackStandIn>, Path(id): Path<u64>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(f) = fake.record("response", body, None, Some(id)) {
+        return failure_response(f);
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Renders a block list as plain lines (section texts, buttons) for printing.
+fn blocks_as_text(body: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in body
+        .get("blocks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match b.get("type").and_then(Value::as_str) {
+            Some("header") | Some("section") => {
+                if let Some(t) = b.pointer("/text/text").and_then(Value::as_str) {
+                    lines.extend(t.lines().map(str::to_owned));
+                }
+            }
+            Some("context") => {
+                for e in b
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(t) = e.get("text").and_then(Value::as_str) {
+                        lines.push(format!("({t})"));
+                    }
+                }
+            }
+            Some("actions") => {
+                let buttons: Vec<String> = b
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.pointer("/text/text").and_then(Value::as_str))
+                    .map(|t| format!("[ {t} ]"))
+                    .collect();
+                lines.push(buttons.join("  "));
+            }
+            _ => {}
+        }
+    }
+    lines
+}
+
+fn print_call(rec: &Recorded) {
+    let body = &rec.body;
+    let channel = body.get("channel").and_then(Value::as_str).unwrap_or("");
+    let heading = match rec.method.as_str() {
+        "chat.postMessage" => match rec.thread_ts() {
+            Some(t) => format!(
+                "slack: reply in #{channel}, thread {t}{}",
+                if body.get("reply_broadcast") == Some(&Value::Bool(true)) {
+                    " (also sent to the channel)"
+                } else {
+                    ""
+                }
+            ),
+            None => format!(
+                "slack: new message in #{channel} (ts {})",
+                rec.ts.as_deref().unwrap_or("?")
+            ),
+        },
+        "chat.update" => format!(
+            "slack: message {} in #{channel} updated",
+            rec.ts.as_deref().unwrap_or("?")
+        ),
+        "response" => format!(
+            "slack: answer to the user ({})",
+            body.get("response_type")
+                .and_then(Value::as_str)
+                .unwrap_or("ephemeral")
+        ),
+        other => format!("slack: {other}"),
+    };
+    let mut lines = blocks_as_text(body);
+    if lines.is_empty() {
+        lines = rec.text().lines().map(str::to_owned).collect();
+    }
+    println!("\n{heading}");
+    for l in lines {
+        println!("  │ {l}");
+    }
+}
+
+/// Sends the bot what Slack would send: signed slash commands and block_actions clicks.
+pub struct SlackSender {
+    base_url: String,
+    secret: Secret,
+    http: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+}
+
+/// The bot's answer to a signed request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `text` of a JSON answer.
+    pub fn text(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+impl SlackSender {
+    /// A sender to the bot at `base_url` (e.g. `http://127.0.0.1:3000`), signing with `secret`.
+    pub fn new(base_url: &str, secret: &Secret) -> SlackSender {
+        SlackSender {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            secret: secret.clone(),
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(hyper_util::client::legacy::connect::HttpConnector::new()),
+        }
+    }
+
+    /// POSTs `body` to `path` with the given headers, exactly as given (for tests of bad requests).
+    pub async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut req = hyper::Request::post(format!("{}{path}", self.base_url))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .expect("valid request");
+        match self.http.request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Answer {
+                    status,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                }
+            }
+            Err(e) => Answer {
+                status: 0,
+                body: e.to_string(),
+            },
+        }
+    }
+
+    /// POSTs a body signed as Slack signs it, with a timestamp of `now_unix`.
+    pub async fn post_signed(&self, path: &str, body: &str, now_unix: i64) -> Answer {
+        let ts = now_unix.to_string();
+        let signature = verify::sign(&self.secret, &ts, body.as_bytes());
+        self.post_raw(
+            path,
+            &[
+                (verify::TIMESTAMP_HEADER, &ts),
+                (verify::SIGNATURE_HEADER, &signature),
+            ],
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    /// The form body of a slash command, as Slack sends it.
+    pub fn command_body(user: &str, channel: &str, text: &str, response_url: &str) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", "deprecated-verification-token")
+            .append_pair("team_id", "T0STANDIN")
+            .append_pair("team_domain", "standin")
+            .append_pair("channel_id", channel)
+            .append_pair("channel_name", "incidents")
+            .append_pair("user_id", user)
+            .append_pair("user_name", &user.to_lowercase())
+            .append_pair("command", "/aurora")
+            .append_pair("text", text)
+            .append_pair("api_app_id", "A0STANDIN")
+            .append_pair("response_url", response_url)
+            .append_pair("trigger_id", "1.2.standin")
+            .finish()
+    }
+
+    /// The form body of a button click (`block_actions`) on message `message_ts` in `channel`.
+    pub fn click_body(
+        user: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+        response_url: &str,
+    ) -> String {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T0STANDIN"},
+            "api_app_id": "A0STANDIN",
+            "token": "deprecated-verification-token",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
+            "trigger_id": "1.2.standin",
+            "team": {"id": "T0STANDIN", "domain": "standin"},
+            "is_enterprise_install": false,
+            "channel": {"id": channel, "name": "incidents"},
+            "message": {"type": "message", "ts": message_ts, "text": "request", "bot_id": "B0STANDIN"},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [{"action_id": action_id, "block_id": "decision", "type": "button", "value": value,
+                         "text": {"type": "plain_text", "text": action_id}, "action_ts": "1800000000.000200"}]
+        });
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+    }
+
+    /// Sends `/aurora {text}` as `user` from `channel`.
+    pub async fn command(
+        &self,
+        user: &str,
+        channel: &str,
+        text: &str,
+        response_url: &str,
+        now_unix: i64,
+    ) -> Answer {
+        self.post_signed(
+            "/slack/commands",
+            &Self::command_body(user, channel, text, response_url),
+            now_unix,
+        )
+        .await
+    }
+
+    /// Clicks button `action_id` (value `value`) on message `message_ts` as `user`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a field of Slack's payload"
+    )]
+    pub async fn click(
+        &self,
+        user: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+        response_url: &str,
+        now_unix: i64,
+    ) -> Answer {
+        let body = Self::click_body(user, channel, message_ts, action_id, value, response_url);
+        self.post_signed("/slack/interactions", &body, now_unix)
+            .await
+    }
+}

@@ -1,0 +1,236 @@
+//! Builds the bot from its `Settings`: resolves the Slack secrets, opens the store, makes the AWS and
+//! Slack adapters, wires the engine, binds the listener. `Application::build` returns something tests
+//! can spawn on port 0; `run_until_stopped` serves until the shutdown token is cancelled.
+
+use crate::approval::{Approvals, Launcher};
+use crate::aws::{self, AwsOverrides};
+use crate::ports::{Clock, SystemClock};
+use crate::runbook::Runner;
+use crate::settings::Settings;
+use crate::slack::chat::SlackChat;
+use crate::slack::client::SlackApi;
+use crate::slack::directory::SlackDirectory;
+use crate::slack::outbox::Outbox;
+use crate::slack::routes::{self, SlackState};
+use crate::slack::verify::Verifier;
+use crate::store::Store;
+use crate::types::Secret;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+/// How often pending requests are checked for expiry.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// How long shutdown waits for work in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Looks up an environment variable.
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// What the environment provides besides the config file; tests and the demo replace parts of it.
+pub struct Deps {
+    pub aws: AwsOverrides,
+    pub clock: Arc<dyn Clock>,
+    /// Looks up an environment variable (SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN).
+    pub env: Box<EnvLookup>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Deps {
+            aws: AwsOverrides::default(),
+            clock: Arc::new(SystemClock),
+            env: Box::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
+        }
+    }
+}
+
+/// The two Slack secrets, wherever they came from.
+pub struct SlackSecrets {
+    pub signing_secret: Secret,
+    pub bot_token: Secret,
+}
+
+/// Resolves the Slack secrets: the config file, then the environment, then Secrets Manager. Errors
+/// name the key and the reason, never a value.
+pub async fn resolve_secrets(
+    settings: &Settings,
+    aws_config: &aws_config::SdkConfig,
+    env: &EnvLookup,
+) -> anyhow::Result<SlackSecrets> {
+    let mut signing = settings
+        .slack
+        .signing_secret
+        .clone()
+        .or_else(|| env("SLACK_SIGNING_SECRET").map(Secret::new));
+    let mut token = settings
+        .slack
+        .bot_token
+        .clone()
+        .or_else(|| env("SLACK_BOT_TOKEN").map(Secret::new));
+    if (signing.is_none() || token.is_none())
+        && let Some(id) = &settings.slack.secret_id
+    {
+        let region = settings.slack.secret_region.as_ref().map(|r| r.as_str());
+        let found = aws::secrets::load(aws_config, id, region)
+            .await
+            .map_err(|e| anyhow::anyhow!("config key slack.secret_id: {e}"))?;
+        signing = signing.or(found.signing_secret);
+        token = token.or(found.bot_token);
+    }
+    let signing_secret = signing.ok_or_else(|| {
+        anyhow::anyhow!(
+            "config key slack.signing_secret: not set. Give it in the file, in SLACK_SIGNING_SECRET, or in the secret named by slack.secret_id"
+        )
+    })?;
+    let bot_token = token.ok_or_else(|| {
+        anyhow::anyhow!(
+            "config key slack.bot_token: not set. Give it in the file, in SLACK_BOT_TOKEN, or in the secret named by slack.secret_id"
+        )
+    })?;
+    if !bot_token.expose().starts_with("xoxb-") {
+        anyhow::bail!(
+            "config key slack.bot_token: the token found is not a bot token (it must start with xoxb-)"
+        );
+    }
+    Ok(SlackSecrets {
+        signing_secret,
+        bot_token,
+    })
+}
+
+/// The bot, built and bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    router: axum::Router,
+    approvals: Approvals,
+    outbox: Arc<Outbox>,
+    state: Arc<SlackState>,
+    pub store: Arc<Store>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let aws_config = aws::load_config(&deps.aws).await;
+        let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
+        let store = Arc::new(Store::open(&settings.store.path).with_context(|| {
+            format!(
+                "config key store.path: cannot open {}",
+                settings.store.path.display()
+            )
+        })?);
+        let api = Arc::new(
+            SlackApi::new(&settings.slack.api_url, &secrets.bot_token)
+                .context("cannot build the Slack client")?,
+        );
+        let aurora: Arc<dyn crate::ports::Aurora> =
+            Arc::new(aws::rds::RdsAurora::new(aws_config.clone()));
+        let dns: Arc<dyn crate::ports::Dns> = Arc::new(aws::route53::Route53Dns::new(&aws_config));
+        let wake = Arc::new(Notify::new());
+        let chat = Arc::new(SlackChat {
+            store: store.clone(),
+            clock: deps.clock.clone(),
+            channel: settings.slack.incident_channel.clone(),
+            approvers: settings.approval.approvers.clone(),
+            wake: wake.clone(),
+        });
+        let runner = Arc::new(Runner {
+            store: store.clone(),
+            aurora: aurora.clone(),
+            dns: dns.clone(),
+            chat: chat.clone(),
+            clock: deps.clock.clone(),
+            settings: settings.runbook,
+        });
+        let approvals = Approvals {
+            settings: settings.clone(),
+            store: store.clone(),
+            aurora: aurora.clone(),
+            dns: dns.clone(),
+            chat: chat.clone(),
+            directory: Arc::new(SlackDirectory::new(api.clone())),
+            clock: deps.clock.clone(),
+            launcher: Launcher {
+                runner,
+                tracker: TaskTracker::new(),
+            },
+        };
+        let outbox = Arc::new(Outbox {
+            store: store.clone(),
+            api,
+            clock: deps.clock.clone(),
+            wake,
+        });
+        let state = Arc::new(SlackState {
+            verifier: Verifier::new(vec![secrets.signing_secret]),
+            clock: deps.clock.clone(),
+            settings: settings.clone(),
+            approvals: approvals.clone(),
+            chat,
+            aurora,
+            dns,
+            tasks: TaskTracker::new(),
+        });
+        let router = routes::router(state.clone());
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("config key listen: cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application {
+            listener,
+            port,
+            router,
+            approvals,
+            outbox,
+            state,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking requests and gives work in flight a
+    /// bounded time to finish. Runs not finished by then resume at the next start.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        info!(port = self.port, "serving");
+        self.approvals.resume();
+        let background = TaskTracker::new();
+        background.spawn(self.outbox.clone().run(shutdown.clone()));
+        let approvals = self.approvals.clone();
+        let stop = shutdown.clone();
+        background.spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => approvals.expire_due(),
+                }
+            }
+        });
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        info!("stopped taking requests");
+        self.state.tasks.close();
+        self.approvals.launcher.tracker.close();
+        background.close();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            self.state.tasks.wait().await;
+            background.wait().await;
+        })
+        .await;
+        // Deliver what is already queued, briefly, so the thread is as complete as it can be.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.outbox.deliver_due()).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! `/aurora status`: for each configured global cluster, its members (role, status, endpoints) and
+//! whether the writer and reader CNAMEs point at the current writer's endpoints. Clusters are read
+//! concurrently, and so are the members of each, so many clusters answer about as fast as one.
+
+use crate::ports::{Aurora, ClusterState, Dns, Member};
+use crate::settings::ClusterSettings;
+use futures::future::join_all;
+
+/// A member and its own description (or why it could not be read).
+#[derive(Debug, Clone)]
+pub struct MemberReport {
+    pub member: Member,
+    pub state: Result<ClusterState, String>,
+}
+
+/// What a CNAME points at, compared with what it should point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CnameCheck {
+    Unreadable(String),
+    Missing {
+        name: String,
+    },
+    /// `expected` is the current writer's matching endpoint, when known.
+    Points {
+        name: String,
+        value: String,
+        expected: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterReport {
+    pub name: String,
+    pub global_cluster_id: String,
+    pub topology: Result<crate::ports::Topology, String>,
+    pub members: Vec<MemberReport>,
+    pub writer_cname: CnameCheck,
+    pub reader_cname: CnameCheck,
+}
+
+/// Host names compare case-insensitively and without the trailing dot.
+pub fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Reads one cluster's status.
+pub async fn report(aurora: &dyn Aurora, dns: &dyn Dns, c: &ClusterSettings) -> ClusterReport {
+    let names = [c.writer_record.as_str(), c.reader_record.as_str()];
+    let (topology, records) = tokio::join!(
+        aurora.topology(&c.global_cluster_id, &c.regions),
+        dns.cnames(&c.hosted_zone_id, &names)
+    );
+    let topology = topology.map_err(|e| e.to_string());
+    let members = match &topology {
+        Ok(t) => {
+            join_all(t.members.iter().map(|m| async move {
+                MemberReport {
+                    member: m.clone(),
+                    state: aurora
+                        .cluster(&m.region, &m.cluster_id)
+                        .await
+                        .map_err(|e| e.to_string()),
+                }
+            }))
+            .await
+        }
+        Err(_) => Vec::new(),
+    };
+    let writer_state = members
+        .iter()
+        .find(|m| m.member.is_writer)
+        .and_then(|m| m.state.as_ref().ok());
+    let expected_writer = writer_state.and_then(|s| s.endpoint.clone());
+    let expected_reader = writer_state.and_then(|s| s.reader_endpoint.clone());
+    let check = |i: usize, expected: Option<String>| match &records {
+        Err(e) => CnameCheck::Unreadable(e.to_string()),
+        Ok(values) => match values.get(i).cloned().flatten() {
+            None => CnameCheck::Missing {
+                name: names[i].to_owned(),
+            },
+            Some(value) => CnameCheck::Points {
+                name: names[i].to_owned(),
+                value,
+                expected,
+            },
+        },
+    };
+    ClusterReport {
+        name: c.name.to_string(),
+        global_cluster_id: c.global_cluster_id.clone(),
+        writer_cname: check(0, expected_writer),
+        reader_cname: check(1, expected_reader),
+        topology,
+        members,
+    }
+}
+
+/// Reads every given cluster's status, concurrently.
+pub async fn reports(
+    aurora: &dyn Aurora,
+    dns: &dyn Dns,
+    clusters: &[&ClusterSettings],
+) -> Vec<ClusterReport> {
+    join_all(clusters.iter().map(|c| report(aurora, dns, c))).await
+}

@@ -1,0 +1,89 @@
+//! The SQLite schema and its migrations. `user_version` records which migrations have run; each
+//! migration runs once, in a transaction, in order.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: requests, runs, journal, audit, outbox.
+    "CREATE TABLE requests (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        cluster         TEXT NOT NULL,
+        mode            TEXT NOT NULL,
+        requested_by    TEXT NOT NULL,
+        requested_at    INTEGER NOT NULL,
+        to_region       TEXT,
+        origin_channel  TEXT NOT NULL,
+        response_url    TEXT,
+        expires_at      INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        plan            TEXT,
+        decided_by      TEXT,
+        decided_at      INTEGER,
+        note            TEXT,
+        message         INTEGER
+    );
+    CREATE INDEX requests_by_cluster ON requests (cluster, state);
+    CREATE TABLE runs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id   INTEGER NOT NULL UNIQUE REFERENCES requests (id),
+        state        TEXT NOT NULL,
+        step         TEXT NOT NULL,
+        data         TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER
+    );
+    CREATE TABLE journal (
+        run_id  INTEGER NOT NULL REFERENCES runs (id),
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        step    TEXT NOT NULL,
+        event   TEXT NOT NULL,
+        detail  TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        user_id     TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        request_id  INTEGER,
+        outcome     TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        ordering_key     TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        channel          TEXT,
+        target           INTEGER REFERENCES outbox (id),
+        response_url     TEXT,
+        body             TEXT NOT NULL,
+        attempts         INTEGER NOT NULL,
+        next_attempt_at  INTEGER NOT NULL,
+        delivered_ts     TEXT,
+        state            TEXT NOT NULL,
+        last_error       TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (state, ordering_key, id);",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+            Some(format!(
+                "the database has schema version {current}, newer than this build's {SCHEMA_VERSION}: run a newer bot"
+            )),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
