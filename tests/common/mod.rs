@@ -1,0 +1,421 @@
+//! Test harness: the real bot (built by `startup` exactly as `serve` builds it, on port 0) against the
+//! AWS emulator and the Slack stand-in, with requests signed as Slack signs them, and a clock that can
+//! be moved forward.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use aurora_failover_bot::aws::AwsOverrides;
+use aurora_failover_bot::ports::Clock;
+use aurora_failover_bot::settings::Settings;
+use aurora_failover_bot::standin::{Answer, Recorded, SlackSender, SlackStandIn};
+use aurora_failover_bot::startup::{Application, Deps};
+use aurora_failover_bot::store::{Request, RequestState, Run, RunState, Store};
+use aurora_failover_bot::types::Secret;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const CHANNEL: &str = "C0INCIDENT";
+/// A requester.
+pub const ALICE: &str = "U0ALICE";
+/// An approver, named directly.
+pub const BOB: &str = "U0BOB";
+/// An approver through the user group S0DBA.
+pub const CAROL: &str = "U0CAROL";
+/// A requester through the user group S0ONCALL.
+pub const DAVE: &str = "U0DAVE";
+/// Nobody in particular.
+pub const MALLORY: &str = "U0MALLORY";
+pub const SIGNING_SECRET: &str = "test-signing-secret";
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+pub const ZONE: &str = "Z0123456789";
+pub const WRITER_RECORD: &str = "aurorawriteendpoint.aurora_private_hosted_zone";
+pub const READER_RECORD: &str = "aurorareadendpoint.aurora_private_hosted_zone";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The system clock plus an offset that tests can move forward.
+#[derive(Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    pub fn advance(&self, d: Duration) {
+        self.offset_ms
+            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+            + jiff::SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// What a test may change about the bot's world.
+pub struct Options {
+    pub timings: awsim::Timings,
+    pub request_ttl_secs: u64,
+    pub poll_interval_ms: u64,
+    pub promote_timeout_secs: u64,
+    pub dns_timeout_secs: u64,
+    pub scenario: awsim::Scenario,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timings: awsim::Timings {
+                detach_ms: 400,
+                pending_ms: 100,
+                failover_ms: 400,
+                switchover_ms: 400,
+                rejoin_ms: 400,
+                dns_propagation_ms: 300,
+            },
+            request_ttl_secs: 900,
+            poll_interval_ms: 100,
+            promote_timeout_secs: 30,
+            dns_timeout_secs: 30,
+            scenario: awsim::Scenario::two_region_example(),
+        }
+    }
+}
+
+pub fn config_toml(api_url: &str, store: &std::path::Path, o: &Options) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+[slack]
+signing_secret = "{SIGNING_SECRET}"
+bot_token = "{BOT_TOKEN}"
+api_url = "{api_url}"
+incident_channel = "{CHANNEL}"
+[approval]
+requesters = ["{ALICE}", "S0ONCALL"]
+approvers = ["{BOB}", "S0DBA"]
+request_ttl_secs = {ttl}
+[store]
+path = "{store}"
+[runbook]
+poll_interval_ms = {poll}
+promote_timeout_secs = {promote}
+dns_timeout_secs = {dns}
+[[clusters]]
+name = "orders"
+global_cluster_id = "orders-global"
+regions = ["us-east-1", "us-west-2"]
+hosted_zone_id = "{ZONE}"
+writer_record = "{WRITER_RECORD}"
+reader_record = "{READER_RECORD}"
+record_ttl = 1
+"#,
+        ttl = o.request_ttl_secs,
+        store = store.display(),
+        poll = o.poll_interval_ms,
+        promote = o.promote_timeout_secs,
+        dns = o.dns_timeout_secs,
+    )
+}
+
+pub struct TestBot {
+    pub sim: awsim::Awsim,
+    pub slack: SlackStandIn,
+    pub sender: SlackSender,
+    pub store: Arc<Store>,
+    pub clock: Arc<TestClock>,
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    static N: AtomicI64 = AtomicI64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "afb-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl TestBot {
+    pub async fn start() -> TestBot {
+        TestBot::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(mut o: Options) -> TestBot {
+        o.scenario.timings = o.timings;
+        let sim = awsim::start("127.0.0.1:0".parse().unwrap(), o.scenario.clone())
+            .await
+            .unwrap();
+        let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
+        slack.set_group("S0DBA", &[CAROL]);
+        slack.set_group("S0ONCALL", &[DAVE]);
+        let dir = temp_dir("bot");
+        let settings =
+            Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
+        let clock = Arc::new(TestClock::default());
+        let deps = Deps {
+            aws: AwsOverrides {
+                endpoint_url: Some(sim.url().to_owned()),
+                static_credentials: true,
+                max_attempts: Some(2),
+            },
+            clock: clock.clone(),
+            env: Box::new(|_| None),
+        };
+        let app = Application::build(settings, deps).await.unwrap();
+        let store = app.store.clone();
+        let port = app.port();
+        let sender = SlackSender::new(
+            &format!("http://127.0.0.1:{}", app.port()),
+            &Secret::new(SIGNING_SECRET),
+        );
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        TestBot {
+            sim,
+            slack,
+            sender,
+            store,
+            clock,
+            dir,
+            port,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+
+    /// Sends `/aurora {text}` as `user`; returns the answer and the command's response_url.
+    pub async fn command(&self, user: &str, text: &str) -> (Answer, String) {
+        let url = self.slack.response_url();
+        let answer = self
+            .sender
+            .command(user, CHANNEL, text, &url, self.now())
+            .await;
+        (answer, url)
+    }
+
+    /// Clicks Approve (or Deny) on request `id`'s message as `user`; returns the click's response_url.
+    pub async fn click(&self, user: &str, id: i64, approve: bool) -> String {
+        let ts = self.request_message(id).await.ts.unwrap();
+        let url = self.slack.response_url();
+        let action = if approve { "approve" } else { "deny" };
+        let answer = self
+            .sender
+            .click(
+                user,
+                CHANNEL,
+                &ts,
+                action,
+                &id.to_string(),
+                &url,
+                self.now(),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "a click is answered 200: {answer:?}");
+        url
+    }
+
+    /// The text of the first answer posted to `url`, waiting for it.
+    pub async fn answer_at(&self, url: &str) -> String {
+        self.slack
+            .wait_for(WAIT, |_| {
+                self.slack
+                    .responses_to(url)
+                    .first()
+                    .map(|r| r.text().to_owned())
+            })
+            .await
+            .unwrap_or_else(|| panic!("no answer at {url}"))
+    }
+
+    /// Requests a failover of `orders` as ALICE and waits for the approval message; returns the id.
+    pub async fn request(&self) -> i64 {
+        let (answer, _) = self.command(ALICE, "failover orders").await;
+        assert_eq!(answer.status, 200);
+        let text = answer.text();
+        let id: i64 = text
+            .strip_prefix("Request #")
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not accepted: {text}"));
+        self.request_message(id).await;
+        id
+    }
+
+    /// The approval request message of request `id`, once posted.
+    pub async fn request_message(&self, id: i64) -> Recorded {
+        let mut message = None;
+        for _ in 0..(WAIT.as_millis() / 20) {
+            if let Some(r) = self.store.request(id).unwrap()
+                && let Some(m) = r.message
+                && let Some(item) = self.store.outbox_item(m).unwrap()
+                && let Some(ts) = item.delivered_ts
+            {
+                message = self
+                    .slack
+                    .delivered("chat.postMessage")
+                    .into_iter()
+                    .find(|c| c.ts.as_deref() == Some(ts.as_str()));
+                if message.is_some() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        message.unwrap_or_else(|| panic!("request #{id}'s message was not posted"))
+    }
+
+    pub fn request_state(&self, id: i64) -> Request {
+        self.store.request(id).unwrap().unwrap()
+    }
+
+    /// Waits for request `id`'s run to end.
+    pub async fn finished_run(&self, id: i64, timeout: Duration) -> Run {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(run) = self.store.run_of_request(id).unwrap()
+                && run.state != RunState::Running
+            {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run of #{id} did not finish in {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until everything queued for Slack has been delivered (or given up).
+    pub async fn slack_settled(&self) {
+        for _ in 0..(WAIT.as_millis() / 20) {
+            if self
+                .store
+                .outbox_all()
+                .unwrap()
+                .iter()
+                .all(|i| i.state != "pending")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the outbox did not drain");
+    }
+
+    /// The replies in the thread of message `ts`, in delivery order.
+    pub fn thread(&self, ts: &str) -> Vec<Recorded> {
+        self.slack
+            .delivered("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.thread_ts() == Some(ts))
+            .collect()
+    }
+
+    /// The updates of message `ts`, in delivery order.
+    pub fn updates(&self, ts: &str) -> Vec<Recorded> {
+        self.slack
+            .delivered("chat.update")
+            .into_iter()
+            .filter(|c| c.field("ts") == Some(ts))
+            .collect()
+    }
+
+    pub fn writer_cname(&self) -> String {
+        self.sim
+            .admin()
+            .record(ZONE, WRITER_RECORD, "CNAME")
+            .unwrap()
+            .values[0]
+            .clone()
+    }
+
+    pub fn reader_cname(&self) -> String {
+        self.sim
+            .admin()
+            .record(ZONE, READER_RECORD, "CNAME")
+            .unwrap()
+            .values[0]
+            .clone()
+    }
+
+    pub fn endpoints(&self, region: &str, cluster: &str) -> (String, String) {
+        let c = self.sim.admin().cluster(region, cluster).unwrap();
+        (c.endpoint, c.reader_endpoint)
+    }
+
+    pub fn pending(&self) -> Vec<Request> {
+        self.store.requests_in(RequestState::Pending).unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(s) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
+        }
+        self.slack.stop();
+    }
+}
+
+impl Drop for TestBot {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.slack.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a message has buttons.
+pub fn has_buttons(r: &Recorded) -> bool {
+    r.body
+        .get("blocks")
+        .and_then(|b| b.as_array())
+        .is_some_and(|blocks| {
+            blocks
+                .iter()
+                .any(|b| b.get("type").and_then(|t| t.as_str()) == Some("actions"))
+        })
+}
+
+/// All the text of a message: its fallback text and every block's text.
+pub fn all_text(r: &Recorded) -> String {
+    let mut out = r.text().to_owned();
+    for b in r
+        .body
+        .get("blocks")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = b.pointer("/text/text").and_then(|t| t.as_str()) {
+            out.push('\n');
+            out.push_str(t);
+        }
+        for e in b
+            .get("elements")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(t) = e.get("text").and_then(|t| t.as_str()) {
+                out.push('\n');
+                out.push_str(t);
+            }
+        }
+    }
+    out
+}
