@@ -55,7 +55,8 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
         body.as_bytes(),
     );
     let tampered_body = body.replace("failover+orders", "failover+billing");
-    let cases: Vec<(&str, Vec<(&str, String)>, String)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
         (
             "bad signature",
             vec![
