@@ -1,0 +1,106 @@
+//! The binary as users run it: `demo` completes and exits 0; `serve` with a bad config file stops at
+//! start-up naming the key and the reason; bad arguments print the usage.
+
+use std::process::Command;
+
+fn bot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+}
+
+#[test]
+fn the_demo_plays_a_whole_failover_and_exits_0() {
+    let out = bot().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for expected in [
+        "/aurora status",
+        "/aurora failover orders",
+        "cannot approve your own request",
+        "You approved request #1",
+        "*Failover complete*",
+        "demo: the failover completed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in the demo's output:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("xoxb-demo-token") && !stderr.contains("xoxb-demo-token"),
+        "the token was printed"
+    );
+}
+
+#[test]
+fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
+    let dir = std::env::temp_dir().join(format!("afb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = include_str!("../config.example.toml");
+    let cases = [
+        (
+            example.replace("request_ttl_secs", "request_tll_secs"),
+            "request_tll_secs",
+        ),
+        (
+            example.replace("poll_interval_ms = 2000", "poll_interval_ms = 0"),
+            "runbook.poll_interval_ms",
+        ),
+        (
+            example.replace("incident_channel = \"C0INCIDENT\"\n", ""),
+            "incident_channel",
+        ),
+        // Valid file, but no Slack secret anywhere.
+        (example.to_owned(), "slack.signing_secret"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = dir.join(format!("config-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = bot()
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env_remove("SLACK_SIGNING_SECRET")
+            .env_remove("SLACK_BOT_TOKEN")
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "case {i}: {key} not named in {stderr}"
+        );
+    }
+    let out = bot()
+        .args(["serve", "--config"])
+        .arg(dir.join("nope.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_print_the_usage() {
+    for args in [
+        vec![],
+        vec!["launch"],
+        vec!["serve"],
+        vec!["demo", "--fast"],
+    ] {
+        let out = bot().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("usage:"),
+            "{args:?}"
+        );
+    }
+    let out = bot().arg("--help").output().unwrap();
+    assert!(out.status.success());
+}
