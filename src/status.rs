@@ -28,12 +28,23 @@ pub enum CnameCheck {
     },
 }
 
+/// A cluster the bot detached and promoted, which now takes the writes outside the global cluster.
+#[derive(Debug, Clone)]
+pub struct Detached {
+    /// The request whose run detached it.
+    pub request_id: i64,
+    pub report: MemberReport,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterReport {
     pub name: String,
     pub global_cluster_id: String,
     pub topology: Result<crate::ports::Topology, String>,
     pub members: Vec<MemberReport>,
+    /// Set when the last successful run detached a cluster that is still outside the global cluster:
+    /// that cluster is where the CNAMEs should point.
+    pub detached: Option<Detached>,
     pub writer_cname: CnameCheck,
     pub reader_cname: CnameCheck,
 }
@@ -44,8 +55,14 @@ pub fn same_host(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
-/// Reads one cluster's status.
-pub async fn report(aurora: &dyn Aurora, dns: &dyn Dns, c: &ClusterSettings) -> ClusterReport {
+/// Reads one cluster's status. `last_detached` is the target of the cluster's last successful detach
+/// run (and that run's request id), if any.
+pub async fn report(
+    aurora: &dyn Aurora,
+    dns: &dyn Dns,
+    c: &ClusterSettings,
+    last_detached: Option<(i64, Member)>,
+) -> ClusterReport {
     let names = [c.writer_record.as_str(), c.reader_record.as_str()];
     let (topology, records) = tokio::join!(
         aurora.topology(&c.global_cluster_id, &c.regions),
@@ -67,10 +84,29 @@ pub async fn report(aurora: &dyn Aurora, dns: &dyn Dns, c: &ClusterSettings) -> 
         }
         Err(_) => Vec::new(),
     };
-    let writer_state = members
-        .iter()
-        .find(|m| m.member.is_writer)
-        .and_then(|m| m.state.as_ref().ok());
+    // A detached target that has not rejoined the global cluster is a standalone writer.
+    let detached = match (&topology, last_detached) {
+        (Ok(t), Some((request_id, m))) if !t.members.iter().any(|x| x.arn == m.arn) => {
+            Some(Detached {
+                request_id,
+                report: MemberReport {
+                    state: aurora
+                        .cluster(&m.region, &m.cluster_id)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    member: m,
+                },
+            })
+        }
+        _ => None,
+    };
+    let writer_state = match &detached {
+        Some(d) => d.report.state.as_ref().ok(),
+        None => members
+            .iter()
+            .find(|m| m.member.is_writer)
+            .and_then(|m| m.state.as_ref().ok()),
+    };
     let expected_writer = writer_state.and_then(|s| s.endpoint.clone());
     let expected_reader = writer_state.and_then(|s| s.reader_endpoint.clone());
     let check = |i: usize, expected: Option<String>| match &records {
@@ -93,6 +129,7 @@ pub async fn report(aurora: &dyn Aurora, dns: &dyn Dns, c: &ClusterSettings) -> 
         reader_cname: check(1, expected_reader),
         topology,
         members,
+        detached,
     }
 }
 
@@ -100,7 +137,12 @@ pub async fn report(aurora: &dyn Aurora, dns: &dyn Dns, c: &ClusterSettings) -> 
 pub async fn reports(
     aurora: &dyn Aurora,
     dns: &dyn Dns,
-    clusters: &[&ClusterSettings],
+    clusters: &[(&ClusterSettings, Option<(i64, Member)>)],
 ) -> Vec<ClusterReport> {
-    join_all(clusters.iter().map(|c| report(aurora, dns, c))).await
+    join_all(
+        clusters
+            .iter()
+            .map(|(c, d)| report(aurora, dns, c, d.clone())),
+    )
+    .await
 }

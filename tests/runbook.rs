@@ -130,6 +130,24 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
             "verify"
         ]
     );
+
+    // Status now knows where the writes go: the detached cluster, with the CNAMEs pointing at it, and
+    // the old primary flagged.
+    let (_, url) = bot.command(MALLORY, "status").await;
+    let status = bot.answer_at(&url).await;
+    assert!(
+        status.contains("us-west-2 `orders-west` *standalone writer*, detached from the global cluster by request #1"),
+        "{status}"
+    );
+    assert!(
+        status.contains("`orders-east` (us-east-1) is still the writer of the global cluster"),
+        "{status}"
+    );
+    assert!(
+        status.contains(":white_check_mark: writer CNAME")
+            && status.contains(":white_check_mark: reader CNAME"),
+        "{status}"
+    );
 }
 
 #[tokio::test]

@@ -153,7 +153,7 @@ pub fn request_message(
             mode_meaning(plan.mode)
         )),
         section(&format!(
-            "*DNS* (zone `{}`, TTL {}s):\n• `{}` now → `{}`\n• `{}` now → `{}`\nboth will point at `{}`'s endpoints.",
+            "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`\n• `{}` → `{}`\nBoth will point at `{}`'s endpoints.",
             esc(&plan.zone_id),
             plan.record_ttl,
             esc(&plan.writer_record),
@@ -277,6 +277,23 @@ pub fn note(note: &Note) -> MessageBody {
     }
 }
 
+fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
+    match &m.state {
+        Ok(c) => format!(
+            "{}{} · endpoint `{}` · reader `{}`",
+            esc(&c.status),
+            if should_write && !c.has_writer {
+                " (no writer instance!)"
+            } else {
+                ""
+            },
+            esc(c.endpoint.as_deref().unwrap_or("-")),
+            esc(c.reader_endpoint.as_deref().unwrap_or("-")),
+        ),
+        Err(e) => format!(":warning: cannot read: {}", esc(e)),
+    }
+}
+
 /// The answer to `/aurora status`.
 pub fn status(reports: &[ClusterReport]) -> MessageBody {
     let mut blocks = Vec::new();
@@ -295,32 +312,34 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
                         esc(op)
                     ));
                 }
+                if let Some(d) = &r.detached {
+                    lines.push(format!(
+                        "• {} `{}` *standalone writer*, detached from the global cluster by request #{} · {}",
+                        d.report.member.region,
+                        esc(&d.report.member.cluster_id),
+                        d.request_id,
+                        member_detail(&d.report, true)
+                    ));
+                    if let Some(w) = r.members.iter().find(|m| m.member.is_writer) {
+                        lines.push(format!(
+                            ":warning: `{}` ({}) is still the writer of the global cluster and may still accept writes: fence it until the global database is rebuilt.",
+                            esc(&w.member.cluster_id),
+                            w.member.region
+                        ));
+                    }
+                }
                 for m in &r.members {
                     let role = if m.member.is_writer {
                         "*writer*"
                     } else {
                         "reader"
                     };
-                    let detail = match &m.state {
-                        Ok(c) => format!(
-                            "{}{} · endpoint `{}` · reader `{}`",
-                            esc(&c.status),
-                            if m.member.is_writer && !c.has_writer {
-                                " (no writer instance!)"
-                            } else {
-                                ""
-                            },
-                            esc(c.endpoint.as_deref().unwrap_or("-")),
-                            esc(c.reader_endpoint.as_deref().unwrap_or("-")),
-                        ),
-                        Err(e) => format!(":warning: cannot read: {}", esc(e)),
-                    };
                     lines.push(format!(
                         "• {} `{}` {} · {}",
                         m.member.region,
                         esc(&m.member.cluster_id),
                         role,
-                        detail
+                        member_detail(m, m.member.is_writer)
                     ));
                 }
             }
@@ -331,12 +350,12 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
                 CnameCheck::Missing { name } => format!(":x: {label} CNAME `{}` does not exist", esc(name)),
                 CnameCheck::Points { name, value, expected } => match expected {
                     Some(exp) if crate::status::same_host(value, exp) => format!(
-                        ":white_check_mark: {label} CNAME `{}` → `{}` (the writer's {label} endpoint)",
+                        ":white_check_mark: {label} CNAME `{}` → `{}` (the current writer's {label} endpoint)",
                         esc(name),
                         esc(value)
                     ),
                     Some(exp) => format!(
-                        ":warning: {label} CNAME `{}` → `{}`, *not* the writer's {label} endpoint `{}`",
+                        ":warning: {label} CNAME `{}` → `{}`, *not* the current writer's {label} endpoint `{}`",
                         esc(name),
                         esc(value),
                         esc(exp)

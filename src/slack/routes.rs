@@ -126,10 +126,31 @@ async fn commands(
                     }
                 },
             };
-            let clusters: Vec<_> = clusters.into_iter().cloned().collect();
+            // Where the last successful detach of each cluster moved the writer, if anywhere.
+            let clusters: Vec<_> = clusters
+                .into_iter()
+                .map(|c| {
+                    let detached = match state.approvals.store.last_success(&c.name) {
+                        Ok(Some(r)) => r
+                            .plan
+                            .as_deref()
+                            .and_then(|p| {
+                                serde_json::from_str::<crate::runbook::plan::Plan>(p).ok()
+                            })
+                            .filter(|p| p.mode == crate::types::Mode::Detach)
+                            .map(|p| (r.id, p.to)),
+                        Ok(None) => None,
+                        Err(e) => {
+                            warn!(error = %e, "cannot read past runs");
+                            None
+                        }
+                    };
+                    (c.clone(), detached)
+                })
+                .collect();
             let st = state.clone();
             state.tasks.spawn(async move {
-                let refs: Vec<_> = clusters.iter().collect();
+                let refs: Vec<_> = clusters.iter().map(|(c, d)| (c, d.clone())).collect();
                 let reports =
                     crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
                 if let Err(e) =

@@ -543,6 +543,27 @@ impl Store {
         row.map(run_convert).transpose()
     }
 
+    /// The request of the cluster's most recent successful run, if any.
+    pub fn last_success(&self, cluster: &ClusterName) -> Result<Option<Request>> {
+        let conn = self.conn();
+        let cols = REQUEST_COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = conn
+            .query_row(
+                &format!(
+                    "SELECT {cols} FROM requests r JOIN runs u ON u.request_id = r.id
+                     WHERE r.cluster = ?1 AND u.state = 'succeeded' ORDER BY u.id DESC LIMIT 1"
+                ),
+                params![cluster.as_str()],
+                request_row,
+            )
+            .optional()?;
+        row.map(request_from).transpose()
+    }
+
     pub fn runs_in(&self, state: RunState) -> Result<Vec<Run>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
