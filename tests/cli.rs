@@ -104,3 +104,22 @@ fn bad_arguments_print_the_usage() {
     let out = bot().arg("--help").output().unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn the_slack_manifest_declares_the_command_the_routes_and_the_scopes_the_bot_uses() {
+    let manifest = include_str!("../manifest.yml");
+    for expected in [
+        "command: /aurora",
+        "/slack/commands",
+        "/slack/interactions",
+        "- commands",
+        "- chat:write",
+        "- usergroups:read",
+        "is_enabled: true",
+    ] {
+        assert!(
+            manifest.contains(expected),
+            "manifest.yml lacks {expected:?}"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: compile in the Rust image, run in a small Debian image as a non-root user.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so that code changes do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY crates/awsim/Cargo.toml crates/awsim/Cargo.toml
+RUN mkdir -p src crates/awsim/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && echo 'fn main() {}' > crates/awsim/src/main.rs && touch crates/awsim/src/lib.rs \
+ && cargo build --release --locked --bin aurora-failover-bot || true
+COPY . .
+RUN touch src/main.rs src/lib.rs crates/awsim/src/lib.rs \
+ && cargo build --release --locked --bin aurora-failover-bot \
+ && strip target/release/aurora-failover-bot
+
+FROM debian:bookworm-slim
+# CA certificates: the bot verifies TLS to Slack and AWS against the system roots.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --create-home --home-dir /var/lib/aurora-failover-bot bot
+COPY --from=build /src/target/release/aurora-failover-bot /usr/local/bin/aurora-failover-bot
+USER 10001:10001
+# The SQLite store lives here by default (store.path is relative to the working directory): mount a
+# persistent volume.
+WORKDIR /var/lib/aurora-failover-bot
+VOLUME ["/var/lib/aurora-failover-bot"]
+EXPOSE 3000
+ENTRYPOINT ["aurora-failover-bot"]
+# Mount the config at this path; set listen = "0.0.0.0:3000" in it.
+CMD ["serve", "--config", "/etc/aurora-failover-bot/config.toml"]
