@@ -103,7 +103,8 @@ fn names(list: &[Principal]) -> String {
 }
 
 impl Approvals {
-    /// Whether `user` is one of `list`, directly or through a user group.
+    /// Whether `user` is one of `list`, directly or through a user group. Groups are looked up
+    /// concurrently (each lookup is bounded), so a slow Slack cannot hold a click past its 3 seconds.
     async fn is_one_of(&self, user: &SlackUserId, list: &[Principal]) -> Result<bool, String> {
         if list
             .iter()
@@ -111,14 +112,21 @@ impl Approvals {
         {
             return Ok(true);
         }
+        let groups: Vec<_> = list
+            .iter()
+            .filter_map(|p| match p {
+                Principal::Group(g) => Some(g),
+                Principal::User(_) => None,
+            })
+            .collect();
+        let lookups =
+            futures::future::join_all(groups.iter().map(|g| self.directory.members(g))).await;
         let mut last_error = None;
-        for p in list {
-            if let Principal::Group(g) = p {
-                match self.directory.members(g).await {
-                    Ok(members) if members.contains(user) => return Ok(true),
-                    Ok(_) => {}
-                    Err(e) => last_error = Some(e.to_string()),
-                }
+        for found in lookups {
+            match found {
+                Ok(members) if members.contains(user) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => last_error = Some(e.to_string()),
             }
         }
         match last_error {

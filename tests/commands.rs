@@ -408,3 +408,61 @@ async fn an_expired_request_is_closed_on_its_own_and_a_late_click_changes_nothin
     let (answer, _) = bot.command(ALICE, "failover orders").await;
     assert!(answer.text().starts_with("Request #2"), "{}", answer.text());
 }
+
+#[tokio::test]
+async fn commands_and_clicks_are_answered_within_three_seconds_however_slow_aws_is() {
+    let bot = TestBot::start().await;
+    let id = bot.request().await;
+    // From now on every AWS read takes ten seconds.
+    for action in [
+        "DescribeGlobalClusters",
+        "DescribeDBClusters",
+        "ListResourceRecordSets",
+    ] {
+        bot.sim
+            .admin()
+            .inject(awsim::FaultSpec {
+                action: action.into(),
+                region: None,
+                error: None,
+                delay_ms: Some(10_000),
+                count: None,
+            })
+            .unwrap();
+    }
+    let timed = |started: std::time::Instant| {
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "answered in {took:?}");
+    };
+    let started = std::time::Instant::now();
+    let (answer, _) = bot.command(MALLORY, "status").await;
+    assert_eq!(answer.status, 200);
+    timed(started);
+    let started = std::time::Instant::now();
+    let (answer, _) = bot.command(ALICE, "failover orders").await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.text().contains("already has request #1"),
+        "{}",
+        answer.text()
+    );
+    timed(started);
+    let started = std::time::Instant::now();
+    let ts = bot.request_message(id).await.ts.unwrap();
+    let url = bot.slack.response_url();
+    let answer = bot
+        .sender
+        .click(
+            BOB,
+            CHANNEL,
+            &ts,
+            "approve",
+            &id.to_string(),
+            &url,
+            bot.now(),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    timed(started);
+    assert!(bot.answer_at(&url).await.contains("You approved"));
+}
