@@ -36,19 +36,17 @@ pub enum Refusal {
     #[error("Only an approver or the requester can deny a request. Approvers: {0}.")]
     NotAllowedToDeny(String),
     #[error("Request #{id} was already {state}{by}.")]
-    AlreadyDecided {
-        id: i64,
-        state: &'static str,
-        by: String,
-    },
-    #[error(
-        "Request #{0} has expired; nothing was changed. Ask again with /aurora failover if it is still needed."
-    )]
+    AlreadyDecided { id: i64, state: &'static str, by: String },
+    #[error("Request #{0} has expired; nothing was changed. Ask again with /aurora failover if it is still needed.")]
     Expired(i64),
     #[error("Request #{0} is still being prepared; try again in a moment.")]
     NotReady(i64),
     #[error("Your Slack user groups could not be checked ({0}); try again in a moment.")]
     DirectoryUnavailable(String),
+    #[error("Only the requester or an approver can cancel a request. Approvers: {0}.")]
+    NotAllowedToCancel(String),
+    #[error("Request #{0} is already approved and its run has started: it cannot be cancelled.")]
+    AlreadyApproved(i64),
     #[error(
         "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
     )]
@@ -106,10 +104,7 @@ impl Approvals {
     /// Whether `user` is one of `list`, directly or through a user group. Groups are looked up
     /// concurrently (each lookup is bounded), so a slow Slack cannot hold a click past its 3 seconds.
     async fn is_one_of(&self, user: &SlackUserId, list: &[Principal]) -> Result<bool, String> {
-        if list
-            .iter()
-            .any(|p| matches!(p, Principal::User(u) if u == user))
-        {
+        if list.iter().any(|p| matches!(p, Principal::User(u) if u == user)) {
             return Ok(true);
         }
         let groups: Vec<_> = list
@@ -119,8 +114,7 @@ impl Approvals {
                 Principal::User(_) => None,
             })
             .collect();
-        let lookups =
-            futures::future::join_all(groups.iter().map(|g| self.directory.members(g))).await;
+        let lookups = futures::future::join_all(groups.iter().map(|g| self.directory.members(g))).await;
         let mut last_error = None;
         for found in lookups {
             match found {
@@ -159,10 +153,7 @@ impl Approvals {
             self.audit(user, &action, None, &format!("refused: {why}"));
             RequestReply::Refused(why)
         };
-        match self
-            .is_one_of(user, &self.settings.approval.requesters)
-            .await
-        {
+        match self.is_one_of(user, &self.settings.approval.requesters).await {
             Ok(true) => {}
             Ok(false) => {
                 return refuse(format!(
@@ -190,11 +181,7 @@ impl Approvals {
                     return refuse(format!(
                         "`{r}` is not a Region of {}. Its Regions: {}.",
                         c.name,
-                        c.regions
-                            .iter()
-                            .map(Region::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        c.regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
                     ));
                 }
             },
@@ -207,8 +194,7 @@ impl Approvals {
             ));
         }
         let now = self.clock.now();
-        let ttl =
-            jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
+        let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
         let new = NewRequest {
             cluster: c.name.clone(),
             mode,
@@ -249,10 +235,7 @@ impl Approvals {
         };
         let outcome = match tokio::time::timeout(PLANNING_TIMEOUT, self.make_plan(&request)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "AWS did not answer within {} s",
-                PLANNING_TIMEOUT.as_secs()
-            )),
+            Err(_) => Err(format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())),
         };
         match outcome {
             Err(reason) => {
@@ -260,12 +243,7 @@ impl Approvals {
                 if let Err(e) = self.store.mark_rejected(id, &reason) {
                     warn!(error = %e, "cannot record a rejection");
                 }
-                self.audit(
-                    &request.requested_by,
-                    "plan",
-                    Some(id),
-                    &format!("rejected: {reason}"),
-                );
+                self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"));
                 if let Some(url) = &request.response_url {
                     let text = format!(
                         "Request #{id} ({} failover) could not be prepared: {reason}. Nothing was changed.",
@@ -288,9 +266,7 @@ impl Approvals {
                     Ok(m) => m,
                     Err(e) => {
                         warn!(error = %e, "cannot queue the approval request");
-                        let _ = self
-                            .store
-                            .mark_rejected(id, "the approval request could not be queued");
+                        let _ = self.store.mark_rejected(id, "the approval request could not be queued");
                         return;
                     }
                 };
@@ -302,12 +278,7 @@ impl Approvals {
                         return;
                     }
                 }
-                self.audit(
-                    &request.requested_by,
-                    "plan",
-                    Some(id),
-                    "posted for approval",
-                );
+                self.audit(&request.requested_by, "plan", Some(id), "posted for approval");
                 if let Some(url) = &request.response_url {
                     let text = format!(
                         "Request #{id} to move *{}* to {} ({}) is posted in <#{}> for approval by {}. It expires in {}.",
@@ -336,8 +307,7 @@ impl Approvals {
             self.aurora.topology(&c.global_cluster_id, &c.regions),
             self.dns.cnames(&c.hosted_zone_id, &names)
         );
-        let topology = topology
-            .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
+        let topology = topology.map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
         let dns_before = match records {
             Ok(v) => DnsTargets {
                 writer: v.first().cloned().flatten(),
@@ -348,14 +318,8 @@ impl Approvals {
                 DnsTargets::default()
             }
         };
-        let plan = plan::make_plan(
-            c,
-            &topology,
-            request.to_region.as_ref(),
-            request.mode,
-            dns_before,
-        )
-        .map_err(|e| e.to_string())?;
+        let plan = plan::make_plan(c, &topology, request.to_region.as_ref(), request.mode, dns_before)
+            .map_err(|e| e.to_string())?;
         let target = self
             .aurora
             .cluster(&plan.to.region, &plan.to.cluster_id)
@@ -376,12 +340,7 @@ impl Approvals {
     }
 
     /// An Approve or Deny click. `Ok` says what the click did, for the clicker.
-    pub async fn decide(
-        &self,
-        id: i64,
-        user: &SlackUserId,
-        approve: bool,
-    ) -> Result<String, Refusal> {
+    pub async fn decide(&self, id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
         let action = if approve { "approve" } else { "deny" };
         let result = self.try_decide(id, user, approve).await;
         let outcome = match &result {
@@ -392,12 +351,7 @@ impl Approvals {
         result
     }
 
-    async fn try_decide(
-        &self,
-        id: i64,
-        user: &SlackUserId,
-        approve: bool,
-    ) -> Result<String, Refusal> {
+    async fn try_decide(&self, id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
         let store_error = |e: crate::store::StoreError| {
             warn!(error = %e, "store error while deciding");
             Refusal::Internal
@@ -426,14 +380,7 @@ impl Approvals {
         let data = serde_json::to_string(&RunData::default()).unwrap_or_else(|_| "{}".into());
         let decided = self
             .store
-            .decide(
-                id,
-                approve,
-                user,
-                self.clock.now(),
-                Step::FIRST.as_str(),
-                &data,
-            )
+            .decide(id, approve, user, self.clock.now(), Step::FIRST.as_str(), &data)
             .map_err(store_error)?;
         let run_id = match decided {
             Decided::Lost(now) => {
@@ -448,10 +395,7 @@ impl Approvals {
             .request(id)
             .map_err(store_error)?
             .ok_or(Refusal::NoSuchRequest(id))?;
-        let plan: Option<Plan> = request
-            .plan
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok());
+        let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
         if approve {
             info!(id, approver = %user, "request approved");
             self.tell(
@@ -462,6 +406,7 @@ impl Approvals {
                     step: Step::FIRST,
                 },
                 Note::Approved { by: user.clone() },
+                &crate::runbook::approved_key(id),
             );
             if let Some(run_id) = run_id {
                 self.launcher.launch(run_id);
@@ -476,33 +421,30 @@ impl Approvals {
                 plan.as_ref(),
                 &Stage::Denied { by: user.clone() },
                 Note::Denied { by: user.clone() },
+                &format!("request:{id}:denied"),
             );
             Ok(format!("You denied request #{id}. Nothing was changed."))
         }
     }
 
-    fn tell(&self, request: &Request, plan: Option<&Plan>, stage: &Stage, note: Note) {
+    /// Updates the request message and replies in its thread, once each per `key`.
+    fn tell(&self, request: &Request, plan: Option<&Plan>, stage: &Stage, note: Note, key: &str) {
         if let Some(plan) = plan
-            && let Err(e) = self.chat.update_request(request, plan, stage)
+            && let Err(e) = self
+                .chat
+                .update_request(request, plan, stage, Some(&format!("{key}:stage")))
         {
             warn!(error = %e, "cannot queue the request message update");
         }
-        if let Err(e) = self.chat.note(request, &note, false) {
+        if let Err(e) = self.chat.note(request, &note, false, key) {
             warn!(error = %e, "cannot queue a thread reply");
         }
     }
 
     fn refuse_if_closed(&self, r: &Request) -> Result<(), Refusal> {
-        let by = |r: &Request| {
-            r.decided_by
-                .as_ref()
-                .map(|u| format!(" by <@{u}>"))
-                .unwrap_or_default()
-        };
+        let by = |r: &Request| r.decided_by.as_ref().map(|u| format!(" by <@{u}>")).unwrap_or_default();
         match r.state {
-            RequestState::Pending if self.clock.now() >= r.expires_at => {
-                Err(Refusal::Expired(r.id))
-            }
+            RequestState::Pending if self.clock.now() >= r.expires_at => Err(Refusal::Expired(r.id)),
             RequestState::Pending => Ok(()),
             RequestState::Planning => Err(Refusal::NotReady(r.id)),
             RequestState::Expired => Err(Refusal::Expired(r.id)),
@@ -521,6 +463,11 @@ impl Approvals {
                 state: "rejected",
                 by: String::new(),
             }),
+            RequestState::Cancelled => Err(Refusal::AlreadyDecided {
+                id: r.id,
+                state: "cancelled",
+                by: by(r),
+            }),
         }
     }
 
@@ -536,11 +483,74 @@ impl Approvals {
         for r in expired {
             info!(id = r.id, "request expired");
             let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
-            self.tell(&r, plan.as_ref(), &Stage::Expired, Note::Expired);
+            self.tell(
+                &r,
+                plan.as_ref(),
+                &Stage::Expired,
+                Note::Expired,
+                &format!("request:{}:expired", r.id),
+            );
         }
     }
 
-    /// After a restart: plans requests that were recorded but not planned, and resumes runs.
+    /// `/aurora cancel REQUEST`: the requester or an approver withdraws a request before a decision.
+    pub async fn cancel(&self, id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+        let result = self.try_cancel(id, user).await;
+        let outcome = match &result {
+            Ok(_) => "done".to_owned(),
+            Err(r) => format!("refused: {r}"),
+        };
+        self.audit(user, "cancel", Some(id), &outcome);
+        result
+    }
+
+    async fn try_cancel(&self, id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+        let store_error = |e: crate::store::StoreError| {
+            warn!(error = %e, "store error while cancelling");
+            Refusal::Internal
+        };
+        let request = self
+            .store
+            .request(id)
+            .map_err(store_error)?
+            .ok_or(Refusal::NoSuchRequest(id))?;
+        let approvers = &self.settings.approval.approvers;
+        if *user != request.requested_by
+            && !self
+                .is_one_of(user, approvers)
+                .await
+                .map_err(Refusal::DirectoryUnavailable)?
+        {
+            return Err(Refusal::NotAllowedToCancel(names(approvers)));
+        }
+        match self.store.cancel(id, user, self.clock.now()).map_err(store_error)? {
+            Decided::Lost(now) => {
+                if now.state == RequestState::Approved {
+                    return Err(Refusal::AlreadyApproved(id));
+                }
+                self.refuse_if_closed(&now)?;
+                Err(Refusal::Internal)
+            }
+            Decided::Won { .. } => {
+                info!(id, by = %user, "request cancelled");
+                let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                if request.message.is_some() {
+                    self.tell(
+                        &request,
+                        plan.as_ref(),
+                        &Stage::Cancelled { by: user.clone() },
+                        Note::Cancelled { by: user.clone() },
+                        &format!("request:{id}:cancelled"),
+                    );
+                }
+                Ok(format!("Request #{id} is cancelled. Nothing was changed."))
+            }
+        }
+    }
+
+    /// After a restart: plans requests that were recorded but not planned, resumes runs, and queues
+    /// again (idempotently) the last messages of what closed shortly before, in case the bot died
+    /// between recording a change and queuing its message.
     pub fn resume(&self) {
         match self.store.requests_in(RequestState::Planning) {
             Ok(list) => {
@@ -559,6 +569,40 @@ impl Approvals {
                 }
             }
             Err(e) => warn!(error = %e, "cannot list runs to resume"),
+        }
+        let day_ago = self.clock.now() - jiff::SignedDuration::from_hours(24);
+        match self.store.runs_finished_since(day_ago) {
+            // A finished run only re-queues its outcome (idempotently).
+            Ok(runs) => runs.iter().for_each(|run| self.launcher.launch(run.id)),
+            Err(e) => warn!(error = %e, "cannot list finished runs"),
+        }
+        match self.store.closed_since(day_ago) {
+            Ok(list) => {
+                for r in list.into_iter().filter(|r| r.message.is_some()) {
+                    let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                    let Some(by) = r.decided_by.clone() else {
+                        if r.state == RequestState::Expired {
+                            self.tell(
+                                &r,
+                                plan.as_ref(),
+                                &Stage::Expired,
+                                Note::Expired,
+                                &format!("request:{}:expired", r.id),
+                            );
+                        }
+                        continue;
+                    };
+                    let (stage, note, what) = match r.state {
+                        RequestState::Denied => (Stage::Denied { by: by.clone() }, Note::Denied { by }, "denied"),
+                        RequestState::Cancelled => {
+                            (Stage::Cancelled { by: by.clone() }, Note::Cancelled { by }, "cancelled")
+                        }
+                        _ => continue,
+                    };
+                    self.tell(&r, plan.as_ref(), &stage, note, &format!("request:{}:{what}", r.id));
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot list closed requests"),
         }
     }
 }

@@ -70,9 +70,7 @@ record_ttl = 1
 
 /// Runs the demo; `Ok` when the failover completed and DNS points at the new writer.
 pub async fn run() -> anyhow::Result<()> {
-    println!(
-        "aurora-failover-bot demo: emulated AWS, a stand-in for Slack, SQLite in a temporary directory."
-    );
+    println!("aurora-failover-bot demo: emulated AWS, a stand-in for Slack, SQLite in a temporary directory.");
     let mut scenario = awsim::Scenario::two_region_example();
     scenario.timings = awsim::Timings {
         detach_ms: 3_000,
@@ -131,31 +129,22 @@ async fn script(
     let url = slack.response_url();
     let answer = sender.command(ALICE, CHANNEL, "status", &url, now()).await;
     if answer.status != 200 {
-        bail!(
-            "the bot answered /aurora status with HTTP {}",
-            answer.status
-        );
+        bail!("the bot answered /aurora status with HTTP {}", answer.status);
     }
     slack
-        .wait_for(wait, |_| {
-            (!slack.responses_to(&url).is_empty()).then_some(())
-        })
+        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
         .await
         .context("no status answer arrived")?;
 
     step(2, &format!("<@{ALICE}> types: /aurora failover orders"));
     let url = slack.response_url();
-    let answer = sender
-        .command(ALICE, CHANNEL, "failover orders", &url, now())
-        .await;
+    let answer = sender.command(ALICE, CHANNEL, "failover orders", &url, now()).await;
     println!("bot (only to {ALICE}): {}", answer.text());
     let request_msg = slack
         .wait_for(wait, |calls| {
             calls
                 .iter()
-                .find(|c| {
-                    c.method == "chat.postMessage" && c.status == 200 && c.thread_ts().is_none()
-                })
+                .find(|c| c.method == "chat.postMessage" && c.status == 200 && c.thread_ts().is_none())
                 .cloned()
         })
         .await
@@ -170,38 +159,17 @@ async fn script(
     step(3, &format!("<@{ALICE}> clicks Approve on her own request"));
     let url = slack.response_url();
     sender
-        .click(
-            ALICE,
-            CHANNEL,
-            &ts,
-            "approve",
-            &request_id.to_string(),
-            &url,
-            now(),
-        )
+        .click(ALICE, CHANNEL, &ts, "approve", &request_id.to_string(), &url, now())
         .await;
     slack
-        .wait_for(wait, |_| {
-            (!slack.responses_to(&url).is_empty()).then_some(())
-        })
+        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
         .await
         .context("the refusal did not arrive")?;
 
-    step(
-        4,
-        &format!("<@{BOB}> (in the DBA user group) clicks Approve"),
-    );
+    step(4, &format!("<@{BOB}> (in the DBA user group) clicks Approve"));
     let url = slack.response_url();
     sender
-        .click(
-            BOB,
-            CHANNEL,
-            &ts,
-            "approve",
-            &request_id.to_string(),
-            &url,
-            now(),
-        )
+        .click(BOB, CHANNEL, &ts, "approve", &request_id.to_string(), &url, now())
         .await;
 
     step(5, "the run: every step in the request's thread");
@@ -231,9 +199,7 @@ async fn script(
     let url = slack.response_url();
     sender.command(ALICE, CHANNEL, "status", &url, now()).await;
     slack
-        .wait_for(wait, |_| {
-            (!slack.responses_to(&url).is_empty()).then_some(())
-        })
+        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
         .await
         .context("no status answer arrived")?;
 
@@ -242,9 +208,7 @@ async fn script(
         .cluster("us-west-2", "orders-west")
         .context("the emulator lost orders-west")?;
     let writer = sim.admin().record("Z0123456789", RECORD_WRITER, "CNAME");
-    let points_west = writer
-        .as_ref()
-        .is_some_and(|r| r.values == [west.endpoint.clone()]);
+    let points_west = writer.as_ref().is_some_and(|r| r.values == [west.endpoint.clone()]);
     println!();
     if run.state == RunState::Succeeded && points_west {
         println!(

@@ -6,6 +6,7 @@
 //! traits in `ports`; `startup` wires it all; `demo` runs it all locally.
 
 pub mod approval;
+pub mod audit;
 pub mod aws;
 pub mod demo;
 pub mod ports;

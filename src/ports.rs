@@ -42,10 +42,7 @@ impl AwsError {
 
     /// Worth retrying after a pause.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind,
-            AwsErrorKind::Throttled | AwsErrorKind::Unavailable
-        )
+        matches!(self.kind, AwsErrorKind::Throttled | AwsErrorKind::Unavailable)
     }
 }
 
@@ -113,11 +110,7 @@ impl ClusterState {
 #[async_trait]
 pub trait Aurora: Send + Sync {
     /// The global cluster's topology, read from the first of `regions` that answers.
-    async fn topology(
-        &self,
-        global_cluster_id: &str,
-        regions: &[Region],
-    ) -> Result<Topology, AwsError>;
+    async fn topology(&self, global_cluster_id: &str, regions: &[Region]) -> Result<Topology, AwsError>;
     /// One cluster, read in its own Region.
     async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError>;
     /// RemoveFromGlobalCluster, sent to the member's own Region.
@@ -142,27 +135,19 @@ pub trait Dns: Send + Sync {
 }
 
 /// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack
-/// outage must neither slow nor fail a run. Returns ids of the queued messages where a later message
-/// refers to them.
+/// outage must neither slow nor fail a run. Messages that a restarted bot may queue again carry an
+/// idempotency key, so that each is delivered once.
 pub trait Chat: Send + Sync {
     /// Posts the approval request for a planned request; returns its message id (the thread root).
+    /// Queuing it again for the same request returns the same message.
     fn post_request(&self, request: &Request, plan: &Plan) -> Result<i64, ChatError>;
-    /// Rewrites the request message to show where things stand.
-    fn update_request(
-        &self,
-        request: &Request,
-        plan: &Plan,
-        stage: &Stage,
-    ) -> Result<(), ChatError>;
-    /// A reply in the request's thread; `broadcast` also shows it in the channel.
-    fn note(&self, request: &Request, note: &Note, broadcast: bool) -> Result<(), ChatError>;
+    /// Rewrites the request message to show where things stand; `key` makes it idempotent.
+    fn update_request(&self, request: &Request, plan: &Plan, stage: &Stage, key: Option<&str>)
+    -> Result<(), ChatError>;
+    /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
+    fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
-    fn respond(
-        &self,
-        response_url: &str,
-        text: &str,
-        visible_to_channel: bool,
-    ) -> Result<(), ChatError>;
+    fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,10 +14,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config key {key}: {reason}")]
@@ -198,10 +195,7 @@ fn dns_name(key: &str, v: &str) -> Result<String, ConfigError> {
     let ok = !v.is_empty()
         && v.len() <= 255
         && v.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if ok {
         Ok(v.to_owned())
@@ -237,12 +231,9 @@ impl Settings {
 
     fn check(raw: RawSettings) -> Result<Settings, ConfigError> {
         let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("{listen:?} is not an address such as 0.0.0.0:3000"),
-            )
-        })?;
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 0.0.0.0:3000")))?;
 
         let s = raw.slack;
         let signing_secret = non_empty("slack.signing_secret", s.signing_secret)?.map(Secret::new);
@@ -250,30 +241,22 @@ impl Settings {
         if let Some(t) = &bot_token
             && !t.expose().starts_with("xoxb-")
         {
-            return Err(invalid(
-                "slack.bot_token",
-                "must be a bot token (it starts with xoxb-)",
-            ));
+            return Err(invalid("slack.bot_token", "must be a bot token (it starts with xoxb-)"));
         }
         let secret_id = non_empty("slack.secret_id", s.secret_id)?;
         let secret_region = match s.secret_region {
             None => None,
-            Some(r) => Some(Region::parse(&r).ok_or_else(|| {
-                invalid("slack.secret_region", format!("{r:?} is not an AWS Region"))
-            })?),
+            Some(r) => Some(
+                Region::parse(&r)
+                    .ok_or_else(|| invalid("slack.secret_region", format!("{r:?} is not an AWS Region")))?,
+            ),
         };
         if secret_region.is_some() && secret_id.is_none() {
-            return Err(invalid(
-                "slack.secret_region",
-                "is only used with slack.secret_id",
-            ));
+            return Err(invalid("slack.secret_region", "is only used with slack.secret_id"));
         }
         let api_url = s.api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(invalid(
-                "slack.api_url",
-                format!("{api_url:?} is not an http(s) URL"),
-            ));
+            return Err(invalid("slack.api_url", format!("{api_url:?} is not an http(s) URL")));
         }
         let api_url = api_url.trim_end_matches('/').to_owned();
         let incident_channel = ChannelId::parse(&s.incident_channel).ok_or_else(|| {
@@ -297,10 +280,7 @@ impl Settings {
             "seconds",
         )?;
 
-        let path = raw
-            .store
-            .path
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+        let path = raw.store.path.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
         if path.as_os_str().is_empty() {
             return Err(invalid("store.path", "is empty"));
         }
@@ -316,8 +296,7 @@ impl Settings {
             )?),
             promote_timeout: Duration::from_secs(in_range(
                 "runbook.promote_timeout_secs",
-                r.promote_timeout_secs
-                    .unwrap_or(DEFAULT_PROMOTE_TIMEOUT_SECS),
+                r.promote_timeout_secs.unwrap_or(DEFAULT_PROMOTE_TIMEOUT_SECS),
                 1,
                 7_200,
                 "seconds",
@@ -332,10 +311,7 @@ impl Settings {
         };
 
         if raw.clusters.is_empty() {
-            return Err(invalid(
-                "clusters",
-                "configure at least one [[clusters]] entry",
-            ));
+            return Err(invalid("clusters", "configure at least one [[clusters]] entry"));
         }
         let mut names = BTreeSet::new();
         let mut clusters = Vec::new();
@@ -375,10 +351,7 @@ impl Settings {
                 regions.push(region);
             }
             if regions.len() < 2 {
-                return Err(invalid(
-                    key("regions"),
-                    "a global cluster needs at least two Regions",
-                ));
+                return Err(invalid(key("regions"), "a global cluster needs at least two Regions"));
             }
             let zone_ok = !c.hosted_zone_id.is_empty()
                 && c.hosted_zone_id
@@ -396,10 +369,7 @@ impl Settings {
             let writer_record = dns_name(&key("writer_record"), &c.writer_record)?;
             let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
             if writer_record.trim_end_matches('.') == reader_record.trim_end_matches('.') {
-                return Err(invalid(
-                    key("reader_record"),
-                    "must differ from writer_record",
-                ));
+                return Err(invalid(key("reader_record"), "must differ from writer_record"));
             }
             let record_ttl = c.record_ttl.unwrap_or(DEFAULT_RECORD_TTL);
             if !(0..=86_400).contains(&record_ttl) {
@@ -491,16 +461,8 @@ mod tests {
                 "poll_interval_ms = 0",
                 "runbook.poll_interval_ms",
             ),
-            (
-                "\"U0AAAA\", \"S0ONCALL\"",
-                "\"alice\"",
-                "approval.requesters[0]",
-            ),
-            (
-                "\"us-east-1\", \"us-west-2\"",
-                "\"us-east-1\"",
-                "clusters[0].regions",
-            ),
+            ("\"U0AAAA\", \"S0ONCALL\"", "\"alice\"", "approval.requesters[0]"),
+            ("\"us-east-1\", \"us-west-2\"", "\"us-east-1\"", "clusters[0].regions"),
             (
                 "\"us-east-1\", \"us-west-2\"",
                 "\"us-east-1\", \"mars\"",
@@ -511,11 +473,7 @@ mod tests {
                 "incident_channel = \"#incidents\"",
                 "slack.incident_channel",
             ),
-            (
-                "listen = \"127.0.0.1:3000\"",
-                "listen = \"localhost\"",
-                "listen",
-            ),
+            ("listen = \"127.0.0.1:3000\"", "listen = \"localhost\"", "listen"),
             (
                 "hosted_zone_id = \"Z0123456789\"",
                 "hosted_zone_id = \"/hostedzone/Z1\"",

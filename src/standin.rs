@@ -41,10 +41,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn text(&self) -> &str {
-        self.body
-            .get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        self.body.get("text").and_then(Value::as_str).unwrap_or_default()
     }
 
     pub fn thread_ts(&self) -> Option<&str> {
@@ -144,10 +141,9 @@ impl SlackStandIn {
 
     /// Makes `users` the members of user group `group`.
     pub fn set_group(&self, group: &str, users: &[&str]) {
-        self.lock().groups.insert(
-            group.to_owned(),
-            users.iter().map(|u| (*u).to_owned()).collect(),
-        );
+        self.lock()
+            .groups
+            .insert(group.to_owned(), users.iter().map(|u| (*u).to_owned()).collect());
     }
 
     /// Fails the next calls, one failure each, in order.
@@ -178,11 +174,7 @@ impl SlackStandIn {
     }
 
     /// Waits until `probe` finds something in the calls, polling every 20 ms.
-    pub async fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        probe: impl Fn(&[Recorded]) -> Option<T>,
-    ) -> Option<T> {
+    pub async fn wait_for<T>(&self, timeout: Duration, probe: impl Fn(&[Recorded]) -> Option<T>) -> Option<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(v) = probe(&self.calls()) {
@@ -200,13 +192,7 @@ impl SlackStandIn {
     }
 
     /// Records a call; returns the failure to answer with, if one is queued.
-    fn record(
-        &self,
-        method: &str,
-        body: Value,
-        ts: Option<String>,
-        response_id: Option<u64>,
-    ) -> Option<Failure> {
+    fn record(&self, method: &str, body: Value, ts: Option<String>, response_id: Option<u64>) -> Option<Failure> {
         let mut inner = self.lock();
         let failure = inner.failures.pop_front();
         inner.seq += 1;
@@ -287,11 +273,7 @@ async fn api(
                       "message": {"ts": ts, "text": body.get("text").cloned().unwrap_or(Value::Null)}}))
         }
         "chat.update" => {
-            let ts = body
-                .get("ts")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let ts = body.get("ts").and_then(Value::as_str).unwrap_or_default().to_owned();
             if let Some(f) = fake.record(&method, body.clone(), Some(ts.clone()), None) {
                 return failure_response(f);
             }
@@ -338,12 +320,7 @@ async fn response(State(fake): State<SlackStandIn>, Path(id): Path<u64>, body: B
 /// Renders a block list as plain lines (section texts, buttons) for printing.
 fn blocks_as_text(body: &Value) -> Vec<String> {
     let mut lines = Vec::new();
-    for b in body
-        .get("blocks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for b in body.get("blocks").and_then(Value::as_array).into_iter().flatten() {
         match b.get("type").and_then(Value::as_str) {
             Some("header") | Some("section") => {
                 if let Some(t) = b.pointer("/text/text").and_then(Value::as_str) {
@@ -351,12 +328,7 @@ fn blocks_as_text(body: &Value) -> Vec<String> {
                 }
             }
             Some("context") => {
-                for e in b
-                    .get("elements")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for e in b.get("elements").and_then(Value::as_array).into_iter().flatten() {
                     if let Some(t) = e.get("text").and_then(Value::as_str) {
                         lines.push(format!("({t})"));
                     }
@@ -403,9 +375,7 @@ fn print_call(rec: &Recorded) {
         ),
         "response" => format!(
             "slack: answer to the user ({})",
-            body.get("response_type")
-                .and_then(Value::as_str)
-                .unwrap_or("ephemeral")
+            body.get("response_type").and_then(Value::as_str).unwrap_or("ephemeral")
         ),
         other => format!("slack: {other}"),
     };
@@ -423,10 +393,7 @@ fn print_call(rec: &Recorded) {
 pub struct SlackSender {
     base_url: String,
     secret: Secret,
-    http: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Full<Bytes>,
-    >,
+    http: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 /// The bot's answer to a signed request.
@@ -464,9 +431,7 @@ impl SlackSender {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .expect("valid request");
+        let req = req.body(Full::new(Bytes::from(body))).expect("valid request");
         match self.http.request(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -494,10 +459,7 @@ impl SlackSender {
         let signature = verify::sign(&self.secret, &ts, body.as_bytes());
         self.post_raw(
             path,
-            &[
-                (verify::TIMESTAMP_HEADER, &ts),
-                (verify::SIGNATURE_HEADER, &signature),
-            ],
+            &[(verify::TIMESTAMP_HEADER, &ts), (verify::SIGNATURE_HEADER, &signature)],
             body.as_bytes().to_vec(),
         )
         .await
@@ -552,14 +514,7 @@ impl SlackSender {
     }
 
     /// Sends `/aurora {text}` as `user` from `channel`.
-    pub async fn command(
-        &self,
-        user: &str,
-        channel: &str,
-        text: &str,
-        response_url: &str,
-        now_unix: i64,
-    ) -> Answer {
+    pub async fn command(&self, user: &str, channel: &str, text: &str, response_url: &str, now_unix: i64) -> Answer {
         self.post_signed(
             "/slack/commands",
             &Self::command_body(user, channel, text, response_url),
@@ -569,10 +524,7 @@ impl SlackSender {
     }
 
     /// Clicks button `action_id` (value `value`) on message `message_ts` as `user`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each is a field of Slack's payload"
-    )]
+    #[expect(clippy::too_many_arguments, reason = "each is a field of Slack's payload")]
     pub async fn click(
         &self,
         user: &str,
@@ -584,7 +536,6 @@ impl SlackSender {
         now_unix: i64,
     ) -> Answer {
         let body = Self::click_body(user, channel, message_ts, action_id, value, response_url);
-        self.post_signed("/slack/interactions", &body, now_unix)
-            .await
+        self.post_signed("/slack/interactions", &body, now_unix).await
     }
 }

@@ -94,9 +94,7 @@ pub async fn resolve_secrets(
         )
     })?;
     if !bot_token.expose().starts_with("xoxb-") {
-        anyhow::bail!(
-            "config key slack.bot_token: the token found is not a bot token (it must start with xoxb-)"
-        );
+        anyhow::bail!("config key slack.bot_token: the token found is not a bot token (it must start with xoxb-)");
     }
     Ok(SlackSecrets {
         signing_secret,
@@ -112,6 +110,8 @@ pub struct Application {
     approvals: Approvals,
     outbox: Arc<Outbox>,
     state: Arc<SlackState>,
+    /// Tells runs to stop at their next pause (their state is saved; they resume at the next start).
+    runs_shutdown: CancellationToken,
     pub store: Arc<Store>,
 }
 
@@ -120,18 +120,14 @@ impl Application {
         let settings = Arc::new(settings);
         let aws_config = aws::load_config(&deps.aws).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
-        let store = Arc::new(Store::open(&settings.store.path).with_context(|| {
-            format!(
-                "config key store.path: cannot open {}",
-                settings.store.path.display()
-            )
-        })?);
-        let api = Arc::new(
-            SlackApi::new(&settings.slack.api_url, &secrets.bot_token)
-                .context("cannot build the Slack client")?,
+        let store = Arc::new(
+            Store::open(&settings.store.path)
+                .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?,
         );
-        let aurora: Arc<dyn crate::ports::Aurora> =
-            Arc::new(aws::rds::RdsAurora::new(aws_config.clone()));
+        let api = Arc::new(
+            SlackApi::new(&settings.slack.api_url, &secrets.bot_token).context("cannot build the Slack client")?,
+        );
+        let aurora: Arc<dyn crate::ports::Aurora> = Arc::new(aws::rds::RdsAurora::new(aws_config.clone()));
         let dns: Arc<dyn crate::ports::Dns> = Arc::new(aws::route53::Route53Dns::new(&aws_config));
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
@@ -141,6 +137,7 @@ impl Application {
             approvers: settings.approval.approvers.clone(),
             wake: wake.clone(),
         });
+        let runs_shutdown = CancellationToken::new();
         let runner = Arc::new(Runner {
             store: store.clone(),
             aurora: aurora.clone(),
@@ -148,6 +145,7 @@ impl Application {
             chat: chat.clone(),
             clock: deps.clock.clone(),
             settings: settings.runbook,
+            shutdown: runs_shutdown.clone(),
         });
         let approvals = Approvals {
             settings: settings.clone(),
@@ -190,6 +188,7 @@ impl Application {
             approvals,
             outbox,
             state,
+            runs_shutdown,
             store,
         })
     }
@@ -221,14 +220,21 @@ impl Application {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         info!("stopped taking requests");
+        self.runs_shutdown.cancel();
         self.state.tasks.close();
         self.approvals.launcher.tracker.close();
         background.close();
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            self.approvals.launcher.tracker.wait().await;
             self.state.tasks.wait().await;
             background.wait().await;
         })
         .await;
+        if finished.is_err() {
+            tracing::warn!(
+                "work in flight did not stop within {SHUTDOWN_GRACE:?}; runs resume from their last checkpoint at the next start"
+            );
+        }
         // Deliver what is already queued, briefly, so the thread is as complete as it can be.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.outbox.deliver_due()).await;
         Ok(())

@@ -51,8 +51,7 @@ pub struct ClusterReport {
 
 /// Host names compare case-insensitively and without the trailing dot.
 pub fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
 /// Reads one cluster's status. `last_detached` is the target of the cluster's last successful detach
@@ -86,18 +85,16 @@ pub async fn report(
     };
     // A detached target that has not rejoined the global cluster is a standalone writer.
     let detached = match (&topology, last_detached) {
-        (Ok(t), Some((request_id, m))) if !t.members.iter().any(|x| x.arn == m.arn) => {
-            Some(Detached {
-                request_id,
-                report: MemberReport {
-                    state: aurora
-                        .cluster(&m.region, &m.cluster_id)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    member: m,
-                },
-            })
-        }
+        (Ok(t), Some((request_id, m))) if !t.members.iter().any(|x| x.arn == m.arn) => Some(Detached {
+            request_id,
+            report: MemberReport {
+                state: aurora
+                    .cluster(&m.region, &m.cluster_id)
+                    .await
+                    .map_err(|e| e.to_string()),
+                member: m,
+            },
+        }),
         _ => None,
     };
     let writer_state = match &detached {
@@ -139,10 +136,5 @@ pub async fn reports(
     dns: &dyn Dns,
     clusters: &[(&ClusterSettings, Option<(i64, Member)>)],
 ) -> Vec<ClusterReport> {
-    join_all(
-        clusters
-            .iter()
-            .map(|(c, d)| report(aurora, dns, c, d.clone())),
-    )
-    .await
+    join_all(clusters.iter().map(|(c, d)| report(aurora, dns, c, d.clone()))).await
 }

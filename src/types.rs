@@ -53,10 +53,7 @@ string_type!(
 );
 
 fn slack_id(s: &str, prefixes: &[char]) -> bool {
-    s.len() >= 3
-        && s.starts_with(prefixes)
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() >= 3 && s.starts_with(prefixes) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 impl SlackUserId {

@@ -71,10 +71,7 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
-        assert!(
-            stderr.contains(key),
-            "case {i}: {key} not named in {stderr}"
-        );
+        assert!(stderr.contains(key), "case {i}: {key} not named in {stderr}");
     }
     let out = bot()
         .args(["serve", "--config"])
@@ -88,18 +85,10 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
 
 #[test]
 fn bad_arguments_print_the_usage() {
-    for args in [
-        vec![],
-        vec!["launch"],
-        vec!["serve"],
-        vec!["demo", "--fast"],
-    ] {
+    for args in [vec![], vec!["launch"], vec!["serve"], vec!["demo", "--fast"]] {
         let out = bot().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("usage:"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"), "{args:?}");
     }
     let out = bot().arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -117,9 +106,6 @@ fn the_slack_manifest_declares_the_command_the_routes_and_the_scopes_the_bot_use
         "- usergroups:read",
         "is_enabled: true",
     ] {
-        assert!(
-            manifest.contains(expected),
-            "manifest.yml lacks {expected:?}"
-        );
+        assert!(manifest.contains(expected), "manifest.yml lacks {expected:?}");
     }
 }

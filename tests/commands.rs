@@ -26,15 +26,8 @@ async fn help_and_empty_and_unknown_commands_answer_with_usage() {
         );
     }
     let (answer, _) = bot.command(MALLORY, "launch").await;
-    assert!(
-        answer.text().contains("unknown command `launch`"),
-        "{}",
-        answer.text()
-    );
-    assert!(
-        bot.sim.admin().calls().is_empty(),
-        "usage needs no AWS call"
-    );
+    assert!(answer.text().contains("unknown command `launch`"), "{}", answer.text());
+    assert!(bot.sim.admin().calls().is_empty(), "usage needs no AWS call");
 }
 
 #[tokio::test]
@@ -45,14 +38,8 @@ async fn status_shows_the_topology_and_whether_the_cnames_point_at_the_writer() 
     let text = bot.answer_at(&url).await;
     let (east_w, east_r) = bot.endpoints("us-east-1", "orders-east");
     assert!(text.contains("*orders*"), "{text}");
-    assert!(
-        text.contains("us-east-1 `orders-east` *writer* · available"),
-        "{text}"
-    );
-    assert!(
-        text.contains("us-west-2 `orders-west` reader · available"),
-        "{text}"
-    );
+    assert!(text.contains("us-east-1 `orders-east` *writer* · available"), "{text}");
+    assert!(text.contains("us-west-2 `orders-west` reader · available"), "{text}");
     assert!(text.contains(&east_w) && text.contains(&east_r), "{text}");
     assert!(text.contains(":white_check_mark: writer CNAME"), "{text}");
     assert!(text.contains(":white_check_mark: reader CNAME"), "{text}");
@@ -73,9 +60,7 @@ async fn status_shows_the_topology_and_whether_the_cnames_point_at_the_writer() 
     let (_, url) = bot.command(MALLORY, "status orders").await;
     let text = bot.answer_at(&url).await;
     assert!(
-        text.contains(&format!(
-            ":warning: writer CNAME `{WRITER_RECORD}` → `{other}`, *not*"
-        )),
+        text.contains(&format!(":warning: writer CNAME `{WRITER_RECORD}` → `{other}`, *not*")),
         "{text}"
     );
 
@@ -94,11 +79,7 @@ async fn a_request_is_posted_for_approval_with_who_what_where_the_plan_and_the_e
     let bot = TestBot::start().await;
     let (answer, url) = bot.command(ALICE, "failover orders").await;
     assert_eq!(answer.status, 200);
-    assert!(
-        answer.text().starts_with("Request #1 is recorded"),
-        "{}",
-        answer.text()
-    );
+    assert!(answer.text().starts_with("Request #1 is recorded"), "{}", answer.text());
     let msg = bot.request_message(1).await;
     assert_eq!(msg.field("channel"), Some(CHANNEL));
     let text = all_text(&msg);
@@ -155,11 +136,7 @@ async fn a_request_is_posted_for_approval_with_who_what_where_the_plan_and_the_e
 async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_helpful_answers() {
     let bot = TestBot::start().await;
     let (answer, _) = bot.command(MALLORY, "failover orders").await;
-    assert!(
-        answer.text().contains("not allowed to request"),
-        "{}",
-        answer.text()
-    );
+    assert!(answer.text().contains("not allowed to request"), "{}", answer.text());
     let (answer, _) = bot.command(ALICE, "failover billing").await;
     assert!(
         answer
@@ -175,14 +152,8 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
         answer.text()
     );
     for mode in ["failover", "switchover"] {
-        let (answer, _) = bot
-            .command(ALICE, &format!("failover orders --mode {mode}"))
-            .await;
-        assert!(
-            answer.text().contains("is not available yet"),
-            "{}",
-            answer.text()
-        );
+        let (answer, _) = bot.command(ALICE, &format!("failover orders --mode {mode}")).await;
+        assert!(answer.text().contains("is not available yet"), "{}", answer.text());
     }
     let (answer, _) = bot.command(ALICE, "failover orders --to us-east-1").await;
     assert!(answer.text().starts_with("Request #"), "{}", answer.text());
@@ -197,11 +168,7 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
         })
         .await
         .expect("a rejection reply");
-    assert!(
-        reply.text().contains("already holds the writer"),
-        "{}",
-        reply.text()
-    );
+    assert!(reply.text().contains("already holds the writer"), "{}", reply.text());
     assert!(bot.pending().is_empty());
     // A member of a requester user group may ask.
     let (answer, _) = bot.command(DAVE, "failover orders").await;
@@ -209,11 +176,7 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
     bot.request_message(2).await;
     // A second request for the same cluster is refused with a pointer to the first.
     let (answer, _) = bot.command(ALICE, "failover orders").await;
-    assert!(
-        answer.text().contains("already has request #2"),
-        "{}",
-        answer.text()
-    );
+    assert!(answer.text().contains("already has request #2"), "{}", answer.text());
     assert_eq!(bot.pending().len(), 1);
 }
 
@@ -222,11 +185,7 @@ async fn the_requester_cannot_approve_their_own_request_and_others_cannot_approv
     let bot = TestBot::start().await;
     let id = bot.request().await;
     let url = bot.click(ALICE, id, true).await;
-    assert!(
-        bot.answer_at(&url)
-            .await
-            .contains("cannot approve your own request")
-    );
+    assert!(bot.answer_at(&url).await.contains("cannot approve your own request"));
     let url = bot.click(MALLORY, id, true).await;
     assert!(bot.answer_at(&url).await.contains("not an approver"));
     let url = bot.click(MALLORY, id, false).await;
@@ -241,12 +200,7 @@ async fn the_requester_cannot_approve_their_own_request_and_others_cannot_approv
     }
     assert_eq!(bot.request_state(id).state, RequestState::Pending);
     assert!(bot.store.run_of_request(id).unwrap().is_none());
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("RemoveFromGlobalCluster")
-            .is_empty()
-    );
+    assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
     assert!(bot.slack.delivered("chat.update").is_empty());
     // Every attempt is audited.
     let refused = bot
@@ -264,11 +218,7 @@ async fn a_member_of_an_approver_group_approves_and_the_run_moves_dns_to_the_new
     let bot = TestBot::start().await;
     let id = bot.request().await;
     let url = bot.click(CAROL, id, true).await;
-    assert!(
-        bot.answer_at(&url)
-            .await
-            .contains("You approved request #1")
-    );
+    assert!(bot.answer_at(&url).await.contains("You approved request #1"));
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Succeeded);
     let (w, r) = bot.endpoints("us-west-2", "orders-west");
@@ -287,10 +237,10 @@ async fn five_simultaneous_approve_clicks_start_exactly_one_run() {
     let urls: Vec<String> = clickers.iter().map(|_| bot.slack.response_url()).collect();
     let now = bot.now();
     let value = id.to_string();
-    let clicks = clickers.iter().zip(&urls).map(|(user, url)| {
-        bot.sender
-            .click(user, CHANNEL, &ts, "approve", &value, url, now)
-    });
+    let clicks = clickers
+        .iter()
+        .zip(&urls)
+        .map(|(user, url)| bot.sender.click(user, CHANNEL, &ts, "approve", &value, url, now));
     let answers = futures::future::join_all(clicks).await;
     assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
     let mut texts = Vec::new();
@@ -298,10 +248,7 @@ async fn five_simultaneous_approve_clicks_start_exactly_one_run() {
         texts.push(bot.answer_at(url).await);
     }
     let approved = texts.iter().filter(|t| t.contains("You approved")).count();
-    let already = texts
-        .iter()
-        .filter(|t| t.contains("was already approved"))
-        .count();
+    let already = texts.iter().filter(|t| t.contains("was already approved")).count();
     assert_eq!((approved, already), (1, 4), "{texts:#?}");
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Succeeded);
@@ -310,10 +257,7 @@ async fn five_simultaneous_approve_clicks_start_exactly_one_run() {
         1,
         "RemoveFromGlobalCluster once"
     );
-    assert_eq!(
-        bot.sim.admin().calls_to("ChangeResourceRecordSets").len(),
-        1
-    );
+    assert_eq!(bot.sim.admin().calls_to("ChangeResourceRecordSets").len(), 1);
     bot.slack_settled().await;
     let approvals = bot
         .thread(&ts)
@@ -335,30 +279,13 @@ async fn deny_by_an_approver_or_the_requester_closes_the_request_and_removes_the
     let updates = bot.updates(&ts);
     let last = updates.last().expect("the request message is updated");
     assert!(!has_buttons(last), "the buttons are gone");
-    assert!(
-        all_text(last).contains("*Denied* by <@U0BOB>"),
-        "{}",
-        all_text(last)
-    );
-    assert!(
-        bot.thread(&ts)
-            .iter()
-            .any(|r| r.text().contains("Denied by <@U0BOB>"))
-    );
+    assert!(all_text(last).contains("*Denied* by <@U0BOB>"), "{}", all_text(last));
+    assert!(bot.thread(&ts).iter().any(|r| r.text().contains("Denied by <@U0BOB>")));
     // A later click changes nothing and says why.
     let url = bot.click(CAROL, id, true).await;
-    assert!(
-        bot.answer_at(&url)
-            .await
-            .contains("was already denied by <@U0BOB>")
-    );
+    assert!(bot.answer_at(&url).await.contains("was already denied by <@U0BOB>"));
     assert!(bot.store.run_of_request(id).unwrap().is_none());
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("RemoveFromGlobalCluster")
-            .is_empty()
-    );
+    assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
 
     // The requester may withdraw their own request.
     let id = bot.request().await;
@@ -379,31 +306,19 @@ async fn an_expired_request_is_closed_on_its_own_and_a_late_click_changes_nothin
     // Nobody clicks: the expiry task closes it and updates the message.
     let deadline = tokio::time::Instant::now() + WAIT;
     while bot.request_state(id).state != RequestState::Expired {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the request did not expire"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the request did not expire");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bot.slack_settled().await;
     let ts = bot.request_message(id).await.ts.unwrap();
-    let last = bot
-        .updates(&ts)
-        .last()
-        .cloned()
-        .expect("the message is updated");
+    let last = bot.updates(&ts).last().cloned().expect("the message is updated");
     assert!(!has_buttons(&last));
     assert!(all_text(&last).contains("*Expired*"), "{}", all_text(&last));
     assert!(bot.thread(&ts).iter().any(|r| r.text().contains("expired")));
     let url = bot.click(BOB, id, true).await;
     assert!(bot.answer_at(&url).await.contains("has expired"));
     assert!(bot.store.run_of_request(id).unwrap().is_none());
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("RemoveFromGlobalCluster")
-            .is_empty()
-    );
+    assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
     // The cluster is free for a new request.
     let (answer, _) = bot.command(ALICE, "failover orders").await;
     assert!(answer.text().starts_with("Request #2"), "{}", answer.text());
@@ -414,11 +329,7 @@ async fn commands_and_clicks_are_answered_within_three_seconds_however_slow_aws_
     let bot = TestBot::start().await;
     let id = bot.request().await;
     // From now on every AWS read takes ten seconds.
-    for action in [
-        "DescribeGlobalClusters",
-        "DescribeDBClusters",
-        "ListResourceRecordSets",
-    ] {
+    for action in ["DescribeGlobalClusters", "DescribeDBClusters", "ListResourceRecordSets"] {
         bot.sim
             .admin()
             .inject(awsim::FaultSpec {
@@ -441,26 +352,14 @@ async fn commands_and_clicks_are_answered_within_three_seconds_however_slow_aws_
     let started = std::time::Instant::now();
     let (answer, _) = bot.command(ALICE, "failover orders").await;
     assert_eq!(answer.status, 200);
-    assert!(
-        answer.text().contains("already has request #1"),
-        "{}",
-        answer.text()
-    );
+    assert!(answer.text().contains("already has request #1"), "{}", answer.text());
     timed(started);
     let started = std::time::Instant::now();
     let ts = bot.request_message(id).await.ts.unwrap();
     let url = bot.slack.response_url();
     let answer = bot
         .sender
-        .click(
-            BOB,
-            CHANNEL,
-            &ts,
-            "approve",
-            &id.to_string(),
-            &url,
-            bot.now(),
-        )
+        .click(BOB, CHANNEL, &ts, "approve", &id.to_string(), &url, bot.now())
         .await;
     assert_eq!(answer.status, 200);
     timed(started);

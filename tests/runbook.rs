@@ -22,37 +22,22 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
     let (w, r) = bot.endpoints("us-west-2", "orders-west");
     assert_eq!(bot.writer_cname(), w);
     assert_eq!(bot.reader_cname(), r);
-    assert_eq!(
-        bot.sim
-            .admin()
-            .record(ZONE, WRITER_RECORD, "CNAME")
-            .unwrap()
-            .ttl,
-        1
-    );
+    assert_eq!(bot.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().ttl, 1);
     // Exactly one mutating call of each kind, each in the right place.
     let removes = bot.sim.admin().calls_to("RemoveFromGlobalCluster");
     assert_eq!(removes.len(), 1);
-    assert_eq!(
-        removes[0].region, "us-west-2",
-        "sent to the target's own Region"
-    );
+    assert_eq!(removes[0].region, "us-west-2", "sent to the target's own Region");
     let changes = bot.sim.admin().calls_to("ChangeResourceRecordSets");
     assert_eq!(changes.len(), 1, "both CNAMEs in one change batch");
     assert!(
-        changes[0].params["Changes"].contains(WRITER_RECORD)
-            && changes[0].params["Changes"].contains(READER_RECORD)
+        changes[0].params["Changes"].contains(WRITER_RECORD) && changes[0].params["Changes"].contains(READER_RECORD)
     );
     // The old primary was not touched.
     let east = bot.sim.admin().cluster("us-east-1", "orders-east").unwrap();
     assert!(east.members.iter().any(|i| i.is_writer));
 
     // Every reply is in the request's thread, in order.
-    let thread: Vec<String> = bot
-        .thread(&request_ts)
-        .iter()
-        .map(|r| r.text().to_owned())
-        .collect();
+    let thread: Vec<String> = bot.thread(&request_ts).iter().map(|r| r.text().to_owned()).collect();
     let order = [
         "Approved by <@U0BOB>",
         "*Re-check the topology*:",
@@ -79,11 +64,7 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
             .unwrap_or_else(|| panic!("{expected:?} missing after reply {at} in {thread:#?}"));
         at += pos + 1;
     }
-    assert_eq!(
-        at,
-        thread.len(),
-        "the completion is the last reply: {thread:#?}"
-    );
+    assert_eq!(at, thread.len(), "the completion is the last reply: {thread:#?}");
     let last = bot.thread(&request_ts).last().cloned().unwrap();
     assert_eq!(
         last.body["reply_broadcast"], true,
@@ -144,8 +125,7 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
         "{status}"
     );
     assert!(
-        status.contains(":white_check_mark: writer CNAME")
-            && status.contains(":white_check_mark: reader CNAME"),
+        status.contains(":white_check_mark: writer CNAME") && status.contains(":white_check_mark: reader CNAME"),
         "{status}"
     );
 }
@@ -172,17 +152,8 @@ async fn a_promotion_that_never_finishes_times_out_and_dns_is_untouched() {
         started.elapsed() >= Duration::from_secs(2),
         "it waited the whole timeout"
     );
-    assert_eq!(
-        (bot.writer_cname(), bot.reader_cname()),
-        before,
-        "DNS untouched"
-    );
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("ChangeResourceRecordSets")
-            .is_empty()
-    );
+    assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "DNS untouched");
+    assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     // Polling was at the configured interval, not a hot loop: about 2 s / 100 ms.
     let polls = bot
         .sim
@@ -233,33 +204,15 @@ async fn an_aws_error_during_the_run_is_reported_in_the_thread_and_dns_is_untouc
     bot.click(BOB, id, true).await;
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Failed);
-    assert_eq!(
-        (bot.writer_cname(), bot.reader_cname()),
-        before,
-        "DNS untouched"
-    );
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("ChangeResourceRecordSets")
-            .is_empty()
-    );
+    assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "DNS untouched");
+    assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     // The target is still a member: the failed calls changed nothing.
     assert_eq!(
-        bot.sim
-            .admin()
-            .global_cluster("orders-global")
-            .unwrap()
-            .members
-            .len(),
+        bot.sim.admin().global_cluster("orders-global").unwrap().members.len(),
         2
     );
     bot.slack_settled().await;
-    let thread: Vec<String> = bot
-        .thread(&ts)
-        .iter()
-        .map(|r| r.text().to_owned())
-        .collect();
+    let thread: Vec<String> = bot.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
     assert!(
         thread
             .iter()
@@ -289,32 +242,19 @@ async fn a_topology_changed_after_approval_stops_the_run_before_any_change() {
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Failed);
     assert!(
-        bot.sim
-            .admin()
-            .calls_to("RemoveFromGlobalCluster")
-            .is_empty(),
+        bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty(),
         "no mutating call"
     );
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("ChangeResourceRecordSets")
-            .is_empty()
-    );
+    assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     bot.slack_settled().await;
     let last = bot.thread(&ts).last().cloned().unwrap();
     assert!(
-        last.text()
-            .contains("*Failover failed* at *Re-check the topology*"),
+        last.text().contains("*Failover failed* at *Re-check the topology*"),
         "{}",
         last.text()
     );
     assert!(last.text().contains("modifying"), "{}", last.text());
-    assert!(
-        last.text().contains("Nothing was changed"),
-        "{}",
-        last.text()
-    );
+    assert!(last.text().contains("Nothing was changed"), "{}", last.text());
 }
 
 #[tokio::test]
@@ -366,28 +306,14 @@ async fn dns_is_not_repointed_when_the_promoted_cluster_stops_being_writable_bef
         .unwrap();
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Failed);
-    assert_eq!(
-        (bot.writer_cname(), bot.reader_cname()),
-        before,
-        "DNS untouched"
-    );
-    assert!(
-        bot.sim
-            .admin()
-            .calls_to("ChangeResourceRecordSets")
-            .is_empty()
-    );
+    assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "DNS untouched");
+    assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     bot.slack_settled().await;
     let last = bot.thread(&ts).last().cloned().unwrap();
     assert!(
-        last.text()
-            .contains("*Failover failed* at *Repoint the CNAMEs*"),
+        last.text().contains("*Failover failed* at *Repoint the CNAMEs*"),
         "{}",
         last.text()
     );
-    assert!(
-        last.text().contains("refusing to point DNS at it"),
-        "{}",
-        last.text()
-    );
+    assert!(last.text().contains("refusing to point DNS at it"), "{}", last.text());
 }

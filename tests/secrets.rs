@@ -63,29 +63,26 @@ fn deps(env: &'static [(&'static str, &'static str)]) -> Deps {
     Deps {
         aws: overrides(),
         clock: Arc::new(SystemClock),
-        env: Box::new(move |k| {
-            env.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| (*v).to_owned())
-        }),
+        env: Box::new(move |k| env.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())),
     }
 }
 
 #[tokio::test]
 async fn the_bot_uses_the_signing_secret_and_bot_token_from_secrets_manager() {
     let id = unique("slack");
-    put_secret(&id, r#"{"signing_secret": "signing-from-secrets-manager", "bot_token": "xoxb-from-secrets-manager"}"#).await;
+    put_secret(
+        &id,
+        r#"{"signing_secret": "signing-from-secrets-manager", "bot_token": "xoxb-from-secrets-manager"}"#,
+    )
+    .await;
     let slack = SlackStandIn::start(&Secret::new("xoxb-from-secrets-manager"))
         .await
         .unwrap();
     slack.set_group("S0ONCALL", &[DAVE]);
     let dir = temp_dir("secrets");
-    let app = Application::build(
-        settings(&slack.api_url(), &dir.join("bot.db"), &id),
-        deps(&[]),
-    )
-    .await
-    .expect("the bot starts with its secrets from Secrets Manager");
+    let app = Application::build(settings(&slack.api_url(), &dir.join("bot.db"), &id), deps(&[]))
+        .await
+        .expect("the bot starts with its secrets from Secrets Manager");
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -94,29 +91,14 @@ async fn the_bot_uses_the_signing_secret_and_bot_token_from_secrets_manager() {
     let right = SlackSender::new(&base, &Secret::new("signing-from-secrets-manager"));
     let wrong = SlackSender::new(&base, &Secret::new(SIGNING_SECRET));
     let url = slack.response_url();
-    assert_eq!(
-        wrong.command(DAVE, CHANNEL, "help", &url, now).await.status,
-        401
-    );
-    assert_eq!(
-        right.command(DAVE, CHANNEL, "help", &url, now).await.status,
-        200
-    );
+    assert_eq!(wrong.command(DAVE, CHANNEL, "help", &url, now).await.status, 401);
+    assert_eq!(right.command(DAVE, CHANNEL, "help", &url, now).await.status, 200);
     // DAVE is a requester through a user group: checking that calls Slack with the bot token, which the
     // stand-in accepts only if it is the one from the secret.
-    let answer = right
-        .command(DAVE, CHANNEL, "failover orders", &url, now)
-        .await;
-    assert!(
-        answer.text().starts_with("Request #1 is recorded"),
-        "{}",
-        answer.text()
-    );
+    let answer = right.command(DAVE, CHANNEL, "failover orders", &url, now).await;
+    assert!(answer.text().starts_with("Request #1 is recorded"), "{}", answer.text());
     let lookups = slack.delivered("usergroups.users.list");
-    assert!(
-        !lookups.is_empty(),
-        "the group was looked up with the secret's token"
-    );
+    assert!(!lookups.is_empty(), "the group was looked up with the secret's token");
 
     shutdown.cancel();
     let _ = server.await;
@@ -130,11 +112,7 @@ async fn the_file_and_the_environment_come_before_the_secret() {
     // The secret has only the bot token; the signing secret comes from the environment.
     put_secret(&id, r#"{"bot_token": "xoxb-from-secrets-manager"}"#).await;
     let config = aws::load_config(&overrides()).await;
-    let s = settings(
-        "http://127.0.0.1:9/api",
-        std::path::Path::new("unused.db"),
-        &id,
-    );
+    let s = settings("http://127.0.0.1:9/api", std::path::Path::new("unused.db"), &id);
     let env = deps(&[("SLACK_SIGNING_SECRET", "signing-from-env")]).env;
     let secrets = aurora_failover_bot::startup::resolve_secrets(&s, &config, env.as_ref())
         .await
@@ -163,29 +141,17 @@ async fn a_missing_or_malformed_secret_stops_start_up_with_the_key_and_never_the
     .err()
     .expect("a missing secret stops start-up")
     .to_string();
-    assert!(
-        err.contains("slack.secret_id") && err.contains(&missing),
-        "{err}"
-    );
+    assert!(err.contains("slack.secret_id") && err.contains(&missing), "{err}");
     assert!(err.contains("ResourceNotFoundException"), "{err}");
 
     let bad = unique("notjson");
     put_secret(&bad, "signing=super-secret-value").await;
-    let err = Application::build(
-        settings("http://127.0.0.1:9/api", &dir.join("b.db"), &bad),
-        deps(&[]),
-    )
-    .await
-    .err()
-    .expect("a malformed secret stops start-up")
-    .to_string();
-    assert!(
-        err.contains("slack.secret_id") && err.contains("is not JSON"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("super-secret-value"),
-        "the value leaked: {err}"
-    );
+    let err = Application::build(settings("http://127.0.0.1:9/api", &dir.join("b.db"), &bad), deps(&[]))
+        .await
+        .err()
+        .expect("a malformed secret stops start-up")
+        .to_string();
+    assert!(err.contains("slack.secret_id") && err.contains("is not JSON"), "{err}");
+    assert!(!err.contains("super-secret-value"), "the value leaked: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,18 +22,9 @@ async fn nothing_happened(bot: &TestBot) {
         "AWS was called: {:?}",
         bot.sim.admin().calls()
     );
-    assert!(
-        bot.store.request(1).unwrap().is_none(),
-        "a request was recorded"
-    );
-    assert!(
-        bot.store.audit_log().unwrap().is_empty(),
-        "an attempt was recorded"
-    );
-    assert!(
-        bot.store.outbox_all().unwrap().is_empty(),
-        "a message was queued"
-    );
+    assert!(bot.store.request(1).unwrap().is_none(), "a request was recorded");
+    assert!(bot.store.audit_log().unwrap().is_empty(), "an attempt was recorded");
+    assert!(bot.store.outbox_all().unwrap().is_empty(), "a message was queued");
 }
 
 #[tokio::test]
@@ -42,18 +33,8 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
     let url = bot.slack.response_url();
     let body = SlackSender::command_body(ALICE, CHANNEL, "failover orders", &url);
     let now = bot.now();
-    let good_sig = |ts: i64| {
-        verify::sign(
-            &Secret::new(SIGNING_SECRET),
-            &ts.to_string(),
-            body.as_bytes(),
-        )
-    };
-    let forged = verify::sign(
-        &Secret::new("not-the-secret"),
-        &now.to_string(),
-        body.as_bytes(),
-    );
+    let good_sig = |ts: i64| verify::sign(&Secret::new(SIGNING_SECRET), &ts.to_string(), body.as_bytes());
+    let forged = verify::sign(&Secret::new("not-the-secret"), &now.to_string(), body.as_bytes());
     let tampered_body = body.replace("failover+orders", "failover+billing");
     type Case<'a> = (&'a str, Vec<(&'a str, String)>, String);
     let cases: Vec<Case> = vec![
@@ -103,25 +84,15 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
     ];
     for path in ["/slack/commands", "/slack/interactions"] {
         for (what, headers, body) in &cases {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let answer = bot
-                .sender
-                .post_raw(path, &headers, body.clone().into_bytes())
-                .await;
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = bot.sender.post_raw(path, &headers, body.clone().into_bytes()).await;
             assert_eq!(answer.status, 401, "{what} on {path}: {answer:?}");
-            assert!(
-                !answer.body.contains(SIGNING_SECRET),
-                "the answer leaks the secret"
-            );
+            assert!(!answer.body.contains(SIGNING_SECRET), "the answer leaks the secret");
         }
     }
     nothing_happened(&bot).await;
     // The same request, correctly signed, is accepted: the refusals above were about the signature.
-    let answer = bot
-        .sender
-        .post_signed("/slack/commands", &body, bot.now())
-        .await;
+    let answer = bot.sender.post_signed("/slack/commands", &body, bot.now()).await;
     assert_eq!(answer.status, 200);
 }
 
@@ -133,15 +104,9 @@ async fn an_oversized_body_gets_413_before_it_is_read_and_changes_nothing() {
     body.push_str("&padding=");
     body.push_str(&"x".repeat(200 * 1024));
     // Correctly signed: size alone is the reason.
-    let answer = bot
-        .sender
-        .post_signed("/slack/commands", &body, bot.now())
-        .await;
+    let answer = bot.sender.post_signed("/slack/commands", &body, bot.now()).await;
     assert_eq!(answer.status, 413);
-    let answer = bot
-        .sender
-        .post_signed("/slack/interactions", &body, bot.now())
-        .await;
+    let answer = bot.sender.post_signed("/slack/interactions", &body, bot.now()).await;
     assert_eq!(answer.status, 413);
     nothing_happened(&bot).await;
 }

@@ -31,9 +31,7 @@ pub struct AwsOverrides {
 pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https()
 }
 
@@ -41,9 +39,7 @@ pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
 pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
-        .retry_config(
-            RetryConfig::standard().with_max_attempts(overrides.max_attempts.unwrap_or(3)),
-        )
+        .retry_config(RetryConfig::standard().with_max_attempts(overrides.max_attempts.unwrap_or(3)))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -97,23 +93,22 @@ where
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
             let message = format!("{code}: {}", err.message().unwrap_or("no message"));
-            let kind = if code.ends_with("NotFoundFault")
-                || code.starts_with("NoSuch")
-                || code == "ResourceNotFoundException"
-            {
-                AwsErrorKind::NotFound
-            } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
-                AwsErrorKind::InvalidState
-            } else if THROTTLING.contains(&code) {
-                AwsErrorKind::Throttled
-            } else if matches!(
-                code,
-                "ServiceUnavailable" | "InternalFailure" | "InternalError" | "InternalServiceError"
-            ) {
-                AwsErrorKind::Unavailable
-            } else {
-                AwsErrorKind::Other
-            };
+            let kind =
+                if code.ends_with("NotFoundFault") || code.starts_with("NoSuch") || code == "ResourceNotFoundException"
+                {
+                    AwsErrorKind::NotFound
+                } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
+                    AwsErrorKind::InvalidState
+                } else if THROTTLING.contains(&code) {
+                    AwsErrorKind::Throttled
+                } else if matches!(
+                    code,
+                    "ServiceUnavailable" | "InternalFailure" | "InternalError" | "InternalServiceError"
+                ) {
+                    AwsErrorKind::Unavailable
+                } else {
+                    AwsErrorKind::Other
+                };
             AwsError::new(kind, message)
         }
         SdkError::TimeoutError(_) => AwsError::new(AwsErrorKind::Unavailable, "the call timed out"),
@@ -123,10 +118,7 @@ where
         ),
         SdkError::ResponseError(_) => AwsError::new(
             AwsErrorKind::Unavailable,
-            format!(
-                "the service gave no usable answer: {}",
-                describe_chain(e, true)
-            ),
+            format!("the service gave no usable answer: {}", describe_chain(e, true)),
         ),
         other => AwsError::new(AwsErrorKind::Other, describe_chain(other, false)),
     }

@@ -48,11 +48,7 @@ fn cluster_id_of_arn(arn: &str) -> String {
 
 #[async_trait]
 impl Aurora for RdsAurora {
-    async fn topology(
-        &self,
-        global_cluster_id: &str,
-        regions: &[Region],
-    ) -> Result<Topology, AwsError> {
+    async fn topology(&self, global_cluster_id: &str, regions: &[Region]) -> Result<Topology, AwsError> {
         let mut last_error = AwsError::new(AwsErrorKind::Other, "no Region configured");
         for region in regions {
             let result = self

@@ -98,10 +98,7 @@ impl Dns for Route53Dns {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        let id = out
-            .change_info()
-            .map(|c| c.id().to_owned())
-            .unwrap_or_default();
+        let id = out.change_info().map(|c| c.id().to_owned()).unwrap_or_default();
         Ok(id.trim_start_matches("/change/").to_owned())
     }
 

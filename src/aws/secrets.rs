@@ -34,10 +34,7 @@ pub async fn load(
     region: Option<&str>,
 ) -> Result<SlackSecrets, String> {
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
-    if let Some(r) = region
-        .map(str::to_owned)
-        .or_else(|| region_of_arn(secret_id))
-    {
+    if let Some(r) = region.map(str::to_owned).or_else(|| region_of_arn(secret_id)) {
         builder = builder.region(aws_sdk_secretsmanager::config::Region::new(r));
     }
     let client = aws_sdk_secretsmanager::Client::from_conf(builder.build());
@@ -47,9 +44,9 @@ pub async fn load(
         .send()
         .await
         .map_err(|e| format!("cannot read secret {secret_id}: {}", classify(&e)))?;
-    let text = out.secret_string().ok_or_else(|| {
-        format!("secret {secret_id} has no string value (binary secrets are not supported)")
-    })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| format!("secret {secret_id} has no string value (binary secrets are not supported)"))?;
     let parsed: SlackSecretJson = serde_json::from_str(text).map_err(|e| {
         format!(
             "secret {secret_id} is not JSON of the form {{\"signing_secret\": \"...\", \"bot_token\": \"...\"}} (line {}, column {})",
@@ -58,10 +55,7 @@ pub async fn load(
         )
     })?;
     Ok(SlackSecrets {
-        signing_secret: parsed
-            .signing_secret
-            .filter(|s| !s.is_empty())
-            .map(Secret::new),
+        signing_secret: parsed.signing_secret.filter(|s| !s.is_empty()).map(Secret::new),
         bot_token: parsed.bot_token.filter(|s| !s.is_empty()).map(Secret::new),
     })
 }
@@ -73,8 +67,7 @@ mod tests {
     #[test]
     fn the_region_comes_from_an_arn() {
         assert_eq!(
-            region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:bot-AbCdEf")
-                .as_deref(),
+            region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:bot-AbCdEf").as_deref(),
             Some("eu-west-1")
         );
         assert_eq!(region_of_arn("aurora-failover-bot/slack"), None);

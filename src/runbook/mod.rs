@@ -4,12 +4,16 @@
 //!
 //! Safety rules kept here:
 //! - the plan is re-checked against the live topology right before the first mutating call;
-//! - RemoveFromGlobalCluster is sent at most once per run unless the topology shows it did not happen;
+//! - RemoveFromGlobalCluster is sent again only when the topology shows the earlier call did not take
+//!   effect (a restarted bot looks before it sends);
 //! - DNS is never pointed at a cluster that is not available with a writer instance (checked again
-//!   right before the UPSERT);
-//! - every wait has a deadline and polls at the configured interval; transient AWS errors are ridden out
-//!   until the deadline, others fail the step;
-//! - every failure ends the run with a report of where, why, and what state the cluster and DNS are in.
+//!   right before the UPSERT, which is safe to repeat);
+//! - every wait has a deadline that counts from the step's start, across restarts, and polls at the
+//!   configured interval; transient AWS errors are ridden out until the deadline, others fail the step;
+//! - every failure ends the run with a report of where, why, and what state the cluster and DNS are in;
+//! - every thread reply carries an idempotency key, and is queued before the checkpoint that makes it
+//!   true, so that a restart at any point leaves each reply in the thread exactly once;
+//! - on shutdown, a run stops at its next pause and resumes at the next start.
 
 pub mod plan;
 pub mod report;
@@ -24,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 /// The steps of a detach run, in order.
@@ -93,6 +98,13 @@ impl Step {
     }
 }
 
+/// How a finished run ended, kept with it so that its last reply can be queued again after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Completed(Completion),
+    Failed(Failure),
+}
+
 /// A run's working data, checkpointed with its step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunData {
@@ -108,11 +120,19 @@ pub struct RunData {
     pub change_id: Option<String>,
     /// The target's status and writer flag as last observed.
     pub last_seen: Option<String>,
+    /// How the run ended, once it has.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
 }
 
-/// Why a step failed, in words for the thread.
+/// Why a step did not finish.
 #[derive(Debug)]
-struct StepFailed(String);
+enum Stop {
+    /// It failed: the reason, in words for the thread.
+    Failed(String),
+    /// The bot is shutting down: the run resumes at the next start.
+    Interrupted,
+}
 
 /// Runs approved requests.
 pub struct Runner {
@@ -122,6 +142,8 @@ pub struct Runner {
     pub chat: Arc<dyn Chat>,
     pub clock: Arc<dyn Clock>,
     pub settings: RunbookSettings,
+    /// Cancelled when the bot shuts down: runs stop at their next pause, their state saved.
+    pub shutdown: CancellationToken,
 }
 
 /// Everything one run works with.
@@ -141,6 +163,10 @@ fn since(later: jiff::Timestamp, earlier: jiff::Timestamp) -> Duration {
     later.duration_since(earlier).unsigned_abs()
 }
 
+fn plus(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
+    t + jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+}
+
 fn describe(c: &ClusterState) -> String {
     format!(
         "{} is {}, {}",
@@ -155,13 +181,18 @@ fn describe(c: &ClusterState) -> String {
 }
 
 fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// The idempotency key of the "approved" reply of request `id` (posted by whoever gets there first:
+/// the approval itself, or the run it started, after a crash in between).
+pub fn approved_key(request_id: i64) -> String {
+    format!("request:{request_id}:approved")
 }
 
 impl Runner {
-    /// Executes (or resumes) a run to its end. Never panics on AWS or Slack trouble: every failure ends
-    /// the run as failed, with a report.
+    /// Executes (or resumes) a run to its end, or until shutdown. Never panics on AWS or Slack trouble:
+    /// every failure ends the run as failed, with a report.
     pub async fn execute(self: Arc<Self>, run_id: i64) {
         let span = tracing::info_span!("run", run_id);
         async move {
@@ -173,14 +204,10 @@ impl Runner {
         .await
     }
 
-    async fn try_execute(&self, run_id: i64) -> anyhow::Result<()> {
-        let run = self
-            .store
-            .run(run_id)?
-            .ok_or_else(|| anyhow::anyhow!("no run {run_id}"))?;
-        if run.state != RunState::Running {
-            return Ok(());
-        }
+    fn load(&self, run_id: i64) -> anyhow::Result<Option<Ctx>> {
+        let Some(run) = self.store.run(run_id)? else {
+            anyhow::bail!("no run {run_id}");
+        };
         let request = self
             .store
             .request(run.request_id)?
@@ -191,28 +218,48 @@ impl Runner {
             .decided_by
             .clone()
             .ok_or_else(|| anyhow::anyhow!("run {run_id} has no approver"))?;
-        let mut ctx = Ctx {
+        Ok(Some(Ctx {
             run,
             request,
             plan,
             data,
             approved_by,
+        }))
+    }
+
+    async fn try_execute(&self, run_id: i64) -> anyhow::Result<()> {
+        let Some(mut ctx) = self.load(run_id)? else {
+            return Ok(());
         };
-        let mut step = Step::parse(&ctx.run.step)
-            .ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
+        if ctx.run.state != RunState::Running {
+            // Finished: make sure its last reply made it to the queue (a crash may have come between).
+            self.announce_outcome(&ctx);
+            return Ok(());
+        }
+        // The approval's reply, in case the bot died between recording the approval and queuing it.
+        self.say(
+            &ctx,
+            Note::Approved {
+                by: ctx.approved_by.clone(),
+            },
+            &approved_key(ctx.request.id),
+        );
+        let mut step = Step::parse(&ctx.run.step).ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
         while step != Step::Done {
+            if self.shutdown.is_cancelled() {
+                return self.interrupted(&ctx, step);
+            }
             let started = match ctx.data.step_started_ms {
                 Some(ms) => jiff::Timestamp::from_millisecond(ms)?,
                 None => {
                     let now = self.clock.now();
-                    ctx.data.step_started_ms = Some(now.as_millisecond());
-                    self.checkpoint(&ctx, step, Some((step, "started", "")))?;
                     self.say(
                         &ctx,
                         Note::StepStarted {
                             step,
                             detail: self.step_intro(&ctx, step),
                         },
+                        &format!("run:{}:{}:started", ctx.run.id, step.as_str()),
                     );
                     self.stage(
                         &ctx,
@@ -220,7 +267,10 @@ impl Runner {
                             approved_by: ctx.approved_by.clone(),
                             step,
                         },
+                        &format!("run:{}:stage:{}", ctx.run.id, step.as_str()),
                     );
+                    ctx.data.step_started_ms = Some(now.as_millisecond());
+                    self.checkpoint(&ctx, step, Some((step, "started", "")))?;
                     now
                 }
             };
@@ -228,29 +278,48 @@ impl Runner {
             match self.perform(&mut ctx, step, started).await {
                 Ok(detail) => {
                     let took = since(self.clock.now(), started);
+                    self.say(
+                        &ctx,
+                        Note::StepFinished {
+                            step,
+                            detail: detail.clone(),
+                            took,
+                        },
+                        &format!("run:{}:{}:finished", ctx.run.id, step.as_str()),
+                    );
                     ctx.data.phases.push((step, ms(took)));
                     ctx.data.step_started_ms = None;
                     let next = step.next();
                     self.checkpoint(&ctx, next, Some((step, "finished", &detail)))?;
-                    self.say(&ctx, Note::StepFinished { step, detail, took });
                     step = next;
                 }
-                Err(StepFailed(reason)) => {
+                Err(Stop::Interrupted) => return self.interrupted(&ctx, step),
+                Err(Stop::Failed(reason)) => {
                     self.fail(&mut ctx, step, reason).await?;
                     return Ok(());
                 }
             }
         }
-        self.succeed(&ctx)?;
+        self.succeed(&mut ctx)?;
         Ok(())
     }
 
-    fn checkpoint(
-        &self,
-        ctx: &Ctx,
-        next: Step,
-        entry: Option<(Step, &str, &str)>,
-    ) -> anyhow::Result<()> {
+    fn interrupted(&self, ctx: &Ctx, step: Step) -> anyhow::Result<()> {
+        info!(
+            step = step.as_str(),
+            "run interrupted by shutdown; it resumes at the next start"
+        );
+        self.store.journal(
+            ctx.run.id,
+            self.clock.now(),
+            step.as_str(),
+            "interrupted",
+            "the bot shut down; the run resumes here at the next start",
+        )?;
+        Ok(())
+    }
+
+    fn checkpoint(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> anyhow::Result<()> {
         let data = serde_json::to_string(&ctx.data)?;
         self.store.checkpoint(
             ctx.run.id,
@@ -262,16 +331,24 @@ impl Runner {
         Ok(())
     }
 
-    fn say(&self, ctx: &Ctx, note: Note) {
+    fn say(&self, ctx: &Ctx, note: Note, key: &str) {
         let broadcast = matches!(note, Note::Completed(_) | Note::Failed(_));
-        if let Err(e) = self.chat.note(&ctx.request, &note, broadcast) {
+        if let Err(e) = self.chat.note(&ctx.request, &note, broadcast, key) {
             warn!(error = %e, "cannot queue a thread reply");
         }
     }
 
-    fn stage(&self, ctx: &Ctx, stage: Stage) {
-        if let Err(e) = self.chat.update_request(&ctx.request, &ctx.plan, &stage) {
+    fn stage(&self, ctx: &Ctx, stage: Stage, key: &str) {
+        if let Err(e) = self.chat.update_request(&ctx.request, &ctx.plan, &stage, Some(key)) {
             warn!(error = %e, "cannot queue the request message update");
+        }
+    }
+
+    /// Waits, unless the bot is shutting down.
+    async fn pause(&self, d: Duration) -> Result<(), Stop> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(Stop::Interrupted),
+            () = tokio::time::sleep(d) => Ok(()),
         }
     }
 
@@ -297,37 +374,24 @@ impl Runner {
                 "UPSERTing {} and {} in one change batch.",
                 p.writer_record, p.reader_record
             ),
-            Step::WaitInsync => format!(
-                "Waiting for INSYNC, for at most {} s.",
-                s.dns_timeout.as_secs()
-            ),
+            Step::WaitInsync => format!("Waiting for INSYNC, for at most {} s.", s.dns_timeout.as_secs()),
             Step::Verify => "Reading both records back.".to_owned(),
             Step::Done => String::new(),
         }
     }
 
-    async fn perform(
-        &self,
-        ctx: &mut Ctx,
-        step: Step,
-        started: jiff::Timestamp,
-    ) -> Result<String, StepFailed> {
-        let read_deadline = started
-            + jiff::SignedDuration::try_from(
-                self.settings.promote_timeout.min(Duration::from_secs(120)),
-            )
-            .unwrap_or_default();
+    async fn perform(&self, ctx: &mut Ctx, step: Step, started: jiff::Timestamp) -> Result<String, Stop> {
+        let read_deadline = plus(started, self.settings.promote_timeout.min(Duration::from_secs(120)));
         match step {
             Step::Precheck => {
                 let topology = self
-                    .retrying(ctx, "DescribeGlobalClusters", read_deadline, || {
-                        self.aurora
-                            .topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
+                    .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
+                        self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
                     })
                     .await?;
-                let target = self.read_target(ctx, read_deadline).await?;
+                let target = self.read_target(ctx, step, read_deadline).await?;
                 plan::recheck(&ctx.plan, &topology, &target)
-                    .map_err(|why| StepFailed(format!("{why}. Nothing was changed.")))?;
+                    .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
                 Ok(format!(
                     "{} ({}) is the writer; {} ({}) is {} with {} instance(s).",
                     ctx.plan.from.cluster_id,
@@ -339,21 +403,14 @@ impl Runner {
                 ))
             }
             Step::Detach => {
-                if ctx.data.detach_sent && self.detached(ctx, read_deadline).await? {
-                    return Ok(format!(
-                        "{} had already left the global cluster.",
-                        ctx.plan.to.cluster_id
-                    ));
+                if ctx.data.detach_sent && self.detached(ctx, step, read_deadline).await? {
+                    return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                 }
                 ctx.data.detach_sent = true;
                 self.checkpoint(ctx, step, None)
-                    .map_err(|e| StepFailed(format!("cannot record progress: {e}")))?;
+                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
                 loop {
-                    match self
-                        .aurora
-                        .detach(&ctx.plan.global_cluster_id, &ctx.plan.to)
-                        .await
-                    {
+                    match self.aurora.detach(&ctx.plan.global_cluster_id, &ctx.plan.to).await {
                         Ok(()) => {
                             return Ok(format!(
                                 "{} left {}; it is promoting to a standalone writable cluster.",
@@ -362,62 +419,56 @@ impl Runner {
                         }
                         Err(e) if e.is_transient() && self.clock.now() < read_deadline => {
                             // The call may or may not have taken effect: look before sending it again.
-                            self.say(ctx, Note::Retrying {
-                                detail: format!("RemoveFromGlobalCluster failed ({e}); checking the topology before trying again."),
-                            });
-                            tokio::time::sleep(self.settings.poll_interval).await;
-                            if self.detached(ctx, read_deadline).await? {
-                                return Ok(format!(
-                                    "{} left the global cluster.",
-                                    ctx.plan.to.cluster_id
-                                ));
+                            self.say(
+                                ctx,
+                                Note::Retrying {
+                                    detail: format!(
+                                        "RemoveFromGlobalCluster failed ({e}); checking the topology before trying again."
+                                    ),
+                                },
+                                &format!("run:{}:{}:retry:RemoveFromGlobalCluster", ctx.run.id, step.as_str()),
+                            );
+                            self.pause(self.settings.poll_interval).await?;
+                            if self.detached(ctx, step, read_deadline).await? {
+                                return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                             }
                         }
-                        Err(e) => {
-                            return Err(StepFailed(format!("RemoveFromGlobalCluster failed: {e}")));
-                        }
+                        Err(e) => return Err(Stop::Failed(format!("RemoveFromGlobalCluster failed: {e}"))),
                     }
                 }
             }
             Step::WaitWritable => {
-                let deadline = started
-                    + jiff::SignedDuration::try_from(self.settings.promote_timeout)
-                        .unwrap_or_default();
+                let deadline = plus(started, self.settings.promote_timeout);
                 loop {
-                    let state = self.read_target(ctx, deadline).await?;
+                    let state = self.read_target(ctx, step, deadline).await?;
                     let seen = format!(
                         "{}, {}",
                         state.status,
-                        if state.has_writer {
-                            "writer"
-                        } else {
-                            "no writer"
-                        }
+                        if state.has_writer { "writer" } else { "no writer" }
                     );
                     if ctx.data.last_seen.as_deref() != Some(seen.as_str()) {
                         let detail = match &ctx.data.last_seen {
                             Some(before) => format!("{}: {before} → {seen}", state.cluster_id),
                             None => format!("{}: {seen}", state.cluster_id),
                         };
+                        self.say(
+                            ctx,
+                            Note::Observed { detail: detail.clone() },
+                            &format!("run:{}:observed:{detail}", ctx.run.id),
+                        );
                         ctx.data.last_seen = Some(seen);
-                        if let Err(e) = self.store.journal(
-                            ctx.run.id,
-                            self.clock.now(),
-                            step.as_str(),
-                            "observed",
-                            &detail,
-                        ) {
+                        if let Err(e) =
+                            self.store
+                                .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)
+                        {
                             warn!(error = %e, "cannot journal an observation");
                         }
                         self.checkpoint(ctx, step, None)
-                            .map_err(|e| StepFailed(format!("cannot record progress: {e}")))?;
-                        self.say(ctx, Note::Observed { detail });
+                            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
                     }
                     if state.is_writable() {
-                        let (Some(w), Some(r)) =
-                            (state.endpoint.clone(), state.reader_endpoint.clone())
-                        else {
-                            return Err(StepFailed(format!(
+                        let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
+                            return Err(Stop::Failed(format!(
                                 "{} is writable but has no endpoints",
                                 state.cluster_id
                             )));
@@ -430,31 +481,30 @@ impl Runner {
                     }
                     let now = self.clock.now();
                     if now >= deadline {
-                        return Err(StepFailed(format!(
+                        return Err(Stop::Failed(format!(
                             "{} was not writable after {} s (last seen: {}). DNS was not changed.",
                             ctx.plan.to.cluster_id,
                             self.settings.promote_timeout.as_secs(),
                             ctx.data.last_seen.as_deref().unwrap_or("nothing")
                         )));
                     }
-                    tokio::time::sleep(self.settings.poll_interval.min(since(deadline, now))).await;
+                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                        .await?;
                 }
             }
             Step::UpdateDns => {
-                let deadline = started
-                    + jiff::SignedDuration::try_from(self.settings.dns_timeout).unwrap_or_default();
+                let deadline = plus(started, self.settings.dns_timeout);
                 // Never point DNS at a cluster that is not writable: look again right before.
-                let state = self.read_target(ctx, deadline).await?;
+                let state = self.read_target(ctx, step, deadline).await?;
                 if !state.is_writable() {
-                    return Err(StepFailed(format!(
+                    return Err(Stop::Failed(format!(
                         "{} is no longer writable ({}); refusing to point DNS at it. DNS was not changed.",
                         state.cluster_id,
                         describe(&state)
                     )));
                 }
-                let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone())
-                else {
-                    return Err(StepFailed(format!("{} has no endpoints", state.cluster_id)));
+                let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
+                    return Err(Stop::Failed(format!("{} has no endpoints", state.cluster_id)));
                 };
                 ctx.data.endpoints = Some((w.clone(), r.clone()));
                 let comment = format!(
@@ -468,7 +518,7 @@ impl Runner {
                 ];
                 let ttl = ctx.plan.record_ttl;
                 let change_id = self
-                    .retrying(ctx, "ChangeResourceRecordSets", deadline, || {
+                    .retrying(ctx, step, "ChangeResourceRecordSets", deadline, || {
                         self.dns.upsert_cnames(&zone, &records, ttl, &comment)
                     })
                     .await?;
@@ -479,30 +529,28 @@ impl Runner {
                 ))
             }
             Step::WaitInsync => {
-                let deadline = started
-                    + jiff::SignedDuration::try_from(self.settings.dns_timeout).unwrap_or_default();
+                let deadline = plus(started, self.settings.dns_timeout);
                 let change_id = ctx
                     .data
                     .change_id
                     .clone()
-                    .ok_or_else(|| StepFailed("no change id recorded".into()))?;
+                    .ok_or_else(|| Stop::Failed("no change id recorded".into()))?;
                 loop {
                     let insync = self
-                        .retrying(ctx, "GetChange", deadline, || {
-                            self.dns.change_insync(&change_id)
-                        })
+                        .retrying(ctx, step, "GetChange", deadline, || self.dns.change_insync(&change_id))
                         .await?;
                     if insync {
                         return Ok(format!("Change {change_id} is INSYNC."));
                     }
                     let now = self.clock.now();
                     if now >= deadline {
-                        return Err(StepFailed(format!(
+                        return Err(Stop::Failed(format!(
                             "Route 53 did not report change {change_id} INSYNC within {} s. The records were changed; they may not have reached every resolver yet.",
                             self.settings.dns_timeout.as_secs()
                         )));
                     }
-                    tokio::time::sleep(self.settings.poll_interval.min(since(deadline, now))).await;
+                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                        .await?;
                 }
             }
             Step::Verify => {
@@ -510,14 +558,11 @@ impl Runner {
                     .data
                     .endpoints
                     .clone()
-                    .ok_or_else(|| StepFailed("no endpoints recorded".into()))?;
+                    .ok_or_else(|| Stop::Failed("no endpoints recorded".into()))?;
                 let zone = ctx.plan.zone_id.clone();
-                let names = [
-                    ctx.plan.writer_record.as_str(),
-                    ctx.plan.reader_record.as_str(),
-                ];
+                let names = [ctx.plan.writer_record.as_str(), ctx.plan.reader_record.as_str()];
                 let values = self
-                    .retrying(ctx, "ListResourceRecordSets", read_deadline, || {
+                    .retrying(ctx, step, "ListResourceRecordSets", read_deadline, || {
                         self.dns.cnames(&zone, &names)
                     })
                     .await?;
@@ -530,14 +575,14 @@ impl Runner {
                     }
                 }
                 if !problems.is_empty() {
-                    return Err(StepFailed(format!(
+                    return Err(Stop::Failed(format!(
                         "the records are not as written: {}",
                         problems.join("; ")
                     )));
                 }
-                let state = self.read_target(ctx, read_deadline).await?;
+                let state = self.read_target(ctx, step, read_deadline).await?;
                 if !state.is_writable() {
-                    return Err(StepFailed(format!(
+                    return Err(Stop::Failed(format!(
                         "DNS is moved, but {} is no longer writable ({})",
                         state.cluster_id,
                         describe(&state)
@@ -556,10 +601,11 @@ impl Runner {
     async fn retrying<T, F, Fut>(
         &self,
         ctx: &Ctx,
+        step: Step,
         what: &str,
         deadline: jiff::Timestamp,
         mut call: F,
-    ) -> Result<T, StepFailed>
+    ) -> Result<T, Stop>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
@@ -579,70 +625,91 @@ impl Runner {
                                     deadline.strftime("%H:%M:%S UTC")
                                 ),
                             },
+                            &format!("run:{}:{}:retry:{what}", ctx.run.id, step.as_str()),
                         );
                         told = true;
                     }
-                    tokio::time::sleep(self.settings.poll_interval).await;
+                    self.pause(self.settings.poll_interval).await?;
                 }
-                Err(e) => return Err(StepFailed(format!("{what} failed: {e}"))),
+                Err(e) => return Err(Stop::Failed(format!("{what} failed: {e}"))),
             }
         }
     }
 
-    async fn read_target(
-        &self,
-        ctx: &Ctx,
-        deadline: jiff::Timestamp,
-    ) -> Result<ClusterState, StepFailed> {
+    async fn read_target(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<ClusterState, Stop> {
         let (region, id) = (&ctx.plan.to.region, &ctx.plan.to.cluster_id);
-        self.retrying(ctx, "DescribeDBClusters", deadline, || {
+        self.retrying(ctx, step, "DescribeDBClusters", deadline, || {
             self.aurora.cluster(region, id)
         })
         .await
     }
 
     /// Whether the target has left the global cluster (so RemoveFromGlobalCluster took effect).
-    async fn detached(&self, ctx: &Ctx, deadline: jiff::Timestamp) -> Result<bool, StepFailed> {
+    async fn detached(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<bool, Stop> {
         let topology = self
-            .retrying(ctx, "DescribeGlobalClusters", deadline, || {
-                self.aurora
-                    .topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
+            .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
+                self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
             })
             .await?;
         Ok(!topology.members.iter().any(|m| m.arn == ctx.plan.to.arn))
     }
 
-    fn succeed(&self, ctx: &Ctx) -> anyhow::Result<()> {
+    /// Queues a finished run's last reply and final stage (idempotent).
+    fn announce_outcome(&self, ctx: &Ctx) {
+        let Some(outcome) = &ctx.data.outcome else { return };
+        let approved_by = ctx.approved_by.clone();
+        match outcome {
+            Outcome::Completed(c) => {
+                self.say(
+                    ctx,
+                    Note::Completed(c.clone()),
+                    &format!("run:{}:completed", ctx.run.id),
+                );
+                self.stage(
+                    ctx,
+                    Stage::Succeeded {
+                        approved_by,
+                        took: c.total,
+                    },
+                    &format!("run:{}:stage:succeeded", ctx.run.id),
+                );
+            }
+            Outcome::Failed(f) => {
+                self.say(ctx, Note::Failed(f.clone()), &format!("run:{}:failed", ctx.run.id));
+                self.stage(
+                    ctx,
+                    Stage::Failed {
+                        approved_by,
+                        step: f.step,
+                        reason: f.reason.clone(),
+                    },
+                    &format!("run:{}:stage:failed", ctx.run.id),
+                );
+            }
+        }
+    }
+
+    fn succeed(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let data = serde_json::to_string(&ctx.data)?;
-        self.store
-            .finish_run(ctx.run.id, RunState::Succeeded, &data, now)?;
         let total = since(now, ctx.run.started_at);
         let (w, r) = ctx.data.endpoints.clone().unwrap_or_default();
-        self.say(
-            ctx,
-            Note::Completed(Completion {
-                writer_record: ctx.plan.writer_record.clone(),
-                reader_record: ctx.plan.reader_record.clone(),
-                writer_endpoint: w,
-                reader_endpoint: r,
-                phases: ctx
-                    .data
-                    .phases
-                    .iter()
-                    .map(|(s, m)| (*s, Duration::from_millis(*m)))
-                    .collect(),
-                total,
-                old_primary: ctx.plan.from.clone(),
-            }),
-        );
-        self.stage(
-            ctx,
-            Stage::Succeeded {
-                approved_by: ctx.approved_by.clone(),
-                took: total,
-            },
-        );
+        ctx.data.outcome = Some(Outcome::Completed(Completion {
+            writer_record: ctx.plan.writer_record.clone(),
+            reader_record: ctx.plan.reader_record.clone(),
+            writer_endpoint: w,
+            reader_endpoint: r,
+            phases: ctx
+                .data
+                .phases
+                .iter()
+                .map(|(s, m)| (*s, Duration::from_millis(*m)))
+                .collect(),
+            total,
+            old_primary: ctx.plan.from.clone(),
+        }));
+        self.store
+            .finish_run(ctx.run.id, RunState::Succeeded, &serde_json::to_string(&ctx.data)?, now)?;
+        self.announce_outcome(ctx);
         info!(took_ms = ms(total), "run succeeded");
         Ok(())
     }
@@ -650,34 +717,20 @@ impl Runner {
     async fn fail(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
         warn!(step = step.as_str(), %reason, "run failed");
         // What things look like now, as far as we can tell quickly.
-        let cluster_now = match tokio::time::timeout(
-            Duration::from_secs(10),
-            self.aurora
-                .cluster(&ctx.plan.to.region, &ctx.plan.to.cluster_id),
-        )
-        .await
-        {
-            Ok(Ok(c)) => describe(&c),
-            Ok(Err(e)) if e.kind == AwsErrorKind::NotFound => {
-                format!("{} was not found", ctx.plan.to.cluster_id)
-            }
-            Ok(Err(e)) => format!("{} could not be read ({e})", ctx.plan.to.cluster_id),
-            Err(_) => format!("{} could not be read (timed out)", ctx.plan.to.cluster_id),
-        };
-        let names = [
-            ctx.plan.writer_record.as_str(),
-            ctx.plan.reader_record.as_str(),
-        ];
-        let dns_now = match tokio::time::timeout(
-            Duration::from_secs(10),
-            self.dns.cnames(&ctx.plan.zone_id, &names),
-        )
-        .await
-        {
+        let read = Duration::from_secs(10);
+        let cluster_now =
+            match tokio::time::timeout(read, self.aurora.cluster(&ctx.plan.to.region, &ctx.plan.to.cluster_id)).await {
+                Ok(Ok(c)) => describe(&c),
+                Ok(Err(e)) if e.kind == AwsErrorKind::NotFound => format!("{} was not found", ctx.plan.to.cluster_id),
+                Ok(Err(e)) => format!("{} could not be read ({e})", ctx.plan.to.cluster_id),
+                Err(_) => format!("{} could not be read (timed out)", ctx.plan.to.cluster_id),
+            };
+        let names = [ctx.plan.writer_record.as_str(), ctx.plan.reader_record.as_str()];
+        let dns_now = match tokio::time::timeout(read, self.dns.cnames(&ctx.plan.zone_id, &names)).await {
             Ok(Ok(v)) => format!(
                 "{} → {}, {} → {}",
                 names[0],
-                v[0].as_deref().unwrap_or("(missing)"),
+                v.first().and_then(|x| x.as_deref()).unwrap_or("(missing)"),
                 names[1],
                 v.get(1).and_then(|x| x.as_deref()).unwrap_or("(missing)")
             ),
@@ -685,29 +738,17 @@ impl Runner {
             Err(_) => "the records could not be read (timed out)".to_owned(),
         };
         let now = self.clock.now();
-        let data = serde_json::to_string(&ctx.data)?;
+        ctx.data.outcome = Some(Outcome::Failed(Failure {
+            step,
+            reason: reason.clone(),
+            cluster_now,
+            dns_now,
+            dns_touched: ctx.data.change_id.is_some(),
+        }));
+        self.store.journal(ctx.run.id, now, step.as_str(), "failed", &reason)?;
         self.store
-            .journal(ctx.run.id, now, step.as_str(), "failed", &reason)?;
-        self.store
-            .finish_run(ctx.run.id, RunState::Failed, &data, now)?;
-        self.say(
-            ctx,
-            Note::Failed(Failure {
-                step,
-                reason: reason.clone(),
-                cluster_now,
-                dns_now,
-                dns_touched: ctx.data.change_id.is_some(),
-            }),
-        );
-        self.stage(
-            ctx,
-            Stage::Failed {
-                approved_by: ctx.approved_by.clone(),
-                step,
-                reason,
-            },
-        );
+            .finish_run(ctx.run.id, RunState::Failed, &serde_json::to_string(&ctx.data)?, now)?;
+        self.announce_outcome(ctx);
         Ok(())
     }
 }

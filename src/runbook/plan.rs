@@ -44,10 +44,7 @@ impl Plan {
                 "Detach {} from {} (RemoveFromGlobalCluster in {}) and let it promote",
                 self.to.cluster_id, self.global_cluster_id, self.to.region
             ),
-            format!(
-                "Wait until {} is available with a writer instance",
-                self.to.cluster_id
-            ),
+            format!("Wait until {} is available with a writer instance", self.to.cluster_id),
             format!(
                 "UPSERT {} and {} (TTL {}s) to its cluster and reader endpoints, in one change",
                 self.writer_record, self.reader_record, self.record_ttl
@@ -61,9 +58,7 @@ impl Plan {
 /// Why no plan could be made; shown to the requester.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error(
-        "global cluster {0} has no writer member right now, so there is nothing to fail over from"
-    )]
+    #[error("global cluster {0} has no writer member right now, so there is nothing to fail over from")]
     NoWriter(String),
     #[error("a managed failover or switchover is already in progress on {global} (state: {state})")]
     OperationInProgress { global: String, state: String },
@@ -108,18 +103,16 @@ pub fn make_plan(
         .clone();
     let target = match to {
         Some(region) => {
-            let m = topology
-                .member_in(region)
-                .ok_or_else(|| PlanError::NotAMember {
-                    region: region.clone(),
-                    global: global.clone(),
-                    members: topology
-                        .members
-                        .iter()
-                        .map(|m| m.region.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+            let m = topology.member_in(region).ok_or_else(|| PlanError::NotAMember {
+                region: region.clone(),
+                global: global.clone(),
+                members: topology
+                    .members
+                    .iter()
+                    .map(|m| m.region.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
             if m.is_writer {
                 return Err(PlanError::AlreadyWriter {
                     region: region.clone(),
@@ -136,11 +129,7 @@ pub fn make_plan(
                 many => {
                     return Err(PlanError::Ambiguous {
                         global,
-                        regions: many
-                            .iter()
-                            .map(|m| m.region.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        regions: many.iter().map(|m| m.region.as_str()).collect::<Vec<_>>().join(", "),
                     });
                 }
             }
@@ -236,10 +225,7 @@ mod tests {
         ClusterSettings {
             name: ClusterName::parse("orders").unwrap(),
             global_cluster_id: "orders-global".into(),
-            regions: vec![
-                Region::parse("us-east-1").unwrap(),
-                Region::parse("us-west-2").unwrap(),
-            ],
+            regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
             hosted_zone_id: "Z1".into(),
             writer_record: "w.zone".into(),
             reader_record: "r.zone".into(),
@@ -285,52 +271,23 @@ mod tests {
         let e = make_plan(&settings(), &t, None, Mode::Detach, DnsTargets::default()).unwrap_err();
         assert!(matches!(e, PlanError::Ambiguous { .. }), "{e}");
         let east = Region::parse("us-east-1").unwrap();
-        let e = make_plan(
-            &settings(),
-            &t,
-            Some(&east),
-            Mode::Detach,
-            DnsTargets::default(),
-        )
-        .unwrap_err();
+        let e = make_plan(&settings(), &t, Some(&east), Mode::Detach, DnsTargets::default()).unwrap_err();
         assert!(matches!(e, PlanError::AlreadyWriter { .. }), "{e}");
         let ap = Region::parse("ap-south-1").unwrap();
-        let e = make_plan(
-            &settings(),
-            &t,
-            Some(&ap),
-            Mode::Detach,
-            DnsTargets::default(),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("us-east-1, us-west-2, eu-west-1"),
-            "{e}"
-        );
+        let e = make_plan(&settings(), &t, Some(&ap), Mode::Detach, DnsTargets::default()).unwrap_err();
+        assert!(e.to_string().contains("us-east-1, us-west-2, eu-west-1"), "{e}");
         let mut busy = topology(vec![
             member("us-east-1", "east", true),
             member("us-west-2", "west", false),
         ]);
         busy.operation_in_progress = Some("switching-over".into());
         assert!(matches!(
-            make_plan(
-                &settings(),
-                &busy,
-                None,
-                Mode::Detach,
-                DnsTargets::default()
-            ),
+            make_plan(&settings(), &busy, None, Mode::Detach, DnsTargets::default()),
             Err(PlanError::OperationInProgress { .. })
         ));
         let alone = topology(vec![member("us-east-1", "east", true)]);
         assert!(matches!(
-            make_plan(
-                &settings(),
-                &alone,
-                None,
-                Mode::Detach,
-                DnsTargets::default()
-            ),
+            make_plan(&settings(), &alone, None, Mode::Detach, DnsTargets::default()),
             Err(PlanError::NoSecondary(_))
         ));
     }

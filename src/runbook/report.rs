@@ -14,6 +14,9 @@ pub enum Stage {
         by: SlackUserId,
     },
     Expired,
+    Cancelled {
+        by: SlackUserId,
+    },
     /// Approved and running: the step under way.
     Running {
         approved_by: SlackUserId,
@@ -40,6 +43,9 @@ pub enum Note {
         by: SlackUserId,
     },
     Expired,
+    Cancelled {
+        by: SlackUserId,
+    },
     StepStarted {
         step: Step,
         detail: String,
@@ -62,7 +68,7 @@ pub enum Note {
 }
 
 /// The last reply of a successful run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Completion {
     pub writer_record: String,
     pub reader_record: String,
@@ -76,7 +82,7 @@ pub struct Completion {
 }
 
 /// The last reply of a failed run: where, why, and what state things are in now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub step: Step,
     pub reason: String,

@@ -3,14 +3,15 @@
 //!
 //! Ordering: every message about a request (the request message, its updates, its thread replies)
 //! shares the ordering key `request:{id}`, so they are delivered in the order they were queued; each
-//! response_url has its own key.
+//! response_url has its own key. Idempotency: the request message and every keyed reply or update is
+//! queued at most once, however often a restarted bot asks.
 
 use super::client::MessageBody;
 use super::render;
 use crate::ports::{Chat, ChatError, Clock};
 use crate::runbook::plan::Plan;
 use crate::runbook::report::{Note, Stage};
-use crate::store::{Request, Store};
+use crate::store::{Outgoing, Request, Store};
 use crate::types::{ChannelId, Principal};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -30,7 +31,7 @@ pub struct SlackChat {
     pub wake: Arc<Notify>,
 }
 
-fn key(request: &Request) -> String {
+fn thread_key(request: &Request) -> String {
     format!("request:{}", request.id)
 }
 
@@ -39,21 +40,28 @@ fn json(body: &MessageBody) -> Result<String, ChatError> {
 }
 
 impl SlackChat {
-    fn enqueue(
-        &self,
-        key: &str,
-        kind: &str,
-        target: Option<i64>,
-        url: Option<&str>,
-        body: &str,
-    ) -> Result<i64, ChatError> {
-        let channel = (kind != KIND_RESPOND).then_some(&self.channel);
+    fn enqueue(&self, m: Outgoing<'_>) -> Result<i64, ChatError> {
         let id = self
             .store
-            .enqueue(key, kind, channel, target, url, body, self.clock.now())
+            .enqueue(&m, self.clock.now())
             .map_err(|e| ChatError(e.to_string()))?;
         self.wake.notify_one();
         Ok(id)
+    }
+
+    fn to_thread(&self, request: &Request, kind: &str, body: &str, dedup_key: Option<&str>) -> Result<i64, ChatError> {
+        let Some(message) = request.message else {
+            return Err(ChatError(format!("request #{} has no message yet", request.id)));
+        };
+        self.enqueue(Outgoing {
+            ordering_key: &thread_key(request),
+            kind,
+            channel: Some(&self.channel),
+            target: Some(message),
+            response_url: None,
+            body,
+            dedup_key,
+        })
     }
 
     /// A full message (text and blocks) to a response_url.
@@ -69,22 +77,31 @@ impl SlackChat {
             "text": body.text,
             "blocks": body.blocks,
         });
-        self.enqueue(
-            &format!("respond:{response_url}"),
-            KIND_RESPOND,
-            None,
-            Some(response_url),
-            &payload.to_string(),
-        )
+        self.enqueue(Outgoing {
+            ordering_key: &format!("respond:{response_url}"),
+            kind: KIND_RESPOND,
+            channel: None,
+            target: None,
+            response_url: Some(response_url),
+            body: &payload.to_string(),
+            dedup_key: None,
+        })
         .map(|_| ())
     }
 }
 
 impl Chat for SlackChat {
     fn post_request(&self, request: &Request, plan: &Plan) -> Result<i64, ChatError> {
-        let body =
-            render::request_message(request, plan, &Stage::AwaitingApproval, &self.approvers);
-        self.enqueue(&key(request), KIND_POST, None, None, &json(&body)?)
+        let body = render::request_message(request, plan, &Stage::AwaitingApproval, &self.approvers);
+        self.enqueue(Outgoing {
+            ordering_key: &thread_key(request),
+            kind: KIND_POST,
+            channel: Some(&self.channel),
+            target: None,
+            response_url: None,
+            body: &json(&body)?,
+            dedup_key: Some(&format!("request:{}:post", request.id)),
+        })
     }
 
     fn update_request(
@@ -92,49 +109,19 @@ impl Chat for SlackChat {
         request: &Request,
         plan: &Plan,
         stage: &Stage,
+        key: Option<&str>,
     ) -> Result<(), ChatError> {
-        let Some(message) = request.message else {
-            return Err(ChatError(format!(
-                "request #{} has no message to update",
-                request.id
-            )));
-        };
         let body = render::request_message(request, plan, stage, &self.approvers);
-        self.enqueue(
-            &key(request),
-            KIND_UPDATE,
-            Some(message),
-            None,
-            &json(&body)?,
-        )
-        .map(|_| ())
+        self.to_thread(request, KIND_UPDATE, &json(&body)?, key).map(|_| ())
     }
 
-    fn note(&self, request: &Request, note: &Note, broadcast: bool) -> Result<(), ChatError> {
-        let Some(message) = request.message else {
-            return Err(ChatError(format!("request #{} has no thread", request.id)));
-        };
-        let kind = if broadcast {
-            KIND_REPLY_BROADCAST
-        } else {
-            KIND_REPLY
-        };
-        self.enqueue(
-            &key(request),
-            kind,
-            Some(message),
-            None,
-            &json(&render::note(note))?,
-        )
-        .map(|_| ())
+    fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+        let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
+        self.to_thread(request, kind, &json(&render::note(note))?, Some(key))
+            .map(|_| ())
     }
 
-    fn respond(
-        &self,
-        response_url: &str,
-        text: &str,
-        visible_to_channel: bool,
-    ) -> Result<(), ChatError> {
+    fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError> {
         let body = MessageBody {
             text: text.to_owned(),
             blocks: vec![],

@@ -40,9 +40,7 @@ const TEMPORARY_CODES: &[&str] = &[
 
 fn classify(e: SlackClientError) -> SendError {
     match e {
-        SlackClientError::RateLimitError(r) => {
-            SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
-        }
+        SlackClientError::RateLimitError(r) => SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1))),
         SlackClientError::HttpError(h) if h.status_code.is_server_error() => {
             SendError::Temporary(format!("HTTP {}", h.status_code))
         }
@@ -50,16 +48,10 @@ fn classify(e: SlackClientError) -> SendError {
             SendError::RateLimited(Duration::from_secs(1))
         }
         SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
-        SlackClientError::ApiError(a) if TEMPORARY_CODES.contains(&a.code.as_str()) => {
-            SendError::Temporary(a.code)
-        }
+        SlackClientError::ApiError(a) if TEMPORARY_CODES.contains(&a.code.as_str()) => SendError::Temporary(a.code),
         SlackClientError::ApiError(a) => SendError::Permanent(a.code),
-        SlackClientError::HttpProtocolError(p) => {
-            SendError::Temporary(format!("connection problem: {p}"))
-        }
-        SlackClientError::ProtocolError(p) => {
-            SendError::Temporary(format!("unexpected answer: {}", p.json_error))
-        }
+        SlackClientError::HttpProtocolError(p) => SendError::Temporary(format!("connection problem: {p}")),
+        SlackClientError::ProtocolError(p) => SendError::Temporary(format!("unexpected answer: {}", p.json_error)),
         other => SendError::Temporary(other.to_string()),
     }
 }
@@ -67,9 +59,7 @@ fn classify(e: SlackClientError) -> SendError {
 async fn bounded<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Result<T, SendError> {
     match tokio::time::timeout(CALL_TIMEOUT, f).await {
         Ok(r) => r.map_err(classify),
-        Err(_) => Err(SendError::Temporary(format!(
-            "no answer within {CALL_TIMEOUT:?}"
-        ))),
+        Err(_) => Err(SendError::Temporary(format!("no answer within {CALL_TIMEOUT:?}"))),
     }
 }
 
@@ -126,8 +116,7 @@ fn connector() -> std::io::Result<Connector> {
 impl SlackApi {
     /// A client for the Web API at `api_url` (no trailing slash) authenticated with `bot_token`.
     pub fn new(api_url: &str, bot_token: &Secret) -> std::io::Result<SlackApi> {
-        let slack = SlackClientHyperConnector::from(connector()?)
-            .with_slack_api_url(api_url.trim_end_matches('/'));
+        let slack = SlackClientHyperConnector::from(connector()?).with_slack_api_url(api_url.trim_end_matches('/'));
         let http = HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector()?);
         Ok(SlackApi {
             client: SlackClient::new(slack),
@@ -157,14 +146,8 @@ impl SlackApi {
     }
 
     /// chat.update of the message `ts`.
-    pub async fn update(
-        &self,
-        channel: &ChannelId,
-        ts: &str,
-        body: &MessageBody,
-    ) -> Result<(), SendError> {
-        let req =
-            SlackApiChatUpdateRequest::new(channel.as_str().into(), body.content()?, ts.into());
+    pub async fn update(&self, channel: &ChannelId, ts: &str, body: &MessageBody) -> Result<(), SendError> {
+        let req = SlackApiChatUpdateRequest::new(channel.as_str().into(), body.content()?, ts.into());
         let session = self.client.open_session(&self.token);
         bounded(session.chat_update(&req)).await.map(|_| ())
     }
@@ -182,20 +165,14 @@ impl SlackApi {
     }
 
     /// POSTs a JSON message to a response_url (valid 30 minutes, at most 5 times).
-    pub async fn respond(
-        &self,
-        response_url: &str,
-        json: &serde_json::Value,
-    ) -> Result<(), SendError> {
+    pub async fn respond(&self, response_url: &str, json: &serde_json::Value) -> Result<(), SendError> {
         let req = hyper::Request::post(response_url)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(json.to_string())))
             .map_err(|e| SendError::Permanent(format!("bad response_url: {e}")))?;
         let resp = match tokio::time::timeout(CALL_TIMEOUT, self.http.request(req)).await {
             Err(_) => {
-                return Err(SendError::Temporary(format!(
-                    "no answer within {CALL_TIMEOUT:?}"
-                )));
+                return Err(SendError::Temporary(format!("no answer within {CALL_TIMEOUT:?}")));
             }
             Ok(Err(e)) => return Err(SendError::Temporary(format!("connection problem: {e}"))),
             Ok(Ok(r)) => r,
@@ -215,16 +192,11 @@ impl SlackApi {
             .unwrap_or_default();
         match status.as_u16() {
             200..=299 => Ok(()),
-            429 => Err(SendError::RateLimited(
-                retry_after.unwrap_or(Duration::from_secs(1)),
-            )),
+            429 => Err(SendError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)))),
             500..=599 => Err(SendError::Temporary(format!("HTTP {status}"))),
             _ => Err(SendError::Permanent(format!(
                 "HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
+                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
             ))),
         }
     }

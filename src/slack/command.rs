@@ -10,6 +10,10 @@ pub enum Command {
     Help,
     /// `/aurora status [CLUSTER]`.
     Status { cluster: Option<String> },
+    /// `/aurora cancel REQUEST`.
+    Cancel { request: i64 },
+    /// `/aurora history [CLUSTER]`.
+    History { cluster: Option<String> },
     /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover]`.
     Failover {
         cluster: String,
@@ -35,6 +39,8 @@ pub enum UsageError {
     BadMode(String),
     #[error("unexpected `{0}`")]
     Unexpected(String),
+    #[error("`cancel` needs a request number, such as `cancel 17` or `cancel #17`")]
+    MissingRequest,
 }
 
 pub const USAGE: &str = "\
@@ -42,6 +48,8 @@ pub const USAGE: &str = "\
 • `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
 • `/aurora failover CLUSTER [--to REGION] [--mode detach]`: ask to move CLUSTER's writer to REGION (which may be left out when there is only one secondary). A second, authorised person approves it in the incident channel.
    `--mode detach` (default): remove the target from the global cluster and promote it; replication stops and the old primary stays writable.
+• `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
+• `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
 • `/aurora help`: this message.";
 
 /// Parses the text after `/aurora`.
@@ -62,6 +70,24 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
                 Some(w) => Err(UsageError::Unexpected(w.to_owned())),
             }
         }
+        "cancel" => {
+            let id = words
+                .next()
+                .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .ok_or(UsageError::MissingRequest)?;
+            match words.next() {
+                None => Ok(Command::Cancel { request: id }),
+                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+            }
+        }
+        "history" => {
+            let cluster = words.next().map(str::to_owned);
+            match words.next() {
+                None => Ok(Command::History { cluster }),
+                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+            }
+        }
         "failover" => {
             let mut cluster = None;
             let mut to = None;
@@ -69,16 +95,13 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             while let Some(w) = words.next() {
                 match w {
                     "--to" | "--mode" => {
-                        let value = words
-                            .next()
-                            .ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
+                        let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
                         if w == "--to" {
                             if to.replace(value.to_owned()).is_some() {
                                 return Err(UsageError::Repeated(w.to_owned()));
                             }
                         } else {
-                            let m = Mode::parse(value)
-                                .ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
+                            let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
                             if mode.replace(m).is_some() {
                                 return Err(UsageError::Repeated(w.to_owned()));
                             }
@@ -143,10 +166,7 @@ mod tests {
 
     #[test]
     fn malformed_failovers_say_what_is_wrong() {
-        assert_eq!(
-            parse("failover"),
-            Err(UsageError::MissingCluster("failover"))
-        );
+        assert_eq!(parse("failover"), Err(UsageError::MissingCluster("failover")));
         assert_eq!(
             parse("failover orders --to"),
             Err(UsageError::MissingValue("--to".into()))
@@ -167,9 +187,21 @@ mod tests {
             parse("failover orders billing"),
             Err(UsageError::Unexpected("billing".into()))
         );
+        assert_eq!(parse("launch"), Err(UsageError::UnknownCommand("launch".into())));
+    }
+
+    #[test]
+    fn cancel_takes_a_request_number_and_history_an_optional_cluster() {
+        assert_eq!(parse("cancel 17"), Ok(Command::Cancel { request: 17 }));
+        assert_eq!(parse("cancel #17"), Ok(Command::Cancel { request: 17 }));
+        assert_eq!(parse("cancel"), Err(UsageError::MissingRequest));
+        assert_eq!(parse("cancel orders"), Err(UsageError::MissingRequest));
+        assert_eq!(parse("history"), Ok(Command::History { cluster: None }));
         assert_eq!(
-            parse("launch"),
-            Err(UsageError::UnknownCommand("launch".into()))
+            parse("history orders"),
+            Ok(Command::History {
+                cluster: Some("orders".into())
+            })
         );
     }
 }

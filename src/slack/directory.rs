@@ -34,12 +34,7 @@ impl SlackDirectory {
 #[async_trait]
 impl Directory for SlackDirectory {
     async fn members(&self, group: &UserGroupId) -> Result<Vec<SlackUserId>, ChatError> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(group)
-            .cloned();
+        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(group).cloned();
         if let Some((at, members)) = &cached
             && at.elapsed() < FRESH
         {

@@ -61,16 +61,14 @@ impl Outbox {
                 }
             };
             let now = self.clock.now();
-            let (due, later): (Vec<_>, Vec<_>) =
-                heads.into_iter().partition(|i| i.next_attempt_at <= now);
+            let (due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|i| i.next_attempt_at <= now);
             if due.is_empty() {
                 return later
                     .iter()
                     .map(|i| i.next_attempt_at.duration_since(now).unsigned_abs())
                     .min();
             }
-            let results =
-                futures::future::join_all(due.iter().map(|item| self.deliver(item))).await;
+            let results = futures::future::join_all(due.iter().map(|item| self.deliver(item))).await;
             // Stop looping when nothing moved (every due item is waiting on something).
             if results.iter().all(|progressed| !progressed) {
                 return Some(Duration::from_millis(200));
@@ -98,8 +96,7 @@ impl Outbox {
                     _ => backoff(item.attempts),
                 };
                 warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
-                let at =
-                    self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
+                let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
                 self.store.outbox_retry(item.id, &e.to_string(), at)
             }
         };
@@ -129,17 +126,14 @@ impl Outbox {
                     ))),
                 }
             }
-            "failed" => Err(SendError::Permanent(format!(
-                "target message {id} was never posted"
-            ))),
+            "failed" => Err(SendError::Permanent(format!("target message {id} was never posted"))),
             _ => Ok(None),
         }
     }
 
     async fn try_deliver(&self, item: &OutboxItem) -> Result<Outcome, SendError> {
         let body = || -> Result<MessageBody, SendError> {
-            serde_json::from_str(&item.body)
-                .map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))
+            serde_json::from_str(&item.body).map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))
         };
         let channel = || {
             item.channel
@@ -157,10 +151,7 @@ impl Outbox {
                     return Ok(Outcome::Wait);
                 };
                 let broadcast = item.kind == KIND_REPLY_BROADCAST;
-                let ts = self
-                    .api
-                    .post(&channel, &body()?, Some(&thread_ts), broadcast)
-                    .await?;
+                let ts = self.api.post(&channel, &body()?, Some(&thread_ts), broadcast).await?;
                 Ok(Outcome::Delivered(Some(ts)))
             }
             KIND_UPDATE => {

@@ -16,9 +16,7 @@ pub const DENY: &str = "deny";
 
 /// Escapes the three characters mrkdwn treats specially.
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn section(md: &str) -> Value {
@@ -88,6 +86,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
         ),
         Stage::Denied { by } => format!(":no_entry: *Denied* by {}", user(by)),
         Stage::Expired => ":hourglass: *Expired* without a decision".to_owned(),
+        Stage::Cancelled { by } => format!(":wastebasket: *Cancelled* by {}", user(by)),
         Stage::Running { approved_by, step } => format!(
             ":arrow_forward: *Approved* by {} · *Running:* {}",
             user(approved_by),
@@ -112,22 +111,12 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
 }
 
 /// The request message: the approval request while pending, then where it stands.
-pub fn request_message(
-    request: &Request,
-    plan: &Plan,
-    stage: &Stage,
-    approvers: &[Principal],
-) -> MessageBody {
+pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers: &[Principal]) -> MessageBody {
     let title = format!(
         "Failover request #{}: {} to {} ({})",
         request.id, plan.cluster, plan.to.region, plan.mode
     );
-    let dns = |before: &Option<String>| {
-        before
-            .as_deref()
-            .map(esc)
-            .unwrap_or_else(|| "(missing)".to_owned())
-    };
+    let dns = |before: &Option<String>| before.as_deref().map(esc).unwrap_or_else(|| "(missing)".to_owned());
     let steps: String = plan
         .steps()
         .iter()
@@ -147,11 +136,7 @@ pub fn request_message(
             plan.to.region,
             esc(&plan.to.cluster_id),
         )),
-        section(&format!(
-            "*Mode:* `{}`. {}",
-            plan.mode,
-            mode_meaning(plan.mode)
-        )),
+        section(&format!("*Mode:* `{}`. {}", plan.mode, mode_meaning(plan.mode))),
         section(&format!(
             "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`\n• `{}` → `{}`\nBoth will point at `{}`'s endpoints.",
             esc(&plan.zone_id),
@@ -186,11 +171,7 @@ pub fn request_message(
         }));
         blocks.push(context(&format!(
             "Approvers: {}. The requester cannot approve their own request. Expires {}.",
-            approvers
-                .iter()
-                .map(principal)
-                .collect::<Vec<_>>()
-                .join(", "),
+            approvers.iter().map(principal).collect::<Vec<_>>().join(", "),
             slack_time(request.expires_at)
         )));
     }
@@ -205,6 +186,7 @@ fn plain_stage(stage: &Stage) -> &'static str {
         Stage::AwaitingApproval => "waiting for approval",
         Stage::Denied { .. } => "denied",
         Stage::Expired => "expired",
+        Stage::Cancelled { .. } => "cancelled",
         Stage::Running { .. } => "running",
         Stage::Succeeded { .. } => "completed",
         Stage::Failed { .. } => "failed",
@@ -214,14 +196,10 @@ fn plain_stage(stage: &Stage) -> &'static str {
 /// A reply in a run's thread.
 pub fn note(note: &Note) -> MessageBody {
     let text = match note {
-        Note::Approved { by } => format!(
-            ":white_check_mark: Approved by {}. Starting the run.",
-            user(by)
-        ),
+        Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", user(by)),
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
-        Note::Expired => {
-            ":hourglass: The request expired without a decision. Nothing was changed.".to_owned()
-        }
+        Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", user(by)),
+        Note::Expired => ":hourglass: The request expired without a decision. Nothing was changed.".to_owned(),
         Note::StepStarted { step, detail } => {
             format!(":arrow_forward: *{}*: {}", step.label(), esc(detail))
         }
@@ -271,10 +249,7 @@ pub fn note(note: &Note) -> MessageBody {
             }
         ),
     };
-    MessageBody {
-        text,
-        blocks: vec![],
-    }
+    MessageBody { text, blocks: vec![] }
 }
 
 fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
@@ -301,10 +276,7 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
     for r in reports {
         let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
         match &r.topology {
-            Err(e) => lines.push(format!(
-                ":warning: cannot read the global cluster: {}",
-                esc(e)
-            )),
+            Err(e) => lines.push(format!(":warning: cannot read the global cluster: {}", esc(e))),
             Ok(t) => {
                 if let Some(op) = &t.operation_in_progress {
                     lines.push(format!(
@@ -329,11 +301,7 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
                     }
                 }
                 for m in &r.members {
-                    let role = if m.member.is_writer {
-                        "*writer*"
-                    } else {
-                        "reader"
-                    };
+                    let role = if m.member.is_writer { "*writer*" } else { "reader" };
                     lines.push(format!(
                         "• {} `{}` {} · {}",
                         m.member.region,
@@ -374,6 +342,65 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
         blocks.push(section(&md));
     }
     MessageBody { text, blocks }
+}
+
+/// The answer to `/aurora history`: newest first.
+pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody {
+    use crate::store::{RequestState, RunState};
+    if entries.is_empty() {
+        return MessageBody {
+            text: "No failover has been requested yet.".to_owned(),
+            blocks: vec![],
+        };
+    }
+    let mut lines = vec!["*Recent failover requests* (newest first)".to_owned()];
+    for (r, run) in entries {
+        let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let target = plan
+            .as_ref()
+            .map(|p| format!("{} → {}", p.from.region, p.to.region))
+            .or_else(|| r.to_region.as_ref().map(|t| format!("→ {t}")))
+            .unwrap_or_default();
+        let decided = |what: &str| match (&r.decided_by, r.decided_at) {
+            (Some(by), Some(at)) => format!("{what} by {} {}", user(by), slack_time(at)),
+            _ => what.to_owned(),
+        };
+        let outcome = match (r.state, run) {
+            (RequestState::Planning, _) => "being prepared".to_owned(),
+            (RequestState::Pending, _) => format!("waiting for approval until {}", slack_time(r.expires_at)),
+            (RequestState::Denied, _) => decided("denied"),
+            (RequestState::Cancelled, _) => decided("cancelled"),
+            (RequestState::Expired, _) => format!("expired {}", slack_time(r.expires_at)),
+            (RequestState::Rejected, _) => format!("not posted: {}", esc(r.note.as_deref().unwrap_or("no plan"))),
+            (RequestState::Approved, None) => decided("approved"),
+            (RequestState::Approved, Some(run)) => {
+                let took = run
+                    .finished_at
+                    .map(|f| duration(f.duration_since(run.started_at).unsigned_abs()))
+                    .unwrap_or_default();
+                let result = match run.state {
+                    RunState::Running => format!("running ({})", run.step),
+                    RunState::Succeeded => format!(":white_check_mark: succeeded in {took}"),
+                    RunState::Failed => format!(":x: failed after {took}"),
+                };
+                format!("{} · {result}", decided("approved"))
+            }
+        };
+        lines.push(format!(
+            "• *#{}* {} {} (`{}`) · asked by {} {} · {}",
+            r.id,
+            r.cluster,
+            target,
+            r.mode,
+            user(&r.requested_by),
+            slack_time(r.requested_at),
+            outcome
+        ));
+    }
+    MessageBody {
+        text: lines.join("\n"),
+        blocks: vec![],
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ use tracing::{info, warn};
 /// carries the message it was on, a few kilobytes.
 pub const BODY_LIMIT: usize = 128 * 1024;
 
+/// How many requests `/aurora history` shows.
+const HISTORY_LENGTH: usize = 15;
+
 /// What the Slack routes need.
 pub struct SlackState {
     pub verifier: Verifier,
@@ -55,10 +58,14 @@ fn ephemeral(text: impl Into<String>) -> Response {
 }
 
 /// Reads the body (refusing one over the limit before reading it) and verifies its signature.
+/// Reads the body (refusing one over the limit before reading it), verifies its signature, and turns
+/// away a replay of a request already handled (same signature) with `replayed`'s answer, so that the
+/// same command or click delivered twice has the effect of one.
 async fn read_verified(
     state: &SlackState,
     headers: &HeaderMap,
     body: Body,
+    replayed: fn() -> Response,
 ) -> Result<bytes::Bytes, Response> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -85,15 +92,34 @@ async fn read_verified(
             warn!(reason = %e, "refused an unverified request");
             (StatusCode::UNAUTHORIZED, "request verification failed").into_response()
         })?;
-    Ok(bytes)
+    let now = state.clock.now();
+    let forget_before = now - jiff::SignedDuration::from_secs(2 * super::verify::WINDOW_SECS);
+    let signature = header(SIGNATURE_HEADER).unwrap_or_default();
+    match state.approvals.store.first_sighting(signature, now, forget_before) {
+        Ok(true) => Ok(bytes),
+        Ok(false) => {
+            info!("a replayed request was received; it was handled the first time");
+            Err(replayed())
+        }
+        Err(e) => {
+            // Better to risk a duplicate (every state change is a compare-and-set) than to drop a
+            // command during an incident.
+            warn!(error = %e, "cannot record a request signature");
+            Ok(bytes)
+        }
+    }
 }
 
-async fn commands(
-    State(state): State<Arc<SlackState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let bytes = match read_verified(&state, &headers, body).await {
+fn replayed_command() -> Response {
+    ephemeral("This exact request was already received (a retry or a replay); it was handled once.")
+}
+
+fn replayed_click() -> Response {
+    StatusCode::OK.into_response()
+}
+
+async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match read_verified(&state, &headers, body, replayed_command).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
@@ -134,9 +160,7 @@ async fn commands(
                         Ok(Some(r)) => r
                             .plan
                             .as_deref()
-                            .and_then(|p| {
-                                serde_json::from_str::<crate::runbook::plan::Plan>(p).ok()
-                            })
+                            .and_then(|p| serde_json::from_str::<crate::runbook::plan::Plan>(p).ok())
                             .filter(|p| p.mode == crate::types::Mode::Detach)
                             .map(|p| (r.id, p.to)),
                         Ok(None) => None,
@@ -151,17 +175,50 @@ async fn commands(
             let st = state.clone();
             state.tasks.spawn(async move {
                 let refs: Vec<_> = clusters.iter().map(|(c, d)| (c, d.clone())).collect();
-                let reports =
-                    crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
-                if let Err(e) =
-                    st.chat
-                        .respond_message(&response_url, &render::status(&reports), true)
-                {
+                let reports = crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
+                if let Err(e) = st.chat.respond_message(&response_url, &render::status(&reports), true) {
                     warn!(error = %e, "cannot queue the status answer");
                 }
             });
             // Acknowledge at once; the answer follows through the response_url.
             StatusCode::OK.into_response()
+        }
+        Ok(Command::Cancel { request }) => match state.approvals.cancel(request, &user).await {
+            Ok(done) => ephemeral(done),
+            Err(refusal) => ephemeral(refusal.to_string()),
+        },
+        Ok(Command::History { cluster }) => {
+            let cluster = match &cluster {
+                None => None,
+                Some(name) => match state.settings.cluster(name) {
+                    Some(c) => Some(c.name.clone()),
+                    None => {
+                        return ephemeral(format!(
+                            "Unknown cluster `{name}`. Configured clusters: {}.",
+                            state.settings.cluster_names().join(", ")
+                        ));
+                    }
+                },
+            };
+            let store = &state.approvals.store;
+            let entries = store
+                .recent_requests(cluster.as_ref(), HISTORY_LENGTH)
+                .and_then(|requests| {
+                    requests
+                        .into_iter()
+                        .map(|r| store.run_of_request(r.id).map(|run| (r, run)))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            match entries {
+                Ok(entries) => {
+                    axum::Json(json!({"response_type": "ephemeral", "text": render::history(&entries).text}))
+                        .into_response()
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the history");
+                    ephemeral("The history could not be read (the bot's database failed).")
+                }
+            }
         }
         Ok(Command::Failover { cluster, to, mode }) => {
             let reply = state
@@ -191,12 +248,8 @@ struct InteractionForm {
     payload: String,
 }
 
-async fn interactions(
-    State(state): State<Arc<SlackState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let bytes = match read_verified(&state, &headers, body).await {
+async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match read_verified(&state, &headers, body, replayed_click).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
@@ -213,10 +266,7 @@ async fn interactions(
     let SlackInteractionEvent::BlockActions(actions) = event else {
         return StatusCode::OK.into_response();
     };
-    let user = actions
-        .user
-        .as_ref()
-        .and_then(|u| SlackUserId::parse(&u.id.0));
+    let user = actions.user.as_ref().and_then(|u| SlackUserId::parse(&u.id.0));
     let response_url = actions.response_url.as_ref().map(|u| u.0.to_string());
     let Some(action) = actions.actions.as_ref().and_then(|a| a.first()) else {
         return StatusCode::OK.into_response();
@@ -226,10 +276,7 @@ async fn interactions(
         render::DENY => false,
         _ => return StatusCode::OK.into_response(),
     };
-    let (Some(user), Some(id)) = (
-        user,
-        action.value.as_deref().and_then(|v| v.parse::<i64>().ok()),
-    ) else {
+    let (Some(user), Some(id)) = (user, action.value.as_deref().and_then(|v| v.parse::<i64>().ok())) else {
         return StatusCode::OK.into_response();
     };
     let text = match state.approvals.decide(id, &user, approve).await {

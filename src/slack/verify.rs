@@ -40,8 +40,7 @@ impl std::fmt::Debug for Verifier {
 }
 
 fn mac(secret: &Secret, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-        .expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
@@ -60,10 +59,7 @@ pub fn sign(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
 
 impl Verifier {
     pub fn new(secrets: Vec<Secret>) -> Verifier {
-        assert!(
-            !secrets.is_empty(),
-            "a verifier needs at least one signing secret"
-        );
+        assert!(!secrets.is_empty(), "a verifier needs at least one signing secret");
         Verifier { secrets }
     }
 
@@ -77,10 +73,7 @@ impl Verifier {
     ) -> Result<(), VerifyError> {
         let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
         let signature = signature.ok_or(VerifyError::MissingSignature)?;
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::BadTimestamp)?;
+        let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
         if (now_unix - ts).abs() > WINDOW_SECS {
             return Err(VerifyError::Stale);
         }
@@ -187,9 +180,6 @@ mod tests {
     fn any_of_several_secrets_verifies_during_a_rotation() {
         let ts = TS.parse::<i64>().unwrap();
         let v = Verifier::new(vec![Secret::new("the-new-secret"), Secret::new(SECRET)]);
-        assert_eq!(
-            v.verify(Some(TS), Some(SIGNATURE), BODY.as_bytes(), ts),
-            Ok(())
-        );
+        assert_eq!(v.verify(Some(TS), Some(SIGNATURE), BODY.as_bytes(), ts), Ok(()));
     }
 }

@@ -42,6 +42,8 @@ pub enum RequestState {
     Approved,
     Denied,
     Expired,
+    /// Withdrawn with `/aurora cancel` before a decision.
+    Cancelled,
     /// The plan could not be made (e.g. AWS unreachable, no secondary); nothing was posted for approval.
     Rejected,
 }
@@ -54,6 +56,7 @@ impl RequestState {
             RequestState::Approved => "approved",
             RequestState::Denied => "denied",
             RequestState::Expired => "expired",
+            RequestState::Cancelled => "cancelled",
             RequestState::Rejected => "rejected",
         }
     }
@@ -65,11 +68,10 @@ impl RequestState {
             "approved" => RequestState::Approved,
             "denied" => RequestState::Denied,
             "expired" => RequestState::Expired,
+            "cancelled" => RequestState::Cancelled,
             "rejected" => RequestState::Rejected,
             other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown request state {other}"
-                )));
+                return Err(StoreError::Corrupt(format!("unknown request state {other}")));
             }
         })
     }
@@ -185,6 +187,20 @@ pub enum Decided {
     Lost(Box<Request>),
 }
 
+/// A Slack message to queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Messages with the same key are delivered strictly in order.
+    pub ordering_key: &'a str,
+    pub kind: &'a str,
+    pub channel: Option<&'a ChannelId>,
+    pub target: Option<i64>,
+    pub response_url: Option<&'a str>,
+    pub body: &'a str,
+    /// Makes queuing idempotent: a second message with the same key is not queued.
+    pub dedup_key: Option<&'a str>,
+}
+
 /// A Slack message waiting to be delivered, or delivered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
@@ -223,9 +239,8 @@ fn ts(t: jiff::Timestamp) -> i64 {
 }
 
 fn from_ms(ms: i64) -> rusqlite::Result<jiff::Timestamp> {
-    jiff::Timestamp::from_millisecond(ms).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
-    })
+    jiff::Timestamp::from_millisecond(ms)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
 }
 
 fn parse_id<T>(s: String, f: impl Fn(&str) -> Option<T>, what: &str) -> Result<T> {
@@ -281,19 +296,13 @@ fn request_from(r: RequestRow) -> Result<Request> {
         mode: parse_id(r.2, Mode::parse, "mode")?,
         requested_by: parse_id(r.3, SlackUserId::parse, "user id")?,
         requested_at: from_ms(r.4)?,
-        to_region: r
-            .5
-            .map(|s| parse_id(s, Region::parse, "Region"))
-            .transpose()?,
+        to_region: r.5.map(|s| parse_id(s, Region::parse, "Region")).transpose()?,
         origin_channel: r.6,
         response_url: r.7,
         expires_at: from_ms(r.8)?,
         state: RequestState::parse(&r.9)?,
         plan: r.10,
-        decided_by: r
-            .11
-            .map(|s| parse_id(s, SlackUserId::parse, "user id"))
-            .transpose()?,
+        decided_by: r.11.map(|s| parse_id(s, SlackUserId::parse, "user id")).transpose()?,
         decided_at: r.12.map(from_ms).transpose()?,
         note: r.13,
         message: r.14,
@@ -369,9 +378,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&conn)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-        })
+        Ok(Store { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -502,6 +509,70 @@ impl Store {
         Ok(Decided::Won { run_id })
     }
 
+    /// Planning or pending → cancelled, by compare-and-set; `Lost` with the request as it is if it was
+    /// no longer open.
+    pub fn cancel(&self, id: i64, by: &SlackUserId, now: jiff::Timestamp) -> Result<Decided> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE requests SET state = 'cancelled', decided_by = ?2, decided_at = ?3
+             WHERE id = ?1 AND state IN ('planning', 'pending')",
+            params![id, by.as_str(), ts(now)],
+        )?;
+        if n == 0 {
+            let row = tx.query_row(
+                &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"),
+                params![id],
+                request_row,
+            )?;
+            drop(tx);
+            return Ok(Decided::Lost(Box::new(request_from(row)?)));
+        }
+        tx.commit()?;
+        Ok(Decided::Won { run_id: None })
+    }
+
+    /// Requests closed without a run (denied, expired, cancelled) since `since`.
+    pub fn closed_since(&self, since: jiff::Timestamp) -> Result<Vec<Request>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests
+             WHERE (state IN ('denied', 'cancelled') AND decided_at >= ?1) OR (state = 'expired' AND expires_at >= ?1)
+             ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(params![ts(since)], request_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(request_from).collect()
+    }
+
+    /// The most recent requests (of one cluster, or all), newest first.
+    pub fn recent_requests(&self, cluster: Option<&ClusterName>, limit: usize) -> Result<Vec<Request>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE ?1 IS NULL OR cluster = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![cluster.map(|c| c.as_str().to_owned()), limit as i64],
+                request_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(request_from).collect()
+    }
+
+    /// Every request made since `since`, oldest first.
+    pub fn requests_since(&self, since: jiff::Timestamp) -> Result<Vec<Request>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE requested_at >= ?1 ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(params![ts(since)], request_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(request_from).collect()
+    }
+
     /// Pending → expired for every request whose expiry has passed; returns them.
     pub fn expire_due(&self, now: jiff::Timestamp) -> Result<Vec<Request>> {
         let mut conn = self.conn();
@@ -564,11 +635,40 @@ impl Store {
         row.map(request_from).transpose()
     }
 
-    pub fn runs_in(&self, state: RunState) -> Result<Vec<Run>> {
+    /// Runs finished since `since`.
+    pub fn runs_finished_since(&self, since: jiff::Timestamp) -> Result<Vec<Run>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE state = ?1 ORDER BY id"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE state != 'running' AND finished_at >= ?1 ORDER BY id"
         ))?;
+        let rows = stmt
+            .query_map(params![ts(since)], run_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(run_convert).collect()
+    }
+
+    /// Every journal entry since `since`, oldest first.
+    pub fn journal_since(&self, since: jiff::Timestamp) -> Result<Vec<JournalEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT run_id, seq, at, step, event, detail FROM journal WHERE at >= ?1 ORDER BY at, run_id, seq",
+        )?;
+        let rows = stmt.query_map(params![ts(since)], |row| {
+            Ok(JournalEntry {
+                run_id: row.get(0)?,
+                seq: row.get(1)?,
+                at: from_ms(row.get(2)?)?,
+                step: row.get(3)?,
+                event: row.get(4)?,
+                detail: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn runs_in(&self, state: RunState) -> Result<Vec<Run>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = ?1 ORDER BY id"))?;
         let rows = stmt
             .query_map(params![state.as_str()], run_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -597,21 +697,15 @@ impl Store {
         Ok(())
     }
 
-    pub fn journal(
-        &self,
-        run_id: i64,
-        at: jiff::Timestamp,
-        step: &str,
-        event: &str,
-        detail: &str,
-    ) -> Result<()> {
+    pub fn journal(&self, run_id: i64, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
         let conn = self.conn();
         journal_insert(&conn, run_id, at, step, event, detail)
     }
 
     pub fn journal_of(&self, run_id: i64) -> Result<Vec<JournalEntry>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT run_id, seq, at, step, event, detail FROM journal WHERE run_id = ?1 ORDER BY seq")?;
+        let mut stmt =
+            conn.prepare("SELECT run_id, seq, at, step, event, detail FROM journal WHERE run_id = ?1 ORDER BY seq")?;
         let rows = stmt.query_map(params![run_id], |row| {
             Ok(JournalEntry {
                 run_id: row.get(0)?,
@@ -626,13 +720,7 @@ impl Store {
     }
 
     /// Running → succeeded or failed.
-    pub fn finish_run(
-        &self,
-        run_id: i64,
-        state: RunState,
-        data: &str,
-        at: jiff::Timestamp,
-    ) -> Result<()> {
+    pub fn finish_run(&self, run_id: i64, state: RunState, data: &str, at: jiff::Timestamp) -> Result<()> {
         self.conn().execute(
             "UPDATE runs SET state = ?2, data = ?3, finished_at = ?4 WHERE id = ?1 AND state = 'running'",
             params![run_id, state.as_str(), data, ts(at)],
@@ -660,10 +748,15 @@ impl Store {
 
     /// Every audited attempt, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        self.audit_since(jiff::Timestamp::MIN)
+    }
+
+    /// Every audited attempt since `since`, oldest first.
+    pub fn audit_since(&self, since: jiff::Timestamp) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt =
-            conn.prepare("SELECT at, user_id, action, request_id, outcome FROM audit ORDER BY id")?;
-        let rows = stmt.query_map([], |row| {
+            conn.prepare("SELECT at, user_id, action, request_id, outcome FROM audit WHERE at >= ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![ts(since)], |row| {
             Ok(AuditEntry {
                 at: from_ms(row.get(0)?)?,
                 user: row.get(1)?,
@@ -677,28 +770,51 @@ impl Store {
 
     // ---- outbox ----
 
-    /// Queues a Slack message. Returns its id.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one column each; a struct would only rename them"
-    )]
-    pub fn enqueue(
-        &self,
-        ordering_key: &str,
-        kind: &str,
-        channel: Option<&ChannelId>,
-        target: Option<i64>,
-        response_url: Option<&str>,
-        body: &str,
-        now: jiff::Timestamp,
-    ) -> Result<i64> {
+    /// Queues a Slack message and returns its id. A message with a `dedup_key` already queued is not
+    /// queued again: the id of the first one is returned.
+    pub fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<i64> {
         let conn = self.conn();
-        conn.execute(
-            "INSERT INTO outbox (ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 'pending')",
-            params![ordering_key, kind, channel.map(|c| c.as_str().to_owned()), target, response_url, body, ts(now)],
+        let inserted = conn.execute(
+            "INSERT INTO outbox (ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at,
+                                 state, dedup_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 'pending', ?8)
+             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
+            params![
+                m.ordering_key,
+                m.kind,
+                m.channel.map(|c| c.as_str().to_owned()),
+                m.target,
+                m.response_url,
+                m.body,
+                ts(now),
+                m.dedup_key
+            ],
         )?;
-        Ok(conn.last_insert_rowid())
+        if inserted == 1 {
+            return Ok(conn.last_insert_rowid());
+        }
+        Ok(conn.query_row(
+            "SELECT id FROM outbox WHERE dedup_key = ?1",
+            params![m.dedup_key],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Records the signature of a Slack request; `false` if it was already seen (a replay). Forgets
+    /// signatures older than `forget_before`, which the timestamp window already refuses.
+    pub fn first_sighting(
+        &self,
+        signature: &str,
+        now: jiff::Timestamp,
+        forget_before: jiff::Timestamp,
+    ) -> Result<bool> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM seen_requests WHERE at < ?1", params![ts(forget_before)])?;
+        let n = conn.execute(
+            "INSERT INTO seen_requests (signature, at) VALUES (?1, ?2) ON CONFLICT (signature) DO NOTHING",
+            params![signature, ts(now)],
+        )?;
+        Ok(n == 1)
     }
 
     /// The first undelivered item of every ordering key, oldest key first.
@@ -745,20 +861,13 @@ impl Store {
 
     /// Marks an update as superseded by a newer one (not sent).
     pub fn outbox_skipped(&self, id: i64) -> Result<()> {
-        self.conn().execute(
-            "UPDATE outbox SET state = 'superseded' WHERE id = ?1",
-            params![id],
-        )?;
+        self.conn()
+            .execute("UPDATE outbox SET state = 'superseded' WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// Records a failed attempt and when to try again.
-    pub fn outbox_retry(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: jiff::Timestamp,
-    ) -> Result<()> {
+    pub fn outbox_retry(&self, id: i64, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
         self.conn().execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
             params![id, error, ts(next_attempt_at)],

@@ -64,6 +64,14 @@ const MIGRATIONS: &[&str] = &[
         last_error       TEXT
     );
     CREATE INDEX outbox_pending ON outbox (state, ordering_key, id);",
+    // 2: idempotent messages (a message queued twice after a restart is queued once), and the
+    // signatures of the Slack requests already handled (a replayed request has no second effect).
+    "ALTER TABLE outbox ADD COLUMN dedup_key TEXT;
+    CREATE UNIQUE INDEX outbox_dedup ON outbox (dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE TABLE seen_requests (
+        signature  TEXT PRIMARY KEY,
+        at         INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -80,10 +88,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
+        conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
     }
     Ok(())
 }

@@ -4,6 +4,18 @@ fn t(s: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_800_000_000 + s).unwrap()
 }
 
+fn out<'a>(key: &'a str, kind: &'a str, target: Option<i64>, body: &'a str, dedup: Option<&'a str>) -> Outgoing<'a> {
+    Outgoing {
+        ordering_key: key,
+        kind,
+        channel: None,
+        target,
+        response_url: None,
+        body,
+        dedup_key: dedup,
+    }
+}
+
 fn new_request(cluster: &str) -> NewRequest {
     NewRequest {
         cluster: ClusterName::parse(cluster).unwrap(),
@@ -18,13 +30,8 @@ fn new_request(cluster: &str) -> NewRequest {
 }
 
 fn pending(store: &Store, cluster: &str) -> i64 {
-    let id = store
-        .create_request(&new_request(cluster))
-        .unwrap()
-        .unwrap();
-    let msg = store
-        .enqueue("req", "post", None, None, None, "{}", t(0))
-        .unwrap();
+    let id = store.create_request(&new_request(cluster)).unwrap().unwrap();
+    let msg = store.enqueue(&out("req", "post", None, "{}", None), t(0)).unwrap();
     assert!(store.mark_pending(id, "{}", msg).unwrap());
     id
 }
@@ -32,29 +39,13 @@ fn pending(store: &Store, cluster: &str) -> i64 {
 #[test]
 fn a_cluster_has_at_most_one_open_request() {
     let store = Store::in_memory().unwrap();
-    let first = store
-        .create_request(&new_request("orders"))
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        store.create_request(&new_request("orders")).unwrap(),
-        Err(first)
-    );
+    let first = store.create_request(&new_request("orders")).unwrap().unwrap();
+    assert_eq!(store.create_request(&new_request("orders")).unwrap(), Err(first));
     // Another cluster is independent.
-    assert!(
-        store
-            .create_request(&new_request("billing"))
-            .unwrap()
-            .is_ok()
-    );
+    assert!(store.create_request(&new_request("billing")).unwrap().is_ok());
     // Once rejected, the cluster is free again.
     assert!(store.mark_rejected(first, "no secondary").unwrap());
-    assert!(
-        store
-            .create_request(&new_request("orders"))
-            .unwrap()
-            .is_ok()
-    );
+    assert!(store.create_request(&new_request("orders")).unwrap().is_ok());
 }
 
 #[test]
@@ -62,22 +53,13 @@ fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run() {
     let store = Store::in_memory().unwrap();
     let id = pending(&store, "orders");
     let bob = SlackUserId::parse("U0BBBB").unwrap();
-    let won = store
-        .decide(id, true, &bob, t(10), "precheck", "{}")
-        .unwrap();
-    let Decided::Won {
-        run_id: Some(run_id),
-    } = won
-    else {
+    let won = store.decide(id, true, &bob, t(10), "precheck", "{}").unwrap();
+    let Decided::Won { run_id: Some(run_id) } = won else {
         panic!("{won:?}")
     };
     for approve in [true, false, true] {
-        let again = store
-            .decide(id, approve, &bob, t(11), "precheck", "{}")
-            .unwrap();
-        let Decided::Lost(r) = again else {
-            panic!("{again:?}")
-        };
+        let again = store.decide(id, approve, &bob, t(11), "precheck", "{}").unwrap();
+        let Decided::Lost(r) = again else { panic!("{again:?}") };
         assert_eq!(r.state, RequestState::Approved);
         assert_eq!(r.decided_by.as_ref(), Some(&bob));
         assert_eq!(r.decided_at, Some(t(10)));
@@ -86,21 +68,9 @@ fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run() {
     assert_eq!(run.id, run_id);
     assert_eq!(run.state, RunState::Running);
     // A running run keeps the cluster locked; a finished one frees it.
-    assert!(
-        store
-            .create_request(&new_request("orders"))
-            .unwrap()
-            .is_err()
-    );
-    store
-        .finish_run(run_id, RunState::Succeeded, "{}", t(20))
-        .unwrap();
-    assert!(
-        store
-            .create_request(&new_request("orders"))
-            .unwrap()
-            .is_ok()
-    );
+    assert!(store.create_request(&new_request("orders")).unwrap().is_err());
+    store.finish_run(run_id, RunState::Succeeded, "{}", t(20)).unwrap();
+    assert!(store.create_request(&new_request("orders")).unwrap().is_ok());
 }
 
 #[test]
@@ -114,18 +84,13 @@ fn concurrent_decisions_from_threads_yield_one_winner() {
                 s.spawn(move || {
                     let who = SlackUserId::parse(&format!("U0B{i}")).unwrap();
                     matches!(
-                        store
-                            .decide(id, i % 2 == 0, &who, t(10), "precheck", "{}")
-                            .unwrap(),
+                        store.decide(id, i % 2 == 0, &who, t(10), "precheck", "{}").unwrap(),
                         Decided::Won { .. }
                     )
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| usize::from(h.join().unwrap()))
-            .sum()
+        handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
     });
     assert_eq!(winners, 1);
 }
@@ -136,9 +101,7 @@ fn an_approval_after_expiry_loses_and_expiry_marks_due_requests() {
     let id = pending(&store, "orders");
     let bob = SlackUserId::parse("U0BBBB").unwrap();
     assert!(matches!(
-        store
-            .decide(id, true, &bob, t(900), "precheck", "{}")
-            .unwrap(),
+        store.decide(id, true, &bob, t(900), "precheck", "{}").unwrap(),
         Decided::Lost(_)
     ));
     assert!(store.expire_due(t(899)).unwrap().is_empty());
@@ -153,33 +116,18 @@ fn the_journal_keeps_steps_in_order_per_run() {
     let store = Store::in_memory().unwrap();
     let id = pending(&store, "orders");
     let Decided::Won { run_id: Some(run) } = store
-        .decide(
-            id,
-            true,
-            &SlackUserId::parse("U0BBBB").unwrap(),
-            t(1),
-            "precheck",
-            "{}",
-        )
+        .decide(id, true, &SlackUserId::parse("U0BBBB").unwrap(), t(1), "precheck", "{}")
         .unwrap()
     else {
         panic!()
     };
     store.journal(run, t(2), "precheck", "started", "").unwrap();
     store
-        .checkpoint(
-            run,
-            "detach",
-            "{\"a\":1}",
-            Some(("precheck", "finished", "ok")),
-            t(3),
-        )
+        .checkpoint(run, "detach", "{\"a\":1}", Some(("precheck", "finished", "ok")), t(3))
         .unwrap();
     let j = store.journal_of(run).unwrap();
     assert_eq!(
-        j.iter()
-            .map(|e| (e.seq, e.event.as_str()))
-            .collect::<Vec<_>>(),
+        j.iter().map(|e| (e.seq, e.event.as_str())).collect::<Vec<_>>(),
         [(1, "started"), (2, "finished")]
     );
     let r = store.run(run).unwrap().unwrap();
@@ -189,32 +137,16 @@ fn the_journal_keeps_steps_in_order_per_run() {
 #[test]
 fn the_outbox_hands_out_the_head_of_each_ordering_key() {
     let store = Store::in_memory().unwrap();
-    let a1 = store
-        .enqueue("a", "post", None, None, None, "1", t(0))
-        .unwrap();
-    let _a2 = store
-        .enqueue("a", "reply", None, Some(a1), None, "2", t(0))
-        .unwrap();
-    let b1 = store
-        .enqueue("b", "post", None, None, None, "3", t(0))
-        .unwrap();
+    let a1 = store.enqueue(&out("a", "post", None, "1", None), t(0)).unwrap();
+    let _a2 = store.enqueue(&out("a", "reply", Some(a1), "2", None), t(0)).unwrap();
+    let b1 = store.enqueue(&out("b", "post", None, "3", None), t(0)).unwrap();
     let heads: Vec<_> = store.outbox_heads().unwrap().iter().map(|i| i.id).collect();
     assert_eq!(heads, [a1, b1]);
     store.outbox_delivered(a1, Some("111.222")).unwrap();
-    let heads: Vec<_> = store
-        .outbox_heads()
-        .unwrap()
-        .iter()
-        .map(|i| i.body.clone())
-        .collect();
+    let heads: Vec<_> = store.outbox_heads().unwrap().iter().map(|i| i.body.clone()).collect();
     assert_eq!(heads, ["2", "3"]);
     assert_eq!(
-        store
-            .outbox_item(a1)
-            .unwrap()
-            .unwrap()
-            .delivered_ts
-            .as_deref(),
+        store.outbox_item(a1).unwrap().unwrap().delivered_ts.as_deref(),
         Some("111.222")
     );
 }
@@ -226,15 +158,34 @@ fn reopening_a_database_keeps_everything() {
     let path = dir.join("db.sqlite");
     let id = {
         let store = Store::open(&path).unwrap();
-        store
-            .create_request(&new_request("orders"))
-            .unwrap()
-            .unwrap()
+        store.create_request(&new_request("orders")).unwrap().unwrap()
     };
     let store = Store::open(&path).unwrap();
-    assert_eq!(
-        store.request(id).unwrap().unwrap().state,
-        RequestState::Planning
-    );
+    assert_eq!(store.request(id).unwrap().unwrap().state, RequestState::Planning);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_message_with_a_dedup_key_is_queued_once() {
+    let store = Store::in_memory().unwrap();
+    let first = store
+        .enqueue(&out("a", "reply", None, "x", Some("run:1:detach:started")), t(0))
+        .unwrap();
+    let other = store.enqueue(&out("a", "reply", None, "y", None), t(0)).unwrap();
+    let again = store
+        .enqueue(&out("a", "reply", None, "x", Some("run:1:detach:started")), t(1))
+        .unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert_eq!(store.outbox_all().unwrap().len(), 2);
+}
+
+#[test]
+fn a_request_signature_is_seen_once_and_forgotten_after_the_window() {
+    let store = Store::in_memory().unwrap();
+    assert!(store.first_sighting("v0=abc", t(0), t(-600)).unwrap());
+    assert!(!store.first_sighting("v0=abc", t(10), t(-590)).unwrap());
+    assert!(store.first_sighting("v0=def", t(10), t(-590)).unwrap());
+    // Ten minutes later the old signature is forgotten (the timestamp window refuses it anyway).
+    assert!(store.first_sighting("v0=abc", t(700), t(100)).unwrap());
 }

@@ -2,10 +2,7 @@
 //! AWS emulator and the Slack stand-in, with requests signed as Slack signs them, and a clock that can
 //! be moved forward.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use aurora_failover_bot::aws::AwsOverrides;
 use aurora_failover_bot::ports::Clock;
@@ -45,15 +42,13 @@ pub struct TestClock {
 
 impl TestClock {
     pub fn advance(&self, d: Duration) {
-        self.offset_ms
-            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        self.offset_ms.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
     }
 }
 
 impl Clock for TestClock {
     fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now()
-            + jiff::SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        jiff::Timestamp::now() + jiff::SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -160,8 +155,7 @@ impl TestBot {
         slack.set_group("S0DBA", &[CAROL]);
         slack.set_group("S0ONCALL", &[DAVE]);
         let dir = temp_dir("bot");
-        let settings =
-            Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
+        let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
         let clock = Arc::new(TestClock::default());
         let deps = Deps {
             aws: AwsOverrides {
@@ -201,10 +195,7 @@ impl TestBot {
     /// Sends `/aurora {text}` as `user`; returns the answer and the command's response_url.
     pub async fn command(&self, user: &str, text: &str) -> (Answer, String) {
         let url = self.slack.response_url();
-        let answer = self
-            .sender
-            .command(user, CHANNEL, text, &url, self.now())
-            .await;
+        let answer = self.sender.command(user, CHANNEL, text, &url, self.now()).await;
         (answer, url)
     }
 
@@ -215,15 +206,7 @@ impl TestBot {
         let action = if approve { "approve" } else { "deny" };
         let answer = self
             .sender
-            .click(
-                user,
-                CHANNEL,
-                &ts,
-                action,
-                &id.to_string(),
-                &url,
-                self.now(),
-            )
+            .click(user, CHANNEL, &ts, action, &id.to_string(), &url, self.now())
             .await;
         assert_eq!(answer.status, 200, "a click is answered 200: {answer:?}");
         url
@@ -233,10 +216,7 @@ impl TestBot {
     pub async fn answer_at(&self, url: &str) -> String {
         self.slack
             .wait_for(WAIT, |_| {
-                self.slack
-                    .responses_to(url)
-                    .first()
-                    .map(|r| r.text().to_owned())
+                self.slack.responses_to(url).first().map(|r| r.text().to_owned())
             })
             .await
             .unwrap_or_else(|| panic!("no answer at {url}"))
@@ -303,13 +283,7 @@ impl TestBot {
     /// Waits until everything queued for Slack has been delivered (or given up).
     pub async fn slack_settled(&self) {
         for _ in 0..(WAIT.as_millis() / 20) {
-            if self
-                .store
-                .outbox_all()
-                .unwrap()
-                .iter()
-                .all(|i| i.state != "pending")
-            {
+            if self.store.outbox_all().unwrap().iter().all(|i| i.state != "pending") {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -336,21 +310,11 @@ impl TestBot {
     }
 
     pub fn writer_cname(&self) -> String {
-        self.sim
-            .admin()
-            .record(ZONE, WRITER_RECORD, "CNAME")
-            .unwrap()
-            .values[0]
-            .clone()
+        self.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values[0].clone()
     }
 
     pub fn reader_cname(&self) -> String {
-        self.sim
-            .admin()
-            .record(ZONE, READER_RECORD, "CNAME")
-            .unwrap()
-            .values[0]
-            .clone()
+        self.sim.admin().record(ZONE, READER_RECORD, "CNAME").unwrap().values[0].clone()
     }
 
     pub fn endpoints(&self, region: &str, cluster: &str) -> (String, String) {
@@ -381,36 +345,22 @@ impl Drop for TestBot {
 
 /// Whether a message has buttons.
 pub fn has_buttons(r: &Recorded) -> bool {
-    r.body
-        .get("blocks")
-        .and_then(|b| b.as_array())
-        .is_some_and(|blocks| {
-            blocks
-                .iter()
-                .any(|b| b.get("type").and_then(|t| t.as_str()) == Some("actions"))
-        })
+    r.body.get("blocks").and_then(|b| b.as_array()).is_some_and(|blocks| {
+        blocks
+            .iter()
+            .any(|b| b.get("type").and_then(|t| t.as_str()) == Some("actions"))
+    })
 }
 
 /// All the text of a message: its fallback text and every block's text.
 pub fn all_text(r: &Recorded) -> String {
     let mut out = r.text().to_owned();
-    for b in r
-        .body
-        .get("blocks")
-        .and_then(|b| b.as_array())
-        .into_iter()
-        .flatten()
-    {
+    for b in r.body.get("blocks").and_then(|b| b.as_array()).into_iter().flatten() {
         if let Some(t) = b.pointer("/text/text").and_then(|t| t.as_str()) {
             out.push('\n');
             out.push_str(t);
         }
-        for e in b
-            .get("elements")
-            .and_then(|e| e.as_array())
-            .into_iter()
-            .flatten()
-        {
+        for e in b.get("elements").and_then(|e| e.as_array()).into_iter().flatten() {
             if let Some(t) = e.get("text").and_then(|t| t.as_str()) {
                 out.push('\n');
                 out.push_str(t);

@@ -93,22 +93,13 @@ impl Admin {
         scenario.validate()?;
         let world = World::from_scenario(&scenario, Instant::now());
         *self.shared.world.lock().unwrap_or_else(|p| p.into_inner()) = world;
-        *self
-            .shared
-            .scenario
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = scenario;
+        *self.shared.scenario.lock().unwrap_or_else(|p| p.into_inner()) = scenario;
         Ok(())
     }
 
     /// Back to the last scenario loaded.
     pub fn reset(&self) {
-        let scenario = self
-            .shared
-            .scenario
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let scenario = self.shared.scenario.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let world = World::from_scenario(&scenario, Instant::now());
         *self.shared.world.lock().unwrap_or_else(|p| p.into_inner()) = world;
     }
@@ -129,9 +120,7 @@ impl Admin {
     /// that error; `delay_ms` holds them that long before they proceed.
     pub fn inject(&self, fault: FaultSpec) -> Result<(), AdminError> {
         if fault.error.is_none() && fault.delay_ms.is_none() {
-            return Err(AdminError::Invalid(
-                "a fault needs an error or a delay_ms".into(),
-            ));
+            return Err(AdminError::Invalid("a fault needs an error or a delay_ms".into()));
         }
         if fault.count == Some(0) {
             return Err(AdminError::Invalid(
@@ -174,12 +163,7 @@ impl Admin {
         })
     }
 
-    pub fn set_replication_lag(
-        &self,
-        region: &str,
-        cluster: &str,
-        lag: Duration,
-    ) -> Result<(), AdminError> {
+    pub fn set_replication_lag(&self, region: &str, cluster: &str, lag: Duration) -> Result<(), AdminError> {
         let key = key(region, cluster);
         if self.with_world(|w| w.rds.set_lag(&key, lag)) {
             Ok(())
@@ -189,12 +173,7 @@ impl Admin {
     }
 
     /// Forces a cluster's status, e.g. to make a primary look unavailable without a Region outage.
-    pub fn set_cluster_status(
-        &self,
-        region: &str,
-        cluster: &str,
-        status: &str,
-    ) -> Result<(), AdminError> {
+    pub fn set_cluster_status(&self, region: &str, cluster: &str, status: &str) -> Result<(), AdminError> {
         let key = key(region, cluster);
         if self.with_world(|w| w.rds.set_status(&key, status)) {
             Ok(())
@@ -210,13 +189,7 @@ impl Admin {
 
     /// The calls received for one action.
     pub fn calls_to(&self, action: &str) -> Vec<CallRecord> {
-        self.with_world(|w| {
-            w.calls()
-                .iter()
-                .filter(|c| c.action == action)
-                .cloned()
-                .collect()
-        })
+        self.with_world(|w| w.calls().iter().filter(|c| c.action == action).cloned().collect())
     }
 
     pub fn clear_calls(&self) {
@@ -229,11 +202,7 @@ impl Admin {
 
     /// A cluster as DescribeDBClusters would show it.
     pub fn cluster(&self, region: &str, cluster: &str) -> Option<ClusterView> {
-        self.with_world(|w| {
-            w.rds
-                .find_cluster(region, cluster)
-                .map(|c| w.rds.cluster_view(c))
-        })
+        self.with_world(|w| w.rds.find_cluster(region, cluster).map(|c| w.rds.cluster_view(c)))
     }
 
     /// A global cluster as DescribeGlobalClusters would show it.
@@ -257,18 +226,8 @@ impl Admin {
 
     pub fn snapshot(&self) -> Snapshot {
         self.with_world(|w| Snapshot {
-            global_clusters: w
-                .rds
-                .globals
-                .values()
-                .map(|g| w.rds.global_view(g))
-                .collect(),
-            db_clusters: w
-                .rds
-                .clusters
-                .values()
-                .map(|c| w.rds.cluster_view(c))
-                .collect(),
+            global_clusters: w.rds.globals.values().map(|g| w.rds.global_view(g)).collect(),
+            db_clusters: w.rds.clusters.values().map(|c| w.rds.cluster_view(c)).collect(),
             hosted_zones: w.dns.zones.values().cloned().collect(),
             regions_down: w.regions_down().clone(),
             faults: w.faults().to_vec(),
@@ -295,15 +254,12 @@ fn check_region(region: &str) -> Result<(), AdminError> {
     if is_region_name(region) {
         Ok(())
     } else {
-        Err(AdminError::Invalid(format!(
-            "{region:?} is not a Region name"
-        )))
+        Err(AdminError::Invalid(format!("{region:?} is not a Region name")))
     }
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> HttpResponse {
-    let body = serde_json::to_vec_pretty(value)
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+    let body = serde_json::to_vec_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -348,9 +304,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
 
 /// Serves one request of the admin API.
 pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
-    let admin = Admin {
-        shared: shared.clone(),
-    };
+    let admin = Admin { shared: shared.clone() };
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: BTreeMap<String, String> = req

@@ -16,9 +16,7 @@ const USAGE: &str = "usage: awsim [--listen ADDR] [--scenario FILE]\n\
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let mut listen: SocketAddr = "127.0.0.1:4566".parse().expect("valid default");
     let mut scenario_path: Option<PathBuf> = None;

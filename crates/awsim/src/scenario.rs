@@ -155,10 +155,7 @@ pub enum EndpointKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("cannot parse scenario {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid scenario: {at}: {reason}")]
@@ -241,8 +238,7 @@ impl Scenario {
     /// and a secondary `orders-west` in us-west-2, and a private hosted zone whose writer and reader
     /// CNAMEs point at the primary, as in the blueprint the project grew from.
     pub fn two_region_example() -> Scenario {
-        Scenario::from_toml(include_str!("../scenarios/two-region.toml"))
-            .expect("the embedded example scenario parses")
+        Scenario::from_toml(include_str!("../scenarios/two-region.toml")).expect("the embedded example scenario parses")
     }
 
     /// Checks the scenario as a whole: unique identifiers, one primary per global cluster, Regions and
@@ -264,10 +260,7 @@ impl Scenario {
             }
             check_identifier(&format!("{at}.cluster_id"), id)?;
             if !cluster_keys.insert((region.to_owned(), id.to_owned())) {
-                return Err(invalid(
-                    at,
-                    format!("cluster {id} appears twice in {region}"),
-                ));
+                return Err(invalid(at, format!("cluster {id} appears twice in {region}")));
             }
             cluster_ids.insert(id.to_owned());
             for (k, inst) in instances.iter().enumerate() {
@@ -336,22 +329,14 @@ impl Scenario {
         let mut zone_ids = BTreeSet::new();
         for (i, z) in self.hosted_zones.iter().enumerate() {
             let at = format!("hosted_zones[{i}]");
-            if z.id.is_empty()
-                || !z
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            {
+            if z.id.is_empty() || !z.id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
                 return Err(invalid(
                     format!("{at}.id"),
                     "a zone id is upper-case letters and digits, without /hostedzone/",
                 ));
             }
             if !zone_ids.insert(z.id.clone()) {
-                return Err(invalid(
-                    format!("{at}.id"),
-                    format!("zone {} appears twice", z.id),
-                ));
+                return Err(invalid(format!("{at}.id"), format!("zone {} appears twice", z.id)));
             }
             let zone_name = crate::model::route53::normalize_name(&z.name);
             if zone_name == "." {
@@ -374,17 +359,11 @@ impl Scenario {
                         return Err(invalid(&at, "give values or points_to, not both"));
                     }
                     (None, true) => {
-                        return Err(invalid(
-                            format!("{at}.values"),
-                            "a record needs at least one value",
-                        ));
+                        return Err(invalid(format!("{at}.values"), "a record needs at least one value"));
                     }
                     (Some(p), true) => {
                         if r.record_type != "CNAME" {
-                            return Err(invalid(
-                                format!("{at}.points_to"),
-                                "points_to is for CNAME records",
-                            ));
+                            return Err(invalid(format!("{at}.points_to"), "points_to is for CNAME records"));
                         }
                         if !cluster_ids.contains(&p.cluster) {
                             return Err(invalid(
@@ -412,8 +391,7 @@ impl Scenario {
 
 fn check_engine_version(at: &str, v: &str) -> Result<(), ScenarioError> {
     let mut parts = v.split('.');
-    let ok =
-        parts.next().is_some_and(|p| !p.is_empty()) && parts.next().is_some_and(|p| !p.is_empty());
+    let ok = parts.next().is_some_and(|p| !p.is_empty()) && parts.next().is_some_and(|p| !p.is_empty());
     if ok {
         Ok(())
     } else {
@@ -454,24 +432,10 @@ mod tests {
     fn records_outside_their_zone_or_pointing_nowhere_are_refused() {
         let mut s = Scenario::two_region_example();
         s.hosted_zones[0].records[0].name = "www.example.com".into();
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("is not in zone")
-        );
+        assert!(s.validate().unwrap_err().to_string().contains("is not in zone"));
         let mut s = Scenario::two_region_example();
-        s.hosted_zones[0].records[0]
-            .points_to
-            .as_mut()
-            .unwrap()
-            .cluster = "nope".into();
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("no cluster nope")
-        );
+        s.hosted_zones[0].records[0].points_to.as_mut().unwrap().cluster = "nope".into();
+        assert!(s.validate().unwrap_err().to_string().contains("no cluster nope"));
     }
 
     #[test]

@@ -46,21 +46,14 @@ impl Shared {
 
     /// Locks the world, advanced to now.
     pub fn world(&self) -> MutexGuard<'_, World> {
-        let mut w = self
-            .world
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut w = self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         w.advance(Instant::now());
         w
     }
 
     fn request_id(&self) -> String {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        format!(
-            "{:08x}-a5e1-4d1b-9c0f-{:012x}",
-            n >> 48,
-            n & 0xffff_ffff_ffff
-        )
+        format!("{:08x}-a5e1-4d1b-9c0f-{:012x}", n >> 48, n & 0xffff_ffff_ffff)
     }
 }
 
@@ -135,11 +128,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
             "MissingAuthenticationToken",
             "Request is missing Authentication Token: sign it with SigV4 (any credentials will do).",
         );
-        return Ok(xml_response(
-            e.status,
-            query::error_body(&e, &request_id),
-            &request_id,
-        ));
+        return Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id));
     };
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -147,16 +136,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     let body = match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            let e = ApiError::new(
-                413,
-                "RequestEntityTooLarge",
-                "The request body is too large.",
-            );
-            return Ok(xml_response(
-                e.status,
-                query::error_body(&e, &request_id),
-                &request_id,
-            ));
+            let e = ApiError::new(413, "RequestEntityTooLarge", "The request body is too large.");
+            return Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id));
         }
     };
     match scope.service.as_str() {
@@ -166,16 +147,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 .unwrap_or_default();
             params.0.extend(query::Params::parse(&body).0);
             let Some(action) = params.get("Action").map(str::to_owned) else {
-                let e = ApiError::new(
-                    400,
-                    "MissingAction",
-                    "The request must contain the parameter Action",
-                );
-                return Ok(xml_response(
-                    e.status,
-                    query::error_body(&e, &request_id),
-                    &request_id,
-                ));
+                let e = ApiError::new(400, "MissingAction", "The request must contain the parameter Action");
+                return Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id));
             };
             let call = Call {
                 service: "rds",
@@ -186,14 +159,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 request_id,
             };
             run(&shared, call, query::error_body, |world, now, call| {
-                query::handle(
-                    world,
-                    &call.region,
-                    &call.action,
-                    &params,
-                    now,
-                    &call.request_id,
-                )
+                query::handle(world, &call.region, &call.action, &params, now, &call.request_id)
             })
             .await
         }
@@ -204,11 +170,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                     "UnknownOperationException",
                     format!("The emulator does not serve {method} {path}"),
                 );
-                return Ok(xml_response(
-                    e.status,
-                    rest::error_body(&e, &request_id),
-                    &request_id,
-                ));
+                return Ok(xml_response(e.status, rest::error_body(&e, &request_id), &request_id));
             };
             let mut params = op.params();
             if let Some(summary) = matches!(op, rest::Op::ChangeResourceRecordSets { .. })
@@ -237,11 +199,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 "UnknownService",
                 format!("The emulator serves rds and route53, not {other}"),
             );
-            Ok(xml_response(
-                e.status,
-                query::error_body(&e, &request_id),
-                &request_id,
-            ))
+            Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id))
         }
     }
 }

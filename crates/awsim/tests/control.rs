@@ -10,12 +10,7 @@ use common::{TestSim, sdk_config};
 use serde_json::json;
 use std::time::Duration;
 
-fn fault(
-    action: &str,
-    error: Option<FaultCode>,
-    delay_ms: Option<u64>,
-    count: Option<u32>,
-) -> FaultSpec {
+fn fault(action: &str, error: Option<FaultCode>, delay_ms: Option<u64>, count: Option<u32>) -> FaultSpec {
     FaultSpec {
         action: action.into(),
         region: None,
@@ -40,10 +35,7 @@ async fn injected_errors_hit_exactly_the_next_n_calls_of_that_action_with_awss_c
         for _ in 0..2 {
             let err = rds.describe_db_clusters().send().await.unwrap_err();
             assert_eq!(err.code(), Some(format!("{code:?}").as_str()));
-            assert_eq!(
-                err.raw_response().map(|r| r.status().as_u16()),
-                Some(status)
-            );
+            assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(status));
         }
         rds.describe_db_clusters()
             .send()
@@ -52,15 +44,11 @@ async fn injected_errors_hit_exactly_the_next_n_calls_of_that_action_with_awss_c
     }
     // Other actions were never affected.
     rds.describe_global_clusters().send().await.unwrap();
-    assert!(
-        t.admin().snapshot().faults.is_empty(),
-        "used-up faults are gone"
-    );
+    assert!(t.admin().snapshot().faults.is_empty(), "used-up faults are gone");
 }
 
 #[tokio::test]
-async fn the_sdks_own_retries_get_through_a_couple_of_injected_errors_and_every_attempt_is_logged()
-{
+async fn the_sdks_own_retries_get_through_a_couple_of_injected_errors_and_every_attempt_is_logged() {
     let t = TestSim::example(Timings::instant()).await;
     let retrying = aws_sdk_rds::Client::new(
         &sdk_config(
@@ -113,20 +101,10 @@ async fn the_sdks_own_retries_get_through_a_couple_of_injected_errors_and_every_
 #[tokio::test]
 async fn a_fault_can_be_limited_to_one_region() {
     let t = TestSim::example(Timings::instant()).await;
-    let mut f = fault(
-        "DescribeDBClusters",
-        Some(FaultCode::InternalFailure),
-        None,
-        None,
-    );
+    let mut f = fault("DescribeDBClusters", Some(FaultCode::InternalFailure), None, None);
     f.region = Some("us-west-2".into());
     t.admin().inject(f).unwrap();
-    t.rds("us-east-1")
-        .await
-        .describe_db_clusters()
-        .send()
-        .await
-        .unwrap();
+    t.rds("us-east-1").await.describe_db_clusters().send().await.unwrap();
     for _ in 0..3 {
         let err = t
             .rds("us-west-2")
@@ -135,19 +113,10 @@ async fn a_fault_can_be_limited_to_one_region() {
             .send()
             .await
             .unwrap_err();
-        assert_eq!(
-            err.code(),
-            Some("InternalFailure"),
-            "without a count the fault stays"
-        );
+        assert_eq!(err.code(), Some("InternalFailure"), "without a count the fault stays");
     }
     t.admin().clear_faults();
-    t.rds("us-west-2")
-        .await
-        .describe_db_clusters()
-        .send()
-        .await
-        .unwrap();
+    t.rds("us-west-2").await.describe_db_clusters().send().await.unwrap();
 }
 
 #[tokio::test]
@@ -183,11 +152,7 @@ async fn the_call_log_says_what_was_called_where_with_which_parameters_and_what_
         .send()
         .await
         .unwrap();
-    let _ = west
-        .describe_db_clusters()
-        .db_cluster_identifier("ghost")
-        .send()
-        .await;
+    let _ = west.describe_db_clusters().db_cluster_identifier("ghost").send().await;
     let calls = t.admin().calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].action, "RemoveFromGlobalCluster");
@@ -199,11 +164,7 @@ async fn the_call_log_says_what_was_called_where_with_which_parameters_and_what_
         "arn:aws:rds:us-west-2:123456789012:cluster:orders-west"
     );
     assert_eq!((calls[0].status, calls[0].error.as_deref()), (200, None));
-    assert!(
-        calls[0].at.parse::<jiff::Timestamp>().is_ok(),
-        "{}",
-        calls[0].at
-    );
+    assert!(calls[0].at.parse::<jiff::Timestamp>().is_ok(), "{}", calls[0].at);
     assert_eq!(
         (calls[1].status, calls[1].error.as_deref()),
         (404, Some("DBClusterNotFoundFault"))
@@ -223,23 +184,9 @@ async fn reset_returns_to_the_last_scenario_loaded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        t.admin()
-            .global_cluster("orders-global")
-            .unwrap()
-            .members
-            .len(),
-        1
-    );
+    assert_eq!(t.admin().global_cluster("orders-global").unwrap().members.len(), 1);
     t.admin().reset();
-    assert_eq!(
-        t.admin()
-            .global_cluster("orders-global")
-            .unwrap()
-            .members
-            .len(),
-        2
-    );
+    assert_eq!(t.admin().global_cluster("orders-global").unwrap().members.len(), 2);
     assert!(t.admin().calls().is_empty());
     // Loading a scenario replaces the world; an invalid one changes nothing.
     let mut s = Scenario::two_region_example();
@@ -284,22 +231,10 @@ async fn the_admin_http_api_controls_the_world() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("ServiceUnavailable"));
-    let state: serde_json::Value = http
-        .get(url("state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: serde_json::Value = http.get(url("state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["regions_down"]["us-east-1"], "unavailable");
     http.post(url("regions/us-east-1/up")).send().await.unwrap();
-    t.rds("us-east-1")
-        .await
-        .describe_db_clusters()
-        .send()
-        .await
-        .unwrap();
+    t.rds("us-east-1").await.describe_db_clusters().send().await.unwrap();
     let r = http.post(url("regions/mars/down")).send().await.unwrap();
     assert_eq!(r.status(), 400, "a bad Region name is refused");
 
@@ -338,10 +273,7 @@ async fn the_admin_http_api_controls_the_world() {
         .await
         .unwrap();
     assert_eq!(timings["detach_ms"], 1234);
-    assert_eq!(
-        timings["dns_propagation_ms"], 1,
-        "other durations are unchanged"
-    );
+    assert_eq!(timings["dns_propagation_ms"], 1, "other durations are unchanged");
     let r = http
         .put(url("clusters/us-west-2/orders-west/lag"))
         .json(&json!({"replication_lag_ms": 2500}))
@@ -369,10 +301,7 @@ async fn the_admin_http_api_controls_the_world() {
         .await
         .unwrap();
     assert_eq!(
-        t.admin()
-            .cluster("us-east-1", "orders-east")
-            .unwrap()
-            .status,
+        t.admin().cluster("us-east-1", "orders-east").unwrap().status,
         "modifying"
     );
 
@@ -427,18 +356,10 @@ async fn an_unsigned_request_is_refused_and_shutdown_stops_the_server() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("MissingAuthenticationToken")
-    );
+    assert!(r.text().await.unwrap().contains("MissingAuthenticationToken"));
     t.sim.shutdown().await;
     assert!(
-        http.get(format!("{url}/_awsim/health"))
-            .send()
-            .await
-            .is_err(),
+        http.get(format!("{url}/_awsim/health")).send().await.is_err(),
         "nothing listens after shutdown"
     );
 }
@@ -465,10 +386,7 @@ async fn the_awsim_binary_serves_a_scenario_file_and_refuses_a_bad_one_with_its_
         .port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awsim"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--scenario"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/two-region.toml"
-        ))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/two-region.toml"))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -480,8 +398,7 @@ async fn the_awsim_binary_serves_a_scenario_file_and_refuses_a_bad_one_with_its_
             .filter(|r| r.status() == 200)
     })
     .await;
-    let rds =
-        aws_sdk_rds::Client::new(&sdk_config(&url, "us-west-2", RetryConfig::disabled()).await);
+    let rds = aws_sdk_rds::Client::new(&sdk_config(&url, "us-west-2", RetryConfig::disabled()).await);
     let out = rds.describe_global_clusters().send().await.unwrap();
     assert_eq!(
         out.global_clusters()[0].global_cluster_identifier(),

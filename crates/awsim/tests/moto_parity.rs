@@ -14,8 +14,8 @@ use aws_sdk_rds::operation::describe_db_clusters::DescribeDBClustersError;
 use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsError;
 use aws_sdk_route53::operation::get_hosted_zone::GetHostedZoneError;
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, HostedZoneConfig, ResourceRecord,
-    ResourceRecordSet, RrType, Vpc, VpcRegion,
+    Change, ChangeAction, ChangeBatch, ChangeStatus, HostedZoneConfig, ResourceRecord, ResourceRecordSet, RrType, Vpc,
+    VpcRegion,
 };
 use awsim::scenario::{DbClusterSpec, HostedZoneSpec, VpcSpec};
 use awsim::{Scenario, Timings};
@@ -37,11 +37,7 @@ enum Backend {
 /// Names unique across the tests sharing one moto server.
 fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Backend {
@@ -60,9 +56,8 @@ impl Backend {
     }
 
     fn moto() -> Backend {
-        let url = std::env::var("MOTO_ENDPOINT").expect(
-            "MOTO_ENDPOINT is not set: run the tests with scripts/test, which installs and starts moto 5.2.5",
-        );
+        let url = std::env::var("MOTO_ENDPOINT")
+            .expect("MOTO_ENDPOINT is not set: run the tests with scripts/test, which installs and starts moto 5.2.5");
         Backend::Moto { url }
     }
 
@@ -82,17 +77,13 @@ impl Backend {
     }
 
     async fn route53(&self) -> aws_sdk_route53::Client {
-        aws_sdk_route53::Client::new(
-            &sdk_config(self.url(), "us-east-1", RetryConfig::disabled()).await,
-        )
+        aws_sdk_route53::Client::new(&sdk_config(self.url(), "us-east-1", RetryConfig::disabled()).await)
     }
 
     fn edit_scenario(sim: &TestSim, scenario: &Mutex<Scenario>, edit: impl FnOnce(&mut Scenario)) {
         let mut s = scenario.lock().unwrap();
         edit(&mut s);
-        sim.admin()
-            .load_scenario(s.clone())
-            .expect("test scenario is valid");
+        sim.admin().load_scenario(s.clone()).expect("test scenario is valid");
     }
 
     /// A private hosted zone with no records but its SOA and NS; returns its id (without prefix).
@@ -195,10 +186,7 @@ fn change(action: ChangeAction, name: &str, ttl: i64, value: &str) -> Change {
         .unwrap()
 }
 
-async fn list(
-    r53: &aws_sdk_route53::Client,
-    zone: &str,
-) -> Vec<(String, String, i64, Vec<String>)> {
+async fn list(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, String, i64, Vec<String>)> {
     let out = r53
         .list_resource_record_sets()
         .hosted_zone_id(zone)
@@ -212,10 +200,7 @@ async fn list(
                 r.name().to_owned(),
                 r.r#type().as_str().to_owned(),
                 r.ttl().unwrap_or_default(),
-                r.resource_records()
-                    .iter()
-                    .map(|v| v.value().to_owned())
-                    .collect(),
+                r.resource_records().iter().map(|v| v.value().to_owned()).collect(),
             )
         })
         .collect()
@@ -236,22 +221,14 @@ async fn route53_record_changes(b: Backend) {
     assert_eq!(hz.name(), apex);
     assert!(hz.config().unwrap().private_zone());
 
-    let kinds = |l: &[(String, String, i64, Vec<String>)]| {
-        l.iter()
-            .map(|r| (r.0.clone(), r.1.clone()))
-            .collect::<Vec<_>>()
-    };
+    let kinds =
+        |l: &[(String, String, i64, Vec<String>)]| l.iter().map(|r| (r.0.clone(), r.1.clone())).collect::<Vec<_>>();
     assert_eq!(
         kinds(&list(&r53, &zone).await),
         [(apex.clone(), "NS".into()), (apex.clone(), "SOA".into())]
     );
 
-    let batch = |changes: Vec<Change>| {
-        ChangeBatch::builder()
-            .set_changes(Some(changes))
-            .build()
-            .unwrap()
-    };
+    let batch = |changes: Vec<Change>| ChangeBatch::builder().set_changes(Some(changes)).build().unwrap();
     let created = r53
         .change_resource_record_sets()
         .hosted_zone_id(&zone)
@@ -274,10 +251,7 @@ async fn route53_record_changes(b: Backend) {
         .unwrap();
     let info = created.change_info().unwrap();
     assert!(info.id().starts_with("/change/"), "{}", info.id());
-    assert!(matches!(
-        info.status(),
-        ChangeStatus::Pending | ChangeStatus::Insync
-    ));
+    assert!(matches!(info.status(), ChangeStatus::Pending | ChangeStatus::Insync));
     let l = list(&r53, &zone).await;
     assert_eq!(
         l[2..],
@@ -339,9 +313,7 @@ async fn route53_record_changes(b: Backend) {
     let ChangeResourceRecordSetsError::InvalidChangeBatch(e) = &err else {
         panic!("expected InvalidChangeBatch, got {err:?}")
     };
-    let expected = format!(
-        "Tried to create resource record set [name='{reader}', type='CNAME'] but it already exists"
-    );
+    let expected = format!("Tried to create resource record set [name='{reader}', type='CNAME'] but it already exists");
     assert!(e.message().unwrap_or_default().contains(&expected), "{e:?}");
 
     // DELETE with the current values removes it.
@@ -357,10 +329,7 @@ async fn route53_record_changes(b: Backend) {
         .await
         .unwrap();
     let after_delete = list(&r53, &zone).await;
-    assert_eq!(
-        kinds(&after_delete)[2..],
-        [(writer.clone(), "CNAME".into())]
-    );
+    assert_eq!(kinds(&after_delete)[2..], [(writer.clone(), "CNAME".into())]);
 
     // DELETE of a missing record is refused and changes nothing. AWS answers InvalidChangeBatch
     // "... but it was not found"; moto 5.2.5 answers InvalidInput.
@@ -391,22 +360,15 @@ async fn route53_record_changes(b: Backend) {
         .await
         .unwrap_err()
         .into_service_error();
-    assert!(
-        matches!(err, GetHostedZoneError::NoSuchHostedZone(_)),
-        "{err:?}"
-    );
-    assert_eq!(
-        err.message(),
-        Some("No hosted zone found with ID: ZNOSUCHZONE")
-    );
+    assert!(matches!(err, GetHostedZoneError::NoSuchHostedZone(_)), "{err:?}");
+    assert_eq!(err.message(), Some("No hosted zone found with ID: ZNOSUCHZONE"));
 }
 
 /// DescribeDBClusters: identity, endpoints, members, typed not-found, Region isolation.
 async fn describe_db_clusters_basics(b: Backend) {
     let id = unique("parity");
     let instances = [format!("{id}-a"), format!("{id}-b")];
-    b.make_cluster("us-east-1", &id, &[&instances[0], &instances[1]])
-        .await;
+    b.make_cluster("us-east-1", &id, &[&instances[0], &instances[1]]).await;
     let east = b.rds("us-east-1").await;
     let arn = format!("arn:aws:rds:us-east-1:123456789012:cluster:{id}");
 
@@ -426,14 +388,8 @@ async fn describe_db_clusters_basics(b: Backend) {
         assert_eq!(c.engine_version(), Some("15.4"));
         assert_eq!(c.port(), Some(5432));
         let endpoint = c.endpoint().unwrap();
-        assert!(
-            endpoint.starts_with(&format!("{id}.cluster-")),
-            "{endpoint}"
-        );
-        assert!(
-            endpoint.ends_with(".us-east-1.rds.amazonaws.com"),
-            "{endpoint}"
-        );
+        assert!(endpoint.starts_with(&format!("{id}.cluster-")), "{endpoint}");
+        assert!(endpoint.ends_with(".us-east-1.rds.amazonaws.com"), "{endpoint}");
         let reader = c.reader_endpoint().unwrap();
         assert!(reader.starts_with(&format!("{id}.cluster-ro-")), "{reader}");
         let mut members: Vec<_> = c
@@ -447,10 +403,7 @@ async fn describe_db_clusters_basics(b: Backend) {
             })
             .collect();
         members.sort();
-        assert_eq!(
-            members,
-            [(instances[0].clone(), true), (instances[1].clone(), false)]
-        );
+        assert_eq!(members, [(instances[0].clone(), true), (instances[1].clone(), false)]);
         assert!(c.cluster_create_time().is_some());
     }
 
@@ -473,9 +426,7 @@ async fn describe_db_clusters_basics(b: Backend) {
         "{err:?}"
     );
     assert!(
-        err.message()
-            .unwrap()
-            .starts_with("DBCluster nosuchcluster not found"),
+        err.message().unwrap().starts_with("DBCluster nosuchcluster not found"),
         "{err:?}"
     );
 

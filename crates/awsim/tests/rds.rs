@@ -88,22 +88,11 @@ async fn the_primary_has_exactly_one_writer_instance_and_the_secondary_none() {
     assert_eq!(east.db_cluster_members().len(), 2);
     assert_eq!(writer_count(&west), 0);
     assert_eq!(west.db_cluster_members().len(), 2);
-    assert_eq!(
-        east.db_cluster_arn(),
-        Some(arn(EAST, "orders-east").as_str())
-    );
+    assert_eq!(east.db_cluster_arn(), Some(arn(EAST, "orders-east").as_str()));
     assert_eq!(east.global_cluster_identifier(), Some("orders-global"));
     assert!(east.endpoint().unwrap().starts_with("orders-east.cluster-"));
-    assert!(
-        east.reader_endpoint()
-            .unwrap()
-            .starts_with("orders-east.cluster-ro-")
-    );
-    assert!(
-        west.endpoint()
-            .unwrap()
-            .ends_with(".us-west-2.rds.amazonaws.com")
-    );
+    assert!(east.reader_endpoint().unwrap().starts_with("orders-east.cluster-ro-"));
+    assert!(west.endpoint().unwrap().ends_with(".us-west-2.rds.amazonaws.com"));
 
     let g = global(&t.rds(WEST).await).await;
     assert_eq!(g.status(), Some("available"));
@@ -150,10 +139,7 @@ async fn clusters_are_regional_and_a_missing_one_is_a_typed_not_found_fault() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        by_arn.db_clusters()[0].db_cluster_identifier(),
-        Some("orders-west")
-    );
+    assert_eq!(by_arn.db_clusters()[0].db_cluster_identifier(), Some("orders-west"));
     let all = east.describe_db_clusters().send().await.unwrap();
     let ids: Vec<_> = all
         .db_clusters()
@@ -162,13 +148,7 @@ async fn clusters_are_regional_and_a_missing_one_is_a_typed_not_found_fault() {
         .collect();
     assert_eq!(ids, ["orders-east"]);
     // A Region with nothing in it answers with an empty list.
-    let empty = t
-        .rds("eu-west-1")
-        .await
-        .describe_db_clusters()
-        .send()
-        .await
-        .unwrap();
+    let empty = t.rds("eu-west-1").await.describe_db_clusters().send().await.unwrap();
     assert!(empty.db_clusters().is_empty());
 }
 
@@ -177,11 +157,7 @@ async fn global_clusters_are_visible_from_every_region_and_the_identifier_filter
     let mut s = Scenario::two_region_example();
     let mut other = s.global_clusters[0].clone();
     other.id = "billing-global".into();
-    for (m, id) in other
-        .members
-        .iter_mut()
-        .zip(["billing-east", "billing-west"])
-    {
+    for (m, id) in other.members.iter_mut().zip(["billing-east", "billing-west"]) {
         m.cluster_id = id.into();
         m.instances = vec![format!("{id}-1")];
     }
@@ -215,17 +191,13 @@ async fn global_clusters_are_visible_from_every_region_and_the_identifier_filter
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            DescribeGlobalClustersError::GlobalClusterNotFoundFault(_)
-        ),
+        matches!(err, DescribeGlobalClustersError::GlobalClusterNotFoundFault(_)),
         "{err:?}"
     );
 }
 
 #[tokio::test]
-async fn detach_removes_the_member_at_once_and_promotes_it_through_promoting_to_a_writable_cluster()
-{
+async fn detach_removes_the_member_at_once_and_promotes_it_through_promoting_to_a_writable_cluster() {
     let t = TestSim::example(watchable_timings()).await;
     let west = t.rds(WEST).await;
     let out = west
@@ -237,10 +209,7 @@ async fn detach_removes_the_member_at_once_and_promotes_it_through_promoting_to_
         .expect("RemoveFromGlobalCluster");
     // The member leaves the global cluster at once.
     let returned = out.global_cluster().unwrap();
-    assert_eq!(
-        members(returned),
-        vec![(arn(EAST, "orders-east"), true, None)]
-    );
+    assert_eq!(members(returned), vec![(arn(EAST, "orders-east"), true, None)]);
     assert_eq!(
         members(&global(&west).await),
         vec![(arn(EAST, "orders-east"), true, None)]
@@ -262,10 +231,7 @@ async fn detach_removes_the_member_at_once_and_promotes_it_through_promoting_to_
     .await;
     assert_eq!(
         seen,
-        vec![
-            ("promoting".to_owned(), 0, None),
-            ("available".to_owned(), 1, None)
-        ],
+        vec![("promoting".to_owned(), 0, None), ("available".to_owned(), 1, None)],
         "status sequence of the detached cluster"
     );
     // The old primary is untouched: still available, still writable.
@@ -291,10 +257,7 @@ async fn remove_from_global_cluster_refuses_what_aws_refuses() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            RemoveFromGlobalClusterError::GlobalClusterNotFoundFault(_)
-        ),
+        matches!(err, RemoveFromGlobalClusterError::GlobalClusterNotFoundFault(_)),
         "{err:?}"
     );
     let err = remove(&west, "orders-global", arn(WEST, "ghost"))
@@ -320,24 +283,17 @@ async fn remove_from_global_cluster_refuses_what_aws_refuses() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            RemoveFromGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, RemoveFromGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     // Once removed, removing again says it is not in the global cluster.
-    remove(&west, "orders-global", arn(WEST, "orders-west"))
-        .await
-        .unwrap();
+    remove(&west, "orders-global", arn(WEST, "orders-west")).await.unwrap();
     let err = remove(&west, "orders-global", arn(WEST, "orders-west"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("InvalidParameterValue"));
     assert!(
-        err.message()
-            .unwrap()
-            .contains("is not found in global cluster"),
+        err.message().unwrap().contains("is not found in global cluster"),
         "{err:?}"
     );
     // Nothing but the one removal changed the topology.
@@ -364,14 +320,8 @@ async fn managed_failover_moves_through_its_states_and_the_old_primary_rejoins_a
     let state = g.failover_state().unwrap();
     assert_eq!(state.status().map(|s| s.as_str()), Some("pending"));
     assert_eq!(state.is_data_loss_allowed(), Some(true));
-    assert_eq!(
-        state.from_db_cluster_arn(),
-        Some(arn(EAST, "orders-east").as_str())
-    );
-    assert_eq!(
-        state.to_db_cluster_arn(),
-        Some(arn(WEST, "orders-west").as_str())
-    );
+    assert_eq!(state.from_db_cluster_arn(), Some(arn(EAST, "orders-east").as_str()));
+    assert_eq!(state.to_db_cluster_arn(), Some(arn(WEST, "orders-west").as_str()));
 
     let seen = watch(
         "the failover to finish",
@@ -382,11 +332,7 @@ async fn managed_failover_moves_through_its_states_and_the_old_primary_rejoins_a
     .await;
     assert_eq!(
         seen,
-        vec![
-            Some("pending".to_owned()),
-            Some("failing-over".to_owned()),
-            None
-        ]
+        vec![Some("pending".to_owned()), Some("failing-over".to_owned()), None]
     );
     // The target is the writer, with a writer instance.
     let g = global(&west).await;
@@ -399,31 +345,22 @@ async fn managed_failover_moves_through_its_states_and_the_old_primary_rejoins_a
         WAIT,
         || async { members(&global(&west).await) },
         |m| {
-            m.iter().any(|(a, w, s)| {
-                a == &arn(EAST, "orders-east") && !w && s.as_deref() == Some("connected")
-            })
+            m.iter()
+                .any(|(a, w, s)| a == &arn(EAST, "orders-east") && !w && s.as_deref() == Some("connected"))
         },
     )
     .await;
     assert_eq!(
         seen.first().unwrap()[0],
-        (
-            arn(EAST, "orders-east"),
-            false,
-            Some("pending-resync".into())
-        )
+        (arn(EAST, "orders-east"), false, Some("pending-resync".into()))
     );
-    assert_eq!(
-        writer_count(&cluster(&t.rds(EAST).await, "orders-east").await),
-        0
-    );
+    assert_eq!(writer_count(&cluster(&t.rds(EAST).await, "orders-east").await), 0);
     let ids: Vec<_> = t.admin().events().iter().map(|e| e.event_id).collect();
     assert_eq!(ids, ["RDS-EVENT-0238", "RDS-EVENT-0240", "RDS-EVENT-0241"]);
 }
 
 #[tokio::test]
-async fn managed_failover_works_with_the_primary_region_down_and_the_old_primary_rejoins_when_it_returns()
- {
+async fn managed_failover_works_with_the_primary_region_down_and_the_old_primary_rejoins_when_it_returns() {
     let t = TestSim::example(watchable_timings()).await;
     t.admin().region_down(EAST, OutageMode::Reset).unwrap();
     let west = t.rds(WEST).await;
@@ -435,9 +372,7 @@ async fn managed_failover_works_with_the_primary_region_down_and_the_old_primary
         .await
         .expect("a failover does not need the primary's Region");
     wait_for("the failover to finish", WAIT, || async {
-        failover_status(&global(&west).await)
-            .is_none()
-            .then_some(())
+        failover_status(&global(&west).await).is_none().then_some(())
     })
     .await;
     assert_eq!(writer_count(&cluster(&west, "orders-west").await), 1);
@@ -445,11 +380,7 @@ async fn managed_failover_works_with_the_primary_region_down_and_the_old_primary
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let m = members(&global(&west).await);
     assert!(
-        m.contains(&(
-            arn(EAST, "orders-east"),
-            false,
-            Some("pending-resync".into())
-        )),
+        m.contains(&(arn(EAST, "orders-east"), false, Some("pending-resync".into()))),
         "{m:?}"
     );
     t.admin().region_up(EAST).unwrap();
@@ -475,9 +406,7 @@ async fn switchover_swaps_the_roles_and_takes_longer_the_larger_the_lag() {
     timings.pending_ms = 100;
     let t = TestSim::example(timings).await;
     let lag = Duration::from_millis(1_500);
-    t.admin()
-        .set_replication_lag(WEST, "orders-west", lag)
-        .unwrap();
+    t.admin().set_replication_lag(WEST, "orders-west", lag).unwrap();
     let east = t.rds(EAST).await;
     let started = tokio::time::Instant::now();
     let out = east
@@ -489,10 +418,7 @@ async fn switchover_swaps_the_roles_and_takes_longer_the_larger_the_lag() {
         .expect("SwitchoverGlobalCluster");
     let g = out.global_cluster().unwrap();
     assert_eq!(g.status(), Some("switching-over"));
-    assert_eq!(
-        g.failover_state().unwrap().is_data_loss_allowed(),
-        Some(false)
-    );
+    assert_eq!(g.failover_state().unwrap().is_data_loss_allowed(), Some(false));
     let seen = watch(
         "the switchover to finish",
         WAIT,
@@ -503,11 +429,7 @@ async fn switchover_swaps_the_roles_and_takes_longer_the_larger_the_lag() {
     let took = started.elapsed();
     assert_eq!(
         seen,
-        vec![
-            Some("pending".to_owned()),
-            Some("switching-over".to_owned()),
-            None
-        ]
+        vec![Some("pending".to_owned()), Some("switching-over".to_owned()), None]
     );
     // The target had to catch up first: the switchover cannot have finished before the lag passed.
     assert!(
@@ -522,10 +444,7 @@ async fn switchover_swaps_the_roles_and_takes_longer_the_larger_the_lag() {
         ]
     );
     assert_eq!(writer_count(&cluster(&east, "orders-east").await), 0);
-    assert_eq!(
-        writer_count(&cluster(&t.rds(WEST).await, "orders-west").await),
-        1
-    );
+    assert_eq!(writer_count(&cluster(&t.rds(WEST).await, "orders-west").await), 1);
     let ids: Vec<_> = t.admin().events().iter().map(|e| e.event_id).collect();
     assert_eq!(
         ids,
@@ -552,23 +471,15 @@ async fn switchover_is_refused_when_the_primary_region_is_down_or_the_primary_is
     t.admin().region_down(EAST, OutageMode::Reset).unwrap();
     let err = switch().await.unwrap_err().into_service_error();
     assert!(
-        matches!(
-            err,
-            SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     assert!(err.message().unwrap().contains("unreachable"), "{err:?}");
     t.admin().region_up(EAST).unwrap();
-    t.admin()
-        .set_cluster_status(EAST, "orders-east", "modifying")
-        .unwrap();
+    t.admin().set_cluster_status(EAST, "orders-east", "modifying").unwrap();
     let err = switch().await.unwrap_err().into_service_error();
     assert!(
-        matches!(
-            err,
-            SwitchoverGlobalClusterError::InvalidDbClusterStateFault(_)
-        ),
+        matches!(err, SwitchoverGlobalClusterError::InvalidDbClusterStateFault(_)),
         "{err:?}"
     );
     // Nothing started.
@@ -592,10 +503,7 @@ async fn managed_operations_are_refused_when_major_or_minor_engine_versions_diff
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     assert!(err.message().unwrap().contains("15.5"), "{err:?}");
@@ -609,10 +517,7 @@ async fn managed_operations_are_refused_when_major_or_minor_engine_versions_diff
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     // Detach still works across versions.
@@ -644,10 +549,7 @@ async fn a_second_operation_is_refused_while_a_managed_one_is_in_progress() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, SwitchoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     let err = west
@@ -660,10 +562,7 @@ async fn a_second_operation_is_refused_while_a_managed_one_is_in_progress() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     let err = west
@@ -675,18 +574,12 @@ async fn a_second_operation_is_refused_while_a_managed_one_is_in_progress() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            RemoveFromGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, RemoveFromGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     // The first operation is unaffected.
     let g = global(&west).await;
-    assert_eq!(
-        g.failover_state().unwrap().is_data_loss_allowed(),
-        Some(true)
-    );
+    assert_eq!(g.failover_state().unwrap().is_data_loss_allowed(), Some(true));
 }
 
 #[tokio::test]
@@ -728,10 +621,7 @@ async fn failover_global_cluster_parameters_follow_the_api_reference() {
         .unwrap_err()
         .into_service_error();
     assert!(
-        matches!(
-            err,
-            FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)
-        ),
+        matches!(err, FailoverGlobalClusterError::InvalidGlobalClusterStateFault(_)),
         "{err:?}"
     );
     // Without AllowDataLoss, FailoverGlobalCluster is a switchover.
@@ -744,10 +634,7 @@ async fn failover_global_cluster_parameters_follow_the_api_reference() {
         .unwrap();
     let g = out.global_cluster().unwrap();
     assert_eq!(g.status(), Some("switching-over"));
-    assert_eq!(
-        g.failover_state().unwrap().is_data_loss_allowed(),
-        Some(false)
-    );
+    assert_eq!(g.failover_state().unwrap().is_data_loss_allowed(), Some(false));
 }
 
 #[tokio::test]
@@ -763,9 +650,7 @@ async fn describe_events_returns_the_switchover_events_of_the_targets_region() {
         .await
         .unwrap();
     wait_for("the switchover to finish", WAIT, || async {
-        failover_status(&global(&west).await)
-            .is_none()
-            .then_some(())
+        failover_status(&global(&west).await).is_none().then_some(())
     })
     .await;
     let out = west
@@ -782,9 +667,7 @@ async fn describe_events_returns_the_switchover_events_of_the_targets_region() {
         messages[0],
         "Global switchover to DB cluster orders-west in Region us-west-2 started."
     );
-    assert!(
-        messages[1].starts_with("Waiting for data synchronization across global cluster members.")
-    );
+    assert!(messages[1].starts_with("Waiting for data synchronization across global cluster members."));
     assert_eq!(
         messages[3],
         "Global switchover to DB cluster orders-west in Region us-west-2 finished."
@@ -851,25 +734,19 @@ async fn a_region_that_is_down_fails_its_calls_and_answers_again_when_it_returns
     assert!(
         matches!(
             err,
-            aws_sdk_rds::error::SdkError::DispatchFailure(_)
-                | aws_sdk_rds::error::SdkError::ResponseError(_)
+            aws_sdk_rds::error::SdkError::DispatchFailure(_) | aws_sdk_rds::error::SdkError::ResponseError(_)
         ),
         "{err:?}"
     );
     // Other Regions still answer, and still see the global cluster.
     assert_eq!(global(&west).await.global_cluster_members().len(), 2);
     // Unavailable: HTTP 503 ServiceUnavailable.
-    t.admin()
-        .region_down(EAST, OutageMode::Unavailable)
-        .unwrap();
+    t.admin().region_down(EAST, OutageMode::Unavailable).unwrap();
     let err = east.describe_db_clusters().send().await.unwrap_err();
     assert_eq!(err.code(), Some("ServiceUnavailable"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503));
     t.admin().region_up(EAST).unwrap();
-    assert_eq!(
-        cluster(&east, "orders-east").await.status(),
-        Some("available")
-    );
+    assert_eq!(cluster(&east, "orders-east").await.status(), Some("available"));
     let logged: Vec<_> = t
         .admin()
         .calls_to("DescribeDBClusters")

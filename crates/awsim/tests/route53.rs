@@ -58,10 +58,7 @@ async fn records(r53: &aws_sdk_route53::Client) -> Vec<(String, String, i64, Vec
                 r.name().to_owned(),
                 r.r#type().as_str().to_owned(),
                 r.ttl().unwrap_or_default(),
-                r.resource_records()
-                    .iter()
-                    .map(|v| v.value().to_owned())
-                    .collect(),
+                r.resource_records().iter().map(|v| v.value().to_owned()).collect(),
             )
         })
         .collect()
@@ -88,10 +85,7 @@ async fn the_hosted_zone_and_its_records_are_listed_as_route53_lists_them() {
 
     let east = t.admin().cluster("us-east-1", "orders-east").unwrap();
     let list = records(&r53).await;
-    let summary: Vec<_> = list
-        .iter()
-        .map(|(n, ty, _, _)| (n.as_str(), ty.as_str()))
-        .collect();
+    let summary: Vec<_> = list.iter().map(|(n, ty, _, _)| (n.as_str(), ty.as_str())).collect();
     assert_eq!(
         summary,
         [
@@ -123,11 +117,7 @@ async fn listing_pages_with_maxitems_and_the_next_record_name_and_type() {
             .await
             .unwrap();
         assert_eq!(out.max_items(), 3);
-        seen.extend(
-            out.resource_record_sets()
-                .iter()
-                .map(|r| r.name().to_owned()),
-        );
+        seen.extend(out.resource_record_sets().iter().map(|r| r.name().to_owned()));
         if !out.is_truncated() {
             break;
         }
@@ -160,20 +150,8 @@ async fn an_upsert_of_both_cnames_is_pending_then_insync_and_the_records_point_a
         .change_resource_record_sets()
         .hosted_zone_id(ZONE)
         .change_batch(batch(vec![
-            change(
-                ChangeAction::Upsert,
-                WRITER,
-                RrType::Cname,
-                1,
-                &west.endpoint,
-            ),
-            change(
-                ChangeAction::Upsert,
-                READER,
-                RrType::Cname,
-                1,
-                &west.reader_endpoint,
-            ),
+            change(ChangeAction::Upsert, WRITER, RrType::Cname, 1, &west.endpoint),
+            change(ChangeAction::Upsert, READER, RrType::Cname, 1, &west.reader_endpoint),
         ]))
         .send()
         .await
@@ -228,9 +206,7 @@ async fn change_batches_are_validated_as_route53_validates_them_and_apply_all_or
     let invalid_batch = |e: aws_sdk_route53::error::SdkError<ChangeResourceRecordSetsError, _>| {
         let e = e.into_service_error();
         match e {
-            ChangeResourceRecordSetsError::InvalidChangeBatch(inner) => {
-                inner.message().unwrap_or_default().to_owned()
-            }
+            ChangeResourceRecordSetsError::InvalidChangeBatch(inner) => inner.message().unwrap_or_default().to_owned(),
             other => panic!("expected InvalidChangeBatch, got {other:?}"),
         }
     };
@@ -291,34 +267,16 @@ async fn change_batches_are_validated_as_route53_validates_them_and_apply_all_or
     assert!(m.contains("is not permitted in zone"), "{m}");
     // A CNAME beside another record at the same name.
     let m = invalid_batch(
-        send(vec![change(
-            ChangeAction::Create,
-            WRITER,
-            RrType::Txt,
-            1,
-            "\"hello\"",
-        )])
-        .await
-        .unwrap_err(),
+        send(vec![change(ChangeAction::Create, WRITER, RrType::Txt, 1, "\"hello\"")])
+            .await
+            .unwrap_err(),
     );
     assert!(m.contains("conflicting RRSet of type CNAME"), "{m}");
     // One valid and one invalid change: nothing applies, and each problem is listed.
     let m = invalid_batch(
         send(vec![
-            change(
-                ChangeAction::Upsert,
-                READER,
-                RrType::Cname,
-                1,
-                "moved.example.com",
-            ),
-            change(
-                ChangeAction::Create,
-                WRITER,
-                RrType::Cname,
-                1,
-                "x.example.com",
-            ),
+            change(ChangeAction::Upsert, READER, RrType::Cname, 1, "moved.example.com"),
+            change(ChangeAction::Create, WRITER, RrType::Cname, 1, "x.example.com"),
             change(
                 ChangeAction::Delete,
                 "gone.aurora_private_hosted_zone",
@@ -330,37 +288,18 @@ async fn change_batches_are_validated_as_route53_validates_them_and_apply_all_or
         .await
         .unwrap_err(),
     );
-    assert!(
-        m.contains("already exists") && m.contains("was not found"),
-        "{m}"
-    );
+    assert!(m.contains("already exists") && m.contains("was not found"), "{m}");
     // The same record twice in one batch.
     let m = invalid_batch(
         send(vec![
-            change(
-                ChangeAction::Upsert,
-                READER,
-                RrType::Cname,
-                1,
-                "a.example.com",
-            ),
-            change(
-                ChangeAction::Upsert,
-                READER,
-                RrType::Cname,
-                1,
-                "b.example.com",
-            ),
+            change(ChangeAction::Upsert, READER, RrType::Cname, 1, "a.example.com"),
+            change(ChangeAction::Upsert, READER, RrType::Cname, 1, "b.example.com"),
         ])
         .await
         .unwrap_err(),
     );
     assert!(m.contains("invalid set of changes"), "{m}");
-    assert_eq!(
-        records(&r53).await,
-        before,
-        "no refused batch changed anything"
-    );
+    assert_eq!(records(&r53).await, before, "no refused batch changed anything");
     assert!(
         t.admin()
             .calls_to("ChangeResourceRecordSets")
@@ -404,20 +343,11 @@ async fn unknown_zones_and_changes_are_typed_not_found_errors() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert!(
-        matches!(err, GetHostedZoneError::NoSuchHostedZone(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, GetHostedZoneError::NoSuchHostedZone(_)), "{err:?}");
     let err = r53
         .change_resource_record_sets()
         .hosted_zone_id("ZNOPE")
-        .change_batch(batch(vec![change(
-            ChangeAction::Upsert,
-            WRITER,
-            RrType::Cname,
-            1,
-            "x",
-        )]))
+        .change_batch(batch(vec![change(ChangeAction::Upsert, WRITER, RrType::Cname, 1, "x")]))
         .send()
         .await
         .unwrap_err()
@@ -448,9 +378,7 @@ async fn route53_fails_while_us_east_1_is_down_whatever_region_signs_and_recover
         )
         .await,
     );
-    t.admin()
-        .region_down("us-east-1", OutageMode::Unavailable)
-        .unwrap();
+    t.admin().region_down("us-east-1", OutageMode::Unavailable).unwrap();
     for client in [&r53, &r53_west] {
         let err = client
             .change_resource_record_sets()
@@ -469,9 +397,7 @@ async fn route53_fails_while_us_east_1_is_down_whatever_region_signs_and_recover
     }
     // A Region outage elsewhere does not touch Route 53.
     t.admin().region_up("us-east-1").unwrap();
-    t.admin()
-        .region_down("us-west-2", OutageMode::Reset)
-        .unwrap();
+    t.admin().region_down("us-west-2", OutageMode::Reset).unwrap();
     let out = r53
         .change_resource_record_sets()
         .hosted_zone_id(ZONE)

@@ -21,19 +21,11 @@ impl ApiError {
 
     /// `Sender` for 4xx, `Receiver` for 5xx, as the `Type` element of AWS XML errors says.
     pub fn fault_type(&self) -> &'static str {
-        if self.status >= 500 {
-            "Receiver"
-        } else {
-            "Sender"
-        }
+        if self.status >= 500 { "Receiver" } else { "Sender" }
     }
 
     pub fn db_cluster_not_found(id: &str) -> Self {
-        ApiError::new(
-            404,
-            "DBClusterNotFoundFault",
-            format!("DBCluster {id} not found."),
-        )
+        ApiError::new(404, "DBClusterNotFoundFault", format!("DBCluster {id} not found."))
     }
 
     pub fn global_cluster_not_found(id: &str) -> Self {

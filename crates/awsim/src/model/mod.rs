@@ -243,8 +243,7 @@ impl World {
                 effect.error = Some(code.to_error());
             }
             if let Some(ms) = f.delay_ms {
-                effect.delay =
-                    Some(effect.delay.unwrap_or_default() + std::time::Duration::from_millis(ms));
+                effect.delay = Some(effect.delay.unwrap_or_default() + std::time::Duration::from_millis(ms));
             }
             if let Some(n) = &mut f.count {
                 *n -= 1;

@@ -267,12 +267,7 @@ impl Rds {
     pub fn load(&mut self, s: &Scenario, clock: &Clock, now: Instant) {
         self.account = s.account_id.clone();
         let created = clock.wall(now);
-        let add = |rds: &mut Rds,
-                   region: &str,
-                   id: &str,
-                   engine: &str,
-                   version: &str,
-                   instances: &[String]| {
+        let add = |rds: &mut Rds, region: &str, id: &str, engine: &str, version: &str, instances: &[String]| {
             let key = ClusterKey {
                 region: region.to_owned(),
                 id: id.to_owned(),
@@ -299,11 +294,7 @@ impl Rds {
                     global: None,
                     endpoint,
                     reader_endpoint,
-                    port: if engine.contains("postgres") {
-                        5432
-                    } else {
-                        3306
-                    },
+                    port: if engine.contains("postgres") { 5432 } else { 3306 },
                     hosted_zone_id: regional_zone_id(region),
                     created,
                     lag: Duration::ZERO,
@@ -334,14 +325,7 @@ impl Rds {
             let mut writer = None;
             for m in &g.members {
                 let version = m.engine_version.as_deref().unwrap_or(&g.engine_version);
-                add(
-                    self,
-                    &m.region,
-                    &m.cluster_id,
-                    &g.engine,
-                    version,
-                    &m.instances,
-                );
+                add(self, &m.region, &m.cluster_id, &g.engine, version, &m.instances);
                 let key = ClusterKey {
                     region: m.region.clone(),
                     id: m.cluster_id.clone(),
@@ -367,11 +351,7 @@ impl Rds {
                     ),
                     engine: g.engine.clone(),
                     engine_version: g.engine_version.clone(),
-                    endpoint: format!(
-                        "{}.global-{}.global.rds.amazonaws.com",
-                        g.id,
-                        stable_suffix(&g.id, 10)
-                    ),
+                    endpoint: format!("{}.global-{}.global.rds.amazonaws.com", g.id, stable_suffix(&g.id, 10)),
                     members,
                     writer,
                     op: None,
@@ -427,19 +407,8 @@ impl Rds {
         }
     }
 
-    fn event(
-        &mut self,
-        at: Instant,
-        ctx: &Ctx,
-        event_id: &'static str,
-        cluster: &ClusterKey,
-        message: String,
-    ) {
-        let arn = self
-            .clusters
-            .get(cluster)
-            .map(|c| c.arn.clone())
-            .unwrap_or_default();
+    fn event(&mut self, at: Instant, ctx: &Ctx, event_id: &'static str, cluster: &ClusterKey, message: String) {
+        let arn = self.clusters.get(cluster).map(|c| c.arn.clone()).unwrap_or_default();
         self.events.push(Event {
             region: cluster.region.clone(),
             event_id,
@@ -570,10 +539,7 @@ impl Rds {
                     }
                 }
                 if !from_region_down {
-                    self.schedule(
-                        at + ctx.timings.rejoin(),
-                        Action::RejoinDone(op.from.clone()),
-                    );
+                    self.schedule(at + ctx.timings.rejoin(), Action::RejoinDone(op.from.clone()));
                 }
                 self.event(
                     at,
@@ -599,10 +565,16 @@ impl Rds {
     }
 
     fn rejoin_started(&mut self, writer: &ClusterKey, at: Instant, ctx: &Ctx) {
-        self.event(at, ctx, "RDS-EVENT-0240", writer, format!(
-            "Started resynchronizing members of DB cluster {} in Region {} after global failover.",
-            writer.id, writer.region
-        ));
+        self.event(
+            at,
+            ctx,
+            "RDS-EVENT-0240",
+            writer,
+            format!(
+                "Started resynchronizing members of DB cluster {} in Region {} after global failover.",
+                writer.id, writer.region
+            ),
+        );
     }
 
     fn finish_rejoin(&mut self, key: &ClusterKey, at: Instant, ctx: &Ctx) {
@@ -616,10 +588,16 @@ impl Rds {
         c.demote_writer();
         c.status = AVAILABLE.to_owned();
         if let Some(writer) = self.writer_of(key) {
-            self.event(at, ctx, "RDS-EVENT-0241", &writer, format!(
-                "Finished resynchronizing members of DB cluster {} in Region {} after global failover.",
-                writer.id, writer.region
-            ));
+            self.event(
+                at,
+                ctx,
+                "RDS-EVENT-0241",
+                &writer,
+                format!(
+                    "Finished resynchronizing members of DB cluster {} in Region {} after global failover.",
+                    writer.id, writer.region
+                ),
+            );
         }
     }
 
@@ -721,10 +699,7 @@ impl Rds {
 
     // ---- API actions ----
 
-    pub fn describe_global_clusters(
-        &self,
-        id: Option<&str>,
-    ) -> Result<Vec<GlobalClusterView>, ApiError> {
+    pub fn describe_global_clusters(&self, id: Option<&str>) -> Result<Vec<GlobalClusterView>, ApiError> {
         match id {
             Some(id) => {
                 let g = self
@@ -736,11 +711,7 @@ impl Rds {
         }
     }
 
-    pub fn describe_db_clusters(
-        &self,
-        region: &str,
-        id: Option<&str>,
-    ) -> Result<Vec<ClusterView>, ApiError> {
+    pub fn describe_db_clusters(&self, region: &str, id: Option<&str>) -> Result<Vec<ClusterView>, ApiError> {
         match id {
             Some(id) => {
                 let c = self
@@ -843,10 +814,7 @@ impl Rds {
             return Err(ApiError::invalid_global_cluster_state(format!(
                 "Global cluster {gid} is already in the middle of a {} to {}.",
                 op_noun(op.kind),
-                self.clusters
-                    .get(&op.to)
-                    .map(|c| c.arn.as_str())
-                    .unwrap_or("?")
+                self.clusters.get(&op.to).map(|c| c.arn.as_str()).unwrap_or("?")
             )));
         }
         let Some(from_key) = g.writer.clone() else {
@@ -948,17 +916,9 @@ impl Rds {
                     .as_deref()
                     .is_none_or(|s| s.eq_ignore_ascii_case(&e.source_id) || s == e.source_arn)
             })
+            .filter(|e| filter.source_type.as_deref().is_none_or(|t| t == e.source_type))
             .filter(|e| {
-                filter
-                    .source_type
-                    .as_deref()
-                    .is_none_or(|t| t == e.source_type)
-            })
-            .filter(|e| {
-                filter.categories.is_empty()
-                    || e.categories
-                        .iter()
-                        .any(|c| filter.categories.iter().any(|f| f == c))
+                filter.categories.is_empty() || e.categories.iter().any(|c| filter.categories.iter().any(|f| f == c))
             })
             .collect()
     }
@@ -966,12 +926,7 @@ impl Rds {
     // ---- views ----
 
     pub fn global_view(&self, g: &GlobalCluster) -> GlobalClusterView {
-        let arn_of = |k: &ClusterKey| {
-            self.clusters
-                .get(k)
-                .map(|c| c.arn.clone())
-                .unwrap_or_default()
-        };
+        let arn_of = |k: &ClusterKey| self.clusters.get(k).map(|c| c.arn.clone()).unwrap_or_default();
         let members = g
             .members
             .iter()

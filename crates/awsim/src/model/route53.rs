@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 /// Record types the emulator accepts (simple routing only).
-pub const SUPPORTED_TYPES: &[&str] = &[
-    "A", "AAAA", "CNAME", "TXT", "MX", "NS", "SOA", "SRV", "PTR", "CAA",
-];
+pub const SUPPORTED_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SOA", "SRV", "PTR", "CAA"];
 
 /// Normalizes a DNS name the way Route 53 returns it: lower case, octal escapes for characters other
 /// than letters, digits, `-` and `_`, and a trailing dot.
@@ -24,15 +22,8 @@ pub fn normalize_name(name: &str) -> String {
     let bytes = name.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') as u32 * 64
-                + (bytes[i + 2] - b'0') as u32 * 8
-                + (bytes[i + 3] - b'0') as u32;
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let v = (bytes[i + 1] - b'0') as u32 * 64 + (bytes[i + 2] - b'0') as u32 * 8 + (bytes[i + 3] - b'0') as u32;
             decoded.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
         } else {
@@ -64,17 +55,11 @@ pub fn in_zone(name: &str, zone: &str) -> bool {
 /// `com.example.www.`, trailing dot included, in ASCII order), then by type.
 fn list_order(a_name: &str, a_type: &str, b_name: &str, b_type: &str) -> Ordering {
     let rev = |n: &str| {
-        let mut s = n
-            .trim_end_matches('.')
-            .rsplit('.')
-            .collect::<Vec<_>>()
-            .join(".");
+        let mut s = n.trim_end_matches('.').rsplit('.').collect::<Vec<_>>().join(".");
         s.push('.');
         s
     };
-    rev(a_name)
-        .cmp(&rev(b_name))
-        .then_with(|| a_type.cmp(b_type))
+    rev(a_name).cmp(&rev(b_name)).then_with(|| a_type.cmp(b_type))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,11 +114,7 @@ pub struct Change {
 
 impl Change {
     pub fn status(&self, now: Instant) -> &'static str {
-        if now >= self.insync_at {
-            "INSYNC"
-        } else {
-            "PENDING"
-        }
+        if now >= self.insync_at { "INSYNC" } else { "PENDING" }
     }
 }
 
@@ -261,17 +242,12 @@ impl Dns {
             .iter()
             .position(|r| match &start_name {
                 None => true,
-                Some(n) => {
-                    list_order(&r.name, &r.record_type, n, start_type.unwrap_or(""))
-                        != Ordering::Less
-                }
+                Some(n) => list_order(&r.name, &r.record_type, n, start_type.unwrap_or("")) != Ordering::Less,
             })
             .unwrap_or(zone.records.len());
         let rest = &zone.records[from..];
         let records: Vec<RecordSet> = rest.iter().take(max_items).cloned().collect();
-        let next = rest
-            .get(max_items)
-            .map(|r| (r.name.clone(), r.record_type.clone()));
+        let next = rest.get(max_items).map(|r| (r.name.clone(), r.record_type.clone()));
         Ok(RecordPage { records, next })
     }
 
@@ -286,14 +262,9 @@ impl Dns {
         wall: jiff::Timestamp,
         propagation: std::time::Duration,
     ) -> Result<Change, ApiError> {
-        let zone = self
-            .zones
-            .get(zone_id)
-            .ok_or_else(|| no_such_zone(zone_id))?;
+        let zone = self.zones.get(zone_id).ok_or_else(|| no_such_zone(zone_id))?;
         if changes.is_empty() {
-            return Err(invalid_input(
-                "The request must contain at least one change.",
-            ));
+            return Err(invalid_input("The request must contain at least one change."));
         }
         let mut next = zone.clone();
         let mut errors = Vec::new();
@@ -424,13 +395,9 @@ impl Dns {
     }
 
     pub fn get_change(&self, id: &str) -> Result<&Change, ApiError> {
-        self.changes.get(id).ok_or_else(|| {
-            ApiError::new(
-                404,
-                "NoSuchChange",
-                format!("Could not find resource with ID: {id}"),
-            )
-        })
+        self.changes
+            .get(id)
+            .ok_or_else(|| ApiError::new(404, "NoSuchChange", format!("Could not find resource with ID: {id}")))
     }
 }
 
@@ -454,11 +421,7 @@ fn cname_conflict(record_type: &str, name: &str, zone: &str) -> String {
 }
 
 fn no_such_zone(id: &str) -> ApiError {
-    ApiError::new(
-        404,
-        "NoSuchHostedZone",
-        format!("No hosted zone found with ID: {id}"),
-    )
+    ApiError::new(404, "NoSuchHostedZone", format!("No hosted zone found with ID: {id}"))
 }
 
 fn invalid_input(message: impl Into<String>) -> ApiError {
@@ -499,10 +462,7 @@ mod tests {
             list_order("example.com.", "SOA", "example.com.", "NS"),
             Ordering::Greater
         );
-        assert_eq!(
-            list_order("example.com.", "NS", "a.example.com.", "A"),
-            Ordering::Less
-        );
+        assert_eq!(list_order("example.com.", "NS", "a.example.com.", "A"), Ordering::Less);
         // The trailing dot counts: '-' sorts before '.', so b-c comes before b, and b before a.b.
         assert_eq!(
             list_order("b-c.example.com.", "A", "b.example.com.", "A"),

@@ -20,15 +20,11 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name)
-            .ok_or_else(|| ApiError::missing_parameter(name))
+        self.get(name).ok_or_else(|| ApiError::missing_parameter(name))
     }
 
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
@@ -54,10 +50,7 @@ impl Params {
         (1..)
             .map_while(|n| {
                 let name = self.0.get(&format!("Filters.Filter.{n}.Name"))?.clone();
-                Some((
-                    name,
-                    self.list(&format!("Filters.Filter.{n}.Values"), "Value"),
-                ))
+                Some((name, self.list(&format!("Filters.Filter.{n}.Values"), "Value")))
             })
             .collect()
     }
@@ -152,19 +145,13 @@ fn paginate<T>(items: Vec<T>, p: &Params) -> Result<(Vec<T>, Option<String>), Ap
     Ok((page, next))
 }
 
-fn describe_global_clusters(
-    world: &World,
-    p: &Params,
-    request_id: &str,
-) -> Result<String, ApiError> {
+fn describe_global_clusters(world: &World, p: &Params, request_id: &str) -> Result<String, ApiError> {
     if let Some((name, _)) = p.filters().first() {
         return Err(ApiError::invalid_parameter_value(format!(
             "Unrecognized filter name: {name}"
         )));
     }
-    let views = world
-        .rds
-        .describe_global_clusters(p.get("GlobalClusterIdentifier"))?;
+    let views = world.rds.describe_global_clusters(p.get("GlobalClusterIdentifier"))?;
     let (page, marker) = paginate(views, p)?;
     let mut w = XmlWriter::with_root("DescribeGlobalClustersResponse", XMLNS);
     w.open("DescribeGlobalClustersResult");
@@ -179,15 +166,8 @@ fn describe_global_clusters(
     Ok(w.finish())
 }
 
-fn describe_db_clusters(
-    world: &World,
-    region: &str,
-    p: &Params,
-    request_id: &str,
-) -> Result<String, ApiError> {
-    let mut views = world
-        .rds
-        .describe_db_clusters(region, p.get("DBClusterIdentifier"))?;
+fn describe_db_clusters(world: &World, region: &str, p: &Params, request_id: &str) -> Result<String, ApiError> {
+    let mut views = world.rds.describe_db_clusters(region, p.get("DBClusterIdentifier"))?;
     for (name, values) in p.filters() {
         match name.as_str() {
             "db-cluster-id" => views.retain(|c| values.iter().any(|v| v == &c.id || v == &c.arn)),
@@ -216,15 +196,10 @@ fn parse_time(name: &str, v: &str) -> Result<jiff::Timestamp, ApiError> {
     v.parse::<jiff::Timestamp>()
         .or_else(|_| {
             // ISO 8601 without seconds, as in the API reference's example `2009-07-08T18:00Z`.
-            let with_seconds = v
-                .strip_suffix('Z')
-                .map(|s| format!("{s}:00Z"))
-                .unwrap_or_default();
+            let with_seconds = v.strip_suffix('Z').map(|s| format!("{s}:00Z")).unwrap_or_default();
             with_seconds.parse::<jiff::Timestamp>()
         })
-        .map_err(|_| {
-            ApiError::invalid_parameter_value(format!("Invalid ISO 8601 time {v} for {name}"))
-        })
+        .map_err(|_| ApiError::invalid_parameter_value(format!("Invalid ISO 8601 time {v} for {name}")))
 }
 
 fn describe_events(
@@ -257,31 +232,24 @@ fn describe_events(
     if let Some(t) = &source_type
         && !SOURCE_TYPES.contains(&t.as_str())
     {
-        return Err(ApiError::invalid_parameter_value(format!(
-            "Invalid source type: {t}"
-        )));
+        return Err(ApiError::invalid_parameter_value(format!("Invalid source type: {t}")));
     }
     let now_wall = world.clock.wall(now);
-    let start = p
-        .get("StartTime")
-        .map(|v| parse_time("StartTime", v))
-        .transpose()?;
-    let end = p
-        .get("EndTime")
-        .map(|v| parse_time("EndTime", v))
-        .transpose()?;
+    let start = p.get("StartTime").map(|v| parse_time("StartTime", v)).transpose()?;
+    let end = p.get("EndTime").map(|v| parse_time("EndTime", v)).transpose()?;
     let duration_minutes = match p.get("Duration") {
         None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| {
-            ApiError::invalid_parameter_value(format!("Invalid value {v} for Duration"))
-        })?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|m| *m >= 0)
+                .ok_or_else(|| ApiError::invalid_parameter_value(format!("Invalid value {v} for Duration")))?,
+        ),
     };
     // Without StartTime, the window is the last Duration minutes (60 by default).
     let start = start.or_else(|| {
         let minutes = duration_minutes.unwrap_or(60);
-        now_wall
-            .checked_sub(jiff::SignedDuration::from_mins(minutes))
-            .ok()
+        now_wall.checked_sub(jiff::SignedDuration::from_mins(minutes)).ok()
     });
     let filter = EventFilter {
         source_id,
@@ -313,18 +281,9 @@ fn describe_events(
 
 fn global_result(action: &'static str, g: &GlobalClusterView, request_id: &str) -> String {
     let (root, result) = match action {
-        "RemoveFromGlobalCluster" => (
-            "RemoveFromGlobalClusterResponse",
-            "RemoveFromGlobalClusterResult",
-        ),
-        "FailoverGlobalCluster" => (
-            "FailoverGlobalClusterResponse",
-            "FailoverGlobalClusterResult",
-        ),
-        _ => (
-            "SwitchoverGlobalClusterResponse",
-            "SwitchoverGlobalClusterResult",
-        ),
+        "RemoveFromGlobalCluster" => ("RemoveFromGlobalClusterResponse", "RemoveFromGlobalClusterResult"),
+        "FailoverGlobalCluster" => ("FailoverGlobalClusterResponse", "FailoverGlobalClusterResult"),
+        _ => ("SwitchoverGlobalClusterResponse", "SwitchoverGlobalClusterResult"),
     };
     let mut w = XmlWriter::with_root(root, XMLNS);
     w.open(result);

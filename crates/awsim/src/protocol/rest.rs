@@ -84,21 +84,13 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Option<Op> {
         ("POST", ["hostedzone", id, "rrset"]) => Some(Op::ChangeResourceRecordSets {
             zone: percent_decode(id),
         }),
-        ("GET", ["change", id]) => Some(Op::GetChange {
-            id: percent_decode(id),
-        }),
+        ("GET", ["change", id]) => Some(Op::GetChange { id: percent_decode(id) }),
         _ => None,
     }
 }
 
 /// Runs one Route 53 operation and renders its XML answer.
-pub fn handle(
-    world: &mut World,
-    op: &Op,
-    body: &[u8],
-    now: Instant,
-    request_id: &str,
-) -> Result<String, ApiError> {
+pub fn handle(world: &mut World, op: &Op, body: &[u8], now: Instant, request_id: &str) -> Result<String, ApiError> {
     let _ = request_id;
     match op {
         Op::GetHostedZone { zone } => {
@@ -138,9 +130,7 @@ pub fn handle(
                     .ok()
                     .filter(|n| *n >= 1)
                     .map(|n| n.min(300))
-                    .ok_or_else(|| {
-                        ApiError::new(400, "InvalidInput", format!("Invalid maxitems {v}"))
-                    })?,
+                    .ok_or_else(|| ApiError::new(400, "InvalidInput", format!("Invalid maxitems {v}")))?,
             };
             let page = world.dns.list(
                 zone,
@@ -166,9 +156,7 @@ pub fn handle(
             let (comment, changes) = parse_change_batch(body)?;
             let wall = world.clock.wall(now);
             let propagation = world.timings.dns_propagation();
-            let change = world
-                .dns
-                .change(zone, comment, &changes, now, wall, propagation)?;
+            let change = world.dns.change(zone, comment, &changes, now, wall, propagation)?;
             let mut w = XmlWriter::with_root("ChangeResourceRecordSetsResponse", XMLNS);
             write_change_info(&mut w, &change, now);
             Ok(w.finish())
@@ -211,14 +199,11 @@ fn malformed(reason: impl std::fmt::Display) -> ApiError {
 }
 
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    n.children()
-        .find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 fn text_of(n: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
-    child(n, name)
-        .and_then(|c| c.text())
-        .map(|t| t.trim().to_owned())
+    child(n, name).and_then(|c| c.text()).map(|t| t.trim().to_owned())
 }
 
 /// Parses a `ChangeResourceRecordSetsRequest` body.
@@ -227,9 +212,7 @@ pub fn parse_change_batch(body: &[u8]) -> Result<(Option<String>, Vec<ChangeSpec
     let doc = roxmltree::Document::parse(text).map_err(malformed)?;
     let root = doc.root_element();
     if root.tag_name().name() != "ChangeResourceRecordSetsRequest" {
-        return Err(malformed(
-            "the root element must be ChangeResourceRecordSetsRequest",
-        ));
+        return Err(malformed("the root element must be ChangeResourceRecordSetsRequest"));
     }
     let batch = child(root, "ChangeBatch").ok_or_else(|| malformed("ChangeBatch is missing"))?;
     let comment = text_of(batch, "Comment");
@@ -240,8 +223,7 @@ pub fn parse_change_batch(body: &[u8]) -> Result<(Option<String>, Vec<ChangeSpec
         .filter(|c| c.is_element() && c.tag_name().name() == "Change")
     {
         let action = text_of(change, "Action").ok_or_else(|| malformed("Action is missing"))?;
-        let set = child(change, "ResourceRecordSet")
-            .ok_or_else(|| malformed("ResourceRecordSet is missing"))?;
+        let set = child(change, "ResourceRecordSet").ok_or_else(|| malformed("ResourceRecordSet is missing"))?;
         let name = text_of(set, "Name").ok_or_else(|| malformed("Name is missing"))?;
         let record_type = text_of(set, "Type").ok_or_else(|| malformed("Type is missing"))?;
         let ttl = match text_of(set, "TTL") {
@@ -307,15 +289,7 @@ pub fn summarize_changes(body: &[u8]) -> Option<String> {
     Some(
         changes
             .iter()
-            .map(|c| {
-                format!(
-                    "{} {} {} -> {}",
-                    c.action,
-                    c.record_type,
-                    c.name,
-                    c.values.join(",")
-                )
-            })
+            .map(|c| format!("{} {} {} -> {}", c.action, c.record_type, c.name, c.values.join(",")))
             .collect::<Vec<_>>()
             .join("; "),
     )
@@ -329,15 +303,11 @@ mod tests {
     fn routes_resolve_to_operations() {
         assert_eq!(
             route("GET", "/2013-04-01/hostedzone/Z123", None),
-            Some(Op::GetHostedZone {
-                zone: "Z123".into()
-            })
+            Some(Op::GetHostedZone { zone: "Z123".into() })
         );
         assert_eq!(
             route("POST", "/2013-04-01/hostedzone/Z123/rrset/", None),
-            Some(Op::ChangeResourceRecordSets {
-                zone: "Z123".into()
-            })
+            Some(Op::ChangeResourceRecordSets { zone: "Z123".into() })
         );
         assert_eq!(
             route("GET", "/2013-04-01/change/C1", None),

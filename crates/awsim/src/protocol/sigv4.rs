@@ -50,10 +50,7 @@ mod tests {
     #[test]
     fn anything_but_a_sigv4_header_has_no_scope() {
         assert_eq!(scope_of("Bearer xyz"), None);
-        assert_eq!(
-            scope_of("AWS4-HMAC-SHA256 Credential=AK/2024/us-east-1"),
-            None
-        );
+        assert_eq!(scope_of("AWS4-HMAC-SHA256 Credential=AK/2024/us-east-1"), None);
         assert_eq!(
             scope_of("AWS4-HMAC-SHA256 Credential=AK/2024/us-east-1/route53/other"),
             None

@@ -17,8 +17,7 @@ impl XmlWriter {
             out: String::with_capacity(1024),
             stack: Vec::new(),
         };
-        w.out
-            .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        w.out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = write!(w.out, "<{root} xmlns=\"{}\">", escape(xmlns));
         w.stack.push(root);
         w

@@ -1,9 +1,6 @@
 //! Shared test harness: starts the emulator on port 0 and builds real AWS SDK clients pointed at it.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use aws_config::BehaviorVersion;
 use aws_sdk_rds::config::retry::RetryConfig;
@@ -16,9 +13,7 @@ use std::time::Duration;
 pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https()
 }
 
@@ -83,9 +78,7 @@ impl TestSim {
 
     /// A Route 53 client (Route 53 is signed for us-east-1) that does not retry.
     pub async fn route53(&self) -> aws_sdk_route53::Client {
-        aws_sdk_route53::Client::new(
-            &sdk_config(self.sim.url(), "us-east-1", RetryConfig::disabled()).await,
-        )
+        aws_sdk_route53::Client::new(&sdk_config(self.sim.url(), "us-east-1", RetryConfig::disabled()).await)
     }
 }
 
@@ -109,12 +102,7 @@ where
 }
 
 /// Records the distinct successive values `probe` returns until `done` holds for one of them.
-pub async fn watch<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    mut probe: F,
-    done: impl Fn(&T) -> bool,
-) -> Vec<T>
+pub async fn watch<T, F, Fut>(what: &str, timeout: Duration, mut probe: F, done: impl Fn(&T) -> bool) -> Vec<T>
 where
     T: PartialEq + Clone + std::fmt::Debug,
     F: FnMut() -> Fut,

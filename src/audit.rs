@@ -1,0 +1,215 @@
+//! `aurora-failover-bot audit`: every request, decision, attempt and run step, with Slack user ids and
+//! times, from the store, as JSON lines or a table. Reads only.
+
+use crate::store::{RequestState, Store};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub at: jiff::Timestamp,
+    /// `request`, `decision`, `expired`, `rejected`, `attempt`, `step`, `run`.
+    pub kind: &'static str,
+    pub request: Option<i64>,
+    pub run: Option<i64>,
+    /// The Slack user id of who did it, when a person did.
+    pub user: Option<String>,
+    pub what: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Table,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "jsonl" => Some(Format::Jsonl),
+            "table" => Some(Format::Table),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `--since`: an RFC 3339 time (`2026-11-26T09:00:00Z`), a date (`2026-11-26`, midnight UTC), or
+/// a span back from `now` (`90m`, `24h`, `7d`).
+pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a time, a date or a span like 24h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    Ok(now - jiff::SignedDuration::from_secs(secs))
+}
+
+/// Every entry since `since`, oldest first.
+pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for r in store.requests_since(jiff::Timestamp::MIN)? {
+        let target = r.to_region.as_ref().map(|t| format!(" --to {t}")).unwrap_or_default();
+        out.push(Entry {
+            at: r.requested_at,
+            kind: "request",
+            request: Some(r.id),
+            run: None,
+            user: Some(r.requested_by.to_string()),
+            what: format!("failover {}{target} --mode {}", r.cluster, r.mode),
+            detail: format!("now {}", r.state.as_str()),
+        });
+        if let (Some(by), Some(at)) = (&r.decided_by, r.decided_at) {
+            out.push(Entry {
+                at,
+                kind: "decision",
+                request: Some(r.id),
+                run: None,
+                user: Some(by.to_string()),
+                what: r.state.as_str().to_owned(),
+                detail: String::new(),
+            });
+        }
+        match r.state {
+            RequestState::Expired => out.push(Entry {
+                at: r.expires_at,
+                kind: "expired",
+                request: Some(r.id),
+                run: None,
+                user: None,
+                what: "expired without a decision".into(),
+                detail: String::new(),
+            }),
+            RequestState::Rejected => out.push(Entry {
+                at: r.requested_at,
+                kind: "rejected",
+                request: Some(r.id),
+                run: None,
+                user: None,
+                what: "not posted for approval".into(),
+                detail: r.note.clone().unwrap_or_default(),
+            }),
+            _ => {}
+        }
+        if let Some(run) = store.run_of_request(r.id)?
+            && let Some(finished) = run.finished_at
+        {
+            out.push(Entry {
+                at: finished,
+                kind: "run",
+                request: Some(r.id),
+                run: Some(run.id),
+                user: None,
+                what: run.state.as_str().to_owned(),
+                detail: format!(
+                    "took {}",
+                    crate::slack::render::duration(finished.duration_since(run.started_at).unsigned_abs())
+                ),
+            });
+        }
+    }
+    for a in store.audit_since(since)? {
+        out.push(Entry {
+            at: a.at,
+            kind: "attempt",
+            request: a.request_id,
+            run: None,
+            user: Some(a.user),
+            what: a.action,
+            detail: a.outcome,
+        });
+    }
+    let runs_to_requests: std::collections::HashMap<i64, i64> = store
+        .requests_since(jiff::Timestamp::MIN)?
+        .iter()
+        .filter_map(|r| store.run_of_request(r.id).ok().flatten().map(|run| (run.id, r.id)))
+        .collect();
+    for j in store.journal_since(since)? {
+        out.push(Entry {
+            at: j.at,
+            kind: "step",
+            request: runs_to_requests.get(&j.run_id).copied(),
+            run: Some(j.run_id),
+            user: None,
+            what: format!("{} {}", j.step, j.event),
+            detail: j.detail,
+        });
+    }
+    out.retain(|e| e.at >= since);
+    out.sort_by_key(|e| e.at);
+    Ok(out)
+}
+
+/// Renders entries in a format.
+pub fn render(entries: &[Entry], format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Jsonl => {
+            for e in entries {
+                let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+            }
+        }
+        Format::Table => {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>7} {:>5} {:<10} {:<10} {:<32} DETAIL",
+                "TIME (UTC)", "REQUEST", "RUN", "KIND", "USER", "WHAT"
+            );
+            for e in entries {
+                let _ = writeln!(
+                    out,
+                    "{:<24} {:>7} {:>5} {:<10} {:<10} {:<32} {}",
+                    e.at.strftime("%Y-%m-%d %H:%M:%S%.3f"),
+                    e.request.map(|r| format!("#{r}")).unwrap_or_default(),
+                    e.run.map(|r| r.to_string()).unwrap_or_default(),
+                    e.kind,
+                    e.user.as_deref().unwrap_or("-"),
+                    e.what,
+                    e.detail.replace('\n', " ")
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_times_dates_and_spans() {
+        let now: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_since("2026-11-26T09:30:00Z", now).unwrap(),
+            "2026-11-26T09:30:00Z".parse().unwrap()
+        );
+        assert_eq!(
+            parse_since("2026-11-25", now).unwrap(),
+            "2026-11-25T00:00:00Z".parse().unwrap()
+        );
+        assert_eq!(
+            parse_since("90m", now).unwrap(),
+            "2026-11-26T10:30:00Z".parse().unwrap()
+        );
+        assert_eq!(parse_since("2d", now).unwrap(), "2026-11-24T12:00:00Z".parse().unwrap());
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("3w", now).is_err());
+    }
+}
