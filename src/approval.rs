@@ -147,6 +147,7 @@ impl Approvals {
         mode: Option<Mode>,
         origin_channel: &str,
         response_url: Option<&str>,
+        team_domain: Option<&str>,
     ) -> RequestReply {
         let action = format!("request failover {cluster}");
         let refuse = |why: String| {
@@ -211,8 +212,9 @@ impl Approvals {
                 refuse("The request could not be recorded (the bot's database failed); nothing was done.".into())
             }
             Ok(Err(existing)) => refuse(format!(
-                "{} already has request #{existing} open or running in <#{}>: one at a time per cluster.",
-                c.name, self.settings.slack.incident_channel
+                "{} already has {} open or running: one at a time per cluster.",
+                c.name,
+                self.link_to(existing, team_domain)
             )),
             Ok(Ok(id)) => {
                 self.audit(user, &action, Some(id), "recorded");
@@ -220,6 +222,27 @@ impl Approvals {
                 tokio::spawn(async move { me.plan_request(id).await });
                 RequestReply::Accepted { id }
             }
+        }
+    }
+
+    /// A Slack link to request `id`'s message, or a mention of the channel when the message is not
+    /// posted yet (or the workspace's domain is unknown).
+    fn link_to(&self, id: i64, team_domain: Option<&str>) -> String {
+        let channel = &self.settings.slack.incident_channel;
+        let posted = self
+            .store
+            .request(id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.message)
+            .and_then(|m| self.store.outbox_item(m).ok().flatten())
+            .and_then(|item| item.delivered_ts);
+        match (posted, team_domain.filter(|d| !d.is_empty())) {
+            (Some(ts), Some(domain)) => format!(
+                "<https://{domain}.slack.com/archives/{channel}/p{}|request #{id}>",
+                ts.replace('.', "")
+            ),
+            _ => format!("request #{id} in <#{channel}>"),
         }
     }
 

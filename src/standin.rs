@@ -4,7 +4,7 @@
 //!
 //! The fake answers `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`
 //! and response_url posts (`/response/{n}`), checks the bot token, and can be told to fail the next
-//! calls with 429 (Retry-After) or 5xx.
+//! calls, or every call for a while, with 429 (Retry-After) or 5xx.
 
 use crate::slack::verify;
 use crate::types::Secret;
@@ -37,6 +37,8 @@ pub struct Recorded {
     pub response_id: Option<u64>,
     /// The HTTP status the fake answered.
     pub status: u16,
+    /// When it arrived, in milliseconds since the fake started.
+    pub at_ms: u64,
 }
 
 impl Recorded {
@@ -62,12 +64,14 @@ pub enum Failure {
     Unavailable,
 }
 
-#[derive(Default)]
 struct Inner {
+    started: std::time::Instant,
     calls: Vec<Recorded>,
     seq: u64,
     groups: BTreeMap<String, Vec<String>>,
     failures: VecDeque<Failure>,
+    /// Every call fails this way until the outage ends.
+    outage: Option<Failure>,
     print: bool,
     next_response: u64,
 }
@@ -99,7 +103,16 @@ impl SlackStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let fake = SlackStandIn {
-            inner: Arc::new(Mutex::new(Inner::default())),
+            inner: Arc::new(Mutex::new(Inner {
+                started: std::time::Instant::now(),
+                calls: Vec::new(),
+                seq: 0,
+                groups: BTreeMap::new(),
+                failures: VecDeque::new(),
+                outage: None,
+                print: false,
+                next_response: 0,
+            })),
             token: Arc::new(token.expose().to_owned()),
             addr,
             shutdown: CancellationToken::new(),
@@ -151,6 +164,15 @@ impl SlackStandIn {
         self.lock().failures.extend(failures.iter().copied());
     }
 
+    /// Fails every call this way until `end_outage` (after any failures queued with `fail_next`).
+    pub fn outage(&self, failure: Failure) {
+        self.lock().outage = Some(failure);
+    }
+
+    pub fn end_outage(&self) {
+        self.lock().outage = None;
+    }
+
     /// Every call received, in order.
     pub fn calls(&self) -> Vec<Recorded> {
         self.lock().calls.clone()
@@ -194,7 +216,7 @@ impl SlackStandIn {
     /// Records a call; returns the failure to answer with, if one is queued.
     fn record(&self, method: &str, body: Value, ts: Option<String>, response_id: Option<u64>) -> Option<Failure> {
         let mut inner = self.lock();
-        let failure = inner.failures.pop_front();
+        let failure = inner.failures.pop_front().or(inner.outage);
         inner.seq += 1;
         let status = match failure {
             None => 200,
@@ -202,6 +224,7 @@ impl SlackStandIn {
             Some(Failure::Unavailable) => 503,
         };
         let rec = Recorded {
+            at_ms: u64::try_from(inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             seq: inner.seq,
             method: method.to_owned(),
             body,

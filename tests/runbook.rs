@@ -198,6 +198,7 @@ async fn an_aws_error_during_the_run_is_reported_in_the_thread_and_dns_is_untouc
             region: None,
             error: Some(FaultCode::InternalFailure),
             delay_ms: None,
+            delay_response_ms: None,
             count: None,
         })
         .unwrap();
@@ -276,6 +277,7 @@ async fn dns_is_not_repointed_when_the_promoted_cluster_stops_being_writable_bef
             region: Some("us-west-2".into()),
             error: None,
             delay_ms: Some(1_000),
+            delay_response_ms: None,
             count: None,
         })
         .unwrap();

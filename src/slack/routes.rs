@@ -230,6 +230,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     mode,
                     &event.channel_id.0,
                     Some(&response_url),
+                    event.team_domain.as_deref(),
                 )
                 .await;
             match reply {

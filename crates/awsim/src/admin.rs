@@ -117,10 +117,13 @@ impl Admin {
     }
 
     /// Injects a fault: `error` answers the next `count` calls (all calls when absent) of `action` with
-    /// that error; `delay_ms` holds them that long before they proceed.
+    /// that error; `delay_ms` holds them that long before they proceed; `delay_response_ms` lets them
+    /// act at once and holds their answer.
     pub fn inject(&self, fault: FaultSpec) -> Result<(), AdminError> {
-        if fault.error.is_none() && fault.delay_ms.is_none() {
-            return Err(AdminError::Invalid("a fault needs an error or a delay_ms".into()));
+        if fault.error.is_none() && fault.delay_ms.is_none() && fault.delay_response_ms.is_none() {
+            return Err(AdminError::Invalid(
+                "a fault needs an error, a delay_ms or a delay_response_ms".into(),
+            ));
         }
         if fault.count == Some(0) {
             return Err(AdminError::Invalid(

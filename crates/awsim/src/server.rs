@@ -270,29 +270,31 @@ async fn run(
     if let Some(delay) = fault.delay {
         tokio::time::sleep(delay).await;
     }
-    let mut world = shared.world();
-    if fault.delay.is_some()
-        && let Some(answer) = outage_answer(&mut world, seq, &call, error_body)
-    {
-        return answer;
-    }
-    let result = match fault.error {
-        Some(e) => Err(e),
-        None => act(&mut world, Instant::now(), &call),
+    let answer = {
+        let mut world = shared.world();
+        if fault.delay.is_some()
+            && let Some(answer) = outage_answer(&mut world, seq, &call, error_body)
+        {
+            return answer;
+        }
+        let result = match fault.error {
+            Some(e) => Err(e),
+            None => act(&mut world, Instant::now(), &call),
+        };
+        match result {
+            Ok(body) => {
+                world.finish_call(seq, 200, None);
+                xml_response(200, body, &call.request_id)
+            }
+            Err(e) => {
+                tracing::debug!(action = %call.action, region = %call.region, code = %e.code, "answering with an error");
+                world.finish_call(seq, e.status, Some(e.code.clone()));
+                xml_response(e.status, error_body(&e, &call.request_id), &call.request_id)
+            }
+        }
     };
-    match result {
-        Ok(body) => {
-            world.finish_call(seq, 200, None);
-            Ok(xml_response(200, body, &call.request_id))
-        }
-        Err(e) => {
-            tracing::debug!(action = %call.action, region = %call.region, code = %e.code, "answering with an error");
-            world.finish_call(seq, e.status, Some(e.code.clone()));
-            Ok(xml_response(
-                e.status,
-                error_body(&e, &call.request_id),
-                &call.request_id,
-            ))
-        }
+    if let Some(hold) = fault.delay_response {
+        tokio::time::sleep(hold).await;
     }
+    Ok(answer)
 }

@@ -16,6 +16,7 @@ fn fault(action: &str, error: Option<FaultCode>, delay_ms: Option<u64>, count: O
         region: None,
         error,
         delay_ms,
+        delay_response_ms: None,
         count,
     }
 }
@@ -406,4 +407,34 @@ async fn the_awsim_binary_serves_a_scenario_file_and_refuses_a_bad_one_with_its_
     );
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_held_answer_means_the_change_is_made_even_if_the_client_gives_up() {
+    let t = TestSim::example(Timings::instant()).await;
+    let mut f = fault("RemoveFromGlobalCluster", None, None, Some(1));
+    f.delay_response_ms = Some(2_000);
+    t.admin().inject(f).unwrap();
+    let config = sdk_config(t.sim.url(), "us-west-2", RetryConfig::disabled()).await;
+    let impatient = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&config)
+            .timeout_config(
+                aws_sdk_rds::config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build(),
+    );
+    let err = impatient
+        .remove_from_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .db_cluster_identifier("arn:aws:rds:us-west-2:123456789012:cluster:orders-west")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, aws_sdk_rds::error::SdkError::TimeoutError(_)), "{err:?}");
+    // The client saw no answer, but the member left.
+    assert_eq!(t.admin().global_cluster("orders-global").unwrap().members.len(), 1);
+    let calls = t.admin().calls_to("RemoveFromGlobalCluster");
+    assert_eq!((calls.len(), calls[0].status), (1, 200));
 }

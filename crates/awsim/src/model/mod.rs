@@ -92,6 +92,10 @@ pub struct FaultSpec {
     /// Wait this long before acting (the call then proceeds normally).
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Act at once, but hold the answer this long: the change is made even if the client gives up or
+    /// dies while waiting (as when a process is killed after its call reached AWS).
+    #[serde(default)]
+    pub delay_response_ms: Option<u64>,
     /// How many calls it applies to; every call until cleared when absent.
     #[serde(default)]
     pub count: Option<u32>,
@@ -128,6 +132,7 @@ impl FaultCode {
 pub struct FaultEffect {
     pub error: Option<ApiError>,
     pub delay: Option<std::time::Duration>,
+    pub delay_response: Option<std::time::Duration>,
 }
 
 /// The whole emulated state.
@@ -244,6 +249,10 @@ impl World {
             }
             if let Some(ms) = f.delay_ms {
                 effect.delay = Some(effect.delay.unwrap_or_default() + std::time::Duration::from_millis(ms));
+            }
+            if let Some(ms) = f.delay_response_ms {
+                effect.delay_response =
+                    Some(effect.delay_response.unwrap_or_default() + std::time::Duration::from_millis(ms));
             }
             if let Some(n) = &mut f.count {
                 *n -= 1;

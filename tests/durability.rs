@@ -1,0 +1,494 @@
+//! A run survives the bot being killed (SIGKILL) at every step boundary, a graceful stop (SIGTERM), and
+//! a Slack outage: it completes with the outcome an uninterrupted run would have had, sends
+//! RemoveFromGlobalCluster once, and leaves every reply in its thread once, in order. These tests run
+//! the real binary (`serve --config`) against the emulator and the Slack stand-in in this process.
+
+mod common;
+
+use aurora_failover_bot::standin::{Failure, Recorded, SlackSender, SlackStandIn};
+use aurora_failover_bot::store::{RunState, Store};
+use aurora_failover_bot::types::{Secret, SlackUserId};
+use awsim::{FaultSpec, Timings};
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The real bot as a child process, on a fixed port and database so that it can be restarted.
+struct BotProcess {
+    child: Option<Child>,
+    config: std::path::PathBuf,
+    db: std::path::PathBuf,
+    port: u16,
+    sim_url: String,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl BotProcess {
+    fn new(sim: &awsim::Awsim, slack: &SlackStandIn, dir: &std::path::Path, options: &Options) -> BotProcess {
+        let port = free_port();
+        let db = dir.join("bot.db");
+        let config = dir.join("config.toml");
+        let toml = config_toml(&slack.api_url(), &db, options).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+        std::fs::write(&config, toml).unwrap();
+        BotProcess {
+            child: None,
+            config,
+            db,
+            port,
+            sim_url: sim.url().to_owned(),
+            log: dir.join("bot.log"),
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("AWS_ENDPOINT_URL", &self.sim_url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let url = format!("http://127.0.0.1:{}/healthz", self.port);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the bot did not start: {}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM; returns how long the bot took to exit, and its exit status. Waits without blocking the
+    /// runtime: the emulator and the Slack stand-in the bot talks to while it stops run on it.
+    async fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                return (started.elapsed(), exit);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the bot did not exit within 30 s of SIGTERM: {}", self.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn sender(&self) -> SlackSender {
+        SlackSender::new(&format!("http://127.0.0.1:{}", self.port), &Secret::new(SIGNING_SECRET))
+    }
+
+    /// A second connection to the bot's database (SQLite, WAL), for watching and for the checks.
+    fn store(&self) -> Store {
+        Store::open(&self.db).unwrap()
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A world with the emulator, the Slack stand-in and a bot process.
+struct World {
+    sim: awsim::Awsim,
+    slack: SlackStandIn,
+    bot: BotProcess,
+    dir: std::path::PathBuf,
+}
+
+impl World {
+    async fn start(options: Options) -> World {
+        let mut scenario = options.scenario.clone();
+        scenario.timings = options.timings;
+        let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
+        let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
+        slack.set_group("S0DBA", &[CAROL]);
+        slack.set_group("S0ONCALL", &[DAVE]);
+        let dir = temp_dir("durability");
+        let mut bot = BotProcess::new(&sim, &slack, &dir, &options);
+        bot.start().await;
+        World { sim, slack, bot, dir }
+    }
+
+    fn now() -> i64 {
+        jiff::Timestamp::now().as_second()
+    }
+
+    /// Requests a failover of orders as ALICE; returns the request id and its message's ts.
+    async fn request(&self) -> (i64, String) {
+        let url = self.slack.response_url();
+        let answer = self
+            .bot
+            .sender()
+            .command(ALICE, CHANNEL, "failover orders", &url, Self::now())
+            .await;
+        assert!(answer.text().starts_with("Request #"), "{answer:?}");
+        let id: i64 = answer.text()["Request #".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let store = self.bot.store();
+        let ts = wait_until("the request message", || {
+            let r = store.request(id).ok().flatten()?;
+            store.outbox_item(r.message?).ok().flatten()?.delivered_ts
+        })
+        .await;
+        (id, ts)
+    }
+
+    async fn approve(&self, id: i64, ts: &str) {
+        let url = self.slack.response_url();
+        let answer = self
+            .bot
+            .sender()
+            .click(BOB, CHANNEL, ts, "approve", &id.to_string(), &url, Self::now())
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+
+    /// Waits until the bot has delivered everything it queued (so that a kill does not land in the
+    /// middle of a Slack call, which could deliver that one message twice: see the outbox's docs).
+    async fn slack_idle(&self) {
+        let store = self.bot.store();
+        wait_until("the outbox to drain", || {
+            store
+                .outbox_all()
+                .ok()?
+                .iter()
+                .all(|i| i.state != "pending")
+                .then_some(())
+        })
+        .await;
+    }
+
+    fn run_step(&self, id: i64) -> Option<(String, RunState)> {
+        self.bot
+            .store()
+            .run_of_request(id)
+            .ok()
+            .flatten()
+            .map(|r| (r.step, r.state))
+    }
+
+    fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
+        let store = self.bot.store();
+        let Some(run) = store.run_of_request(id).ok().flatten() else {
+            return false;
+        };
+        store
+            .journal_of(run.id)
+            .unwrap()
+            .iter()
+            .any(|e| e.step == step && e.event == event)
+    }
+
+    async fn finished(&self, id: i64) -> RunState {
+        let store = self.bot.store();
+        wait_until("the run to finish", || {
+            let run = store.run_of_request(id).ok().flatten()?;
+            (run.state != RunState::Running).then_some(run.state)
+        })
+        .await
+    }
+
+    fn thread(&self, ts: &str) -> Vec<Recorded> {
+        self.slack
+            .delivered("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.thread_ts() == Some(ts))
+            .collect()
+    }
+
+    /// The run's outcome, as an uninterrupted run would have it: DNS at the new writer,
+    /// RemoveFromGlobalCluster once, every reply once and in order.
+    async fn assert_completed_once(&self, id: i64, ts: &str) {
+        assert_eq!(self.finished(id).await, RunState::Succeeded, "{}", self.bot.log_text());
+        self.slack_idle().await;
+        assert_eq!(
+            self.sim.admin().calls_to("RemoveFromGlobalCluster").len(),
+            1,
+            "RemoveFromGlobalCluster once"
+        );
+        let west = self.sim.admin().cluster("us-west-2", "orders-west").unwrap();
+        assert_eq!(
+            self.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values,
+            [west.endpoint]
+        );
+        assert_eq!(
+            self.sim.admin().record(ZONE, READER_RECORD, "CNAME").unwrap().values,
+            [west.reader_endpoint]
+        );
+        let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
+        let expected = [
+            "Approved by <@U0BOB>",
+            "*Re-check the topology*:",
+            "*Re-check the topology* (",
+            "*Detach and promote the target*:",
+            "*Detach and promote the target* (",
+            "*Wait until the target is writable*:",
+            "*Wait until the target is writable* (",
+            "*Repoint the CNAMEs*:",
+            "*Repoint the CNAMEs* (",
+            "*Wait for Route 53 INSYNC*:",
+            "*Wait for Route 53 INSYNC* (",
+            "*Verify the records*:",
+            "*Verify the records* (",
+            "*Failover complete*",
+        ];
+        let mut last = None;
+        for e in expected {
+            let at: Vec<usize> = thread
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.contains(e))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(at.len(), 1, "{e:?} appears {} times in {thread:#?}", at.len());
+            assert!(last < Some(at[0]), "{e:?} is out of order in {thread:#?}");
+            last = Some(at[0]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &thread {
+            assert!(seen.insert(t), "duplicate reply {t:?} in {thread:#?}");
+        }
+        assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.slack.stop();
+        // AFB_KEEP_TEST_DIRS=1 keeps the bot's log and database for a look after a failure.
+        if std::env::var_os("AFB_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn slow(detach_ms: u64, dns_propagation_ms: u64) -> Options {
+    Options {
+        timings: Timings {
+            detach_ms,
+            dns_propagation_ms,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_recorded_just_before_a_crash_is_run_after_the_restart() {
+    let mut w = World::start(slow(400, 300)).await;
+    let (id, ts) = w.request().await;
+    w.slack_idle().await;
+    w.bot.kill();
+    // Exactly what the Approve click commits, with the bot dead before it could start the run.
+    let store = w.bot.store();
+    let bob = SlackUserId::parse(BOB).unwrap();
+    let decided = store
+        .decide(id, true, &bob, jiff::Timestamp::now(), "precheck", "{}")
+        .unwrap();
+    assert!(matches!(
+        decided,
+        aurora_failover_bot::store::Decided::Won { run_id: Some(_) }
+    ));
+    drop(store);
+    w.bot.start().await;
+    w.assert_completed_once(id, &ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_remove_from_global_cluster_reached_aws_does_not_send_it_again() {
+    let mut w = World::start(slow(400, 300)).await;
+    let (id, ts) = w.request().await;
+    // RemoveFromGlobalCluster takes effect at once, but its answer is held: the bot dies waiting.
+    w.sim
+        .admin()
+        .inject(FaultSpec {
+            action: "RemoveFromGlobalCluster".into(),
+            region: None,
+            error: None,
+            delay_ms: None,
+            delay_response_ms: Some(5_000),
+            count: Some(1),
+        })
+        .unwrap();
+    w.approve(id, &ts).await;
+    wait_until("RemoveFromGlobalCluster", || {
+        (!w.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty()).then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    assert!(
+        !w.journal_has(id, "detach", "finished"),
+        "the kill lands before the bot saw the answer"
+    );
+    w.bot.kill();
+    assert_eq!(
+        w.sim.admin().global_cluster("orders-global").unwrap().members.len(),
+        1,
+        "the detach took effect"
+    );
+    w.bot.start().await;
+    w.assert_completed_once(id, &ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_waiting_for_the_writer_resumes_the_wait() {
+    let mut w = World::start(slow(4_000, 300)).await;
+    let (id, ts) = w.request().await;
+    w.approve(id, &ts).await;
+    wait_until("the wait for the writer", || {
+        w.journal_has(id, "wait_writable", "observed").then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    assert_eq!(w.run_step(id), Some(("wait_writable".to_owned(), RunState::Running)));
+    w.bot.kill();
+    w.bot.start().await;
+    w.assert_completed_once(id, &ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_the_dns_change_was_submitted_but_before_insync_resumes_and_completes() {
+    let mut w = World::start(slow(400, 4_000)).await;
+    let (id, ts) = w.request().await;
+    w.approve(id, &ts).await;
+    wait_until("ChangeResourceRecordSets", || {
+        w.sim
+            .admin()
+            .calls_to("ChangeResourceRecordSets")
+            .iter()
+            .any(|c| c.status == 200)
+            .then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    assert!(!w.journal_has(id, "wait_insync", "finished"), "killed before INSYNC");
+    w.bot.kill();
+    w.bot.start().await;
+    w.assert_completed_once(id, &ts).await;
+    // The UPSERT is safe to repeat, but the change id was checkpointed: it was not repeated.
+    assert_eq!(w.sim.admin().calls_to("ChangeResourceRecordSets").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_run_stops_within_a_bounded_time_and_the_next_start_resumes() {
+    let mut w = World::start(slow(5_000, 300)).await;
+    let (id, ts) = w.request().await;
+    w.approve(id, &ts).await;
+    wait_until("the wait for the writer", || {
+        w.journal_has(id, "wait_writable", "started").then_some(())
+    })
+    .await;
+    let (took, status) = w.bot.terminate().await;
+    assert!(status.success(), "exit status {status:?}: {}", w.bot.log_text());
+    assert!(took < Duration::from_secs(15), "took {took:?} to stop");
+    assert!(
+        w.journal_has(id, "wait_writable", "interrupted"),
+        "the run recorded where it stopped"
+    );
+    assert_eq!(w.run_step(id), Some(("wait_writable".to_owned(), RunState::Running)));
+    // While the bot is down, nobody answers; when it is back, the run resumes.
+    w.bot.start().await;
+    w.assert_completed_once(id, &ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_outage_during_a_run_neither_slows_nor_fails_it_and_the_thread_catches_up_in_order() {
+    let w = World::start(slow(400, 300)).await;
+    let (id, ts) = w.request().await;
+    w.slack_idle().await;
+    w.approve(id, &ts).await;
+    // Slack rate-limits everything, then is down.
+    w.slack.outage(Failure::RateLimited { retry_after_secs: 1 });
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    w.slack.outage(Failure::Unavailable);
+    // The AWS steps go on, on schedule: about a second of emulated AWS time plus polling.
+    assert_eq!(w.finished(id).await, RunState::Succeeded);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "the run took {took:?} during the outage");
+    let west = w.sim.admin().cluster("us-west-2", "orders-west").unwrap();
+    assert_eq!(
+        w.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values,
+        [west.endpoint]
+    );
+    // Slack comes back; the thread catches up.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    w.slack.end_outage();
+    w.assert_completed_once(id, &ts).await;
+    // 429s were honoured: no retry of a rate-limited call came before its Retry-After.
+    let calls = w.slack.calls();
+    let limited: Vec<&Recorded> = calls.iter().filter(|c| c.status == 429).collect();
+    assert!(!limited.is_empty(), "the outage was seen");
+    for l in limited {
+        if let Some(next) = calls
+            .iter()
+            .find(|c| c.seq > l.seq && c.method == l.method && c.body == l.body)
+        {
+            assert!(
+                next.at_ms >= l.at_ms + 1_000 - 50,
+                "retried {} ms after a 429",
+                next.at_ms - l.at_ms
+            );
+        }
+    }
+    assert!(calls.iter().any(|c| c.status == 503), "the 503s were seen");
+}
