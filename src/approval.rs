@@ -53,6 +53,16 @@ pub enum Refusal {
     Internal,
 }
 
+/// Where a command came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub channel: &'a str,
+    /// Where to answer the person later (valid 30 minutes).
+    pub response_url: Option<&'a str>,
+    /// The workspace's domain, for links to messages.
+    pub team_domain: Option<&'a str>,
+}
+
 /// The immediate answer to a `/aurora failover`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestReply {
@@ -145,10 +155,13 @@ impl Approvals {
         cluster: &str,
         to: Option<&str>,
         mode: Option<Mode>,
-        origin_channel: &str,
-        response_url: Option<&str>,
-        team_domain: Option<&str>,
+        origin: Origin<'_>,
     ) -> RequestReply {
+        let Origin {
+            channel: origin_channel,
+            response_url,
+            team_domain,
+        } = origin;
         let action = format!("request failover {cluster}");
         let refuse = |why: String| {
             self.audit(user, &action, None, &format!("refused: {why}"));

@@ -176,7 +176,11 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
     bot.request_message(2).await;
     // A second request for the same cluster is refused with a pointer to the first.
     let (answer, _) = bot.command(ALICE, "failover orders").await;
-    assert!(answer.text().contains("already has") && answer.text().contains("request #2"), "{}", answer.text());
+    assert!(
+        answer.text().contains("already has") && answer.text().contains("request #2"),
+        "{}",
+        answer.text()
+    );
     assert_eq!(bot.pending().len(), 1);
 }
 
@@ -353,7 +357,11 @@ async fn commands_and_clicks_are_answered_within_three_seconds_however_slow_aws_
     let started = std::time::Instant::now();
     let (answer, _) = bot.command(ALICE, "failover orders").await;
     assert_eq!(answer.status, 200);
-    assert!(answer.text().contains("already has") && answer.text().contains("request #1"), "{}", answer.text());
+    assert!(
+        answer.text().contains("already has") && answer.text().contains("request #1"),
+        "{}",
+        answer.text()
+    );
     timed(started);
     let started = std::time::Instant::now();
     let ts = bot.request_message(id).await.ts.unwrap();

@@ -9,7 +9,7 @@ use super::chat::SlackChat;
 use super::command::{self, Command, USAGE};
 use super::render;
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
-use crate::approval::{Approvals, RequestReply};
+use crate::approval::{Approvals, Origin, RequestReply};
 use crate::ports::{Aurora, Clock, Dns};
 use crate::settings::Settings;
 use crate::types::SlackUserId;
@@ -228,9 +228,11 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     &cluster,
                     to.as_deref(),
                     mode,
-                    &event.channel_id.0,
-                    Some(&response_url),
-                    event.team_domain.as_deref(),
+                    Origin {
+                        channel: &event.channel_id.0,
+                        response_url: Some(&response_url),
+                        team_domain: event.team_domain.as_deref(),
+                    },
                 )
                 .await;
             match reply {
