@@ -399,19 +399,23 @@ impl Approvals {
             .ok_or(Refusal::NoSuchRequest(id))?;
         self.refuse_if_closed(&request)?;
         let approvers = &self.settings.approval.approvers;
-        let is_approver = self
-            .is_one_of(user, approvers)
-            .await
-            .map_err(Refusal::DirectoryUnavailable)?;
-        if approve {
-            if *user == request.requested_by {
-                return Err(Refusal::OwnRequest);
-            }
+        let is_requester = *user == request.requested_by;
+        if approve && is_requester {
+            return Err(Refusal::OwnRequest);
+        }
+        // The requester may always withdraw; everyone else must be an approver (a directory lookup).
+        if approve || !is_requester {
+            let is_approver = self
+                .is_one_of(user, approvers)
+                .await
+                .map_err(Refusal::DirectoryUnavailable)?;
             if !is_approver {
-                return Err(Refusal::NotApprover(names(approvers)));
+                return Err(if approve {
+                    Refusal::NotApprover(names(approvers))
+                } else {
+                    Refusal::NotAllowedToDeny(names(approvers))
+                });
             }
-        } else if *user != request.requested_by && !is_approver {
-            return Err(Refusal::NotAllowedToDeny(names(approvers)));
         }
         let data = serde_json::to_string(&RunData::default()).unwrap_or_else(|_| "{}".into());
         let decided = self

@@ -28,7 +28,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     listen: Option<String>,
@@ -42,7 +42,8 @@ struct RawSettings {
     clusters: Vec<RawCluster>,
 }
 
-#[derive(Debug, Deserialize)]
+// No Debug: it holds secrets as plain strings.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSlack {
     signing_secret: Option<String>,
@@ -204,6 +205,20 @@ fn dns_name(key: &str, v: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// A TOML error as "line L, column C: message", without quoting the offending line: that line may
+/// hold a secret (a misspelt `bot_token = "xoxb-…"`, say), and start-up errors end up in logs.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
 impl Settings {
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -224,7 +239,7 @@ impl Settings {
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
         let raw: RawSettings = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<config>".into(),
-            message: e.to_string(),
+            message: describe_toml_error(text, &e),
         })?;
         Settings::check(raw)
     }
@@ -314,6 +329,8 @@ impl Settings {
             return Err(invalid("clusters", "configure at least one [[clusters]] entry"));
         }
         let mut names = BTreeSet::new();
+        let mut globals = BTreeSet::new();
+        let mut records = BTreeSet::new();
         let mut clusters = Vec::new();
         for (i, c) in raw.clusters.into_iter().enumerate() {
             let key = |k: &str| format!("clusters[{i}].{k}");
@@ -370,6 +387,24 @@ impl Settings {
             let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
             if writer_record.trim_end_matches('.') == reader_record.trim_end_matches('.') {
                 return Err(invalid(key("reader_record"), "must differ from writer_record"));
+            }
+            if !globals.insert(gid.to_ascii_lowercase()) {
+                return Err(invalid(
+                    key("global_cluster_id"),
+                    format!("{gid} is already configured under another name: two names would allow two runs at once"),
+                ));
+            }
+            for (k, record) in [("writer_record", &writer_record), ("reader_record", &reader_record)] {
+                let normalized = (
+                    c.hosted_zone_id.clone(),
+                    record.trim_end_matches('.').to_ascii_lowercase(),
+                );
+                if !records.insert(normalized) {
+                    return Err(invalid(
+                        key(k),
+                        format!("{record} is already managed by another cluster"),
+                    ));
+                }
             }
             let record_ttl = c.record_ttl.unwrap_or(DEFAULT_RECORD_TTL);
             if !(0..=86_400).contains(&record_ttl) {
@@ -451,6 +486,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("incident_channel"), "{e}");
+    }
+
+    #[test]
+    fn a_typo_on_a_secret_line_does_not_print_the_secret() {
+        let text = EXAMPLE.replace("api_url = ", "bot_tokn = \"xoxb-do-not-print-me\"\napi_url = ");
+        let e = Settings::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("bot_tokn") && e.contains("line"), "{e}");
+        assert!(!e.contains("do-not-print-me"), "{e}");
+    }
+
+    #[test]
+    fn two_names_for_one_global_cluster_or_one_record_are_refused() {
+        let second =
+            EXAMPLE[EXAMPLE.find("[[clusters]]").unwrap()..].replace("name = \"orders\"", "name = \"orders2\"");
+        let e = Settings::from_toml(&format!("{EXAMPLE}\n{second}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clusters[1].global_cluster_id"), "{e}");
+        let third = second.replace("orders-global", "other-global");
+        let e = Settings::from_toml(&format!("{EXAMPLE}\n{third}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("clusters[1].writer_record") && e.contains("already managed"),
+            "{e}"
+        );
     }
 
     #[test]

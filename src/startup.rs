@@ -102,6 +102,39 @@ pub async fn resolve_secrets(
     })
 }
 
+/// Takes an exclusive lock on `<store>.lock`, so that a second bot on the same store (a rolling deploy
+/// on a shared volume, say) refuses to start instead of running every run a second time. The lock is
+/// the operating system's: it goes away with the process, however it dies.
+fn lock_store(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| {
+            format!(
+                "config key store.path: cannot create {}",
+                std::path::Path::new(&lock_path).display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "config key store.path: another aurora-failover-bot is using {} (it holds {}); stop it first",
+            path.display(),
+            std::path::Path::new(&lock_path).display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| {
+            format!(
+                "config key store.path: cannot lock {}",
+                std::path::Path::new(&lock_path).display()
+            )
+        }),
+    }
+}
+
 /// The bot, built and bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -112,6 +145,8 @@ pub struct Application {
     state: Arc<SlackState>,
     /// Tells runs to stop at their next pause (their state is saved; they resume at the next start).
     runs_shutdown: CancellationToken,
+    /// Held for the application's life: one bot process per store (two would both run every run).
+    _lock: std::fs::File,
     pub store: Arc<Store>,
 }
 
@@ -120,6 +155,7 @@ impl Application {
         let settings = Arc::new(settings);
         let aws_config = aws::load_config(&deps.aws).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
+        let lock = lock_store(&settings.store.path)?;
         let store = Arc::new(
             Store::open(&settings.store.path)
                 .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?,
@@ -189,6 +225,7 @@ impl Application {
             outbox,
             state,
             runs_shutdown,
+            _lock: lock,
             store,
         })
     }

@@ -139,10 +139,16 @@ impl Aurora for RdsAurora {
     }
 
     async fn detach(&self, global_cluster_id: &str, member: &Member) -> Result<(), AwsError> {
+        // Never retried by the SDK: an attempt whose answer was lost may have taken effect, and the
+        // runbook looks at the topology before it sends this again.
         self.client(&member.region)
             .remove_from_global_cluster()
             .global_cluster_identifier(global_cluster_id)
             .db_cluster_identifier(&member.arn)
+            .customize()
+            .config_override(
+                aws_sdk_rds::config::Builder::new().retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| classify(&e))?;

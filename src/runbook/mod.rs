@@ -116,6 +116,9 @@ pub struct RunData {
     pub detach_sent: bool,
     /// The promoted cluster's endpoint and reader endpoint, once writable.
     pub endpoints: Option<(String, String)>,
+    /// Set just before the DNS change is sent (it may have been made even if no answer came back).
+    #[serde(default)]
+    pub dns_sent: bool,
     /// The Route 53 change id, once submitted.
     pub change_id: Option<String>,
     /// The target's status and writer flag as last observed.
@@ -392,6 +395,16 @@ impl Runner {
                 let target = self.read_target(ctx, step, read_deadline).await?;
                 plan::recheck(&ctx.plan, &topology, &target)
                     .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
+                let zone = ctx.plan.zone_id.clone();
+                let writer_record = ctx.plan.writer_record.clone();
+                let names = [writer_record.as_str()];
+                let now = self
+                    .retrying(ctx, step, "ListResourceRecordSets", read_deadline, || {
+                        self.dns.cnames(&zone, &names)
+                    })
+                    .await?;
+                plan::check_writer_cname(&writer_record, now.first().and_then(|v| v.as_deref()), &ctx.plan.from)
+                    .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
                 Ok(format!(
                     "{} ({}) is the writer; {} ({}) is {} with {} instance(s).",
                     ctx.plan.from.cluster_id,
@@ -417,23 +430,27 @@ impl Runner {
                                 ctx.plan.to.cluster_id, ctx.plan.global_cluster_id
                             ));
                         }
-                        Err(e) if e.is_transient() && self.clock.now() < read_deadline => {
-                            // The call may or may not have taken effect: look before sending it again.
+                        Err(e) => {
+                            // Whatever the error, the call may have taken effect (its answer lost on the
+                            // way back): look before deciding, and before ever sending it again.
+                            if self.detached(ctx, step, read_deadline).await? {
+                                return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
+                            }
+                            if !(e.is_transient() && self.clock.now() < read_deadline) {
+                                return Err(Stop::Failed(format!("RemoveFromGlobalCluster failed: {e}")));
+                            }
                             self.say(
                                 ctx,
                                 Note::Retrying {
                                     detail: format!(
-                                        "RemoveFromGlobalCluster failed ({e}); checking the topology before trying again."
+                                        "RemoveFromGlobalCluster failed ({e}); {} is still a member, trying again.",
+                                        ctx.plan.to.cluster_id
                                     ),
                                 },
                                 &format!("run:{}:{}:retry:RemoveFromGlobalCluster", ctx.run.id, step.as_str()),
                             );
                             self.pause(self.settings.poll_interval).await?;
-                            if self.detached(ctx, step, read_deadline).await? {
-                                return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
-                            }
                         }
-                        Err(e) => return Err(Stop::Failed(format!("RemoveFromGlobalCluster failed: {e}"))),
                     }
                 }
             }
@@ -517,6 +534,9 @@ impl Runner {
                     (ctx.plan.reader_record.as_str(), r.as_str()),
                 ];
                 let ttl = ctx.plan.record_ttl;
+                ctx.data.dns_sent = true;
+                self.checkpoint(ctx, step, None)
+                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
                 let change_id = self
                     .retrying(ctx, step, "ChangeResourceRecordSets", deadline, || {
                         self.dns.upsert_cnames(&zone, &records, ttl, &comment)
@@ -644,8 +664,13 @@ impl Runner {
         .await
     }
 
-    /// Whether the target has left the global cluster (so RemoveFromGlobalCluster took effect).
+    /// Whether RemoveFromGlobalCluster took effect: the target says it is no longer a member, or is
+    /// promoting, or the global cluster no longer lists it.
     async fn detached(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<bool, Stop> {
+        let target = self.read_target(ctx, step, deadline).await?;
+        if target.global_cluster_id.is_none() || target.status == "promoting" {
+            return Ok(true);
+        }
         let topology = self
             .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
                 self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
@@ -743,7 +768,7 @@ impl Runner {
             reason: reason.clone(),
             cluster_now,
             dns_now,
-            dns_touched: ctx.data.change_id.is_some(),
+            dns_touched: ctx.data.dns_sent,
         }));
         self.store.journal(ctx.run.id, now, step.as_str(), "failed", &reason)?;
         self.store

@@ -80,6 +80,31 @@ pub enum PlanError {
         region: Region,
         reason: String,
     },
+    #[error("{0}")]
+    DnsElsewhere(String),
+}
+
+/// Whether a CNAME value is one of `member`'s endpoints (cluster, reader or custom: they all start with
+/// `{cluster id}.cluster-`), or a global writer endpoint (which follows the writer by itself).
+pub fn points_at(value: &str, member: &Member) -> bool {
+    let v = value.trim_end_matches('.').to_ascii_lowercase();
+    v.starts_with(&format!("{}.cluster-", member.cluster_id.to_ascii_lowercase()))
+        || v.ends_with(".global.rds.amazonaws.com")
+}
+
+/// Refuses a plan whose writer CNAME points somewhere other than the writer it moves writes from: the
+/// application is writing elsewhere (typically to a cluster detached earlier), and repointing the
+/// CNAME would cut those writes off.
+pub fn check_writer_cname(record: &str, value: Option<&str>, from: &Member) -> Result<(), String> {
+    match value {
+        Some(v) if !points_at(v, from) => Err(format!(
+            "the writer CNAME {record} points at {v}, not at {} (the global cluster's writer): the application writes \
+             somewhere else, perhaps to a cluster detached earlier, and moving the CNAME now would cut those writes off. \
+             Sort out DNS or the topology first, then ask again",
+            from.cluster_id
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Makes the plan for moving `cluster`'s writer to `to` (or to its only secondary).
@@ -135,6 +160,7 @@ pub fn make_plan(
             }
         }
     };
+    check_writer_cname(&cluster.writer_record, dns_before.writer.as_deref(), &from).map_err(PlanError::DnsElsewhere)?;
     Ok(Plan {
         cluster: cluster.name.clone(),
         global_cluster_id: global,
@@ -290,6 +316,51 @@ mod tests {
             make_plan(&settings(), &alone, None, Mode::Detach, DnsTargets::default()),
             Err(PlanError::NoSecondary(_))
         ));
+    }
+
+    #[test]
+    fn a_writer_cname_pointing_away_from_the_writer_stops_the_plan() {
+        let t = topology(vec![
+            member("us-east-1", "east", true),
+            member("us-west-2", "west", false),
+        ]);
+        let dns = |w: &str| DnsTargets {
+            writer: Some(w.to_owned()),
+            reader: None,
+        };
+        assert!(
+            make_plan(
+                &settings(),
+                &t,
+                None,
+                Mode::Detach,
+                dns("east.cluster-abc.us-east-1.rds.amazonaws.com")
+            )
+            .is_ok()
+        );
+        assert!(
+            make_plan(
+                &settings(),
+                &t,
+                None,
+                Mode::Detach,
+                dns("orders.global-xyz.global.rds.amazonaws.com.")
+            )
+            .is_ok()
+        );
+        let e = make_plan(
+            &settings(),
+            &t,
+            None,
+            Mode::Detach,
+            dns("west.cluster-abc.us-west-2.rds.amazonaws.com"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("points at west.cluster-abc") && e.contains("cut those writes off"),
+            "{e}"
+        );
     }
 
     #[test]

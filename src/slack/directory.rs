@@ -1,7 +1,11 @@
 //! The engine's `Directory` port: Slack user-group membership, cached briefly so that a click does not
 //! wait on Slack every time (clicks must be answered within 3 seconds).
+//!
+//! Because membership decides who may approve, a stale answer is used only when Slack is slow or
+//! failing for the moment, and only for a few minutes; when Slack says no (the group does not exist,
+//! the token is refused), that is the answer.
 
-use super::client::SlackApi;
+use super::client::{SendError, SlackApi};
 use crate::ports::{ChatError, Directory};
 use crate::types::{SlackUserId, UserGroupId};
 use async_trait::async_trait;
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Fresh enough to use without asking Slack again.
 const FRESH: Duration = Duration::from_secs(60);
-/// Old but usable when Slack cannot be asked.
-const STALE_LIMIT: Duration = Duration::from_secs(3600);
+/// Old but usable while Slack is slow or failing for the moment.
+const STALE_LIMIT: Duration = Duration::from_secs(300);
 /// How long a lookup may take while a click waits.
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -40,22 +44,23 @@ impl Directory for SlackDirectory {
         {
             return Ok(members.clone());
         }
-        let fetched = tokio::time::timeout(LOOKUP_TIMEOUT, self.api.group_members(group)).await;
-        match fetched {
+        let why = match tokio::time::timeout(LOOKUP_TIMEOUT, self.api.group_members(group)).await {
             Ok(Ok(members)) => {
                 self.cache
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(group.clone(), (Instant::now(), members.clone()));
-                Ok(members)
+                return Ok(members);
             }
-            failed => match cached {
-                Some((at, members)) if at.elapsed() < STALE_LIMIT => Ok(members),
-                _ => Err(ChatError(match failed {
-                    Ok(Err(e)) => format!("usergroups.users.list for {group}: {e}"),
-                    _ => format!("usergroups.users.list for {group} did not answer in time"),
-                })),
-            },
+            Ok(Err(SendError::Permanent(why))) => {
+                return Err(ChatError(format!("usergroups.users.list for {group}: {why}")));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        match cached {
+            Some((at, members)) if at.elapsed() < STALE_LIMIT => Ok(members),
+            _ => Err(ChatError(format!("usergroups.users.list for {group}: {why}"))),
         }
     }
 }

@@ -243,7 +243,7 @@ pub fn note(note: &Note) -> MessageBody {
             esc(&f.cluster_now),
             esc(&f.dns_now),
             if f.dns_touched {
-                "this run changed it"
+                "this run changed it, or may have"
             } else {
                 "this run did not change it"
             }

@@ -94,8 +94,9 @@ async fn read_verified(
         })?;
     let now = state.clock.now();
     let forget_before = now - jiff::SignedDuration::from_secs(2 * super::verify::WINDOW_SECS);
-    let signature = header(SIGNATURE_HEADER).unwrap_or_default();
-    match state.approvals.store.first_sighting(signature, now, forget_before) {
+    // The same MAC written in another case is the same request.
+    let signature = header(SIGNATURE_HEADER).unwrap_or_default().to_ascii_lowercase();
+    match state.approvals.store.first_sighting(&signature, now, forget_before) {
         Ok(true) => Ok(bytes),
         Ok(false) => {
             info!("a replayed request was received; it was handled the first time");

@@ -74,7 +74,7 @@ impl Verifier {
         let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
         let signature = signature.ok_or(VerifyError::MissingSignature)?;
         let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-        if (now_unix - ts).abs() > WINDOW_SECS {
+        if now_unix.abs_diff(ts) > WINDOW_SECS.unsigned_abs() {
             return Err(VerifyError::Stale);
         }
         let given = signature
@@ -160,6 +160,19 @@ mod tests {
             v.verify(Some("soon"), Some(SIGNATURE), BODY.as_bytes(), ts),
             Err(VerifyError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_neither_overflow_nor_pass() {
+        let ts = TS.parse::<i64>().unwrap();
+        let v = verifier();
+        for extreme in [i64::MIN, i64::MAX] {
+            let t = extreme.to_string();
+            assert_eq!(
+                v.verify(Some(&t), Some(SIGNATURE), BODY.as_bytes(), ts),
+                Err(VerifyError::Stale)
+            );
+        }
     }
 
     #[test]
