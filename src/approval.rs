@@ -306,9 +306,27 @@ impl Approvals {
                         return;
                     }
                 };
+                if let Err(e) = self.store.attach_message(id, message) {
+                    warn!(error = %e, "cannot record the request's message");
+                }
                 match self.store.mark_pending(id, &plan_json, message) {
                     Ok(true) => {}
-                    Ok(false) => return,
+                    Ok(false) => {
+                        // Cancelled while it was being prepared: take the buttons off what was posted.
+                        if let Ok(Some(now)) = self.store.request(id)
+                            && now.state == RequestState::Cancelled
+                            && let Some(by) = now.decided_by.clone()
+                        {
+                            self.tell(
+                                &now,
+                                Some(&plan),
+                                &Stage::Cancelled { by: by.clone() },
+                                Note::Cancelled { by },
+                                &format!("request:{id}:cancelled"),
+                            );
+                        }
+                        return;
+                    }
                     Err(e) => {
                         warn!(error = %e, "cannot record a plan");
                         return;

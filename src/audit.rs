@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
+    /// RFC 3339 with milliseconds, so that the lines sort as text too.
+    #[serde(serialize_with = "millis")]
     pub at: jiff::Timestamp,
     /// `request`, `decision`, `expired`, `rejected`, `attempt`, `step`, `run`.
     pub kind: &'static str,
@@ -17,6 +19,10 @@ pub struct Entry {
     pub user: Option<String>,
     pub what: String,
     pub detail: String,
+}
+
+fn millis<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,6 +93,7 @@ pub async fn run() -> anyhow::Result<()> {
             endpoint_url: Some(sim.url().to_owned()),
             static_credentials: true,
             max_attempts: None,
+            attempt_timeout: None,
         },
         clock: Arc::new(SystemClock),
         env: Box::new(|_| None),

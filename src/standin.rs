@@ -72,6 +72,8 @@ struct Inner {
     failures: VecDeque<Failure>,
     /// Every call fails this way until the outage ends.
     outage: Option<Failure>,
+    /// Calls to these methods are answered only after this long.
+    delays: BTreeMap<String, Duration>,
     print: bool,
     next_response: u64,
 }
@@ -110,6 +112,7 @@ impl SlackStandIn {
                 groups: BTreeMap::new(),
                 failures: VecDeque::new(),
                 outage: None,
+                delays: BTreeMap::new(),
                 print: false,
                 next_response: 0,
             })),
@@ -171,6 +174,18 @@ impl SlackStandIn {
 
     pub fn end_outage(&self) {
         self.lock().outage = None;
+    }
+
+    /// Answers calls to `method` (e.g. `usergroups.users.list`) only after `delay`.
+    pub fn slow_down(&self, method: &str, delay: Duration) {
+        self.lock().delays.insert(method.to_owned(), delay);
+    }
+
+    async fn delay_for(&self, method: &str) {
+        let delay = self.lock().delays.get(method).copied();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
     }
 
     /// Every call received, in order.
@@ -322,6 +337,7 @@ async fn group_members(
     if !fake.authorized(&headers) {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
+    fake.delay_for("usergroups.users.list").await;
     let group = q.get("usergroup").cloned().unwrap_or_default();
     if let Some(f) = fake.record("usergroups.users.list", json!(q), None, None) {
         return failure_response(f);

@@ -201,6 +201,7 @@ impl Application {
             api,
             clock: deps.clock.clone(),
             wake,
+            unrecorded: Default::default(),
         });
         let state = Arc::new(SlackState {
             verifier: Verifier::new(vec![secrets.signing_secret]),

@@ -25,6 +25,7 @@ fn overrides() -> AwsOverrides {
         endpoint_url: Some(moto()),
         static_credentials: true,
         max_attempts: Some(1),
+        attempt_timeout: None,
     }
 }
 

@@ -91,6 +91,15 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
         }
     }
     nothing_happened(&bot).await;
+    // Not even the replay cache remembers a refused request.
+    let forged_signature = verify::sign(&Secret::new("not-the-secret"), &now.to_string(), body.as_bytes());
+    let later = jiff::Timestamp::now();
+    assert!(
+        bot.store
+            .first_sighting(&forged_signature, later, later - jiff::SignedDuration::from_mins(10))
+            .unwrap(),
+        "a refused request's signature was recorded"
+    );
     // The same request, correctly signed, is accepted: the refusals above were about the signature.
     let answer = bot.sender.post_signed("/slack/commands", &body, bot.now()).await;
     assert_eq!(answer.status, 200);

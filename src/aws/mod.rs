@@ -25,6 +25,8 @@ pub struct AwsOverrides {
     pub static_credentials: bool,
     /// Retry attempts per call (the SDK's standard mode); default 3.
     pub max_attempts: Option<u32>,
+    /// How long one attempt of a call may take; default 10 s.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// The HTTP client for the SDK: rustls with ring (one TLS stack in the whole binary).
@@ -43,7 +45,7 @@ pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(overrides.attempt_timeout.unwrap_or(Duration::from_secs(10)))
                 .operation_timeout(Duration::from_secs(30))
                 .build(),
         );
@@ -82,10 +84,9 @@ const THROTTLING: &[&str] = &[
 ];
 
 /// Classifies an SDK error for the engine, keeping AWS's code and message for people.
-pub fn classify<E, R>(e: &aws_sdk_rds::error::SdkError<E, R>) -> AwsError
+pub fn classify<E>(e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     use aws_sdk_rds::error::SdkError;
     match e {
@@ -93,22 +94,35 @@ where
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
             let message = format!("{code}: {}", err.message().unwrap_or("no message"));
-            let kind =
-                if code.ends_with("NotFoundFault") || code.starts_with("NoSuch") || code == "ResourceNotFoundException"
-                {
-                    AwsErrorKind::NotFound
-                } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
-                    AwsErrorKind::InvalidState
-                } else if THROTTLING.contains(&code) {
-                    AwsErrorKind::Throttled
-                } else if matches!(
-                    code,
-                    "ServiceUnavailable" | "InternalFailure" | "InternalError" | "InternalServiceError"
-                ) {
-                    AwsErrorKind::Unavailable
-                } else {
-                    AwsErrorKind::Other
-                };
+            // The status first: a 5xx or 429 is worth retrying whatever its code (or lack of one).
+            let status = se.raw().status().as_u16();
+            let kind = if status == 429 {
+                AwsErrorKind::Throttled
+            } else if status >= 500 {
+                AwsErrorKind::Unavailable
+            } else if code.ends_with("NotFoundFault")
+                || code.starts_with("NoSuch")
+                || code == "ResourceNotFoundException"
+            {
+                AwsErrorKind::NotFound
+            } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
+                AwsErrorKind::InvalidState
+            } else if THROTTLING.contains(&code) {
+                AwsErrorKind::Throttled
+            } else if matches!(
+                code,
+                "ServiceUnavailable"
+                    | "ServiceUnavailableException"
+                    | "InternalFailure"
+                    | "InternalError"
+                    | "InternalServiceError"
+                    | "RequestTimeout"
+                    | "RequestTimeoutException"
+            ) {
+                AwsErrorKind::Unavailable
+            } else {
+                AwsErrorKind::Other
+            };
             AwsError::new(kind, message)
         }
         SdkError::TimeoutError(_) => AwsError::new(AwsErrorKind::Unavailable, "the call timed out"),

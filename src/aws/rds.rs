@@ -6,8 +6,11 @@ use super::classify;
 use crate::ports::{Aurora, AwsError, AwsErrorKind, ClusterState, Member, Topology};
 use crate::types::Region;
 use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 pub struct RdsAurora {
     config: aws_config::SdkConfig,
@@ -37,6 +40,69 @@ impl RdsAurora {
     }
 }
 
+/// How long a Region may take to answer a read before the next Region is asked as well.
+const HEDGE: Duration = Duration::from_millis(1500);
+/// How long one Region's read may take at most.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RdsAurora {
+    /// DescribeGlobalClusters in one Region, bounded by `READ_TIMEOUT`.
+    async fn topology_in(&self, global_cluster_id: &str, region: &Region) -> Result<Topology, AwsError> {
+        let call = self
+            .client(region)
+            .describe_global_clusters()
+            .global_cluster_identifier(global_cluster_id)
+            .send();
+        let out = match tokio::time::timeout(READ_TIMEOUT, call).await {
+            Err(_) => {
+                return Err(AwsError::new(
+                    AwsErrorKind::Unavailable,
+                    format!("{region}: no answer in time"),
+                ));
+            }
+            Ok(Err(e)) => {
+                let e = classify(&e);
+                return Err(AwsError::new(e.kind, format!("{region}: {}", e.message)));
+            }
+            Ok(Ok(out)) => out,
+        };
+        let g = out
+            .global_clusters()
+            .iter()
+            .find(|g| g.global_cluster_identifier() == Some(global_cluster_id))
+            .ok_or_else(|| {
+                AwsError::new(
+                    AwsErrorKind::NotFound,
+                    format!("global cluster {global_cluster_id} not found"),
+                )
+            })?;
+        let members = g
+            .global_cluster_members()
+            .iter()
+            .filter_map(|m| {
+                let arn = m.db_cluster_arn()?.to_owned();
+                Some(Member {
+                    region: region_of_arn(&arn)?,
+                    cluster_id: cluster_id_of_arn(&arn),
+                    is_writer: m.is_writer().unwrap_or(false),
+                    sync: m.synchronization_status().map(|s| s.as_str().to_owned()),
+                    arn,
+                })
+            })
+            .collect();
+        Ok(Topology {
+            global_cluster_id: global_cluster_id.to_owned(),
+            status: g.status().unwrap_or("unknown").to_owned(),
+            engine_version: g.engine_version().unwrap_or_default().to_owned(),
+            members,
+            operation_in_progress: g
+                .failover_state()
+                .and_then(|f| f.status())
+                .map(|s| s.as_str().to_owned()),
+        })
+    }
+}
+
 /// The Region of an RDS ARN (`arn:aws:rds:us-west-2:123456789012:cluster:x`).
 fn region_of_arn(arn: &str) -> Option<Region> {
     arn.split(':').nth(3).and_then(Region::parse)
@@ -49,62 +115,33 @@ fn cluster_id_of_arn(arn: &str) -> String {
 #[async_trait]
 impl Aurora for RdsAurora {
     async fn topology(&self, global_cluster_id: &str, regions: &[Region]) -> Result<Topology, AwsError> {
+        // Ask the first Region; if it fails for the moment or has not answered within HEDGE, ask the
+        // next one too, and so on: the first answer wins. A Region that is down (maybe exactly the
+        // one failing over) then costs a couple of seconds, not the SDK's whole retry budget.
+        let mut asking = FuturesUnordered::new();
+        let mut next = regions.iter();
         let mut last_error = AwsError::new(AwsErrorKind::Other, "no Region configured");
-        for region in regions {
-            let result = self
-                .client(region)
-                .describe_global_clusters()
-                .global_cluster_identifier(global_cluster_id)
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                Err(e) => {
-                    let e = classify(&e);
-                    if e.is_transient() {
-                        // Try the next Region: this one may be the one that is down.
-                        last_error = AwsError::new(e.kind, format!("{region}: {}", e.message));
-                        continue;
-                    }
-                    return Err(e);
+        loop {
+            if asking.is_empty() {
+                match next.next() {
+                    Some(region) => asking.push(self.topology_in(global_cluster_id, region)),
+                    None => return Err(last_error),
                 }
-            };
-            let g = out
-                .global_clusters()
-                .iter()
-                .find(|g| g.global_cluster_identifier() == Some(global_cluster_id))
-                .ok_or_else(|| {
-                    AwsError::new(
-                        AwsErrorKind::NotFound,
-                        format!("global cluster {global_cluster_id} not found"),
-                    )
-                })?;
-            let members = g
-                .global_cluster_members()
-                .iter()
-                .filter_map(|m| {
-                    let arn = m.db_cluster_arn()?.to_owned();
-                    Some(Member {
-                        region: region_of_arn(&arn)?,
-                        cluster_id: cluster_id_of_arn(&arn),
-                        is_writer: m.is_writer().unwrap_or(false),
-                        sync: m.synchronization_status().map(|s| s.as_str().to_owned()),
-                        arn,
-                    })
-                })
-                .collect();
-            return Ok(Topology {
-                global_cluster_id: global_cluster_id.to_owned(),
-                status: g.status().unwrap_or("unknown").to_owned(),
-                engine_version: g.engine_version().unwrap_or_default().to_owned(),
-                members,
-                operation_in_progress: g
-                    .failover_state()
-                    .and_then(|f| f.status())
-                    .map(|s| s.as_str().to_owned()),
-            });
+            }
+            tokio::select! {
+                Some(answer) = asking.next() => match answer {
+                    Ok(t) => return Ok(t),
+                    // "No such global cluster" is the answer, not an outage.
+                    Err(e) if !e.is_transient() => return Err(e),
+                    Err(e) => last_error = e,
+                },
+                () = tokio::time::sleep(HEDGE) => {
+                    if let Some(region) = next.next() {
+                        asking.push(self.topology_in(global_cluster_id, region));
+                    }
+                }
+            }
         }
-        Err(last_error)
     }
 
     async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError> {

@@ -98,6 +98,9 @@ impl Step {
     }
 }
 
+/// The least time a resumed run's reads get to ride out transient errors.
+const READ_GRACE: Duration = Duration::from_secs(60);
+
 /// How a finished run ended, kept with it so that its last reply can be queued again after a crash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -151,6 +154,8 @@ pub struct Runner {
 
 /// Everything one run works with.
 struct Ctx {
+    /// When this process took the run up (its reads get a fresh budget after a restart).
+    resumed_at: jiff::Timestamp,
     run: Run,
     request: Request,
     plan: Plan,
@@ -222,6 +227,7 @@ impl Runner {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("run {run_id} has no approver"))?;
         Ok(Some(Ctx {
+            resumed_at: self.clock.now(),
             run,
             request,
             plan,
@@ -347,6 +353,16 @@ impl Runner {
         }
     }
 
+    /// A step's deadline, extended to at least READ_GRACE from now when the step began before this
+    /// process took the run up (so that a restart after long downtime does not fail at once).
+    fn resumed(&self, ctx: &Ctx, started: jiff::Timestamp, deadline: jiff::Timestamp) -> jiff::Timestamp {
+        if started < ctx.resumed_at {
+            deadline.max(plus(ctx.resumed_at, READ_GRACE))
+        } else {
+            deadline
+        }
+    }
+
     /// Waits, unless the bot is shutting down.
     async fn pause(&self, d: Duration) -> Result<(), Stop> {
         tokio::select! {
@@ -384,7 +400,13 @@ impl Runner {
     }
 
     async fn perform(&self, ctx: &mut Ctx, step: Step, started: jiff::Timestamp) -> Result<String, Stop> {
-        let read_deadline = plus(started, self.settings.promote_timeout.min(Duration::from_secs(120)));
+        // Reads ride out transient errors for a while from the step's start; a run taken up again after
+        // a restart gets at least READ_GRACE of its own.
+        let read_deadline = self.resumed(
+            ctx,
+            started,
+            plus(started, self.settings.promote_timeout.min(Duration::from_secs(120))),
+        );
         match step {
             Step::Precheck => {
                 let topology = self
@@ -510,7 +532,7 @@ impl Runner {
                 }
             }
             Step::UpdateDns => {
-                let deadline = plus(started, self.settings.dns_timeout);
+                let deadline = self.resumed(ctx, started, plus(started, self.settings.dns_timeout));
                 // Never point DNS at a cluster that is not writable: look again right before.
                 let state = self.read_target(ctx, step, deadline).await?;
                 if !state.is_writable() {
@@ -777,3 +799,6 @@ impl Runner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,10 +24,29 @@ pub enum SendError {
     /// A 5xx, a timeout or a connection problem: try again with backoff.
     #[error("temporary failure: {0}")]
     Temporary(String),
-    /// Slack refused it for good (e.g. `channel_not_found`, `invalid_auth`): do not retry.
+    /// Slack refused the bot's token (revoked, wrong, missing a scope): nothing will get through until
+    /// an operator fixes it, so keep the message and try again slowly.
+    #[error("the bot's token was refused: {0}")]
+    Auth(String),
+    /// Slack answered, but with something that could not be read: it may have acted. Retried a few
+    /// times only, so that a post that did go through is not repeated forever.
+    #[error("unreadable answer: {0}")]
+    Unreadable(String),
+    /// Slack refused it for good (e.g. `channel_not_found`, `msg_too_long`): do not retry.
     #[error("refused: {0}")]
     Permanent(String),
 }
+
+/// Slack error codes that mean the token (not the message) is the problem.
+const AUTH_CODES: &[&str] = &[
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "missing_scope",
+    "not_allowed_token_type",
+];
 
 /// Slack error codes that are worth retrying.
 const TEMPORARY_CODES: &[&str] = &[
@@ -49,9 +68,10 @@ fn classify(e: SlackClientError) -> SendError {
         }
         SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
         SlackClientError::ApiError(a) if TEMPORARY_CODES.contains(&a.code.as_str()) => SendError::Temporary(a.code),
+        SlackClientError::ApiError(a) if AUTH_CODES.contains(&a.code.as_str()) => SendError::Auth(a.code),
         SlackClientError::ApiError(a) => SendError::Permanent(a.code),
         SlackClientError::HttpProtocolError(p) => SendError::Temporary(format!("connection problem: {p}")),
-        SlackClientError::ProtocolError(p) => SendError::Temporary(format!("unexpected answer: {}", p.json_error)),
+        SlackClientError::ProtocolError(p) => SendError::Unreadable(p.json_error.to_string()),
         other => SendError::Temporary(other.to_string()),
     }
 }

@@ -52,7 +52,7 @@ impl Directory for SlackDirectory {
                     .insert(group.clone(), (Instant::now(), members.clone()));
                 return Ok(members);
             }
-            Ok(Err(SendError::Permanent(why))) => {
+            Ok(Err(SendError::Permanent(why) | SendError::Auth(why))) => {
                 return Err(ChatError(format!("usergroups.users.list for {group}: {why}")));
             }
             Ok(Err(e)) => e.to_string(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 /// Backoff after the n-th temporary failure: 0.5 s, 1 s, 2 s, ... up to 30 s.
 pub fn backoff(attempts: i64) -> Duration {
@@ -26,7 +26,15 @@ pub struct Outbox {
     pub api: Arc<SlackApi>,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<Notify>,
+    /// Messages delivered whose delivery the store could not record yet (id → ts): recorded at the
+    /// next try instead of being sent again.
+    pub unrecorded: std::sync::Mutex<std::collections::HashMap<i64, Option<String>>>,
 }
+
+/// How long to wait before trying again when Slack refuses the token.
+const AUTH_RETRY: Duration = Duration::from_secs(60);
+/// How many unreadable answers a message gets before it is given up on.
+const UNREADABLE_ATTEMPTS: i64 = 3;
 
 enum Outcome {
     Delivered(Option<String>),
@@ -76,34 +84,64 @@ impl Outbox {
         }
     }
 
-    /// Tries one item; returns whether anything changed.
+    /// Tries one item; returns whether anything changed (so that a failing store never turns the
+    /// loop into a hot one).
     async fn deliver(&self, item: &OutboxItem) -> bool {
-        let result = self.try_deliver(item).await;
-        let recorded = match result {
+        // Delivered earlier, but the store could not record it then: record it now, never send twice.
+        let unrecorded = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&item.id)
+            .cloned();
+        let result = match unrecorded {
+            Some(ts) => Ok(Outcome::Delivered(ts)),
+            None => self.try_deliver(item).await,
+        };
+        let recorded = match &result {
             Ok(Outcome::Delivered(ts)) => {
                 debug!(id = item.id, kind = %item.kind, "delivered");
-                self.store.outbox_delivered(item.id, ts.as_deref())
+                let r = self.store.outbox_delivered(item.id, ts.as_deref());
+                let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+                if r.is_err() {
+                    unrecorded.insert(item.id, ts.clone());
+                } else {
+                    unrecorded.remove(&item.id);
+                }
+                r
             }
             Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id),
             Ok(Outcome::Wait) => return false,
             Err(SendError::Permanent(why)) => {
                 warn!(id = item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
-                self.store.outbox_failed(item.id, &why)
+                self.store.outbox_failed(item.id, why)
+            }
+            Err(SendError::Unreadable(why)) if item.attempts + 1 >= UNREADABLE_ATTEMPTS => {
+                warn!(id = item.id, kind = %item.kind, error = %why, "Slack's answers cannot be read; giving up on the message");
+                self.store.outbox_failed(item.id, &format!("unreadable answer: {why}"))
             }
             Err(e) => {
-                let wait = match &e {
+                let wait = match e {
                     SendError::RateLimited(d) => *d,
+                    SendError::Auth(_) => AUTH_RETRY,
                     _ => backoff(item.attempts),
                 };
-                warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
+                if matches!(e, SendError::Auth(_)) {
+                    error!(error = %e, "Slack refuses the bot's token: messages are kept and retried; fix the token or its scopes");
+                } else {
+                    warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
+                }
                 let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
                 self.store.outbox_retry(item.id, &e.to_string(), at)
             }
         };
-        if let Err(e) = recorded {
-            warn!(error = %e, "cannot record an outbox delivery");
+        match recorded {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "cannot record an outbox delivery");
+                false
+            }
         }
-        true
     }
 
     /// The channel and ts of the message an item refers to, once that message is delivered.

@@ -29,6 +29,9 @@ use tracing::{info, warn};
 /// carries the message it was on, a few kilobytes.
 pub const BODY_LIMIT: usize = 128 * 1024;
 
+/// How long a body may take to arrive (Slack sends a few kilobytes at once; a trickle is not Slack).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many requests `/aurora history` shows.
 const HISTORY_LENGTH: usize = 15;
 
@@ -75,10 +78,17 @@ async fn read_verified(
         warn!(declared, "refused an oversized request");
         return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
     }
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
-        warn!("refused an oversized request");
-        StatusCode::PAYLOAD_TOO_LARGE.into_response()
-    })?;
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            warn!("refused an oversized request");
+            return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+        }
+        Err(_) => {
+            warn!("refused a request whose body did not arrive in time");
+            return Err(StatusCode::REQUEST_TIMEOUT.into_response());
+        }
+    };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     state
         .verifier
@@ -173,11 +183,16 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     (c.clone(), detached)
                 })
                 .collect();
+            // Shown to everyone in the incident channel; elsewhere, only to whoever asked.
+            let in_channel = event.channel_id.0 == state.settings.slack.incident_channel.as_str();
             let st = state.clone();
             state.tasks.spawn(async move {
                 let refs: Vec<_> = clusters.iter().map(|(c, d)| (c, d.clone())).collect();
                 let reports = crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
-                if let Err(e) = st.chat.respond_message(&response_url, &render::status(&reports), true) {
+                if let Err(e) = st
+                    .chat
+                    .respond_message(&response_url, &render::status(&reports), in_channel)
+                {
                     warn!(error = %e, "cannot queue the status answer");
                 }
             });

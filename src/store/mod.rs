@@ -450,6 +450,15 @@ impl Store {
         rows.into_iter().map(request_from).collect()
     }
 
+    /// Records the outbox id of a request's message (once; whatever the request's state).
+    pub fn attach_message(&self, id: i64, message: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE requests SET message = ?2 WHERE id = ?1 AND message IS NULL",
+            params![id, message],
+        )?;
+        Ok(())
+    }
+
     /// Planning → pending, with the plan and the outbox id of the approval message.
     pub fn mark_pending(&self, id: i64, plan: &str, message: i64) -> Result<bool> {
         let n = self.conn().execute(

@@ -60,6 +60,10 @@ pub struct Options {
     pub promote_timeout_secs: u64,
     pub dns_timeout_secs: u64,
     pub scenario: awsim::Scenario,
+    /// How long one attempt of an AWS call may take (the SDK's default when absent).
+    pub attempt_timeout: Option<Duration>,
+    /// The configured Regions of the `orders` cluster.
+    pub regions: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -78,6 +82,8 @@ impl Default for Options {
             promote_timeout_secs: 30,
             dns_timeout_secs: 30,
             scenario: awsim::Scenario::two_region_example(),
+            attempt_timeout: None,
+            regions: vec!["us-east-1", "us-west-2"],
         }
     }
 }
@@ -104,7 +110,7 @@ dns_timeout_secs = {dns}
 [[clusters]]
 name = "orders"
 global_cluster_id = "orders-global"
-regions = ["us-east-1", "us-west-2"]
+regions = [{regions}]
 hosted_zone_id = "{ZONE}"
 writer_record = "{WRITER_RECORD}"
 reader_record = "{READER_RECORD}"
@@ -115,6 +121,12 @@ record_ttl = 1
         poll = o.poll_interval_ms,
         promote = o.promote_timeout_secs,
         dns = o.dns_timeout_secs,
+        regions = o
+            .regions
+            .iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 
@@ -162,6 +174,7 @@ impl TestBot {
                 endpoint_url: Some(sim.url().to_owned()),
                 static_credentials: true,
                 max_attempts: Some(2),
+                attempt_timeout: o.attempt_timeout,
             },
             clock: clock.clone(),
             env: Box::new(|_| None),

@@ -1,0 +1,175 @@
+//! The runner's bookkeeping, with the engine's ports stubbed: a finished run queues its outcome again
+//! (idempotently) when taken up after a restart, and never calls AWS.
+
+use super::*;
+use crate::ports::{ChatError, ClusterState, Member, Topology};
+use crate::store::{NewRequest, Outgoing};
+use crate::types::{ClusterName, Mode, Region};
+use async_trait::async_trait;
+use std::sync::Mutex;
+
+struct NoAws;
+
+#[async_trait]
+impl Aurora for NoAws {
+    async fn topology(&self, _: &str, _: &[Region]) -> Result<Topology, AwsError> {
+        panic!("a finished run must not read AWS")
+    }
+    async fn cluster(&self, _: &Region, _: &str) -> Result<ClusterState, AwsError> {
+        panic!("a finished run must not read AWS")
+    }
+    async fn detach(&self, _: &str, _: &Member) -> Result<(), AwsError> {
+        panic!("a finished run must not change AWS")
+    }
+}
+
+#[async_trait]
+impl Dns for NoAws {
+    async fn cnames(&self, _: &str, _: &[&str]) -> Result<Vec<Option<String>>, AwsError> {
+        panic!("a finished run must not read DNS")
+    }
+    async fn upsert_cnames(&self, _: &str, _: &[(&str, &str)], _: i64, _: &str) -> Result<String, AwsError> {
+        panic!("a finished run must not change DNS")
+    }
+    async fn change_insync(&self, _: &str) -> Result<bool, AwsError> {
+        panic!("a finished run must not read DNS")
+    }
+}
+
+/// Records (key, text) of every note and every update key.
+#[derive(Default)]
+struct Recorder {
+    notes: Mutex<Vec<(String, bool)>>,
+    updates: Mutex<Vec<Option<String>>>,
+}
+
+impl Chat for Recorder {
+    fn post_request(&self, _: &Request, _: &Plan) -> Result<i64, ChatError> {
+        Ok(1)
+    }
+    fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
+        self.updates.lock().unwrap().push(key.map(str::to_owned));
+        Ok(())
+    }
+    fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+        self.notes.lock().unwrap().push((key.to_owned(), broadcast));
+        Ok(())
+    }
+    fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
+        Ok(())
+    }
+}
+
+fn member(region: &str, id: &str, writer: bool) -> Member {
+    Member {
+        region: Region::parse(region).unwrap(),
+        cluster_id: id.into(),
+        arn: format!("arn:aws:rds:{region}:123456789012:cluster:{id}"),
+        is_writer: writer,
+        sync: None,
+    }
+}
+
+#[tokio::test]
+async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
+    let store = Arc::new(Store::in_memory().unwrap());
+    let now = jiff::Timestamp::now();
+    let id = store
+        .create_request(&NewRequest {
+            cluster: ClusterName::parse("orders").unwrap(),
+            mode: Mode::Detach,
+            requested_by: SlackUserId::parse("U0ALICE").unwrap(),
+            to_region: None,
+            origin_channel: "C0INCIDENT".into(),
+            response_url: None,
+            requested_at: now,
+            expires_at: now + jiff::SignedDuration::from_mins(15),
+        })
+        .unwrap()
+        .unwrap();
+    let plan = Plan {
+        cluster: ClusterName::parse("orders").unwrap(),
+        global_cluster_id: "orders-global".into(),
+        mode: Mode::Detach,
+        from: member("us-east-1", "east", true),
+        to: member("us-west-2", "west", false),
+        zone_id: "Z1".into(),
+        writer_record: "w.zone".into(),
+        reader_record: "r.zone".into(),
+        record_ttl: 1,
+        regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        dns_before: plan::DnsTargets::default(),
+    };
+    let message = store
+        .enqueue(
+            &Outgoing {
+                ordering_key: "request:1",
+                kind: "post",
+                channel: None,
+                target: None,
+                response_url: None,
+                body: "{}",
+                dedup_key: None,
+            },
+            now,
+        )
+        .unwrap();
+    assert!(
+        store
+            .mark_pending(id, &serde_json::to_string(&plan).unwrap(), message)
+            .unwrap()
+    );
+    let bob = SlackUserId::parse("U0BOB").unwrap();
+    let crate::store::Decided::Won { run_id: Some(run) } = store.decide(id, true, &bob, now, "precheck", "{}").unwrap()
+    else {
+        panic!("not approved")
+    };
+    let data = RunData {
+        outcome: Some(Outcome::Failed(Failure {
+            step: Step::WaitWritable,
+            reason: "timed out".into(),
+            cluster_now: "west is promoting".into(),
+            dns_now: "unchanged".into(),
+            dns_touched: false,
+        })),
+        ..RunData::default()
+    };
+    store
+        .finish_run(run, RunState::Failed, &serde_json::to_string(&data).unwrap(), now)
+        .unwrap();
+
+    let chat = Arc::new(Recorder::default());
+    let runner = Arc::new(Runner {
+        store: store.clone(),
+        aurora: Arc::new(NoAws),
+        dns: Arc::new(NoAws),
+        chat: chat.clone(),
+        clock: Arc::new(crate::ports::SystemClock),
+        settings: crate::settings::RunbookSettings {
+            poll_interval: Duration::from_millis(100),
+            promote_timeout: Duration::from_secs(1),
+            dns_timeout: Duration::from_secs(1),
+        },
+        shutdown: CancellationToken::new(),
+    });
+    runner.clone().execute(run).await;
+    runner.execute(run).await;
+    let notes = chat.notes.lock().unwrap().clone();
+    let key = format!("run:{run}:failed");
+    assert_eq!(
+        notes,
+        [(key.clone(), true), (key, true)],
+        "the same keyed, broadcast outcome both times"
+    );
+    let updates = chat.updates.lock().unwrap().clone();
+    assert!(
+        updates
+            .iter()
+            .all(|k| k.as_deref() == Some(&format!("run:{run}:stage:failed")[..]))
+    );
+    assert_eq!(
+        store.run(run).unwrap().unwrap().state,
+        RunState::Failed,
+        "still failed, not run again"
+    );
+}
