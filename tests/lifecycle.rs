@@ -349,3 +349,36 @@ async fn a_request_after_a_detach_is_refused_while_the_cnames_point_at_the_detac
     assert_eq!(bot.request_state(2).state, RequestState::Rejected);
     assert_eq!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").len(), 1);
 }
+
+#[tokio::test]
+async fn a_second_request_while_a_run_is_running_gets_a_link_to_it() {
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            detach_ms: 3_000,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    bot.click(BOB, id, true).await;
+    let deadline = Instant::now() + WAIT;
+    while bot.store.run_of_request(id).unwrap().is_none() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (answer, _) = bot.command(DAVE, "failover orders").await;
+    let link = format!(
+        "<https://standin.slack.com/archives/{CHANNEL}/p{}|request #{id}>",
+        ts.replace('.', "")
+    );
+    assert!(answer.text().contains(&link), "{} lacks {link}", answer.text());
+    assert_eq!(
+        bot.finished_run(id, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    // The lock goes with the run: the cluster is free again.
+    let (answer, _) = bot.command(ALICE, "failover orders").await;
+    assert!(answer.text().starts_with("Request #2"), "{}", answer.text());
+}
