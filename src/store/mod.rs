@@ -427,27 +427,12 @@ impl Store {
     }
 
     pub fn request(&self, id: i64) -> Result<Option<Request>> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"),
-                params![id],
-                request_row,
-            )
-            .optional()?;
-        row.map(request_from).transpose()
+        Ok(self.select_requests("id = ?1", params![id])?.pop())
     }
 
     /// Requests in a state, oldest first.
     pub fn requests_in(&self, state: RequestState) -> Result<Vec<Request>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE state = ?1 ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map(params![state.as_str()], request_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(request_from).collect()
+        self.select_requests("state = ?1 ORDER BY id", params![state.as_str()])
     }
 
     /// Records the outbox id of a request's message (once; whatever the request's state).
@@ -543,41 +528,32 @@ impl Store {
 
     /// Requests closed without a run (denied, expired, cancelled) since `since`.
     pub fn closed_since(&self, since: jiff::Timestamp) -> Result<Vec<Request>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests
-             WHERE (state IN ('denied', 'cancelled') AND decided_at >= ?1) OR (state = 'expired' AND expires_at >= ?1)
-             ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map(params![ts(since)], request_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(request_from).collect()
+        self.select_requests(
+            "(state IN ('denied', 'cancelled') AND decided_at >= ?1) OR (state = 'expired' AND expires_at >= ?1)
+             ORDER BY id",
+            params![ts(since)],
+        )
     }
 
     /// The most recent requests (of one cluster, or all), newest first.
     pub fn recent_requests(&self, cluster: Option<&ClusterName>, limit: usize) -> Result<Vec<Request>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE ?1 IS NULL OR cluster = ?1 ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt
-            .query_map(
-                params![cluster.map(|c| c.as_str().to_owned()), limit as i64],
-                request_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(request_from).collect()
+        self.select_requests(
+            "?1 IS NULL OR cluster = ?1 ORDER BY id DESC LIMIT ?2",
+            params![cluster.map(|c| c.as_str().to_owned()), limit as i64],
+        )
     }
 
     /// Every request made since `since`, oldest first.
     pub fn requests_since(&self, since: jiff::Timestamp) -> Result<Vec<Request>> {
+        self.select_requests("requested_at >= ?1 ORDER BY id", params![ts(since)])
+    }
+
+    /// Requests matching a condition (the SQL after WHERE, ordering included).
+    fn select_requests(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Request>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE requested_at >= ?1 ORDER BY id"
-        ))?;
+        let mut stmt = conn.prepare(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE {condition}"))?;
         let rows = stmt
-            .query_map(params![ts(since)], request_row)?
+            .query_map(params, request_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(request_from).collect()
     }
@@ -600,27 +576,11 @@ impl Store {
     // ---- runs ----
 
     pub fn run(&self, id: i64) -> Result<Option<Run>> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                params![id],
-                run_from,
-            )
-            .optional()?;
-        row.map(run_convert).transpose()
+        Ok(self.select_runs("id = ?1", params![id])?.pop())
     }
 
     pub fn run_of_request(&self, request_id: i64) -> Result<Option<Run>> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE request_id = ?1"),
-                params![request_id],
-                run_from,
-            )
-            .optional()?;
-        row.map(run_convert).transpose()
+        Ok(self.select_runs("request_id = ?1", params![request_id])?.pop())
     }
 
     /// The request of the cluster's most recent successful run, if any.
@@ -646,23 +606,24 @@ impl Store {
 
     /// Runs finished since `since`.
     pub fn runs_finished_since(&self, since: jiff::Timestamp) -> Result<Vec<Run>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE state != 'running' AND finished_at >= ?1 ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map(params![ts(since)], run_from)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(run_convert).collect()
+        self.select_runs(
+            "state != 'running' AND finished_at >= ?1 ORDER BY id",
+            params![ts(since)],
+        )
     }
 
     /// Every journal entry since `since`, oldest first.
     pub fn journal_since(&self, since: jiff::Timestamp) -> Result<Vec<JournalEntry>> {
+        self.select_journal("at >= ?1 ORDER BY at, run_id, seq", params![ts(since)])
+    }
+
+    /// Journal entries matching a condition (the SQL after WHERE, ordering included).
+    fn select_journal(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<JournalEntry>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT run_id, seq, at, step, event, detail FROM journal WHERE at >= ?1 ORDER BY at, run_id, seq",
-        )?;
-        let rows = stmt.query_map(params![ts(since)], |row| {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT run_id, seq, at, step, event, detail FROM journal WHERE {condition}"
+        ))?;
+        let rows = stmt.query_map(params, |row| {
             Ok(JournalEntry {
                 run_id: row.get(0)?,
                 seq: row.get(1)?,
@@ -676,10 +637,15 @@ impl Store {
     }
 
     pub fn runs_in(&self, state: RunState) -> Result<Vec<Run>> {
+        self.select_runs("state = ?1 ORDER BY id", params![state.as_str()])
+    }
+
+    /// Runs matching a condition (the SQL after WHERE, ordering included).
+    fn select_runs(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Run>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = ?1 ORDER BY id"))?;
+        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE {condition}"))?;
         let rows = stmt
-            .query_map(params![state.as_str()], run_from)?
+            .query_map(params, run_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(run_convert).collect()
     }
@@ -712,20 +678,7 @@ impl Store {
     }
 
     pub fn journal_of(&self, run_id: i64) -> Result<Vec<JournalEntry>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT run_id, seq, at, step, event, detail FROM journal WHERE run_id = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map(params![run_id], |row| {
-            Ok(JournalEntry {
-                run_id: row.get(0)?,
-                seq: row.get(1)?,
-                at: from_ms(row.get(2)?)?,
-                step: row.get(3)?,
-                event: row.get(4)?,
-                detail: row.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.select_journal("run_id = ?1 ORDER BY seq", params![run_id])
     }
 
     /// Running → succeeded or failed.
