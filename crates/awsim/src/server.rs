@@ -7,7 +7,7 @@
 //! returning an error, and which a router that must always produce a response cannot.
 
 use crate::model::{ApiError, CallRecord, OutageMode, World};
-use crate::protocol::{query, rest, sigv4};
+use crate::protocol::{cbor, query, rest, sigv4};
 use crate::scenario::Scenario;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -112,6 +112,36 @@ pub(crate) fn xml_response(status: u16, body: String, request_id: &str) -> HttpR
         .expect("static headers are valid")
 }
 
+/// Renders an error as its service's wire format.
+type Render = fn(&ApiError, &str) -> HttpResponse;
+
+fn rds_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    xml_response(e.status, query::error_body(e, request_id), request_id)
+}
+
+fn route53_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    xml_response(e.status, rest::error_body(e, request_id), request_id)
+}
+
+fn cbor_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/cbor")
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("x-amzn-RequestId", request_id)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn cbor_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    let mut resp = cbor_response(e.status, cbor::error_body(e), request_id);
+    let fault = if e.status >= 500 { "Receiver" } else { "Sender" };
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("{};{fault}", e.code)) {
+        resp.headers_mut().insert("x-amzn-query-error", v);
+    }
+    resp
+}
+
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpResponse, Abort> {
     if req.uri().path().starts_with("/_awsim/") {
         return Ok(crate::admin::handle_http(&shared, req).await);
@@ -158,8 +188,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 params: params.for_log(),
                 request_id,
             };
-            run(&shared, call, query::error_body, |world, now, call| {
+            run(&shared, call, rds_error, |world, now, call| {
                 query::handle(world, &call.region, &call.action, &params, now, &call.request_id)
+                    .map(|body| xml_response(200, body, &call.request_id))
             })
             .await
         }
@@ -188,8 +219,32 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 params,
                 request_id,
             };
-            run(&shared, call, rest::error_body, |world, now, call| {
+            run(&shared, call, route53_error, |world, now, call| {
                 rest::handle(world, &op, &body, now, &call.request_id)
+                    .map(|body| xml_response(200, body, &call.request_id))
+            })
+            .await
+        }
+        "monitoring" => {
+            let Some(operation) = path.strip_prefix(cbor::PATH_PREFIX).map(str::to_owned) else {
+                let e = ApiError::new(
+                    404,
+                    "UnknownOperationException",
+                    format!("The emulator does not serve {method} {path}"),
+                );
+                return Ok(cbor_error(&e, &request_id));
+            };
+            let call = Call {
+                service: "monitoring",
+                region: scope.region.clone(),
+                outage_region: scope.region,
+                action: operation,
+                params: BTreeMap::new(),
+                request_id,
+            };
+            run(&shared, call, cbor_error, |world, now, call| {
+                cbor::handle(world, &call.region, &call.action, &body, now)
+                    .map(|b| cbor_response(200, b, &call.request_id))
             })
             .await
         }
@@ -197,7 +252,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
             let e = ApiError::new(
                 400,
                 "UnknownService",
-                format!("The emulator serves rds and route53, not {other}"),
+                format!("The emulator serves rds, route53 and monitoring, not {other}"),
             );
             Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id))
         }
@@ -216,12 +271,7 @@ struct Call {
 }
 
 /// Fails the call if its Region is down: `Err` drops the connection, `Ok` is a 503.
-fn outage_answer(
-    world: &mut World,
-    seq: u64,
-    call: &Call,
-    error_body: fn(&ApiError, &str) -> String,
-) -> Option<Result<HttpResponse, Abort>> {
+fn outage_answer(world: &mut World, seq: u64, call: &Call, render: Render) -> Option<Result<HttpResponse, Abort>> {
     match world.outage(&call.outage_region)? {
         OutageMode::Reset => {
             world.finish_call(seq, 0, Some("ConnectionReset".into()));
@@ -234,11 +284,7 @@ fn outage_answer(
                 format!("The service is unavailable in {}.", call.outage_region),
             );
             world.finish_call(seq, e.status, Some(e.code.clone()));
-            Some(Ok(xml_response(
-                e.status,
-                error_body(&e, &call.request_id),
-                &call.request_id,
-            )))
+            Some(Ok(render(&e, &call.request_id)))
         }
     }
 }
@@ -246,8 +292,8 @@ fn outage_answer(
 async fn run(
     shared: &Shared,
     call: Call,
-    error_body: fn(&ApiError, &str) -> String,
-    act: impl FnOnce(&mut World, Instant, &Call) -> Result<String, ApiError>,
+    render: Render,
+    act: impl FnOnce(&mut World, Instant, &Call) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, Abort> {
     let (seq, fault) = {
         let mut world = shared.world();
@@ -262,7 +308,7 @@ async fn run(
             status: 0,
             error: None,
         });
-        if let Some(answer) = outage_answer(&mut world, seq, &call, error_body) {
+        if let Some(answer) = outage_answer(&mut world, seq, &call, render) {
             return answer;
         }
         (seq, world.take_fault(&call.action, &call.region))
@@ -273,7 +319,7 @@ async fn run(
     let answer = {
         let mut world = shared.world();
         if fault.delay.is_some()
-            && let Some(answer) = outage_answer(&mut world, seq, &call, error_body)
+            && let Some(answer) = outage_answer(&mut world, seq, &call, render)
         {
             return answer;
         }
@@ -282,14 +328,14 @@ async fn run(
             None => act(&mut world, Instant::now(), &call),
         };
         match result {
-            Ok(body) => {
-                world.finish_call(seq, 200, None);
-                xml_response(200, body, &call.request_id)
+            Ok(response) => {
+                world.finish_call(seq, response.status().as_u16(), None);
+                response
             }
             Err(e) => {
                 tracing::debug!(action = %call.action, region = %call.region, code = %e.code, "answering with an error");
                 world.finish_call(seq, e.status, Some(e.code.clone()));
-                xml_response(e.status, error_body(&e, &call.request_id), &call.request_id)
+                render(&e, &call.request_id)
             }
         }
     };

@@ -357,6 +357,28 @@ async fn managed_failover_moves_through_its_states_and_the_old_primary_rejoins_a
     assert_eq!(writer_count(&cluster(&t.rds(EAST).await, "orders-east").await), 0);
     let ids: Vec<_> = t.admin().events().iter().map(|e| e.event_id).collect();
     assert_eq!(ids, ["RDS-EVENT-0238", "RDS-EVENT-0240", "RDS-EVENT-0241"]);
+    // The point-of-failure snapshot of the old primary, in its Region.
+    let snaps = t
+        .rds(EAST)
+        .await
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("orders-east")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<_> = snaps
+        .db_cluster_snapshots()
+        .iter()
+        .filter_map(|s| s.db_cluster_snapshot_identifier())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("rds:unplanned-global-failover-orders-east-"),
+        "{names:?}"
+    );
+    assert_eq!(snaps.db_cluster_snapshots()[0].snapshot_type(), Some("automated"));
+    let none = t.rds(WEST).await.describe_db_cluster_snapshots().send().await.unwrap();
+    assert!(none.db_cluster_snapshots().is_empty(), "snapshots are regional");
 }
 
 #[tokio::test]

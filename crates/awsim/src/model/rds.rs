@@ -183,6 +183,19 @@ pub struct Event {
     pub date: jiff::Timestamp,
 }
 
+/// A DB cluster snapshot (the emulator makes only the one a managed failover leaves behind).
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub region: String,
+    pub id: String,
+    pub arn: String,
+    pub cluster_id: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub created: jiff::Timestamp,
+    pub snapshot_type: &'static str,
+}
+
 #[derive(Debug, Clone)]
 enum Action {
     DetachDone(ClusterKey),
@@ -216,6 +229,7 @@ pub struct Rds {
     pub clusters: BTreeMap<ClusterKey, DbCluster>,
     pub globals: BTreeMap<String, GlobalCluster>,
     pub events: Vec<Event>,
+    pub snapshots: Vec<Snapshot>,
     timers: Vec<Timer>,
     next_seq: u64,
 }
@@ -578,15 +592,32 @@ impl Rds {
     }
 
     fn finish_rejoin(&mut self, key: &ClusterKey, at: Instant, ctx: &Ctx) {
-        let Some(c) = self.clusters.get_mut(key) else {
-            return;
-        };
+        let Some(c) = self.clusters.get_mut(key) else { return };
         if c.rejoin != Some(Rejoin::InProgress) {
             return;
         }
         c.rejoin = None;
         c.demote_writer();
         c.status = AVAILABLE.to_owned();
+        // Before rebuilding the old primary as a secondary, AWS snapshots its old volume at the point of
+        // failure, so that the writes the failover lost can be recovered.
+        let when = ctx.clock.wall(at);
+        let id = format!(
+            "rds:unplanned-global-failover-{}-{}",
+            key.id,
+            when.strftime("%Y-%m-%d-%H-%M")
+        );
+        let snapshot = Snapshot {
+            region: key.region.clone(),
+            arn: format!("arn:aws:rds:{}:{}:cluster-snapshot:{id}", key.region, self.account),
+            id,
+            cluster_id: key.id.clone(),
+            engine: c.engine.clone(),
+            engine_version: c.engine_version.clone(),
+            created: when,
+            snapshot_type: "automated",
+        };
+        self.snapshots.push(snapshot);
         if let Some(writer) = self.writer_of(key) {
             self.event(
                 at,
@@ -901,6 +932,38 @@ impl Rds {
             },
         );
         Ok(self.global_view(&self.globals[&gid]))
+    }
+
+    /// DescribeDBClusterSnapshots in one Region.
+    pub fn describe_snapshots(
+        &self,
+        region: &str,
+        cluster: Option<&str>,
+        snapshot: Option<&str>,
+        snapshot_type: Option<&str>,
+    ) -> Result<Vec<&Snapshot>, ApiError> {
+        let found: Vec<&Snapshot> = self
+            .snapshots
+            .iter()
+            .filter(|s| s.region == region)
+            .filter(|s| {
+                cluster.is_none_or(|c| {
+                    c.eq_ignore_ascii_case(&s.cluster_id) || c.ends_with(&format!(":cluster:{}", s.cluster_id))
+                })
+            })
+            .filter(|s| snapshot.is_none_or(|id| id == s.id || id == s.arn))
+            .filter(|s| snapshot_type.is_none_or(|t| t == s.snapshot_type))
+            .collect();
+        if let Some(id) = snapshot
+            && found.is_empty()
+        {
+            return Err(ApiError::new(
+                404,
+                "DBClusterSnapshotNotFoundFault",
+                format!("DBClusterSnapshot {id} not found."),
+            ));
+        }
+        Ok(found)
     }
 
     /// DescribeEvents in one Region: the events whose date is in `[start, end]`, oldest first.

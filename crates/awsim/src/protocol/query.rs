@@ -111,6 +111,7 @@ pub fn handle(
             Ok(global_result("SwitchoverGlobalCluster", &view, request_id))
         }
         "DescribeEvents" => describe_events(world, region, p, now, request_id),
+        "DescribeDBClusterSnapshots" => describe_snapshots(world, region, p, request_id),
         other => Err(ApiError::new(
             400,
             "InvalidAction",
@@ -272,6 +273,36 @@ fn describe_events(
         w.text_list("EventCategories", "EventCategory", &e.categories);
         w.text("Date", timestamp(e.date));
         w.text("SourceArn", &e.source_arn);
+        w.close();
+    }
+    w.close().close();
+    metadata(&mut w, request_id);
+    Ok(w.finish())
+}
+
+fn describe_snapshots(world: &World, region: &str, p: &Params, request_id: &str) -> Result<String, ApiError> {
+    let found = world.rds.describe_snapshots(
+        region,
+        p.get("DBClusterIdentifier"),
+        p.get("DBClusterSnapshotIdentifier"),
+        p.get("SnapshotType"),
+    )?;
+    let (page, marker) = paginate(found, p)?;
+    let mut w = XmlWriter::with_root("DescribeDBClusterSnapshotsResponse", XMLNS);
+    w.open("DescribeDBClusterSnapshotsResult");
+    w.opt_text("Marker", marker);
+    w.open("DBClusterSnapshots");
+    for s in page {
+        w.open("DBClusterSnapshot");
+        w.text("DBClusterSnapshotIdentifier", &s.id);
+        w.text("DBClusterIdentifier", &s.cluster_id);
+        w.text("DBClusterSnapshotArn", &s.arn);
+        w.text("SnapshotCreateTime", timestamp(s.created));
+        w.text("Engine", &s.engine);
+        w.text("EngineVersion", &s.engine_version);
+        w.text("Status", "available");
+        w.text("SnapshotType", s.snapshot_type);
+        w.text("StorageEncrypted", "true");
         w.close();
     }
     w.close().close();

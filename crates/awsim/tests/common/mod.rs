@@ -76,6 +76,11 @@ impl TestSim {
         aws_sdk_rds::Client::new(&sdk_config(self.sim.url(), region, RetryConfig::disabled()).await)
     }
 
+    /// A CloudWatch client for `region` (it speaks RPC v2 CBOR) that does not retry.
+    pub async fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&sdk_config(self.sim.url(), region, RetryConfig::disabled()).await)
+    }
+
     /// A Route 53 client (Route 53 is signed for us-east-1) that does not retry.
     pub async fn route53(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&sdk_config(self.sim.url(), "us-east-1", RetryConfig::disabled()).await)
