@@ -9,9 +9,10 @@
 //! - nothing is decided after expiry; an expired request is closed on its own;
 //! - every attempt, allowed or refused, is audited.
 
-use crate::ports::{Aurora, Chat, Clock, Directory, Dns};
-use crate::runbook::plan::{self, DnsTargets, Plan};
+use crate::ports::{Aurora, Chat, Clock, Directory, Dns, Metrics};
+use crate::runbook::plan::{self, Plan};
 use crate::runbook::report::{Note, Stage};
+use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
 use crate::settings::Settings;
 use crate::store::{Decided, NewRequest, Request, RequestState, Store};
@@ -68,6 +69,8 @@ pub struct Origin<'a> {
 pub enum RequestReply {
     /// Recorded; planning has started and its outcome will follow through the response_url.
     Accepted { id: i64 },
+    /// A dry run: the plan will follow through the response_url; nothing is recorded or posted.
+    DryRun,
     /// Refused, with the reason for the user.
     Refused(String),
 }
@@ -94,6 +97,7 @@ pub struct Approvals {
     pub store: Arc<Store>,
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
+    pub metrics: Arc<dyn Metrics>,
     pub chat: Arc<dyn Chat>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
@@ -155,6 +159,7 @@ impl Approvals {
         cluster: &str,
         to: Option<&str>,
         mode: Option<Mode>,
+        dry_run: bool,
         origin: Origin<'_>,
     ) -> RequestReply {
         let Origin {
@@ -200,12 +205,12 @@ impl Approvals {
                 }
             },
         };
-        let mode = mode.unwrap_or(Mode::Detach);
-        if mode != Mode::Detach {
-            return refuse(format!(
-                "`--mode {mode}` is not available yet: this version of the bot moves the writer by detach only \
-                 (`--mode detach`, the default)."
-            ));
+        if dry_run {
+            self.audit(user, &format!("dry run {cluster}"), None, "planning");
+            let me = self.clone();
+            let (c, url) = (c.clone(), response_url.map(str::to_owned));
+            tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
+            return RequestReply::DryRun;
         }
         let now = self.clock.now();
         let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
@@ -309,7 +314,7 @@ impl Approvals {
                 if let Err(e) = self.store.attach_message(id, message) {
                     warn!(error = %e, "cannot record the request's message");
                 }
-                match self.store.mark_pending(id, &plan_json, message) {
+                match self.store.mark_pending(id, &plan_json, plan.mode, message) {
                     Ok(true) => {}
                     Ok(false) => {
                         // Cancelled while it was being prepared: take the buttons off what was posted.
@@ -351,46 +356,57 @@ impl Approvals {
         }
     }
 
+    /// The replication-lag limit the plan's checks apply.
+    pub fn limits(&self) -> plan::Limits {
+        plan::Limits {
+            lag_limit_ms: self.settings.runbook.lag_limit.as_millis() as f64,
+        }
+    }
+
+    async fn plan_for(
+        &self,
+        c: &crate::settings::ClusterSettings,
+        to: Option<&Region>,
+        mode: Option<Mode>,
+    ) -> Result<Plan, String> {
+        let survey = survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), c)
+            .await
+            .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
+        plan::make_plan(c, &survey, to, mode, self.limits()).map_err(|e| e.to_string())
+    }
+
     async fn make_plan(&self, request: &Request) -> Result<Plan, String> {
         let c = self
             .settings
             .cluster(request.cluster.as_str())
             .ok_or_else(|| format!("cluster {} is no longer configured", request.cluster))?;
-        let names = [c.writer_record.as_str(), c.reader_record.as_str()];
-        let (topology, records) = tokio::join!(
-            self.aurora.topology(&c.global_cluster_id, &c.regions),
-            self.dns.cnames(&c.hosted_zone_id, &names)
-        );
-        let topology = topology.map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
-        let dns_before = match records {
-            Ok(v) => DnsTargets {
-                writer: v.first().cloned().flatten(),
-                reader: v.get(1).cloned().flatten(),
-            },
-            Err(e) => {
-                warn!(error = %e, "cannot read the CNAMEs while planning");
-                DnsTargets::default()
-            }
+        self.plan_for(c, request.to_region.as_ref(), request.mode).await
+    }
+
+    /// `--dry-run`: the plan and its checklist, to the requester only; no request, no buttons, no run.
+    async fn dry_run(
+        &self,
+        c: crate::settings::ClusterSettings,
+        to: Option<Region>,
+        mode: Option<Mode>,
+        response_url: Option<String>,
+    ) {
+        let planned = match tokio::time::timeout(PLANNING_TIMEOUT, self.plan_for(&c, to.as_ref(), mode)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())),
         };
-        let plan = plan::make_plan(c, &topology, request.to_region.as_ref(), request.mode, dns_before)
-            .map_err(|e| e.to_string())?;
-        let target = self
-            .aurora
-            .cluster(&plan.to.region, &plan.to.cluster_id)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot read the target {} in {}: {e}",
-                    plan.to.cluster_id, plan.to.region
-                )
-            })?;
-        if let Some(reason) = plan::unfit(&target) {
-            return Err(format!(
-                "the target {} in {} cannot take over: {reason}",
-                plan.to.cluster_id, plan.to.region
-            ));
+        let Some(url) = response_url else { return };
+        let sent = match planned {
+            Ok(plan) => self.chat.respond_plan(&url, &plan),
+            Err(reason) => self.chat.respond(
+                &url,
+                &format!("Dry run for {}: no plan. {reason}. Nothing was changed.", c.name),
+                false,
+            ),
+        };
+        if let Err(e) = sent {
+            warn!(error = %e, "cannot queue the dry run's answer");
         }
-        Ok(plan)
     }
 
     /// An Approve or Deny click. `Ok` says what the click did, for the clicker.

@@ -78,7 +78,11 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
             request: Some(r.id),
             run: None,
             user: Some(r.requested_by.to_string()),
-            what: format!("failover {}{target} --mode {}", r.cluster, r.mode),
+            what: format!(
+                "failover {}{target} --mode {}",
+                r.cluster,
+                r.mode.map_or("auto", |m| m.as_str())
+            ),
             detail: format!("now {}", r.state.as_str()),
         });
         if let (Some(by), Some(at)) = (&r.decided_by, r.decided_at) {

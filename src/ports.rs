@@ -66,6 +66,8 @@ pub struct Topology {
     pub members: Vec<Member>,
     /// `FailoverState.Status` while a managed failover or switchover is in progress.
     pub operation_in_progress: Option<String>,
+    /// `FailoverState.ToDbClusterArn`: the cluster that operation promotes.
+    pub operation_target: Option<String>,
 }
 
 impl Topology {
@@ -115,6 +117,36 @@ pub trait Aurora: Send + Sync {
     async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError>;
     /// RemoveFromGlobalCluster, sent to the member's own Region.
     async fn detach(&self, global_cluster_id: &str, member: &Member) -> Result<(), AwsError>;
+    /// FailoverGlobalCluster with AllowDataLoss (managed unplanned failover), sent to the target's
+    /// Region (the primary's may be the one that is gone).
+    async fn failover(&self, global_cluster_id: &str, target: &Member) -> Result<(), AwsError>;
+    /// SwitchoverGlobalCluster, sent to the primary's Region.
+    async fn switchover(&self, global_cluster_id: &str, target: &Member, primary: &Member) -> Result<(), AwsError>;
+    /// The RDS events of a cluster since `since`, oldest first.
+    async fn events(
+        &self,
+        region: &Region,
+        cluster_id: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<RdsEvent>, AwsError>;
+    /// The point-of-failure snapshots (`rds:unplanned-global-failover-…`) of a cluster, newest first.
+    async fn failover_snapshots(&self, region: &Region, cluster_id: &str) -> Result<Vec<String>, AwsError>;
+}
+
+/// An RDS event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdsEvent {
+    pub date: jiff::Timestamp,
+    pub message: String,
+}
+
+/// CloudWatch, as the engine needs it.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// How far `secondary` is behind the writer in `source_region`, in milliseconds, as its most recent
+    /// `AuroraGlobalDBRPOLag` (or, where that is not published, `AuroraGlobalDBReplicationLag`) says;
+    /// `None` when neither has a recent datapoint.
+    async fn replication_lag_ms(&self, secondary: &Member, source_region: &Region) -> Result<Option<f64>, AwsError>;
 }
 
 /// Route 53, as the engine needs it.
@@ -148,6 +180,8 @@ pub trait Chat: Send + Sync {
     fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
     fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError>;
+    /// A plan and its checklist, to the person who asked for a dry run only.
+    fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -72,6 +72,7 @@ struct RawStore {
 #[serde(deny_unknown_fields)]
 struct RawRunbook {
     poll_interval_ms: Option<u64>,
+    lag_limit_ms: Option<u64>,
     promote_timeout_secs: Option<u64>,
     dns_timeout_secs: Option<u64>,
 }
@@ -126,6 +127,8 @@ pub struct StoreSettings {
 #[derive(Debug, Clone, Copy)]
 pub struct RunbookSettings {
     pub poll_interval: Duration,
+    /// Above this replication lag a switchover is refused and a failover or detach warns.
+    pub lag_limit: Duration,
     pub promote_timeout: Duration,
     pub dns_timeout: Duration,
 }
@@ -149,6 +152,7 @@ pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2_000;
 pub const DEFAULT_PROMOTE_TIMEOUT_SECS: u64 = 900;
 pub const DEFAULT_DNS_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_RECORD_TTL: i64 = 60;
+pub const DEFAULT_LAG_LIMIT_MS: u64 = 60_000;
 
 /// Polling faster than this would hammer the AWS APIs (and count against their rate limits).
 const MIN_POLL_INTERVAL_MS: u64 = 100;
@@ -307,6 +311,13 @@ impl Settings {
                 r.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS),
                 MIN_POLL_INTERVAL_MS,
                 60_000,
+                "milliseconds",
+            )?),
+            lag_limit: Duration::from_millis(in_range(
+                "runbook.lag_limit_ms",
+                r.lag_limit_ms.unwrap_or(DEFAULT_LAG_LIMIT_MS),
+                0,
+                86_400_000,
                 "milliseconds",
             )?),
             promote_timeout: Duration::from_secs(in_range(

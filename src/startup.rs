@@ -165,6 +165,8 @@ impl Application {
         );
         let aurora: Arc<dyn crate::ports::Aurora> = Arc::new(aws::rds::RdsAurora::new(aws_config.clone()));
         let dns: Arc<dyn crate::ports::Dns> = Arc::new(aws::route53::Route53Dns::new(&aws_config));
+        let metrics: Arc<dyn crate::ports::Metrics> =
+            Arc::new(aws::cloudwatch::CloudWatchMetrics::new(aws_config.clone()));
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
             store: store.clone(),
@@ -178,6 +180,7 @@ impl Application {
             store: store.clone(),
             aurora: aurora.clone(),
             dns: dns.clone(),
+            metrics: metrics.clone(),
             chat: chat.clone(),
             clock: deps.clock.clone(),
             settings: settings.runbook,
@@ -188,6 +191,7 @@ impl Application {
             store: store.clone(),
             aurora: aurora.clone(),
             dns: dns.clone(),
+            metrics: metrics.clone(),
             chat: chat.clone(),
             directory: Arc::new(SlackDirectory::new(api.clone())),
             clock: deps.clock.clone(),
@@ -210,6 +214,7 @@ impl Application {
             approvals: approvals.clone(),
             chat,
             aurora,
+            metrics,
             dns,
             tasks: TaskTracker::new(),
         });

@@ -1,8 +1,9 @@
-//! `/aurora status`: for each configured global cluster, its members (role, status, endpoints) and
-//! whether the writer and reader CNAMEs point at the current writer's endpoints. Clusters are read
+//! `/aurora status`: for each configured global cluster, its members (role, status, engine version,
+//! replication lag, endpoints), any operation in progress, and whether the writer and reader CNAMEs
+//! point at the current writer's endpoints (a drift mark when not). Clusters are read
 //! concurrently, and so are the members of each, so many clusters answer about as fast as one.
 
-use crate::ports::{Aurora, ClusterState, Dns, Member};
+use crate::ports::{Aurora, ClusterState, Dns, Member, Metrics};
 use crate::settings::ClusterSettings;
 use futures::future::join_all;
 
@@ -11,6 +12,8 @@ use futures::future::join_all;
 pub struct MemberReport {
     pub member: Member,
     pub state: Result<ClusterState, String>,
+    /// A secondary's replication lag, when known.
+    pub lag_ms: Option<f64>,
 }
 
 /// What a CNAME points at, compared with what it should point at.
@@ -58,30 +61,32 @@ pub fn same_host(a: &str, b: &str) -> bool {
 /// run (and that run's request id), if any.
 pub async fn report(
     aurora: &dyn Aurora,
+    metrics: &dyn Metrics,
     dns: &dyn Dns,
     c: &ClusterSettings,
     last_detached: Option<(i64, Member)>,
 ) -> ClusterReport {
     let names = [c.writer_record.as_str(), c.reader_record.as_str()];
-    let (topology, records) = tokio::join!(
-        aurora.topology(&c.global_cluster_id, &c.regions),
-        dns.cnames(&c.hosted_zone_id, &names)
-    );
-    let topology = topology.map_err(|e| e.to_string());
-    let members = match &topology {
-        Ok(t) => {
-            join_all(t.members.iter().map(|m| async move {
-                MemberReport {
+    let surveyed = crate::runbook::survey::survey(aurora, metrics, dns, c).await;
+    let (topology, members, records) = match surveyed {
+        Ok(s) => {
+            let members = s
+                .topology
+                .members
+                .iter()
+                .map(|m| MemberReport {
                     member: m.clone(),
-                    state: aurora
-                        .cluster(&m.region, &m.cluster_id)
-                        .await
-                        .map_err(|e| e.to_string()),
-                }
-            }))
-            .await
+                    state: s.states.get(&m.arn).cloned().unwrap_or_else(|| Err("not read".into())),
+                    lag_ms: s.lags.get(&m.arn).copied().flatten(),
+                })
+                .collect();
+            (Ok(s.topology), members, s.dns.map(|d| vec![d.writer, d.reader]))
         }
-        Err(_) => Vec::new(),
+        Err(e) => {
+            // The topology is unreadable; the CNAMEs may still be.
+            let records = dns.cnames(&c.hosted_zone_id, &names).await.map_err(|e| e.to_string());
+            (Err(e.to_string()), Vec::new(), records)
+        }
     };
     // A detached target that has not rejoined the global cluster is a standalone writer.
     let detached = match (&topology, last_detached) {
@@ -93,6 +98,7 @@ pub async fn report(
                     .await
                     .map_err(|e| e.to_string()),
                 member: m,
+                lag_ms: None,
             },
         }),
         _ => None,
@@ -107,7 +113,7 @@ pub async fn report(
     let expected_writer = writer_state.and_then(|s| s.endpoint.clone());
     let expected_reader = writer_state.and_then(|s| s.reader_endpoint.clone());
     let check = |i: usize, expected: Option<String>| match &records {
-        Err(e) => CnameCheck::Unreadable(e.to_string()),
+        Err(e) => CnameCheck::Unreadable(e.clone()),
         Ok(values) => match values.get(i).cloned().flatten() {
             None => CnameCheck::Missing {
                 name: names[i].to_owned(),
@@ -133,8 +139,9 @@ pub async fn report(
 /// Reads every given cluster's status, concurrently.
 pub async fn reports(
     aurora: &dyn Aurora,
+    metrics: &dyn Metrics,
     dns: &dyn Dns,
     clusters: &[(&ClusterSettings, Option<(i64, Member)>)],
 ) -> Vec<ClusterReport> {
-    join_all(clusters.iter().map(|(c, d)| report(aurora, dns, c, d.clone()))).await
+    join_all(clusters.iter().map(|(c, d)| report(aurora, metrics, dns, c, d.clone()))).await
 }

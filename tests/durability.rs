@@ -163,7 +163,7 @@ impl World {
         let answer = self
             .bot
             .sender()
-            .command(ALICE, CHANNEL, "failover orders", &url, Self::now())
+            .command(ALICE, CHANNEL, "failover orders --mode detach", &url, Self::now())
             .await;
         assert!(answer.text().starts_with("Request #"), "{answer:?}");
         let id: i64 = answer.text()["Request #".len()..]

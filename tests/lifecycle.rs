@@ -165,7 +165,7 @@ async fn the_audit_command_prints_every_request_decision_attempt_and_step_from_t
 async fn a_replayed_command_or_click_has_the_effect_of_one() {
     let bot = TestBot::start().await;
     let url = bot.slack.response_url();
-    let body = SlackSender::command_body(ALICE, CHANNEL, "failover orders", &url);
+    let body = SlackSender::command_body(ALICE, CHANNEL, "failover orders --mode detach", &url);
     let ts = bot.now().to_string();
     let signature = verify::sign(&Secret::new(SIGNING_SECRET), &ts, body.as_bytes());
     let send = |sig: String| {
@@ -329,7 +329,7 @@ async fn a_request_after_a_detach_is_refused_while_the_cnames_point_at_the_detac
         ..Options::default()
     })
     .await;
-    let (answer, _) = bot.command(ALICE, "failover orders --to us-west-2").await;
+    let (answer, _) = bot.command(ALICE, "failover orders --to us-west-2 --mode detach").await;
     assert!(answer.text().starts_with("Request #1"), "{}", answer.text());
     bot.request_message(1).await;
     bot.click(BOB, 1, true).await;
@@ -339,7 +339,7 @@ async fn a_request_after_a_detach_is_refused_while_the_cnames_point_at_the_detac
     );
     // The application now writes to orders-west, outside the global cluster. Moving the CNAMEs to
     // orders-eu (a replica of the old primary) would cut those writes off.
-    let (answer, url) = bot.command(ALICE, "failover orders --to eu-west-1").await;
+    let (answer, url) = bot.command(ALICE, "failover orders --to eu-west-1 --mode detach").await;
     assert!(answer.text().starts_with("Request #2"), "{}", answer.text());
     let reply = bot.answer_at(&url).await;
     assert!(

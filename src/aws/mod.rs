@@ -5,6 +5,7 @@
 //! endpoint variables), so the same binary runs against AWS, the emulator or moto. RDS calls go to the
 //! Region that owns the resource; one client per Region is built on first use and kept.
 
+pub mod cloudwatch;
 pub mod rds;
 pub mod route53;
 pub mod secrets;

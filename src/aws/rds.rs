@@ -3,7 +3,7 @@
 //! Region.
 
 use super::classify;
-use crate::ports::{Aurora, AwsError, AwsErrorKind, ClusterState, Member, Topology};
+use crate::ports::{Aurora, AwsError, AwsErrorKind, ClusterState, Member, RdsEvent, Topology};
 use crate::types::Region;
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -99,8 +99,17 @@ impl RdsAurora {
                 .failover_state()
                 .and_then(|f| f.status())
                 .map(|s| s.as_str().to_owned()),
+            operation_target: g
+                .failover_state()
+                .and_then(|f| f.to_db_cluster_arn())
+                .map(str::to_owned),
         })
     }
+}
+
+/// A per-call override that turns the SDK's retries off (for calls that change things).
+fn no_retries() -> aws_sdk_rds::config::Builder {
+    aws_sdk_rds::config::Builder::new().retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
 }
 
 /// The Region of an RDS ARN (`arn:aws:rds:us-west-2:123456789012:cluster:x`).
@@ -183,13 +192,90 @@ impl Aurora for RdsAurora {
             .global_cluster_identifier(global_cluster_id)
             .db_cluster_identifier(&member.arn)
             .customize()
-            .config_override(
-                aws_sdk_rds::config::Builder::new().retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()),
-            )
+            .config_override(no_retries())
             .send()
             .await
             .map_err(|e| classify(&e))?;
         Ok(())
+    }
+
+    async fn failover(&self, global_cluster_id: &str, target: &Member) -> Result<(), AwsError> {
+        // Not retried by the SDK either: the runbook looks at the topology after any error.
+        self.client(&target.region)
+            .failover_global_cluster()
+            .global_cluster_identifier(global_cluster_id)
+            .target_db_cluster_identifier(&target.arn)
+            .allow_data_loss(true)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+
+    async fn switchover(&self, global_cluster_id: &str, target: &Member, primary: &Member) -> Result<(), AwsError> {
+        self.client(&primary.region)
+            .switchover_global_cluster()
+            .global_cluster_identifier(global_cluster_id)
+            .target_db_cluster_identifier(&target.arn)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        region: &Region,
+        cluster_id: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<RdsEvent>, AwsError> {
+        let out = self
+            .client(region)
+            .describe_events()
+            .source_type(aws_sdk_rds::types::SourceType::DbCluster)
+            .source_identifier(cluster_id)
+            .start_time(aws_smithy_types::DateTime::from_millis(since.as_millisecond()))
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let mut events: Vec<RdsEvent> = out
+            .events()
+            .iter()
+            .filter_map(|e| {
+                let date = e.date()?;
+                Some(RdsEvent {
+                    date: jiff::Timestamp::from_millisecond(date.to_millis().ok()?).ok()?,
+                    message: e.message()?.to_owned(),
+                })
+            })
+            .collect();
+        events.sort_by_key(|e| e.date);
+        Ok(events)
+    }
+
+    async fn failover_snapshots(&self, region: &Region, cluster_id: &str) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .client(region)
+            .describe_db_cluster_snapshots()
+            .db_cluster_identifier(cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let mut found: Vec<(Option<aws_smithy_types::DateTime>, String)> = out
+            .db_cluster_snapshots()
+            .iter()
+            .filter_map(|s| {
+                let id = s.db_cluster_snapshot_identifier()?;
+                id.starts_with("rds:unplanned-global-failover-")
+                    .then(|| (s.snapshot_create_time().copied(), id.to_owned()))
+            })
+            .collect();
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        Ok(found.into_iter().map(|(_, id)| id).collect())
     }
 }
 

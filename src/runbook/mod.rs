@@ -17,10 +17,12 @@
 
 pub mod plan;
 pub mod report;
+pub mod survey;
 
-use crate::ports::{Aurora, AwsError, AwsErrorKind, Chat, Clock, ClusterState, Dns};
+use crate::ports::{Aurora, AwsError, AwsErrorKind, Chat, Clock, ClusterState, Dns, Metrics};
 use crate::settings::RunbookSettings;
 use crate::store::{Request, Run, RunState, Store};
+use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
 use report::{Completion, Failure, Note, Stage};
@@ -37,6 +39,10 @@ use tracing::{Instrument, info, warn};
 pub enum Step {
     Precheck,
     Detach,
+    Failover,
+    Switchover,
+    /// Follow a managed failover or switchover until the target is the writer.
+    WaitManaged,
     WaitWritable,
     UpdateDns,
     WaitInsync,
@@ -51,6 +57,9 @@ impl Step {
         match self {
             Step::Precheck => "precheck",
             Step::Detach => "detach",
+            Step::Failover => "failover",
+            Step::Switchover => "switchover",
+            Step::WaitManaged => "wait_managed",
             Step::WaitWritable => "wait_writable",
             Step::UpdateDns => "update_dns",
             Step::WaitInsync => "wait_insync",
@@ -63,6 +72,9 @@ impl Step {
         [
             Step::Precheck,
             Step::Detach,
+            Step::Failover,
+            Step::Switchover,
+            Step::WaitManaged,
             Step::WaitWritable,
             Step::UpdateDns,
             Step::WaitInsync,
@@ -78,6 +90,9 @@ impl Step {
         match self {
             Step::Precheck => "Re-check the topology",
             Step::Detach => "Detach and promote the target",
+            Step::Failover => "Fail over (managed, data loss allowed)",
+            Step::Switchover => "Switch over (managed, no data loss)",
+            Step::WaitManaged => "Wait until the target is the writer",
             Step::WaitWritable => "Wait until the target is writable",
             Step::UpdateDns => "Repoint the CNAMEs",
             Step::WaitInsync => "Wait for Route 53 INSYNC",
@@ -86,15 +101,44 @@ impl Step {
         }
     }
 
-    fn next(self) -> Step {
-        match self {
-            Step::Precheck => Step::Detach,
-            Step::Detach => Step::WaitWritable,
-            Step::WaitWritable => Step::UpdateDns,
-            Step::UpdateDns => Step::WaitInsync,
-            Step::WaitInsync => Step::Verify,
-            Step::Verify | Step::Done => Step::Done,
+    /// The steps of a run by `mode`, in order.
+    pub fn sequence(mode: Mode) -> &'static [Step] {
+        match mode {
+            Mode::Detach => &[
+                Step::Precheck,
+                Step::Detach,
+                Step::WaitWritable,
+                Step::UpdateDns,
+                Step::WaitInsync,
+                Step::Verify,
+            ],
+            Mode::Failover => &[
+                Step::Precheck,
+                Step::Failover,
+                Step::WaitManaged,
+                Step::UpdateDns,
+                Step::WaitInsync,
+                Step::Verify,
+            ],
+            Mode::Switchover => &[
+                Step::Precheck,
+                Step::Switchover,
+                Step::WaitManaged,
+                Step::UpdateDns,
+                Step::WaitInsync,
+                Step::Verify,
+            ],
         }
+    }
+
+    fn next_in(self, mode: Mode) -> Step {
+        let steps = Step::sequence(mode);
+        steps
+            .iter()
+            .position(|s| *s == self)
+            .and_then(|i| steps.get(i + 1))
+            .copied()
+            .unwrap_or(Step::Done)
     }
 }
 
@@ -117,6 +161,9 @@ pub struct RunData {
     pub phases: Vec<(Step, u64)>,
     /// Set just before RemoveFromGlobalCluster is sent.
     pub detach_sent: bool,
+    /// Set just before FailoverGlobalCluster or SwitchoverGlobalCluster is sent.
+    #[serde(default)]
+    pub managed_sent: bool,
     /// The promoted cluster's endpoint and reader endpoint, once writable.
     pub endpoints: Option<(String, String)>,
     /// Set just before the DNS change is sent (it may have been made even if no answer came back).
@@ -145,6 +192,7 @@ pub struct Runner {
     pub store: Arc<Store>,
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
+    pub metrics: Arc<dyn Metrics>,
     pub chat: Arc<dyn Chat>,
     pub clock: Arc<dyn Clock>,
     pub settings: RunbookSettings,
@@ -298,7 +346,7 @@ impl Runner {
                     );
                     ctx.data.phases.push((step, ms(took)));
                     ctx.data.step_started_ms = None;
-                    let next = step.next();
+                    let next = step.next_in(ctx.plan.mode);
                     self.checkpoint(&ctx, next, Some((step, "finished", &detail)))?;
                     step = next;
                 }
@@ -309,7 +357,7 @@ impl Runner {
                 }
             }
         }
-        self.succeed(&mut ctx)?;
+        self.succeed(&mut ctx).await?;
         Ok(())
     }
 
@@ -363,6 +411,79 @@ impl Runner {
         }
     }
 
+    /// The replication-lag limit the checks apply.
+    fn limits(&self) -> plan::Limits {
+        plan::Limits {
+            lag_limit_ms: self.settings.lag_limit.as_millis() as f64,
+        }
+    }
+
+    /// Says in the thread (once) that what the polling sees of `subject` changed, and remembers it.
+    fn observe(&self, ctx: &mut Ctx, step: Step, subject: &str, seen: String) -> Result<(), Stop> {
+        if ctx.data.last_seen.as_deref() == Some(seen.as_str()) {
+            return Ok(());
+        }
+        let detail = match &ctx.data.last_seen {
+            Some(before) => format!("{subject}: {before} → {seen}"),
+            None => format!("{subject}: {seen}"),
+        };
+        self.say(
+            ctx,
+            Note::Observed { detail: detail.clone() },
+            &format!("run:{}:observed:{detail}", ctx.run.id),
+        );
+        ctx.data.last_seen = Some(seen);
+        if let Err(e) = self
+            .store
+            .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)
+        {
+            warn!(error = %e, "cannot journal an observation");
+        }
+        self.checkpoint(ctx, step, None)
+            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))
+    }
+
+    /// Posts (once each) the RDS events of the two clusters since the run started. Best effort: a
+    /// Region that does not answer is skipped.
+    async fn post_events(&self, ctx: &Ctx, since: jiff::Timestamp) {
+        for m in [&ctx.plan.to, &ctx.plan.from] {
+            let read = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.aurora.events(&m.region, &m.cluster_id, since),
+            )
+            .await;
+            let Ok(Ok(events)) = read else { continue };
+            for e in events {
+                let key = format!(
+                    "run:{}:event:{}:{}:{}",
+                    ctx.run.id,
+                    m.cluster_id,
+                    e.date.as_millisecond(),
+                    e.message
+                );
+                self.say(
+                    ctx,
+                    Note::Observed {
+                        detail: format!("RDS event ({}, {}): {}", m.cluster_id, m.region, e.message),
+                    },
+                    &key,
+                );
+            }
+        }
+    }
+
+    /// Whether the managed operation this run asked for has started (or finished): the global cluster
+    /// shows it in progress towards the target, or the target already writes.
+    async fn managed_started(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<bool, Stop> {
+        let topology = self
+            .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
+                self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
+            })
+            .await?;
+        Ok(topology.operation_target.as_deref() == Some(ctx.plan.to.arn.as_str())
+            || topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn))
+    }
+
     /// Waits, unless the bot is shutting down.
     async fn pause(&self, d: Duration) -> Result<(), Stop> {
         tokio::select! {
@@ -382,6 +503,19 @@ impl Runner {
             Step::Detach => format!(
                 "Calling RemoveFromGlobalCluster for {} in {}.",
                 p.to.cluster_id, p.to.region
+            ),
+            Step::Failover => format!(
+                "Calling FailoverGlobalCluster (AllowDataLoss) for {} in {}.",
+                p.to.cluster_id, p.to.region
+            ),
+            Step::Switchover => format!(
+                "Calling SwitchoverGlobalCluster for {} in {}.",
+                p.to.cluster_id, p.from.region
+            ),
+            Step::WaitManaged => format!(
+                "Following FailoverState and the RDS events every {} ms, for at most {} s.",
+                s.poll_interval.as_millis(),
+                s.promote_timeout.as_secs()
             ),
             Step::WaitWritable => format!(
                 "Polling {} every {} ms, for at most {} s.",
@@ -409,33 +543,130 @@ impl Runner {
         );
         match step {
             Step::Precheck => {
-                let topology = self
+                let cluster = ctx.plan.cluster_settings();
+                let survey = self
                     .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
-                        self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
+                        survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), &cluster)
                     })
                     .await?;
-                let target = self.read_target(ctx, step, read_deadline).await?;
-                plan::recheck(&ctx.plan, &topology, &target)
+                let checks = plan::recheck(&cluster, &ctx.plan, &survey, self.limits())
                     .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
-                let zone = ctx.plan.zone_id.clone();
-                let writer_record = ctx.plan.writer_record.clone();
-                let names = [writer_record.as_str()];
-                let now = self
-                    .retrying(ctx, step, "ListResourceRecordSets", read_deadline, || {
-                        self.dns.cnames(&zone, &names)
-                    })
-                    .await?;
-                plan::check_writer_cname(&writer_record, now.first().and_then(|v| v.as_deref()), &ctx.plan.from)
-                    .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
+                let warnings: Vec<String> = checks
+                    .iter()
+                    .filter(|c| c.outcome == plan::Outcome::Warn)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect();
                 Ok(format!(
-                    "{} ({}) is the writer; {} ({}) is {} with {} instance(s).",
+                    "{} ({}) is still the writer and {} ({}) still a secondary; every check passes{}",
                     ctx.plan.from.cluster_id,
                     ctx.plan.from.region,
-                    target.cluster_id,
-                    target.region,
-                    target.status,
-                    target.instances
+                    ctx.plan.to.cluster_id,
+                    ctx.plan.to.region,
+                    if warnings.is_empty() {
+                        ".".to_owned()
+                    } else {
+                        format!(", with warnings: {}.", warnings.join("; "))
+                    }
                 ))
+            }
+            Step::Failover | Step::Switchover => {
+                let call = if step == Step::Failover {
+                    "FailoverGlobalCluster"
+                } else {
+                    "SwitchoverGlobalCluster"
+                };
+                if ctx.data.managed_sent && self.managed_started(ctx, step, read_deadline).await? {
+                    return Ok(format!(
+                        "The {} to {} is under way.",
+                        ctx.plan.mode, ctx.plan.to.cluster_id
+                    ));
+                }
+                ctx.data.managed_sent = true;
+                self.checkpoint(ctx, step, None)
+                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                loop {
+                    let sent = if step == Step::Failover {
+                        self.aurora.failover(&ctx.plan.global_cluster_id, &ctx.plan.to).await
+                    } else {
+                        self.aurora
+                            .switchover(&ctx.plan.global_cluster_id, &ctx.plan.to, &ctx.plan.from)
+                            .await
+                    };
+                    match sent {
+                        Ok(()) => {
+                            return Ok(format!(
+                                "{call} accepted: {} is being promoted.",
+                                ctx.plan.to.cluster_id
+                            ));
+                        }
+                        Err(e) => {
+                            // The call may have taken effect though its answer was lost: look first.
+                            if self.managed_started(ctx, step, read_deadline).await? {
+                                return Ok(format!(
+                                    "The {} to {} is under way.",
+                                    ctx.plan.mode, ctx.plan.to.cluster_id
+                                ));
+                            }
+                            if !(e.is_transient() && self.clock.now() < read_deadline) {
+                                return Err(Stop::Failed(format!("{call} failed: {e}")));
+                            }
+                            self.say(
+                                ctx,
+                                Note::Retrying {
+                                    detail: format!("{call} failed ({e}); nothing started, trying again."),
+                                },
+                                &format!("run:{}:{}:retry:{call}", ctx.run.id, step.as_str()),
+                            );
+                            self.pause(self.settings.poll_interval).await?;
+                        }
+                    }
+                }
+            }
+            Step::WaitManaged => {
+                let deadline = plus(started, self.settings.promote_timeout);
+                loop {
+                    let topology = self
+                        .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
+                            self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
+                        })
+                        .await?;
+                    let writer = topology
+                        .writer()
+                        .map(|w| w.cluster_id.clone())
+                        .unwrap_or_else(|| "none".into());
+                    let op = topology.operation_in_progress.clone().unwrap_or_else(|| "done".into());
+                    let subject = ctx.plan.global_cluster_id.clone();
+                    self.observe(ctx, step, &subject, format!("FailoverState {op}, writer {writer}"))?;
+                    self.post_events(ctx, ctx.run.started_at).await;
+                    let target_writes = topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn);
+                    if target_writes && topology.operation_in_progress.is_none() {
+                        let state = self.read_target(ctx, step, deadline).await?;
+                        if state.is_writable() {
+                            let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
+                                return Err(Stop::Failed(format!(
+                                    "{} is writable but has no endpoints",
+                                    state.cluster_id
+                                )));
+                            };
+                            ctx.data.endpoints = Some((w.clone(), r.clone()));
+                            return Ok(format!(
+                                "{} is the writer. Endpoint {w}, reader endpoint {r}.",
+                                state.cluster_id
+                            ));
+                        }
+                    }
+                    let now = self.clock.now();
+                    if now >= deadline {
+                        return Err(Stop::Failed(format!(
+                            "{} was not the writer after {} s (last seen: {}). DNS was not changed.",
+                            ctx.plan.to.cluster_id,
+                            self.settings.promote_timeout.as_secs(),
+                            ctx.data.last_seen.as_deref().unwrap_or("nothing")
+                        )));
+                    }
+                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                        .await?;
+                }
             }
             Step::Detach => {
                 if ctx.data.detach_sent && self.detached(ctx, step, read_deadline).await? {
@@ -485,26 +716,7 @@ impl Runner {
                         state.status,
                         if state.has_writer { "writer" } else { "no writer" }
                     );
-                    if ctx.data.last_seen.as_deref() != Some(seen.as_str()) {
-                        let detail = match &ctx.data.last_seen {
-                            Some(before) => format!("{}: {before} → {seen}", state.cluster_id),
-                            None => format!("{}: {seen}", state.cluster_id),
-                        };
-                        self.say(
-                            ctx,
-                            Note::Observed { detail: detail.clone() },
-                            &format!("run:{}:observed:{detail}", ctx.run.id),
-                        );
-                        ctx.data.last_seen = Some(seen);
-                        if let Err(e) =
-                            self.store
-                                .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)
-                        {
-                            warn!(error = %e, "cannot journal an observation");
-                        }
-                        self.checkpoint(ctx, step, None)
-                            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
-                    }
+                    self.observe(ctx, step, &state.cluster_id, seen)?;
                     if state.is_writable() {
                         let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
                             return Err(Stop::Failed(format!(
@@ -559,11 +771,43 @@ impl Runner {
                 ctx.data.dns_sent = true;
                 self.checkpoint(ctx, step, None)
                     .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
-                let change_id = self
-                    .retrying(ctx, step, "ChangeResourceRecordSets", deadline, || {
-                        self.dns.upsert_cnames(&zone, &records, ttl, &comment)
-                    })
-                    .await?;
+                // Route 53's control plane lives in us-east-1: when that is the Region in trouble, keep
+                // trying (with backoff, until the deadline) and say plainly where things stand meanwhile.
+                let mut attempt = 0u32;
+                let change_id = loop {
+                    match self.dns.upsert_cnames(&zone, &records, ttl, &comment).await {
+                        Ok(id) => break id,
+                        Err(e) if e.is_transient() && self.clock.now() < deadline => {
+                            self.say(
+                                ctx,
+                                Note::Retrying {
+                                    detail: format!(
+                                        "The database is promoted: {} ({}) is the writer. DNS is NOT moved yet: Route 53 \
+                                         cannot be reached ({e}). Until it is, applications can use the endpoints directly: \
+                                         writer {w}, reader {r}. Still trying, with backoff, until {}.",
+                                        ctx.plan.to.cluster_id,
+                                        ctx.plan.to.region,
+                                        deadline.strftime("%H:%M:%S UTC")
+                                    ),
+                                },
+                                &format!("run:{}:dns-unreachable", ctx.run.id),
+                            );
+                            let backoff = self.settings.poll_interval.saturating_mul(2u32.saturating_pow(attempt));
+                            attempt += 1;
+                            let wait = backoff
+                                .min(Duration::from_secs(30))
+                                .min(since(deadline, self.clock.now()));
+                            self.pause(wait.max(Duration::from_millis(10))).await?;
+                        }
+                        Err(e) => {
+                            return Err(Stop::Failed(format!(
+                                "ChangeResourceRecordSets failed: {e}. The database IS promoted ({} is the writer) but DNS \
+                                 was not moved: applications can use {w} and {r} directly until it is",
+                                ctx.plan.to.cluster_id
+                            )));
+                        }
+                    }
+                };
                 ctx.data.change_id = Some(change_id.clone());
                 Ok(format!(
                     "Change {change_id} submitted: {} → {w}, {} → {r}.",
@@ -736,7 +980,78 @@ impl Runner {
         }
     }
 
-    fn succeed(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    /// What to know and do after a successful run, by mode.
+    async fn aftermath(&self, ctx: &Ctx) -> Vec<String> {
+        let p = &ctx.plan;
+        let old = &p.from;
+        let back = format!("`/aurora failover {} --to {} --mode switchover`", p.cluster, old.region);
+        match p.mode {
+            Mode::Detach => vec![
+                format!(
+                    ":warning: The old primary `{}` ({}) was not touched and *may still accept writes* (split brain). Fence it \
+                     now: stop every writer that connects to it directly, or make it read-only (for example its cluster \
+                     parameter `default_transaction_read_only` or `read_only`), so that only the new writer takes writes.",
+                    old.cluster_id, old.region
+                ),
+                format!(
+                    "To fail back later: `{}` is now a standalone cluster. Make it the primary of a new global database by \
+                     adding Regions to it ({} among them); once {} is healthy, {back} moves the writer back with no data loss.",
+                    p.to.cluster_id, old.region, old.region
+                ),
+            ],
+            Mode::Failover => {
+                let read = Duration::from_secs(5);
+                let topology = tokio::time::timeout(read, self.aurora.topology(&p.global_cluster_id, &p.regions)).await;
+                let old_now = match topology {
+                    Ok(Ok(t)) => t
+                        .members
+                        .iter()
+                        .find(|m| m.arn == old.arn)
+                        .map(|m| m.sync.clone().unwrap_or_default()),
+                    _ => None,
+                };
+                let rejoined = old_now.as_deref() == Some("connected");
+                let mut lines = vec![if rejoined {
+                    format!(
+                        "`{}` ({}) has rejoined the global cluster as a secondary.",
+                        old.cluster_id, old.region
+                    )
+                } else {
+                    format!(
+                        ":warning: `{}` ({}) has not rejoined yet: Aurora rebuilds it as a secondary when {} is healthy. Until \
+                         then its writes are fenced only on a best-effort basis: keep applications off it.",
+                        old.cluster_id, old.region, old.region
+                    )
+                }];
+                let snapshots =
+                    tokio::time::timeout(read, self.aurora.failover_snapshots(&old.region, &old.cluster_id)).await;
+                lines.push(match snapshots {
+                    Ok(Ok(names)) if !names.is_empty() => format!(
+                        ":camera: Point-of-failure snapshot: `{}` in {}. It holds the writes this failover lost; copy it to \
+                         keep it (it expires with the cluster's backup retention).",
+                        names[0], old.region
+                    ),
+                    _ => format!(
+                        ":camera: When {} recovers, AWS snapshots the old primary's volume at the point of failure as \
+                         `rds:unplanned-global-failover-{}-<time>` in {}: it holds the writes this failover lost; copy it to keep it.",
+                        old.region, old.cluster_id, old.region
+                    ),
+                });
+                lines.push(format!(
+                    "To fail back once `{}` has rejoined: {back} (no data loss).",
+                    old.cluster_id
+                ));
+                lines
+            }
+            Mode::Switchover => vec![format!(
+                "`{}` ({}) is now a secondary. To switch back: {back}.",
+                old.cluster_id, old.region
+            )],
+        }
+    }
+
+    async fn succeed(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let aftermath = self.aftermath(ctx).await;
         let now = self.clock.now();
         let total = since(now, ctx.run.started_at);
         let (w, r) = ctx.data.endpoints.clone().unwrap_or_default();
@@ -753,6 +1068,7 @@ impl Runner {
                 .collect(),
             total,
             old_primary: ctx.plan.from.clone(),
+            aftermath,
         }));
         self.store
             .finish_run(ctx.run.id, RunState::Succeeded, &serde_json::to_string(&ctx.data)?, now)?;

@@ -1,13 +1,23 @@
-//! The plan an approver sees, made from the topology when the request is made, and checked again
-//! right before the first mutating call (the cluster may have changed while waiting for approval).
+//! The plan an approver sees: which secondary takes over, how (detach, managed failover, switchover),
+//! what it will cost, and the pre-flight checklist. Made from a `Survey` of the global cluster when the
+//! request is made, and checked again right before the first mutating call (the cluster may have
+//! changed while waiting for approval). Pure: the survey is read elsewhere.
+//!
+//! Rules kept here:
+//! - a data-losing mode (failover, detach) is never chosen for the user: without `--mode`, the plan is a
+//!   switchover when one is possible, and otherwise the user is told what is possible, at what cost,
+//!   and the exact command to type;
+//! - without `--to`, the only secondary is the target, or among several the one with the least lag;
+//! - a plan with a failed check is refused, with the reason.
 
 use crate::ports::{ClusterState, Member, Topology};
 use crate::settings::ClusterSettings;
 use crate::types::{ClusterName, Mode, Region};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// What a run will do, fixed at request time and stored with the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub cluster: ClusterName,
     pub global_cluster_id: String,
@@ -24,6 +34,18 @@ pub struct Plan {
     pub regions: Vec<Region>,
     /// Where the CNAMEs pointed when the plan was made.
     pub dns_before: DnsTargets,
+    /// The bot chose the mode (the user gave no `--mode`).
+    #[serde(default)]
+    pub mode_proposed: bool,
+    /// Why this target, when the bot chose it among several.
+    #[serde(default)]
+    pub target_reason: Option<String>,
+    /// The target's replication lag when the plan was made, in milliseconds.
+    #[serde(default)]
+    pub lag_ms: Option<f64>,
+    /// The pre-flight checklist.
+    #[serde(default)]
+    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,26 +54,133 @@ pub struct DnsTargets {
     pub reader: Option<String>,
 }
 
+/// One line of the pre-flight checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    /// Allowed, with a cost or a risk the approver must see.
+    Warn,
+    /// Not allowed: the plan is refused.
+    Fail,
+}
+
+/// Everything the planner needs to know about a global cluster right now.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub topology: Topology,
+    /// Each member's own description, by ARN (or why it could not be read).
+    pub states: HashMap<String, Result<ClusterState, String>>,
+    /// Each secondary's replication lag in ms, by ARN (`None` when unknown).
+    pub lags: HashMap<String, Option<f64>>,
+    /// Where the CNAMEs point (`None` for a missing record); `Err` when they could not be read.
+    pub dns: Result<DnsTargets, String>,
+}
+
+/// Limits the checks apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Above this replication lag a switchover is refused (writes would be blocked while it catches up)
+    /// and a failover warns.
+    pub lag_limit_ms: f64,
+}
+
+impl Mode {
+    /// What the mode does and costs, for the approver.
+    pub fn cost(self) -> &'static str {
+        match self {
+            Mode::Switchover => {
+                "no data loss; waits for the target to catch up (writes pause meanwhile); keeps the global topology"
+            }
+            Mode::Failover => {
+                "loses the writes not yet replicated (up to the lag); keeps the global topology; the old primary rejoins as a secondary when its Region is back"
+            }
+            Mode::Detach => {
+                "loses the writes not yet replicated (up to the lag); replication stops; the old primary stays writable (split brain) and the global database must be rebuilt"
+            }
+        }
+    }
+}
+
+/// `1.2 s`, `850 ms`, `2 min 5 s`.
+pub fn lag_text(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else if ms < 120_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        let s = (ms / 1000.0).round() as u64;
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
 impl Plan {
+    /// The configuration of the plan's cluster, as the plan records it.
+    pub fn cluster_settings(&self) -> ClusterSettings {
+        ClusterSettings {
+            name: self.cluster.clone(),
+            global_cluster_id: self.global_cluster_id.clone(),
+            regions: self.regions.clone(),
+            hosted_zone_id: self.zone_id.clone(),
+            writer_record: self.writer_record.clone(),
+            reader_record: self.reader_record.clone(),
+            record_ttl: self.record_ttl,
+        }
+    }
+
     /// The steps, in words, for the approval request.
     pub fn steps(&self) -> Vec<String> {
-        vec![
-            format!(
-                "Re-check that {} ({}) is still the writer and {} ({}) still an available secondary",
-                self.from.cluster_id, self.from.region, self.to.cluster_id, self.to.region
-            ),
-            format!(
-                "Detach {} from {} (RemoveFromGlobalCluster in {}) and let it promote",
-                self.to.cluster_id, self.global_cluster_id, self.to.region
-            ),
-            format!("Wait until {} is available with a writer instance", self.to.cluster_id),
-            format!(
-                "UPSERT {} and {} (TTL {}s) to its cluster and reader endpoints, in one change",
-                self.writer_record, self.reader_record, self.record_ttl
-            ),
-            "Wait until Route 53 reports the change INSYNC".to_owned(),
-            "Read both records back and verify them".to_owned(),
-        ]
+        let (to, from) = (&self.to, &self.from);
+        let mut steps = vec![format!(
+            "Re-check: {} ({}) still the writer, {} ({}) still a secondary, and every check below",
+            from.cluster_id, from.region, to.cluster_id, to.region
+        )];
+        match self.mode {
+            Mode::Detach => {
+                steps.push(format!(
+                    "Detach {} from {} (RemoveFromGlobalCluster in {}) and let it promote",
+                    to.cluster_id, self.global_cluster_id, to.region
+                ));
+                steps.push(format!(
+                    "Wait until {} is available with a writer instance",
+                    to.cluster_id
+                ));
+            }
+            Mode::Failover => {
+                steps.push(format!(
+                    "Fail {} over to {} (FailoverGlobalCluster with AllowDataLoss, in {})",
+                    self.global_cluster_id, to.cluster_id, to.region
+                ));
+                steps.push(format!(
+                    "Follow the failover (FailoverState, RDS events) until {} is the writer",
+                    to.cluster_id
+                ));
+            }
+            Mode::Switchover => {
+                steps.push(format!(
+                    "Switch {} over to {} (SwitchoverGlobalCluster, in {})",
+                    self.global_cluster_id, to.cluster_id, from.region
+                ));
+                steps.push(format!(
+                    "Follow the switchover (FailoverState, RDS events) until {} is the writer",
+                    to.cluster_id
+                ));
+            }
+        }
+        steps.push(format!(
+            "UPSERT {} and {} (TTL {}s) to {}'s cluster and reader endpoints, in one change",
+            self.writer_record, self.reader_record, self.record_ttl, to.cluster_id
+        ));
+        steps.push("Wait until Route 53 reports the change INSYNC".to_owned());
+        steps.push("Read both records back and verify them".to_owned());
+        steps
     }
 }
 
@@ -60,8 +189,6 @@ impl Plan {
 pub enum PlanError {
     #[error("global cluster {0} has no writer member right now, so there is nothing to fail over from")]
     NoWriter(String),
-    #[error("a managed failover or switchover is already in progress on {global} (state: {state})")]
-    OperationInProgress { global: String, state: String },
     #[error("{region} is not a Region of {global}'s members ({members})")]
     NotAMember {
         region: Region,
@@ -72,16 +199,11 @@ pub enum PlanError {
     AlreadyWriter { region: Region, global: String },
     #[error("{0} has no secondary to fail over to")]
     NoSecondary(String),
-    #[error("{global} has several secondaries ({regions}): say which with --to")]
+    #[error("{global} has several secondaries ({regions}) and their lag is unknown: say which with --to")]
     Ambiguous { global: String, regions: String },
-    #[error("the target {cluster} in {region} cannot take over: {reason}")]
-    TargetUnfit {
-        cluster: String,
-        region: Region,
-        reason: String,
-    },
+    /// A check failed; the message says which, why, and what is possible instead.
     #[error("{0}")]
-    DnsElsewhere(String),
+    Refused(String),
 }
 
 /// Whether a CNAME value is one of `member`'s endpoints (cluster, reader or custom: they all start with
@@ -107,26 +229,231 @@ pub fn check_writer_cname(record: &str, value: Option<&str>, from: &Member) -> R
     }
 }
 
-/// Makes the plan for moving `cluster`'s writer to `to` (or to its only secondary).
-pub fn make_plan(
+/// Why the target cannot take over, judged from its own description; `None` when it can.
+pub fn unfit(target: &ClusterState) -> Option<String> {
+    if target.status != "available" {
+        return Some(format!("its status is {}, not available", target.status));
+    }
+    if target.instances == 0 {
+        return Some("it has no DB instance, so it could never take writes".to_owned());
+    }
+    None
+}
+
+fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn check(name: &str, outcome: Outcome, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.to_owned(),
+        outcome,
+        detail: detail.into(),
+    }
+}
+
+/// The pre-flight checklist for moving the writer from `from` to `to` by `mode`.
+pub fn checks(
     cluster: &ClusterSettings,
-    topology: &Topology,
-    to: Option<&Region>,
+    survey: &Survey,
+    from: &Member,
+    to: &Member,
     mode: Mode,
-    dns_before: DnsTargets,
-) -> Result<Plan, PlanError> {
-    let global = topology.global_cluster_id.clone();
-    if let Some(state) = &topology.operation_in_progress {
-        return Err(PlanError::OperationInProgress {
-            global,
-            state: state.clone(),
+    limits: Limits,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let target = survey.states.get(&to.arn);
+    let primary = survey.states.get(&from.arn);
+
+    out.push(match target {
+        Some(Ok(t)) => match unfit(t) {
+            None => check(
+                "Target",
+                Outcome::Pass,
+                format!("{} is available with {} instance(s)", t.cluster_id, t.instances),
+            ),
+            Some(why) => check(
+                "Target",
+                Outcome::Fail,
+                format!("{} cannot take over: {why}", to.cluster_id),
+            ),
+        },
+        Some(Err(e)) => check(
+            "Target",
+            Outcome::Fail,
+            format!("{} cannot be read in {}: {e}", to.cluster_id, to.region),
+        ),
+        None => check("Target", Outcome::Fail, format!("{} was not read", to.cluster_id)),
+    });
+
+    let versions = match (primary, target) {
+        (Some(Ok(p)), Some(Ok(t))) => Some((p.engine_version.clone(), t.engine_version.clone())),
+        _ => None,
+    };
+    out.push(match (mode, versions) {
+        (Mode::Detach, _) => check("Engine versions", Outcome::Pass, "no constraint for a detach"),
+        (_, Some((p, t))) if major_minor(&p) == major_minor(&t) => {
+            check("Engine versions", Outcome::Pass, format!("{p} and {t}: same major and minor version"))
+        }
+        (_, Some((p, t))) => check(
+            "Engine versions",
+            Outcome::Fail,
+            format!("{p} (primary) and {t} (target) differ in major or minor version: a managed {mode} needs them equal; a detach does not"),
+        ),
+        (_, None) => check(
+            "Engine versions",
+            Outcome::Pass,
+            format!("global cluster engine {}; the primary could not be read to compare", survey.topology.engine_version),
+        ),
+    });
+
+    out.push(match &survey.topology.operation_in_progress {
+        None => check(
+            "Other operations",
+            Outcome::Pass,
+            "no failover or switchover in progress",
+        ),
+        Some(s) => check(
+            "Other operations",
+            Outcome::Fail,
+            format!("a managed failover or switchover is in progress ({s})"),
+        ),
+    });
+
+    let limit = lag_text(limits.lag_limit_ms);
+    out.push(match (survey.lags.get(&to.arn).copied().flatten(), mode) {
+        (None, Mode::Switchover) => check(
+            "Replication lag",
+            Outcome::Warn,
+            "unknown (no recent AuroraGlobalDBRPOLag or AuroraGlobalDBReplicationLag datapoint): the switchover waits for the target to catch up, however long that takes",
+        ),
+        (None, _) => check(
+            "Replication lag",
+            Outcome::Warn,
+            "unknown (no recent lag datapoint): the writes not yet replicated will be lost, and how many is not known",
+        ),
+        (Some(ms), Mode::Switchover) if ms > limits.lag_limit_ms => check(
+            "Replication lag",
+            Outcome::Fail,
+            format!("{} behind, over the {limit} limit: a switchover would block writes while it catches up", lag_text(ms)),
+        ),
+        (Some(ms), Mode::Switchover) => check(
+            "Replication lag",
+            Outcome::Pass,
+            format!("{} behind (limit {limit}); no data is lost", lag_text(ms)),
+        ),
+        (Some(ms), _) if ms <= 0.0 => check("Replication lag", Outcome::Pass, "none: nothing is lost"),
+        (Some(ms), _) if ms > limits.lag_limit_ms => check(
+            "Replication lag",
+            Outcome::Warn,
+            format!("{} behind, over the {limit} limit: about {} of the latest writes will be lost", lag_text(ms), lag_text(ms)),
+        ),
+        (Some(ms), _) => check(
+            "Replication lag",
+            Outcome::Warn,
+            format!("{} behind: up to {} of the latest writes will be lost", lag_text(ms), lag_text(ms)),
+        ),
+    });
+
+    if mode == Mode::Switchover {
+        out.push(match primary {
+            Some(Ok(p)) if p.status == "available" => check(
+                "Primary",
+                Outcome::Pass,
+                format!("{} in {} is available", p.cluster_id, from.region),
+            ),
+            Some(Ok(p)) => check(
+                "Primary",
+                Outcome::Fail,
+                format!(
+                    "{} is {}, not available: a switchover needs a healthy primary",
+                    p.cluster_id, p.status
+                ),
+            ),
+            Some(Err(e)) => check(
+                "Primary",
+                Outcome::Fail,
+                format!(
+                    "{} in {} cannot be reached ({e}): a switchover needs a healthy primary",
+                    from.cluster_id, from.region
+                ),
+            ),
+            None => check("Primary", Outcome::Fail, format!("{} was not read", from.cluster_id)),
         });
     }
+
+    out.push(match &survey.dns {
+        Err(e) => check(
+            "CNAMEs",
+            Outcome::Warn,
+            format!("could not be read ({e}); they will be UPSERTed anyway"),
+        ),
+        Ok(d) => match check_writer_cname(&cluster.writer_record, d.writer.as_deref(), from) {
+            Err(why) => check("CNAMEs", Outcome::Fail, why),
+            Ok(()) => {
+                let missing: Vec<&str> = [(&d.writer, &cluster.writer_record), (&d.reader, &cluster.reader_record)]
+                    .iter()
+                    .filter(|(v, _)| v.is_none())
+                    .map(|(_, n)| n.as_str())
+                    .collect();
+                let reader_elsewhere = d.reader.as_deref().is_some_and(|r| !points_at(r, from));
+                if !missing.is_empty() {
+                    check(
+                        "CNAMEs",
+                        Outcome::Warn,
+                        format!("{} do(es) not exist yet: will be created", missing.join(", ")),
+                    )
+                } else if reader_elsewhere {
+                    check(
+                        "CNAMEs",
+                        Outcome::Warn,
+                        format!(
+                            "the writer CNAME points at {}; the reader CNAME does not (it will be moved too)",
+                            from.cluster_id
+                        ),
+                    )
+                } else {
+                    check(
+                        "CNAMEs",
+                        Outcome::Pass,
+                        format!("both point at {}, the current writer", from.cluster_id),
+                    )
+                }
+            }
+        },
+    });
+    out
+}
+
+fn failures(checks: &[Check]) -> Vec<&Check> {
+    checks.iter().filter(|c| c.outcome == Outcome::Fail).collect()
+}
+
+fn describe_failures(checks: &[Check]) -> String {
+    failures(checks)
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Makes the plan for moving `cluster`'s writer to `to` (or the best secondary) by `mode` (or the best
+/// mode that loses no data).
+pub fn make_plan(
+    cluster: &ClusterSettings,
+    survey: &Survey,
+    to: Option<&Region>,
+    mode: Option<Mode>,
+    limits: Limits,
+) -> Result<Plan, PlanError> {
+    let topology = &survey.topology;
+    let global = topology.global_cluster_id.clone();
     let from = topology
         .writer()
         .ok_or_else(|| PlanError::NoWriter(global.clone()))?
         .clone();
-    let target = match to {
+    let lag = |m: &Member| survey.lags.get(&m.arn).copied().flatten();
+    let (target, target_reason) = match to {
         Some(region) => {
             let m = topology.member_in(region).ok_or_else(|| PlanError::NotAMember {
                 region: region.clone(),
@@ -144,57 +471,137 @@ pub fn make_plan(
                     global,
                 });
             }
-            m.clone()
+            (m.clone(), None)
         }
         None => {
             let secondaries: Vec<&Member> = topology.secondaries().collect();
             match secondaries.as_slice() {
                 [] => return Err(PlanError::NoSecondary(global)),
-                [only] => (*only).clone(),
+                [only] => ((*only).clone(), None),
                 many => {
-                    return Err(PlanError::Ambiguous {
-                        global,
-                        regions: many.iter().map(|m| m.region.as_str()).collect::<Vec<_>>().join(", "),
-                    });
+                    let known: Vec<(&Member, f64)> = many.iter().filter_map(|m| lag(m).map(|l| (*m, l))).collect();
+                    let Some((best, best_lag)) = known.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied() else {
+                        return Err(PlanError::Ambiguous {
+                            global,
+                            regions: many.iter().map(|m| m.region.as_str()).collect::<Vec<_>>().join(", "),
+                        });
+                    };
+                    let others = known
+                        .iter()
+                        .filter(|(m, _)| m.arn != best.arn)
+                        .map(|(m, l)| format!("{} {}", m.region, lag_text(*l)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let reason = format!(
+                        "{} has the least replication lag ({}{})",
+                        best.region,
+                        lag_text(best_lag),
+                        if others.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; {others}")
+                        }
+                    );
+                    (best.clone(), Some(reason))
                 }
             }
         }
     };
-    check_writer_cname(&cluster.writer_record, dns_before.writer.as_deref(), &from).map_err(PlanError::DnsElsewhere)?;
-    Ok(Plan {
+    let plan_for = |mode: Mode, checks: Vec<Check>, proposed: bool| Plan {
         cluster: cluster.name.clone(),
-        global_cluster_id: global,
+        global_cluster_id: global.clone(),
         mode,
-        from,
-        to: target,
+        from: from.clone(),
+        to: target.clone(),
         zone_id: cluster.hosted_zone_id.clone(),
         writer_record: cluster.writer_record.clone(),
         reader_record: cluster.reader_record.clone(),
         record_ttl: cluster.record_ttl,
         regions: cluster.regions.clone(),
-        dns_before,
-    })
+        dns_before: survey.dns.clone().unwrap_or_default(),
+        mode_proposed: proposed,
+        target_reason: target_reason.clone(),
+        lag_ms: lag(&target),
+        checks,
+    };
+    match mode {
+        Some(mode) => {
+            let list = checks(cluster, survey, &from, &target, mode, limits);
+            if failures(&list).is_empty() {
+                return Ok(plan_for(mode, list, false));
+            }
+            let mut why = format!(
+                "a {mode} to {} is not possible: {}",
+                target.region,
+                describe_failures(&list)
+            );
+            why.push_str(&alternatives(cluster, survey, &from, &target, Some(mode), limits));
+            Err(PlanError::Refused(why))
+        }
+        None => {
+            let list = checks(cluster, survey, &from, &target, Mode::Switchover, limits);
+            if failures(&list).is_empty() {
+                return Ok(plan_for(Mode::Switchover, list, true));
+            }
+            // Never choose a data-losing mode for the user: say what is possible, and how to ask.
+            let mut why = format!(
+                "a switchover (the only mode that loses no data) to {} is not possible: {}",
+                target.region,
+                describe_failures(&list)
+            );
+            why.push_str(&alternatives(
+                cluster,
+                survey,
+                &from,
+                &target,
+                Some(Mode::Switchover),
+                limits,
+            ));
+            Err(PlanError::Refused(why))
+        }
+    }
 }
 
-/// Why the target cannot take over, judged from its own description; `None` when it can.
-pub fn unfit(target: &ClusterState) -> Option<String> {
-    if target.status != "available" {
-        return Some(format!("its status is {}, not available", target.status));
+/// The other modes that would work, what each costs, and the command for each.
+fn alternatives(
+    cluster: &ClusterSettings,
+    survey: &Survey,
+    from: &Member,
+    target: &Member,
+    except: Option<Mode>,
+    limits: Limits,
+) -> String {
+    let lag = survey
+        .lags
+        .get(&target.arn)
+        .copied()
+        .flatten()
+        .map(|ms| format!(" (lag now {})", lag_text(ms)))
+        .unwrap_or_default();
+    let possible: Vec<String> = [Mode::Switchover, Mode::Failover, Mode::Detach]
+        .into_iter()
+        .filter(|m| Some(*m) != except)
+        .filter(|m| failures(&checks(cluster, survey, from, target, *m, limits)).is_empty())
+        .map(|m| {
+            format!(
+                "\n• `--mode {m}`: {}{lag}. Type `/aurora failover {} --to {} --mode {m}`",
+                m.cost(),
+                cluster.name,
+                target.region
+            )
+        })
+        .collect();
+    if possible.is_empty() {
+        "\nNo other mode is possible right now.".to_owned()
+    } else {
+        format!("\nPossible instead:{}", possible.concat())
     }
-    if target.instances == 0 {
-        return Some("it has no DB instance, so it could never take writes".to_owned());
-    }
-    None
 }
 
-/// Re-checks the plan against the topology and the target as they are now. `Err` says what changed.
-pub fn recheck(plan: &Plan, topology: &Topology, target: &ClusterState) -> Result<(), String> {
-    if let Some(state) = &topology.operation_in_progress {
-        return Err(format!(
-            "a managed failover or switchover is in progress on {} ({state})",
-            plan.global_cluster_id
-        ));
-    }
+/// Re-checks the plan against the cluster as it is now, before the first mutating call. `Err` says
+/// what changed or what no longer passes.
+pub fn recheck(cluster: &ClusterSettings, plan: &Plan, survey: &Survey, limits: Limits) -> Result<Vec<Check>, String> {
+    let topology = &survey.topology;
     match topology.writer() {
         None => return Err(format!("{} has no writer now", plan.global_cluster_id)),
         Some(w) if w.arn != plan.from.arn => {
@@ -212,15 +619,15 @@ pub fn recheck(plan: &Plan, topology: &Topology, target: &ClusterState) -> Resul
                 plan.to.cluster_id, plan.global_cluster_id
             ));
         }
-        Some(m) if m.is_writer => {
-            return Err(format!("{} is already the writer", plan.to.cluster_id));
-        }
+        Some(m) if m.is_writer => return Err(format!("{} is already the writer", plan.to.cluster_id)),
         Some(_) => {}
     }
-    if let Some(reason) = unfit(target) {
-        return Err(format!("{} cannot take over: {reason}", plan.to.cluster_id));
+    let list = checks(cluster, survey, &plan.from, &plan.to, plan.mode, limits);
+    if failures(&list).is_empty() {
+        Ok(list)
+    } else {
+        Err(describe_failures(&list))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -237,13 +644,21 @@ mod tests {
         }
     }
 
-    fn topology(members: Vec<Member>) -> Topology {
-        Topology {
-            global_cluster_id: "orders-global".into(),
-            status: "available".into(),
-            engine_version: "15.4".into(),
-            members,
-            operation_in_progress: None,
+    fn state(m: &Member, status: &str, version: &str, instances: usize) -> ClusterState {
+        ClusterState {
+            region: m.region.clone(),
+            cluster_id: m.cluster_id.clone(),
+            arn: m.arn.clone(),
+            status: status.into(),
+            engine_version: version.into(),
+            has_writer: m.is_writer,
+            instances,
+            endpoint: Some(format!("{}.cluster-abc.{}.rds.amazonaws.com", m.cluster_id, m.region)),
+            reader_endpoint: Some(format!(
+                "{}.cluster-ro-abc.{}.rds.amazonaws.com",
+                m.cluster_id, m.region
+            )),
+            global_cluster_id: Some("orders-global".into()),
         }
     }
 
@@ -259,152 +674,199 @@ mod tests {
         }
     }
 
-    fn target_state(status: &str, instances: usize) -> ClusterState {
-        ClusterState {
-            region: Region::parse("us-west-2").unwrap(),
-            cluster_id: "west".into(),
-            arn: "arn:aws:rds:us-west-2:123456789012:cluster:west".into(),
-            status: status.into(),
-            engine_version: "15.4".into(),
-            has_writer: false,
-            instances,
-            endpoint: None,
-            reader_endpoint: None,
-            global_cluster_id: Some("orders-global".into()),
+    const LIMITS: Limits = Limits { lag_limit_ms: 60_000.0 };
+
+    /// east writes; west (and eu when asked) are secondaries with the given lags.
+    fn survey(west_lag: Option<f64>, eu_lag: Option<Option<f64>>) -> Survey {
+        let east = member("us-east-1", "east", true);
+        let west = member("us-west-2", "west", false);
+        let mut members = vec![east.clone(), west.clone()];
+        let mut states = HashMap::new();
+        let mut lags = HashMap::new();
+        states.insert(east.arn.clone(), Ok(state(&east, "available", "15.4", 2)));
+        states.insert(west.arn.clone(), Ok(state(&west, "available", "15.4", 2)));
+        lags.insert(west.arn.clone(), west_lag);
+        if let Some(l) = eu_lag {
+            let eu = member("eu-west-1", "eu", false);
+            states.insert(eu.arn.clone(), Ok(state(&eu, "available", "15.4", 1)));
+            lags.insert(eu.arn.clone(), l);
+            members.push(eu);
+        }
+        Survey {
+            topology: Topology {
+                global_cluster_id: "orders-global".into(),
+                status: "available".into(),
+                engine_version: "15.4".into(),
+                members,
+                operation_in_progress: None,
+                operation_target: None,
+            },
+            states,
+            lags,
+            dns: Ok(DnsTargets {
+                writer: Some("east.cluster-abc.us-east-1.rds.amazonaws.com".into()),
+                reader: Some("east.cluster-ro-abc.us-east-1.rds.amazonaws.com".into()),
+            }),
         }
     }
 
-    #[test]
-    fn the_only_secondary_is_the_default_target() {
-        let t = topology(vec![
-            member("us-east-1", "east", true),
-            member("us-west-2", "west", false),
-        ]);
-        let p = make_plan(&settings(), &t, None, Mode::Detach, DnsTargets::default()).unwrap();
-        assert_eq!(p.from.cluster_id, "east");
-        assert_eq!(p.to.cluster_id, "west");
-        assert_eq!(p.steps().len(), 6);
+    fn arn(region: &str, id: &str) -> String {
+        format!("arn:aws:rds:{region}:123456789012:cluster:{id}")
     }
 
     #[test]
-    fn targets_are_refused_with_the_reason() {
-        let two = vec![
-            member("us-east-1", "east", true),
-            member("us-west-2", "west", false),
-            member("eu-west-1", "eu", false),
-        ];
-        let t = topology(two);
-        let e = make_plan(&settings(), &t, None, Mode::Detach, DnsTargets::default()).unwrap_err();
+    fn without_a_mode_a_healthy_cluster_gets_a_proposed_switchover() {
+        let p = make_plan(&settings(), &survey(Some(800.0), None), None, None, LIMITS).unwrap();
+        assert_eq!((p.mode, p.mode_proposed), (Mode::Switchover, true));
+        assert_eq!(p.to.cluster_id, "west");
+        assert_eq!(p.lag_ms, Some(800.0));
+        assert!(p.checks.iter().all(|c| c.outcome == Outcome::Pass), "{:?}", p.checks);
+    }
+
+    #[test]
+    fn without_a_mode_and_no_switchover_possible_nothing_is_chosen_and_the_options_are_given() {
+        let mut s = survey(Some(800.0), None);
+        s.states
+            .insert(arn("us-east-1", "east"), Err("cannot reach us-east-1".into()));
+        let e = make_plan(&settings(), &s, None, None, LIMITS).unwrap_err().to_string();
+        assert!(e.contains("a switchover (the only mode that loses no data)"), "{e}");
+        assert!(e.contains("cannot be reached"), "{e}");
+        assert!(
+            e.contains("`/aurora failover orders --to us-west-2 --mode failover`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`/aurora failover orders --to us-west-2 --mode detach`"),
+            "{e}"
+        );
+        assert!(e.contains("lag now 800 ms"), "{e}");
+    }
+
+    #[test]
+    fn among_several_secondaries_the_least_lag_is_proposed_and_said_why() {
+        let p = make_plan(
+            &settings(),
+            &survey(Some(2_500.0), Some(Some(400.0))),
+            None,
+            None,
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(p.to.cluster_id, "eu");
+        let reason = p.target_reason.unwrap();
+        assert!(
+            reason.contains("eu-west-1 has the least replication lag (400 ms; us-west-2 2.5 s)"),
+            "{reason}"
+        );
+        let e = make_plan(&settings(), &survey(None, Some(None)), None, None, LIMITS).unwrap_err();
         assert!(matches!(e, PlanError::Ambiguous { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_lag_over_the_limit_refuses_a_switchover_and_warns_a_failover_with_the_data_at_risk() {
+        let s = survey(Some(90_000.0), None);
+        let e = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1.5 s") || e.contains("over the 60.0 s limit"), "{e}");
+        let p = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap();
+        let lag = p.checks.iter().find(|c| c.name == "Replication lag").unwrap();
+        assert_eq!(lag.outcome, Outcome::Warn);
+        assert!(
+            lag.detail.contains("about 90.0 s of the latest writes will be lost"),
+            "{}",
+            lag.detail
+        );
+    }
+
+    #[test]
+    fn different_engine_versions_refuse_managed_modes_but_not_detach() {
+        let mut s = survey(Some(10.0), None);
+        let west = member("us-west-2", "west", false);
+        s.states
+            .insert(west.arn.clone(), Ok(state(&west, "available", "15.5", 2)));
+        for mode in [Mode::Switchover, Mode::Failover] {
+            let e = make_plan(&settings(), &s, None, Some(mode), LIMITS)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("differ in major or minor version"), "{e}");
+        }
+        assert!(make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).is_ok());
+    }
+
+    #[test]
+    fn explicit_targets_are_refused_with_the_reason() {
+        let s = survey(Some(10.0), Some(Some(20.0)));
         let east = Region::parse("us-east-1").unwrap();
-        let e = make_plan(&settings(), &t, Some(&east), Mode::Detach, DnsTargets::default()).unwrap_err();
+        let e = make_plan(&settings(), &s, Some(&east), None, LIMITS).unwrap_err();
         assert!(matches!(e, PlanError::AlreadyWriter { .. }), "{e}");
         let ap = Region::parse("ap-south-1").unwrap();
-        let e = make_plan(&settings(), &t, Some(&ap), Mode::Detach, DnsTargets::default()).unwrap_err();
-        assert!(e.to_string().contains("us-east-1, us-west-2, eu-west-1"), "{e}");
-        let mut busy = topology(vec![
-            member("us-east-1", "east", true),
-            member("us-west-2", "west", false),
-        ]);
-        busy.operation_in_progress = Some("switching-over".into());
-        assert!(matches!(
-            make_plan(&settings(), &busy, None, Mode::Detach, DnsTargets::default()),
-            Err(PlanError::OperationInProgress { .. })
-        ));
-        let alone = topology(vec![member("us-east-1", "east", true)]);
-        assert!(matches!(
-            make_plan(&settings(), &alone, None, Mode::Detach, DnsTargets::default()),
-            Err(PlanError::NoSecondary(_))
-        ));
+        let e = make_plan(&settings(), &s, Some(&ap), None, LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("us-east-1, us-west-2, eu-west-1"), "{e}");
+        let mut busy = survey(Some(10.0), None);
+        busy.topology.operation_in_progress = Some("switching-over".into());
+        let e = make_plan(&settings(), &busy, None, Some(Mode::Detach), LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in progress"), "{e}");
     }
 
     #[test]
     fn a_writer_cname_pointing_away_from_the_writer_stops_the_plan() {
-        let t = topology(vec![
-            member("us-east-1", "east", true),
-            member("us-west-2", "west", false),
-        ]);
-        let dns = |w: &str| DnsTargets {
-            writer: Some(w.to_owned()),
+        let mut s = survey(Some(10.0), None);
+        s.dns = Ok(DnsTargets {
+            writer: Some("west.cluster-abc.us-west-2.rds.amazonaws.com".into()),
             reader: None,
-        };
-        assert!(
-            make_plan(
-                &settings(),
-                &t,
-                None,
-                Mode::Detach,
-                dns("east.cluster-abc.us-east-1.rds.amazonaws.com")
-            )
-            .is_ok()
-        );
-        assert!(
-            make_plan(
-                &settings(),
-                &t,
-                None,
-                Mode::Detach,
-                dns("orders.global-xyz.global.rds.amazonaws.com.")
-            )
-            .is_ok()
-        );
-        let e = make_plan(
-            &settings(),
-            &t,
-            None,
-            Mode::Detach,
-            dns("west.cluster-abc.us-west-2.rds.amazonaws.com"),
-        )
-        .unwrap_err()
-        .to_string();
+        });
+        let e = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("points at west.cluster-abc") && e.contains("cut those writes off"),
             "{e}"
         );
+        s.dns = Ok(DnsTargets {
+            writer: Some("orders.global-xyz.global.rds.amazonaws.com.".into()),
+            reader: None,
+        });
+        let p = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
+        let c = p.checks.iter().find(|c| c.name == "CNAMEs").unwrap();
+        assert_eq!(c.outcome, Outcome::Warn, "the missing reader CNAME is said");
     }
 
     #[test]
     fn the_recheck_catches_every_change_since_the_plan() {
-        let t = topology(vec![
-            member("us-east-1", "east", true),
-            member("us-west-2", "west", false),
-        ]);
-        let plan = make_plan(&settings(), &t, None, Mode::Detach, DnsTargets::default()).unwrap();
-        assert_eq!(recheck(&plan, &t, &target_state("available", 2)), Ok(()));
+        let s = survey(Some(10.0), None);
+        let plan = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
+        assert!(recheck(&settings(), &plan, &s, LIMITS).is_ok());
         // Someone switched over by hand.
-        let swapped = topology(vec![
-            member("us-east-1", "east", false),
-            member("us-west-2", "west", true),
-        ]);
+        let mut swapped = s.clone();
+        for m in &mut swapped.topology.members {
+            m.is_writer = !m.is_writer;
+        }
         assert!(
-            recheck(&plan, &swapped, &target_state("available", 2))
+            recheck(&settings(), &plan, &swapped, LIMITS)
                 .unwrap_err()
                 .contains("writer is now west")
         );
-        // The target was removed.
-        let gone = topology(vec![member("us-east-1", "east", true)]);
+        // The target was removed, or is busy.
+        let mut gone = s.clone();
+        gone.topology.members.retain(|m| m.is_writer);
         assert!(
-            recheck(&plan, &gone, &target_state("available", 2))
+            recheck(&settings(), &plan, &gone, LIMITS)
                 .unwrap_err()
                 .contains("no longer a member")
         );
-        // The target is busy or headless.
+        let mut busy = s.clone();
+        let west = member("us-west-2", "west", false);
+        busy.states
+            .insert(west.arn.clone(), Ok(state(&west, "modifying", "15.4", 2)));
         assert!(
-            recheck(&plan, &t, &target_state("modifying", 2))
+            recheck(&settings(), &plan, &busy, LIMITS)
                 .unwrap_err()
                 .contains("modifying")
-        );
-        assert!(
-            recheck(&plan, &t, &target_state("available", 0))
-                .unwrap_err()
-                .contains("no DB instance")
-        );
-        let mut busy = t.clone();
-        busy.operation_in_progress = Some("pending".into());
-        assert!(
-            recheck(&plan, &busy, &target_state("available", 2))
-                .unwrap_err()
-                .contains("in progress")
         );
     }
 }

@@ -79,6 +79,9 @@ pub struct Completion {
     pub total: Duration,
     /// The old primary, which a detach leaves writable.
     pub old_primary: Member,
+    /// What to know and do now: split brain, the point-of-failure snapshot, how to fail back.
+    #[serde(default)]
+    pub aftermath: Vec<String>,
 }
 
 /// The last reply of a failed run: where, why, and what state things are in now.

@@ -21,6 +21,25 @@ impl Aurora for NoAws {
     async fn detach(&self, _: &str, _: &Member) -> Result<(), AwsError> {
         panic!("a finished run must not change AWS")
     }
+    async fn failover(&self, _: &str, _: &Member) -> Result<(), AwsError> {
+        panic!("a finished run must not change AWS")
+    }
+    async fn switchover(&self, _: &str, _: &Member, _: &Member) -> Result<(), AwsError> {
+        panic!("a finished run must not change AWS")
+    }
+    async fn events(&self, _: &Region, _: &str, _: jiff::Timestamp) -> Result<Vec<crate::ports::RdsEvent>, AwsError> {
+        panic!("a finished run must not read AWS")
+    }
+    async fn failover_snapshots(&self, _: &Region, _: &str) -> Result<Vec<String>, AwsError> {
+        panic!("a finished run must not read AWS")
+    }
+}
+
+#[async_trait]
+impl Metrics for NoAws {
+    async fn replication_lag_ms(&self, _: &Member, _: &Region) -> Result<Option<f64>, AwsError> {
+        panic!("a finished run must not read CloudWatch")
+    }
 }
 
 #[async_trait]
@@ -58,6 +77,9 @@ impl Chat for Recorder {
     fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
+    fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
+        Ok(())
+    }
 }
 
 fn member(region: &str, id: &str, writer: bool) -> Member {
@@ -77,7 +99,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
     let id = store
         .create_request(&NewRequest {
             cluster: ClusterName::parse("orders").unwrap(),
-            mode: Mode::Detach,
+            mode: Some(Mode::Detach),
             requested_by: SlackUserId::parse("U0ALICE").unwrap(),
             to_region: None,
             origin_channel: "C0INCIDENT".into(),
@@ -99,6 +121,10 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         record_ttl: 1,
         regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
         dns_before: plan::DnsTargets::default(),
+        mode_proposed: false,
+        target_reason: None,
+        lag_ms: None,
+        checks: vec![],
     };
     let message = store
         .enqueue(
@@ -116,7 +142,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         .unwrap();
     assert!(
         store
-            .mark_pending(id, &serde_json::to_string(&plan).unwrap(), message)
+            .mark_pending(id, &serde_json::to_string(&plan).unwrap(), Mode::Detach, message)
             .unwrap()
     );
     let bob = SlackUserId::parse("U0BOB").unwrap();
@@ -143,10 +169,12 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         store: store.clone(),
         aurora: Arc::new(NoAws),
         dns: Arc::new(NoAws),
+        metrics: Arc::new(NoAws),
         chat: chat.clone(),
         clock: Arc::new(crate::ports::SystemClock),
         settings: crate::settings::RunbookSettings {
             poll_interval: Duration::from_millis(100),
+            lag_limit: Duration::from_secs(60),
             promote_timeout: Duration::from_secs(1),
             dns_timeout: Duration::from_secs(1),
         },

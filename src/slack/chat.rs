@@ -121,6 +121,10 @@ impl Chat for SlackChat {
             .map(|_| ())
     }
 
+    fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError> {
+        self.respond_message(response_url, &render::plan_preview(plan), false)
+    }
+
     fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError> {
         let body = MessageBody {
             text: text.to_owned(),

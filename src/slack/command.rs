@@ -19,6 +19,8 @@ pub enum Command {
         cluster: String,
         to: Option<String>,
         mode: Option<Mode>,
+        /// `--dry-run`: show the plan and its checks; request nothing.
+        dry_run: bool,
     },
 }
 
@@ -46,8 +48,10 @@ pub enum UsageError {
 pub const USAGE: &str = "\
 *Usage*
 • `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
-• `/aurora failover CLUSTER [--to REGION] [--mode detach]`: ask to move CLUSTER's writer to REGION (which may be left out when there is only one secondary). A second, authorised person approves it in the incident channel.
-   `--mode detach` (default): remove the target from the global cluster and promote it; replication stops and the old primary stays writable.
+• `/aurora failover CLUSTER [--to REGION] [--mode switchover|failover|detach] [--dry-run]`: ask to move CLUSTER's writer to REGION. A second, authorised person approves it in the incident channel.
+   Without `--to`: the only secondary, or the one with the least replication lag. Without `--mode`: a switchover if one is possible; otherwise the bot says which modes are possible, what each loses, and what to type.
+   `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
+   `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
 • `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
 • `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
 • `/aurora help`: this message.";
@@ -92,8 +96,10 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             let mut cluster = None;
             let mut to = None;
             let mut mode = None;
+            let mut dry_run = false;
             while let Some(w) = words.next() {
                 match w {
+                    "--dry-run" => dry_run = true,
                     "--to" | "--mode" => {
                         let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
                         if w == "--to" {
@@ -115,7 +121,12 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
                 }
             }
             let cluster = cluster.ok_or(UsageError::MissingCluster("failover"))?;
-            Ok(Command::Failover { cluster, to, mode })
+            Ok(Command::Failover {
+                cluster,
+                to,
+                mode,
+                dry_run,
+            })
         }
         other => Err(UsageError::UnknownCommand(other.to_owned())),
     }
@@ -151,15 +162,17 @@ mod tests {
             Ok(Command::Failover {
                 cluster: "orders".into(),
                 to: Some("us-west-2".into()),
-                mode: Some(Mode::Detach)
+                mode: Some(Mode::Detach),
+                dry_run: false,
             })
         );
         assert_eq!(
-            parse("failover --mode switchover orders"),
+            parse("failover --mode switchover orders --dry-run"),
             Ok(Command::Failover {
                 cluster: "orders".into(),
                 to: None,
-                mode: Some(Mode::Switchover)
+                mode: Some(Mode::Switchover),
+                dry_run: true,
             })
         );
     }

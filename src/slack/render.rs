@@ -3,7 +3,7 @@
 
 use super::client::MessageBody;
 use crate::runbook::Step;
-use crate::runbook::plan::Plan;
+use crate::runbook::plan::{Outcome, Plan};
 use crate::runbook::report::{Note, Stage};
 use crate::status::{ClusterReport, CnameCheck};
 use crate::store::Request;
@@ -73,8 +73,16 @@ pub fn mode_meaning(mode: Mode) -> &'static str {
              Replication stops, and the old primary is left as it is, *still writable*: anything still writing to it \
              will diverge (split brain). Data not yet replicated to the target is lost to it."
         }
-        Mode::Failover => "FailoverGlobalCluster with AllowDataLoss: managed unplanned failover.",
-        Mode::Switchover => "SwitchoverGlobalCluster: planned switchover with no data loss.",
+        Mode::Failover => {
+            "FailoverGlobalCluster with AllowDataLoss (managed unplanned failover): the target becomes the writer \
+             without waiting for replication, so writes not yet replicated are lost (up to the lag). The global \
+             topology is kept: the old primary rejoins as a secondary when its Region is back, and AWS keeps a \
+             snapshot of it at the point of failure."
+        }
+        Mode::Switchover => {
+            "SwitchoverGlobalCluster (planned): Aurora waits until the target has caught up, then swaps the roles. \
+             No data is lost; writes pause meanwhile, for about as long as the lag. The old primary becomes a secondary."
+        }
     }
 }
 
@@ -111,11 +119,16 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
 }
 
 /// The request message: the approval request while pending, then where it stands.
-pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers: &[Principal]) -> MessageBody {
-    let title = format!(
-        "Failover request #{}: {} to {} ({})",
-        request.id, plan.cluster, plan.to.region, plan.mode
-    );
+fn check_icon(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => ":white_check_mark:",
+        Outcome::Warn => ":warning:",
+        Outcome::Fail => ":x:",
+    }
+}
+
+/// The part of a request that is the plan itself: mode and cost, target, checklist, DNS, steps.
+fn plan_sections(plan: &Plan) -> Vec<Value> {
     let dns = |before: &Option<String>| before.as_deref().map(esc).unwrap_or_else(|| "(missing)".to_owned());
     let steps: String = plan
         .steps()
@@ -123,37 +136,81 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
         .enumerate()
         .map(|(i, s)| format!("{}. {}\n", i + 1, esc(s)))
         .collect();
+    let mode = if plan.mode_proposed {
+        format!(
+            "*Mode:* `{}`, proposed by the bot because it loses no data. {}",
+            plan.mode,
+            mode_meaning(plan.mode)
+        )
+    } else {
+        format!("*Mode:* `{}`. {}", plan.mode, mode_meaning(plan.mode))
+    };
+    let mut out = vec![section(&mode)];
+    if let Some(reason) = &plan.target_reason {
+        out.push(section(&format!("*Target:* {}", esc(reason))));
+    }
+    if !plan.checks.is_empty() {
+        let checks: String = plan
+            .checks
+            .iter()
+            .map(|c| format!("{} *{}*: {}\n", check_icon(c.outcome), c.name, esc(&c.detail)))
+            .collect();
+        out.push(section(&format!(
+            "*Pre-flight checks* (run again right before the first change)\n{checks}"
+        )));
+    }
+    out.push(section(&format!(
+        "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`\n• `{}` → `{}`\nBoth will point at `{}`'s endpoints.",
+        esc(&plan.zone_id),
+        plan.record_ttl,
+        esc(&plan.writer_record),
+        dns(&plan.dns_before.writer),
+        esc(&plan.reader_record),
+        dns(&plan.dns_before.reader),
+        esc(&plan.to.cluster_id),
+    )));
+    out.push(section(&format!("*Plan*\n{steps}")));
+    out
+}
+
+fn route(plan: &Plan) -> String {
+    format!(
+        "*From* {} `{}`  →  *To* {} `{}`",
+        plan.from.region,
+        esc(&plan.from.cluster_id),
+        plan.to.region,
+        esc(&plan.to.cluster_id),
+    )
+}
+
+/// The request message: the approval request while pending, then where it stands.
+pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers: &[Principal]) -> MessageBody {
+    let title = format!(
+        "Failover request #{}: {} to {} ({})",
+        request.id, plan.cluster, plan.to.region, plan.mode
+    );
     let mut blocks = vec![
         header(&title),
         section(&stage_line(stage, request)),
         section(&format!(
-            "{} asks to move the writer of *{}* (`{}`)\n*From* {} `{}`  →  *To* {} `{}`",
+            "{} asks to move the writer of *{}* (`{}`)\n{}",
             user(&request.requested_by),
             plan.cluster,
             esc(&plan.global_cluster_id),
-            plan.from.region,
-            esc(&plan.from.cluster_id),
-            plan.to.region,
-            esc(&plan.to.cluster_id),
+            route(plan)
         )),
-        section(&format!("*Mode:* `{}`. {}", plan.mode, mode_meaning(plan.mode))),
-        section(&format!(
-            "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`\n• `{}` → `{}`\nBoth will point at `{}`'s endpoints.",
-            esc(&plan.zone_id),
-            plan.record_ttl,
-            esc(&plan.writer_record),
-            dns(&plan.dns_before.writer),
-            esc(&plan.reader_record),
-            dns(&plan.dns_before.reader),
-            esc(&plan.to.cluster_id),
-        )),
-        section(&format!("*Plan*\n{steps}")),
     ];
+    blocks.extend(plan_sections(plan));
     if *stage == Stage::AwaitingApproval {
+        let consequence = match plan.mode {
+            Mode::Detach => "Replication stops and the old primary stays writable.",
+            Mode::Failover => "Writes not yet replicated to the target are lost.",
+            Mode::Switchover => "Writes pause until the target has caught up; nothing is lost.",
+        };
         let confirm = json!({
             "title": {"type": "plain_text", "text": "Approve this failover?"},
             "text": {"type": "mrkdwn", "text": format!(
-                "Move the writer of *{}* to {} by *{}*. The old primary stays writable.",
+                "Move the writer of *{}* to {} by *{}*. {consequence}",
                 plan.cluster, plan.to.region, plan.mode)},
             "confirm": {"type": "plain_text", "text": "Approve"},
             "deny": {"type": "plain_text", "text": "Cancel"},
@@ -179,6 +236,23 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
         text: format!("{title}: {}", plain_stage(stage)),
         blocks,
     }
+}
+
+/// A dry run's answer: the plan and its checklist, nothing requested.
+pub fn plan_preview(plan: &Plan) -> MessageBody {
+    let title = format!("Dry run: {} to {} ({})", plan.cluster, plan.to.region, plan.mode);
+    let mut blocks = vec![
+        header(&title),
+        section(&format!(
+            "Nothing was requested or changed. This is what `/aurora failover {} --to {} --mode {}` would ask to do:\n{}",
+            plan.cluster,
+            plan.to.region,
+            plan.mode,
+            route(plan)
+        )),
+    ];
+    blocks.extend(plan_sections(plan));
+    MessageBody { text: title, blocks }
 }
 
 fn plain_stage(stage: &Stage) -> &'static str {
@@ -221,20 +295,20 @@ pub fn note(note: &Note) -> MessageBody {
                 .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
                 .collect::<Vec<_>>()
                 .join(" · ");
-            format!(
-                ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}\n\
-                 :warning: The old primary `{}` ({}) was not touched and *may still accept writes*. Fence it now: stop \
-                 every writer that connects to it directly, or make it read-only (for example set its cluster parameter \
-                 `default_transaction_read_only`/`read_only`), so that only the new writer takes writes.",
+            let mut text = format!(
+                ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
                 duration(c.total),
                 esc(&c.writer_record),
                 esc(&c.writer_endpoint),
                 esc(&c.reader_record),
                 esc(&c.reader_endpoint),
                 phases,
-                esc(&c.old_primary.cluster_id),
-                c.old_primary.region,
-            )
+            );
+            for line in &c.aftermath {
+                text.push('\n');
+                text.push_str(&esc(line));
+            }
+            text
         }
         Note::Failed(f) => format!(
             ":x: *Failover failed* at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
@@ -255,12 +329,20 @@ pub fn note(note: &Note) -> MessageBody {
 fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
     match &m.state {
         Ok(c) => format!(
-            "{}{} · endpoint `{}` · reader `{}`",
+            "{}{} · engine {}{}{} · endpoint `{}` · reader `{}`",
             esc(&c.status),
             if should_write && !c.has_writer {
                 " (no writer instance!)"
             } else {
                 ""
+            },
+            esc(&c.engine_version),
+            m.lag_ms
+                .map(|l| format!(" · lag {}", crate::runbook::plan::lag_text(l)))
+                .unwrap_or_default(),
+            match m.member.sync.as_deref() {
+                Some(s) if s != "connected" => format!(" · sync {}", esc(s)),
+                _ => String::new(),
             },
             esc(c.endpoint.as_deref().unwrap_or("-")),
             esc(c.reader_endpoint.as_deref().unwrap_or("-")),
@@ -391,7 +473,7 @@ pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody 
             r.id,
             r.cluster,
             target,
-            r.mode,
+            r.mode.map_or("auto", Mode::as_str),
             user(&r.requested_by),
             slack_time(r.requested_at),
             outcome

@@ -43,6 +43,7 @@ pub struct SlackState {
     pub approvals: Approvals,
     pub chat: Arc<SlackChat>,
     pub aurora: Arc<dyn Aurora>,
+    pub metrics: Arc<dyn crate::ports::Metrics>,
     pub dns: Arc<dyn Dns>,
     /// Background work started by requests (status reads), so that shutdown can wait for it.
     pub tasks: TaskTracker,
@@ -188,7 +189,8 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
             let st = state.clone();
             state.tasks.spawn(async move {
                 let refs: Vec<_> = clusters.iter().map(|(c, d)| (c, d.clone())).collect();
-                let reports = crate::status::reports(st.aurora.as_ref(), st.dns.as_ref(), &refs).await;
+                let reports =
+                    crate::status::reports(st.aurora.as_ref(), st.metrics.as_ref(), st.dns.as_ref(), &refs).await;
                 if let Err(e) = st
                     .chat
                     .respond_message(&response_url, &render::status(&reports), in_channel)
@@ -236,7 +238,12 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 }
             }
         }
-        Ok(Command::Failover { cluster, to, mode }) => {
+        Ok(Command::Failover {
+            cluster,
+            to,
+            mode,
+            dry_run,
+        }) => {
             let reply = state
                 .approvals
                 .request_failover(
@@ -244,6 +251,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     &cluster,
                     to.as_deref(),
                     mode,
+                    dry_run,
                     Origin {
                         channel: &event.channel_id.0,
                         response_url: Some(&response_url),
@@ -256,6 +264,9 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{}> in a moment.",
                     state.settings.slack.incident_channel
                 )),
+                RequestReply::DryRun => {
+                    ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
+                }
                 RequestReply::Refused(why) => ephemeral(why),
             }
         }

@@ -82,7 +82,8 @@ impl RequestState {
 pub struct Request {
     pub id: i64,
     pub cluster: ClusterName,
-    pub mode: Mode,
+    /// The mode asked for, or (once planned) chosen; `None` while the bot is still to choose.
+    pub mode: Option<Mode>,
     pub requested_by: SlackUserId,
     pub requested_at: jiff::Timestamp,
     /// The Region asked for with `--to`, if any.
@@ -106,7 +107,8 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub cluster: ClusterName,
-    pub mode: Mode,
+    /// `None`: the bot proposes the mode.
+    pub mode: Option<Mode>,
     pub requested_by: SlackUserId,
     pub to_region: Option<Region>,
     pub origin_channel: String,
@@ -293,7 +295,10 @@ fn request_from(r: RequestRow) -> Result<Request> {
     Ok(Request {
         id: r.0,
         cluster: parse_id(r.1, ClusterName::parse, "cluster name")?,
-        mode: parse_id(r.2, Mode::parse, "mode")?,
+        mode: match r.2.as_str() {
+            "auto" => None,
+            m => Some(parse_id(m.to_owned(), Mode::parse, "mode")?),
+        },
         requested_by: parse_id(r.3, SlackUserId::parse, "user id")?,
         requested_at: from_ms(r.4)?,
         to_region: r.5.map(|s| parse_id(s, Region::parse, "Region")).transpose()?,
@@ -412,7 +417,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'planning')",
             params![
                 r.cluster.as_str(),
-                r.mode.as_str(),
+                r.mode.map_or("auto", Mode::as_str),
                 r.requested_by.as_str(),
                 ts(r.requested_at),
                 r.to_region.as_ref().map(|x| x.as_str().to_owned()),
@@ -444,11 +449,11 @@ impl Store {
         Ok(())
     }
 
-    /// Planning → pending, with the plan and the outbox id of the approval message.
-    pub fn mark_pending(&self, id: i64, plan: &str, message: i64) -> Result<bool> {
+    /// Planning → pending, with the plan, the mode it uses and the outbox id of the approval message.
+    pub fn mark_pending(&self, id: i64, plan: &str, mode: Mode, message: i64) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE requests SET state = 'pending', plan = ?2, message = ?3 WHERE id = ?1 AND state = 'planning'",
-            params![id, plan, message],
+            "UPDATE requests SET state = 'pending', plan = ?2, mode = ?3, message = ?4 WHERE id = ?1 AND state = 'planning'",
+            params![id, plan, mode.as_str(), message],
         )?;
         Ok(n == 1)
     }

@@ -19,7 +19,7 @@ fn out<'a>(key: &'a str, kind: &'a str, target: Option<i64>, body: &'a str, dedu
 fn new_request(cluster: &str) -> NewRequest {
     NewRequest {
         cluster: ClusterName::parse(cluster).unwrap(),
-        mode: Mode::Detach,
+        mode: Some(Mode::Detach),
         requested_by: SlackUserId::parse("U0AAAA").unwrap(),
         to_region: None,
         origin_channel: "C0INCIDENT".into(),
@@ -32,7 +32,7 @@ fn new_request(cluster: &str) -> NewRequest {
 fn pending(store: &Store, cluster: &str) -> i64 {
     let id = store.create_request(&new_request(cluster)).unwrap().unwrap();
     let msg = store.enqueue(&out("req", "post", None, "{}", None), t(0)).unwrap();
-    assert!(store.mark_pending(id, "{}", msg).unwrap());
+    assert!(store.mark_pending(id, "{}", Mode::Detach, msg).unwrap());
     id
 }
 

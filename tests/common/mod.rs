@@ -235,9 +235,9 @@ impl TestBot {
             .unwrap_or_else(|| panic!("no answer at {url}"))
     }
 
-    /// Requests a failover of `orders` as ALICE and waits for the approval message; returns the id.
+    /// Requests a detach of `orders` as ALICE and waits for the approval message; returns the id.
     pub async fn request(&self) -> i64 {
-        let (answer, _) = self.command(ALICE, "failover orders").await;
+        let (answer, _) = self.command(ALICE, "failover orders --mode detach").await;
         assert_eq!(answer.status, 200);
         let text = answer.text();
         let id: i64 = text
