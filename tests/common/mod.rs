@@ -64,6 +64,10 @@ pub struct Options {
     pub attempt_timeout: Option<Duration>,
     /// The configured Regions of the `orders` cluster.
     pub regions: Vec<&'static str>,
+    /// Replaces the `[[clusters]]` section of the config.
+    pub clusters_toml: Option<String>,
+    /// `runbook.lag_limit_ms`.
+    pub lag_limit_ms: u64,
 }
 
 impl Default for Options {
@@ -84,6 +88,8 @@ impl Default for Options {
             scenario: awsim::Scenario::two_region_example(),
             attempt_timeout: None,
             regions: vec!["us-east-1", "us-west-2"],
+            clusters_toml: None,
+            lag_limit_ms: 60_000,
         }
     }
 }
@@ -107,26 +113,30 @@ path = "{store}"
 poll_interval_ms = {poll}
 promote_timeout_secs = {promote}
 dns_timeout_secs = {dns}
-[[clusters]]
-name = "orders"
-global_cluster_id = "orders-global"
-regions = [{regions}]
-hosted_zone_id = "{ZONE}"
-writer_record = "{WRITER_RECORD}"
-reader_record = "{READER_RECORD}"
-record_ttl = 1
+lag_limit_ms = {lag_limit}
+{clusters}
 "#,
         ttl = o.request_ttl_secs,
         store = store.display(),
         poll = o.poll_interval_ms,
         promote = o.promote_timeout_secs,
         dns = o.dns_timeout_secs,
-        regions = o
-            .regions
-            .iter()
-            .map(|r| format!("\"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        lag_limit = o.lag_limit_ms,
+        clusters = o.clusters_toml.clone().unwrap_or_else(|| format!(
+            r#"[[clusters]]
+name = "orders"
+global_cluster_id = "orders-global"
+regions = [{}]
+hosted_zone_id = "{ZONE}"
+writer_record = "{WRITER_RECORD}"
+reader_record = "{READER_RECORD}"
+record_ttl = 1"#,
+            o.regions
+                .iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     )
 }
 
@@ -333,6 +343,22 @@ impl TestBot {
     pub fn endpoints(&self, region: &str, cluster: &str) -> (String, String) {
         let c = self.sim.admin().cluster(region, cluster).unwrap();
         (c.endpoint, c.reader_endpoint)
+    }
+
+    /// An RDS client pointed at the emulator, for doing things "by hand" behind the bot's back.
+    pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        let config = aurora_failover_bot::aws::load_config(&AwsOverrides {
+            endpoint_url: Some(self.sim.url().to_owned()),
+            static_credentials: true,
+            max_attempts: Some(1),
+            attempt_timeout: None,
+        })
+        .await;
+        aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&config)
+                .region(aws_sdk_rds::config::Region::new(region.to_owned()))
+                .build(),
+        )
     }
 
     pub fn pending(&self) -> Vec<Request> {

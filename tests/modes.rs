@@ -1,0 +1,555 @@
+//! Every way to move the writer, through the real bot against the emulator: switchover, managed
+//! failover and detach, the proposed mode and target, the pre-flight checks and their re-check, Region
+//! outages (including us-east-1, where Route 53's API lives), dry runs, and status.
+
+mod common;
+
+use aurora_failover_bot::store::{RequestState, RunState};
+use awsim::scenario::{EndpointKind, EndpointRef};
+use awsim::{OutageMode, Scenario};
+use common::*;
+use std::time::{Duration, Instant};
+
+const EAST: &str = "us-east-1";
+const WEST: &str = "us-west-2";
+
+fn arn(region: &str, id: &str) -> String {
+    format!("arn:aws:rds:{region}:123456789012:cluster:{id}")
+}
+
+/// The example with the roles swapped: the primary in us-west-2, so that its Region can go down while
+/// Route 53 (in us-east-1) stays up.
+fn west_primary() -> Scenario {
+    let mut s = Scenario::two_region_example();
+    let g = &mut s.global_clusters[0];
+    g.members[0].primary = false;
+    g.members[0].replication_lag_ms = 500;
+    g.members[1].primary = true;
+    g.members[1].replication_lag_ms = 0;
+    s.hosted_zones[0].records[0].points_to = Some(EndpointRef {
+        cluster: "orders-west".into(),
+        endpoint: EndpointKind::Writer,
+    });
+    s.hosted_zones[0].records[1].points_to = Some(EndpointRef {
+        cluster: "orders-west".into(),
+        endpoint: EndpointKind::Reader,
+    });
+    s
+}
+
+/// The example plus a third member in eu-west-1, with lags: us-west-2 2.5 s, eu-west-1 0.4 s.
+fn three_regions() -> Scenario {
+    let mut s = Scenario::two_region_example();
+    s.global_clusters[0].members[1].replication_lag_ms = 2_500;
+    let mut eu = s.global_clusters[0].members[1].clone();
+    eu.region = "eu-west-1".into();
+    eu.cluster_id = "orders-eu".into();
+    eu.instances = vec!["orders-eu-1".into()];
+    eu.replication_lag_ms = 400;
+    s.global_clusters[0].members.push(eu);
+    s
+}
+
+async fn start(scenario: Scenario) -> TestBot {
+    TestBot::start_with(Options {
+        scenario,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Asks for a failover with `args`; returns the answer's text and, if a request was recorded, its id.
+async fn ask(bot: &TestBot, args: &str) -> (String, String) {
+    let (answer, url) = bot.command(ALICE, &format!("failover orders {args}")).await;
+    assert_eq!(answer.status, 200);
+    (answer.text(), url)
+}
+
+fn thread_texts(bot: &TestBot, ts: &str) -> Vec<String> {
+    bot.thread(ts).iter().map(|r| r.text().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_switchover_moves_the_writer_with_no_data_loss_end_to_end() {
+    let bot = start(Scenario::two_region_example()).await;
+    let (text, _) = ask(&bot, "").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let msg = bot.request_message(1).await;
+    let body = all_text(&msg);
+    assert!(
+        body.contains("*Mode:* `switchover`, proposed by the bot because it loses no data"),
+        "{body}"
+    );
+    assert!(
+        body.contains(":white_check_mark: *Primary*: orders-east in us-east-1 is available"),
+        "{body}"
+    );
+    let ts = msg.ts.unwrap();
+    bot.click(BOB, 1, true).await;
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    let switchovers = bot.sim.admin().calls_to("SwitchoverGlobalCluster");
+    assert_eq!(switchovers.len(), 1);
+    assert_eq!(switchovers[0].region, EAST, "sent to the primary's Region");
+    assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
+    let g = bot.sim.admin().global_cluster("orders-global").unwrap();
+    let roles: Vec<_> = g.members.iter().map(|m| (m.cluster_id.as_str(), m.is_writer)).collect();
+    assert_eq!(
+        roles,
+        [("orders-east", false), ("orders-west", true)],
+        "the topology is kept, roles swapped"
+    );
+    let (w, r) = bot.endpoints(WEST, "orders-west");
+    assert_eq!((bot.writer_cname(), bot.reader_cname()), (w, r));
+    bot.slack_settled().await;
+    let thread = thread_texts(&bot, &ts);
+    for expected in [
+        "*Switch over (managed, no data loss)*",
+        "FailoverState pending, writer orders-east",
+        "FailoverState switching-over",
+        "RDS event (orders-west, us-west-2): Global switchover to DB cluster orders-west in Region us-west-2 finished.",
+        "`orders-east` (us-east-1) is now a secondary. To switch back: `/aurora failover orders --to us-east-1 --mode switchover`",
+    ] {
+        assert!(
+            thread.iter().any(|t| t.contains(expected)),
+            "missing {expected:?} in {thread:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_managed_failover_works_with_the_primarys_region_down_and_the_old_primary_rejoins_when_it_returns() {
+    let bot = start(west_primary()).await;
+    bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    let (text, _) = ask(&bot, "--mode failover").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let msg = bot.request_message(1).await;
+    let body = all_text(&msg);
+    assert!(
+        body.contains(":warning: *Replication lag*: 500 ms behind: up to 500 ms of the latest writes will be lost"),
+        "{body}"
+    );
+    let ts = msg.ts.unwrap();
+    bot.click(BOB, 1, true).await;
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    let failovers = bot.sim.admin().calls_to("FailoverGlobalCluster");
+    assert_eq!(failovers.len(), 1);
+    assert_eq!(failovers[0].region, EAST, "sent to the target's Region");
+    assert_eq!(
+        failovers[0].params.get("AllowDataLoss").map(String::as_str),
+        Some("true")
+    );
+    let (w, _) = bot.endpoints(EAST, "orders-east");
+    assert_eq!(bot.writer_cname(), w);
+    bot.slack_settled().await;
+    let last = thread_texts(&bot, &ts).pop().unwrap();
+    assert!(last.contains("*Failover complete*"), "{last}");
+    assert!(
+        last.contains("`orders-west` (us-west-2) has not rejoined yet"),
+        "{last}"
+    );
+    assert!(
+        last.contains("rds:unplanned-global-failover-orders-west-"),
+        "the snapshot to copy: {last}"
+    );
+    assert!(
+        last.contains("`/aurora failover orders --to us-west-2 --mode switchover`"),
+        "how to fail back: {last}"
+    );
+    // The Region returns: the old primary rejoins as a secondary, and leaves its snapshot behind.
+    bot.sim.admin().region_up(WEST).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let g = bot.sim.admin().global_cluster("orders-global").unwrap();
+        let west = g.members.iter().find(|m| m.cluster_id == "orders-west").unwrap();
+        if west.synchronization_status.as_deref() == Some("connected") {
+            assert!(!west.is_writer);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old primary did not rejoin");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, url) = bot.command(MALLORY, "status").await;
+    let status = bot.answer_at(&url).await;
+    assert!(
+        status.contains("us-west-2 `orders-west` reader · available"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn detach_works_with_the_primarys_region_down() {
+    let bot = start(west_primary()).await;
+    bot.sim.admin().region_down(WEST, OutageMode::Unavailable).unwrap();
+    let (text, _) = ask(&bot, "--mode detach").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    bot.request_message(1).await;
+    bot.click(BOB, 1, true).await;
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    let removes = bot.sim.admin().calls_to("RemoveFromGlobalCluster");
+    assert_eq!((removes.len(), removes[0].region.as_str()), (1, EAST));
+    assert_eq!(bot.writer_cname(), bot.endpoints(EAST, "orders-east").0);
+}
+
+#[tokio::test]
+async fn a_switchover_is_refused_when_the_primarys_region_is_down_or_engine_versions_differ() {
+    let bot = start(west_primary()).await;
+    bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    let (_, url) = ask(&bot, "--mode switchover").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(
+        reply.contains("could not be prepared: a switchover to us-east-1 is not possible"),
+        "{reply}"
+    );
+    assert!(reply.contains("orders-west in us-west-2 cannot be reached"), "{reply}");
+    assert!(
+        reply.contains("`/aurora failover orders --to us-east-1 --mode failover`"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("`/aurora failover orders --to us-east-1 --mode detach`"),
+        "{reply}"
+    );
+    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
+    assert!(bot.sim.admin().calls_to("SwitchoverGlobalCluster").is_empty());
+
+    let mut s = Scenario::two_region_example();
+    s.global_clusters[0].members[1].engine_version = Some("15.5".into());
+    let bot = start(s).await;
+    let (_, url) = ask(&bot, "--mode switchover").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(
+        reply.contains("15.4 (primary) and 15.5 (target) differ in major or minor version"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("--mode detach`") && !reply.contains("--mode failover`"),
+        "only detach is possible: {reply}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_mode_or_target_the_bot_proposes_the_safest_plan_and_never_picks_a_data_losing_mode() {
+    let bot = TestBot::start_with(Options {
+        scenario: three_regions(),
+        regions: vec![EAST, WEST, "eu-west-1"],
+        ..Options::default()
+    })
+    .await;
+    let (text, _) = ask(&bot, "").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let body = all_text(&bot.request_message(1).await);
+    assert!(body.contains("orders to eu-west-1 (switchover)"), "{body}");
+    assert!(
+        body.contains("*Target:* eu-west-1 has the least replication lag (400 ms; us-west-2 2.5 s)"),
+        "{body}"
+    );
+    bot.click(ALICE, 1, false).await;
+
+    // With the primary's Region gone no switchover is possible: nothing is chosen, the options are told.
+    let bot = start(west_primary()).await;
+    bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    let (_, url) = ask(&bot, "").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(
+        reply.contains("a switchover (the only mode that loses no data) to us-east-1 is not possible"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("`--mode failover`: loses the writes not yet replicated"),
+        "{reply}"
+    );
+    assert!(reply.contains("(lag now 500 ms)"), "{reply}");
+    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
+    assert!(bot.pending().is_empty());
+}
+
+#[tokio::test]
+async fn a_lag_over_the_limit_refuses_a_switchover_and_a_failover_warns_with_the_data_at_risk() {
+    let bot = TestBot::start_with(Options {
+        lag_limit_ms: 5_000,
+        ..Options::default()
+    })
+    .await;
+    bot.sim
+        .admin()
+        .set_replication_lag(WEST, "orders-west", Duration::from_secs(90))
+        .unwrap();
+    let (_, url) = ask(&bot, "--mode switchover").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(reply.contains("90.0 s behind, over the 5.0 s limit"), "{reply}");
+    let (text, _) = ask(&bot, "--mode failover").await;
+    assert!(text.starts_with("Request #2"), "{text}");
+    let body = all_text(&bot.request_message(2).await);
+    assert!(
+        body.contains(":warning: *Replication lag*: 90.0 s behind, over the 5.0 s limit: about 90.0 s of the latest writes will be lost"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_recheck_stops_the_run_when_someone_switched_over_by_hand_after_the_approval_request() {
+    let bot = start(Scenario::two_region_example()).await;
+    let (text, _) = ask(&bot, "--mode switchover").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let ts = bot.request_message(1).await.ts.unwrap();
+    // Meanwhile, by hand:
+    bot.rds(EAST)
+        .await
+        .switchover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(WEST, "orders-west"))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while bot
+        .sim
+        .admin()
+        .global_cluster("orders-global")
+        .unwrap()
+        .failover_state
+        .is_some()
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bot.click(BOB, 1, true).await;
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Failed
+    );
+    assert_eq!(
+        bot.sim.admin().calls_to("SwitchoverGlobalCluster").len(),
+        1,
+        "only the one made by hand"
+    );
+    bot.slack_settled().await;
+    let last = thread_texts(&bot, &ts).pop().unwrap();
+    assert!(last.contains("*Failover failed* at *Re-check the topology*"), "{last}");
+    assert!(
+        last.contains("the writer is now orders-west in us-west-2, not orders-east"),
+        "{last}"
+    );
+    assert!(last.contains("Nothing was changed"), "{last}");
+}
+
+#[tokio::test]
+async fn with_us_east_1_down_during_the_dns_step_the_thread_tells_the_truth_and_the_run_completes_when_it_returns() {
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            detach_ms: 1_000,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    let before = bot.writer_cname();
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    bot.click(BOB, id, true).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let run = bot.store.run_of_request(id).unwrap();
+        if run.is_some_and(|r| r.step == "wait_writable") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bot.sim.admin().region_down(EAST, OutageMode::Unavailable).unwrap();
+    // The database is promoted; Route 53 cannot be reached. The thread says so, and nothing claims DNS moved.
+    let note = bot
+        .slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .find(|c| {
+                    c.status == 200 && c.thread_ts() == Some(ts.as_str()) && c.text().contains("DNS is NOT moved yet")
+                })
+                .map(|c| c.text().to_owned())
+        })
+        .await
+        .expect("a plain note that DNS is not moved");
+    let (w, r) = bot.endpoints(WEST, "orders-west");
+    assert!(note.contains("orders-west (us-west-2) is the writer"), "{note}");
+    assert!(
+        note.contains(&w) && note.contains(&r),
+        "the endpoints to use meanwhile: {note}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        bot.store.run_of_request(id).unwrap().unwrap().state,
+        RunState::Running,
+        "still trying"
+    );
+    assert_eq!(bot.writer_cname(), before);
+    assert!(
+        !thread_texts(&bot, &ts)
+            .iter()
+            .any(|t| t.contains("*Repoint the CNAMEs* (")),
+        "no success claimed"
+    );
+    bot.sim.admin().region_up(EAST).unwrap();
+    assert_eq!(
+        bot.finished_run(id, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    assert_eq!(bot.writer_cname(), w);
+    bot.slack_settled().await;
+    let thread = thread_texts(&bot, &ts);
+    let not_moved = thread.iter().position(|t| t.contains("DNS is NOT moved yet")).unwrap();
+    let moved = thread
+        .iter()
+        .position(|t| t.contains("*Repoint the CNAMEs* ("))
+        .unwrap();
+    assert!(not_moved < moved, "{thread:#?}");
+}
+
+#[tokio::test]
+async fn status_shows_engine_versions_lag_and_an_operation_in_progress() {
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            switchover_ms: 5_000,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    bot.rds(EAST)
+        .await
+        .switchover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(WEST, "orders-west"))
+        .send()
+        .await
+        .unwrap();
+    let (_, url) = bot.command(MALLORY, "status").await;
+    let status = bot.answer_at(&url).await;
+    assert!(
+        status.contains(":arrows_counterclockwise: managed operation in progress"),
+        "{status}"
+    );
+    assert!(status.contains("engine 15.4"), "{status}");
+    assert!(status.contains("lag 800 ms"), "{status}");
+    // And no request can be made meanwhile.
+    let (_, url) = ask(&bot, "--mode detach").await;
+    assert!(bot.answer_at(&url).await.contains("in progress"));
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_the_plan_and_its_checks_to_the_requester_and_requests_nothing() {
+    let bot = start(Scenario::two_region_example()).await;
+    let (text, url) = ask(&bot, "--dry-run").await;
+    assert!(text.starts_with("Dry run"), "{text}");
+    let reply = bot
+        .slack
+        .wait_for(WAIT, |_| bot.slack.responses_to(&url).first().cloned())
+        .await
+        .unwrap();
+    assert_eq!(reply.field("response_type"), Some("ephemeral"));
+    let body = all_text(&reply);
+    assert!(body.contains("Dry run: orders to us-west-2 (switchover)"), "{body}");
+    assert!(body.contains("Nothing was requested or changed"), "{body}");
+    assert!(body.contains("*Pre-flight checks*"), "{body}");
+    assert!(!has_buttons(&reply), "no approval buttons");
+    assert!(bot.store.request(1).unwrap().is_none(), "no request");
+    assert!(
+        bot.slack.delivered("chat.postMessage").is_empty(),
+        "nothing in the channel"
+    );
+    assert!(
+        bot.sim
+            .admin()
+            .calls()
+            .iter()
+            .all(|c| c.action.starts_with("Describe") || c.action.starts_with("List") || c.action.starts_with("Get")),
+        "reads only"
+    );
+}
+
+#[tokio::test]
+async fn status_of_fifty_clusters_reads_them_concurrently() {
+    const N: usize = 50;
+    let mut s = Scenario::two_region_example();
+    let template = s.global_clusters[0].clone();
+    s.global_clusters.clear();
+    s.hosted_zones[0].records.clear();
+    let mut clusters = String::new();
+    for i in 0..N {
+        let mut g = template.clone();
+        g.id = format!("g{i}-global");
+        g.members[0].cluster_id = format!("g{i}-east");
+        g.members[0].instances = vec![format!("g{i}-east-1")];
+        g.members[1].cluster_id = format!("g{i}-west");
+        g.members[1].instances = vec![format!("g{i}-west-1")];
+        s.global_clusters.push(g);
+        for (kind, record) in [(EndpointKind::Writer, "w"), (EndpointKind::Reader, "r")] {
+            s.hosted_zones[0].records.push(awsim::scenario::RecordSpec {
+                name: format!("{record}{i}.aurora_private_hosted_zone"),
+                record_type: "CNAME".into(),
+                ttl: 1,
+                values: vec![],
+                points_to: Some(EndpointRef {
+                    cluster: format!("g{i}-east"),
+                    endpoint: kind,
+                }),
+            });
+        }
+        clusters.push_str(&format!(
+            "[[clusters]]\nname = \"c{i}\"\nglobal_cluster_id = \"g{i}-global\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
+             hosted_zone_id = \"{ZONE}\"\nwriter_record = \"w{i}.aurora_private_hosted_zone\"\n\
+             reader_record = \"r{i}.aurora_private_hosted_zone\"\nrecord_ttl = 1\n\n"
+        ));
+    }
+    let bot = TestBot::start_with(Options {
+        scenario: s,
+        clusters_toml: Some(clusters),
+        ..Options::default()
+    })
+    .await;
+    let delay = 250;
+    for action in [
+        "DescribeGlobalClusters",
+        "DescribeDBClusters",
+        "GetMetricData",
+        "ListResourceRecordSets",
+    ] {
+        bot.sim
+            .admin()
+            .inject(awsim::FaultSpec {
+                action: action.into(),
+                region: None,
+                error: None,
+                delay_ms: Some(delay),
+                delay_response_ms: None,
+                count: None,
+            })
+            .unwrap();
+    }
+    let started = Instant::now();
+    let (_, url) = bot.command(MALLORY, "status").await;
+    let status = bot.answer_at(&url).await;
+    let took = started.elapsed();
+    assert_eq!(status.matches("(`g").count(), N, "every cluster is in the answer");
+    // One at a time, each cluster costs at least four delayed calls in a row (topology, then its
+    // members, then their lag... ) — about a second, so fifty take about a minute. Side by side they
+    // take a few seconds.
+    assert!(took < Duration::from_secs(20), "status of {N} clusters took {took:?}");
+    let calls = bot.sim.admin().calls_to("DescribeGlobalClusters");
+    assert!(calls.len() >= N);
+    let times: Vec<jiff::Timestamp> = calls.iter().take(N).map(|c| c.at.parse().unwrap()).collect();
+    let spread = times.iter().max().unwrap().duration_since(*times.iter().min().unwrap());
+    assert!(
+        spread < jiff::SignedDuration::from_millis(delay as i64 * 4),
+        "the {N} topology reads were not in flight together: they arrived over {spread:?}"
+    );
+}
