@@ -540,6 +540,21 @@ async fn status_of_fifty_clusters_reads_them_concurrently() {
     let status = bot.answer_at(&url).await;
     let took = started.elapsed();
     assert_eq!(status.matches("(`g").count(), N, "every cluster is in the answer");
+    let blocks = bot.slack.responses_to(&url)[0].body["blocks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        blocks.len() <= 50,
+        "Slack takes at most 50 blocks, got {}",
+        blocks.len()
+    );
+    assert!(
+        blocks.iter().all(|b| b["text"]["text"].as_str().unwrap().len() <= 3000),
+        "a section over 3,000 characters"
+    );
+    let in_blocks: String = blocks.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+    assert_eq!(in_blocks.matches("(`g").count(), N, "every cluster is in the blocks");
     // One at a time, each cluster costs at least four delayed calls in a row (topology, then its
     // members, then their lag... ) — about a second, so fifty take about a minute. Side by side they
     // take a few seconds.

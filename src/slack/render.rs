@@ -354,6 +354,7 @@ fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String 
 /// The answer to `/aurora status`.
 pub fn status(reports: &[ClusterReport]) -> MessageBody {
     let mut blocks = Vec::new();
+    let mut mds = Vec::new();
     let mut text = String::new();
     for r in reports {
         let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
@@ -421,10 +422,29 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
         let md = lines.join("\n");
         text.push_str(&md);
         text.push('\n');
-        blocks.push(section(&md));
+        mds.push(md);
     }
+    // Slack allows 50 blocks a message and 3,000 characters a section: pack clusters into sections.
+    let mut current = String::new();
+    for md in mds {
+        if !current.is_empty() && current.len() + md.len() + 2 > SECTION_LIMIT {
+            blocks.push(section(&current));
+            current.clear();
+        }
+        if !current.is_empty() {
+            current.push_str("\n\n");
+        }
+        current.push_str(&md.chars().take(SECTION_LIMIT).collect::<String>());
+    }
+    if !current.is_empty() {
+        blocks.push(section(&current));
+    }
+    blocks.truncate(50);
     MessageBody { text, blocks }
 }
+
+/// Room in one section block's text (Slack's limit is 3,000 characters).
+const SECTION_LIMIT: usize = 2_900;
 
 /// The answer to `/aurora history`: newest first.
 pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody {
