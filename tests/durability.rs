@@ -492,3 +492,62 @@ async fn a_slack_outage_during_a_run_neither_slows_nor_fails_it_and_the_thread_c
     }
     assert!(calls.iter().any(|c| c.status == 503), "the 503s were seen");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_again() {
+    let mut w = World::start(Options {
+        timings: Timings {
+            switchover_ms: 1_500,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    let url = w.slack.response_url();
+    let answer = w
+        .bot
+        .sender()
+        .command(ALICE, CHANNEL, "failover orders --mode switchover", &url, World::now())
+        .await;
+    assert!(answer.text().starts_with("Request #1"), "{answer:?}");
+    let store = w.bot.store();
+    let ts = wait_until("the request message", || {
+        let r = store.request(1).ok().flatten()?;
+        store.outbox_item(r.message?).ok().flatten()?.delivered_ts
+    })
+    .await;
+    w.sim
+        .admin()
+        .inject(FaultSpec {
+            action: "SwitchoverGlobalCluster".into(),
+            region: None,
+            error: None,
+            delay_ms: None,
+            delay_response_ms: Some(5_000),
+            count: Some(1),
+        })
+        .unwrap();
+    w.approve(1, &ts).await;
+    wait_until("SwitchoverGlobalCluster", || {
+        (!w.sim.admin().calls_to("SwitchoverGlobalCluster").is_empty()).then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    w.bot.kill();
+    w.bot.start().await;
+    assert_eq!(w.finished(1).await, RunState::Succeeded, "{}", w.bot.log_text());
+    assert_eq!(w.sim.admin().calls_to("SwitchoverGlobalCluster").len(), 1, "sent once");
+    let west = w.sim.admin().cluster("us-west-2", "orders-west").unwrap();
+    assert_eq!(
+        w.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values,
+        [west.endpoint]
+    );
+    w.slack_idle().await;
+    let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
+    let started = thread
+        .iter()
+        .filter(|t| t.contains("*Switch over (managed, no data loss)*:"))
+        .count();
+    assert_eq!(started, 1, "{thread:#?}");
+    assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+}
