@@ -12,7 +12,6 @@ use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::standin::{SlackSender, SlackStandIn};
 use aurora_failover_bot::startup::{Application, Deps};
 use aurora_failover_bot::types::Secret;
-use awsim::scenario::{EndpointKind, EndpointRef, RecordSpec};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -21,39 +20,18 @@ const DELAY_MS: u64 = 100;
 const ROUNDS: usize = 5;
 const SIZES: [usize; 3] = [1, 10, 50];
 
+/// The fleet scenario and the bot's `[[clusters]]` for it.
 fn scenario(n: usize) -> (awsim::Scenario, String) {
-    let mut s = awsim::Scenario::two_region_example();
-    let template = s.global_clusters[0].clone();
-    s.global_clusters.clear();
-    s.hosted_zones[0].records.clear();
-    let mut clusters = String::new();
-    for i in 0..n {
-        let mut g = template.clone();
-        g.id = format!("g{i}-global");
-        g.members[0].cluster_id = format!("g{i}-east");
-        g.members[0].instances = vec![format!("g{i}-east-1")];
-        g.members[1].cluster_id = format!("g{i}-west");
-        g.members[1].instances = vec![format!("g{i}-west-1")];
-        s.global_clusters.push(g);
-        for (kind, record) in [(EndpointKind::Writer, "w"), (EndpointKind::Reader, "r")] {
-            s.hosted_zones[0].records.push(RecordSpec {
-                name: format!("{record}{i}.aurora_private_hosted_zone"),
-                record_type: "CNAME".into(),
-                ttl: 1,
-                values: vec![],
-                points_to: Some(EndpointRef {
-                    cluster: format!("g{i}-east"),
-                    endpoint: kind,
-                }),
-            });
-        }
-        clusters.push_str(&format!(
-            "[[clusters]]\nname = \"c{i}\"\nglobal_cluster_id = \"g{i}-global\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
-             hosted_zone_id = \"Z0123456789\"\nwriter_record = \"w{i}.aurora_private_hosted_zone\"\n\
-             reader_record = \"r{i}.aurora_private_hosted_zone\"\nrecord_ttl = 1\n\n"
-        ));
-    }
-    (s, clusters)
+    let clusters = (0..n)
+        .map(|i| {
+            format!(
+                "[[clusters]]\nname = \"c{i}\"\nglobal_cluster_id = \"g{i}-global\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
+                 hosted_zone_id = \"Z0123456789\"\nwriter_record = \"w{i}.aurora_private_hosted_zone\"\n\
+                 reader_record = \"r{i}.aurora_private_hosted_zone\"\nrecord_ttl = 1\n\n"
+            )
+        })
+        .collect();
+    (awsim::Scenario::fleet(n), clusters)
 }
 
 /// Median of `ROUNDS` status answers for `n` clusters.

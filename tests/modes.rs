@@ -479,37 +479,16 @@ async fn a_dry_run_shows_the_plan_and_its_checks_to_the_requester_and_requests_n
 #[tokio::test]
 async fn status_of_fifty_clusters_reads_them_concurrently() {
     const N: usize = 50;
-    let mut s = Scenario::two_region_example();
-    let template = s.global_clusters[0].clone();
-    s.global_clusters.clear();
-    s.hosted_zones[0].records.clear();
-    let mut clusters = String::new();
-    for i in 0..N {
-        let mut g = template.clone();
-        g.id = format!("g{i}-global");
-        g.members[0].cluster_id = format!("g{i}-east");
-        g.members[0].instances = vec![format!("g{i}-east-1")];
-        g.members[1].cluster_id = format!("g{i}-west");
-        g.members[1].instances = vec![format!("g{i}-west-1")];
-        s.global_clusters.push(g);
-        for (kind, record) in [(EndpointKind::Writer, "w"), (EndpointKind::Reader, "r")] {
-            s.hosted_zones[0].records.push(awsim::scenario::RecordSpec {
-                name: format!("{record}{i}.aurora_private_hosted_zone"),
-                record_type: "CNAME".into(),
-                ttl: 1,
-                values: vec![],
-                points_to: Some(EndpointRef {
-                    cluster: format!("g{i}-east"),
-                    endpoint: kind,
-                }),
-            });
-        }
-        clusters.push_str(&format!(
-            "[[clusters]]\nname = \"c{i}\"\nglobal_cluster_id = \"g{i}-global\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
-             hosted_zone_id = \"{ZONE}\"\nwriter_record = \"w{i}.aurora_private_hosted_zone\"\n\
-             reader_record = \"r{i}.aurora_private_hosted_zone\"\nrecord_ttl = 1\n\n"
-        ));
-    }
+    let s = Scenario::fleet(N);
+    let clusters: String = (0..N)
+        .map(|i| {
+            format!(
+                "[[clusters]]\nname = \"c{i}\"\nglobal_cluster_id = \"g{i}-global\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
+                 hosted_zone_id = \"{ZONE}\"\nwriter_record = \"w{i}.aurora_private_hosted_zone\"\n\
+                 reader_record = \"r{i}.aurora_private_hosted_zone\"\nrecord_ttl = 1\n\n"
+            )
+        })
+        .collect();
     let bot = TestBot::start_with(Options {
         scenario: s,
         clusters_toml: Some(clusters),

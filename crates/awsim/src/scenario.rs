@@ -241,6 +241,39 @@ impl Scenario {
         Scenario::from_toml(include_str!("../scenarios/two-region.toml")).expect("the embedded example scenario parses")
     }
 
+    /// `n` copies of the example's global cluster, for scale tests: `g{i}-global` with its primary
+    /// `g{i}-east` (us-east-1) and secondary `g{i}-west` (us-west-2), and in the example's zone the CNAMEs
+    /// `w{i}` and `r{i}` pointing at each primary's writer and reader endpoints.
+    pub fn fleet(n: usize) -> Scenario {
+        let mut s = Scenario::two_region_example();
+        let template = s.global_clusters[0].clone();
+        s.global_clusters.clear();
+        s.hosted_zones[0].records.clear();
+        let zone = s.hosted_zones[0].name.clone();
+        for i in 0..n {
+            let mut g = template.clone();
+            g.id = format!("g{i}-global");
+            g.members[0].cluster_id = format!("g{i}-east");
+            g.members[0].instances = vec![format!("g{i}-east-1")];
+            g.members[1].cluster_id = format!("g{i}-west");
+            g.members[1].instances = vec![format!("g{i}-west-1")];
+            s.global_clusters.push(g);
+            for (endpoint, record) in [(EndpointKind::Writer, "w"), (EndpointKind::Reader, "r")] {
+                s.hosted_zones[0].records.push(RecordSpec {
+                    name: format!("{record}{i}.{zone}"),
+                    record_type: "CNAME".into(),
+                    ttl: 1,
+                    values: vec![],
+                    points_to: Some(EndpointRef {
+                        cluster: format!("g{i}-east"),
+                        endpoint,
+                    }),
+                });
+            }
+        }
+        s
+    }
+
     /// Checks the scenario as a whole: unique identifiers, one primary per global cluster, Regions and
     /// identifiers well formed, records inside their zone and pointing at clusters that exist.
     pub fn validate(&self) -> Result<(), ScenarioError> {
@@ -409,6 +442,14 @@ mod tests {
     #[test]
     fn the_embedded_example_is_valid() {
         Scenario::two_region_example().validate().unwrap();
+    }
+
+    #[test]
+    fn a_fleet_is_valid() {
+        let s = Scenario::fleet(3);
+        s.validate().unwrap();
+        assert_eq!(s.global_clusters.len(), 3);
+        assert_eq!(s.hosted_zones[0].records.len(), 6);
     }
 
     #[test]
