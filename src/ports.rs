@@ -129,8 +129,14 @@ pub trait Aurora: Send + Sync {
         cluster_id: &str,
         since: jiff::Timestamp,
     ) -> Result<Vec<RdsEvent>, AwsError>;
-    /// The point-of-failure snapshots (`rds:unplanned-global-failover-…`) of a cluster, newest first.
-    async fn failover_snapshots(&self, region: &Region, cluster_id: &str) -> Result<Vec<String>, AwsError>;
+    /// The point-of-failure snapshots (`rds:unplanned-global-failover-…`) of a cluster made at or after
+    /// `since` (older ones belong to earlier failovers), newest first.
+    async fn failover_snapshots(
+        &self,
+        region: &Region,
+        cluster_id: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<String>, AwsError>;
 }
 
 /// An RDS event.
@@ -140,12 +146,16 @@ pub struct RdsEvent {
     pub message: String,
 }
 
+/// How far back a replication-lag datapoint may be and still count as the current lag (the metrics
+/// are published every minute, a minute or two late).
+pub const LAG_WINDOW: std::time::Duration = std::time::Duration::from_secs(240);
+
 /// CloudWatch, as the engine needs it.
 #[async_trait]
 pub trait Metrics: Send + Sync {
     /// How far `secondary` is behind the writer in `source_region`, in milliseconds, as its most recent
     /// `AuroraGlobalDBRPOLag` (or, where that is not published, `AuroraGlobalDBReplicationLag`) says;
-    /// `None` when neither has a recent datapoint.
+    /// `None` when neither has a datapoint within `LAG_WINDOW`.
     async fn replication_lag_ms(&self, secondary: &Member, source_region: &Region) -> Result<Option<f64>, AwsError>;
 }
 

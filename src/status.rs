@@ -77,7 +77,7 @@ pub async fn report(
                 .map(|m| MemberReport {
                     member: m.clone(),
                     state: s.states.get(&m.arn).cloned().unwrap_or_else(|| Err("not read".into())),
-                    lag_ms: s.lags.get(&m.arn).copied().flatten(),
+                    lag_ms: s.lag(&m.arn),
                 })
                 .collect();
             (Ok(s.topology), members, s.dns.map(|d| vec![d.writer, d.reader]))

@@ -2,7 +2,7 @@
 //! secondary's own Region, where AWS publishes it.
 
 use super::classify;
-use crate::ports::{AwsError, Member, Metrics};
+use crate::ports::{AwsError, LAG_WINDOW, Member, Metrics};
 use crate::types::Region;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::primitives::DateTime;
@@ -13,8 +13,6 @@ use std::sync::Mutex;
 /// The metric AWS recommends, and the one older Aurora MySQL versions publish instead.
 const RPO_LAG: &str = "AuroraGlobalDBRPOLag";
 const REPLICATION_LAG: &str = "AuroraGlobalDBReplicationLag";
-/// How far back to look for the most recent datapoint.
-const WINDOW_SECS: i64 = 600;
 
 pub struct CloudWatchMetrics {
     config: aws_config::SdkConfig,
@@ -71,7 +69,7 @@ impl Metrics for CloudWatchMetrics {
             .get_metric_data()
             .metric_data_queries(query("rpo", RPO_LAG, secondary, source_region))
             .metric_data_queries(query("replication", REPLICATION_LAG, secondary, source_region))
-            .start_time(DateTime::from_secs(now - WINDOW_SECS))
+            .start_time(DateTime::from_secs(now - LAG_WINDOW.as_secs() as i64))
             .end_time(DateTime::from_secs(now))
             .send()
             .await

@@ -257,7 +257,14 @@ impl Aurora for RdsAurora {
         Ok(events)
     }
 
-    async fn failover_snapshots(&self, region: &Region, cluster_id: &str) -> Result<Vec<String>, AwsError> {
+    async fn failover_snapshots(
+        &self,
+        region: &Region,
+        cluster_id: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<String>, AwsError> {
+        // Snapshot names have minute precision: compare creation times in whole seconds.
+        let since = since.as_second();
         let out = self
             .client(region)
             .describe_db_cluster_snapshots()
@@ -265,13 +272,14 @@ impl Aurora for RdsAurora {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        let mut found: Vec<(Option<aws_smithy_types::DateTime>, String)> = out
+        let mut found: Vec<(aws_smithy_types::DateTime, String)> = out
             .db_cluster_snapshots()
             .iter()
             .filter_map(|s| {
                 let id = s.db_cluster_snapshot_identifier()?;
-                id.starts_with("rds:unplanned-global-failover-")
-                    .then(|| (s.snapshot_create_time().copied(), id.to_owned()))
+                let created = *s.snapshot_create_time()?;
+                (id.starts_with("rds:unplanned-global-failover-") && created.secs() >= since)
+                    .then(|| (created, id.to_owned()))
             })
             .collect();
         found.sort_by_key(|f| std::cmp::Reverse(f.0));

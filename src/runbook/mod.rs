@@ -145,6 +145,14 @@ impl Step {
 /// The least time a resumed run's reads get to ride out transient errors.
 const READ_GRACE: Duration = Duration::from_secs(60);
 
+/// How many more times the topology is read, at the poll interval, after a managed call's answer was an
+/// error, before deciding the call did not take effect (DescribeGlobalClusters may lag behind it).
+const SETTLE_READS: u32 = 4;
+
+/// How long a managed operation may go unseen after it was accepted before the run concludes that it
+/// never started (at most the promote timeout).
+const MANAGED_GRACE: Duration = Duration::from_secs(60);
+
 /// How a finished run ended, kept with it so that its last reply can be queued again after a crash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -164,6 +172,10 @@ pub struct RunData {
     /// Set just before FailoverGlobalCluster or SwitchoverGlobalCluster is sent.
     #[serde(default)]
     pub managed_sent: bool,
+    /// Set once the global cluster has been seen with that operation under way (so that its end without
+    /// the target writing is known for a cancel or a rollback).
+    #[serde(default)]
+    pub managed_seen: bool,
     /// The promoted cluster's endpoint and reader endpoint, once writable.
     pub endpoints: Option<(String, String)>,
     /// Set just before the DNS change is sent (it may have been made even if no answer came back).
@@ -209,6 +221,9 @@ struct Ctx {
     plan: Plan,
     data: RunData,
     approved_by: SlackUserId,
+    /// The plan was re-checked by this process (a run resumed past the re-check does it again before
+    /// its first mutating call).
+    rechecked: bool,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -234,6 +249,12 @@ fn describe(c: &ClusterState) -> String {
             "no writer instance"
         }
     )
+}
+
+/// The global cluster shows a managed operation under way towards `target` (one being cancelled does
+/// not count).
+fn operation_under_way(topology: &crate::ports::Topology, target: &str) -> bool {
+    topology.operation_target.as_deref() == Some(target) && topology.operation_in_progress.as_deref() != Some("cancelling")
 }
 
 fn same_host(a: &str, b: &str) -> bool {
@@ -281,6 +302,7 @@ impl Runner {
             plan,
             data,
             approved_by,
+            rechecked: false,
         }))
     }
 
@@ -480,8 +502,68 @@ impl Runner {
                 self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
             })
             .await?;
-        Ok(topology.operation_target.as_deref() == Some(ctx.plan.to.arn.as_str())
-            || topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn))
+        Ok(operation_under_way(&topology, &ctx.plan.to.arn) || topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn))
+    }
+
+    /// Whether the managed call took effect, reading the topology again a few times (it may lag behind
+    /// the call) before concluding that it did not.
+    async fn managed_settled(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<bool, Stop> {
+        for read in 0..=SETTLE_READS {
+            if read > 0 {
+                self.pause(self.settings.poll_interval).await?;
+            }
+            if self.managed_started(ctx, step, deadline).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Re-checks the plan against the cluster as it is now; `Err` stops the run with the reason.
+    async fn recheck(&self, ctx: &mut Ctx, step: Step, deadline: jiff::Timestamp) -> Result<String, Stop> {
+        let cluster = ctx.plan.cluster_settings();
+        let survey = self
+            .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
+                survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), &cluster)
+            })
+            .await?;
+        let checks = plan::recheck(&cluster, &ctx.plan, &survey, self.limits())
+            .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
+        ctx.rechecked = true;
+        let warnings: Vec<String> = checks
+            .iter()
+            .filter(|c| c.outcome == plan::Outcome::Warn)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        Ok(format!(
+            "{} ({}) is still the writer and {} ({}) still a secondary; every check passes{}",
+            ctx.plan.from.cluster_id,
+            ctx.plan.from.region,
+            ctx.plan.to.cluster_id,
+            ctx.plan.to.region,
+            if warnings.is_empty() {
+                ".".to_owned()
+            } else {
+                format!(", with warnings: {}.", warnings.join("; "))
+            }
+        ))
+    }
+
+    /// Before the first mutating call of a run taken up again past its re-check (the bot restarted in
+    /// between): re-checks the plan, since the cluster may have changed while the bot was down.
+    async fn recheck_if_resumed(&self, ctx: &mut Ctx, step: Step, deadline: jiff::Timestamp) -> Result<(), Stop> {
+        if ctx.rechecked {
+            return Ok(());
+        }
+        let detail = self.recheck(ctx, step, deadline).await?;
+        self.say(
+            ctx,
+            Note::Observed {
+                detail: format!("Re-checked after the restart, before changing anything: {detail}"),
+            },
+            &format!("run:{}:{}:rechecked", ctx.run.id, step.as_str()),
+        );
+        Ok(())
     }
 
     /// Waits, unless the bot is shutting down.
@@ -542,45 +624,20 @@ impl Runner {
             plus(started, self.settings.promote_timeout.min(Duration::from_secs(120))),
         );
         match step {
-            Step::Precheck => {
-                let cluster = ctx.plan.cluster_settings();
-                let survey = self
-                    .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
-                        survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), &cluster)
-                    })
-                    .await?;
-                let checks = plan::recheck(&cluster, &ctx.plan, &survey, self.limits())
-                    .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
-                let warnings: Vec<String> = checks
-                    .iter()
-                    .filter(|c| c.outcome == plan::Outcome::Warn)
-                    .map(|c| format!("{}: {}", c.name, c.detail))
-                    .collect();
-                Ok(format!(
-                    "{} ({}) is still the writer and {} ({}) still a secondary; every check passes{}",
-                    ctx.plan.from.cluster_id,
-                    ctx.plan.from.region,
-                    ctx.plan.to.cluster_id,
-                    ctx.plan.to.region,
-                    if warnings.is_empty() {
-                        ".".to_owned()
-                    } else {
-                        format!(", with warnings: {}.", warnings.join("; "))
-                    }
-                ))
-            }
+            Step::Precheck => self.recheck(ctx, step, read_deadline).await,
             Step::Failover | Step::Switchover => {
                 let call = if step == Step::Failover {
                     "FailoverGlobalCluster"
                 } else {
                     "SwitchoverGlobalCluster"
                 };
-                if ctx.data.managed_sent && self.managed_started(ctx, step, read_deadline).await? {
+                if ctx.data.managed_sent && self.managed_settled(ctx, step, read_deadline).await? {
                     return Ok(format!(
                         "The {} to {} is under way.",
                         ctx.plan.mode, ctx.plan.to.cluster_id
                     ));
                 }
+                self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.managed_sent = true;
                 self.checkpoint(ctx, step, None)
                     .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
@@ -600,8 +657,9 @@ impl Runner {
                             ));
                         }
                         Err(e) => {
-                            // The call may have taken effect though its answer was lost: look first.
-                            if self.managed_started(ctx, step, read_deadline).await? {
+                            // The call may have taken effect though its answer was lost or its error
+                            // came from a second try: look (a few times: the topology may lag) first.
+                            if self.managed_settled(ctx, step, read_deadline).await? {
                                 return Ok(format!(
                                     "The {} to {} is under way.",
                                     ctx.plan.mode, ctx.plan.to.cluster_id
@@ -623,7 +681,13 @@ impl Runner {
                 }
             }
             Step::WaitManaged => {
-                let deadline = plus(started, self.settings.promote_timeout);
+                let deadline = self.resumed(ctx, started, plus(started, self.settings.promote_timeout));
+                let grace = self.resumed(
+                    ctx,
+                    started,
+                    plus(started, MANAGED_GRACE.min(self.settings.promote_timeout)),
+                );
+                let mut quiet = 0u32;
                 loop {
                     let topology = self
                         .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
@@ -639,6 +703,28 @@ impl Runner {
                     self.observe(ctx, step, &subject, format!("FailoverState {op}, writer {writer}"))?;
                     self.post_events(ctx, ctx.run.started_at).await;
                     let target_writes = topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn);
+                    if operation_under_way(&topology, &ctx.plan.to.arn) && !ctx.data.managed_seen {
+                        ctx.data.managed_seen = true;
+                        self.checkpoint(ctx, step, None)
+                            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                    }
+                    // Nothing in progress and the target does not write: the operation was cancelled or
+                    // rolled back (or, never seen, did not start). Waiting longer would change nothing.
+                    // A topology read may come from a Region that lags behind: trust it after a few in a row.
+                    quiet = if !target_writes && topology.operation_in_progress.is_none() {
+                        quiet + 1
+                    } else {
+                        0
+                    };
+                    if quiet > SETTLE_READS / 2 && (ctx.data.managed_seen || self.clock.now() >= grace) {
+                        return Err(Stop::Failed(format!(
+                            "the {} {} without making {} the writer: the writer is {writer} and no operation is in \
+                             progress (AWS cancelled or rolled it back; the RDS events above say why). DNS was not changed.",
+                            ctx.plan.mode,
+                            if ctx.data.managed_seen { "ended" } else { "never showed as started" },
+                            ctx.plan.to.cluster_id,
+                        )));
+                    }
                     if target_writes && topology.operation_in_progress.is_none() {
                         let state = self.read_target(ctx, step, deadline).await?;
                         if state.is_writable() {
@@ -672,6 +758,7 @@ impl Runner {
                 if ctx.data.detach_sent && self.detached(ctx, step, read_deadline).await? {
                     return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                 }
+                self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.detach_sent = true;
                 self.checkpoint(ctx, step, None)
                     .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
@@ -708,7 +795,7 @@ impl Runner {
                 }
             }
             Step::WaitWritable => {
-                let deadline = plus(started, self.settings.promote_timeout);
+                let deadline = self.resumed(ctx, started, plus(started, self.settings.promote_timeout));
                 loop {
                     let state = self.read_target(ctx, step, deadline).await?;
                     let seen = format!(
@@ -768,14 +855,41 @@ impl Runner {
                     (ctx.plan.reader_record.as_str(), r.as_str()),
                 ];
                 let ttl = ctx.plan.record_ttl;
-                ctx.data.dns_sent = true;
-                self.checkpoint(ctx, step, None)
-                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                let writer_record = ctx.plan.writer_record.clone();
+                let names = [writer_record.as_str(), ctx.plan.reader_record.as_str()];
                 // Route 53's control plane lives in us-east-1: when that is the Region in trouble, keep
                 // trying (with backoff, until the deadline) and say plainly where things stand meanwhile.
                 let mut attempt = 0u32;
                 let change_id = loop {
-                    match self.dns.upsert_cnames(&zone, &records, ttl, &comment).await {
+                    // Look right before moving: a writer CNAME pointed elsewhere since the request (by
+                    // hand, or at a cluster detached earlier) carries writes that moving it would cut off.
+                    let sent = match self.dns.cnames(&zone, &names).await {
+                        Err(e) => Err(e),
+                        Ok(values) => {
+                            if let Some(v) = values.first().cloned().flatten()
+                                && !plan::points_at(&v, &ctx.plan.from)
+                                && !plan::points_at(&v, &ctx.plan.to)
+                            {
+                                return Err(Stop::Failed(format!(
+                                    "the writer CNAME {writer_record} now points at {v}, neither {} (the writer when the \
+                                     request was made) nor {}: someone changed it since, and moving it would cut off the \
+                                     writes that follow it. DNS was not changed. The database IS promoted: {} ({}) is the \
+                                     writer, at {w} (reader {r}); move the records by hand once you know where writes go",
+                                    ctx.plan.from.cluster_id,
+                                    ctx.plan.to.cluster_id,
+                                    ctx.plan.to.cluster_id,
+                                    ctx.plan.to.region
+                                )));
+                            }
+                            if !ctx.data.dns_sent {
+                                ctx.data.dns_sent = true;
+                                self.checkpoint(ctx, step, None)
+                                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                            }
+                            self.dns.upsert_cnames(&zone, &records, ttl, &comment).await
+                        }
+                    };
+                    match sent {
                         Ok(id) => break id,
                         Err(e) if e.is_transient() && self.clock.now() < deadline => {
                             self.say(
@@ -801,8 +915,8 @@ impl Runner {
                         }
                         Err(e) => {
                             return Err(Stop::Failed(format!(
-                                "ChangeResourceRecordSets failed: {e}. The database IS promoted ({} is the writer) but DNS \
-                                 was not moved: applications can use {w} and {r} directly until it is",
+                                "Route 53 failed: {e}. The database IS promoted ({} is the writer) but DNS was not \
+                                 moved: applications can use {w} and {r} directly until it is",
                                 ctx.plan.to.cluster_id
                             )));
                         }
@@ -815,7 +929,7 @@ impl Runner {
                 ))
             }
             Step::WaitInsync => {
-                let deadline = plus(started, self.settings.dns_timeout);
+                let deadline = self.resumed(ctx, started, plus(started, self.settings.dns_timeout));
                 let change_id = ctx
                     .data
                     .change_id
@@ -1024,7 +1138,7 @@ impl Runner {
                     )
                 }];
                 let snapshots =
-                    tokio::time::timeout(read, self.aurora.failover_snapshots(&old.region, &old.cluster_id)).await;
+                    tokio::time::timeout(read, self.aurora.failover_snapshots(&old.region, &old.cluster_id, ctx.run.started_at)).await;
                 lines.push(match snapshots {
                     Ok(Ok(names)) if !names.is_empty() => format!(
                         ":camera: Point-of-failure snapshot: `{}` in {}. It holds the writes this failover lost; copy it to \

@@ -36,15 +36,19 @@ pub async fn survey(
         let source = writer_region.clone();
         async move {
             let lag = match source {
-                None => None,
+                None => Err("the global cluster has no writer to measure it against".to_owned()),
                 Some(source) => {
                     match tokio::time::timeout(READ_TIMEOUT, metrics.replication_lag_ms(m, &source)).await {
-                        Ok(Ok(v)) => v,
+                        Ok(Ok(Some(v))) => Ok(v),
+                        Ok(Ok(None)) => Err(format!(
+                            "no datapoint in the last {} min",
+                            crate::ports::LAG_WINDOW.as_secs() / 60
+                        )),
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, cluster = %m.cluster_id, "cannot read the replication lag");
-                            None
+                            Err(format!("CloudWatch in {}: {e}", m.region))
                         }
-                        Err(_) => None,
+                        Err(_) => Err(format!("CloudWatch in {} did not answer in time", m.region)),
                     }
                 }
             };
@@ -59,6 +63,7 @@ pub async fn survey(
             .map(|v| DnsTargets {
                 writer: v.first().cloned().flatten(),
                 reader: v.get(1).cloned().flatten(),
+                unreadable: None,
             })
             .map_err(|e| e.to_string()),
         topology,

@@ -30,7 +30,7 @@ impl Aurora for NoAws {
     async fn events(&self, _: &Region, _: &str, _: jiff::Timestamp) -> Result<Vec<crate::ports::RdsEvent>, AwsError> {
         panic!("a finished run must not read AWS")
     }
-    async fn failover_snapshots(&self, _: &Region, _: &str) -> Result<Vec<String>, AwsError> {
+    async fn failover_snapshots(&self, _: &Region, _: &str, _: jiff::Timestamp) -> Result<Vec<String>, AwsError> {
         panic!("a finished run must not read AWS")
     }
 }

@@ -129,7 +129,11 @@ fn check_icon(outcome: Outcome) -> &'static str {
 
 /// The part of a request that is the plan itself: mode and cost, target, checklist, DNS, steps.
 fn plan_sections(plan: &Plan) -> Vec<Value> {
-    let dns = |before: &Option<String>| before.as_deref().map(esc).unwrap_or_else(|| "(missing)".to_owned());
+    let dns = |before: &Option<String>| match (before, &plan.dns_before.unreadable) {
+        (Some(v), _) => esc(v),
+        (None, Some(_)) => "(could not be read)".to_owned(),
+        (None, None) => "(missing)".to_owned(),
+    };
     let steps: String = plan
         .steps()
         .iter()

@@ -98,14 +98,17 @@ impl DbCluster {
         }
     }
 
-    /// `major.minor` of the engine version, which managed operations require to match.
+    /// Aurora's `major.minor` of the engine version, which managed operations require to match.
     pub fn major_minor(&self) -> String {
         major_minor(&self.engine_version)
     }
 }
 
+/// Aurora's own major and minor version: `15.4` for Aurora PostgreSQL; for Aurora MySQL, the part after
+/// `mysql_aurora.` (`8.0.mysql_aurora.3.05.2` is Aurora MySQL 3.05).
 fn major_minor(v: &str) -> String {
-    v.split('.').take(2).collect::<Vec<_>>().join(".")
+    let own = v.split_once("mysql_aurora.").map_or(v, |(_, aurora)| aurora);
+    own.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1153,8 +1156,16 @@ mod tests {
     #[test]
     fn engine_versions_compare_on_major_and_minor() {
         assert_eq!(major_minor("15.4"), "15.4");
-        assert_eq!(major_minor("8.0.mysql_aurora.3.05.2"), "8.0");
+        assert_eq!(major_minor("8.0.mysql_aurora.3.05.2"), "3.05");
         assert_ne!(major_minor("15.4"), major_minor("15.5"));
+        assert_ne!(
+            major_minor("8.0.mysql_aurora.3.04.0"),
+            major_minor("8.0.mysql_aurora.3.08.1")
+        );
+        assert_eq!(
+            major_minor("8.0.mysql_aurora.3.05.0"),
+            major_minor("8.0.mysql_aurora.3.05.2")
+        );
     }
 
     #[test]

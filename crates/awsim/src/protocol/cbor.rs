@@ -90,7 +90,8 @@ fn lag_series(world: &World, region: &str, namespace: &str, metric: &str, dims: 
         return None;
     }
     let cluster = dims.iter().find(|(n, _)| n == "DBClusterIdentifier").map(|(_, v)| v)?;
-    let source = dims.iter().find(|(n, _)| n == "SourceRegion").map(|(_, v)| v);
+    // CloudWatch matches the exact dimension set: both must be given, and nothing else.
+    let source = dims.iter().find(|(n, _)| n == "SourceRegion").map(|(_, v)| v)?;
     if dims
         .iter()
         .any(|(n, _)| n != "DBClusterIdentifier" && n != "SourceRegion")
@@ -100,7 +101,7 @@ fn lag_series(world: &World, region: &str, namespace: &str, metric: &str, dims: 
     let c = world.rds.find_cluster(region, cluster)?;
     let g = world.rds.globals.get(c.global.as_ref()?)?;
     let writer = g.writer.as_ref()?;
-    if writer == &c.key || source.is_some_and(|s| s != &writer.region) {
+    if writer == &c.key || source != &writer.region {
         return None;
     }
     Some(c.lag.as_millis() as f64)
