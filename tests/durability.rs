@@ -533,6 +533,11 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
     })
     .await;
     w.slack_idle().await;
+    assert_eq!(
+        store.run_of_request(1).unwrap().unwrap().step,
+        "switchover",
+        "killed while the call's answer is held back"
+    );
     w.bot.kill();
     w.bot.start().await;
     assert_eq!(w.finished(1).await, RunState::Succeeded, "{}", w.bot.log_text());
@@ -550,4 +555,62 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
         .count();
     assert_eq!(started, 1, "{thread:#?}");
     assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
+    let mut w = World::start(Options::default()).await;
+    let url = w.slack.response_url();
+    let answer = w
+        .bot
+        .sender()
+        .command(ALICE, CHANNEL, "failover orders --mode switchover", &url, World::now())
+        .await;
+    assert!(answer.text().starts_with("Request #1"), "{answer:?}");
+    let store = w.bot.store();
+    let ts = wait_until("the request message", || {
+        let r = store.request(1).ok().flatten()?;
+        store.outbox_item(r.message?).ok().flatten()?.delivered_ts
+    })
+    .await;
+    w.slack_idle().await;
+    w.bot.kill();
+    // While the bot is down: the approval, with the run checkpointed past its re-check (as a bot killed
+    // right after it would leave it), and someone switching over by hand.
+    let bob = SlackUserId::parse(BOB).unwrap();
+    let decided = store
+        .decide(1, true, &bob, jiff::Timestamp::now(), "switchover", "{}")
+        .unwrap();
+    assert!(matches!(
+        decided,
+        aurora_failover_bot::store::Decided::Won { run_id: Some(_) }
+    ));
+    rds_client(w.sim.url(), "us-east-1")
+        .await
+        .switchover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier("arn:aws:rds:us-west-2:123456789012:cluster:orders-west")
+        .send()
+        .await
+        .unwrap();
+    wait_until("the switchover by hand", || {
+        let g = w.sim.admin().global_cluster("orders-global")?;
+        g.failover_state.is_none().then_some(())
+    })
+    .await;
+    w.bot.start().await;
+    assert_eq!(w.finished(1).await, RunState::Failed, "{}", w.bot.log_text());
+    assert_eq!(
+        w.sim.admin().calls_to("SwitchoverGlobalCluster").len(),
+        1,
+        "only the one made by hand"
+    );
+    w.slack_idle().await;
+    let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
+    let last = thread.last().unwrap();
+    assert!(
+        last.contains("the writer is now orders-west in us-west-2, not orders-east"),
+        "{thread:#?}"
+    );
+    assert!(last.contains("Nothing was changed"), "{last}");
 }

@@ -153,9 +153,17 @@ async fn a_managed_failover_works_with_the_primarys_region_down_and_the_old_prim
         last.contains("`orders-west` (us-west-2) has not rejoined yet"),
         "{last}"
     );
+    // Its Region is still down, so the snapshot does not exist yet: its name's pattern is given.
     assert!(
-        last.contains("rds:unplanned-global-failover-orders-west-"),
+        last.contains("`rds:unplanned-global-failover-orders-west-&lt;time&gt;` in us-west-2"),
         "the snapshot to copy: {last}"
+    );
+    // Meanwhile the old primary cannot be failed back to: it is not in sync (and not reachable).
+    let (_, url) = ask(&bot, "--to us-west-2 --mode failover").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(
+        reply.contains("orders-west is pending-resync: it is still being rebuilt from the primary"),
+        "{reply}"
     );
     assert!(
         last.contains("`/aurora failover orders --to us-west-2 --mode switchover`"),
@@ -546,4 +554,243 @@ async fn status_of_fifty_clusters_reads_them_concurrently() {
         spread < jiff::SignedDuration::from_millis(delay as i64 * 4),
         "the {N} topology reads were not in flight together: they arrived over {spread:?}"
     );
+}
+
+#[tokio::test]
+async fn a_managed_failover_whose_old_primary_returns_before_the_end_names_its_point_of_failure_snapshot() {
+    let bot = TestBot::start_with(Options {
+        scenario: west_primary(),
+        timings: awsim::Timings {
+            dns_propagation_ms: 2_500,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    let (text, _) = ask(&bot, "--mode failover").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let ts = bot.request_message(1).await.ts.unwrap();
+    bot.click(BOB, 1, true).await;
+    let deadline = Instant::now() + WAIT;
+    while bot
+        .store
+        .run_of_request(1)
+        .unwrap()
+        .is_none_or(|r| r.step != "wait_insync")
+    {
+        assert!(Instant::now() < deadline, "the run did not reach the INSYNC wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bot.sim.admin().region_up(WEST).unwrap();
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    let snapshots = bot
+        .rds(WEST)
+        .await
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("orders-west")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = snapshots
+        .db_cluster_snapshots()
+        .iter()
+        .filter_map(|s| s.db_cluster_snapshot_identifier())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("rds:unplanned-global-failover-orders-west-"));
+    bot.slack_settled().await;
+    let last = thread_texts(&bot, &ts).pop().unwrap();
+    assert!(
+        last.contains("`orders-west` (us-west-2) has rejoined the global cluster as a secondary"),
+        "{last}"
+    );
+    assert!(
+        last.contains(&format!(
+            ":camera: Point-of-failure snapshot: `{}` in us-west-2",
+            names[0]
+        )),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_managed_failover_with_us_east_1_down_promotes_and_moves_dns_once_route_53_returns() {
+    let bot = start(Scenario::two_region_example()).await;
+    let before = bot.writer_cname();
+    let (text, _) = ask(&bot, "--mode failover").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let ts = bot.request_message(1).await.ts.unwrap();
+    // us-east-1 holds the primary and Route 53's API; it goes down after the request.
+    bot.sim.admin().region_down(EAST, OutageMode::Unavailable).unwrap();
+    bot.click(BOB, 1, true).await;
+    let note = bot
+        .slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .find(|c| {
+                    c.status == 200 && c.thread_ts() == Some(ts.as_str()) && c.text().contains("DNS is NOT moved yet")
+                })
+                .map(|c| c.text().to_owned())
+        })
+        .await
+        .expect("a plain note that DNS is not moved");
+    let (w, r) = bot.endpoints(WEST, "orders-west");
+    assert!(note.contains("orders-west (us-west-2) is the writer"), "{note}");
+    assert!(note.contains(&w) && note.contains(&r), "{note}");
+    let failovers = bot.sim.admin().calls_to("FailoverGlobalCluster");
+    assert_eq!((failovers.len(), failovers[0].region.as_str()), (1, WEST));
+    assert_eq!(
+        bot.store.run_of_request(1).unwrap().unwrap().state,
+        RunState::Running,
+        "still trying"
+    );
+    assert_eq!(bot.writer_cname(), before);
+    bot.sim.admin().region_up(EAST).unwrap();
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Succeeded
+    );
+    assert_eq!((bot.writer_cname(), bot.reader_cname()), (w, r));
+    bot.slack_settled().await;
+    let thread = thread_texts(&bot, &ts);
+    let precheck = thread.iter().find(|t| t.contains("*Re-check the topology* (")).unwrap();
+    assert!(
+        precheck.contains("CNAMEs: could not be read"),
+        "the unreadable records are said: {precheck}"
+    );
+    assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+}
+
+#[tokio::test]
+async fn when_cloudwatch_cannot_be_read_no_switchover_is_proposed_but_one_may_be_asked_for() {
+    let bot = start(Scenario::two_region_example()).await;
+    bot.sim
+        .admin()
+        .inject(awsim::FaultSpec {
+            action: "GetMetricData".into(),
+            region: None,
+            error: Some(awsim::FaultCode::InternalFailure),
+            delay_ms: None,
+            delay_response_ms: None,
+            count: None,
+        })
+        .unwrap();
+    let (_, url) = ask(&bot, "").await;
+    let reply = bot.answer_at(&url).await;
+    assert!(
+        reply.contains("Replication lag: unknown (CloudWatch in us-west-2:"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("`--mode switchover`: no data loss") && reply.contains("(lag unknown)"),
+        "{reply}"
+    );
+    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
+    let (text, _) = ask(&bot, "--mode switchover").await;
+    assert!(text.starts_with("Request #2"), "{text}");
+    let body = all_text(&bot.request_message(2).await);
+    assert!(
+        body.contains(":warning: *Replication lag*: unknown (CloudWatch in us-west-2:")
+            && body.contains("limit cannot be applied"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_writer_cname_moved_by_hand_after_the_approval_is_not_overwritten() {
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            detach_ms: 1_500,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    bot.click(BOB, id, true).await;
+    let deadline = Instant::now() + WAIT;
+    while bot
+        .store
+        .run_of_request(id)
+        .unwrap()
+        .is_none_or(|r| r.step != "wait_writable")
+    {
+        assert!(Instant::now() < deadline, "the run did not reach the writable wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bot.repoint_writer_cname("orders-elsewhere.example.com").await;
+    assert_eq!(
+        bot.finished_run(id, Duration::from_secs(30)).await.state,
+        RunState::Failed
+    );
+    assert_eq!(bot.writer_cname(), "orders-elsewhere.example.com");
+    assert_eq!(
+        bot.sim.admin().calls_to("ChangeResourceRecordSets").len(),
+        1,
+        "only the change made by hand"
+    );
+    bot.slack_settled().await;
+    let last = thread_texts(&bot, &ts).pop().unwrap();
+    assert!(last.contains("*Failover failed* at *Repoint the CNAMEs*"), "{last}");
+    assert!(
+        last.contains("now points at orders-elsewhere.example.com") && last.contains("DNS was not changed"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_switchover_cancelled_by_aws_stops_the_wait_at_once_and_dns_is_not_moved() {
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            switchover_ms: 5_000,
+            ..Options::default().timings
+        },
+        promote_timeout_secs: 300,
+        ..Options::default()
+    })
+    .await;
+    let before = bot.writer_cname();
+    let (text, _) = ask(&bot, "--mode switchover").await;
+    assert!(text.starts_with("Request #1"), "{text}");
+    let ts = bot.request_message(1).await.ts.unwrap();
+    bot.click(BOB, 1, true).await;
+    let deadline = Instant::now() + WAIT;
+    while bot
+        .store
+        .run_of_request(1)
+        .unwrap()
+        .is_none_or(|r| r.step != "wait_managed")
+    {
+        assert!(Instant::now() < deadline, "the run did not reach the wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A blip in the target's Region: AWS cancels the switchover.
+    bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
+    bot.sim.admin().region_up(WEST).unwrap();
+    let g = bot.sim.admin().global_cluster("orders-global").unwrap();
+    assert!(g.failover_state.is_none(), "cancelled");
+    // The run stops long before its 300 s promote timeout.
+    assert_eq!(
+        bot.finished_run(1, Duration::from_secs(30)).await.state,
+        RunState::Failed
+    );
+    assert_eq!(bot.writer_cname(), before);
+    bot.slack_settled().await;
+    let thread = thread_texts(&bot, &ts);
+    assert!(
+        thread.iter().any(|t| t.contains("is cancelled")),
+        "AWS's event is in the thread: {thread:#?}"
+    );
+    let last = thread.last().unwrap();
+    assert!(
+        last.contains("the switchover ended without making orders-west the writer: the writer is orders-east"),
+        "{last}"
+    );
+    assert!(last.contains("DNS was not changed"), "{last}");
 }

@@ -172,8 +172,8 @@ pub struct RunData {
     /// Set just before FailoverGlobalCluster or SwitchoverGlobalCluster is sent.
     #[serde(default)]
     pub managed_sent: bool,
-    /// Set once the global cluster has been seen with that operation under way (so that its end without
-    /// the target writing is known for a cancel or a rollback).
+    /// Set once that operation is known to exist (AWS accepted the call, or the global cluster showed it
+    /// under way), so that its end without the target writing is known for a cancel or a rollback.
     #[serde(default)]
     pub managed_seen: bool,
     /// The promoted cluster's endpoint and reader endpoint, once writable.
@@ -254,7 +254,8 @@ fn describe(c: &ClusterState) -> String {
 /// The global cluster shows a managed operation under way towards `target` (one being cancelled does
 /// not count).
 fn operation_under_way(topology: &crate::ports::Topology, target: &str) -> bool {
-    topology.operation_target.as_deref() == Some(target) && topology.operation_in_progress.as_deref() != Some("cancelling")
+    topology.operation_target.as_deref() == Some(target)
+        && topology.operation_in_progress.as_deref() != Some("cancelling")
 }
 
 fn same_host(a: &str, b: &str) -> bool {
@@ -502,7 +503,8 @@ impl Runner {
                 self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions)
             })
             .await?;
-        Ok(operation_under_way(&topology, &ctx.plan.to.arn) || topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn))
+        Ok(operation_under_way(&topology, &ctx.plan.to.arn)
+            || topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn))
     }
 
     /// Whether the managed call took effect, reading the topology again a few times (it may lag behind
@@ -632,6 +634,7 @@ impl Runner {
                     "SwitchoverGlobalCluster"
                 };
                 if ctx.data.managed_sent && self.managed_settled(ctx, step, read_deadline).await? {
+                    ctx.data.managed_seen = true;
                     return Ok(format!(
                         "The {} to {} is under way.",
                         ctx.plan.mode, ctx.plan.to.cluster_id
@@ -651,6 +654,8 @@ impl Runner {
                     };
                     match sent {
                         Ok(()) => {
+                            // Accepted: the operation exists, whether or not a read shows it yet.
+                            ctx.data.managed_seen = true;
                             return Ok(format!(
                                 "{call} accepted: {} is being promoted.",
                                 ctx.plan.to.cluster_id
@@ -660,6 +665,7 @@ impl Runner {
                             // The call may have taken effect though its answer was lost or its error
                             // came from a second try: look (a few times: the topology may lag) first.
                             if self.managed_settled(ctx, step, read_deadline).await? {
+                                ctx.data.managed_seen = true;
                                 return Ok(format!(
                                     "The {} to {} is under way.",
                                     ctx.plan.mode, ctx.plan.to.cluster_id
@@ -710,18 +716,22 @@ impl Runner {
                     }
                     // Nothing in progress and the target does not write: the operation was cancelled or
                     // rolled back (or, never seen, did not start). Waiting longer would change nothing.
-                    // A topology read may come from a Region that lags behind: trust it after a few in a row.
+                    // A topology read may come from a Region that lags behind: trust it after several in a row.
                     quiet = if !target_writes && topology.operation_in_progress.is_none() {
                         quiet + 1
                     } else {
                         0
                     };
-                    if quiet > SETTLE_READS / 2 && (ctx.data.managed_seen || self.clock.now() >= grace) {
+                    if quiet > SETTLE_READS && (ctx.data.managed_seen || self.clock.now() >= grace) {
                         return Err(Stop::Failed(format!(
                             "the {} {} without making {} the writer: the writer is {writer} and no operation is in \
                              progress (AWS cancelled or rolled it back; the RDS events above say why). DNS was not changed.",
                             ctx.plan.mode,
-                            if ctx.data.managed_seen { "ended" } else { "never showed as started" },
+                            if ctx.data.managed_seen {
+                                "ended"
+                            } else {
+                                "never showed as started"
+                            },
                             ctx.plan.to.cluster_id,
                         )));
                     }
@@ -1137,8 +1147,12 @@ impl Runner {
                         old.cluster_id, old.region, old.region
                     )
                 }];
-                let snapshots =
-                    tokio::time::timeout(read, self.aurora.failover_snapshots(&old.region, &old.cluster_id, ctx.run.started_at)).await;
+                let snapshots = tokio::time::timeout(
+                    read,
+                    self.aurora
+                        .failover_snapshots(&old.region, &old.cluster_id, ctx.run.started_at),
+                )
+                .await;
                 lines.push(match snapshots {
                     Ok(Ok(names)) if !names.is_empty() => format!(
                         ":camera: Point-of-failure snapshot: `{}` in {}. It holds the writes this failover lost; copy it to \

@@ -295,7 +295,9 @@ fn engine_check(mode: Mode, primary: Option<(&str, &str)>, target: Option<&str>)
         return check(
             NAME,
             Outcome::Warn,
-            format!("could not be compared (the target or the primary could not be read): AWS refuses a managed {mode} between versions that differ in major or minor version"),
+            format!(
+                "could not be compared (the target or the primary could not be read): AWS refuses a managed {mode} between versions that differ in major or minor version"
+            ),
         );
     };
     let (pv, tv) = (aurora_version(p), aurora_version(t));
@@ -303,13 +305,17 @@ fn engine_check(mode: Mode, primary: Option<(&str, &str)>, target: Option<&str>)
         check(
             NAME,
             Outcome::Fail,
-            format!("{p} ({whose}) and {t} (target) differ in major or minor version: a managed {mode} needs them equal; a detach does not"),
+            format!(
+                "{p} ({whose}) and {t} (target) differ in major or minor version: a managed {mode} needs them equal; a detach does not"
+            ),
         )
     } else if pv.2 != tv.2 {
         check(
             NAME,
             Outcome::Warn,
-            format!("{p} ({whose}) and {t} (target) differ in patch level: AWS allows that only between some versions; if it refuses, the run stops before anything changes"),
+            format!(
+                "{p} ({whose}) and {t} (target) differ in patch level: AWS allows that only between some versions; if it refuses, the run stops before anything changes"
+            ),
         )
     } else {
         check(NAME, Outcome::Pass, format!("{t} on both ({whose} and target)"))
@@ -362,7 +368,11 @@ pub fn checks(
     // A secondary still resynchronising (typically an old primary rejoining after a managed failover)
     // does not hold current data: promoting it would bring back stale data.
     out.push(match survey.member(&to.arn).and_then(|m| m.sync.as_deref()) {
-        Some("connected") => check("Replication", Outcome::Pass, format!("{} is connected to the primary", to.cluster_id)),
+        Some("connected") => check(
+            "Replication",
+            Outcome::Pass,
+            format!("{} is connected to the primary", to.cluster_id),
+        ),
         Some("pending-resync") => check(
             "Replication",
             Outcome::Fail,
@@ -742,9 +752,10 @@ fn alternatives(
     except: Option<Mode>,
     limits: Limits,
 ) -> String {
-    let lag = survey
-        .lag(&target.arn)
-        .map_or_else(|| " (lag unknown)".to_owned(), |ms| format!(" (lag now {})", lag_text(ms)));
+    let lag = survey.lag(&target.arn).map_or_else(
+        || " (lag unknown)".to_owned(),
+        |ms| format!(" (lag now {})", lag_text(ms)),
+    );
     let possible: Vec<String> = [Mode::Switchover, Mode::Failover, Mode::Detach]
         .into_iter()
         .filter(|m| Some(*m) != except)
@@ -789,7 +800,15 @@ pub fn recheck(cluster: &ClusterSettings, plan: &Plan, survey: &Survey, limits: 
         Some(m) if m.is_writer => return Err(format!("{} is already the writer", plan.to.cluster_id)),
         Some(_) => {}
     }
-    let list = checks(cluster, survey, &plan.from, &plan.to, plan.mode, Chooser::Person, limits);
+    let list = checks(
+        cluster,
+        survey,
+        &plan.from,
+        &plan.to,
+        plan.mode,
+        Chooser::Person,
+        limits,
+    );
     if failures(&list).is_empty() {
         Ok(list)
     } else {
@@ -972,8 +991,10 @@ mod tests {
         let with_versions = |primary: &str, target: &str| {
             let mut s = survey(Some(10.0), None);
             let (east, west) = (member("us-east-1", "east", true), member("us-west-2", "west", false));
-            s.states.insert(east.arn.clone(), Ok(state(&east, "available", primary, 2)));
-            s.states.insert(west.arn.clone(), Ok(state(&west, "available", target, 2)));
+            s.states
+                .insert(east.arn.clone(), Ok(state(&east, "available", primary, 2)));
+            s.states
+                .insert(west.arn.clone(), Ok(state(&west, "available", target, 2)));
             s
         };
         let s = with_versions("8.0.mysql_aurora.3.04.0", "8.0.mysql_aurora.3.08.1");
@@ -986,11 +1007,19 @@ mod tests {
         let c = engine(&p.checks);
         assert_eq!(c.outcome, Outcome::Warn);
         assert!(c.detail.contains("differ in patch level"), "{}", c.detail);
-        let p = make_plan(&settings(), &with_versions("15.4", "15.4"), None, Some(Mode::Failover), LIMITS).unwrap();
+        let p = make_plan(
+            &settings(),
+            &with_versions("15.4", "15.4"),
+            None,
+            Some(Mode::Failover),
+            LIMITS,
+        )
+        .unwrap();
         assert_eq!(engine(&p.checks).outcome, Outcome::Pass);
         // With the primary out of reach, the target is compared with the global cluster's version.
         let mut s = with_versions("15.4", "16.2");
-        s.states.insert(arn("us-east-1", "east"), Err("cannot reach us-east-1".into()));
+        s.states
+            .insert(arn("us-east-1", "east"), Err("cannot reach us-east-1".into()));
         let e = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS)
             .unwrap_err()
             .to_string();
@@ -1043,8 +1072,16 @@ mod tests {
         let p = make_plan(&settings(), &s, None, None, LIMITS).unwrap();
         assert_eq!(p.to.cluster_id, "west");
         let reason = p.target_reason.unwrap();
-        assert!(reason.contains("us-west-2 has the least replication lag (2.5 s)"), "{reason}");
-        assert!(reason.contains("Skipped, as they cannot take over: eu-west-1 (Target: eu cannot take over: its status is modifying"), "{reason}");
+        assert!(
+            reason.contains("us-west-2 has the least replication lag (2.5 s)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(
+                "Skipped, as they cannot take over: eu-west-1 (Target: eu cannot take over: its status is modifying"
+            ),
+            "{reason}"
+        );
         // A secondary whose lag is not known is named rather than silently passed over.
         let s = survey(Some(2_500.0), Some(None));
         let p = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap();

@@ -152,6 +152,22 @@ pub struct TestBot {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// An RDS client for `region` pointed at the emulator at `sim_url`.
+pub async fn rds_client(sim_url: &str, region: &str) -> aws_sdk_rds::Client {
+    let config = aurora_failover_bot::aws::load_config(&AwsOverrides {
+        endpoint_url: Some(sim_url.to_owned()),
+        static_credentials: true,
+        max_attempts: Some(1),
+        attempt_timeout: None,
+    })
+    .await;
+    aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&config)
+            .region(aws_sdk_rds::config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     static N: AtomicI64 = AtomicI64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -347,6 +363,12 @@ impl TestBot {
 
     /// An RDS client pointed at the emulator, for doing things "by hand" behind the bot's back.
     pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        rds_client(self.sim.url(), region).await
+    }
+
+    /// Points the writer CNAME at `value` "by hand", through Route 53's API behind the bot's back.
+    pub async fn repoint_writer_cname(&self, value: &str) {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
         let config = aurora_failover_bot::aws::load_config(&AwsOverrides {
             endpoint_url: Some(self.sim.url().to_owned()),
             static_credentials: true,
@@ -354,11 +376,25 @@ impl TestBot {
             attempt_timeout: None,
         })
         .await;
-        aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&config)
-                .region(aws_sdk_rds::config::Region::new(region.to_owned()))
-                .build(),
-        )
+        let record = ResourceRecordSet::builder()
+            .name(WRITER_RECORD)
+            .r#type(RrType::Cname)
+            .ttl(1)
+            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+            .build()
+            .unwrap();
+        let change = Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(record)
+            .build()
+            .unwrap();
+        aws_sdk_route53::Client::new(&config)
+            .change_resource_record_sets()
+            .hosted_zone_id(ZONE)
+            .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+            .send()
+            .await
+            .unwrap();
     }
 
     pub fn pending(&self) -> Vec<Request> {
