@@ -81,7 +81,7 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
             what: format!(
                 "failover {}{target} --mode {}",
                 r.cluster,
-                r.mode.map_or("auto", |m| m.as_str())
+                crate::runbook::plan::mode_record(r.mode, r.plan.as_deref())
             ),
             detail: format!("now {}", r.state.as_str()),
         });

@@ -142,6 +142,20 @@ impl Mode {
     }
 }
 
+/// A request's mode for the record, from its stored mode and plan: `switchover` when asked for with
+/// `--mode`, `auto → switchover` when the requester left the choice to the bot and it proposed one,
+/// `auto` before any plan was made.
+pub fn mode_record(mode: Option<Mode>, plan_json: Option<&str>) -> String {
+    let proposed = plan_json
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .is_some_and(|p| p.mode_proposed);
+    match mode {
+        None => "auto".to_owned(),
+        Some(m) if proposed => format!("auto → {m}"),
+        Some(m) => m.to_string(),
+    }
+}
+
 /// `1.2 s`, `850 ms`, `2 min 5 s`.
 pub fn lag_text(ms: f64) -> String {
     if ms < 1000.0 {
@@ -1088,6 +1102,17 @@ mod tests {
         assert_eq!(p.to.cluster_id, "west");
         let reason = p.target_reason.unwrap();
         assert!(reason.contains("Lag unknown for eu-west-1"), "{reason}");
+    }
+
+    #[test]
+    fn the_record_tells_a_proposed_mode_from_one_asked_for() {
+        let mut p = make_plan(&settings(), &survey(Some(10.0), None), None, None, LIMITS).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(mode_record(Some(Mode::Switchover), Some(&json)), "auto → switchover");
+        p.mode_proposed = false;
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(mode_record(Some(Mode::Switchover), Some(&json)), "switchover");
+        assert_eq!(mode_record(None, None), "auto");
     }
 
     #[test]

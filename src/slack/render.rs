@@ -497,7 +497,7 @@ pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody 
             r.id,
             r.cluster,
             target,
-            r.mode.map_or("auto", Mode::as_str),
+            crate::runbook::plan::mode_record(r.mode, r.plan.as_deref()),
             user(&r.requested_by),
             slack_time(r.requested_at),
             outcome
