@@ -774,7 +774,18 @@ async fn a_switchover_cancelled_by_aws_stops_the_wait_at_once_and_dns_is_not_mov
         assert!(Instant::now() < deadline, "the run did not reach the wait");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A blip in the target's Region: AWS cancels the switchover.
+    // Once the bot has seen the switchover under way, a blip in the target's Region: AWS cancels it.
+    bot.slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .any(|c| {
+                    c.thread_ts() == Some(ts.as_str()) && c.text().contains("orders-global: FailoverState pending")
+                })
+                .then_some(())
+        })
+        .await
+        .expect("the switchover seen under way");
     bot.sim.admin().region_down(WEST, OutageMode::Reset).unwrap();
     bot.sim.admin().region_up(WEST).unwrap();
     let g = bot.sim.admin().global_cluster("orders-global").unwrap();

@@ -150,7 +150,7 @@ const READ_GRACE: Duration = Duration::from_secs(60);
 const SETTLE_READS: u32 = 4;
 
 /// How long a managed operation may go unseen after it was accepted before the run concludes that it
-/// never started (at most the promote timeout).
+/// was cancelled or never started (at most the promote timeout).
 const MANAGED_GRACE: Duration = Duration::from_secs(60);
 
 /// How a finished run ended, kept with it so that its last reply can be queued again after a crash.
@@ -172,8 +172,9 @@ pub struct RunData {
     /// Set just before FailoverGlobalCluster or SwitchoverGlobalCluster is sent.
     #[serde(default)]
     pub managed_sent: bool,
-    /// Set once that operation is known to exist (AWS accepted the call, or the global cluster showed it
-    /// under way), so that its end without the target writing is known for a cancel or a rollback.
+    /// Set once a topology read has shown that operation under way, so that its end without the target
+    /// writing is known at once for a cancel or a rollback. (An operation accepted but not yet seen gets
+    /// `MANAGED_GRACE` to show up: reads from another Region may lag behind the call.)
     #[serde(default)]
     pub managed_seen: bool,
     /// The promoted cluster's endpoint and reader endpoint, once writable.
@@ -654,8 +655,6 @@ impl Runner {
                     };
                     match sent {
                         Ok(()) => {
-                            // Accepted: the operation exists, whether or not a read shows it yet.
-                            ctx.data.managed_seen = true;
                             return Ok(format!(
                                 "{call} accepted: {} is being promoted.",
                                 ctx.plan.to.cluster_id
