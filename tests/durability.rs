@@ -157,13 +157,24 @@ impl World {
         jiff::Timestamp::now().as_second()
     }
 
-    /// Requests a failover of orders as ALICE; returns the request id and its message's ts.
+    /// Requests a detach of orders as ALICE; returns the request id and its message's ts.
     async fn request(&self) -> (i64, String) {
+        self.request_mode("detach").await
+    }
+
+    /// Requests a failover of orders by `mode` as ALICE; returns the request id and its message's ts.
+    async fn request_mode(&self, mode: &str) -> (i64, String) {
         let url = self.slack.response_url();
         let answer = self
             .bot
             .sender()
-            .command(ALICE, CHANNEL, "failover orders --mode detach", &url, Self::now())
+            .command(
+                ALICE,
+                CHANNEL,
+                &format!("failover orders --mode {mode}"),
+                &url,
+                Self::now(),
+            )
             .await;
         assert!(answer.text().starts_with("Request #"), "{answer:?}");
         let id: i64 = answer.text()["Request #".len()..]
@@ -503,19 +514,9 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
         ..Options::default()
     })
     .await;
-    let url = w.slack.response_url();
-    let answer = w
-        .bot
-        .sender()
-        .command(ALICE, CHANNEL, "failover orders --mode switchover", &url, World::now())
-        .await;
-    assert!(answer.text().starts_with("Request #1"), "{answer:?}");
+    let (id, ts) = w.request_mode("switchover").await;
+    assert_eq!(id, 1);
     let store = w.bot.store();
-    let ts = wait_until("the request message", || {
-        let r = store.request(1).ok().flatten()?;
-        store.outbox_item(r.message?).ok().flatten()?.delivered_ts
-    })
-    .await;
     w.sim
         .admin()
         .inject(FaultSpec {
@@ -560,19 +561,9 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
     let mut w = World::start(Options::default()).await;
-    let url = w.slack.response_url();
-    let answer = w
-        .bot
-        .sender()
-        .command(ALICE, CHANNEL, "failover orders --mode switchover", &url, World::now())
-        .await;
-    assert!(answer.text().starts_with("Request #1"), "{answer:?}");
+    let (id, ts) = w.request_mode("switchover").await;
+    assert_eq!(id, 1);
     let store = w.bot.store();
-    let ts = wait_until("the request message", || {
-        let r = store.request(1).ok().flatten()?;
-        store.outbox_item(r.message?).ok().flatten()?.delivered_ts
-    })
-    .await;
     w.slack_idle().await;
     w.bot.kill();
     // While the bot is down: the approval, with the run checkpointed past its re-check (as a bot killed

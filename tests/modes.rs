@@ -65,6 +65,28 @@ async fn ask(bot: &TestBot, args: &str) -> (String, String) {
     (answer.text(), url)
 }
 
+/// Waits until request `id`'s run is at `step`.
+async fn wait_for_step(bot: &TestBot, id: i64, step: &str) {
+    let deadline = Instant::now() + WAIT;
+    while bot.store.run_of_request(id).unwrap().is_none_or(|r| r.step != step) {
+        assert!(Instant::now() < deadline, "the run did not reach {step}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits for the thread's plain note that the database is promoted but DNS is not moved; returns it.
+async fn dns_not_moved_note(bot: &TestBot, ts: &str) -> String {
+    bot.slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .find(|c| c.status == 200 && c.thread_ts() == Some(ts) && c.text().contains("DNS is NOT moved yet"))
+                .map(|c| c.text().to_owned())
+        })
+        .await
+        .expect("a plain note that DNS is not moved")
+}
+
 fn thread_texts(bot: &TestBot, ts: &str) -> Vec<String> {
     bot.thread(ts).iter().map(|r| r.text().to_owned()).collect()
 }
@@ -368,29 +390,10 @@ async fn with_us_east_1_down_during_the_dns_step_the_thread_tells_the_truth_and_
     let id = bot.request().await;
     let ts = bot.request_message(id).await.ts.unwrap();
     bot.click(BOB, id, true).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let run = bot.store.run_of_request(id).unwrap();
-        if run.is_some_and(|r| r.step == "wait_writable") {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_step(&bot, id, "wait_writable").await;
     bot.sim.admin().region_down(EAST, OutageMode::Unavailable).unwrap();
     // The database is promoted; Route 53 cannot be reached. The thread says so, and nothing claims DNS moved.
-    let note = bot
-        .slack
-        .wait_for(WAIT, |calls| {
-            calls
-                .iter()
-                .find(|c| {
-                    c.status == 200 && c.thread_ts() == Some(ts.as_str()) && c.text().contains("DNS is NOT moved yet")
-                })
-                .map(|c| c.text().to_owned())
-        })
-        .await
-        .expect("a plain note that DNS is not moved");
+    let note = dns_not_moved_note(&bot, &ts).await;
     let (w, r) = bot.endpoints(WEST, "orders-west");
     assert!(note.contains("orders-west (us-west-2) is the writer"), "{note}");
     assert!(
@@ -576,16 +579,7 @@ async fn a_managed_failover_whose_old_primary_returns_before_the_end_names_its_p
     assert!(text.starts_with("Request #1"), "{text}");
     let ts = bot.request_message(1).await.ts.unwrap();
     bot.click(BOB, 1, true).await;
-    let deadline = Instant::now() + WAIT;
-    while bot
-        .store
-        .run_of_request(1)
-        .unwrap()
-        .is_none_or(|r| r.step != "wait_insync")
-    {
-        assert!(Instant::now() < deadline, "the run did not reach the INSYNC wait");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_step(&bot, 1, "wait_insync").await;
     bot.sim.admin().region_up(WEST).unwrap();
     assert_eq!(
         bot.finished_run(1, Duration::from_secs(30)).await.state,
@@ -631,18 +625,7 @@ async fn a_managed_failover_with_us_east_1_down_promotes_and_moves_dns_once_rout
     // us-east-1 holds the primary and Route 53's API; it goes down after the request.
     bot.sim.admin().region_down(EAST, OutageMode::Unavailable).unwrap();
     bot.click(BOB, 1, true).await;
-    let note = bot
-        .slack
-        .wait_for(WAIT, |calls| {
-            calls
-                .iter()
-                .find(|c| {
-                    c.status == 200 && c.thread_ts() == Some(ts.as_str()) && c.text().contains("DNS is NOT moved yet")
-                })
-                .map(|c| c.text().to_owned())
-        })
-        .await
-        .expect("a plain note that DNS is not moved");
+    let note = dns_not_moved_note(&bot, &ts).await;
     let (w, r) = bot.endpoints(WEST, "orders-west");
     assert!(note.contains("orders-west (us-west-2) is the writer"), "{note}");
     assert!(note.contains(&w) && note.contains(&r), "{note}");
@@ -718,16 +701,7 @@ async fn a_writer_cname_moved_by_hand_after_the_approval_is_not_overwritten() {
     let id = bot.request().await;
     let ts = bot.request_message(id).await.ts.unwrap();
     bot.click(BOB, id, true).await;
-    let deadline = Instant::now() + WAIT;
-    while bot
-        .store
-        .run_of_request(id)
-        .unwrap()
-        .is_none_or(|r| r.step != "wait_writable")
-    {
-        assert!(Instant::now() < deadline, "the run did not reach the writable wait");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_step(&bot, id, "wait_writable").await;
     bot.repoint_writer_cname("orders-elsewhere.example.com").await;
     assert_eq!(
         bot.finished_run(id, Duration::from_secs(30)).await.state,
@@ -764,16 +738,7 @@ async fn a_switchover_cancelled_by_aws_stops_the_wait_at_once_and_dns_is_not_mov
     assert!(text.starts_with("Request #1"), "{text}");
     let ts = bot.request_message(1).await.ts.unwrap();
     bot.click(BOB, 1, true).await;
-    let deadline = Instant::now() + WAIT;
-    while bot
-        .store
-        .run_of_request(1)
-        .unwrap()
-        .is_none_or(|r| r.step != "wait_managed")
-    {
-        assert!(Instant::now() < deadline, "the run did not reach the wait");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_step(&bot, 1, "wait_managed").await;
     // Once the bot has seen the switchover under way, a blip in the target's Region: AWS cancels it.
     bot.slack
         .wait_for(WAIT, |calls| {

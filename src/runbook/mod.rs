@@ -259,6 +259,18 @@ fn operation_under_way(topology: &crate::ports::Topology, target: &str) -> bool 
         && topology.operation_in_progress.as_deref() != Some("cancelling")
 }
 
+/// The writable target's endpoint and reader endpoint, remembered in the run's data.
+fn keep_endpoints(ctx: &mut Ctx, state: &ClusterState) -> Result<(String, String), Stop> {
+    let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
+        return Err(Stop::Failed(format!(
+            "{} is writable but has no endpoints",
+            state.cluster_id
+        )));
+    };
+    ctx.data.endpoints = Some((w.clone(), r.clone()));
+    Ok((w, r))
+}
+
 fn same_host(a: &str, b: &str) -> bool {
     a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
@@ -737,13 +749,7 @@ impl Runner {
                     if target_writes && topology.operation_in_progress.is_none() {
                         let state = self.read_target(ctx, step, deadline).await?;
                         if state.is_writable() {
-                            let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
-                                return Err(Stop::Failed(format!(
-                                    "{} is writable but has no endpoints",
-                                    state.cluster_id
-                                )));
-                            };
-                            ctx.data.endpoints = Some((w.clone(), r.clone()));
+                            let (w, r) = keep_endpoints(ctx, &state)?;
                             return Ok(format!(
                                 "{} is the writer. Endpoint {w}, reader endpoint {r}.",
                                 state.cluster_id
@@ -814,13 +820,7 @@ impl Runner {
                     );
                     self.observe(ctx, step, &state.cluster_id, seen)?;
                     if state.is_writable() {
-                        let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
-                            return Err(Stop::Failed(format!(
-                                "{} is writable but has no endpoints",
-                                state.cluster_id
-                            )));
-                        };
-                        ctx.data.endpoints = Some((w.clone(), r.clone()));
+                        let (w, r) = keep_endpoints(ctx, &state)?;
                         return Ok(format!(
                             "{} is writable. Endpoint {w}, reader endpoint {r}.",
                             state.cluster_id
@@ -850,10 +850,7 @@ impl Runner {
                         describe(&state)
                     )));
                 }
-                let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
-                    return Err(Stop::Failed(format!("{} has no endpoints", state.cluster_id)));
-                };
-                ctx.data.endpoints = Some((w.clone(), r.clone()));
+                let (w, r) = keep_endpoints(ctx, &state)?;
                 let comment = format!(
                     "aurora-failover-bot request #{}: {} to {}",
                     ctx.request.id, ctx.plan.cluster, ctx.plan.to.region
