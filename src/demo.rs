@@ -44,6 +44,8 @@ signing_secret = "{SIGNING_SECRET}"
 bot_token = "{BOT_TOKEN}"
 api_url = "{api_url}"
 incident_channel = "{CHANNEL}"
+team_id = "{team}"
+app_id = "{app}"
 [approval]
 requesters = ["{ALICE}"]
 approvers = ["{DBA_GROUP}"]
@@ -63,7 +65,9 @@ writer_record = "{RECORD_WRITER}"
 reader_record = "aurorareadendpoint.aurora_private_hosted_zone"
 record_ttl = 1
 "#,
-        store_path.display().to_string().replace('\\', "/")
+        store_path.display().to_string().replace('\\', "/"),
+        team = crate::standin::STANDIN_TEAM,
+        app = crate::standin::STANDIN_APP,
     );
     Ok(Settings::from_toml(&toml)?)
 }

@@ -39,7 +39,17 @@ struct RawSettings {
     #[serde(default)]
     runbook: RawRunbook,
     #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
     clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_connections: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
 }
 
 // No Debug: it holds secrets as plain strings.
@@ -52,6 +62,9 @@ struct RawSlack {
     secret_region: Option<String>,
     api_url: Option<String>,
     incident_channel: String,
+    team_id: Option<String>,
+    app_id: Option<String>,
+    enterprise_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +88,7 @@ struct RawRunbook {
     lag_limit_ms: Option<u64>,
     promote_timeout_secs: Option<u64>,
     dns_timeout_secs: Option<u64>,
+    late_dns_window_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +111,23 @@ pub struct Settings {
     pub approval: ApprovalSettings,
     pub store: StoreSettings,
     pub runbook: RunbookSettings,
+    pub server: ServerSettings,
     pub clusters: Vec<ClusterSettings>,
+}
+
+/// The HTTP server's limits, which keep idle, slow or too many connections from taking the descriptors
+/// and memory a run needs (see `server`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// Most connections served at once; `None`: derived from the descriptor limit at start-up, keeping
+    /// a reserve for the bot's own connections to AWS, Slack and its database.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers (the whole of them), from the moment the
+    /// connection is accepted or the previous answer was sent: also how long a kept-alive connection
+    /// may sit idle.
+    pub header_read_timeout: Duration,
+    /// How long one request may take, from its headers to the end of the answer.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +140,13 @@ pub struct SlackSettings {
     /// Base URL of the Slack Web API, without a trailing slash.
     pub api_url: String,
     pub incident_channel: ChannelId,
+    /// The workspace (`T…`) whose requests the bot honours; learned from `auth.test` when absent.
+    pub team_id: Option<String>,
+    /// The Slack app (`A…`) whose requests the bot honours; not checked when absent (the signing
+    /// secret is the app's own).
+    pub app_id: Option<String>,
+    /// The Enterprise Grid organisation (`E…`) the workspace belongs to, when it does.
+    pub enterprise_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +168,9 @@ pub struct RunbookSettings {
     pub lag_limit: Duration,
     pub promote_timeout: Duration,
     pub dns_timeout: Duration,
+    /// After a deadline passes, how long a run in `needs attention` may still finish its DNS step by
+    /// itself (after a full re-check); past it, a person decides (`/aurora resume` or `abandon`).
+    pub late_dns_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +193,9 @@ pub const DEFAULT_PROMOTE_TIMEOUT_SECS: u64 = 900;
 pub const DEFAULT_DNS_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_RECORD_TTL: i64 = 60;
 pub const DEFAULT_LAG_LIMIT_MS: u64 = 60_000;
+pub const DEFAULT_LATE_DNS_WINDOW_SECS: u64 = 1_800;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 15;
 
 /// Polling faster than this would hammer the AWS APIs (and count against their rate limits).
 const MIN_POLL_INTERVAL_MS: u64 = 100;
@@ -192,6 +235,64 @@ fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>, ConfigError
     match v {
         Some(s) if s.trim().is_empty() => Err(invalid(key, "is empty; leave the key out instead")),
         other => Ok(other),
+    }
+}
+
+/// Which Slack secret a value is meant to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    SigningSecret,
+    BotToken,
+}
+
+/// Checks a Slack secret wherever it came from (file, environment, Secrets Manager): surrounding
+/// whitespace is trimmed (many scripts that create secrets leave a newline; `true` says it was), and
+/// what remains must be visible ASCII with no space, and a bot token must start with `xoxb-`. `Err`
+/// says what is wrong without quoting the value.
+pub fn clean_secret(kind: SecretKind, raw: &str) -> Result<(Secret, bool), String> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err("is empty (or only whitespace)".to_owned());
+    }
+    if let Some(bad) = value.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "contains {}: a secret is one word of visible ASCII characters (was it pasted with another line?)",
+            match bad {
+                ' ' => "a space".to_owned(),
+                c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+                _ => "a non-ASCII character".to_owned(),
+            }
+        ));
+    }
+    if kind == SecretKind::BotToken && !value.starts_with("xoxb-") {
+        let what = match value.split('-').next().unwrap_or_default() {
+            "xapp" => "an app-level token (xapp-)",
+            "xoxp" => "a user token (xoxp-)",
+            "xoxe.xoxb" | "xoxe" => "a refresh token",
+            _ => "not a bot token",
+        };
+        return Err(format!(
+            "is {what}: give the Bot User OAuth Token (it starts with xoxb-), from OAuth & Permissions"
+        ));
+    }
+    Ok((Secret::new(value), value.len() != raw.len()))
+}
+
+/// An optional Slack object id: `prefix` then upper-case letters and digits (`T0123ABCD`).
+fn slack_object_id(key: &str, v: Option<String>, prefix: char) -> Result<Option<String>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(s)
+            if s.len() >= 3
+                && s.starts_with(prefix)
+                && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+        {
+            Ok(Some(s))
+        }
+        Some(s) => Err(invalid(
+            key,
+            format!("{s:?} is not a Slack id: it starts with {prefix} followed by upper-case letters and digits"),
+        )),
     }
 }
 
@@ -255,13 +356,14 @@ impl Settings {
             .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 0.0.0.0:3000")))?;
 
         let s = raw.slack;
-        let signing_secret = non_empty("slack.signing_secret", s.signing_secret)?.map(Secret::new);
-        let bot_token = non_empty("slack.bot_token", s.bot_token)?.map(Secret::new);
-        if let Some(t) = &bot_token
-            && !t.expose().starts_with("xoxb-")
-        {
-            return Err(invalid("slack.bot_token", "must be a bot token (it starts with xoxb-)"));
-        }
+        let signing_secret = non_empty("slack.signing_secret", s.signing_secret)?
+            .map(|v| clean_secret(SecretKind::SigningSecret, &v).map_err(|why| invalid("slack.signing_secret", why)))
+            .transpose()?
+            .map(|(secret, _)| secret);
+        let bot_token = non_empty("slack.bot_token", s.bot_token)?
+            .map(|v| clean_secret(SecretKind::BotToken, &v).map_err(|why| invalid("slack.bot_token", why)))
+            .transpose()?
+            .map(|(secret, _)| secret);
         let secret_id = non_empty("slack.secret_id", s.secret_id)?;
         let secret_region = match s.secret_region {
             None => None,
@@ -278,6 +380,9 @@ impl Settings {
             return Err(invalid("slack.api_url", format!("{api_url:?} is not an http(s) URL")));
         }
         let api_url = api_url.trim_end_matches('/').to_owned();
+        let team_id = slack_object_id("slack.team_id", s.team_id, 'T')?;
+        let app_id = slack_object_id("slack.app_id", s.app_id, 'A')?;
+        let enterprise_id = slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?;
         let incident_channel = ChannelId::parse(&s.incident_channel).ok_or_else(|| {
             invalid(
                 "slack.incident_channel",
@@ -332,6 +437,37 @@ impl Settings {
                 r.dns_timeout_secs.unwrap_or(DEFAULT_DNS_TIMEOUT_SECS),
                 1,
                 7_200,
+                "seconds",
+            )?),
+            late_dns_window: Duration::from_secs(in_range(
+                "runbook.late_dns_window_secs",
+                r.late_dns_window_secs.unwrap_or(DEFAULT_LATE_DNS_WINDOW_SECS),
+                0,
+                86_400,
+                "seconds",
+            )?),
+        };
+
+        let sv = raw.server;
+        let server = ServerSettings {
+            max_connections: sv
+                .max_connections
+                .map(|n| in_range("server.max_connections", n, 8, 1_000_000, "connections"))
+                .transpose()?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            header_read_timeout: Duration::from_secs(in_range(
+                "server.header_read_timeout_secs",
+                sv.header_read_timeout_secs
+                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+                1,
+                300,
+                "seconds",
+            )?),
+            request_timeout: Duration::from_secs(in_range(
+                "server.request_timeout_secs",
+                sv.request_timeout_secs.unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
+                1,
+                300,
                 "seconds",
             )?),
         };
@@ -444,6 +580,9 @@ impl Settings {
                 secret_region,
                 api_url,
                 incident_channel,
+                team_id,
+                app_id,
+                enterprise_id,
             },
             approval: ApprovalSettings {
                 requesters,
@@ -452,6 +591,7 @@ impl Settings {
             },
             store: StoreSettings { path },
             runbook,
+            server,
             clusters,
         })
     }

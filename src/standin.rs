@@ -76,13 +76,22 @@ struct Inner {
     delays: BTreeMap<String, Duration>,
     print: bool,
     next_response: u64,
+    /// The workspace `auth.test` names.
+    team_id: String,
+    /// When set, `auth.test` fails with this error code.
+    auth_test_error: Option<String>,
+    /// Scopes the token lacks, by method: calls answer `missing_scope` naming the scope.
+    missing_scopes: BTreeMap<String, String>,
+    /// Channels the bot is not in: posts there answer `not_in_channel`.
+    not_in: Vec<String>,
 }
 
 /// The fake Slack Web API.
 #[derive(Clone)]
 pub struct SlackStandIn {
     inner: Arc<Mutex<Inner>>,
-    token: Arc<String>,
+    /// The bot token it accepts.
+    token: Arc<Mutex<String>>,
     addr: SocketAddr,
     shutdown: CancellationToken,
 }
@@ -115,13 +124,18 @@ impl SlackStandIn {
                 delays: BTreeMap::new(),
                 print: false,
                 next_response: 0,
+                team_id: STANDIN_TEAM.to_owned(),
+                auth_test_error: None,
+                missing_scopes: BTreeMap::new(),
+                not_in: Vec::new(),
             })),
-            token: Arc::new(token.expose().to_owned()),
+            token: Arc::new(Mutex::new(token.expose().to_owned())),
             addr,
             shutdown: CancellationToken::new(),
         };
         let app = Router::new()
             .route("/api/usergroups.users.list", get(group_members))
+            .route("/api/auth.test", get(auth_test).post(auth_test))
             .route("/api/{method}", post(api))
             .route("/response/{id}", post(response))
             .with_state(fake.clone());
@@ -160,6 +174,30 @@ impl SlackStandIn {
         self.lock()
             .groups
             .insert(group.to_owned(), users.iter().map(|u| (*u).to_owned()).collect());
+    }
+
+    /// Makes `auth.test` fail with `error` (e.g. `invalid_auth`), or answer again (`None`).
+    pub fn fail_auth_test(&self, error: Option<&str>) {
+        self.lock().auth_test_error = error.map(str::to_owned);
+    }
+
+    /// Accepts `token` as the bot token from now on (the previous one is refused with `invalid_auth`).
+    pub fn accept_token(&self, token: &str) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token.to_owned();
+    }
+
+    /// Makes calls to `method` answer `missing_scope` naming `scope` (or answer again: `None`).
+    pub fn lack_scope(&self, method: &str, scope: Option<&str>) {
+        let mut inner = self.lock();
+        match scope {
+            Some(s) => inner.missing_scopes.insert(method.to_owned(), s.to_owned()),
+            None => inner.missing_scopes.remove(method),
+        };
+    }
+
+    /// Makes posts to `channel` answer `not_in_channel` (the bot was never invited).
+    pub fn not_in_channel(&self, channel: &str) {
+        self.lock().not_in.push(channel.to_owned());
     }
 
     /// Fails the next calls, one failure each, in order.
@@ -255,11 +293,22 @@ impl SlackStandIn {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
+        let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
         headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == self.token.as_str())
+            .is_some_and(|t| t == token)
+    }
+
+    /// The refusal a call to `method` in `channel` gets for lack of scope or membership, if any.
+    fn refusal(&self, method: &str, channel: &str) -> Option<Value> {
+        let inner = self.lock();
+        if let Some(scope) = inner.missing_scopes.get(method) {
+            return Some(json!({"ok": false, "error": "missing_scope", "needed": scope, "provided": "commands"}));
+        }
+        (method == "chat.postMessage" && inner.not_in.iter().any(|c| c == channel))
+            .then(|| json!({"ok": false, "error": "not_in_channel"}))
     }
 }
 
@@ -290,6 +339,7 @@ async fn api(
     body: Bytes,
 ) -> Response {
     if !fake.authorized(&headers) {
+        fake.record(&method, json!({"refused": "invalid_auth"}), None, None);
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -298,6 +348,10 @@ async fn api(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    if let Some(refusal) = fake.refusal(&method, &channel) {
+        fake.record(&method, body, None, None);
+        return ok(refusal);
+    }
     match method.as_str() {
         "chat.postMessage" => {
             let ts = {
@@ -326,6 +380,30 @@ async fn api(
             ok(json!({"ok": true, "message_ts": "1800000000.000001"}))
         }
         other => ok(json!({"ok": false, "error": "unknown_method", "method": other})),
+    }
+}
+
+/// The workspace this fake is: the `team_id` its `auth.test` names and its senders put in requests.
+pub const STANDIN_TEAM: &str = "T0STANDIN";
+/// The app its senders put in requests (`api_app_id`).
+pub const STANDIN_APP: &str = "A0STANDIN";
+
+async fn auth_test(State(fake): State<SlackStandIn>, headers: HeaderMap) -> Response {
+    if !fake.authorized(&headers) {
+        fake.record("auth.test", json!({"refused": "invalid_auth"}), None, None);
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    if let Some(f) = fake.record("auth.test", Value::Null, None, None) {
+        return failure_response(f);
+    }
+    let (error, team) = {
+        let inner = fake.lock();
+        (inner.auth_test_error.clone(), inner.team_id.clone())
+    };
+    match error {
+        Some(e) => ok(json!({"ok": false, "error": e})),
+        None => ok(json!({"ok": true, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "aurora-failover-bot",
+                          "team_id": team, "user_id": "U0BOT", "bot_id": "B0STANDIN", "is_enterprise_install": false})),
     }
 }
 
@@ -428,10 +506,32 @@ fn print_call(rec: &Recorded) {
     }
 }
 
+/// Where a sender's requests say they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub team_id: String,
+    pub app_id: String,
+    pub enterprise_id: Option<String>,
+    pub enterprise_install: bool,
+}
+
+impl Default for Workspace {
+    /// The stand-in's own workspace and app.
+    fn default() -> Self {
+        Workspace {
+            team_id: STANDIN_TEAM.to_owned(),
+            app_id: STANDIN_APP.to_owned(),
+            enterprise_id: None,
+            enterprise_install: false,
+        }
+    }
+}
+
 /// Sends the bot what Slack would send: signed slash commands and block_actions clicks.
 pub struct SlackSender {
     base_url: String,
     secret: Secret,
+    workspace: Workspace,
     http: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -458,9 +558,16 @@ impl SlackSender {
         SlackSender {
             base_url: base_url.trim_end_matches('/').to_owned(),
             secret: secret.clone(),
+            workspace: Workspace::default(),
             http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(hyper_util::client::legacy::connect::HttpConnector::new()),
         }
+    }
+
+    /// The same sender, saying its requests come from `workspace` (still signed with the same secret).
+    pub fn from_workspace(mut self, workspace: Workspace) -> SlackSender {
+        self.workspace = workspace;
+        self
     }
 
     /// POSTs `body` to `path` with the given headers, exactly as given (for tests of bad requests).
@@ -504,11 +611,16 @@ impl SlackSender {
         .await
     }
 
-    /// The form body of a slash command, as Slack sends it.
+    /// The form body of a slash command, as Slack sends it, from the stand-in's workspace.
     pub fn command_body(user: &str, channel: &str, text: &str, response_url: &str) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", "deprecated-verification-token")
-            .append_pair("team_id", "T0STANDIN")
+        Self::command_body_in(&Workspace::default(), user, channel, text, response_url)
+    }
+
+    /// The form body of a slash command from `w`.
+    pub fn command_body_in(w: &Workspace, user: &str, channel: &str, text: &str, response_url: &str) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", "deprecated-verification-token")
+            .append_pair("team_id", &w.team_id)
             .append_pair("team_domain", "standin")
             .append_pair("channel_id", channel)
             .append_pair("channel_name", "incidents")
@@ -516,13 +628,18 @@ impl SlackSender {
             .append_pair("user_name", &user.to_lowercase())
             .append_pair("command", "/aurora")
             .append_pair("text", text)
-            .append_pair("api_app_id", "A0STANDIN")
+            .append_pair("api_app_id", &w.app_id)
+            .append_pair("is_enterprise_install", if w.enterprise_install { "true" } else { "false" })
             .append_pair("response_url", response_url)
-            .append_pair("trigger_id", "1.2.standin")
-            .finish()
+            .append_pair("trigger_id", "1.2.standin");
+        if let Some(e) = &w.enterprise_id {
+            form.append_pair("enterprise_id", e);
+        }
+        form.finish()
     }
 
-    /// The form body of a button click (`block_actions`) on message `message_ts` in `channel`.
+    /// The form body of a button click (`block_actions`) on message `message_ts` in `channel`, from the
+    /// stand-in's workspace.
     pub fn click_body(
         user: &str,
         channel: &str,
@@ -531,15 +648,38 @@ impl SlackSender {
         value: &str,
         response_url: &str,
     ) -> String {
+        Self::click_body_in(
+            &Workspace::default(),
+            user,
+            channel,
+            message_ts,
+            action_id,
+            value,
+            response_url,
+        )
+    }
+
+    /// The form body of a button click from `w`.
+    pub fn click_body_in(
+        w: &Workspace,
+        user: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+        response_url: &str,
+    ) -> String {
+        let enterprise = w.enterprise_id.as_ref().map(|e| json!({"id": e, "name": "Org"}));
         let payload = json!({
             "type": "block_actions",
-            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T0STANDIN"},
-            "api_app_id": "A0STANDIN",
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": w.team_id},
+            "api_app_id": w.app_id,
+            "enterprise": enterprise,
             "token": "deprecated-verification-token",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
             "trigger_id": "1.2.standin",
-            "team": {"id": "T0STANDIN", "domain": "standin"},
-            "is_enterprise_install": false,
+            "team": {"id": w.team_id, "domain": "standin"},
+            "is_enterprise_install": w.enterprise_install,
             "channel": {"id": channel, "name": "incidents"},
             "message": {"type": "message", "ts": message_ts, "text": "request", "bot_id": "B0STANDIN"},
             "state": {"values": {}},
@@ -556,7 +696,7 @@ impl SlackSender {
     pub async fn command(&self, user: &str, channel: &str, text: &str, response_url: &str, now_unix: i64) -> Answer {
         self.post_signed(
             "/slack/commands",
-            &Self::command_body(user, channel, text, response_url),
+            &Self::command_body_in(&self.workspace, user, channel, text, response_url),
             now_unix,
         )
         .await
@@ -574,7 +714,15 @@ impl SlackSender {
         response_url: &str,
         now_unix: i64,
     ) -> Answer {
-        let body = Self::click_body(user, channel, message_ts, action_id, value, response_url);
+        let body = Self::click_body_in(
+            &self.workspace,
+            user,
+            channel,
+            message_ts,
+            action_id,
+            value,
+            response_url,
+        );
         self.post_signed("/slack/interactions", &body, now_unix).await
     }
 }

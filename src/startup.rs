@@ -6,7 +6,7 @@ use crate::approval::{Approvals, Launcher};
 use crate::aws::{self, AwsOverrides};
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
-use crate::settings::Settings;
+use crate::settings::{SecretKind, Settings, clean_secret};
 use crate::slack::chat::SlackChat;
 use crate::slack::client::SlackApi;
 use crate::slack::directory::SlackDirectory;
@@ -14,6 +14,8 @@ use crate::slack::outbox::Outbox;
 use crate::slack::routes::{self, SlackState};
 use crate::slack::verify::Verifier;
 use crate::store::Store;
+use crate::health::Health;
+use crate::slack::workspace::Binding;
 use crate::types::Secret;
 use anyhow::Context;
 use std::sync::Arc;
@@ -56,23 +58,56 @@ pub struct SlackSecrets {
     pub bot_token: Secret,
 }
 
-/// Resolves the Slack secrets: the config file, then the environment, then Secrets Manager. Errors
-/// name the key and the reason, never a value.
+/// Where a Slack secret was found, for messages.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Environment(&'static str),
+    SecretsManager,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Environment(var) => write!(f, "{var}"),
+            Source::SecretsManager => f.write_str("the secret named by slack.secret_id"),
+        }
+    }
+}
+
+/// Checks a secret found in `source` (the file's were checked when the file was read): trimmed, and
+/// refused naming the key and the source when malformed. Never logs or returns the value.
+fn checked(key: &str, kind: SecretKind, source: Source, value: &str) -> anyhow::Result<Secret> {
+    let (secret, trimmed) =
+        clean_secret(kind, value).map_err(|why| anyhow::anyhow!("config key {key}: the value from {source} {why}"))?;
+    if trimmed {
+        info!(key, %source, "surrounding whitespace trimmed from a Slack secret");
+    }
+    Ok(secret)
+}
+
+/// Resolves the Slack secrets: the config file, then the environment, then Secrets Manager. Each is
+/// trimmed and checked (`settings::clean_secret`); errors name the key, the source and the reason,
+/// never a value.
 pub async fn resolve_secrets(
     settings: &Settings,
     aws_config: &aws_config::SdkConfig,
     env: &EnvLookup,
 ) -> anyhow::Result<SlackSecrets> {
-    let mut signing = settings
-        .slack
-        .signing_secret
-        .clone()
-        .or_else(|| env("SLACK_SIGNING_SECRET").map(Secret::new));
-    let mut token = settings
-        .slack
-        .bot_token
-        .clone()
-        .or_else(|| env("SLACK_BOT_TOKEN").map(Secret::new));
+    const SIGNING: &str = "slack.signing_secret";
+    const TOKEN: &str = "slack.bot_token";
+    let from_env = |var: &'static str, key: &str, kind: SecretKind| {
+        env(var)
+            .map(|v| checked(key, kind, Source::Environment(var), &v))
+            .transpose()
+    };
+    let mut signing = match settings.slack.signing_secret.clone() {
+        Some(s) => Some(s),
+        None => from_env("SLACK_SIGNING_SECRET", SIGNING, SecretKind::SigningSecret)?,
+    };
+    let mut token = match settings.slack.bot_token.clone() {
+        Some(t) => Some(t),
+        None => from_env("SLACK_BOT_TOKEN", TOKEN, SecretKind::BotToken)?,
+    };
     if (signing.is_none() || token.is_none())
         && let Some(id) = &settings.slack.secret_id
     {
@@ -80,8 +115,16 @@ pub async fn resolve_secrets(
         let found = aws::secrets::load(aws_config, id, region)
             .await
             .map_err(|e| anyhow::anyhow!("config key slack.secret_id: {e}"))?;
-        signing = signing.or(found.signing_secret);
-        token = token.or(found.bot_token);
+        if signing.is_none()
+            && let Some(s) = found.signing_secret
+        {
+            signing = Some(checked(SIGNING, SecretKind::SigningSecret, Source::SecretsManager, s.expose())?);
+        }
+        if token.is_none()
+            && let Some(t) = found.bot_token
+        {
+            token = Some(checked(TOKEN, SecretKind::BotToken, Source::SecretsManager, t.expose())?);
+        }
     }
     let signing_secret = signing.ok_or_else(|| {
         anyhow::anyhow!(
@@ -93,9 +136,6 @@ pub async fn resolve_secrets(
             "config key slack.bot_token: not set. Give it in the file, in SLACK_BOT_TOKEN, or in the secret named by slack.secret_id"
         )
     })?;
-    if !bot_token.expose().starts_with("xoxb-") {
-        anyhow::bail!("config key slack.bot_token: the token found is not a bot token (it must start with xoxb-)");
-    }
     Ok(SlackSecrets {
         signing_secret,
         bot_token,
@@ -135,11 +175,79 @@ fn lock_store(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// Learns the bot's workspace from `auth.test` when `slack.team_id` is not configured, retrying with
+/// backoff (up to a minute) until Slack answers. Until then inbound Slack requests are refused, and
+/// `/readyz` says why.
+async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<Health>, stop: CancellationToken) {
+    use crate::slack::client::SendError;
+    health.report(
+        crate::health::SLACK_WORKSPACE,
+        "not known yet: slack.team_id is not set and auth.test has not answered",
+    );
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match api.auth_test().await {
+            Ok(team) => {
+                binding.learn_team(&team);
+                health.clear(crate::health::SLACK_WORKSPACE);
+                info!(team_id = %team, "the bot's Slack workspace, from auth.test");
+                return;
+            }
+            Err(SendError::Auth(problem)) => {
+                if health.report(crate::health::SLACK_WORKSPACE, format!("auth.test refused: {problem}")) {
+                    tracing::error!(%problem, "auth.test refuses the bot token: inbound Slack requests are refused until it is fixed");
+                }
+                pause = Duration::from_secs(60);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "auth.test failed; inbound Slack requests are refused until it answers");
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// How often the replay table is pruned, and how many rows one statement deletes at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+const PRUNE_BATCH: usize = 1_000;
+
+/// Forgets the signatures of Slack requests old enough for the timestamp window to refuse them, in
+/// bounded batches on a blocking thread, off the request path.
+async fn forget_old_requests(store: Arc<Store>, clock: Arc<dyn Clock>, stop: CancellationToken) {
+    loop {
+        let before = clock.now() - jiff::SignedDuration::from_secs(2 * crate::slack::verify::WINDOW_SECS);
+        loop {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.forget_requests_before(before, PRUNE_BATCH)).await {
+                Ok(Ok(n)) if n == PRUNE_BATCH => tokio::task::yield_now().await,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot prune the replay table");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}
+
 /// The bot, built and bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     port: u16,
     router: axum::Router,
+    limits: crate::server::Limits,
+    api: Arc<SlackApi>,
+    binding: Arc<Binding>,
+    health: Arc<Health>,
     approvals: Approvals,
     outbox: Arc<Outbox>,
     state: Arc<SlackState>,
@@ -200,15 +308,25 @@ impl Application {
                 tracker: TaskTracker::new(),
             },
         };
+        let health = Arc::new(Health::default());
         let outbox = Arc::new(Outbox {
             store: store.clone(),
-            api,
+            api: api.clone(),
             clock: deps.clock.clone(),
             wake,
             unrecorded: Default::default(),
+            health: health.clone(),
+            blocked: Default::default(),
         });
+        let binding = Arc::new(Binding::new(
+            settings.slack.team_id.clone(),
+            settings.slack.app_id.clone(),
+            settings.slack.enterprise_id.clone(),
+        ));
         let state = Arc::new(SlackState {
             verifier: Verifier::new(vec![secrets.signing_secret]),
+            binding: binding.clone(),
+            health: health.clone(),
             clock: deps.clock.clone(),
             settings: settings.clone(),
             approvals: approvals.clone(),
@@ -219,6 +337,13 @@ impl Application {
             tasks: TaskTracker::new(),
         });
         let router = routes::router(state.clone());
+        let nofile = crate::server::raise_descriptor_limit();
+        let limits = crate::server::Limits::resolve(&settings.server, nofile);
+        info!(
+            descriptors = nofile,
+            max_connections = limits.max_connections,
+            "connection limits"
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("config key listen: cannot listen on {}", settings.listen))?;
@@ -227,6 +352,10 @@ impl Application {
             listener,
             port,
             router,
+            limits,
+            api,
+            binding,
+            health,
             approvals,
             outbox,
             state,
@@ -247,6 +376,19 @@ impl Application {
         self.approvals.resume();
         let background = TaskTracker::new();
         background.spawn(self.outbox.clone().run(shutdown.clone()));
+        if self.binding.team_id().is_none() {
+            background.spawn(learn_workspace(
+                self.api.clone(),
+                self.binding.clone(),
+                self.health.clone(),
+                shutdown.clone(),
+            ));
+        }
+        background.spawn(forget_old_requests(
+            self.store.clone(),
+            self.approvals.clock.clone(),
+            shutdown.clone(),
+        ));
         let approvals = self.approvals.clone();
         let stop = shutdown.clone();
         background.spawn(async move {
@@ -259,9 +401,7 @@ impl Application {
                 }
             }
         });
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        crate::server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
         info!("stopped taking requests");
         self.runs_shutdown.cancel();
         self.state.tasks.close();

@@ -72,6 +72,7 @@ impl BotProcess {
         let deadline = Instant::now() + WAIT;
         loop {
             if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+                wait_ready(self.port).await;
                 return;
             }
             assert!(Instant::now() < deadline, "the bot did not start: {}", self.log_text());

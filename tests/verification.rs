@@ -12,11 +12,14 @@ use common::*;
 async fn nothing_happened(bot: &TestBot) {
     // Give any wrongly started background work a moment to show itself.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        bot.slack.calls().is_empty(),
-        "Slack was called: {:?}",
-        bot.slack.calls()
-    );
+    // auth.test, made at start-up to learn the workspace, is the only call allowed.
+    let calls: Vec<_> = bot
+        .slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.method != "auth.test")
+        .collect();
+    assert!(calls.is_empty(), "Slack was called: {calls:?}");
     assert!(
         bot.sim.admin().calls().is_empty(),
         "AWS was called: {:?}",
@@ -96,7 +99,7 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
     let later = jiff::Timestamp::now();
     assert!(
         bot.store
-            .first_sighting(&forged_signature, later, later - jiff::SignedDuration::from_mins(10))
+            .first_sighting(&forged_signature, later)
             .unwrap(),
         "a refused request's signature was recorded"
     );

@@ -177,6 +177,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             lag_limit: Duration::from_secs(60),
             promote_timeout: Duration::from_secs(1),
             dns_timeout: Duration::from_secs(1),
+            late_dns_window: Duration::from_secs(1),
         },
         shutdown: CancellationToken::new(),
     });

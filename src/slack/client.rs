@@ -57,6 +57,53 @@ const TEMPORARY_CODES: &[&str] = &[
     "request_timeout",
 ];
 
+/// What to tell an operator about an error code that is a configuration problem: what is wrong and
+/// what to change. `body` is Slack's answer (for `missing_scope`, it names the scope needed).
+fn config_problem(code: &str, body: Option<&str>) -> String {
+    match code {
+        "missing_scope" => {
+            let needed = body
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                .and_then(|v| v.get("needed").and_then(|n| n.as_str()).map(str::to_owned));
+            match needed {
+                Some(scope) => format!(
+                    "missing_scope: the bot token lacks the `{scope}` scope. Add it under OAuth & Permissions \
+                     (manifest.yml lists every scope the bot needs) and reinstall the app"
+                ),
+                None => "missing_scope: the bot token lacks a scope the bot needs. Compare OAuth & Permissions with \
+                         manifest.yml and reinstall the app"
+                    .to_owned(),
+            }
+        }
+        "invalid_auth" | "not_authed" => {
+            format!("{code}: Slack does not accept the bot token. Check slack.bot_token (or its secret): it must be the app's Bot User OAuth Token")
+        }
+        "token_revoked" | "token_expired" | "account_inactive" => format!(
+            "{code}: the bot token no longer works (the app was uninstalled, or the token revoked or rotated). Reinstall \
+             the app and give the bot its new token"
+        ),
+        "not_allowed_token_type" => {
+            format!("{code}: this is not a bot token. Give the Bot User OAuth Token (xoxb-)")
+        }
+        other => format!("{other}: Slack refuses the bot's token"),
+    }
+}
+
+/// What to tell people about a refusal that is about one message, not the token.
+fn refusal(code: &str) -> String {
+    match code {
+        "not_in_channel" => "not_in_channel: the bot is not a member of the channel. Invite it there with \
+                             /invite @aurora-failover-bot"
+            .to_owned(),
+        "channel_not_found" => "channel_not_found: the channel does not exist or the bot cannot see it (for a \
+                                private channel, invite the bot). Check slack.incident_channel"
+            .to_owned(),
+        "is_archived" => "is_archived: the channel is archived. Unarchive it or set another slack.incident_channel"
+            .to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 fn classify(e: SlackClientError) -> SendError {
     match e {
         SlackClientError::RateLimitError(r) => SendError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1))),
@@ -68,10 +115,19 @@ fn classify(e: SlackClientError) -> SendError {
         }
         SlackClientError::HttpError(h) => SendError::Permanent(format!("HTTP {}", h.status_code)),
         SlackClientError::ApiError(a) if TEMPORARY_CODES.contains(&a.code.as_str()) => SendError::Temporary(a.code),
-        SlackClientError::ApiError(a) if AUTH_CODES.contains(&a.code.as_str()) => SendError::Auth(a.code),
-        SlackClientError::ApiError(a) => SendError::Permanent(a.code),
-        SlackClientError::HttpProtocolError(p) => SendError::Temporary(format!("connection problem: {p}")),
+        SlackClientError::ApiError(a) if AUTH_CODES.contains(&a.code.as_str()) => {
+            SendError::Auth(config_problem(&a.code, a.http_response_body.as_deref()))
+        }
+        SlackClientError::ApiError(a) => SendError::Permanent(refusal(&a.code)),
         SlackClientError::ProtocolError(p) => SendError::Unreadable(p.json_error.to_string()),
+        // A request that cannot even be built (a token with a character that cannot go in a header):
+        // no retry can fix that.
+        other if other.to_string().contains("header value") => SendError::Auth(
+            "the bot token cannot be sent in an HTTP header (it holds a space, a line break or another invalid character); \
+             check slack.bot_token"
+                .to_owned(),
+        ),
+        SlackClientError::HttpProtocolError(p) => SendError::Temporary(format!("connection problem: {p}")),
         other => SendError::Temporary(other.to_string()),
     }
 }
@@ -170,6 +226,13 @@ impl SlackApi {
         let req = SlackApiChatUpdateRequest::new(channel.as_str().into(), body.content()?, ts.into());
         let session = self.client.open_session(&self.token);
         bounded(session.chat_update(&req)).await.map(|_| ())
+    }
+
+    /// auth.test: the workspace (`team_id`) the bot token belongs to.
+    pub async fn auth_test(&self) -> Result<String, SendError> {
+        let session = self.client.open_session(&self.token);
+        let resp = bounded(session.auth_test()).await?;
+        Ok(resp.team_id.to_string())
     }
 
     /// usergroups.users.list.

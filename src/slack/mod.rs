@@ -9,3 +9,4 @@ pub mod outbox;
 pub mod render;
 pub mod routes;
 pub mod verify;
+pub mod workspace;

@@ -3,6 +3,11 @@
 //! refusal is recorded and logged (never silently dropped). An update superseded by a newer update of
 //! the same message is skipped. The worker runs until shutdown and picks up where it left off after a
 //! restart, because everything it needs is in the store.
+//!
+//! A refusal no retry can fix (the token is invalid or revoked, a scope is missing, the token cannot
+//! even be sent) is a configuration problem, not a network one: the queue is kept, delivery stops, the
+//! problem is logged once and reported on `/readyz` with what to fix, and one message is tried now and
+//! then (5 s, then doubling up to a minute) until Slack accepts it; then the whole queue is delivered.
 
 use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIND_UPDATE};
 use super::client::{MessageBody, SendError, SlackApi};
@@ -13,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use crate::health::Health;
+use tracing::{debug, error, info, warn};
 
 /// Backoff after the n-th temporary failure: 0.5 s, 1 s, 2 s, ... up to 30 s.
 pub fn backoff(attempts: i64) -> Duration {
@@ -29,10 +35,24 @@ pub struct Outbox {
     /// Messages delivered whose delivery the store could not record yet (id → ts): recorded at the
     /// next try instead of being sent again.
     pub unrecorded: std::sync::Mutex<std::collections::HashMap<i64, Option<String>>>,
+    /// Where a configuration problem is reported (and cleared once Slack accepts a message again).
+    pub health: Arc<Health>,
+    /// While Slack refuses the bot's configuration: when the next probe may be sent, and the pause
+    /// after it. A std mutex: never held across an await.
+    pub blocked: std::sync::Mutex<Option<Blocked>>,
 }
 
-/// How long to wait before trying again when Slack refuses the token.
-const AUTH_RETRY: Duration = Duration::from_secs(60);
+/// Delivery is stopped by a configuration problem: only one message is tried, at `probe_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Blocked {
+    probe_at: tokio::time::Instant,
+    pause: Duration,
+}
+
+/// The first pause after Slack refuses the configuration, and the longest.
+const PROBE_FIRST: Duration = Duration::from_secs(5);
+const PROBE_MAX: Duration = Duration::from_secs(60);
+
 /// How many unreadable answers a message gets before it is given up on.
 const UNREADABLE_ATTEMPTS: i64 = 3;
 
@@ -69,7 +89,16 @@ impl Outbox {
                 }
             };
             let now = self.clock.now();
-            let (due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|i| i.next_attempt_at <= now);
+            let (mut due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|i| i.next_attempt_at <= now);
+            // Slack refuses the configuration: nothing but one probe, and only when it is due.
+            let blocked = *self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = blocked {
+                let wait = b.probe_at.saturating_duration_since(tokio::time::Instant::now());
+                if !wait.is_zero() {
+                    return Some(wait);
+                }
+                due.truncate(1);
+            }
             if due.is_empty() {
                 return later
                     .iter()
@@ -98,6 +127,11 @@ impl Outbox {
             Some(ts) => Ok(Outcome::Delivered(ts)),
             None => self.try_deliver(item).await,
         };
+        if let Err(SendError::Auth(problem)) = &result {
+            self.block(problem);
+        } else if matches!(result, Ok(Outcome::Delivered(_))) {
+            self.unblock();
+        }
         let recorded = match &result {
             Ok(Outcome::Delivered(ts)) => {
                 debug!(id = item.id, kind = %item.kind, "delivered");
@@ -123,12 +157,11 @@ impl Outbox {
             Err(e) => {
                 let wait = match e {
                     SendError::RateLimited(d) => *d,
-                    SendError::Auth(_) => AUTH_RETRY,
+                    // The whole queue waits for the probe; this item has no turn of its own.
+                    SendError::Auth(_) => Duration::ZERO,
                     _ => backoff(item.attempts),
                 };
-                if matches!(e, SendError::Auth(_)) {
-                    error!(error = %e, "Slack refuses the bot's token: messages are kept and retried; fix the token or its scopes");
-                } else {
+                if !matches!(e, SendError::Auth(_)) {
                     warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
                 }
                 let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
@@ -141,6 +174,30 @@ impl Outbox {
                 warn!(error = %e, "cannot record an outbox delivery");
                 false
             }
+        }
+    }
+
+    /// Stops delivery for a configuration problem (or, when already stopped, schedules the next probe
+    /// later); logs and reports the problem once.
+    fn block(&self, problem: &str) {
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let pause = blocked.map_or(PROBE_FIRST, |b| (b.pause * 2).min(PROBE_MAX));
+        *blocked = Some(Blocked {
+            probe_at: tokio::time::Instant::now() + pause,
+            pause,
+        });
+        if self.health.report(crate::health::SLACK_DELIVERY, problem) {
+            error!(
+                problem,
+                "Slack refuses the bot's configuration: messages are kept and not sent; one is tried again now and then until this is fixed"
+            );
+        }
+    }
+
+    fn unblock(&self) {
+        let was = self.blocked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if self.health.clear(crate::health::SLACK_DELIVERY) || was.is_some() {
+            info!("Slack accepts the bot's messages again; delivering the queue");
         }
     }
 

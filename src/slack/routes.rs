@@ -9,6 +9,7 @@ use super::chat::SlackChat;
 use super::command::{self, Command, USAGE};
 use super::render;
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
+use super::workspace::{Binding, Claimed, Foreign};
 use crate::approval::{Approvals, Origin, RequestReply};
 use crate::ports::{Aurora, Clock, Dns};
 use crate::settings::Settings;
@@ -38,6 +39,10 @@ const HISTORY_LENGTH: usize = 15;
 /// What the Slack routes need.
 pub struct SlackState {
     pub verifier: Verifier,
+    /// The workspace and app whose requests are honoured.
+    pub binding: Arc<Binding>,
+    /// What keeps the bot from doing its job, for `/readyz`.
+    pub health: Arc<crate::health::Health>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub approvals: Approvals,
@@ -54,23 +59,27 @@ pub fn router(state: Arc<SlackState>) -> Router {
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// 200 `ready` when nothing keeps the bot from doing its job; otherwise 503 with one line per problem
+/// (what is wrong and what to change).
+async fn readyz(State(state): State<Arc<SlackState>>) -> Response {
+    let problems = state.health.problems();
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", problems.join("\n"))).into_response()
+    }
 }
 
 fn ephemeral(text: impl Into<String>) -> Response {
     axum::Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
 }
 
-/// Reads the body (refusing one over the limit before reading it) and verifies its signature.
-/// Reads the body (refusing one over the limit before reading it), verifies its signature, and turns
-/// away a replay of a request already handled (same signature) with `replayed`'s answer, so that the
-/// same command or click delivered twice has the effect of one.
-async fn read_verified(
-    state: &SlackState,
-    headers: &HeaderMap,
-    body: Body,
-    replayed: fn() -> Response,
-) -> Result<bytes::Bytes, Response> {
+/// Reads the body, refusing one over the limit before reading it and one that trickles in.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Response> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -79,47 +88,96 @@ async fn read_verified(
         warn!(declared, "refused an oversized request");
         return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
     }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
-        Ok(Ok(b)) => b,
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => {
             warn!("refused an oversized request");
-            return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+            Err(StatusCode::PAYLOAD_TOO_LARGE.into_response())
         }
         Err(_) => {
             warn!("refused a request whose body did not arrive in time");
-            return Err(StatusCode::REQUEST_TIMEOUT.into_response());
+            Err(StatusCode::REQUEST_TIMEOUT.into_response())
         }
-    };
+    }
+}
+
+/// Whether a body is exactly Slack's certificate check of a slash command URL (`ssl_check=1` and its
+/// `token`, nothing else). Slack sends it unsigned and wants a 200 with an empty body.
+fn is_ssl_check(body: &[u8]) -> bool {
+    let mut ssl_check = false;
+    for (k, v) in form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "ssl_check" if v == "1" && !ssl_check => ssl_check = true,
+            "token" => {}
+            _ => return false,
+        }
+    }
+    ssl_check
+}
+
+/// Verifies a body's signature, then that it comes from the bot's own workspace and app (`claims`
+/// reads what it says about that), and turns away a replay of a request already handled (same
+/// signature) with `replayed`'s answer, so that the same command or click delivered twice has the
+/// effect of one. `Some` is the whole answer to give instead of acting on the request.
+fn verify(
+    state: &SlackState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    claims: fn(&[u8]) -> Claimed,
+    foreign: fn(&Foreign) -> Response,
+    replayed: fn() -> Response,
+) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    state
-        .verifier
-        .verify(
-            header(TIMESTAMP_HEADER),
-            header(SIGNATURE_HEADER),
-            &bytes,
-            state.clock.now().as_second(),
-        )
-        .map_err(|e| {
-            warn!(reason = %e, "refused an unverified request");
-            (StatusCode::UNAUTHORIZED, "request verification failed").into_response()
-        })?;
+    if let Err(e) = state.verifier.verify(
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        bytes,
+        state.clock.now().as_second(),
+    ) {
+        warn!(reason = %e, "refused an unverified request");
+        return Some((StatusCode::UNAUTHORIZED, "request verification failed").into_response());
+    }
+    let claimed = claims(bytes);
+    if let Err(why) = state.binding.check(&claimed) {
+        warn!(reason = %why, team = ?claimed.team_id, app = ?claimed.app_id, enterprise = ?claimed.enterprise_id,
+              "refused a signed request from outside the bot's workspace or app; nothing was done");
+        return Some(foreign(&why));
+    }
     let now = state.clock.now();
-    let forget_before = now - jiff::SignedDuration::from_secs(2 * super::verify::WINDOW_SECS);
     // The same MAC written in another case is the same request.
     let signature = header(SIGNATURE_HEADER).unwrap_or_default().to_ascii_lowercase();
-    match state.approvals.store.first_sighting(&signature, now, forget_before) {
-        Ok(true) => Ok(bytes),
+    match state.approvals.store.first_sighting(&signature, now) {
+        Ok(true) => None,
         Ok(false) => {
             info!("a replayed request was received; it was handled the first time");
-            Err(replayed())
+            Some(replayed())
         }
         Err(e) => {
             // Better to risk a duplicate (every state change is a compare-and-set) than to drop a
             // command during an incident.
             warn!(error = %e, "cannot record a request signature");
-            Ok(bytes)
+            None
         }
     }
+}
+
+fn foreign_command(why: &Foreign) -> Response {
+    match why {
+        Foreign::WorkspaceUnknown => ephemeral(
+            "The bot is starting and cannot yet tell which Slack workspace it serves; nothing was done. Try again in a minute.",
+        ),
+        _ => ephemeral("This bot does not serve this workspace or app; nothing was done."),
+    }
+}
+
+fn foreign_click(_: &Foreign) -> Response {
+    StatusCode::OK.into_response()
+}
+
+fn interaction_claims(bytes: &[u8]) -> Claimed {
+    serde_urlencoded::from_bytes::<InteractionForm>(bytes)
+        .map(|f| super::workspace::payload_claims(&f.payload))
+        .unwrap_or_default()
 }
 
 fn replayed_command() -> Response {
@@ -131,10 +189,23 @@ fn replayed_click() -> Response {
 }
 
 async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match read_verified(&state, &headers, body, replayed_command).await {
+    let bytes = match read_body(&headers, body).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if is_ssl_check(&bytes) {
+        return StatusCode::OK.into_response();
+    }
+    if let Some(resp) = verify(
+        &state,
+        &headers,
+        &bytes,
+        super::workspace::command_claims,
+        foreign_command,
+        replayed_command,
+    ) {
+        return resp;
+    }
     let event: SlackCommandEvent = match serde_urlencoded::from_bytes(&bytes) {
         Ok(e) => e,
         Err(e) => {
@@ -279,10 +350,20 @@ struct InteractionForm {
 }
 
 async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match read_verified(&state, &headers, body, replayed_click).await {
+    let bytes = match read_body(&headers, body).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if let Some(resp) = verify(
+        &state,
+        &headers,
+        &bytes,
+        interaction_claims,
+        foreign_click,
+        replayed_click,
+    ) {
+        return resp;
+    }
     let event: SlackInteractionEvent = match serde_urlencoded::from_bytes::<InteractionForm>(&bytes)
         .map_err(|e| e.to_string())
         .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))

@@ -767,21 +767,26 @@ impl Store {
         )?)
     }
 
-    /// Records the signature of a Slack request; `false` if it was already seen (a replay). Forgets
-    /// signatures older than `forget_before`, which the timestamp window already refuses.
-    pub fn first_sighting(
-        &self,
-        signature: &str,
-        now: jiff::Timestamp,
-        forget_before: jiff::Timestamp,
-    ) -> Result<bool> {
-        let conn = self.conn();
-        conn.execute("DELETE FROM seen_requests WHERE at < ?1", params![ts(forget_before)])?;
-        let n = conn.execute(
+    /// Records the signature of a Slack request; `false` if it was already seen (a replay). One
+    /// indexed insert: old signatures are pruned by `forget_requests_before`, off the request path.
+    pub fn first_sighting(&self, signature: &str, now: jiff::Timestamp) -> Result<bool> {
+        let n = self.conn().execute(
             "INSERT INTO seen_requests (signature, at) VALUES (?1, ?2) ON CONFLICT (signature) DO NOTHING",
             params![signature, ts(now)],
         )?;
         Ok(n == 1)
+    }
+
+    /// Forgets at most `batch` signatures recorded before `before` (which the timestamp window already
+    /// refuses); returns how many it forgot. Bounded, so that the store's lock is held briefly: call it
+    /// again while it returns `batch`.
+    pub fn forget_requests_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize> {
+        let n = self.conn().execute(
+            "DELETE FROM seen_requests WHERE rowid IN
+               (SELECT rowid FROM seen_requests WHERE at < ?1 ORDER BY at LIMIT ?2)",
+            params![ts(before), i64::try_from(batch).unwrap_or(i64::MAX)],
+        )?;
+        Ok(n)
     }
 
     /// The first undelivered item of every ordering key, oldest key first.

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
         signature  TEXT PRIMARY KEY,
         at         INTEGER NOT NULL
     );",
+    // 3: the replay table is pruned by time, in batches: index it on time.
+    "CREATE INDEX seen_requests_by_time ON seen_requests (at);",
 ];
 
 /// The schema version this build writes.

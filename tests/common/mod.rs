@@ -168,6 +168,26 @@ pub async fn rds_client(sim_url: &str, region: &str) -> aws_sdk_rds::Client {
     )
 }
 
+/// Waits until the bot at `port` answers `/readyz` with 200 (it has learned its Slack workspace).
+pub async fn wait_ready(port: u16) {
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status() == 200 => return,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the bot did not become ready: {:?}",
+                match other {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                }
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     static N: AtomicI64 = AtomicI64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -214,6 +234,7 @@ impl TestBot {
         );
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        wait_ready(port).await;
         TestBot {
             sim,
             slack,

@@ -1,0 +1,166 @@
+//! The HTTP server: an accept loop over hyper-util's HTTP/1 connection builder, so that the bot sheds
+//! what it should not hold. A bot that runs a failover must keep the descriptors and the memory that
+//! the run's own calls to AWS, Slack and its database need, whatever arrives on its port.
+//!
+//! Limits kept here:
+//! - at most `max_connections` connections are served at once: the accept loop takes a permit before
+//!   it accepts, so past the cap new connections wait in the kernel's backlog and cost the bot no
+//!   descriptor;
+//! - a connection must send a request's whole header within `header_read_timeout`, counted from its
+//!   accept or from the previous answer (hyper starts that timer whenever a connection waits for a
+//!   request): this closes idle, kept-alive and slowloris connections alike;
+//! - a request must be answered within `request_timeout` (408 otherwise);
+//! - the soft limit on open descriptors is raised to the hard limit at start-up, and the default cap
+//!   leaves a reserve under it for the bot's own connections.
+//!
+//! (`axum::serve` gives hyper no timer, so none of the timeouts would apply with it.)
+
+use crate::settings::ServerSettings;
+use axum::Router;
+use axum::http::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How long shutdown waits for open connections to finish their request.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The least number of descriptors kept out of the connection cap for the bot's own use (its database
+/// and log files, and its connections to AWS and Slack).
+const MIN_RESERVE: u64 = 128;
+
+/// The limits the server applies, resolved from the settings and the descriptor limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits for `settings`, with the connection cap derived from `nofile` (the soft limit on open
+    /// descriptors) when the settings do not give one.
+    pub fn resolve(settings: &ServerSettings, nofile: Option<u64>) -> Limits {
+        Limits {
+            max_connections: settings
+                .max_connections
+                .unwrap_or_else(|| default_max_connections(nofile)),
+            header_read_timeout: settings.header_read_timeout,
+            request_timeout: settings.request_timeout,
+        }
+    }
+}
+
+/// The default connection cap: what the descriptor limit leaves after a reserve of a quarter of it
+/// (at least `MIN_RESERVE`) for the bot's own descriptors; at least 8, at most 10,000. Without a known
+/// limit, 1,024.
+pub fn default_max_connections(nofile: Option<u64>) -> usize {
+    let Some(limit) = nofile else { return 1_024 };
+    let reserve = (limit / 4).max(MIN_RESERVE);
+    usize::try_from(limit.saturating_sub(reserve).clamp(8, 10_000)).unwrap_or(10_000)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the soft limit now in force
+/// (`None` where the platform has no such limit or it cannot be read).
+pub fn raise_descriptor_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(error = %e, "cannot raise the limit on open descriptors");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).ok().map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` is cancelled; then stops accepting and
+/// gives open connections `CLOSE_GRACE` to finish.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: CancellationToken) {
+    let router = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    // One permit per open connection: taken before accepting, released when the connection closes.
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let mut at_cap_since: Option<tokio::time::Instant> = None;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => {
+                at_cap_since = None;
+                p
+            }
+            Err(_) => {
+                if at_cap_since.is_none() {
+                    warn!(
+                        max_connections = limits.max_connections,
+                        "connection cap reached: new connections wait until open ones close"
+                    );
+                    at_cap_since = Some(tokio::time::Instant::now());
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    p = permits.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or a connection reset before it was accepted:
+                // pause instead of spinning, and let open connections time out.
+                warn!(error = %e, "cannot accept a connection; pausing");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(%peer, error = %e, "connection closed");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    info!(open = graceful.count(), "stopped accepting connections");
+    if tokio::time::timeout(CLOSE_GRACE, graceful.shutdown()).await.is_err() {
+        warn!("open connections did not close within {CLOSE_GRACE:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_keeps_a_reserve_of_descriptors() {
+        assert_eq!(default_max_connections(Some(512)), 384);
+        assert_eq!(default_max_connections(Some(1_024)), 768);
+        assert_eq!(default_max_connections(Some(65_536)), 10_000);
+        assert_eq!(default_max_connections(Some(100)), 8);
+        assert_eq!(default_max_connections(None), 1_024);
+    }
+}
