@@ -18,6 +18,7 @@
 //! | GET | `/_awsim/calls` | `?action=X` (optional) | the call log |
 //! | DELETE | `/_awsim/calls` | | clears the call log |
 //! | GET | `/_awsim/events` | | every RDS event with its RDS-EVENT id |
+//! | PUT | `/_awsim/zones/{zone}/records` | record set JSON | inserts or replaces a record set, unchecked |
 
 use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
 use crate::model::route53::{HostedZone, RecordSet};
@@ -44,6 +45,8 @@ pub enum AdminError {
     Invalid(String),
     #[error("no cluster {id} in {region}")]
     NoSuchCluster { region: String, id: String },
+    #[error("no hosted zone {0}")]
+    NoSuchZone(String),
 }
 
 /// Partial timings: only the fields given change.
@@ -213,7 +216,25 @@ impl Admin {
         self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))
     }
 
-    /// A record set of a zone, by name and type.
+    /// Inserts or replaces (same name, type and set identifier) a record set of a zone, of any type,
+    /// alias or with a routing policy, without the checks a change batch gets (only that the name is in
+    /// the zone): for a test that needs a "hand-made" record mid-test.
+    pub fn put_record(&self, zone: &str, record: RecordSet) -> Result<(), AdminError> {
+        self.with_world(|w| {
+            if !w.dns.zones.contains_key(zone) {
+                return Err(AdminError::NoSuchZone(zone.to_owned()));
+            }
+            w.dns.put(zone, record).map_err(AdminError::Invalid)
+        })
+    }
+
+    /// Every record set of a zone, in list order (empty for an unknown zone).
+    pub fn records(&self, zone: &str) -> Vec<RecordSet> {
+        self.with_world(|w| w.dns.zones.get(zone).map(|z| z.records.clone()).unwrap_or_default())
+    }
+
+    /// A record set of a zone, by name and type: the first in list order when routing-policy records
+    /// share them (see [`Admin::records`] for all of them).
     pub fn record(&self, zone: &str, name: &str, record_type: &str) -> Option<RecordSet> {
         let name = crate::model::route53::normalize_name(name);
         self.with_world(|w| {
@@ -277,7 +298,7 @@ fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
 fn done(result: Result<(), AdminError>) -> HttpResponse {
     match result {
         Ok(()) => json(200, &serde_json::json!({ "ok": true })),
-        Err(e @ AdminError::NoSuchCluster { .. }) => error(404, e),
+        Err(e @ (AdminError::NoSuchCluster { .. } | AdminError::NoSuchZone(_))) => error(404, e),
         Err(e) => error(400, e),
     }
 }
@@ -369,6 +390,7 @@ pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) ->
             done(Ok(()))
         }
         ("GET", ["events"]) => json(200, &admin.events()),
+        ("PUT", ["zones", zone, "records"]) => done(admin.put_record(zone, body!(RecordSet))),
         _ => error(404, format!("no admin route {method} {path}")),
     }
 }

@@ -23,6 +23,7 @@ mod server;
 
 pub use admin::{Admin, AdminError, Snapshot, TimingsPatch};
 pub use model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
+pub use model::route53::{AliasTarget, Failover, RecordSet};
 pub use model::timings::Timings;
 pub use model::{ApiError, CallRecord, FaultCode, FaultSpec, OutageMode};
 pub use scenario::{Scenario, ScenarioError};
