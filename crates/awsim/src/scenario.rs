@@ -1,8 +1,9 @@
 //! What the emulated world starts with: global clusters and their members, standalone clusters, hosted
-//! zones and their records, and the transition timings. Loaded from a TOML or JSON file, from the admin
-//! API (JSON), or built in code. A scenario is validated as a whole before it replaces the world, so a bad
-//! one changes nothing.
+//! zones and their records, the STS caller and IAM's roles, users and simulator rules, and the transition
+//! timings. Loaded from a TOML or JSON file, from the admin API (JSON), or built in code. A scenario is
+//! validated as a whole before it replaces the world, so a bad one changes nothing.
 
+use crate::model::iam::{IamPrincipal, IamRule, SimulatorMode};
 use crate::model::route53::{AliasTarget, Failover};
 use crate::model::timings::Timings;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub struct Scenario {
     pub db_clusters: Vec<DbClusterSpec>,
     #[serde(default)]
     pub hosted_zones: Vec<HostedZoneSpec>,
+    /// The caller STS names, the IAM roles and users, and what the policy simulator answers.
+    #[serde(default)]
+    pub iam: IamSpec,
 }
 
 impl Default for Scenario {
@@ -35,8 +39,48 @@ impl Default for Scenario {
             global_clusters: Vec::new(),
             db_clusters: Vec::new(),
             hosted_zones: Vec::new(),
+            iam: IamSpec::default(),
         }
     }
+}
+
+/// The `[iam]` section: who calls, which roles and users exist, and the simulator's rules. Everything
+/// is allowed unless a rule says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamSpec {
+    /// What GetCallerIdentity answers; by default
+    /// `arn:aws:sts::{account_id}:assumed-role/aurora-failover-bot/awsim-session`.
+    #[serde(default)]
+    pub caller_arn: Option<String>,
+    /// By default the role `aurora-failover-bot` at path `/`.
+    #[serde(default = "default_roles")]
+    pub roles: Vec<IamPrincipal>,
+    #[serde(default)]
+    pub users: Vec<IamPrincipal>,
+    #[serde(default)]
+    pub rules: Vec<IamRule>,
+    #[serde(default)]
+    pub simulator: SimulatorMode,
+}
+
+impl Default for IamSpec {
+    fn default() -> Self {
+        IamSpec {
+            caller_arn: None,
+            roles: default_roles(),
+            users: Vec::new(),
+            rules: Vec::new(),
+            simulator: SimulatorMode::Available,
+        }
+    }
+}
+
+fn default_roles() -> Vec<IamPrincipal> {
+    vec![IamPrincipal {
+        name: crate::model::iam::DEFAULT_ROLE.to_owned(),
+        path: crate::model::iam::root_path(),
+    }]
 }
 
 fn default_account() -> String {
@@ -418,8 +462,48 @@ impl Scenario {
                 }
             }
         }
+        self.iam.validate()?;
         Ok(())
     }
+}
+
+impl IamSpec {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if let Some(arn) = &self.caller_arn {
+            crate::model::iam::check_caller(arn).map_err(|reason| invalid("iam.caller_arn", reason))?;
+        }
+        for (kind, principals) in [("roles", &self.roles), ("users", &self.users)] {
+            let mut names = BTreeSet::new();
+            for (i, p) in principals.iter().enumerate() {
+                let at = format!("iam.{kind}[{i}]");
+                check_principal(&at, &p.name, &p.path)?;
+                if !names.insert(p.name.as_str()) {
+                    return Err(invalid(format!("{at}.name"), format!("{} appears twice", p.name)));
+                }
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            r.check().map_err(|reason| invalid(format!("iam.rules[{i}]"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// An IAM role or user name and path.
+pub(crate) fn check_principal(at: &str, name: &str, path: &str) -> Result<(), ScenarioError> {
+    if !crate::model::iam::is_iam_name(name) {
+        return Err(invalid(
+            format!("{at}.name"),
+            format!("{name:?} is not an IAM name (1 to 64 letters, digits or +=,.@_-)"),
+        ));
+    }
+    if !crate::model::iam::is_iam_path(path) {
+        return Err(invalid(
+            format!("{at}.path"),
+            format!("{path:?} is not an IAM path (/ or /a/b/)"),
+        ));
+    }
+    Ok(())
 }
 
 /// One record of a zone on its own: its type, its data (values, a cluster endpoint, or an alias target)
