@@ -18,7 +18,15 @@
 //! | GET | `/_awsim/calls` | `?action=X` (optional) | the call log |
 //! | DELETE | `/_awsim/calls` | | clears the call log |
 //! | GET | `/_awsim/events` | | every RDS event with its RDS-EVENT id |
+//! | PUT | `/_awsim/zones/{zone}/records` | record set JSON | inserts or replaces a record set, unchecked |
+//! | GET | `/_awsim/iam` | | caller, roles, users, rules, simulator mode |
+//! | PUT | `/_awsim/iam/caller` | `{"arn": "..."}` | the caller GetCallerIdentity names |
+//! | POST | `/_awsim/iam/roles`, `/_awsim/iam/users` | `{"name": "...", "path": "/"}` | adds (or moves) a role or user |
+//! | POST | `/_awsim/iam/rules` | rule JSON | adds a policy-simulator rule |
+//! | DELETE | `/_awsim/iam/rules` | | clears the rules (everything allowed) |
+//! | PUT | `/_awsim/iam/simulator` | `{"mode": "available" \| "access_denied"}` | whether the simulator answers |
 
+use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
 use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
 use crate::model::route53::{HostedZone, RecordSet};
 use crate::model::timings::Timings;
@@ -44,6 +52,8 @@ pub enum AdminError {
     Invalid(String),
     #[error("no cluster {id} in {region}")]
     NoSuchCluster { region: String, id: String },
+    #[error("no hosted zone {0}")]
+    NoSuchZone(String),
 }
 
 /// Partial timings: only the fields given change.
@@ -67,6 +77,7 @@ pub struct Snapshot {
     pub regions_down: BTreeMap<String, OutageMode>,
     pub faults: Vec<FaultSpec>,
     pub timings: Timings,
+    pub iam: IamView,
 }
 
 /// In-process control of a running emulator. Cheap to clone.
@@ -213,7 +224,70 @@ impl Admin {
         self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))
     }
 
-    /// A record set of a zone, by name and type.
+    /// Inserts or replaces (same name, type and set identifier) a record set of a zone, of any type,
+    /// alias or with a routing policy, without the checks a change batch gets (only that the name is in
+    /// the zone): for a test that needs a "hand-made" record mid-test.
+    pub fn put_record(&self, zone: &str, record: RecordSet) -> Result<(), AdminError> {
+        self.with_world(|w| {
+            if !w.dns.zones.contains_key(zone) {
+                return Err(AdminError::NoSuchZone(zone.to_owned()));
+            }
+            w.dns.put(zone, record).map_err(AdminError::Invalid)
+        })
+    }
+
+    /// Sets the caller STS `GetCallerIdentity` names (and the `User:` of IAM's `AccessDenied` messages):
+    /// an assumed role (`arn:aws:sts::{account}:assumed-role/{role}/{session}`), an IAM user or root.
+    pub fn set_caller(&self, arn: &str) -> Result<(), AdminError> {
+        crate::model::iam::check_caller(arn).map_err(AdminError::Invalid)?;
+        self.with_world(|w| w.iam.caller_arn = arn.to_owned());
+        Ok(())
+    }
+
+    /// Adds an IAM role (`GetRole`, a `PolicySourceArn`), or moves the role of that name to `path`.
+    pub fn add_role(&self, name: &str, path: &str) -> Result<(), AdminError> {
+        crate::scenario::check_principal("role", name, path)?;
+        self.with_world(|w| w.iam.put_role(name, path));
+        Ok(())
+    }
+
+    /// Adds an IAM user (a `PolicySourceArn`), or moves the user of that name to `path`.
+    pub fn add_user(&self, name: &str, path: &str) -> Result<(), AdminError> {
+        crate::scenario::check_principal("user", name, path)?;
+        self.with_world(|w| w.iam.put_user(name, path));
+        Ok(())
+    }
+
+    /// Adds a policy-simulator rule: how `SimulatePrincipalPolicy` answers for the actions and
+    /// resources it matches. The first matching rule decides, except that an explicit deny always wins.
+    pub fn add_iam_rule(&self, rule: IamRule) -> Result<(), AdminError> {
+        rule.check().map_err(AdminError::Invalid)?;
+        self.with_world(|w| w.iam.rules.push(rule));
+        Ok(())
+    }
+
+    /// Removes every simulator rule: everything is allowed again.
+    pub fn clear_iam_rules(&self) {
+        self.with_world(|w| w.iam.rules.clear());
+    }
+
+    /// Whether `SimulatePrincipalPolicy` answers, or refuses the caller with `AccessDenied`.
+    pub fn set_simulator(&self, mode: SimulatorMode) {
+        self.with_world(|w| w.iam.simulator = mode);
+    }
+
+    /// The caller, roles, users, rules and simulator mode.
+    pub fn iam(&self) -> IamView {
+        self.with_world(|w| w.iam.view())
+    }
+
+    /// Every record set of a zone, in list order (empty for an unknown zone).
+    pub fn records(&self, zone: &str) -> Vec<RecordSet> {
+        self.with_world(|w| w.dns.zones.get(zone).map(|z| z.records.clone()).unwrap_or_default())
+    }
+
+    /// A record set of a zone, by name and type: the first in list order when routing-policy records
+    /// share them (see [`Admin::records`] for all of them).
     pub fn record(&self, zone: &str, name: &str, record_type: &str) -> Option<RecordSet> {
         let name = crate::model::route53::normalize_name(name);
         self.with_world(|w| {
@@ -235,6 +309,7 @@ impl Admin {
             regions_down: w.regions_down().clone(),
             faults: w.faults().to_vec(),
             timings: w.timings,
+            iam: w.iam.view(),
         })
     }
 }
@@ -277,7 +352,7 @@ fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
 fn done(result: Result<(), AdminError>) -> HttpResponse {
     match result {
         Ok(()) => json(200, &serde_json::json!({ "ok": true })),
-        Err(e @ AdminError::NoSuchCluster { .. }) => error(404, e),
+        Err(e @ (AdminError::NoSuchCluster { .. } | AdminError::NoSuchZone(_))) => error(404, e),
         Err(e) => error(400, e),
     }
 }
@@ -299,6 +374,18 @@ struct LagBody {
 #[serde(deny_unknown_fields)]
 struct StatusBody {
     status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallerBody {
+    arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatorBody {
+    mode: SimulatorMode,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
@@ -369,6 +456,26 @@ pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) ->
             done(Ok(()))
         }
         ("GET", ["events"]) => json(200, &admin.events()),
+        ("PUT", ["zones", zone, "records"]) => done(admin.put_record(zone, body!(RecordSet))),
+        ("GET", ["iam"]) => json(200, &admin.iam()),
+        ("PUT", ["iam", "caller"]) => done(admin.set_caller(&body!(CallerBody).arn)),
+        ("POST", ["iam", "roles"]) => {
+            let p = body!(IamPrincipal);
+            done(admin.add_role(&p.name, &p.path))
+        }
+        ("POST", ["iam", "users"]) => {
+            let p = body!(IamPrincipal);
+            done(admin.add_user(&p.name, &p.path))
+        }
+        ("POST", ["iam", "rules"]) => done(admin.add_iam_rule(body!(IamRule))),
+        ("DELETE", ["iam", "rules"]) => {
+            admin.clear_iam_rules();
+            done(Ok(()))
+        }
+        ("PUT", ["iam", "simulator"]) => {
+            admin.set_simulator(body!(SimulatorBody).mode);
+            done(Ok(()))
+        }
         _ => error(404, format!("no admin route {method} {path}")),
     }
 }

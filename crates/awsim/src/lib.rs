@@ -1,5 +1,5 @@
-//! awsim: an emulator of the Aurora Global Database and Route 53 control-plane calls that
-//! aurora-failover-bot makes, faithful enough to catch a wrong runbook and fast enough to run in every
+//! awsim: an emulator of the Aurora Global Database, Route 53, CloudWatch, STS and IAM control-plane calls
+//! that aurora-failover-bot makes, faithful enough to catch a wrong runbook and fast enough to run in every
 //! test. The real AWS SDK for Rust talks to it unchanged through `AWS_ENDPOINT_URL`.
 //!
 //! ```no_run
@@ -22,10 +22,12 @@ pub mod scenario;
 mod server;
 
 pub use admin::{Admin, AdminError, Snapshot, TimingsPatch};
+pub use model::iam::{IamPrincipal, IamRule, IamView, Principal, RuleEffect, SimulatorMode};
 pub use model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
+pub use model::route53::{AliasTarget, Failover, RecordSet};
 pub use model::timings::Timings;
 pub use model::{ApiError, CallRecord, FaultCode, FaultSpec, OutageMode};
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::{IamSpec, Scenario, ScenarioError};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

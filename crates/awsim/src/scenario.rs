@@ -1,8 +1,10 @@
 //! What the emulated world starts with: global clusters and their members, standalone clusters, hosted
-//! zones and their records, and the transition timings. Loaded from a TOML or JSON file, from the admin
-//! API (JSON), or built in code. A scenario is validated as a whole before it replaces the world, so a bad
-//! one changes nothing.
+//! zones and their records, the STS caller and IAM's roles, users and simulator rules, and the transition
+//! timings. Loaded from a TOML or JSON file, from the admin API (JSON), or built in code. A scenario is
+//! validated as a whole before it replaces the world, so a bad one changes nothing.
 
+use crate::model::iam::{IamPrincipal, IamRule, SimulatorMode};
+use crate::model::route53::{AliasTarget, Failover};
 use crate::model::timings::Timings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -24,6 +26,9 @@ pub struct Scenario {
     pub db_clusters: Vec<DbClusterSpec>,
     #[serde(default)]
     pub hosted_zones: Vec<HostedZoneSpec>,
+    /// The caller STS names, the IAM roles and users, and what the policy simulator answers.
+    #[serde(default)]
+    pub iam: IamSpec,
 }
 
 impl Default for Scenario {
@@ -34,8 +39,48 @@ impl Default for Scenario {
             global_clusters: Vec::new(),
             db_clusters: Vec::new(),
             hosted_zones: Vec::new(),
+            iam: IamSpec::default(),
         }
     }
+}
+
+/// The `[iam]` section: who calls, which roles and users exist, and the simulator's rules. Everything
+/// is allowed unless a rule says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamSpec {
+    /// What GetCallerIdentity answers; by default
+    /// `arn:aws:sts::{account_id}:assumed-role/aurora-failover-bot/awsim-session`.
+    #[serde(default)]
+    pub caller_arn: Option<String>,
+    /// By default the role `aurora-failover-bot` at path `/`.
+    #[serde(default = "default_roles")]
+    pub roles: Vec<IamPrincipal>,
+    #[serde(default)]
+    pub users: Vec<IamPrincipal>,
+    #[serde(default)]
+    pub rules: Vec<IamRule>,
+    #[serde(default)]
+    pub simulator: SimulatorMode,
+}
+
+impl Default for IamSpec {
+    fn default() -> Self {
+        IamSpec {
+            caller_arn: None,
+            roles: default_roles(),
+            users: Vec::new(),
+            rules: Vec::new(),
+            simulator: SimulatorMode::Available,
+        }
+    }
+}
+
+fn default_roles() -> Vec<IamPrincipal> {
+    vec![IamPrincipal {
+        name: crate::model::iam::DEFAULT_ROLE.to_owned(),
+        path: crate::model::iam::root_path(),
+    }]
 }
 
 fn default_account() -> String {
@@ -46,9 +91,6 @@ fn default_engine() -> String {
 }
 fn default_engine_version() -> String {
     "15.4".to_owned()
-}
-fn default_ttl() -> i64 {
-    300
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,19 +163,36 @@ pub struct VpcSpec {
     pub id: String,
 }
 
-/// A record set. Give either `values`, or `points_to` for a CNAME to a cluster endpoint of the scenario.
+/// A record set. Give either `values` (and optionally `ttl`, 300 by default), or `points_to` for a CNAME
+/// to a cluster endpoint of the scenario, or `alias_target` (and no `ttl`). A routing-policy record gives
+/// exactly one of `weight`, `region`, `failover`, `multi_value_answer`, and a `set_identifier`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSpec {
     pub name: String,
     #[serde(rename = "type")]
     pub record_type: String,
-    #[serde(default = "default_ttl")]
-    pub ttl: i64,
+    #[serde(default)]
+    pub ttl: Option<i64>,
     #[serde(default)]
     pub values: Vec<String>,
     #[serde(default)]
     pub points_to: Option<EndpointRef>,
+    #[serde(default)]
+    pub set_identifier: Option<String>,
+    /// Weighted routing: 0 to 255.
+    #[serde(default)]
+    pub weight: Option<i64>,
+    /// Latency routing: a Region name.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Failover routing: `PRIMARY` or `SECONDARY`.
+    #[serde(default)]
+    pub failover: Option<Failover>,
+    #[serde(default)]
+    pub multi_value_answer: Option<bool>,
+    #[serde(default)]
+    pub alias_target: Option<AliasTarget>,
 }
 
 /// The writer or reader endpoint of a cluster of the scenario, by cluster id.
@@ -262,12 +321,18 @@ impl Scenario {
                 s.hosted_zones[0].records.push(RecordSpec {
                     name: format!("{record}{i}.{zone}"),
                     record_type: "CNAME".into(),
-                    ttl: 1,
+                    ttl: Some(1),
                     values: vec![],
                     points_to: Some(EndpointRef {
                         cluster: format!("g{i}-east"),
                         endpoint,
                     }),
+                    set_identifier: None,
+                    weight: None,
+                    region: None,
+                    failover: None,
+                    multi_value_answer: None,
+                    alias_target: None,
                 });
             }
         }
@@ -378,6 +443,7 @@ impl Scenario {
             if z.private && z.vpcs.is_empty() {
                 // Allowed: the emulator does not need a VPC to answer, but AWS would; say nothing.
             }
+            let mut keys = BTreeSet::new();
             for (j, r) in z.records.iter().enumerate() {
                 let at = format!("{at}.records[{j}]");
                 let name = crate::model::route53::normalize_name(&r.name);
@@ -387,39 +453,145 @@ impl Scenario {
                         format!("{name} is not in zone {zone_name}"),
                     ));
                 }
-                match (&r.points_to, r.values.is_empty()) {
-                    (Some(_), false) => {
-                        return Err(invalid(&at, "give values or points_to, not both"));
-                    }
-                    (None, true) => {
-                        return Err(invalid(format!("{at}.values"), "a record needs at least one value"));
-                    }
-                    (Some(p), true) => {
-                        if r.record_type != "CNAME" {
-                            return Err(invalid(format!("{at}.points_to"), "points_to is for CNAME records"));
-                        }
-                        if !cluster_ids.contains(&p.cluster) {
-                            return Err(invalid(
-                                format!("{at}.points_to.cluster"),
-                                format!("no cluster {} in the scenario", p.cluster),
-                            ));
-                        }
-                    }
-                    (None, false) => {}
-                }
-                if !crate::model::route53::SUPPORTED_TYPES.contains(&r.record_type.as_str()) {
+                check_record(&at, r, &cluster_ids)?;
+                if !keys.insert((name.clone(), r.record_type.clone(), r.set_identifier.clone())) {
                     return Err(invalid(
-                        format!("{at}.type"),
-                        format!("unsupported record type {}", r.record_type),
+                        &at,
+                        format!("record set {name} {} appears twice", r.record_type),
                     ));
-                }
-                if r.ttl < 0 {
-                    return Err(invalid(format!("{at}.ttl"), "must not be negative"));
                 }
             }
         }
+        self.iam.validate()?;
         Ok(())
     }
+}
+
+impl IamSpec {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if let Some(arn) = &self.caller_arn {
+            crate::model::iam::check_caller(arn).map_err(|reason| invalid("iam.caller_arn", reason))?;
+        }
+        for (kind, principals) in [("roles", &self.roles), ("users", &self.users)] {
+            let mut names = BTreeSet::new();
+            for (i, p) in principals.iter().enumerate() {
+                let at = format!("iam.{kind}[{i}]");
+                check_principal(&at, &p.name, &p.path)?;
+                if !names.insert(p.name.as_str()) {
+                    return Err(invalid(format!("{at}.name"), format!("{} appears twice", p.name)));
+                }
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            r.check().map_err(|reason| invalid(format!("iam.rules[{i}]"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// An IAM role or user name and path.
+pub(crate) fn check_principal(at: &str, name: &str, path: &str) -> Result<(), ScenarioError> {
+    if !crate::model::iam::is_iam_name(name) {
+        return Err(invalid(
+            format!("{at}.name"),
+            format!("{name:?} is not an IAM name (1 to 64 letters, digits or +=,.@_-)"),
+        ));
+    }
+    if !crate::model::iam::is_iam_path(path) {
+        return Err(invalid(
+            format!("{at}.path"),
+            format!("{path:?} is not an IAM path (/ or /a/b/)"),
+        ));
+    }
+    Ok(())
+}
+
+/// One record of a zone on its own: its type, its data (values, a cluster endpoint, or an alias target)
+/// and its routing policy.
+fn check_record(at: &str, r: &RecordSpec, cluster_ids: &BTreeSet<String>) -> Result<(), ScenarioError> {
+    if !crate::model::route53::SUPPORTED_TYPES.contains(&r.record_type.as_str()) {
+        return Err(invalid(
+            format!("{at}.type"),
+            format!("unsupported record type {}", r.record_type),
+        ));
+    }
+    match (&r.alias_target, &r.points_to, r.values.is_empty()) {
+        (Some(a), None, true) => {
+            if r.ttl.is_some() {
+                return Err(invalid(format!("{at}.ttl"), "an alias record has no ttl"));
+            }
+            if a.hosted_zone_id.is_empty() || a.dns_name.is_empty() {
+                return Err(invalid(
+                    format!("{at}.alias_target"),
+                    "an alias target needs a hosted_zone_id and a dns_name",
+                ));
+            }
+        }
+        (Some(_), _, _) => {
+            return Err(invalid(at, "give alias_target, or values or points_to, not both"));
+        }
+        (None, Some(_), false) => {
+            return Err(invalid(at, "give values or points_to, not both"));
+        }
+        (None, None, true) => {
+            return Err(invalid(format!("{at}.values"), "a record needs at least one value"));
+        }
+        (None, Some(p), true) => {
+            if r.record_type != "CNAME" {
+                return Err(invalid(format!("{at}.points_to"), "points_to is for CNAME records"));
+            }
+            if !cluster_ids.contains(&p.cluster) {
+                return Err(invalid(
+                    format!("{at}.points_to.cluster"),
+                    format!("no cluster {} in the scenario", p.cluster),
+                ));
+            }
+        }
+        (None, None, false) => {}
+    }
+    if r.ttl.is_some_and(|t| t < 0) {
+        return Err(invalid(format!("{at}.ttl"), "must not be negative"));
+    }
+    let policies = [
+        r.weight.is_some(),
+        r.region.is_some(),
+        r.failover.is_some(),
+        r.multi_value_answer.is_some(),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    match (&r.set_identifier, policies) {
+        (None, 0) => {}
+        (None, _) => {
+            return Err(invalid(
+                format!("{at}.set_identifier"),
+                "a record with a routing policy needs a set_identifier",
+            ));
+        }
+        (Some(id), 1) if !id.is_empty() && id.chars().count() <= 128 => {}
+        (Some(_), 1) => {
+            return Err(invalid(format!("{at}.set_identifier"), "must be 1 to 128 characters"));
+        }
+        (Some(_), _) => {
+            return Err(invalid(
+                at,
+                "a record with a set_identifier needs exactly one routing policy: weight, region, failover or multi_value_answer",
+            ));
+        }
+    }
+    if r.weight.is_some_and(|w| !(0..=255).contains(&w)) {
+        return Err(invalid(format!("{at}.weight"), "must be 0 to 255"));
+    }
+    if let Some(region) = &r.region
+        && !is_region_name(region)
+    {
+        return Err(invalid(
+            format!("{at}.region"),
+            format!("{region:?} is not a Region name"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_engine_version(at: &str, v: &str) -> Result<(), ScenarioError> {
@@ -477,6 +649,60 @@ mod tests {
         let mut s = Scenario::two_region_example();
         s.hosted_zones[0].records[0].points_to.as_mut().unwrap().cluster = "nope".into();
         assert!(s.validate().unwrap_err().to_string().contains("no cluster nope"));
+    }
+
+    #[test]
+    fn alias_and_routing_policy_records_are_checked_for_shape() {
+        let zone = |record: &str| {
+            format!(
+                "[[hosted_zones]]\nid = \"ZX\"\nname = \"example.internal\"\n[[hosted_zones.records]]\nname = \"a.example.internal\"\ntype = \"A\"\n{record}"
+            )
+        };
+        let alias = r#"alias_target = { hosted_zone_id = "Z35SXDOTRQ7X7K", dns_name = "lb.example.com" }"#;
+        let refused = |record: &str, why: &str| {
+            let e = Scenario::from_toml(&zone(record))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("hosted_zones[0].records[0]") && e.contains(why),
+                "{record}: {e}"
+            );
+        };
+        Scenario::from_toml(&zone(alias)).unwrap().validate().unwrap();
+        Scenario::from_toml(&zone(
+            "values = [\"192.0.2.1\"]\nset_identifier = \"x\"\nfailover = \"PRIMARY\"",
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        refused(&format!("{alias}\nvalues = [\"192.0.2.1\"]"), "not both");
+        refused(&format!("{alias}\nttl = 60"), "no ttl");
+        refused("values = [\"192.0.2.1\"]\nweight = 1", "needs a set_identifier");
+        refused(
+            "values = [\"192.0.2.1\"]\nset_identifier = \"x\"",
+            "exactly one routing policy",
+        );
+        refused(
+            "values = [\"192.0.2.1\"]\nset_identifier = \"x\"\nweight = 1\nregion = \"us-east-1\"",
+            "exactly one routing policy",
+        );
+        refused(
+            "values = [\"192.0.2.1\"]\nset_identifier = \"x\"\nweight = 256",
+            "0 to 255",
+        );
+        refused(
+            "values = [\"192.0.2.1\"]\nset_identifier = \"x\"\nregion = \"mars\"",
+            "not a Region",
+        );
+        let twice = format!(
+            "{}\nvalues = [\"192.0.2.1\"]\n[[hosted_zones.records]]\nname = \"a.example.internal\"\ntype = \"A\"\nvalues = [\"192.0.2.2\"]",
+            zone("")
+        );
+        let e = Scenario::from_toml(&twice).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
+        assert!(Scenario::from_toml(&zone("values = [\"192.0.2.1\"]\nfailover = \"FIRST\"")).is_err());
     }
 
     #[test]

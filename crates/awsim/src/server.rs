@@ -1,4 +1,4 @@
-//! The HTTP front: one listener for every Region and both services. Each request is routed by its SigV4
+//! The HTTP front: one listener for every Region and every service. Each request is routed by its SigV4
 //! credential scope (Region and service) or, under `/_awsim/`, to the admin API; Region outages and
 //! injected faults are applied before the model sees the call; every call is logged with its answer.
 //!
@@ -7,7 +7,7 @@
 //! returning an error, and which a router that must always produce a response cannot.
 
 use crate::model::{ApiError, CallRecord, OutageMode, World};
-use crate::protocol::{cbor, query, rest, sigv4};
+use crate::protocol::{cbor, iam, query, rest, sigv4};
 use crate::scenario::Scenario;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -123,6 +123,14 @@ fn route53_error(e: &ApiError, request_id: &str) -> HttpResponse {
     xml_response(e.status, rest::error_body(e, request_id), request_id)
 }
 
+fn sts_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    xml_response(e.status, iam::error_body(e, request_id, iam::STS_XMLNS), request_id)
+}
+
+fn iam_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    xml_response(e.status, iam::error_body(e, request_id, iam::IAM_XMLNS), request_id)
+}
+
 fn cbor_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -171,26 +179,43 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
         }
     };
     match scope.service.as_str() {
-        "rds" => {
+        "rds" | "sts" | "iam" => {
             let mut params = query_string
                 .map(|q| query::Params::parse(q.as_bytes()))
                 .unwrap_or_default();
             params.0.extend(query::Params::parse(&body).0);
+            let (service, render): (&'static str, Render) = match scope.service.as_str() {
+                "rds" => ("rds", rds_error),
+                "sts" => ("sts", sts_error),
+                _ => ("iam", iam_error),
+            };
             let Some(action) = params.get("Action").map(str::to_owned) else {
                 let e = ApiError::new(400, "MissingAction", "The request must contain the parameter Action");
-                return Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id));
+                return Ok(render(&e, &request_id));
+            };
+            // IAM is global and its endpoint is in us-east-1: the SDK signs IAM for us-east-1 with AWS's
+            // endpoint, and for the client's Region with a custom endpoint; either way a us-east-1
+            // outage takes it down. STS is regional.
+            let outage_region = if service == "iam" {
+                "us-east-1".to_owned()
+            } else {
+                scope.region.clone()
             };
             let call = Call {
-                service: "rds",
-                region: scope.region.clone(),
-                outage_region: scope.region,
+                service,
+                region: scope.region,
+                outage_region,
                 action,
                 params: params.for_log(),
                 request_id,
             };
-            run(&shared, call, rds_error, |world, now, call| {
-                query::handle(world, &call.region, &call.action, &params, now, &call.request_id)
-                    .map(|body| xml_response(200, body, &call.request_id))
+            run(&shared, call, render, |world, now, call| {
+                let body = match call.service {
+                    "rds" => query::handle(world, &call.region, &call.action, &params, now, &call.request_id),
+                    "sts" => iam::handle_sts(world, &call.action, &call.request_id),
+                    _ => iam::handle_iam(world, &call.action, &params, &call.request_id),
+                }?;
+                Ok(xml_response(200, body, &call.request_id))
             })
             .await
         }
@@ -252,7 +277,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
             let e = ApiError::new(
                 400,
                 "UnknownService",
-                format!("The emulator serves rds, route53 and monitoring, not {other}"),
+                format!("The emulator serves rds, route53, monitoring, sts and iam, not {other}"),
             );
             Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id))
         }

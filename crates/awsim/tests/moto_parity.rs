@@ -27,7 +27,7 @@ use std::time::Duration;
 enum Backend {
     Awsim {
         sim: Box<TestSim>,
-        scenario: Mutex<Scenario>,
+        scenario: Box<Mutex<Scenario>>,
     },
     Moto {
         url: String,
@@ -51,7 +51,7 @@ impl Backend {
         };
         Backend::Awsim {
             sim: Box::new(TestSim::start(s.clone()).await),
-            scenario: Mutex::new(s),
+            scenario: Box::new(Mutex::new(s)),
         }
     }
 

@@ -7,6 +7,7 @@
 //! exactly what a control plane running continuously would show, with no background task.
 
 pub mod error;
+pub mod iam;
 pub mod rds;
 pub mod route53;
 pub mod timings;
@@ -61,7 +62,7 @@ impl Default for Clock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub seq: u64,
-    /// `rds` or `route53`.
+    /// `rds`, `route53`, `monitoring`, `sts` or `iam`.
     pub service: String,
     /// The Region of the request's SigV4 credential scope.
     pub region: String,
@@ -143,6 +144,7 @@ pub struct World {
     pub clock: Clock,
     pub rds: rds::Rds,
     pub dns: route53::Dns,
+    pub iam: iam::Iam,
     regions_down: BTreeMap<String, OutageMode>,
     faults: Vec<FaultSpec>,
     calls: Vec<CallRecord>,
@@ -158,6 +160,7 @@ impl World {
             clock: Clock::new(),
             rds: rds::Rds::default(),
             dns: route53::Dns::default(),
+            iam: iam::Iam::new(&scenario.account_id, jiff::Timestamp::now()),
             regions_down: BTreeMap::new(),
             faults: Vec::new(),
             calls: Vec::new(),
@@ -165,6 +168,7 @@ impl World {
         };
         world.rds.load(scenario, &world.clock, now);
         world.dns.load(scenario, &world.rds);
+        world.iam.load(&scenario.iam);
         world
     }
 

@@ -1,7 +1,8 @@
-//! The AWS wire protocols the emulator speaks: SigV4 scope, RDS query/XML, Route 53 REST/XML,
+//! The AWS wire protocols the emulator speaks: SigV4 scope, RDS, STS and IAM query/XML, Route 53 REST/XML,
 //! CloudWatch RPC v2 CBOR.
 
 pub mod cbor;
+pub mod iam;
 pub mod query;
 pub mod rest;
 pub mod sigv4;

@@ -4,7 +4,7 @@
 
 use super::query::timestamp;
 use super::xml::XmlWriter;
-use crate::model::route53::{Change, ChangeSpec, RecordSet};
+use crate::model::route53::{AliasTarget, Change, ChangeSpec, RecordSet};
 use crate::model::{ApiError, World};
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -136,6 +136,7 @@ pub fn handle(world: &mut World, op: &Op, body: &[u8], now: Instant, request_id:
                 zone,
                 query.get("name").map(String::as_str),
                 query.get("type").map(String::as_str),
+                query.get("identifier").map(String::as_str),
                 max_items,
             )?;
             let mut w = XmlWriter::with_root("ListResourceRecordSetsResponse", XMLNS);
@@ -145,9 +146,10 @@ pub fn handle(world: &mut World, op: &Op, body: &[u8], now: Instant, request_id:
             }
             w.close();
             w.text("IsTruncated", page.next.is_some());
-            if let Some((name, t)) = &page.next {
-                w.text("NextRecordName", name);
-                w.text("NextRecordType", t);
+            if let Some(next) = &page.next {
+                w.text("NextRecordName", &next.name);
+                w.text("NextRecordType", &next.record_type);
+                w.opt_text("NextRecordIdentifier", next.identifier.as_ref());
             }
             w.text("MaxItems", max_items);
             Ok(w.finish())
@@ -170,18 +172,36 @@ pub fn handle(world: &mut World, op: &Op, body: &[u8], now: Instant, request_id:
     }
 }
 
+/// A `ResourceRecordSet` with its elements in the order of the Route 53 model: an alias record has an
+/// `AliasTarget` and neither `TTL` nor `ResourceRecords`.
 fn write_record(w: &mut XmlWriter, r: &RecordSet) {
     w.open("ResourceRecordSet");
     w.text("Name", &r.name);
     w.text("Type", &r.record_type);
-    w.text("TTL", r.ttl);
-    w.open("ResourceRecords");
-    for v in &r.values {
-        w.open("ResourceRecord");
-        w.text("Value", v);
-        w.close();
+    w.opt_text("SetIdentifier", r.set_identifier.as_ref());
+    w.opt_text("Weight", r.weight);
+    w.opt_text("Region", r.region.as_ref());
+    w.opt_text("Failover", r.failover.map(|f| f.as_str()));
+    w.opt_text("MultiValueAnswer", r.multi_value_answer);
+    match &r.alias_target {
+        Some(a) => {
+            w.open("AliasTarget");
+            w.text("HostedZoneId", &a.hosted_zone_id);
+            w.text("DNSName", &a.dns_name);
+            w.text("EvaluateTargetHealth", a.evaluate_target_health);
+            w.close();
+        }
+        None => {
+            w.text("TTL", r.ttl);
+            w.open("ResourceRecords");
+            for v in &r.values {
+                w.open("ResourceRecord");
+                w.text("Value", v);
+                w.close();
+            }
+            w.close();
+        }
     }
-    w.close();
     w.close();
 }
 
@@ -226,13 +246,17 @@ pub fn parse_change_batch(body: &[u8]) -> Result<(Option<String>, Vec<ChangeSpec
         let set = child(change, "ResourceRecordSet").ok_or_else(|| malformed("ResourceRecordSet is missing"))?;
         let name = text_of(set, "Name").ok_or_else(|| malformed("Name is missing"))?;
         let record_type = text_of(set, "Type").ok_or_else(|| malformed("Type is missing"))?;
-        let ttl = match text_of(set, "TTL") {
-            None => None,
-            Some(t) => Some(
-                t.parse::<i64>()
-                    .map_err(|_| malformed(format!("TTL {t} is not a number")))?,
-            ),
+        let number = |tag: &str| -> Result<Option<i64>, ApiError> {
+            match text_of(set, tag) {
+                None => Ok(None),
+                Some(t) => t
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| malformed(format!("{tag} {t} is not a number"))),
+            }
         };
+        let ttl = number("TTL")?;
+        let weight = number("Weight")?;
         let values = child(set, "ResourceRecords")
             .map(|rr| {
                 rr.children()
@@ -241,14 +265,23 @@ pub fn parse_change_batch(body: &[u8]) -> Result<(Option<String>, Vec<ChangeSpec
                     .collect()
             })
             .unwrap_or_default();
+        let multi_value_answer = text_of(set, "MultiValueAnswer")
+            .map(|v| parse_bool("MultiValueAnswer", &v))
+            .transpose()?;
+        let alias_target = match child(set, "AliasTarget") {
+            None => None,
+            Some(a) => Some(AliasTarget {
+                hosted_zone_id: text_of(a, "HostedZoneId")
+                    .ok_or_else(|| malformed("AliasTarget.HostedZoneId is missing"))?,
+                dns_name: text_of(a, "DNSName").ok_or_else(|| malformed("AliasTarget.DNSName is missing"))?,
+                evaluate_target_health: text_of(a, "EvaluateTargetHealth")
+                    .map(|v| parse_bool("EvaluateTargetHealth", &v))
+                    .transpose()?
+                    .ok_or_else(|| malformed("AliasTarget.EvaluateTargetHealth is missing"))?,
+            }),
+        };
         const UNSUPPORTED: &[&str] = &[
-            "AliasTarget",
-            "SetIdentifier",
-            "Weight",
-            "Region",
             "GeoLocation",
-            "Failover",
-            "MultiValueAnswer",
             "HealthCheckId",
             "TrafficPolicyInstanceId",
             "CidrRoutingConfig",
@@ -262,12 +295,26 @@ pub fn parse_change_batch(body: &[u8]) -> Result<(Option<String>, Vec<ChangeSpec
             action,
             name,
             record_type,
+            set_identifier: text_of(set, "SetIdentifier"),
+            weight,
+            region: text_of(set, "Region"),
+            failover: text_of(set, "Failover"),
+            multi_value_answer,
             ttl,
             values,
+            alias_target,
             unsupported,
         });
     }
     Ok((comment, changes))
+}
+
+fn parse_bool(tag: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(malformed(format!("{tag} {other} is not a boolean"))),
+    }
 }
 
 /// The XML body of a Route 53 error (the standard envelope, which the AWS SDK parses into typed errors,
@@ -289,7 +336,14 @@ pub fn summarize_changes(body: &[u8]) -> Option<String> {
     Some(
         changes
             .iter()
-            .map(|c| format!("{} {} {} -> {}", c.action, c.record_type, c.name, c.values.join(",")))
+            .map(|c| {
+                let id = c.set_identifier.as_ref().map(|i| format!(" [{i}]")).unwrap_or_default();
+                let to = match &c.alias_target {
+                    Some(a) => format!("alias {}", a.dns_name),
+                    None => c.values.join(","),
+                };
+                format!("{} {} {}{id} -> {to}", c.action, c.record_type, c.name)
+            })
             .collect::<Vec<_>>()
             .join("; "),
     )

@@ -81,6 +81,17 @@ impl TestSim {
         aws_sdk_cloudwatch::Client::new(&sdk_config(self.sim.url(), region, RetryConfig::disabled()).await)
     }
 
+    /// An STS client for `region` that does not retry.
+    pub async fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&sdk_config(self.sim.url(), region, RetryConfig::disabled()).await)
+    }
+
+    /// An IAM client configured for `region` that does not retry. IAM is global: with AWS's endpoint
+    /// the SDK signs it for us-east-1; with a custom endpoint, for the client's Region.
+    pub async fn iam(&self, region: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&sdk_config(self.sim.url(), region, RetryConfig::disabled()).await)
+    }
+
     /// A Route 53 client (Route 53 is signed for us-east-1) that does not retry.
     pub async fn route53(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&sdk_config(self.sim.url(), "us-east-1", RetryConfig::disabled()).await)
