@@ -457,8 +457,7 @@ impl Settings {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             header_read_timeout: Duration::from_secs(in_range(
                 "server.header_read_timeout_secs",
-                sv.header_read_timeout_secs
-                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+                sv.header_read_timeout_secs.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
                 1,
                 300,
                 "seconds",

@@ -402,8 +402,10 @@ async fn auth_test(State(fake): State<SlackStandIn>, headers: HeaderMap) -> Resp
     };
     match error {
         Some(e) => ok(json!({"ok": false, "error": e})),
-        None => ok(json!({"ok": true, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "aurora-failover-bot",
-                          "team_id": team, "user_id": "U0BOT", "bot_id": "B0STANDIN", "is_enterprise_install": false})),
+        None => ok(
+            json!({"ok": true, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "aurora-failover-bot",
+                          "team_id": team, "user_id": "U0BOT", "bot_id": "B0STANDIN", "is_enterprise_install": false}),
+        ),
     }
 }
 
@@ -629,7 +631,10 @@ impl SlackSender {
             .append_pair("command", "/aurora")
             .append_pair("text", text)
             .append_pair("api_app_id", &w.app_id)
-            .append_pair("is_enterprise_install", if w.enterprise_install { "true" } else { "false" })
+            .append_pair(
+                "is_enterprise_install",
+                if w.enterprise_install { "true" } else { "false" },
+            )
             .append_pair("response_url", response_url)
             .append_pair("trigger_id", "1.2.standin");
         if let Some(e) = &w.enterprise_id {

@@ -4,6 +4,7 @@
 
 use crate::approval::{Approvals, Launcher};
 use crate::aws::{self, AwsOverrides};
+use crate::health::Health;
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
 use crate::settings::{SecretKind, Settings, clean_secret};
@@ -13,9 +14,8 @@ use crate::slack::directory::SlackDirectory;
 use crate::slack::outbox::Outbox;
 use crate::slack::routes::{self, SlackState};
 use crate::slack::verify::Verifier;
-use crate::store::Store;
-use crate::health::Health;
 use crate::slack::workspace::Binding;
+use crate::store::Store;
 use crate::types::Secret;
 use anyhow::Context;
 use std::sync::Arc;
@@ -118,12 +118,22 @@ pub async fn resolve_secrets(
         if signing.is_none()
             && let Some(s) = found.signing_secret
         {
-            signing = Some(checked(SIGNING, SecretKind::SigningSecret, Source::SecretsManager, s.expose())?);
+            signing = Some(checked(
+                SIGNING,
+                SecretKind::SigningSecret,
+                Source::SecretsManager,
+                s.expose(),
+            )?);
         }
         if token.is_none()
             && let Some(t) = found.bot_token
         {
-            token = Some(checked(TOKEN, SecretKind::BotToken, Source::SecretsManager, t.expose())?);
+            token = Some(checked(
+                TOKEN,
+                SecretKind::BotToken,
+                Source::SecretsManager,
+                t.expose(),
+            )?);
         }
     }
     let signing_secret = signing.ok_or_else(|| {

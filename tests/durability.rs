@@ -5,132 +5,13 @@
 
 mod common;
 
-use aurora_failover_bot::standin::{Failure, Recorded, SlackSender, SlackStandIn};
-use aurora_failover_bot::store::{RunState, Store};
+use aurora_failover_bot::standin::{Failure, Recorded, SlackStandIn};
+use aurora_failover_bot::store::RunState;
 use aurora_failover_bot::types::{Secret, SlackUserId};
 use awsim::{FaultSpec, Timings};
+use common::process::BotProcess;
 use common::*;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The real bot as a child process, on a fixed port and database so that it can be restarted.
-struct BotProcess {
-    child: Option<Child>,
-    config: std::path::PathBuf,
-    db: std::path::PathBuf,
-    port: u16,
-    sim_url: String,
-    log: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl BotProcess {
-    fn new(sim: &awsim::Awsim, slack: &SlackStandIn, dir: &std::path::Path, options: &Options) -> BotProcess {
-        let port = free_port();
-        let db = dir.join("bot.db");
-        let config = dir.join("config.toml");
-        let toml = config_toml(&slack.api_url(), &db, options).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-        std::fs::write(&config, toml).unwrap();
-        BotProcess {
-            child: None,
-            config,
-            db,
-            port,
-            sim_url: sim.url().to_owned(),
-            log: dir.join("bot.log"),
-        }
-    }
-
-    async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("AWS_ENDPOINT_URL", &self.sim_url)
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
-                wait_ready(self.port).await;
-                return;
-            }
-            assert!(Instant::now() < deadline, "the bot did not start: {}", self.log_text());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
-    /// SIGTERM; returns how long the bot took to exit, and its exit status. Waits without blocking the
-    /// runtime: the emulator and the Slack stand-in the bot talks to while it stops run on it.
-    async fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
-        let mut child = self.child.take().expect("running");
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = started + Duration::from_secs(30);
-        loop {
-            if let Some(exit) = child.try_wait().unwrap() {
-                return (started.elapsed(), exit);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the bot did not exit within 30 s of SIGTERM: {}", self.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn sender(&self) -> SlackSender {
-        SlackSender::new(&format!("http://127.0.0.1:{}", self.port), &Secret::new(SIGNING_SECRET))
-    }
-
-    /// A second connection to the bot's database (SQLite, WAL), for watching and for the checks.
-    fn store(&self) -> Store {
-        Store::open(&self.db).unwrap()
-    }
-}
-
-impl Drop for BotProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A world with the emulator, the Slack stand-in and a bot process.
 struct World {

@@ -98,9 +98,7 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
     let forged_signature = verify::sign(&Secret::new("not-the-secret"), &now.to_string(), body.as_bytes());
     let later = jiff::Timestamp::now();
     assert!(
-        bot.store
-            .first_sighting(&forged_signature, later)
-            .unwrap(),
+        bot.store.first_sighting(&forged_signature, later).unwrap(),
         "a refused request's signature was recorded"
     );
     // The same request, correctly signed, is accepted: the refusals above were about the signature.

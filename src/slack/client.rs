@@ -76,7 +76,9 @@ fn config_problem(code: &str, body: Option<&str>) -> String {
             }
         }
         "invalid_auth" | "not_authed" => {
-            format!("{code}: Slack does not accept the bot token. Check slack.bot_token (or its secret): it must be the app's Bot User OAuth Token")
+            format!(
+                "{code}: Slack does not accept the bot token. Check slack.bot_token (or its secret): it must be the app's Bot User OAuth Token"
+            )
         }
         "token_revoked" | "token_expired" | "account_inactive" => format!(
             "{code}: the bot token no longer works (the app was uninstalled, or the token revoked or rotated). Reinstall \
@@ -98,8 +100,9 @@ fn refusal(code: &str) -> String {
         "channel_not_found" => "channel_not_found: the channel does not exist or the bot cannot see it (for a \
                                 private channel, invite the bot). Check slack.incident_channel"
             .to_owned(),
-        "is_archived" => "is_archived: the channel is archived. Unarchive it or set another slack.incident_channel"
-            .to_owned(),
+        "is_archived" => {
+            "is_archived: the channel is archived. Unarchive it or set another slack.incident_channel".to_owned()
+        }
         other => other.to_owned(),
     }
 }

@@ -11,6 +11,7 @@
 
 use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIND_UPDATE};
 use super::client::{MessageBody, SendError, SlackApi};
+use crate::health::Health;
 use crate::ports::Clock;
 use crate::store::{OutboxItem, Store};
 use crate::types::ChannelId;
@@ -18,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use crate::health::Health;
 use tracing::{debug, error, info, warn};
 
 /// Backoff after the n-th temporary failure: 0.5 s, 1 s, 2 s, ... up to 30 s.
@@ -129,7 +129,8 @@ impl Outbox {
         };
         if let Err(SendError::Auth(problem)) = &result {
             self.block(problem);
-        } else if matches!(result, Ok(Outcome::Delivered(_))) {
+        } else if matches!(result, Ok(Outcome::Delivered(_))) && item.kind != KIND_RESPOND {
+            // A response_url post needs no token: only a Web API call proves the token works again.
             self.unblock();
         }
         let recorded = match &result {

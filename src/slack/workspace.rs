@@ -33,7 +33,10 @@ pub enum Foreign {
     #[error("the request is for app {got:?}, not {expected}")]
     App { got: Option<String>, expected: String },
     #[error("the request is from Enterprise Grid organisation {got:?}, not {expected:?}")]
-    Enterprise { got: Option<String>, expected: Option<String> },
+    Enterprise {
+        got: Option<String>,
+        expected: Option<String>,
+    },
     #[error("the request comes from an org-wide install, which the bot does not support")]
     OrgInstall,
 }
@@ -174,7 +177,10 @@ mod tests {
             ),
             (Box::new(|c: &mut Claimed| c.team_id = None), "no team"),
             (Box::new(|c: &mut Claimed| c.app_id = Some("A0OTHER".into())), "app"),
-            (Box::new(|c: &mut Claimed| c.enterprise_id = Some("E0OTHER".into())), "enterprise"),
+            (
+                Box::new(|c: &mut Claimed| c.enterprise_id = Some("E0OTHER".into())),
+                "enterprise",
+            ),
             (Box::new(|c: &mut Claimed| c.enterprise_install = true), "org install"),
         ] {
             let mut c = ours();
@@ -199,7 +205,8 @@ mod tests {
         assert_eq!(c.team_id.as_deref(), Some("T1"));
         assert_eq!(c.app_id.as_deref(), Some("A1"));
         assert_eq!(c.enterprise_id.as_deref(), Some("E1"));
-        let p = payload_claims(r#"{"team":{"id":"T2"},"api_app_id":"A2","enterprise":null,"is_enterprise_install":true}"#);
+        let p =
+            payload_claims(r#"{"team":{"id":"T2"},"api_app_id":"A2","enterprise":null,"is_enterprise_install":true}"#);
         assert_eq!(p.team_id.as_deref(), Some("T2"));
         assert_eq!(p.enterprise_id, None);
         assert!(p.enterprise_install);

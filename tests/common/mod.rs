@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod process;
+
 use aurora_failover_bot::aws::AwsOverrides;
 use aurora_failover_bot::ports::Clock;
 use aurora_failover_bot::settings::Settings;
@@ -52,6 +54,9 @@ impl Clock for TestClock {
     }
 }
 
+/// Something done to the Slack stand-in before the bot starts.
+pub type SlackSetup = dyn Fn(&SlackStandIn) + Send + Sync;
+
 /// What a test may change about the bot's world.
 pub struct Options {
     pub timings: awsim::Timings,
@@ -68,6 +73,19 @@ pub struct Options {
     pub clusters_toml: Option<String>,
     /// `runbook.lag_limit_ms`.
     pub lag_limit_ms: u64,
+    /// More keys of the `[slack]` section (e.g. `app_id = "A0STANDIN"`).
+    pub slack_toml: String,
+    /// More config (whole sections, e.g. `[server]`), appended.
+    pub extra_toml: String,
+    /// `runbook.late_dns_window_secs`.
+    pub late_dns_window_secs: u64,
+    /// Environment variables the bot sees. When it has `SLACK_SIGNING_SECRET` or `SLACK_BOT_TOKEN`,
+    /// the file does not give that secret.
+    pub env: Vec<(&'static str, String)>,
+    /// Done to the Slack stand-in before the bot starts.
+    pub slack_setup: Option<Box<SlackSetup>>,
+    /// Wait until the bot is ready (it learned its workspace) before returning it.
+    pub wait_ready: bool,
 }
 
 impl Default for Options {
@@ -90,6 +108,12 @@ impl Default for Options {
             regions: vec!["us-east-1", "us-west-2"],
             clusters_toml: None,
             lag_limit_ms: 60_000,
+            slack_toml: String::new(),
+            extra_toml: String::new(),
+            late_dns_window_secs: 1_800,
+            env: Vec::new(),
+            slack_setup: None,
+            wait_ready: true,
         }
     }
 }
@@ -99,10 +123,9 @@ pub fn config_toml(api_url: &str, store: &std::path::Path, o: &Options) -> Strin
         r#"
 listen = "127.0.0.1:0"
 [slack]
-signing_secret = "{SIGNING_SECRET}"
-bot_token = "{BOT_TOKEN}"
-api_url = "{api_url}"
+{signing}{token}api_url = "{api_url}"
 incident_channel = "{CHANNEL}"
+{slack_extra}
 [approval]
 requesters = ["{ALICE}", "S0ONCALL"]
 approvers = ["{BOB}", "S0DBA"]
@@ -114,8 +137,23 @@ poll_interval_ms = {poll}
 promote_timeout_secs = {promote}
 dns_timeout_secs = {dns}
 lag_limit_ms = {lag_limit}
+late_dns_window_secs = {late}
 {clusters}
+{extra}
 "#,
+        signing = if o.env.iter().any(|(k, _)| *k == "SLACK_SIGNING_SECRET") {
+            String::new()
+        } else {
+            format!("signing_secret = \"{SIGNING_SECRET}\"\n")
+        },
+        token = if o.env.iter().any(|(k, _)| *k == "SLACK_BOT_TOKEN") {
+            String::new()
+        } else {
+            format!("bot_token = \"{BOT_TOKEN}\"\n")
+        },
+        slack_extra = o.slack_toml,
+        late = o.late_dns_window_secs,
+        extra = o.extra_toml,
         ttl = o.request_ttl_secs,
         store = store.display(),
         poll = o.poll_interval_ms,
@@ -212,6 +250,9 @@ impl TestBot {
         let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
         slack.set_group("S0DBA", &[CAROL]);
         slack.set_group("S0ONCALL", &[DAVE]);
+        if let Some(setup) = &o.slack_setup {
+            setup(&slack);
+        }
         let dir = temp_dir("bot");
         let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
         let clock = Arc::new(TestClock::default());
@@ -223,7 +264,10 @@ impl TestBot {
                 attempt_timeout: o.attempt_timeout,
             },
             clock: clock.clone(),
-            env: Box::new(|_| None),
+            env: {
+                let env = o.env.clone();
+                Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            },
         };
         let app = Application::build(settings, deps).await.unwrap();
         let store = app.store.clone();
@@ -234,7 +278,9 @@ impl TestBot {
         );
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        wait_ready(port).await;
+        if o.wait_ready {
+            wait_ready(port).await;
+        }
         TestBot {
             sim,
             slack,

@@ -1,0 +1,275 @@
+//! What the bot does with requests and settings that are not quite right: Slack's certificate check,
+//! signed requests from another workspace, enterprise or app, a bot that cannot learn its workspace,
+//! secrets with stray whitespace, and a Slack configuration that no retry can fix.
+
+mod common;
+
+use aurora_failover_bot::settings::Settings;
+use aurora_failover_bot::standin::{STANDIN_APP, STANDIN_TEAM, SlackSender, Workspace};
+use aurora_failover_bot::startup::{Application, Deps};
+use aurora_failover_bot::types::Secret;
+use common::*;
+use std::time::Duration;
+
+async fn readyz(bot: &TestBot) -> (u16, String) {
+    let resp = reqwest::get(format!("http://127.0.0.1:{}/readyz", bot.port))
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Calls the bot made to Slack's Web API other than `auth.test`.
+fn web_api_calls(bot: &TestBot) -> usize {
+    bot.slack
+        .calls()
+        .iter()
+        .filter(|c| c.method != "auth.test" && c.method != "response")
+        .count()
+}
+
+#[tokio::test]
+async fn slacks_certificate_check_gets_an_empty_200_and_nothing_else_does_without_a_signature() {
+    let bot = TestBot::start().await;
+    let answer = bot
+        .sender
+        .post_raw(
+            "/slack/commands",
+            &[],
+            b"ssl_check=1&token=legacy-verification-token".to_vec(),
+        )
+        .await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, ""));
+    // Anything more than the check itself still needs a signature.
+    for body in [
+        "ssl_check=1&token=t&command=%2Faurora&text=status",
+        "ssl_check=0&token=t",
+        "ssl_check=1&user_id=U0ALICE",
+    ] {
+        let answer = bot
+            .sender
+            .post_raw("/slack/commands", &[], body.as_bytes().to_vec())
+            .await;
+        assert_eq!(answer.status, 401, "{body}: {answer:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(bot.sim.admin().calls().is_empty(), "AWS was called");
+    assert!(bot.store.audit_log().unwrap().is_empty(), "something was recorded");
+    assert_eq!(web_api_calls(&bot), 0);
+}
+
+#[tokio::test]
+async fn signed_requests_from_another_workspace_enterprise_or_app_change_nothing() {
+    let bot = TestBot::start_with(Options {
+        slack_toml: format!("app_id = \"{STANDIN_APP}\""),
+        ..Options::default()
+    })
+    .await;
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    let calls_before = bot.sim.admin().calls().len();
+    let audit_before = bot.store.audit_log().unwrap().len();
+    let ours = Workspace::default();
+    let foreign = [
+        Workspace {
+            team_id: "T0OTHER".into(),
+            ..ours.clone()
+        },
+        Workspace {
+            app_id: "A0OTHER".into(),
+            ..ours.clone()
+        },
+        Workspace {
+            enterprise_id: Some("E0OTHER".into()),
+            ..ours.clone()
+        },
+        Workspace {
+            enterprise_install: true,
+            ..ours.clone()
+        },
+    ];
+    for w in foreign {
+        let sender = SlackSender::new(&format!("http://127.0.0.1:{}", bot.port), &Secret::new(SIGNING_SECRET))
+            .from_workspace(w.clone());
+        let url = bot.slack.response_url();
+        let answer = sender
+            .command(BOB, CHANNEL, "failover orders --mode detach", &url, bot.now())
+            .await;
+        assert_eq!(answer.status, 200, "{w:?}");
+        assert!(
+            answer.text().contains("does not serve this workspace"),
+            "{w:?}: {answer:?}"
+        );
+        // A correctly signed Approve click from elsewhere, by an approver, approves nothing.
+        let answer = sender
+            .click(BOB, CHANNEL, &ts, "approve", &id.to_string(), &url, bot.now())
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bot.request_state(id).state,
+        aurora_failover_bot::store::RequestState::Pending
+    );
+    assert!(bot.store.run_of_request(id).unwrap().is_none(), "a run was started");
+    assert_eq!(bot.sim.admin().calls().len(), calls_before, "AWS was called");
+    assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
+    assert_eq!(
+        bot.store.audit_log().unwrap().len(),
+        audit_before,
+        "an attempt was acted on"
+    );
+    // The bot's own workspace and app are still served.
+    bot.click(BOB, id, true).await;
+    bot.finished_run(id, WAIT).await;
+}
+
+#[tokio::test]
+async fn until_auth_test_answers_the_bot_is_alive_but_refuses_slack_requests() {
+    let bot = TestBot::start_with(Options {
+        slack_setup: Some(Box::new(|s| s.fail_auth_test(Some("fatal_error")))),
+        wait_ready: false,
+        ..Options::default()
+    })
+    .await;
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", bot.port))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "alive");
+    let (status, body) = readyz(&bot).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("slack workspace"), "{body}");
+    let (answer, _) = bot.command(ALICE, "failover orders --mode detach").await;
+    assert!(
+        answer.text().contains("cannot yet tell which Slack workspace"),
+        "{answer:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(bot.store.request(1).unwrap().is_none(), "a request was recorded");
+    assert!(bot.sim.admin().calls().is_empty(), "AWS was called");
+    // Slack answers again: the bot learns its workspace and serves it.
+    bot.slack.fail_auth_test(None);
+    wait_ready(bot.port).await;
+    bot.request().await;
+}
+
+#[tokio::test]
+async fn slack_secrets_with_surrounding_whitespace_are_trimmed_and_work() {
+    let bot = TestBot::start_with(Options {
+        env: vec![
+            ("SLACK_SIGNING_SECRET", format!("{SIGNING_SECRET}\n")),
+            ("SLACK_BOT_TOKEN", format!("  {BOT_TOKEN}\r\n")),
+        ],
+        ..Options::default()
+    })
+    .await;
+    // A correctly signed command is accepted (the trimmed signing secret verifies it) and the request
+    // message is posted (the trimmed token is accepted).
+    let id = bot.request().await;
+    assert!(bot.request_state(id).message.is_some());
+}
+
+#[tokio::test]
+async fn a_malformed_secret_stops_start_up_naming_the_key_and_the_source_but_not_the_value() {
+    let slack = aurora_failover_bot::standin::SlackStandIn::start(&Secret::new(BOT_TOKEN))
+        .await
+        .unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("SLACK_BOT_TOKEN", "xoxb-12345\nxoxb-67890", "control character"),
+        ("SLACK_BOT_TOKEN", "xapp-1-A0-123-abc", "app-level token"),
+        ("SLACK_BOT_TOKEN", "xoxb-123 456", "a space"),
+        ("SLACK_SIGNING_SECRET", " \n", "empty"),
+    ];
+    for (var, value, why) in cases {
+        let dir = temp_dir("malformed");
+        let options = Options {
+            env: vec![(*var, (*value).to_owned())],
+            ..Options::default()
+        };
+        let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &options)).unwrap();
+        let env = options.env.clone();
+        let deps = Deps {
+            env: Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
+            ..Deps::default()
+        };
+        let e = match Application::build(settings, deps).await {
+            Ok(_) => panic!("{var}={value:?} was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        let key = if *var == "SLACK_BOT_TOKEN" {
+            "slack.bot_token"
+        } else {
+            "slack.signing_secret"
+        };
+        assert!(e.contains(key) && e.contains(var) && e.contains(why), "{e}");
+        assert!(!e.contains("12345") && !e.contains("abc"), "the value leaked: {e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    slack.stop();
+}
+
+#[tokio::test]
+async fn a_refused_token_keeps_the_queue_probes_slowly_and_delivers_once_fixed() {
+    let bot = TestBot::start_with(Options {
+        slack_toml: format!("team_id = \"{STANDIN_TEAM}\""),
+        slack_setup: Some(Box::new(|s| s.accept_token("xoxb-the-new-token"))),
+        ..Options::default()
+    })
+    .await;
+    let (answer, _) = bot.command(ALICE, "failover orders --mode detach").await;
+    assert!(answer.text().starts_with("Request #"), "{answer:?}");
+    // The approval request cannot be posted: the bot says why, where an operator looks.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        let (status, body) = readyz(&bot).await;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz never said what is wrong"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        body.contains("invalid_auth") && body.contains("slack.bot_token"),
+        "{body}"
+    );
+    // It does not hammer Slack while the token is refused: one try, then a probe after 5 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tries = bot
+        .slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .count();
+    assert_eq!(tries, 1, "{:?}", bot.slack.calls());
+    let queued = bot.store.outbox_all().unwrap();
+    assert!(queued.iter().any(|i| i.state == "pending"), "the queue was dropped");
+    // Fixed (the app reinstalled with this token): the queue goes out at the next probe.
+    bot.slack.accept_token(BOT_TOKEN);
+    bot.request_message(1).await;
+    let (status, _) = readyz(&bot).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_missing_scope_is_named_on_readyz() {
+    let bot = TestBot::start_with(Options {
+        slack_setup: Some(Box::new(|s| s.lack_scope("chat.postMessage", Some("chat:write")))),
+        ..Options::default()
+    })
+    .await;
+    bot.command(ALICE, "failover orders --mode detach").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = readyz(&bot).await;
+        if status == 503 {
+            assert!(body.contains("`chat:write` scope"), "{body}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "readyz never named the scope");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bot.slack.lack_scope("chat.postMessage", None);
+    bot.request_message(1).await;
+}
