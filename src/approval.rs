@@ -98,6 +98,8 @@ pub struct Approvals {
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
     pub metrics: Arc<dyn Metrics>,
+    /// IAM's policy simulator, asked when a plan is made.
+    pub permissions: Arc<dyn crate::ports::Permissions>,
     pub chat: Arc<dyn Chat>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
@@ -369,9 +371,15 @@ impl Approvals {
         to: Option<&Region>,
         mode: Option<Mode>,
     ) -> Result<Plan, String> {
-        let survey = survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), c)
-            .await
-            .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
+        let survey = survey::survey(
+            self.aurora.as_ref(),
+            self.metrics.as_ref(),
+            self.dns.as_ref(),
+            Some(self.permissions.as_ref()),
+            c,
+        )
+        .await
+        .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
         plan::make_plan(c, &survey, to, mode, self.limits()).map_err(|e| e.to_string())
     }
 

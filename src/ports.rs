@@ -26,9 +26,11 @@ pub enum AwsErrorKind {
     InvalidState,
     /// Throttling: try again later.
     Throttled,
+    /// The bot's IAM principal may not make the call: a person must change a policy.
+    AccessDenied,
     /// The service could not be reached or answered 5xx: try again later.
     Unavailable,
-    /// Anything else (bad parameters, access denied, ...): do not retry.
+    /// Anything else (bad parameters, ...): do not retry.
     Other,
 }
 
@@ -159,9 +161,57 @@ pub trait Metrics: Send + Sync {
     async fn replication_lag_ms(&self, secondary: &Member, source_region: &Region) -> Result<Option<f64>, AwsError>;
 }
 
+/// A hosted zone, as Route 53's GetHostedZone shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedZone {
+    /// Without `/hostedzone/`.
+    pub id: String,
+    /// The zone's domain as Route 53 returns it: lower case, with the trailing dot.
+    pub name: String,
+    pub private: bool,
+}
+
+/// One record set, as Route 53's ListResourceRecordSets shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSet {
+    /// As Route 53 returns it: lower case, with the trailing dot.
+    pub name: String,
+    /// `CNAME`, `A`, `TXT`, ...
+    pub record_type: String,
+    /// The values of a plain record (empty for an alias).
+    pub values: Vec<String>,
+    /// `AliasTarget.DNSName` of an alias record.
+    pub alias_target: Option<String>,
+    /// `SetIdentifier` of a record with a routing policy.
+    pub set_identifier: Option<String>,
+    /// That routing policy: `weighted`, `latency`, `failover`, `geolocation`, `geoproximity`,
+    /// `multivalue answer` or `IP-based`.
+    pub routing: Option<String>,
+}
+
+impl RecordSet {
+    /// A simple-routing CNAME that is not an alias: the only kind of record the bot moves.
+    pub fn is_plain_cname(&self) -> bool {
+        self.record_type == "CNAME" && self.alias_target.is_none() && self.set_identifier.is_none()
+    }
+}
+
+/// A name as Route 53 returns it: lower case, with the trailing dot (the bot's configured names hold
+/// only letters, digits, `-` and `_`, which Route 53 does not escape).
+pub fn route53_name(name: &str) -> String {
+    let mut n = name.trim_end_matches('.').to_ascii_lowercase();
+    n.push('.');
+    n
+}
+
 /// Route 53, as the engine needs it.
 #[async_trait]
 pub trait Dns: Send + Sync {
+    /// GetHostedZone: the zone's domain.
+    async fn hosted_zone(&self, zone_id: &str) -> Result<HostedZone, AwsError>;
+    /// Every record set at exactly `name` (any type, aliases and routing policies included), from
+    /// ListResourceRecordSets.
+    async fn records_at(&self, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, AwsError>;
     /// The value of each CNAME (`None` where there is no such CNAME).
     async fn cnames(&self, zone_id: &str, names: &[&str]) -> Result<Vec<Option<String>>, AwsError>;
     /// UPSERTs the CNAMEs in one change batch; returns the change id.
@@ -174,6 +224,47 @@ pub trait Dns: Send + Sync {
     ) -> Result<String, AwsError>;
     /// Whether the change is INSYNC.
     async fn change_insync(&self, change_id: &str) -> Result<bool, AwsError>;
+}
+
+/// One question for IAM's policy simulator: may the bot's own principal call each of `actions` on each
+/// of `resources` (every pair is evaluated), given `context`?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionQuery {
+    /// `service:Action`, e.g. `rds:RemoveFromGlobalCluster`.
+    pub actions: Vec<String>,
+    /// Resource ARNs.
+    pub resources: Vec<String>,
+    /// Condition keys and their values (string lists), e.g. the record names of a change batch.
+    pub context: Vec<(String, Vec<String>)>,
+}
+
+/// What the simulator said about one action on one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Denied by the principal's policies: `explicit` by a Deny statement, otherwise no statement
+    /// allows it.
+    Denied {
+        explicit: bool,
+    },
+    /// The simulator cannot decide alone (an SCP or permissions boundary, a condition it was not
+    /// given the context for): why, in words.
+    Undecided(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub action: String,
+    pub resource: String,
+    pub verdict: Verdict,
+}
+
+/// IAM's policy simulator, for the principal the bot runs as.
+#[async_trait]
+pub trait Permissions: Send + Sync {
+    /// Evaluates every query; `Err` says, for people, why the simulator could not answer (the bot may
+    /// not call it, it could not be reached, the principal cannot be simulated).
+    async fn evaluate(&self, queries: &[PermissionQuery]) -> Result<Vec<Evaluation>, String>;
 }
 
 /// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack

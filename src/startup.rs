@@ -285,6 +285,7 @@ impl Application {
         let dns: Arc<dyn crate::ports::Dns> = Arc::new(aws::route53::Route53Dns::new(&aws_config));
         let metrics: Arc<dyn crate::ports::Metrics> =
             Arc::new(aws::cloudwatch::CloudWatchMetrics::new(aws_config.clone()));
+        let permissions: Arc<dyn crate::ports::Permissions> = Arc::new(aws::iam::IamPermissions::new(&aws_config));
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
             store: store.clone(),
@@ -299,6 +300,7 @@ impl Application {
             aurora: aurora.clone(),
             dns: dns.clone(),
             metrics: metrics.clone(),
+            permissions: permissions.clone(),
             chat: chat.clone(),
             clock: deps.clock.clone(),
             settings: settings.runbook,
@@ -310,6 +312,7 @@ impl Application {
             aurora: aurora.clone(),
             dns: dns.clone(),
             metrics: metrics.clone(),
+            permissions,
             chat: chat.clone(),
             directory: Arc::new(SlackDirectory::new(api.clone())),
             clock: deps.clock.clone(),

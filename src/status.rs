@@ -50,6 +50,9 @@ pub struct ClusterReport {
     pub detached: Option<Detached>,
     pub writer_cname: CnameCheck,
     pub reader_cname: CnameCheck,
+    /// Whether Route 53 would take a failover's change of the two CNAMEs (the plan's "DNS records"
+    /// check), when the records could be read.
+    pub records: Option<crate::runbook::plan::Check>,
 }
 
 /// Host names compare case-insensitively and without the trailing dot.
@@ -67,9 +70,10 @@ pub async fn report(
     last_detached: Option<(i64, Member)>,
 ) -> ClusterReport {
     let names = [c.writer_record.as_str(), c.reader_record.as_str()];
-    let surveyed = crate::runbook::survey::survey(aurora, metrics, dns, c).await;
-    let (topology, members, records) = match surveyed {
+    let surveyed = crate::runbook::survey::survey(aurora, metrics, dns, None, c).await;
+    let (topology, members, records, records_check) = match surveyed {
         Ok(s) => {
+            let records_check = crate::runbook::plan::records_check(c, &s.zone, &s.records);
             let members = s
                 .topology
                 .members
@@ -80,12 +84,17 @@ pub async fn report(
                     lag_ms: s.lag(&m.arn),
                 })
                 .collect();
-            (Ok(s.topology), members, s.dns.map(|d| vec![d.writer, d.reader]))
+            (
+                Ok(s.topology),
+                members,
+                s.dns.map(|d| vec![d.writer, d.reader]),
+                Some(records_check),
+            )
         }
         Err(e) => {
             // The topology is unreadable; the CNAMEs may still be.
             let records = dns.cnames(&c.hosted_zone_id, &names).await.map_err(|e| e.to_string());
-            (Err(e.to_string()), Vec::new(), records)
+            (Err(e.to_string()), Vec::new(), records, None)
         }
     };
     // A detached target that has not rejoined the global cluster is a standalone writer.
@@ -133,6 +142,7 @@ pub async fn report(
         topology,
         members,
         detached,
+        records: records_check,
     }
 }
 

@@ -128,7 +128,7 @@ async fn a_request_is_posted_for_approval_with_who_what_where_the_plan_and_the_e
             .admin()
             .calls()
             .iter()
-            .all(|c| c.action.starts_with("Describe") || c.action.starts_with("List") || c.action.starts_with("Get"))
+            .all(|c| !MUTATING.contains(&c.action.as_str()))
     );
 }
 

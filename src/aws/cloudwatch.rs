@@ -73,7 +73,7 @@ impl Metrics for CloudWatchMetrics {
             .end_time(DateTime::from_secs(now))
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "cloudwatch:GetMetricData"))?;
         // The newest datapoint of RPOLag if there is one, else of ReplicationLag.
         let newest = |id: &str| {
             out.metric_data_results()

@@ -6,6 +6,7 @@
 //! Region that owns the resource; one client per Region is built on first use and kept.
 
 pub mod cloudwatch;
+pub mod iam;
 pub mod rds;
 pub mod route53;
 pub mod secrets;
@@ -73,19 +74,47 @@ pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
     config
 }
 
-/// Error codes that mean "slow down".
+/// Error codes that mean "slow down" (whatever the HTTP status they come with: 400, 429 or 503).
 const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
+    "RequestThrottled",
     "RequestThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    "SlowDown",
     "PriorRequestNotComplete",
 ];
 
-/// Classifies an SDK error for the engine, keeping AWS's code and message for people.
-pub fn classify<E>(e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>) -> AwsError
+/// Error codes that mean "the bot's principal may not do this".
+const ACCESS_DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedAccess",
+    "NotAuthorized",
+    "AuthorizationError",
+];
+
+/// Error codes that mean "AWS had a problem; try again".
+const UNAVAILABLE: &[&str] = &[
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServiceError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Classifies an SDK error for the engine, keeping AWS's code and message for people and naming the
+/// call (`action`, e.g. `rds:RemoveFromGlobalCluster`) where that is what people need to act:
+/// throttling says throttling, a refused permission names the action, an unreachable service says so.
+pub fn classify<E>(
+    e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
+    action: &str,
+) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -94,52 +123,50 @@ where
         SdkError::ServiceError(se) => {
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
-            let message = format!("{code}: {}", err.message().unwrap_or("no message"));
-            // The status first: a 5xx or 429 is worth retrying whatever its code (or lack of one).
+            let said = format!("{code}: {}", err.message().unwrap_or("no message"));
+            // The code first (a throttling code comes with 400, 429 or 503), then the status: a 5xx or
+            // 429 is worth retrying whatever its code (or lack of one).
             let status = se.raw().status().as_u16();
-            let kind = if status == 429 {
-                AwsErrorKind::Throttled
-            } else if status >= 500 {
-                AwsErrorKind::Unavailable
+            if THROTTLING.contains(&code) || status == 429 {
+                AwsError::new(AwsErrorKind::Throttled, format!("AWS is throttling {action} ({said})"))
+            } else if ACCESS_DENIED.contains(&code) {
+                AwsError::new(
+                    AwsErrorKind::AccessDenied,
+                    format!("the bot's IAM principal is not allowed to call {action} ({said})"),
+                )
+            } else if status >= 500 || UNAVAILABLE.contains(&code) {
+                AwsError::new(
+                    AwsErrorKind::Unavailable,
+                    format!("{action} failed on AWS's side, HTTP {status} ({said})"),
+                )
             } else if code.ends_with("NotFoundFault")
                 || code.starts_with("NoSuch")
                 || code == "ResourceNotFoundException"
             {
-                AwsErrorKind::NotFound
+                AwsError::new(AwsErrorKind::NotFound, said)
             } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
-                AwsErrorKind::InvalidState
-            } else if THROTTLING.contains(&code) {
-                AwsErrorKind::Throttled
-            } else if matches!(
-                code,
-                "ServiceUnavailable"
-                    | "ServiceUnavailableException"
-                    | "InternalFailure"
-                    | "InternalError"
-                    | "InternalServiceError"
-                    | "RequestTimeout"
-                    | "RequestTimeoutException"
-            ) {
-                AwsErrorKind::Unavailable
+                AwsError::new(AwsErrorKind::InvalidState, said)
             } else {
-                AwsErrorKind::Other
-            };
-            AwsError::new(kind, message)
+                AwsError::new(AwsErrorKind::Other, said)
+            }
         }
-        SdkError::TimeoutError(_) => AwsError::new(AwsErrorKind::Unavailable, "the call timed out"),
-        SdkError::DispatchFailure(d) => AwsError::new(
+        SdkError::TimeoutError(_) => AwsError::new(
             AwsErrorKind::Unavailable,
-            format!("cannot reach the service: {}", describe_chain(e, d.is_io())),
+            format!("AWS cannot be reached: {action} got no answer in time"),
+        ),
+        SdkError::DispatchFailure(_) => AwsError::new(
+            AwsErrorKind::Unavailable,
+            format!("AWS cannot be reached for {action}: {}", describe_chain(e)),
         ),
         SdkError::ResponseError(_) => AwsError::new(
             AwsErrorKind::Unavailable,
-            format!("the service gave no usable answer: {}", describe_chain(e, true)),
+            format!("AWS gave no usable answer to {action}: {}", describe_chain(e)),
         ),
-        other => AwsError::new(AwsErrorKind::Other, describe_chain(other, false)),
+        other => AwsError::new(AwsErrorKind::Other, format!("{action}: {}", describe_chain(other))),
     }
 }
 
-fn describe_chain(e: &dyn std::error::Error, _io: bool) -> String {
+fn describe_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

@@ -61,7 +61,7 @@ impl RdsAurora {
                 ));
             }
             Ok(Err(e)) => {
-                let e = classify(&e);
+                let e = classify(&e, "rds:DescribeGlobalClusters");
                 return Err(AwsError::new(e.kind, format!("{region}: {}", e.message)));
             }
             Ok(Ok(out)) => out,
@@ -160,7 +160,7 @@ impl Aurora for RdsAurora {
             .db_cluster_identifier(cluster_id)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:DescribeDBClusters"))?;
         let c = out.db_clusters().first().ok_or_else(|| {
             AwsError::new(
                 AwsErrorKind::NotFound,
@@ -195,7 +195,7 @@ impl Aurora for RdsAurora {
             .config_override(no_retries())
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:RemoveFromGlobalCluster"))?;
         Ok(())
     }
 
@@ -210,7 +210,7 @@ impl Aurora for RdsAurora {
             .config_override(no_retries())
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:FailoverGlobalCluster"))?;
         Ok(())
     }
 
@@ -223,7 +223,7 @@ impl Aurora for RdsAurora {
             .config_override(no_retries())
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:SwitchoverGlobalCluster"))?;
         Ok(())
     }
 
@@ -241,7 +241,7 @@ impl Aurora for RdsAurora {
             .start_time(aws_smithy_types::DateTime::from_millis(since.as_millisecond()))
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:DescribeEvents"))?;
         let mut events: Vec<RdsEvent> = out
             .events()
             .iter()
@@ -271,7 +271,7 @@ impl Aurora for RdsAurora {
             .db_cluster_identifier(cluster_id)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| classify(&e, "rds:DescribeDBClusterSnapshots"))?;
         let mut found: Vec<(aws_smithy_types::DateTime, String)> = out
             .db_cluster_snapshots()
             .iter()

@@ -43,7 +43,12 @@ pub async fn load(
         .secret_id(secret_id)
         .send()
         .await
-        .map_err(|e| format!("cannot read secret {secret_id}: {}", classify(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot read secret {secret_id}: {}",
+                classify(&e, "secretsmanager:GetSecretValue")
+            )
+        })?;
     let text = out
         .secret_string()
         .ok_or_else(|| format!("secret {secret_id} has no string value (binary secrets are not supported)"))?;

@@ -206,6 +206,8 @@ pub struct Runner {
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
     pub metrics: Arc<dyn Metrics>,
+    /// IAM's policy simulator, asked again in the re-check right before the first mutating call.
+    pub permissions: Arc<dyn crate::ports::Permissions>,
     pub chat: Arc<dyn Chat>,
     pub clock: Arc<dyn Clock>,
     pub settings: RunbookSettings,
@@ -539,7 +541,13 @@ impl Runner {
         let cluster = ctx.plan.cluster_settings();
         let survey = self
             .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
-                survey::survey(self.aurora.as_ref(), self.metrics.as_ref(), self.dns.as_ref(), &cluster)
+                survey::survey(
+                    self.aurora.as_ref(),
+                    self.metrics.as_ref(),
+                    self.dns.as_ref(),
+                    Some(self.permissions.as_ref()),
+                    &cluster,
+                )
             })
             .await?;
         let checks = plan::recheck(&cluster, &ctx.plan, &survey, self.limits())

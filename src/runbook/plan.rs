@@ -10,7 +10,9 @@
 //! - without `--to`, the only secondary is the target, or among several the one with the least lag;
 //! - a plan with a failed check is refused, with the reason.
 
-use crate::ports::{ClusterState, Member, Topology};
+use crate::ports::{
+    AwsError, AwsErrorKind, ClusterState, Evaluation, HostedZone, Member, RecordSet, Topology, Verdict,
+};
 use crate::settings::ClusterSettings;
 use crate::types::{ClusterName, Mode, Region};
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,13 @@ pub struct Survey {
     pub lags: HashMap<String, Result<f64, String>>,
     /// Where the CNAMEs point (`None` for a missing record); `Err` when they could not be read.
     pub dns: Result<DnsTargets, String>,
+    /// The hosted zone (GetHostedZone).
+    pub zone: Result<HostedZone, AwsError>,
+    /// Every record set at the writer's and the reader's name, in that order.
+    pub records: Result<[Vec<RecordSet>; 2], String>,
+    /// What IAM's policy simulator says about the calls a failover would make (`None`: not asked, as
+    /// for `/aurora status`; `Err`: why it could not answer).
+    pub permissions: Option<Result<Vec<Evaluation>, String>>,
 }
 
 impl Survey {
@@ -513,6 +522,13 @@ pub fn checks(
         });
     }
 
+    let records = records_check(cluster, &survey.zone, &survey.records);
+    let records_fine = records.outcome == Outcome::Pass;
+    out.push(records);
+    if let Some(p) = permissions_check(cluster, survey, to, mode) {
+        out.push(p);
+    }
+
     out.push(match &survey.dns {
         Err(e) => check(
             "CNAMEs",
@@ -532,7 +548,13 @@ pub fn checks(
                     .map(|(_, n)| n.as_str())
                     .collect();
                 let reader_elsewhere = d.reader.as_deref().is_some_and(|r| !points_at(r, from));
-                if !missing.is_empty() {
+                if !missing.is_empty() && !records_fine {
+                    check(
+                        "CNAMEs",
+                        Outcome::Warn,
+                        format!("{} hold(s) no plain CNAME (see DNS records)", missing.join(", ")),
+                    )
+                } else if !missing.is_empty() {
                     check(
                         "CNAMEs",
                         Outcome::Warn,
@@ -558,6 +580,189 @@ pub fn checks(
         },
     });
     out
+}
+
+/// Whether Route 53 will take the UPSERT of both CNAMEs, from what read-only calls show: the zone
+/// exists, each name is inside its domain and not its apex, and holds a plain CNAME or nothing (no
+/// other type, no alias, no routing policy). Route 53 has no dry run; this is what stands for one.
+pub fn records_check(
+    cluster: &ClusterSettings,
+    zone: &Result<HostedZone, AwsError>,
+    records: &Result<[Vec<RecordSet>; 2], String>,
+) -> Check {
+    const NAME: &str = "DNS records";
+    let zone = match zone {
+        Ok(z) => z,
+        Err(e) if e.kind == AwsErrorKind::NotFound => {
+            return check(
+                NAME,
+                Outcome::Fail,
+                format!(
+                    "hosted zone {} does not exist ({e}): the CNAMEs could never be moved. Check the cluster's hosted_zone_id",
+                    cluster.hosted_zone_id
+                ),
+            );
+        }
+        Err(e) => {
+            return check(
+                NAME,
+                Outcome::Warn,
+                format!(
+                    "hosted zone {} could not be read ({e}), so the bot could not check that Route 53 will accept the change; \
+                     it checks again right before the first change",
+                    cluster.hosted_zone_id
+                ),
+            );
+        }
+    };
+    let mut problems = Vec::new();
+    for (key, name) in [
+        ("writer_record", &cluster.writer_record),
+        ("reader_record", &cluster.reader_record),
+    ] {
+        let n = crate::ports::route53_name(name);
+        if n == zone.name {
+            problems.push(format!(
+                "{name} is the apex of zone {}: a CNAME cannot be at a zone's apex. Set the cluster's {key} to a name below it, such as db.{}",
+                zone.name, zone.name
+            ));
+        } else if !n.ends_with(&format!(".{}", zone.name)) {
+            problems.push(format!(
+                "{name} is not inside hosted zone {} ({}): Route 53 refuses records outside the zone's domain. Set the cluster's {key} to a name ending in .{}",
+                zone.id, zone.name, zone.name
+            ));
+        }
+    }
+    let sets = match records {
+        Ok(sets) => sets,
+        Err(e) if problems.is_empty() => {
+            return check(
+                NAME,
+                Outcome::Warn,
+                format!("the records could not be read ({e}); the bot checks again right before the first change"),
+            );
+        }
+        Err(_) => &[Vec::new(), Vec::new()],
+    };
+    for (name, sets) in [&cluster.writer_record, &cluster.reader_record].into_iter().zip(sets) {
+        for s in sets.iter().filter(|s| !s.is_plain_cname()) {
+            problems.push(match (&s.alias_target, &s.set_identifier) {
+                (Some(target), _) => format!(
+                    "{name} holds an alias record of type {} (to {target}): the bot only moves plain CNAMEs. Replace the alias \
+                     with a CNAME, or give the cluster another record name",
+                    s.record_type
+                ),
+                (None, Some(id)) => format!(
+                    "{name} holds a {} record of type {} (set identifier {id}): the bot only moves simple-routing CNAMEs. \
+                     Replace the routing-policy records with one CNAME, or give the cluster another record name",
+                    s.routing.as_deref().unwrap_or("routing-policy"),
+                    s.record_type
+                ),
+                (None, None) => format!(
+                    "{name} holds a record of type {} ({}): a CNAME cannot share its name with another record. Delete it, or \
+                     give the cluster another record name",
+                    s.record_type,
+                    s.values.join(", ")
+                ),
+            });
+        }
+    }
+    if problems.is_empty() {
+        check(
+            NAME,
+            Outcome::Pass,
+            format!(
+                "both names are inside zone {} and hold a plain CNAME or nothing: Route 53 will take the change",
+                zone.name
+            ),
+        )
+    } else {
+        check(NAME, Outcome::Fail, problems.join("; "))
+    }
+}
+
+/// The mutating RDS call of a mode, as IAM names it.
+pub fn rds_action(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Detach => "rds:RemoveFromGlobalCluster",
+        Mode::Failover => "rds:FailoverGlobalCluster",
+        Mode::Switchover => "rds:SwitchoverGlobalCluster",
+    }
+}
+
+/// Whether the bot's principal may make every call a run of `mode` to `to` makes, as IAM's policy
+/// simulator says; `None` when the simulator was not asked. A denial refuses the plan; an answer the
+/// simulator cannot give is a warning (an unavailable check must never block a failover).
+fn permissions_check(cluster: &ClusterSettings, survey: &Survey, to: &Member, mode: Mode) -> Option<Check> {
+    const NAME: &str = "Permissions";
+    let evaluations = match survey.permissions.as_ref()? {
+        Ok(e) => e,
+        Err(why) => {
+            return Some(check(
+                NAME,
+                Outcome::Warn,
+                format!("could not be checked: {why}. The run does not depend on this check"),
+            ));
+        }
+    };
+    let t = &survey.topology;
+    let needed = [
+        (
+            rds_action(mode),
+            super::survey::global_cluster_arn(t).unwrap_or_default(),
+        ),
+        (rds_action(mode), to.arn.clone()),
+        (
+            super::survey::CHANGE_RECORDS,
+            super::survey::zone_arn(t, &cluster.hosted_zone_id),
+        ),
+        (super::survey::GET_CHANGE, super::survey::change_arn(t)),
+    ];
+    let (mut denied, mut undecided) = (Vec::new(), Vec::new());
+    for (action, resource) in &needed {
+        let found = evaluations
+            .iter()
+            .find(|e| e.action.eq_ignore_ascii_case(action) && e.resource == *resource);
+        match found.map(|e| &e.verdict) {
+            Some(Verdict::Allowed) => {}
+            Some(Verdict::Denied { explicit }) => denied.push(format!(
+                "{action} on {resource} ({})",
+                if *explicit {
+                    "an explicit Deny statement"
+                } else {
+                    "no statement allows it"
+                }
+            )),
+            Some(Verdict::Undecided(why)) => undecided.push(format!("{action} on {resource}: {why}")),
+            None => undecided.push(format!("{action} on {resource}: the simulator did not evaluate it")),
+        }
+    }
+    Some(if !denied.is_empty() {
+        check(
+            NAME,
+            Outcome::Fail,
+            format!(
+                "the bot's IAM principal may not make every call this run needs: {} is denied. Add it to the bot's \
+                 policy (see the README's IAM permissions) and ask again",
+                denied.join(", ")
+            ),
+        )
+    } else if !undecided.is_empty() {
+        check(
+            NAME,
+            Outcome::Warn,
+            format!("the simulator could not decide for {}", undecided.join("; ")),
+        )
+    } else {
+        check(
+            NAME,
+            Outcome::Pass,
+            format!(
+                "the policy simulator allows {}, ChangeResourceRecordSets and GetChange on this cluster and zone",
+                rds_action(mode).trim_start_matches("rds:")
+            ),
+        )
+    })
 }
 
 fn failures(checks: &[Check]) -> Vec<&Check> {
@@ -909,6 +1114,27 @@ mod tests {
                 reader: Some("east.cluster-ro-abc.us-east-1.rds.amazonaws.com".into()),
                 unreadable: None,
             }),
+            zone: Ok(HostedZone {
+                id: "Z1".into(),
+                name: "zone.".into(),
+                private: true,
+            }),
+            records: Ok([
+                vec![cname("w.zone.", "east.cluster-abc.us-east-1.rds.amazonaws.com")],
+                vec![cname("r.zone.", "east.cluster-ro-abc.us-east-1.rds.amazonaws.com")],
+            ]),
+            permissions: None,
+        }
+    }
+
+    fn cname(name: &str, value: &str) -> RecordSet {
+        RecordSet {
+            name: name.into(),
+            record_type: "CNAME".into(),
+            values: vec![value.into()],
+            alias_target: None,
+            set_identifier: None,
+            routing: None,
         }
     }
 

@@ -1,27 +1,119 @@
 //! Reads everything the planner needs about a global cluster, concurrently and with bounded waits:
 //! the topology (from the first Region that answers), each member's own description (in its Region),
-//! each secondary's replication lag (from CloudWatch, in its Region), and the CNAMEs.
+//! each secondary's replication lag (from CloudWatch, in its Region), the hosted zone and every record
+//! set at the two CNAMEs' names (Route 53), and, when asked, what IAM's policy simulator says about
+//! the calls a failover would make.
 
 use super::plan::{DnsTargets, Survey};
-use crate::ports::{Aurora, AwsError, Dns, Metrics};
+use crate::ports::{Aurora, AwsError, Dns, Metrics, PermissionQuery, Permissions, Topology, route53_name};
 use crate::settings::ClusterSettings;
 use futures::future::join_all;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// How long one member's description or lag may take before it counts as unreadable.
+/// How long one member's description or lag, or the permission check, may take before it counts as
+/// unreadable.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The mutating RDS calls a run may make, one per mode.
+pub const RDS_ACTIONS: [&str; 3] = [
+    "rds:RemoveFromGlobalCluster",
+    "rds:FailoverGlobalCluster",
+    "rds:SwitchoverGlobalCluster",
+];
+pub const CHANGE_RECORDS: &str = "route53:ChangeResourceRecordSets";
+pub const GET_CHANGE: &str = "route53:GetChange";
+
+/// `arn:PARTITION:rds:REGION:ACCOUNT:...` → (partition, account).
+fn partition_and_account(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    (parts.len() > 5).then(|| (parts[1], parts[4]))
+}
+
+/// The global cluster's ARN, from a member's (global clusters have no Region in their ARN).
+pub fn global_cluster_arn(topology: &Topology) -> Option<String> {
+    let (partition, account) = topology.members.first().and_then(|m| partition_and_account(&m.arn))?;
+    Some(format!(
+        "arn:{partition}:rds::{account}:global-cluster:{}",
+        topology.global_cluster_id
+    ))
+}
+
+/// The hosted zone's ARN.
+pub fn zone_arn(topology: &Topology, zone_id: &str) -> String {
+    let partition = topology
+        .members
+        .first()
+        .and_then(|m| partition_and_account(&m.arn))
+        .map_or("aws", |(p, _)| p);
+    format!("arn:{partition}:route53:::hostedzone/{zone_id}")
+}
+
+/// The resource a GetChange is authorised on (change ids are not known in advance).
+pub fn change_arn(topology: &Topology) -> String {
+    let partition = topology
+        .members
+        .first()
+        .and_then(|m| partition_and_account(&m.arn))
+        .map_or("aws", |(p, _)| p);
+    format!("arn:{partition}:route53:::change/*")
+}
+
+/// What to ask the simulator for a global cluster: every mutating RDS call on the global cluster and
+/// every secondary (the plan picks the pairs of its mode and target), and the DNS change on the zone
+/// with the condition keys a narrowed policy may test (the names, the type, the action).
+pub fn permission_queries(c: &ClusterSettings, topology: &Topology) -> Vec<PermissionQuery> {
+    let mut rds_resources: Vec<String> = global_cluster_arn(topology).into_iter().collect();
+    rds_resources.extend(topology.secondaries().map(|m| m.arn.clone()));
+    vec![
+        PermissionQuery {
+            actions: RDS_ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
+            resources: rds_resources,
+            context: Vec::new(),
+        },
+        PermissionQuery {
+            actions: vec![CHANGE_RECORDS.to_owned(), GET_CHANGE.to_owned()],
+            resources: vec![zone_arn(topology, &c.hosted_zone_id), change_arn(topology)],
+            context: vec![
+                (
+                    "route53:ChangeResourceRecordSetsNormalizedRecordNames".to_owned(),
+                    [&c.writer_record, &c.reader_record]
+                        .iter()
+                        .map(|n| route53_name(n).trim_end_matches('.').to_owned())
+                        .collect(),
+                ),
+                (
+                    "route53:ChangeResourceRecordSetsRecordTypes".to_owned(),
+                    vec!["CNAME".to_owned()],
+                ),
+                (
+                    "route53:ChangeResourceRecordSetsActions".to_owned(),
+                    vec!["UPSERT".to_owned()],
+                ),
+            ],
+        },
+    ]
+}
+
+/// Reads a global cluster for planning (`permissions`: also ask IAM's simulator) or for status.
 pub async fn survey(
     aurora: &dyn Aurora,
     metrics: &dyn Metrics,
     dns: &dyn Dns,
+    permissions: Option<&dyn Permissions>,
     c: &ClusterSettings,
 ) -> Result<Survey, AwsError> {
-    let names = [c.writer_record.as_str(), c.reader_record.as_str()];
-    let (topology, records) = tokio::join!(
+    let records = async {
+        let (w, r) = tokio::join!(
+            dns.records_at(&c.hosted_zone_id, &c.writer_record),
+            dns.records_at(&c.hosted_zone_id, &c.reader_record)
+        );
+        Ok::<_, AwsError>([w?, r?])
+    };
+    let (topology, zone, records) = tokio::join!(
         aurora.topology(&c.global_cluster_id, &c.regions),
-        dns.cnames(&c.hosted_zone_id, &names)
+        dns.hosted_zone(&c.hosted_zone_id),
+        records
     );
     let topology = topology?;
     let writer_region = topology.writer().map(|w| w.region.clone());
@@ -55,17 +147,39 @@ pub async fn survey(
             (m.arn.clone(), lag)
         }
     }));
-    let (states, lags) = tokio::join!(states, lags);
+    let checked = async {
+        match permissions {
+            None => None,
+            Some(p) => {
+                let queries = permission_queries(c, &topology);
+                Some(match tokio::time::timeout(READ_TIMEOUT, p.evaluate(&queries)).await {
+                    Ok(r) => r,
+                    Err(_) => Err("the policy simulator did not answer in time".to_owned()),
+                })
+            }
+        }
+    };
+    let (states, lags, permissions) = tokio::join!(states, lags, checked);
+    let records = records.map_err(|e| e.to_string());
+    let dns = records.as_ref().map_err(Clone::clone).map(|[w, r]| {
+        let plain = |sets: &[crate::ports::RecordSet]| {
+            sets.iter()
+                .find(|s| s.is_plain_cname())
+                .and_then(|s| s.values.first().cloned())
+        };
+        DnsTargets {
+            writer: plain(w),
+            reader: plain(r),
+            unreadable: None,
+        }
+    });
     Ok(Survey {
         states: states.into_iter().collect::<HashMap<_, _>>(),
         lags: lags.into_iter().collect::<HashMap<_, _>>(),
-        dns: records
-            .map(|v| DnsTargets {
-                writer: v.first().cloned().flatten(),
-                reader: v.get(1).cloned().flatten(),
-                unreadable: None,
-            })
-            .map_err(|e| e.to_string()),
+        dns,
+        zone,
+        records,
+        permissions,
         topology,
     })
 }

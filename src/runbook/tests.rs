@@ -43,7 +43,20 @@ impl Metrics for NoAws {
 }
 
 #[async_trait]
+impl crate::ports::Permissions for NoAws {
+    async fn evaluate(&self, _: &[crate::ports::PermissionQuery]) -> Result<Vec<crate::ports::Evaluation>, String> {
+        panic!("a finished run must not ask IAM")
+    }
+}
+
+#[async_trait]
 impl Dns for NoAws {
+    async fn hosted_zone(&self, _: &str) -> Result<crate::ports::HostedZone, AwsError> {
+        panic!("a finished run must not read DNS")
+    }
+    async fn records_at(&self, _: &str, _: &str) -> Result<Vec<crate::ports::RecordSet>, AwsError> {
+        panic!("a finished run must not read DNS")
+    }
     async fn cnames(&self, _: &str, _: &[&str]) -> Result<Vec<Option<String>>, AwsError> {
         panic!("a finished run must not read DNS")
     }
@@ -170,6 +183,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         aurora: Arc::new(NoAws),
         dns: Arc::new(NoAws),
         metrics: Arc::new(NoAws),
+        permissions: Arc::new(NoAws),
         chat: chat.clone(),
         clock: Arc::new(crate::ports::SystemClock),
         settings: crate::settings::RunbookSettings {

@@ -423,6 +423,9 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
                 },
             });
         }
+        if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
+            lines.push(format!("{} *{}*: {}", check_icon(c.outcome), c.name, esc(&c.detail)));
+        }
         let md = lines.join("\n");
         text.push_str(&md);
         text.push('\n');

@@ -35,6 +35,13 @@ pub const ZONE: &str = "Z0123456789";
 pub const WRITER_RECORD: &str = "aurorawriteendpoint.aurora_private_hosted_zone";
 pub const READER_RECORD: &str = "aurorareadendpoint.aurora_private_hosted_zone";
 pub const WAIT: Duration = Duration::from_secs(20);
+/// The AWS calls that change something; every other call the bot makes only reads.
+pub const MUTATING: &[&str] = &[
+    "RemoveFromGlobalCluster",
+    "FailoverGlobalCluster",
+    "SwitchoverGlobalCluster",
+    "ChangeResourceRecordSets",
+];
 
 /// The system clock plus an offset that tests can move forward.
 #[derive(Default)]
