@@ -52,6 +52,24 @@ pub enum Refusal {
         "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
     )]
     Internal,
+    #[error("Run {0} does not exist. The run's number is in its thread (\"Needs attention (run N)\").")]
+    NoSuchRun(i64),
+    #[error("Only a requester or an approver can ask to resume a run. Approvers: {0}.")]
+    NotAllowedToResume(String),
+    #[error("Only the requester or an approver can abandon a run. Approvers: {0}.")]
+    NotAllowedToAbandon(String),
+    #[error("Run {id} is {state}: only a run that needs attention can be resumed.")]
+    NotWaiting { id: i64, state: &'static str },
+    #[error(
+        "Resuming run {id} was already asked for by <@{by}>; it waits for a second person's approval in the thread."
+    )]
+    ResumeAlreadyAsked { id: i64, by: String },
+    #[error("You asked to resume run {0}: a second person must approve it.")]
+    OwnResume(i64),
+    #[error("Nobody is asking to resume run {0} right now (it was decided already, or the run moved on).")]
+    NoResumeAsked(i64),
+    #[error("Run {id} has already ended ({state}); nothing was changed.")]
+    RunEnded { id: i64, state: &'static str },
 }
 
 /// Where a command came from.
@@ -104,6 +122,14 @@ pub struct Approvals {
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
     pub launcher: Launcher,
+}
+
+/// "done", or "refused: why", for the audit.
+fn outcome_of(result: &Result<String, Refusal>) -> String {
+    match result {
+        Ok(_) => "done".to_owned(),
+        Err(r) => format!("refused: {r}"),
+    }
 }
 
 fn names(list: &[Principal]) -> String {
@@ -190,7 +216,8 @@ impl Approvals {
         }
         let Some(c) = self.settings.cluster(cluster) else {
             return refuse(format!(
-                "Unknown cluster `{cluster}`. Configured clusters: {}.",
+                "Unknown cluster {}. Configured clusters: {}.",
+                crate::slack::render::code(cluster),
                 self.settings.cluster_names().join(", ")
             ));
         };
@@ -200,7 +227,8 @@ impl Approvals {
                 Some(region) => Some(region),
                 None => {
                     return refuse(format!(
-                        "`{r}` is not a Region of {}. Its Regions: {}.",
+                        "{} is not a Region of {}. Its Regions: {}.",
+                        crate::slack::render::code(r),
                         c.name,
                         c.regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
                     ));
@@ -630,6 +658,230 @@ impl Approvals {
         }
     }
 
+    fn run_and_request(&self, run_id: i64) -> Result<(crate::store::Run, Request), Refusal> {
+        let store_error = |e: crate::store::StoreError| {
+            warn!(error = %e, "store error");
+            Refusal::Internal
+        };
+        let run = self
+            .store
+            .run(run_id)
+            .map_err(store_error)?
+            .ok_or(Refusal::NoSuchRun(run_id))?;
+        let request = self
+            .store
+            .request(run.request_id)
+            .map_err(store_error)?
+            .ok_or(Refusal::NoSuchRun(run_id))?;
+        Ok((run, request))
+    }
+
+    fn state_name(state: crate::store::RunState) -> &'static str {
+        match state {
+            crate::store::RunState::Running => "running",
+            crate::store::RunState::NeedsAttention => "waiting for a person",
+            crate::store::RunState::Succeeded => "succeeded",
+            crate::store::RunState::Failed => "failed",
+            crate::store::RunState::Abandoned => "abandoned",
+        }
+    }
+
+    /// `/aurora resume RUN`: a requester or an approver asks for a run that needs attention to finish;
+    /// a second person approves it with a button in the run's thread.
+    pub async fn ask_resume(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+        let result = self.try_ask_resume(run_id, user).await;
+        self.audit(user, &format!("resume run {run_id}"), None, &outcome_of(&result));
+        result
+    }
+
+    async fn try_ask_resume(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+        let (run, request) = self.run_and_request(run_id)?;
+        let a = &self.settings.approval;
+        let allowed = *user == request.requested_by
+            || self
+                .is_one_of(user, &[a.requesters.clone(), a.approvers.clone()].concat())
+                .await
+                .map_err(Refusal::DirectoryUnavailable)?;
+        if !allowed {
+            return Err(Refusal::NotAllowedToResume(names(&a.approvers)));
+        }
+        match self.store.ask_resume(run_id, user).map_err(|_| Refusal::Internal)? {
+            Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
+                id: run_id,
+                by: now.control.resume_asked_by.map(|u| u.to_string()).unwrap_or_default(),
+            }),
+            Err(now) => Err(Refusal::NotWaiting {
+                id: run_id,
+                state: Self::state_name(now.state),
+            }),
+            Ok(()) => {
+                let data: RunData = serde_json::from_str(&run.data).unwrap_or_default();
+                let why = data
+                    .attention
+                    .as_ref()
+                    .map(|at| format!(" It stopped at {}: {}.", at.step.label(), at.reason))
+                    .unwrap_or_default();
+                let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                let what = plan.map_or_else(
+                    || "The bot checks that the target is writable, then moves the CNAMEs.".to_owned(),
+                    |p| {
+                        format!(
+                            "The bot goes on from where it stopped: it checks that {} ({}) is writable, then moves {} and {} \
+                             to it, even where its own re-check would not.",
+                            p.to.cluster_id, p.to.region, p.writer_record, p.reader_record
+                        )
+                    },
+                );
+                let note = Note::ResumeAsked {
+                    run_id,
+                    by: user.clone(),
+                    detail: format!("{what}{why}"),
+                };
+                if let Err(e) = self.chat.note(
+                    &request,
+                    &note,
+                    false,
+                    &format!("run:{run_id}:resume-asked:{}", self.clock.now().as_millisecond()),
+                ) {
+                    warn!(error = %e, "cannot queue the resume request");
+                }
+                Ok(format!(
+                    "You asked to resume run {run_id}. An approver other than you must approve it in the request's thread."
+                ))
+            }
+        }
+    }
+
+    /// An Approve or Deny click on a resume request. An approver approves, never the person who
+    /// asked; that person or an approver may deny.
+    pub async fn decide_resume(&self, run_id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+        let result = self.try_decide_resume(run_id, user, approve).await;
+        let action = if approve { "approve resume" } else { "deny resume" };
+        self.audit(user, &format!("{action} of run {run_id}"), None, &outcome_of(&result));
+        result
+    }
+
+    async fn try_decide_resume(&self, run_id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+        let (run, request) = self.run_and_request(run_id)?;
+        let approvers = &self.settings.approval.approvers;
+        let asker = run.control.resume_asked_by.clone();
+        if approve && asker.as_ref() == Some(user) {
+            return Err(Refusal::OwnResume(run_id));
+        }
+        if approve || asker.as_ref() != Some(user) {
+            let ok = self
+                .is_one_of(user, approvers)
+                .await
+                .map_err(Refusal::DirectoryUnavailable)?;
+            if !ok {
+                return Err(if approve {
+                    Refusal::NotApprover(names(approvers))
+                } else {
+                    Refusal::NotAllowedToDeny(names(approvers))
+                });
+            }
+        }
+        match self
+            .store
+            .decide_resume(run_id, user, approve, self.clock.now())
+            .map_err(|_| Refusal::Internal)?
+        {
+            Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
+            Err(now) => Err(Refusal::NotWaiting {
+                id: run_id,
+                state: Self::state_name(now.state),
+            }),
+            Ok(()) => {
+                let note = Note::ResumeDecided {
+                    run_id,
+                    by: user.clone(),
+                    approved: approve,
+                };
+                if let Err(e) = self.chat.note(
+                    &request,
+                    &note,
+                    false,
+                    &format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond()),
+                ) {
+                    warn!(error = %e, "cannot queue a thread reply");
+                }
+                Ok(if approve {
+                    format!("You approved resuming run {run_id}; follow it in the request's thread.")
+                } else {
+                    format!("You denied resuming run {run_id}; it still needs attention.")
+                })
+            }
+        }
+    }
+
+    /// `/aurora abandon RUN REASON`, first step: checks that `user` may, and that the run is still
+    /// going; the answer asks them to confirm with a button.
+    pub async fn may_abandon(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+        let (run, request) = self.run_and_request(run_id)?;
+        let approvers = &self.settings.approval.approvers;
+        if *user != request.requested_by
+            && !self
+                .is_one_of(user, approvers)
+                .await
+                .map_err(Refusal::DirectoryUnavailable)?
+        {
+            return Err(Refusal::NotAllowedToAbandon(names(approvers)));
+        }
+        if !run.state.is_open() {
+            return Err(Refusal::RunEnded {
+                id: run_id,
+                state: Self::state_name(run.state),
+            });
+        }
+        Ok(format!(
+            "run {run_id} ({} failover, request #{}, {})",
+            request.cluster,
+            request.id,
+            Self::state_name(run.state)
+        ))
+    }
+
+    /// The confirmation click of `/aurora abandon`: stops the run's remaining steps (changing nothing
+    /// in AWS), frees the cluster, records who and why.
+    pub async fn abandon(&self, run_id: i64, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
+        let result = async {
+            self.may_abandon(run_id, user).await?;
+            match self
+                .store
+                .abandon_run(run_id, user, reason, self.clock.now())
+                .map_err(|_| Refusal::Internal)?
+            {
+                Err(now) => Err(Refusal::RunEnded {
+                    id: run_id,
+                    state: Self::state_name(now.state),
+                }),
+                Ok(()) => {
+                    info!(run_id, by = %user, %reason, "run abandoned");
+                    let runner = self.launcher.runner.clone();
+                    self.launcher.tracker.spawn(async move {
+                        if let Err(e) = runner.abandoned(run_id).await {
+                            warn!(error = %e, "cannot announce an abandoned run");
+                        }
+                    });
+                    Ok(format!(
+                        "You abandoned run {run_id}. The bot does nothing more for it; nothing was changed in AWS to stop it."
+                    ))
+                }
+            }
+        }
+        .await;
+        self.audit(
+            user,
+            &format!("abandon run {run_id}"),
+            None,
+            &match &result {
+                Ok(_) => format!("done: {reason}"),
+                Err(r) => format!("refused: {r}"),
+            },
+        );
+        result
+    }
+
     /// After a restart: plans requests that were recorded but not planned, resumes runs, and queues
     /// again (idempotently) the last messages of what closed shortly before, in case the bot died
     /// between recording a change and queuing its message.
@@ -643,7 +895,12 @@ impl Approvals {
             }
             Err(e) => warn!(error = %e, "cannot list requests to plan"),
         }
-        match self.store.runs_in(crate::store::RunState::Running) {
+        let open = [crate::store::RunState::Running, crate::store::RunState::NeedsAttention]
+            .into_iter()
+            .map(|s| self.store.runs_in(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat());
+        match open {
             Ok(runs) => {
                 for run in runs {
                     info!(run_id = run.id, step = %run.step, "resuming run");

@@ -305,6 +305,7 @@ impl Application {
             clock: deps.clock.clone(),
             settings: settings.runbook,
             shutdown: runs_shutdown.clone(),
+            aborts: Default::default(),
         });
         let approvals = Approvals {
             settings: settings.clone(),

@@ -705,7 +705,7 @@ async fn a_writer_cname_moved_by_hand_after_the_approval_is_not_overwritten() {
     bot.repoint_writer_cname("orders-elsewhere.example.com").await;
     assert_eq!(
         bot.finished_run(id, Duration::from_secs(30)).await.state,
-        RunState::Failed
+        RunState::NeedsAttention
     );
     assert_eq!(bot.writer_cname(), "orders-elsewhere.example.com");
     assert_eq!(
@@ -713,13 +713,27 @@ async fn a_writer_cname_moved_by_hand_after_the_approval_is_not_overwritten() {
         1,
         "only the change made by hand"
     );
-    bot.slack_settled().await;
-    let last = thread_texts(&bot, &ts).pop().unwrap();
-    assert!(last.contains("*Failover failed* at *Repoint the CNAMEs*"), "{last}");
+    // The bot does not finish by itself: the old primary is still writable, so a person decides.
+    let handed_over = bot
+        .slack
+        .wait_for(WAIT, |_| {
+            thread_texts(&bot, &ts)
+                .into_iter()
+                .find(|t| t.contains("will not finish run 1 by itself"))
+        })
+        .await
+        .expect("handed over to people");
+    assert!(handed_over.contains("/aurora resume 1"), "{handed_over}");
+    let texts = thread_texts(&bot, &ts);
+    let stop = texts
+        .iter()
+        .find(|t| t.contains("*Needs attention* (run 1) at *Repoint the CNAMEs*"))
+        .unwrap_or_else(|| panic!("{texts:#?}"));
     assert!(
-        last.contains("now points at orders-elsewhere.example.com") && last.contains("DNS was not changed"),
-        "{last}"
+        stop.contains("now points at orders-elsewhere.example.com") && stop.contains("DNS was not changed"),
+        "{stop}"
     );
+    assert_eq!(bot.writer_cname(), "orders-elsewhere.example.com");
 }
 
 #[tokio::test]

@@ -131,7 +131,7 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
 }
 
 #[tokio::test]
-async fn a_promotion_that_never_finishes_times_out_and_dns_is_untouched() {
+async fn a_promotion_that_never_finishes_needs_attention_at_its_deadline_and_dns_is_untouched() {
     let bot = TestBot::start_with(Options {
         timings: awsim::Timings {
             detach_ms: 3_600_000,
@@ -147,7 +147,7 @@ async fn a_promotion_that_never_finishes_times_out_and_dns_is_untouched() {
     bot.click(BOB, id, true).await;
     let started = std::time::Instant::now();
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
-    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.state, RunState::NeedsAttention);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "it waited the whole timeout"
@@ -164,11 +164,19 @@ async fn a_promotion_that_never_finishes_times_out_and_dns_is_untouched() {
         .count();
     assert!((5..=40).contains(&polls), "{polls} polls in 2 s");
     bot.slack_settled().await;
-    let last = bot.thread(&ts).last().cloned().unwrap();
-    assert_eq!(last.body["reply_broadcast"], true);
-    let text = last.text();
+    let stop = bot
+        .thread(&ts)
+        .into_iter()
+        .find(|r| r.text().contains("*Needs attention*"))
+        .expect("the thread says the run needs attention");
+    assert_eq!(stop.body["reply_broadcast"], true, "told to the channel too");
+    let text = stop.text();
     assert!(
-        text.contains("*Failover failed* at *Wait until the target is writable*"),
+        text.contains("*Needs attention* (run 1) at *Wait until the target is writable*"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/aurora resume 1") && text.contains("/aurora abandon 1 REASON"),
         "{text}"
     );
     assert!(text.contains("was not writable after 2 s"), "{text}");
@@ -178,7 +186,11 @@ async fn a_promotion_that_never_finishes_times_out_and_dns_is_untouched() {
     );
     assert!(text.contains("this run did not change it"), "{text}");
     let final_update = bot.updates(&ts).last().cloned().unwrap();
-    assert!(all_text(&final_update).contains("*Failed* at Wait until the target is writable"));
+    assert!(
+        all_text(&final_update).contains("*Needs attention* (run 1) at Wait until the target is writable"),
+        "{}",
+        all_text(&final_update)
+    );
 }
 
 #[tokio::test]
@@ -307,13 +319,14 @@ async fn dns_is_not_repointed_when_the_promoted_cluster_stops_being_writable_bef
         .set_cluster_status("us-west-2", "orders-west", "maintenance")
         .unwrap();
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
-    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.state, RunState::NeedsAttention);
     assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "DNS untouched");
     assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     bot.slack_settled().await;
     let last = bot.thread(&ts).last().cloned().unwrap();
     assert!(
-        last.text().contains("*Failover failed* at *Repoint the CNAMEs*"),
+        last.text()
+            .contains("*Needs attention* (run 1) at *Repoint the CNAMEs*"),
         "{}",
         last.text()
     );

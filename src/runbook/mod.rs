@@ -25,7 +25,7 @@ use crate::store::{Request, Run, RunState, Store};
 use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
-use report::{Completion, Failure, Note, Stage};
+use report::{Attention, Completion, Failure, Note, Stage};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -189,15 +189,74 @@ pub struct RunData {
     /// How the run ended, once it has.
     #[serde(default)]
     pub outcome: Option<Outcome>,
+    /// Set while (and after) the run needs attention.
+    #[serde(default)]
+    pub attention: Option<AttentionState>,
 }
 
-/// Why a step did not finish.
+/// Where a run that needs attention stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttentionState {
+    /// How many times the run has needed attention (each time has its own thread replies).
+    pub count: u32,
+    pub step: Step,
+    pub reason: String,
+    /// Until when (ms) the bot may still finish by itself, after a full re-check; set the first time
+    /// the run needs attention and never moved later.
+    pub window_until_ms: i64,
+    /// The bot has handed the decision to people (the window passed, or the re-check failed).
+    #[serde(default)]
+    pub handed_over: bool,
+}
+
+/// Why a step did not finish, and so how the run goes on.
 #[derive(Debug)]
 enum Stop {
-    /// It failed: the reason, in words for the thread.
-    Failed(String),
+    /// A check, or AWS, said no. Before the first mutating call the run fails (nothing was changed);
+    /// after it, the run needs attention.
+    Refused(String),
+    /// AWS refused or undid the mutating call itself (it did not take effect, or the managed
+    /// operation was cancelled or rolled back): things are as before the run, which fails.
+    Reverted(String),
+    /// A deadline passed (the step's own, or transient errors lasting until it).
+    Deadline(String),
+    /// The target is in a state AWS will not leave by itself.
+    Stuck(String),
     /// The bot is shutting down: the run resumes at the next start.
     Interrupted,
+    /// A person abandoned the run.
+    Abandoned,
+}
+
+/// Cluster statuses AWS does not leave by itself, with what a person can do about each.
+pub fn stuck_status(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "inaccessible-encryption-credentials" | "inaccessible-encryption-credentials-recoverable" => {
+            "the cluster cannot use its KMS key (disabled, deleted or its grant revoked). Re-enable the key or restore \
+             its grant in KMS; AWS then recovers the cluster"
+        }
+        s if s.starts_with("incompatible-") => {
+            "a setting of the cluster (network, option group, parameters or restore) is incompatible. Fix it in the RDS \
+             console, as the cluster's events say"
+        }
+        "failed" | "cloning-failed" | "migration-failed" => {
+            "AWS reports that the cluster failed. See its RDS events; open an AWS support case if they do not say why"
+        }
+        "stopped" => "the cluster is stopped. Start it (aws rds start-db-cluster) if it should take over",
+        "deleting" => "the cluster is being deleted",
+        _ => return None,
+    })
+}
+
+/// The target is stuck in a state AWS will not leave by itself: stop waiting at once.
+fn stuck(state: &ClusterState) -> Result<(), Stop> {
+    match stuck_status(&state.status) {
+        Some(hint) => Err(Stop::Stuck(format!(
+            "{} is {}, a state AWS does not leave by itself: {hint}",
+            state.cluster_id, state.status
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs approved requests.
@@ -213,6 +272,9 @@ pub struct Runner {
     pub settings: RunbookSettings,
     /// Cancelled when the bot shuts down: runs stop at their next pause, their state saved.
     pub shutdown: CancellationToken,
+    /// One token per run this process executes, cancelled when a person abandons the run: it stops at
+    /// its next pause. A std mutex: held only to insert, remove or cancel.
+    pub aborts: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
 }
 
 /// Everything one run works with.
@@ -227,6 +289,8 @@ struct Ctx {
     /// The plan was re-checked by this process (a run resumed past the re-check does it again before
     /// its first mutating call).
     rechecked: bool,
+    /// Cancelled when a person abandons the run.
+    abort: CancellationToken,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -264,7 +328,7 @@ fn operation_under_way(topology: &crate::ports::Topology, target: &str) -> bool 
 /// The writable target's endpoint and reader endpoint, remembered in the run's data.
 fn keep_endpoints(ctx: &mut Ctx, state: &ClusterState) -> Result<(String, String), Stop> {
     let (Some(w), Some(r)) = (state.endpoint.clone(), state.reader_endpoint.clone()) else {
-        return Err(Stop::Failed(format!(
+        return Err(Stop::Refused(format!(
             "{} is writable but has no endpoints",
             state.cluster_id
         )));
@@ -319,6 +383,7 @@ impl Runner {
             data,
             approved_by,
             rechecked: false,
+            abort: CancellationToken::new(),
         }))
     }
 
@@ -326,76 +391,135 @@ impl Runner {
         let Some(mut ctx) = self.load(run_id)? else {
             return Ok(());
         };
-        if ctx.run.state != RunState::Running {
+        if !ctx.run.state.is_open() {
             // Finished: make sure its last reply made it to the queue (a crash may have come between).
             self.announce_outcome(&ctx);
             return Ok(());
         }
+        self.aborts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id, ctx.abort.clone());
+        let result = self.drive(&mut ctx).await;
+        self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        result
+    }
+
+    /// Stops run `run_id` at its next pause, if this process is executing it (a person abandoned it;
+    /// the store already says so).
+    pub fn abort(&self, run_id: i64) {
+        if let Some(t) = self.aborts.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
+            t.cancel();
+        }
+    }
+
+    /// Runs the steps from where the run stands, through any spells of needing attention, to its end.
+    async fn drive(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         // The approval's reply, in case the bot died between recording the approval and queuing it.
         self.say(
-            &ctx,
+            ctx,
             Note::Approved {
                 by: ctx.approved_by.clone(),
             },
             &approved_key(ctx.request.id),
         );
-        let mut step = Step::parse(&ctx.run.step).ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
+        if ctx.run.state == RunState::NeedsAttention && !self.watch(ctx).await? {
+            return Ok(());
+        }
+        loop {
+            let step = Step::parse(&ctx.run.step).ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
+            let stop = match self.steps(ctx, step).await {
+                Ok(()) => {
+                    self.succeed(ctx).await?;
+                    return Ok(());
+                }
+                Err((step, stop)) => (step, stop),
+            };
+            let (step, stop) = stop;
+            let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
+            match stop {
+                Stop::Interrupted => return self.interrupted(ctx, step),
+                Stop::Abandoned => {
+                    info!(step = step.as_str(), "run abandoned by a person; stopping");
+                    return Ok(());
+                }
+                Stop::Reverted(reason) => {
+                    self.fail(ctx, step, reason).await?;
+                    return Ok(());
+                }
+                Stop::Refused(reason) | Stop::Deadline(reason) if !mutated => {
+                    self.fail(ctx, step, reason).await?;
+                    return Ok(());
+                }
+                Stop::Refused(reason) | Stop::Deadline(reason) | Stop::Stuck(reason) => {
+                    self.needs_attention(ctx, step, reason).await?;
+                    if !self.watch(ctx).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the steps from `step` to the end; `Err` says at which step the run stopped, and why.
+    async fn steps(&self, ctx: &mut Ctx, mut step: Step) -> Result<(), (Step, Stop)> {
+        let round = ctx.data.attention.as_ref().map_or(0, |a| a.count);
         while step != Step::Done {
             if self.shutdown.is_cancelled() {
-                return self.interrupted(&ctx, step);
+                return Err((step, Stop::Interrupted));
             }
-            let started = match ctx.data.step_started_ms {
-                Some(ms) => jiff::Timestamp::from_millisecond(ms)?,
+            let started = match ctx
+                .data
+                .step_started_ms
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            {
+                Some(t) => t,
                 None => {
                     let now = self.clock.now();
                     self.say(
-                        &ctx,
+                        ctx,
                         Note::StepStarted {
                             step,
-                            detail: self.step_intro(&ctx, step),
+                            detail: self.step_intro(ctx, step),
                         },
                         &format!("run:{}:{}:started", ctx.run.id, step.as_str()),
                     );
                     self.stage(
-                        &ctx,
+                        ctx,
                         Stage::Running {
                             approved_by: ctx.approved_by.clone(),
                             step,
                         },
-                        &format!("run:{}:stage:{}", ctx.run.id, step.as_str()),
+                        &format!("run:{}:stage:{}:{round}", ctx.run.id, step.as_str()),
                     );
                     ctx.data.step_started_ms = Some(now.as_millisecond());
-                    self.checkpoint(&ctx, step, Some((step, "started", "")))?;
+                    self.persist(ctx, step, Some((step, "started", "")))
+                        .await
+                        .map_err(|s| (step, s))?;
                     now
                 }
             };
             info!(step = step.as_str(), "step");
-            match self.perform(&mut ctx, step, started).await {
-                Ok(detail) => {
-                    let took = since(self.clock.now(), started);
-                    self.say(
-                        &ctx,
-                        Note::StepFinished {
-                            step,
-                            detail: detail.clone(),
-                            took,
-                        },
-                        &format!("run:{}:{}:finished", ctx.run.id, step.as_str()),
-                    );
-                    ctx.data.phases.push((step, ms(took)));
-                    ctx.data.step_started_ms = None;
-                    let next = step.next_in(ctx.plan.mode);
-                    self.checkpoint(&ctx, next, Some((step, "finished", &detail)))?;
-                    step = next;
-                }
-                Err(Stop::Interrupted) => return self.interrupted(&ctx, step),
-                Err(Stop::Failed(reason)) => {
-                    self.fail(&mut ctx, step, reason).await?;
-                    return Ok(());
-                }
-            }
+            let detail = self.perform(ctx, step, started).await.map_err(|s| (step, s))?;
+            let took = since(self.clock.now(), started);
+            self.say(
+                ctx,
+                Note::StepFinished {
+                    step,
+                    detail: detail.clone(),
+                    took,
+                },
+                &format!("run:{}:{}:finished", ctx.run.id, step.as_str()),
+            );
+            ctx.data.phases.push((step, ms(took)));
+            ctx.data.step_started_ms = None;
+            let next = step.next_in(ctx.plan.mode);
+            self.persist(ctx, next, Some((step, "finished", &detail)))
+                .await
+                .map_err(|s| (step, s))?;
+            ctx.run.step = next.as_str().to_owned();
+            step = next;
         }
-        self.succeed(&mut ctx).await?;
         Ok(())
     }
 
@@ -426,8 +550,57 @@ impl Runner {
         Ok(())
     }
 
+    /// Checkpoints, riding out a busy or failing store with backoff (said once in the log) until it
+    /// works: the record of a run is never given up on, and a run is never abandoned for it.
+    async fn persist(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> Result<(), Stop> {
+        let mut attempt = 0;
+        loop {
+            match self.checkpoint(ctx, next, entry) {
+                Ok(()) => {
+                    if attempt > 0 {
+                        info!("the store records progress again");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    if attempt == 0 {
+                        warn!(error = %e, "cannot record the run's progress; retrying with backoff");
+                    }
+                    self.pause(ctx, self.backoff(attempt)).await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The pause before retry `attempt` (0, 1, ...): the poll interval doubling up to ten seconds (or
+    /// the poll interval, if longer), with ±20% jitter so that retries do not march in step.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.settings.poll_interval.max(Duration::from_secs(10));
+        let base = self
+            .settings
+            .poll_interval
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+            .min(cap);
+        base.mul_f64(0.8 + 0.4 * fastrand::f64())
+    }
+
+    /// Stops a run a person abandoned, before it changes anything more.
+    fn ensure_open(&self, ctx: &Ctx) -> Result<(), Stop> {
+        if ctx.abort.is_cancelled() {
+            return Err(Stop::Abandoned);
+        }
+        match self.store.run(ctx.run.id) {
+            Ok(Some(run)) if run.state == RunState::Abandoned => Err(Stop::Abandoned),
+            _ => Ok(()),
+        }
+    }
+
     fn say(&self, ctx: &Ctx, note: Note, key: &str) {
-        let broadcast = matches!(note, Note::Completed(_) | Note::Failed(_));
+        let broadcast = matches!(
+            note,
+            Note::Completed(_) | Note::Failed(_) | Note::NeedsAttention(_) | Note::Abandoned { .. }
+        );
         if let Err(e) = self.chat.note(&ctx.request, &note, broadcast, key) {
             warn!(error = %e, "cannot queue a thread reply");
         }
@@ -457,7 +630,7 @@ impl Runner {
     }
 
     /// Says in the thread (once) that what the polling sees of `subject` changed, and remembers it.
-    fn observe(&self, ctx: &mut Ctx, step: Step, subject: &str, seen: String) -> Result<(), Stop> {
+    async fn observe(&self, ctx: &mut Ctx, step: Step, subject: &str, seen: String) -> Result<(), Stop> {
         if ctx.data.last_seen.as_deref() == Some(seen.as_str()) {
             return Ok(());
         }
@@ -477,8 +650,7 @@ impl Runner {
         {
             warn!(error = %e, "cannot journal an observation");
         }
-        self.checkpoint(ctx, step, None)
-            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))
+        self.persist(ctx, step, None).await
     }
 
     /// Posts (once each) the RDS events of the two clusters since the run started. Best effort: a
@@ -527,7 +699,7 @@ impl Runner {
     async fn managed_settled(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<bool, Stop> {
         for read in 0..=SETTLE_READS {
             if read > 0 {
-                self.pause(self.settings.poll_interval).await?;
+                self.pause(ctx, self.settings.poll_interval).await?;
             }
             if self.managed_started(ctx, step, deadline).await? {
                 return Ok(true);
@@ -551,7 +723,7 @@ impl Runner {
             })
             .await?;
         let checks = plan::recheck(&cluster, &ctx.plan, &survey, self.limits())
-            .map_err(|why| Stop::Failed(format!("{why}. Nothing was changed.")))?;
+            .map_err(|why| Stop::Refused(format!("{why}. Nothing was changed.")))?;
         ctx.rechecked = true;
         let warnings: Vec<String> = checks
             .iter()
@@ -590,9 +762,10 @@ impl Runner {
     }
 
     /// Waits, unless the bot is shutting down.
-    async fn pause(&self, d: Duration) -> Result<(), Stop> {
+    async fn pause(&self, ctx: &Ctx, d: Duration) -> Result<(), Stop> {
         tokio::select! {
             () = self.shutdown.cancelled() => Err(Stop::Interrupted),
+            () = ctx.abort.cancelled() => Err(Stop::Abandoned),
             () = tokio::time::sleep(d) => Ok(()),
         }
     }
@@ -663,9 +836,10 @@ impl Runner {
                 }
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.managed_sent = true;
-                self.checkpoint(ctx, step, None)
-                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                self.persist(ctx, step, None).await?;
                 loop {
+                    // A person may have abandoned the run meanwhile: never send it after that.
+                    self.ensure_open(ctx)?;
                     let sent = if step == Step::Failover {
                         self.aurora.failover(&ctx.plan.global_cluster_id, &ctx.plan.to).await
                     } else {
@@ -691,7 +865,10 @@ impl Runner {
                                 ));
                             }
                             if !(e.is_transient() && self.clock.now() < read_deadline) {
-                                return Err(Stop::Failed(format!("{call} failed: {e}")));
+                                // It did not take effect: nothing was changed.
+                                return Err(Stop::Reverted(format!(
+                                    "{call} failed: {e}. The topology shows it did not start: nothing was changed"
+                                )));
                             }
                             self.say(
                                 ctx,
@@ -700,7 +877,7 @@ impl Runner {
                                 },
                                 &format!("run:{}:{}:retry:{call}", ctx.run.id, step.as_str()),
                             );
-                            self.pause(self.settings.poll_interval).await?;
+                            self.pause(ctx, self.settings.poll_interval).await?;
                         }
                     }
                 }
@@ -725,13 +902,13 @@ impl Runner {
                         .unwrap_or_else(|| "none".into());
                     let op = topology.operation_in_progress.clone().unwrap_or_else(|| "done".into());
                     let subject = ctx.plan.global_cluster_id.clone();
-                    self.observe(ctx, step, &subject, format!("FailoverState {op}, writer {writer}"))?;
+                    self.observe(ctx, step, &subject, format!("FailoverState {op}, writer {writer}"))
+                        .await?;
                     self.post_events(ctx, ctx.run.started_at).await;
                     let target_writes = topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn);
                     if operation_under_way(&topology, &ctx.plan.to.arn) && !ctx.data.managed_seen {
                         ctx.data.managed_seen = true;
-                        self.checkpoint(ctx, step, None)
-                            .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                        self.persist(ctx, step, None).await?;
                     }
                     // Nothing in progress and the target does not write: the operation was cancelled or
                     // rolled back (or, never seen, did not start). Waiting longer would change nothing.
@@ -742,7 +919,7 @@ impl Runner {
                         0
                     };
                     if quiet > SETTLE_READS && (ctx.data.managed_seen || self.clock.now() >= grace) {
-                        return Err(Stop::Failed(format!(
+                        return Err(Stop::Reverted(format!(
                             "the {} {} without making {} the writer: the writer is {writer} and no operation is in \
                              progress (AWS cancelled or rolled it back; the RDS events above say why). DNS was not changed.",
                             ctx.plan.mode,
@@ -756,6 +933,7 @@ impl Runner {
                     }
                     if target_writes && topology.operation_in_progress.is_none() {
                         let state = self.read_target(ctx, step, deadline).await?;
+                        stuck(&state)?;
                         if state.is_writable() {
                             let (w, r) = keep_endpoints(ctx, &state)?;
                             return Ok(format!(
@@ -766,14 +944,14 @@ impl Runner {
                     }
                     let now = self.clock.now();
                     if now >= deadline {
-                        return Err(Stop::Failed(format!(
+                        return Err(Stop::Deadline(format!(
                             "{} was not the writer after {} s (last seen: {}). DNS was not changed.",
                             ctx.plan.to.cluster_id,
                             self.settings.promote_timeout.as_secs(),
                             ctx.data.last_seen.as_deref().unwrap_or("nothing")
                         )));
                     }
-                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                    self.pause(ctx, self.settings.poll_interval.min(since(deadline, now)))
                         .await?;
                 }
             }
@@ -783,9 +961,9 @@ impl Runner {
                 }
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.detach_sent = true;
-                self.checkpoint(ctx, step, None)
-                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                self.persist(ctx, step, None).await?;
                 loop {
+                    self.ensure_open(ctx)?;
                     match self.aurora.detach(&ctx.plan.global_cluster_id, &ctx.plan.to).await {
                         Ok(()) => {
                             return Ok(format!(
@@ -800,7 +978,10 @@ impl Runner {
                                 return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                             }
                             if !(e.is_transient() && self.clock.now() < read_deadline) {
-                                return Err(Stop::Failed(format!("RemoveFromGlobalCluster failed: {e}")));
+                                return Err(Stop::Reverted(format!(
+                                    "RemoveFromGlobalCluster failed: {e}. {} is still a member: nothing was changed",
+                                    ctx.plan.to.cluster_id
+                                )));
                             }
                             self.say(
                                 ctx,
@@ -812,7 +993,7 @@ impl Runner {
                                 },
                                 &format!("run:{}:{}:retry:RemoveFromGlobalCluster", ctx.run.id, step.as_str()),
                             );
-                            self.pause(self.settings.poll_interval).await?;
+                            self.pause(ctx, self.settings.poll_interval).await?;
                         }
                     }
                 }
@@ -826,7 +1007,8 @@ impl Runner {
                         state.status,
                         if state.has_writer { "writer" } else { "no writer" }
                     );
-                    self.observe(ctx, step, &state.cluster_id, seen)?;
+                    self.observe(ctx, step, &state.cluster_id, seen).await?;
+                    stuck(&state)?;
                     if state.is_writable() {
                         let (w, r) = keep_endpoints(ctx, &state)?;
                         return Ok(format!(
@@ -836,14 +1018,14 @@ impl Runner {
                     }
                     let now = self.clock.now();
                     if now >= deadline {
-                        return Err(Stop::Failed(format!(
+                        return Err(Stop::Deadline(format!(
                             "{} was not writable after {} s (last seen: {}). DNS was not changed.",
                             ctx.plan.to.cluster_id,
                             self.settings.promote_timeout.as_secs(),
                             ctx.data.last_seen.as_deref().unwrap_or("nothing")
                         )));
                     }
-                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                    self.pause(ctx, self.settings.poll_interval.min(since(deadline, now)))
                         .await?;
                 }
             }
@@ -852,7 +1034,7 @@ impl Runner {
                 // Never point DNS at a cluster that is not writable: look again right before.
                 let state = self.read_target(ctx, step, deadline).await?;
                 if !state.is_writable() {
-                    return Err(Stop::Failed(format!(
+                    return Err(Stop::Refused(format!(
                         "{} is no longer writable ({}); refusing to point DNS at it. DNS was not changed.",
                         state.cluster_id,
                         describe(&state)
@@ -884,7 +1066,7 @@ impl Runner {
                                 && !plan::points_at(&v, &ctx.plan.from)
                                 && !plan::points_at(&v, &ctx.plan.to)
                             {
-                                return Err(Stop::Failed(format!(
+                                return Err(Stop::Refused(format!(
                                     "the writer CNAME {writer_record} now points at {v}, neither {} (the writer when the \
                                      request was made) nor {}: someone changed it since, and moving it would cut off the \
                                      writes that follow it. DNS was not changed. The database IS promoted: {} ({}) is the \
@@ -897,9 +1079,9 @@ impl Runner {
                             }
                             if !ctx.data.dns_sent {
                                 ctx.data.dns_sent = true;
-                                self.checkpoint(ctx, step, None)
-                                    .map_err(|e| Stop::Failed(format!("cannot record progress: {e}")))?;
+                                self.persist(ctx, step, None).await?;
                             }
+                            self.ensure_open(ctx)?;
                             self.dns.upsert_cnames(&zone, &records, ttl, &comment).await
                         }
                     };
@@ -911,8 +1093,8 @@ impl Runner {
                                 Note::Retrying {
                                     detail: format!(
                                         "The database is promoted: {} ({}) is the writer. DNS is NOT moved yet: Route 53 \
-                                         cannot be reached ({e}). Until it is, applications can use the endpoints directly: \
-                                         writer {w}, reader {r}. Still trying, with backoff, until {}.",
+                                         does not take the change for now ({e}). Until it does, applications can use the \
+                                         endpoints directly: writer {w}, reader {r}. Still trying, with backoff, until {}.",
                                         ctx.plan.to.cluster_id,
                                         ctx.plan.to.region,
                                         deadline.strftime("%H:%M:%S UTC")
@@ -920,15 +1102,20 @@ impl Runner {
                                 },
                                 &format!("run:{}:dns-unreachable", ctx.run.id),
                             );
-                            let backoff = self.settings.poll_interval.saturating_mul(2u32.saturating_pow(attempt));
+                            let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
                             attempt += 1;
-                            let wait = backoff
-                                .min(Duration::from_secs(30))
-                                .min(since(deadline, self.clock.now()));
-                            self.pause(wait.max(Duration::from_millis(10))).await?;
+                            self.pause(ctx, wait.max(Duration::from_millis(10))).await?;
+                        }
+                        Err(e) if e.is_transient() => {
+                            return Err(Stop::Deadline(format!(
+                                "Route 53 still does not take the change ({e}) after {} s. The database IS promoted ({} \
+                                 is the writer) but DNS was not moved: applications can use {w} and {r} directly until it is",
+                                self.settings.dns_timeout.as_secs(),
+                                ctx.plan.to.cluster_id
+                            )));
                         }
                         Err(e) => {
-                            return Err(Stop::Failed(format!(
+                            return Err(Stop::Refused(format!(
                                 "Route 53 failed: {e}. The database IS promoted ({} is the writer) but DNS was not \
                                  moved: applications can use {w} and {r} directly until it is",
                                 ctx.plan.to.cluster_id
@@ -948,7 +1135,7 @@ impl Runner {
                     .data
                     .change_id
                     .clone()
-                    .ok_or_else(|| Stop::Failed("no change id recorded".into()))?;
+                    .ok_or_else(|| Stop::Refused("no change id recorded".into()))?;
                 loop {
                     let insync = self
                         .retrying(ctx, step, "GetChange", deadline, || self.dns.change_insync(&change_id))
@@ -958,12 +1145,12 @@ impl Runner {
                     }
                     let now = self.clock.now();
                     if now >= deadline {
-                        return Err(Stop::Failed(format!(
+                        return Err(Stop::Deadline(format!(
                             "Route 53 did not report change {change_id} INSYNC within {} s. The records were changed; they may not have reached every resolver yet.",
                             self.settings.dns_timeout.as_secs()
                         )));
                     }
-                    self.pause(self.settings.poll_interval.min(since(deadline, now)))
+                    self.pause(ctx, self.settings.poll_interval.min(since(deadline, now)))
                         .await?;
                 }
             }
@@ -972,7 +1159,7 @@ impl Runner {
                     .data
                     .endpoints
                     .clone()
-                    .ok_or_else(|| Stop::Failed("no endpoints recorded".into()))?;
+                    .ok_or_else(|| Stop::Refused("no endpoints recorded".into()))?;
                 let zone = ctx.plan.zone_id.clone();
                 let names = [ctx.plan.writer_record.as_str(), ctx.plan.reader_record.as_str()];
                 let values = self
@@ -989,14 +1176,14 @@ impl Runner {
                     }
                 }
                 if !problems.is_empty() {
-                    return Err(Stop::Failed(format!(
+                    return Err(Stop::Refused(format!(
                         "the records are not as written: {}",
                         problems.join("; ")
                     )));
                 }
                 let state = self.read_target(ctx, step, read_deadline).await?;
                 if !state.is_writable() {
-                    return Err(Stop::Failed(format!(
+                    return Err(Stop::Refused(format!(
                         "DNS is moved, but {} is no longer writable ({})",
                         state.cluster_id,
                         describe(&state)
@@ -1024,28 +1211,39 @@ impl Runner {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        let mut told = false;
+        let mut attempt = 0;
         loop {
             match call().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if attempt > 0 {
+                        info!(what, "AWS answers again");
+                    }
+                    return Ok(v);
+                }
                 Err(e) if e.is_transient() && self.clock.now() < deadline => {
-                    if !told {
+                    if attempt == 0 {
                         self.say(
                             ctx,
                             Note::Retrying {
                                 detail: format!(
-                                    "{what} failed ({e}); retrying every {} ms until {}.",
-                                    self.settings.poll_interval.as_millis(),
+                                    "{what}: {e}. Backing off and trying again until {}; the run carries on as soon as \
+                                     AWS answers.",
                                     deadline.strftime("%H:%M:%S UTC")
                                 ),
                             },
                             &format!("run:{}:{}:retry:{what}", ctx.run.id, step.as_str()),
                         );
-                        told = true;
                     }
-                    self.pause(self.settings.poll_interval).await?;
+                    let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
+                    attempt += 1;
+                    self.pause(ctx, wait.max(Duration::from_millis(10))).await?;
                 }
-                Err(e) => return Err(Stop::Failed(format!("{what} failed: {e}"))),
+                Err(e) if e.is_transient() => {
+                    return Err(Stop::Deadline(format!(
+                        "{what} still fails at the step's deadline: {e}"
+                    )));
+                }
+                Err(e) => return Err(Stop::Refused(format!("{what} failed: {e}"))),
             }
         }
     }
@@ -1075,6 +1273,10 @@ impl Runner {
 
     /// Queues a finished run's last reply and final stage (idempotent).
     fn announce_outcome(&self, ctx: &Ctx) {
+        if ctx.run.state == RunState::Abandoned {
+            self.announce_abandoned(ctx, None);
+            return;
+        }
         let Some(outcome) = &ctx.data.outcome else { return };
         let approved_by = ctx.approved_by.clone();
         match outcome {
@@ -1106,6 +1308,66 @@ impl Runner {
                 );
             }
         }
+    }
+
+    /// Queues an abandoned run's reply and final stage (idempotent). `still_running` names a managed
+    /// operation AWS is still running.
+    fn announce_abandoned(&self, ctx: &Ctx, still_running: Option<String>) {
+        let (Some(by), reason) = (
+            ctx.run.control.abandoned_by.clone(),
+            ctx.run.control.abandon_reason.clone(),
+        ) else {
+            return;
+        };
+        let reason = reason.unwrap_or_default();
+        self.say(
+            ctx,
+            Note::Abandoned {
+                run_id: ctx.run.id,
+                by: by.clone(),
+                reason: reason.clone(),
+                still_running,
+            },
+            &format!("run:{}:abandoned", ctx.run.id),
+        );
+        self.stage(
+            ctx,
+            Stage::Abandoned {
+                approved_by: ctx.approved_by.clone(),
+                by,
+                reason,
+            },
+            &format!("run:{}:stage:abandoned", ctx.run.id),
+        );
+    }
+
+    /// After a person abandoned run `run_id` (the store says so): stops it here if it is executing,
+    /// and says so in its thread, naming a managed operation AWS is still running.
+    pub async fn abandoned(&self, run_id: i64) -> anyhow::Result<()> {
+        self.abort(run_id);
+        let Some(ctx) = self.load(run_id)? else {
+            return Ok(());
+        };
+        let still_running = match ctx.plan.mode {
+            Mode::Detach => None,
+            _ => match tokio::time::timeout(
+                Duration::from_secs(5),
+                self.aurora.topology(&ctx.plan.global_cluster_id, &ctx.plan.regions),
+            )
+            .await
+            {
+                Ok(Ok(t)) => t
+                    .operation_in_progress
+                    .map(|op| format!("{} ({op}) towards {}", ctx.plan.mode, ctx.plan.to.cluster_id)),
+                _ if ctx.data.managed_sent => Some(format!(
+                    "{} towards {} (whether it is still under way could not be read)",
+                    ctx.plan.mode, ctx.plan.to.cluster_id
+                )),
+                _ => None,
+            },
+        };
+        self.announce_abandoned(&ctx, still_running);
+        Ok(())
     }
 
     /// What to know and do after a successful run, by mode.
@@ -1202,16 +1464,20 @@ impl Runner {
             old_primary: ctx.plan.from.clone(),
             aftermath,
         }));
-        self.store
-            .finish_run(ctx.run.id, RunState::Succeeded, &serde_json::to_string(&ctx.data)?, now)?;
+        if !self
+            .store
+            .finish_run(ctx.run.id, RunState::Succeeded, &serde_json::to_string(&ctx.data)?, now)?
+        {
+            info!("the run was abandoned before it finished; its end is not announced");
+            return Ok(());
+        }
         self.announce_outcome(ctx);
         info!(took_ms = ms(total), "run succeeded");
         Ok(())
     }
 
-    async fn fail(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
-        warn!(step = step.as_str(), %reason, "run failed");
-        // What things look like now, as far as we can tell quickly.
+    /// What the target cluster and the CNAMEs look like now, as far as can be told quickly.
+    async fn facts(&self, ctx: &Ctx) -> (String, String) {
         let read = Duration::from_secs(10);
         let cluster_now =
             match tokio::time::timeout(read, self.aurora.cluster(&ctx.plan.to.region, &ctx.plan.to.cluster_id)).await {
@@ -1232,6 +1498,12 @@ impl Runner {
             Ok(Err(e)) => format!("the records could not be read ({e})"),
             Err(_) => "the records could not be read (timed out)".to_owned(),
         };
+        (cluster_now, dns_now)
+    }
+
+    async fn fail(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
+        warn!(step = step.as_str(), %reason, "run failed");
+        let (cluster_now, dns_now) = self.facts(ctx).await;
         let now = self.clock.now();
         ctx.data.outcome = Some(Outcome::Failed(Failure {
             step,
@@ -1241,11 +1513,301 @@ impl Runner {
             dns_touched: ctx.data.dns_sent,
         }));
         self.store.journal(ctx.run.id, now, step.as_str(), "failed", &reason)?;
-        self.store
-            .finish_run(ctx.run.id, RunState::Failed, &serde_json::to_string(&ctx.data)?, now)?;
-        self.announce_outcome(ctx);
+        if self
+            .store
+            .finish_run(ctx.run.id, RunState::Failed, &serde_json::to_string(&ctx.data)?, now)?
+        {
+            self.announce_outcome(ctx);
+        }
         Ok(())
     }
+
+    /// How often a run that needs attention is looked at: ten poll intervals, between 1 s and 1 min.
+    fn watch_every(&self) -> Duration {
+        self.settings
+            .poll_interval
+            .saturating_mul(10)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+
+    /// Puts the run into `needs attention` at `step`, saying at once, in the thread and on the request
+    /// message, what AWS reports and what a person can do. The bot finishes by itself (within the late
+    /// DNS window, after a full re-check) only the first time; after that, people decide.
+    async fn needs_attention(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
+        warn!(step = step.as_str(), %reason, "run needs attention");
+        let now = self.clock.now();
+        let previous = ctx.data.attention.take();
+        let count = previous.as_ref().map_or(1, |a| a.count + 1);
+        let window_until_ms = previous.as_ref().map_or_else(
+            || plus(now, self.settings.late_dns_window).as_millisecond(),
+            |a| a.window_until_ms,
+        );
+        let handed_over = count > 1 || self.settings.late_dns_window.is_zero();
+        ctx.data.attention = Some(AttentionState {
+            count,
+            step,
+            reason: reason.clone(),
+            window_until_ms,
+            handed_over,
+        });
+        ctx.data.step_started_ms = None;
+        let (cluster_now, dns_now) = self.facts(ctx).await;
+        let p = &ctx.plan;
+        let mut guidance = Vec::new();
+        if !ctx.data.dns_sent {
+            guidance.push(format!(
+                "The application still reaches {} ({}) through {} and {}.",
+                p.from.cluster_id, p.from.region, p.writer_record, p.reader_record
+            ));
+        }
+        match p.mode {
+            Mode::Detach if ctx.data.detach_sent => guidance.push(format!(
+                "{} was detached from {}; the old primary {} ({}) was not touched and may still take writes.",
+                p.to.cluster_id, p.global_cluster_id, p.from.cluster_id, p.from.region
+            )),
+            Mode::Failover | Mode::Switchover if ctx.data.managed_sent => guidance.push(format!(
+                "AWS may still be running the {}: `/aurora status {}` shows its FailoverState.",
+                p.mode, p.cluster
+            )),
+            _ => {}
+        }
+        self.say(
+            ctx,
+            Note::NeedsAttention(Attention {
+                run_id: ctx.run.id,
+                step,
+                reason: reason.clone(),
+                cluster_now,
+                dns_now,
+                dns_touched: ctx.data.dns_sent,
+                guidance,
+                window_until: (!handed_over)
+                    .then(|| jiff::Timestamp::from_millisecond(window_until_ms).ok())
+                    .flatten(),
+                watch_every: self.watch_every(),
+            }),
+            &format!("run:{}:attention:{count}", ctx.run.id),
+        );
+        self.stage(
+            ctx,
+            Stage::NeedsAttention {
+                approved_by: ctx.approved_by.clone(),
+                run_id: ctx.run.id,
+                step,
+                reason: reason.clone(),
+            },
+            &format!("run:{}:stage:attention:{count}", ctx.run.id),
+        );
+        let data = serde_json::to_string(&ctx.data)?;
+        let mut attempt = 0;
+        loop {
+            match self
+                .store
+                .mark_needs_attention(ctx.run.id, &data, (step.as_str(), &reason), self.clock.now())
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    if attempt == 0 {
+                        warn!(error = %e, "cannot record that the run needs attention; retrying");
+                    }
+                    if self.pause(ctx, self.backoff(attempt)).await.is_err() {
+                        return Ok(());
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+        ctx.run.state = RunState::NeedsAttention;
+        Ok(())
+    }
+
+    /// Hands a run that needs attention to people, once: the thread says why the bot will not finish
+    /// it by itself, and what to type.
+    async fn hand_over(&self, ctx: &mut Ctx, why: String) {
+        let Some(a) = ctx.data.attention.as_mut() else { return };
+        if a.handed_over {
+            return;
+        }
+        a.handed_over = true;
+        let count = a.count;
+        info!(%why, "run handed over to people");
+        self.say(
+            ctx,
+            Note::HandedOver {
+                run_id: ctx.run.id,
+                why,
+            },
+            &format!("run:{}:handover:{count}", ctx.run.id),
+        );
+        let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
+        let _ = self.persist(ctx, step, None).await;
+    }
+
+    /// Keeps watching a run that needs attention, at a slower pace, until it goes on (`true`: the
+    /// bot's late re-check passed within the window, or a person's resume was approved) or ends
+    /// (`false`: abandoned, or the bot is shutting down).
+    async fn watch(&self, ctx: &mut Ctx) -> anyhow::Result<bool> {
+        loop {
+            let run = match self.store.run(ctx.run.id) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the run; trying again");
+                    if self.pause(ctx, self.watch_every()).await.is_err() {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+            };
+            match run.state {
+                // A person's resume was approved: go on with fresh deadlines.
+                RunState::Running => {
+                    ctx.run = run;
+                    ctx.data.step_started_ms = None;
+                    let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
+                    if self.persist(ctx, step, None).await.is_err() {
+                        return Ok(false);
+                    }
+                    return Ok(true);
+                }
+                RunState::NeedsAttention => ctx.run.control = run.control,
+                _ => return Ok(false),
+            }
+            let Some(attention) = ctx.data.attention.clone() else {
+                return Ok(false);
+            };
+            if !attention.handed_over {
+                let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
+                let window = crate::slack::render::duration(self.settings.late_dns_window);
+                match self.late_check(ctx, attention.step).await {
+                    Late::Ready(detail) if in_window => {
+                        if self.store.back_to_running(ctx.run.id)? {
+                            self.say(
+                                ctx,
+                                Note::LateFinish {
+                                    detail: format!(
+                                        "Re-checked within the {window} window after the deadline: {detail}. Finishing the run."
+                                    ),
+                                },
+                                &format!("run:{}:late:{}", ctx.run.id, attention.count),
+                            );
+                            ctx.run.state = RunState::Running;
+                            ctx.data.step_started_ms = None;
+                            if self.persist(ctx, attention.step, None).await.is_err() {
+                                return Ok(false);
+                            }
+                            return Ok(true);
+                        }
+                        continue;
+                    }
+                    Late::Ready(detail) => {
+                        self.hand_over(
+                            ctx,
+                            format!("{detail}, but only after the {window} window for finishing by itself"),
+                        )
+                        .await;
+                    }
+                    Late::Unsafe(why) => self.hand_over(ctx, why).await,
+                    Late::NotYet(seen) => {
+                        let subject = ctx.plan.to.cluster_id.clone();
+                        if self.observe(ctx, attention.step, &subject, seen.clone()).await.is_err() {
+                            return Ok(false);
+                        }
+                        if !in_window {
+                            self.hand_over(ctx, format!("the {window} window passed and {seen}"))
+                                .await;
+                        }
+                    }
+                }
+            }
+            match self.pause(ctx, self.watch_every()).await {
+                Ok(()) => {}
+                Err(Stop::Interrupted) => {
+                    let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
+                    self.interrupted(ctx, step)?;
+                    return Ok(false);
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// The full re-check before the bot finishes a run that needs attention by itself: the target is
+    /// the writer and writable, and the old primary is not writable (or cannot be reached): after a
+    /// detach, an old primary that came back may have taken writes through the unchanged CNAME, and
+    /// moving DNS then would split the data.
+    async fn late_check(&self, ctx: &Ctx, step: Step) -> Late {
+        let p = &ctx.plan;
+        let read = Duration::from_secs(10);
+        if ctx.data.change_id.is_some() && matches!(step, Step::WaitInsync | Step::Verify) {
+            return Late::Ready(
+                "the DNS change was already made; only waiting for Route 53 and the read-back remain".into(),
+            );
+        }
+        let target = match tokio::time::timeout(read, self.aurora.cluster(&p.to.region, &p.to.cluster_id)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return Late::NotYet(format!("{} cannot be read ({e})", p.to.cluster_id)),
+            Err(_) => return Late::NotYet(format!("{} cannot be read (no answer in time)", p.to.cluster_id)),
+        };
+        if !target.is_writable() {
+            return Late::NotYet(describe(&target));
+        }
+        match p.mode {
+            Mode::Detach if target.global_cluster_id.is_some() => {
+                return Late::NotYet(format!("{} is still a member of a global cluster", p.to.cluster_id));
+            }
+            Mode::Failover | Mode::Switchover => {
+                match tokio::time::timeout(read, self.aurora.topology(&p.global_cluster_id, &p.regions)).await {
+                    Ok(Ok(t)) if t.writer().is_some_and(|w| w.arn == p.to.arn) && t.operation_in_progress.is_none() => {
+                    }
+                    Ok(Ok(t)) => {
+                        return Late::NotYet(format!(
+                            "{} is writable but the global cluster's writer is {}{}",
+                            p.to.cluster_id,
+                            t.writer().map_or("none", |w| w.cluster_id.as_str()),
+                            t.operation_in_progress
+                                .as_ref()
+                                .map(|op| format!(" ({op} in progress)"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    Ok(Err(e)) => return Late::NotYet(format!("the topology cannot be read ({e})")),
+                    Err(_) => return Late::NotYet("the topology cannot be read (no answer in time)".into()),
+                }
+            }
+            Mode::Detach => {}
+        }
+        let old = match tokio::time::timeout(read, self.aurora.cluster(&p.from.region, &p.from.cluster_id)).await {
+            Ok(Ok(c)) if c.is_writable() => {
+                return Late::Unsafe(format!(
+                    "{} is writable, but the old primary {} ({}) is writable too ({}): it may have taken writes through \
+                     the unchanged CNAMEs since, and moving DNS now could split the data. Check where the writes went first",
+                    p.to.cluster_id,
+                    p.from.cluster_id,
+                    p.from.region,
+                    describe(&c)
+                ));
+            }
+            Ok(Ok(c)) => format!("the old primary is not writable ({})", describe(&c)),
+            Ok(Err(e)) => format!("the old primary cannot be reached ({e})"),
+            Err(_) => "the old primary cannot be reached (no answer in time)".to_owned(),
+        };
+        Late::Ready(format!(
+            "{} is writable ({}), and {old}",
+            p.to.cluster_id,
+            describe(&target)
+        ))
+    }
+}
+
+/// What the late re-check found.
+enum Late {
+    /// Safe to finish: why.
+    Ready(String),
+    /// Not ready yet: what is seen.
+    NotYet(String),
+    /// Finishing could split the data: why. A person decides.
+    Unsafe(String),
 }
 
 #[cfg(test)]

@@ -31,6 +31,20 @@ pub enum Stage {
         step: Step,
         reason: String,
     },
+    /// Stopped half-way for a person: a deadline passed, AWS refused a later call, or the target is
+    /// stuck. The bot keeps watching.
+    NeedsAttention {
+        approved_by: SlackUserId,
+        run_id: i64,
+        step: Step,
+        reason: String,
+    },
+    /// A person stopped the run.
+    Abandoned {
+        approved_by: SlackUserId,
+        by: SlackUserId,
+        reason: String,
+    },
 }
 
 /// A reply in the request's thread.
@@ -65,6 +79,57 @@ pub enum Note {
     },
     Completed(Completion),
     Failed(Failure),
+    /// The run stopped half-way for a person (it keeps being watched).
+    NeedsAttention(Attention),
+    /// The bot will not finish by itself: a person decides, with the commands to type.
+    HandedOver {
+        run_id: i64,
+        why: String,
+    },
+    /// The bot finishes a run that needed attention by itself (its re-check passed in time).
+    LateFinish {
+        detail: String,
+    },
+    /// Someone asked to resume a run that needs attention; a second person approves (buttons).
+    ResumeAsked {
+        run_id: i64,
+        by: SlackUserId,
+        /// What resuming will do, and the facts that stopped the bot.
+        detail: String,
+    },
+    ResumeDecided {
+        run_id: i64,
+        by: SlackUserId,
+        approved: bool,
+    },
+    /// A person stopped the run.
+    Abandoned {
+        run_id: i64,
+        by: SlackUserId,
+        reason: String,
+        /// A managed operation AWS is still running, which abandoning does not stop.
+        still_running: Option<String>,
+    },
+}
+
+/// Why a run needs attention, what things look like, and what can happen next.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attention {
+    pub run_id: i64,
+    pub step: Step,
+    /// What stopped the run, as AWS reports it.
+    pub reason: String,
+    /// The target cluster as last seen.
+    pub cluster_now: String,
+    /// The CNAMEs as last read.
+    pub dns_now: String,
+    pub dns_touched: bool,
+    /// What a person can do about it (besides resume and abandon).
+    pub guidance: Vec<String>,
+    /// Until when the bot may still finish by itself (after a full re-check); `None` when it may not.
+    pub window_until: Option<jiff::Timestamp>,
+    /// How often the bot keeps looking.
+    pub watch_every: Duration,
 }
 
 /// The last reply of a successful run.

@@ -194,6 +194,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             late_dns_window: Duration::from_secs(1),
         },
         shutdown: CancellationToken::new(),
+        aborts: Default::default(),
     });
     runner.clone().execute(run).await;
     runner.execute(run).await;

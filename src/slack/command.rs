@@ -1,6 +1,7 @@
 //! The `/aurora` command language, parsed from the command's text with no I/O. What the words mean
 //! against the configuration (which clusters and Regions exist) is checked by the caller.
 
+use super::render::code;
 use crate::types::Mode;
 
 /// A parsed `/aurora` command.
@@ -14,6 +15,10 @@ pub enum Command {
     Cancel { request: i64 },
     /// `/aurora history [CLUSTER]`.
     History { cluster: Option<String> },
+    /// `/aurora resume RUN`: let a run that needs attention finish (a second person approves).
+    Resume { run: i64 },
+    /// `/aurora abandon RUN REASON...`: stop a run here (with a confirmation button).
+    Abandon { run: i64, reason: String },
     /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover]`.
     Failover {
         cluster: String,
@@ -27,22 +32,26 @@ pub enum Command {
 /// Why the text is not a command; shown to the user with the usage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
-    #[error("unknown command `{0}`")]
+    #[error("unknown command {}", code(.0))]
     UnknownCommand(String),
     #[error("`{0}` needs a cluster name")]
     MissingCluster(&'static str),
-    #[error("`{0}` needs a value")]
+    #[error("{} needs a value", code(.0))]
     MissingValue(String),
-    #[error("unknown option `{0}`")]
+    #[error("unknown option {}", code(.0))]
     UnknownOption(String),
-    #[error("`{0}` is given twice")]
+    #[error("{} is given twice", code(.0))]
     Repeated(String),
-    #[error("`--mode {0}` is not a mode: use detach, failover or switchover")]
+    #[error("{} is not a mode: use detach, failover or switchover", code(.0))]
     BadMode(String),
-    #[error("unexpected `{0}`")]
+    #[error("unexpected {}", code(.0))]
     Unexpected(String),
     #[error("`cancel` needs a request number, such as `cancel 17` or `cancel #17`")]
     MissingRequest,
+    #[error("`{0}` needs a run number, as the run's thread gives it, such as `{0} 3`")]
+    MissingRun(&'static str),
+    #[error("`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`")]
+    MissingReason,
 }
 
 pub const USAGE: &str = "\
@@ -54,6 +63,8 @@ pub const USAGE: &str = "\
    `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
 • `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
 • `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
+• `/aurora resume RUN`: let a run that needs attention finish: the bot checks that the target is writable and moves the CNAMEs. A second person (an approver) approves it in the run's thread.
+• `/aurora abandon RUN REASON`: stop a run here, with a confirmation button; nothing more is changed in AWS and the cluster is free again. The requester or an approver may.
 • `/aurora help`: this message.";
 
 /// Parses the text after `/aurora`.
@@ -83,6 +94,32 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             match words.next() {
                 None => Ok(Command::Cancel { request: id }),
                 Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+            }
+        }
+        "resume" | "abandon" => {
+            let what = if verb.eq_ignore_ascii_case("resume") {
+                "resume"
+            } else {
+                "abandon"
+            };
+            let run = words
+                .next()
+                .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .ok_or(UsageError::MissingRun(what))?;
+            let rest: Vec<&str> = words.collect();
+            if what == "resume" {
+                match rest.first() {
+                    None => Ok(Command::Resume { run }),
+                    Some(w) => Err(UsageError::Unexpected((*w).to_owned())),
+                }
+            } else if rest.is_empty() {
+                Err(UsageError::MissingReason)
+            } else {
+                Ok(Command::Abandon {
+                    run,
+                    reason: rest.join(" "),
+                })
             }
         }
         "history" => {
@@ -201,6 +238,22 @@ mod tests {
             Err(UsageError::Unexpected("billing".into()))
         );
         assert_eq!(parse("launch"), Err(UsageError::UnknownCommand("launch".into())));
+    }
+
+    #[test]
+    fn resume_takes_a_run_and_abandon_a_run_and_a_reason() {
+        assert_eq!(parse("resume 3"), Ok(Command::Resume { run: 3 }));
+        assert_eq!(parse("resume"), Err(UsageError::MissingRun("resume")));
+        assert_eq!(parse("resume 3 now"), Err(UsageError::Unexpected("now".into())));
+        assert_eq!(
+            parse("abandon #3 DNS  moved by hand"),
+            Ok(Command::Abandon {
+                run: 3,
+                reason: "DNS moved by hand".into()
+            })
+        );
+        assert_eq!(parse("abandon 3"), Err(UsageError::MissingReason));
+        assert_eq!(parse("abandon x"), Err(UsageError::MissingRun("abandon")));
     }
 
     #[test]

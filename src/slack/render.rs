@@ -13,10 +13,33 @@ use std::time::Duration;
 
 pub const APPROVE: &str = "approve";
 pub const DENY: &str = "deny";
+/// Buttons on a resume request (value: the run id).
+pub const RESUME_APPROVE: &str = "resume_approve";
+pub const RESUME_DENY: &str = "resume_deny";
+/// The confirmation button of `/aurora abandon` (value: JSON `{"run": id, "reason": "..."}`).
+pub const ABANDON_CONFIRM: &str = "abandon_confirm";
 
 /// Escapes the three characters mrkdwn treats specially.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// User-typed text shown back as an inline code span that the text cannot break out of: `&`, `<`,
+/// `>` escaped, backticks shown as `ˋ` (U+02CB), line breaks as spaces, at most 80 characters.
+pub fn code(s: &str) -> String {
+    let mut shown: String = s
+        .chars()
+        .map(|c| match c {
+            '`' => 'ˋ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .take(80)
+        .collect();
+    if s.chars().count() > 80 {
+        shown.push('…');
+    }
+    format!("`{}`", esc(&shown))
 }
 
 fn section(md: &str) -> Value {
@@ -113,6 +136,27 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             ":x: *Approved* by {} · *Failed* at {}: {}",
             user(approved_by),
             step.label(),
+            esc(reason)
+        ),
+        Stage::NeedsAttention {
+            approved_by,
+            run_id,
+            step,
+            reason,
+        } => format!(
+            ":rotating_light: *Approved* by {} · *Needs attention* (run {run_id}) at {}: {}",
+            user(approved_by),
+            step.label(),
+            esc(reason)
+        ),
+        Stage::Abandoned {
+            approved_by,
+            by,
+            reason,
+        } => format!(
+            ":octagonal_sign: *Approved* by {} · *Abandoned* by {}: {}",
+            user(approved_by),
+            user(by),
             esc(reason)
         ),
     }
@@ -268,11 +312,85 @@ fn plain_stage(stage: &Stage) -> &'static str {
         Stage::Running { .. } => "running",
         Stage::Succeeded { .. } => "completed",
         Stage::Failed { .. } => "failed",
+        Stage::NeedsAttention { .. } => "needs attention",
+        Stage::Abandoned { .. } => "abandoned",
     }
+}
+
+/// The value of the abandon confirmation button.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AbandonValue {
+    pub run: i64,
+    pub reason: String,
+}
+
+/// The ephemeral answer to `/aurora abandon`: what abandoning does, and a button to confirm it.
+/// `what` names the run; `reason` is the person's, shown escaped.
+pub fn abandon_confirmation(run: i64, what: &str, reason: &str) -> Value {
+    // A button's value holds at most 2,000 characters.
+    let reason: String = reason.chars().take(1_500).collect();
+    let value = serde_json::to_string(&AbandonValue {
+        run,
+        reason: reason.clone(),
+    })
+    .unwrap_or_default();
+    let text = format!(
+        "Abandon {}? The bot stops its remaining steps and changes nothing in AWS (an operation AWS is already \
+         running goes on); the cluster is free for a new request. Reason: {}",
+        esc(what),
+        esc(&reason)
+    );
+    json!({
+        "response_type": "ephemeral",
+        "text": text,
+        "blocks": [
+            section(&text),
+            {"type": "actions", "block_id": "abandon", "elements": [
+                {"type": "button", "action_id": ABANDON_CONFIRM, "style": "danger",
+                 "text": {"type": "plain_text", "text": format!("Abandon run {run}")}, "value": value}
+            ]}
+        ]
+    })
+}
+
+/// The commands a person types to decide about run `run_id`.
+fn decide_commands(run_id: i64) -> String {
+    format!(
+        "`/aurora resume {run_id}` to let the bot finish (a second person approves), or `/aurora abandon {run_id} REASON` \
+         to stop it here (nothing more is changed in AWS)"
+    )
 }
 
 /// A reply in a run's thread.
 pub fn note(note: &Note) -> MessageBody {
+    if let Note::ResumeAsked { run_id, by, detail } = note {
+        let text = format!(
+            ":raised_hand: {} asks to resume run {run_id}. {}\nA second person (an approver, not {}) must approve.",
+            user(by),
+            esc(detail),
+            user(by)
+        );
+        let blocks = vec![
+            section(&text),
+            json!({
+                "type": "actions",
+                "block_id": "resume",
+                "elements": [
+                    {"type": "button", "action_id": RESUME_APPROVE, "style": "danger",
+                     "text": {"type": "plain_text", "text": "Approve resume"}, "value": run_id.to_string(),
+                     "confirm": {
+                        "title": {"type": "plain_text", "text": "Resume this run?"},
+                        "text": {"type": "mrkdwn", "text": "The bot re-checks that the target is writable, then moves the CNAMEs to it."},
+                        "confirm": {"type": "plain_text", "text": "Resume"},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                        "style": "danger"}},
+                    {"type": "button", "action_id": RESUME_DENY,
+                     "text": {"type": "plain_text", "text": "Deny"}, "value": run_id.to_string()}
+                ]
+            }),
+        ];
+        return MessageBody { text, blocks };
+    }
     let text = match note {
         Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", user(by)),
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
@@ -311,6 +429,80 @@ pub fn note(note: &Note) -> MessageBody {
             for line in &c.aftermath {
                 text.push('\n');
                 text.push_str(&esc(line));
+            }
+            text
+        }
+        Note::NeedsAttention(a) => {
+            let mut text = format!(
+                ":rotating_light: *Needs attention* (run {}) at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
+                a.run_id,
+                a.step.label(),
+                esc(&a.reason),
+                esc(&a.cluster_now),
+                esc(&a.dns_now),
+                if a.dns_touched {
+                    "this run changed it, or may have"
+                } else {
+                    "this run did not change it"
+                }
+            );
+            for g in &a.guidance {
+                text.push_str("\n• ");
+                text.push_str(&esc(g));
+            }
+            text.push_str(&format!(
+                "\nThe bot keeps watching, every {}. ",
+                duration(a.watch_every)
+            ));
+            match a.window_until {
+                Some(until) => text.push_str(&format!(
+                    "If everything is ready again before {} (the target writable, and the old primary not writable or \
+                     unreachable), it finishes by itself. Otherwise a person decides: {}.",
+                    slack_time(until),
+                    decide_commands(a.run_id)
+                )),
+                None => text.push_str(&format!("A person decides: {}.", decide_commands(a.run_id))),
+            }
+            text
+        }
+        Note::HandedOver { run_id, why } => format!(
+            ":raising_hand: The bot will not finish run {run_id} by itself: {}. A person decides: {}.",
+            esc(why),
+            decide_commands(*run_id)
+        ),
+        Note::LateFinish { detail } => format!(":arrow_forward: {}", esc(detail)),
+        Note::ResumeAsked { .. } => unreachable!("rendered above"),
+        Note::ResumeDecided { run_id, by, approved } => {
+            if *approved {
+                format!(
+                    ":arrow_forward: {} approved resuming run {run_id}: the bot checks that the target is writable and moves DNS.",
+                    user(by)
+                )
+            } else {
+                format!(
+                    ":no_entry: {} denied resuming run {run_id}; it still needs attention.",
+                    user(by)
+                )
+            }
+        }
+        Note::Abandoned {
+            run_id,
+            by,
+            reason,
+            still_running,
+        } => {
+            let mut text = format!(
+                ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
+                 in AWS to stop it; the cluster is free for another request.",
+                user(by),
+                esc(reason)
+            );
+            if let Some(op) = still_running {
+                text.push_str(&format!(
+                    "\n:warning: AWS is still running the {} it was asked for: abandoning does not stop it. Follow it with \
+                     `/aurora status` (or `aws rds describe-global-clusters`).",
+                    esc(op)
+                ));
             }
             text
         }
@@ -489,8 +681,19 @@ pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody 
                     .unwrap_or_default();
                 let result = match run.state {
                     RunState::Running => format!("running ({})", run.step),
+                    RunState::NeedsAttention => {
+                        format!(":rotating_light: needs attention, run {} ({})", run.id, run.step)
+                    }
                     RunState::Succeeded => format!(":white_check_mark: succeeded in {took}"),
                     RunState::Failed => format!(":x: failed after {took}"),
+                    RunState::Abandoned => format!(
+                        ":octagonal_sign: abandoned after {took}{}",
+                        run.control
+                            .abandoned_by
+                            .as_ref()
+                            .map(|u| format!(" by {}", user(u)))
+                            .unwrap_or_default()
+                    ),
                 };
                 format!("{} · {result}", decided("approved"))
             }
@@ -527,5 +730,12 @@ mod tests {
     #[test]
     fn mrkdwn_specials_are_escaped() {
         assert_eq!(esc("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+
+    #[test]
+    fn typed_text_cannot_break_out_of_its_code_span() {
+        assert_eq!(code("ord`ers <!channel> & co"), "`ordˋers &lt;!channel&gt; &amp; co`");
+        assert_eq!(code("a\nb"), "`a b`");
+        assert_eq!(code(&"x".repeat(100)), format!("`{}…`", "x".repeat(80)));
     }
 }

@@ -233,7 +233,8 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     Some(c) => vec![c],
                     None => {
                         return ephemeral(format!(
-                            "Unknown cluster `{name}`. Configured clusters: {}.",
+                            "Unknown cluster {}. Configured clusters: {}.",
+                            render::code(name),
                             state.settings.cluster_names().join(", ")
                         ));
                     }
@@ -280,6 +281,14 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
             Ok(done) => ephemeral(done),
             Err(refusal) => ephemeral(refusal.to_string()),
         },
+        Ok(Command::Resume { run }) => match state.approvals.ask_resume(run, &user).await {
+            Ok(done) => ephemeral(done),
+            Err(refusal) => ephemeral(refusal.to_string()),
+        },
+        Ok(Command::Abandon { run, reason }) => match state.approvals.may_abandon(run, &user).await {
+            Ok(what) => axum::Json(render::abandon_confirmation(run, &what, &reason)).into_response(),
+            Err(refusal) => ephemeral(refusal.to_string()),
+        },
         Ok(Command::History { cluster }) => {
             let cluster = match &cluster {
                 None => None,
@@ -287,7 +296,8 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                     Some(c) => Some(c.name.clone()),
                     None => {
                         return ephemeral(format!(
-                            "Unknown cluster `{name}`. Configured clusters: {}.",
+                            "Unknown cluster {}. Configured clusters: {}.",
+                            render::code(name),
                             state.settings.cluster_names().join(", ")
                         ));
                     }
@@ -386,18 +396,34 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     let Some(action) = actions.actions.as_ref().and_then(|a| a.first()) else {
         return StatusCode::OK.into_response();
     };
-    let approve = match action.action_id.0.as_str() {
-        render::APPROVE => true,
-        render::DENY => false,
-        _ => return StatusCode::OK.into_response(),
-    };
-    let (Some(user), Some(id)) = (user, action.value.as_deref().and_then(|v| v.parse::<i64>().ok())) else {
+    let Some(user) = user else {
         return StatusCode::OK.into_response();
     };
-    let text = match state.approvals.decide(id, &user, approve).await {
+    let value = action.value.as_deref().unwrap_or_default();
+    let number = value.parse::<i64>().ok();
+    // Only the buttons the bot itself issues do anything; the request or run they name is always read
+    // again from the store (never trusted from the message they were on).
+    let decided = match (action.action_id.0.as_str(), number) {
+        (render::APPROVE, Some(id)) => state.approvals.decide(id, &user, true).await,
+        (render::DENY, Some(id)) => state.approvals.decide(id, &user, false).await,
+        (render::RESUME_APPROVE, Some(run)) => state.approvals.decide_resume(run, &user, true).await,
+        (render::RESUME_DENY, Some(run)) => state.approvals.decide_resume(run, &user, false).await,
+        (render::ABANDON_CONFIRM, _) => match serde_json::from_str::<render::AbandonValue>(value) {
+            Ok(v) => state.approvals.abandon(v.run, &user, &v.reason).await,
+            Err(_) => return StatusCode::OK.into_response(),
+        },
+        (other, _) => {
+            info!(
+                action_id = other,
+                "a click on a button the bot did not issue was ignored"
+            );
+            return StatusCode::OK.into_response();
+        }
+    };
+    let text = match decided {
         Ok(done) => done,
         Err(refusal) => {
-            info!(id, user = %user, %refusal, "click refused");
+            info!(user = %user, %refusal, "click refused");
             refusal.to_string()
         }
     };

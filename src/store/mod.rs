@@ -117,32 +117,58 @@ pub struct NewRequest {
     pub expires_at: jiff::Timestamp,
 }
 
-/// A run's lifecycle.
+/// A run's lifecycle. After its first mutating call a run ends only as `Succeeded`, `Failed` (AWS
+/// said no to that call, or cancelled the operation, leaving things as they were) or `Abandoned` (a
+/// person stopped it); in between it may be `NeedsAttention` (a deadline passed, AWS refused a later
+/// call, or the target is in a state AWS will not leave by itself), where the bot keeps watching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
+    NeedsAttention,
     Succeeded,
     Failed,
+    Abandoned,
 }
 
 impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
+            RunState::NeedsAttention => "needs_attention",
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
+            RunState::Abandoned => "abandoned",
         }
     }
 
     fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "running" => RunState::Running,
+            "needs_attention" => RunState::NeedsAttention,
             "succeeded" => RunState::Succeeded,
             "failed" => RunState::Failed,
+            "abandoned" => RunState::Abandoned,
             other => return Err(StoreError::Corrupt(format!("unknown run state {other}"))),
         })
     }
+
+    /// Still the bot's to carry on (it holds its cluster).
+    pub fn is_open(self) -> bool {
+        matches!(self, RunState::Running | RunState::NeedsAttention)
+    }
+}
+
+/// What people decided about a run that needs attention (or about stopping one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunControl {
+    /// Who asked, with `/aurora resume`, for the run to go on (waiting for a second person).
+    pub resume_asked_by: Option<SlackUserId>,
+    /// Who approved that: the run goes on, moving DNS after checking only that the target is writable.
+    pub resumed_by: Option<SlackUserId>,
+    /// Who stopped it with `/aurora abandon`, and why.
+    pub abandoned_by: Option<SlackUserId>,
+    pub abandon_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +182,7 @@ pub struct Run {
     pub data: String,
     pub started_at: jiff::Timestamp,
     pub finished_at: Option<jiff::Timestamp>,
+    pub control: RunControl,
 }
 
 /// One line of a run's journal.
@@ -315,21 +342,28 @@ fn request_from(r: RequestRow) -> Result<Request> {
 }
 
 /// The raw columns of a run row.
-type RunRow = (i64, i64, String, String, String, i64, Option<i64>);
+type RunRow = (
+    (i64, i64, String, String, String, i64, Option<i64>),
+    (Option<String>, Option<String>, Option<String>, Option<String>),
+);
 
 fn run_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
+        (
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+        ),
+        (row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?),
     ))
 }
 
-fn run_convert(r: RunRow) -> Result<Run> {
+fn run_convert((r, c): RunRow) -> Result<Run> {
+    let user = |s: Option<String>| s.map(|s| parse_id(s, SlackUserId::parse, "user id")).transpose();
     Ok(Run {
         id: r.0,
         request_id: r.1,
@@ -338,10 +372,20 @@ fn run_convert(r: RunRow) -> Result<Run> {
         data: r.4,
         started_at: from_ms(r.5)?,
         finished_at: r.6.map(from_ms).transpose()?,
+        control: RunControl {
+            resume_asked_by: user(c.0)?,
+            resumed_by: user(c.1)?,
+            abandoned_by: user(c.2)?,
+            abandon_reason: c.3,
+        },
     })
 }
 
-const RUN_COLUMNS: &str = "id, request_id, state, step, data, started_at, finished_at";
+const RUN_COLUMNS: &str = "id, request_id, state, step, data, started_at, finished_at, resume_asked_by, resumed_by, \
+     abandoned_by, abandon_reason";
+
+/// Run states in which a run holds its cluster.
+const OPEN_RUN_STATES: &str = "('running', 'needs_attention')";
 const OUTBOX_COLUMNS: &str = "id, ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at, \
      delivered_ts, state, last_error";
 
@@ -401,7 +445,7 @@ impl Store {
             .query_row(
                 &format!(
                     "SELECT r.id FROM requests r LEFT JOIN runs u ON u.request_id = r.id
-                     WHERE r.cluster = ?1 AND (r.state IN {OPEN_STATES} OR u.state = 'running')
+                     WHERE r.cluster = ?1 AND (r.state IN {OPEN_STATES} OR u.state IN {OPEN_RUN_STATES})
                      ORDER BY r.id LIMIT 1"
                 ),
                 params![r.cluster.as_str()],
@@ -612,9 +656,136 @@ impl Store {
     /// Runs finished since `since`.
     pub fn runs_finished_since(&self, since: jiff::Timestamp) -> Result<Vec<Run>> {
         self.select_runs(
-            "state != 'running' AND finished_at >= ?1 ORDER BY id",
+            &format!("state NOT IN {OPEN_RUN_STATES} AND finished_at >= ?1 ORDER BY id"),
             params![ts(since)],
         )
+    }
+
+    /// Running → needs attention (no-op in any other state); `true` if it changed.
+    pub fn mark_needs_attention(
+        &self,
+        run_id: i64,
+        data: &str,
+        entry: (&str, &str),
+        at: jiff::Timestamp,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE runs SET state = 'needs_attention', data = ?2 WHERE id = ?1 AND state = 'running'",
+            params![run_id, data],
+        )?;
+        if n == 1 {
+            journal_insert(&tx, run_id, at, entry.0, "needs_attention", entry.1)?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// Needs attention → running, by the bot itself (a late DNS step after its re-check passed), or
+    /// after a person's resume was approved; `true` if it changed.
+    pub fn back_to_running(&self, run_id: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE runs SET state = 'running' WHERE id = ?1 AND state = 'needs_attention'",
+            params![run_id],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records `/aurora resume` on a run that needs attention: `Lost` (with the run as it is) when the
+    /// run is not waiting for a person, or someone else already asked.
+    pub fn ask_resume(&self, run_id: i64, by: &SlackUserId) -> Result<std::result::Result<(), Box<Run>>> {
+        let n = self.conn().execute(
+            "UPDATE runs SET resume_asked_by = ?2
+             WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NULL",
+            params![run_id, by.as_str()],
+        )?;
+        if n == 1 {
+            return Ok(Ok(()));
+        }
+        let run = self
+            .run(run_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
+        Ok(Err(Box::new(run)))
+    }
+
+    /// Approves (a second person, never the one who asked) or denies a pending resume, by
+    /// compare-and-set. Approved: the run is running again with `resumed_by` set. Denied: the ask is
+    /// withdrawn and the run keeps needing attention. `Lost` with the run as it is otherwise.
+    pub fn decide_resume(
+        &self,
+        run_id: i64,
+        by: &SlackUserId,
+        approve: bool,
+        at: jiff::Timestamp,
+    ) -> Result<std::result::Result<(), Box<Run>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = if approve {
+            tx.execute(
+                "UPDATE runs SET state = 'running', resumed_by = ?2
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NOT NULL AND resume_asked_by != ?2",
+                params![run_id, by.as_str()],
+            )?
+        } else {
+            tx.execute(
+                "UPDATE runs SET resume_asked_by = NULL
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NOT NULL",
+                params![run_id],
+            )?
+        };
+        if n == 1 {
+            let (event, detail) = if approve {
+                ("resume_approved", format!("resume approved by {by}"))
+            } else {
+                ("resume_denied", format!("resume denied by {by}"))
+            };
+            journal_insert(&tx, run_id, at, "attention", event, &detail)?;
+            tx.commit()?;
+            return Ok(Ok(()));
+        }
+        drop(tx);
+        let run = self
+            .run(run_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
+        Ok(Err(Box::new(run)))
+    }
+
+    /// Running or needs attention → abandoned, by compare-and-set, with who and why; `Lost` with the
+    /// run as it is when it had already ended.
+    pub fn abandon_run(
+        &self,
+        run_id: i64,
+        by: &SlackUserId,
+        reason: &str,
+        at: jiff::Timestamp,
+    ) -> Result<std::result::Result<(), Box<Run>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            &format!(
+                "UPDATE runs SET state = 'abandoned', abandoned_by = ?2, abandon_reason = ?3, finished_at = ?4
+                 WHERE id = ?1 AND state IN {OPEN_RUN_STATES}"
+            ),
+            params![run_id, by.as_str(), reason, ts(at)],
+        )?;
+        if n == 1 {
+            journal_insert(
+                &tx,
+                run_id,
+                at,
+                "attention",
+                "abandoned",
+                &format!("abandoned by {by}: {reason}"),
+            )?;
+            tx.commit()?;
+            return Ok(Ok(()));
+        }
+        drop(tx);
+        let run = self
+            .run(run_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
+        Ok(Err(Box::new(run)))
     }
 
     /// Every journal entry since `since`, oldest first.
@@ -667,7 +838,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "UPDATE runs SET step = ?2, data = ?3 WHERE id = ?1 AND state = 'running'",
+            &format!("UPDATE runs SET step = ?2, data = ?3 WHERE id = ?1 AND state IN {OPEN_RUN_STATES}"),
             params![run_id, next_step, data],
         )?;
         if let Some((step, event, detail)) = entry {
@@ -686,13 +857,16 @@ impl Store {
         self.select_journal("run_id = ?1 ORDER BY seq", params![run_id])
     }
 
-    /// Running → succeeded or failed.
-    pub fn finish_run(&self, run_id: i64, state: RunState, data: &str, at: jiff::Timestamp) -> Result<()> {
-        self.conn().execute(
-            "UPDATE runs SET state = ?2, data = ?3, finished_at = ?4 WHERE id = ?1 AND state = 'running'",
+    /// Running (or needing attention) → succeeded or failed; `false` if the run had already ended (a
+    /// person abandoned it meanwhile).
+    pub fn finish_run(&self, run_id: i64, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
+        let n = self.conn().execute(
+            &format!(
+                "UPDATE runs SET state = ?2, data = ?3, finished_at = ?4 WHERE id = ?1 AND state IN {OPEN_RUN_STATES}"
+            ),
             params![run_id, state.as_str(), data, ts(at)],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     // ---- audit ----

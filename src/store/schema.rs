@@ -74,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the replay table is pruned by time, in batches: index it on time.
     "CREATE INDEX seen_requests_by_time ON seen_requests (at);",
+    // 4: what people decide about a run that needs attention: resume (asked, approved) or abandon.
+    "ALTER TABLE runs ADD COLUMN resume_asked_by TEXT;
+    ALTER TABLE runs ADD COLUMN resumed_by TEXT;
+    ALTER TABLE runs ADD COLUMN abandoned_by TEXT;
+    ALTER TABLE runs ADD COLUMN abandon_reason TEXT;
+    CREATE INDEX runs_by_state ON runs (state);",
 ];
 
 /// The schema version this build writes.
