@@ -487,3 +487,60 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
     );
     assert!(last.contains("Nothing was changed"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_needs_attention_keeps_watching_and_finishes_once() {
+    let mut w = World::start(Options {
+        promote_timeout_secs: 2,
+        ..Options::default()
+    })
+    .await;
+    let (id, ts) = w.request().await;
+    w.approve(id, &ts).await;
+    wait_until("the wait for a writable target", || {
+        w.journal_has(id, "wait_writable", "started").then_some(())
+    })
+    .await;
+    // The promoted cluster cannot be read until its deadline: the run needs attention.
+    w.sim
+        .admin()
+        .inject(FaultSpec {
+            action: "DescribeDBClusters".into(),
+            region: Some("us-west-2".into()),
+            error: Some(awsim::FaultCode::ServiceUnavailable),
+            delay_ms: None,
+            delay_response_ms: None,
+            count: None,
+        })
+        .unwrap();
+    assert_eq!(w.finished(id).await, RunState::NeedsAttention);
+    w.slack_idle().await;
+    w.bot.kill();
+    w.bot.start().await;
+    // Back up, the bot watches again; the primary's Region is in trouble and AWS answers again.
+    w.sim
+        .admin()
+        .set_cluster_status("us-east-1", "orders-east", "inaccessible-encryption-credentials")
+        .unwrap();
+    w.sim.admin().clear_faults();
+    let store = w.bot.store();
+    wait_until("the run to succeed", || {
+        (store.run_of_request(id).ok()??.state == RunState::Succeeded).then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    assert_eq!(w.sim.admin().calls_to("RemoveFromGlobalCluster").len(), 1);
+    let west = w.sim.admin().cluster("us-west-2", "orders-west").unwrap();
+    assert_eq!(
+        w.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values,
+        [west.endpoint]
+    );
+    let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
+    for once in ["*Needs attention*", "Re-checked within the", "*Failover complete*"] {
+        assert_eq!(
+            thread.iter().filter(|t| t.contains(once)).count(),
+            1,
+            "{once:?} in {thread:#?}"
+        );
+    }
+}

@@ -66,14 +66,6 @@ async fn ask(bot: &TestBot, args: &str) -> (String, String) {
 }
 
 /// Waits until request `id`'s run is at `step`.
-async fn wait_for_step(bot: &TestBot, id: i64, step: &str) {
-    let deadline = Instant::now() + WAIT;
-    while bot.store.run_of_request(id).unwrap().is_none_or(|r| r.step != step) {
-        assert!(Instant::now() < deadline, "the run did not reach {step}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Waits for the thread's plain note that the database is promoted but DNS is not moved; returns it.
 async fn dns_not_moved_note(bot: &TestBot, ts: &str) -> String {
     bot.slack
@@ -85,10 +77,6 @@ async fn dns_not_moved_note(bot: &TestBot, ts: &str) -> String {
         })
         .await
         .expect("a plain note that DNS is not moved")
-}
-
-fn thread_texts(bot: &TestBot, ts: &str) -> Vec<String> {
-    bot.thread(ts).iter().map(|r| r.text().to_owned()).collect()
 }
 
 #[tokio::test]

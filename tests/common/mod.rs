@@ -492,6 +492,20 @@ impl Drop for TestBot {
     }
 }
 
+/// Waits until request `id`'s run is at `step` (its next step to run).
+pub async fn wait_for_step(bot: &TestBot, id: i64, step: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bot.store.run_of_request(id).unwrap().is_none_or(|r| r.step != step) {
+        assert!(tokio::time::Instant::now() < deadline, "the run did not reach {step}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The texts of the replies in the thread of message `ts`, in delivery order.
+pub fn thread_texts(bot: &TestBot, ts: &str) -> Vec<String> {
+    bot.thread(ts).iter().map(|r| r.text().to_owned()).collect()
+}
+
 /// Whether a message has buttons.
 pub fn has_buttons(r: &Recorded) -> bool {
     r.body.get("blocks").and_then(|b| b.as_array()).is_some_and(|blocks| {
