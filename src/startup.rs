@@ -345,6 +345,11 @@ impl Application {
             settings: settings.clone(),
             approvals: approvals.clone(),
             chat,
+            surveyor: Arc::new(crate::status::Surveyor::new(
+                aurora.clone(),
+                metrics.clone(),
+                dns.clone(),
+            )),
             aurora,
             metrics,
             dns,

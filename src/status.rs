@@ -155,3 +155,96 @@ pub async fn reports(
 ) -> Vec<ClusterReport> {
     join_all(clusters.iter().map(|(c, d)| report(aurora, metrics, dns, c, d.clone()))).await
 }
+
+/// How long a status read answers later requests for the same cluster (a second): a burst of `/aurora status`
+/// shares one read of AWS.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most `/aurora status` answers being prepared at once; past it, a request is told the bot is busy.
+pub const MAX_PENDING: usize = 32;
+
+type SharedReport = futures::future::Shared<futures::future::BoxFuture<'static, ClusterReport>>;
+
+/// Status reads shared between requests and bounded: one read of a cluster in flight at a time
+/// (requests arriving meanwhile wait for it), a read a couple of seconds old answers a burst, and at
+/// most `MAX_PENDING` answers are prepared at once, so that a burst while AWS is slow or unreachable
+/// neither piles up work nor memory.
+pub struct Surveyor {
+    aurora: std::sync::Arc<dyn Aurora>,
+    metrics: std::sync::Arc<dyn Metrics>,
+    dns: std::sync::Arc<dyn Dns>,
+    /// Reads in flight, and recent ones, by cluster name. A std mutex: held only to look up or insert.
+    reads: std::sync::Mutex<std::collections::HashMap<String, Read>>,
+    /// One permit per answer being prepared.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+enum Read {
+    InFlight(SharedReport),
+    Done(tokio::time::Instant, Box<ClusterReport>),
+}
+
+/// Too many status answers are being prepared: try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the bot is busy answering other status requests")]
+pub struct Busy;
+
+impl Surveyor {
+    pub fn new(
+        aurora: std::sync::Arc<dyn Aurora>,
+        metrics: std::sync::Arc<dyn Metrics>,
+        dns: std::sync::Arc<dyn Dns>,
+    ) -> Surveyor {
+        Surveyor {
+            aurora,
+            metrics,
+            dns,
+            reads: Default::default(),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PENDING)),
+        }
+    }
+
+    /// Reports for `clusters` (each with the target of its last successful detach, if any), or `Busy`
+    /// at once when `MAX_PENDING` answers are already being prepared. The returned future holds its
+    /// place until it is done.
+    pub fn reports(
+        self: &std::sync::Arc<Self>,
+        clusters: Vec<(ClusterSettings, Option<(i64, Member)>)>,
+    ) -> Result<impl std::future::Future<Output = Vec<ClusterReport>> + Send + 'static, Busy> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let reads: Vec<SharedReport> = clusters.into_iter().map(|(c, d)| self.read(c, d)).collect();
+        Ok(async move {
+            let reports = join_all(reads).await;
+            drop(permit);
+            reports
+        })
+    }
+
+    /// The shared read of one cluster: a recent one, the one in flight, or a new one.
+    fn read(self: &std::sync::Arc<Self>, c: ClusterSettings, detached: Option<(i64, Member)>) -> SharedReport {
+        use futures::FutureExt;
+        let key = c.name.to_string();
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        match reads.get(&key) {
+            Some(Read::InFlight(f)) => return f.clone(),
+            Some(Read::Done(at, r)) if at.elapsed() < FRESH => {
+                return futures::future::ready((**r).clone()).boxed().shared();
+            }
+            _ => {}
+        }
+        let me = self.clone();
+        let k = key.clone();
+        let read = async move {
+            let r = report(me.aurora.as_ref(), me.metrics.as_ref(), me.dns.as_ref(), &c, detached).await;
+            me.reads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(k, Read::Done(tokio::time::Instant::now(), Box::new(r.clone())));
+            r
+        }
+        .boxed()
+        .shared();
+        reads.insert(key, Read::InFlight(read.clone()));
+        read
+    }
+}

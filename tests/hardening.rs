@@ -273,3 +273,109 @@ async fn a_missing_scope_is_named_on_readyz() {
     bot.slack.lack_scope("chat.postMessage", None);
     bot.request_message(1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_status_commands_while_aws_does_not_answer_shares_one_read_and_is_bounded() {
+    let bot = std::sync::Arc::new(
+        TestBot::start_with(Options {
+            attempt_timeout: Some(Duration::from_secs(3)),
+            ..Options::default()
+        })
+        .await,
+    );
+    bot.sim
+        .admin()
+        .inject(awsim::FaultSpec {
+            action: "DescribeGlobalClusters".into(),
+            region: None,
+            error: None,
+            delay_ms: Some(60_000),
+            delay_response_ms: None,
+            count: None,
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all((0..200).map(|_| {
+        let bot = bot.clone();
+        async move { bot.command(ALICE, "status").await.0 }
+    }))
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the burst was not acknowledged promptly"
+    );
+    assert!(answers.iter().all(|a| a.status == 200), "every command answered");
+    let busy = answers.iter().filter(|a| a.text().contains("busy")).count();
+    assert!(
+        busy >= 200 - aurora_failover_bot::status::MAX_PENDING,
+        "{busy} told busy: at most {} are prepared at once",
+        aurora_failover_bot::status::MAX_PENDING
+    );
+    // One read of the cluster in flight, however many asked: the hedged topology read goes to each
+    // configured Region at most once per attempt.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reads = bot.sim.admin().calls_to("DescribeGlobalClusters").len();
+    assert!(reads <= 4, "{reads} DescribeGlobalClusters calls for one burst");
+    // AWS answers again: status works (after the reads in flight give up).
+    bot.sim.admin().clear_faults();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (answer, url) = bot.command(ALICE, "status").await;
+        if !answer.text().contains("busy") {
+            let text = bot.answer_at(&url).await;
+            if text.contains("orders") && !text.contains("cannot read the global cluster") {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "status never came back");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn typed_text_shown_back_cannot_break_formatting() {
+    let bot = TestBot::start().await;
+    let (answer, _) = bot.command(ALICE, "status ord`ers<!channel>&").await;
+    assert!(
+        answer.text().contains("Unknown cluster `ordˋers&lt;!channel&gt;&amp;`"),
+        "{answer:?}"
+    );
+    let (answer, _) = bot.command(ALICE, "failover orders --to `<@U0BOB>`").await;
+    assert!(
+        answer.text().contains("`ˋ&lt;@U0BOB&gt;ˋ` is not a Region"),
+        "{answer:?}"
+    );
+    let (answer, _) = bot.command(ALICE, "launch` *now*").await;
+    assert!(answer.text().contains("unknown command `launchˋ`"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_bot_not_in_the_incident_channel_tells_the_requester_to_invite_it() {
+    let bot = TestBot::start_with(Options {
+        slack_setup: Some(Box::new(|s| s.not_in_channel(CHANNEL))),
+        ..Options::default()
+    })
+    .await;
+    let (answer, url) = bot.command(ALICE, "failover orders --mode detach").await;
+    assert!(answer.text().starts_with("Request #1"), "{answer:?}");
+    let told = bot
+        .slack
+        .wait_for(WAIT, |_| {
+            bot.slack
+                .responses_to(&url)
+                .iter()
+                .map(|r| r.text().to_owned())
+                .find(|t| t.contains("was not posted"))
+        })
+        .await
+        .expect("the requester is told");
+    assert!(
+        told.contains("not_in_channel") && told.contains("/invite @aurora-failover-bot"),
+        "{told}"
+    );
+    assert_eq!(
+        bot.request_state(1).state,
+        aurora_failover_bot::store::RequestState::Rejected,
+        "the request does not hold the cluster"
+    );
+}

@@ -149,6 +149,9 @@ impl Outbox {
             Ok(Outcome::Wait) => return false,
             Err(SendError::Permanent(why)) => {
                 warn!(id = item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
+                if item.kind == KIND_POST {
+                    self.tell_requester_unposted(item, why);
+                }
                 self.store.outbox_failed(item.id, why)
             }
             Err(SendError::Unreadable(why)) if item.attempts + 1 >= UNREADABLE_ATTEMPTS => {
@@ -175,6 +178,47 @@ impl Outbox {
                 warn!(error = %e, "cannot record an outbox delivery");
                 false
             }
+        }
+    }
+
+    /// An approval request Slack refused for good (`not_in_channel`, `channel_not_found`, ...): closes
+    /// the request, so that it does not hold its cluster, and tells the person who asked, through the
+    /// command's response_url, what to fix.
+    fn tell_requester_unposted(&self, item: &OutboxItem, why: &str) {
+        let Some(id) = item
+            .ordering_key
+            .strip_prefix("request:")
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            return;
+        };
+        let channel = item.channel.as_deref().unwrap_or("the incident channel");
+        let note = format!("the approval request could not be posted in <#{channel}>: {why}");
+        match self.store.close_unposted(id, &note) {
+            Ok(Some(url)) => {
+                let body = serde_json::json!({
+                    "response_type": "ephemeral",
+                    "replace_original": false,
+                    "text": format!("Request #{id} was not posted for approval: Slack says {why}. Nothing was changed; fix that and ask again."),
+                });
+                let queued = self.store.enqueue(
+                    &crate::store::Outgoing {
+                        ordering_key: &format!("respond:{url}"),
+                        kind: KIND_RESPOND,
+                        channel: None,
+                        target: None,
+                        response_url: Some(&url),
+                        body: &body.to_string(),
+                        dedup_key: Some(&format!("request:{id}:unposted")),
+                    },
+                    self.clock.now(),
+                );
+                if let Err(e) = queued {
+                    warn!(error = %e, "cannot queue the answer to the requester");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot close a request that could not be posted"),
         }
     }
 

@@ -50,6 +50,8 @@ pub struct SlackState {
     pub aurora: Arc<dyn Aurora>,
     pub metrics: Arc<dyn crate::ports::Metrics>,
     pub dns: Arc<dyn Dns>,
+    /// `/aurora status` reads, shared and bounded.
+    pub surveyor: Arc<crate::status::Surveyor>,
     /// Background work started by requests (status reads), so that shutdown can wait for it.
     pub tasks: TaskTracker,
 }
@@ -262,11 +264,18 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 .collect();
             // Shown to everyone in the incident channel; elsewhere, only to whoever asked.
             let in_channel = event.channel_id.0 == state.settings.slack.incident_channel.as_str();
+            let answer = match state.surveyor.reports(clusters) {
+                Ok(answer) => answer,
+                Err(busy) => {
+                    warn!("status request refused: {busy}");
+                    return ephemeral(
+                        "The bot is busy answering other status requests (AWS may be slow); nothing is lost, try again in a few seconds.",
+                    );
+                }
+            };
             let st = state.clone();
             state.tasks.spawn(async move {
-                let refs: Vec<_> = clusters.iter().map(|(c, d)| (c, d.clone())).collect();
-                let reports =
-                    crate::status::reports(st.aurora.as_ref(), st.metrics.as_ref(), st.dns.as_ref(), &refs).await;
+                let reports = answer.await;
                 if let Err(e) = st
                     .chat
                     .respond_message(&response_url, &render::status(&reports), in_channel)

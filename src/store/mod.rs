@@ -502,6 +502,21 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Planning or pending → rejected, because its approval request could never be posted; returns its
+    /// response_url when it was still open (so the requester can be told).
+    pub fn close_unposted(&self, id: i64, note: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        let url: Option<Option<String>> = conn
+            .query_row(
+                "UPDATE requests SET state = 'rejected', note = ?2 WHERE id = ?1 AND state IN ('planning', 'pending')
+                 RETURNING response_url",
+                params![id, note],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(url.flatten())
+    }
+
     /// Planning → rejected, with the reason.
     pub fn mark_rejected(&self, id: i64, reason: &str) -> Result<bool> {
         let n = self.conn().execute(

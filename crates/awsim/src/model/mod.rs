@@ -108,6 +108,8 @@ pub enum FaultCode {
     Throttling,
     InternalFailure,
     ServiceUnavailable,
+    /// The caller's policies do not allow the action (HTTP 403).
+    AccessDenied,
 }
 
 impl FaultCode {
@@ -123,6 +125,11 @@ impl FaultCode {
                 503,
                 "ServiceUnavailable",
                 "The request has failed due to a temporary failure of the server.",
+            ),
+            FaultCode::AccessDenied => ApiError::new(
+                403,
+                "AccessDenied",
+                "User: arn:aws:sts::123456789012:assumed-role/aurora-failover-bot/awsim-session is not authorized to perform this operation",
             ),
         }
     }
