@@ -27,7 +27,10 @@ const ROUNDS: usize = 3;
 const ROWS: usize = 100_000;
 
 /// A bot on a store holding `rows` recent signatures; returns its sender and what stops it.
-async fn bot(rows: usize, tag: &str) -> anyhow::Result<(SlackSender, SlackStandIn, CancellationToken, std::path::PathBuf)> {
+async fn bot(
+    rows: usize,
+    tag: &str,
+) -> anyhow::Result<(SlackSender, SlackStandIn, CancellationToken, std::path::PathBuf)> {
     let slack = SlackStandIn::start(&Secret::new("xoxb-bench")).await?;
     let dir = std::env::temp_dir().join(format!("afb-bench-ack-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -78,7 +81,12 @@ async fn round(sender: &Arc<SlackSender>, slack: &SlackStandIn) -> anyhow::Resul
             for _ in 0..per_client {
                 let url = slack.response_url();
                 let now = jiff::Timestamp::now().as_second();
-                if sender.command("U0ALICE", "C0INCIDENT", "status", &url, now).await.status == 200 {
+                if sender
+                    .command("U0ALICE", "C0INCIDENT", "status", &url, now)
+                    .await
+                    .status
+                    == 200
+                {
                     ok += 1;
                 }
             }
@@ -88,7 +96,11 @@ async fn round(sender: &Arc<SlackSender>, slack: &SlackStandIn) -> anyhow::Resul
     let ok: usize = futures::future::try_join_all(clients).await?.into_iter().sum();
     let took = started.elapsed();
     if ok != per_client * CLIENTS {
-        anyhow::bail!("{} of {} commands were not answered 200", per_client * CLIENTS - ok, per_client * CLIENTS);
+        anyhow::bail!(
+            "{} of {} commands were not answered 200",
+            per_client * CLIENTS - ok,
+            per_client * CLIENTS
+        );
     }
     Ok(ok as f64 / took.as_secs_f64())
 }

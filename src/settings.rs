@@ -647,6 +647,26 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_trimmed_and_malformed_ones_are_refused_without_quoting_them() {
+        let (s, trimmed) = clean_secret(SecretKind::BotToken, "  xoxb-1-2-abc\r\n").unwrap();
+        assert_eq!((s.expose(), trimmed), ("xoxb-1-2-abc", true));
+        let (_, trimmed) = clean_secret(SecretKind::SigningSecret, "8f742231b10e8888abcd99yyyzzz85a5").unwrap();
+        assert!(!trimmed);
+        for (kind, bad, why) in [
+            (SecretKind::BotToken, "xoxb-1\nxoxb-2", "control character"),
+            (SecretKind::BotToken, "xoxb-1 2", "a space"),
+            (SecretKind::BotToken, "xapp-1-A1-2-f00", "app-level token"),
+            (SecretKind::BotToken, "xoxp-1-2", "user token"),
+            (SecretKind::SigningSecret, "\t\n", "empty"),
+            (SecretKind::SigningSecret, "abcé", "non-ASCII"),
+        ] {
+            let e = clean_secret(kind, bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e} quotes the value");
+        }
+    }
+
+    #[test]
     fn two_names_for_one_global_cluster_or_one_record_are_refused() {
         let second =
             EXAMPLE[EXAMPLE.find("[[clusters]]").unwrap()..].replace("name = \"orders\"", "name = \"orders2\"");
@@ -689,6 +709,22 @@ mod tests {
                 "hosted_zone_id = \"Z0123456789\"",
                 "hosted_zone_id = \"/hostedzone/Z1\"",
                 "clusters[0].hosted_zone_id",
+            ),
+            (
+                "header_read_timeout_secs = 10",
+                "header_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "late_dns_window_secs = 1800",
+                "late_dns_window_secs = 90000",
+                "runbook.late_dns_window_secs",
+            ),
+            ("# team_id = \"T0123456789\"", "team_id = \"acme\"", "slack.team_id"),
+            (
+                "# max_connections = 384",
+                "max_connections = 2",
+                "server.max_connections",
             ),
         ];
         for (from, to, key) in cases {

@@ -66,7 +66,7 @@ async fn a_writer_record_outside_the_hosted_zone_is_refused_before_anything_chan
     let bot = TestBot::start_with(with_writer("db.example.com")).await;
     let why = refused(&bot).await;
     assert!(
-        why.contains("db.example.com is not inside hosted zone Z0123456789 (aurora_private_hosted_zone.)")
+        why.contains("db.example.com is not inside hosted zone Z0123456789 (aurora_private_hosted_zone)")
             && why.contains("writer_record"),
         "{why}"
     );
@@ -77,7 +77,7 @@ async fn a_writer_record_at_the_zone_apex_is_refused_before_anything_changes() {
     let bot = TestBot::start_with(with_writer("aurora_private_hosted_zone")).await;
     let why = refused(&bot).await;
     assert!(
-        why.contains("is the apex of zone aurora_private_hosted_zone.") && why.contains("cannot be at a zone's apex"),
+        why.contains("is the apex of zone aurora_private_hosted_zone:") && why.contains("cannot be at a zone's apex"),
         "{why}"
     );
 }

@@ -615,6 +615,8 @@ pub fn records_check(
             );
         }
     };
+    // In prose, the zone's domain without Route 53's trailing dot.
+    let domain = zone.name.trim_end_matches('.');
     let mut problems = Vec::new();
     for (key, name) in [
         ("writer_record", &cluster.writer_record),
@@ -623,13 +625,12 @@ pub fn records_check(
         let n = crate::ports::route53_name(name);
         if n == zone.name {
             problems.push(format!(
-                "{name} is the apex of zone {}: a CNAME cannot be at a zone's apex. Set the cluster's {key} to a name below it, such as db.{}",
-                zone.name, zone.name
+                "{name} is the apex of zone {domain}: a CNAME cannot be at a zone's apex. Set the cluster's {key} to a name below it, such as db.{domain}"
             ));
         } else if !n.ends_with(&format!(".{}", zone.name)) {
             problems.push(format!(
-                "{name} is not inside hosted zone {} ({}): Route 53 refuses records outside the zone's domain. Set the cluster's {key} to a name ending in .{}",
-                zone.id, zone.name, zone.name
+                "{name} is not inside hosted zone {} ({domain}): Route 53 refuses records outside the zone's domain. Set the cluster's {key} to a name ending in .{domain}",
+                zone.id
             ));
         }
     }
@@ -672,8 +673,7 @@ pub fn records_check(
             NAME,
             Outcome::Pass,
             format!(
-                "both names are inside zone {} and hold a plain CNAME or nothing: Route 53 will take the change",
-                zone.name
+                "both names are inside zone {domain} and hold a plain CNAME or nothing: Route 53 will take the change"
             ),
         )
     } else {
