@@ -32,6 +32,7 @@ async fn bot(
     tag: &str,
 ) -> anyhow::Result<(SlackSender, SlackStandIn, CancellationToken, std::path::PathBuf)> {
     let slack = SlackStandIn::start(&Secret::new("xoxb-bench")).await?;
+    slack.keep_calls(false);
     let dir = std::env::temp_dir().join(format!("afb-bench-ack-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("bench.db");
@@ -105,6 +106,19 @@ async fn round(sender: &Arc<SlackSender>, slack: &SlackStandIn) -> anyhow::Resul
     Ok(ok as f64 / took.as_secs_f64())
 }
 
+/// This process's resident memory in MiB (both bots and the clients live in it), from /proc.
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -124,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
     // Warm up both (connection pools, SQLite page cache).
     round(&empty, &empty_slack).await?;
     round(&full, &full_slack).await?;
+    let rss_before = rss_mib();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for r in 1..=ROUNDS {
         let x = round(&empty, &empty_slack).await?;
@@ -138,6 +153,13 @@ async fn main() -> anyhow::Result<()> {
         "median: empty {ma:.0}/s, {ROWS} rows {mb:.0}/s: {:.2}x of the empty table",
         mb / ma
     );
+    if let (Some(x), Some(y)) = (rss_before, rss_mib()) {
+        println!(
+            "resident memory of this process (both bots and the clients): {x:.0} MiB after the warm-up, {y:.0} MiB after \
+             {} more commands",
+            2 * ROUNDS * PER_ROUND
+        );
+    }
     stop_empty.cancel();
     stop_full.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;

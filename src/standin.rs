@@ -84,6 +84,8 @@ struct Inner {
     missing_scopes: BTreeMap<String, String>,
     /// Channels the bot is not in: posts there answer `not_in_channel`.
     not_in: Vec<String>,
+    /// Keep every call (off for benchmarks, whose calls would pile up here).
+    keep: bool,
 }
 
 /// The fake Slack Web API.
@@ -128,6 +130,7 @@ impl SlackStandIn {
                 auth_test_error: None,
                 missing_scopes: BTreeMap::new(),
                 not_in: Vec::new(),
+                keep: true,
             })),
             token: Arc::new(Mutex::new(token.expose().to_owned())),
             addr,
@@ -167,6 +170,12 @@ impl SlackStandIn {
     /// Prints every message the bot sends, as it arrives (for the demo).
     pub fn print_messages(&self, on: bool) {
         self.lock().print = on;
+    }
+
+    /// Whether to keep every call for `calls()` (on by default). Benchmarks turn it off, so that what
+    /// they send does not pile up in memory here.
+    pub fn keep_calls(&self, on: bool) {
+        self.lock().keep = on;
     }
 
     /// Makes `users` the members of user group `group`.
@@ -288,7 +297,9 @@ impl SlackStandIn {
         if inner.print && status == 200 {
             print_call(&rec);
         }
-        inner.calls.push(rec);
+        if inner.keep {
+            inner.calls.push(rec);
+        }
         failure
     }
 
