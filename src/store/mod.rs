@@ -707,6 +707,15 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// The answer of a compare-and-set on run `run_id` that did not apply: the run as it is now. (Called
+    /// with the connection's lock released: `run` takes it again.)
+    fn lost(&self, run_id: i64) -> Result<std::result::Result<(), Box<Run>>> {
+        let run = self
+            .run(run_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
+        Ok(Err(Box::new(run)))
+    }
+
     /// Records `/aurora resume` on a run that needs attention: `Lost` (with the run as it is) when the
     /// run is not waiting for a person, or someone else already asked.
     pub fn ask_resume(&self, run_id: i64, by: &SlackUserId) -> Result<std::result::Result<(), Box<Run>>> {
@@ -718,10 +727,7 @@ impl Store {
         if n == 1 {
             return Ok(Ok(()));
         }
-        let run = self
-            .run(run_id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
-        Ok(Err(Box::new(run)))
+        self.lost(run_id)
     }
 
     /// Approves (a second person, never the one who asked) or denies a pending resume, by
@@ -760,10 +766,8 @@ impl Store {
             return Ok(Ok(()));
         }
         drop(tx);
-        let run = self
-            .run(run_id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
-        Ok(Err(Box::new(run)))
+        drop(conn);
+        self.lost(run_id)
     }
 
     /// Running or needs attention → abandoned, by compare-and-set, with who and why; `Lost` with the
@@ -797,10 +801,8 @@ impl Store {
             return Ok(Ok(()));
         }
         drop(tx);
-        let run = self
-            .run(run_id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("no run {run_id}")))?;
-        Ok(Err(Box::new(run)))
+        drop(conn);
+        self.lost(run_id)
     }
 
     /// Every journal entry since `since`, oldest first.

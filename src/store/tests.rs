@@ -193,3 +193,55 @@ fn a_request_signature_is_seen_once_and_forgotten_after_the_window() {
     assert_eq!(store.forget_requests_before(t(100), 1).unwrap(), 0);
     assert!(store.first_sighting("v0=abc", t(700)).unwrap());
 }
+
+#[test]
+fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is() {
+    let store = Store::in_memory().unwrap();
+    let id = pending(&store, "orders");
+    let (alice, bob) = (
+        SlackUserId::parse("U0AAAA").unwrap(),
+        SlackUserId::parse("U0BBBB").unwrap(),
+    );
+    let Decided::Won { run_id: Some(run) } = store.decide(id, true, &bob, t(10), "precheck", "{}").unwrap() else {
+        panic!("not approved")
+    };
+    // Only a run that needs attention may be resumed.
+    let lost = store.ask_resume(run, &alice).unwrap().unwrap_err();
+    assert_eq!(lost.state, RunState::Running);
+    assert!(
+        store
+            .mark_needs_attention(run, "{}", ("wait_writable", "deadline"), t(20))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_needs_attention(run, "{}", ("wait_writable", "again"), t(21))
+            .unwrap()
+    );
+    // It holds the cluster.
+    assert!(store.create_request(&new_request("orders")).unwrap().is_err());
+    store.ask_resume(run, &alice).unwrap().unwrap();
+    let lost = store.ask_resume(run, &bob).unwrap().unwrap_err();
+    assert_eq!(lost.control.resume_asked_by.as_ref(), Some(&alice), "asked once");
+    // The asker cannot approve it; a second person can, once.
+    let lost = store.decide_resume(run, &alice, true, t(30)).unwrap().unwrap_err();
+    assert_eq!(lost.state, RunState::NeedsAttention);
+    store.decide_resume(run, &bob, true, t(31)).unwrap().unwrap();
+    let lost = store.decide_resume(run, &bob, true, t(32)).unwrap().unwrap_err();
+    assert_eq!(
+        (lost.state, lost.control.resumed_by.as_ref()),
+        (RunState::Running, Some(&bob))
+    );
+    // Abandoned once; then it has ended, and the cluster is free.
+    store.abandon_run(run, &alice, "by hand", t(40)).unwrap().unwrap();
+    let lost = store.abandon_run(run, &bob, "again", t(41)).unwrap().unwrap_err();
+    assert_eq!(lost.state, RunState::Abandoned);
+    assert_eq!(lost.control.abandon_reason.as_deref(), Some("by hand"));
+    assert!(
+        !store.finish_run(run, RunState::Succeeded, "{}", t(42)).unwrap(),
+        "an abandoned run stays abandoned"
+    );
+    assert!(store.create_request(&new_request("orders")).unwrap().is_ok());
+    let events: Vec<String> = store.journal_of(run).unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(events, ["needs_attention", "resume_approved", "abandoned"]);
+}
