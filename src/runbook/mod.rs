@@ -468,6 +468,7 @@ impl Runner {
             if self.shutdown.is_cancelled() {
                 return Err((step, Stop::Interrupted));
             }
+            self.ensure_open(ctx).map_err(|s| (step, s))?;
             let started = match ctx
                 .data
                 .step_started_ms
@@ -834,6 +835,7 @@ impl Runner {
                         ctx.plan.mode, ctx.plan.to.cluster_id
                     ));
                 }
+                ctx.data.managed_sent = false;
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.managed_sent = true;
                 self.persist(ctx, step, None).await?;
@@ -959,6 +961,9 @@ impl Runner {
                 if ctx.data.detach_sent && self.detached(ctx, step, read_deadline).await? {
                     return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                 }
+                // Not sent, or sent before a restart without taking effect: nothing has changed yet (the
+                // flag is set again, and saved, right before the call is sent).
+                ctx.data.detach_sent = false;
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.detach_sent = true;
                 self.persist(ctx, step, None).await?;
@@ -1676,7 +1681,16 @@ impl Runner {
             let Some(attention) = ctx.data.attention.clone() else {
                 return Ok(false);
             };
-            if !attention.handed_over {
+            if attention.handed_over {
+                // People decide; the bot still says what changes.
+                let seen = match self.late_check(ctx, attention.step).await {
+                    Late::Ready(s) | Late::NotYet(s) | Late::Unsafe(s) => s,
+                };
+                let subject = ctx.plan.to.cluster_id.clone();
+                if self.observe(ctx, attention.step, &subject, seen).await.is_err() {
+                    return Ok(false);
+                }
+            } else {
                 let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
                 let window = crate::slack::render::duration(self.settings.late_dns_window);
                 match self.late_check(ctx, attention.step).await {
