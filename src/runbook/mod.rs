@@ -9,8 +9,18 @@
 //! - DNS is never pointed at a cluster that is not available with a writer instance (checked again
 //!   right before the UPSERT, which is safe to repeat);
 //! - every wait has a deadline that counts from the step's start, across restarts, and polls at the
-//!   configured interval; transient AWS errors are ridden out until the deadline, others fail the step;
-//! - every failure ends the run with a report of where, why, and what state the cluster and DNS are in;
+//!   configured interval; transient AWS errors (and a busy store) are ridden out with capped, jittered
+//!   backoff, said once in the thread;
+//! - before the first mutating call has taken effect, a refusal or a passed deadline fails the run
+//!   (nothing was changed); after it, the run ends only as succeeded, failed (AWS refused or undid that
+//!   call) or abandoned (by a person): a passed deadline, a later refusal or a target stuck in a state
+//!   AWS will not leave puts it in `needs attention`, watched at a slower pace;
+//! - a run that needs attention moves DNS by itself only once, within the late DNS window, after a
+//!   re-check that the target is the writer and writable and that the old primary is not writable
+//!   (an old primary that came back after a detach may have taken writes: moving DNS would split the
+//!   data); otherwise a person resumes it (a second person approves) or abandons it;
+//! - an abandoned run never makes another mutating call (the store is read before each);
+//! - every ending comes with a report of where, why, and what state the cluster and DNS are in;
 //! - every thread reply carries an idempotency key, and is queued before the checkpoint that makes it
 //!   true, so that a restart at any point leaves each reply in the thread exactly once;
 //! - on shutdown, a run stops at its next pause and resumes at the next start.
@@ -428,14 +438,11 @@ impl Runner {
         }
         loop {
             let step = Step::parse(&ctx.run.step).ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
-            let stop = match self.steps(ctx, step).await {
-                Ok(()) => {
-                    self.succeed(ctx).await?;
-                    return Ok(());
-                }
-                Err((step, stop)) => (step, stop),
+            let Err((step, stop)) = self.steps(ctx, step).await else {
+                self.succeed(ctx).await?;
+                return Ok(());
             };
-            let (step, stop) = stop;
+            // Whether a mutating call may have taken effect: from then on the run is never given up on.
             let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
             match stop {
                 Stop::Interrupted => return self.interrupted(ctx, step),
