@@ -70,6 +70,8 @@ pub enum Refusal {
     NoResumeAsked(i64),
     #[error("Run {id} has already ended ({state}); nothing was changed.")]
     RunEnded { id: i64, state: &'static str },
+    #[error("Say why you abandon run {0}: `/aurora abandon {0} REASON`.")]
+    NoReason(i64),
 }
 
 /// Where a command came from.
@@ -122,6 +124,12 @@ pub struct Approvals {
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
     pub launcher: Launcher,
+}
+
+/// A reason for people, as Slack text: what AWS or a record holds is escaped (it may contain `<...>`
+/// mentions or links), and a closing full stop dropped (the sentence around it adds one).
+fn shown(reason: &str) -> String {
+    crate::slack::render::esc(reason.trim_end().trim_end_matches('.'))
 }
 
 /// "done", or "refused: why", for the audit.
@@ -317,8 +325,9 @@ impl Approvals {
                 self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"));
                 if let Some(url) = &request.response_url {
                     let text = format!(
-                        "Request #{id} ({} failover) could not be prepared: {reason}. Nothing was changed.",
-                        request.cluster
+                        "Request #{id} ({} failover) could not be prepared: {}. Nothing was changed.",
+                        request.cluster,
+                        shown(&reason)
                     );
                     if let Err(e) = self.chat.respond(url, &text, false) {
                         warn!(error = %e, "cannot queue a reply");
@@ -436,7 +445,11 @@ impl Approvals {
             Ok(plan) => self.chat.respond_plan(&url, &plan),
             Err(reason) => self.chat.respond(
                 &url,
-                &format!("Dry run for {}: no plan. {reason}. Nothing was changed.", c.name),
+                &format!(
+                    "Dry run for {}: no plan. {}. Nothing was changed.",
+                    c.name,
+                    shown(&reason)
+                ),
                 false,
             ),
         };
@@ -678,10 +691,10 @@ impl Approvals {
 
     fn state_name(state: crate::store::RunState) -> &'static str {
         match state {
-            crate::store::RunState::Running => "running",
+            crate::store::RunState::Running => "still running",
             crate::store::RunState::NeedsAttention => "waiting for a person",
-            crate::store::RunState::Succeeded => "succeeded",
-            crate::store::RunState::Failed => "failed",
+            crate::store::RunState::Succeeded => "finished: it succeeded",
+            crate::store::RunState::Failed => "finished: it failed",
             crate::store::RunState::Abandoned => "abandoned",
         }
     }
@@ -705,7 +718,12 @@ impl Approvals {
         if !allowed {
             return Err(Refusal::NotAllowedToResume(names(&a.approvers)));
         }
-        match self.store.ask_resume(run_id, user).map_err(|_| Refusal::Internal)? {
+        let asked_at = self.clock.now();
+        match self
+            .store
+            .ask_resume(run_id, user, asked_at)
+            .map_err(|_| Refusal::Internal)?
+        {
             Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
                 id: run_id,
                 by: now.control.resume_asked_by.map(|u| u.to_string()).unwrap_or_default(),
@@ -732,17 +750,17 @@ impl Approvals {
                         )
                     },
                 );
+                let token = asked_at.as_millisecond();
                 let note = Note::ResumeAsked {
                     run_id,
+                    token,
                     by: user.clone(),
                     detail: format!("{what}{why}"),
                 };
-                if let Err(e) = self.chat.note(
-                    &request,
-                    &note,
-                    false,
-                    &format!("run:{run_id}:resume-asked:{}", self.clock.now().as_millisecond()),
-                ) {
+                if let Err(e) = self
+                    .chat
+                    .note(&request, &note, false, &format!("run:{run_id}:resume-asked:{token}"))
+                {
                     warn!(error = %e, "cannot queue the resume request");
                 }
                 Ok(format!(
@@ -752,18 +770,34 @@ impl Approvals {
         }
     }
 
-    /// An Approve or Deny click on a resume request. An approver approves, never the person who
-    /// asked; that person or an approver may deny.
-    pub async fn decide_resume(&self, run_id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
-        let result = self.try_decide_resume(run_id, user, approve).await;
+    /// An Approve or Deny click on the resume request `token` (the ask's time, from the button). An
+    /// approver approves, never the person who asked; that person or an approver may deny. A button
+    /// of an earlier ask decides nothing.
+    pub async fn decide_resume(
+        &self,
+        run_id: i64,
+        token: i64,
+        user: &SlackUserId,
+        approve: bool,
+    ) -> Result<String, Refusal> {
+        let result = self.try_decide_resume(run_id, token, user, approve).await;
         let action = if approve { "approve resume" } else { "deny resume" };
         self.audit(user, &format!("{action} of run {run_id}"), None, &outcome_of(&result));
         result
     }
 
-    async fn try_decide_resume(&self, run_id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+    async fn try_decide_resume(
+        &self,
+        run_id: i64,
+        token: i64,
+        user: &SlackUserId,
+        approve: bool,
+    ) -> Result<String, Refusal> {
         let (run, request) = self.run_and_request(run_id)?;
         let approvers = &self.settings.approval.approvers;
+        if run.control.resume_asked_at != Some(token) && run.state == crate::store::RunState::NeedsAttention {
+            return Err(Refusal::NoResumeAsked(run_id));
+        }
         let asker = run.control.resume_asked_by.clone();
         if approve && asker.as_ref() == Some(user) {
             return Err(Refusal::OwnResume(run_id));
@@ -783,7 +817,7 @@ impl Approvals {
         }
         match self
             .store
-            .decide_resume(run_id, user, approve, self.clock.now())
+            .decide_resume(run_id, token, user, approve, self.clock.now())
             .map_err(|_| Refusal::Internal)?
         {
             Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
@@ -845,6 +879,9 @@ impl Approvals {
     /// in AWS), frees the cluster, records who and why.
     pub async fn abandon(&self, run_id: i64, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
         let result = async {
+            if reason.trim().is_empty() {
+                return Err(Refusal::NoReason(run_id));
+            }
             self.may_abandon(run_id, user).await?;
             match self
                 .store
@@ -856,7 +893,7 @@ impl Approvals {
                     state: Self::state_name(now.state),
                 }),
                 Ok(()) => {
-                    info!(run_id, by = %user, %reason, "run abandoned");
+                    info!(run_id, by = %user, reason = ?reason.chars().take(200).collect::<String>(), "run abandoned");
                     let runner = self.launcher.runner.clone();
                     self.launcher.tracker.spawn(async move {
                         if let Err(e) = runner.abandoned(run_id).await {

@@ -9,7 +9,8 @@
 //! - a connection must send a request's whole header within `header_read_timeout`, counted from its
 //!   accept or from the previous answer (hyper starts that timer whenever a connection waits for a
 //!   request): this closes idle, kept-alive and slowloris connections alike;
-//! - a request must be answered within `request_timeout` (408 otherwise);
+//! - a request must be answered within `request_timeout` (408 otherwise), and a connection lives at
+//!   most `MAX_AGE`, then closes after its request in flight (or is dropped `CLOSE_GRACE` later);
 //! - the soft limit on open descriptors is raised to the hard limit at start-up, and the default cap
 //!   leaves a reserve under it for the bot's own connections.
 //!
@@ -19,7 +20,6 @@ use crate::settings::ServerSettings;
 use axum::Router;
 use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +28,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// How long shutdown waits for open connections to finish their request.
+/// How long a connection, once asked to close (at shutdown, or at `MAX_AGE`), may take to finish the
+/// request in flight before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long one connection may live, however busy: a client that keeps a connection alive with a
+/// request now and then, or never reads its answers, cannot hold a place under the cap for longer.
+const MAX_AGE: Duration = Duration::from_secs(120);
 
 /// The least number of descriptors kept out of the connection cap for the bot's own use (its database
 /// and log files, and its connections to AWS and Slack).
@@ -47,10 +52,23 @@ impl Limits {
     /// The limits for `settings`, with the connection cap derived from `nofile` (the soft limit on open
     /// descriptors) when the settings do not give one.
     pub fn resolve(settings: &ServerSettings, nofile: Option<u64>) -> Limits {
+        // A configured cap never eats into the reserve: past it, the bot's own calls would fail first.
+        let most = nofile.map(|n| usize::try_from(n.saturating_sub((n / 4).max(MIN_RESERVE))).unwrap_or(usize::MAX));
+        let max_connections = match (settings.max_connections, most) {
+            (Some(n), Some(most)) if n > most => {
+                warn!(
+                    configured = n,
+                    used = most.max(8),
+                    "server.max_connections is more than the descriptor limit leaves after the reserve for the \
+                     bot's own connections; using the most it leaves"
+                );
+                most.max(8)
+            }
+            (Some(n), _) => n,
+            (None, _) => default_max_connections(nofile),
+        };
         Limits {
-            max_connections: settings
-                .max_connections
-                .unwrap_or_else(|| default_max_connections(nofile)),
+            max_connections,
             header_read_timeout: settings.header_read_timeout,
             request_timeout: settings.request_timeout,
         }
@@ -87,7 +105,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     ));
     // One permit per open connection: taken before accepting, released when the connection closes.
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let connections = tokio_util::task::TaskTracker::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -136,17 +154,38 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            let closed = tokio::select! {
+                r = connection.as_mut() => Some(r),
+                () = tokio::time::sleep(MAX_AGE) => None,
+                () = stop.cancelled() => None,
+            };
+            let result = match closed {
+                Some(r) => r,
+                None => {
+                    // Finish the request in flight (an idle connection closes at once), within a bound.
+                    connection.as_mut().graceful_shutdown();
+                    match tokio::time::timeout(CLOSE_GRACE, connection).await {
+                        Ok(r) => r,
+                        Err(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = result {
                 debug!(%peer, error = %e, "connection closed");
             }
             drop(permit);
         });
     }
     drop(listener);
-    info!(open = graceful.count(), "stopped accepting connections");
-    if tokio::time::timeout(CLOSE_GRACE, graceful.shutdown()).await.is_err() {
+    connections.close();
+    info!(open = connections.len(), "stopped accepting connections");
+    if tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), connections.wait())
+        .await
+        .is_err()
+    {
         warn!("open connections did not close within {CLOSE_GRACE:?}");
     }
 }
@@ -154,6 +193,18 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_cap_never_eats_into_the_reserve() {
+        let settings = |n| ServerSettings {
+            max_connections: Some(n),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(15),
+        };
+        assert_eq!(Limits::resolve(&settings(999_999), Some(512)).max_connections, 384);
+        assert_eq!(Limits::resolve(&settings(100), Some(512)).max_connections, 100);
+        assert_eq!(Limits::resolve(&settings(999_999), None).max_connections, 999_999);
+    }
 
     #[test]
     fn the_default_cap_keeps_a_reserve_of_descriptors() {

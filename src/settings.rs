@@ -147,6 +147,8 @@ pub struct SlackSettings {
     pub app_id: Option<String>,
     /// The Enterprise Grid organisation (`E…`) the workspace belongs to, when it does.
     pub enterprise_id: Option<String>,
+    /// The keys of secrets given in the file with surrounding whitespace (trimmed), for the log.
+    pub trimmed: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -356,14 +358,17 @@ impl Settings {
             .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 0.0.0.0:3000")))?;
 
         let s = raw.slack;
-        let signing_secret = non_empty("slack.signing_secret", s.signing_secret)?
-            .map(|v| clean_secret(SecretKind::SigningSecret, &v).map_err(|why| invalid("slack.signing_secret", why)))
-            .transpose()?
-            .map(|(secret, _)| secret);
-        let bot_token = non_empty("slack.bot_token", s.bot_token)?
-            .map(|v| clean_secret(SecretKind::BotToken, &v).map_err(|why| invalid("slack.bot_token", why)))
-            .transpose()?
-            .map(|(secret, _)| secret);
+        let mut trimmed = Vec::new();
+        let mut file_secret = |key: &'static str, kind, v: Option<String>| -> Result<Option<Secret>, ConfigError> {
+            let Some(v) = non_empty(key, v)? else { return Ok(None) };
+            let (secret, was_trimmed) = clean_secret(kind, &v).map_err(|why| invalid(key, why))?;
+            if was_trimmed {
+                trimmed.push(key);
+            }
+            Ok(Some(secret))
+        };
+        let signing_secret = file_secret("slack.signing_secret", SecretKind::SigningSecret, s.signing_secret)?;
+        let bot_token = file_secret("slack.bot_token", SecretKind::BotToken, s.bot_token)?;
         let secret_id = non_empty("slack.secret_id", s.secret_id)?;
         let secret_region = match s.secret_region {
             None => None,
@@ -582,6 +587,7 @@ impl Settings {
                 team_id,
                 app_id,
                 enterprise_id,
+                trimmed,
             },
             approval: ApprovalSettings {
                 requesters,

@@ -93,6 +93,13 @@ pub async fn resolve_secrets(
     aws_config: &aws_config::SdkConfig,
     env: &EnvLookup,
 ) -> anyhow::Result<SlackSecrets> {
+    for key in &settings.slack.trimmed {
+        info!(
+            key,
+            source = "the config file",
+            "surrounding whitespace trimmed from a Slack secret"
+        );
+    }
     const SIGNING: &str = "slack.signing_secret";
     const TOKEN: &str = "slack.bot_token";
     let from_env = |var: &'static str, key: &str, kind: SecretKind| {
@@ -185,32 +192,55 @@ fn lock_store(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Learns the bot's workspace from `auth.test` when `slack.team_id` is not configured, retrying with
-/// backoff (up to a minute) until Slack answers. Until then inbound Slack requests are refused, and
-/// `/readyz` says why.
+/// Asks `auth.test` which workspace (and Enterprise Grid organisation) the bot token belongs to, at
+/// every start: it learns them where `slack.team_id` / `slack.enterprise_id` are not configured, and
+/// checks a configured workspace against the token's (a mismatch would refuse every request). Until
+/// the workspace is known inbound Slack requests are refused; `/readyz` says why. Retries with backoff:
+/// up to a minute, starting at 5 s when Slack refuses the token (someone has to fix it first).
 async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<Health>, stop: CancellationToken) {
     use crate::slack::client::SendError;
-    health.report(
-        crate::health::SLACK_WORKSPACE,
-        "not known yet: slack.team_id is not set and auth.test has not answered",
-    );
+    if binding.team_id().is_none() {
+        health.report(
+            crate::health::SLACK_WORKSPACE,
+            "not known yet: slack.team_id is not set and auth.test has not answered",
+        );
+    }
     let mut pause = Duration::from_secs(1);
+    let mut refused = false;
     loop {
         match api.auth_test().await {
-            Ok(team) => {
-                binding.learn_team(&team);
-                health.clear(crate::health::SLACK_WORKSPACE);
-                info!(team_id = %team, "the bot's Slack workspace, from auth.test");
+            Ok(auth) => {
+                binding.learn(&auth.team_id, auth.enterprise_id.as_deref());
+                match binding.team_id() {
+                    Some(configured) if configured != auth.team_id => {
+                        let problem = format!(
+                            "slack.team_id is {configured}, but the bot token belongs to workspace {}: every Slack \
+                             request is refused. Fix slack.team_id (or the token)",
+                            auth.team_id
+                        );
+                        tracing::error!(%problem, "the bot's workspace does not match its token");
+                        health.report(crate::health::SLACK_WORKSPACE, problem);
+                    }
+                    _ => {
+                        health.clear(crate::health::SLACK_WORKSPACE);
+                        info!(team_id = %auth.team_id, enterprise_id = ?auth.enterprise_id, "the bot's Slack workspace, from auth.test");
+                    }
+                }
                 return;
             }
             Err(SendError::Auth(problem)) => {
                 if health.report(crate::health::SLACK_WORKSPACE, format!("auth.test refused: {problem}")) {
-                    tracing::error!(%problem, "auth.test refuses the bot token: inbound Slack requests are refused until it is fixed");
+                    tracing::error!(%problem, "auth.test refuses the bot token: fix it; inbound Slack requests are refused until the workspace is known");
                 }
-                pause = Duration::from_secs(60);
+                pause = if refused {
+                    (pause * 2).min(Duration::from_secs(60))
+                } else {
+                    Duration::from_secs(5)
+                };
+                refused = true;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "auth.test failed; inbound Slack requests are refused until it answers");
+                tracing::warn!(error = %e, "auth.test failed; trying again");
                 pause = (pause * 2).min(Duration::from_secs(60));
             }
         }
@@ -395,7 +425,7 @@ impl Application {
         self.approvals.resume();
         let background = TaskTracker::new();
         background.spawn(self.outbox.clone().run(shutdown.clone()));
-        if self.binding.team_id().is_none() {
+        {
             background.spawn(learn_workspace(
                 self.api.clone(),
                 self.binding.clone(),

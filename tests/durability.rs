@@ -544,3 +544,57 @@ async fn a_restart_during_needs_attention_keeps_watching_and_finishes_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_up_after_its_deadline_passed_needs_attention_instead_of_moving_dns() {
+    let mut w = World::start(Options {
+        timings: Timings {
+            detach_ms: 4_000,
+            ..Options::default().timings
+        },
+        promote_timeout_secs: 2,
+        ..Options::default()
+    })
+    .await;
+    let (id, ts) = w.request().await;
+    w.approve(id, &ts).await;
+    wait_until("the wait for a writable target", || {
+        w.journal_has(id, "wait_writable", "started").then_some(())
+    })
+    .await;
+    w.slack_idle().await;
+    w.bot.kill();
+    // Down past the promote deadline; meanwhile the target became writable, and the old primary still
+    // is: a late DNS move could split the data.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    w.bot.start().await;
+    let store = w.bot.store();
+    wait_until("the run to need attention", || {
+        (store.run_of_request(id).ok()??.state == RunState::NeedsAttention).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        w.sim.admin().calls_to("ChangeResourceRecordSets").is_empty(),
+        "DNS was moved past the deadline without the late re-check: {}",
+        w.bot.log_text()
+    );
+    assert_eq!(
+        store.run_of_request(id).unwrap().unwrap().state,
+        RunState::NeedsAttention
+    );
+    w.slack_idle().await;
+    let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
+    assert!(
+        thread
+            .iter()
+            .any(|t| t.contains("deadline passed while the bot was not running")),
+        "{thread:#?}"
+    );
+    assert!(
+        thread
+            .iter()
+            .any(|t| t.contains("will not finish run 1 by itself") && t.contains("writable too")),
+        "{thread:#?}"
+    );
+}

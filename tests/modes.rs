@@ -701,17 +701,20 @@ async fn a_writer_cname_moved_by_hand_after_the_approval_is_not_overwritten() {
         1,
         "only the change made by hand"
     );
-    // The bot does not finish by itself: the old primary is still writable, so a person decides.
-    let handed_over = bot
+    // AWS's answer (the CNAME points elsewhere) is for a person to judge: the bot does not retry.
+    let stop = bot
         .slack
         .wait_for(WAIT, |_| {
             thread_texts(&bot, &ts)
                 .into_iter()
-                .find(|t| t.contains("will not finish run 1 by itself"))
+                .find(|t| t.contains("*Needs attention*"))
         })
         .await
-        .expect("handed over to people");
-    assert!(handed_over.contains("/aurora resume 1"), "{handed_over}");
+        .expect("needs attention");
+    assert!(
+        stop.contains("A person decides: `/aurora resume 1`") && !stop.contains("finishes by itself"),
+        "{stop}"
+    );
     let texts = thread_texts(&bot, &ts);
     let stop = texts
         .iter()

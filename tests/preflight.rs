@@ -186,10 +186,6 @@ async fn a_role_denied_the_detach_itself_is_refused_and_an_explicit_deny_is_name
 async fn a_simulator_that_cannot_answer_is_a_warning_and_never_blocks_the_failover() {
     let bot = TestBot::start().await;
     bot.sim.admin().set_simulator(SimulatorMode::AccessDenied);
-    bot.sim
-        .admin()
-        .add_iam_rule(IamRule::new("rds:RemoveFromGlobalCluster", RuleEffect::ScpDeny))
-        .unwrap();
     let id = bot.request().await;
     let message = all_text(&bot.request_message(id).await);
     assert!(
@@ -198,7 +194,11 @@ async fn a_simulator_that_cannot_answer_is_a_warning_and_never_blocks_the_failov
     );
     // An SCP the simulator reports is a warning too.
     bot.sim.admin().set_simulator(SimulatorMode::Available);
-    let (_, url) = bot.command(ALICE, "failover orders --mode detach --dry-run").await;
+    bot.sim
+        .admin()
+        .add_iam_rule(IamRule::new("rds:SwitchoverGlobalCluster", RuleEffect::ScpDeny))
+        .unwrap();
+    let (_, url) = bot.command(ALICE, "failover orders --mode switchover --dry-run").await;
     let preview = bot
         .slack
         .wait_for(WAIT, |_| {
@@ -209,11 +209,18 @@ async fn a_simulator_that_cannot_answer_is_a_warning_and_never_blocks_the_failov
                 .map(all_text)
         })
         .await
-        .unwrap();
+        .unwrap_or_else(|| panic!("{:?}", bot.slack.responses_to(&url)));
     assert!(preview.contains("service control policy may deny it"), "{preview}");
+    // Unavailable again at the re-check right before the first change: the run goes on.
+    bot.sim.admin().set_simulator(SimulatorMode::AccessDenied);
+    let simulated = bot.sim.admin().calls_to("SimulatePrincipalPolicy").len();
     bot.click(BOB, id, true).await;
     let run = bot.finished_run(id, WAIT).await;
     assert_eq!(run.state, aurora_failover_bot::store::RunState::Succeeded);
+    assert!(
+        bot.sim.admin().calls_to("SimulatePrincipalPolicy").len() > simulated,
+        "the re-check asked the simulator again"
+    );
 }
 
 #[tokio::test]

@@ -202,6 +202,10 @@ pub struct RunData {
     /// Set while (and after) the run needs attention.
     #[serde(default)]
     pub attention: Option<AttentionState>,
+    /// The bot itself took the run up again after it needed attention: the old primary is checked
+    /// again before each DNS change.
+    #[serde(default)]
+    pub late_finish: bool,
 }
 
 /// Where a run that needs attention stands.
@@ -217,6 +221,13 @@ pub struct AttentionState {
     /// The bot has handed the decision to people (the window passed, or the re-check failed).
     #[serde(default)]
     pub handed_over: bool,
+    /// Why, as the thread was told.
+    #[serde(default)]
+    pub handover_why: Option<String>,
+    /// What the thread was told when the run came to need attention (told again, idempotently, when
+    /// a restarted bot takes the run up: it is recorded first, then told).
+    #[serde(default)]
+    pub note: Option<Attention>,
 }
 
 /// Why a step did not finish, and so how the run goes on.
@@ -301,6 +312,8 @@ struct Ctx {
     rechecked: bool,
     /// Cancelled when a person abandons the run.
     abort: CancellationToken,
+    /// How many late re-checks in a row found the old primary's Region unreachable.
+    old_primary_unreachable: u32,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -345,6 +358,15 @@ fn keep_endpoints(ctx: &mut Ctx, state: &ClusterState) -> Result<(String, String
     };
     ctx.data.endpoints = Some((w.clone(), r.clone()));
     Ok((w, r))
+}
+
+/// An idempotency key for a reply that a run says again each time it goes on after needing attention
+/// (a step's start, a retry notice): the same key the first time, then one per round.
+fn round_key(ctx: &Ctx, key: String) -> String {
+    match ctx.data.attention.as_ref().map_or(0, |a| a.count) {
+        0 => key,
+        n => format!("{key}:round{n}"),
+    }
 }
 
 fn same_host(a: &str, b: &str) -> bool {
@@ -394,6 +416,7 @@ impl Runner {
             approved_by,
             rechecked: false,
             abort: CancellationToken::new(),
+            old_primary_unreachable: 0,
         }))
     }
 
@@ -433,8 +456,12 @@ impl Runner {
             },
             &approved_key(ctx.request.id),
         );
-        if ctx.run.state == RunState::NeedsAttention && !self.watch(ctx).await? {
-            return Ok(());
+        if ctx.run.state == RunState::NeedsAttention {
+            // A restart may have come between recording it and telling it.
+            self.tell_attention(ctx);
+            if !self.watch(ctx).await? {
+                return Ok(());
+            }
         }
         loop {
             let step = Step::parse(&ctx.run.step).ok_or_else(|| anyhow::anyhow!("unknown step {}", ctx.run.step))?;
@@ -458,8 +485,16 @@ impl Runner {
                     self.fail(ctx, step, reason).await?;
                     return Ok(());
                 }
-                Stop::Refused(reason) | Stop::Deadline(reason) | Stop::Stuck(reason) => {
-                    self.needs_attention(ctx, step, reason).await?;
+                // AWS said no: a person decides. A deadline, or a target AWS may bring back once a person
+                // fixes it: the bot may still finish by itself, within the window, after its re-check.
+                Stop::Refused(reason) => {
+                    self.needs_attention(ctx, step, reason, false).await?;
+                    if !self.watch(ctx).await? {
+                        return Ok(());
+                    }
+                }
+                Stop::Deadline(reason) | Stop::Stuck(reason) => {
+                    self.needs_attention(ctx, step, reason, true).await?;
                     if !self.watch(ctx).await? {
                         return Ok(());
                     }
@@ -490,7 +525,7 @@ impl Runner {
                             step,
                             detail: self.step_intro(ctx, step),
                         },
-                        &format!("run:{}:{}:started", ctx.run.id, step.as_str()),
+                        &round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str())),
                     );
                     self.stage(
                         ctx,
@@ -628,6 +663,30 @@ impl Runner {
         } else {
             deadline
         }
+    }
+
+    /// How long `step` may take in all, when it waits on AWS.
+    fn step_timeout(&self, step: Step) -> Option<Duration> {
+        match step {
+            Step::WaitManaged | Step::WaitWritable => Some(self.settings.promote_timeout),
+            Step::UpdateDns | Step::WaitInsync => Some(self.settings.dns_timeout),
+            _ => None,
+        }
+    }
+
+    /// A waiting step's deadline, counted from its start across restarts. A run taken up after that
+    /// deadline passed (the bot was down) stops at once: going on would move DNS without the late
+    /// re-check that a run past its deadline must pass.
+    fn step_deadline(&self, ctx: &Ctx, step: Step, started: jiff::Timestamp) -> Result<jiff::Timestamp, Stop> {
+        let timeout = self.step_timeout(step).unwrap_or(self.settings.promote_timeout);
+        let deadline = plus(started, timeout);
+        if started < ctx.resumed_at && self.clock.now() >= deadline {
+            return Err(Stop::Deadline(format!(
+                "the step's {} s deadline passed while the bot was not running",
+                timeout.as_secs()
+            )));
+        }
+        Ok(deadline)
     }
 
     /// The replication-lag limit the checks apply.
@@ -842,13 +901,17 @@ impl Runner {
                         ctx.plan.mode, ctx.plan.to.cluster_id
                     ));
                 }
-                ctx.data.managed_sent = false;
+                // Sent before a restart, yet not seen: the call may still show up (reads lag), so from
+                // here on a refusal means a person decides, never "nothing was changed".
+                let sent_before = ctx.data.managed_sent;
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.managed_sent = true;
                 self.persist(ctx, step, None).await?;
+                let mut attempts = 0u32;
                 loop {
                     // A person may have abandoned the run meanwhile: never send it after that.
                     self.ensure_open(ctx)?;
+                    attempts += 1;
                     let sent = if step == Step::Failover {
                         self.aurora.failover(&ctx.plan.global_cluster_id, &ctx.plan.to).await
                     } else {
@@ -874,7 +937,14 @@ impl Runner {
                                 ));
                             }
                             if !(e.is_transient() && self.clock.now() < read_deadline) {
-                                // It did not take effect: nothing was changed.
+                                if sent_before || attempts > 1 {
+                                    // An earlier attempt may yet show up: a person decides.
+                                    return Err(Stop::Refused(format!(
+                                        "{call} failed: {e}. An earlier attempt was sent and is not seen under way; \
+                                         whether it started cannot be told yet"
+                                    )));
+                                }
+                                // Its only attempt did not take effect: nothing was changed.
                                 return Err(Stop::Reverted(format!(
                                     "{call} failed: {e}. The topology shows it did not start: nothing was changed"
                                 )));
@@ -884,7 +954,7 @@ impl Runner {
                                 Note::Retrying {
                                     detail: format!("{call} failed ({e}); nothing started, trying again."),
                                 },
-                                &format!("run:{}:{}:retry:{call}", ctx.run.id, step.as_str()),
+                                &round_key(ctx, format!("run:{}:{}:retry:{call}", ctx.run.id, step.as_str())),
                             );
                             self.pause(ctx, self.settings.poll_interval).await?;
                         }
@@ -892,7 +962,7 @@ impl Runner {
                 }
             }
             Step::WaitManaged => {
-                let deadline = self.resumed(ctx, started, plus(started, self.settings.promote_timeout));
+                let deadline = self.step_deadline(ctx, step, started)?;
                 let grace = self.resumed(
                     ctx,
                     started,
@@ -915,6 +985,11 @@ impl Runner {
                         .await?;
                     self.post_events(ctx, ctx.run.started_at).await;
                     let target_writes = topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn);
+                    if !target_writes {
+                        // A target AWS will not bring back by itself is said at once, not at the deadline.
+                        let state = self.read_target(ctx, step, deadline).await?;
+                        stuck(&state)?;
+                    }
                     if operation_under_way(&topology, &ctx.plan.to.arn) && !ctx.data.managed_seen {
                         ctx.data.managed_seen = true;
                         self.persist(ctx, step, None).await?;
@@ -968,9 +1043,6 @@ impl Runner {
                 if ctx.data.detach_sent && self.detached(ctx, step, read_deadline).await? {
                     return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                 }
-                // Not sent, or sent before a restart without taking effect: nothing has changed yet (the
-                // flag is set again, and saved, right before the call is sent).
-                ctx.data.detach_sent = false;
                 self.recheck_if_resumed(ctx, step, read_deadline).await?;
                 ctx.data.detach_sent = true;
                 self.persist(ctx, step, None).await?;
@@ -990,6 +1062,8 @@ impl Runner {
                                 return Ok(format!("{} left the global cluster.", ctx.plan.to.cluster_id));
                             }
                             if !(e.is_transient() && self.clock.now() < read_deadline) {
+                                // The target, read in its own Region, says it is still a member: no attempt
+                                // took effect (unlike a managed operation, a detach shows at once there).
                                 return Err(Stop::Reverted(format!(
                                     "RemoveFromGlobalCluster failed: {e}. {} is still a member: nothing was changed",
                                     ctx.plan.to.cluster_id
@@ -1003,7 +1077,10 @@ impl Runner {
                                         ctx.plan.to.cluster_id
                                     ),
                                 },
-                                &format!("run:{}:{}:retry:RemoveFromGlobalCluster", ctx.run.id, step.as_str()),
+                                &round_key(
+                                    ctx,
+                                    format!("run:{}:{}:retry:RemoveFromGlobalCluster", ctx.run.id, step.as_str()),
+                                ),
                             );
                             self.pause(ctx, self.settings.poll_interval).await?;
                         }
@@ -1011,7 +1088,7 @@ impl Runner {
                 }
             }
             Step::WaitWritable => {
-                let deadline = self.resumed(ctx, started, plus(started, self.settings.promote_timeout));
+                let deadline = self.step_deadline(ctx, step, started)?;
                 loop {
                     let state = self.read_target(ctx, step, deadline).await?;
                     let seen = format!(
@@ -1042,7 +1119,7 @@ impl Runner {
                 }
             }
             Step::UpdateDns => {
-                let deadline = self.resumed(ctx, started, plus(started, self.settings.dns_timeout));
+                let deadline = self.step_deadline(ctx, step, started)?;
                 // Never point DNS at a cluster that is not writable: look again right before.
                 let state = self.read_target(ctx, step, deadline).await?;
                 if !state.is_writable() {
@@ -1069,6 +1146,24 @@ impl Runner {
                 // trying (with backoff, until the deadline) and say plainly where things stand meanwhile.
                 let mut attempt = 0u32;
                 let change_id = loop {
+                    // Route 53 may take a while to take the change: the target must still be writable
+                    // at each attempt, and, when the bot finishes a run late by itself, the old primary
+                    // must still not be.
+                    if attempt > 0 {
+                        let state = self.read_target(ctx, step, deadline).await?;
+                        if !state.is_writable() {
+                            return Err(Stop::Refused(format!(
+                                "{} is no longer writable ({}); refusing to point DNS at it. DNS was not changed.",
+                                state.cluster_id,
+                                describe(&state)
+                            )));
+                        }
+                    }
+                    if ctx.data.late_finish
+                        && let Some(why) = self.old_primary_writable(ctx).await
+                    {
+                        return Err(Stop::Refused(format!("{why}. DNS was not changed.")));
+                    }
                     // Look right before moving: a writer CNAME pointed elsewhere since the request (by
                     // hand, or at a cluster detached earlier) carries writes that moving it would cut off.
                     let sent = match self.dns.cnames(&zone, &names).await {
@@ -1112,7 +1207,7 @@ impl Runner {
                                         deadline.strftime("%H:%M:%S UTC")
                                     ),
                                 },
-                                &format!("run:{}:dns-unreachable", ctx.run.id),
+                                &round_key(ctx, format!("run:{}:dns-unreachable", ctx.run.id)),
                             );
                             let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
                             attempt += 1;
@@ -1127,6 +1222,11 @@ impl Runner {
                             )));
                         }
                         Err(e) => {
+                            // Route 53 applies a change batch entirely or not at all: its only attempt
+                            // refused, this run did not change DNS.
+                            if attempt == 0 {
+                                ctx.data.dns_sent = false;
+                            }
                             return Err(Stop::Refused(format!(
                                 "Route 53 failed: {e}. The database IS promoted ({} is the writer) but DNS was not \
                                  moved: applications can use {w} and {r} directly until it is",
@@ -1142,7 +1242,7 @@ impl Runner {
                 ))
             }
             Step::WaitInsync => {
-                let deadline = self.resumed(ctx, started, plus(started, self.settings.dns_timeout));
+                let deadline = self.step_deadline(ctx, step, started)?;
                 let change_id = ctx
                     .data
                     .change_id
@@ -1243,7 +1343,7 @@ impl Runner {
                                     deadline.strftime("%H:%M:%S UTC")
                                 ),
                             },
-                            &format!("run:{}:{}:retry:{what}", ctx.run.id, step.as_str()),
+                            &round_key(ctx, format!("run:{}:{}:retry:{what}", ctx.run.id, step.as_str())),
                         );
                     }
                     let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
@@ -1286,7 +1386,7 @@ impl Runner {
     /// Queues a finished run's last reply and final stage (idempotent).
     fn announce_outcome(&self, ctx: &Ctx) {
         if ctx.run.state == RunState::Abandoned {
-            self.announce_abandoned(ctx, None);
+            self.announce_abandoned(ctx, None, None);
             return;
         }
         let Some(outcome) = &ctx.data.outcome else { return };
@@ -1324,7 +1424,7 @@ impl Runner {
 
     /// Queues an abandoned run's reply and final stage (idempotent). `still_running` names a managed
     /// operation AWS is still running.
-    fn announce_abandoned(&self, ctx: &Ctx, still_running: Option<String>) {
+    fn announce_abandoned(&self, ctx: &Ctx, still_running: Option<String>, state_now: Option<(String, String)>) {
         let (Some(by), reason) = (
             ctx.run.control.abandoned_by.clone(),
             ctx.run.control.abandon_reason.clone(),
@@ -1339,6 +1439,7 @@ impl Runner {
                 by: by.clone(),
                 reason: reason.clone(),
                 still_running,
+                state_now,
             },
             &format!("run:{}:abandoned", ctx.run.id),
         );
@@ -1378,7 +1479,8 @@ impl Runner {
                 _ => None,
             },
         };
-        self.announce_abandoned(&ctx, still_running);
+        let state_now = self.facts(&ctx).await;
+        self.announce_abandoned(&ctx, still_running, Some(state_now));
         Ok(())
     }
 
@@ -1476,16 +1578,41 @@ impl Runner {
             old_primary: ctx.plan.from.clone(),
             aftermath,
         }));
-        if !self
-            .store
-            .finish_run(ctx.run.id, RunState::Succeeded, &serde_json::to_string(&ctx.data)?, now)?
-        {
+        if !self.finish(ctx, RunState::Succeeded, None).await? {
             info!("the run was abandoned before it finished; its end is not announced");
             return Ok(());
         }
         self.announce_outcome(ctx);
         info!(took_ms = ms(total), "run succeeded");
         Ok(())
+    }
+
+    /// Records the run's end (with a journal line, for a failure), riding out a busy or failing store
+    /// with backoff; `false` when the run had already ended (a person abandoned it). Gives up only
+    /// when the bot shuts down (the run then ends at the next start).
+    async fn finish(&self, ctx: &Ctx, state: RunState, failed: Option<(Step, &str)>) -> anyhow::Result<bool> {
+        let data = serde_json::to_string(&ctx.data)?;
+        let mut attempt = 0;
+        loop {
+            let now = self.clock.now();
+            let done = failed
+                .map_or(Ok(()), |(step, reason)| {
+                    self.store.journal(ctx.run.id, now, step.as_str(), "failed", reason)
+                })
+                .and_then(|()| self.store.finish_run(ctx.run.id, state, &data, now));
+            match done {
+                Ok(changed) => return Ok(changed),
+                Err(e) => {
+                    if attempt == 0 {
+                        warn!(error = %e, "cannot record the run's end; retrying with backoff");
+                    }
+                    if self.pause(ctx, self.backoff(attempt)).await.is_err() {
+                        anyhow::bail!("the bot is stopping before the run's end could be recorded: {e}");
+                    }
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// What the target cluster and the CNAMEs look like now, as far as can be told quickly.
@@ -1516,7 +1643,6 @@ impl Runner {
     async fn fail(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
         warn!(step = step.as_str(), %reason, "run failed");
         let (cluster_now, dns_now) = self.facts(ctx).await;
-        let now = self.clock.now();
         ctx.data.outcome = Some(Outcome::Failed(Failure {
             step,
             reason: reason.clone(),
@@ -1524,11 +1650,7 @@ impl Runner {
             dns_now,
             dns_touched: ctx.data.dns_sent,
         }));
-        self.store.journal(ctx.run.id, now, step.as_str(), "failed", &reason)?;
-        if self
-            .store
-            .finish_run(ctx.run.id, RunState::Failed, &serde_json::to_string(&ctx.data)?, now)?
-        {
+        if self.finish(ctx, RunState::Failed, Some((step, &reason))).await? {
             self.announce_outcome(ctx);
         }
         Ok(())
@@ -1545,23 +1667,26 @@ impl Runner {
     /// Puts the run into `needs attention` at `step`, saying at once, in the thread and on the request
     /// message, what AWS reports and what a person can do. The bot finishes by itself (within the late
     /// DNS window, after a full re-check) only the first time; after that, people decide.
-    async fn needs_attention(&self, ctx: &mut Ctx, step: Step, reason: String) -> anyhow::Result<()> {
+    async fn needs_attention(&self, ctx: &mut Ctx, step: Step, reason: String, may_finish: bool) -> anyhow::Result<()> {
         warn!(step = step.as_str(), %reason, "run needs attention");
         let now = self.clock.now();
         let previous = ctx.data.attention.take();
         let count = previous.as_ref().map_or(1, |a| a.count + 1);
+        // The window counts from the deadline that passed (which may be earlier than now, when the bot
+        // was down), or from now for a refusal or a stuck target.
+        let deadline = ctx
+            .data
+            .step_started_ms
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .zip(self.step_timeout(step))
+            .map(|(started, timeout)| plus(started, timeout))
+            .filter(|d| *d < now)
+            .unwrap_or(now);
         let window_until_ms = previous.as_ref().map_or_else(
-            || plus(now, self.settings.late_dns_window).as_millisecond(),
+            || plus(deadline, self.settings.late_dns_window).as_millisecond(),
             |a| a.window_until_ms,
         );
-        let handed_over = count > 1 || self.settings.late_dns_window.is_zero();
-        ctx.data.attention = Some(AttentionState {
-            count,
-            step,
-            reason: reason.clone(),
-            window_until_ms,
-            handed_over,
-        });
+        let handed_over = !may_finish || count > 1 || self.settings.late_dns_window.is_zero();
         ctx.data.step_started_ms = None;
         let (cluster_now, dns_now) = self.facts(ctx).await;
         let p = &ctx.plan;
@@ -1577,39 +1702,37 @@ impl Runner {
                 "{} was detached from {}; the old primary {} ({}) was not touched and may still take writes.",
                 p.to.cluster_id, p.global_cluster_id, p.from.cluster_id, p.from.region
             )),
-            Mode::Failover | Mode::Switchover if ctx.data.managed_sent => guidance.push(format!(
-                "AWS may still be running the {}: `/aurora status {}` shows its FailoverState.",
-                p.mode, p.cluster
-            )),
+            Mode::Failover | Mode::Switchover if ctx.data.managed_sent && ctx.data.endpoints.is_none() => guidance
+                .push(format!(
+                    "AWS may still be running the {}: `/aurora status {}` shows its FailoverState.",
+                    p.mode, p.cluster
+                )),
             _ => {}
         }
-        self.say(
-            ctx,
-            Note::NeedsAttention(Attention {
-                run_id: ctx.run.id,
-                step,
-                reason: reason.clone(),
-                cluster_now,
-                dns_now,
-                dns_touched: ctx.data.dns_sent,
-                guidance,
-                window_until: (!handed_over)
-                    .then(|| jiff::Timestamp::from_millisecond(window_until_ms).ok())
-                    .flatten(),
-                watch_every: self.watch_every(),
-            }),
-            &format!("run:{}:attention:{count}", ctx.run.id),
-        );
-        self.stage(
-            ctx,
-            Stage::NeedsAttention {
-                approved_by: ctx.approved_by.clone(),
-                run_id: ctx.run.id,
-                step,
-                reason: reason.clone(),
-            },
-            &format!("run:{}:stage:attention:{count}", ctx.run.id),
-        );
+        let note = Attention {
+            run_id: ctx.run.id,
+            step,
+            reason: reason.clone(),
+            cluster_now,
+            dns_now,
+            dns_touched: ctx.data.dns_sent,
+            guidance,
+            window_until: (!handed_over)
+                .then(|| jiff::Timestamp::from_millisecond(window_until_ms).ok())
+                .flatten(),
+            watch_every: self.watch_every(),
+        };
+        ctx.data.attention = Some(AttentionState {
+            count,
+            step,
+            reason: reason.clone(),
+            window_until_ms,
+            handed_over,
+            handover_why: None,
+            note: Some(note),
+        });
+        // Recorded first, then told: a run abandoned in between is not announced as needing attention
+        // after its abandonment, and a restart in between tells it (`tell_attention`).
         let data = serde_json::to_string(&ctx.data)?;
         let mut attempt = 0;
         loop {
@@ -1617,7 +1740,8 @@ impl Runner {
                 .store
                 .mark_needs_attention(ctx.run.id, &data, (step.as_str(), &reason), self.clock.now())
             {
-                Ok(_) => break,
+                Ok(true) => break,
+                Ok(false) => return Ok(()),
                 Err(e) => {
                     if attempt == 0 {
                         warn!(error = %e, "cannot record that the run needs attention; retrying");
@@ -1630,7 +1754,41 @@ impl Runner {
             }
         }
         ctx.run.state = RunState::NeedsAttention;
+        self.tell_attention(ctx);
         Ok(())
+    }
+
+    /// Queues (idempotently) what the thread and the request message say about a run that needs
+    /// attention: the stop, and the hand-over to people if there was one.
+    fn tell_attention(&self, ctx: &Ctx) {
+        let Some(a) = &ctx.data.attention else { return };
+        if let Some(note) = &a.note {
+            self.say(
+                ctx,
+                Note::NeedsAttention(note.clone()),
+                &format!("run:{}:attention:{}", ctx.run.id, a.count),
+            );
+            self.stage(
+                ctx,
+                Stage::NeedsAttention {
+                    approved_by: ctx.approved_by.clone(),
+                    run_id: ctx.run.id,
+                    step: a.step,
+                    reason: a.reason.clone(),
+                },
+                &format!("run:{}:stage:attention:{}", ctx.run.id, a.count),
+            );
+        }
+        if let Some(why) = &a.handover_why {
+            self.say(
+                ctx,
+                Note::HandedOver {
+                    run_id: ctx.run.id,
+                    why: why.clone(),
+                },
+                &format!("run:{}:handover:{}", ctx.run.id, a.count),
+            );
+        }
     }
 
     /// Hands a run that needs attention to people, once: the thread says why the bot will not finish
@@ -1641,18 +1799,13 @@ impl Runner {
             return;
         }
         a.handed_over = true;
-        let count = a.count;
+        a.handover_why = Some(why.clone());
         info!(%why, "run handed over to people");
-        self.say(
-            ctx,
-            Note::HandedOver {
-                run_id: ctx.run.id,
-                why,
-            },
-            &format!("run:{}:handover:{count}", ctx.run.id),
-        );
+        // Recorded before it is told: a restart never finishes by itself a run it handed over.
         let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
-        let _ = self.persist(ctx, step, None).await;
+        if self.persist(ctx, step, None).await.is_ok() {
+            self.tell_attention(ctx);
+        }
     }
 
     /// Keeps watching a run that needs attention, at a slower pace, until it goes on (`true`: the
@@ -1676,6 +1829,9 @@ impl Runner {
                 RunState::Running => {
                     ctx.run = run;
                     ctx.data.step_started_ms = None;
+                    // A person decided: the bot's own late checks do not apply, the pre-change ones do.
+                    ctx.data.late_finish = false;
+                    ctx.rechecked = false;
                     let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
                     if self.persist(ctx, step, None).await.is_err() {
                         return Ok(false);
@@ -1698,28 +1854,42 @@ impl Runner {
                     return Ok(false);
                 }
             } else {
-                let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
                 let window = crate::slack::render::duration(self.settings.late_dns_window);
-                match self.late_check(ctx, attention.step).await {
+                let late = self.late_check(ctx, attention.step).await;
+                // The window is judged once the re-check is done (its reads take a while).
+                let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
+                match late {
                     Late::Ready(detail) if in_window => {
-                        if self.store.back_to_running(ctx.run.id)? {
+                        let resumed = match self.store.back_to_running(ctx.run.id, self.clock.now()) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                warn!(error = %e, "cannot record the late finish; trying again at the next look");
+                                None
+                            }
+                        };
+                        if resumed == Some(true) {
                             self.say(
                                 ctx,
                                 Note::LateFinish {
                                     detail: format!(
-                                        "Re-checked within the {window} window after the deadline: {detail}. Finishing the run."
+                                        "Re-checked within the {window} window for finishing by itself: {detail}. Finishing the run."
                                     ),
                                 },
                                 &format!("run:{}:late:{}", ctx.run.id, attention.count),
                             );
                             ctx.run.state = RunState::Running;
                             ctx.data.step_started_ms = None;
+                            ctx.data.late_finish = true;
+                            ctx.rechecked = false;
                             if self.persist(ctx, attention.step, None).await.is_err() {
                                 return Ok(false);
                             }
                             return Ok(true);
                         }
-                        continue;
+                        if resumed == Some(false) {
+                            // Someone decided meanwhile (resume approved, or abandoned): read it at once.
+                            continue;
+                        }
                     }
                     Late::Ready(detail) => {
                         self.hand_over(
@@ -1757,7 +1927,7 @@ impl Runner {
     /// the writer and writable, and the old primary is not writable (or cannot be reached): after a
     /// detach, an old primary that came back may have taken writes through the unchanged CNAME, and
     /// moving DNS then would split the data.
-    async fn late_check(&self, ctx: &Ctx, step: Step) -> Late {
+    async fn late_check(&self, ctx: &mut Ctx, step: Step) -> Late {
         let p = &ctx.plan;
         let read = Duration::from_secs(10);
         if ctx.data.change_id.is_some() && matches!(step, Step::WaitInsync | Step::Verify) {
@@ -1798,7 +1968,11 @@ impl Runner {
             }
             Mode::Detach => {}
         }
-        let old = match tokio::time::timeout(read, self.aurora.cluster(&p.from.region, &p.from.cluster_id)).await {
+        let read_old = tokio::time::timeout(read, self.aurora.cluster(&p.from.region, &p.from.cluster_id)).await;
+        if !matches!(read_old, Ok(Err(ref e)) if e.kind == AwsErrorKind::Unavailable) && read_old.is_ok() {
+            ctx.old_primary_unreachable = 0;
+        }
+        let old = match read_old {
             Ok(Ok(c)) if c.is_writable() => {
                 return Late::Unsafe(format!(
                     "{} is writable, but the old primary {} ({}) is writable too ({}): it may have taken writes through \
@@ -1810,8 +1984,32 @@ impl Runner {
                 ));
             }
             Ok(Ok(c)) => format!("the old primary is not writable ({})", describe(&c)),
-            Ok(Err(e)) => format!("the old primary cannot be reached ({e})"),
-            Err(_) => "the old primary cannot be reached (no answer in time)".to_owned(),
+            Ok(Err(e)) if e.kind == AwsErrorKind::NotFound => "the old primary no longer exists".to_owned(),
+            // Only an outage counts as "cannot be reached", and only when it lasts: a throttled,
+            // refused or odd answer says nothing about whether the old primary takes writes.
+            Ok(Err(e)) if e.kind != AwsErrorKind::Unavailable => {
+                return Late::NotYet(format!(
+                    "whether the old primary {} is writable cannot be told ({e})",
+                    p.from.cluster_id
+                ));
+            }
+            unreachable => {
+                ctx.old_primary_unreachable += 1;
+                let why = match unreachable {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer in time".to_owned(),
+                };
+                if ctx.old_primary_unreachable < UNREACHABLE_READS {
+                    return Late::NotYet(format!(
+                        "the old primary {} cannot be read ({why}); reading it again to tell an outage from a blip",
+                        p.from.cluster_id
+                    ));
+                }
+                format!(
+                    "the old primary cannot be reached ({} reads in a row: {why})",
+                    ctx.old_primary_unreachable
+                )
+            }
         };
         Late::Ready(format!(
             "{} is writable ({}), and {old}",
@@ -1820,6 +2018,33 @@ impl Runner {
         ))
     }
 }
+
+impl Runner {
+    /// Why DNS must not move now, if the old primary is writable (read in its Region; a read that
+    /// fails says nothing here: the late re-check already required it to be unreachable for a while).
+    async fn old_primary_writable(&self, ctx: &Ctx) -> Option<String> {
+        let p = &ctx.plan;
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            self.aurora.cluster(&p.from.region, &p.from.cluster_id),
+        )
+        .await
+        {
+            Ok(Ok(c)) if c.is_writable() => Some(format!(
+                "the old primary {} ({}) is writable again ({}): it may have taken writes, and moving DNS now could \
+                 split the data",
+                p.from.cluster_id,
+                p.from.region,
+                describe(&c)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// How many late re-checks in a row must find the old primary's Region unreachable before the bot
+/// counts it as down (one failed read may be a blip).
+const UNREACHABLE_READS: u32 = 3;
 
 /// What the late re-check found.
 enum Late {

@@ -90,7 +90,7 @@ pub struct Survey {
     /// The hosted zone (GetHostedZone).
     pub zone: Result<HostedZone, AwsError>,
     /// Every record set at the writer's and the reader's name, in that order.
-    pub records: Result<[Vec<RecordSet>; 2], String>,
+    pub records: Result<[Vec<RecordSet>; 2], AwsError>,
     /// What IAM's policy simulator says about the calls a failover would make (`None`: not asked, as
     /// for `/aurora status`; `Err`: why it could not answer).
     pub permissions: Option<Result<Vec<Evaluation>, String>>,
@@ -588,7 +588,7 @@ pub fn checks(
 pub fn records_check(
     cluster: &ClusterSettings,
     zone: &Result<HostedZone, AwsError>,
-    records: &Result<[Vec<RecordSet>; 2], String>,
+    records: &Result<[Vec<RecordSet>; 2], AwsError>,
 ) -> Check {
     const NAME: &str = "DNS records";
     let zone = match zone {
@@ -600,6 +600,18 @@ pub fn records_check(
                 format!(
                     "hosted zone {} does not exist ({e}): the CNAMEs could never be moved. Check the cluster's hosted_zone_id",
                     cluster.hosted_zone_id
+                ),
+            );
+        }
+        // Not allowed to look is a configuration to fix, not an outage: the check must run.
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+            return check(
+                NAME,
+                Outcome::Fail,
+                format!(
+                    "{e}: the bot must read the zone to check, before changing anything, that Route 53 will take the \
+                     change. Allow route53:GetHostedZone and route53:ListResourceRecordSets (see the README's IAM \
+                     permissions)"
                 ),
             );
         }
@@ -636,6 +648,13 @@ pub fn records_check(
     }
     let sets = match records {
         Ok(sets) => sets,
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+            problems.push(format!(
+                "{e}: the bot must read the records to check them before changing anything. Allow \
+                 route53:ListResourceRecordSets (see the README's IAM permissions)"
+            ));
+            &[Vec::new(), Vec::new()]
+        }
         Err(e) if problems.is_empty() => {
             return check(
                 NAME,

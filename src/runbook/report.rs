@@ -93,6 +93,8 @@ pub enum Note {
     /// Someone asked to resume a run that needs attention; a second person approves (buttons).
     ResumeAsked {
         run_id: i64,
+        /// The ask's token (its time in ms), carried by its buttons.
+        token: i64,
         by: SlackUserId,
         /// What resuming will do, and the facts that stopped the bot.
         detail: String,
@@ -109,6 +111,8 @@ pub enum Note {
         reason: String,
         /// A managed operation AWS is still running, which abandoning does not stop.
         still_running: Option<String>,
+        /// The target cluster and the CNAMEs as the run leaves them.
+        state_now: Option<(String, String)>,
     },
 }
 

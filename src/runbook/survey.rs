@@ -160,8 +160,7 @@ pub async fn survey(
         }
     };
     let (states, lags, permissions) = tokio::join!(states, lags, checked);
-    let records = records.map_err(|e| e.to_string());
-    let dns = records.as_ref().map_err(Clone::clone).map(|[w, r]| {
+    let dns = records.as_ref().map_err(ToString::to_string).map(|[w, r]| {
         let plain = |sets: &[crate::ports::RecordSet]| {
             sets.iter()
                 .find(|s| s.is_plain_cname())

@@ -168,10 +168,19 @@ impl MessageBody {
 
 type Connector = HttpsConnector<HttpConnector>;
 
+/// What `auth.test` says about the bot's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    pub team_id: String,
+    pub enterprise_id: Option<String>,
+}
+
 /// The bot's Slack Web API client.
 pub struct SlackApi {
     client: SlackClient<SlackClientHyperConnector<Connector>>,
     token: SlackApiToken,
+    /// The Web API base URL, without a trailing slash.
+    api_url: String,
     /// For response_url posts (they are not Web API methods).
     http: HyperClient<Connector, Full<Bytes>>,
 }
@@ -199,6 +208,7 @@ impl SlackApi {
         let http = HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector()?);
         Ok(SlackApi {
             client: SlackClient::new(slack),
+            api_url: api_url.trim_end_matches('/').to_owned(),
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_owned())),
             http,
         })
@@ -231,11 +241,60 @@ impl SlackApi {
         bounded(session.chat_update(&req)).await.map(|_| ())
     }
 
-    /// auth.test: the workspace (`team_id`) the bot token belongs to.
-    pub async fn auth_test(&self) -> Result<String, SendError> {
-        let session = self.client.open_session(&self.token);
-        let resp = bounded(session.auth_test()).await?;
-        Ok(resp.team_id.to_string())
+    /// auth.test: the workspace (`team_id`) the bot token belongs to, and its Enterprise Grid
+    /// organisation (`enterprise_id`), if any. (Called directly: slack-morphism's response type has no
+    /// `enterprise_id`.)
+    pub async fn auth_test(&self) -> Result<AuthInfo, SendError> {
+        let req = hyper::Request::post(format!("{}/auth.test", self.api_url))
+            .header("authorization", format!("Bearer {}", self.token.token_value.0))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| {
+                SendError::Auth(
+                    "the bot token cannot be sent in an HTTP header (it holds an invalid character); check slack.bot_token"
+                        .to_owned(),
+                )
+            })?;
+        let resp = match tokio::time::timeout(CALL_TIMEOUT, self.http.request(req)).await {
+            Err(_) => return Err(SendError::Temporary(format!("no answer within {CALL_TIMEOUT:?}"))),
+            Ok(Err(e)) => return Err(SendError::Temporary(format!("connection problem: {e}"))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if status.as_u16() == 429 {
+            return Err(SendError::RateLimited(Duration::from_secs(1)));
+        }
+        if status.is_server_error() {
+            return Err(SendError::Temporary(format!("HTTP {status}")));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| SendError::Unreadable(format!("auth.test: {e}")))?;
+        if json.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+            let code = json.get("error").and_then(|e| e.as_str()).unwrap_or("unknown_error");
+            return Err(if AUTH_CODES.contains(&code) {
+                SendError::Auth(config_problem(code, std::str::from_utf8(&body).ok()))
+            } else if TEMPORARY_CODES.contains(&code) {
+                SendError::Temporary(code.to_owned())
+            } else {
+                SendError::Permanent(refusal(code))
+            });
+        }
+        let field = |k: &str| {
+            json.get(k)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(AuthInfo {
+            team_id: field("team_id").ok_or_else(|| SendError::Unreadable("auth.test gave no team_id".into()))?,
+            enterprise_id: field("enterprise_id"),
+        })
     }
 
     /// usergroups.users.list.

@@ -90,14 +90,19 @@ impl Outbox {
             };
             let now = self.clock.now();
             let (mut due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|i| i.next_attempt_at <= now);
-            // Slack refuses the configuration: nothing but one probe, and only when it is due.
+            // Slack refuses the configuration: of the Web API calls, only one probe, when it is due.
+            // Answers through response_urls need no token: they still go (people wait on them).
             let blocked = *self.blocked.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(b) = blocked {
                 let wait = b.probe_at.saturating_duration_since(tokio::time::Instant::now());
-                if !wait.is_zero() {
-                    return Some(wait);
+                let (responds, calls): (Vec<_>, Vec<_>) = due.into_iter().partition(|i| i.kind == KIND_RESPOND);
+                due = responds;
+                if wait.is_zero() {
+                    due.extend(calls.into_iter().take(1));
                 }
-                due.truncate(1);
+                if due.is_empty() {
+                    return Some(wait.max(Duration::from_millis(10)));
+                }
             }
             if due.is_empty() {
                 return later

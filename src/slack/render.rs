@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub const APPROVE: &str = "approve";
 pub const DENY: &str = "deny";
-/// Buttons on a resume request (value: the run id).
+/// Buttons on a resume request (value: `{run id}:{token}`, the token naming the ask).
 pub const RESUME_APPROVE: &str = "resume_approve";
 pub const RESUME_DENY: &str = "resume_deny";
 /// The confirmation button of `/aurora abandon` (value: JSON `{"run": id, "reason": "..."}`).
@@ -327,13 +327,20 @@ pub struct AbandonValue {
 /// The ephemeral answer to `/aurora abandon`: what abandoning does, and a button to confirm it.
 /// `what` names the run; `reason` is the person's, shown escaped.
 pub fn abandon_confirmation(run: i64, what: &str, reason: &str) -> Value {
-    // A button's value holds at most 2,000 characters.
-    let reason: String = reason.chars().take(1_500).collect();
-    let value = serde_json::to_string(&AbandonValue {
-        run,
-        reason: reason.clone(),
-    })
-    .unwrap_or_default();
+    // A button's value holds at most 2,000 characters, after JSON escaping.
+    let mut reason: String = reason.chars().take(1_000).collect();
+    let value = loop {
+        let value = serde_json::to_string(&AbandonValue {
+            run,
+            reason: reason.clone(),
+        })
+        .unwrap_or_default();
+        if value.chars().count() <= 2_000 {
+            break value;
+        }
+        let keep = reason.chars().count() * 3 / 4;
+        reason = reason.chars().take(keep).collect();
+    };
     let text = format!(
         "Abandon {}? The bot stops its remaining steps and changes nothing in AWS (an operation AWS is already \
          running goes on); the cluster is free for a new request. Reason: {}",
@@ -363,7 +370,14 @@ fn decide_commands(run_id: i64) -> String {
 
 /// A reply in a run's thread.
 pub fn note(note: &Note) -> MessageBody {
-    if let Note::ResumeAsked { run_id, by, detail } = note {
+    if let Note::ResumeAsked {
+        run_id,
+        token,
+        by,
+        detail,
+    } = note
+    {
+        let value = format!("{run_id}:{token}");
         let text = format!(
             ":raised_hand: {} asks to resume run {run_id}. {}\nA second person (an approver, not {}) must approve.",
             user(by),
@@ -377,7 +391,7 @@ pub fn note(note: &Note) -> MessageBody {
                 "block_id": "resume",
                 "elements": [
                     {"type": "button", "action_id": RESUME_APPROVE, "style": "danger",
-                     "text": {"type": "plain_text", "text": "Approve resume"}, "value": run_id.to_string(),
+                     "text": {"type": "plain_text", "text": "Approve resume"}, "value": value,
                      "confirm": {
                         "title": {"type": "plain_text", "text": "Resume this run?"},
                         "text": {"type": "mrkdwn", "text": "The bot re-checks that the target is writable, then moves the CNAMEs to it."},
@@ -385,7 +399,7 @@ pub fn note(note: &Note) -> MessageBody {
                         "deny": {"type": "plain_text", "text": "Cancel"},
                         "style": "danger"}},
                     {"type": "button", "action_id": RESUME_DENY,
-                     "text": {"type": "plain_text", "text": "Deny"}, "value": run_id.to_string()}
+                     "text": {"type": "plain_text", "text": "Deny"}, "value": value}
                 ]
             }),
         ];
@@ -490,6 +504,7 @@ pub fn note(note: &Note) -> MessageBody {
             by,
             reason,
             still_running,
+            state_now,
         } => {
             let mut text = format!(
                 ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
@@ -497,6 +512,9 @@ pub fn note(note: &Note) -> MessageBody {
                 user(by),
                 esc(reason)
             );
+            if let Some((cluster, dns)) = state_now {
+                text.push_str(&format!("\n• Cluster now: {}\n• DNS now: {}", esc(cluster), esc(dns)));
+            }
             if let Some(op) = still_running {
                 text.push_str(&format!(
                     "\n:warning: AWS is still running the {} it was asked for: abandoning does not stop it. Follow it with \
@@ -730,6 +748,18 @@ mod tests {
     #[test]
     fn mrkdwn_specials_are_escaped() {
         assert_eq!(esc("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+
+    #[test]
+    fn the_abandon_button_value_stays_within_slacks_limit() {
+        for reason in ["short".to_owned(), "\u{1}".repeat(1_500), "é\"".repeat(3_000)] {
+            let answer = abandon_confirmation(7, "run 7", &reason);
+            let value = answer["blocks"][1]["elements"][0]["value"].as_str().unwrap();
+            assert!(value.chars().count() <= 2_000, "{} characters", value.chars().count());
+            let parsed: AbandonValue = serde_json::from_str(value).unwrap();
+            assert_eq!(parsed.run, 7);
+            assert!(reason.starts_with(&parsed.reason));
+        }
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn verify(
 fn foreign_command(why: &Foreign) -> Response {
     match why {
         Foreign::WorkspaceUnknown => ephemeral(
-            "The bot is starting and cannot yet tell which Slack workspace it serves; nothing was done. Try again in a minute.",
+            "The bot cannot yet tell which Slack workspace it serves (it is starting, or Slack refuses its token: its /readyz says which); nothing was done. Try again in a minute.",
         ),
         _ => ephemeral("This bot does not serve this workspace or app; nothing was done."),
     }
@@ -178,6 +178,27 @@ fn foreign_command(why: &Foreign) -> Response {
 
 fn foreign_click(_: &Foreign) -> Response {
     StatusCode::OK.into_response()
+}
+
+/// Whether a click (its raw form body) was on request `id`'s approval message, as delivered.
+fn on_request_message(state: &SlackState, id: i64, bytes: &[u8]) -> bool {
+    let clicked = serde_urlencoded::from_bytes::<InteractionForm>(bytes)
+        .ok()
+        .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.payload).ok())
+        .and_then(|p| {
+            p.pointer("/container/message_ts")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        });
+    let store = &state.approvals.store;
+    let posted = store
+        .request(id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.message)
+        .and_then(|m| store.outbox_item(m).ok().flatten())
+        .and_then(|item| item.delivered_ts);
+    matches!((clicked, posted), (Some(c), Some(p)) if c == p)
 }
 
 fn interaction_claims(bytes: &[u8]) -> Claimed {
@@ -224,7 +245,9 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     };
     let text = event.text.clone().unwrap_or_default();
     let response_url = event.response_url.0.to_string();
-    info!(user = %user, command = %event.command.0, %text, "command");
+    // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
+    let logged: String = text.chars().take(200).collect();
+    info!(user = %user, command = ?event.command.0, text = ?logged, "command");
     match command::parse(&text) {
         Err(e) => ephemeral(format!("{e}.\n\n{USAGE}")),
         Ok(Command::Help) => ephemeral(USAGE),
@@ -413,10 +436,25 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     // Only the buttons the bot itself issues do anything; the request or run they name is always read
     // again from the store (never trusted from the message they were on).
     let decided = match (action.action_id.0.as_str(), number) {
-        (render::APPROVE, Some(id)) => state.approvals.decide(id, &user, true).await,
-        (render::DENY, Some(id)) => state.approvals.decide(id, &user, false).await,
-        (render::RESUME_APPROVE, Some(run)) => state.approvals.decide_resume(run, &user, true).await,
-        (render::RESUME_DENY, Some(run)) => state.approvals.decide_resume(run, &user, false).await,
+        (render::APPROVE | render::DENY, Some(id)) => {
+            // Approve and Deny count only on the request's own message.
+            if !on_request_message(&state, id, &bytes) {
+                info!(id, user = %user, "a decision click not on the request's own message was ignored");
+                return StatusCode::OK.into_response();
+            }
+            let approve = action.action_id.0 == render::APPROVE;
+            state.approvals.decide(id, &user, approve).await
+        }
+        (render::RESUME_APPROVE | render::RESUME_DENY, _) => {
+            let Some((run, token)) = value
+                .split_once(':')
+                .and_then(|(r, t)| Some((r.parse::<i64>().ok()?, t.parse::<i64>().ok()?)))
+            else {
+                return StatusCode::OK.into_response();
+            };
+            let approve = action.action_id.0 == render::RESUME_APPROVE;
+            state.approvals.decide_resume(run, token, &user, approve).await
+        }
         (render::ABANDON_CONFIRM, _) => match serde_json::from_str::<render::AbandonValue>(value) {
             Ok(v) => state.approvals.abandon(v.run, &user, &v.reason).await,
             Err(_) => return StatusCode::OK.into_response(),

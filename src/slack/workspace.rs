@@ -48,7 +48,9 @@ pub struct Binding {
     /// only so that tests can build a binding in any state.
     team_id: RwLock<Option<String>>,
     app_id: Option<String>,
-    enterprise_id: Option<String>,
+    /// Configured, or learned from `auth.test` (`Some(None)`: the workspace is in no organisation);
+    /// `None` while unknown, when the workspace (whose id is unique across Slack) is what counts.
+    enterprise_id: RwLock<Option<Option<String>>>,
 }
 
 impl Binding {
@@ -56,7 +58,7 @@ impl Binding {
         Binding {
             team_id: RwLock::new(team_id),
             app_id,
-            enterprise_id,
+            enterprise_id: RwLock::new(enterprise_id.map(Some)),
         }
     }
 
@@ -65,11 +67,15 @@ impl Binding {
         self.team_id.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Records the workspace `auth.test` named (only if none is known yet).
-    pub fn learn_team(&self, team_id: &str) {
+    /// Records the workspace and organisation `auth.test` named (each only if not known yet).
+    pub fn learn(&self, team_id: &str, enterprise_id: Option<&str>) {
         let mut t = self.team_id.write().unwrap_or_else(|p| p.into_inner());
         if t.is_none() {
             *t = Some(team_id.to_owned());
+        }
+        let mut e = self.enterprise_id.write().unwrap_or_else(|p| p.into_inner());
+        if e.is_none() {
+            *e = Some(enterprise_id.map(str::to_owned));
         }
     }
 
@@ -98,11 +104,10 @@ impl Binding {
         // A workspace outside Enterprise Grid gets requests without an enterprise id; one inside gets
         // its organisation's. Slack sends an empty string or null for "none".
         let got = c.enterprise_id.clone().filter(|e| !e.is_empty());
-        if got != self.enterprise_id {
-            return Err(Foreign::Enterprise {
-                got,
-                expected: self.enterprise_id.clone(),
-            });
+        if let Some(expected) = self.enterprise_id.read().unwrap_or_else(|p| p.into_inner()).clone()
+            && got != expected
+        {
+            return Err(Foreign::Enterprise { got, expected });
         }
         Ok(())
     }
@@ -166,6 +171,8 @@ mod tests {
     #[test]
     fn only_the_bots_own_workspace_app_and_organisation_are_honoured() {
         let b = Binding::new(Some("T0OURS".into()), Some("A0OURS".into()), None);
+        // auth.test said: in no Enterprise Grid organisation.
+        b.learn("T0OURS", None);
         assert_eq!(b.check(&ours()), Ok(()));
         let mut c = ours();
         c.enterprise_id = Some(String::new());
@@ -193,10 +200,16 @@ mod tests {
     fn nothing_is_honoured_until_the_workspace_is_known_and_it_is_learned_once() {
         let b = Binding::new(None, None, None);
         assert_eq!(b.check(&ours()), Err(Foreign::WorkspaceUnknown));
-        b.learn_team("T0OURS");
-        b.learn_team("T0LATER");
+        b.learn("T0OURS", None);
+        b.learn("T0LATER", Some("E0LATER"));
         assert_eq!(b.team_id().as_deref(), Some("T0OURS"));
         assert_eq!(b.check(&ours()), Ok(()), "no app configured: any app id passes");
+        let mut grid = ours();
+        grid.enterprise_id = Some("E0OTHER".into());
+        assert!(b.check(&grid).is_err(), "learned: in no organisation");
+        // The workspace configured, its organisation not (yet) known: the workspace id counts alone.
+        let b = Binding::new(Some("T0OURS".into()), None, None);
+        assert_eq!(b.check(&grid), Ok(()));
     }
 
     #[test]

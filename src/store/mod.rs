@@ -164,6 +164,8 @@ impl RunState {
 pub struct RunControl {
     /// Who asked, with `/aurora resume`, for the run to go on (waiting for a second person).
     pub resume_asked_by: Option<SlackUserId>,
+    /// When (ms): the token a decision must name, so that a button from an earlier ask decides nothing.
+    pub resume_asked_at: Option<i64>,
     /// Who approved that: the run goes on, moving DNS after checking only that the target is writable.
     pub resumed_by: Option<SlackUserId>,
     /// Who stopped it with `/aurora abandon`, and why.
@@ -344,7 +346,13 @@ fn request_from(r: RequestRow) -> Result<Request> {
 /// The raw columns of a run row.
 type RunRow = (
     (i64, i64, String, String, String, i64, Option<i64>),
-    (Option<String>, Option<String>, Option<String>, Option<String>),
+    (
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
 );
 
 fn run_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -358,7 +366,7 @@ fn run_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
             row.get(5)?,
             row.get(6)?,
         ),
-        (row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?),
+        (row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?, row.get(11)?),
     ))
 }
 
@@ -374,15 +382,16 @@ fn run_convert((r, c): RunRow) -> Result<Run> {
         finished_at: r.6.map(from_ms).transpose()?,
         control: RunControl {
             resume_asked_by: user(c.0)?,
-            resumed_by: user(c.1)?,
-            abandoned_by: user(c.2)?,
-            abandon_reason: c.3,
+            resume_asked_at: c.1,
+            resumed_by: user(c.2)?,
+            abandoned_by: user(c.3)?,
+            abandon_reason: c.4,
         },
     })
 }
 
-const RUN_COLUMNS: &str = "id, request_id, state, step, data, started_at, finished_at, resume_asked_by, resumed_by, \
-     abandoned_by, abandon_reason";
+const RUN_COLUMNS: &str = "id, request_id, state, step, data, started_at, finished_at, resume_asked_by, resume_asked_at, \
+     resumed_by, abandoned_by, abandon_reason";
 
 /// Run states in which a run holds its cluster.
 const OPEN_RUN_STATES: &str = "('running', 'needs_attention')";
@@ -687,7 +696,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let n = tx.execute(
-            "UPDATE runs SET state = 'needs_attention', data = ?2 WHERE id = ?1 AND state = 'running'",
+            "UPDATE runs SET state = 'needs_attention', data = ?2, resume_asked_by = NULL, resume_asked_at = NULL
+             WHERE id = ?1 AND state = 'running'",
             params![run_id, data],
         )?;
         if n == 1 {
@@ -699,11 +709,21 @@ impl Store {
 
     /// Needs attention → running, by the bot itself (a late DNS step after its re-check passed), or
     /// after a person's resume was approved; `true` if it changed.
-    pub fn back_to_running(&self, run_id: i64) -> Result<bool> {
+    pub fn back_to_running(&self, run_id: i64, at: jiff::Timestamp) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE runs SET state = 'running' WHERE id = ?1 AND state = 'needs_attention'",
+            "UPDATE runs SET state = 'running', resume_asked_by = NULL, resume_asked_at = NULL
+             WHERE id = ?1 AND state = 'needs_attention'",
             params![run_id],
         )?;
+        if n == 1 {
+            self.journal(
+                run_id,
+                at,
+                "attention",
+                "late_finish",
+                "the bot's late re-check passed: going on",
+            )?;
+        }
         Ok(n == 1)
     }
 
@@ -716,13 +736,19 @@ impl Store {
         Ok(Err(Box::new(run)))
     }
 
-    /// Records `/aurora resume` on a run that needs attention: `Lost` (with the run as it is) when the
-    /// run is not waiting for a person, or someone else already asked.
-    pub fn ask_resume(&self, run_id: i64, by: &SlackUserId) -> Result<std::result::Result<(), Box<Run>>> {
+    /// Records `/aurora resume` on a run that needs attention, with `at` (ms) as the token its
+    /// decision must name: `Lost` (with the run as it is) when the run is not waiting for a person, or
+    /// someone else already asked.
+    pub fn ask_resume(
+        &self,
+        run_id: i64,
+        by: &SlackUserId,
+        at: jiff::Timestamp,
+    ) -> Result<std::result::Result<(), Box<Run>>> {
         let n = self.conn().execute(
-            "UPDATE runs SET resume_asked_by = ?2
+            "UPDATE runs SET resume_asked_by = ?2, resume_asked_at = ?3
              WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NULL",
-            params![run_id, by.as_str()],
+            params![run_id, by.as_str(), ts(at)],
         )?;
         if n == 1 {
             return Ok(Ok(()));
@@ -730,12 +756,14 @@ impl Store {
         self.lost(run_id)
     }
 
-    /// Approves (a second person, never the one who asked) or denies a pending resume, by
-    /// compare-and-set. Approved: the run is running again with `resumed_by` set. Denied: the ask is
-    /// withdrawn and the run keeps needing attention. `Lost` with the run as it is otherwise.
+    /// Approves (a second person, never the one who asked) or denies the pending resume whose ask is
+    /// `token` (its `resume_asked_at`), by compare-and-set. Approved: the run is running again with
+    /// `resumed_by` set. Denied: the ask is withdrawn and the run keeps needing attention. `Lost` with
+    /// the run as it is otherwise (no such ask: an older button, or decided already).
     pub fn decide_resume(
         &self,
         run_id: i64,
+        token: i64,
         by: &SlackUserId,
         approve: bool,
         at: jiff::Timestamp,
@@ -744,15 +772,15 @@ impl Store {
         let tx = conn.transaction()?;
         let n = if approve {
             tx.execute(
-                "UPDATE runs SET state = 'running', resumed_by = ?2
-                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NOT NULL AND resume_asked_by != ?2",
-                params![run_id, by.as_str()],
+                "UPDATE runs SET state = 'running', resumed_by = ?2, resume_asked_by = NULL, resume_asked_at = NULL
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_at = ?3 AND resume_asked_by != ?2",
+                params![run_id, by.as_str(), token],
             )?
         } else {
             tx.execute(
-                "UPDATE runs SET resume_asked_by = NULL
-                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NOT NULL",
-                params![run_id],
+                "UPDATE runs SET resume_asked_by = NULL, resume_asked_at = NULL
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_at = ?2",
+                params![run_id, token],
             )?
         };
         if n == 1 {

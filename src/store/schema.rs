@@ -76,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX seen_requests_by_time ON seen_requests (at);",
     // 4: what people decide about a run that needs attention: resume (asked, approved) or abandon.
     "ALTER TABLE runs ADD COLUMN resume_asked_by TEXT;
+    ALTER TABLE runs ADD COLUMN resume_asked_at INTEGER;
     ALTER TABLE runs ADD COLUMN resumed_by TEXT;
     ALTER TABLE runs ADD COLUMN abandoned_by TEXT;
     ALTER TABLE runs ADD COLUMN abandon_reason TEXT;

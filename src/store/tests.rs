@@ -206,7 +206,7 @@ fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is() {
         panic!("not approved")
     };
     // Only a run that needs attention may be resumed.
-    let lost = store.ask_resume(run, &alice).unwrap().unwrap_err();
+    let lost = store.ask_resume(run, &alice, t(11)).unwrap().unwrap_err();
     assert_eq!(lost.state, RunState::Running);
     assert!(
         store
@@ -220,18 +220,41 @@ fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is() {
     );
     // It holds the cluster.
     assert!(store.create_request(&new_request("orders")).unwrap().is_err());
-    store.ask_resume(run, &alice).unwrap().unwrap();
-    let lost = store.ask_resume(run, &bob).unwrap().unwrap_err();
+    store.ask_resume(run, &alice, t(22)).unwrap().unwrap();
+    let token = t(22).as_millisecond();
+    let lost = store.ask_resume(run, &bob, t(23)).unwrap().unwrap_err();
     assert_eq!(lost.control.resume_asked_by.as_ref(), Some(&alice), "asked once");
-    // The asker cannot approve it; a second person can, once.
-    let lost = store.decide_resume(run, &alice, true, t(30)).unwrap().unwrap_err();
+    // The asker cannot approve it; a button with another token decides nothing; a second person
+    // can, once.
+    let lost = store
+        .decide_resume(run, token, &alice, true, t(30))
+        .unwrap()
+        .unwrap_err();
     assert_eq!(lost.state, RunState::NeedsAttention);
-    store.decide_resume(run, &bob, true, t(31)).unwrap().unwrap();
-    let lost = store.decide_resume(run, &bob, true, t(32)).unwrap().unwrap_err();
+    assert!(store.decide_resume(run, token + 1, &bob, true, t(30)).unwrap().is_err());
+    store.decide_resume(run, token, &bob, true, t(31)).unwrap().unwrap();
+    let lost = store.decide_resume(run, token, &bob, true, t(32)).unwrap().unwrap_err();
     assert_eq!(
         (lost.state, lost.control.resumed_by.as_ref()),
         (RunState::Running, Some(&bob))
     );
+    // A second round: the first round's ask and its buttons are gone.
+    assert!(
+        store
+            .mark_needs_attention(run, "{}", ("update_dns", "refused"), t(33))
+            .unwrap()
+    );
+    let now = store.run(run).unwrap().unwrap();
+    assert_eq!((now.control.resume_asked_by, now.control.resume_asked_at), (None, None));
+    assert!(
+        store.decide_resume(run, token, &bob, true, t(34)).unwrap().is_err(),
+        "an old button"
+    );
+    assert_eq!(store.run(run).unwrap().unwrap().state, RunState::NeedsAttention);
+    // The bot's own late finish clears a pending ask too.
+    store.ask_resume(run, &alice, t(35)).unwrap().unwrap();
+    assert!(store.back_to_running(run, t(36)).unwrap());
+    assert_eq!(store.run(run).unwrap().unwrap().control.resume_asked_by, None);
     // Abandoned once; then it has ended, and the cluster is free.
     store.abandon_run(run, &alice, "by hand", t(40)).unwrap().unwrap();
     let lost = store.abandon_run(run, &bob, "again", t(41)).unwrap().unwrap_err();
@@ -243,5 +266,14 @@ fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is() {
     );
     assert!(store.create_request(&new_request("orders")).unwrap().is_ok());
     let events: Vec<String> = store.journal_of(run).unwrap().into_iter().map(|e| e.event).collect();
-    assert_eq!(events, ["needs_attention", "resume_approved", "abandoned"]);
+    assert_eq!(
+        events,
+        [
+            "needs_attention",
+            "resume_approved",
+            "needs_attention",
+            "late_finish",
+            "abandoned"
+        ]
+    );
 }
