@@ -536,7 +536,10 @@ impl Settings {
             }
             let writer_record = dns_name(&key("writer_record"), &c.writer_record)?;
             let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
-            if writer_record.trim_end_matches('.') == reader_record.trim_end_matches('.') {
+            if writer_record
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case(reader_record.trim_end_matches('.'))
+            {
                 return Err(invalid(key("reader_record"), "must differ from writer_record"));
             }
             if !globals.insert(gid.to_ascii_lowercase()) {
