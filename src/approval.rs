@@ -70,6 +70,8 @@ pub enum Refusal {
     NoResumeAsked(i64),
     #[error("Run {id} has already ended ({state}); nothing was changed.")]
     RunEnded { id: i64, state: &'static str },
+    #[error("Only an approver, the person who asked, or the failover's requester can deny a resume. Approvers: {0}.")]
+    NotAllowedToDenyResume(String),
     #[error("Say why you abandon run {0}: `/aurora abandon {0} REASON`.")]
     NoReason(i64),
 }
@@ -795,6 +797,7 @@ impl Approvals {
     ) -> Result<String, Refusal> {
         let (run, request) = self.run_and_request(run_id)?;
         let approvers = &self.settings.approval.approvers;
+        let is_requester = *user == request.requested_by;
         if run.control.resume_asked_at != Some(token) && run.state == crate::store::RunState::NeedsAttention {
             return Err(Refusal::NoResumeAsked(run_id));
         }
@@ -802,7 +805,8 @@ impl Approvals {
         if approve && asker.as_ref() == Some(user) {
             return Err(Refusal::OwnResume(run_id));
         }
-        if approve || asker.as_ref() != Some(user) {
+        // An approver approves; an approver, the one who asked, or the failover's requester may deny.
+        if approve || (asker.as_ref() != Some(user) && !is_requester) {
             let ok = self
                 .is_one_of(user, approvers)
                 .await
@@ -811,7 +815,7 @@ impl Approvals {
                 return Err(if approve {
                     Refusal::NotApprover(names(approvers))
                 } else {
-                    Refusal::NotAllowedToDeny(names(approvers))
+                    Refusal::NotAllowedToDenyResume(names(approvers))
                 });
             }
         }
@@ -879,7 +883,8 @@ impl Approvals {
     /// in AWS), frees the cluster, records who and why.
     pub async fn abandon(&self, run_id: i64, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
         let result = async {
-            if reason.trim().is_empty() {
+            // A reason must say something (not only spaces or invisible characters).
+            if !reason.chars().any(char::is_alphanumeric) {
                 return Err(Refusal::NoReason(run_id));
             }
             self.may_abandon(run_id, user).await?;

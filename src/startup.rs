@@ -336,6 +336,7 @@ impl Application {
             settings: settings.runbook,
             shutdown: runs_shutdown.clone(),
             aborts: Default::default(),
+            in_flight: Default::default(),
         });
         let approvals = Approvals {
             settings: settings.clone(),

@@ -352,7 +352,7 @@ async fn abandoning_a_switchover_aws_is_still_running_says_so() {
     assert!(bot.answer_at(&url).await.contains("You abandoned run 1"));
     let note = reply_with(&bot, &ts, "*abandoned* by <@U0BOB>").await;
     assert!(
-        note.contains("AWS is still running the switchover") && note.contains("/aurora status"),
+        note.contains("Not stopped by abandoning: the switchover") && note.contains("/aurora status"),
         "{note}"
     );
     assert_eq!(bot.sim.admin().calls_to("SwitchoverGlobalCluster").len(), 1);
@@ -391,5 +391,58 @@ async fn an_old_primary_whose_reads_are_throttled_is_not_taken_for_unreachable()
     assert_eq!(
         bot.store.run_of_request(id).unwrap().unwrap().state,
         RunState::NeedsAttention
+    );
+}
+
+#[tokio::test]
+async fn abandoning_while_the_detach_is_on_its_way_says_it_may_still_take_effect_and_then_that_it_did() {
+    let bot = TestBot::start().await;
+    bot.sim
+        .admin()
+        .inject(FaultSpec {
+            action: "RemoveFromGlobalCluster".into(),
+            region: None,
+            error: None,
+            delay_ms: Some(2_000),
+            delay_response_ms: None,
+            count: Some(1),
+        })
+        .unwrap();
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    bot.click(BOB, id, true).await;
+    // The call is on its way (held by the emulator) when the requester abandons the run.
+    wait_for_step(&bot, id, "detach").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let value = serde_json::to_string(&AbandonValue {
+        run: 1,
+        reason: "changed our minds".into(),
+    })
+    .unwrap();
+    let url = bot.slack.response_url();
+    bot.sender
+        .click(ALICE, CHANNEL, &ts, ABANDON_CONFIRM, &value, &url, bot.now())
+        .await;
+    assert!(bot.answer_at(&url).await.contains("You abandoned run 1"));
+    let note = reply_with(&bot, &ts, "*abandoned* by <@U0ALICE>").await;
+    assert!(
+        note.contains("Not stopped by abandoning: RemoveFromGlobalCluster, sent just before the abandon"),
+        "{note}"
+    );
+    let after = reply_with(
+        &bot,
+        &ts,
+        "AWS accepted RemoveFromGlobalCluster, sent just before run 1 was abandoned",
+    )
+    .await;
+    assert!(after.contains("Cluster now:"), "{after}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty(),
+        "DNS moved after the abandon"
+    );
+    assert_eq!(
+        bot.store.run_of_request(id).unwrap().unwrap().state,
+        RunState::Abandoned
     );
 }

@@ -296,6 +296,9 @@ pub struct Runner {
     /// One token per run this process executes, cancelled when a person abandons the run: it stops at
     /// its next pause. A std mutex: held only to insert, remove or cancel.
     pub aborts: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
+    /// The mutating AWS call each run has on its way, if any (for an abandon to mention). A std mutex:
+    /// held only to insert, remove or read.
+    pub in_flight: std::sync::Mutex<std::collections::HashMap<i64, String>>,
 }
 
 /// Everything one run works with.
@@ -628,6 +631,41 @@ impl Runner {
         base.mul_f64(0.8 + 0.4 * fastrand::f64())
     }
 
+    /// Makes a mutating AWS call, known meanwhile as in flight (so that an abandon in between can say a
+    /// call was already sent), and says in the thread, if the run was abandoned while it was on its way,
+    /// that AWS took it all the same.
+    async fn mutating<T>(
+        &self,
+        ctx: &Ctx,
+        call: &str,
+        sent: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ctx.run.id, call.to_owned());
+        let result = sent.await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ctx.run.id);
+        if result.is_ok() && self.ensure_open(ctx).is_err() {
+            let (cluster_now, dns_now) = self.facts(ctx).await;
+            self.say(
+                ctx,
+                Note::Observed {
+                    detail: format!(
+                        "AWS accepted {call}, sent just before run {} was abandoned: it takes effect. Cluster now: \
+                         {cluster_now}. DNS now: {dns_now}. The bot does nothing more for this run.",
+                        ctx.run.id
+                    ),
+                },
+                &format!("run:{}:accepted-after-abandon:{call}", ctx.run.id),
+            );
+        }
+        result
+    }
+
     /// Stops a run a person abandoned, before it changes anything more.
     fn ensure_open(&self, ctx: &Ctx) -> Result<(), Stop> {
         if ctx.abort.is_cancelled() {
@@ -913,11 +951,20 @@ impl Runner {
                     self.ensure_open(ctx)?;
                     attempts += 1;
                     let sent = if step == Step::Failover {
-                        self.aurora.failover(&ctx.plan.global_cluster_id, &ctx.plan.to).await
+                        self.mutating(
+                            ctx,
+                            call,
+                            self.aurora.failover(&ctx.plan.global_cluster_id, &ctx.plan.to),
+                        )
+                        .await
                     } else {
-                        self.aurora
-                            .switchover(&ctx.plan.global_cluster_id, &ctx.plan.to, &ctx.plan.from)
-                            .await
+                        self.mutating(
+                            ctx,
+                            call,
+                            self.aurora
+                                .switchover(&ctx.plan.global_cluster_id, &ctx.plan.to, &ctx.plan.from),
+                        )
+                        .await
                     };
                     match sent {
                         Ok(()) => {
@@ -1048,7 +1095,14 @@ impl Runner {
                 self.persist(ctx, step, None).await?;
                 loop {
                     self.ensure_open(ctx)?;
-                    match self.aurora.detach(&ctx.plan.global_cluster_id, &ctx.plan.to).await {
+                    let sent = self
+                        .mutating(
+                            ctx,
+                            "RemoveFromGlobalCluster",
+                            self.aurora.detach(&ctx.plan.global_cluster_id, &ctx.plan.to),
+                        )
+                        .await;
+                    match sent {
                         Ok(()) => {
                             return Ok(format!(
                                 "{} left {}; it is promoting to a standalone writable cluster.",
@@ -1189,7 +1243,12 @@ impl Runner {
                                 self.persist(ctx, step, None).await?;
                             }
                             self.ensure_open(ctx)?;
-                            self.dns.upsert_cnames(&zone, &records, ttl, &comment).await
+                            self.mutating(
+                                ctx,
+                                "ChangeResourceRecordSets",
+                                self.dns.upsert_cnames(&zone, &records, ttl, &comment),
+                            )
+                            .await
                         }
                     };
                     match sent {
@@ -1461,7 +1520,18 @@ impl Runner {
         let Some(ctx) = self.load(run_id)? else {
             return Ok(());
         };
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&run_id)
+            .cloned();
         let still_running = match ctx.plan.mode {
+            _ if in_flight.is_some() => in_flight.map(|call| {
+                format!(
+                    "{call}, sent just before the abandon: it may still take effect, and the thread says if it does"
+                )
+            }),
             Mode::Detach => None,
             _ => match tokio::time::timeout(
                 Duration::from_secs(5),
@@ -1471,9 +1541,9 @@ impl Runner {
             {
                 Ok(Ok(t)) => t
                     .operation_in_progress
-                    .map(|op| format!("{} ({op}) towards {}", ctx.plan.mode, ctx.plan.to.cluster_id)),
+                    .map(|op| format!("the {} ({op}) towards {}", ctx.plan.mode, ctx.plan.to.cluster_id)),
                 _ if ctx.data.managed_sent => Some(format!(
-                    "{} towards {} (whether it is still under way could not be read)",
+                    "the {} towards {} (whether it is still under way could not be read)",
                     ctx.plan.mode, ctx.plan.to.cluster_id
                 )),
                 _ => None,
@@ -1693,8 +1763,8 @@ impl Runner {
         let mut guidance = Vec::new();
         if !ctx.data.dns_sent {
             guidance.push(format!(
-                "The application still reaches {} ({}) through {} and {}.",
-                p.from.cluster_id, p.from.region, p.writer_record, p.reader_record
+                "{} and {} still point where they did before the run (at {}, {}).",
+                p.writer_record, p.reader_record, p.from.cluster_id, p.from.region
             ));
         }
         match p.mode {
@@ -1702,11 +1772,29 @@ impl Runner {
                 "{} was detached from {}; the old primary {} ({}) was not touched and may still take writes.",
                 p.to.cluster_id, p.global_cluster_id, p.from.cluster_id, p.from.region
             )),
-            Mode::Failover | Mode::Switchover if ctx.data.managed_sent && ctx.data.endpoints.is_none() => guidance
-                .push(format!(
-                    "AWS may still be running the {}: `/aurora status {}` shows its FailoverState.",
-                    p.mode, p.cluster
-                )),
+            Mode::Failover | Mode::Switchover if ctx.data.managed_sent => {
+                let topology = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.aurora.topology(&p.global_cluster_id, &p.regions),
+                )
+                .await;
+                match topology {
+                    Ok(Ok(t)) => match (t.operation_in_progress.clone(), t.writer()) {
+                        (Some(op), _) => guidance.push(format!(
+                            "AWS is still running the {} ({op}): `/aurora status {}` follows it.",
+                            p.mode, p.cluster
+                        )),
+                        (None, Some(w)) => {
+                            guidance.push(format!("No operation is in progress; the writer is {}.", w.cluster_id))
+                        }
+                        (None, None) => {}
+                    },
+                    _ => guidance.push(format!(
+                        "Whether AWS is still running the {} could not be read: `/aurora status {}` shows it.",
+                        p.mode, p.cluster
+                    )),
+                }
+            }
             _ => {}
         }
         let note = Attention {

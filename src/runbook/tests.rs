@@ -195,6 +195,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         },
         shutdown: CancellationToken::new(),
         aborts: Default::default(),
+        in_flight: Default::default(),
     });
     runner.clone().execute(run).await;
     runner.execute(run).await;

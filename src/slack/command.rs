@@ -48,7 +48,7 @@ pub enum UsageError {
     Unexpected(String),
     #[error("`cancel` needs a request number, such as `cancel 17` or `cancel #17`")]
     MissingRequest,
-    #[error("`{0}` needs a run number, as the run's thread gives it, such as `{0} 3`")]
+    #[error("`{}` needs a run number, as the run's thread gives it, such as `{} 3{}`", .0, .0, if *.0 == "abandon" { " REASON" } else { "" })]
     MissingRun(&'static str),
     #[error("`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`")]
     MissingReason,

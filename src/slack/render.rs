@@ -517,8 +517,8 @@ pub fn note(note: &Note) -> MessageBody {
             }
             if let Some(op) = still_running {
                 text.push_str(&format!(
-                    "\n:warning: AWS is still running the {} it was asked for: abandoning does not stop it. Follow it with \
-                     `/aurora status` (or `aws rds describe-global-clusters`).",
+                    "\n:warning: Not stopped by abandoning: {}. Follow it with `/aurora status` (or \
+                     `aws rds describe-global-clusters`).",
                     esc(op)
                 ));
             }

@@ -460,10 +460,8 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
             Err(_) => return StatusCode::OK.into_response(),
         },
         (other, _) => {
-            info!(
-                action_id = other,
-                "a click on a button the bot did not issue was ignored"
-            );
+            let shown: String = other.chars().take(40).collect();
+            info!(action_id = ?shown, "a click the bot cannot act on (a button it did not issue, or a malformed value) was ignored");
             return StatusCode::OK.into_response();
         }
     };
