@@ -134,6 +134,12 @@ fn shown(reason: &str) -> String {
     crate::slack::render::esc(reason.trim_end().trim_end_matches('.'))
 }
 
+/// A store failure, for the person who clicked or typed: logged, answered with a generic message.
+fn store_failed(e: crate::store::StoreError) -> Refusal {
+    warn!(error = %e, "store error");
+    Refusal::Internal
+}
+
 /// "done", or "refused: why", for the audit.
 fn outcome_of(result: &Result<String, Refusal>) -> String {
     match result {
@@ -473,14 +479,10 @@ impl Approvals {
     }
 
     async fn try_decide(&self, id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
-        let store_error = |e: crate::store::StoreError| {
-            warn!(error = %e, "store error while deciding");
-            Refusal::Internal
-        };
         let request = self
             .store
             .request(id)
-            .map_err(store_error)?
+            .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
         self.refuse_if_closed(&request)?;
         let approvers = &self.settings.approval.approvers;
@@ -506,7 +508,7 @@ impl Approvals {
         let decided = self
             .store
             .decide(id, approve, user, self.clock.now(), Step::FIRST.as_str(), &data)
-            .map_err(store_error)?;
+            .map_err(store_failed)?;
         let run_id = match decided {
             Decided::Lost(now) => {
                 self.refuse_if_closed(&now)?;
@@ -518,7 +520,7 @@ impl Approvals {
         let request = self
             .store
             .request(id)
-            .map_err(store_error)?
+            .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
         let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
         if approve {
@@ -630,14 +632,10 @@ impl Approvals {
     }
 
     async fn try_cancel(&self, id: i64, user: &SlackUserId) -> Result<String, Refusal> {
-        let store_error = |e: crate::store::StoreError| {
-            warn!(error = %e, "store error while cancelling");
-            Refusal::Internal
-        };
         let request = self
             .store
             .request(id)
-            .map_err(store_error)?
+            .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
         let approvers = &self.settings.approval.approvers;
         if *user != request.requested_by
@@ -648,7 +646,7 @@ impl Approvals {
         {
             return Err(Refusal::NotAllowedToCancel(names(approvers)));
         }
-        match self.store.cancel(id, user, self.clock.now()).map_err(store_error)? {
+        match self.store.cancel(id, user, self.clock.now()).map_err(store_failed)? {
             Decided::Lost(now) => {
                 if now.state == RequestState::Approved {
                     return Err(Refusal::AlreadyApproved(id));
@@ -674,19 +672,15 @@ impl Approvals {
     }
 
     fn run_and_request(&self, run_id: i64) -> Result<(crate::store::Run, Request), Refusal> {
-        let store_error = |e: crate::store::StoreError| {
-            warn!(error = %e, "store error");
-            Refusal::Internal
-        };
         let run = self
             .store
             .run(run_id)
-            .map_err(store_error)?
+            .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRun(run_id))?;
         let request = self
             .store
             .request(run.request_id)
-            .map_err(store_error)?
+            .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRun(run_id))?;
         Ok((run, request))
     }
@@ -721,11 +715,7 @@ impl Approvals {
             return Err(Refusal::NotAllowedToResume(names(&a.approvers)));
         }
         let asked_at = self.clock.now();
-        match self
-            .store
-            .ask_resume(run_id, user, asked_at)
-            .map_err(|_| Refusal::Internal)?
-        {
+        match self.store.ask_resume(run_id, user, asked_at).map_err(store_failed)? {
             Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
                 id: run_id,
                 by: now.control.resume_asked_by.map(|u| u.to_string()).unwrap_or_default(),
@@ -822,7 +812,7 @@ impl Approvals {
         match self
             .store
             .decide_resume(run_id, token, user, approve, self.clock.now())
-            .map_err(|_| Refusal::Internal)?
+            .map_err(store_failed)?
         {
             Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
             Err(now) => Err(Refusal::NotWaiting {
@@ -891,7 +881,7 @@ impl Approvals {
             match self
                 .store
                 .abandon_run(run_id, user, reason, self.clock.now())
-                .map_err(|_| Refusal::Internal)?
+                .map_err(store_failed)?
             {
                 Err(now) => Err(Refusal::RunEnded {
                     id: run_id,

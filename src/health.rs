@@ -33,15 +33,6 @@ impl Health {
             .is_some()
     }
 
-    /// `part`'s problem, if any.
-    pub fn problem(&self, part: &str) -> Option<String> {
-        self.problems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(part)
-            .cloned()
-    }
-
     /// Every problem, as `part: problem` lines; empty when the bot is ready.
     pub fn problems(&self) -> Vec<String> {
         self.problems
