@@ -1,7 +1,7 @@
 //! The rest of a request's life: cancel, history, the audit trail, replays and double deliveries,
 //! people who are both requester and approver, and answers that stay fast when Slack is slow.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::slack::verify;
 use aurora_failover_bot::standin::SlackSender;

@@ -4,7 +4,7 @@
 //! DNS window and after a full re-check (the target is the writer, the old primary is not writable).
 //! Otherwise a person decides: `/aurora resume` (a second person approves) or `/aurora abandon`.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::slack::render::{ABANDON_CONFIRM, AbandonValue, RESUME_APPROVE};
 use aurora_failover_bot::store::{RunState, Store};

@@ -1,7 +1,7 @@
 //! Errors are classified for people: throttling says throttling (and, in a run, that the bot backs
 //! off), a refused permission names the action, an unreachable service says so.
 
-mod common;
+use crate::common;
 
 use awsim::{FaultCode, FaultSpec, OutageMode};
 use common::*;

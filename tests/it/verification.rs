@@ -1,7 +1,7 @@
 //! Every Slack request is verified before anything else: a forged, stale, future, unsigned or
 //! oversized request is refused and causes nothing at all (no Slack call, no AWS call, no record).
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::slack::verify;
 use aurora_failover_bot::standin::SlackSender;

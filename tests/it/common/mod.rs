@@ -2,8 +2,6 @@
 //! AWS emulator and the Slack stand-in, with requests signed as Slack signs them, and a clock that can
 //! be moved forward.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
-
 pub mod process;
 
 use aurora_failover_bot::aws::AwsOverrides;
@@ -194,7 +192,8 @@ pub struct TestBot {
     pub dir: std::path::PathBuf,
     pub port: u16,
     shutdown: CancellationToken,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Kept so the server task is owned by the bot; `Drop` stops it through `shutdown`.
+    _server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// An RDS client for `region` pointed at the emulator at `sim_url`.
@@ -297,7 +296,7 @@ impl TestBot {
             dir,
             port,
             shutdown,
-            server: Some(server),
+            _server: server,
         }
     }
 
@@ -473,14 +472,6 @@ impl TestBot {
 
     pub fn pending(&self) -> Vec<Request> {
         self.store.requests_in(RequestState::Pending).unwrap()
-    }
-
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(s) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
-        }
-        self.slack.stop();
     }
 }
 

@@ -3,7 +3,7 @@
 //! bot token found in the secret; a missing or malformed secret stops start-up with the key and the
 //! reason, and never shows a secret's value.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::aws::{self, AwsOverrides};
 use aurora_failover_bot::ports::SystemClock;

@@ -1,7 +1,7 @@
 //! `/aurora` commands and approval clicks through the real bot: status, requests, who may ask and who
 //! may approve, simultaneous clicks, deny, expiry, and the helpful answers to bad input.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::store::{RequestState, RunState};
 use common::*;

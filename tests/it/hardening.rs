@@ -2,7 +2,7 @@
 //! signed requests from another workspace, enterprise or app, a bot that cannot learn its workspace,
 //! secrets with stray whitespace, and a Slack configuration that no retry can fix.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::standin::{STANDIN_APP, STANDIN_TEAM, SlackSender, Workspace};

@@ -4,7 +4,7 @@
 //! simulator about every call the run will make. Each case below is refused in the plan with a message
 //! that names the record (or the call) and what to change, and no mutating call reaches AWS.
 
-mod common;
+use crate::common;
 
 use awsim::{AliasTarget, IamRule, RecordSet, RuleEffect, SimulatorMode};
 use common::*;

@@ -2,7 +2,7 @@
 //! failover and detach, the proposed mode and target, the pre-flight checks and their re-check, Region
 //! outages (including us-east-1, where Route 53's API lives), dry runs, and status.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::store::{RequestState, RunState};
 use awsim::scenario::{EndpointKind, EndpointRef};

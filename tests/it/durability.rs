@@ -3,7 +3,7 @@
 //! RemoveFromGlobalCluster once, and leaves every reply in its thread once, in order. These tests run
 //! the real binary (`serve --config`) against the emulator and the Slack stand-in in this process.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::standin::{Failure, Recorded, SlackStandIn};
 use aurora_failover_bot::store::RunState;

@@ -39,7 +39,7 @@ fn the_demo_plays_a_whole_failover_and_exits_0() {
 fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
     let dir = std::env::temp_dir().join(format!("afb-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let example = include_str!("../config.example.toml");
+    let example = include_str!("../../config.example.toml");
     let cases = [
         (
             example.replace("request_ttl_secs", "request_tll_secs"),
@@ -96,7 +96,7 @@ fn bad_arguments_print_the_usage() {
 
 #[test]
 fn the_slack_manifest_declares_the_command_the_routes_and_the_scopes_the_bot_uses() {
-    let manifest = include_str!("../manifest.yml");
+    let manifest = include_str!("../../manifest.yml");
     for expected in [
         "command: /aurora",
         "/slack/commands",

@@ -1,7 +1,7 @@
 //! The HTTP server sheds what it should not hold: idle, slow and too many connections cannot take the
 //! descriptors a run needs. Runs the real binary with a low limit on open descriptors.
 
-mod common;
+use crate::common;
 
 use common::process::BotProcess;
 use common::*;

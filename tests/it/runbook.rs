@@ -2,7 +2,7 @@
 //! finishes, an AWS error, and a topology that changed after approval. DNS is never pointed at a
 //! cluster that is not writable, and every failure is reported in the thread.
 
-mod common;
+use crate::common;
 
 use aurora_failover_bot::store::RunState;
 use awsim::{FaultCode, FaultSpec};

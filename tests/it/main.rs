@@ -1,0 +1,19 @@
+//! The integration tests: one binary, one module per feature. Each runs the real bot (its HTTP server
+//! and SDK clients, built as `serve` builds it) against the AWS emulator, moto where it is compared,
+//! and the Slack stand-in.
+
+mod common;
+
+mod attention;
+mod cli;
+mod commands;
+mod connections;
+mod durability;
+mod errors;
+mod hardening;
+mod lifecycle;
+mod modes;
+mod preflight;
+mod runbook;
+mod secrets;
+mod verification;
