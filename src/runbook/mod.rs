@@ -36,7 +36,7 @@ use crate::store::{Request, Run, RunState, Store};
 use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
-use report::{Attention, Completion, Failure, Note, Stage};
+use report::{Aftermath, Attention, Completion, Failure, Note, Stage};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -167,7 +167,7 @@ const MANAGED_GRACE: Duration = Duration::from_secs(60);
 /// How a finished run ended, kept with it so that its last reply can be queued again after a crash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    Completed(Completion),
+    Completed(Box<Completion>),
     Failed(Failure),
 }
 
@@ -1002,7 +1002,7 @@ impl Runner {
             Outcome::Completed(c) => {
                 self.say(
                     ctx,
-                    Note::Completed(c.clone()),
+                    Note::Completed(c.as_ref().clone()),
                     &format!("run:{}:completed", ctx.run.id),
                 );
                 self.stage(
@@ -1102,77 +1102,37 @@ impl Runner {
         Ok(())
     }
 
-    /// What to know and do after a successful run, by mode.
-    async fn aftermath(&self, ctx: &Ctx) -> Vec<String> {
+    /// What a successful run leaves behind, by mode: for a managed failover, whether the old primary
+    /// has rejoined and the point-of-failure snapshot (each read with a short timeout; best effort).
+    async fn aftermath(&self, ctx: &Ctx) -> Aftermath {
         let p = &ctx.plan;
-        let old = &p.from;
-        let back = format!("`/aurora failover {} --to {} --mode switchover`", p.cluster, old.region);
+        let cluster = p.cluster.to_string();
         match p.mode {
-            Mode::Detach => vec![
-                format!(
-                    ":warning: The old primary `{}` ({}) was not touched and *may still accept writes* (split brain). Fence it \
-                     now: stop every writer that connects to it directly, or make it read-only (for example its cluster \
-                     parameter `default_transaction_read_only` or `read_only`), so that only the new writer takes writes.",
-                    old.cluster_id, old.region
-                ),
-                format!(
-                    "To fail back later: `{}` is now a standalone cluster. Make it the primary of a new global database by \
-                     adding Regions to it ({} among them); once {} is healthy, {back} moves the writer back with no data loss.",
-                    p.to.cluster_id, old.region, old.region
-                ),
-            ],
+            Mode::Detach => Aftermath::Detached {
+                cluster,
+                promoted: p.to.cluster_id.clone(),
+            },
+            Mode::Switchover => Aftermath::SwitchedOver { cluster },
             Mode::Failover => {
                 let read = Duration::from_secs(5);
-                let topology = tokio::time::timeout(read, self.aurora.topology(&p.global_cluster_id, &p.regions)).await;
-                let old_now = match topology {
-                    Ok(Ok(t)) => t
-                        .members
-                        .iter()
-                        .find(|m| m.arn == old.arn)
-                        .map(|m| m.sync.clone().unwrap_or_default()),
+                let old = &p.from;
+                let rejoined = matches!(
+                    tokio::time::timeout(read, self.aurora.topology(&p.global_cluster_id, &p.regions)).await,
+                    Ok(Ok(t)) if t.members.iter().any(|m| m.arn == old.arn && m.sync.as_deref() == Some("connected"))
+                );
+                let snapshots = self
+                    .aurora
+                    .failover_snapshots(&old.region, &old.cluster_id, ctx.run.started_at);
+                let snapshot = match tokio::time::timeout(read, snapshots).await {
+                    Ok(Ok(names)) => names.into_iter().next(),
                     _ => None,
                 };
-                let rejoined = old_now.as_deref() == Some("connected");
-                let mut lines = vec![if rejoined {
-                    format!(
-                        "`{}` ({}) has rejoined the global cluster as a secondary.",
-                        old.cluster_id, old.region
-                    )
-                } else {
-                    format!(
-                        ":warning: `{}` ({}) has not rejoined yet: Aurora rebuilds it as a secondary when {} is healthy. Until \
-                         then its writes are fenced only on a best-effort basis: keep applications off it.",
-                        old.cluster_id, old.region, old.region
-                    )
-                }];
-                let snapshots = tokio::time::timeout(
-                    read,
-                    self.aurora
-                        .failover_snapshots(&old.region, &old.cluster_id, ctx.run.started_at),
-                )
-                .await;
-                lines.push(match snapshots {
-                    Ok(Ok(names)) if !names.is_empty() => format!(
-                        ":camera: Point-of-failure snapshot: `{}` in {}. It holds the writes this failover lost; copy it to \
-                         keep it (it expires with the cluster's backup retention).",
-                        names[0], old.region
-                    ),
-                    _ => format!(
-                        ":camera: When {} recovers, AWS snapshots the old primary's volume at the point of failure as \
-                         `rds:unplanned-global-failover-{}-<time>` in {}: it holds the writes this failover lost; copy it to keep it.",
-                        old.region, old.cluster_id, old.region
-                    ),
-                });
-                lines.push(format!(
-                    "To fail back once `{}` has rejoined: {back} (no data loss).",
-                    old.cluster_id
-                ));
-                lines
+                Aftermath::FailedOver {
+                    cluster,
+                    rejoined,
+                    snapshot,
+                }
             }
-            Mode::Switchover => vec![format!(
-                "`{}` ({}) is now a secondary. To switch back: {back}.",
-                old.cluster_id, old.region
-            )],
         }
     }
 
@@ -1181,7 +1141,7 @@ impl Runner {
         let now = self.clock.now();
         let total = since(now, ctx.run.started_at);
         let (w, r) = ctx.data.endpoints.clone().unwrap_or_default();
-        ctx.data.outcome = Some(Outcome::Completed(Completion {
+        ctx.data.outcome = Some(Outcome::Completed(Box::new(Completion {
             writer_record: ctx.plan.writer_record.clone(),
             reader_record: ctx.plan.reader_record.clone(),
             writer_endpoint: w,
@@ -1194,8 +1154,8 @@ impl Runner {
                 .collect(),
             total,
             old_primary: ctx.plan.from.clone(),
-            aftermath,
-        }));
+            after: Some(aftermath),
+        })));
         if !self.finish(ctx, RunState::Succeeded, None).await? {
             info!("the run was abandoned before it finished; its end is not announced");
             return Ok(());

@@ -148,9 +148,30 @@ pub struct Completion {
     pub total: Duration,
     /// The old primary, which a detach leaves writable.
     pub old_primary: Member,
-    /// What to know and do now: split brain, the point-of-failure snapshot, how to fail back.
+    /// What to know and do now (split brain, the point-of-failure snapshot, how to fail back), as facts
+    /// the Slack adapter words. (Runs finished by older versions stored worded lines under
+    /// `aftermath`; those are ignored.)
     #[serde(default)]
-    pub aftermath: Vec<String>,
+    pub after: Option<Aftermath>,
+}
+
+/// What a successful run leaves behind, by mode. `cluster` is the configured name (for the command
+/// that fails back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Aftermath {
+    /// RemoveFromGlobalCluster: the old primary was not touched and may still take writes; the promoted
+    /// cluster is standalone.
+    Detached { cluster: String, promoted: String },
+    /// FailoverGlobalCluster: whether the old primary has rejoined as a secondary, and the name of the
+    /// point-of-failure snapshot AWS took of it, if one was found.
+    FailedOver {
+        cluster: String,
+        rejoined: bool,
+        snapshot: Option<String>,
+    },
+    /// SwitchoverGlobalCluster: the old primary is a secondary.
+    SwitchedOver { cluster: String },
 }
 
 /// The last reply of a failed run: where, why, and what state things are in now.

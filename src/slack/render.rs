@@ -4,7 +4,7 @@
 use super::client::MessageBody;
 use crate::runbook::Step;
 use crate::runbook::plan::{Outcome, Plan};
-use crate::runbook::report::{Note, Stage};
+use crate::runbook::report::{Aftermath, Note, Stage};
 use crate::status::{ClusterReport, CnameCheck};
 use crate::store::Request;
 use crate::types::{Mode, Principal};
@@ -40,6 +40,12 @@ pub fn code(s: &str) -> String {
         shown.push('…');
     }
     format!("`{}`", esc(&shown))
+}
+
+/// An identifier AWS or the bot made (a cluster id, a snapshot name, a command the bot suggests),
+/// shown whole as an inline code span.
+fn ident(s: &str) -> String {
+    format!("`{}`", esc(s))
 }
 
 fn section(md: &str) -> Value {
@@ -440,9 +446,9 @@ pub fn note(note: &Note) -> MessageBody {
                 esc(&c.reader_endpoint),
                 phases,
             );
-            for line in &c.aftermath {
+            for line in c.after.iter().flat_map(|a| aftermath(a, &c.old_primary)) {
                 text.push('\n');
-                text.push_str(&esc(line));
+                text.push_str(&line);
             }
             text
         }
@@ -538,6 +544,61 @@ pub fn note(note: &Note) -> MessageBody {
         ),
     };
     MessageBody { text, blocks: vec![] }
+}
+
+/// What to know and do after a successful run, one line each; `old` is the old primary.
+fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
+    let (old_id, old_region) = (ident(&old.cluster_id), esc(old.region.as_str()));
+    let back = |cluster: &str| ident(&format!("/aurora failover {cluster} --to {} --mode switchover", old.region));
+    match after {
+        Aftermath::Detached { cluster, promoted } => vec![
+            format!(
+                ":warning: The old primary {old_id} ({old_region}) was not touched and *may still accept writes* (split \
+                 brain). Fence it now: stop every writer that connects to it directly, or make it read-only (for example \
+                 its cluster parameter `default_transaction_read_only` or `read_only`), so that only the new writer takes \
+                 writes."
+            ),
+            format!(
+                "To fail back later: {} is now a standalone cluster. Make it the primary of a new global database by \
+                 adding Regions to it ({old_region} among them); once {old_region} is healthy, {} moves the writer back \
+                 with no data loss.",
+                ident(promoted),
+                back(cluster)
+            ),
+        ],
+        Aftermath::FailedOver {
+            cluster,
+            rejoined,
+            snapshot,
+        } => vec![
+            if *rejoined {
+                format!("{old_id} ({old_region}) has rejoined the global cluster as a secondary.")
+            } else {
+                format!(
+                    ":warning: {old_id} ({old_region}) has not rejoined yet: Aurora rebuilds it as a secondary when \
+                     {old_region} is healthy. Until then its writes are fenced only on a best-effort basis: keep \
+                     applications off it."
+                )
+            },
+            match snapshot {
+                Some(name) => format!(
+                    ":camera: Point-of-failure snapshot: {} in {old_region}. It holds the writes this failover lost; copy \
+                     it to keep it (it expires with the cluster's backup retention).",
+                    ident(name)
+                ),
+                None => format!(
+                    ":camera: When {old_region} recovers, AWS snapshots the old primary's volume at the point of failure \
+                     as {} in {old_region}: it holds the writes this failover lost; copy it to keep it.",
+                    ident(&format!("rds:unplanned-global-failover-{}-<time>", old.cluster_id))
+                ),
+            },
+            format!("To fail back once {old_id} has rejoined: {} (no data loss).", back(cluster)),
+        ],
+        Aftermath::SwitchedOver { cluster } => vec![format!(
+            "{old_id} ({old_region}) is now a secondary. To switch back: {}.",
+            back(cluster)
+        )],
+    }
 }
 
 fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
