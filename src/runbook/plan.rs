@@ -1472,6 +1472,31 @@ mod tests {
     }
 
     #[test]
+    fn the_checklist_keeps_the_names_stored_plans_and_the_audit_carry() {
+        let mut s = survey(Some(10.0), None);
+        s.permissions = Some(Err("the simulator cannot be reached".into()));
+        let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
+        let names: Vec<&str> = p.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Target",
+                "Replication",
+                "Engine versions",
+                "Other operations",
+                "Replication lag",
+                "Primary",
+                "DNS records",
+                "Permissions",
+                "CNAMEs"
+            ]
+        );
+        // The re-check runs the same checklist.
+        let again = recheck(&settings(), &p, &s, LIMITS).unwrap();
+        assert_eq!(again, p.checks);
+    }
+
+    #[test]
     fn the_recheck_catches_every_change_since_the_plan() {
         let s = survey(Some(10.0), None);
         let plan = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
