@@ -21,10 +21,11 @@ use axum::Router;
 use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -111,75 +112,112 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let mut at_cap_since: Option<tokio::time::Instant> = None;
+    let mut cap = Cap::new(permits, limits.max_connections);
     loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => {
-                at_cap_since = None;
-                p
-            }
-            Err(_) => {
-                if at_cap_since.is_none() {
-                    warn!(
-                        max_connections = limits.max_connections,
-                        "connection cap reached: new connections wait until open ones close"
-                    );
-                    at_cap_since = Some(tokio::time::Instant::now());
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                }
-            }
+        let Some(permit) = cap.permit(&shutdown).await else {
+            break;
         };
+        let Some((stream, peer)) = next_connection(&listener, &shutdown).await else {
+            break;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        connections.spawn(drive(connection, peer, permit, shutdown.clone()));
+    }
+    drop(listener);
+    drain(connections).await;
+}
+
+/// The connection cap: one permit per open connection.
+struct Cap {
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+    /// Set while the cap is reached, so that it is logged once each time.
+    at_cap_since: Option<tokio::time::Instant>,
+}
+
+impl Cap {
+    fn new(permits: Arc<Semaphore>, max_connections: usize) -> Cap {
+        Cap {
+            permits,
+            max_connections,
+            at_cap_since: None,
+        }
+    }
+
+    /// A permit for the next connection, waiting (with new connections in the kernel's backlog) while
+    /// the cap is reached; `None` at shutdown.
+    async fn permit(&mut self, shutdown: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            self.at_cap_since = None;
+            return Some(p);
+        }
+        if self.at_cap_since.is_none() {
+            warn!(
+                max_connections = self.max_connections,
+                "connection cap reached: new connections wait until open ones close"
+            );
+            self.at_cap_since = Some(tokio::time::Instant::now());
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            p = self.permits.clone().acquire_owned() => p.ok(),
+        }
+    }
+}
+
+/// The next connection; `None` at shutdown.
+async fn next_connection(listener: &TcpListener, shutdown: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return None,
             accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
+        match accepted {
+            Ok(a) => return Some(a),
             Err(e) => {
                 // Out of descriptors (EMFILE/ENFILE) or a connection reset before it was accepted:
                 // pause instead of spinning, and let open connections time out.
                 warn!(error = %e, "cannot accept a connection; pausing");
                 tokio::select! {
-                    () = shutdown.cancelled() => break,
+                    () = shutdown.cancelled() => return None,
                     () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let stop = shutdown.clone();
-        connections.spawn(async move {
-            tokio::pin!(connection);
-            let closed = tokio::select! {
-                r = connection.as_mut() => Some(r),
-                () = tokio::time::sleep(MAX_AGE) => None,
-                () = stop.cancelled() => None,
-            };
-            let result = match closed {
-                Some(r) => r,
-                None => {
-                    // Finish the request in flight (an idle connection closes at once), within a bound.
-                    connection.as_mut().graceful_shutdown();
-                    match tokio::time::timeout(CLOSE_GRACE, connection).await {
-                        Ok(r) => r,
-                        Err(_) => Ok(()),
-                    }
-                }
-            };
-            if let Err(e) = result {
-                debug!(%peer, error = %e, "connection closed");
-            }
-            drop(permit);
-        });
+        }
     }
-    drop(listener);
+}
+
+type Connection = hyper::server::conn::http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
+
+/// Serves one connection until it closes, or for at most `MAX_AGE`, or until `stop`; then lets it finish
+/// the request in flight within `CLOSE_GRACE`. Holds its `permit` until then.
+async fn drive(connection: Connection, peer: SocketAddr, permit: OwnedSemaphorePermit, stop: CancellationToken) {
+    tokio::pin!(connection);
+    let closed = tokio::select! {
+        r = connection.as_mut() => Some(r),
+        () = tokio::time::sleep(MAX_AGE) => None,
+        () = stop.cancelled() => None,
+    };
+    let result = match closed {
+        Some(r) => r,
+        None => {
+            // Finish the request in flight (an idle connection closes at once), within a bound.
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(CLOSE_GRACE, connection).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection closed");
+    }
+    drop(permit);
+}
+
+/// Waits for open connections to close, for a little longer than they are given.
+async fn drain(connections: tokio_util::task::TaskTracker) {
     connections.close();
     info!(open = connections.len(), "stopped accepting connections");
     if tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), connections.wait())

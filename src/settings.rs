@@ -3,7 +3,7 @@
 //! the key and the reason. Secrets may come from the file, the environment or Secrets Manager; that
 //! resolution happens in `startup`, not here, so that parsing stays pure.
 
-use crate::types::{ChannelId, ClusterName, Principal, Region, Secret};
+use crate::types::{ChannelId, ClusterName, Principal, Region, Secret, same_host};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -326,6 +326,340 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// `listen`: the address to serve on.
+fn listen_address(listen: Option<&str>) -> Result<SocketAddr, ConfigError> {
+    let listen = listen.unwrap_or(DEFAULT_LISTEN);
+    listen
+        .parse()
+        .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 0.0.0.0:3000")))
+}
+
+/// An optional number of seconds: the default when absent, and within `lo..=hi`.
+fn seconds(key: &str, v: Option<u64>, default: u64, lo: u64, hi: u64) -> Result<Duration, ConfigError> {
+    in_range(key, v.unwrap_or(default), lo, hi, "seconds").map(Duration::from_secs)
+}
+
+/// An optional number of milliseconds: the default when absent, and within `lo..=hi`.
+fn millis(key: &str, v: Option<u64>, default: u64, lo: u64, hi: u64) -> Result<Duration, ConfigError> {
+    in_range(key, v.unwrap_or(default), lo, hi, "milliseconds").map(Duration::from_millis)
+}
+
+/// A Slack secret given in the file (optional: it may come from elsewhere); its key goes to `trimmed`
+/// when it had surrounding whitespace.
+fn file_secret(
+    key: &'static str,
+    kind: SecretKind,
+    v: Option<String>,
+    trimmed: &mut Vec<&'static str>,
+) -> Result<Option<Secret>, ConfigError> {
+    let Some(v) = non_empty(key, v)? else { return Ok(None) };
+    let (secret, was_trimmed) = clean_secret(kind, &v).map_err(|why| invalid(key, why))?;
+    if was_trimmed {
+        trimmed.push(key);
+    }
+    Ok(Some(secret))
+}
+
+/// `slack.secret_region`: an AWS Region, and only with `slack.secret_id`.
+fn secret_region(v: Option<String>, has_secret_id: bool) -> Result<Option<Region>, ConfigError> {
+    let Some(r) = v else { return Ok(None) };
+    let region =
+        Region::parse(&r).ok_or_else(|| invalid("slack.secret_region", format!("{r:?} is not an AWS Region")))?;
+    if !has_secret_id {
+        return Err(invalid("slack.secret_region", "is only used with slack.secret_id"));
+    }
+    Ok(Some(region))
+}
+
+/// `slack.api_url`: an http(s) URL, kept without its trailing slash.
+fn api_url(v: Option<String>) -> Result<String, ConfigError> {
+    let api_url = v.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(invalid("slack.api_url", format!("{api_url:?} is not an http(s) URL")));
+    }
+    Ok(api_url.trim_end_matches('/').to_owned())
+}
+
+/// `slack.incident_channel`: a channel id, not a name.
+fn incident_channel(v: &str) -> Result<ChannelId, ConfigError> {
+    ChannelId::parse(v).ok_or_else(|| {
+        invalid(
+            "slack.incident_channel",
+            format!("{v:?} is not a Slack channel id (C… or G…); use the id, not the name"),
+        )
+    })
+}
+
+impl SlackSettings {
+    /// The `[slack]` section.
+    fn check(s: RawSlack) -> Result<SlackSettings, ConfigError> {
+        let mut trimmed = Vec::new();
+        let signing_secret = file_secret(
+            "slack.signing_secret",
+            SecretKind::SigningSecret,
+            s.signing_secret,
+            &mut trimmed,
+        )?;
+        let bot_token = file_secret("slack.bot_token", SecretKind::BotToken, s.bot_token, &mut trimmed)?;
+        let secret_id = non_empty("slack.secret_id", s.secret_id)?;
+        Ok(SlackSettings {
+            signing_secret,
+            bot_token,
+            secret_region: secret_region(s.secret_region, secret_id.is_some())?,
+            secret_id,
+            api_url: api_url(s.api_url)?,
+            team_id: slack_object_id("slack.team_id", s.team_id, 'T')?,
+            app_id: slack_object_id("slack.app_id", s.app_id, 'A')?,
+            enterprise_id: slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?,
+            incident_channel: incident_channel(&s.incident_channel)?,
+            trimmed,
+        })
+    }
+}
+
+impl ApprovalSettings {
+    /// The `[approval]` section.
+    fn check(a: &RawApproval) -> Result<ApprovalSettings, ConfigError> {
+        Ok(ApprovalSettings {
+            requesters: principals("approval.requesters", &a.requesters)?,
+            approvers: principals("approval.approvers", &a.approvers)?,
+            request_ttl: seconds(
+                "approval.request_ttl_secs",
+                a.request_ttl_secs,
+                DEFAULT_REQUEST_TTL_SECS,
+                30,
+                86_400,
+            )?,
+        })
+    }
+}
+
+impl StoreSettings {
+    /// The `[store]` section.
+    fn check(raw: RawStore) -> Result<StoreSettings, ConfigError> {
+        let path = raw.path.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+        if path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "is empty"));
+        }
+        Ok(StoreSettings { path })
+    }
+}
+
+impl RunbookSettings {
+    /// The `[runbook]` section.
+    fn check(r: &RawRunbook) -> Result<RunbookSettings, ConfigError> {
+        Ok(RunbookSettings {
+            poll_interval: millis(
+                "runbook.poll_interval_ms",
+                r.poll_interval_ms,
+                DEFAULT_POLL_INTERVAL_MS,
+                MIN_POLL_INTERVAL_MS,
+                60_000,
+            )?,
+            lag_limit: millis(
+                "runbook.lag_limit_ms",
+                r.lag_limit_ms,
+                DEFAULT_LAG_LIMIT_MS,
+                0,
+                86_400_000,
+            )?,
+            promote_timeout: seconds(
+                "runbook.promote_timeout_secs",
+                r.promote_timeout_secs,
+                DEFAULT_PROMOTE_TIMEOUT_SECS,
+                1,
+                7_200,
+            )?,
+            dns_timeout: seconds(
+                "runbook.dns_timeout_secs",
+                r.dns_timeout_secs,
+                DEFAULT_DNS_TIMEOUT_SECS,
+                1,
+                7_200,
+            )?,
+            late_dns_window: seconds(
+                "runbook.late_dns_window_secs",
+                r.late_dns_window_secs,
+                DEFAULT_LATE_DNS_WINDOW_SECS,
+                0,
+                86_400,
+            )?,
+        })
+    }
+}
+
+impl ServerSettings {
+    /// The `[server]` section.
+    fn check(sv: &RawServer) -> Result<ServerSettings, ConfigError> {
+        Ok(ServerSettings {
+            max_connections: sv
+                .max_connections
+                .map(|n| in_range("server.max_connections", n, 8, 1_000_000, "connections"))
+                .transpose()?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            header_read_timeout: seconds(
+                "server.header_read_timeout_secs",
+                sv.header_read_timeout_secs,
+                DEFAULT_HEADER_READ_TIMEOUT_SECS,
+                1,
+                300,
+            )?,
+            request_timeout: seconds(
+                "server.request_timeout_secs",
+                sv.request_timeout_secs,
+                DEFAULT_REQUEST_TIMEOUT_SECS,
+                1,
+                300,
+            )?,
+        })
+    }
+}
+
+/// The `[[clusters]]` entries: at least one, each checked, none sharing a name, a global cluster or a
+/// record with another.
+fn check_clusters(raw: Vec<RawCluster>) -> Result<Vec<ClusterSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid("clusters", "configure at least one [[clusters]] entry"));
+    }
+    let mut seen = Seen::default();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, c)| ClusterSettings::check(i, c, &mut seen))
+        .collect()
+}
+
+/// What the clusters checked so far hold, which the next one may not hold again.
+#[derive(Default)]
+struct Seen {
+    names: BTreeSet<ClusterName>,
+    /// Global cluster identifiers, lower case.
+    globals: BTreeSet<String>,
+    /// (hosted zone, record name in lower case without the trailing dot).
+    records: BTreeSet<(String, String)>,
+}
+
+impl Seen {
+    fn name(&mut self, key: String, name: &ClusterName) -> Result<(), ConfigError> {
+        if !self.names.insert(name.clone()) {
+            return Err(invalid(key, format!("{name} is configured twice")));
+        }
+        Ok(())
+    }
+
+    /// Two names for one global cluster would allow two runs on it at once.
+    fn global(&mut self, key: String, gid: &str) -> Result<(), ConfigError> {
+        if !self.globals.insert(gid.to_ascii_lowercase()) {
+            return Err(invalid(
+                key,
+                format!("{gid} is already configured under another name: two names would allow two runs at once"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, key: String, zone: &str, record: &str) -> Result<(), ConfigError> {
+        let normalized = (zone.to_owned(), record.trim_end_matches('.').to_ascii_lowercase());
+        if !self.records.insert(normalized) {
+            return Err(invalid(key, format!("{record} is already managed by another cluster")));
+        }
+        Ok(())
+    }
+}
+
+/// `clusters[i].name`.
+fn cluster_name(key: String, v: &str) -> Result<ClusterName, ConfigError> {
+    ClusterName::parse(v).ok_or_else(|| invalid(key, format!("{v:?} must be lower-case letters, digits, - or _")))
+}
+
+/// `clusters[i].global_cluster_id`: an RDS identifier (a letter, then letters, digits and `-`).
+fn global_cluster_id(key: String, gid: &str) -> Result<(), ConfigError> {
+    let ok = !gid.is_empty()
+        && gid.len() <= 255
+        && gid.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && gid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok {
+        return Err(invalid(key, format!("{gid:?} is not a global cluster identifier")));
+    }
+    Ok(())
+}
+
+/// `clusters[i].regions`: at least two AWS Regions, none twice.
+fn cluster_regions(i: usize, list: &[String]) -> Result<Vec<Region>, ConfigError> {
+    let mut regions = Vec::new();
+    for (j, r) in list.iter().enumerate() {
+        let region = Region::parse(r).ok_or_else(|| {
+            invalid(
+                format!("clusters[{i}].regions[{j}]"),
+                format!("{r:?} is not an AWS Region"),
+            )
+        })?;
+        if regions.contains(&region) {
+            return Err(invalid(
+                format!("clusters[{i}].regions"),
+                format!("{region} is listed twice"),
+            ));
+        }
+        regions.push(region);
+    }
+    if regions.len() < 2 {
+        return Err(invalid(
+            format!("clusters[{i}].regions"),
+            "a global cluster needs at least two Regions",
+        ));
+    }
+    Ok(regions)
+}
+
+/// `clusters[i].hosted_zone_id`: Route 53's id, without `/hostedzone/`.
+fn hosted_zone_id(key: String, v: &str) -> Result<(), ConfigError> {
+    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !ok {
+        return Err(invalid(
+            key,
+            format!("{v:?} is not a hosted zone id such as Z0123456789 (without /hostedzone/)"),
+        ));
+    }
+    Ok(())
+}
+
+/// `clusters[i].record_ttl`, in seconds.
+fn record_ttl(key: String, v: Option<i64>) -> Result<i64, ConfigError> {
+    let ttl = v.unwrap_or(DEFAULT_RECORD_TTL);
+    if !(0..=86_400).contains(&ttl) {
+        return Err(invalid(key, format!("{ttl} must be between 0 and 86400 seconds")));
+    }
+    Ok(ttl)
+}
+
+impl ClusterSettings {
+    /// The `i`th `[[clusters]]` entry, checked against those before it (`seen`).
+    fn check(i: usize, c: RawCluster, seen: &mut Seen) -> Result<ClusterSettings, ConfigError> {
+        let key = |k: &str| format!("clusters[{i}].{k}");
+        let name = cluster_name(key("name"), &c.name)?;
+        seen.name(key("name"), &name)?;
+        global_cluster_id(key("global_cluster_id"), &c.global_cluster_id)?;
+        let regions = cluster_regions(i, &c.regions)?;
+        hosted_zone_id(key("hosted_zone_id"), &c.hosted_zone_id)?;
+        let writer_record = dns_name(&key("writer_record"), &c.writer_record)?;
+        let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
+        if same_host(&writer_record, &reader_record) {
+            return Err(invalid(key("reader_record"), "must differ from writer_record"));
+        }
+        seen.global(key("global_cluster_id"), &c.global_cluster_id)?;
+        seen.record(key("writer_record"), &c.hosted_zone_id, &writer_record)?;
+        seen.record(key("reader_record"), &c.hosted_zone_id, &reader_record)?;
+        Ok(ClusterSettings {
+            name,
+            record_ttl: record_ttl(key("record_ttl"), c.record_ttl)?,
+            global_cluster_id: c.global_cluster_id.to_ascii_lowercase(),
+            regions,
+            hosted_zone_id: c.hosted_zone_id,
+            writer_record,
+            reader_record,
+        })
+    }
+}
+
 impl Settings {
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -351,256 +685,16 @@ impl Settings {
         Settings::check(raw)
     }
 
+    /// Checks every section, in the order of the file; the first error found is the one reported.
     fn check(raw: RawSettings) -> Result<Settings, ConfigError> {
-        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 0.0.0.0:3000")))?;
-
-        let s = raw.slack;
-        let mut trimmed = Vec::new();
-        let mut file_secret = |key: &'static str, kind, v: Option<String>| -> Result<Option<Secret>, ConfigError> {
-            let Some(v) = non_empty(key, v)? else { return Ok(None) };
-            let (secret, was_trimmed) = clean_secret(kind, &v).map_err(|why| invalid(key, why))?;
-            if was_trimmed {
-                trimmed.push(key);
-            }
-            Ok(Some(secret))
-        };
-        let signing_secret = file_secret("slack.signing_secret", SecretKind::SigningSecret, s.signing_secret)?;
-        let bot_token = file_secret("slack.bot_token", SecretKind::BotToken, s.bot_token)?;
-        let secret_id = non_empty("slack.secret_id", s.secret_id)?;
-        let secret_region = match s.secret_region {
-            None => None,
-            Some(r) => Some(
-                Region::parse(&r)
-                    .ok_or_else(|| invalid("slack.secret_region", format!("{r:?} is not an AWS Region")))?,
-            ),
-        };
-        if secret_region.is_some() && secret_id.is_none() {
-            return Err(invalid("slack.secret_region", "is only used with slack.secret_id"));
-        }
-        let api_url = s.api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(invalid("slack.api_url", format!("{api_url:?} is not an http(s) URL")));
-        }
-        let api_url = api_url.trim_end_matches('/').to_owned();
-        let team_id = slack_object_id("slack.team_id", s.team_id, 'T')?;
-        let app_id = slack_object_id("slack.app_id", s.app_id, 'A')?;
-        let enterprise_id = slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?;
-        let incident_channel = ChannelId::parse(&s.incident_channel).ok_or_else(|| {
-            invalid(
-                "slack.incident_channel",
-                format!(
-                    "{:?} is not a Slack channel id (C… or G…); use the id, not the name",
-                    s.incident_channel
-                ),
-            )
-        })?;
-
-        let a = raw.approval;
-        let requesters = principals("approval.requesters", &a.requesters)?;
-        let approvers = principals("approval.approvers", &a.approvers)?;
-        let ttl = in_range(
-            "approval.request_ttl_secs",
-            a.request_ttl_secs.unwrap_or(DEFAULT_REQUEST_TTL_SECS),
-            30,
-            86_400,
-            "seconds",
-        )?;
-
-        let path = raw.store.path.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
-        if path.as_os_str().is_empty() {
-            return Err(invalid("store.path", "is empty"));
-        }
-
-        let r = raw.runbook;
-        let runbook = RunbookSettings {
-            poll_interval: Duration::from_millis(in_range(
-                "runbook.poll_interval_ms",
-                r.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS),
-                MIN_POLL_INTERVAL_MS,
-                60_000,
-                "milliseconds",
-            )?),
-            lag_limit: Duration::from_millis(in_range(
-                "runbook.lag_limit_ms",
-                r.lag_limit_ms.unwrap_or(DEFAULT_LAG_LIMIT_MS),
-                0,
-                86_400_000,
-                "milliseconds",
-            )?),
-            promote_timeout: Duration::from_secs(in_range(
-                "runbook.promote_timeout_secs",
-                r.promote_timeout_secs.unwrap_or(DEFAULT_PROMOTE_TIMEOUT_SECS),
-                1,
-                7_200,
-                "seconds",
-            )?),
-            dns_timeout: Duration::from_secs(in_range(
-                "runbook.dns_timeout_secs",
-                r.dns_timeout_secs.unwrap_or(DEFAULT_DNS_TIMEOUT_SECS),
-                1,
-                7_200,
-                "seconds",
-            )?),
-            late_dns_window: Duration::from_secs(in_range(
-                "runbook.late_dns_window_secs",
-                r.late_dns_window_secs.unwrap_or(DEFAULT_LATE_DNS_WINDOW_SECS),
-                0,
-                86_400,
-                "seconds",
-            )?),
-        };
-
-        let sv = raw.server;
-        let server = ServerSettings {
-            max_connections: sv
-                .max_connections
-                .map(|n| in_range("server.max_connections", n, 8, 1_000_000, "connections"))
-                .transpose()?
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            header_read_timeout: Duration::from_secs(in_range(
-                "server.header_read_timeout_secs",
-                sv.header_read_timeout_secs.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
-                1,
-                300,
-                "seconds",
-            )?),
-            request_timeout: Duration::from_secs(in_range(
-                "server.request_timeout_secs",
-                sv.request_timeout_secs.unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
-                1,
-                300,
-                "seconds",
-            )?),
-        };
-
-        if raw.clusters.is_empty() {
-            return Err(invalid("clusters", "configure at least one [[clusters]] entry"));
-        }
-        let mut names = BTreeSet::new();
-        let mut globals = BTreeSet::new();
-        let mut records = BTreeSet::new();
-        let mut clusters = Vec::new();
-        for (i, c) in raw.clusters.into_iter().enumerate() {
-            let key = |k: &str| format!("clusters[{i}].{k}");
-            let name = ClusterName::parse(&c.name).ok_or_else(|| {
-                invalid(
-                    key("name"),
-                    format!("{:?} must be lower-case letters, digits, - or _", c.name),
-                )
-            })?;
-            if !names.insert(name.clone()) {
-                return Err(invalid(key("name"), format!("{name} is configured twice")));
-            }
-            let gid = &c.global_cluster_id;
-            let gid_ok = !gid.is_empty()
-                && gid.len() <= 255
-                && gid.starts_with(|ch: char| ch.is_ascii_alphabetic())
-                && gid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !gid_ok {
-                return Err(invalid(
-                    key("global_cluster_id"),
-                    format!("{gid:?} is not a global cluster identifier"),
-                ));
-            }
-            let mut regions = Vec::new();
-            for (j, r) in c.regions.iter().enumerate() {
-                let region = Region::parse(r).ok_or_else(|| {
-                    invalid(
-                        format!("clusters[{i}].regions[{j}]"),
-                        format!("{r:?} is not an AWS Region"),
-                    )
-                })?;
-                if regions.contains(&region) {
-                    return Err(invalid(key("regions"), format!("{region} is listed twice")));
-                }
-                regions.push(region);
-            }
-            if regions.len() < 2 {
-                return Err(invalid(key("regions"), "a global cluster needs at least two Regions"));
-            }
-            let zone_ok = !c.hosted_zone_id.is_empty()
-                && c.hosted_zone_id
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-            if !zone_ok {
-                return Err(invalid(
-                    key("hosted_zone_id"),
-                    format!(
-                        "{:?} is not a hosted zone id such as Z0123456789 (without /hostedzone/)",
-                        c.hosted_zone_id
-                    ),
-                ));
-            }
-            let writer_record = dns_name(&key("writer_record"), &c.writer_record)?;
-            let reader_record = dns_name(&key("reader_record"), &c.reader_record)?;
-            if writer_record
-                .trim_end_matches('.')
-                .eq_ignore_ascii_case(reader_record.trim_end_matches('.'))
-            {
-                return Err(invalid(key("reader_record"), "must differ from writer_record"));
-            }
-            if !globals.insert(gid.to_ascii_lowercase()) {
-                return Err(invalid(
-                    key("global_cluster_id"),
-                    format!("{gid} is already configured under another name: two names would allow two runs at once"),
-                ));
-            }
-            for (k, record) in [("writer_record", &writer_record), ("reader_record", &reader_record)] {
-                let normalized = (
-                    c.hosted_zone_id.clone(),
-                    record.trim_end_matches('.').to_ascii_lowercase(),
-                );
-                if !records.insert(normalized) {
-                    return Err(invalid(
-                        key(k),
-                        format!("{record} is already managed by another cluster"),
-                    ));
-                }
-            }
-            let record_ttl = c.record_ttl.unwrap_or(DEFAULT_RECORD_TTL);
-            if !(0..=86_400).contains(&record_ttl) {
-                return Err(invalid(
-                    key("record_ttl"),
-                    format!("{record_ttl} must be between 0 and 86400 seconds"),
-                ));
-            }
-            clusters.push(ClusterSettings {
-                name,
-                global_cluster_id: gid.to_ascii_lowercase(),
-                regions,
-                hosted_zone_id: c.hosted_zone_id,
-                writer_record,
-                reader_record,
-                record_ttl,
-            });
-        }
-
         Ok(Settings {
-            listen,
-            slack: SlackSettings {
-                signing_secret,
-                bot_token,
-                secret_id,
-                secret_region,
-                api_url,
-                incident_channel,
-                team_id,
-                app_id,
-                enterprise_id,
-                trimmed,
-            },
-            approval: ApprovalSettings {
-                requesters,
-                approvers,
-                request_ttl: Duration::from_secs(ttl),
-            },
-            store: StoreSettings { path },
-            runbook,
-            server,
-            clusters,
+            listen: listen_address(raw.listen.as_deref())?,
+            slack: SlackSettings::check(raw.slack)?,
+            approval: ApprovalSettings::check(&raw.approval)?,
+            store: StoreSettings::check(raw.store)?,
+            runbook: RunbookSettings::check(&raw.runbook)?,
+            server: ServerSettings::check(&raw.server)?,
+            clusters: check_clusters(raw.clusters)?,
         })
     }
 

@@ -55,10 +55,7 @@ pub struct ClusterReport {
     pub records: Option<crate::runbook::plan::Check>,
 }
 
-/// Host names compare case-insensitively and without the trailing dot.
-pub fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
+pub use crate::types::same_host;
 
 /// Reads one cluster's status. `last_detached` is the target of the cluster's last successful detach
 /// run (and that run's request id), if any.
@@ -69,80 +66,110 @@ pub async fn report(
     c: &ClusterSettings,
     last_detached: Option<(i64, Member)>,
 ) -> ClusterReport {
-    let names = [c.writer_record.as_str(), c.reader_record.as_str()];
-    let surveyed = crate::runbook::survey::survey(aurora, metrics, dns, None, c).await;
-    let (topology, members, records, records_check) = match surveyed {
-        Ok(s) => {
-            let records_check = crate::runbook::plan::records_check(c, &s.zone, &s.records);
-            let members = s
-                .topology
-                .members
-                .iter()
-                .map(|m| MemberReport {
-                    member: m.clone(),
-                    state: s.states.get(&m.arn).cloned().unwrap_or_else(|| Err("not read".into())),
-                    lag_ms: s.lag(&m.arn),
-                })
-                .collect();
-            (
-                Ok(s.topology),
-                members,
-                s.dns.map(|d| vec![d.writer, d.reader]),
-                Some(records_check),
-            )
-        }
-        Err(e) => {
-            // The topology is unreadable; the CNAMEs may still be.
-            let records = dns.cnames(&c.hosted_zone_id, &names).await.map_err(|e| e.to_string());
-            (Err(e.to_string()), Vec::new(), records, None)
-        }
-    };
-    // A detached target that has not rejoined the global cluster is a standalone writer.
-    let detached = match (&topology, last_detached) {
-        (Ok(t), Some((request_id, m))) if !t.members.iter().any(|x| x.arn == m.arn) => Some(Detached {
-            request_id,
-            report: MemberReport {
-                state: aurora
-                    .cluster(&m.region, &m.cluster_id)
-                    .await
-                    .map_err(|e| e.to_string()),
-                member: m,
-                lag_ms: None,
-            },
-        }),
+    let read = read_cluster(aurora, metrics, dns, c).await;
+    let detached = match (&read.topology, last_detached) {
+        (Ok(t), Some(d)) => detached(aurora, t, d).await,
         _ => None,
     };
+    // Where the CNAMEs should point: the detached cluster that now takes the writes, or the writer.
     let writer_state = match &detached {
         Some(d) => d.report.state.as_ref().ok(),
-        None => members
+        None => read
+            .members
             .iter()
             .find(|m| m.member.is_writer)
             .and_then(|m| m.state.as_ref().ok()),
     };
     let expected_writer = writer_state.and_then(|s| s.endpoint.clone());
     let expected_reader = writer_state.and_then(|s| s.reader_endpoint.clone());
-    let check = |i: usize, expected: Option<String>| match &records {
-        Err(e) => CnameCheck::Unreadable(e.clone()),
-        Ok(values) => match values.get(i).cloned().flatten() {
-            None => CnameCheck::Missing {
-                name: names[i].to_owned(),
-            },
-            Some(value) => CnameCheck::Points {
-                name: names[i].to_owned(),
-                value,
-                expected,
-            },
-        },
-    };
     ClusterReport {
         name: c.name.to_string(),
         global_cluster_id: c.global_cluster_id.clone(),
-        writer_cname: check(0, expected_writer),
-        reader_cname: check(1, expected_reader),
-        topology,
-        members,
+        writer_cname: cname_check(&c.writer_record, read.cnames.as_ref().map(|v| &v[0]), expected_writer),
+        reader_cname: cname_check(&c.reader_record, read.cnames.as_ref().map(|v| &v[1]), expected_reader),
+        topology: read.topology,
+        members: read.members,
         detached,
-        records: records_check,
+        records: read.records,
+    }
+}
+
+/// What one read of a cluster shows.
+struct Surveyed {
+    topology: Result<crate::ports::Topology, String>,
+    members: Vec<MemberReport>,
+    /// The writer's and the reader's CNAME values, in that order.
+    cnames: Result<[Option<String>; 2], String>,
+    records: Option<crate::runbook::plan::Check>,
+}
+
+/// Surveys the cluster; when its topology cannot be read, still reads the CNAMEs.
+async fn read_cluster(aurora: &dyn Aurora, metrics: &dyn Metrics, dns: &dyn Dns, c: &ClusterSettings) -> Surveyed {
+    let s = match crate::runbook::survey::survey(aurora, metrics, dns, None, c).await {
+        Ok(s) => s,
+        Err(e) => {
+            // The topology is unreadable; the CNAMEs may still be.
+            let names = [c.writer_record.as_str(), c.reader_record.as_str()];
+            let cnames = dns.cnames(&c.hosted_zone_id, &names).await.map_err(|e| e.to_string());
+            return Surveyed {
+                topology: Err(e.to_string()),
+                members: Vec::new(),
+                cnames: cnames.map(|v| {
+                    let mut v = v.into_iter();
+                    [v.next().flatten(), v.next().flatten()]
+                }),
+                records: None,
+            };
+        }
+    };
+    let members = s
+        .topology
+        .members
+        .iter()
+        .map(|m| MemberReport {
+            member: m.clone(),
+            state: s.states.get(&m.arn).cloned().unwrap_or_else(|| Err("not read".into())),
+            lag_ms: s.lag(&m.arn),
+        })
+        .collect();
+    Surveyed {
+        records: Some(crate::runbook::plan::records_check(c, &s.zone, &s.records)),
+        members,
+        cnames: s.dns.map(|d| [d.writer, d.reader]),
+        topology: Ok(s.topology),
+    }
+}
+
+/// The target of the last detach (`last`), read in its own Region, when it has not rejoined the global
+/// cluster: it is a standalone writer.
+async fn detached(aurora: &dyn Aurora, topology: &crate::ports::Topology, last: (i64, Member)) -> Option<Detached> {
+    let (request_id, m) = last;
+    if topology.members.iter().any(|x| x.arn == m.arn) {
+        return None;
+    }
+    Some(Detached {
+        request_id,
+        report: MemberReport {
+            state: aurora
+                .cluster(&m.region, &m.cluster_id)
+                .await
+                .map_err(|e| e.to_string()),
+            member: m,
+            lag_ms: None,
+        },
+    })
+}
+
+/// What the CNAME `name` points at (`value`, or why it could not be read), against `expected`.
+fn cname_check(name: &str, value: Result<&Option<String>, &String>, expected: Option<String>) -> CnameCheck {
+    match value {
+        Err(e) => CnameCheck::Unreadable(e.clone()),
+        Ok(None) => CnameCheck::Missing { name: name.to_owned() },
+        Ok(Some(value)) => CnameCheck::Points {
+            name: name.to_owned(),
+            value: value.clone(),
+            expected,
+        },
     }
 }
 

@@ -13,7 +13,9 @@
 use super::classify;
 use crate::ports::{AwsErrorKind, Evaluation, PermissionQuery, Permissions, Verdict};
 use async_trait::async_trait;
-use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
+use aws_sdk_iam::types::{
+    ContextEntry, ContextKeyTypeEnum, EvaluationResult, PolicyEvaluationDecisionType, ResourceSpecificResult,
+};
 use tokio::sync::Mutex;
 
 pub struct IamPermissions {
@@ -69,7 +71,7 @@ pub enum Principal {
 }
 
 /// A verdict from one of the simulator's evaluation results.
-fn verdict(r: &aws_sdk_iam::types::EvaluationResult) -> Verdict {
+fn verdict(r: &EvaluationResult) -> Verdict {
     match r.eval_decision() {
         PolicyEvaluationDecisionType::Allowed => Verdict::Allowed,
         PolicyEvaluationDecisionType::ExplicitDeny => Verdict::Denied { explicit: true },
@@ -87,10 +89,7 @@ fn verdict(r: &aws_sdk_iam::types::EvaluationResult) -> Verdict {
             {
                 Verdict::Undecided("the principal's permissions boundary may deny it".to_owned())
             } else if !r.missing_context_values().is_empty() {
-                Verdict::Undecided(format!(
-                    "it depends on condition keys the simulator was not given ({})",
-                    r.missing_context_values().join(", ")
-                ))
+                missing_context(r.missing_context_values())
             } else {
                 Verdict::Denied { explicit: false }
             }
@@ -120,75 +119,90 @@ impl IamPermissions {
     }
 
     /// One query, every page of it, for `principal`.
-    async fn simulate(
-        &self,
-        principal: &str,
-        q: &PermissionQuery,
-    ) -> Result<
-        Vec<Evaluation>,
-        aws_sdk_iam::error::SdkError<
-            aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyError,
-            aws_sdk_iam::config::http::HttpResponse,
-        >,
-    > {
+    async fn simulate(&self, principal: &str, q: &PermissionQuery) -> Result<Vec<Evaluation>, SimulateError> {
         let mut out = Vec::new();
         let mut marker = None;
         loop {
-            let mut call = self
-                .iam
-                .simulate_principal_policy()
-                .policy_source_arn(principal)
-                .set_action_names(Some(q.actions.clone()))
-                .set_resource_arns(Some(q.resources.clone()))
-                .set_marker(marker.clone());
-            for (key, values) in &q.context {
-                call = call.context_entries(
-                    ContextEntry::builder()
-                        .context_key_name(key)
-                        .set_context_key_values(Some(values.clone()))
-                        .context_key_type(ContextKeyTypeEnum::StringList)
-                        .build(),
-                );
-            }
-            let page = call.send().await?;
-            for r in page.evaluation_results() {
-                let verdict = verdict(r);
-                // With several resources the simulator may answer one result per action with a list
-                // of per-resource results.
-                if r.resource_specific_results().is_empty() {
-                    out.push(Evaluation {
-                        action: r.eval_action_name().to_owned(),
-                        resource: r.eval_resource_name().unwrap_or("*").to_owned(),
-                        verdict,
-                    });
-                } else {
-                    for rs in r.resource_specific_results() {
-                        let v = match rs.eval_resource_decision() {
-                            PolicyEvaluationDecisionType::Allowed => Verdict::Allowed,
-                            PolicyEvaluationDecisionType::ExplicitDeny => Verdict::Denied { explicit: true },
-                            _ if !rs.missing_context_values().is_empty() => Verdict::Undecided(format!(
-                                "it depends on condition keys the simulator was not given ({})",
-                                rs.missing_context_values().join(", ")
-                            )),
-                            _ => match &verdict {
-                                Verdict::Undecided(why) => Verdict::Undecided(why.clone()),
-                                _ => Verdict::Denied { explicit: false },
-                            },
-                        };
-                        out.push(Evaluation {
-                            action: r.eval_action_name().to_owned(),
-                            resource: rs.eval_resource_name().to_owned(),
-                            verdict: v,
-                        });
-                    }
-                }
-            }
+            let page = self.simulation(principal, q, marker.take()).send().await?;
+            out.extend(page.evaluation_results().iter().flat_map(evaluations));
             match page.marker().filter(|_| page.is_truncated()) {
                 Some(m) => marker = Some(m.to_owned()),
                 None => return Ok(out),
             }
         }
     }
+
+    /// The simulator call for the page of `q` that starts at `marker`.
+    fn simulation(
+        &self,
+        principal: &str,
+        q: &PermissionQuery,
+        marker: Option<String>,
+    ) -> aws_sdk_iam::operation::simulate_principal_policy::builders::SimulatePrincipalPolicyFluentBuilder {
+        let call = self
+            .iam
+            .simulate_principal_policy()
+            .policy_source_arn(principal)
+            .set_action_names(Some(q.actions.clone()))
+            .set_resource_arns(Some(q.resources.clone()))
+            .set_marker(marker);
+        q.context.iter().fold(call, |call, (key, values)| {
+            call.context_entries(
+                ContextEntry::builder()
+                    .context_key_name(key)
+                    .set_context_key_values(Some(values.clone()))
+                    .context_key_type(ContextKeyTypeEnum::StringList)
+                    .build(),
+            )
+        })
+    }
+}
+
+type SimulateError = aws_sdk_iam::error::SdkError<
+    aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyError,
+    aws_sdk_iam::config::http::HttpResponse,
+>;
+
+/// The evaluations in one of the simulator's results: with several resources the simulator may answer
+/// one result per action with a list of per-resource results.
+fn evaluations(r: &EvaluationResult) -> Vec<Evaluation> {
+    let verdict = verdict(r);
+    if r.resource_specific_results().is_empty() {
+        return vec![Evaluation {
+            action: r.eval_action_name().to_owned(),
+            resource: r.eval_resource_name().unwrap_or("*").to_owned(),
+            verdict,
+        }];
+    }
+    r.resource_specific_results()
+        .iter()
+        .map(|rs| Evaluation {
+            action: r.eval_action_name().to_owned(),
+            resource: rs.eval_resource_name().to_owned(),
+            verdict: resource_verdict(rs, &verdict),
+        })
+        .collect()
+}
+
+/// The verdict on one resource, given the verdict of the result it belongs to (`overall`).
+fn resource_verdict(rs: &ResourceSpecificResult, overall: &Verdict) -> Verdict {
+    match rs.eval_resource_decision() {
+        PolicyEvaluationDecisionType::Allowed => Verdict::Allowed,
+        PolicyEvaluationDecisionType::ExplicitDeny => Verdict::Denied { explicit: true },
+        _ if !rs.missing_context_values().is_empty() => missing_context(rs.missing_context_values()),
+        _ => match overall {
+            Verdict::Undecided(why) => Verdict::Undecided(why.clone()),
+            _ => Verdict::Denied { explicit: false },
+        },
+    }
+}
+
+/// The simulator could not decide without the condition keys `missing`.
+fn missing_context(missing: &[String]) -> Verdict {
+    Verdict::Undecided(format!(
+        "it depends on condition keys the simulator was not given ({})",
+        missing.join(", ")
+    ))
 }
 
 #[async_trait]

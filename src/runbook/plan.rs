@@ -309,277 +309,288 @@ pub fn aurora_version(v: &str) -> (&str, &str, Option<&str>) {
     )
 }
 
-/// The engine-version check for a managed mode: major and minor must match; a patch difference is
-/// allowed by AWS only between some versions, so it is a warning (AWS refuses the call before anything
-/// changes if it is not allowed).
-fn engine_check(mode: Mode, primary: Option<(&str, &str)>, target: Option<&str>) -> Check {
-    const NAME: &str = "Engine versions";
-    let (Some((p, whose)), Some(t)) = (primary, target) else {
-        return check(
-            NAME,
-            Outcome::Warn,
-            format!(
-                "could not be compared (the target or the primary could not be read): AWS refuses a managed {mode} between versions that differ in major or minor version"
-            ),
-        );
-    };
-    let (pv, tv) = (aurora_version(p), aurora_version(t));
-    if (pv.0, pv.1) != (tv.0, tv.1) {
-        check(
-            NAME,
-            Outcome::Fail,
-            format!(
-                "{p} ({whose}) and {t} (target) differ in major or minor version: a managed {mode} needs them equal; a detach does not"
-            ),
-        )
-    } else if pv.2 != tv.2 {
-        check(
-            NAME,
-            Outcome::Warn,
-            format!(
-                "{p} ({whose}) and {t} (target) differ in patch level: AWS allows that only between some versions; if it refuses, the run stops before anything changes"
-            ),
-        )
-    } else {
-        check(NAME, Outcome::Pass, format!("{t} on both ({whose} and target)"))
-    }
-}
-
-fn check(name: &str, outcome: Outcome, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.to_owned(),
-        outcome,
-        detail: detail.into(),
-    }
-}
-
-/// The pre-flight checklist for moving the writer from `from` to `to` by `mode`, chosen by `chooser`.
-pub fn checks(
-    cluster: &ClusterSettings,
-    survey: &Survey,
-    from: &Member,
-    to: &Member,
+/// What a check judges: moving `cluster`'s writer from `from` to `to` by `mode`, chosen by `chooser`,
+/// against the cluster as `survey` read it.
+#[derive(Debug, Clone, Copy)]
+struct Context<'a> {
+    cluster: &'a ClusterSettings,
+    survey: &'a Survey,
+    from: &'a Member,
+    to: &'a Member,
     mode: Mode,
     chooser: Chooser,
     limits: Limits,
-) -> Vec<Check> {
-    let mut out = Vec::new();
-    let target = survey.states.get(&to.arn);
-    let primary = survey.states.get(&from.arn);
+}
 
-    out.push(match target {
+impl Context<'_> {
+    /// The target's own description, when it could be read.
+    fn target_state(&self) -> Option<&ClusterState> {
+        self.survey.states.get(&self.to.arn).and_then(|s| s.as_ref().ok())
+    }
+
+    /// The primary's own description, when it could be read.
+    fn primary_state(&self) -> Option<&ClusterState> {
+        self.survey.states.get(&self.from.arn).and_then(|s| s.as_ref().ok())
+    }
+
+    /// The same move judged for another mode, as a person would ask for it.
+    fn asking_for(&self, mode: Mode) -> Self {
+        Context {
+            mode,
+            chooser: Chooser::Person,
+            ..*self
+        }
+    }
+}
+
+/// What one check found: its outcome and the detail the approver reads.
+type Finding = (Outcome, String);
+
+fn pass(detail: impl Into<String>) -> Finding {
+    (Outcome::Pass, detail.into())
+}
+
+fn warn(detail: impl Into<String>) -> Finding {
+    (Outcome::Warn, detail.into())
+}
+
+fn fail(detail: impl Into<String>) -> Finding {
+    (Outcome::Fail, detail.into())
+}
+
+/// The name of the check that Route 53 will take the change (also shown by `/aurora status`).
+pub const DNS_RECORDS: &str = "DNS records";
+
+/// One check of the pre-flight checklist: its name, and what it finds (`None`: it does not apply to
+/// this mode).
+type CheckFn = fn(&Context) -> Option<Finding>;
+
+/// The pre-flight checklist, in the order the approver reads it. A check's name is what the approval
+/// checklist shows and the audit records, and stored plans carry it: never rename one.
+const CHECKS: &[(&str, CheckFn)] = &[
+    ("Target", target_check),
+    ("Replication", replication_check),
+    ("Engine versions", engine_versions_check),
+    ("Other operations", other_operations_check),
+    ("Replication lag", lag_check),
+    ("Primary", primary_check),
+    (DNS_RECORDS, dns_records_check),
+    ("Permissions", permissions_check),
+    ("CNAMEs", cnames_check),
+];
+
+/// Runs every check of `CHECKS` that applies.
+fn checks(ctx: &Context) -> Vec<Check> {
+    CHECKS
+        .iter()
+        .filter_map(|(name, run)| run(ctx).map(|finding| check(name, finding)))
+        .collect()
+}
+
+fn check(name: &str, (outcome, detail): Finding) -> Check {
+    Check {
+        name: name.to_owned(),
+        outcome,
+        detail,
+    }
+}
+
+/// The target can take over: available, with an instance.
+fn target_check(ctx: &Context) -> Option<Finding> {
+    let to = ctx.to;
+    Some(match ctx.survey.states.get(&to.arn) {
         Some(Ok(t)) => match unfit(t) {
-            None => check(
-                "Target",
-                Outcome::Pass,
-                format!("{} is available with {} instance(s)", t.cluster_id, t.instances),
-            ),
-            Some(why) => check(
-                "Target",
-                Outcome::Fail,
-                format!("{} cannot take over: {why}", to.cluster_id),
-            ),
+            None => pass(format!(
+                "{} is available with {} instance(s)",
+                t.cluster_id, t.instances
+            )),
+            Some(why) => fail(format!("{} cannot take over: {why}", to.cluster_id)),
         },
-        Some(Err(e)) => check(
-            "Target",
-            Outcome::Fail,
-            format!("{} cannot be read in {}: {e}", to.cluster_id, to.region),
-        ),
-        None => check("Target", Outcome::Fail, format!("{} was not read", to.cluster_id)),
-    });
+        Some(Err(e)) => fail(format!("{} cannot be read in {}: {e}", to.cluster_id, to.region)),
+        None => fail(format!("{} was not read", to.cluster_id)),
+    })
+}
 
-    // A secondary still resynchronising (typically an old primary rejoining after a managed failover)
-    // does not hold current data: promoting it would bring back stale data.
-    out.push(match survey.member(&to.arn).and_then(|m| m.sync.as_deref()) {
-        Some("connected") => check(
-            "Replication",
-            Outcome::Pass,
-            format!("{} is connected to the primary", to.cluster_id),
-        ),
-        Some("pending-resync") => check(
-            "Replication",
-            Outcome::Fail,
-            format!(
-                "{} is pending-resync: it is still being rebuilt from the primary and does not hold current data",
-                to.cluster_id
-            ),
-        ),
-        Some(other) => check(
-            "Replication",
-            Outcome::Warn,
-            format!("{} reports synchronization status {other}", to.cluster_id),
-        ),
-        None => check(
-            "Replication",
-            Outcome::Warn,
-            format!("{}'s synchronization status is not reported", to.cluster_id),
-        ),
-    });
+/// The target is connected to the primary. A secondary still resynchronising (typically an old
+/// primary rejoining after a managed failover) does not hold current data: promoting it would bring
+/// back stale data.
+fn replication_check(ctx: &Context) -> Option<Finding> {
+    let id = &ctx.to.cluster_id;
+    Some(match ctx.survey.member(&ctx.to.arn).and_then(|m| m.sync.as_deref()) {
+        Some("connected") => pass(format!("{id} is connected to the primary")),
+        Some("pending-resync") => fail(format!(
+            "{id} is pending-resync: it is still being rebuilt from the primary and does not hold current data"
+        )),
+        Some(other) => warn(format!("{id} reports synchronization status {other}")),
+        None => warn(format!("{id}'s synchronization status is not reported")),
+    })
+}
 
-    if mode == Mode::Detach {
-        out.push(check("Engine versions", Outcome::Pass, "no constraint for a detach"));
+/// A managed mode needs matching engine versions; a detach does not.
+fn engine_versions_check(ctx: &Context) -> Option<Finding> {
+    if ctx.mode == Mode::Detach {
+        return Some(pass("no constraint for a detach"));
+    }
+    // The primary's own version, or (when its Region does not answer) the global cluster's.
+    let primary_version = match ctx.primary_state() {
+        Some(p) => Some((p.engine_version.as_str(), "primary")),
+        None => Some(ctx.survey.topology.engine_version.as_str())
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, "global cluster")),
+    };
+    let target_version = ctx.target_state().map(|t| t.engine_version.as_str());
+    Some(engine_finding(ctx.mode, primary_version, target_version))
+}
+
+/// The engine-version check for a managed mode: major and minor must match; a patch difference is
+/// allowed by AWS only between some versions, so it is a warning (AWS refuses the call before anything
+/// changes if it is not allowed).
+fn engine_finding(mode: Mode, primary: Option<(&str, &str)>, target: Option<&str>) -> Finding {
+    let (Some((p, whose)), Some(t)) = (primary, target) else {
+        return warn(format!(
+            "could not be compared (the target or the primary could not be read): AWS refuses a managed {mode} between versions that differ in major or minor version"
+        ));
+    };
+    let (pv, tv) = (aurora_version(p), aurora_version(t));
+    if (pv.0, pv.1) != (tv.0, tv.1) {
+        fail(format!(
+            "{p} ({whose}) and {t} (target) differ in major or minor version: a managed {mode} needs them equal; a detach does not"
+        ))
+    } else if pv.2 != tv.2 {
+        warn(format!(
+            "{p} ({whose}) and {t} (target) differ in patch level: AWS allows that only between some versions; if it refuses, the run stops before anything changes"
+        ))
     } else {
-        // The primary's own version, or (when its Region does not answer) the global cluster's.
-        let primary_version = match primary {
-            Some(Ok(p)) => Some((p.engine_version.as_str(), "primary")),
-            _ => Some(survey.topology.engine_version.as_str())
-                .filter(|v| !v.is_empty())
-                .map(|v| (v, "global cluster")),
-        };
-        let target_version = match target {
-            Some(Ok(t)) => Some(t.engine_version.as_str()),
-            _ => None,
-        };
-        out.push(engine_check(mode, primary_version, target_version));
+        pass(format!("{t} on both ({whose} and target)"))
     }
+}
 
-    out.push(match &survey.topology.operation_in_progress {
-        None => check(
-            "Other operations",
-            Outcome::Pass,
-            "no failover or switchover in progress",
-        ),
-        Some(s) => check(
-            "Other operations",
-            Outcome::Fail,
-            format!("a managed failover or switchover is in progress ({s})"),
-        ),
-    });
+/// No managed failover or switchover is already under way.
+fn other_operations_check(ctx: &Context) -> Option<Finding> {
+    Some(match &ctx.survey.topology.operation_in_progress {
+        None => pass("no failover or switchover in progress"),
+        Some(s) => fail(format!("a managed failover or switchover is in progress ({s})")),
+    })
+}
 
-    let limit = lag_text(limits.lag_limit_ms);
-    out.push(match (survey.lag(&to.arn), mode) {
-        (None, Mode::Switchover) if chooser == Chooser::Bot => check(
-            "Replication lag",
-            Outcome::Fail,
-            format!(
-                "unknown ({}): the bot does not propose a switchover it cannot size against the {limit} limit; ask for one                  with --mode switchover if writes may pause for as long as the target takes to catch up",
-                survey.lag_unknown(&to.arn)
-            ),
-        ),
-        (None, Mode::Switchover) => check(
-            "Replication lag",
-            Outcome::Warn,
-            format!(
-                "unknown ({}): the {limit} limit cannot be applied; the switchover pauses writes until the target catches up, however long that takes",
-                survey.lag_unknown(&to.arn)
-            ),
-        ),
-        (None, _) => check(
-            "Replication lag",
-            Outcome::Warn,
-            format!(
-                "unknown ({}): the writes not yet replicated will be lost, and how many is not known",
-                survey.lag_unknown(&to.arn)
-            ),
-        ),
-        (Some(ms), Mode::Switchover) if ms > limits.lag_limit_ms => check(
-            "Replication lag",
-            Outcome::Fail,
-            format!("{} behind, over the {limit} limit: a switchover would block writes while it catches up", lag_text(ms)),
-        ),
-        (Some(ms), Mode::Switchover) => check(
-            "Replication lag",
-            Outcome::Pass,
-            format!("{} behind (limit {limit}); no data is lost", lag_text(ms)),
-        ),
-        (Some(ms), _) if ms <= 0.0 => check("Replication lag", Outcome::Pass, "none: nothing is lost"),
-        (Some(ms), _) if ms > limits.lag_limit_ms => check(
-            "Replication lag",
-            Outcome::Warn,
-            format!("{} behind, over the {limit} limit: about {} of the latest writes will be lost", lag_text(ms), lag_text(ms)),
-        ),
-        (Some(ms), _) => check(
-            "Replication lag",
-            Outcome::Warn,
-            format!("{} behind: up to {} of the latest writes will be lost", lag_text(ms), lag_text(ms)),
-        ),
-    });
+/// What the target's replication lag costs in this mode.
+fn lag_check(ctx: &Context) -> Option<Finding> {
+    Some(match ctx.survey.lag(&ctx.to.arn) {
+        None => unknown_lag(ctx),
+        Some(ms) if ctx.mode == Mode::Switchover => switchover_lag(ctx, ms),
+        Some(ms) => lost_writes(ctx, ms),
+    })
+}
 
-    if mode == Mode::Switchover {
-        out.push(match primary {
-            Some(Ok(p)) if p.status == "available" => check(
-                "Primary",
-                Outcome::Pass,
-                format!("{} in {} is available", p.cluster_id, from.region),
-            ),
-            Some(Ok(p)) => check(
-                "Primary",
-                Outcome::Fail,
-                format!(
-                    "{} is {}, not available: a switchover needs a healthy primary",
-                    p.cluster_id, p.status
-                ),
-            ),
-            Some(Err(e)) => check(
-                "Primary",
-                Outcome::Fail,
-                format!(
-                    "{} in {} cannot be reached ({e}): a switchover needs a healthy primary",
-                    from.cluster_id, from.region
-                ),
-            ),
-            None => check("Primary", Outcome::Fail, format!("{} was not read", from.cluster_id)),
-        });
+/// The lag is not known: the bot does not propose a switchover it cannot size.
+fn unknown_lag(ctx: &Context) -> Finding {
+    let why = ctx.survey.lag_unknown(&ctx.to.arn);
+    let limit = lag_text(ctx.limits.lag_limit_ms);
+    match (ctx.mode, ctx.chooser) {
+        (Mode::Switchover, Chooser::Bot) => fail(format!(
+            "unknown ({why}): the bot does not propose a switchover it cannot size against the {limit} limit; ask for one                  with --mode switchover if writes may pause for as long as the target takes to catch up"
+        )),
+        (Mode::Switchover, Chooser::Person) => warn(format!(
+            "unknown ({why}): the {limit} limit cannot be applied; the switchover pauses writes until the target catches up, however long that takes"
+        )),
+        _ => warn(format!(
+            "unknown ({why}): the writes not yet replicated will be lost, and how many is not known"
+        )),
     }
+}
 
-    let records = records_check(cluster, &survey.zone, &survey.records);
-    let records_fine = records.outcome == Outcome::Pass;
-    out.push(records);
-    if let Some(p) = permissions_check(cluster, survey, to, mode) {
-        out.push(p);
+/// A switchover blocks writes while the target catches up: refused over the limit.
+fn switchover_lag(ctx: &Context, ms: f64) -> Finding {
+    let limit = lag_text(ctx.limits.lag_limit_ms);
+    if ms > ctx.limits.lag_limit_ms {
+        fail(format!(
+            "{} behind, over the {limit} limit: a switchover would block writes while it catches up",
+            lag_text(ms)
+        ))
+    } else {
+        pass(format!("{} behind (limit {limit}); no data is lost", lag_text(ms)))
     }
+}
 
-    out.push(match &survey.dns {
-        Err(e) => check(
-            "CNAMEs",
-            Outcome::Warn,
-            format!(
-                "could not be read ({e}). Right before changing them the bot reads them again, and does not move a \
-                 writer CNAME that points at neither {} nor {}",
-                from.cluster_id, to.cluster_id
-            ),
-        ),
-        Ok(d) => match check_writer_cname(&cluster.writer_record, d.writer.as_deref(), from) {
-            Err(why) => check("CNAMEs", Outcome::Fail, why),
-            Ok(()) => {
-                let missing: Vec<&str> = [(&d.writer, &cluster.writer_record), (&d.reader, &cluster.reader_record)]
-                    .iter()
-                    .filter(|(v, _)| v.is_none())
-                    .map(|(_, n)| n.as_str())
-                    .collect();
-                let reader_elsewhere = d.reader.as_deref().is_some_and(|r| !points_at(r, from));
-                if !missing.is_empty() && !records_fine {
-                    check(
-                        "CNAMEs",
-                        Outcome::Warn,
-                        format!("{} hold(s) no plain CNAME (see DNS records)", missing.join(", ")),
-                    )
-                } else if !missing.is_empty() {
-                    check(
-                        "CNAMEs",
-                        Outcome::Warn,
-                        format!("{} do(es) not exist yet: will be created", missing.join(", ")),
-                    )
-                } else if reader_elsewhere {
-                    check(
-                        "CNAMEs",
-                        Outcome::Warn,
-                        format!(
-                            "the writer CNAME points at {}; the reader CNAME does not (it will be moved too)",
-                            from.cluster_id
-                        ),
-                    )
-                } else {
-                    check(
-                        "CNAMEs",
-                        Outcome::Pass,
-                        format!("both point at {}, the current writer", from.cluster_id),
-                    )
-                }
-            }
+/// A failover or a detach loses the writes not yet replicated: a warning, however much.
+fn lost_writes(ctx: &Context, ms: f64) -> Finding {
+    let (limit, lag) = (lag_text(ctx.limits.lag_limit_ms), lag_text(ms));
+    if ms <= 0.0 {
+        pass("none: nothing is lost")
+    } else if ms > ctx.limits.lag_limit_ms {
+        warn(format!(
+            "{lag} behind, over the {limit} limit: about {lag} of the latest writes will be lost"
+        ))
+    } else {
+        warn(format!("{lag} behind: up to {lag} of the latest writes will be lost"))
+    }
+}
+
+/// A switchover needs a healthy primary; other modes do not check it.
+fn primary_check(ctx: &Context) -> Option<Finding> {
+    if ctx.mode != Mode::Switchover {
+        return None;
+    }
+    let from = ctx.from;
+    Some(match ctx.survey.states.get(&from.arn) {
+        Some(Ok(p)) if p.status == "available" => pass(format!("{} in {} is available", p.cluster_id, from.region)),
+        Some(Ok(p)) => fail(format!(
+            "{} is {}, not available: a switchover needs a healthy primary",
+            p.cluster_id, p.status
+        )),
+        Some(Err(e)) => fail(format!(
+            "{} in {} cannot be reached ({e}): a switchover needs a healthy primary",
+            from.cluster_id, from.region
+        )),
+        None => fail(format!("{} was not read", from.cluster_id)),
+    })
+}
+
+fn dns_records_check(ctx: &Context) -> Option<Finding> {
+    Some(records_finding(ctx.cluster, &ctx.survey.zone, &ctx.survey.records))
+}
+
+/// Where the CNAMEs point now: the writer CNAME at the writer the run moves writes from.
+fn cnames_check(ctx: &Context) -> Option<Finding> {
+    Some(match &ctx.survey.dns {
+        Err(e) => warn(format!(
+            "could not be read ({e}). Right before changing them the bot reads them again, and does not move a \
+             writer CNAME that points at neither {} nor {}",
+            ctx.from.cluster_id, ctx.to.cluster_id
+        )),
+        Ok(d) => match check_writer_cname(&ctx.cluster.writer_record, d.writer.as_deref(), ctx.from) {
+            Err(why) => fail(why),
+            Ok(()) => cnames_read(ctx, d),
         },
-    });
-    out
+    })
+}
+
+/// The CNAMEs as read, the writer CNAME pointing at the writer (or at nothing).
+fn cnames_read(ctx: &Context, d: &DnsTargets) -> Finding {
+    let c = ctx.cluster;
+    let missing: Vec<&str> = [(&d.writer, &c.writer_record), (&d.reader, &c.reader_record)]
+        .iter()
+        .filter(|(v, _)| v.is_none())
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let from = &ctx.from.cluster_id;
+    if !missing.is_empty() {
+        let records_fine = records_finding(c, &ctx.survey.zone, &ctx.survey.records).0 == Outcome::Pass;
+        if records_fine {
+            warn(format!("{} do(es) not exist yet: will be created", missing.join(", ")))
+        } else {
+            warn(format!(
+                "{} hold(s) no plain CNAME (see DNS records)",
+                missing.join(", ")
+            ))
+        }
+    } else if d.reader.as_deref().is_some_and(|r| !points_at(r, ctx.from)) {
+        warn(format!(
+            "the writer CNAME points at {from}; the reader CNAME does not (it will be moved too)"
+        ))
+    } else {
+        pass(format!("both point at {from}, the current writer"))
+    }
 }
 
 /// Whether Route 53 will take the UPSERT of both CNAMEs, from what read-only calls show: the zone
@@ -590,43 +601,70 @@ pub fn records_check(
     zone: &Result<HostedZone, AwsError>,
     records: &Result<[Vec<RecordSet>; 2], AwsError>,
 ) -> Check {
-    const NAME: &str = "DNS records";
+    check(DNS_RECORDS, records_finding(cluster, zone, records))
+}
+
+fn records_finding(
+    cluster: &ClusterSettings,
+    zone: &Result<HostedZone, AwsError>,
+    records: &Result<[Vec<RecordSet>; 2], AwsError>,
+) -> Finding {
     let zone = match zone {
         Ok(z) => z,
-        Err(e) if e.kind == AwsErrorKind::NotFound => {
-            return check(
-                NAME,
-                Outcome::Fail,
-                format!(
-                    "hosted zone {} does not exist ({e}): the CNAMEs could never be moved. Check the cluster's hosted_zone_id",
-                    cluster.hosted_zone_id
-                ),
-            );
-        }
-        // Not allowed to look is a configuration to fix, not an outage: the check must run.
-        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
-            return check(
-                NAME,
-                Outcome::Fail,
-                format!(
-                    "{e}: the bot must read the zone to check, before changing anything, that Route 53 will take the \
-                     change. Allow route53:GetHostedZone and route53:ListResourceRecordSets (see the README's IAM \
-                     permissions)"
-                ),
-            );
-        }
-        Err(e) => {
-            return check(
-                NAME,
-                Outcome::Warn,
-                format!(
-                    "hosted zone {} could not be read ({e}), so the bot could not check that Route 53 will accept the change; \
-                     it checks again right before the first change",
-                    cluster.hosted_zone_id
-                ),
-            );
-        }
+        Err(e) => return zone_unreadable(cluster, e),
     };
+    let mut problems = placement_problems(cluster, zone);
+    let none: [Vec<RecordSet>; 2] = Default::default();
+    let sets = match records {
+        Ok(sets) => sets,
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+            problems.push(format!(
+                "{e}: the bot must read the records to check them before changing anything. Allow \
+                 route53:ListResourceRecordSets (see the README's IAM permissions)"
+            ));
+            &none
+        }
+        Err(e) if problems.is_empty() => {
+            return warn(format!(
+                "the records could not be read ({e}); the bot checks again right before the first change"
+            ));
+        }
+        Err(_) => &none,
+    };
+    problems.extend(record_problems(cluster, zone, sets));
+    if problems.is_empty() {
+        pass(format!(
+            "both names are inside zone {} and hold a plain CNAME or nothing: Route 53 will take the change",
+            zone.name.trim_end_matches('.')
+        ))
+    } else {
+        fail(problems.join("; "))
+    }
+}
+
+/// The hosted zone could not be read: a missing zone or a refusal is a configuration to fix (the check
+/// must run), anything else an outage (checked again before the first change).
+fn zone_unreadable(cluster: &ClusterSettings, e: &AwsError) -> Finding {
+    match e.kind {
+        AwsErrorKind::NotFound => fail(format!(
+            "hosted zone {} does not exist ({e}): the CNAMEs could never be moved. Check the cluster's hosted_zone_id",
+            cluster.hosted_zone_id
+        )),
+        AwsErrorKind::AccessDenied => fail(format!(
+            "{e}: the bot must read the zone to check, before changing anything, that Route 53 will take the \
+             change. Allow route53:GetHostedZone and route53:ListResourceRecordSets (see the README's IAM \
+             permissions)"
+        )),
+        _ => warn(format!(
+            "hosted zone {} could not be read ({e}), so the bot could not check that Route 53 will accept the change; \
+             it checks again right before the first change",
+            cluster.hosted_zone_id
+        )),
+    }
+}
+
+/// Each CNAME name that is the zone's apex or outside its domain, said with what to change.
+fn placement_problems(cluster: &ClusterSettings, zone: &HostedZone) -> Vec<String> {
     // In prose, the zone's domain without Route 53's trailing dot.
     let domain = zone.name.trim_end_matches('.');
     let mut problems = Vec::new();
@@ -646,61 +684,46 @@ pub fn records_check(
             ));
         }
     }
-    let sets = match records {
-        Ok(sets) => sets,
-        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
-            problems.push(format!(
-                "{e}: the bot must read the records to check them before changing anything. Allow \
-                 route53:ListResourceRecordSets (see the README's IAM permissions)"
-            ));
-            &[Vec::new(), Vec::new()]
-        }
-        Err(e) if problems.is_empty() => {
-            return check(
-                NAME,
-                Outcome::Warn,
-                format!("the records could not be read ({e}); the bot checks again right before the first change"),
-            );
-        }
-        Err(_) => &[Vec::new(), Vec::new()],
-    };
+    problems
+}
+
+/// Each record set at the CNAMEs' names that an UPSERT of a plain CNAME would collide with.
+fn record_problems(cluster: &ClusterSettings, zone: &HostedZone, sets: &[Vec<RecordSet>; 2]) -> Vec<String> {
+    let mut problems = Vec::new();
     for (name, sets) in [&cluster.writer_record, &cluster.reader_record].into_iter().zip(sets) {
-        // At the apex the zone's own NS and SOA live: the apex problem above says what to change.
+        // At the apex the zone's own NS and SOA live: the apex problem says what to change.
         if crate::ports::route53_name(name) == zone.name {
             continue;
         }
-        for s in sets.iter().filter(|s| !s.is_plain_cname()) {
-            problems.push(match (&s.alias_target, &s.set_identifier) {
-                (Some(target), _) => format!(
-                    "{name} holds an alias record of type {} (to {target}): the bot only moves plain CNAMEs. Replace the alias \
-                     with a CNAME, or give the cluster another record name",
-                    s.record_type
-                ),
-                (None, Some(id)) => format!(
-                    "{name} holds a {} record of type {} (set identifier {id}): the bot only moves simple-routing CNAMEs. \
-                     Replace the routing-policy records with one CNAME, or give the cluster another record name",
-                    s.routing.as_deref().unwrap_or("routing-policy"),
-                    s.record_type
-                ),
-                (None, None) => format!(
-                    "{name} holds a record of type {} ({}): a CNAME cannot share its name with another record. Delete it, or \
-                     give the cluster another record name",
-                    s.record_type,
-                    s.values.join(", ")
-                ),
-            });
-        }
+        problems.extend(
+            sets.iter()
+                .filter(|s| !s.is_plain_cname())
+                .map(|s| record_problem(name, s)),
+        );
     }
-    if problems.is_empty() {
-        check(
-            NAME,
-            Outcome::Pass,
-            format!(
-                "both names are inside zone {domain} and hold a plain CNAME or nothing: Route 53 will take the change"
-            ),
-        )
-    } else {
-        check(NAME, Outcome::Fail, problems.join("; "))
+    problems
+}
+
+/// Why `name` cannot be a plain CNAME while it holds `s`, and what to do.
+fn record_problem(name: &str, s: &RecordSet) -> String {
+    match (&s.alias_target, &s.set_identifier) {
+        (Some(target), _) => format!(
+            "{name} holds an alias record of type {} (to {target}): the bot only moves plain CNAMEs. Replace the alias \
+             with a CNAME, or give the cluster another record name",
+            s.record_type
+        ),
+        (None, Some(id)) => format!(
+            "{name} holds a {} record of type {} (set identifier {id}): the bot only moves simple-routing CNAMEs. \
+             Replace the routing-policy records with one CNAME, or give the cluster another record name",
+            s.routing.as_deref().unwrap_or("routing-policy"),
+            s.record_type
+        ),
+        (None, None) => format!(
+            "{name} holds a record of type {} ({}): a CNAME cannot share its name with another record. Delete it, or \
+             give the cluster another record name",
+            s.record_type,
+            s.values.join(", ")
+        ),
     }
 }
 
@@ -716,33 +739,53 @@ pub fn rds_action(mode: Mode) -> &'static str {
 /// Whether the bot's principal may make every call a run of `mode` to `to` makes, as IAM's policy
 /// simulator says; `None` when the simulator was not asked. A denial refuses the plan; an answer the
 /// simulator cannot give is a warning (an unavailable check must never block a failover).
-fn permissions_check(cluster: &ClusterSettings, survey: &Survey, to: &Member, mode: Mode) -> Option<Check> {
-    const NAME: &str = "Permissions";
-    let evaluations = match survey.permissions.as_ref()? {
+fn permissions_check(ctx: &Context) -> Option<Finding> {
+    let evaluations = match ctx.survey.permissions.as_ref()? {
         Ok(e) => e,
         Err(why) => {
-            return Some(check(
-                NAME,
-                Outcome::Warn,
-                format!("could not be checked: {why}. The run does not depend on this check"),
-            ));
+            return Some(warn(format!(
+                "could not be checked: {why}. The run does not depend on this check"
+            )));
         }
     };
-    let t = &survey.topology;
-    let needed = [
+    let (denied, undecided) = judge_calls(evaluations, &needed_calls(ctx));
+    Some(if !denied.is_empty() {
+        fail(format!(
+            "the bot's IAM principal may not make every call this run needs: {} is denied. Add it to the bot's \
+             policy (see the README's IAM permissions) and ask again",
+            denied.join(", ")
+        ))
+    } else if !undecided.is_empty() {
+        warn(format!("the simulator could not decide for {}", undecided.join("; ")))
+    } else {
+        pass(format!(
+            "the policy simulator allows {}, ChangeResourceRecordSets and GetChange on this cluster and zone",
+            rds_action(ctx.mode).trim_start_matches("rds:")
+        ))
+    })
+}
+
+/// The calls a run of this mode makes, as (action, resource ARN).
+fn needed_calls(ctx: &Context) -> [(&'static str, String); 4] {
+    let t = &ctx.survey.topology;
+    [
         (
-            rds_action(mode),
+            rds_action(ctx.mode),
             super::survey::global_cluster_arn(t).unwrap_or_default(),
         ),
-        (rds_action(mode), to.arn.clone()),
+        (rds_action(ctx.mode), ctx.to.arn.clone()),
         (
             super::survey::CHANGE_RECORDS,
-            super::survey::zone_arn(t, &cluster.hosted_zone_id),
+            super::survey::zone_arn(t, &ctx.cluster.hosted_zone_id),
         ),
         (super::survey::GET_CHANGE, super::survey::change_arn(t)),
-    ];
+    ]
+}
+
+/// The needed calls the simulator denies, and those it could not decide, in words.
+fn judge_calls(evaluations: &[Evaluation], needed: &[(&str, String)]) -> (Vec<String>, Vec<String>) {
     let (mut denied, mut undecided) = (Vec::new(), Vec::new());
-    for (action, resource) in &needed {
+    for (action, resource) in needed {
         let found = evaluations
             .iter()
             .find(|e| e.action.eq_ignore_ascii_case(action) && e.resource == *resource);
@@ -760,32 +803,7 @@ fn permissions_check(cluster: &ClusterSettings, survey: &Survey, to: &Member, mo
             None => undecided.push(format!("{action} on {resource}: the simulator did not evaluate it")),
         }
     }
-    Some(if !denied.is_empty() {
-        check(
-            NAME,
-            Outcome::Fail,
-            format!(
-                "the bot's IAM principal may not make every call this run needs: {} is denied. Add it to the bot's \
-                 policy (see the README's IAM permissions) and ask again",
-                denied.join(", ")
-            ),
-        )
-    } else if !undecided.is_empty() {
-        check(
-            NAME,
-            Outcome::Warn,
-            format!("the simulator could not decide for {}", undecided.join("; ")),
-        )
-    } else {
-        check(
-            NAME,
-            Outcome::Pass,
-            format!(
-                "the policy simulator allows {}, ChangeResourceRecordSets and GetChange on this cluster and zone",
-                rds_action(mode).trim_start_matches("rds:")
-            ),
-        )
-    })
+    (denied, undecided)
 }
 
 fn failures(checks: &[Check]) -> Vec<&Check> {
@@ -800,6 +818,15 @@ fn describe_failures(checks: &[Check]) -> String {
         .join("; ")
 }
 
+/// The mode to judge and who chose it: the mode asked for, by a person; or, when none was, a
+/// switchover proposed by the bot (the only mode that loses no data).
+fn judged(mode: Option<Mode>) -> (Mode, Chooser) {
+    match mode {
+        Some(m) => (m, Chooser::Person),
+        None => (Mode::Switchover, Chooser::Bot),
+    }
+}
+
 /// Makes the plan for moving `cluster`'s writer to `to` (or the best secondary) by `mode` (or the best
 /// mode that loses no data).
 pub fn make_plan(
@@ -810,93 +837,109 @@ pub fn make_plan(
     limits: Limits,
 ) -> Result<Plan, PlanError> {
     let topology = &survey.topology;
-    let global = topology.global_cluster_id.clone();
     let from = topology
         .writer()
-        .ok_or_else(|| PlanError::NoWriter(global.clone()))?
-        .clone();
+        .ok_or_else(|| PlanError::NoWriter(topology.global_cluster_id.clone()))?;
     let (target, target_reason) = match to {
-        Some(region) => {
-            let m = topology.member_in(region).ok_or_else(|| PlanError::NotAMember {
-                region: region.clone(),
-                global: global.clone(),
-                members: topology
-                    .members
-                    .iter()
-                    .map(|m| m.region.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-            if m.is_writer {
-                return Err(PlanError::AlreadyWriter {
-                    region: region.clone(),
-                    global,
-                });
-            }
-            (m.clone(), None)
-        }
-        None => {
-            let secondaries: Vec<&Member> = topology.secondaries().collect();
-            match secondaries.as_slice() {
-                [] => return Err(PlanError::NoSecondary(global)),
-                [only] => ((*only).clone(), None),
-                many => {
-                    let (best, reason) = choose_target(cluster, survey, &from, many, mode, limits)?;
-                    (best, Some(reason))
-                }
-            }
-        }
+        Some(region) => (named_target(topology, region)?, None),
+        None => proposed_target(cluster, survey, from, mode, limits)?,
     };
-    let plan_for = |mode: Mode, checks: Vec<Check>, proposed: bool| Plan {
+    let (judged, chooser) = judged(mode);
+    let ctx = Context {
+        cluster,
+        survey,
+        from,
+        to: &target,
+        mode: judged,
+        chooser,
+        limits,
+    };
+    let list = checks(&ctx);
+    if !failures(&list).is_empty() {
+        return Err(PlanError::Refused(refusal(&ctx, mode, &list)));
+    }
+    Ok(assemble(&ctx, list, target_reason))
+}
+
+/// The member in `region`, which must be a secondary.
+fn named_target(topology: &Topology, region: &Region) -> Result<Member, PlanError> {
+    let global = &topology.global_cluster_id;
+    let m = topology.member_in(region).ok_or_else(|| PlanError::NotAMember {
+        region: region.clone(),
+        global: global.clone(),
+        members: topology
+            .members
+            .iter()
+            .map(|m| m.region.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    if m.is_writer {
+        return Err(PlanError::AlreadyWriter {
+            region: region.clone(),
+            global: global.clone(),
+        });
+    }
+    Ok(m.clone())
+}
+
+/// The target when none was named: the only secondary, or the best of several and why.
+fn proposed_target(
+    cluster: &ClusterSettings,
+    survey: &Survey,
+    from: &Member,
+    mode: Option<Mode>,
+    limits: Limits,
+) -> Result<(Member, Option<String>), PlanError> {
+    let secondaries: Vec<&Member> = survey.topology.secondaries().collect();
+    match secondaries.as_slice() {
+        [] => Err(PlanError::NoSecondary(survey.topology.global_cluster_id.clone())),
+        [only] => Ok(((*only).clone(), None)),
+        many => {
+            let (best, reason) = choose_target(cluster, survey, from, many, mode, limits)?;
+            Ok((best, Some(reason)))
+        }
+    }
+}
+
+/// Why the plan is refused: what failed, and the other modes that would work. A data-losing mode is
+/// never chosen for the user: when none was asked for, the user is told what is possible, and how to
+/// ask (a person may still ask for a switchover the bot would not propose, lag unknown).
+fn refusal(ctx: &Context, asked: Option<Mode>, list: &[Check]) -> String {
+    let what = match asked {
+        Some(mode) => format!("a {mode}"),
+        None => "a switchover (the only mode that loses no data)".to_owned(),
+    };
+    format!(
+        "{what} to {} is not possible: {}{}",
+        ctx.to.region,
+        describe_failures(list),
+        alternatives(ctx, asked)
+    )
+}
+
+/// The plan the checks passed.
+fn assemble(ctx: &Context, checks: Vec<Check>, target_reason: Option<String>) -> Plan {
+    let cluster = ctx.cluster;
+    Plan {
         cluster: cluster.name.clone(),
-        global_cluster_id: global.clone(),
-        mode,
-        from: from.clone(),
-        to: target.clone(),
+        global_cluster_id: ctx.survey.topology.global_cluster_id.clone(),
+        mode: ctx.mode,
+        from: ctx.from.clone(),
+        to: ctx.to.clone(),
         zone_id: cluster.hosted_zone_id.clone(),
         writer_record: cluster.writer_record.clone(),
         reader_record: cluster.reader_record.clone(),
         record_ttl: cluster.record_ttl,
         regions: cluster.regions.clone(),
-        dns_before: survey.dns.clone().unwrap_or_else(|e| DnsTargets {
+        dns_before: ctx.survey.dns.clone().unwrap_or_else(|e| DnsTargets {
             unreadable: Some(e),
             ..DnsTargets::default()
         }),
-        mode_proposed: proposed,
-        target_reason: target_reason.clone(),
-        lag_ms: survey.lag(&target.arn),
+        mode_proposed: ctx.chooser == Chooser::Bot,
+        target_reason,
+        lag_ms: ctx.survey.lag(&ctx.to.arn),
         checks,
-    };
-    match mode {
-        Some(mode) => {
-            let list = checks(cluster, survey, &from, &target, mode, Chooser::Person, limits);
-            if failures(&list).is_empty() {
-                return Ok(plan_for(mode, list, false));
-            }
-            let mut why = format!(
-                "a {mode} to {} is not possible: {}",
-                target.region,
-                describe_failures(&list)
-            );
-            why.push_str(&alternatives(cluster, survey, &from, &target, Some(mode), limits));
-            Err(PlanError::Refused(why))
-        }
-        None => {
-            let list = checks(cluster, survey, &from, &target, Mode::Switchover, Chooser::Bot, limits);
-            if failures(&list).is_empty() {
-                return Ok(plan_for(Mode::Switchover, list, true));
-            }
-            // Never choose a data-losing mode for the user: say what is possible, and how to ask.
-            let mut why = format!(
-                "a switchover (the only mode that loses no data) to {} is not possible: {}",
-                target.region,
-                describe_failures(&list)
-            );
-            // A person may still ask for a switchover the bot would not propose (lag unknown): listed
-            // below when it is possible.
-            why.push_str(&alternatives(cluster, survey, &from, &target, None, limits));
-            Err(PlanError::Refused(why))
-        }
     }
 }
 
@@ -912,46 +955,62 @@ fn choose_target(
     mode: Option<Mode>,
     limits: Limits,
 ) -> Result<(Member, String), PlanError> {
-    let (judged, chooser) = match mode {
-        Some(m) => (m, Chooser::Person),
-        None => (Mode::Switchover, Chooser::Bot),
-    };
+    let (judged, chooser) = judged(mode);
     let unfit: Vec<(&Member, String)> = many
         .iter()
         .filter_map(|m| {
-            let list = checks(cluster, survey, from, m, judged, chooser, limits);
+            let list = checks(&Context {
+                cluster,
+                survey,
+                from,
+                to: m,
+                mode: judged,
+                chooser,
+                limits,
+            });
             failures(&list)
                 .first()
                 .map(|c| (*m, format!("{}: {}", c.name, c.detail)))
         })
         .collect();
-    let fit: Vec<&Member> = many
-        .iter()
-        .copied()
-        .filter(|m| !unfit.iter().any(|(u, _)| u.arn == m.arn))
-        .collect();
+    let is_unfit = |m: &Member| unfit.iter().any(|(u, _)| u.arn == m.arn);
+    let fit: Vec<&Member> = many.iter().copied().filter(|m| !is_unfit(m)).collect();
     let pool = if fit.is_empty() { many.to_vec() } else { fit };
-    let known: Vec<(&Member, f64)> = pool
+    let (best, best_lag) = least_lagged(survey, &pool)?;
+    let mut reason = why_best(survey, &pool, best, best_lag);
+    let skipped: Vec<String> = unfit
         .iter()
-        .filter_map(|m| survey.lag(&m.arn).map(|l| (*m, l)))
+        .filter(|(m, _)| m.arn != best.arn)
+        .map(|(m, why)| format!("{} ({why})", m.region))
         .collect();
-    let best = match known.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-        Some((m, l)) => Some((*m, Some(*l))),
-        None if pool.len() == 1 => Some((pool[0], None)),
-        None => None,
-    };
-    let Some((best, best_lag)) = best else {
-        return Err(PlanError::Ambiguous {
+    if !skipped.is_empty() && pool.iter().all(|m| !is_unfit(m)) {
+        reason.push_str(&format!(". Skipped, as they cannot take over: {}", skipped.join("; ")));
+    }
+    Ok((best.clone(), reason))
+}
+
+/// The member of `pool` with the least known lag (and that lag), or the only one; several whose lag is
+/// unknown cannot be told apart.
+fn least_lagged<'m>(survey: &Survey, pool: &[&'m Member]) -> Result<(&'m Member, Option<f64>), PlanError> {
+    let known = pool.iter().filter_map(|m| survey.lag(&m.arn).map(|l| (*m, l)));
+    match known.min_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((m, l)) => Ok((m, Some(l))),
+        None if pool.len() == 1 => Ok((pool[0], None)),
+        None => Err(PlanError::Ambiguous {
             global: survey.topology.global_cluster_id.clone(),
             regions: pool.iter().map(|m| m.region.as_str()).collect::<Vec<_>>().join(", "),
-        });
-    };
+        }),
+    }
+}
+
+/// Why `best` among `pool`: its lag and the others' known lags, and which lags are not known.
+fn why_best(survey: &Survey, pool: &[&Member], best: &Member, best_lag: Option<f64>) -> String {
     let mut reason = match best_lag {
         Some(l) => {
-            let others: Vec<String> = known
+            let others: Vec<String> = pool
                 .iter()
-                .filter(|(m, _)| m.arn != best.arn)
-                .map(|(m, l)| format!("{} {}", m.region, lag_text(*l)))
+                .filter(|m| m.arn != best.arn)
+                .filter_map(|m| survey.lag(&m.arn).map(|l| format!("{} {}", m.region, lag_text(l))))
                 .collect();
             format!(
                 "{} has the least replication lag ({}{})",
@@ -974,34 +1033,20 @@ fn choose_target(
     if !unknown.is_empty() {
         reason.push_str(&format!(". Lag unknown for {}", unknown.join(", ")));
     }
-    let skipped: Vec<String> = unfit
-        .iter()
-        .filter(|(m, _)| m.arn != best.arn)
-        .map(|(m, why)| format!("{} ({why})", m.region))
-        .collect();
-    if !skipped.is_empty() && pool.iter().all(|m| !unfit.iter().any(|(u, _)| u.arn == m.arn)) {
-        reason.push_str(&format!(". Skipped, as they cannot take over: {}", skipped.join("; ")));
-    }
-    Ok((best.clone(), reason))
+    reason
 }
 
 /// The other modes that would work, what each costs, and the command for each.
-fn alternatives(
-    cluster: &ClusterSettings,
-    survey: &Survey,
-    from: &Member,
-    target: &Member,
-    except: Option<Mode>,
-    limits: Limits,
-) -> String {
-    let lag = survey.lag(&target.arn).map_or_else(
+fn alternatives(ctx: &Context, except: Option<Mode>) -> String {
+    let (cluster, target) = (ctx.cluster, ctx.to);
+    let lag = ctx.survey.lag(&target.arn).map_or_else(
         || " (lag unknown)".to_owned(),
         |ms| format!(" (lag now {})", lag_text(ms)),
     );
     let possible: Vec<String> = [Mode::Switchover, Mode::Failover, Mode::Detach]
         .into_iter()
         .filter(|m| Some(*m) != except)
-        .filter(|m| failures(&checks(cluster, survey, from, target, *m, Chooser::Person, limits)).is_empty())
+        .filter(|m| failures(&checks(&ctx.asking_for(*m))).is_empty())
         .map(|m| {
             format!(
                 "\n• `--mode {m}`: {}{lag}. Type `/aurora failover {} --to {} --mode {m}`",
@@ -1018,43 +1063,50 @@ fn alternatives(
     }
 }
 
-/// Re-checks the plan against the cluster as it is now, before the first mutating call. `Err` says
-/// what changed or what no longer passes.
+/// Re-checks the plan against the cluster as it is now, before the first mutating call: the writer and
+/// the target are still where the plan saw them, and every check of the checklist (the same `CHECKS`,
+/// judged as the person who approved it) still passes. `Err` says what changed or what no longer
+/// passes.
 pub fn recheck(cluster: &ClusterSettings, plan: &Plan, survey: &Survey, limits: Limits) -> Result<Vec<Check>, String> {
-    let topology = &survey.topology;
-    match topology.writer() {
-        None => return Err(format!("{} has no writer now", plan.global_cluster_id)),
-        Some(w) if w.arn != plan.from.arn => {
-            return Err(format!(
-                "the writer is now {} in {}, not {} in {} as planned: someone moved it since the request",
-                w.cluster_id, w.region, plan.from.cluster_id, plan.from.region
-            ));
-        }
-        Some(_) => {}
-    }
-    match topology.members.iter().find(|m| m.arn == plan.to.arn) {
-        None => {
-            return Err(format!(
-                "{} is no longer a member of {}",
-                plan.to.cluster_id, plan.global_cluster_id
-            ));
-        }
-        Some(m) if m.is_writer => return Err(format!("{} is already the writer", plan.to.cluster_id)),
-        Some(_) => {}
-    }
-    let list = checks(
+    writer_unchanged(plan, &survey.topology)?;
+    target_still_secondary(plan, &survey.topology)?;
+    let list = checks(&Context {
         cluster,
         survey,
-        &plan.from,
-        &plan.to,
-        plan.mode,
-        Chooser::Person,
+        from: &plan.from,
+        to: &plan.to,
+        mode: plan.mode,
+        chooser: Chooser::Person,
         limits,
-    );
+    });
     if failures(&list).is_empty() {
         Ok(list)
     } else {
         Err(describe_failures(&list))
+    }
+}
+
+/// The writer is still the one the plan moves writes from.
+fn writer_unchanged(plan: &Plan, topology: &Topology) -> Result<(), String> {
+    match topology.writer() {
+        None => Err(format!("{} has no writer now", plan.global_cluster_id)),
+        Some(w) if w.arn != plan.from.arn => Err(format!(
+            "the writer is now {} in {}, not {} in {} as planned: someone moved it since the request",
+            w.cluster_id, w.region, plan.from.cluster_id, plan.from.region
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The target is still a secondary of the global cluster.
+fn target_still_secondary(plan: &Plan, topology: &Topology) -> Result<(), String> {
+    match topology.members.iter().find(|m| m.arn == plan.to.arn) {
+        None => Err(format!(
+            "{} is no longer a member of {}",
+            plan.to.cluster_id, plan.global_cluster_id
+        )),
+        Some(m) if m.is_writer => Err(format!("{} is already the writer", plan.to.cluster_id)),
+        Some(_) => Ok(()),
     }
 }
 
@@ -1417,6 +1469,31 @@ mod tests {
         let p = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
         let c = p.checks.iter().find(|c| c.name == "CNAMEs").unwrap();
         assert_eq!(c.outcome, Outcome::Warn, "the missing reader CNAME is said");
+    }
+
+    #[test]
+    fn the_checklist_keeps_the_names_stored_plans_and_the_audit_carry() {
+        let mut s = survey(Some(10.0), None);
+        s.permissions = Some(Err("the simulator cannot be reached".into()));
+        let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
+        let names: Vec<&str> = p.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Target",
+                "Replication",
+                "Engine versions",
+                "Other operations",
+                "Replication lag",
+                "Primary",
+                "DNS records",
+                "Permissions",
+                "CNAMEs"
+            ]
+        );
+        // The re-check runs the same checklist.
+        let again = recheck(&settings(), &p, &s, LIMITS).unwrap();
+        assert_eq!(again, p.checks);
     }
 
     #[test]

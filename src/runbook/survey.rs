@@ -5,8 +5,12 @@
 //! the calls a failover would make.
 
 use super::plan::{DnsTargets, Survey};
-use crate::ports::{Aurora, AwsError, Dns, Metrics, PermissionQuery, Permissions, Topology, route53_name};
+use crate::ports::{
+    Aurora, AwsError, ClusterState, Dns, Evaluation, Member, Metrics, PermissionQuery, Permissions, RecordSet,
+    Topology, route53_name,
+};
 use crate::settings::ClusterSettings;
+use crate::types::Region;
 use futures::future::join_all;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -103,82 +107,108 @@ pub async fn survey(
     permissions: Option<&dyn Permissions>,
     c: &ClusterSettings,
 ) -> Result<Survey, AwsError> {
-    let records = async {
-        let (w, r) = tokio::join!(
-            dns.records_at(&c.hosted_zone_id, &c.writer_record),
-            dns.records_at(&c.hosted_zone_id, &c.reader_record)
-        );
-        Ok::<_, AwsError>([w?, r?])
-    };
     let (topology, zone, records) = tokio::join!(
         aurora.topology(&c.global_cluster_id, &c.regions),
         dns.hosted_zone(&c.hosted_zone_id),
-        records
+        records(dns, c)
     );
     let topology = topology?;
-    let writer_region = topology.writer().map(|w| w.region.clone());
-    let states = join_all(topology.members.iter().map(|m| async move {
-        let state = match tokio::time::timeout(READ_TIMEOUT, aurora.cluster(&m.region, &m.cluster_id)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("{} did not answer in time", m.region)),
-        };
-        (m.arn.clone(), state)
-    }));
-    let lags = join_all(topology.secondaries().map(|m| {
-        let source = writer_region.clone();
-        async move {
-            let lag = match source {
-                None => Err("the global cluster has no writer to measure it against".to_owned()),
-                Some(source) => {
-                    match tokio::time::timeout(READ_TIMEOUT, metrics.replication_lag_ms(m, &source)).await {
-                        Ok(Ok(Some(v))) => Ok(v),
-                        Ok(Ok(None)) => Err(format!(
-                            "no datapoint in the last {} min",
-                            crate::ports::LAG_WINDOW.as_secs() / 60
-                        )),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, cluster = %m.cluster_id, "cannot read the replication lag");
-                            Err(format!("CloudWatch in {}: {e}", m.region))
-                        }
-                        Err(_) => Err(format!("CloudWatch in {} did not answer in time", m.region)),
-                    }
-                }
-            };
-            (m.arn.clone(), lag)
-        }
-    }));
-    let checked = async {
-        match permissions {
-            None => None,
-            Some(p) => {
-                let queries = permission_queries(c, &topology);
-                Some(match tokio::time::timeout(READ_TIMEOUT, p.evaluate(&queries)).await {
-                    Ok(r) => r,
-                    Err(_) => Err("the policy simulator did not answer in time".to_owned()),
-                })
-            }
-        }
-    };
-    let (states, lags, permissions) = tokio::join!(states, lags, checked);
-    let dns = records.as_ref().map_err(ToString::to_string).map(|[w, r]| {
-        let plain = |sets: &[crate::ports::RecordSet]| {
-            sets.iter()
-                .find(|s| s.is_plain_cname())
-                .and_then(|s| s.values.first().cloned())
-        };
-        DnsTargets {
-            writer: plain(w),
-            reader: plain(r),
-            unreadable: None,
-        }
-    });
+    let (states, lags, permissions) = tokio::join!(
+        member_states(aurora, &topology),
+        lags(metrics, &topology),
+        simulate(permissions, c, &topology)
+    );
     Ok(Survey {
-        states: states.into_iter().collect::<HashMap<_, _>>(),
-        lags: lags.into_iter().collect::<HashMap<_, _>>(),
-        dns,
+        states,
+        lags,
+        dns: records.as_ref().map_err(ToString::to_string).map(cname_targets),
         zone,
         records,
         permissions,
         topology,
     })
+}
+
+/// Every record set at the writer's and the reader's name, in that order.
+async fn records(dns: &dyn Dns, c: &ClusterSettings) -> Result<[Vec<RecordSet>; 2], AwsError> {
+    let (w, r) = tokio::join!(
+        dns.records_at(&c.hosted_zone_id, &c.writer_record),
+        dns.records_at(&c.hosted_zone_id, &c.reader_record)
+    );
+    Ok([w?, r?])
+}
+
+/// Where the writer's and the reader's plain CNAMEs point (`None` where there is none).
+fn cname_targets([w, r]: &[Vec<RecordSet>; 2]) -> DnsTargets {
+    let plain = |sets: &[RecordSet]| {
+        sets.iter()
+            .find(|s| s.is_plain_cname())
+            .and_then(|s| s.values.first().cloned())
+    };
+    DnsTargets {
+        writer: plain(w),
+        reader: plain(r),
+        unreadable: None,
+    }
+}
+
+/// Each member's own description, read in its Region, by ARN.
+async fn member_states(aurora: &dyn Aurora, topology: &Topology) -> HashMap<String, Result<ClusterState, String>> {
+    join_all(topology.members.iter().map(|m| async move {
+        let state = match tokio::time::timeout(READ_TIMEOUT, aurora.cluster(&m.region, &m.cluster_id)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("{} did not answer in time", m.region)),
+        };
+        (m.arn.clone(), state)
+    }))
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// Each secondary's replication lag behind the writer, by ARN.
+async fn lags(metrics: &dyn Metrics, topology: &Topology) -> HashMap<String, Result<f64, String>> {
+    let writer_region = topology.writer().map(|w| &w.region);
+    join_all(topology.secondaries().map(|m| async move {
+        let lag = match writer_region {
+            None => Err("the global cluster has no writer to measure it against".to_owned()),
+            Some(source) => lag(metrics, m, source).await,
+        };
+        (m.arn.clone(), lag)
+    }))
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// One secondary's replication lag behind the writer in `source`, or why it is not known.
+async fn lag(metrics: &dyn Metrics, m: &Member, source: &Region) -> Result<f64, String> {
+    match tokio::time::timeout(READ_TIMEOUT, metrics.replication_lag_ms(m, source)).await {
+        Ok(Ok(Some(v))) => Ok(v),
+        Ok(Ok(None)) => Err(format!(
+            "no datapoint in the last {} min",
+            crate::ports::LAG_WINDOW.as_secs() / 60
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, cluster = %m.cluster_id, "cannot read the replication lag");
+            Err(format!("CloudWatch in {}: {e}", m.region))
+        }
+        Err(_) => Err(format!("CloudWatch in {} did not answer in time", m.region)),
+    }
+}
+
+/// What IAM's simulator says about the calls a failover of the cluster would make (`None`: not asked).
+async fn simulate(
+    permissions: Option<&dyn Permissions>,
+    c: &ClusterSettings,
+    topology: &Topology,
+) -> Option<Result<Vec<Evaluation>, String>> {
+    let permissions = permissions?;
+    let queries = permission_queries(c, topology);
+    Some(
+        match tokio::time::timeout(READ_TIMEOUT, permissions.evaluate(&queries)).await {
+            Ok(r) => r,
+            Err(_) => Err("the policy simulator did not answer in time".to_owned()),
+        },
+    )
 }
