@@ -373,10 +373,6 @@ fn round_key(ctx: &Ctx, key: String) -> String {
     }
 }
 
-fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
 /// The idempotency key of the "approved" reply of request `id` (posted by whoever gets there first:
 /// the approval itself, or the run it started, after a crash in between).
 pub fn approved_key(request_id: i64) -> String {

@@ -488,7 +488,8 @@ fn unknown_lag(ctx: &Context) -> Finding {
     let limit = lag_text(ctx.limits.lag_limit_ms);
     match (ctx.mode, ctx.chooser) {
         (Mode::Switchover, Chooser::Bot) => fail(format!(
-            "unknown ({why}): the bot does not propose a switchover it cannot size against the {limit} limit; ask for one                  with --mode switchover if writes may pause for as long as the target takes to catch up"
+            "unknown ({why}): the bot does not propose a switchover it cannot size against the {limit} limit; ask for \
+             one with --mode switchover if writes may pause for as long as the target takes to catch up"
         )),
         (Mode::Switchover, Chooser::Person) => warn(format!(
             "unknown ({why}): the {limit} limit cannot be applied; the switchover pauses writes until the target catches up, however long that takes"

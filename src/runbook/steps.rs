@@ -6,10 +6,11 @@
 
 use super::{
     Ctx, MANAGED_GRACE, RunData, Runner, SETTLE_READS, Step, Stop, describe, keep_endpoints, operation_under_way, plan,
-    plus, round_key, same_host, since, stuck,
+    plus, round_key, since, stuck,
 };
 use crate::ports::{AwsError, ClusterState};
 use crate::runbook::report::Note;
+use crate::types::same_host;
 use std::time::Duration;
 
 /// A mutating AWS call the run must make at most once: none of them is safe to send twice.
