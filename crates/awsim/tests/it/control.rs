@@ -1,7 +1,7 @@
 //! Control of the emulator: injected faults and delays as the SDK sees them, the call log, timings,
 //! reset, and the admin HTTP API.
 
-mod common;
+use crate::common;
 
 use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::error::ProvideErrorMetadata;

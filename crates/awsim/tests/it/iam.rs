@@ -2,7 +2,7 @@
 //! IAM's policy simulator answers for the calls a failover makes, rule by rule; the simulator refusing
 //! the caller; a role ARN without the role's path; IAM out of reach while us-east-1 is down.
 
-mod common;
+use crate::common;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::operation::get_role::GetRoleError;

@@ -1,7 +1,7 @@
 //! Aurora Global Database through the real aws-sdk-rds client: topology, detach, managed failover,
 //! switchover, their refusals, events, and Region outages.
 
-mod common;
+use crate::common;
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDBClustersError;

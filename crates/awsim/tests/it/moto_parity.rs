@@ -6,7 +6,7 @@
 //!
 //! moto is started by `scripts/test`, which exports `MOTO_ENDPOINT`.
 
-mod common;
+use crate::common;
 
 use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::error::ProvideErrorMetadata;

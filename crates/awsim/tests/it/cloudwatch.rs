@@ -1,7 +1,7 @@
 //! The replication-lag metrics through the real aws-sdk-cloudwatch client, which speaks Smithy RPC v2
 //! CBOR: published by each secondary in its own Region, as AWS publishes them.
 
-mod common;
+use crate::common;
 
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::primitives::DateTime;

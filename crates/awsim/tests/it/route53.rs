@@ -1,7 +1,7 @@
 //! Route 53 through the real aws-sdk-route53 client: zones, record listing, change batches validated
 //! as AWS validates them, PENDING then INSYNC, typed errors, and us-east-1 outages.
 
-mod common;
+use crate::common;
 
 use aws_sdk_route53::error::ProvideErrorMetadata;
 use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsError;

@@ -3,7 +3,7 @@
 //! set of records sharing a name and type, changed by set identifier, and refused where Route 53 refuses
 //! them, with its messages.
 
-mod common;
+use crate::common;
 
 use aws_sdk_route53::error::ProvideErrorMetadata;
 use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsError;

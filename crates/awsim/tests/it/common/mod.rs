@@ -1,7 +1,5 @@
 //! Shared test harness: starts the emulator on port 0 and builds real AWS SDK clients pointed at it.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
-
 use aws_config::BehaviorVersion;
 use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::config::{Credentials, Region};
