@@ -9,6 +9,7 @@ fn bot() -> Command {
 }
 
 #[test]
+#[cfg_attr(not(feature = "demo"), ignore = "built without the demo feature")]
 fn the_demo_plays_a_whole_failover_and_exits_0() {
     let out = bot().arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
