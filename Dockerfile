@@ -3,16 +3,21 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, so that code changes do not rebuild them.
+# Dependencies first, so that code changes do not rebuild them. Cargo reads every workspace member's
+# manifest (and needs a target in each), so each gets an empty stand-in source here.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/awsim/Cargo.toml crates/awsim/Cargo.toml
-RUN mkdir -p src crates/awsim/src \
+COPY crates/slack-standin/Cargo.toml crates/slack-standin/Cargo.toml
+RUN mkdir -p src crates/awsim/src crates/slack-standin/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > crates/awsim/src/main.rs && touch crates/awsim/src/lib.rs \
- && cargo build --release --locked --bin aurora-failover-bot || true
+ && touch crates/slack-standin/src/lib.rs \
+ && cargo build --release --locked --no-default-features --bin aurora-failover-bot || true
 COPY . .
-RUN touch src/main.rs src/lib.rs crates/awsim/src/lib.rs \
- && cargo build --release --locked --bin aurora-failover-bot \
+# The production binary: without the `demo` feature, so without the AWS emulator and the Slack
+# stand-in (`cargo tree --no-default-features -e normal` lists neither).
+RUN touch src/main.rs src/lib.rs \
+ && cargo build --release --locked --no-default-features --bin aurora-failover-bot \
  && strip target/release/aurora-failover-bot
 
 FROM debian:bookworm-slim

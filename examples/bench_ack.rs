@@ -13,10 +13,9 @@
 use aurora_failover_bot::aws::AwsOverrides;
 use aurora_failover_bot::ports::SystemClock;
 use aurora_failover_bot::settings::Settings;
-use aurora_failover_bot::standin::{STANDIN_APP, STANDIN_TEAM, SlackSender, SlackStandIn};
 use aurora_failover_bot::startup::{Application, Deps};
 use aurora_failover_bot::store::Store;
-use aurora_failover_bot::types::Secret;
+use standin::{STANDIN_APP, STANDIN_TEAM, Secret, SlackSender, SlackStandIn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

@@ -9,9 +9,8 @@
 use aurora_failover_bot::aws::AwsOverrides;
 use aurora_failover_bot::ports::SystemClock;
 use aurora_failover_bot::settings::Settings;
-use aurora_failover_bot::standin::{SlackSender, SlackStandIn};
 use aurora_failover_bot::startup::{Application, Deps};
-use aurora_failover_bot::types::Secret;
+use standin::{Secret, SlackSender, SlackStandIn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

@@ -9,11 +9,10 @@
 use crate::aws::AwsOverrides;
 use crate::ports::SystemClock;
 use crate::settings::Settings;
-use crate::standin::{SlackSender, SlackStandIn};
 use crate::startup::{Application, Deps};
 use crate::store::RunState;
-use crate::types::Secret;
 use anyhow::{Context, bail};
+use standin::{Secret, SlackSender, SlackStandIn};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +65,8 @@ reader_record = "aurorareadendpoint.aurora_private_hosted_zone"
 record_ttl = 1
 "#,
         store_path.display().to_string().replace('\\', "/"),
-        team = crate::standin::STANDIN_TEAM,
-        app = crate::standin::STANDIN_APP,
+        team = standin::STANDIN_TEAM,
+        app = standin::STANDIN_APP,
     );
     Ok(Settings::from_toml(&toml)?)
 }

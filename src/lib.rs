@@ -3,11 +3,14 @@
 //!
 //! Layout (see ARCHITECTURE.md): `slack/` and `aws/` are the adapters to the outside; `store/` is the
 //! durable record; `approval`, `runbook` and `status` are the capabilities, written against the narrow
-//! traits in `ports`; `startup` wires it all; `demo` runs it all locally.
+//! traits in `ports`; `startup` wires it all; `demo` runs it all locally on the AWS emulator
+//! (`crates/awsim`) and the Slack stand-in (`crates/slack-standin`), behind the cargo feature `demo`
+//! (on by default, off in the production build).
 
 pub mod approval;
 pub mod audit;
 pub mod aws;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
 pub mod ports;
@@ -15,7 +18,6 @@ pub mod runbook;
 pub mod server;
 pub mod settings;
 pub mod slack;
-pub mod standin;
 pub mod startup;
 pub mod status;
 pub mod store;

@@ -1,66 +1,62 @@
-//! `aurora-failover-bot`: the command line. Thin on purpose: parse arguments, set up logging and
-//! signals, and hand over to `startup` or `demo`.
+//! `aurora-failover-bot`: the command line. Thin on purpose: parse arguments (clap), set up logging and
+//! signals, and hand over to `startup`, `audit` or `demo` (the last only with the `demo` feature).
 
 use aurora_failover_bot::audit::Format;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "\
-usage:
-  aurora-failover-bot serve --config PATH   run the bot
-  aurora-failover-bot demo                  run everything locally on embedded defaults (emulated AWS,
-                                            a stand-in for Slack, SQLite) and play a scripted failover
-  aurora-failover-bot audit --config PATH [--since TIME] [--format jsonl|table]
-                                            print every request, decision, attempt and run step from
-                                            the store (TIME: 2026-11-26T09:00:00Z, 2026-11-26, or 24h/7d)";
-
-enum Cli {
-    Serve(PathBuf),
-    Demo,
-    Audit {
-        config: PathBuf,
-        since: Option<String>,
-        format: Format,
-    },
-    Help,
+/// Fail an Aurora Global Database over to another AWS Region from Slack, with two-person approval.
+#[derive(Debug, Parser)]
+#[command(name = "aurora-failover-bot", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(args: &[String]) -> Result<Cli, String> {
-    match args.first().map(String::as_str) {
-        Some("serve") => match &args[1..] {
-            [flag, path] if flag == "--config" => Ok(Cli::Serve(PathBuf::from(path))),
-            [flag] if flag == "--config" => Err("--config needs a path".into()),
-            [] => Err("serve needs --config PATH".into()),
-            other => Err(format!("unexpected arguments: {}", other.join(" "))),
-        },
-        Some("audit") => {
-            let mut config = None;
-            let mut since = None;
-            let mut format = Format::Table;
-            let mut rest = args[1..].iter();
-            while let Some(flag) = rest.next() {
-                let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-                match flag.as_str() {
-                    "--config" => config = Some(PathBuf::from(value)),
-                    "--since" => since = Some(value.clone()),
-                    "--format" => {
-                        format = Format::parse(value).ok_or_else(|| format!("--format {value}: use jsonl or table"))?
-                    }
-                    other => return Err(format!("unexpected argument {other}")),
-                }
-            }
-            let config = config.ok_or("audit needs --config PATH")?;
-            Ok(Cli::Audit { config, since, format })
-        }
-        Some("demo") if args.len() == 1 => Ok(Cli::Demo),
-        Some("demo") => Err(format!("unexpected arguments: {}", args[1..].join(" "))),
-        Some("-h" | "--help" | "help") => Ok(Cli::Help),
-        Some(other) => Err(format!("unknown command {other}")),
-        None => Err("no command given".into()),
-    }
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bot.
+    Serve {
+        /// The configuration file (see config.example.toml).
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Run everything locally on embedded defaults (emulated AWS, a stand-in for Slack, SQLite) and
+    /// play a scripted failover.
+    // Without the `demo` feature (the production build) the command is hidden and only says so.
+    #[cfg_attr(
+        not(feature = "demo"),
+        command(hide = true, about = "Not in this build (built without the `demo` feature)", long_about = None)
+    )]
+    Demo,
+    /// Print every request, decision, attempt and run step from the store.
+    Audit {
+        /// The bot's configuration file: the store is the one it names.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// Only what happened since TIME: 2026-11-26T09:00:00Z, 2026-11-26 (midnight UTC), or a span
+        /// back from now such as 90m, 24h or 7d.
+        #[arg(long, value_name = "TIME", value_parser = since)]
+        since: Option<jiff::Timestamp>,
+        /// One JSON object per line, or a table for people.
+        #[arg(
+            long,
+            default_value = "table",
+            value_parser = PossibleValuesParser::new(["jsonl", "table"])
+                .map(|s| Format::parse(&s).expect("one of the possible values")),
+        )]
+        format: Format,
+    },
+}
+
+/// `--since`, parsed when the arguments are, so that a bad value is a usage error.
+fn since(s: &str) -> Result<jiff::Timestamp, String> {
+    aurora_failover_bot::audit::parse_since(s, jiff::Timestamp::now())
 }
 
 fn init_logging(default: &str) {
@@ -98,20 +94,11 @@ fn shutdown_on_signals() -> CancellationToken {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cli = match parse(&args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            eprintln!("aurora-failover-bot: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match cli {
-        Cli::Help => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Cli::Audit { config, since, format } => match audit(&config, since.as_deref(), format) {
+    // Usage errors exit 2 with clap's message; --help and --version exit 0.
+    match Cli::parse().command {
+        Command::Serve { config } => serve(&config).await,
+        Command::Demo => demo().await,
+        Command::Audit { config, since, format } => match audit(&config, since, format) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -121,50 +108,59 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cli::Demo => {
-            init_logging("warn");
-            match aurora_failover_bot::demo::run().await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("aurora-failover-bot demo: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+    }
+}
+
+async fn serve(path: &std::path::Path) -> ExitCode {
+    init_logging("info");
+    let settings = match Settings::from_file(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aurora-failover-bot: {e}");
+            return ExitCode::from(2);
         }
-        Cli::Serve(path) => {
-            init_logging("info");
-            let settings = match Settings::from_file(&path) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("aurora-failover-bot: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let app = match Application::build(settings, Deps::default()).await {
-                Ok(app) => app,
-                Err(e) => {
-                    eprintln!("aurora-failover-bot: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            match app.run_until_stopped(shutdown_on_signals()).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("aurora-failover-bot: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+    };
+    let app = match Application::build(settings, Deps::default()).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("aurora-failover-bot: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match app.run_until_stopped(shutdown_on_signals()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aurora-failover-bot: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn audit(config: &std::path::Path, since: Option<&str>, format: Format) -> anyhow::Result<String> {
+#[cfg(feature = "demo")]
+async fn demo() -> ExitCode {
+    init_logging("warn");
+    match aurora_failover_bot::demo::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aurora-failover-bot demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo() -> ExitCode {
+    eprintln!(
+        "aurora-failover-bot demo: this binary was built without the `demo` feature (a production build); \
+         build it with the default features to run the demo"
+    );
+    ExitCode::from(2)
+}
+
+fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format: Format) -> anyhow::Result<String> {
     use anyhow::Context;
     let settings = Settings::from_file(config)?;
-    let since = match since {
-        Some(s) => aurora_failover_bot::audit::parse_since(s, jiff::Timestamp::now()).map_err(anyhow::Error::msg)?,
-        None => jiff::Timestamp::MIN,
-    };
+    let since = since.unwrap_or(jiff::Timestamp::MIN);
     if !settings.store.path.exists() {
         anyhow::bail!(
             "config key store.path: {} does not exist",

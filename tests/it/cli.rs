@@ -1,5 +1,6 @@
 //! The binary as users run it: `demo` completes and exits 0; `serve` with a bad config file stops at
-//! start-up naming the key and the reason; bad arguments print the usage.
+//! start-up naming the key and the reason; bad arguments print the usage and exit 2; every command
+//! answers `--help`, and the binary `--version`.
 
 use std::process::Command;
 
@@ -8,6 +9,7 @@ fn bot() -> Command {
 }
 
 #[test]
+#[cfg_attr(not(feature = "demo"), ignore = "built without the demo feature")]
 fn the_demo_plays_a_whole_failover_and_exits_0() {
     let out = bot().arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -84,14 +86,72 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
 }
 
 #[test]
-fn bad_arguments_print_the_usage() {
-    for args in [vec![], vec!["launch"], vec!["serve"], vec!["demo", "--fast"]] {
+fn bad_arguments_are_refused_with_the_usage_and_exit_2() {
+    for args in [
+        vec![],
+        vec!["launch"],
+        vec!["serve"],
+        vec!["serve", "--config"],
+        vec!["demo", "--fast"],
+        vec!["audit"],
+        vec!["audit", "--config", "bot.toml", "--format", "csv"],
+        vec!["audit", "--config", "bot.toml", "--since", "last tuesday"],
+    ] {
         let out = bot().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        // clap's message: the usage, or (for a bad value) what is wrong and where to read the usage.
+        assert!(
+            stderr.contains("Usage:") || stderr.contains("try '--help'"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: usage goes to stderr");
     }
-    let out = bot().arg("--help").output().unwrap();
+    let out = bot()
+        .args(["audit", "--config", "bot.toml", "--format", "csv"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("jsonl") && stderr.contains("table"),
+        "the allowed formats are named: {stderr}"
+    );
+}
+
+#[test]
+fn every_command_answers_help_and_the_binary_its_version() {
+    for args in [
+        vec!["--help"],
+        vec!["-h"],
+        vec!["help"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["audit", "--help"],
+        vec!["help", "audit"],
+    ] {
+        let out = bot().args(&args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+    }
+    let out = bot().args(["audit", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for expected in ["--config <PATH>", "--since <TIME>", "--format", "jsonl", "table", "24h"] {
+        assert!(
+            help.contains(expected),
+            "{expected:?} missing from audit --help:\n{help}"
+        );
+    }
+    let out = bot().arg("--version").output().unwrap();
     assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("aurora-failover-bot {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

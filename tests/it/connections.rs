@@ -43,7 +43,7 @@ async fn a_detach_completes_while_idle_connections_exceed_the_descriptor_limit_a
     };
     scenario.timings = timings;
     let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
-    let slack = aurora_failover_bot::standin::SlackStandIn::start(&aurora_failover_bot::types::Secret::new(BOT_TOKEN))
+    let slack = standin::SlackStandIn::start(&standin::Secret::new(BOT_TOKEN))
         .await
         .unwrap();
     slack.set_group("S0DBA", &[CAROL]);

@@ -5,12 +5,12 @@
 
 use crate::common;
 
-use aurora_failover_bot::standin::{Failure, Recorded, SlackStandIn};
 use aurora_failover_bot::store::RunState;
-use aurora_failover_bot::types::{Secret, SlackUserId};
+use aurora_failover_bot::types::SlackUserId;
 use awsim::{FaultSpec, Timings};
 use common::process::BotProcess;
 use common::*;
+use standin::{Failure, Recorded, Secret, SlackStandIn};
 use std::time::{Duration, Instant};
 
 /// A world with the emulator, the Slack stand-in and a bot process.

@@ -5,10 +5,9 @@
 use crate::common;
 
 use aurora_failover_bot::settings::Settings;
-use aurora_failover_bot::standin::{STANDIN_APP, STANDIN_TEAM, SlackSender, Workspace};
 use aurora_failover_bot::startup::{Application, Deps};
-use aurora_failover_bot::types::Secret;
 use common::*;
+use standin::{STANDIN_APP, STANDIN_TEAM, Secret, SlackSender, Workspace};
 use std::time::Duration;
 
 async fn readyz(bot: &TestBot) -> (u16, String) {
@@ -170,9 +169,7 @@ async fn slack_secrets_with_surrounding_whitespace_are_trimmed_and_work() {
 
 #[tokio::test]
 async fn a_malformed_secret_stops_start_up_naming_the_key_and_the_source_but_not_the_value() {
-    let slack = aurora_failover_bot::standin::SlackStandIn::start(&Secret::new(BOT_TOKEN))
-        .await
-        .unwrap();
+    let slack = standin::SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
     let cases: &[(&str, &str, &str)] = &[
         ("SLACK_BOT_TOKEN", "xoxb-12345\nxoxb-67890", "control character"),
         ("SLACK_BOT_TOKEN", "xapp-1-A0-123-abc", "app-level token"),

@@ -4,11 +4,11 @@
 use crate::common;
 
 use aurora_failover_bot::slack::verify;
-use aurora_failover_bot::standin::SlackSender;
 use aurora_failover_bot::store::{RequestState, RunState};
 use aurora_failover_bot::types::Secret;
 use awsim::FaultSpec;
 use common::*;
+use standin::SlackSender;
 use std::time::{Duration, Instant};
 
 #[tokio::test]

@@ -8,10 +8,9 @@ use crate::common;
 use aurora_failover_bot::aws::{self, AwsOverrides};
 use aurora_failover_bot::ports::SystemClock;
 use aurora_failover_bot::settings::Settings;
-use aurora_failover_bot::standin::{SlackSender, SlackStandIn};
 use aurora_failover_bot::startup::{Application, Deps};
-use aurora_failover_bot::types::Secret;
 use common::*;
+use standin::{Secret, SlackSender, SlackStandIn};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

@@ -4,9 +4,9 @@
 use crate::common;
 
 use aurora_failover_bot::slack::verify;
-use aurora_failover_bot::standin::SlackSender;
 use aurora_failover_bot::types::Secret;
 use common::*;
+use standin::SlackSender;
 
 /// Asserts that nothing happened anywhere: Slack, AWS, the store.
 async fn nothing_happened(bot: &TestBot) {

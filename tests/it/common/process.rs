@@ -1,9 +1,9 @@
 //! The real bot as a child process (`serve --config`), for the tests that kill, stop or limit it.
 
 use super::*;
-use aurora_failover_bot::standin::{SlackSender, SlackStandIn};
 use aurora_failover_bot::store::Store;
-use aurora_failover_bot::types::Secret;
+use standin::Secret;
+use standin::{SlackSender, SlackStandIn};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,25 @@
+//! A local stand-in for Slack, both ways: a fake Slack Web API that records every call the bot makes
+//! (and can print the conversation, for the demo), and a client that sends the bot slash commands and
+//! button clicks signed exactly as Slack signs them. Used by the bot's `demo` and by its integration
+//! tests; never part of a production build (the bot's `demo` feature pulls it in).
+//!
+//! The fake answers `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`
+//! and response_url posts (`/response/{n}`), checks the bot token, and can be told to fail the next
+//! calls, or every call for a while, with 429 (Retry-After) or 5xx.
+//!
+//! This crate does not depend on the bot: it signs requests with its own code ([`signing`]), written
+//! from Slack's documentation, so that the tests check the bot's verification against an independent
+//! signer rather than against itself.
+
+mod sender;
+pub mod signing;
+mod web_api;
+
+pub use sender::{Answer, SlackSender, Workspace};
+pub use signing::Secret;
+pub use web_api::{Failure, Recorded, SlackStandIn};
+
+/// The workspace this fake is: the `team_id` its `auth.test` names and its senders put in requests.
+pub const STANDIN_TEAM: &str = "T0STANDIN";
+/// The app its senders put in requests (`api_app_id`).
+pub const STANDIN_APP: &str = "A0STANDIN";
