@@ -549,7 +549,12 @@ pub fn note(note: &Note) -> MessageBody {
 /// What to know and do after a successful run, one line each; `old` is the old primary.
 fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
     let (old_id, old_region) = (ident(&old.cluster_id), esc(old.region.as_str()));
-    let back = |cluster: &str| ident(&format!("/aurora failover {cluster} --to {} --mode switchover", old.region));
+    let back = |cluster: &str| {
+        ident(&format!(
+            "/aurora failover {cluster} --to {} --mode switchover",
+            old.region
+        ))
+    };
     match after {
         Aftermath::Detached { cluster, promoted } => vec![
             format!(
@@ -592,7 +597,10 @@ fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
                     ident(&format!("rds:unplanned-global-failover-{}-<time>", old.cluster_id))
                 ),
             },
-            format!("To fail back once {old_id} has rejoined: {} (no data loss).", back(cluster)),
+            format!(
+                "To fail back once {old_id} has rejoined: {} (no data loss).",
+                back(cluster)
+            ),
         ],
         Aftermath::SwitchedOver { cluster } => vec![format!(
             "{old_id} ({old_region}) is now a secondary. To switch back: {}.",
