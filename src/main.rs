@@ -111,7 +111,7 @@ async fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Cli::Audit { config, since, format } => match audit(&config, since.as_deref(), format) {
+        Cli::Audit { config, since, format } => match audit(&config, since.as_deref(), format).await {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -158,7 +158,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn audit(config: &std::path::Path, since: Option<&str>, format: Format) -> anyhow::Result<String> {
+async fn audit(config: &std::path::Path, since: Option<&str>, format: Format) -> anyhow::Result<String> {
     use anyhow::Context;
     let settings = Settings::from_file(config)?;
     let since = match since {
@@ -171,8 +171,8 @@ fn audit(config: &std::path::Path, since: Option<&str>, format: Format) -> anyho
             settings.store.path.display()
         );
     }
-    let store = aurora_failover_bot::store::Store::open(&settings.store.path)
+    let store = aurora_failover_bot::store::SqliteStore::open(&settings.store.path)
         .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?;
-    let entries = aurora_failover_bot::audit::entries(&store, since)?;
+    let entries = aurora_failover_bot::audit::entries(&store, since).await?;
     Ok(aurora_failover_bot::audit::render(&entries, format))
 }

@@ -75,22 +75,23 @@ struct Recorder {
     updates: Mutex<Vec<Option<String>>>,
 }
 
+#[async_trait]
 impl Chat for Recorder {
-    fn post_request(&self, _: &Request, _: &Plan) -> Result<i64, ChatError> {
-        Ok(1)
+    async fn post_request(&self, _: &Request, _: &Plan) -> Result<crate::store::OutboxId, ChatError> {
+        Ok(crate::store::OutboxId::new(1))
     }
-    fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
+    async fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
         self.updates.lock().unwrap().push(key.map(str::to_owned));
         Ok(())
     }
-    fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+    async fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
         self.notes.lock().unwrap().push((key.to_owned(), broadcast));
         Ok(())
     }
-    fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
+    async fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
-    fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
+    async fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
         Ok(())
     }
 }
@@ -107,7 +108,7 @@ fn member(region: &str, id: &str, writer: bool) -> Member {
 
 #[tokio::test]
 async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
     let now = jiff::Timestamp::now();
     let id = store
         .create_request(&NewRequest {
@@ -120,6 +121,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             requested_at: now,
             expires_at: now + jiff::SignedDuration::from_mins(15),
         })
+        .await
         .unwrap()
         .unwrap();
     let plan = Plan {
@@ -152,14 +154,17 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             },
             now,
         )
+        .await
         .unwrap();
     assert!(
         store
             .mark_pending(id, &serde_json::to_string(&plan).unwrap(), Mode::Detach, message)
+            .await
             .unwrap()
     );
     let bob = SlackUserId::parse("U0BOB").unwrap();
-    let crate::store::Decided::Won { run_id: Some(run) } = store.decide(id, true, &bob, now, "precheck", "{}").unwrap()
+    let crate::store::Decided::Won { run_id: Some(run) } =
+        store.decide(id, true, &bob, now, "precheck", "{}").await.unwrap()
     else {
         panic!("not approved")
     };
@@ -175,6 +180,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
     };
     store
         .finish_run(run, RunState::Failed, &serde_json::to_string(&data).unwrap(), now)
+        .await
         .unwrap();
 
     let chat = Arc::new(Recorder::default());
@@ -213,7 +219,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             .all(|k| k.as_deref() == Some(&format!("run:{run}:stage:failed")[..]))
     );
     assert_eq!(
-        store.run(run).unwrap().unwrap().state,
+        store.run(run).await.unwrap().unwrap().state,
         RunState::Failed,
         "still failed, not run again"
     );

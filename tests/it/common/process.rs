@@ -2,7 +2,7 @@
 
 use super::*;
 use aurora_failover_bot::standin::{SlackSender, SlackStandIn};
-use aurora_failover_bot::store::Store;
+use aurora_failover_bot::store::{SqliteStore, Store};
 use aurora_failover_bot::types::Secret;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -123,8 +123,8 @@ impl BotProcess {
     }
 
     /// A second connection to the bot's database (SQLite, WAL), for watching and for the checks.
-    pub fn store(&self) -> Store {
-        Store::open(&self.db).unwrap()
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.db).unwrap())
     }
 }
 
