@@ -145,6 +145,15 @@ impl World {
     /// RemoveFromGlobalCluster once, every reply once and in order.
     async fn assert_completed_once(&self, id: i64, ts: &str) {
         assert_eq!(self.finished(id).await, RunState::Succeeded, "{}", self.bot.log_text());
+        // The outcome's reply is queued right after the run's end is committed (a durable commit,
+        // a few ms): wait for it to be delivered before reading the thread.
+        wait_until("the outcome's reply", async || {
+            self.thread(ts)
+                .iter()
+                .any(|r| r.text().contains("*Failover complete*"))
+                .then_some(())
+        })
+        .await;
         self.slack_idle().await;
         assert_eq!(
             self.sim.admin().calls_to("RemoveFromGlobalCluster").len(),
