@@ -14,7 +14,7 @@ use aurora_failover_bot::aws::AwsOverrides;
 use aurora_failover_bot::ports::SystemClock;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
-use aurora_failover_bot::store::Store;
+use aurora_failover_bot::store::{Durability, SqliteStore, Store};
 use standin::{STANDIN_APP, STANDIN_TEAM, Secret, SlackSender, SlackStandIn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,10 +36,11 @@ async fn bot(
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("bench.db");
     {
-        let store = Store::open(&db)?;
+        // Seeding only: 100,000 durable commits one by one would take minutes.
+        let store = SqliteStore::open_with(&db, Durability::Normal)?;
         let now = jiff::Timestamp::now();
         for i in 0..rows {
-            store.first_sighting(&format!("v0={i:064x}"), now)?;
+            store.first_sighting(&format!("v0={i:064x}"), now).await?;
         }
     }
     let toml = format!(

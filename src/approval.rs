@@ -15,7 +15,7 @@ use crate::runbook::report::{Note, Stage};
 use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
 use crate::settings::Settings;
-use crate::store::{Decided, NewRequest, Request, RequestState, Store};
+use crate::store::{Decided, NewRequest, Request, RequestId, RequestState, RunId, RunState, Store};
 use crate::types::{Mode, Principal, Region, SlackUserId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ const PLANNING_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("Request #{0} does not exist.")]
-    NoSuchRequest(i64),
+    NoSuchRequest(RequestId),
     #[error("You cannot approve your own request: a second person must.")]
     OwnRequest,
     #[error("You are not an approver of failover requests. Approvers: {0}.")]
@@ -37,43 +37,47 @@ pub enum Refusal {
     #[error("Only an approver or the requester can deny a request. Approvers: {0}.")]
     NotAllowedToDeny(String),
     #[error("Request #{id} was already {state}{by}.")]
-    AlreadyDecided { id: i64, state: &'static str, by: String },
+    AlreadyDecided {
+        id: RequestId,
+        state: &'static str,
+        by: String,
+    },
     #[error("Request #{0} has expired; nothing was changed. Ask again with /aurora failover if it is still needed.")]
-    Expired(i64),
+    Expired(RequestId),
     #[error("Request #{0} is still being prepared; try again in a moment.")]
-    NotReady(i64),
+    NotReady(RequestId),
     #[error("Your Slack user groups could not be checked ({0}); try again in a moment.")]
     DirectoryUnavailable(String),
     #[error("Only the requester or an approver can cancel a request. Approvers: {0}.")]
     NotAllowedToCancel(String),
     #[error("Request #{0} is already approved and its run has started: it cannot be cancelled.")]
-    AlreadyApproved(i64),
+    AlreadyApproved(RequestId),
     #[error(
         "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
     )]
     Internal,
     #[error("Run {0} does not exist. The run's number is in its thread (\"Needs attention (run N)\").")]
-    NoSuchRun(i64),
+    NoSuchRun(RunId),
     #[error("Only a requester or an approver can ask to resume a run. Approvers: {0}.")]
     NotAllowedToResume(String),
     #[error("Only the requester or an approver can abandon a run. Approvers: {0}.")]
     NotAllowedToAbandon(String),
     #[error("Run {id} is {state}: only a run that needs attention can be resumed.")]
-    NotWaiting { id: i64, state: &'static str },
+    NotWaiting { id: RunId, state: &'static str },
     #[error(
         "Resuming run {id} was already asked for by <@{by}>; it waits for a second person's approval in the thread."
     )]
-    ResumeAlreadyAsked { id: i64, by: String },
+    ResumeAlreadyAsked { id: RunId, by: String },
     #[error("You asked to resume run {0}: a second person must approve it.")]
-    OwnResume(i64),
+    OwnResume(RunId),
     #[error("Nobody is asking to resume run {0} right now (it was decided already, or the run moved on).")]
-    NoResumeAsked(i64),
+    NoResumeAsked(RunId),
     #[error("Run {id} has already ended ({state}); nothing was changed.")]
-    RunEnded { id: i64, state: &'static str },
+    RunEnded { id: RunId, state: &'static str },
     #[error("Only an approver, the person who asked, or the failover's requester can deny a resume. Approvers: {0}.")]
     NotAllowedToDenyResume(String),
     #[error("Say why you abandon run {0}: `/aurora abandon {0} REASON`.")]
-    NoReason(i64),
+    NoReason(RunId),
 }
 
 /// Where a command came from.
@@ -90,7 +94,7 @@ pub struct Origin<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestReply {
     /// Recorded; planning has started and its outcome will follow through the response_url.
-    Accepted { id: i64 },
+    Accepted { id: RequestId },
     /// A dry run: the plan will follow through the response_url; nothing is recorded or posted.
     DryRun,
     /// Refused, with the reason for the user.
@@ -106,7 +110,7 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    pub fn launch(&self, run_id: i64) {
+    pub fn launch(&self, run_id: RunId) {
         let runner = self.runner.clone();
         self.tracker.spawn(runner.execute(run_id));
     }
@@ -116,7 +120,7 @@ impl Launcher {
 #[derive(Clone)]
 pub struct Approvals {
     pub settings: Arc<Settings>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
     pub metrics: Arc<dyn Metrics>,
@@ -138,6 +142,17 @@ fn shown(reason: &str) -> String {
 fn store_failed(e: crate::store::StoreError) -> Refusal {
     warn!(error = %e, "store error");
     Refusal::Internal
+}
+
+/// The working data a new run starts with.
+fn first_run_data() -> String {
+    serde_json::to_string(&RunData::default()).unwrap_or_else(|_| "{}".into())
+}
+
+/// A request's plan, for a message about it: one that cannot be read is logged (by the store, with
+/// the request's id) and the message goes without it.
+fn readable_plan(r: &Request) -> Option<Plan> {
+    r.stored_plan().ok().flatten()
 }
 
 /// "done", or "refused: why", for the audit.
@@ -187,10 +202,11 @@ impl Approvals {
         }
     }
 
-    fn audit(&self, user: &SlackUserId, action: &str, request: Option<i64>, outcome: &str) {
+    async fn audit(&self, user: &SlackUserId, action: &str, request: Option<RequestId>, outcome: &str) {
         if let Err(e) = self
             .store
             .audit(self.clock.now(), user.as_str(), action, request, outcome)
+            .await
         {
             warn!(error = %e, "cannot write the audit log");
         }
@@ -212,8 +228,8 @@ impl Approvals {
             team_domain,
         } = origin;
         let action = format!("request failover {cluster}");
-        let refuse = |why: String| {
-            self.audit(user, &action, None, &format!("refused: {why}"));
+        let refuse = async |why: String| {
+            self.audit(user, &action, None, &format!("refused: {why}")).await;
             RequestReply::Refused(why)
         };
         match self.is_one_of(user, &self.settings.approval.requesters).await {
@@ -222,12 +238,14 @@ impl Approvals {
                 return refuse(format!(
                     "You are not allowed to request a failover. Requesters: {}.",
                     names(&self.settings.approval.requesters)
-                ));
+                ))
+                .await;
             }
             Err(e) => {
                 return refuse(format!(
                     "Your Slack user groups could not be checked ({e}); try again in a moment."
-                ));
+                ))
+                .await;
             }
         }
         let Some(c) = self.settings.cluster(cluster) else {
@@ -235,7 +253,8 @@ impl Approvals {
                 "Unknown cluster {}. Configured clusters: {}.",
                 crate::slack::render::code(cluster),
                 self.settings.cluster_names().join(", ")
-            ));
+            ))
+            .await;
         };
         let to = match to {
             None => None,
@@ -247,12 +266,13 @@ impl Approvals {
                         crate::slack::render::code(r),
                         c.name,
                         c.regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
-                    ));
+                    ))
+                    .await;
                 }
             },
         };
         if dry_run {
-            self.audit(user, &format!("dry run {cluster}"), None, "planning");
+            self.audit(user, &format!("dry run {cluster}"), None, "planning").await;
             let me = self.clone();
             let (c, url) = (c.clone(), response_url.map(str::to_owned));
             tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
@@ -270,18 +290,21 @@ impl Approvals {
             requested_at: now,
             expires_at: now + ttl,
         };
-        match self.store.create_request(&new) {
+        match self.store.create_request(&new).await {
             Err(e) => {
                 warn!(error = %e, "cannot record a request");
-                refuse("The request could not be recorded (the bot's database failed); nothing was done.".into())
+                refuse("The request could not be recorded (the bot's database failed); nothing was done.".into()).await
             }
-            Ok(Err(existing)) => refuse(format!(
-                "{} already has {} open or running: one at a time per cluster.",
-                c.name,
-                self.link_to(existing, team_domain)
-            )),
+            Ok(Err(existing)) => {
+                refuse(format!(
+                    "{} already has {} open or running: one at a time per cluster.",
+                    c.name,
+                    self.link_to(existing, team_domain).await
+                ))
+                .await
+            }
             Ok(Ok(id)) => {
-                self.audit(user, &action, Some(id), "recorded");
+                self.audit(user, &action, Some(id), "recorded").await;
                 let me = self.clone();
                 tokio::spawn(async move { me.plan_request(id).await });
                 RequestReply::Accepted { id }
@@ -291,16 +314,13 @@ impl Approvals {
 
     /// A Slack link to request `id`'s message, or a mention of the channel when the message is not
     /// posted yet (or the workspace's domain is unknown).
-    fn link_to(&self, id: i64, team_domain: Option<&str>) -> String {
+    async fn link_to(&self, id: RequestId, team_domain: Option<&str>) -> String {
         let channel = &self.settings.slack.incident_channel;
-        let posted = self
-            .store
-            .request(id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.message)
-            .and_then(|m| self.store.outbox_item(m).ok().flatten())
-            .and_then(|item| item.delivered_ts);
+        let posted = match self.store.request(id).await {
+            Ok(Some(Request { message: Some(m), .. })) => self.store.outbox_item(m).await.ok().flatten(),
+            _ => None,
+        }
+        .and_then(|item| item.delivered_ts);
         match (posted, team_domain.filter(|d| !d.is_empty())) {
             (Some(ts), Some(domain)) => format!(
                 "<https://{domain}.slack.com/archives/{channel}/p{}|request #{id}>",
@@ -311,12 +331,12 @@ impl Approvals {
     }
 
     /// Makes a recorded request's plan and posts it for approval, or rejects it with the reason.
-    pub async fn plan_request(&self, id: i64) {
-        let request = match self.store.request(id) {
+    pub async fn plan_request(&self, id: RequestId) {
+        let request = match self.store.request(id).await {
             Ok(Some(r)) if r.state == RequestState::Planning => r,
             Ok(_) => return,
             Err(e) => {
-                warn!(error = %e, id, "cannot read a request to plan");
+                warn!(error = %e, id = %id, "cannot read a request to plan");
                 return;
             }
         };
@@ -326,18 +346,19 @@ impl Approvals {
         };
         match outcome {
             Err(reason) => {
-                info!(id, %reason, "request rejected");
-                if let Err(e) = self.store.mark_rejected(id, &reason) {
+                info!(id = %id, %reason, "request rejected");
+                if let Err(e) = self.store.mark_rejected(id, &reason).await {
                     warn!(error = %e, "cannot record a rejection");
                 }
-                self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"));
+                self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"))
+                    .await;
                 if let Some(url) = &request.response_url {
                     let text = format!(
                         "Request #{id} ({} failover) could not be prepared: {}. Nothing was changed.",
                         request.cluster,
                         shown(&reason)
                     );
-                    if let Err(e) = self.chat.respond(url, &text, false) {
+                    if let Err(e) = self.chat.respond(url, &text, false).await {
                         warn!(error = %e, "cannot queue a reply");
                     }
                 }
@@ -350,22 +371,25 @@ impl Approvals {
                         return;
                     }
                 };
-                let message = match self.chat.post_request(&request, &plan) {
+                let message = match self.chat.post_request(&request, &plan).await {
                     Ok(m) => m,
                     Err(e) => {
                         warn!(error = %e, "cannot queue the approval request");
-                        let _ = self.store.mark_rejected(id, "the approval request could not be queued");
+                        let _ = self
+                            .store
+                            .mark_rejected(id, "the approval request could not be queued")
+                            .await;
                         return;
                     }
                 };
-                if let Err(e) = self.store.attach_message(id, message) {
+                if let Err(e) = self.store.attach_message(id, message).await {
                     warn!(error = %e, "cannot record the request's message");
                 }
-                match self.store.mark_pending(id, &plan_json, plan.mode, message) {
+                match self.store.mark_pending(id, &plan_json, plan.mode, message).await {
                     Ok(true) => {}
                     Ok(false) => {
                         // Cancelled while it was being prepared: take the buttons off what was posted.
-                        if let Ok(Some(now)) = self.store.request(id)
+                        if let Ok(Some(now)) = self.store.request(id).await
                             && now.state == RequestState::Cancelled
                             && let Some(by) = now.decided_by.clone()
                         {
@@ -375,7 +399,8 @@ impl Approvals {
                                 &Stage::Cancelled { by: by.clone() },
                                 Note::Cancelled { by },
                                 &format!("request:{id}:cancelled"),
-                            );
+                            )
+                            .await;
                         }
                         return;
                     }
@@ -384,7 +409,8 @@ impl Approvals {
                         return;
                     }
                 }
-                self.audit(&request.requested_by, "plan", Some(id), "posted for approval");
+                self.audit(&request.requested_by, "plan", Some(id), "posted for approval")
+                    .await;
                 if let Some(url) = &request.response_url {
                     let text = format!(
                         "Request #{id} to move *{}* to {} ({}) is posted in <#{}> for approval by {}. It expires in {}.",
@@ -395,7 +421,7 @@ impl Approvals {
                         names(&self.settings.approval.approvers),
                         crate::slack::render::duration(self.settings.approval.request_ttl)
                     );
-                    if let Err(e) = self.chat.respond(url, &text, false) {
+                    if let Err(e) = self.chat.respond(url, &text, false).await {
                         warn!(error = %e, "cannot queue a reply");
                     }
                 }
@@ -450,16 +476,20 @@ impl Approvals {
         };
         let Some(url) = response_url else { return };
         let sent = match planned {
-            Ok(plan) => self.chat.respond_plan(&url, &plan),
-            Err(reason) => self.chat.respond(
-                &url,
-                &format!(
-                    "Dry run for {}: no plan. {}. Nothing was changed.",
-                    c.name,
-                    shown(&reason)
-                ),
-                false,
-            ),
+            Ok(plan) => self.chat.respond_plan(&url, &plan).await,
+            Err(reason) => {
+                self.chat
+                    .respond(
+                        &url,
+                        &format!(
+                            "Dry run for {}: no plan. {}. Nothing was changed.",
+                            c.name,
+                            shown(&reason)
+                        ),
+                        false,
+                    )
+                    .await
+            }
         };
         if let Err(e) = sent {
             warn!(error = %e, "cannot queue the dry run's answer");
@@ -467,21 +497,22 @@ impl Approvals {
     }
 
     /// An Approve or Deny click. `Ok` says what the click did, for the clicker.
-    pub async fn decide(&self, id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+    pub async fn decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
         let action = if approve { "approve" } else { "deny" };
         let result = self.try_decide(id, user, approve).await;
         let outcome = match &result {
             Ok(_) => "done".to_owned(),
             Err(r) => format!("refused: {r}"),
         };
-        self.audit(user, action, Some(id), &outcome);
+        self.audit(user, action, Some(id), &outcome).await;
         result
     }
 
-    async fn try_decide(&self, id: i64, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+    async fn try_decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
         let request = self
             .store
             .request(id)
+            .await
             .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
         self.refuse_if_closed(&request)?;
@@ -504,10 +535,17 @@ impl Approvals {
                 });
             }
         }
-        let data = serde_json::to_string(&RunData::default()).unwrap_or_else(|_| "{}".into());
         let decided = self
             .store
-            .decide(id, approve, user, self.clock.now(), Step::FIRST.as_str(), &data)
+            .decide(
+                id,
+                approve,
+                user,
+                self.clock.now(),
+                Step::FIRST.as_str(),
+                &first_run_data(),
+            )
+            .await
             .map_err(store_failed)?;
         let run_id = match decided {
             Decided::Lost(now) => {
@@ -520,11 +558,12 @@ impl Approvals {
         let request = self
             .store
             .request(id)
+            .await
             .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
-        let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let plan = readable_plan(&request);
         if approve {
-            info!(id, approver = %user, "request approved");
+            info!(id = %id, approver = %user, "request approved");
             self.tell(
                 &request,
                 plan.as_ref(),
@@ -534,7 +573,8 @@ impl Approvals {
                 },
                 Note::Approved { by: user.clone() },
                 &crate::runbook::approved_key(id),
-            );
+            )
+            .await;
             if let Some(run_id) = run_id {
                 self.launcher.launch(run_id);
             }
@@ -542,28 +582,30 @@ impl Approvals {
                 "You approved request #{id}. The run has started; follow it in the request's thread."
             ))
         } else {
-            info!(id, by = %user, "request denied");
+            info!(id = %id, by = %user, "request denied");
             self.tell(
                 &request,
                 plan.as_ref(),
                 &Stage::Denied { by: user.clone() },
                 Note::Denied { by: user.clone() },
                 &format!("request:{id}:denied"),
-            );
+            )
+            .await;
             Ok(format!("You denied request #{id}. Nothing was changed."))
         }
     }
 
     /// Updates the request message and replies in its thread, once each per `key`.
-    fn tell(&self, request: &Request, plan: Option<&Plan>, stage: &Stage, note: Note, key: &str) {
+    async fn tell(&self, request: &Request, plan: Option<&Plan>, stage: &Stage, note: Note, key: &str) {
         if let Some(plan) = plan
             && let Err(e) = self
                 .chat
                 .update_request(request, plan, stage, Some(&format!("{key}:stage")))
+                .await
         {
             warn!(error = %e, "cannot queue the request message update");
         }
-        if let Err(e) = self.chat.note(request, &note, false, key) {
+        if let Err(e) = self.chat.note(request, &note, false, key).await {
             warn!(error = %e, "cannot queue a thread reply");
         }
     }
@@ -599,8 +641,8 @@ impl Approvals {
     }
 
     /// Closes every pending request whose expiry has passed and says so on its message.
-    pub fn expire_due(&self) {
-        let expired = match self.store.expire_due(self.clock.now()) {
+    pub async fn expire_due(&self) {
+        let expired = match self.store.expire_due(self.clock.now()).await {
             Ok(e) => e,
             Err(e) => {
                 warn!(error = %e, "cannot expire requests");
@@ -608,33 +650,35 @@ impl Approvals {
             }
         };
         for r in expired {
-            info!(id = r.id, "request expired");
-            let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+            info!(id = %r.id, "request expired");
+            let plan = readable_plan(&r);
             self.tell(
                 &r,
                 plan.as_ref(),
                 &Stage::Expired,
                 Note::Expired,
                 &format!("request:{}:expired", r.id),
-            );
+            )
+            .await;
         }
     }
 
     /// `/aurora cancel REQUEST`: the requester or an approver withdraws a request before a decision.
-    pub async fn cancel(&self, id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+    pub async fn cancel(&self, id: RequestId, user: &SlackUserId) -> Result<String, Refusal> {
         let result = self.try_cancel(id, user).await;
         let outcome = match &result {
             Ok(_) => "done".to_owned(),
             Err(r) => format!("refused: {r}"),
         };
-        self.audit(user, "cancel", Some(id), &outcome);
+        self.audit(user, "cancel", Some(id), &outcome).await;
         result
     }
 
-    async fn try_cancel(&self, id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+    async fn try_cancel(&self, id: RequestId, user: &SlackUserId) -> Result<String, Refusal> {
         let request = self
             .store
             .request(id)
+            .await
             .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRequest(id))?;
         let approvers = &self.settings.approval.approvers;
@@ -646,7 +690,12 @@ impl Approvals {
         {
             return Err(Refusal::NotAllowedToCancel(names(approvers)));
         }
-        match self.store.cancel(id, user, self.clock.now()).map_err(store_failed)? {
+        match self
+            .store
+            .cancel(id, user, self.clock.now())
+            .await
+            .map_err(store_failed)?
+        {
             Decided::Lost(now) => {
                 if now.state == RequestState::Approved {
                     return Err(Refusal::AlreadyApproved(id));
@@ -655,8 +704,8 @@ impl Approvals {
                 Err(Refusal::Internal)
             }
             Decided::Won { .. } => {
-                info!(id, by = %user, "request cancelled");
-                let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                info!(id = %id, by = %user, "request cancelled");
+                let plan = readable_plan(&request);
                 if request.message.is_some() {
                     self.tell(
                         &request,
@@ -664,22 +713,25 @@ impl Approvals {
                         &Stage::Cancelled { by: user.clone() },
                         Note::Cancelled { by: user.clone() },
                         &format!("request:{id}:cancelled"),
-                    );
+                    )
+                    .await;
                 }
                 Ok(format!("Request #{id} is cancelled. Nothing was changed."))
             }
         }
     }
 
-    fn run_and_request(&self, run_id: i64) -> Result<(crate::store::Run, Request), Refusal> {
+    async fn run_and_request(&self, run_id: RunId) -> Result<(crate::store::Run, Request), Refusal> {
         let run = self
             .store
             .run(run_id)
+            .await
             .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRun(run_id))?;
         let request = self
             .store
             .request(run.request_id)
+            .await
             .map_err(store_failed)?
             .ok_or(Refusal::NoSuchRun(run_id))?;
         Ok((run, request))
@@ -687,24 +739,25 @@ impl Approvals {
 
     fn state_name(state: crate::store::RunState) -> &'static str {
         match state {
-            crate::store::RunState::Running => "still running",
-            crate::store::RunState::NeedsAttention => "waiting for a person",
-            crate::store::RunState::Succeeded => "finished: it succeeded",
-            crate::store::RunState::Failed => "finished: it failed",
-            crate::store::RunState::Abandoned => "abandoned",
+            RunState::Running => "still running",
+            RunState::NeedsAttention => "waiting for a person",
+            RunState::Succeeded => "finished: it succeeded",
+            RunState::Failed => "finished: it failed",
+            RunState::Abandoned => "abandoned",
         }
     }
 
     /// `/aurora resume RUN`: a requester or an approver asks for a run that needs attention to finish;
     /// a second person approves it with a button in the run's thread.
-    pub async fn ask_resume(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
+    pub async fn ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
         let result = self.try_ask_resume(run_id, user).await;
-        self.audit(user, &format!("resume run {run_id}"), None, &outcome_of(&result));
+        self.audit(user, &format!("resume run {run_id}"), None, &outcome_of(&result))
+            .await;
         result
     }
 
-    async fn try_ask_resume(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
-        let (run, request) = self.run_and_request(run_id)?;
+    async fn try_ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
+        let (run, request) = self.run_and_request(run_id).await?;
         let a = &self.settings.approval;
         let allowed = *user == request.requested_by
             || self
@@ -715,8 +768,13 @@ impl Approvals {
             return Err(Refusal::NotAllowedToResume(names(&a.approvers)));
         }
         let asked_at = self.clock.now();
-        match self.store.ask_resume(run_id, user, asked_at).map_err(store_failed)? {
-            Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
+        match self
+            .store
+            .ask_resume(run_id, user, asked_at)
+            .await
+            .map_err(store_failed)?
+        {
+            Err(now) if now.state == RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
                 id: run_id,
                 by: now.control.resume_asked_by.map(|u| u.to_string()).unwrap_or_default(),
             }),
@@ -725,13 +783,13 @@ impl Approvals {
                 state: Self::state_name(now.state),
             }),
             Ok(()) => {
-                let data: RunData = serde_json::from_str(&run.data).unwrap_or_default();
+                let data: RunData = run.stored_data().unwrap_or_default();
                 let why = data
                     .attention
                     .as_ref()
                     .map(|at| format!(" It stopped at {}: {}.", at.step.label(), at.reason))
                     .unwrap_or_default();
-                let plan: Option<Plan> = request.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                let plan = readable_plan(&request);
                 let what = plan.map_or_else(
                     || "The bot checks that the target is writable, then moves the CNAMEs.".to_owned(),
                     |p| {
@@ -744,7 +802,7 @@ impl Approvals {
                 );
                 let token = asked_at.as_millisecond();
                 let note = Note::ResumeAsked {
-                    run_id,
+                    run_id: run_id.get(),
                     token,
                     by: user.clone(),
                     detail: format!("{what}{why}"),
@@ -752,6 +810,7 @@ impl Approvals {
                 if let Err(e) = self
                     .chat
                     .note(&request, &note, false, &format!("run:{run_id}:resume-asked:{token}"))
+                    .await
                 {
                     warn!(error = %e, "cannot queue the resume request");
                 }
@@ -767,28 +826,29 @@ impl Approvals {
     /// of an earlier ask decides nothing.
     pub async fn decide_resume(
         &self,
-        run_id: i64,
+        run_id: RunId,
         token: i64,
         user: &SlackUserId,
         approve: bool,
     ) -> Result<String, Refusal> {
         let result = self.try_decide_resume(run_id, token, user, approve).await;
         let action = if approve { "approve resume" } else { "deny resume" };
-        self.audit(user, &format!("{action} of run {run_id}"), None, &outcome_of(&result));
+        self.audit(user, &format!("{action} of run {run_id}"), None, &outcome_of(&result))
+            .await;
         result
     }
 
     async fn try_decide_resume(
         &self,
-        run_id: i64,
+        run_id: RunId,
         token: i64,
         user: &SlackUserId,
         approve: bool,
     ) -> Result<String, Refusal> {
-        let (run, request) = self.run_and_request(run_id)?;
+        let (run, request) = self.run_and_request(run_id).await?;
         let approvers = &self.settings.approval.approvers;
         let is_requester = *user == request.requested_by;
-        if run.control.resume_asked_at != Some(token) && run.state == crate::store::RunState::NeedsAttention {
+        if run.control.resume_asked_at != Some(token) && run.state == RunState::NeedsAttention {
             return Err(Refusal::NoResumeAsked(run_id));
         }
         let asker = run.control.resume_asked_by.clone();
@@ -812,25 +872,30 @@ impl Approvals {
         match self
             .store
             .decide_resume(run_id, token, user, approve, self.clock.now())
+            .await
             .map_err(store_failed)?
         {
-            Err(now) if now.state == crate::store::RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
+            Err(now) if now.state == RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
             Err(now) => Err(Refusal::NotWaiting {
                 id: run_id,
                 state: Self::state_name(now.state),
             }),
             Ok(()) => {
                 let note = Note::ResumeDecided {
-                    run_id,
+                    run_id: run_id.get(),
                     by: user.clone(),
                     approved: approve,
                 };
-                if let Err(e) = self.chat.note(
-                    &request,
-                    &note,
-                    false,
-                    &format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond()),
-                ) {
+                if let Err(e) = self
+                    .chat
+                    .note(
+                        &request,
+                        &note,
+                        false,
+                        &format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond()),
+                    )
+                    .await
+                {
                     warn!(error = %e, "cannot queue a thread reply");
                 }
                 Ok(if approve {
@@ -844,8 +909,8 @@ impl Approvals {
 
     /// `/aurora abandon RUN REASON`, first step: checks that `user` may, and that the run is still
     /// going; the answer asks them to confirm with a button.
-    pub async fn may_abandon(&self, run_id: i64, user: &SlackUserId) -> Result<String, Refusal> {
-        let (run, request) = self.run_and_request(run_id)?;
+    pub async fn may_abandon(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
+        let (run, request) = self.run_and_request(run_id).await?;
         let approvers = &self.settings.approval.approvers;
         if *user != request.requested_by
             && !self
@@ -871,7 +936,7 @@ impl Approvals {
 
     /// The confirmation click of `/aurora abandon`: stops the run's remaining steps (changing nothing
     /// in AWS), frees the cluster, records who and why.
-    pub async fn abandon(&self, run_id: i64, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
+    pub async fn abandon(&self, run_id: RunId, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
         let result = async {
             // A reason must say something (not only spaces or invisible characters).
             if !reason.chars().any(char::is_alphanumeric) {
@@ -880,7 +945,7 @@ impl Approvals {
             self.may_abandon(run_id, user).await?;
             match self
                 .store
-                .abandon_run(run_id, user, reason, self.clock.now())
+                .abandon_run(run_id, user, reason, self.clock.now()).await
                 .map_err(store_failed)?
             {
                 Err(now) => Err(Refusal::RunEnded {
@@ -888,7 +953,7 @@ impl Approvals {
                     state: Self::state_name(now.state),
                 }),
                 Ok(()) => {
-                    info!(run_id, by = %user, reason = ?reason.chars().take(200).collect::<String>(), "run abandoned");
+                    info!(%run_id, by = %user, reason = ?reason.chars().take(200).collect::<String>(), "run abandoned");
                     let runner = self.launcher.runner.clone();
                     self.launcher.tracker.spawn(async move {
                         if let Err(e) = runner.abandoned(run_id).await {
@@ -910,47 +975,87 @@ impl Approvals {
                 Ok(_) => format!("done: {reason}"),
                 Err(r) => format!("refused: {r}"),
             },
-        );
+        )
+        .await;
         result
+    }
+
+    /// The approvals whose run was not created (the bot died between the two writes): creates each
+    /// run (idempotently) and launches it.
+    async fn create_missing_runs(&self) {
+        let approved = match self.store.requests_in(RequestState::Approved).await {
+            Ok(list) => list,
+            Err(e) => {
+                warn!(error = %e, "cannot list approved requests");
+                return;
+            }
+        };
+        for r in approved.into_iter().flatten() {
+            if !matches!(self.store.run_of_request(r.id).await, Ok(None)) {
+                continue;
+            }
+            let at = r.decided_at.unwrap_or_else(|| self.clock.now());
+            match self
+                .store
+                .create_run(r.id, Step::FIRST.as_str(), &first_run_data(), at)
+                .await
+            {
+                Ok(run_id) => info!(id = %r.id, %run_id, "created the run of an approval recorded just before a stop"),
+                Err(e) => warn!(error = %e, id = %r.id, "cannot create the run of an approved request"),
+            }
+        }
     }
 
     /// After a restart: plans requests that were recorded but not planned, resumes runs, and queues
     /// again (idempotently) the last messages of what closed shortly before, in case the bot died
     /// between recording a change and queuing its message.
-    pub fn resume(&self) {
-        match self.store.requests_in(RequestState::Planning) {
+    pub async fn resume(&self) {
+        if let Err(e) = self.store.recover_locks().await {
+            warn!(error = %e, "cannot check the clusters' locks");
+        }
+        match self.store.requests_in(RequestState::Planning).await {
             Ok(list) => {
-                for r in list {
+                // A request that cannot be read is logged by the store; the others are planned.
+                for r in list.into_iter().flatten() {
                     let me = self.clone();
                     tokio::spawn(async move { me.plan_request(r.id).await });
                 }
             }
             Err(e) => warn!(error = %e, "cannot list requests to plan"),
         }
-        let open = [crate::store::RunState::Running, crate::store::RunState::NeedsAttention]
-            .into_iter()
-            .map(|s| self.store.runs_in(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.concat());
-        match open {
-            Ok(runs) => {
-                for run in runs {
-                    info!(run_id = run.id, step = %run.step, "resuming run");
-                    self.launcher.launch(run.id);
+        self.create_missing_runs().await;
+        for state in [RunState::Running, RunState::NeedsAttention] {
+            match self.store.runs_in(state).await {
+                Ok(runs) => {
+                    for run in runs {
+                        // A run whose row cannot be read is launched all the same: the runner puts it
+                        // in front of people (needs attention), and only it.
+                        let id = match run {
+                            Ok(run) => {
+                                info!(run_id = %run.id, step = %run.step, "resuming run");
+                                run.id
+                            }
+                            Err(e) => match e.key.parse::<RunId>() {
+                                Ok(id) => id,
+                                Err(_) => continue,
+                            },
+                        };
+                        self.launcher.launch(id);
+                    }
                 }
+                Err(e) => warn!(error = %e, "cannot list runs to resume"),
             }
-            Err(e) => warn!(error = %e, "cannot list runs to resume"),
         }
         let day_ago = self.clock.now() - jiff::SignedDuration::from_hours(24);
-        match self.store.runs_finished_since(day_ago) {
+        match self.store.runs_finished_since(day_ago).await {
             // A finished run only re-queues its outcome (idempotently).
-            Ok(runs) => runs.iter().for_each(|run| self.launcher.launch(run.id)),
+            Ok(runs) => runs.iter().flatten().for_each(|run| self.launcher.launch(run.id)),
             Err(e) => warn!(error = %e, "cannot list finished runs"),
         }
-        match self.store.closed_since(day_ago) {
+        match self.store.closed_since(day_ago).await {
             Ok(list) => {
-                for r in list.into_iter().filter(|r| r.message.is_some()) {
-                    let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                for r in list.into_iter().flatten().filter(|r| r.message.is_some()) {
+                    let plan = readable_plan(&r);
                     let Some(by) = r.decided_by.clone() else {
                         if r.state == RequestState::Expired {
                             self.tell(
@@ -959,7 +1064,8 @@ impl Approvals {
                                 &Stage::Expired,
                                 Note::Expired,
                                 &format!("request:{}:expired", r.id),
-                            );
+                            )
+                            .await;
                         }
                         continue;
                     };
@@ -970,7 +1076,8 @@ impl Approvals {
                         }
                         _ => continue,
                     };
-                    self.tell(&r, plan.as_ref(), &stage, note, &format!("request:{}:{what}", r.id));
+                    self.tell(&r, plan.as_ref(), &stage, note, &format!("request:{}:{what}", r.id))
+                        .await;
                 }
             }
             Err(e) => warn!(error = %e, "cannot list closed requests"),

@@ -1,7 +1,7 @@
 //! `aurora-failover-bot audit`: every request, decision, attempt and run step, with Slack user ids and
 //! times, from the store, as JSON lines or a table. Reads only.
 
-use crate::store::{RequestState, Store};
+use crate::store::{DecodeError, RequestId, RequestState, RunId, Store, StoreError};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -11,10 +11,11 @@ pub struct Entry {
     /// RFC 3339 with milliseconds, so that the lines sort as text too.
     #[serde(serialize_with = "millis")]
     pub at: jiff::Timestamp,
-    /// `request`, `decision`, `expired`, `rejected`, `attempt`, `step`, `run`.
+    /// `request`, `decision`, `expired`, `rejected`, `attempt`, `step`, `run`, `unreadable` (a stored
+    /// row that cannot be read: shown, not hidden).
     pub kind: &'static str,
-    pub request: Option<i64>,
-    pub run: Option<i64>,
+    pub request: Option<RequestId>,
+    pub run: Option<RunId>,
     /// The Slack user id of who did it, when a person did.
     pub user: Option<String>,
     pub what: String,
@@ -67,10 +68,32 @@ pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, Str
     Ok(now - jiff::SignedDuration::from_secs(secs))
 }
 
-/// Every entry since `since`, oldest first.
-pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entry>> {
+/// A stored row that cannot be read, as a line of the trail (of request `request`, if known).
+fn unreadable_entry(e: DecodeError, request: Option<RequestId>) -> Entry {
+    Entry {
+        at: jiff::Timestamp::UNIX_EPOCH,
+        kind: "unreadable",
+        request: request.or_else(|| (e.table == "requests").then(|| e.key.parse().ok()).flatten()),
+        run: (e.table == "runs").then(|| e.key.parse().ok()).flatten(),
+        user: None,
+        what: format!("stored {} row {} cannot be read", e.table, e.key),
+        detail: e.reason,
+    }
+}
+
+/// Every entry since `since`, oldest first; rows that cannot be read come first, whatever `since`.
+pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for r in store.requests_since(jiff::Timestamp::MIN)? {
+    let mut unreadable = Vec::new();
+    let mut runs_to_requests = std::collections::HashMap::new();
+    for r in store.requests_since(jiff::Timestamp::MIN).await? {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable.push(unreadable_entry(e, None));
+                continue;
+            }
+        };
         let target = r.to_region.as_ref().map(|t| format!(" --to {t}")).unwrap_or_default();
         out.push(Entry {
             at: r.requested_at,
@@ -117,7 +140,18 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
             }),
             _ => {}
         }
-        if let Some(run) = store.run_of_request(r.id)?
+        let run = match store.run_of_request(r.id).await {
+            Ok(run) => run,
+            Err(StoreError::Decode(e)) => {
+                unreadable.push(unreadable_entry(e, Some(r.id)));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(run) = &run {
+            runs_to_requests.insert(run.id, r.id);
+        }
+        if let Some(run) = run
             && let Some(finished) = run.finished_at
         {
             out.push(Entry {
@@ -134,7 +168,7 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
             });
         }
     }
-    for a in store.audit_since(since)? {
+    for a in store.audit_since(since).await? {
         out.push(Entry {
             at: a.at,
             kind: "attempt",
@@ -145,12 +179,7 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
             detail: a.outcome,
         });
     }
-    let runs_to_requests: std::collections::HashMap<i64, i64> = store
-        .requests_since(jiff::Timestamp::MIN)?
-        .iter()
-        .filter_map(|r| store.run_of_request(r.id).ok().flatten().map(|run| (run.id, r.id)))
-        .collect();
-    for j in store.journal_since(since)? {
+    for j in store.journal_since(since).await? {
         out.push(Entry {
             at: j.at,
             kind: "step",
@@ -163,7 +192,8 @@ pub fn entries(store: &Store, since: jiff::Timestamp) -> anyhow::Result<Vec<Entr
     }
     out.retain(|e| e.at >= since);
     out.sort_by_key(|e| e.at);
-    Ok(out)
+    unreadable.extend(out);
+    Ok(unreadable)
 }
 
 /// Renders entries in a format.

@@ -111,7 +111,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let result = script(&slack, &base, &store, &sim).await;
+    let result = script(&slack, &base, &*store, &sim).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
     slack.stop();
@@ -123,7 +123,7 @@ pub async fn run() -> anyhow::Result<()> {
 async fn script(
     slack: &SlackStandIn,
     base: &str,
-    store: &crate::store::Store,
+    store: &dyn crate::store::Store,
     sim: &awsim::Awsim,
 ) -> anyhow::Result<()> {
     let sender = SlackSender::new(base, &Secret::new(SIGNING_SECRET));
@@ -155,8 +155,11 @@ async fn script(
         .context("the approval request was not posted")?;
     let ts = request_msg.ts.clone().unwrap_or_default();
     let request_id = store
-        .requests_in(crate::store::RequestState::Pending)?
-        .first()
+        .requests_in(crate::store::RequestState::Pending)
+        .await?
+        .into_iter()
+        .flatten()
+        .next()
         .map(|r| r.id)
         .context("no pending request")?;
 
@@ -179,7 +182,7 @@ async fn script(
     step(5, "the run: every step in the request's thread");
     let run = tokio::time::timeout(Duration::from_secs(180), async {
         loop {
-            if let Ok(Some(run)) = store.run_of_request(request_id)
+            if let Ok(Some(run)) = store.run_of_request(request_id).await
                 && run.state != RunState::Running
             {
                 return run;

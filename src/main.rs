@@ -98,7 +98,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(&config).await,
         Command::Demo => demo().await,
-        Command::Audit { config, since, format } => match audit(&config, since, format) {
+        Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -157,7 +157,7 @@ async fn demo() -> ExitCode {
     ExitCode::from(2)
 }
 
-fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format: Format) -> anyhow::Result<String> {
+async fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format: Format) -> anyhow::Result<String> {
     use anyhow::Context;
     let settings = Settings::from_file(config)?;
     let since = since.unwrap_or(jiff::Timestamp::MIN);
@@ -167,8 +167,8 @@ fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format: Forma
             settings.store.path.display()
         );
     }
-    let store = aurora_failover_bot::store::Store::open(&settings.store.path)
+    let store = aurora_failover_bot::store::SqliteStore::open(&settings.store.path)
         .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?;
-    let entries = aurora_failover_bot::audit::entries(&store, since)?;
+    let entries = aurora_failover_bot::audit::entries(&store, since).await?;
     Ok(aurora_failover_bot::audit::render(&entries, format))
 }

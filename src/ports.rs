@@ -5,7 +5,7 @@
 
 use crate::runbook::plan::Plan;
 use crate::runbook::report::{Note, Stage};
-use crate::store::Request;
+use crate::store::{OutboxId, Request};
 use crate::types::{Region, SlackUserId, UserGroupId};
 use async_trait::async_trait;
 
@@ -269,20 +269,27 @@ pub trait Permissions: Send + Sync {
 
 /// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack
 /// outage must neither slow nor fail a run. Messages that a restarted bot may queue again carry an
-/// idempotency key, so that each is delivered once.
+/// idempotency key, so that each is delivered once. Queuing is a store write: async, off the runtime's
+/// worker threads.
+#[async_trait]
 pub trait Chat: Send + Sync {
     /// Posts the approval request for a planned request; returns its message id (the thread root).
     /// Queuing it again for the same request returns the same message.
-    fn post_request(&self, request: &Request, plan: &Plan) -> Result<i64, ChatError>;
+    async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError>;
     /// Rewrites the request message to show where things stand; `key` makes it idempotent.
-    fn update_request(&self, request: &Request, plan: &Plan, stage: &Stage, key: Option<&str>)
-    -> Result<(), ChatError>;
+    async fn update_request(
+        &self,
+        request: &Request,
+        plan: &Plan,
+        stage: &Stage,
+        key: Option<&str>,
+    ) -> Result<(), ChatError>;
     /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
-    fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
+    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
-    fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError>;
+    async fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError>;
     /// A plan and its checklist, to the person who asked for a dry run only.
-    fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
+    async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }
 
 #[derive(Debug, thiserror::Error)]

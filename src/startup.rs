@@ -15,7 +15,7 @@ use crate::slack::outbox::Outbox;
 use crate::slack::routes::{self, SlackState};
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
-use crate::store::Store;
+use crate::store::{SqliteStore, Store};
 use crate::types::Secret;
 use anyhow::Context;
 use std::sync::Arc;
@@ -256,20 +256,18 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_BATCH: usize = 1_000;
 
 /// Forgets the signatures of Slack requests old enough for the timestamp window to refuse them, in
-/// bounded batches on a blocking thread, off the request path.
-async fn forget_old_requests(store: Arc<Store>, clock: Arc<dyn Clock>, stop: CancellationToken) {
+/// bounded batches, off the request path.
+async fn forget_old_requests(store: Arc<dyn Store>, clock: Arc<dyn Clock>, stop: CancellationToken) {
     loop {
         let before = clock.now() - jiff::SignedDuration::from_secs(2 * crate::slack::verify::WINDOW_SECS);
         loop {
-            let s = store.clone();
-            match tokio::task::spawn_blocking(move || s.forget_requests_before(before, PRUNE_BATCH)).await {
-                Ok(Ok(n)) if n == PRUNE_BATCH => tokio::task::yield_now().await,
-                Ok(Ok(_)) => break,
-                Ok(Err(e)) => {
+            match store.forget_requests_before(before, PRUNE_BATCH).await {
+                Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
                     tracing::warn!(error = %e, "cannot prune the replay table");
                     break;
                 }
-                Err(_) => break,
             }
         }
         tokio::select! {
@@ -295,7 +293,7 @@ pub struct Application {
     runs_shutdown: CancellationToken,
     /// Held for the application's life: one bot process per store (two would both run every run).
     _lock: std::fs::File,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
 }
 
 impl Application {
@@ -304,8 +302,8 @@ impl Application {
         let aws_config = aws::load_config(&deps.aws).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
         let lock = lock_store(&settings.store.path)?;
-        let store = Arc::new(
-            Store::open(&settings.store.path)
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&settings.store.path)
                 .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?,
         );
         let api = Arc::new(
@@ -423,7 +421,7 @@ impl Application {
     /// bounded time to finish. Runs not finished by then resume at the next start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(port = self.port, "serving");
-        self.approvals.resume();
+        self.approvals.resume().await;
         let background = TaskTracker::new();
         background.spawn(self.outbox.clone().run(shutdown.clone()));
         {
@@ -447,7 +445,7 @@ impl Application {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    _ = tick.tick() => approvals.expire_due(),
+                    _ = tick.tick() => approvals.expire_due().await,
                 }
             }
         });

@@ -32,7 +32,7 @@ pub mod survey;
 
 use crate::ports::{Aurora, AwsError, AwsErrorKind, Chat, Clock, ClusterState, Dns, Metrics};
 use crate::settings::RunbookSettings;
-use crate::store::{Request, Run, RunState, Store};
+use crate::store::{Request, RequestId, Run, RunId, RunState, Store, StoreError};
 use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
@@ -171,8 +171,10 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-/// A run's working data, checkpointed with its step.
+/// A run's working data, checkpointed with its step. A field missing from the stored JSON (data
+/// written by an older build, or `{}`) takes its default; anything else unreadable is an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunData {
     /// When the current step started (its deadline counts from here, across restarts), in ms.
     pub step_started_ms: Option<i64>,
@@ -283,7 +285,7 @@ fn stuck(state: &ClusterState) -> Result<(), Stop> {
 
 /// Runs approved requests.
 pub struct Runner {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub aurora: Arc<dyn Aurora>,
     pub dns: Arc<dyn Dns>,
     pub metrics: Arc<dyn Metrics>,
@@ -296,10 +298,10 @@ pub struct Runner {
     pub shutdown: CancellationToken,
     /// One token per run this process executes, cancelled when a person abandons the run: it stops at
     /// its next pause. A std mutex: held only to insert, remove or cancel.
-    pub aborts: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
+    pub aborts: std::sync::Mutex<std::collections::HashMap<RunId, CancellationToken>>,
     /// The mutating AWS call each run has on its way, if any (for an abandon to mention). A std mutex:
     /// held only to insert, remove or read.
-    pub in_flight: std::sync::Mutex<std::collections::HashMap<i64, String>>,
+    pub in_flight: std::sync::Mutex<std::collections::HashMap<RunId, String>>,
 }
 
 /// Everything one run works with.
@@ -375,15 +377,15 @@ fn round_key(ctx: &Ctx, key: String) -> String {
 
 /// The idempotency key of the "approved" reply of request `id` (posted by whoever gets there first:
 /// the approval itself, or the run it started, after a crash in between).
-pub fn approved_key(request_id: i64) -> String {
+pub fn approved_key(request_id: RequestId) -> String {
     format!("request:{request_id}:approved")
 }
 
 impl Runner {
     /// Executes (or resumes) a run to its end, or until shutdown. Never panics on AWS or Slack trouble:
     /// every failure ends the run as failed, with a report.
-    pub async fn execute(self: Arc<Self>, run_id: i64) {
-        let span = tracing::info_span!("run", run_id);
+    pub async fn execute(self: Arc<Self>, run_id: RunId) {
+        let span = tracing::info_span!("run", %run_id);
         async move {
             if let Err(e) = self.try_execute(run_id).await {
                 warn!(error = %e, "run could not be executed");
@@ -393,16 +395,22 @@ impl Runner {
         .await
     }
 
-    fn load(&self, run_id: i64) -> anyhow::Result<Option<Ctx>> {
-        let Some(run) = self.store.run(run_id)? else {
+    /// Reads a run, its request and plan. A stored row, plan or run data that cannot be read is a
+    /// `StoreError::Decode` (in the error's chain), naming its table and key.
+    async fn load(&self, run_id: RunId) -> anyhow::Result<Option<Ctx>> {
+        let Some(run) = self.store.run(run_id).await? else {
             anyhow::bail!("no run {run_id}");
         };
         let request = self
             .store
-            .request(run.request_id)?
+            .request(run.request_id)
+            .await?
             .ok_or_else(|| anyhow::anyhow!("run {run_id} has no request"))?;
-        let plan: Plan = serde_json::from_str(request.plan.as_deref().unwrap_or_default())?;
-        let data: RunData = serde_json::from_str(&run.data).unwrap_or_default();
+        let plan: Plan = request
+            .stored_plan()
+            .map_err(StoreError::Decode)?
+            .ok_or_else(|| anyhow::anyhow!("run {run_id}'s request has no plan"))?;
+        let data: RunData = run.stored_data().map_err(StoreError::Decode)?;
         let approved_by = request
             .decided_by
             .clone()
@@ -420,13 +428,58 @@ impl Runner {
         }))
     }
 
-    async fn try_execute(&self, run_id: i64) -> anyhow::Result<()> {
-        let Some(mut ctx) = self.load(run_id)? else {
-            return Ok(());
+    /// A run whose stored data cannot be read stops here, and only it: it goes to `needs attention`
+    /// (its stored data kept as it is, for a person to look at), with a note in its thread when its
+    /// request can be read.
+    async fn unreadable(&self, run_id: RunId, e: &crate::store::DecodeError) {
+        let detail = format!("its stored data could not be read ({e}); a person must look at it");
+        match self
+            .store
+            .mark_needs_attention(run_id, None, ("load", &detail), self.clock.now())
+            .await
+        {
+            Ok(true) => warn!(%run_id, error = %e, "a run's stored data cannot be read: it needs attention"),
+            Ok(false) => return,
+            Err(e) => {
+                warn!(error = %e, "cannot record that a run needs attention");
+                return;
+            }
+        }
+        let request = match self.store.run(run_id).await {
+            Ok(Some(run)) => self.store.request(run.request_id).await.ok().flatten(),
+            _ => None,
+        };
+        if let Some(request) = request
+            && let Err(e) = self
+                .chat
+                .note(
+                    &request,
+                    &Note::Observed {
+                        detail: format!("Run {run_id} needs attention: {detail}."),
+                    },
+                    true,
+                    &format!("run:{run_id}:unreadable"),
+                )
+                .await
+        {
+            warn!(error = %e, "cannot queue a thread reply");
+        }
+    }
+
+    async fn try_execute(&self, run_id: RunId) -> anyhow::Result<()> {
+        let mut ctx = match self.load(run_id).await {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                if let Some(StoreError::Decode(d)) = e.downcast_ref::<StoreError>() {
+                    self.unreadable(run_id, d).await;
+                }
+                return Err(e);
+            }
         };
         if !ctx.run.state.is_open() {
             // Finished: make sure its last reply made it to the queue (a crash may have come between).
-            self.announce_outcome(&ctx);
+            self.announce_outcome(&ctx).await;
             return Ok(());
         }
         self.aborts
@@ -440,7 +493,7 @@ impl Runner {
 
     /// Stops run `run_id` at its next pause, if this process is executing it (a person abandoned it;
     /// the store already says so).
-    pub fn abort(&self, run_id: i64) {
+    pub fn abort(&self, run_id: RunId) {
         if let Some(t) = self.aborts.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
             t.cancel();
         }
@@ -455,10 +508,11 @@ impl Runner {
                 by: ctx.approved_by.clone(),
             },
             &approved_key(ctx.request.id),
-        );
+        )
+        .await;
         if ctx.run.state == RunState::NeedsAttention {
             // A restart may have come between recording it and telling it.
-            self.tell_attention(ctx);
+            self.tell_attention(ctx).await;
             if !self.watch(ctx).await? {
                 return Ok(());
             }
@@ -472,7 +526,7 @@ impl Runner {
             // Whether a mutating call may have taken effect: from then on the run is never given up on.
             let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
             match stop {
-                Stop::Interrupted => return self.interrupted(ctx, step),
+                Stop::Interrupted => return self.interrupted(ctx, step).await,
                 Stop::Abandoned => {
                     info!(step = step.as_str(), "run abandoned by a person; stopping");
                     return Ok(());
@@ -510,7 +564,7 @@ impl Runner {
             if self.shutdown.is_cancelled() {
                 return Err((step, Stop::Interrupted));
             }
-            self.ensure_open(ctx).map_err(|s| (step, s))?;
+            self.ensure_open(ctx).await.map_err(|s| (step, s))?;
             let started = match ctx
                 .data
                 .step_started_ms
@@ -526,7 +580,8 @@ impl Runner {
                             detail: self.step_intro(ctx, step),
                         },
                         &round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str())),
-                    );
+                    )
+                    .await;
                     self.stage(
                         ctx,
                         Stage::Running {
@@ -534,7 +589,8 @@ impl Runner {
                             step,
                         },
                         &format!("run:{}:stage:{}:{round}", ctx.run.id, step.as_str()),
-                    );
+                    )
+                    .await;
                     ctx.data.step_started_ms = Some(now.as_millisecond());
                     self.persist(ctx, step, Some((step, "started", "")))
                         .await
@@ -553,7 +609,8 @@ impl Runner {
                     took,
                 },
                 &format!("run:{}:{}:finished", ctx.run.id, step.as_str()),
-            );
+            )
+            .await;
             ctx.data.phases.push((step, ms(took)));
             ctx.data.step_started_ms = None;
             let next = step.next_in(ctx.plan.mode);
@@ -566,30 +623,34 @@ impl Runner {
         Ok(())
     }
 
-    fn interrupted(&self, ctx: &Ctx, step: Step) -> anyhow::Result<()> {
+    async fn interrupted(&self, ctx: &Ctx, step: Step) -> anyhow::Result<()> {
         info!(
             step = step.as_str(),
             "run interrupted by shutdown; it resumes at the next start"
         );
-        self.store.journal(
-            ctx.run.id,
-            self.clock.now(),
-            step.as_str(),
-            "interrupted",
-            "the bot shut down; the run resumes here at the next start",
-        )?;
+        self.store
+            .journal(
+                ctx.run.id,
+                self.clock.now(),
+                step.as_str(),
+                "interrupted",
+                "the bot shut down; the run resumes here at the next start",
+            )
+            .await?;
         Ok(())
     }
 
-    fn checkpoint(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> anyhow::Result<()> {
+    async fn checkpoint(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> anyhow::Result<()> {
         let data = serde_json::to_string(&ctx.data)?;
-        self.store.checkpoint(
-            ctx.run.id,
-            next.as_str(),
-            &data,
-            entry.map(|(s, e, d)| (s.as_str(), e, d)),
-            self.clock.now(),
-        )?;
+        self.store
+            .checkpoint(
+                ctx.run.id,
+                next.as_str(),
+                &data,
+                entry.map(|(s, e, d)| (s.as_str(), e, d)),
+                self.clock.now(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -598,7 +659,7 @@ impl Runner {
     async fn persist(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> Result<(), Stop> {
         let mut attempt = 0;
         loop {
-            match self.checkpoint(ctx, next, entry) {
+            match self.checkpoint(ctx, next, entry).await {
                 Ok(()) => {
                     if attempt > 0 {
                         info!("the store records progress again");
@@ -646,7 +707,7 @@ impl Runner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&ctx.run.id);
-        if result.is_ok() && self.ensure_open(ctx).is_err() {
+        if result.is_ok() && self.ensure_open(ctx).await.is_err() {
             let (cluster_now, dns_now) = self.facts(ctx).await;
             self.say(
                 ctx,
@@ -658,34 +719,39 @@ impl Runner {
                     ),
                 },
                 &format!("run:{}:accepted-after-abandon:{call}", ctx.run.id),
-            );
+            )
+            .await;
         }
         result
     }
 
     /// Stops a run a person abandoned, before it changes anything more.
-    fn ensure_open(&self, ctx: &Ctx) -> Result<(), Stop> {
+    async fn ensure_open(&self, ctx: &Ctx) -> Result<(), Stop> {
         if ctx.abort.is_cancelled() {
             return Err(Stop::Abandoned);
         }
-        match self.store.run(ctx.run.id) {
+        match self.store.run(ctx.run.id).await {
             Ok(Some(run)) if run.state == RunState::Abandoned => Err(Stop::Abandoned),
             _ => Ok(()),
         }
     }
 
-    fn say(&self, ctx: &Ctx, note: Note, key: &str) {
+    async fn say(&self, ctx: &Ctx, note: Note, key: &str) {
         let broadcast = matches!(
             note,
             Note::Completed(_) | Note::Failed(_) | Note::NeedsAttention(_) | Note::Abandoned { .. }
         );
-        if let Err(e) = self.chat.note(&ctx.request, &note, broadcast, key) {
+        if let Err(e) = self.chat.note(&ctx.request, &note, broadcast, key).await {
             warn!(error = %e, "cannot queue a thread reply");
         }
     }
 
-    fn stage(&self, ctx: &Ctx, stage: Stage, key: &str) {
-        if let Err(e) = self.chat.update_request(&ctx.request, &ctx.plan, &stage, Some(key)) {
+    async fn stage(&self, ctx: &Ctx, stage: Stage, key: &str) {
+        if let Err(e) = self
+            .chat
+            .update_request(&ctx.request, &ctx.plan, &stage, Some(key))
+            .await
+        {
             warn!(error = %e, "cannot queue the request message update");
         }
     }
@@ -744,11 +810,13 @@ impl Runner {
             ctx,
             Note::Observed { detail: detail.clone() },
             &format!("run:{}:observed:{detail}", ctx.run.id),
-        );
+        )
+        .await;
         ctx.data.last_seen = Some(seen);
         if let Err(e) = self
             .store
             .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)
+            .await
         {
             warn!(error = %e, "cannot journal an observation");
         }
@@ -779,7 +847,8 @@ impl Runner {
                         detail: format!("RDS event ({}, {}): {}", m.cluster_id, m.region, e.message),
                     },
                     &key,
-                );
+                )
+                .await;
             }
         }
     }
@@ -859,7 +928,8 @@ impl Runner {
                 detail: format!("Re-checked after the restart, before changing anything: {detail}"),
             },
             &format!("run:{}:{}:rechecked", ctx.run.id, step.as_str()),
-        );
+        )
+        .await;
         Ok(())
     }
 
@@ -947,7 +1017,8 @@ impl Runner {
                                 ),
                             },
                             &round_key(ctx, format!("run:{}:{}:retry:{what}", ctx.run.id, step.as_str())),
-                        );
+                        )
+                        .await;
                     }
                     let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
                     attempt += 1;
@@ -987,9 +1058,9 @@ impl Runner {
     }
 
     /// Queues a finished run's last reply and final stage (idempotent).
-    fn announce_outcome(&self, ctx: &Ctx) {
+    async fn announce_outcome(&self, ctx: &Ctx) {
         if ctx.run.state == RunState::Abandoned {
-            self.announce_abandoned(ctx, None, None);
+            self.announce_abandoned(ctx, None, None).await;
             return;
         }
         let Some(outcome) = &ctx.data.outcome else { return };
@@ -1000,7 +1071,8 @@ impl Runner {
                     ctx,
                     Note::Completed(c.as_ref().clone()),
                     &format!("run:{}:completed", ctx.run.id),
-                );
+                )
+                .await;
                 self.stage(
                     ctx,
                     Stage::Succeeded {
@@ -1008,10 +1080,12 @@ impl Runner {
                         took: c.total,
                     },
                     &format!("run:{}:stage:succeeded", ctx.run.id),
-                );
+                )
+                .await;
             }
             Outcome::Failed(f) => {
-                self.say(ctx, Note::Failed(f.clone()), &format!("run:{}:failed", ctx.run.id));
+                self.say(ctx, Note::Failed(f.clone()), &format!("run:{}:failed", ctx.run.id))
+                    .await;
                 self.stage(
                     ctx,
                     Stage::Failed {
@@ -1020,14 +1094,15 @@ impl Runner {
                         reason: f.reason.clone(),
                     },
                     &format!("run:{}:stage:failed", ctx.run.id),
-                );
+                )
+                .await;
             }
         }
     }
 
     /// Queues an abandoned run's reply and final stage (idempotent). `still_running` names a managed
     /// operation AWS is still running.
-    fn announce_abandoned(&self, ctx: &Ctx, still_running: Option<String>, state_now: Option<(String, String)>) {
+    async fn announce_abandoned(&self, ctx: &Ctx, still_running: Option<String>, state_now: Option<(String, String)>) {
         let (Some(by), reason) = (
             ctx.run.control.abandoned_by.clone(),
             ctx.run.control.abandon_reason.clone(),
@@ -1038,14 +1113,15 @@ impl Runner {
         self.say(
             ctx,
             Note::Abandoned {
-                run_id: ctx.run.id,
+                run_id: ctx.run.id.get(),
                 by: by.clone(),
                 reason: reason.clone(),
                 still_running,
                 state_now,
             },
             &format!("run:{}:abandoned", ctx.run.id),
-        );
+        )
+        .await;
         self.stage(
             ctx,
             Stage::Abandoned {
@@ -1054,14 +1130,15 @@ impl Runner {
                 reason,
             },
             &format!("run:{}:stage:abandoned", ctx.run.id),
-        );
+        )
+        .await;
     }
 
     /// After a person abandoned run `run_id` (the store says so): stops it here if it is executing,
     /// and says so in its thread, naming a managed operation AWS is still running.
-    pub async fn abandoned(&self, run_id: i64) -> anyhow::Result<()> {
+    pub async fn abandoned(&self, run_id: RunId) -> anyhow::Result<()> {
         self.abort(run_id);
-        let Some(ctx) = self.load(run_id)? else {
+        let Some(ctx) = self.load(run_id).await? else {
             return Ok(());
         };
         let in_flight = self
@@ -1094,7 +1171,7 @@ impl Runner {
             },
         };
         let state_now = self.facts(&ctx).await;
-        self.announce_abandoned(&ctx, still_running, Some(state_now));
+        self.announce_abandoned(&ctx, still_running, Some(state_now)).await;
         Ok(())
     }
 
@@ -1156,7 +1233,7 @@ impl Runner {
             info!("the run was abandoned before it finished; its end is not announced");
             return Ok(());
         }
-        self.announce_outcome(ctx);
+        self.announce_outcome(ctx).await;
         info!(took_ms = ms(total), "run succeeded");
         Ok(())
     }
@@ -1169,11 +1246,18 @@ impl Runner {
         let mut attempt = 0;
         loop {
             let now = self.clock.now();
-            let done = failed
-                .map_or(Ok(()), |(step, reason)| {
-                    self.store.journal(ctx.run.id, now, step.as_str(), "failed", reason)
-                })
-                .and_then(|()| self.store.finish_run(ctx.run.id, state, &data, now));
+            let journaled = match failed {
+                Some((step, reason)) => {
+                    self.store
+                        .journal(ctx.run.id, now, step.as_str(), "failed", reason)
+                        .await
+                }
+                None => Ok(()),
+            };
+            let done = match journaled {
+                Ok(()) => self.store.finish_run(ctx.run.id, state, &data, now).await,
+                Err(e) => Err(e),
+            };
             match done {
                 Ok(changed) => return Ok(changed),
                 Err(e) => {
@@ -1225,7 +1309,7 @@ impl Runner {
             dns_touched: ctx.data.dns_sent,
         }));
         if self.finish(ctx, RunState::Failed, Some((step, &reason))).await? {
-            self.announce_outcome(ctx);
+            self.announce_outcome(ctx).await;
         }
         Ok(())
     }
@@ -1302,7 +1386,7 @@ impl Runner {
             _ => {}
         }
         let note = Attention {
-            run_id: ctx.run.id,
+            run_id: ctx.run.id.get(),
             step,
             reason: reason.clone(),
             cluster_now,
@@ -1330,7 +1414,8 @@ impl Runner {
         loop {
             match self
                 .store
-                .mark_needs_attention(ctx.run.id, &data, (step.as_str(), &reason), self.clock.now())
+                .mark_needs_attention(ctx.run.id, Some(&data), (step.as_str(), &reason), self.clock.now())
+                .await
             {
                 Ok(true) => break,
                 Ok(false) => return Ok(()),
@@ -1346,40 +1431,43 @@ impl Runner {
             }
         }
         ctx.run.state = RunState::NeedsAttention;
-        self.tell_attention(ctx);
+        self.tell_attention(ctx).await;
         Ok(())
     }
 
     /// Queues (idempotently) what the thread and the request message say about a run that needs
     /// attention: the stop, and the hand-over to people if there was one.
-    fn tell_attention(&self, ctx: &Ctx) {
+    async fn tell_attention(&self, ctx: &Ctx) {
         let Some(a) = &ctx.data.attention else { return };
         if let Some(note) = &a.note {
             self.say(
                 ctx,
                 Note::NeedsAttention(note.clone()),
                 &format!("run:{}:attention:{}", ctx.run.id, a.count),
-            );
+            )
+            .await;
             self.stage(
                 ctx,
                 Stage::NeedsAttention {
                     approved_by: ctx.approved_by.clone(),
-                    run_id: ctx.run.id,
+                    run_id: ctx.run.id.get(),
                     step: a.step,
                     reason: a.reason.clone(),
                 },
                 &format!("run:{}:stage:attention:{}", ctx.run.id, a.count),
-            );
+            )
+            .await;
         }
         if let Some(why) = &a.handover_why {
             self.say(
                 ctx,
                 Note::HandedOver {
-                    run_id: ctx.run.id,
+                    run_id: ctx.run.id.get(),
                     why: why.clone(),
                 },
                 &format!("run:{}:handover:{}", ctx.run.id, a.count),
-            );
+            )
+            .await;
         }
     }
 
@@ -1396,7 +1484,7 @@ impl Runner {
         // Recorded before it is told: a restart never finishes by itself a run it handed over.
         let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
         if self.persist(ctx, step, None).await.is_ok() {
-            self.tell_attention(ctx);
+            self.tell_attention(ctx).await;
         }
     }
 
@@ -1405,7 +1493,7 @@ impl Runner {
     /// (`false`: abandoned, or the bot is shutting down).
     async fn watch(&self, ctx: &mut Ctx) -> anyhow::Result<bool> {
         loop {
-            let run = match self.store.run(ctx.run.id) {
+            let run = match self.store.run(ctx.run.id).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(false),
                 Err(e) => {
@@ -1452,7 +1540,7 @@ impl Runner {
                 let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
                 match late {
                     Late::Ready(detail) if in_window => {
-                        let resumed = match self.store.back_to_running(ctx.run.id, self.clock.now()) {
+                        let resumed = match self.store.back_to_running(ctx.run.id, self.clock.now()).await {
                             Ok(r) => Some(r),
                             Err(e) => {
                                 warn!(error = %e, "cannot record the late finish; trying again at the next look");
@@ -1468,7 +1556,7 @@ impl Runner {
                                     ),
                                 },
                                 &format!("run:{}:late:{}", ctx.run.id, attention.count),
-                            );
+                            ).await;
                             ctx.run.state = RunState::Running;
                             ctx.data.step_started_ms = None;
                             ctx.data.late_finish = true;
@@ -1507,7 +1595,7 @@ impl Runner {
                 Ok(()) => {}
                 Err(Stop::Interrupted) => {
                     let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
-                    self.interrupted(ctx, step)?;
+                    self.interrupted(ctx, step).await?;
                     return Ok(false);
                 }
                 Err(_) => return Ok(false),

@@ -139,7 +139,7 @@ impl Runner {
         let mut attempts = 0u32;
         loop {
             // A person may have abandoned the run meanwhile: never send it after that.
-            self.ensure_open(ctx)?;
+            self.ensure_open(ctx).await?;
             attempts += 1;
             let Err(e) = self.mutating(ctx, m.call(), self.send(ctx, m)).await else {
                 return Ok(Effect::Accepted);
@@ -156,7 +156,8 @@ impl Runner {
                     detail: m.retry(ctx, &e),
                 },
                 &round_key(ctx, format!("run:{}:{}:retry:{}", ctx.run.id, step.as_str(), m.call())),
-            );
+            )
+            .await;
             self.pause(ctx, self.settings.poll_interval).await?;
         }
     }
@@ -432,7 +433,8 @@ impl Runner {
                     ),
                 },
                 &round_key(ctx, format!("run:{}:dns-unreachable", ctx.run.id)),
-            );
+            )
+            .await;
             let wait = self.backoff(attempt).min(since(deadline, self.clock.now()));
             attempt += 1;
             self.pause(ctx, wait.max(Duration::from_millis(10))).await?;
@@ -481,7 +483,7 @@ impl Runner {
             ctx.data.dns_sent = true;
             self.persist(ctx, step, None).await?;
         }
-        self.ensure_open(ctx)?;
+        self.ensure_open(ctx).await?;
         let p = &ctx.plan;
         let comment = format!(
             "aurora-failover-bot request #{}: {} to {}",

@@ -75,22 +75,23 @@ struct Recorder {
     updates: Mutex<Vec<Option<String>>>,
 }
 
+#[async_trait]
 impl Chat for Recorder {
-    fn post_request(&self, _: &Request, _: &Plan) -> Result<i64, ChatError> {
-        Ok(1)
+    async fn post_request(&self, _: &Request, _: &Plan) -> Result<crate::store::OutboxId, ChatError> {
+        Ok(crate::store::OutboxId::new(1))
     }
-    fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
+    async fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
         self.updates.lock().unwrap().push(key.map(str::to_owned));
         Ok(())
     }
-    fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+    async fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
         self.notes.lock().unwrap().push((key.to_owned(), broadcast));
         Ok(())
     }
-    fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
+    async fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
-    fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
+    async fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
         Ok(())
     }
 }
@@ -107,7 +108,7 @@ fn member(region: &str, id: &str, writer: bool) -> Member {
 
 #[tokio::test]
 async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
     let now = jiff::Timestamp::now();
     let id = store
         .create_request(&NewRequest {
@@ -120,6 +121,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             requested_at: now,
             expires_at: now + jiff::SignedDuration::from_mins(15),
         })
+        .await
         .unwrap()
         .unwrap();
     let plan = Plan {
@@ -152,14 +154,17 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             },
             now,
         )
+        .await
         .unwrap();
     assert!(
         store
             .mark_pending(id, &serde_json::to_string(&plan).unwrap(), Mode::Detach, message)
+            .await
             .unwrap()
     );
     let bob = SlackUserId::parse("U0BOB").unwrap();
-    let crate::store::Decided::Won { run_id: Some(run) } = store.decide(id, true, &bob, now, "precheck", "{}").unwrap()
+    let crate::store::Decided::Won { run_id: Some(run) } =
+        store.decide(id, true, &bob, now, "precheck", "{}").await.unwrap()
     else {
         panic!("not approved")
     };
@@ -175,28 +180,11 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
     };
     store
         .finish_run(run, RunState::Failed, &serde_json::to_string(&data).unwrap(), now)
+        .await
         .unwrap();
 
     let chat = Arc::new(Recorder::default());
-    let runner = Arc::new(Runner {
-        store: store.clone(),
-        aurora: Arc::new(NoAws),
-        dns: Arc::new(NoAws),
-        metrics: Arc::new(NoAws),
-        permissions: Arc::new(NoAws),
-        chat: chat.clone(),
-        clock: Arc::new(crate::ports::SystemClock),
-        settings: crate::settings::RunbookSettings {
-            poll_interval: Duration::from_millis(100),
-            lag_limit: Duration::from_secs(60),
-            promote_timeout: Duration::from_secs(1),
-            dns_timeout: Duration::from_secs(1),
-            late_dns_window: Duration::from_secs(1),
-        },
-        shutdown: CancellationToken::new(),
-        aborts: Default::default(),
-        in_flight: Default::default(),
-    });
+    let runner = runner(store.clone(), chat.clone());
     runner.clone().execute(run).await;
     runner.execute(run).await;
     let notes = chat.notes.lock().unwrap().clone();
@@ -213,8 +201,98 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             .all(|k| k.as_deref() == Some(&format!("run:{run}:stage:failed")[..]))
     );
     assert_eq!(
-        store.run(run).unwrap().unwrap().state,
+        store.run(run).await.unwrap().unwrap().state,
         RunState::Failed,
         "still failed, not run again"
     );
+}
+
+/// A runner over `store` whose AWS ports panic when called.
+fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
+    Arc::new(Runner {
+        store,
+        aurora: Arc::new(NoAws),
+        dns: Arc::new(NoAws),
+        metrics: Arc::new(NoAws),
+        permissions: Arc::new(NoAws),
+        chat,
+        clock: Arc::new(crate::ports::SystemClock),
+        settings: crate::settings::RunbookSettings {
+            poll_interval: Duration::from_millis(100),
+            lag_limit: Duration::from_secs(60),
+            promote_timeout: Duration::from_secs(1),
+            dns_timeout: Duration::from_secs(1),
+            late_dns_window: Duration::from_secs(1),
+        },
+        shutdown: CancellationToken::new(),
+        aborts: Default::default(),
+        in_flight: Default::default(),
+    })
+}
+
+#[tokio::test]
+async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_itself() {
+    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
+    let now = jiff::Timestamp::now();
+    let bob = SlackUserId::parse("U0BOB").unwrap();
+    let mut runs = Vec::new();
+    for (cluster, data) in [("orders", "[not run data"), ("billing", "{}")] {
+        let id = store
+            .create_request(&NewRequest {
+                cluster: ClusterName::parse(cluster).unwrap(),
+                mode: Some(Mode::Detach),
+                requested_by: SlackUserId::parse("U0ALICE").unwrap(),
+                to_region: None,
+                origin_channel: "C0INCIDENT".into(),
+                response_url: None,
+                requested_at: now,
+                expires_at: now + jiff::SignedDuration::from_mins(15),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let message = store
+            .enqueue(
+                &Outgoing {
+                    ordering_key: "request",
+                    kind: "post",
+                    channel: None,
+                    target: None,
+                    response_url: None,
+                    body: "{}",
+                    dedup_key: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        // The plan is not needed: the run stops before it is read, or (the readable one) it has
+        // finished and only queues its outcome.
+        assert!(store.mark_pending(id, "{}", Mode::Detach, message).await.unwrap());
+        let crate::store::Decided::Won { run_id: Some(run) } =
+            store.decide(id, true, &bob, now, "precheck", data).await.unwrap()
+        else {
+            panic!("not approved")
+        };
+        runs.push(run);
+    }
+    let chat = Arc::new(Recorder::default());
+    let runner = runner(store.clone(), chat.clone());
+    runner.clone().execute(runs[0]).await;
+    let run = store.run(runs[0]).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::NeedsAttention);
+    assert_eq!(
+        run.data, "[not run data",
+        "the stored data is kept for a person to read"
+    );
+    let journal = store.journal_of(runs[0]).await.unwrap();
+    assert!(journal[0].detail.contains("could not be read"), "{journal:?}");
+    assert_eq!(
+        chat.notes.lock().unwrap().clone(),
+        [(format!("run:{}:unreadable", runs[0]), true)]
+    );
+    // Taken up again (a restart), it says nothing more; the other run is not affected.
+    runner.clone().execute(runs[0]).await;
+    assert_eq!(chat.notes.lock().unwrap().len(), 1);
+    assert_eq!(store.run(runs[1]).await.unwrap().unwrap().state, RunState::Running);
 }

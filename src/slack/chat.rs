@@ -11,7 +11,7 @@ use super::render;
 use crate::ports::{Chat, ChatError, Clock};
 use crate::runbook::plan::Plan;
 use crate::runbook::report::{Note, Stage};
-use crate::store::{Outgoing, Request, Store};
+use crate::store::{OutboxId, Outgoing, Request, Store};
 use crate::types::{ChannelId, Principal};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -23,7 +23,7 @@ pub const KIND_UPDATE: &str = "update";
 pub const KIND_RESPOND: &str = "respond";
 
 pub struct SlackChat {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub channel: ChannelId,
     pub approvers: Vec<Principal>,
@@ -40,16 +40,23 @@ fn json(body: &MessageBody) -> Result<String, ChatError> {
 }
 
 impl SlackChat {
-    fn enqueue(&self, m: Outgoing<'_>) -> Result<i64, ChatError> {
+    async fn enqueue(&self, m: Outgoing<'_>) -> Result<OutboxId, ChatError> {
         let id = self
             .store
             .enqueue(&m, self.clock.now())
+            .await
             .map_err(|e| ChatError(e.to_string()))?;
         self.wake.notify_one();
         Ok(id)
     }
 
-    fn to_thread(&self, request: &Request, kind: &str, body: &str, dedup_key: Option<&str>) -> Result<i64, ChatError> {
+    async fn to_thread(
+        &self,
+        request: &Request,
+        kind: &str,
+        body: &str,
+        dedup_key: Option<&str>,
+    ) -> Result<OutboxId, ChatError> {
         let Some(message) = request.message else {
             return Err(ChatError(format!("request #{} has no message yet", request.id)));
         };
@@ -62,10 +69,11 @@ impl SlackChat {
             body,
             dedup_key,
         })
+        .await
     }
 
     /// A full message (text and blocks) to a response_url.
-    pub fn respond_message(
+    pub async fn respond_message(
         &self,
         response_url: &str,
         body: &MessageBody,
@@ -86,12 +94,14 @@ impl SlackChat {
             body: &payload.to_string(),
             dedup_key: None,
         })
+        .await
         .map(|_| ())
     }
 }
 
+#[async_trait::async_trait]
 impl Chat for SlackChat {
-    fn post_request(&self, request: &Request, plan: &Plan) -> Result<i64, ChatError> {
+    async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError> {
         let body = render::request_message(request, plan, &Stage::AwaitingApproval, &self.approvers);
         self.enqueue(Outgoing {
             ordering_key: &thread_key(request),
@@ -102,9 +112,10 @@ impl Chat for SlackChat {
             body: &json(&body)?,
             dedup_key: Some(&format!("request:{}:post", request.id)),
         })
+        .await
     }
 
-    fn update_request(
+    async fn update_request(
         &self,
         request: &Request,
         plan: &Plan,
@@ -112,24 +123,28 @@ impl Chat for SlackChat {
         key: Option<&str>,
     ) -> Result<(), ChatError> {
         let body = render::request_message(request, plan, stage, &self.approvers);
-        self.to_thread(request, KIND_UPDATE, &json(&body)?, key).map(|_| ())
-    }
-
-    fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
-        let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
-        self.to_thread(request, kind, &json(&render::note(note))?, Some(key))
+        self.to_thread(request, KIND_UPDATE, &json(&body)?, key)
+            .await
             .map(|_| ())
     }
 
-    fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError> {
-        self.respond_message(response_url, &render::plan_preview(plan), false)
+    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+        let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
+        self.to_thread(request, kind, &json(&render::note(note))?, Some(key))
+            .await
+            .map(|_| ())
     }
 
-    fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError> {
+    async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError> {
+        self.respond_message(response_url, &render::plan_preview(plan), false)
+            .await
+    }
+
+    async fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError> {
         let body = MessageBody {
             text: text.to_owned(),
             blocks: vec![],
         };
-        self.respond_message(response_url, &body, visible_to_channel)
+        self.respond_message(response_url, &body, visible_to_channel).await
     }
 }

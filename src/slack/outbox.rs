@@ -13,7 +13,7 @@ use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIN
 use super::client::{MessageBody, SendError, SlackApi};
 use crate::health::Health;
 use crate::ports::Clock;
-use crate::store::{OutboxItem, Store};
+use crate::store::{OutboxId, OutboxItem, RequestId, Store};
 use crate::types::ChannelId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +28,13 @@ pub fn backoff(attempts: i64) -> Duration {
 }
 
 pub struct Outbox {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub api: Arc<SlackApi>,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<Notify>,
     /// Messages delivered whose delivery the store could not record yet (id → ts): recorded at the
     /// next try instead of being sent again.
-    pub unrecorded: std::sync::Mutex<std::collections::HashMap<i64, Option<String>>>,
+    pub unrecorded: std::sync::Mutex<std::collections::HashMap<OutboxId, Option<String>>>,
     /// Where a configuration problem is reported (and cleared once Slack accepts a message again).
     pub health: Arc<Health>,
     /// While Slack refuses the bot's configuration: when the next probe may be sent, and the pause
@@ -81,7 +81,7 @@ impl Outbox {
     /// next retry, if any item is waiting.
     pub async fn deliver_due(&self) -> Option<Duration> {
         loop {
-            let heads = match self.store.outbox_heads() {
+            let heads = match self.store.outbox_heads().await {
                 Ok(h) => h,
                 Err(e) => {
                     warn!(error = %e, "cannot read the outbox");
@@ -140,8 +140,8 @@ impl Outbox {
         }
         let recorded = match &result {
             Ok(Outcome::Delivered(ts)) => {
-                debug!(id = item.id, kind = %item.kind, "delivered");
-                let r = self.store.outbox_delivered(item.id, ts.as_deref());
+                debug!(id = %item.id, kind = %item.kind, "delivered");
+                let r = self.store.outbox_delivered(item.id, ts.as_deref()).await;
                 let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
                 if r.is_err() {
                     unrecorded.insert(item.id, ts.clone());
@@ -150,18 +150,20 @@ impl Outbox {
                 }
                 r
             }
-            Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id),
+            Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id).await,
             Ok(Outcome::Wait) => return false,
             Err(SendError::Permanent(why)) => {
-                warn!(id = item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
+                warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
                 if item.kind == KIND_POST {
-                    self.tell_requester_unposted(item, why);
+                    self.tell_requester_unposted(item, why).await;
                 }
-                self.store.outbox_failed(item.id, why)
+                self.store.outbox_failed(item.id, why).await
             }
             Err(SendError::Unreadable(why)) if item.attempts + 1 >= UNREADABLE_ATTEMPTS => {
-                warn!(id = item.id, kind = %item.kind, error = %why, "Slack's answers cannot be read; giving up on the message");
-                self.store.outbox_failed(item.id, &format!("unreadable answer: {why}"))
+                warn!(id = %item.id, kind = %item.kind, error = %why, "Slack's answers cannot be read; giving up on the message");
+                self.store
+                    .outbox_failed(item.id, &format!("unreadable answer: {why}"))
+                    .await
             }
             Err(e) => {
                 let wait = match e {
@@ -171,10 +173,10 @@ impl Outbox {
                     _ => backoff(item.attempts),
                 };
                 if !matches!(e, SendError::Auth(_)) {
-                    warn!(id = item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
+                    warn!(id = %item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
                 }
                 let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
-                self.store.outbox_retry(item.id, &e.to_string(), at)
+                self.store.outbox_retry(item.id, &e.to_string(), at).await
             }
         };
         match recorded {
@@ -189,35 +191,38 @@ impl Outbox {
     /// An approval request Slack refused for good (`not_in_channel`, `channel_not_found`, ...): closes
     /// the request, so that it does not hold its cluster, and tells the person who asked, through the
     /// command's response_url, what to fix.
-    fn tell_requester_unposted(&self, item: &OutboxItem, why: &str) {
+    async fn tell_requester_unposted(&self, item: &OutboxItem, why: &str) {
         let Some(id) = item
             .ordering_key
             .strip_prefix("request:")
-            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|n| n.parse::<RequestId>().ok())
         else {
             return;
         };
         let channel = item.channel.as_deref().unwrap_or("the incident channel");
         let note = format!("the approval request could not be posted in <#{channel}>: {why}");
-        match self.store.close_unposted(id, &note) {
+        match self.store.close_unposted(id, &note).await {
             Ok(Some(url)) => {
                 let body = serde_json::json!({
                     "response_type": "ephemeral",
                     "replace_original": false,
                     "text": format!("Request #{id} was not posted for approval: Slack says {why}. Nothing was changed; fix that and ask again."),
                 });
-                let queued = self.store.enqueue(
-                    &crate::store::Outgoing {
-                        ordering_key: &format!("respond:{url}"),
-                        kind: KIND_RESPOND,
-                        channel: None,
-                        target: None,
-                        response_url: Some(&url),
-                        body: &body.to_string(),
-                        dedup_key: Some(&format!("request:{id}:unposted")),
-                    },
-                    self.clock.now(),
-                );
+                let queued = self
+                    .store
+                    .enqueue(
+                        &crate::store::Outgoing {
+                            ordering_key: &format!("respond:{url}"),
+                            kind: KIND_RESPOND,
+                            channel: None,
+                            target: None,
+                            response_url: Some(&url),
+                            body: &body.to_string(),
+                            dedup_key: Some(&format!("request:{id}:unposted")),
+                        },
+                        self.clock.now(),
+                    )
+                    .await;
                 if let Err(e) = queued {
                     warn!(error = %e, "cannot queue the answer to the requester");
                 }
@@ -252,13 +257,14 @@ impl Outbox {
     }
 
     /// The channel and ts of the message an item refers to, once that message is delivered.
-    fn target(&self, item: &OutboxItem) -> Result<Option<(ChannelId, String)>, SendError> {
+    async fn target(&self, item: &OutboxItem) -> Result<Option<(ChannelId, String)>, SendError> {
         let id = item
             .target
             .ok_or_else(|| SendError::Permanent("no target message".into()))?;
         let target = self
             .store
             .outbox_item(id)
+            .await
             .map_err(|e| SendError::Temporary(e.to_string()))?
             .ok_or_else(|| SendError::Permanent(format!("target message {id} does not exist")))?;
         match target.state.as_str() {
@@ -292,7 +298,7 @@ impl Outbox {
                 Ok(Outcome::Delivered(Some(ts)))
             }
             KIND_REPLY | KIND_REPLY_BROADCAST => {
-                let Some((channel, thread_ts)) = self.target(item)? else {
+                let Some((channel, thread_ts)) = self.target(item).await? else {
                     return Ok(Outcome::Wait);
                 };
                 let broadcast = item.kind == KIND_REPLY_BROADCAST;
@@ -303,11 +309,12 @@ impl Outbox {
                 if self
                     .store
                     .newer_update_pending(item)
+                    .await
                     .map_err(|e| SendError::Temporary(e.to_string()))?
                 {
                     return Ok(Outcome::Superseded);
                 }
-                let Some((channel, ts)) = self.target(item)? else {
+                let Some((channel, ts)) = self.target(item).await? else {
                     return Ok(Outcome::Wait);
                 };
                 self.api.update(&channel, &ts, &body()?).await?;

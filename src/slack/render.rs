@@ -732,8 +732,11 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
 /// Room in one section block's text (Slack's limit is 3,000 characters).
 const SECTION_LIMIT: usize = 2_900;
 
-/// The answer to `/aurora history`: newest first.
-pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody {
+/// One row of `/aurora history`: a request and its run, or why its stored row cannot be read.
+pub type HistoryEntry = Result<(Request, Option<crate::store::Run>), crate::store::DecodeError>;
+
+/// The answer to `/aurora history`: newest first; a row that cannot be read is shown as such.
+pub fn history(entries: &[HistoryEntry]) -> MessageBody {
     use crate::store::{RequestState, RunState};
     if entries.is_empty() {
         return MessageBody {
@@ -742,8 +745,22 @@ pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody 
         };
     }
     let mut lines = vec!["*Recent failover requests* (newest first)".to_owned()];
-    for (r, run) in entries {
-        let plan: Option<Plan> = r.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
+    for entry in entries {
+        let (r, run) = match entry {
+            Ok((r, run)) => (r, run),
+            Err(e) => {
+                lines.push(format!(
+                    "• :warning: stored {} row {} cannot be read: {}",
+                    e.table,
+                    esc(&e.key),
+                    esc(&e.reason)
+                ));
+                continue;
+            }
+        };
+        let plan = r.stored_plan::<Plan>();
+        let unreadable_plan = plan.is_err();
+        let plan = plan.ok().flatten();
         let target = plan
             .as_ref()
             .map(|p| format!("{} → {}", p.from.region, p.to.region))
@@ -784,6 +801,11 @@ pub fn history(entries: &[(Request, Option<crate::store::Run>)]) -> MessageBody 
                 };
                 format!("{} · {result}", decided("approved"))
             }
+        };
+        let outcome = if unreadable_plan {
+            format!("{outcome} · :warning: its stored plan cannot be read")
+        } else {
+            outcome
         };
         lines.push(format!(
             "• *#{}* {} {} (`{}`) · asked by {} {} · {}",

@@ -13,6 +13,7 @@ use super::workspace::{Binding, Claimed, Foreign};
 use crate::approval::{Approvals, Origin, RequestReply};
 use crate::ports::{Aurora, Clock, Dns};
 use crate::settings::Settings;
+use crate::store::{Request, RequestId};
 use crate::types::SlackUserId;
 use axum::Router;
 use axum::body::Body;
@@ -125,7 +126,7 @@ fn is_ssl_check(body: &[u8]) -> bool {
 /// reads what it says about that), and turns away a replay of a request already handled (same
 /// signature) with `replayed`'s answer, so that the same command or click delivered twice has the
 /// effect of one. `Some` is the whole answer to give instead of acting on the request.
-fn verify(
+async fn verify(
     state: &SlackState,
     headers: &HeaderMap,
     bytes: &[u8],
@@ -152,7 +153,7 @@ fn verify(
     let now = state.clock.now();
     // The same MAC written in another case is the same request.
     let signature = header(SIGNATURE_HEADER).unwrap_or_default().to_ascii_lowercase();
-    match state.approvals.store.first_sighting(&signature, now) {
+    match state.approvals.store.first_sighting(&signature, now).await {
         Ok(true) => None,
         Ok(false) => {
             info!("a replayed request was received; it was handled the first time");
@@ -180,8 +181,27 @@ fn foreign_click(_: &Foreign) -> Response {
     StatusCode::OK.into_response()
 }
 
+/// The history's rows, newest first, each with its run; a row that cannot be read is listed as such.
+async fn history_entries(
+    store: &dyn crate::store::Store,
+    cluster: Option<&crate::types::ClusterName>,
+) -> Result<Vec<render::HistoryEntry>, crate::store::StoreError> {
+    let mut entries = Vec::new();
+    for r in store.recent_requests(cluster, HISTORY_LENGTH).await? {
+        entries.push(match r {
+            Ok(r) => match store.run_of_request(r.id).await {
+                Ok(run) => Ok((r, run)),
+                Err(crate::store::StoreError::Decode(e)) => Err(e),
+                Err(e) => return Err(e),
+            },
+            Err(e) => Err(e),
+        });
+    }
+    Ok(entries)
+}
+
 /// Whether a click (its raw form body) was on request `id`'s approval message, as delivered.
-fn on_request_message(state: &SlackState, id: i64, bytes: &[u8]) -> bool {
+async fn on_request_message(state: &SlackState, id: RequestId, bytes: &[u8]) -> bool {
     let clicked = serde_urlencoded::from_bytes::<InteractionForm>(bytes)
         .ok()
         .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.payload).ok())
@@ -191,13 +211,11 @@ fn on_request_message(state: &SlackState, id: i64, bytes: &[u8]) -> bool {
                 .map(str::to_owned)
         });
     let store = &state.approvals.store;
-    let posted = store
-        .request(id)
-        .ok()
-        .flatten()
-        .and_then(|r| r.message)
-        .and_then(|m| store.outbox_item(m).ok().flatten())
-        .and_then(|item| item.delivered_ts);
+    let posted = match store.request(id).await {
+        Ok(Some(Request { message: Some(m), .. })) => store.outbox_item(m).await.ok().flatten(),
+        _ => None,
+    }
+    .and_then(|item| item.delivered_ts);
     matches!((clicked, posted), (Some(c), Some(p)) if c == p)
 }
 
@@ -230,7 +248,9 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
         super::workspace::command_claims,
         foreign_command,
         replayed_command,
-    ) {
+    )
+    .await
+    {
         return resp;
     }
     let event: SlackCommandEvent = match serde_urlencoded::from_bytes(&bytes) {
@@ -266,25 +286,24 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 },
             };
             // Where the last successful detach of each cluster moved the writer, if anywhere.
-            let clusters: Vec<_> = clusters
-                .into_iter()
-                .map(|c| {
-                    let detached = match state.approvals.store.last_success(&c.name) {
-                        Ok(Some(r)) => r
-                            .plan
-                            .as_deref()
-                            .and_then(|p| serde_json::from_str::<crate::runbook::plan::Plan>(p).ok())
-                            .filter(|p| p.mode == crate::types::Mode::Detach)
-                            .map(|p| (r.id, p.to)),
-                        Ok(None) => None,
-                        Err(e) => {
-                            warn!(error = %e, "cannot read past runs");
-                            None
-                        }
-                    };
-                    (c.clone(), detached)
-                })
-                .collect();
+            let mut detached_by_cluster = Vec::new();
+            for c in clusters {
+                let detached = match state.approvals.store.last_success(&c.name).await {
+                    Ok(Some(r)) => r
+                        .stored_plan::<crate::runbook::plan::Plan>()
+                        .ok()
+                        .flatten()
+                        .filter(|p| p.mode == crate::types::Mode::Detach)
+                        .map(|p| (r.id.get(), p.to)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read past runs");
+                        None
+                    }
+                };
+                detached_by_cluster.push((c.clone(), detached));
+            }
+            let clusters = detached_by_cluster;
             // Shown to everyone in the incident channel; elsewhere, only to whoever asked.
             let in_channel = event.channel_id.0 == state.settings.slack.incident_channel.as_str();
             let answer = match state.surveyor.reports(clusters) {
@@ -302,6 +321,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 if let Err(e) = st
                     .chat
                     .respond_message(&response_url, &render::status(&reports), in_channel)
+                    .await
                 {
                     warn!(error = %e, "cannot queue the status answer");
                 }
@@ -309,15 +329,15 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
             // Acknowledge at once; the answer follows through the response_url.
             StatusCode::OK.into_response()
         }
-        Ok(Command::Cancel { request }) => match state.approvals.cancel(request, &user).await {
+        Ok(Command::Cancel { request }) => match state.approvals.cancel(request.into(), &user).await {
             Ok(done) => ephemeral(done),
             Err(refusal) => ephemeral(refusal.to_string()),
         },
-        Ok(Command::Resume { run }) => match state.approvals.ask_resume(run, &user).await {
+        Ok(Command::Resume { run }) => match state.approvals.ask_resume(run.into(), &user).await {
             Ok(done) => ephemeral(done),
             Err(refusal) => ephemeral(refusal.to_string()),
         },
-        Ok(Command::Abandon { run, reason }) => match state.approvals.may_abandon(run, &user).await {
+        Ok(Command::Abandon { run, reason }) => match state.approvals.may_abandon(run.into(), &user).await {
             Ok(what) => axum::Json(render::abandon_confirmation(run, &what, &reason)).into_response(),
             Err(refusal) => ephemeral(refusal.to_string()),
         },
@@ -336,14 +356,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 },
             };
             let store = &state.approvals.store;
-            let entries = store
-                .recent_requests(cluster.as_ref(), HISTORY_LENGTH)
-                .and_then(|requests| {
-                    requests
-                        .into_iter()
-                        .map(|r| store.run_of_request(r.id).map(|run| (r, run)))
-                        .collect::<Result<Vec<_>, _>>()
-                });
+            let entries = history_entries(&**store, cluster.as_ref()).await;
             match entries {
                 Ok(entries) => {
                     axum::Json(json!({"response_type": "ephemeral", "text": render::history(&entries).text}))
@@ -407,7 +420,9 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
         interaction_claims,
         foreign_click,
         replayed_click,
-    ) {
+    )
+    .await
+    {
         return resp;
     }
     let event: SlackInteractionEvent = match serde_urlencoded::from_bytes::<InteractionForm>(&bytes)
@@ -438,12 +453,12 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     let decided = match (action.action_id.0.as_str(), number) {
         (render::APPROVE | render::DENY, Some(id)) => {
             // Approve and Deny count only on the request's own message.
-            if !on_request_message(&state, id, &bytes) {
-                info!(id, user = %user, "a decision click not on the request's own message was ignored");
+            if !on_request_message(&state, id.into(), &bytes).await {
+                info!(id = %id, user = %user, "a decision click not on the request's own message was ignored");
                 return StatusCode::OK.into_response();
             }
             let approve = action.action_id.0 == render::APPROVE;
-            state.approvals.decide(id, &user, approve).await
+            state.approvals.decide(id.into(), &user, approve).await
         }
         (render::RESUME_APPROVE | render::RESUME_DENY, _) => {
             let Some((run, token)) = value
@@ -453,10 +468,10 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
                 return StatusCode::OK.into_response();
             };
             let approve = action.action_id.0 == render::RESUME_APPROVE;
-            state.approvals.decide_resume(run, token, &user, approve).await
+            state.approvals.decide_resume(run.into(), token, &user, approve).await
         }
         (render::ABANDON_CONFIRM, _) => match serde_json::from_str::<render::AbandonValue>(value) {
-            Ok(v) => state.approvals.abandon(v.run, &user, &v.reason).await,
+            Ok(v) => state.approvals.abandon(v.run.into(), &user, &v.reason).await,
             Err(_) => return StatusCode::OK.into_response(),
         },
         (other, _) => {
@@ -476,7 +491,7 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     // response_url.
     if let Some(url) = response_url {
         use crate::ports::Chat;
-        if let Err(e) = state.chat.respond(&url, &text, false) {
+        if let Err(e) = state.chat.respond(&url, &text, false).await {
             warn!(error = %e, "cannot queue the answer to a click");
         }
     }

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: requests, runs, journal, audit, outbox.
     "CREATE TABLE requests (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,6 +81,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN abandoned_by TEXT;
     ALTER TABLE runs ADD COLUMN abandon_reason TEXT;
     CREATE INDEX runs_by_state ON runs (state);",
+    // 5: one item per cluster that an open request takes by a conditional write (instead of a check
+    // across requests and runs), and the request id counter (an id is taken before the lock). The
+    // locks of the requests and runs open now are taken here.
+    "CREATE TABLE cluster_locks (
+        cluster  TEXT PRIMARY KEY,
+        holder   INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO cluster_locks (cluster, holder)
+        SELECT r.cluster, r.id FROM requests r LEFT JOIN runs u ON u.request_id = r.id
+        WHERE r.state IN ('planning', 'pending')
+           OR (r.state = 'approved' AND (u.id IS NULL OR u.state IN ('running', 'needs_attention')))
+        ORDER BY r.id;
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        last  INTEGER NOT NULL
+    );
+    INSERT INTO counters (name, last) VALUES ('requests', MAX(
+        COALESCE((SELECT MAX(id) FROM requests), 0),
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0)));",
 ];
 
 /// The schema version this build writes.

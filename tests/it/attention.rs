@@ -35,10 +35,10 @@ fn detach_options() -> Options {
 }
 
 /// Waits until request `id`'s run is in `state`.
-async fn wait_state(store: &Store, id: i64, state: RunState) {
+async fn wait_state(store: &dyn Store, id: i64, state: RunState) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
-        let now = store.run_of_request(id).unwrap().map(|r| r.state);
+        let now = store.run_of_request(id.into()).await.unwrap().map(|r| r.state);
         if now == Some(state) {
             return;
         }
@@ -96,7 +96,7 @@ async fn polls_failing_past_the_deadline_need_attention_and_the_bot_finishes_ins
     bot.click(BOB, id, true).await;
     wait_for_step(&bot, id, "wait_writable").await;
     polls_fail(&bot);
-    wait_state(&bot.store, id, RunState::NeedsAttention).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
     let stop = reply_with(&bot, &ts, "*Needs attention*").await;
     assert!(
         stop.contains("at *Wait until the target is writable*") && stop.contains("DescribeDBClusters"),
@@ -112,7 +112,7 @@ async fn polls_failing_past_the_deadline_need_attention_and_the_bot_finishes_ins
         .set_cluster_status("us-east-1", "orders-east", "inaccessible-encryption-credentials")
         .unwrap();
     bot.sim.admin().clear_faults();
-    wait_state(&bot.store, id, RunState::Succeeded).await;
+    wait_state(&*bot.store, id, RunState::Succeeded).await;
     assert!(dns_points_west(&bot), "DNS moved to the promoted cluster");
     assert_eq!(
         bot.sim.admin().calls_to("RemoveFromGlobalCluster").len(),
@@ -132,7 +132,7 @@ async fn an_old_primary_writable_again_after_a_detach_keeps_dns_and_resume_needs
     bot.click(BOB, id, true).await;
     wait_for_step(&bot, id, "wait_writable").await;
     polls_fail(&bot);
-    wait_state(&bot.store, id, RunState::NeedsAttention).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
     let before = (bot.writer_cname(), bot.reader_cname());
     // AWS answers again and the target is writable, but the old primary is writable too: the bot must
     // not move DNS by itself.
@@ -146,7 +146,7 @@ async fn an_old_primary_writable_again_after_a_detach_keeps_dns_and_resume_needs
     assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "DNS untouched");
     assert!(bot.sim.admin().calls_to("ChangeResourceRecordSets").is_empty());
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::NeedsAttention
     );
 
@@ -170,16 +170,16 @@ async fn an_old_primary_writable_again_after_a_detach_keeps_dns_and_resume_needs
     assert!(stranger.contains("not an approver"), "{stranger}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::NeedsAttention
     );
     assert_eq!((bot.writer_cname(), bot.reader_cname()), before, "still untouched");
     let approved = click_resume(&bot, &resume_ts, BOB).await;
     assert!(approved.contains("You approved resuming run 1"), "{approved}");
-    wait_state(&bot.store, id, RunState::Succeeded).await;
+    wait_state(&*bot.store, id, RunState::Succeeded).await;
     assert!(dns_points_west(&bot));
     assert_eq!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").len(), 1);
-    let audit = bot.store.audit_log().unwrap();
+    let audit = bot.store.audit_log().await.unwrap();
     assert!(
         audit
             .iter()
@@ -208,7 +208,7 @@ async fn a_target_stuck_in_a_state_aws_will_not_leave_is_reported_at_once() {
         .admin()
         .set_cluster_status("us-west-2", "orders-west", "inaccessible-encryption-credentials")
         .unwrap();
-    wait_state(&bot.store, id, RunState::NeedsAttention).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "reported at once, not at the 600 s deadline"
@@ -228,7 +228,7 @@ async fn abandon_stops_a_run_changes_nothing_more_frees_the_cluster_and_records_
     bot.click(BOB, id, true).await;
     wait_for_step(&bot, id, "wait_writable").await;
     polls_fail(&bot);
-    wait_state(&bot.store, id, RunState::NeedsAttention).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
 
     // A stranger may not; a typo'd run is named; a reason is required.
     let (answer, _) = bot.command(MALLORY, "abandon 1 because").await;
@@ -254,7 +254,7 @@ async fn abandon_stops_a_run_changes_nothing_more_frees_the_cluster_and_records_
         "the reason is shown escaped: {answer:?}"
     );
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::NeedsAttention
     );
     let button = &body["blocks"][1]["elements"][0];
@@ -277,7 +277,7 @@ async fn abandon_stops_a_run_changes_nothing_more_frees_the_cluster_and_records_
     let done = bot.answer_at(&url).await;
     assert!(done.contains("You abandoned run 1"), "{done}");
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::Abandoned
     );
     let note = reply_with(&bot, &ts, "*abandoned* by <@U0ALICE>").await;
@@ -314,7 +314,7 @@ async fn abandon_stops_a_run_changes_nothing_more_frees_the_cluster_and_records_
         .await;
     assert!(bot.answer_at(&url).await.contains("already ended (abandoned)"));
     // Who and why are in the audit, and the cluster is free for a new request.
-    let audit = bot.store.audit_log().unwrap();
+    let audit = bot.store.audit_log().await.unwrap();
     assert!(
         audit.iter().any(|a| a.user == ALICE
             && a.action == "abandon run 1"
@@ -366,7 +366,7 @@ async fn an_old_primary_whose_reads_are_throttled_is_not_taken_for_unreachable()
     bot.click(BOB, id, true).await;
     wait_for_step(&bot, id, "wait_writable").await;
     polls_fail(&bot);
-    wait_state(&bot.store, id, RunState::NeedsAttention).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
     // AWS answers for the promoted cluster again, but throttles every read of the old primary: that
     // says nothing about whether it takes writes, so DNS must not move.
     bot.sim.admin().clear_faults();
@@ -389,7 +389,7 @@ async fn an_old_primary_whose_reads_are_throttled_is_not_taken_for_unreachable()
         "DNS moved"
     );
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::NeedsAttention
     );
 }
@@ -442,7 +442,7 @@ async fn abandoning_while_the_detach_is_on_its_way_says_it_may_still_take_effect
         "DNS moved after the abandon"
     );
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::Abandoned
     );
 }

@@ -123,7 +123,7 @@ async fn a_request_is_posted_for_approval_with_who_what_where_the_plan_and_the_e
         reply.contains("Request #1") && reply.contains("<#C0INCIDENT>"),
         "{reply}"
     );
-    assert_eq!(bot.request_state(1).state, RequestState::Pending);
+    assert_eq!(bot.request_state(1).await.state, RequestState::Pending);
     // Nothing was changed in AWS: only reads.
     assert!(
         bot.sim
@@ -167,7 +167,7 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
         .await
         .expect("a rejection reply");
     assert!(reply.text().contains("already holds the writer"), "{}", reply.text());
-    assert!(bot.pending().is_empty());
+    assert!(bot.pending().await.is_empty());
     // A member of a requester user group may ask.
     let (answer, _) = bot.command(DAVE, "failover orders").await;
     assert!(answer.text().starts_with("Request #"), "{}", answer.text());
@@ -179,7 +179,7 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
         "{}",
         answer.text()
     );
-    assert_eq!(bot.pending().len(), 1);
+    assert_eq!(bot.pending().await.len(), 1);
 }
 
 #[tokio::test]
@@ -200,14 +200,15 @@ async fn the_requester_cannot_approve_their_own_request_and_others_cannot_approv
     for r in bot.slack.delivered("response") {
         assert_eq!(r.field("response_type"), Some("ephemeral"));
     }
-    assert_eq!(bot.request_state(id).state, RequestState::Pending);
-    assert!(bot.store.run_of_request(id).unwrap().is_none());
+    assert_eq!(bot.request_state(id).await.state, RequestState::Pending);
+    assert!(bot.store.run_of_request(id.into()).await.unwrap().is_none());
     assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
     assert!(bot.slack.delivered("chat.update").is_empty());
     // Every attempt is audited.
     let refused = bot
         .store
         .audit_log()
+        .await
         .unwrap()
         .into_iter()
         .filter(|a| a.outcome.starts_with("refused"))
@@ -226,7 +227,7 @@ async fn a_member_of_an_approver_group_approves_and_the_run_moves_dns_to_the_new
     let (w, r) = bot.endpoints("us-west-2", "orders-west");
     assert_eq!(bot.writer_cname(), w);
     assert_eq!(bot.reader_cname(), r);
-    let req = bot.request_state(id);
+    let req = bot.request_state(id).await;
     assert_eq!(req.decided_by.as_ref().map(|u| u.as_str()), Some(CAROL));
 }
 
@@ -275,7 +276,7 @@ async fn deny_by_an_approver_or_the_requester_closes_the_request_and_removes_the
     let id = bot.request().await;
     let url = bot.click(BOB, id, false).await;
     assert!(bot.answer_at(&url).await.contains("You denied request #1"));
-    assert_eq!(bot.request_state(id).state, RequestState::Denied);
+    assert_eq!(bot.request_state(id).await.state, RequestState::Denied);
     bot.slack_settled().await;
     let ts = bot.request_message(id).await.ts.unwrap();
     let updates = bot.updates(&ts);
@@ -286,14 +287,14 @@ async fn deny_by_an_approver_or_the_requester_closes_the_request_and_removes_the
     // A later click changes nothing and says why.
     let url = bot.click(CAROL, id, true).await;
     assert!(bot.answer_at(&url).await.contains("was already denied by <@U0BOB>"));
-    assert!(bot.store.run_of_request(id).unwrap().is_none());
+    assert!(bot.store.run_of_request(id.into()).await.unwrap().is_none());
     assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
 
     // The requester may withdraw their own request.
     let id = bot.request().await;
     let url = bot.click(ALICE, id, false).await;
     assert!(bot.answer_at(&url).await.contains("You denied request #2"));
-    assert_eq!(bot.request_state(id).state, RequestState::Denied);
+    assert_eq!(bot.request_state(id).await.state, RequestState::Denied);
 }
 
 #[tokio::test]
@@ -307,7 +308,7 @@ async fn an_expired_request_is_closed_on_its_own_and_a_late_click_changes_nothin
     bot.clock.advance(Duration::from_secs(61));
     // Nobody clicks: the expiry task closes it and updates the message.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while bot.request_state(id).state != RequestState::Expired {
+    while bot.request_state(id).await.state != RequestState::Expired {
         assert!(tokio::time::Instant::now() < deadline, "the request did not expire");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -319,7 +320,7 @@ async fn an_expired_request_is_closed_on_its_own_and_a_late_click_changes_nothin
     assert!(bot.thread(&ts).iter().any(|r| r.text().contains("expired")));
     let url = bot.click(BOB, id, true).await;
     assert!(bot.answer_at(&url).await.contains("has expired"));
-    assert!(bot.store.run_of_request(id).unwrap().is_none());
+    assert!(bot.store.run_of_request(id.into()).await.unwrap().is_none());
     assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
     // The cluster is free for a new request.
     let (answer, _) = bot.command(ALICE, "failover orders").await;

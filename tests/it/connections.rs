@@ -74,13 +74,12 @@ async fn a_detach_completes_while_idle_connections_exceed_the_descriptor_limit_a
     let store = bot.store();
     let deadline = Instant::now() + WAIT;
     let ts = loop {
-        if let Some(ts) = store
-            .request(id)
-            .unwrap()
-            .and_then(|r| r.message)
-            .and_then(|m| store.outbox_item(m).unwrap())
-            .and_then(|i| i.delivered_ts)
-        {
+        let message = store.request(id.into()).await.unwrap().and_then(|r| r.message);
+        let item = match message {
+            Some(m) => store.outbox_item(m).await.unwrap(),
+            None => None,
+        };
+        if let Some(ts) = item.and_then(|i| i.delivered_ts) {
             break ts;
         }
         assert!(Instant::now() < deadline, "no request message: {}", bot.log_text());
@@ -110,7 +109,7 @@ async fn a_detach_completes_while_idle_connections_exceed_the_descriptor_limit_a
     // The run completes regardless: RemoveFromGlobalCluster once, DNS at the promoted cluster.
     let deadline = Instant::now() + Duration::from_secs(60);
     let run = loop {
-        if let Some(run) = store.run_of_request(id).unwrap()
+        if let Some(run) = store.run_of_request(id.into()).await.unwrap()
             && run.state != aurora_failover_bot::store::RunState::Running
         {
             break run;

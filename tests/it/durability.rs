@@ -4,6 +4,7 @@
 //! the real binary (`serve --config`) against the emulator and the Slack stand-in in this process.
 
 use crate::common;
+use aurora_failover_bot::store::RequestId;
 
 use aurora_failover_bot::store::RunState;
 use aurora_failover_bot::types::SlackUserId;
@@ -66,9 +67,9 @@ impl World {
             .parse()
             .unwrap();
         let store = self.bot.store();
-        let ts = wait_until("the request message", || {
-            let r = store.request(id).ok().flatten()?;
-            store.outbox_item(r.message?).ok().flatten()?.delivered_ts
+        let ts = wait_until("the request message", async || {
+            let r = store.request(id.into()).await.ok().flatten()?;
+            store.outbox_item(r.message?).await.ok().flatten()?.delivered_ts
         })
         .await;
         (id, ts)
@@ -88,9 +89,10 @@ impl World {
     /// middle of a Slack call, which could deliver that one message twice: see the outbox's docs).
     async fn slack_idle(&self) {
         let store = self.bot.store();
-        wait_until("the outbox to drain", || {
+        wait_until("the outbox to drain", async || {
             store
                 .outbox_all()
+                .await
                 .ok()?
                 .iter()
                 .all(|i| i.state != "pending")
@@ -99,22 +101,24 @@ impl World {
         .await;
     }
 
-    fn run_step(&self, id: i64) -> Option<(String, RunState)> {
+    async fn run_step(&self, id: i64) -> Option<(String, RunState)> {
         self.bot
             .store()
-            .run_of_request(id)
+            .run_of_request(id.into())
+            .await
             .ok()
             .flatten()
             .map(|r| (r.step, r.state))
     }
 
-    fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
+    async fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
         let store = self.bot.store();
-        let Some(run) = store.run_of_request(id).ok().flatten() else {
+        let Some(run) = store.run_of_request(id.into()).await.ok().flatten() else {
             return false;
         };
         store
             .journal_of(run.id)
+            .await
             .unwrap()
             .iter()
             .any(|e| e.step == step && e.event == event)
@@ -122,8 +126,8 @@ impl World {
 
     async fn finished(&self, id: i64) -> RunState {
         let store = self.bot.store();
-        wait_until("the run to finish", || {
-            let run = store.run_of_request(id).ok().flatten()?;
+        wait_until("the run to finish", async || {
+            let run = store.run_of_request(id.into()).await.ok().flatten()?;
             (run.state != RunState::Running).then_some(run.state)
         })
         .await
@@ -141,6 +145,15 @@ impl World {
     /// RemoveFromGlobalCluster once, every reply once and in order.
     async fn assert_completed_once(&self, id: i64, ts: &str) {
         assert_eq!(self.finished(id).await, RunState::Succeeded, "{}", self.bot.log_text());
+        // The outcome's reply is queued right after the run's end is committed (a durable commit,
+        // a few ms): wait for it to be delivered before reading the thread.
+        wait_until("the outcome's reply", async || {
+            self.thread(ts)
+                .iter()
+                .any(|r| r.text().contains("*Failover complete*"))
+                .then_some(())
+        })
+        .await;
         self.slack_idle().await;
         assert_eq!(
             self.sim.admin().calls_to("RemoveFromGlobalCluster").len(),
@@ -203,10 +216,10 @@ impl Drop for World {
     }
 }
 
-async fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+async fn wait_until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(v) = probe() {
+        if let Some(v) = probe().await {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -235,7 +248,8 @@ async fn an_approval_recorded_just_before_a_crash_is_run_after_the_restart() {
     let store = w.bot.store();
     let bob = SlackUserId::parse(BOB).unwrap();
     let decided = store
-        .decide(id, true, &bob, jiff::Timestamp::now(), "precheck", "{}")
+        .decide(id.into(), true, &bob, jiff::Timestamp::now(), "precheck", "{}")
+        .await
         .unwrap();
     assert!(matches!(
         decided,
@@ -263,13 +277,13 @@ async fn a_kill_after_remove_from_global_cluster_reached_aws_does_not_send_it_ag
         })
         .unwrap();
     w.approve(id, &ts).await;
-    wait_until("RemoveFromGlobalCluster", || {
+    wait_until("RemoveFromGlobalCluster", async || {
         (!w.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty()).then_some(())
     })
     .await;
     w.slack_idle().await;
     assert!(
-        !w.journal_has(id, "detach", "finished"),
+        !w.journal_has(id, "detach", "finished").await,
         "the kill lands before the bot saw the answer"
     );
     w.bot.kill();
@@ -287,12 +301,15 @@ async fn a_kill_while_waiting_for_the_writer_resumes_the_wait() {
     let mut w = World::start(slow(4_000, 300)).await;
     let (id, ts) = w.request().await;
     w.approve(id, &ts).await;
-    wait_until("the wait for the writer", || {
-        w.journal_has(id, "wait_writable", "observed").then_some(())
+    wait_until("the wait for the writer", async || {
+        w.journal_has(id, "wait_writable", "observed").await.then_some(())
     })
     .await;
     w.slack_idle().await;
-    assert_eq!(w.run_step(id), Some(("wait_writable".to_owned(), RunState::Running)));
+    assert_eq!(
+        w.run_step(id).await,
+        Some(("wait_writable".to_owned(), RunState::Running))
+    );
     w.bot.kill();
     w.bot.start().await;
     w.assert_completed_once(id, &ts).await;
@@ -303,7 +320,7 @@ async fn a_kill_after_the_dns_change_was_submitted_but_before_insync_resumes_and
     let mut w = World::start(slow(400, 4_000)).await;
     let (id, ts) = w.request().await;
     w.approve(id, &ts).await;
-    wait_until("ChangeResourceRecordSets", || {
+    wait_until("ChangeResourceRecordSets", async || {
         w.sim
             .admin()
             .calls_to("ChangeResourceRecordSets")
@@ -312,8 +329,17 @@ async fn a_kill_after_the_dns_change_was_submitted_but_before_insync_resumes_and
             .then_some(())
     })
     .await;
+    // The change id is checkpointed when the step is journaled as finished (its reply is queued just
+    // before): a kill before that checkpoint would send the (idempotent) UPSERT again.
+    wait_until("the DNS step's checkpoint", async || {
+        w.journal_has(id, "update_dns", "finished").await.then_some(())
+    })
+    .await;
     w.slack_idle().await;
-    assert!(!w.journal_has(id, "wait_insync", "finished"), "killed before INSYNC");
+    assert!(
+        !w.journal_has(id, "wait_insync", "finished").await,
+        "killed before INSYNC"
+    );
     w.bot.kill();
     w.bot.start().await;
     w.assert_completed_once(id, &ts).await;
@@ -326,18 +352,21 @@ async fn sigterm_during_a_run_stops_within_a_bounded_time_and_the_next_start_res
     let mut w = World::start(slow(5_000, 300)).await;
     let (id, ts) = w.request().await;
     w.approve(id, &ts).await;
-    wait_until("the wait for the writer", || {
-        w.journal_has(id, "wait_writable", "started").then_some(())
+    wait_until("the wait for the writer", async || {
+        w.journal_has(id, "wait_writable", "started").await.then_some(())
     })
     .await;
     let (took, status) = w.bot.terminate().await;
     assert!(status.success(), "exit status {status:?}: {}", w.bot.log_text());
     assert!(took < Duration::from_secs(15), "took {took:?} to stop");
     assert!(
-        w.journal_has(id, "wait_writable", "interrupted"),
+        w.journal_has(id, "wait_writable", "interrupted").await,
         "the run recorded where it stopped"
     );
-    assert_eq!(w.run_step(id), Some(("wait_writable".to_owned(), RunState::Running)));
+    assert_eq!(
+        w.run_step(id).await,
+        Some(("wait_writable".to_owned(), RunState::Running))
+    );
     // While the bot is down, nobody answers; when it is back, the run resumes.
     w.bot.start().await;
     w.assert_completed_once(id, &ts).await;
@@ -411,13 +440,13 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
         })
         .unwrap();
     w.approve(1, &ts).await;
-    wait_until("SwitchoverGlobalCluster", || {
+    wait_until("SwitchoverGlobalCluster", async || {
         (!w.sim.admin().calls_to("SwitchoverGlobalCluster").is_empty()).then_some(())
     })
     .await;
     w.slack_idle().await;
     assert_eq!(
-        store.run_of_request(1).unwrap().unwrap().step,
+        store.run_of_request(RequestId::new(1)).await.unwrap().unwrap().step,
         "switchover",
         "killed while the call's answer is held back"
     );
@@ -452,7 +481,15 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
     // right after it would leave it), and someone switching over by hand.
     let bob = SlackUserId::parse(BOB).unwrap();
     let decided = store
-        .decide(1, true, &bob, jiff::Timestamp::now(), "switchover", "{}")
+        .decide(
+            RequestId::new(1),
+            true,
+            &bob,
+            jiff::Timestamp::now(),
+            "switchover",
+            "{}",
+        )
+        .await
         .unwrap();
     assert!(matches!(
         decided,
@@ -466,7 +503,7 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
         .send()
         .await
         .unwrap();
-    wait_until("the switchover by hand", || {
+    wait_until("the switchover by hand", async || {
         let g = w.sim.admin().global_cluster("orders-global")?;
         g.failover_state.is_none().then_some(())
     })
@@ -497,8 +534,8 @@ async fn a_restart_during_needs_attention_keeps_watching_and_finishes_once() {
     .await;
     let (id, ts) = w.request().await;
     w.approve(id, &ts).await;
-    wait_until("the wait for a writable target", || {
-        w.journal_has(id, "wait_writable", "started").then_some(())
+    wait_until("the wait for a writable target", async || {
+        w.journal_has(id, "wait_writable", "started").await.then_some(())
     })
     .await;
     // The promoted cluster cannot be read until its deadline: the run needs attention.
@@ -524,8 +561,8 @@ async fn a_restart_during_needs_attention_keeps_watching_and_finishes_once() {
         .unwrap();
     w.sim.admin().clear_faults();
     let store = w.bot.store();
-    wait_until("the run to succeed", || {
-        (store.run_of_request(id).ok()??.state == RunState::Succeeded).then_some(())
+    wait_until("the run to succeed", async || {
+        (store.run_of_request(id.into()).await.ok()??.state == RunState::Succeeded).then_some(())
     })
     .await;
     w.slack_idle().await;
@@ -558,8 +595,8 @@ async fn a_run_taken_up_after_its_deadline_passed_needs_attention_instead_of_mov
     .await;
     let (id, ts) = w.request().await;
     w.approve(id, &ts).await;
-    wait_until("the wait for a writable target", || {
-        w.journal_has(id, "wait_writable", "started").then_some(())
+    wait_until("the wait for a writable target", async || {
+        w.journal_has(id, "wait_writable", "started").await.then_some(())
     })
     .await;
     w.slack_idle().await;
@@ -569,8 +606,8 @@ async fn a_run_taken_up_after_its_deadline_passed_needs_attention_instead_of_mov
     tokio::time::sleep(Duration::from_secs(6)).await;
     w.bot.start().await;
     let store = w.bot.store();
-    wait_until("the run to need attention", || {
-        (store.run_of_request(id).ok()??.state == RunState::NeedsAttention).then_some(())
+    wait_until("the run to need attention", async || {
+        (store.run_of_request(id.into()).await.ok()??.state == RunState::NeedsAttention).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -580,7 +617,7 @@ async fn a_run_taken_up_after_its_deadline_passed_needs_attention_instead_of_mov
         w.bot.log_text()
     );
     assert_eq!(
-        store.run_of_request(id).unwrap().unwrap().state,
+        store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::NeedsAttention
     );
     w.slack_idle().await;

@@ -3,6 +3,7 @@
 //! secrets with stray whitespace, and a Slack configuration that no retry can fix.
 
 use crate::common;
+use aurora_failover_bot::store::RequestId;
 
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
@@ -52,7 +53,10 @@ async fn slacks_certificate_check_gets_an_empty_200_and_nothing_else_does_withou
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(bot.sim.admin().calls().is_empty(), "AWS was called");
-    assert!(bot.store.audit_log().unwrap().is_empty(), "something was recorded");
+    assert!(
+        bot.store.audit_log().await.unwrap().is_empty(),
+        "something was recorded"
+    );
     assert_eq!(web_api_calls(&bot), 0);
 }
 
@@ -66,7 +70,7 @@ async fn signed_requests_from_another_workspace_enterprise_or_app_change_nothing
     let id = bot.request().await;
     let ts = bot.request_message(id).await.ts.unwrap();
     let calls_before = bot.sim.admin().calls().len();
-    let audit_before = bot.store.audit_log().unwrap().len();
+    let audit_before = bot.store.audit_log().await.unwrap().len();
     let ours = Workspace::default();
     let foreign = [
         Workspace {
@@ -106,14 +110,17 @@ async fn signed_requests_from_another_workspace_enterprise_or_app_change_nothing
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        bot.request_state(id).state,
+        bot.request_state(id).await.state,
         aurora_failover_bot::store::RequestState::Pending
     );
-    assert!(bot.store.run_of_request(id).unwrap().is_none(), "a run was started");
+    assert!(
+        bot.store.run_of_request(id.into()).await.unwrap().is_none(),
+        "a run was started"
+    );
     assert_eq!(bot.sim.admin().calls().len(), calls_before, "AWS was called");
     assert!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").is_empty());
     assert_eq!(
-        bot.store.audit_log().unwrap().len(),
+        bot.store.audit_log().await.unwrap().len(),
         audit_before,
         "an attempt was acted on"
     );
@@ -143,7 +150,10 @@ async fn until_auth_test_answers_the_bot_is_alive_but_refuses_slack_requests() {
         "{answer:?}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(bot.store.request(1).unwrap().is_none(), "a request was recorded");
+    assert!(
+        bot.store.request(RequestId::new(1)).await.unwrap().is_none(),
+        "a request was recorded"
+    );
     assert!(bot.sim.admin().calls().is_empty(), "AWS was called");
     // Slack answers again: the bot learns its workspace and serves it.
     bot.slack.fail_auth_test(None);
@@ -164,7 +174,7 @@ async fn slack_secrets_with_surrounding_whitespace_are_trimmed_and_work() {
     // A correctly signed command is accepted (the trimmed signing secret verifies it) and the request
     // message is posted (the trimmed token is accepted).
     let id = bot.request().await;
-    assert!(bot.request_state(id).message.is_some());
+    assert!(bot.request_state(id).await.message.is_some());
 }
 
 #[tokio::test]
@@ -240,7 +250,7 @@ async fn a_refused_token_keeps_the_queue_probes_slowly_and_delivers_once_fixed()
         .filter(|c| c.method == "chat.postMessage")
         .count();
     assert_eq!(tries, 1, "{:?}", bot.slack.calls());
-    let queued = bot.store.outbox_all().unwrap();
+    let queued = bot.store.outbox_all().await.unwrap();
     assert!(queued.iter().any(|i| i.state == "pending"), "the queue was dropped");
     // Fixed (the app reinstalled with this token): the queue goes out at the next probe.
     bot.slack.accept_token(BOT_TOKEN);
@@ -370,7 +380,7 @@ async fn a_bot_not_in_the_incident_channel_tells_the_requester_to_invite_it() {
         "{told}"
     );
     assert_eq!(
-        bot.request_state(1).state,
+        bot.request_state(1).await.state,
         aurora_failover_bot::store::RequestState::Rejected,
         "the request does not hold the cluster"
     );

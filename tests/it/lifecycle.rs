@@ -2,6 +2,7 @@
 //! people who are both requester and approver, and answers that stay fast when Slack is slow.
 
 use crate::common;
+use aurora_failover_bot::store::RequestId;
 
 use aurora_failover_bot::slack::verify;
 use aurora_failover_bot::store::{RequestState, RunState};
@@ -24,7 +25,7 @@ async fn cancel_withdraws_an_open_request_by_the_requester_or_an_approver_and_no
     );
     let (answer, _) = bot.command(ALICE, &format!("cancel #{id}")).await;
     assert_eq!(answer.text(), "Request #1 is cancelled. Nothing was changed.");
-    assert_eq!(bot.request_state(id).state, RequestState::Cancelled);
+    assert_eq!(bot.request_state(id).await.state, RequestState::Cancelled);
     bot.slack_settled().await;
     let last = bot
         .updates(&ts)
@@ -191,7 +192,10 @@ async fn a_replayed_command_or_click_has_the_effect_of_one() {
     let upper = format!("v0={}", signature.trim_start_matches("v0=").to_ascii_uppercase());
     assert!(send(upper).await.text().contains("already received"));
     bot.request_message(1).await;
-    assert!(bot.store.request(2).unwrap().is_none(), "one request");
+    assert!(
+        bot.store.request(RequestId::new(2)).await.unwrap().is_none(),
+        "one request"
+    );
 
     // The same click delivered twice.
     let msg_ts = bot.request_message(1).await.ts.unwrap();
@@ -275,7 +279,7 @@ async fn commands_and_clicks_stay_fast_when_slack_group_lookups_are_slow() {
     );
     assert!(bot.answer_at(&url).await.contains("could not be checked"));
     assert_eq!(
-        bot.request_state(id).state,
+        bot.request_state(id).await.state,
         RequestState::Pending,
         "nothing was decided on a guess"
     );
@@ -346,7 +350,7 @@ async fn a_request_after_a_detach_is_refused_while_the_cnames_point_at_the_detac
         reply.contains("could not be prepared") && reply.contains("cut those writes off"),
         "{reply}"
     );
-    assert_eq!(bot.request_state(2).state, RequestState::Rejected);
+    assert_eq!(bot.request_state(2).await.state, RequestState::Rejected);
     assert_eq!(bot.sim.admin().calls_to("RemoveFromGlobalCluster").len(), 1);
 }
 
@@ -364,7 +368,7 @@ async fn a_second_request_while_a_run_is_running_gets_a_link_to_it() {
     let ts = bot.request_message(id).await.ts.unwrap();
     bot.click(BOB, id, true).await;
     let deadline = Instant::now() + WAIT;
-    while bot.store.run_of_request(id).unwrap().is_none() {
+    while bot.store.run_of_request(id.into()).await.unwrap().is_none() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

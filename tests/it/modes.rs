@@ -3,6 +3,7 @@
 //! outages (including us-east-1, where Route 53's API lives), dry runs, and status.
 
 use crate::common;
+use aurora_failover_bot::store::RequestId;
 
 use aurora_failover_bot::store::{RequestState, RunState};
 use awsim::scenario::{EndpointKind, EndpointRef};
@@ -236,7 +237,7 @@ async fn a_switchover_is_refused_when_the_primarys_region_is_down_or_engine_vers
         reply.contains("`/aurora failover orders --to us-east-1 --mode detach`"),
         "{reply}"
     );
-    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
+    assert_eq!(bot.request_state(1).await.state, RequestState::Rejected);
     assert!(bot.sim.admin().calls_to("SwitchoverGlobalCluster").is_empty());
 
     let mut s = Scenario::two_region_example();
@@ -290,8 +291,8 @@ async fn without_a_mode_or_target_the_bot_proposes_the_safest_plan_and_never_pic
         "{reply}"
     );
     assert!(reply.contains("(lag now 500 ms)"), "{reply}");
-    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
-    assert!(bot.pending().is_empty());
+    assert_eq!(bot.request_state(1).await.state, RequestState::Rejected);
+    assert!(bot.pending().await.is_empty());
 }
 
 #[tokio::test]
@@ -390,7 +391,7 @@ async fn with_us_east_1_down_during_the_dns_step_the_thread_tells_the_truth_and_
     );
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
-        bot.store.run_of_request(id).unwrap().unwrap().state,
+        bot.store.run_of_request(id.into()).await.unwrap().unwrap().state,
         RunState::Running,
         "still trying"
     );
@@ -464,7 +465,10 @@ async fn a_dry_run_shows_the_plan_and_its_checks_to_the_requester_and_requests_n
     assert!(body.contains("Nothing was requested or changed"), "{body}");
     assert!(body.contains("*Pre-flight checks*"), "{body}");
     assert!(!has_buttons(&reply), "no approval buttons");
-    assert!(bot.store.request(1).unwrap().is_none(), "no request");
+    assert!(
+        bot.store.request(RequestId::new(1)).await.unwrap().is_none(),
+        "no request"
+    );
     assert!(
         bot.slack.delivered("chat.postMessage").is_empty(),
         "nothing in the channel"
@@ -622,7 +626,12 @@ async fn a_managed_failover_with_us_east_1_down_promotes_and_moves_dns_once_rout
     let failovers = bot.sim.admin().calls_to("FailoverGlobalCluster");
     assert_eq!((failovers.len(), failovers[0].region.as_str()), (1, WEST));
     assert_eq!(
-        bot.store.run_of_request(1).unwrap().unwrap().state,
+        bot.store
+            .run_of_request(RequestId::new(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         RunState::Running,
         "still trying"
     );
@@ -667,7 +676,7 @@ async fn when_cloudwatch_cannot_be_read_no_switchover_is_proposed_but_one_may_be
         reply.contains("`--mode switchover`: no data loss") && reply.contains("(lag unknown)"),
         "{reply}"
     );
-    assert_eq!(bot.request_state(1).state, RequestState::Rejected);
+    assert_eq!(bot.request_state(1).await.state, RequestState::Rejected);
     let (text, _) = ask(&bot, "--mode switchover").await;
     assert!(text.starts_with("Request #2"), "{text}");
     let body = all_text(&bot.request_message(2).await);

@@ -43,7 +43,7 @@ async fn refused(bot: &TestBot) -> String {
         .await
         .unwrap_or_else(|| panic!("the request was not refused: {text}"));
     assert_eq!(
-        bot.request_state(1).state,
+        bot.request_state(1).await.state,
         aurora_failover_bot::store::RequestState::Rejected
     );
     no_change(bot);

@@ -94,7 +94,7 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
     );
     assert!(!has_buttons(final_update));
     // The journal has every step, started and finished.
-    let journal = bot.store.journal_of(run.id).unwrap();
+    let journal = bot.store.journal_of(run.id).await.unwrap();
     let finished: Vec<_> = journal
         .iter()
         .filter(|e| e.event == "finished")
@@ -296,11 +296,12 @@ async fn dns_is_not_repointed_when_the_promoted_cluster_stops_being_writable_bef
     bot.click(BOB, id, true).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let run = bot.store.run_of_request(id).unwrap();
+        let run = bot.store.run_of_request(id.into()).await.unwrap();
         if let Some(run) = run
             && bot
                 .store
                 .journal_of(run.id)
+                .await
                 .unwrap()
                 .iter()
                 .any(|e| e.step == "wait_writable" && e.event == "finished")

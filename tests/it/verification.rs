@@ -2,6 +2,7 @@
 //! oversized request is refused and causes nothing at all (no Slack call, no AWS call, no record).
 
 use crate::common;
+use aurora_failover_bot::store::RequestId;
 
 use aurora_failover_bot::slack::verify;
 use aurora_failover_bot::types::Secret;
@@ -25,9 +26,15 @@ async fn nothing_happened(bot: &TestBot) {
         "AWS was called: {:?}",
         bot.sim.admin().calls()
     );
-    assert!(bot.store.request(1).unwrap().is_none(), "a request was recorded");
-    assert!(bot.store.audit_log().unwrap().is_empty(), "an attempt was recorded");
-    assert!(bot.store.outbox_all().unwrap().is_empty(), "a message was queued");
+    assert!(
+        bot.store.request(RequestId::new(1)).await.unwrap().is_none(),
+        "a request was recorded"
+    );
+    assert!(
+        bot.store.audit_log().await.unwrap().is_empty(),
+        "an attempt was recorded"
+    );
+    assert!(bot.store.outbox_all().await.unwrap().is_empty(), "a message was queued");
 }
 
 #[tokio::test]
@@ -98,7 +105,7 @@ async fn forged_stale_future_and_unsigned_requests_get_401_and_change_nothing() 
     let forged_signature = verify::sign(&Secret::new("not-the-secret"), &now.to_string(), body.as_bytes());
     let later = jiff::Timestamp::now();
     assert!(
-        bot.store.first_sighting(&forged_signature, later).unwrap(),
+        bot.store.first_sighting(&forged_signature, later).await.unwrap(),
         "a refused request's signature was recorded"
     );
     // The same request, correctly signed, is accepted: the refusals above were about the signature.

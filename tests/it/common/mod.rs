@@ -186,7 +186,7 @@ pub struct TestBot {
     pub sim: awsim::Awsim,
     pub slack: SlackStandIn,
     pub sender: SlackSender,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub clock: Arc<TestClock>,
     pub dir: std::path::PathBuf,
     pub port: u16,
@@ -351,9 +351,9 @@ impl TestBot {
     pub async fn request_message(&self, id: i64) -> Recorded {
         let mut message = None;
         for _ in 0..(WAIT.as_millis() / 20) {
-            if let Some(r) = self.store.request(id).unwrap()
+            if let Some(r) = self.store.request(id.into()).await.unwrap()
                 && let Some(m) = r.message
-                && let Some(item) = self.store.outbox_item(m).unwrap()
+                && let Some(item) = self.store.outbox_item(m).await.unwrap()
                 && let Some(ts) = item.delivered_ts
             {
                 message = self
@@ -370,15 +370,15 @@ impl TestBot {
         message.unwrap_or_else(|| panic!("request #{id}'s message was not posted"))
     }
 
-    pub fn request_state(&self, id: i64) -> Request {
-        self.store.request(id).unwrap().unwrap()
+    pub async fn request_state(&self, id: i64) -> Request {
+        self.store.request(id.into()).await.unwrap().unwrap()
     }
 
     /// Waits for request `id`'s run to end.
     pub async fn finished_run(&self, id: i64, timeout: Duration) -> Run {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(run) = self.store.run_of_request(id).unwrap()
+            if let Some(run) = self.store.run_of_request(id.into()).await.unwrap()
                 && run.state != RunState::Running
             {
                 return run;
@@ -394,7 +394,14 @@ impl TestBot {
     /// Waits until everything queued for Slack has been delivered (or given up).
     pub async fn slack_settled(&self) {
         for _ in 0..(WAIT.as_millis() / 20) {
-            if self.store.outbox_all().unwrap().iter().all(|i| i.state != "pending") {
+            if self
+                .store
+                .outbox_all()
+                .await
+                .unwrap()
+                .iter()
+                .all(|i| i.state != "pending")
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -469,8 +476,9 @@ impl TestBot {
             .unwrap();
     }
 
-    pub fn pending(&self) -> Vec<Request> {
-        self.store.requests_in(RequestState::Pending).unwrap()
+    pub async fn pending(&self) -> Vec<Request> {
+        let listed = self.store.requests_in(RequestState::Pending).await.unwrap();
+        listed.into_iter().map(|r| r.unwrap()).collect()
     }
 }
 
@@ -485,7 +493,13 @@ impl Drop for TestBot {
 /// Waits until request `id`'s run is at `step` (its next step to run).
 pub async fn wait_for_step(bot: &TestBot, id: i64, step: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while bot.store.run_of_request(id).unwrap().is_none_or(|r| r.step != step) {
+    while bot
+        .store
+        .run_of_request(id.into())
+        .await
+        .unwrap()
+        .is_none_or(|r| r.step != step)
+    {
         assert!(tokio::time::Instant::now() < deadline, "the run did not reach {step}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,7 +1,7 @@
 //! The real bot as a child process (`serve --config`), for the tests that kill, stop or limit it.
 
 use super::*;
-use aurora_failover_bot::store::Store;
+use aurora_failover_bot::store::{SqliteStore, Store};
 use standin::Secret;
 use standin::{SlackSender, SlackStandIn};
 use std::process::{Child, Command, Stdio};
@@ -123,8 +123,8 @@ impl BotProcess {
     }
 
     /// A second connection to the bot's database (SQLite, WAL), for watching and for the checks.
-    pub fn store(&self) -> Store {
-        Store::open(&self.db).unwrap()
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.db).unwrap())
     }
 }
 

@@ -1,0 +1,602 @@
+//! The in-memory store, for tests: plain collections behind one mutex. It keeps the same contract as
+//! the SQLite store (the shared suite checks both), except durability: it forgets everything when
+//! dropped. A row cannot be corrupt here, but a stored plan or run data can (they are kept as text).
+
+use super::rows::*;
+use super::{Result, Store};
+use crate::types::{ClusterName, Mode, SlackUserId};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Default)]
+struct State {
+    last_request: i64,
+    locks: BTreeMap<String, (ClusterName, RequestId)>,
+    requests: BTreeMap<RequestId, Request>,
+    runs: BTreeMap<RunId, Run>,
+    journal: BTreeMap<(RunId, i64), JournalEntry>,
+    audit: Vec<AuditEntry>,
+    seen: HashMap<String, jiff::Timestamp>,
+    outbox: BTreeMap<OutboxId, OutboxItem>,
+}
+
+/// The in-memory implementation of [`Store`].
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Every collection behind one std mutex: each operation holds it for a few map operations and
+    /// never across an await, so it cannot block the runtime for long.
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `f` to request `id` if `when` holds of it; `true` if it did.
+    fn update_request(&self, id: RequestId, when: impl Fn(&Request) -> bool, f: impl FnOnce(&mut Request)) -> bool {
+        match self.state().requests.get_mut(&id) {
+            Some(r) if when(r) => {
+                f(r);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies `f` to run `id` if `when` holds of it; `true` if it did.
+    fn update_run(&self, id: RunId, when: impl Fn(&Run) -> bool, f: impl FnOnce(&mut Run)) -> bool {
+        match self.state().runs.get_mut(&id) {
+            Some(r) if when(r) => {
+                f(r);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn requests_where(&self, f: impl Fn(&Request) -> bool) -> Vec<Stored<Request>> {
+        self.state()
+            .requests
+            .values()
+            .filter(|r| f(r))
+            .cloned()
+            .map(Ok)
+            .collect()
+    }
+
+    fn runs_where(&self, f: impl Fn(&Run) -> bool) -> Vec<Stored<Run>> {
+        self.state().runs.values().filter(|r| f(r)).cloned().map(Ok).collect()
+    }
+
+    fn update_item(&self, id: OutboxId, f: impl FnOnce(&mut OutboxItem)) {
+        if let Some(item) = self.state().outbox.get_mut(&id) {
+            f(item);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn new_request_id(&self) -> Result<RequestId> {
+        let mut s = self.state();
+        s.last_request += 1;
+        Ok(RequestId::new(s.last_request))
+    }
+
+    async fn cluster_lock(&self, cluster: &ClusterName) -> Result<Option<RequestId>> {
+        Ok(self.state().locks.get(cluster.as_str()).map(|(_, h)| *h))
+    }
+
+    async fn cluster_locks(&self) -> Result<Vec<Stored<ClusterLock>>> {
+        Ok(self
+            .state()
+            .locks
+            .values()
+            .map(|(cluster, holder)| {
+                Ok(ClusterLock {
+                    cluster: cluster.clone(),
+                    holder: *holder,
+                })
+            })
+            .collect())
+    }
+
+    async fn take_cluster_lock(
+        &self,
+        cluster: &ClusterName,
+        holder: RequestId,
+        expected: Option<RequestId>,
+    ) -> Result<bool> {
+        let mut s = self.state();
+        let now = s.locks.get(cluster.as_str()).map(|(_, h)| *h);
+        if now != expected {
+            return Ok(false);
+        }
+        s.locks.insert(cluster.as_str().to_owned(), (cluster.clone(), holder));
+        Ok(true)
+    }
+
+    async fn release_cluster_lock(&self, cluster: &ClusterName, holder: RequestId) -> Result<bool> {
+        let mut s = self.state();
+        if s.locks.get(cluster.as_str()).map(|(_, h)| *h) != Some(holder) {
+            return Ok(false);
+        }
+        s.locks.remove(cluster.as_str());
+        Ok(true)
+    }
+
+    async fn insert_request(&self, id: RequestId, r: &NewRequest) -> Result<bool> {
+        let mut s = self.state();
+        if s.requests.contains_key(&id) {
+            return Ok(false);
+        }
+        s.last_request = s.last_request.max(id.get());
+        s.requests.insert(
+            id,
+            Request {
+                id,
+                cluster: r.cluster.clone(),
+                mode: r.mode,
+                requested_by: r.requested_by.clone(),
+                requested_at: r.requested_at,
+                to_region: r.to_region.clone(),
+                origin_channel: r.origin_channel.clone(),
+                response_url: r.response_url.clone(),
+                expires_at: r.expires_at,
+                state: RequestState::Planning,
+                plan: None,
+                decided_by: None,
+                decided_at: None,
+                note: None,
+                message: None,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Option<Request>> {
+        Ok(self.state().requests.get(&id).cloned())
+    }
+
+    async fn requests_in(&self, state: RequestState) -> Result<Vec<Stored<Request>>> {
+        Ok(self.requests_where(|r| r.state == state))
+    }
+
+    async fn recent_requests(&self, cluster: Option<&ClusterName>, limit: usize) -> Result<Vec<Stored<Request>>> {
+        let mut all = self.requests_where(|r| cluster.is_none_or(|c| &r.cluster == c));
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn requests_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Request>>> {
+        Ok(self.requests_where(|r| r.requested_at >= since))
+    }
+
+    async fn closed_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Request>>> {
+        Ok(self.requests_where(|r| match r.state {
+            RequestState::Denied | RequestState::Cancelled => r.decided_at.is_some_and(|t| t >= since),
+            RequestState::Expired => r.expires_at >= since,
+            _ => false,
+        }))
+    }
+
+    async fn attach_message(&self, id: RequestId, message: OutboxId) -> Result<()> {
+        self.update_request(id, |r| r.message.is_none(), |r| r.message = Some(message));
+        Ok(())
+    }
+
+    async fn mark_pending(&self, id: RequestId, plan: &str, mode: Mode, message: OutboxId) -> Result<bool> {
+        Ok(self.update_request(
+            id,
+            |r| r.state == RequestState::Planning,
+            |r| {
+                r.state = RequestState::Pending;
+                r.plan = Some(plan.to_owned());
+                r.mode = Some(mode);
+                r.message = Some(message);
+            },
+        ))
+    }
+
+    async fn close_unposted(&self, id: RequestId, note: &str) -> Result<Option<String>> {
+        let mut url = None;
+        self.update_request(
+            id,
+            |r| r.state.is_open(),
+            |r| {
+                r.state = RequestState::Rejected;
+                r.note = Some(note.to_owned());
+                url = r.response_url.clone();
+            },
+        );
+        Ok(url)
+    }
+
+    async fn mark_rejected(&self, id: RequestId, reason: &str) -> Result<bool> {
+        Ok(self.update_request(
+            id,
+            |r| r.state == RequestState::Planning,
+            |r| {
+                r.state = RequestState::Rejected;
+                r.note = Some(reason.to_owned());
+            },
+        ))
+    }
+
+    async fn set_decision(&self, id: RequestId, approve: bool, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_request(
+            id,
+            |r| r.state == RequestState::Pending && r.expires_at > now,
+            |r| {
+                r.state = if approve {
+                    RequestState::Approved
+                } else {
+                    RequestState::Denied
+                };
+                r.decided_by = Some(by.clone());
+                r.decided_at = Some(now);
+            },
+        ))
+    }
+
+    async fn set_cancelled(&self, id: RequestId, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_request(
+            id,
+            |r| r.state.is_open(),
+            |r| {
+                r.state = RequestState::Cancelled;
+                r.decided_by = Some(by.clone());
+                r.decided_at = Some(now);
+            },
+        ))
+    }
+
+    async fn set_expired(&self, id: RequestId, now: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_request(
+            id,
+            |r| r.state == RequestState::Pending && r.expires_at <= now,
+            |r| r.state = RequestState::Expired,
+        ))
+    }
+
+    async fn create_run(
+        &self,
+        request: RequestId,
+        first_step: &str,
+        data: &str,
+        now: jiff::Timestamp,
+    ) -> Result<RunId> {
+        let mut s = self.state();
+        if let Some(run) = s.runs.values().find(|r| r.request_id == request) {
+            return Ok(run.id);
+        }
+        let id = RunId::new(s.runs.keys().next_back().map_or(1, |k| k.get() + 1));
+        s.runs.insert(
+            id,
+            Run {
+                id,
+                request_id: request,
+                state: RunState::Running,
+                step: first_step.to_owned(),
+                data: data.to_owned(),
+                started_at: now,
+                finished_at: None,
+                control: RunControl::default(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        Ok(self.state().runs.get(&id).cloned())
+    }
+
+    async fn run_of_request(&self, request: RequestId) -> Result<Option<Run>> {
+        Ok(self.state().runs.values().find(|r| r.request_id == request).cloned())
+    }
+
+    async fn runs_in(&self, state: RunState) -> Result<Vec<Stored<Run>>> {
+        Ok(self.runs_where(|r| r.state == state))
+    }
+
+    async fn runs_finished_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Run>>> {
+        Ok(self.runs_where(|r| !r.state.is_open() && r.finished_at.is_some_and(|t| t >= since)))
+    }
+
+    async fn last_success(&self, cluster: &ClusterName) -> Result<Option<Request>> {
+        let s = self.state();
+        Ok(s.runs
+            .values()
+            .rev()
+            .filter(|run| run.state == RunState::Succeeded)
+            .filter_map(|run| s.requests.get(&run.request_id))
+            .find(|r| &r.cluster == cluster)
+            .cloned())
+    }
+
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()> {
+        self.update_run(
+            run,
+            |r| r.state.is_open(),
+            |r| {
+                r.step = next_step.to_owned();
+                r.data = data.to_owned();
+            },
+        );
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| r.state.is_open(),
+            |r| {
+                r.state = state;
+                r.data = data.to_owned();
+                r.finished_at = Some(at);
+            },
+        ))
+    }
+
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| r.state == RunState::Running,
+            |r| {
+                r.state = RunState::NeedsAttention;
+                if let Some(d) = data {
+                    r.data = d.to_owned();
+                }
+                r.control.resume_asked_by = None;
+                r.control.resume_asked_at = None;
+            },
+        ))
+    }
+
+    async fn set_running(&self, run: RunId) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| r.state == RunState::NeedsAttention,
+            |r| {
+                r.state = RunState::Running;
+                r.control.resume_asked_by = None;
+                r.control.resume_asked_at = None;
+            },
+        ))
+    }
+
+    async fn set_resume_asked(&self, run: RunId, by: &SlackUserId, at: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| r.state == RunState::NeedsAttention && r.control.resume_asked_by.is_none(),
+            |r| {
+                r.control.resume_asked_by = Some(by.clone());
+                r.control.resume_asked_at = Some(at.as_millisecond());
+            },
+        ))
+    }
+
+    async fn set_resume_decision(&self, run: RunId, token: i64, by: &SlackUserId, approve: bool) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| {
+                r.state == RunState::NeedsAttention
+                    && r.control.resume_asked_at == Some(token)
+                    && (!approve || r.control.resume_asked_by.as_ref() != Some(by))
+            },
+            |r| {
+                if approve {
+                    r.state = RunState::Running;
+                    r.control.resumed_by = Some(by.clone());
+                }
+                r.control.resume_asked_by = None;
+                r.control.resume_asked_at = None;
+            },
+        ))
+    }
+
+    async fn set_abandoned(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<bool> {
+        Ok(self.update_run(
+            run,
+            |r| r.state.is_open(),
+            |r| {
+                r.state = RunState::Abandoned;
+                r.control.abandoned_by = Some(by.clone());
+                r.control.abandon_reason = Some(reason.to_owned());
+                r.finished_at = Some(at);
+            },
+        ))
+    }
+
+    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
+        let mut s = self.state();
+        let seq = s
+            .journal
+            .range((run, i64::MIN)..=(run, i64::MAX))
+            .next_back()
+            .map_or(1, |((_, n), _)| n + 1);
+        s.journal.insert(
+            (run, seq),
+            JournalEntry {
+                run_id: run,
+                seq,
+                at,
+                step: step.to_owned(),
+                event: event.to_owned(),
+                detail: detail.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn journal_of(&self, run: RunId) -> Result<Vec<JournalEntry>> {
+        Ok(self
+            .state()
+            .journal
+            .range((run, i64::MIN)..=(run, i64::MAX))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn journal_since(&self, since: jiff::Timestamp) -> Result<Vec<JournalEntry>> {
+        let mut lines: Vec<_> = self
+            .state()
+            .journal
+            .values()
+            .filter(|e| e.at >= since)
+            .cloned()
+            .collect();
+        lines.sort_by_key(|e| (e.at, e.run_id, e.seq));
+        Ok(lines)
+    }
+
+    async fn audit(
+        &self,
+        at: jiff::Timestamp,
+        user: &str,
+        action: &str,
+        request: Option<RequestId>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.state().audit.push(AuditEntry {
+            at,
+            user: user.to_owned(),
+            action: action.to_owned(),
+            request_id: request,
+            outcome: outcome.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn audit_since(&self, since: jiff::Timestamp) -> Result<Vec<AuditEntry>> {
+        Ok(self.state().audit.iter().filter(|a| a.at >= since).cloned().collect())
+    }
+
+    async fn first_sighting(&self, signature: &str, now: jiff::Timestamp) -> Result<bool> {
+        let mut s = self.state();
+        if s.seen.contains_key(signature) {
+            return Ok(false);
+        }
+        s.seen.insert(signature.to_owned(), now);
+        Ok(true)
+    }
+
+    async fn forget_requests_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize> {
+        let mut s = self.state();
+        let mut old: Vec<_> = s
+            .seen
+            .iter()
+            .filter(|(_, at)| **at < before)
+            .map(|(k, at)| (*at, k.clone()))
+            .collect();
+        old.sort();
+        old.truncate(batch);
+        for (_, k) in &old {
+            s.seen.remove(k);
+        }
+        Ok(old.len())
+    }
+
+    async fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<OutboxId> {
+        let mut s = self.state();
+        if let Some(key) = m.dedup_key
+            && let Some(first) = s.outbox.values().find(|i| i.dedup_key.as_deref() == Some(key))
+        {
+            return Ok(first.id);
+        }
+        let id = OutboxId::new(s.outbox.keys().next_back().map_or(1, |k| k.get() + 1));
+        s.outbox.insert(
+            id,
+            OutboxItem {
+                id,
+                ordering_key: m.ordering_key.to_owned(),
+                kind: m.kind.to_owned(),
+                channel: m.channel.map(|c| c.as_str().to_owned()),
+                target: m.target,
+                response_url: m.response_url.map(str::to_owned),
+                body: m.body.to_owned(),
+                attempts: 0,
+                next_attempt_at: now,
+                delivered_ts: None,
+                state: "pending".to_owned(),
+                last_error: None,
+                dedup_key: m.dedup_key.map(str::to_owned),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn outbox_heads(&self) -> Result<Vec<OutboxItem>> {
+        let s = self.state();
+        let mut heads: BTreeMap<&str, &OutboxItem> = BTreeMap::new();
+        for item in s.outbox.values().filter(|i| i.state == "pending") {
+            heads.entry(item.ordering_key.as_str()).or_insert(item);
+        }
+        let mut heads: Vec<OutboxItem> = heads.into_values().cloned().collect();
+        heads.sort_by_key(|i| i.id);
+        Ok(heads)
+    }
+
+    async fn outbox_item(&self, id: OutboxId) -> Result<Option<OutboxItem>> {
+        Ok(self.state().outbox.get(&id).cloned())
+    }
+
+    async fn newer_update_pending(&self, item: &OutboxItem) -> Result<bool> {
+        Ok(self.state().outbox.values().any(|i| {
+            i.kind == "update"
+                && i.state == "pending"
+                && i.target.is_some()
+                && i.target == item.target
+                && i.id > item.id
+        }))
+    }
+
+    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>) -> Result<()> {
+        self.update_item(id, |i| {
+            i.state = "delivered".to_owned();
+            i.delivered_ts = ts.map(str::to_owned);
+            i.last_error = None;
+        });
+        Ok(())
+    }
+
+    async fn outbox_skipped(&self, id: OutboxId) -> Result<()> {
+        self.update_item(id, |i| i.state = "superseded".to_owned());
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
+        self.update_item(id, |i| {
+            i.attempts += 1;
+            i.last_error = Some(error.to_owned());
+            i.next_attempt_at = next_attempt_at;
+        });
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()> {
+        self.update_item(id, |i| {
+            i.state = "failed".to_owned();
+            i.attempts += 1;
+            i.last_error = Some(error.to_owned());
+        });
+        Ok(())
+    }
+
+    async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
+        Ok(self.state().outbox.values().cloned().collect())
+    }
+}

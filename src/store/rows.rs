@@ -1,0 +1,353 @@
+//! What the store holds, as named rows with typed ids, and the errors it returns.
+
+use crate::types::{ChannelId, ClusterName, Mode, Region, SlackUserId};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(i64);
+
+        impl $name {
+            pub const fn new(id: i64) -> Self {
+                Self(id)
+            }
+
+            /// The stored integer.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                Self(id)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A failover request (`#7` in Slack).
+    RequestId
+);
+id_type!(
+    /// A run of an approved request.
+    RunId
+);
+id_type!(
+    /// A Slack message in the outbox.
+    OutboxId
+);
+
+/// A stored row that could not be read: which table, which row, and why. Returned (and logged where
+/// it is found), never dropped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("stored {table} row {key} cannot be read: {reason}")]
+pub struct DecodeError {
+    pub table: &'static str,
+    pub key: String,
+    pub reason: String,
+}
+
+impl DecodeError {
+    /// Builds the error and logs it (once, where the row is read).
+    pub fn new(table: &'static str, key: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        let e = DecodeError {
+            table,
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        warn!(table, key = %e.key, reason = %e.reason, "a stored row cannot be read");
+        e
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("the store's connection thread has stopped")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One row of a listing: the row, or why it cannot be read (the listing goes on).
+pub type Stored<T> = std::result::Result<T, DecodeError>;
+
+/// A request's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Recorded; the bot is reading the topology to make the plan.
+    Planning,
+    /// Posted, waiting for a decision.
+    Pending,
+    /// Approved: a run exists (or is created at the next start, after a crash in between).
+    Approved,
+    Denied,
+    Expired,
+    /// Withdrawn with `/aurora cancel` before a decision.
+    Cancelled,
+    /// The plan could not be made (e.g. AWS unreachable, no secondary); nothing was posted for approval.
+    Rejected,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Planning => "planning",
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+            RequestState::Expired => "expired",
+            RequestState::Cancelled => "cancelled",
+            RequestState::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "planning" => RequestState::Planning,
+            "pending" => RequestState::Pending,
+            "approved" => RequestState::Approved,
+            "denied" => RequestState::Denied,
+            "expired" => RequestState::Expired,
+            "cancelled" => RequestState::Cancelled,
+            "rejected" => RequestState::Rejected,
+            _ => return None,
+        })
+    }
+
+    /// Not yet decided (it holds its cluster).
+    pub fn is_open(self) -> bool {
+        matches!(self, RequestState::Planning | RequestState::Pending)
+    }
+}
+
+/// A request as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: RequestId,
+    pub cluster: ClusterName,
+    /// The mode asked for, or (once planned) chosen; `None` while the bot is still to choose.
+    pub mode: Option<Mode>,
+    pub requested_by: SlackUserId,
+    pub requested_at: jiff::Timestamp,
+    /// The Region asked for with `--to`, if any.
+    pub to_region: Option<Region>,
+    /// Where the command was typed, and its response_url (valid for 30 minutes).
+    pub origin_channel: String,
+    pub response_url: Option<String>,
+    pub expires_at: jiff::Timestamp,
+    pub state: RequestState,
+    /// The plan the approver sees (JSON of `runbook::Plan`), once made: read it with `stored_plan`.
+    pub plan: Option<String>,
+    pub decided_by: Option<SlackUserId>,
+    pub decided_at: Option<jiff::Timestamp>,
+    /// Why it was rejected, or a note on the decision.
+    pub note: Option<String>,
+    /// Outbox id of the approval message (the thread's root), once posted.
+    pub message: Option<OutboxId>,
+}
+
+impl Request {
+    /// The stored plan, decoded: the one place a stored plan is read. A plan that cannot be read is
+    /// an error naming this request (and is logged), never `None`.
+    pub fn stored_plan<P: serde::de::DeserializeOwned>(&self) -> std::result::Result<Option<P>, DecodeError> {
+        self.plan
+            .as_deref()
+            .map(|p| serde_json::from_str(p).map_err(|e| DecodeError::new("requests", self.id, format!("plan: {e}"))))
+            .transpose()
+    }
+}
+
+/// What a request needs when it is first recorded.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub cluster: ClusterName,
+    /// `None`: the bot proposes the mode.
+    pub mode: Option<Mode>,
+    pub requested_by: SlackUserId,
+    pub to_region: Option<Region>,
+    pub origin_channel: String,
+    pub response_url: Option<String>,
+    pub requested_at: jiff::Timestamp,
+    pub expires_at: jiff::Timestamp,
+}
+
+/// A run's lifecycle. After its first mutating call a run ends only as `Succeeded`, `Failed` (AWS
+/// said no to that call, or cancelled the operation, leaving things as they were) or `Abandoned` (a
+/// person stopped it); in between it may be `NeedsAttention` (a deadline passed, AWS refused a later
+/// call, the target is in a state AWS will not leave by itself, or its stored data cannot be read),
+/// where the bot keeps watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    NeedsAttention,
+    Succeeded,
+    Failed,
+    Abandoned,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::NeedsAttention => "needs_attention",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => RunState::Running,
+            "needs_attention" => RunState::NeedsAttention,
+            "succeeded" => RunState::Succeeded,
+            "failed" => RunState::Failed,
+            "abandoned" => RunState::Abandoned,
+            _ => return None,
+        })
+    }
+
+    /// Still the bot's to carry on (it holds its cluster).
+    pub fn is_open(self) -> bool {
+        matches!(self, RunState::Running | RunState::NeedsAttention)
+    }
+}
+
+/// What people decided about a run that needs attention (or about stopping one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunControl {
+    /// Who asked, with `/aurora resume`, for the run to go on (waiting for a second person).
+    pub resume_asked_by: Option<SlackUserId>,
+    /// When (ms): the token a decision must name, so that a button from an earlier ask decides nothing.
+    pub resume_asked_at: Option<i64>,
+    /// Who approved that: the run goes on, moving DNS after checking only that the target is writable.
+    pub resumed_by: Option<SlackUserId>,
+    /// Who stopped it with `/aurora abandon`, and why.
+    pub abandoned_by: Option<SlackUserId>,
+    pub abandon_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: RunId,
+    pub request_id: RequestId,
+    pub state: RunState,
+    /// The next step to execute (a `runbook::Step` name).
+    pub step: String,
+    /// The run's working data (JSON of `runbook::RunData`): read it with `stored_data`.
+    pub data: String,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: Option<jiff::Timestamp>,
+    pub control: RunControl,
+}
+
+impl Run {
+    /// The run's working data, decoded: an error naming this run (and logged) if it cannot be read.
+    pub fn stored_data<D: serde::de::DeserializeOwned>(&self) -> std::result::Result<D, DecodeError> {
+        serde_json::from_str(&self.data).map_err(|e| DecodeError::new("runs", self.id, format!("data: {e}")))
+    }
+}
+
+/// Who holds a cluster: the request whose lock item it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterLock {
+    pub cluster: ClusterName,
+    pub holder: RequestId,
+}
+
+/// One line of a run's journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalEntry {
+    pub run_id: RunId,
+    pub seq: i64,
+    pub at: jiff::Timestamp,
+    pub step: String,
+    /// `started`, `finished`, `failed`, `observed`, `interrupted`, `needs_attention`, ...
+    pub event: String,
+    pub detail: String,
+}
+
+/// One attempt by a user, allowed or refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: jiff::Timestamp,
+    pub user: String,
+    pub action: String,
+    pub request_id: Option<RequestId>,
+    pub outcome: String,
+}
+
+/// Outcome of a compare-and-set decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    /// This call made the decision; for an approval, the run it created.
+    Won { run_id: Option<RunId> },
+    /// Someone else decided first (or the request was not pending): the request as it is now.
+    Lost(Box<Request>),
+}
+
+/// Outcome of a compare-and-set on a run: `Err` with the run as it is now when it did not apply.
+pub type RunCas = std::result::Result<(), Box<Run>>;
+
+/// A Slack message to queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Messages with the same key are delivered strictly in order.
+    pub ordering_key: &'a str,
+    pub kind: &'a str,
+    pub channel: Option<&'a ChannelId>,
+    pub target: Option<OutboxId>,
+    pub response_url: Option<&'a str>,
+    pub body: &'a str,
+    /// Makes queuing idempotent: a second message with the same key is not queued.
+    pub dedup_key: Option<&'a str>,
+}
+
+/// A Slack message waiting to be delivered, or delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    /// Items with the same key are delivered strictly in order.
+    pub ordering_key: String,
+    /// `post`, `reply`, `update`, `respond`.
+    pub kind: String,
+    pub channel: Option<String>,
+    /// For a reply: the item whose message is the thread's root. For an update: the item whose
+    /// message is updated.
+    pub target: Option<OutboxId>,
+    pub response_url: Option<String>,
+    /// The rendered Slack message (JSON).
+    pub body: String,
+    pub attempts: i64,
+    pub next_attempt_at: jiff::Timestamp,
+    pub delivered_ts: Option<String>,
+    /// `pending`, `delivered`, `superseded`, `failed`.
+    pub state: String,
+    pub last_error: Option<String>,
+    pub dedup_key: Option<String>,
+}

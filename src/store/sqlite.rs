@@ -1,0 +1,931 @@
+//! The SQLite store (production, embedded). One connection, owned by a dedicated thread
+//! (tokio-rusqlite): every statement runs there, so a slow disk never stalls the async runtime's
+//! worker threads, and statements are serialised without a lock held across an await.
+//! WAL with `synchronous=FULL`: a commit is on disk before the call returns (see BENCHMARKS.md).
+
+use super::rows::*;
+use super::schema;
+use super::{Result, Store};
+use crate::types::{ClusterName, Mode, Region, SlackUserId};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit survives a power loss (the default, and what the bot uses).
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a crash of the process only (for measurements).
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// The handle to the connection's own thread; cloning it shares that thread.
+    conn: tokio_rusqlite::Connection,
+    /// The durability of every commit but the replay table's (see `lightly`).
+    durability: Durability,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn ts(t: jiff::Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// Converts one stored value, or says which row and column could not be read.
+struct Decoder {
+    table: &'static str,
+    key: String,
+}
+
+impl Decoder {
+    fn err(&self, what: &str, value: impl std::fmt::Debug) -> DecodeError {
+        DecodeError::new(self.table, &self.key, format!("bad {what} {value:?}"))
+    }
+
+    fn time(&self, what: &str, ms: i64) -> std::result::Result<jiff::Timestamp, DecodeError> {
+        jiff::Timestamp::from_millisecond(ms).map_err(|_| self.err(what, ms))
+    }
+
+    fn parsed<T>(&self, what: &str, s: &str, f: impl Fn(&str) -> Option<T>) -> std::result::Result<T, DecodeError> {
+        f(s).ok_or_else(|| self.err(what, s))
+    }
+
+    fn user(&self, s: Option<&str>) -> std::result::Result<Option<SlackUserId>, DecodeError> {
+        s.map(|s| self.parsed("user id", s, SlackUserId::parse)).transpose()
+    }
+}
+
+const REQUEST_COLUMNS: &str = "id, cluster, mode, requested_by, requested_at, to_region, origin_channel, response_url, \
+     expires_at, state, plan, decided_by, decided_at, note, message";
+
+/// A request's columns as stored, before they are checked.
+struct RequestRow {
+    id: i64,
+    cluster: String,
+    mode: String,
+    requested_by: String,
+    requested_at: i64,
+    to_region: Option<String>,
+    origin_channel: String,
+    response_url: Option<String>,
+    expires_at: i64,
+    state: String,
+    plan: Option<String>,
+    decided_by: Option<String>,
+    decided_at: Option<i64>,
+    note: Option<String>,
+    message: Option<i64>,
+}
+
+impl RequestRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+        Ok(RequestRow {
+            id: row.get(0)?,
+            cluster: row.get(1)?,
+            mode: row.get(2)?,
+            requested_by: row.get(3)?,
+            requested_at: row.get(4)?,
+            to_region: row.get(5)?,
+            origin_channel: row.get(6)?,
+            response_url: row.get(7)?,
+            expires_at: row.get(8)?,
+            state: row.get(9)?,
+            plan: row.get(10)?,
+            decided_by: row.get(11)?,
+            decided_at: row.get(12)?,
+            note: row.get(13)?,
+            message: row.get(14)?,
+        })
+    }
+
+    fn decode(self) -> Stored<Request> {
+        let d = Decoder {
+            table: "requests",
+            key: self.id.to_string(),
+        };
+        Ok(Request {
+            id: RequestId::new(self.id),
+            cluster: d.parsed("cluster name", &self.cluster, ClusterName::parse)?,
+            mode: match self.mode.as_str() {
+                "auto" => None,
+                m => Some(d.parsed("mode", m, Mode::parse)?),
+            },
+            requested_by: d.parsed("user id", &self.requested_by, SlackUserId::parse)?,
+            requested_at: d.time("requested_at", self.requested_at)?,
+            to_region: self
+                .to_region
+                .map(|s| d.parsed("Region", &s, Region::parse))
+                .transpose()?,
+            origin_channel: self.origin_channel,
+            response_url: self.response_url,
+            expires_at: d.time("expires_at", self.expires_at)?,
+            state: d.parsed("state", &self.state, RequestState::parse)?,
+            plan: self.plan,
+            decided_by: d.user(self.decided_by.as_deref())?,
+            decided_at: self.decided_at.map(|t| d.time("decided_at", t)).transpose()?,
+            note: self.note,
+            message: self.message.map(OutboxId::new),
+        })
+    }
+}
+
+const RUN_COLUMNS: &str = "id, request_id, state, step, data, started_at, finished_at, resume_asked_by, resume_asked_at, \
+     resumed_by, abandoned_by, abandon_reason";
+
+/// A run's columns as stored, before they are checked.
+struct RunRow {
+    id: i64,
+    request_id: i64,
+    state: String,
+    step: String,
+    data: String,
+    started_at: i64,
+    finished_at: Option<i64>,
+    resume_asked_by: Option<String>,
+    resume_asked_at: Option<i64>,
+    resumed_by: Option<String>,
+    abandoned_by: Option<String>,
+    abandon_reason: Option<String>,
+}
+
+impl RunRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: row.get(0)?,
+            request_id: row.get(1)?,
+            state: row.get(2)?,
+            step: row.get(3)?,
+            data: row.get(4)?,
+            started_at: row.get(5)?,
+            finished_at: row.get(6)?,
+            resume_asked_by: row.get(7)?,
+            resume_asked_at: row.get(8)?,
+            resumed_by: row.get(9)?,
+            abandoned_by: row.get(10)?,
+            abandon_reason: row.get(11)?,
+        })
+    }
+
+    fn decode(self) -> Stored<Run> {
+        let d = Decoder {
+            table: "runs",
+            key: self.id.to_string(),
+        };
+        Ok(Run {
+            id: RunId::new(self.id),
+            request_id: RequestId::new(self.request_id),
+            state: d.parsed("state", &self.state, RunState::parse)?,
+            step: self.step,
+            data: self.data,
+            started_at: d.time("started_at", self.started_at)?,
+            finished_at: self.finished_at.map(|t| d.time("finished_at", t)).transpose()?,
+            control: RunControl {
+                resume_asked_by: d.user(self.resume_asked_by.as_deref())?,
+                resume_asked_at: self.resume_asked_at,
+                resumed_by: d.user(self.resumed_by.as_deref())?,
+                abandoned_by: d.user(self.abandoned_by.as_deref())?,
+                abandon_reason: self.abandon_reason,
+            },
+        })
+    }
+}
+
+const OUTBOX_COLUMNS: &str = "id, ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at, \
+     delivered_ts, state, last_error, dedup_key";
+
+fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, OutboxItem)> {
+    let id: i64 = row.get(0)?;
+    let next: i64 = row.get(8)?;
+    Ok((
+        id,
+        next,
+        OutboxItem {
+            id: OutboxId::new(id),
+            ordering_key: row.get(1)?,
+            kind: row.get(2)?,
+            channel: row.get(3)?,
+            target: row.get::<_, Option<i64>>(4)?.map(OutboxId::new),
+            response_url: row.get(5)?,
+            body: row.get(6)?,
+            attempts: row.get(7)?,
+            next_attempt_at: jiff::Timestamp::UNIX_EPOCH,
+            delivered_ts: row.get(9)?,
+            state: row.get(10)?,
+            last_error: row.get(11)?,
+            dedup_key: row.get(12)?,
+        },
+    ))
+}
+
+fn outbox_items(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<OutboxItem>> {
+    let mut stmt = conn.prepare(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox {condition}"))?;
+    let rows = stmt
+        .query_map(params, outbox_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(id, next, item)| {
+            let d = Decoder {
+                table: "outbox",
+                key: id.to_string(),
+            };
+            Ok(OutboxItem {
+                next_attempt_at: d.time("next_attempt_at", next)?,
+                ..item
+            })
+        })
+        .collect()
+}
+
+fn requests(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Stored<Request>>> {
+    let mut stmt = conn.prepare(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE {condition}"))?;
+    let rows = stmt
+        .query_map(params, RequestRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(RequestRow::decode).collect())
+}
+
+fn runs(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Stored<Run>>> {
+    let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE {condition}"))?;
+    let rows = stmt
+        .query_map(params, RunRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(RunRow::decode).collect())
+}
+
+fn journal_lines(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<JournalEntry>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT run_id, seq, at, step, event, detail FROM journal WHERE {condition}"
+    ))?;
+    let rows = stmt
+        .query_map(params, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(run, seq, at, step, event, detail)| {
+            let d = Decoder {
+                table: "journal",
+                key: format!("{run}/{seq}"),
+            };
+            Ok(JournalEntry {
+                run_id: RunId::new(run),
+                seq,
+                at: d.time("at", at)?,
+                step,
+                event,
+                detail,
+            })
+        })
+        .collect()
+}
+
+/// The first of a listing, where the key is unique: a row that cannot be read is an error.
+fn one<T>(mut rows: Vec<Stored<T>>) -> Result<Option<T>> {
+    Ok(rows.pop().transpose()?)
+}
+
+/// Run states in which a run holds its cluster.
+const OPEN_RUN_STATES: &str = "('running', 'needs_attention')";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, brings its schema up to date, and hands the
+    /// connection to its own thread. Commits are durable (`synchronous=FULL`).
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with(path, Durability::Full)
+    }
+
+    /// As `open`, choosing the durability (for measurements).
+    pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", durability.pragma())?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&conn)?;
+        Ok(SqliteStore {
+            conn: tokio_rusqlite::Connection::from(conn),
+            durability,
+        })
+    }
+
+    /// Runs `f` on the connection's thread.
+    async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.conn.call(f).await.map_err(|e| match e {
+            tokio_rusqlite::Error::Error(e) => e,
+            _ => super::StoreError::Closed,
+        })
+    }
+
+    /// An `UPDATE` (or other single statement) on the connection's thread; `true` if it changed a row.
+    async fn changed(&self, sql: &'static str, params: Vec<rusqlite::types::Value>) -> Result<bool> {
+        self.with(move |c| Ok(c.execute(sql, rusqlite::params_from_iter(params))? == 1))
+            .await
+    }
+
+    /// Runs one statement committed with `synchronous=NORMAL` (on disk at the next durable commit or
+    /// checkpoint, not before the call returns), for the replay table only: it is written for every
+    /// Slack request, and losing its last rows to a power loss only lets a request captured in the
+    /// five minutes before be replayed once, where losing the wait for the disk on each write caps
+    /// the bot's acknowledgement rate (BENCHMARKS.md). Everything else is durable.
+    async fn lightly(&self, sql: &'static str, params: Vec<rusqlite::types::Value>) -> Result<usize> {
+        let restore = self.durability.pragma();
+        self.with(move |c| {
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let changed = c.execute(sql, rusqlite::params_from_iter(params));
+            c.pragma_update(None, "synchronous", restore)?;
+            Ok(changed?)
+        })
+        .await
+    }
+
+    /// Runs raw SQL (tests: to corrupt a row on purpose).
+    #[cfg(test)]
+    pub async fn execute_raw(&self, sql: &'static str) -> Result<()> {
+        self.with(move |c| Ok(c.execute_batch(sql)?)).await
+    }
+}
+
+fn text(s: impl Into<String>) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(s.into())
+}
+
+fn int(n: i64) -> rusqlite::types::Value {
+    rusqlite::types::Value::Integer(n)
+}
+
+fn opt_text(s: Option<&str>) -> rusqlite::types::Value {
+    s.map_or(rusqlite::types::Value::Null, text)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn new_request_id(&self) -> Result<RequestId> {
+        self.with(|c| {
+            let id: i64 = c.query_row(
+                "UPDATE counters SET last = last + 1 WHERE name = 'requests' RETURNING last",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(RequestId::new(id))
+        })
+        .await
+    }
+
+    async fn cluster_lock(&self, cluster: &ClusterName) -> Result<Option<RequestId>> {
+        let cluster = cluster.as_str().to_owned();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT holder FROM cluster_locks WHERE cluster = ?1",
+                params![cluster],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(RequestId::new))
+        })
+        .await
+    }
+
+    async fn cluster_locks(&self) -> Result<Vec<Stored<ClusterLock>>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT cluster, holder FROM cluster_locks ORDER BY cluster")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .map(|(cluster, holder)| {
+                    let d = Decoder {
+                        table: "cluster_locks",
+                        key: cluster.clone(),
+                    };
+                    Ok(ClusterLock {
+                        cluster: d.parsed("cluster name", &cluster, ClusterName::parse)?,
+                        holder: RequestId::new(holder),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn take_cluster_lock(
+        &self,
+        cluster: &ClusterName,
+        holder: RequestId,
+        expected: Option<RequestId>,
+    ) -> Result<bool> {
+        let cluster = cluster.as_str().to_owned();
+        self.with(move |c| {
+            let n = match expected {
+                None => c.execute(
+                    "INSERT INTO cluster_locks (cluster, holder) VALUES (?1, ?2) ON CONFLICT (cluster) DO NOTHING",
+                    params![cluster, holder.get()],
+                )?,
+                Some(old) => c.execute(
+                    "UPDATE cluster_locks SET holder = ?2 WHERE cluster = ?1 AND holder = ?3",
+                    params![cluster, holder.get(), old.get()],
+                )?,
+            };
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release_cluster_lock(&self, cluster: &ClusterName, holder: RequestId) -> Result<bool> {
+        self.changed(
+            "DELETE FROM cluster_locks WHERE cluster = ?1 AND holder = ?2",
+            vec![text(cluster.as_str()), int(holder.get())],
+        )
+        .await
+    }
+
+    async fn insert_request(&self, id: RequestId, r: &NewRequest) -> Result<bool> {
+        self.changed(
+            "INSERT INTO requests (id, cluster, mode, requested_by, requested_at, to_region, origin_channel, response_url,
+                                   expires_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'planning') ON CONFLICT (id) DO NOTHING",
+            vec![
+                int(id.get()),
+                text(r.cluster.as_str()),
+                text(r.mode.map_or("auto", Mode::as_str)),
+                text(r.requested_by.as_str()),
+                int(ts(r.requested_at)),
+                opt_text(r.to_region.as_ref().map(Region::as_str)),
+                text(r.origin_channel.as_str()),
+                opt_text(r.response_url.as_deref()),
+                int(ts(r.expires_at)),
+            ],
+        )
+        .await
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Option<Request>> {
+        self.with(move |c| one(requests(c, "id = ?1", params![id.get()])?))
+            .await
+    }
+
+    async fn requests_in(&self, state: RequestState) -> Result<Vec<Stored<Request>>> {
+        self.with(move |c| requests(c, "state = ?1 ORDER BY id", params![state.as_str()]))
+            .await
+    }
+
+    async fn recent_requests(&self, cluster: Option<&ClusterName>, limit: usize) -> Result<Vec<Stored<Request>>> {
+        let cluster = cluster.map(|c| c.as_str().to_owned());
+        self.with(move |c| {
+            requests(
+                c,
+                "?1 IS NULL OR cluster = ?1 ORDER BY id DESC LIMIT ?2",
+                params![cluster, i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+        })
+        .await
+    }
+
+    async fn requests_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Request>>> {
+        self.with(move |c| requests(c, "requested_at >= ?1 ORDER BY id", params![ts(since)]))
+            .await
+    }
+
+    async fn closed_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Request>>> {
+        self.with(move |c| {
+            requests(
+                c,
+                "(state IN ('denied', 'cancelled') AND decided_at >= ?1) OR (state = 'expired' AND expires_at >= ?1)
+                 ORDER BY id",
+                params![ts(since)],
+            )
+        })
+        .await
+    }
+
+    async fn attach_message(&self, id: RequestId, message: OutboxId) -> Result<()> {
+        self.changed(
+            "UPDATE requests SET message = ?2 WHERE id = ?1 AND message IS NULL",
+            vec![int(id.get()), int(message.get())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn mark_pending(&self, id: RequestId, plan: &str, mode: Mode, message: OutboxId) -> Result<bool> {
+        self.changed(
+            "UPDATE requests SET state = 'pending', plan = ?2, mode = ?3, message = ?4 WHERE id = ?1 AND state = 'planning'",
+            vec![int(id.get()), text(plan), text(mode.as_str()), int(message.get())],
+        )
+        .await
+    }
+
+    async fn close_unposted(&self, id: RequestId, note: &str) -> Result<Option<String>> {
+        let note = note.to_owned();
+        self.with(move |c| {
+            let url: Option<Option<String>> = c
+                .query_row(
+                    "UPDATE requests SET state = 'rejected', note = ?2 WHERE id = ?1 AND state IN ('planning', 'pending')
+                     RETURNING response_url",
+                    params![id.get(), note],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(url.flatten())
+        })
+        .await
+    }
+
+    async fn mark_rejected(&self, id: RequestId, reason: &str) -> Result<bool> {
+        self.changed(
+            "UPDATE requests SET state = 'rejected', note = ?2 WHERE id = ?1 AND state = 'planning'",
+            vec![int(id.get()), text(reason)],
+        )
+        .await
+    }
+
+    async fn set_decision(&self, id: RequestId, approve: bool, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE requests SET state = ?2, decided_by = ?3, decided_at = ?4
+             WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+            vec![
+                int(id.get()),
+                text(if approve { "approved" } else { "denied" }),
+                text(by.as_str()),
+                int(ts(now)),
+            ],
+        )
+        .await
+    }
+
+    async fn set_cancelled(&self, id: RequestId, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE requests SET state = 'cancelled', decided_by = ?2, decided_at = ?3
+             WHERE id = ?1 AND state IN ('planning', 'pending')",
+            vec![int(id.get()), text(by.as_str()), int(ts(now))],
+        )
+        .await
+    }
+
+    async fn set_expired(&self, id: RequestId, now: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE requests SET state = 'expired' WHERE id = ?1 AND state = 'pending' AND expires_at <= ?2",
+            vec![int(id.get()), int(ts(now))],
+        )
+        .await
+    }
+
+    async fn create_run(
+        &self,
+        request: RequestId,
+        first_step: &str,
+        data: &str,
+        now: jiff::Timestamp,
+    ) -> Result<RunId> {
+        let (step, data) = (first_step.to_owned(), data.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO runs (request_id, state, step, data, started_at) VALUES (?1, 'running', ?2, ?3, ?4)
+                 ON CONFLICT (request_id) DO NOTHING",
+                params![request.get(), step, data, ts(now)],
+            )?;
+            let id: i64 = c.query_row(
+                "SELECT id FROM runs WHERE request_id = ?1",
+                params![request.get()],
+                |r| r.get(0),
+            )?;
+            Ok(RunId::new(id))
+        })
+        .await
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        self.with(move |c| one(runs(c, "id = ?1", params![id.get()])?)).await
+    }
+
+    async fn run_of_request(&self, request: RequestId) -> Result<Option<Run>> {
+        self.with(move |c| one(runs(c, "request_id = ?1", params![request.get()])?))
+            .await
+    }
+
+    async fn runs_in(&self, state: RunState) -> Result<Vec<Stored<Run>>> {
+        self.with(move |c| runs(c, "state = ?1 ORDER BY id", params![state.as_str()]))
+            .await
+    }
+
+    async fn runs_finished_since(&self, since: jiff::Timestamp) -> Result<Vec<Stored<Run>>> {
+        self.with(move |c| {
+            runs(
+                c,
+                &format!("state NOT IN {OPEN_RUN_STATES} AND finished_at >= ?1 ORDER BY id"),
+                params![ts(since)],
+            )
+        })
+        .await
+    }
+
+    async fn last_success(&self, cluster: &ClusterName) -> Result<Option<Request>> {
+        let cluster = cluster.as_str().to_owned();
+        self.with(move |c| {
+            one(requests(
+                c,
+                "id = (SELECT r.id FROM requests r JOIN runs u ON u.request_id = r.id
+                       WHERE r.cluster = ?1 AND u.state = 'succeeded' ORDER BY u.id DESC LIMIT 1)",
+                params![cluster],
+            )?)
+        })
+        .await
+    }
+
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()> {
+        self.changed(
+            "UPDATE runs SET step = ?2, data = ?3 WHERE id = ?1 AND state IN ('running', 'needs_attention')",
+            vec![int(run.get()), text(next_step), text(data)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE runs SET state = ?2, data = ?3, finished_at = ?4
+             WHERE id = ?1 AND state IN ('running', 'needs_attention')",
+            vec![int(run.get()), text(state.as_str()), text(data), int(ts(at))],
+        )
+        .await
+    }
+
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool> {
+        self.changed(
+            "UPDATE runs SET state = 'needs_attention', data = COALESCE(?2, data), resume_asked_by = NULL,
+                             resume_asked_at = NULL
+             WHERE id = ?1 AND state = 'running'",
+            vec![int(run.get()), opt_text(data)],
+        )
+        .await
+    }
+
+    async fn set_running(&self, run: RunId) -> Result<bool> {
+        self.changed(
+            "UPDATE runs SET state = 'running', resume_asked_by = NULL, resume_asked_at = NULL
+             WHERE id = ?1 AND state = 'needs_attention'",
+            vec![int(run.get())],
+        )
+        .await
+    }
+
+    async fn set_resume_asked(&self, run: RunId, by: &SlackUserId, at: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE runs SET resume_asked_by = ?2, resume_asked_at = ?3
+             WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_by IS NULL",
+            vec![int(run.get()), text(by.as_str()), int(ts(at))],
+        )
+        .await
+    }
+
+    async fn set_resume_decision(&self, run: RunId, token: i64, by: &SlackUserId, approve: bool) -> Result<bool> {
+        if approve {
+            self.changed(
+                "UPDATE runs SET state = 'running', resumed_by = ?2, resume_asked_by = NULL, resume_asked_at = NULL
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_at = ?3 AND resume_asked_by != ?2",
+                vec![int(run.get()), text(by.as_str()), int(token)],
+            )
+            .await
+        } else {
+            self.changed(
+                "UPDATE runs SET resume_asked_by = NULL, resume_asked_at = NULL
+                 WHERE id = ?1 AND state = 'needs_attention' AND resume_asked_at = ?2",
+                vec![int(run.get()), int(token)],
+            )
+            .await
+        }
+    }
+
+    async fn set_abandoned(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE runs SET state = 'abandoned', abandoned_by = ?2, abandon_reason = ?3, finished_at = ?4
+             WHERE id = ?1 AND state IN ('running', 'needs_attention')",
+            vec![int(run.get()), text(by.as_str()), text(reason), int(ts(at))],
+        )
+        .await
+    }
+
+    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
+        self.changed(
+            "INSERT INTO journal (run_id, seq, at, step, event, detail)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
+            vec![int(run.get()), int(ts(at)), text(step), text(event), text(detail)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn journal_of(&self, run: RunId) -> Result<Vec<JournalEntry>> {
+        self.with(move |c| journal_lines(c, "run_id = ?1 ORDER BY seq", params![run.get()]))
+            .await
+    }
+
+    async fn journal_since(&self, since: jiff::Timestamp) -> Result<Vec<JournalEntry>> {
+        self.with(move |c| journal_lines(c, "at >= ?1 ORDER BY at, run_id, seq", params![ts(since)]))
+            .await
+    }
+
+    async fn audit(
+        &self,
+        at: jiff::Timestamp,
+        user: &str,
+        action: &str,
+        request: Option<RequestId>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.changed(
+            "INSERT INTO audit (at, user_id, action, request_id, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+            vec![
+                int(ts(at)),
+                text(user),
+                text(action),
+                request.map_or(rusqlite::types::Value::Null, |r| int(r.get())),
+                text(outcome),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn audit_since(&self, since: jiff::Timestamp) -> Result<Vec<AuditEntry>> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare("SELECT id, at, user_id, action, request_id, outcome FROM audit WHERE at >= ?1 ORDER BY id")?;
+            let rows = stmt
+                .query_map(params![ts(since)], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, at, user, action, request, outcome)| {
+                    let d = Decoder {
+                        table: "audit",
+                        key: id.to_string(),
+                    };
+                    Ok(AuditEntry {
+                        at: d.time("at", at)?,
+                        user,
+                        action,
+                        request_id: request.map(RequestId::new),
+                        outcome,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn first_sighting(&self, signature: &str, now: jiff::Timestamp) -> Result<bool> {
+        let inserted = self
+            .lightly(
+                "INSERT INTO seen_requests (signature, at) VALUES (?1, ?2) ON CONFLICT (signature) DO NOTHING",
+                vec![text(signature), int(ts(now))],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn forget_requests_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize> {
+        self.lightly(
+            "DELETE FROM seen_requests WHERE rowid IN
+               (SELECT rowid FROM seen_requests WHERE at < ?1 ORDER BY at LIMIT ?2)",
+            vec![int(ts(before)), int(i64::try_from(batch).unwrap_or(i64::MAX))],
+        )
+        .await
+    }
+
+    async fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<OutboxId> {
+        let values = vec![
+            text(m.ordering_key),
+            text(m.kind),
+            opt_text(m.channel.map(|c| c.as_str())),
+            m.target.map_or(rusqlite::types::Value::Null, |t| int(t.get())),
+            opt_text(m.response_url),
+            text(m.body),
+            int(ts(now)),
+            opt_text(m.dedup_key),
+        ];
+        let dedup = m.dedup_key.map(str::to_owned);
+        self.with(move |c| {
+            let inserted = c.execute(
+                "INSERT INTO outbox (ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at,
+                                     state, dedup_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 'pending', ?8)
+                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
+                rusqlite::params_from_iter(values),
+            )?;
+            let id = if inserted == 1 {
+                c.last_insert_rowid()
+            } else {
+                c.query_row("SELECT id FROM outbox WHERE dedup_key = ?1", params![dedup], |row| {
+                    row.get(0)
+                })?
+            };
+            Ok(OutboxId::new(id))
+        })
+        .await
+    }
+
+    async fn outbox_heads(&self) -> Result<Vec<OutboxItem>> {
+        self.with(|c| {
+            outbox_items(
+                c,
+                "WHERE id IN (SELECT MIN(id) FROM outbox WHERE state = 'pending' GROUP BY ordering_key) ORDER BY id",
+                [],
+            )
+        })
+        .await
+    }
+
+    async fn outbox_item(&self, id: OutboxId) -> Result<Option<OutboxItem>> {
+        self.with(move |c| Ok(outbox_items(c, "WHERE id = ?1", params![id.get()])?.pop()))
+            .await
+    }
+
+    async fn newer_update_pending(&self, item: &OutboxItem) -> Result<bool> {
+        let (target, id) = (item.target.map(OutboxId::get), item.id.get());
+        self.with(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'update' AND state = 'pending' AND target = ?1 AND id > ?2",
+                params![target, id],
+                |row| row.get(0),
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn outbox_delivered(&self, id: OutboxId, ts_value: Option<&str>) -> Result<()> {
+        self.changed(
+            "UPDATE outbox SET state = 'delivered', delivered_ts = ?2, last_error = NULL WHERE id = ?1",
+            vec![int(id.get()), opt_text(ts_value)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox_skipped(&self, id: OutboxId) -> Result<()> {
+        self.changed(
+            "UPDATE outbox SET state = 'superseded' WHERE id = ?1",
+            vec![int(id.get())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
+        self.changed(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            vec![int(id.get()), text(error), int(ts(next_attempt_at))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()> {
+        self.changed(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            vec![int(id.get()), text(error)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
+        self.with(|c| outbox_items(c, "ORDER BY id", [])).await
+    }
+}

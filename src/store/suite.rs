@@ -1,0 +1,605 @@
+//! The store's contract, checked against every implementation: each test is an async function of a
+//! `&dyn Store`, run once on SQLite (a temp file) and once in memory.
+
+use super::*;
+use crate::types::ChannelId;
+use std::sync::Arc;
+
+fn t(s: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_800_000_000 + s).unwrap()
+}
+
+fn out<'a>(
+    key: &'a str,
+    kind: &'a str,
+    target: Option<OutboxId>,
+    body: &'a str,
+    dedup: Option<&'a str>,
+) -> Outgoing<'a> {
+    Outgoing {
+        ordering_key: key,
+        kind,
+        channel: None,
+        target,
+        response_url: None,
+        body,
+        dedup_key: dedup,
+    }
+}
+
+fn user(id: &str) -> SlackUserId {
+    SlackUserId::parse(id).unwrap()
+}
+
+fn new_request(cluster: &str) -> NewRequest {
+    NewRequest {
+        cluster: ClusterName::parse(cluster).unwrap(),
+        mode: Some(Mode::Detach),
+        requested_by: user("U0AAAA"),
+        to_region: None,
+        origin_channel: "C0INCIDENT".into(),
+        response_url: Some("https://hooks.slack.com/commands/x".into()),
+        requested_at: t(0),
+        expires_at: t(900),
+    }
+}
+
+async fn pending(store: &dyn Store, cluster: &str) -> RequestId {
+    let id = store.create_request(&new_request(cluster)).await.unwrap().unwrap();
+    let msg = store
+        .enqueue(&out("req", "post", None, "{}", None), t(0))
+        .await
+        .unwrap();
+    assert!(store.mark_pending(id, "{}", Mode::Detach, msg).await.unwrap());
+    id
+}
+
+async fn approved(store: &dyn Store, cluster: &str) -> (RequestId, RunId) {
+    let id = pending(store, cluster).await;
+    let Decided::Won { run_id: Some(run) } = store
+        .decide(id, true, &user("U0BBBB"), t(10), "precheck", "{}")
+        .await
+        .unwrap()
+    else {
+        panic!("not approved")
+    };
+    (id, run)
+}
+
+async fn a_cluster_has_at_most_one_open_request(store: Arc<dyn Store>) {
+    let first = store.create_request(&new_request("orders")).await.unwrap().unwrap();
+    assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(first));
+    // Another cluster is independent.
+    assert!(store.create_request(&new_request("billing")).await.unwrap().is_ok());
+    // Once rejected, the cluster is free again.
+    assert!(store.mark_rejected(first, "no secondary").await.unwrap());
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
+}
+
+async fn of_concurrent_requests_for_one_cluster_one_is_recorded(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_request(&new_request("orders")).await.unwrap() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        if let Ok(id) = task.await.unwrap() {
+            won.push(id);
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(
+        store
+            .cluster_lock(&ClusterName::parse("orders").unwrap())
+            .await
+            .unwrap(),
+        Some(won[0])
+    );
+}
+
+async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let bob = user("U0BBBB");
+    let won = store.decide(id, true, &bob, t(10), "precheck", "{}").await.unwrap();
+    let Decided::Won { run_id: Some(run_id) } = won else {
+        panic!("{won:?}")
+    };
+    for approve in [true, false, true] {
+        let again = store.decide(id, approve, &bob, t(11), "precheck", "{}").await.unwrap();
+        let Decided::Lost(r) = again else { panic!("{again:?}") };
+        assert_eq!(r.state, RequestState::Approved);
+        assert_eq!(r.decided_by.as_ref(), Some(&bob));
+        assert_eq!(r.decided_at, Some(t(10)));
+    }
+    let run = store.run_of_request(id).await.unwrap().unwrap();
+    assert_eq!(run.id, run_id);
+    assert_eq!(run.state, RunState::Running);
+    // Creating the run again (the resume after a crash between the two writes) is harmless.
+    assert_eq!(store.create_run(id, "precheck", "{}", t(12)).await.unwrap(), run_id);
+    // A running run keeps the cluster locked; a finished one frees it.
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_err());
+    store
+        .finish_run(run_id, RunState::Succeeded, "{}", t(20))
+        .await
+        .unwrap();
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
+}
+
+async fn an_approved_request_without_its_run_still_holds_its_cluster(store: Arc<dyn Store>) {
+    // The crash between the approval's two writes: approved, no run yet.
+    let id = pending(&*store, "orders").await;
+    assert!(store.set_decision(id, true, &user("U0BBBB"), t(10)).await.unwrap());
+    assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
+    let run = store.create_run(id, "precheck", "{}", t(11)).await.unwrap();
+    assert_eq!(store.run_of_request(id).await.unwrap().unwrap().id, run);
+}
+
+async fn a_lock_whose_request_was_never_recorded_is_released_at_start_up(store: Arc<dyn Store>) {
+    // The crash between taking the lock and inserting the request.
+    let orders = ClusterName::parse("orders").unwrap();
+    let id = store.new_request_id().await.unwrap();
+    assert!(store.take_cluster_lock(&orders, id, None).await.unwrap());
+    assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
+    // A live holder is kept.
+    let billing = store.create_request(&new_request("billing")).await.unwrap().unwrap();
+    store.recover_locks().await.unwrap();
+    assert_eq!(store.cluster_lock(&orders).await.unwrap(), None);
+    let next = store.create_request(&new_request("orders")).await.unwrap().unwrap();
+    assert!(next > id, "ids are never reused");
+    assert_eq!(
+        store.create_request(&new_request("billing")).await.unwrap(),
+        Err(billing)
+    );
+}
+
+async fn concurrent_decisions_yield_one_winner(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let who = user(&format!("U0B{i}"));
+                matches!(
+                    store
+                        .decide(id, i % 2 == 0, &who, t(10), "precheck", "{}")
+                        .await
+                        .unwrap(),
+                    Decided::Won { .. }
+                )
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    assert!(
+        store
+            .run_of_request(id)
+            .await
+            .unwrap()
+            .is_none_or(|r| r.request_id == id)
+    );
+}
+
+async fn an_approval_after_expiry_loses_and_expiry_marks_due_requests(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let bob = user("U0BBBB");
+    assert!(matches!(
+        store.decide(id, true, &bob, t(900), "precheck", "{}").await.unwrap(),
+        Decided::Lost(_)
+    ));
+    assert!(store.expire_due(t(899)).await.unwrap().is_empty());
+    let expired = store.expire_due(t(900)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].state, RequestState::Expired);
+    assert!(store.expire_due(t(901)).await.unwrap().is_empty(), "expires once");
+    assert_eq!(store.request(id).await.unwrap().unwrap().state, RequestState::Expired);
+}
+
+async fn a_cancel_is_a_compare_and_set(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let alice = user("U0AAAA");
+    assert_eq!(
+        store.cancel(id, &alice, t(5)).await.unwrap(),
+        Decided::Won { run_id: None }
+    );
+    let Decided::Lost(now) = store.cancel(id, &alice, t(6)).await.unwrap() else {
+        panic!("cancelled twice")
+    };
+    assert_eq!((now.state, now.decided_at), (RequestState::Cancelled, Some(t(5))));
+    assert_eq!(store.closed_since(t(0)).await.unwrap().len(), 1);
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
+}
+
+async fn the_journal_keeps_steps_in_order_per_run(store: Arc<dyn Store>) {
+    let (_, run) = approved(&*store, "orders").await;
+    let (_, other) = approved(&*store, "billing").await;
+    store.journal(run, t(2), "precheck", "started", "").await.unwrap();
+    store.journal(other, t(2), "precheck", "started", "").await.unwrap();
+    store
+        .checkpoint(run, "detach", "{\"a\":1}", Some(("precheck", "finished", "ok")), t(3))
+        .await
+        .unwrap();
+    let j = store.journal_of(run).await.unwrap();
+    assert_eq!(
+        j.iter().map(|e| (e.seq, e.event.as_str())).collect::<Vec<_>>(),
+        [(1, "started"), (2, "finished")]
+    );
+    let r = store.run(run).await.unwrap().unwrap();
+    assert_eq!((r.step.as_str(), r.data.as_str()), ("detach", "{\"a\":1}"));
+    let since: Vec<_> = store
+        .journal_since(t(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.run_id, e.seq))
+        .collect();
+    assert_eq!(since, [(run, 1), (other, 1), (run, 2)]);
+}
+
+async fn the_outbox_hands_out_the_head_of_each_ordering_key(store: Arc<dyn Store>) {
+    let channel = ChannelId::parse("C0INCIDENT").unwrap();
+    let a1 = store
+        .enqueue(
+            &Outgoing {
+                channel: Some(&channel),
+                ..out("a", "post", None, "1", None)
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let a2 = store
+        .enqueue(&out("a", "update", Some(a1), "2", None), t(0))
+        .await
+        .unwrap();
+    let b1 = store.enqueue(&out("b", "post", None, "3", None), t(0)).await.unwrap();
+    let a3 = store
+        .enqueue(&out("a", "update", Some(a1), "4", None), t(0))
+        .await
+        .unwrap();
+    let heads: Vec<_> = store.outbox_heads().await.unwrap().iter().map(|i| i.id).collect();
+    assert_eq!(heads, [a1, b1]);
+    store.outbox_delivered(a1, Some("111.222")).await.unwrap();
+    let heads: Vec<_> = store
+        .outbox_heads()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.body.clone())
+        .collect();
+    assert_eq!(heads, ["2", "3"]);
+    let first = store.outbox_item(a1).await.unwrap().unwrap();
+    assert_eq!(
+        (first.delivered_ts.as_deref(), first.channel.as_deref()),
+        (Some("111.222"), Some("C0INCIDENT"))
+    );
+    // An older update of the same message is superseded by a newer one.
+    let a2_item = store.outbox_item(a2).await.unwrap().unwrap();
+    assert!(store.newer_update_pending(&a2_item).await.unwrap());
+    store.outbox_skipped(a2).await.unwrap();
+    let a3_item = store.outbox_item(a3).await.unwrap().unwrap();
+    assert!(!store.newer_update_pending(&a3_item).await.unwrap());
+    store.outbox_retry(a3, "slow", t(60)).await.unwrap();
+    let a3_item = store.outbox_item(a3).await.unwrap().unwrap();
+    assert_eq!((a3_item.attempts, a3_item.next_attempt_at), (1, t(60)));
+    store.outbox_failed(b1, "channel_not_found").await.unwrap();
+    let states: Vec<_> = store.outbox_all().await.unwrap().into_iter().map(|i| i.state).collect();
+    assert_eq!(states, ["delivered", "superseded", "failed", "pending"]);
+}
+
+async fn a_message_with_a_dedup_key_is_queued_once(store: Arc<dyn Store>) {
+    let first = store
+        .enqueue(&out("a", "reply", None, "x", Some("run:1:detach:started")), t(0))
+        .await
+        .unwrap();
+    let other = store.enqueue(&out("a", "reply", None, "y", None), t(0)).await.unwrap();
+    let again = store
+        .enqueue(&out("a", "reply", None, "x", Some("run:1:detach:started")), t(1))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert_eq!(store.outbox_all().await.unwrap().len(), 2);
+}
+
+async fn a_request_signature_is_seen_once_and_forgotten_after_the_window(store: Arc<dyn Store>) {
+    assert!(store.first_sighting("v0=abc", t(0)).await.unwrap());
+    assert!(!store.first_sighting("v0=abc", t(10)).await.unwrap());
+    assert!(store.first_sighting("v0=def", t(10)).await.unwrap());
+    // Ten minutes later the old signatures are forgotten (the timestamp window refuses them anyway),
+    // in batches of the size asked for.
+    assert_eq!(store.forget_requests_before(t(100), 1).await.unwrap(), 1);
+    assert_eq!(store.forget_requests_before(t(100), 1).await.unwrap(), 1);
+    assert_eq!(store.forget_requests_before(t(100), 1).await.unwrap(), 0);
+    assert!(store.first_sighting("v0=abc", t(700)).await.unwrap());
+}
+
+async fn attempts_are_audited_in_order(store: Arc<dyn Store>) {
+    let id = RequestId::new(3);
+    store
+        .audit(t(1), "U0AAAA", "request", Some(id), "recorded")
+        .await
+        .unwrap();
+    store.audit(t(2), "U0BBBB", "approve", None, "refused").await.unwrap();
+    let all = store.audit_log().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|a| (a.action.as_str(), a.request_id))
+            .collect::<Vec<_>>(),
+        [("request", Some(id)), ("approve", None)]
+    );
+    assert_eq!(store.audit_since(t(2)).await.unwrap().len(), 1);
+}
+
+async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("U0AAAA"), user("U0BBBB"));
+    let (_, run) = approved(&*store, "orders").await;
+    // Only a run that needs attention may be resumed.
+    let lost = store.ask_resume(run, &alice, t(11)).await.unwrap().unwrap_err();
+    assert_eq!(lost.state, RunState::Running);
+    assert!(
+        store
+            .mark_needs_attention(run, Some("{}"), ("wait_writable", "deadline"), t(20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_needs_attention(run, Some("{}"), ("wait_writable", "again"), t(21))
+            .await
+            .unwrap()
+    );
+    // It holds the cluster.
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_err());
+    store.ask_resume(run, &alice, t(22)).await.unwrap().unwrap();
+    let token = t(22).as_millisecond();
+    let lost = store.ask_resume(run, &bob, t(23)).await.unwrap().unwrap_err();
+    assert_eq!(lost.control.resume_asked_by.as_ref(), Some(&alice), "asked once");
+    // The asker cannot approve it; a button with another token decides nothing; a second person
+    // can, once.
+    let lost = store
+        .decide_resume(run, token, &alice, true, t(30))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(lost.state, RunState::NeedsAttention);
+    assert!(
+        store
+            .decide_resume(run, token + 1, &bob, true, t(30))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    store
+        .decide_resume(run, token, &bob, true, t(31))
+        .await
+        .unwrap()
+        .unwrap();
+    let lost = store
+        .decide_resume(run, token, &bob, true, t(32))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (lost.state, lost.control.resumed_by.as_ref()),
+        (RunState::Running, Some(&bob))
+    );
+    // A second round: the first round's ask and its buttons are gone.
+    assert!(
+        store
+            .mark_needs_attention(run, None, ("update_dns", "refused"), t(33))
+            .await
+            .unwrap()
+    );
+    let now = store.run(run).await.unwrap().unwrap();
+    assert_eq!((now.control.resume_asked_by, now.control.resume_asked_at), (None, None));
+    assert!(
+        store
+            .decide_resume(run, token, &bob, true, t(34))
+            .await
+            .unwrap()
+            .is_err(),
+        "an old button"
+    );
+    assert_eq!(store.run(run).await.unwrap().unwrap().state, RunState::NeedsAttention);
+    // A denial withdraws the ask; the run keeps needing attention.
+    store.ask_resume(run, &alice, t(35)).await.unwrap().unwrap();
+    let token = t(35).as_millisecond();
+    store
+        .decide_resume(run, token, &alice, false, t(36))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.run(run).await.unwrap().unwrap().control.resume_asked_by, None);
+    // The bot's own late finish clears a pending ask too.
+    store.ask_resume(run, &alice, t(37)).await.unwrap().unwrap();
+    assert!(store.back_to_running(run, t(38)).await.unwrap());
+    assert_eq!(store.run(run).await.unwrap().unwrap().control.resume_asked_by, None);
+    // Abandoned once; then it has ended, and the cluster is free.
+    store.abandon_run(run, &alice, "by hand", t(40)).await.unwrap().unwrap();
+    let lost = store.abandon_run(run, &bob, "again", t(41)).await.unwrap().unwrap_err();
+    assert_eq!(lost.state, RunState::Abandoned);
+    assert_eq!(lost.control.abandon_reason.as_deref(), Some("by hand"));
+    assert!(
+        !store.finish_run(run, RunState::Succeeded, "{}", t(42)).await.unwrap(),
+        "an abandoned run stays abandoned"
+    );
+    assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
+    let events: Vec<String> = store
+        .journal_of(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "needs_attention",
+            "resume_approved",
+            "needs_attention",
+            "resume_denied",
+            "late_finish",
+            "abandoned"
+        ]
+    );
+    assert_eq!(store.runs_finished_since(t(40)).await.unwrap().len(), 1);
+    assert!(store.runs_in(RunState::NeedsAttention).await.unwrap().is_empty());
+}
+
+async fn a_corrupt_plan_or_run_data_is_an_error_naming_its_row(store: Arc<dyn Store>) {
+    let id = store.create_request(&new_request("orders")).await.unwrap().unwrap();
+    let msg = store
+        .enqueue(&out("req", "post", None, "{}", None), t(0))
+        .await
+        .unwrap();
+    assert!(store.mark_pending(id, "{not json", Mode::Detach, msg).await.unwrap());
+    let r = store.request(id).await.unwrap().unwrap();
+    let e = r.stored_plan::<serde_json::Value>().unwrap_err();
+    assert_eq!((e.table, e.key.as_str()), ("requests", id.to_string().as_str()));
+    let Decided::Won { run_id: Some(run) } = store
+        .decide(id, true, &user("U0BBBB"), t(1), "precheck", "[")
+        .await
+        .unwrap()
+    else {
+        panic!("not approved")
+    };
+    let e = store
+        .run(run)
+        .await
+        .unwrap()
+        .unwrap()
+        .stored_data::<serde_json::Value>()
+        .unwrap_err();
+    assert_eq!((e.table, e.key), ("runs", run.to_string()));
+    // The run can still be put in front of a person, its stored data kept as it is.
+    assert!(
+        store
+            .mark_needs_attention(run, None, ("load", "its stored data could not be read"), t(2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.run(run).await.unwrap().unwrap().data, "[");
+}
+
+/// Runs each listed test against a fresh SQLite store (a temp file) and a fresh in-memory store.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = super::temp_dir(stringify!($name));
+                    let store = super::SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+                    super::$name(std::sync::Arc::new(store)).await;
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    a_cluster_has_at_most_one_open_request,
+    of_concurrent_requests_for_one_cluster_one_is_recorded,
+    only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run,
+    an_approved_request_without_its_run_still_holds_its_cluster,
+    a_lock_whose_request_was_never_recorded_is_released_at_start_up,
+    concurrent_decisions_yield_one_winner,
+    an_approval_after_expiry_loses_and_expiry_marks_due_requests,
+    a_cancel_is_a_compare_and_set,
+    the_journal_keeps_steps_in_order_per_run,
+    the_outbox_hands_out_the_head_of_each_ordering_key,
+    a_message_with_a_dedup_key_is_queued_once,
+    a_request_signature_is_seen_once_and_forgotten_after_the_window,
+    attempts_are_audited_in_order,
+    resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is,
+    a_corrupt_plan_or_run_data_is_an_error_naming_its_row,
+);
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("afb-store-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---- SQLite only: what only a file can hold ----
+
+#[tokio::test]
+async fn reopening_a_database_keeps_everything() {
+    let dir = temp_dir("reopen");
+    let path = dir.join("db.sqlite");
+    let id = {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        store.create_request(&new_request("orders")).await.unwrap().unwrap()
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    assert_eq!(store.request(id).await.unwrap().unwrap().state, RequestState::Planning);
+    assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_listed_as_unreadable_among_the_others() {
+    let dir = temp_dir("corrupt");
+    let sqlite = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let good = pending(&*store, "orders").await;
+    let bad = pending(&*store, "billing").await;
+    sqlite
+        .execute_raw("UPDATE requests SET requested_by = 'not a user' WHERE cluster = 'billing'")
+        .await
+        .unwrap();
+    let listed = store.requests_in(RequestState::Pending).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].as_ref().unwrap().id, good);
+    let e = listed[1].as_ref().unwrap_err();
+    assert_eq!((e.table, e.key.clone()), ("requests", bad.to_string()));
+    assert!(matches!(store.request(bad).await, Err(StoreError::Decode(_))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_database_of_the_previous_schema_migrates_with_its_open_requests_locked() {
+    let dir = temp_dir("migrate");
+    let path = dir.join("db.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "BEGIN; {}; PRAGMA user_version = 4; COMMIT;",
+            schema::MIGRATIONS[..4].join(";\n")
+        ))
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO requests (cluster, mode, requested_by, requested_at, origin_channel, expires_at, state)
+               VALUES ('orders', 'detach', 'U0AAAA', 0, 'C0', 1, 'approved'),
+                      ('billing', 'detach', 'U0AAAA', 0, 'C0', 1, 'denied');
+             INSERT INTO runs (request_id, state, step, data, started_at) VALUES (1, 'needs_attention', 'dns', '{}', 0);",
+        )
+        .unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    assert_eq!(
+        store.create_request(&new_request("orders")).await.unwrap(),
+        Err(RequestId::new(1))
+    );
+    assert_eq!(
+        store.create_request(&new_request("billing")).await.unwrap(),
+        Ok(RequestId::new(3))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
