@@ -25,6 +25,7 @@
 //!   true, so that a restart at any point leaves each reply in the thread exactly once;
 //! - on shutdown, a run stops at its next pause and resumes at the next start.
 
+mod attention;
 pub mod plan;
 pub mod report;
 mod steps;
@@ -558,69 +559,84 @@ impl Runner {
     }
 
     /// Runs the steps from `step` to the end; `Err` says at which step the run stopped, and why.
+    /// Around each step: a check that nobody abandoned the run, its start (said, shown, journaled and
+    /// checkpointed once, so that its deadline counts from there across restarts) and its end.
     async fn steps(&self, ctx: &mut Ctx, mut step: Step) -> Result<(), (Step, Stop)> {
-        let round = ctx.data.attention.as_ref().map_or(0, |a| a.count);
         while step != Step::Done {
             if self.shutdown.is_cancelled() {
                 return Err((step, Stop::Interrupted));
             }
             self.ensure_open(ctx).await.map_err(|s| (step, s))?;
-            let started = match ctx
-                .data
-                .step_started_ms
-                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            {
-                Some(t) => t,
-                None => {
-                    let now = self.clock.now();
-                    self.say(
-                        ctx,
-                        Note::StepStarted {
-                            step,
-                            detail: self.step_intro(ctx, step),
-                        },
-                        &round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str())),
-                    )
-                    .await;
-                    self.stage(
-                        ctx,
-                        Stage::Running {
-                            approved_by: ctx.approved_by.clone(),
-                            step,
-                        },
-                        &format!("run:{}:stage:{}:{round}", ctx.run.id, step.as_str()),
-                    )
-                    .await;
-                    ctx.data.step_started_ms = Some(now.as_millisecond());
-                    self.persist(ctx, step, Some((step, "started", "")))
-                        .await
-                        .map_err(|s| (step, s))?;
-                    now
-                }
-            };
+            let started = self.start_step(ctx, step).await.map_err(|s| (step, s))?;
             info!(step = step.as_str(), "step");
             let detail = self.perform(ctx, step, started).await.map_err(|s| (step, s))?;
-            let took = since(self.clock.now(), started);
-            self.say(
-                ctx,
-                Note::StepFinished {
-                    step,
-                    detail: detail.clone(),
-                    took,
-                },
-                &format!("run:{}:{}:finished", ctx.run.id, step.as_str()),
-            )
-            .await;
-            ctx.data.phases.push((step, ms(took)));
-            ctx.data.step_started_ms = None;
-            let next = step.next_in(ctx.plan.mode);
-            self.persist(ctx, next, Some((step, "finished", &detail)))
+            step = self
+                .finish_step(ctx, step, started, detail)
                 .await
                 .map_err(|s| (step, s))?;
-            ctx.run.step = next.as_str().to_owned();
-            step = next;
         }
         Ok(())
+    }
+
+    /// When `step` started: recorded before, or now (said in the thread and on the request message,
+    /// then journaled and checkpointed).
+    async fn start_step(&self, ctx: &mut Ctx, step: Step) -> Result<jiff::Timestamp, Stop> {
+        if let Some(started) = ctx
+            .data
+            .step_started_ms
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        {
+            return Ok(started);
+        }
+        let now = self.clock.now();
+        let round = ctx.data.attention.as_ref().map_or(0, |a| a.count);
+        let note = Note::StepStarted {
+            step,
+            detail: self.step_intro(ctx, step),
+        };
+        self.say(
+            ctx,
+            note,
+            &round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str())),
+        )
+        .await;
+        let stage = Stage::Running {
+            approved_by: ctx.approved_by.clone(),
+            step,
+        };
+        self.stage(
+            ctx,
+            stage,
+            &format!("run:{}:stage:{}:{round}", ctx.run.id, step.as_str()),
+        )
+        .await;
+        ctx.data.step_started_ms = Some(now.as_millisecond());
+        self.persist(ctx, step, Some((step, "started", ""))).await?;
+        Ok(now)
+    }
+
+    /// Says what `step` did and how long it took, then checkpoints the next step; returns it.
+    async fn finish_step(
+        &self,
+        ctx: &mut Ctx,
+        step: Step,
+        started: jiff::Timestamp,
+        detail: String,
+    ) -> Result<Step, Stop> {
+        let took = since(self.clock.now(), started);
+        let note = Note::StepFinished {
+            step,
+            detail: detail.clone(),
+            took,
+        };
+        self.say(ctx, note, &format!("run:{}:{}:finished", ctx.run.id, step.as_str()))
+            .await;
+        ctx.data.phases.push((step, ms(took)));
+        ctx.data.step_started_ms = None;
+        let next = step.next_in(ctx.plan.mode);
+        self.persist(ctx, next, Some((step, "finished", &detail))).await?;
+        ctx.run.step = next.as_str().to_owned();
+        Ok(next)
     }
 
     async fn interrupted(&self, ctx: &Ctx, step: Step) -> anyhow::Result<()> {
@@ -1313,427 +1329,6 @@ impl Runner {
         }
         Ok(())
     }
-
-    /// How often a run that needs attention is looked at: ten poll intervals, between 1 s and 1 min.
-    fn watch_every(&self) -> Duration {
-        self.settings
-            .poll_interval
-            .saturating_mul(10)
-            .clamp(Duration::from_secs(1), Duration::from_secs(60))
-    }
-
-    /// Puts the run into `needs attention` at `step`, saying at once, in the thread and on the request
-    /// message, what AWS reports and what a person can do. The bot finishes by itself (within the late
-    /// DNS window, after a full re-check) only the first time; after that, people decide.
-    async fn needs_attention(&self, ctx: &mut Ctx, step: Step, reason: String, may_finish: bool) -> anyhow::Result<()> {
-        warn!(step = step.as_str(), %reason, "run needs attention");
-        let now = self.clock.now();
-        let previous = ctx.data.attention.take();
-        let count = previous.as_ref().map_or(1, |a| a.count + 1);
-        // The window counts from the deadline that passed (which may be earlier than now, when the bot
-        // was down), or from now for a refusal or a stuck target.
-        let deadline = ctx
-            .data
-            .step_started_ms
-            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .zip(self.step_timeout(step))
-            .map(|(started, timeout)| plus(started, timeout))
-            .filter(|d| *d < now)
-            .unwrap_or(now);
-        let window_until_ms = previous.as_ref().map_or_else(
-            || plus(deadline, self.settings.late_dns_window).as_millisecond(),
-            |a| a.window_until_ms,
-        );
-        let handed_over = !may_finish || count > 1 || self.settings.late_dns_window.is_zero();
-        ctx.data.step_started_ms = None;
-        let (cluster_now, dns_now) = self.facts(ctx).await;
-        let p = &ctx.plan;
-        let mut guidance = Vec::new();
-        if !ctx.data.dns_sent {
-            guidance.push(format!(
-                "{} and {} still point where they did before the run (at {}, {}).",
-                p.writer_record, p.reader_record, p.from.cluster_id, p.from.region
-            ));
-        }
-        match p.mode {
-            Mode::Detach if ctx.data.detach_sent => guidance.push(format!(
-                "{} was detached from {}; the old primary {} ({}) was not touched and may still take writes.",
-                p.to.cluster_id, p.global_cluster_id, p.from.cluster_id, p.from.region
-            )),
-            Mode::Failover | Mode::Switchover if ctx.data.managed_sent => {
-                let topology = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    self.aurora.topology(&p.global_cluster_id, &p.regions),
-                )
-                .await;
-                match topology {
-                    Ok(Ok(t)) => match (t.operation_in_progress.clone(), t.writer()) {
-                        (Some(op), _) => guidance.push(format!(
-                            "AWS is still running the {} ({op}): `/aurora status {}` follows it.",
-                            p.mode, p.cluster
-                        )),
-                        (None, Some(w)) => {
-                            guidance.push(format!("No operation is in progress; the writer is {}.", w.cluster_id))
-                        }
-                        (None, None) => {}
-                    },
-                    _ => guidance.push(format!(
-                        "Whether AWS is still running the {} could not be read: `/aurora status {}` shows it.",
-                        p.mode, p.cluster
-                    )),
-                }
-            }
-            _ => {}
-        }
-        let note = Attention {
-            run_id: ctx.run.id.get(),
-            step,
-            reason: reason.clone(),
-            cluster_now,
-            dns_now,
-            dns_touched: ctx.data.dns_sent,
-            guidance,
-            window_until: (!handed_over)
-                .then(|| jiff::Timestamp::from_millisecond(window_until_ms).ok())
-                .flatten(),
-            watch_every: self.watch_every(),
-        };
-        ctx.data.attention = Some(AttentionState {
-            count,
-            step,
-            reason: reason.clone(),
-            window_until_ms,
-            handed_over,
-            handover_why: None,
-            note: Some(note),
-        });
-        // Recorded first, then told: a run abandoned in between is not announced as needing attention
-        // after its abandonment, and a restart in between tells it (`tell_attention`).
-        let data = serde_json::to_string(&ctx.data)?;
-        let mut attempt = 0;
-        loop {
-            match self
-                .store
-                .mark_needs_attention(ctx.run.id, Some(&data), (step.as_str(), &reason), self.clock.now())
-                .await
-            {
-                Ok(true) => break,
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    if attempt == 0 {
-                        warn!(error = %e, "cannot record that the run needs attention; retrying");
-                    }
-                    if self.pause(ctx, self.backoff(attempt)).await.is_err() {
-                        return Ok(());
-                    }
-                    attempt += 1;
-                }
-            }
-        }
-        ctx.run.state = RunState::NeedsAttention;
-        self.tell_attention(ctx).await;
-        Ok(())
-    }
-
-    /// Queues (idempotently) what the thread and the request message say about a run that needs
-    /// attention: the stop, and the hand-over to people if there was one.
-    async fn tell_attention(&self, ctx: &Ctx) {
-        let Some(a) = &ctx.data.attention else { return };
-        if let Some(note) = &a.note {
-            self.say(
-                ctx,
-                Note::NeedsAttention(note.clone()),
-                &format!("run:{}:attention:{}", ctx.run.id, a.count),
-            )
-            .await;
-            self.stage(
-                ctx,
-                Stage::NeedsAttention {
-                    approved_by: ctx.approved_by.clone(),
-                    run_id: ctx.run.id.get(),
-                    step: a.step,
-                    reason: a.reason.clone(),
-                },
-                &format!("run:{}:stage:attention:{}", ctx.run.id, a.count),
-            )
-            .await;
-        }
-        if let Some(why) = &a.handover_why {
-            self.say(
-                ctx,
-                Note::HandedOver {
-                    run_id: ctx.run.id.get(),
-                    why: why.clone(),
-                },
-                &format!("run:{}:handover:{}", ctx.run.id, a.count),
-            )
-            .await;
-        }
-    }
-
-    /// Hands a run that needs attention to people, once: the thread says why the bot will not finish
-    /// it by itself, and what to type.
-    async fn hand_over(&self, ctx: &mut Ctx, why: String) {
-        let Some(a) = ctx.data.attention.as_mut() else { return };
-        if a.handed_over {
-            return;
-        }
-        a.handed_over = true;
-        a.handover_why = Some(why.clone());
-        info!(%why, "run handed over to people");
-        // Recorded before it is told: a restart never finishes by itself a run it handed over.
-        let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
-        if self.persist(ctx, step, None).await.is_ok() {
-            self.tell_attention(ctx).await;
-        }
-    }
-
-    /// Keeps watching a run that needs attention, at a slower pace, until it goes on (`true`: the
-    /// bot's late re-check passed within the window, or a person's resume was approved) or ends
-    /// (`false`: abandoned, or the bot is shutting down).
-    async fn watch(&self, ctx: &mut Ctx) -> anyhow::Result<bool> {
-        loop {
-            let run = match self.store.run(ctx.run.id).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Ok(false),
-                Err(e) => {
-                    warn!(error = %e, "cannot read the run; trying again");
-                    if self.pause(ctx, self.watch_every()).await.is_err() {
-                        return Ok(false);
-                    }
-                    continue;
-                }
-            };
-            match run.state {
-                // A person's resume was approved: go on with fresh deadlines.
-                RunState::Running => {
-                    ctx.run = run;
-                    ctx.data.step_started_ms = None;
-                    // A person decided: the bot's own late checks do not apply, the pre-change ones do.
-                    ctx.data.late_finish = false;
-                    ctx.rechecked = false;
-                    let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
-                    if self.persist(ctx, step, None).await.is_err() {
-                        return Ok(false);
-                    }
-                    return Ok(true);
-                }
-                RunState::NeedsAttention => ctx.run.control = run.control,
-                _ => return Ok(false),
-            }
-            let Some(attention) = ctx.data.attention.clone() else {
-                return Ok(false);
-            };
-            if attention.handed_over {
-                // People decide; the bot still says what changes.
-                let seen = match self.late_check(ctx, attention.step).await {
-                    Late::Ready(s) | Late::NotYet(s) | Late::Unsafe(s) => s,
-                };
-                let subject = ctx.plan.to.cluster_id.clone();
-                if self.observe(ctx, attention.step, &subject, seen).await.is_err() {
-                    return Ok(false);
-                }
-            } else {
-                let window = crate::slack::render::duration(self.settings.late_dns_window);
-                let late = self.late_check(ctx, attention.step).await;
-                // The window is judged once the re-check is done (its reads take a while).
-                let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;
-                match late {
-                    Late::Ready(detail) if in_window => {
-                        let resumed = match self.store.back_to_running(ctx.run.id, self.clock.now()).await {
-                            Ok(r) => Some(r),
-                            Err(e) => {
-                                warn!(error = %e, "cannot record the late finish; trying again at the next look");
-                                None
-                            }
-                        };
-                        if resumed == Some(true) {
-                            self.say(
-                                ctx,
-                                Note::LateFinish {
-                                    detail: format!(
-                                        "Re-checked within the {window} window for finishing by itself: {detail}. Finishing the run."
-                                    ),
-                                },
-                                &format!("run:{}:late:{}", ctx.run.id, attention.count),
-                            ).await;
-                            ctx.run.state = RunState::Running;
-                            ctx.data.step_started_ms = None;
-                            ctx.data.late_finish = true;
-                            ctx.rechecked = false;
-                            if self.persist(ctx, attention.step, None).await.is_err() {
-                                return Ok(false);
-                            }
-                            return Ok(true);
-                        }
-                        if resumed == Some(false) {
-                            // Someone decided meanwhile (resume approved, or abandoned): read it at once.
-                            continue;
-                        }
-                    }
-                    Late::Ready(detail) => {
-                        self.hand_over(
-                            ctx,
-                            format!("{detail}, but only after the {window} window for finishing by itself"),
-                        )
-                        .await;
-                    }
-                    Late::Unsafe(why) => self.hand_over(ctx, why).await,
-                    Late::NotYet(seen) => {
-                        let subject = ctx.plan.to.cluster_id.clone();
-                        if self.observe(ctx, attention.step, &subject, seen.clone()).await.is_err() {
-                            return Ok(false);
-                        }
-                        if !in_window {
-                            self.hand_over(ctx, format!("the {window} window passed and {seen}"))
-                                .await;
-                        }
-                    }
-                }
-            }
-            match self.pause(ctx, self.watch_every()).await {
-                Ok(()) => {}
-                Err(Stop::Interrupted) => {
-                    let step = Step::parse(&ctx.run.step).unwrap_or(Step::Precheck);
-                    self.interrupted(ctx, step).await?;
-                    return Ok(false);
-                }
-                Err(_) => return Ok(false),
-            }
-        }
-    }
-
-    /// The full re-check before the bot finishes a run that needs attention by itself: the target is
-    /// the writer and writable, and the old primary is not writable (or cannot be reached): after a
-    /// detach, an old primary that came back may have taken writes through the unchanged CNAME, and
-    /// moving DNS then would split the data.
-    async fn late_check(&self, ctx: &mut Ctx, step: Step) -> Late {
-        let p = &ctx.plan;
-        let read = Duration::from_secs(10);
-        if ctx.data.change_id.is_some() && matches!(step, Step::WaitInsync | Step::Verify) {
-            return Late::Ready(
-                "the DNS change was already made; only waiting for Route 53 and the read-back remain".into(),
-            );
-        }
-        let target = match tokio::time::timeout(read, self.aurora.cluster(&p.to.region, &p.to.cluster_id)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => return Late::NotYet(format!("{} cannot be read ({e})", p.to.cluster_id)),
-            Err(_) => return Late::NotYet(format!("{} cannot be read (no answer in time)", p.to.cluster_id)),
-        };
-        if !target.is_writable() {
-            return Late::NotYet(describe(&target));
-        }
-        match p.mode {
-            Mode::Detach if target.global_cluster_id.is_some() => {
-                return Late::NotYet(format!("{} is still a member of a global cluster", p.to.cluster_id));
-            }
-            Mode::Failover | Mode::Switchover => {
-                match tokio::time::timeout(read, self.aurora.topology(&p.global_cluster_id, &p.regions)).await {
-                    Ok(Ok(t)) if t.writer().is_some_and(|w| w.arn == p.to.arn) && t.operation_in_progress.is_none() => {
-                    }
-                    Ok(Ok(t)) => {
-                        return Late::NotYet(format!(
-                            "{} is writable but the global cluster's writer is {}{}",
-                            p.to.cluster_id,
-                            t.writer().map_or("none", |w| w.cluster_id.as_str()),
-                            t.operation_in_progress
-                                .as_ref()
-                                .map(|op| format!(" ({op} in progress)"))
-                                .unwrap_or_default()
-                        ));
-                    }
-                    Ok(Err(e)) => return Late::NotYet(format!("the topology cannot be read ({e})")),
-                    Err(_) => return Late::NotYet("the topology cannot be read (no answer in time)".into()),
-                }
-            }
-            Mode::Detach => {}
-        }
-        let read_old = tokio::time::timeout(read, self.aurora.cluster(&p.from.region, &p.from.cluster_id)).await;
-        if !matches!(read_old, Ok(Err(ref e)) if e.kind == AwsErrorKind::Unavailable) && read_old.is_ok() {
-            ctx.old_primary_unreachable = 0;
-        }
-        let old = match read_old {
-            Ok(Ok(c)) if c.is_writable() => {
-                return Late::Unsafe(format!(
-                    "{} is writable, but the old primary {} ({}) is writable too ({}): it may have taken writes through \
-                     the unchanged CNAMEs since, and moving DNS now could split the data. Check where the writes went first",
-                    p.to.cluster_id,
-                    p.from.cluster_id,
-                    p.from.region,
-                    describe(&c)
-                ));
-            }
-            Ok(Ok(c)) => format!("the old primary is not writable ({})", describe(&c)),
-            Ok(Err(e)) if e.kind == AwsErrorKind::NotFound => "the old primary no longer exists".to_owned(),
-            // Only an outage counts as "cannot be reached", and only when it lasts: a throttled,
-            // refused or odd answer says nothing about whether the old primary takes writes.
-            Ok(Err(e)) if e.kind != AwsErrorKind::Unavailable => {
-                return Late::NotYet(format!(
-                    "whether the old primary {} is writable cannot be told ({e})",
-                    p.from.cluster_id
-                ));
-            }
-            unreachable => {
-                ctx.old_primary_unreachable += 1;
-                let why = match unreachable {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer in time".to_owned(),
-                };
-                if ctx.old_primary_unreachable < UNREACHABLE_READS {
-                    return Late::NotYet(format!(
-                        "the old primary {} cannot be read ({why}); reading it again to tell an outage from a blip",
-                        p.from.cluster_id
-                    ));
-                }
-                format!(
-                    "the old primary cannot be reached ({} reads in a row: {why})",
-                    ctx.old_primary_unreachable
-                )
-            }
-        };
-        Late::Ready(format!(
-            "{} is writable ({}), and {old}",
-            p.to.cluster_id,
-            describe(&target)
-        ))
-    }
-}
-
-impl Runner {
-    /// Why DNS must not move now, if the old primary is writable (read in its Region; a read that
-    /// fails says nothing here: the late re-check already required it to be unreachable for a while).
-    async fn old_primary_writable(&self, ctx: &Ctx) -> Option<String> {
-        let p = &ctx.plan;
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            self.aurora.cluster(&p.from.region, &p.from.cluster_id),
-        )
-        .await
-        {
-            Ok(Ok(c)) if c.is_writable() => Some(format!(
-                "the old primary {} ({}) is writable again ({}): it may have taken writes, and moving DNS now could \
-                 split the data",
-                p.from.cluster_id,
-                p.from.region,
-                describe(&c)
-            )),
-            _ => None,
-        }
-    }
-}
-
-/// How many late re-checks in a row must find the old primary's Region unreachable before the bot
-/// counts it as down (one failed read may be a blip).
-const UNREACHABLE_READS: u32 = 3;
-
-/// What the late re-check found.
-enum Late {
-    /// Safe to finish: why.
-    Ready(String),
-    /// Not ready yet: what is seen.
-    NotYet(String),
-    /// Finishing could split the data: why. A person decides.
-    Unsafe(String),
 }
 
 #[cfg(test)]

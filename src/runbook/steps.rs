@@ -308,27 +308,9 @@ impl Runner {
             ctx.data.managed_seen = true;
             self.persist(ctx, step, None).await?;
         }
-        // Nothing in progress and the target does not write: the operation was cancelled or rolled
-        // back (or, never seen, did not start). Waiting longer would change nothing.
-        *quiet = if !target_writes && topology.operation_in_progress.is_none() {
-            *quiet + 1
-        } else {
-            0
-        };
-        if *quiet > SETTLE_READS && (ctx.data.managed_seen || self.clock.now() >= grace) {
-            return Err(Stop::Reverted(format!(
-                "the {} {} without making {} the writer: the writer is {writer} and no operation is in progress (AWS \
-                 cancelled or rolled it back; the RDS events above say why). DNS was not changed.",
-                ctx.plan.mode,
-                if ctx.data.managed_seen {
-                    "ended"
-                } else {
-                    "never showed as started"
-                },
-                ctx.plan.to.cluster_id,
-            )));
-        }
-        if !(target_writes && topology.operation_in_progress.is_none()) {
+        let settled = topology.operation_in_progress.is_none();
+        self.ended_without_target(ctx, &writer, !target_writes && settled, grace, quiet)?;
+        if !(target_writes && settled) {
             return Ok(None);
         }
         let state = self.read_target(ctx, step, deadline).await?;
@@ -340,6 +322,35 @@ impl Runner {
         Ok(Some(format!(
             "{} is the writer. Endpoint {w}, reader endpoint {r}.",
             state.cluster_id
+        )))
+    }
+
+    /// Nothing in progress and the target does not write (`quiet_now`): the operation was cancelled or
+    /// rolled back (or, never seen, did not start), and waiting longer would change nothing. Trusted
+    /// after more than `SETTLE_READS` such reads in a row (a topology read may come from a Region that
+    /// lags behind), and for an operation never seen only after its grace.
+    fn ended_without_target(
+        &self,
+        ctx: &Ctx,
+        writer: &str,
+        quiet_now: bool,
+        grace: jiff::Timestamp,
+        quiet: &mut u32,
+    ) -> Result<(), Stop> {
+        *quiet = if quiet_now { *quiet + 1 } else { 0 };
+        if *quiet <= SETTLE_READS || !(ctx.data.managed_seen || self.clock.now() >= grace) {
+            return Ok(());
+        }
+        Err(Stop::Reverted(format!(
+            "the {} {} without making {} the writer: the writer is {writer} and no operation is in progress (AWS \
+             cancelled or rolled it back; the RDS events above say why). DNS was not changed.",
+            ctx.plan.mode,
+            if ctx.data.managed_seen {
+                "ended"
+            } else {
+                "never showed as started"
+            },
+            ctx.plan.to.cluster_id,
         )))
     }
 

@@ -380,6 +380,7 @@ impl TestBot {
         loop {
             if let Some(run) = self.store.run_of_request(id.into()).await.unwrap()
                 && run.state != RunState::Running
+                && self.outcome_queued(&run).await
             {
                 return run;
             }
@@ -389,6 +390,25 @@ impl TestBot {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the reply that tells how `run` ended (or that it needs attention) is queued: it is queued
+    /// right after the store records the end (it must not be told before the compare-and-set that
+    /// makes it true wins), so a test that saw the end may look a moment too early.
+    async fn outcome_queued(&self, run: &Run) -> bool {
+        let key = match run.state {
+            RunState::Succeeded => format!("run:{}:completed", run.id),
+            RunState::Failed => format!("run:{}:failed", run.id),
+            RunState::Abandoned => format!("run:{}:abandoned", run.id),
+            RunState::NeedsAttention => format!("run:{}:attention:", run.id),
+            RunState::Running => return false,
+        };
+        self.store
+            .outbox_all()
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.dedup_key.as_deref().is_some_and(|k| k.starts_with(&key)))
     }
 
     /// Waits until everything queued for Slack has been delivered (or given up).
