@@ -120,96 +120,127 @@ pub async fn run() -> anyhow::Result<()> {
     result
 }
 
+/// The scripted conversation, against the running bot.
+struct Script<'a> {
+    slack: &'a SlackStandIn,
+    sender: SlackSender,
+    store: &'a dyn crate::store::Store,
+    /// How long to wait for each answer.
+    wait: Duration,
+}
+
+impl Script<'_> {
+    /// Sends `/aurora TEXT` as `user` and waits for its answer at the response URL.
+    async fn command(&self, user: &str, text: &str) -> anyhow::Result<()> {
+        let url = self.slack.response_url();
+        let answer = self.sender.command(user, CHANNEL, text, &url, now()).await;
+        if answer.status != 200 {
+            bail!("the bot answered /aurora {text} with HTTP {}", answer.status);
+        }
+        self.slack
+            .wait_for(self.wait, |_| (!self.slack.responses_to(&url).is_empty()).then_some(()))
+            .await
+            .with_context(|| format!("no answer to /aurora {text} arrived"))
+    }
+
+    /// Asks for the failover; returns the request message's `ts` and the request's id.
+    async fn ask(&self) -> anyhow::Result<(String, crate::store::RequestId)> {
+        let url = self.slack.response_url();
+        let answer = self
+            .sender
+            .command(ALICE, CHANNEL, "failover orders", &url, now())
+            .await;
+        println!("bot (only to {ALICE}): {}", answer.text());
+        let request_msg = self
+            .slack
+            .wait_for(self.wait, |calls| {
+                calls
+                    .iter()
+                    .find(|c| c.method == "chat.postMessage" && c.status == 200 && c.thread_ts().is_none())
+                    .cloned()
+            })
+            .await
+            .context("the approval request was not posted")?;
+        let request_id = self
+            .store
+            .requests_in(crate::store::RequestState::Pending)
+            .await?
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|r| r.id)
+            .context("no pending request")?;
+        Ok((request_msg.ts.clone().unwrap_or_default(), request_id))
+    }
+
+    /// Clicks Approve on the request message as `user`; returns the click's response URL.
+    async fn approve(&self, user: &str, ts: &str, request_id: crate::store::RequestId) -> String {
+        let url = self.slack.response_url();
+        let id = request_id.to_string();
+        self.sender.click(user, CHANNEL, ts, "approve", &id, &url, now()).await;
+        url
+    }
+
+    /// Waits for the run to end, then for its last (broadcast) reply to reach the stand-in.
+    async fn run_ended(&self, request_id: crate::store::RequestId) -> anyhow::Result<crate::store::Run> {
+        let run = tokio::time::timeout(Duration::from_secs(180), async {
+            loop {
+                if let Ok(Some(run)) = self.store.run_of_request(request_id).await
+                    && run.state != RunState::Running
+                {
+                    return run;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .context("the run did not finish within 3 minutes")?;
+        self.slack
+            .wait_for(self.wait, |calls| {
+                calls
+                    .iter()
+                    .any(|c| c.method == "chat.postMessage" && c.body.get("reply_broadcast").is_some())
+                    .then_some(())
+            })
+            .await;
+        Ok(run)
+    }
+}
+
 async fn script(
     slack: &SlackStandIn,
     base: &str,
     store: &dyn crate::store::Store,
     sim: &awsim::Awsim,
 ) -> anyhow::Result<()> {
-    let sender = SlackSender::new(base, &Secret::new(SIGNING_SECRET));
-    let wait = Duration::from_secs(30);
-
+    let s = Script {
+        slack,
+        sender: SlackSender::new(base, &Secret::new(SIGNING_SECRET)),
+        store,
+        wait: Duration::from_secs(30),
+    };
     step(1, &format!("<@{ALICE}> types: /aurora status"));
-    let url = slack.response_url();
-    let answer = sender.command(ALICE, CHANNEL, "status", &url, now()).await;
-    if answer.status != 200 {
-        bail!("the bot answered /aurora status with HTTP {}", answer.status);
-    }
-    slack
-        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
-        .await
-        .context("no status answer arrived")?;
-
+    s.command(ALICE, "status").await?;
     step(2, &format!("<@{ALICE}> types: /aurora failover orders"));
-    let url = slack.response_url();
-    let answer = sender.command(ALICE, CHANNEL, "failover orders", &url, now()).await;
-    println!("bot (only to {ALICE}): {}", answer.text());
-    let request_msg = slack
-        .wait_for(wait, |calls| {
-            calls
-                .iter()
-                .find(|c| c.method == "chat.postMessage" && c.status == 200 && c.thread_ts().is_none())
-                .cloned()
-        })
-        .await
-        .context("the approval request was not posted")?;
-    let ts = request_msg.ts.clone().unwrap_or_default();
-    let request_id = store
-        .requests_in(crate::store::RequestState::Pending)
-        .await?
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|r| r.id)
-        .context("no pending request")?;
-
+    let (ts, request_id) = s.ask().await?;
     step(3, &format!("<@{ALICE}> clicks Approve on her own request"));
-    let url = slack.response_url();
-    sender
-        .click(ALICE, CHANNEL, &ts, "approve", &request_id.to_string(), &url, now())
-        .await;
+    let url = s.approve(ALICE, &ts, request_id).await;
     slack
-        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
+        .wait_for(s.wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
         .await
         .context("the refusal did not arrive")?;
-
     step(4, &format!("<@{BOB}> (in the DBA user group) clicks Approve"));
-    let url = slack.response_url();
-    sender
-        .click(BOB, CHANNEL, &ts, "approve", &request_id.to_string(), &url, now())
-        .await;
-
+    s.approve(BOB, &ts, request_id).await;
     step(5, "the run: every step in the request's thread");
-    let run = tokio::time::timeout(Duration::from_secs(180), async {
-        loop {
-            if let Ok(Some(run)) = store.run_of_request(request_id).await
-                && run.state != RunState::Running
-            {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .context("the run did not finish within 3 minutes")?;
-    // Let the last replies reach the stand-in.
-    slack
-        .wait_for(wait, |calls| {
-            calls
-                .iter()
-                .any(|c| c.method == "chat.postMessage" && c.body.get("reply_broadcast").is_some())
-                .then_some(())
-        })
-        .await;
-
+    let run = s.run_ended(request_id).await?;
     step(6, &format!("<@{ALICE}> types: /aurora status"));
-    let url = slack.response_url();
-    sender.command(ALICE, CHANNEL, "status", &url, now()).await;
-    slack
-        .wait_for(wait, |_| (!slack.responses_to(&url).is_empty()).then_some(()))
-        .await
-        .context("no status answer arrived")?;
+    s.command(ALICE, "status").await?;
+    verdict(sim, &run)
+}
 
+/// Whether the demo did what it shows: the run succeeded and the writer CNAME points at the promoted
+/// cluster.
+fn verdict(sim: &awsim::Awsim, run: &crate::store::Run) -> anyhow::Result<()> {
     let west = sim
         .admin()
         .cluster("us-west-2", "orders-west")

@@ -100,8 +100,6 @@ pub async fn resolve_secrets(
             "surrounding whitespace trimmed from a Slack secret"
         );
     }
-    const SIGNING: &str = "slack.signing_secret";
-    const TOKEN: &str = "slack.bot_token";
     let from_env = |var: &'static str, key: &str, kind: SecretKind| {
         env(var)
             .map(|v| checked(key, kind, Source::Environment(var), &v))
@@ -122,40 +120,33 @@ pub async fn resolve_secrets(
         let found = aws::secrets::load(aws_config, id, region)
             .await
             .map_err(|e| anyhow::anyhow!("config key slack.secret_id: {e}"))?;
-        if signing.is_none()
-            && let Some(s) = found.signing_secret
-        {
-            signing = Some(checked(
-                SIGNING,
-                SecretKind::SigningSecret,
-                Source::SecretsManager,
-                s.expose(),
-            )?);
+        let from_manager = |key: &str, kind: SecretKind, value: Option<Secret>| {
+            value
+                .map(|v| checked(key, kind, Source::SecretsManager, v.expose()))
+                .transpose()
+        };
+        if signing.is_none() {
+            signing = from_manager(SIGNING, SecretKind::SigningSecret, found.signing_secret)?;
         }
-        if token.is_none()
-            && let Some(t) = found.bot_token
-        {
-            token = Some(checked(
-                TOKEN,
-                SecretKind::BotToken,
-                Source::SecretsManager,
-                t.expose(),
-            )?);
+        if token.is_none() {
+            token = from_manager(TOKEN, SecretKind::BotToken, found.bot_token)?;
         }
     }
-    let signing_secret = signing.ok_or_else(|| {
-        anyhow::anyhow!(
-            "config key slack.signing_secret: not set. Give it in the file, in SLACK_SIGNING_SECRET, or in the secret named by slack.secret_id"
-        )
-    })?;
-    let bot_token = token.ok_or_else(|| {
-        anyhow::anyhow!(
-            "config key slack.bot_token: not set. Give it in the file, in SLACK_BOT_TOKEN, or in the secret named by slack.secret_id"
-        )
-    })?;
     Ok(SlackSecrets {
-        signing_secret,
-        bot_token,
+        signing_secret: required(SIGNING, "SLACK_SIGNING_SECRET", signing)?,
+        bot_token: required(TOKEN, "SLACK_BOT_TOKEN", token)?,
+    })
+}
+
+const SIGNING: &str = "slack.signing_secret";
+const TOKEN: &str = "slack.bot_token";
+
+/// A secret found somewhere, or an error naming where it may be given.
+fn required(key: &str, var: &str, secret: Option<Secret>) -> anyhow::Result<Secret> {
+    secret.ok_or_else(|| {
+        anyhow::anyhow!(
+            "config key {key}: not set. Give it in the file, in {var}, or in the secret named by slack.secret_id"
+        )
     })
 }
 
@@ -296,24 +287,102 @@ pub struct Application {
     pub store: Arc<dyn Store>,
 }
 
+/// The AWS side of the engine's ports, on one SDK configuration.
+struct AwsPorts {
+    aurora: Arc<dyn crate::ports::Aurora>,
+    dns: Arc<dyn crate::ports::Dns>,
+    metrics: Arc<dyn crate::ports::Metrics>,
+    permissions: Arc<dyn crate::ports::Permissions>,
+}
+
+impl AwsPorts {
+    fn new(config: &aws_config::SdkConfig) -> AwsPorts {
+        AwsPorts {
+            aurora: Arc::new(aws::rds::RdsAurora::new(config.clone())),
+            dns: Arc::new(aws::route53::Route53Dns::new(config)),
+            metrics: Arc::new(aws::cloudwatch::CloudWatchMetrics::new(config.clone())),
+            permissions: Arc::new(aws::iam::IamPermissions::new(config)),
+        }
+    }
+}
+
+/// Takes the store's lock, then opens (and migrates) the store.
+fn open_store(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn Store>)> {
+    let lock = lock_store(&settings.store.path)?;
+    let store = SqliteStore::open(&settings.store.path)
+        .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?;
+    Ok((lock, Arc::new(store)))
+}
+
+/// The engine: the runner and the approvals that launch it. Returns them with the token that tells
+/// runs to stop at their next pause.
+fn engine(
+    settings: &Arc<Settings>,
+    store: &Arc<dyn Store>,
+    aws: &AwsPorts,
+    chat: Arc<SlackChat>,
+    api: &Arc<SlackApi>,
+    clock: &Arc<dyn Clock>,
+) -> (Approvals, CancellationToken) {
+    let runs_shutdown = CancellationToken::new();
+    let runner = Arc::new(Runner {
+        store: store.clone(),
+        aurora: aws.aurora.clone(),
+        dns: aws.dns.clone(),
+        metrics: aws.metrics.clone(),
+        permissions: aws.permissions.clone(),
+        chat: chat.clone(),
+        clock: clock.clone(),
+        settings: settings.runbook,
+        shutdown: runs_shutdown.clone(),
+        aborts: Default::default(),
+        in_flight: Default::default(),
+    });
+    let approvals = Approvals {
+        settings: settings.clone(),
+        store: store.clone(),
+        aurora: aws.aurora.clone(),
+        dns: aws.dns.clone(),
+        metrics: aws.metrics.clone(),
+        permissions: aws.permissions.clone(),
+        chat,
+        directory: Arc::new(SlackDirectory::new(api.clone())),
+        clock: clock.clone(),
+        launcher: Launcher {
+            runner,
+            tracker: TaskTracker::new(),
+        },
+    };
+    (approvals, runs_shutdown)
+}
+
+/// Binds the listener, with the connection limits the descriptor limit allows.
+async fn listen(settings: &Settings) -> anyhow::Result<(TcpListener, crate::server::Limits)> {
+    let nofile = crate::server::raise_descriptor_limit();
+    let limits = crate::server::Limits::resolve(&settings.server, nofile);
+    info!(
+        descriptors = nofile,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("config key listen: cannot listen on {}", settings.listen))?;
+    Ok((listener, limits))
+}
+
 impl Application {
+    /// Builds the bot from `settings`: secrets, store, adapters, engine, listener (see the module doc).
+    /// Errors name the config key and the reason, never a secret.
     pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let aws_config = aws::load_config(&deps.aws).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
-        let lock = lock_store(&settings.store.path)?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&settings.store.path)
-                .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?,
-        );
-        let api = Arc::new(
-            SlackApi::new(&settings.slack.api_url, &secrets.bot_token).context("cannot build the Slack client")?,
-        );
-        let aurora: Arc<dyn crate::ports::Aurora> = Arc::new(aws::rds::RdsAurora::new(aws_config.clone()));
-        let dns: Arc<dyn crate::ports::Dns> = Arc::new(aws::route53::Route53Dns::new(&aws_config));
-        let metrics: Arc<dyn crate::ports::Metrics> =
-            Arc::new(aws::cloudwatch::CloudWatchMetrics::new(aws_config.clone()));
-        let permissions: Arc<dyn crate::ports::Permissions> = Arc::new(aws::iam::IamPermissions::new(&aws_config));
+        let (lock, store) = open_store(&settings)?;
+        let api =
+            SlackApi::new(&settings.slack.api_url, &secrets.bot_token).context("cannot build the Slack client")?;
+        let api = Arc::new(api);
+        let aws = AwsPorts::new(&aws_config);
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
             store: store.clone(),
@@ -322,35 +391,7 @@ impl Application {
             approvers: settings.approval.approvers.clone(),
             wake: wake.clone(),
         });
-        let runs_shutdown = CancellationToken::new();
-        let runner = Arc::new(Runner {
-            store: store.clone(),
-            aurora: aurora.clone(),
-            dns: dns.clone(),
-            metrics: metrics.clone(),
-            permissions: permissions.clone(),
-            chat: chat.clone(),
-            clock: deps.clock.clone(),
-            settings: settings.runbook,
-            shutdown: runs_shutdown.clone(),
-            aborts: Default::default(),
-            in_flight: Default::default(),
-        });
-        let approvals = Approvals {
-            settings: settings.clone(),
-            store: store.clone(),
-            aurora: aurora.clone(),
-            dns: dns.clone(),
-            metrics: metrics.clone(),
-            permissions,
-            chat: chat.clone(),
-            directory: Arc::new(SlackDirectory::new(api.clone())),
-            clock: deps.clock.clone(),
-            launcher: Launcher {
-                runner,
-                tracker: TaskTracker::new(),
-            },
-        };
+        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock);
         let health = Arc::new(Health::default());
         let outbox = Arc::new(Outbox {
             store: store.clone(),
@@ -361,10 +402,11 @@ impl Application {
             health: health.clone(),
             blocked: Default::default(),
         });
+        let slack = &settings.slack;
         let binding = Arc::new(Binding::new(
-            settings.slack.team_id.clone(),
-            settings.slack.app_id.clone(),
-            settings.slack.enterprise_id.clone(),
+            slack.team_id.clone(),
+            slack.app_id.clone(),
+            slack.enterprise_id.clone(),
         ));
         let state = Arc::new(SlackState {
             verifier: Verifier::new(vec![secrets.signing_secret]),
@@ -375,26 +417,17 @@ impl Application {
             approvals: approvals.clone(),
             chat,
             surveyor: Arc::new(crate::status::Surveyor::new(
-                aurora.clone(),
-                metrics.clone(),
-                dns.clone(),
+                aws.aurora.clone(),
+                aws.metrics.clone(),
+                aws.dns.clone(),
             )),
-            aurora,
-            metrics,
-            dns,
+            aurora: aws.aurora,
+            metrics: aws.metrics,
+            dns: aws.dns,
             tasks: TaskTracker::new(),
         });
         let router = routes::router(state.clone());
-        let nofile = crate::server::raise_descriptor_limit();
-        let limits = crate::server::Limits::resolve(&settings.server, nofile);
-        info!(
-            descriptors = nofile,
-            max_connections = limits.max_connections,
-            "connection limits"
-        );
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("config key listen: cannot listen on {}", settings.listen))?;
+        let (listener, limits) = listen(&settings).await?;
         let port = listener.local_addr()?.port();
         Ok(Application {
             listener,

@@ -138,7 +138,23 @@ impl Outbox {
             // A response_url post needs no token: only a Web API call proves the token works again.
             self.unblock();
         }
-        let recorded = match &result {
+        if matches!(result, Ok(Outcome::Wait)) {
+            return false;
+        }
+        let recorded = self.record(item, &result).await;
+        match recorded {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "cannot record an outbox delivery");
+                false
+            }
+        }
+    }
+
+    /// Records what became of `item`'s attempt (`result`): delivered (remembered here when the store
+    /// cannot record it, so that it is never sent twice), superseded, retried later, or given up.
+    async fn record(&self, item: &OutboxItem, result: &Result<Outcome, SendError>) -> crate::store::Result<()> {
+        match result {
             Ok(Outcome::Delivered(ts)) => {
                 debug!(id = %item.id, kind = %item.kind, "delivered");
                 let r = self.store.outbox_delivered(item.id, ts.as_deref()).await;
@@ -151,7 +167,7 @@ impl Outbox {
                 r
             }
             Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id).await,
-            Ok(Outcome::Wait) => return false,
+            Ok(Outcome::Wait) => Ok(()),
             Err(SendError::Permanent(why)) => {
                 warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
                 if item.kind == KIND_POST {
@@ -177,13 +193,6 @@ impl Outbox {
                 }
                 let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
                 self.store.outbox_retry(item.id, &e.to_string(), at).await
-            }
-        };
-        match recorded {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(error = %e, "cannot record an outbox delivery");
-                false
             }
         }
     }
