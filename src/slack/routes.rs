@@ -1,9 +1,11 @@
-//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`.
+//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`
+//! and `/readyz`.
 //!
-//! Every request to the two Slack routes is size-checked and signature-checked on its raw bytes before
-//! anything else runs: a request that fails gets 413 or 401 and causes nothing. Handlers then only
-//! parse, authorise, record and answer; slow work (AWS reads, Slack posts) runs in tasks, so that every
-//! valid command and click is answered well within Slack's 3 seconds.
+//! HTTP concerns only. Every request to the two Slack routes is size-checked and signature-checked on
+//! its raw bytes before anything else runs, then checked against the bot's workspace and app, then
+//! against replays: a request that fails gets 413, 401 or a short answer and causes nothing. Only then
+//! is it parsed (`command`) and handed to its handler in `crate::commands`, which answers well within
+//! Slack's 3 seconds (slow work, AWS reads and Slack posts, runs in tasks).
 
 use super::chat::SlackChat;
 use super::command::{self, Click};
