@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod audit;
 pub mod aws;
+pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;

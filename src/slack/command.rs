@@ -1,32 +1,73 @@
-//! The `/aurora` command language, parsed from the command's text with no I/O. What the words mean
-//! against the configuration (which clusters and Regions exist) is checked by the caller.
+//! The `/aurora` command language and the bot's buttons, parsed with no I/O into validated values.
+//!
+//! Parse, don't validate: [`parse`] reads the text after `/aurora` against the settings and returns a
+//! [`Command`] whose cluster is one the settings configure ([`Cluster`]), whose Region is one of that
+//! cluster's Regions and whose numbers are the store's ids, so that no handler checks them again. Text
+//! that is not a command is a [`UsageError`] (answered with the usage); a well-formed command naming a
+//! cluster or Region the settings do not have is [`NotConfigured`] (answered with what they do have).
+//! [`Click::parse`] does the same for the buttons the bot issues.
 
-use super::render::code;
-use crate::types::Mode;
+use super::render::{self, code};
+use crate::settings::{ClusterSettings, Settings};
+use crate::store::{RequestId, RunId};
+use crate::types::{Mode, Region};
 
-/// A parsed `/aurora` command.
+/// A cluster the settings configure; only [`parse`] makes one, from a configured name.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'s>(&'s ClusterSettings);
+
+impl<'s> Cluster<'s> {
+    /// The cluster's settings.
+    pub fn settings(self) -> &'s ClusterSettings {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Cluster<'_> {
+    type Target = ClusterSettings;
+    fn deref(&self) -> &ClusterSettings {
+        self.0
+    }
+}
+
+/// Names are unique in the settings: two clusters with one name are the same cluster.
+impl PartialEq for Cluster<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Cluster<'_> {}
+
+/// A parsed `/aurora` command, its values checked against the settings it borrows from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum Command<'s> {
     /// `/aurora help`, or nothing at all.
     Help,
     /// `/aurora status [CLUSTER]`.
-    Status { cluster: Option<String> },
+    Status { cluster: Option<Cluster<'s>> },
     /// `/aurora cancel REQUEST`.
-    Cancel { request: i64 },
+    Cancel { request: RequestId },
     /// `/aurora history [CLUSTER]`.
-    History { cluster: Option<String> },
+    History { cluster: Option<Cluster<'s>> },
     /// `/aurora resume RUN`: let a run that needs attention finish (a second person approves).
-    Resume { run: i64 },
+    Resume { run: RunId },
     /// `/aurora abandon RUN REASON...`: stop a run here (with a confirmation button).
-    Abandon { run: i64, reason: String },
-    /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover]`.
-    Failover {
-        cluster: String,
-        to: Option<String>,
-        mode: Option<Mode>,
-        /// `--dry-run`: show the plan and its checks; request nothing.
-        dry_run: bool,
-    },
+    Abandon { run: RunId, reason: String },
+    /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover] [--dry-run]`.
+    Failover(Failover<'s>),
+}
+
+/// `/aurora failover`'s values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover<'s> {
+    pub cluster: Cluster<'s>,
+    /// `--to`: one of the cluster's Regions.
+    pub to: Option<Region>,
+    /// `--mode`.
+    pub mode: Option<Mode>,
+    /// `--dry-run`: show the plan and its checks; request nothing.
+    pub dry_run: bool,
 }
 
 /// Why the text is not a command; shown to the user with the usage.
@@ -54,6 +95,39 @@ pub enum UsageError {
     MissingReason,
 }
 
+/// A well-formed command naming a cluster or Region the settings do not have; shown to the user
+/// alone, with what the settings do have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotConfigured {
+    #[error("Unknown cluster {}. Configured clusters: {}.", code(typed), configured.join(", "))]
+    Cluster { typed: String, configured: Vec<String> },
+    #[error("{} is not a Region of {cluster}. Its Regions: {}.", code(typed), regions.join(", "))]
+    Region {
+        typed: String,
+        cluster: String,
+        regions: Vec<String>,
+    },
+}
+
+/// Why the text after `/aurora` gives no command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Not a command of the language.
+    Usage(UsageError),
+    /// Command `verb` names cluster `cluster` (as typed), or a Region of it, that the settings lack.
+    NotConfigured {
+        verb: &'static str,
+        cluster: String,
+        why: NotConfigured,
+    },
+}
+
+impl From<UsageError> for Rejected {
+    fn from(e: UsageError) -> Self {
+        Rejected::Usage(e)
+    }
+}
+
 pub const USAGE: &str = "\
 *Usage*
 • `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
@@ -67,105 +141,212 @@ pub const USAGE: &str = "\
 • `/aurora abandon RUN REASON`: stop a run here, with a confirmation button; nothing more is changed in AWS and the cluster is free again. The requester or an approver may.
 • `/aurora help`: this message.";
 
-/// Parses the text after `/aurora`.
-pub fn parse(text: &str) -> Result<Command, UsageError> {
-    let mut words = text.split_whitespace();
-    let Some(verb) = words.next() else {
-        return Ok(Command::Help);
-    };
-    match verb.to_ascii_lowercase().as_str() {
-        "help" | "-h" | "--help" => match words.next() {
-            None => Ok(Command::Help),
-            Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+/// Parses the text after `/aurora`, checking the clusters and Regions it names against `settings`.
+/// The words are read first: text that is not a command is a usage error whatever it names.
+pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Rejected> {
+    let optional = |verb, typed: Option<&str>| typed.map(|t| cluster(settings, verb, t)).transpose();
+    Ok(match said(text)? {
+        Said::Help => Command::Help,
+        Said::Status(typed) => Command::Status {
+            cluster: optional("status", typed)?,
         },
-        "status" => {
-            let cluster = words.next().map(str::to_owned);
-            match words.next() {
-                None => Ok(Command::Status { cluster }),
-                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
-            }
-        }
-        "cancel" => {
-            let id = words
-                .next()
-                .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok())
-                .filter(|n| *n > 0)
-                .ok_or(UsageError::MissingRequest)?;
-            match words.next() {
-                None => Ok(Command::Cancel { request: id }),
-                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
-            }
-        }
-        "resume" | "abandon" => {
-            let what = if verb.eq_ignore_ascii_case("resume") {
-                "resume"
-            } else {
-                "abandon"
-            };
-            let run = words
-                .next()
-                .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok())
-                .filter(|n| *n > 0)
-                .ok_or(UsageError::MissingRun(what))?;
-            let rest: Vec<&str> = words.collect();
-            if what == "resume" {
-                match rest.first() {
-                    None => Ok(Command::Resume { run }),
-                    Some(w) => Err(UsageError::Unexpected((*w).to_owned())),
-                }
-            } else if rest.is_empty() {
-                Err(UsageError::MissingReason)
-            } else {
-                Ok(Command::Abandon {
-                    run,
-                    reason: rest.join(" "),
-                })
-            }
-        }
-        "history" => {
-            let cluster = words.next().map(str::to_owned);
-            match words.next() {
-                None => Ok(Command::History { cluster }),
-                Some(w) => Err(UsageError::Unexpected(w.to_owned())),
-            }
-        }
-        "failover" => {
-            let mut cluster = None;
-            let mut to = None;
-            let mut mode = None;
-            let mut dry_run = false;
-            while let Some(w) = words.next() {
-                match w {
-                    "--dry-run" => dry_run = true,
-                    "--to" | "--mode" => {
-                        let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
-                        if w == "--to" {
-                            if to.replace(value.to_owned()).is_some() {
-                                return Err(UsageError::Repeated(w.to_owned()));
-                            }
-                        } else {
-                            let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
-                            if mode.replace(m).is_some() {
-                                return Err(UsageError::Repeated(w.to_owned()));
-                            }
-                        }
-                    }
-                    w if w.starts_with("--") => {
-                        return Err(UsageError::UnknownOption(w.to_owned()));
-                    }
-                    w if cluster.is_none() => cluster = Some(w.to_owned()),
-                    w => return Err(UsageError::Unexpected(w.to_owned())),
-                }
-            }
-            let cluster = cluster.ok_or(UsageError::MissingCluster("failover"))?;
-            Ok(Command::Failover {
+        Said::History(typed) => Command::History {
+            cluster: optional("history", typed)?,
+        },
+        Said::Cancel(request) => Command::Cancel { request },
+        Said::Resume(run) => Command::Resume { run },
+        Said::Abandon(run, reason) => Command::Abandon { run, reason },
+        Said::Failover {
+            cluster: typed,
+            to,
+            mode,
+            dry_run,
+        } => {
+            let cluster = cluster(settings, "failover", typed)?;
+            let to = to
+                .map(|r| region(cluster, r))
+                .transpose()
+                .map_err(|why| Rejected::NotConfigured {
+                    verb: "failover",
+                    cluster: typed.to_owned(),
+                    why,
+                })?;
+            Command::Failover(Failover {
                 cluster,
                 to,
                 mode,
                 dry_run,
             })
         }
+    })
+}
+
+/// The configured cluster named `typed`.
+fn cluster<'s>(settings: &'s Settings, verb: &'static str, typed: &str) -> Result<Cluster<'s>, Rejected> {
+    settings
+        .cluster(typed)
+        .map(Cluster)
+        .ok_or_else(|| Rejected::NotConfigured {
+            verb,
+            cluster: typed.to_owned(),
+            why: NotConfigured::Cluster {
+                typed: typed.to_owned(),
+                configured: settings.cluster_names().into_iter().map(str::to_owned).collect(),
+            },
+        })
+}
+
+/// `typed` as one of `cluster`'s Regions.
+fn region(cluster: Cluster<'_>, typed: &str) -> Result<Region, NotConfigured> {
+    Region::parse(typed)
+        .filter(|r| cluster.regions.contains(r))
+        .ok_or_else(|| NotConfigured::Region {
+            typed: typed.to_owned(),
+            cluster: cluster.name.to_string(),
+            regions: cluster.regions.iter().map(|r| r.as_str().to_owned()).collect(),
+        })
+}
+
+/// What the text says, word by word, before the settings give it a meaning.
+#[derive(Debug, PartialEq, Eq)]
+enum Said<'t> {
+    Help,
+    Status(Option<&'t str>),
+    History(Option<&'t str>),
+    Cancel(RequestId),
+    Resume(RunId),
+    Abandon(RunId, String),
+    Failover {
+        cluster: &'t str,
+        to: Option<&'t str>,
+        mode: Option<Mode>,
+        dry_run: bool,
+    },
+}
+
+type Words<'t> = std::str::SplitWhitespace<'t>;
+
+fn said(text: &str) -> Result<Said<'_>, UsageError> {
+    let mut words = text.split_whitespace();
+    let Some(verb) = words.next() else {
+        return Ok(Said::Help);
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "help" | "-h" | "--help" => end(words, Said::Help),
+        "status" => {
+            let cluster = words.next();
+            end(words, Said::Status(cluster))
+        }
+        "history" => {
+            let cluster = words.next();
+            end(words, Said::History(cluster))
+        }
+        "cancel" => {
+            let request = number(&mut words).ok_or(UsageError::MissingRequest)?;
+            end(words, Said::Cancel(request.into()))
+        }
+        "resume" => {
+            let run = number(&mut words).ok_or(UsageError::MissingRun("resume"))?;
+            end(words, Said::Resume(run.into()))
+        }
+        "abandon" => {
+            let run = number(&mut words).ok_or(UsageError::MissingRun("abandon"))?;
+            let reason = words.collect::<Vec<_>>().join(" ");
+            if reason.is_empty() {
+                return Err(UsageError::MissingReason);
+            }
+            Ok(Said::Abandon(run.into(), reason))
+        }
+        "failover" => failover(words),
         other => Err(UsageError::UnknownCommand(other.to_owned())),
+    }
+}
+
+/// `said`, when no word is left.
+fn end<'t>(mut words: Words<'t>, said: Said<'t>) -> Result<Said<'t>, UsageError> {
+    match words.next() {
+        None => Ok(said),
+        Some(w) => Err(UsageError::Unexpected(w.to_owned())),
+    }
+}
+
+/// A request or run number (`17` or `#17`), positive.
+fn number(words: &mut Words<'_>) -> Option<i64> {
+    words
+        .next()
+        .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// `failover`'s cluster and options, in any order.
+fn failover(mut words: Words<'_>) -> Result<Said<'_>, UsageError> {
+    let (mut cluster, mut to, mut mode, mut dry_run) = (None, None, None, false);
+    while let Some(w) = words.next() {
+        match w {
+            "--dry-run" => dry_run = true,
+            "--to" | "--mode" => {
+                let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
+                let repeated = if w == "--to" {
+                    to.replace(value).is_some()
+                } else {
+                    let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
+                    mode.replace(m).is_some()
+                };
+                if repeated {
+                    return Err(UsageError::Repeated(w.to_owned()));
+                }
+            }
+            w if w.starts_with("--") => return Err(UsageError::UnknownOption(w.to_owned())),
+            w if cluster.is_none() => cluster = Some(w),
+            w => return Err(UsageError::Unexpected(w.to_owned())),
+        }
+    }
+    Ok(Said::Failover {
+        cluster: cluster.ok_or(UsageError::MissingCluster("failover"))?,
+        to,
+        mode,
+        dry_run,
+    })
+}
+
+/// A click on one of the buttons the bot issues, with the ids its value names. The request or run
+/// is always read again from the store: a click names it, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Click {
+    /// Approve or Deny on a request's approval message.
+    Decide { request: RequestId, approve: bool },
+    /// Approve or deny resuming a run, on the ask numbered `token`.
+    DecideResume { run: RunId, token: i64, approve: bool },
+    /// The confirmation button of `/aurora abandon`.
+    Abandon { run: RunId, reason: String },
+}
+
+impl Click {
+    /// The click of button `action_id` carrying `value`; `None` for a button the bot did not issue or
+    /// a value it did not write.
+    pub fn parse(action_id: &str, value: &str) -> Option<Click> {
+        match action_id {
+            render::APPROVE | render::DENY => Some(Click::Decide {
+                request: value.parse::<i64>().ok()?.into(),
+                approve: action_id == render::APPROVE,
+            }),
+            render::RESUME_APPROVE | render::RESUME_DENY => {
+                let (run, token) = value.split_once(':')?;
+                Some(Click::DecideResume {
+                    run: run.parse::<i64>().ok()?.into(),
+                    token: token.parse().ok()?,
+                    approve: action_id == render::RESUME_APPROVE,
+                })
+            }
+            render::ABANDON_CONFIRM => {
+                let v = serde_json::from_str::<render::AbandonValue>(value).ok()?;
+                Some(Click::Abandon {
+                    run: v.run.into(),
+                    reason: v.reason,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -173,101 +354,177 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
 mod tests {
     use super::*;
 
+    fn settings() -> Settings {
+        Settings::from_toml(include_str!("../../config.example.toml")).unwrap()
+    }
+
+    /// The words alone, for the tests of the syntax.
+    fn words(text: &str) -> Result<Said<'_>, UsageError> {
+        said(text)
+    }
+
     #[test]
     fn empty_text_and_help_are_help() {
-        assert_eq!(parse(""), Ok(Command::Help));
-        assert_eq!(parse("   "), Ok(Command::Help));
-        assert_eq!(parse("help"), Ok(Command::Help));
+        let s = settings();
+        assert_eq!(parse("", &s), Ok(Command::Help));
+        assert_eq!(parse("   ", &s), Ok(Command::Help));
+        assert_eq!(parse("help", &s), Ok(Command::Help));
     }
 
     #[test]
     fn status_takes_an_optional_cluster() {
-        assert_eq!(parse("status"), Ok(Command::Status { cluster: None }));
+        let s = settings();
+        assert_eq!(parse("status", &s), Ok(Command::Status { cluster: None }));
+        let Ok(Command::Status { cluster: Some(c) }) = parse("status orders", &s) else {
+            panic!("status orders");
+        };
+        assert_eq!(c.name.as_str(), "orders");
         assert_eq!(
-            parse("status orders"),
-            Ok(Command::Status {
-                cluster: Some("orders".into())
-            })
+            parse("status a b", &s),
+            Err(Rejected::Usage(UsageError::Unexpected("b".into())))
         );
-        assert_eq!(parse("status a b"), Err(UsageError::Unexpected("b".into())));
     }
 
     #[test]
     fn failover_takes_a_cluster_and_options_in_any_order() {
         assert_eq!(
-            parse("failover orders --to us-west-2 --mode detach"),
-            Ok(Command::Failover {
-                cluster: "orders".into(),
-                to: Some("us-west-2".into()),
+            words("failover orders --to us-west-2 --mode detach"),
+            Ok(Said::Failover {
+                cluster: "orders",
+                to: Some("us-west-2"),
                 mode: Some(Mode::Detach),
                 dry_run: false,
             })
         );
         assert_eq!(
-            parse("failover --mode switchover orders --dry-run"),
-            Ok(Command::Failover {
-                cluster: "orders".into(),
+            words("failover --mode switchover orders --dry-run"),
+            Ok(Said::Failover {
+                cluster: "orders",
                 to: None,
                 mode: Some(Mode::Switchover),
                 dry_run: true,
             })
         );
+        let s = settings();
+        let Ok(Command::Failover(f)) = parse("failover orders --to us-west-2 --mode detach", &s) else {
+            panic!("failover");
+        };
+        assert_eq!(f.cluster.name.as_str(), "orders");
+        assert_eq!(f.to, Region::parse("us-west-2"));
+        assert_eq!((f.mode, f.dry_run), (Some(Mode::Detach), false));
     }
 
     #[test]
     fn malformed_failovers_say_what_is_wrong() {
-        assert_eq!(parse("failover"), Err(UsageError::MissingCluster("failover")));
+        assert_eq!(words("failover"), Err(UsageError::MissingCluster("failover")));
         assert_eq!(
-            parse("failover orders --to"),
+            words("failover orders --to"),
             Err(UsageError::MissingValue("--to".into()))
         );
         assert_eq!(
-            parse("failover orders --mode yolo"),
+            words("failover orders --mode yolo"),
             Err(UsageError::BadMode("yolo".into()))
         );
         assert_eq!(
-            parse("failover orders --force"),
+            words("failover orders --force"),
             Err(UsageError::UnknownOption("--force".into()))
         );
         assert_eq!(
-            parse("failover orders --to a --to b"),
+            words("failover orders --to a --to b"),
             Err(UsageError::Repeated("--to".into()))
         );
         assert_eq!(
-            parse("failover orders billing"),
+            words("failover orders billing"),
             Err(UsageError::Unexpected("billing".into()))
         );
-        assert_eq!(parse("launch"), Err(UsageError::UnknownCommand("launch".into())));
+        assert_eq!(words("launch"), Err(UsageError::UnknownCommand("launch".into())));
     }
 
     #[test]
     fn resume_takes_a_run_and_abandon_a_run_and_a_reason() {
-        assert_eq!(parse("resume 3"), Ok(Command::Resume { run: 3 }));
-        assert_eq!(parse("resume"), Err(UsageError::MissingRun("resume")));
-        assert_eq!(parse("resume 3 now"), Err(UsageError::Unexpected("now".into())));
+        let s = settings();
+        let usage = |e| Err(Rejected::Usage(e));
+        assert_eq!(parse("resume 3", &s), Ok(Command::Resume { run: 3.into() }));
+        assert_eq!(parse("resume", &s), usage(UsageError::MissingRun("resume")));
+        assert_eq!(parse("resume 3 now", &s), usage(UsageError::Unexpected("now".into())));
         assert_eq!(
-            parse("abandon #3 DNS  moved by hand"),
+            parse("abandon #3 DNS  moved by hand", &s),
             Ok(Command::Abandon {
-                run: 3,
+                run: 3.into(),
                 reason: "DNS moved by hand".into()
             })
         );
-        assert_eq!(parse("abandon 3"), Err(UsageError::MissingReason));
-        assert_eq!(parse("abandon x"), Err(UsageError::MissingRun("abandon")));
+        assert_eq!(parse("abandon 3", &s), usage(UsageError::MissingReason));
+        assert_eq!(parse("abandon x", &s), usage(UsageError::MissingRun("abandon")));
     }
 
     #[test]
     fn cancel_takes_a_request_number_and_history_an_optional_cluster() {
-        assert_eq!(parse("cancel 17"), Ok(Command::Cancel { request: 17 }));
-        assert_eq!(parse("cancel #17"), Ok(Command::Cancel { request: 17 }));
-        assert_eq!(parse("cancel"), Err(UsageError::MissingRequest));
-        assert_eq!(parse("cancel orders"), Err(UsageError::MissingRequest));
-        assert_eq!(parse("history"), Ok(Command::History { cluster: None }));
+        let s = settings();
+        let usage = |e| Err(Rejected::Usage(e));
+        assert_eq!(parse("cancel 17", &s), Ok(Command::Cancel { request: 17.into() }));
+        assert_eq!(parse("cancel #17", &s), Ok(Command::Cancel { request: 17.into() }));
+        assert_eq!(parse("cancel", &s), usage(UsageError::MissingRequest));
+        assert_eq!(parse("cancel orders", &s), usage(UsageError::MissingRequest));
+        assert_eq!(parse("history", &s), Ok(Command::History { cluster: None }));
+        assert!(matches!(
+            parse("history orders", &s),
+            Ok(Command::History { cluster: Some(c) }) if c.name.as_str() == "orders"
+        ));
+    }
+
+    #[test]
+    fn a_cluster_or_region_the_settings_lack_is_answered_with_those_they_have() {
+        let s = settings();
+        let Err(Rejected::NotConfigured { verb, cluster, why }) = parse("history billing", &s) else {
+            panic!("history billing");
+        };
+        assert_eq!((verb, cluster.as_str()), ("history", "billing"));
         assert_eq!(
-            parse("history orders"),
-            Ok(Command::History {
-                cluster: Some("orders".into())
+            why.to_string(),
+            "Unknown cluster `billing`. Configured clusters: orders."
+        );
+        let Err(Rejected::NotConfigured { verb, cluster, why }) = parse("failover orders --to eu-west-1", &s) else {
+            panic!("failover to eu-west-1");
+        };
+        assert_eq!((verb, cluster.as_str()), ("failover", "orders"));
+        assert_eq!(
+            why.to_string(),
+            "`eu-west-1` is not a Region of orders. Its Regions: us-east-1, us-west-2."
+        );
+        // The words are read first: a malformed command is a usage error whatever it names.
+        assert_eq!(
+            parse("failover billing --mode yolo", &s),
+            Err(Rejected::Usage(UsageError::BadMode("yolo".into())))
+        );
+    }
+
+    #[test]
+    fn only_the_bots_own_buttons_with_the_values_it_wrote_are_clicks() {
+        assert_eq!(
+            Click::parse(render::DENY, "7"),
+            Some(Click::Decide {
+                request: 7.into(),
+                approve: false
             })
         );
+        assert_eq!(
+            Click::parse(render::RESUME_APPROVE, "3:2"),
+            Some(Click::DecideResume {
+                run: 3.into(),
+                token: 2,
+                approve: true
+            })
+        );
+        assert_eq!(
+            Click::parse(render::ABANDON_CONFIRM, r#"{"run":3,"reason":"by hand"}"#),
+            Some(Click::Abandon {
+                run: 3.into(),
+                reason: "by hand".into()
+            })
+        );
+        assert_eq!(Click::parse(render::APPROVE, "x"), None);
+        assert_eq!(Click::parse(render::RESUME_DENY, "3"), None);
+        assert_eq!(Click::parse("launch", "1"), None);
     }
 }

@@ -1,19 +1,20 @@
-//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`.
+//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`
+//! and `/readyz`.
 //!
-//! Every request to the two Slack routes is size-checked and signature-checked on its raw bytes before
-//! anything else runs: a request that fails gets 413 or 401 and causes nothing. Handlers then only
-//! parse, authorise, record and answer; slow work (AWS reads, Slack posts) runs in tasks, so that every
-//! valid command and click is answered well within Slack's 3 seconds.
+//! HTTP concerns only. Every request to the two Slack routes is size-checked and signature-checked on
+//! its raw bytes before anything else runs, then checked against the bot's workspace and app, then
+//! against replays: a request that fails gets 413, 401 or a short answer and causes nothing. Only then
+//! is it parsed (`command`) and handed to its handler in `crate::commands`, which answers well within
+//! Slack's 3 seconds (slow work, AWS reads and Slack posts, runs in tasks).
 
 use super::chat::SlackChat;
-use super::command::{self, Command, USAGE};
-use super::render;
+use super::command::{self, Click};
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
 use super::workspace::{Binding, Claimed, Foreign};
-use crate::approval::{Approvals, Origin, RequestReply};
+use crate::approval::Approvals;
+use crate::commands;
 use crate::ports::{Aurora, Clock, Dns};
 use crate::settings::Settings;
-use crate::store::{Request, RequestId};
 use crate::types::SlackUserId;
 use axum::Router;
 use axum::body::Body;
@@ -33,9 +34,6 @@ pub const BODY_LIMIT: usize = 128 * 1024;
 
 /// How long a body may take to arrive (Slack sends a few kilobytes at once; a trickle is not Slack).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How many requests `/aurora history` shows.
-const HISTORY_LENGTH: usize = 15;
 
 /// What the Slack routes need.
 pub struct SlackState {
@@ -81,7 +79,7 @@ async fn readyz(State(state): State<Arc<SlackState>>) -> Response {
     }
 }
 
-fn ephemeral(text: impl Into<String>) -> Response {
+pub fn ephemeral(text: impl Into<String>) -> Response {
     axum::Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
 }
 
@@ -181,44 +179,6 @@ fn foreign_click(_: &Foreign) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// The history's rows, newest first, each with its run; a row that cannot be read is listed as such.
-async fn history_entries(
-    store: &dyn crate::store::Store,
-    cluster: Option<&crate::types::ClusterName>,
-) -> Result<Vec<render::HistoryEntry>, crate::store::StoreError> {
-    let mut entries = Vec::new();
-    for r in store.recent_requests(cluster, HISTORY_LENGTH).await? {
-        entries.push(match r {
-            Ok(r) => match store.run_of_request(r.id).await {
-                Ok(run) => Ok((r, run)),
-                Err(crate::store::StoreError::Decode(e)) => Err(e),
-                Err(e) => return Err(e),
-            },
-            Err(e) => Err(e),
-        });
-    }
-    Ok(entries)
-}
-
-/// Whether a click (its raw form body) was on request `id`'s approval message, as delivered.
-async fn on_request_message(state: &SlackState, id: RequestId, bytes: &[u8]) -> bool {
-    let clicked = serde_urlencoded::from_bytes::<InteractionForm>(bytes)
-        .ok()
-        .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.payload).ok())
-        .and_then(|p| {
-            p.pointer("/container/message_ts")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        });
-    let store = &state.approvals.store;
-    let posted = match store.request(id).await {
-        Ok(Some(Request { message: Some(m), .. })) => store.outbox_item(m).await.ok().flatten(),
-        _ => None,
-    }
-    .and_then(|item| item.delivered_ts);
-    matches!((clicked, posted), (Some(c), Some(p)) if c == p)
-}
-
 fn interaction_claims(bytes: &[u8]) -> Claimed {
     serde_urlencoded::from_bytes::<InteractionForm>(bytes)
         .map(|f| super::workspace::payload_claims(&f.payload))
@@ -263,144 +223,17 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     let Some(user) = SlackUserId::parse(&event.user_id.0) else {
         return ephemeral("Your Slack user id was not recognised.");
     };
-    let text = event.text.clone().unwrap_or_default();
-    let response_url = event.response_url.0.to_string();
+    let text = event.text.as_deref().unwrap_or_default();
     // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
     let logged: String = text.chars().take(200).collect();
     info!(user = %user, command = ?event.command.0, text = ?logged, "command");
-    match command::parse(&text) {
-        Err(e) => ephemeral(format!("{e}.\n\n{USAGE}")),
-        Ok(Command::Help) => ephemeral(USAGE),
-        Ok(Command::Status { cluster }) => {
-            let clusters: Vec<_> = match &cluster {
-                None => state.settings.clusters.iter().collect(),
-                Some(name) => match state.settings.cluster(name) {
-                    Some(c) => vec![c],
-                    None => {
-                        return ephemeral(format!(
-                            "Unknown cluster {}. Configured clusters: {}.",
-                            render::code(name),
-                            state.settings.cluster_names().join(", ")
-                        ));
-                    }
-                },
-            };
-            // Where the last successful detach of each cluster moved the writer, if anywhere.
-            let mut detached_by_cluster = Vec::new();
-            for c in clusters {
-                let detached = match state.approvals.store.last_success(&c.name).await {
-                    Ok(Some(r)) => r
-                        .stored_plan::<crate::runbook::plan::Plan>()
-                        .ok()
-                        .flatten()
-                        .filter(|p| p.mode == crate::types::Mode::Detach)
-                        .map(|p| (r.id.get(), p.to)),
-                    Ok(None) => None,
-                    Err(e) => {
-                        warn!(error = %e, "cannot read past runs");
-                        None
-                    }
-                };
-                detached_by_cluster.push((c.clone(), detached));
-            }
-            let clusters = detached_by_cluster;
-            // Shown to everyone in the incident channel; elsewhere, only to whoever asked.
-            let in_channel = event.channel_id.0 == state.settings.slack.incident_channel.as_str();
-            let answer = match state.surveyor.reports(clusters) {
-                Ok(answer) => answer,
-                Err(busy) => {
-                    warn!("status request refused: {busy}");
-                    return ephemeral(
-                        "The bot is busy answering other status requests (AWS may be slow); nothing is lost, try again in a few seconds.",
-                    );
-                }
-            };
-            let st = state.clone();
-            state.tasks.spawn(async move {
-                let reports = answer.await;
-                if let Err(e) = st
-                    .chat
-                    .respond_message(&response_url, &render::status(&reports), in_channel)
-                    .await
-                {
-                    warn!(error = %e, "cannot queue the status answer");
-                }
-            });
-            // Acknowledge at once; the answer follows through the response_url.
-            StatusCode::OK.into_response()
-        }
-        Ok(Command::Cancel { request }) => match state.approvals.cancel(request.into(), &user).await {
-            Ok(done) => ephemeral(done),
-            Err(refusal) => ephemeral(refusal.to_string()),
-        },
-        Ok(Command::Resume { run }) => match state.approvals.ask_resume(run.into(), &user).await {
-            Ok(done) => ephemeral(done),
-            Err(refusal) => ephemeral(refusal.to_string()),
-        },
-        Ok(Command::Abandon { run, reason }) => match state.approvals.may_abandon(run.into(), &user).await {
-            Ok(what) => axum::Json(render::abandon_confirmation(run, &what, &reason)).into_response(),
-            Err(refusal) => ephemeral(refusal.to_string()),
-        },
-        Ok(Command::History { cluster }) => {
-            let cluster = match &cluster {
-                None => None,
-                Some(name) => match state.settings.cluster(name) {
-                    Some(c) => Some(c.name.clone()),
-                    None => {
-                        return ephemeral(format!(
-                            "Unknown cluster {}. Configured clusters: {}.",
-                            render::code(name),
-                            state.settings.cluster_names().join(", ")
-                        ));
-                    }
-                },
-            };
-            let store = &state.approvals.store;
-            let entries = history_entries(&**store, cluster.as_ref()).await;
-            match entries {
-                Ok(entries) => {
-                    axum::Json(json!({"response_type": "ephemeral", "text": render::history(&entries).text}))
-                        .into_response()
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the history");
-                    ephemeral("The history could not be read (the bot's database failed).")
-                }
-            }
-        }
-        Ok(Command::Failover {
-            cluster,
-            to,
-            mode,
-            dry_run,
-        }) => {
-            let reply = state
-                .approvals
-                .request_failover(
-                    &user,
-                    &cluster,
-                    to.as_deref(),
-                    mode,
-                    dry_run,
-                    Origin {
-                        channel: &event.channel_id.0,
-                        response_url: Some(&response_url),
-                        team_domain: event.team_domain.as_deref(),
-                    },
-                )
-                .await;
-            match reply {
-                RequestReply::Accepted { id } => ephemeral(format!(
-                    "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{}> in a moment.",
-                    state.settings.slack.incident_channel
-                )),
-                RequestReply::DryRun => {
-                    ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
-                }
-                RequestReply::Refused(why) => ephemeral(why),
-            }
-        }
-    }
+    let from = commands::Invocation {
+        user: &user,
+        channel: &event.channel_id.0,
+        response_url: event.response_url.0.as_str(),
+        team_domain: event.team_domain.as_deref(),
+    };
+    commands::command(&state, from, command::parse(text, &state.settings)).await
 }
 
 #[derive(serde::Deserialize)]
@@ -425,75 +258,43 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     {
         return resp;
     }
-    let event: SlackInteractionEvent = match serde_urlencoded::from_bytes::<InteractionForm>(&bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))
-    {
-        Ok(e) => e,
+    match clicked(&bytes) {
+        Ok(Some(clicked)) => commands::click(&state, clicked).await,
+        Ok(None) => StatusCode::OK.into_response(),
         Err(e) => {
             warn!(error = %e, "a signed interaction could not be parsed");
-            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
-        }
-    };
-    let SlackInteractionEvent::BlockActions(actions) = event else {
-        return StatusCode::OK.into_response();
-    };
-    let user = actions.user.as_ref().and_then(|u| SlackUserId::parse(&u.id.0));
-    let response_url = actions.response_url.as_ref().map(|u| u.0.to_string());
-    let Some(action) = actions.actions.as_ref().and_then(|a| a.first()) else {
-        return StatusCode::OK.into_response();
-    };
-    let Some(user) = user else {
-        return StatusCode::OK.into_response();
-    };
-    let value = action.value.as_deref().unwrap_or_default();
-    let number = value.parse::<i64>().ok();
-    // Only the buttons the bot itself issues do anything; the request or run they name is always read
-    // again from the store (never trusted from the message they were on).
-    let decided = match (action.action_id.0.as_str(), number) {
-        (render::APPROVE | render::DENY, Some(id)) => {
-            // Approve and Deny count only on the request's own message.
-            if !on_request_message(&state, id.into(), &bytes).await {
-                info!(id = %id, user = %user, "a decision click not on the request's own message was ignored");
-                return StatusCode::OK.into_response();
-            }
-            let approve = action.action_id.0 == render::APPROVE;
-            state.approvals.decide(id.into(), &user, approve).await
-        }
-        (render::RESUME_APPROVE | render::RESUME_DENY, _) => {
-            let Some((run, token)) = value
-                .split_once(':')
-                .and_then(|(r, t)| Some((r.parse::<i64>().ok()?, t.parse::<i64>().ok()?)))
-            else {
-                return StatusCode::OK.into_response();
-            };
-            let approve = action.action_id.0 == render::RESUME_APPROVE;
-            state.approvals.decide_resume(run.into(), token, &user, approve).await
-        }
-        (render::ABANDON_CONFIRM, _) => match serde_json::from_str::<render::AbandonValue>(value) {
-            Ok(v) => state.approvals.abandon(v.run.into(), &user, &v.reason).await,
-            Err(_) => return StatusCode::OK.into_response(),
-        },
-        (other, _) => {
-            let shown: String = other.chars().take(40).collect();
-            info!(action_id = ?shown, "a click the bot cannot act on (a button it did not issue, or a malformed value) was ignored");
-            return StatusCode::OK.into_response();
-        }
-    };
-    let text = match decided {
-        Ok(done) => done,
-        Err(refusal) => {
-            info!(user = %user, %refusal, "click refused");
-            refusal.to_string()
-        }
-    };
-    // Block actions ignore the HTTP answer's body: the clicker's (ephemeral) answer goes through the
-    // response_url.
-    if let Some(url) = response_url {
-        use crate::ports::Chat;
-        if let Err(e) = state.chat.respond(&url, &text, false).await {
-            warn!(error = %e, "cannot queue the answer to a click");
+            (StatusCode::BAD_REQUEST, "malformed interaction").into_response()
         }
     }
-    StatusCode::OK.into_response()
+}
+
+/// The click a verified interaction's body carries: `Ok(None)` for anything else (another kind of
+/// interaction, no user or action, a button the bot did not issue), which is answered and ignored.
+fn clicked(bytes: &[u8]) -> Result<Option<commands::Clicked>, String> {
+    let payload: serde_json::Value = serde_urlencoded::from_bytes::<InteractionForm>(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))?;
+    let event: SlackInteractionEvent = serde_json::from_value(payload.clone()).map_err(|e| e.to_string())?;
+    let SlackInteractionEvent::BlockActions(actions) = event else {
+        return Ok(None);
+    };
+    let user = actions.user.as_ref().and_then(|u| SlackUserId::parse(&u.id.0));
+    let (Some(action), Some(user)) = (actions.actions.as_ref().and_then(|a| a.first()), user) else {
+        return Ok(None);
+    };
+    let action_id = action.action_id.0.as_str();
+    let Some(click) = Click::parse(action_id, action.value.as_deref().unwrap_or_default()) else {
+        let shown: String = action_id.chars().take(40).collect();
+        info!(action_id = ?shown, "a click the bot cannot act on (a button it did not issue, or a malformed value) was ignored");
+        return Ok(None);
+    };
+    Ok(Some(commands::Clicked {
+        user,
+        click,
+        message_ts: payload
+            .pointer("/container/message_ts")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
+        response_url: actions.response_url.as_ref().map(|u| u.0.to_string()),
+    }))
 }

@@ -153,6 +153,19 @@ async fn only_requesters_may_ask_and_unknown_clusters_regions_and_modes_get_help
         "{}",
         answer.text()
     );
+    // Both refusals are on record, as every refused request is.
+    let audited: Vec<_> = (bot.store.audit_log().await.unwrap().into_iter())
+        .filter(|a| a.action.starts_with("request failover") && a.outcome.starts_with("refused: "))
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        audited,
+        [
+            "request failover orders",
+            "request failover billing",
+            "request failover orders"
+        ]
+    );
     let (answer, _) = bot.command(ALICE, "failover orders --to us-east-1").await;
     assert!(answer.text().starts_with("Request #"), "{}", answer.text());
     // The writer's own Region is not a target: the request is rejected after reading the topology.

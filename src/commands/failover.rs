@@ -1,0 +1,53 @@
+//! `/aurora failover CLUSTER [--to REGION] [--mode MODE] [--dry-run]`: record a request (posted for
+//! a second person's approval once planned), or, with `--dry-run`, show its plan to whoever asked.
+
+use super::Invocation;
+use crate::approval::{Origin, RequestReply};
+use crate::slack::command::{Failover, NotConfigured};
+use crate::slack::routes::{SlackState, ephemeral};
+use crate::types::Region;
+use axum::response::Response;
+use tracing::warn;
+
+pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>) -> Response {
+    let reply = state
+        .approvals
+        .request_failover(
+            from.user,
+            f.cluster.name.as_str(),
+            f.to.as_ref().map(Region::as_str),
+            f.mode,
+            f.dry_run,
+            Origin {
+                channel: from.channel,
+                response_url: Some(from.response_url),
+                team_domain: from.team_domain,
+            },
+        )
+        .await;
+    match reply {
+        RequestReply::Accepted { id } => ephemeral(format!(
+            "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{}> in a moment.",
+            state.settings.slack.incident_channel
+        )),
+        RequestReply::DryRun => {
+            ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
+        }
+        RequestReply::Refused(why) => ephemeral(why),
+    }
+}
+
+/// A request naming a cluster, or a Region of it, that the settings lack: refused, and audited as
+/// every refused request is.
+pub async fn refused(state: &SlackState, from: Invocation<'_>, cluster: &str, why: &NotConfigured) -> Response {
+    let why = why.to_string();
+    let store = &state.approvals.store;
+    let (action, outcome) = (format!("request failover {cluster}"), format!("refused: {why}"));
+    if let Err(e) = store
+        .audit(state.clock.now(), from.user.as_str(), &action, None, &outcome)
+        .await
+    {
+        warn!(error = %e, "cannot write the audit log");
+    }
+    ephemeral(why)
+}

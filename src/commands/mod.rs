@@ -1,0 +1,111 @@
+//! The bot's user-facing commands, one file each: the `/aurora` commands (`help`, `status`,
+//! `failover` with its `--dry-run`, `cancel`, `history`, `resume`, `abandon`) and the buttons they
+//! lead to (`decide`: a request's Approve and Deny; `resume` and `abandon` hold their own buttons).
+//!
+//! `slack/routes` verifies a request and `slack/command` parses it into validated values (a
+//! configured cluster, one of its Regions, the store's ids); [`command`] and [`click`] hand it to its
+//! handler with one `match`. A handler only authorises, records and answers (through `approval`, the
+//! store, or a task it spawns), so that every command and click is answered within Slack's 3 seconds.
+
+mod abandon;
+mod cancel;
+mod decide;
+mod failover;
+mod help;
+mod history;
+mod resume;
+mod status;
+
+use crate::approval::Refusal;
+use crate::slack::command::{Click, Command, Rejected};
+use crate::slack::routes::SlackState;
+use crate::types::SlackUserId;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Who typed a command, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub user: &'a SlackUserId,
+    pub channel: &'a str,
+    /// Where to answer the person later (valid 30 minutes).
+    pub response_url: &'a str,
+    /// The workspace's domain, for links to messages.
+    pub team_domain: Option<&'a str>,
+}
+
+/// A verified click on one of the bot's buttons.
+#[derive(Debug, Clone)]
+pub struct Clicked {
+    pub user: SlackUserId,
+    pub click: Click,
+    /// The `ts` of the message the button was on, as the click says.
+    pub message_ts: Option<String>,
+    /// Where the clicker's answer goes.
+    pub response_url: Option<String>,
+}
+
+/// Answers a verified `/aurora` command: its handler's answer, or why the text gives no command.
+pub async fn command(state: &Arc<SlackState>, from: Invocation<'_>, parsed: Result<Command<'_>, Rejected>) -> Response {
+    match parsed {
+        Ok(Command::Help) => help::help(),
+        Ok(Command::Status { cluster }) => status::status(state, from, cluster).await,
+        Ok(Command::Failover(f)) => failover::failover(state, from, f).await,
+        Ok(Command::Cancel { request }) => cancel::cancel(state, from, request).await,
+        Ok(Command::History { cluster }) => history::history(state, cluster).await,
+        Ok(Command::Resume { run }) => resume::resume(state, from, run).await,
+        Ok(Command::Abandon { run, reason }) => abandon::abandon(state, from, run, &reason).await,
+        Err(Rejected::Usage(e)) => help::usage_error(&e),
+        Err(Rejected::NotConfigured {
+            verb: "failover",
+            cluster,
+            why,
+        }) => failover::refused(state, from, &cluster, &why).await,
+        Err(Rejected::NotConfigured { why, .. }) => help::not_configured(&why),
+    }
+}
+
+/// Acts on a verified click and answers the clicker (only them) through the click's response_url.
+/// Slack ignores the HTTP answer's body for a click: it is always an empty 200.
+pub async fn click(state: &SlackState, clicked: Clicked) -> Response {
+    let user = &clicked.user;
+    let decided = match &clicked.click {
+        Click::Decide { request, approve } => {
+            match decide::decide(state, user, *request, *approve, clicked.message_ts.as_deref()).await {
+                Some(decided) => decided,
+                None => return StatusCode::OK.into_response(),
+            }
+        }
+        Click::DecideResume { run, token, approve } => resume::decide(state, user, *run, *token, *approve).await,
+        Click::Abandon { run, reason } => abandon::confirm(state, user, *run, reason).await,
+    };
+    answer_click(state, &clicked, decided).await;
+    StatusCode::OK.into_response()
+}
+
+/// Queues the answer to a click (what was done, or why nothing was) for its response_url.
+async fn answer_click(state: &SlackState, clicked: &Clicked, decided: Result<String, Refusal>) {
+    let text = match decided {
+        Ok(done) => done,
+        Err(refusal) => {
+            info!(user = %clicked.user, %refusal, "click refused");
+            refusal.to_string()
+        }
+    };
+    if let Some(url) = &clicked.response_url {
+        use crate::ports::Chat;
+        if let Err(e) = state.chat.respond(url, &text, false).await {
+            warn!(error = %e, "cannot queue the answer to a click");
+        }
+    }
+}
+
+/// The answer to a command that either did what it says or was refused, to whoever typed it.
+fn done_or_refused(outcome: Result<String, Refusal>) -> Response {
+    crate::slack::routes::ephemeral(match outcome {
+        Ok(done) => done,
+        Err(refusal) => refusal.to_string(),
+    })
+}
