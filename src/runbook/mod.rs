@@ -1534,7 +1534,7 @@ impl Runner {
                     return Ok(false);
                 }
             } else {
-                let window = crate::slack::render::duration(self.settings.late_dns_window);
+                let window = crate::types::human_duration(self.settings.late_dns_window);
                 let late = self.late_check(ctx, attention.step).await;
                 // The window is judged once the re-check is done (its reads take a while).
                 let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;

@@ -330,16 +330,16 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
             StatusCode::OK.into_response()
         }
         Ok(Command::Cancel { request }) => match state.approvals.cancel(request.into(), &user).await {
-            Ok(done) => ephemeral(done),
-            Err(refusal) => ephemeral(refusal.to_string()),
+            Ok(done) => ephemeral(render::done(&done)),
+            Err(refusal) => ephemeral(render::refusal(&refusal)),
         },
         Ok(Command::Resume { run }) => match state.approvals.ask_resume(run.into(), &user).await {
-            Ok(done) => ephemeral(done),
-            Err(refusal) => ephemeral(refusal.to_string()),
+            Ok(done) => ephemeral(render::done(&done)),
+            Err(refusal) => ephemeral(render::refusal(&refusal)),
         },
         Ok(Command::Abandon { run, reason }) => match state.approvals.may_abandon(run.into(), &user).await {
             Ok(what) => axum::Json(render::abandon_confirmation(run, &what, &reason)).into_response(),
-            Err(refusal) => ephemeral(refusal.to_string()),
+            Err(refusal) => ephemeral(render::refusal(&refusal)),
         },
         Ok(Command::History { cluster }) => {
             let cluster = match &cluster {
@@ -397,7 +397,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
                 RequestReply::DryRun => {
                     ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
                 }
-                RequestReply::Refused(why) => ephemeral(why),
+                RequestReply::Refused(why) => ephemeral(render::request_refusal(&why)),
             }
         }
     }
@@ -481,19 +481,18 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
         }
     };
     let text = match decided {
-        Ok(done) => done,
+        Ok(done) => render::done(&done),
         Err(refusal) => {
             info!(user = %user, %refusal, "click refused");
-            refusal.to_string()
+            render::refusal(&refusal)
         }
     };
     // Block actions ignore the HTTP answer's body: the clicker's (ephemeral) answer goes through the
     // response_url.
-    if let Some(url) = response_url {
-        use crate::ports::Chat;
-        if let Err(e) = state.chat.respond(&url, &text, false).await {
-            warn!(error = %e, "cannot queue the answer to a click");
-        }
+    if let Some(url) = response_url
+        && let Err(e) = state.chat.respond_text(&url, &text, false).await
+    {
+        warn!(error = %e, "cannot queue the answer to a click");
     }
     StatusCode::OK.into_response()
 }
