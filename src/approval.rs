@@ -1,6 +1,8 @@
 //! Requests and decisions: who may ask, who may approve, planning a request, deciding it exactly once,
 //! expiring it, and starting its run. Works over the engine's ports; the Slack routes call in with
-//! already-verified, already-parsed input and send back what this returns.
+//! already-verified, already-parsed input. What this returns (`Done`, `Refusal`, `RequestReply`,
+//! `AbandonTarget`) and what it sends (`report::Answer`, `Note`, `Stage`) are typed values: the
+//! Slack adapter (`slack::render`) words them. Nothing here writes Slack markup.
 //!
 //! Rules kept here:
 //! - only a requester may ask; only an approver may approve, and never their own request;
@@ -244,6 +246,16 @@ impl Approvals {
         match last_error {
             Some(e) => Err(e),
             None => Ok(false),
+        }
+    }
+
+    /// `Ok` when `user` is an approver; otherwise the refusal `not` makes of the list of approvers.
+    async fn require_approver(&self, user: &SlackUserId, not: fn(Vec<Principal>) -> Refusal) -> Result<(), Refusal> {
+        let approvers = &self.settings.approval.approvers;
+        match self.is_one_of(user, approvers).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not(approvers.clone())),
+            Err(e) => Err(Refusal::DirectoryUnavailable(e)),
         }
     }
 
@@ -609,24 +621,18 @@ impl Approvals {
     /// Whether `user` may approve (an approver, not the requester) or deny (an approver, or the
     /// requester, who may always withdraw) `request`.
     async fn may_decide(&self, request: &Request, user: &SlackUserId, approve: bool) -> Result<(), Refusal> {
-        let approvers = &self.settings.approval.approvers;
         let is_requester = *user == request.requested_by;
         if approve && is_requester {
             return Err(Refusal::OwnRequest);
         }
         // Everyone but the requester withdrawing must be an approver (a directory lookup).
         if approve || !is_requester {
-            let is_approver = self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?;
-            if !is_approver {
-                return Err(if approve {
-                    Refusal::NotApprover(approvers.clone())
-                } else {
-                    Refusal::NotAllowedToDeny(approvers.clone())
-                });
-            }
+            let not = if approve {
+                Refusal::NotApprover
+            } else {
+                Refusal::NotAllowedToDeny
+            };
+            self.require_approver(user, not).await?;
         }
         Ok(())
     }
@@ -719,14 +725,8 @@ impl Approvals {
 
     async fn try_cancel(&self, id: RequestId, user: &SlackUserId) -> Result<Done, Refusal> {
         let request = self.request_named(id).await?;
-        let approvers = &self.settings.approval.approvers;
-        if *user != request.requested_by
-            && !self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?
-        {
-            return Err(Refusal::NotAllowedToCancel(approvers.clone()));
+        if *user != request.requested_by {
+            self.require_approver(user, Refusal::NotAllowedToCancel).await?;
         }
         match self
             .store
@@ -909,23 +909,17 @@ impl Approvals {
         user: &SlackUserId,
         approve: bool,
     ) -> Result<(), Refusal> {
-        let approvers = &self.settings.approval.approvers;
         let asker = run.control.resume_asked_by.as_ref();
         if approve && asker == Some(user) {
             return Err(Refusal::OwnResume(run.id));
         }
         if approve || (asker != Some(user) && *user != request.requested_by) {
-            let ok = self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?;
-            if !ok {
-                return Err(if approve {
-                    Refusal::NotApprover(approvers.clone())
-                } else {
-                    Refusal::NotAllowedToDenyResume(approvers.clone())
-                });
-            }
+            let not = if approve {
+                Refusal::NotApprover
+            } else {
+                Refusal::NotAllowedToDenyResume
+            };
+            self.require_approver(user, not).await?;
         }
         Ok(())
     }
@@ -934,14 +928,8 @@ impl Approvals {
     /// going; the answer asks them to confirm with a button.
     pub async fn may_abandon(&self, run_id: RunId, user: &SlackUserId) -> Result<AbandonTarget, Refusal> {
         let (run, request) = self.run_and_request(run_id).await?;
-        let approvers = &self.settings.approval.approvers;
-        if *user != request.requested_by
-            && !self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?
-        {
-            return Err(Refusal::NotAllowedToAbandon(approvers.clone()));
+        if *user != request.requested_by {
+            self.require_approver(user, Refusal::NotAllowedToAbandon).await?;
         }
         if !run.state.is_open() {
             return Err(Refusal::RunEnded {

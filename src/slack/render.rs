@@ -1,5 +1,8 @@
-//! How the bot's messages look in Slack: the approval request (and its later states), the thread
-//! replies of a run, and `/aurora status`. Pure functions from domain data to `MessageBody`.
+//! Every word the bot says in Slack, in one place: the approval request (and its later states), the
+//! thread replies of a run, the answers to commands and clicks (what was done, why it was refused,
+//! what became of a request), `/aurora status` and `/aurora history`. Pure functions from the
+//! engine's typed values (`Stage`, `Note`, `Answer`, `Done`, `Refusal`, reports) to Slack text and
+//! blocks; the engine itself writes no markup. Slack's limits are enforced here.
 
 use super::client::MessageBody;
 use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
@@ -1090,6 +1093,114 @@ fn run_outcome(run: &crate::store::Run) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn u(id: &str) -> SlackUserId {
+        SlackUserId::parse(id).unwrap()
+    }
+
+    fn approvers() -> Vec<Principal> {
+        vec![Principal::parse("U02").unwrap(), Principal::parse("S01").unwrap()]
+    }
+
+    #[test]
+    fn answers_to_a_failover_request_say_where_it_is_and_why_not() {
+        use crate::types::{ChannelId, ClusterName, Region};
+        let orders = ClusterName::parse("orders").unwrap();
+        let posted = Answer::Posted {
+            id: 4.into(),
+            cluster: orders.clone(),
+            to: Region::parse("us-west-2").unwrap(),
+            mode: Mode::Failover,
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            approvers: approvers(),
+            expires_in: std::time::Duration::from_secs(900),
+        };
+        assert_eq!(
+            answer(&posted),
+            "Request #4 to move *orders* to us-west-2 (failover) is posted in <#C0INCIDENT> for approval by \
+             <@U02>, <!subteam^S01>. It expires in 15m 00s."
+        );
+        let no_plan = Answer::NoPlan {
+            cluster: orders,
+            reason: "AWS said <no> & more. ".into(),
+        };
+        assert_eq!(
+            answer(&no_plan),
+            "Dry run for orders: no plan. AWS said &lt;no&gt; &amp; more. Nothing was changed."
+        );
+    }
+
+    #[test]
+    fn a_busy_cluster_links_to_its_request_or_names_its_channel() {
+        use crate::types::ChannelId;
+        let mut link = RequestLink {
+            id: 3.into(),
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            posted: Some(("acme".into(), "1700000000.123456".into())),
+        };
+        assert_eq!(
+            request_link(&link),
+            "<https://acme.slack.com/archives/C0INCIDENT/p1700000000123456|request #3>"
+        );
+        link.posted = None;
+        assert_eq!(request_link(&link), "request #3 in <#C0INCIDENT>");
+    }
+
+    #[test]
+    fn refusals_name_the_people_and_the_state() {
+        let decided = Refusal::AlreadyDecided {
+            id: 3.into(),
+            state: crate::store::RequestState::Approved,
+            by: Some(u("U02")),
+        };
+        assert_eq!(refusal(&decided), "Request #3 was already approved by <@U02>.");
+        assert_eq!(
+            refusal(&Refusal::NotApprover(approvers())),
+            "You are not an approver of failover requests. Approvers: <@U02>, <!subteam^S01>."
+        );
+        assert_eq!(
+            refusal(&Refusal::NoReason(5.into())),
+            "Say why you abandon run 5: `/aurora abandon 5 REASON`."
+        );
+        let ended = Refusal::RunEnded {
+            id: 5.into(),
+            state: RunState::Succeeded,
+        };
+        assert_eq!(
+            refusal(&ended),
+            "Run 5 has already ended (finished: it succeeded); nothing was changed."
+        );
+        assert_eq!(
+            decided.to_string(),
+            "request #3 already approved",
+            "plain, for the audit"
+        );
+    }
+
+    #[test]
+    fn a_resume_ask_says_what_resuming_does_and_why_the_run_stopped() {
+        let ask = Note::ResumeAsked {
+            run_id: 5,
+            token: 42,
+            by: u("U03"),
+            target: Some(ResumeTarget {
+                cluster_id: "orders-west".into(),
+                region: crate::types::Region::parse("us-west-2").unwrap(),
+                writer_record: "db.example.".into(),
+                reader_record: "ro.example.".into(),
+            }),
+            stopped: Some((Step::WaitWritable, "not <writable>".into())),
+        };
+        let body = note(&ask);
+        assert_eq!(
+            body.text,
+            ":raised_hand: <@U03> asks to resume run 5. The bot goes on from where it stopped: it checks that \
+             orders-west (us-west-2) is writable, then moves db.example. and ro.example. to it, even where its own \
+             re-check would not. It stopped at Wait until the target is writable: not &lt;writable&gt;.\nA second \
+             person (an approver, not <@U03>) must approve."
+        );
+        assert_eq!(body.blocks[1]["elements"][0]["value"], "5:42");
+    }
 
     #[test]
     fn mrkdwn_specials_are_escaped() {
