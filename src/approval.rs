@@ -1,6 +1,8 @@
 //! Requests and decisions: who may ask, who may approve, planning a request, deciding it exactly once,
 //! expiring it, and starting its run. Works over the engine's ports; the Slack routes call in with
-//! already-verified, already-parsed input and send back what this returns.
+//! already-verified, already-parsed input. What this returns (`Done`, `Refusal`, `RequestReply`,
+//! `AbandonTarget`) and what it sends (`report::Answer`, `Note`, `Stage`) are typed values: the
+//! Slack adapter (`slack::render`) words them. Nothing here writes Slack markup.
 //!
 //! Rules kept here:
 //! - only a requester may ask; only an approver may approve, and never their own request;
@@ -11,12 +13,12 @@
 
 use crate::ports::{Aurora, Chat, Clock, Directory, Dns, Metrics};
 use crate::runbook::plan::{self, Plan};
-use crate::runbook::report::{Note, Stage};
+use crate::runbook::report::{Answer, Note, ResumeTarget, Stage};
 use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
 use crate::settings::Settings;
 use crate::store::{Decided, NewRequest, Request, RequestId, RequestState, RunId, RunState, Store};
-use crate::types::{Mode, Principal, Region, SlackUserId};
+use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -25,59 +27,79 @@ use tracing::{info, warn};
 /// How long planning may read AWS before the request is rejected.
 const PLANNING_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why a click changed nothing; told to the clicker (only them).
+/// Why a command or click changed nothing, as data: `slack::render::refusal` words it for the person
+/// (only them). `Display` is a short plain phrase, for logs and the audit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("Request #{0} does not exist.")]
+    #[error("no request #{0}")]
     NoSuchRequest(RequestId),
-    #[error("You cannot approve your own request: a second person must.")]
+    #[error("own request")]
     OwnRequest,
-    #[error("You are not an approver of failover requests. Approvers: {0}.")]
-    NotApprover(String),
-    #[error("Only an approver or the requester can deny a request. Approvers: {0}.")]
-    NotAllowedToDeny(String),
-    #[error("Request #{id} was already {state}{by}.")]
+    /// Not an approver; the approvers are listed.
+    #[error("not an approver")]
+    NotApprover(Vec<Principal>),
+    #[error("neither an approver nor the requester")]
+    NotAllowedToDeny(Vec<Principal>),
+    #[error("request #{id} already {}", state.as_str())]
     AlreadyDecided {
         id: RequestId,
-        state: &'static str,
-        by: String,
+        state: RequestState,
+        by: Option<SlackUserId>,
     },
-    #[error("Request #{0} has expired; nothing was changed. Ask again with /aurora failover if it is still needed.")]
+    #[error("request #{0} expired")]
     Expired(RequestId),
-    #[error("Request #{0} is still being prepared; try again in a moment.")]
+    #[error("request #{0} still being prepared")]
     NotReady(RequestId),
-    #[error("Your Slack user groups could not be checked ({0}); try again in a moment.")]
+    #[error("user groups could not be checked: {0}")]
     DirectoryUnavailable(String),
-    #[error("Only the requester or an approver can cancel a request. Approvers: {0}.")]
-    NotAllowedToCancel(String),
-    #[error("Request #{0} is already approved and its run has started: it cannot be cancelled.")]
+    #[error("neither the requester nor an approver")]
+    NotAllowedToCancel(Vec<Principal>),
+    #[error("request #{0} already approved")]
     AlreadyApproved(RequestId),
-    #[error(
-        "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
-    )]
+    #[error("internal error")]
     Internal,
-    #[error("Run {0} does not exist. The run's number is in its thread (\"Needs attention (run N)\").")]
+    #[error("no run {0}")]
     NoSuchRun(RunId),
-    #[error("Only a requester or an approver can ask to resume a run. Approvers: {0}.")]
-    NotAllowedToResume(String),
-    #[error("Only the requester or an approver can abandon a run. Approvers: {0}.")]
-    NotAllowedToAbandon(String),
-    #[error("Run {id} is {state}: only a run that needs attention can be resumed.")]
-    NotWaiting { id: RunId, state: &'static str },
-    #[error(
-        "Resuming run {id} was already asked for by <@{by}>; it waits for a second person's approval in the thread."
-    )]
-    ResumeAlreadyAsked { id: RunId, by: String },
-    #[error("You asked to resume run {0}: a second person must approve it.")]
+    #[error("neither a requester nor an approver")]
+    NotAllowedToResume(Vec<Principal>),
+    #[error("neither the requester nor an approver")]
+    NotAllowedToAbandon(Vec<Principal>),
+    #[error("run {id} is {}", state.as_str())]
+    NotWaiting { id: RunId, state: RunState },
+    /// Someone (`by`) already asked; it waits for a second person.
+    #[error("resuming run {id} already asked")]
+    ResumeAlreadyAsked { id: RunId, by: Option<SlackUserId> },
+    #[error("own resume of run {0}")]
     OwnResume(RunId),
-    #[error("Nobody is asking to resume run {0} right now (it was decided already, or the run moved on).")]
+    #[error("no resume of run {0} asked")]
     NoResumeAsked(RunId),
-    #[error("Run {id} has already ended ({state}); nothing was changed.")]
-    RunEnded { id: RunId, state: &'static str },
-    #[error("Only an approver, the person who asked, or the failover's requester can deny a resume. Approvers: {0}.")]
-    NotAllowedToDenyResume(String),
-    #[error("Say why you abandon run {0}: `/aurora abandon {0} REASON`.")]
+    #[error("run {id} already ended ({})", state.as_str())]
+    RunEnded { id: RunId, state: RunState },
+    #[error("not allowed to deny the resume")]
+    NotAllowedToDenyResume(Vec<Principal>),
+    #[error("no reason given for abandoning run {0}")]
     NoReason(RunId),
+}
+
+/// What a command or click did, as data: `slack::render::done` words it for the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Approved(RequestId),
+    Denied(RequestId),
+    Cancelled(RequestId),
+    ResumeAsked(RunId),
+    ResumeApproved(RunId),
+    ResumeDenied(RunId),
+    Abandoned(RunId),
+}
+
+/// The run `/aurora abandon` would stop, for the confirmation it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonTarget {
+    pub run: RunId,
+    pub cluster: ClusterName,
+    pub request: RequestId,
+    pub state: RunState,
 }
 
 /// Where a command came from.
@@ -97,8 +119,44 @@ pub enum RequestReply {
     Accepted { id: RequestId },
     /// A dry run: the plan will follow through the response_url; nothing is recorded or posted.
     DryRun,
-    /// Refused, with the reason for the user.
-    Refused(String),
+    /// Refused, with the reason (`slack::render::request_refusal` words it).
+    Refused(RequestRefusal),
+}
+
+/// Why a `/aurora failover` was not recorded. `Display` is a short plain phrase for the audit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestRefusal {
+    #[error("not a requester")]
+    NotRequester(Vec<Principal>),
+    #[error("user groups could not be checked: {0}")]
+    DirectoryUnavailable(String),
+    /// `given` is what the person typed.
+    #[error("unknown cluster")]
+    UnknownCluster { given: String, configured: Vec<String> },
+    #[error("not a Region of {cluster}")]
+    NotARegion {
+        given: String,
+        cluster: ClusterName,
+        regions: Vec<Region>,
+    },
+    #[error("the request could not be recorded")]
+    NotRecorded,
+    /// The cluster already has a request open or a run going.
+    #[error("{cluster} already has request #{} open or running", existing.id)]
+    OneAtATime {
+        cluster: ClusterName,
+        existing: RequestLink,
+    },
+}
+
+/// Where a request's message is: posted (its timestamp, and the workspace's domain for a link), or
+/// not yet (then the channel is named).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLink {
+    pub id: RequestId,
+    pub channel: ChannelId,
+    /// The workspace's domain and the message's `ts`, when both are known.
+    pub posted: Option<(String, String)>,
 }
 
 /// Starts runs and keeps track of them (so that shutdown can wait for them).
@@ -132,12 +190,6 @@ pub struct Approvals {
     pub launcher: Launcher,
 }
 
-/// A reason for people, as Slack text: what AWS or a record holds is escaped (it may contain `<...>`
-/// mentions or links), and a closing full stop dropped (the sentence around it adds one).
-fn shown(reason: &str) -> String {
-    crate::slack::render::esc(reason.trim_end().trim_end_matches('.'))
-}
-
 /// A store failure, for the person who clicked or typed: logged, answered with a generic message.
 fn store_failed(e: crate::store::StoreError) -> Refusal {
     warn!(error = %e, "store error");
@@ -156,21 +208,16 @@ fn readable_plan(r: &Request) -> Option<Plan> {
 }
 
 /// "done", or "refused: why", for the audit.
-fn outcome_of(result: &Result<String, Refusal>) -> String {
+fn outcome_of<T>(result: &Result<T, Refusal>) -> String {
     match result {
         Ok(_) => "done".to_owned(),
         Err(r) => format!("refused: {r}"),
     }
 }
 
-fn names(list: &[Principal]) -> String {
-    list.iter()
-        .map(|p| match p {
-            Principal::User(u) => format!("<@{u}>"),
-            Principal::Group(g) => format!("<!subteam^{g}>"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// An error out of planning, for the answer: AWS did not answer in time.
+fn planning_timed_out() -> String {
+    format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())
 }
 
 impl Approvals {
@@ -202,6 +249,16 @@ impl Approvals {
         }
     }
 
+    /// `Ok` when `user` is an approver; otherwise the refusal `not` makes of the list of approvers.
+    async fn require_approver(&self, user: &SlackUserId, not: fn(Vec<Principal>) -> Refusal) -> Result<(), Refusal> {
+        let approvers = &self.settings.approval.approvers;
+        match self.is_one_of(user, approvers).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not(approvers.clone())),
+            Err(e) => Err(Refusal::DirectoryUnavailable(e)),
+        }
+    }
+
     async fn audit(&self, user: &SlackUserId, action: &str, request: Option<RequestId>, outcome: &str) {
         if let Err(e) = self
             .store
@@ -213,6 +270,7 @@ impl Approvals {
     }
 
     /// `/aurora failover CLUSTER [--to REGION] [--mode MODE]`: checks, records, and starts planning.
+    /// A refusal is audited.
     pub async fn request_failover(
         &self,
         user: &SlackUserId,
@@ -222,62 +280,79 @@ impl Approvals {
         dry_run: bool,
         origin: Origin<'_>,
     ) -> RequestReply {
-        let Origin {
-            channel: origin_channel,
-            response_url,
-            team_domain,
-        } = origin;
         let action = format!("request failover {cluster}");
-        let refuse = async |why: String| {
-            self.audit(user, &action, None, &format!("refused: {why}")).await;
-            RequestReply::Refused(why)
+        let checked = match self.may_request(user).await {
+            Ok(()) => self.target_of(cluster, to),
+            Err(why) => Err(why),
         };
-        match self.is_one_of(user, &self.settings.approval.requesters).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return refuse(format!(
-                    "You are not allowed to request a failover. Requesters: {}.",
-                    names(&self.settings.approval.requesters)
-                ))
-                .await;
+        let reply = match checked {
+            Ok((c, to)) if dry_run => {
+                self.audit(user, &format!("dry run {cluster}"), None, "planning").await;
+                let me = self.clone();
+                let (c, url) = (c.clone(), origin.response_url.map(str::to_owned));
+                tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
+                return RequestReply::DryRun;
             }
-            Err(e) => {
-                return refuse(format!(
-                    "Your Slack user groups could not be checked ({e}); try again in a moment."
-                ))
-                .await;
+            Ok((c, to)) => self.record_request(user, c, to, mode, origin).await,
+            Err(why) => Err(why),
+        };
+        match reply {
+            Ok(id) => {
+                self.audit(user, &action, Some(id), "recorded").await;
+                let me = self.clone();
+                tokio::spawn(async move { me.plan_request(id).await });
+                RequestReply::Accepted { id }
+            }
+            Err(why) => {
+                self.audit(user, &action, None, &format!("refused: {why}")).await;
+                RequestReply::Refused(why)
             }
         }
+    }
+
+    /// Whether `user` is one of the requesters.
+    async fn may_request(&self, user: &SlackUserId) -> Result<(), RequestRefusal> {
+        let requesters = &self.settings.approval.requesters;
+        match self.is_one_of(user, requesters).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RequestRefusal::NotRequester(requesters.clone())),
+            Err(e) => Err(RequestRefusal::DirectoryUnavailable(e)),
+        }
+    }
+
+    /// The configured cluster named `cluster`, and the Region `to`, if given, checked to be one of
+    /// its Regions.
+    fn target_of(
+        &self,
+        cluster: &str,
+        to: Option<&str>,
+    ) -> Result<(&crate::settings::ClusterSettings, Option<Region>), RequestRefusal> {
         let Some(c) = self.settings.cluster(cluster) else {
-            return refuse(format!(
-                "Unknown cluster {}. Configured clusters: {}.",
-                crate::slack::render::code(cluster),
-                self.settings.cluster_names().join(", ")
-            ))
-            .await;
+            return Err(RequestRefusal::UnknownCluster {
+                given: cluster.to_owned(),
+                configured: self.settings.cluster_names().into_iter().map(str::to_owned).collect(),
+            });
         };
-        let to = match to {
-            None => None,
-            Some(r) => match Region::parse(r).filter(|r| c.regions.contains(r)) {
-                Some(region) => Some(region),
-                None => {
-                    return refuse(format!(
-                        "{} is not a Region of {}. Its Regions: {}.",
-                        crate::slack::render::code(r),
-                        c.name,
-                        c.regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
-                    ))
-                    .await;
-                }
-            },
-        };
-        if dry_run {
-            self.audit(user, &format!("dry run {cluster}"), None, "planning").await;
-            let me = self.clone();
-            let (c, url) = (c.clone(), response_url.map(str::to_owned));
-            tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
-            return RequestReply::DryRun;
+        let Some(r) = to else { return Ok((c, None)) };
+        match Region::parse(r).filter(|r| c.regions.contains(r)) {
+            Some(region) => Ok((c, Some(region))),
+            None => Err(RequestRefusal::NotARegion {
+                given: r.to_owned(),
+                cluster: c.name.clone(),
+                regions: c.regions.clone(),
+            }),
         }
+    }
+
+    /// Records the request (taking its cluster), or says why not.
+    async fn record_request(
+        &self,
+        user: &SlackUserId,
+        c: &crate::settings::ClusterSettings,
+        to: Option<Region>,
+        mode: Option<Mode>,
+        origin: Origin<'_>,
+    ) -> Result<RequestId, RequestRefusal> {
         let now = self.clock.now();
         let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
         let new = NewRequest {
@@ -285,48 +360,48 @@ impl Approvals {
             mode,
             requested_by: user.clone(),
             to_region: to,
-            origin_channel: origin_channel.to_owned(),
-            response_url: response_url.map(str::to_owned),
+            origin_channel: origin.channel.to_owned(),
+            response_url: origin.response_url.map(str::to_owned),
             requested_at: now,
             expires_at: now + ttl,
         };
         match self.store.create_request(&new).await {
             Err(e) => {
                 warn!(error = %e, "cannot record a request");
-                refuse("The request could not be recorded (the bot's database failed); nothing was done.".into()).await
+                Err(RequestRefusal::NotRecorded)
             }
-            Ok(Err(existing)) => {
-                refuse(format!(
-                    "{} already has {} open or running: one at a time per cluster.",
-                    c.name,
-                    self.link_to(existing, team_domain).await
-                ))
-                .await
-            }
-            Ok(Ok(id)) => {
-                self.audit(user, &action, Some(id), "recorded").await;
-                let me = self.clone();
-                tokio::spawn(async move { me.plan_request(id).await });
-                RequestReply::Accepted { id }
-            }
+            Ok(Err(existing)) => Err(RequestRefusal::OneAtATime {
+                cluster: c.name.clone(),
+                existing: self.link_to(existing, origin.team_domain).await,
+            }),
+            Ok(Ok(id)) => Ok(id),
         }
     }
 
-    /// A Slack link to request `id`'s message, or a mention of the channel when the message is not
-    /// posted yet (or the workspace's domain is unknown).
-    async fn link_to(&self, id: RequestId, team_domain: Option<&str>) -> String {
-        let channel = &self.settings.slack.incident_channel;
+    /// Where request `id`'s message is, for a link to it (or a mention of the channel when the message
+    /// is not posted yet, or the workspace's domain is unknown).
+    async fn link_to(&self, id: RequestId, team_domain: Option<&str>) -> RequestLink {
         let posted = match self.store.request(id).await {
             Ok(Some(Request { message: Some(m), .. })) => self.store.outbox_item(m).await.ok().flatten(),
             _ => None,
         }
         .and_then(|item| item.delivered_ts);
-        match (posted, team_domain.filter(|d| !d.is_empty())) {
-            (Some(ts), Some(domain)) => format!(
-                "<https://{domain}.slack.com/archives/{channel}/p{}|request #{id}>",
-                ts.replace('.', "")
-            ),
-            _ => format!("request #{id} in <#{channel}>"),
+        RequestLink {
+            id,
+            channel: self.settings.slack.incident_channel.clone(),
+            posted: match (posted, team_domain.filter(|d| !d.is_empty())) {
+                (Some(ts), Some(domain)) => Some((domain.to_owned(), ts)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Answers the person who typed the command, through its response_url, if it has one.
+    async fn answer(&self, response_url: Option<&str>, answer: Answer) {
+        if let Some(url) = response_url
+            && let Err(e) = self.chat.respond(url, &answer, false).await
+        {
+            warn!(error = %e, "cannot queue a reply");
         }
     }
 
@@ -342,90 +417,91 @@ impl Approvals {
         };
         let outcome = match tokio::time::timeout(PLANNING_TIMEOUT, self.make_plan(&request)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())),
+            Err(_) => Err(planning_timed_out()),
         };
         match outcome {
-            Err(reason) => {
-                info!(id = %id, %reason, "request rejected");
-                if let Err(e) = self.store.mark_rejected(id, &reason).await {
-                    warn!(error = %e, "cannot record a rejection");
-                }
-                self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"))
-                    .await;
-                if let Some(url) = &request.response_url {
-                    let text = format!(
-                        "Request #{id} ({} failover) could not be prepared: {}. Nothing was changed.",
-                        request.cluster,
-                        shown(&reason)
-                    );
-                    if let Err(e) = self.chat.respond(url, &text, false).await {
-                        warn!(error = %e, "cannot queue a reply");
-                    }
-                }
+            Err(reason) => self.reject(&request, reason).await,
+            Ok(plan) => self.post_for_approval(&request, &plan).await,
+        }
+    }
+
+    /// A request that could not be planned: recorded as rejected, audited, and told to the requester.
+    async fn reject(&self, request: &Request, reason: String) {
+        let id = request.id;
+        info!(id = %id, %reason, "request rejected");
+        if let Err(e) = self.store.mark_rejected(id, &reason).await {
+            warn!(error = %e, "cannot record a rejection");
+        }
+        self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"))
+            .await;
+        let answer = Answer::NotPrepared {
+            id,
+            cluster: request.cluster.clone(),
+            reason,
+        };
+        self.answer(request.response_url.as_deref(), answer).await;
+    }
+
+    /// Posts a planned request for approval and records its plan; tells the requester where it is.
+    async fn post_for_approval(&self, request: &Request, plan: &Plan) {
+        let id = request.id;
+        let plan_json = match serde_json::to_string(plan) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(error = %e, "cannot serialize a plan");
+                return;
             }
-            Ok(plan) => {
-                let plan_json = match serde_json::to_string(&plan) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        warn!(error = %e, "cannot serialize a plan");
-                        return;
-                    }
-                };
-                let message = match self.chat.post_request(&request, &plan).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        warn!(error = %e, "cannot queue the approval request");
-                        let _ = self
-                            .store
-                            .mark_rejected(id, "the approval request could not be queued")
-                            .await;
-                        return;
-                    }
-                };
-                if let Err(e) = self.store.attach_message(id, message).await {
-                    warn!(error = %e, "cannot record the request's message");
-                }
-                match self.store.mark_pending(id, &plan_json, plan.mode, message).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Cancelled while it was being prepared: take the buttons off what was posted.
-                        if let Ok(Some(now)) = self.store.request(id).await
-                            && now.state == RequestState::Cancelled
-                            && let Some(by) = now.decided_by.clone()
-                        {
-                            self.tell(
-                                &now,
-                                Some(&plan),
-                                &Stage::Cancelled { by: by.clone() },
-                                Note::Cancelled { by },
-                                &format!("request:{id}:cancelled"),
-                            )
-                            .await;
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "cannot record a plan");
-                        return;
-                    }
-                }
-                self.audit(&request.requested_by, "plan", Some(id), "posted for approval")
+        };
+        let message = match self.chat.post_request(request, plan).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "cannot queue the approval request");
+                let _ = self
+                    .store
+                    .mark_rejected(id, "the approval request could not be queued")
                     .await;
-                if let Some(url) = &request.response_url {
-                    let text = format!(
-                        "Request #{id} to move *{}* to {} ({}) is posted in <#{}> for approval by {}. It expires in {}.",
-                        plan.cluster,
-                        plan.to.region,
-                        plan.mode,
-                        self.settings.slack.incident_channel,
-                        names(&self.settings.approval.approvers),
-                        crate::slack::render::duration(self.settings.approval.request_ttl)
-                    );
-                    if let Err(e) = self.chat.respond(url, &text, false).await {
-                        warn!(error = %e, "cannot queue a reply");
-                    }
-                }
+                return;
             }
+        };
+        if let Err(e) = self.store.attach_message(id, message).await {
+            warn!(error = %e, "cannot record the request's message");
+        }
+        match self.store.mark_pending(id, &plan_json, plan.mode, message).await {
+            Ok(true) => {}
+            Ok(false) => return self.cancelled_while_planning(id, plan).await,
+            Err(e) => {
+                warn!(error = %e, "cannot record a plan");
+                return;
+            }
+        }
+        self.audit(&request.requested_by, "plan", Some(id), "posted for approval")
+            .await;
+        let answer = Answer::Posted {
+            id,
+            cluster: plan.cluster.clone(),
+            to: plan.to.region.clone(),
+            mode: plan.mode,
+            channel: self.settings.slack.incident_channel.clone(),
+            approvers: self.settings.approval.approvers.clone(),
+            expires_in: self.settings.approval.request_ttl,
+        };
+        self.answer(request.response_url.as_deref(), answer).await;
+    }
+
+    /// A request cancelled while it was being prepared: takes the buttons off what was posted.
+    async fn cancelled_while_planning(&self, id: RequestId, plan: &Plan) {
+        if let Ok(Some(now)) = self.store.request(id).await
+            && now.state == RequestState::Cancelled
+            && let Some(by) = now.decided_by.clone()
+        {
+            self.tell(
+                &now,
+                Some(plan),
+                &Stage::Cancelled { by: by.clone() },
+                Note::Cancelled { by },
+                &format!("request:{id}:cancelled"),
+            )
+            .await;
         }
     }
 
@@ -472,23 +548,17 @@ impl Approvals {
     ) {
         let planned = match tokio::time::timeout(PLANNING_TIMEOUT, self.plan_for(&c, to.as_ref(), mode)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())),
+            Err(_) => Err(planning_timed_out()),
         };
         let Some(url) = response_url else { return };
         let sent = match planned {
             Ok(plan) => self.chat.respond_plan(&url, &plan).await,
             Err(reason) => {
-                self.chat
-                    .respond(
-                        &url,
-                        &format!(
-                            "Dry run for {}: no plan. {}. Nothing was changed.",
-                            c.name,
-                            shown(&reason)
-                        ),
-                        false,
-                    )
-                    .await
+                let answer = Answer::NoPlan {
+                    cluster: c.name,
+                    reason,
+                };
+                self.chat.respond(&url, &answer, false).await
             }
         };
         if let Err(e) = sent {
@@ -497,44 +567,25 @@ impl Approvals {
     }
 
     /// An Approve or Deny click. `Ok` says what the click did, for the clicker.
-    pub async fn decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
+    pub async fn decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<Done, Refusal> {
         let action = if approve { "approve" } else { "deny" };
         let result = self.try_decide(id, user, approve).await;
-        let outcome = match &result {
-            Ok(_) => "done".to_owned(),
-            Err(r) => format!("refused: {r}"),
-        };
-        self.audit(user, action, Some(id), &outcome).await;
+        self.audit(user, action, Some(id), &outcome_of(&result)).await;
         result
     }
 
-    async fn try_decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<String, Refusal> {
-        let request = self
-            .store
+    async fn request_named(&self, id: RequestId) -> Result<Request, Refusal> {
+        self.store
             .request(id)
             .await
             .map_err(store_failed)?
-            .ok_or(Refusal::NoSuchRequest(id))?;
+            .ok_or(Refusal::NoSuchRequest(id))
+    }
+
+    async fn try_decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<Done, Refusal> {
+        let request = self.request_named(id).await?;
         self.refuse_if_closed(&request)?;
-        let approvers = &self.settings.approval.approvers;
-        let is_requester = *user == request.requested_by;
-        if approve && is_requester {
-            return Err(Refusal::OwnRequest);
-        }
-        // The requester may always withdraw; everyone else must be an approver (a directory lookup).
-        if approve || !is_requester {
-            let is_approver = self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?;
-            if !is_approver {
-                return Err(if approve {
-                    Refusal::NotApprover(names(approvers))
-                } else {
-                    Refusal::NotAllowedToDeny(names(approvers))
-                });
-            }
-        }
+        self.may_decide(&request, user, approve).await?;
         let decided = self
             .store
             .decide(
@@ -555,43 +606,55 @@ impl Approvals {
             }
             Decided::Won { run_id } => run_id,
         };
-        let request = self
-            .store
-            .request(id)
-            .await
-            .map_err(store_failed)?
-            .ok_or(Refusal::NoSuchRequest(id))?;
-        let plan = readable_plan(&request);
+        let request = self.request_named(id).await?;
+        self.announce_decision(&request, user, approve).await;
         if approve {
-            info!(id = %id, approver = %user, "request approved");
-            self.tell(
-                &request,
-                plan.as_ref(),
-                &Stage::Running {
-                    approved_by: user.clone(),
-                    step: Step::FIRST,
-                },
-                Note::Approved { by: user.clone() },
-                &crate::runbook::approved_key(id),
-            )
-            .await;
             if let Some(run_id) = run_id {
                 self.launcher.launch(run_id);
             }
-            Ok(format!(
-                "You approved request #{id}. The run has started; follow it in the request's thread."
-            ))
+            Ok(Done::Approved(id))
+        } else {
+            Ok(Done::Denied(id))
+        }
+    }
+
+    /// Whether `user` may approve (an approver, not the requester) or deny (an approver, or the
+    /// requester, who may always withdraw) `request`.
+    async fn may_decide(&self, request: &Request, user: &SlackUserId, approve: bool) -> Result<(), Refusal> {
+        let is_requester = *user == request.requested_by;
+        if approve && is_requester {
+            return Err(Refusal::OwnRequest);
+        }
+        // Everyone but the requester withdrawing must be an approver (a directory lookup).
+        if approve || !is_requester {
+            let not = if approve {
+                Refusal::NotApprover
+            } else {
+                Refusal::NotAllowedToDeny
+            };
+            self.require_approver(user, not).await?;
+        }
+        Ok(())
+    }
+
+    /// Shows a decision on the request message and in its thread.
+    async fn announce_decision(&self, request: &Request, user: &SlackUserId, approve: bool) {
+        let (id, plan) = (request.id, readable_plan(request));
+        if approve {
+            info!(id = %id, approver = %user, "request approved");
+            let stage = Stage::Running {
+                approved_by: user.clone(),
+                step: Step::FIRST,
+            };
+            let note = Note::Approved { by: user.clone() };
+            self.tell(request, plan.as_ref(), &stage, note, &crate::runbook::approved_key(id))
+                .await;
         } else {
             info!(id = %id, by = %user, "request denied");
-            self.tell(
-                &request,
-                plan.as_ref(),
-                &Stage::Denied { by: user.clone() },
-                Note::Denied { by: user.clone() },
-                &format!("request:{id}:denied"),
-            )
-            .await;
-            Ok(format!("You denied request #{id}. Nothing was changed."))
+            let stage = Stage::Denied { by: user.clone() };
+            let note = Note::Denied { by: user.clone() };
+            self.tell(request, plan.as_ref(), &stage, note, &format!("request:{id}:denied"))
+                .await;
         }
     }
 
@@ -611,32 +674,22 @@ impl Approvals {
     }
 
     fn refuse_if_closed(&self, r: &Request) -> Result<(), Refusal> {
-        let by = |r: &Request| r.decided_by.as_ref().map(|u| format!(" by <@{u}>")).unwrap_or_default();
+        let decided = |state| Refusal::AlreadyDecided {
+            id: r.id,
+            state,
+            by: r.decided_by.clone(),
+        };
         match r.state {
             RequestState::Pending if self.clock.now() >= r.expires_at => Err(Refusal::Expired(r.id)),
             RequestState::Pending => Ok(()),
             RequestState::Planning => Err(Refusal::NotReady(r.id)),
             RequestState::Expired => Err(Refusal::Expired(r.id)),
-            RequestState::Approved => Err(Refusal::AlreadyDecided {
-                id: r.id,
-                state: "approved",
-                by: by(r),
-            }),
-            RequestState::Denied => Err(Refusal::AlreadyDecided {
-                id: r.id,
-                state: "denied",
-                by: by(r),
-            }),
             RequestState::Rejected => Err(Refusal::AlreadyDecided {
                 id: r.id,
-                state: "rejected",
-                by: String::new(),
+                state: RequestState::Rejected,
+                by: None,
             }),
-            RequestState::Cancelled => Err(Refusal::AlreadyDecided {
-                id: r.id,
-                state: "cancelled",
-                by: by(r),
-            }),
+            state @ (RequestState::Approved | RequestState::Denied | RequestState::Cancelled) => Err(decided(state)),
         }
     }
 
@@ -664,31 +717,16 @@ impl Approvals {
     }
 
     /// `/aurora cancel REQUEST`: the requester or an approver withdraws a request before a decision.
-    pub async fn cancel(&self, id: RequestId, user: &SlackUserId) -> Result<String, Refusal> {
+    pub async fn cancel(&self, id: RequestId, user: &SlackUserId) -> Result<Done, Refusal> {
         let result = self.try_cancel(id, user).await;
-        let outcome = match &result {
-            Ok(_) => "done".to_owned(),
-            Err(r) => format!("refused: {r}"),
-        };
-        self.audit(user, "cancel", Some(id), &outcome).await;
+        self.audit(user, "cancel", Some(id), &outcome_of(&result)).await;
         result
     }
 
-    async fn try_cancel(&self, id: RequestId, user: &SlackUserId) -> Result<String, Refusal> {
-        let request = self
-            .store
-            .request(id)
-            .await
-            .map_err(store_failed)?
-            .ok_or(Refusal::NoSuchRequest(id))?;
-        let approvers = &self.settings.approval.approvers;
-        if *user != request.requested_by
-            && !self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?
-        {
-            return Err(Refusal::NotAllowedToCancel(names(approvers)));
+    async fn try_cancel(&self, id: RequestId, user: &SlackUserId) -> Result<Done, Refusal> {
+        let request = self.request_named(id).await?;
+        if *user != request.requested_by {
+            self.require_approver(user, Refusal::NotAllowedToCancel).await?;
         }
         match self
             .store
@@ -716,7 +754,7 @@ impl Approvals {
                     )
                     .await;
                 }
-                Ok(format!("Request #{id} is cancelled. Nothing was changed."))
+                Ok(Done::Cancelled(id))
             }
         }
     }
@@ -737,26 +775,16 @@ impl Approvals {
         Ok((run, request))
     }
 
-    fn state_name(state: crate::store::RunState) -> &'static str {
-        match state {
-            RunState::Running => "still running",
-            RunState::NeedsAttention => "waiting for a person",
-            RunState::Succeeded => "finished: it succeeded",
-            RunState::Failed => "finished: it failed",
-            RunState::Abandoned => "abandoned",
-        }
-    }
-
     /// `/aurora resume RUN`: a requester or an approver asks for a run that needs attention to finish;
     /// a second person approves it with a button in the run's thread.
-    pub async fn ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
+    pub async fn ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<Done, Refusal> {
         let result = self.try_ask_resume(run_id, user).await;
         self.audit(user, &format!("resume run {run_id}"), None, &outcome_of(&result))
             .await;
         result
     }
 
-    async fn try_ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
+    async fn try_ask_resume(&self, run_id: RunId, user: &SlackUserId) -> Result<Done, Refusal> {
         let (run, request) = self.run_and_request(run_id).await?;
         let a = &self.settings.approval;
         let allowed = *user == request.requested_by
@@ -765,7 +793,7 @@ impl Approvals {
                 .await
                 .map_err(Refusal::DirectoryUnavailable)?;
         if !allowed {
-            return Err(Refusal::NotAllowedToResume(names(&a.approvers)));
+            return Err(Refusal::NotAllowedToResume(a.approvers.clone()));
         }
         let asked_at = self.clock.now();
         match self
@@ -776,48 +804,40 @@ impl Approvals {
         {
             Err(now) if now.state == RunState::NeedsAttention => Err(Refusal::ResumeAlreadyAsked {
                 id: run_id,
-                by: now.control.resume_asked_by.map(|u| u.to_string()).unwrap_or_default(),
+                by: now.control.resume_asked_by,
             }),
             Err(now) => Err(Refusal::NotWaiting {
                 id: run_id,
-                state: Self::state_name(now.state),
+                state: now.state,
             }),
             Ok(()) => {
-                let data: RunData = run.stored_data().unwrap_or_default();
-                let why = data
-                    .attention
-                    .as_ref()
-                    .map(|at| format!(" It stopped at {}: {}.", at.step.label(), at.reason))
-                    .unwrap_or_default();
-                let plan = readable_plan(&request);
-                let what = plan.map_or_else(
-                    || "The bot checks that the target is writable, then moves the CNAMEs.".to_owned(),
-                    |p| {
-                        format!(
-                            "The bot goes on from where it stopped: it checks that {} ({}) is writable, then moves {} and {} \
-                             to it, even where its own re-check would not.",
-                            p.to.cluster_id, p.to.region, p.writer_record, p.reader_record
-                        )
-                    },
-                );
-                let token = asked_at.as_millisecond();
-                let note = Note::ResumeAsked {
-                    run_id: run_id.get(),
-                    token,
-                    by: user.clone(),
-                    detail: format!("{what}{why}"),
-                };
-                if let Err(e) = self
-                    .chat
-                    .note(&request, &note, false, &format!("run:{run_id}:resume-asked:{token}"))
-                    .await
-                {
-                    warn!(error = %e, "cannot queue the resume request");
-                }
-                Ok(format!(
-                    "You asked to resume run {run_id}. An approver other than you must approve it in the request's thread."
-                ))
+                self.announce_resume_ask(&run, &request, user, asked_at.as_millisecond())
+                    .await;
+                Ok(Done::ResumeAsked(run_id))
             }
+        }
+    }
+
+    /// Asks, in the run's thread, for a second person to approve resuming the run (`token` names the
+    /// ask), with what resuming will do and what stopped the run.
+    async fn announce_resume_ask(&self, run: &crate::store::Run, request: &Request, user: &SlackUserId, token: i64) {
+        let data: RunData = run.stored_data().unwrap_or_default();
+        let target = readable_plan(request).map(|p| ResumeTarget {
+            cluster_id: p.to.cluster_id,
+            region: p.to.region,
+            writer_record: p.writer_record,
+            reader_record: p.reader_record,
+        });
+        let note = Note::ResumeAsked {
+            run_id: run.id.get(),
+            token,
+            by: user.clone(),
+            target,
+            stopped: data.attention.map(|at| (at.step, at.reason)),
+        };
+        let key = format!("run:{}:resume-asked:{token}", run.id);
+        if let Err(e) = self.chat.note(request, &note, false, &key).await {
+            warn!(error = %e, "cannot queue the resume request");
         }
     }
 
@@ -830,7 +850,7 @@ impl Approvals {
         token: i64,
         user: &SlackUserId,
         approve: bool,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Done, Refusal> {
         let result = self.try_decide_resume(run_id, token, user, approve).await;
         let action = if approve { "approve resume" } else { "deny resume" };
         self.audit(user, &format!("{action} of run {run_id}"), None, &outcome_of(&result))
@@ -844,31 +864,12 @@ impl Approvals {
         token: i64,
         user: &SlackUserId,
         approve: bool,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Done, Refusal> {
         let (run, request) = self.run_and_request(run_id).await?;
-        let approvers = &self.settings.approval.approvers;
-        let is_requester = *user == request.requested_by;
         if run.control.resume_asked_at != Some(token) && run.state == RunState::NeedsAttention {
             return Err(Refusal::NoResumeAsked(run_id));
         }
-        let asker = run.control.resume_asked_by.clone();
-        if approve && asker.as_ref() == Some(user) {
-            return Err(Refusal::OwnResume(run_id));
-        }
-        // An approver approves; an approver, the one who asked, or the failover's requester may deny.
-        if approve || (asker.as_ref() != Some(user) && !is_requester) {
-            let ok = self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?;
-            if !ok {
-                return Err(if approve {
-                    Refusal::NotApprover(names(approvers))
-                } else {
-                    Refusal::NotAllowedToDenyResume(names(approvers))
-                });
-            }
-        }
+        self.may_decide_resume(&run, &request, user, approve).await?;
         match self
             .store
             .decide_resume(run_id, token, user, approve, self.clock.now())
@@ -878,7 +879,7 @@ impl Approvals {
             Err(now) if now.state == RunState::NeedsAttention => Err(Refusal::NoResumeAsked(run_id)),
             Err(now) => Err(Refusal::NotWaiting {
                 id: run_id,
-                state: Self::state_name(now.state),
+                state: now.state,
             }),
             Ok(()) => {
                 let note = Note::ResumeDecided {
@@ -886,98 +887,101 @@ impl Approvals {
                     by: user.clone(),
                     approved: approve,
                 };
-                if let Err(e) = self
-                    .chat
-                    .note(
-                        &request,
-                        &note,
-                        false,
-                        &format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond()),
-                    )
-                    .await
-                {
+                let key = format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond());
+                if let Err(e) = self.chat.note(&request, &note, false, &key).await {
                     warn!(error = %e, "cannot queue a thread reply");
                 }
                 Ok(if approve {
-                    format!("You approved resuming run {run_id}; follow it in the request's thread.")
+                    Done::ResumeApproved(run_id)
                 } else {
-                    format!("You denied resuming run {run_id}; it still needs attention.")
+                    Done::ResumeDenied(run_id)
                 })
             }
         }
     }
 
+    /// An approver approves a resume, never the one who asked; an approver, the one who asked, or the
+    /// failover's requester may deny it.
+    async fn may_decide_resume(
+        &self,
+        run: &crate::store::Run,
+        request: &Request,
+        user: &SlackUserId,
+        approve: bool,
+    ) -> Result<(), Refusal> {
+        let asker = run.control.resume_asked_by.as_ref();
+        if approve && asker == Some(user) {
+            return Err(Refusal::OwnResume(run.id));
+        }
+        if approve || (asker != Some(user) && *user != request.requested_by) {
+            let not = if approve {
+                Refusal::NotApprover
+            } else {
+                Refusal::NotAllowedToDenyResume
+            };
+            self.require_approver(user, not).await?;
+        }
+        Ok(())
+    }
+
     /// `/aurora abandon RUN REASON`, first step: checks that `user` may, and that the run is still
     /// going; the answer asks them to confirm with a button.
-    pub async fn may_abandon(&self, run_id: RunId, user: &SlackUserId) -> Result<String, Refusal> {
+    pub async fn may_abandon(&self, run_id: RunId, user: &SlackUserId) -> Result<AbandonTarget, Refusal> {
         let (run, request) = self.run_and_request(run_id).await?;
-        let approvers = &self.settings.approval.approvers;
-        if *user != request.requested_by
-            && !self
-                .is_one_of(user, approvers)
-                .await
-                .map_err(Refusal::DirectoryUnavailable)?
-        {
-            return Err(Refusal::NotAllowedToAbandon(names(approvers)));
+        if *user != request.requested_by {
+            self.require_approver(user, Refusal::NotAllowedToAbandon).await?;
         }
         if !run.state.is_open() {
             return Err(Refusal::RunEnded {
                 id: run_id,
-                state: Self::state_name(run.state),
+                state: run.state,
             });
         }
-        Ok(format!(
-            "run {run_id} ({} failover, request #{}, {})",
-            request.cluster,
-            request.id,
-            Self::state_name(run.state)
-        ))
+        Ok(AbandonTarget {
+            run: run_id,
+            cluster: request.cluster,
+            request: request.id,
+            state: run.state,
+        })
     }
 
     /// The confirmation click of `/aurora abandon`: stops the run's remaining steps (changing nothing
     /// in AWS), frees the cluster, records who and why.
-    pub async fn abandon(&self, run_id: RunId, user: &SlackUserId, reason: &str) -> Result<String, Refusal> {
-        let result = async {
-            // A reason must say something (not only spaces or invisible characters).
-            if !reason.chars().any(char::is_alphanumeric) {
-                return Err(Refusal::NoReason(run_id));
-            }
-            self.may_abandon(run_id, user).await?;
-            match self
-                .store
-                .abandon_run(run_id, user, reason, self.clock.now()).await
-                .map_err(store_failed)?
-            {
-                Err(now) => Err(Refusal::RunEnded {
-                    id: run_id,
-                    state: Self::state_name(now.state),
-                }),
-                Ok(()) => {
-                    info!(%run_id, by = %user, reason = ?reason.chars().take(200).collect::<String>(), "run abandoned");
-                    let runner = self.launcher.runner.clone();
-                    self.launcher.tracker.spawn(async move {
-                        if let Err(e) = runner.abandoned(run_id).await {
-                            warn!(error = %e, "cannot announce an abandoned run");
-                        }
-                    });
-                    Ok(format!(
-                        "You abandoned run {run_id}. The bot does nothing more for it; nothing was changed in AWS to stop it."
-                    ))
-                }
-            }
-        }
-        .await;
-        self.audit(
-            user,
-            &format!("abandon run {run_id}"),
-            None,
-            &match &result {
-                Ok(_) => format!("done: {reason}"),
-                Err(r) => format!("refused: {r}"),
-            },
-        )
-        .await;
+    pub async fn abandon(&self, run_id: RunId, user: &SlackUserId, reason: &str) -> Result<Done, Refusal> {
+        let result = self.try_abandon(run_id, user, reason).await;
+        let outcome = match &result {
+            Ok(_) => format!("done: {reason}"),
+            Err(r) => format!("refused: {r}"),
+        };
+        self.audit(user, &format!("abandon run {run_id}"), None, &outcome).await;
         result
+    }
+
+    async fn try_abandon(&self, run_id: RunId, user: &SlackUserId, reason: &str) -> Result<Done, Refusal> {
+        // A reason must say something (not only spaces or invisible characters).
+        if !reason.chars().any(char::is_alphanumeric) {
+            return Err(Refusal::NoReason(run_id));
+        }
+        self.may_abandon(run_id, user).await?;
+        if let Err(now) = self
+            .store
+            .abandon_run(run_id, user, reason, self.clock.now())
+            .await
+            .map_err(store_failed)?
+        {
+            return Err(Refusal::RunEnded {
+                id: run_id,
+                state: now.state,
+            });
+        }
+        info!(%run_id, by = %user, reason = ?reason.chars().take(200).collect::<String>(), "run abandoned");
+        let runner = self.launcher.runner.clone();
+        self.launcher.tracker.spawn(async move {
+            if let Err(e) = runner.abandoned(run_id).await {
+                warn!(error = %e, "cannot announce an abandoned run");
+            }
+        });
+        Ok(Done::Abandoned(run_id))
     }
 
     /// The approvals whose run was not created (the bot died between the two writes): creates each
@@ -1024,63 +1028,66 @@ impl Approvals {
             Err(e) => warn!(error = %e, "cannot list requests to plan"),
         }
         self.create_missing_runs().await;
-        for state in [RunState::Running, RunState::NeedsAttention] {
-            match self.store.runs_in(state).await {
-                Ok(runs) => {
-                    for run in runs {
-                        // A run whose row cannot be read is launched all the same: the runner puts it
-                        // in front of people (needs attention), and only it.
-                        let id = match run {
-                            Ok(run) => {
-                                info!(run_id = %run.id, step = %run.step, "resuming run");
-                                run.id
-                            }
-                            Err(e) => match e.key.parse::<RunId>() {
-                                Ok(id) => id,
-                                Err(_) => continue,
-                            },
-                        };
-                        self.launcher.launch(id);
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot list runs to resume"),
-            }
-        }
+        self.resume_open_runs().await;
         let day_ago = self.clock.now() - jiff::SignedDuration::from_hours(24);
         match self.store.runs_finished_since(day_ago).await {
             // A finished run only re-queues its outcome (idempotently).
             Ok(runs) => runs.iter().flatten().for_each(|run| self.launcher.launch(run.id)),
             Err(e) => warn!(error = %e, "cannot list finished runs"),
         }
-        match self.store.closed_since(day_ago).await {
-            Ok(list) => {
-                for r in list.into_iter().flatten().filter(|r| r.message.is_some()) {
-                    let plan = readable_plan(&r);
-                    let Some(by) = r.decided_by.clone() else {
-                        if r.state == RequestState::Expired {
-                            self.tell(
-                                &r,
-                                plan.as_ref(),
-                                &Stage::Expired,
-                                Note::Expired,
-                                &format!("request:{}:expired", r.id),
-                            )
-                            .await;
-                        }
-                        continue;
-                    };
-                    let (stage, note, what) = match r.state {
-                        RequestState::Denied => (Stage::Denied { by: by.clone() }, Note::Denied { by }, "denied"),
-                        RequestState::Cancelled => {
-                            (Stage::Cancelled { by: by.clone() }, Note::Cancelled { by }, "cancelled")
-                        }
-                        _ => continue,
-                    };
-                    self.tell(&r, plan.as_ref(), &stage, note, &format!("request:{}:{what}", r.id))
-                        .await;
+        self.retell_closed_since(day_ago).await;
+    }
+
+    /// Launches every run still running or needing attention.
+    async fn resume_open_runs(&self) {
+        for state in [RunState::Running, RunState::NeedsAttention] {
+            let runs = match self.store.runs_in(state).await {
+                Ok(runs) => runs,
+                Err(e) => {
+                    warn!(error = %e, "cannot list runs to resume");
+                    continue;
                 }
+            };
+            for run in runs {
+                // A run whose row cannot be read is launched all the same: the runner puts it in
+                // front of people (needs attention), and only it.
+                let id = match run {
+                    Ok(run) => {
+                        info!(run_id = %run.id, step = %run.step, "resuming run");
+                        run.id
+                    }
+                    Err(e) => match e.key.parse::<RunId>() {
+                        Ok(id) => id,
+                        Err(_) => continue,
+                    },
+                };
+                self.launcher.launch(id);
             }
-            Err(e) => warn!(error = %e, "cannot list closed requests"),
+        }
+    }
+
+    /// Queues again (idempotently) the last message of each request closed (expired, denied,
+    /// cancelled) since `since`.
+    async fn retell_closed_since(&self, since: jiff::Timestamp) {
+        let list = match self.store.closed_since(since).await {
+            Ok(list) => list,
+            Err(e) => {
+                warn!(error = %e, "cannot list closed requests");
+                return;
+            }
+        };
+        for r in list.into_iter().flatten().filter(|r| r.message.is_some()) {
+            let (stage, note, what) = match (r.state, r.decided_by.clone()) {
+                (RequestState::Expired, None) => (Stage::Expired, Note::Expired, "expired"),
+                (RequestState::Denied, Some(by)) => (Stage::Denied { by: by.clone() }, Note::Denied { by }, "denied"),
+                (RequestState::Cancelled, Some(by)) => {
+                    (Stage::Cancelled { by: by.clone() }, Note::Cancelled { by }, "cancelled")
+                }
+                _ => continue,
+            };
+            let plan = readable_plan(&r);
+            self.tell(&r, plan.as_ref(), &stage, note, &format!("request:{}:{what}", r.id))
+                .await;
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `aurora-failover-bot audit`: every request, decision, attempt and run step, with Slack user ids and
 //! times, from the store, as JSON lines or a table. Reads only.
 
-use crate::store::{DecodeError, RequestId, RequestState, RunId, Store, StoreError};
+use crate::store::{DecodeError, Request, RequestId, RequestState, Run, RunId, Store, StoreError};
+use crate::types::{SlackUserId, human_duration};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -94,52 +95,7 @@ pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Resul
                 continue;
             }
         };
-        let target = r.to_region.as_ref().map(|t| format!(" --to {t}")).unwrap_or_default();
-        out.push(Entry {
-            at: r.requested_at,
-            kind: "request",
-            request: Some(r.id),
-            run: None,
-            user: Some(r.requested_by.to_string()),
-            what: format!(
-                "failover {}{target} --mode {}",
-                r.cluster,
-                crate::runbook::plan::mode_record(r.mode, r.plan.as_deref())
-            ),
-            detail: format!("now {}", r.state.as_str()),
-        });
-        if let (Some(by), Some(at)) = (&r.decided_by, r.decided_at) {
-            out.push(Entry {
-                at,
-                kind: "decision",
-                request: Some(r.id),
-                run: None,
-                user: Some(by.to_string()),
-                what: r.state.as_str().to_owned(),
-                detail: String::new(),
-            });
-        }
-        match r.state {
-            RequestState::Expired => out.push(Entry {
-                at: r.expires_at,
-                kind: "expired",
-                request: Some(r.id),
-                run: None,
-                user: None,
-                what: "expired without a decision".into(),
-                detail: String::new(),
-            }),
-            RequestState::Rejected => out.push(Entry {
-                at: r.requested_at,
-                kind: "rejected",
-                request: Some(r.id),
-                run: None,
-                user: None,
-                what: "not posted for approval".into(),
-                detail: r.note.clone().unwrap_or_default(),
-            }),
-            _ => {}
-        }
+        out.extend(request_entries(&r));
         let run = match store.run_of_request(r.id).await {
             Ok(run) => run,
             Err(StoreError::Decode(e)) => {
@@ -148,24 +104,9 @@ pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Resul
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(run) = &run {
+        if let Some(run) = run {
             runs_to_requests.insert(run.id, r.id);
-        }
-        if let Some(run) = run
-            && let Some(finished) = run.finished_at
-        {
-            out.push(Entry {
-                at: finished,
-                kind: "run",
-                request: Some(r.id),
-                run: Some(run.id),
-                user: None,
-                what: run.state.as_str().to_owned(),
-                detail: format!(
-                    "took {}",
-                    crate::slack::render::duration(finished.duration_since(run.started_at).unsigned_abs())
-                ),
-            });
+            out.extend(run_entry(r.id, &run));
         }
     }
     for a in store.audit_since(since).await? {
@@ -194,6 +135,72 @@ pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Resul
     out.sort_by_key(|e| e.at);
     unreadable.extend(out);
     Ok(unreadable)
+}
+
+/// A request's own lines: asked, decided, expired or rejected.
+fn request_entries(r: &Request) -> Vec<Entry> {
+    let entry = |at, kind, user: Option<&SlackUserId>, what: String, detail: String| Entry {
+        at,
+        kind,
+        request: Some(r.id),
+        run: None,
+        user: user.map(|u| u.to_string()),
+        what,
+        detail,
+    };
+    let target = r.to_region.as_ref().map(|t| format!(" --to {t}")).unwrap_or_default();
+    let mode = crate::runbook::plan::mode_record(r.mode, r.plan.as_deref());
+    let mut out = vec![entry(
+        r.requested_at,
+        "request",
+        Some(&r.requested_by),
+        format!("failover {}{target} --mode {mode}", r.cluster),
+        format!("now {}", r.state.as_str()),
+    )];
+    if let (Some(by), Some(at)) = (&r.decided_by, r.decided_at) {
+        out.push(entry(
+            at,
+            "decision",
+            Some(by),
+            r.state.as_str().to_owned(),
+            String::new(),
+        ));
+    }
+    match r.state {
+        RequestState::Expired => out.push(entry(
+            r.expires_at,
+            "expired",
+            None,
+            "expired without a decision".into(),
+            String::new(),
+        )),
+        RequestState::Rejected => out.push(entry(
+            r.requested_at,
+            "rejected",
+            None,
+            "not posted for approval".into(),
+            r.note.clone().unwrap_or_default(),
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// A finished run's line: how it ended and how long it took.
+fn run_entry(request: RequestId, run: &Run) -> Option<Entry> {
+    let finished = run.finished_at?;
+    Some(Entry {
+        at: finished,
+        kind: "run",
+        request: Some(request),
+        run: Some(run.id),
+        user: None,
+        what: run.state.as_str().to_owned(),
+        detail: format!(
+            "took {}",
+            human_duration(finished.duration_since(run.started_at).unsigned_abs())
+        ),
+    })
 }
 
 /// Renders entries in a format.

@@ -4,7 +4,7 @@
 //! testable and the SDKs from leaking everywhere.
 
 use crate::runbook::plan::Plan;
-use crate::runbook::report::{Note, Stage};
+use crate::runbook::report::{Answer, Note, Stage};
 use crate::store::{OutboxId, Request};
 use crate::types::{Region, SlackUserId, UserGroupId};
 use async_trait::async_trait;
@@ -287,7 +287,7 @@ pub trait Chat: Send + Sync {
     /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
     async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
-    async fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError>;
+    async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
     /// A plan and its checklist, to the person who asked for a dry run only.
     async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }

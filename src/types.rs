@@ -4,6 +4,21 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A duration as people read it, in plain text (no markup), for every audience (Slack, the audit,
+/// the runbook's own sentences): `1h 02m`, `3m 04s`, `12s`, `850 ms`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
 /// Host names compare case-insensitively and without the trailing dot.
 pub fn same_host(a: &str, b: &str) -> bool {
     a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
@@ -190,6 +205,15 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(human_duration(Duration::from_secs(12)), "12s");
+        assert_eq!(human_duration(Duration::from_secs(184)), "3m 04s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1h 02m");
+    }
 
     #[test]
     fn ids_are_recognised_by_their_slack_prefix() {

@@ -2,7 +2,7 @@
 //! with a confirmation button; the click on it abandons the run.
 
 use super::Invocation;
-use crate::approval::Refusal;
+use crate::approval::{Done, Refusal};
 use crate::slack::render;
 use crate::slack::routes::{SlackState, ephemeral};
 use crate::store::RunId;
@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 pub async fn abandon(state: &SlackState, from: Invocation<'_>, run: RunId, reason: &str) -> Response {
     match state.approvals.may_abandon(run, from.user).await {
         Ok(what) => axum::Json(render::abandon_confirmation(run.get(), &what, reason)).into_response(),
-        Err(refusal) => ephemeral(refusal.to_string()),
+        Err(refusal) => ephemeral(render::refusal(&refusal)),
     }
 }
 
 /// The click on the confirmation button.
-pub async fn confirm(state: &SlackState, user: &SlackUserId, run: RunId, reason: &str) -> Result<String, Refusal> {
+pub async fn confirm(state: &SlackState, user: &SlackUserId, run: RunId, reason: &str) -> Result<Done, Refusal> {
     state.approvals.abandon(run, user, reason).await
 }

@@ -1,6 +1,6 @@
 //! The Approve and Deny buttons on a request's approval message: the decision, by compare-and-set.
 
-use crate::approval::Refusal;
+use crate::approval::{Done, Refusal};
 use crate::slack::routes::SlackState;
 use crate::store::{Request, RequestId};
 use crate::types::SlackUserId;
@@ -14,7 +14,7 @@ pub async fn decide(
     request: RequestId,
     approve: bool,
     message_ts: Option<&str>,
-) -> Option<Result<String, Refusal>> {
+) -> Option<Result<Done, Refusal>> {
     if !on_request_message(state, request, message_ts).await {
         info!(id = %request, user = %user, "a decision click not on the request's own message was ignored");
         return None;

@@ -4,6 +4,7 @@
 use super::Invocation;
 use crate::approval::{Origin, RequestReply};
 use crate::slack::command::{Failover, NotConfigured};
+use crate::slack::render;
 use crate::slack::routes::{SlackState, ephemeral};
 use crate::types::Region;
 use axum::response::Response;
@@ -33,7 +34,7 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
         RequestReply::DryRun => {
             ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
         }
-        RequestReply::Refused(why) => ephemeral(why),
+        RequestReply::Refused(why) => ephemeral(render::request_refusal(&why)),
     }
 }
 

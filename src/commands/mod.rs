@@ -16,8 +16,9 @@ mod history;
 mod resume;
 mod status;
 
-use crate::approval::Refusal;
+use crate::approval::{Done, Refusal};
 use crate::slack::command::{Click, Command, Rejected};
+use crate::slack::render;
 use crate::slack::routes::SlackState;
 use crate::types::SlackUserId;
 use axum::http::StatusCode;
@@ -86,26 +87,25 @@ pub async fn click(state: &SlackState, clicked: Clicked) -> Response {
 }
 
 /// Queues the answer to a click (what was done, or why nothing was) for its response_url.
-async fn answer_click(state: &SlackState, clicked: &Clicked, decided: Result<String, Refusal>) {
+async fn answer_click(state: &SlackState, clicked: &Clicked, decided: Result<Done, Refusal>) {
     let text = match decided {
-        Ok(done) => done,
+        Ok(done) => render::done(&done),
         Err(refusal) => {
             info!(user = %clicked.user, %refusal, "click refused");
-            refusal.to_string()
+            render::refusal(&refusal)
         }
     };
-    if let Some(url) = &clicked.response_url {
-        use crate::ports::Chat;
-        if let Err(e) = state.chat.respond(url, &text, false).await {
-            warn!(error = %e, "cannot queue the answer to a click");
-        }
+    if let Some(url) = &clicked.response_url
+        && let Err(e) = state.chat.respond_text(url, &text, false).await
+    {
+        warn!(error = %e, "cannot queue the answer to a click");
     }
 }
 
 /// The answer to a command that either did what it says or was refused, to whoever typed it.
-fn done_or_refused(outcome: Result<String, Refusal>) -> Response {
+fn done_or_refused(outcome: Result<Done, Refusal>) -> Response {
     crate::slack::routes::ephemeral(match outcome {
-        Ok(done) => done,
-        Err(refusal) => refusal.to_string(),
+        Ok(done) => render::done(&done),
+        Err(refusal) => render::refusal(&refusal),
     })
 }

@@ -2,7 +2,7 @@
 //! where a second person approves or denies it.
 
 use super::Invocation;
-use crate::approval::Refusal;
+use crate::approval::{Done, Refusal};
 use crate::slack::routes::SlackState;
 use crate::store::RunId;
 use crate::types::SlackUserId;
@@ -20,6 +20,6 @@ pub async fn decide(
     run: RunId,
     token: i64,
     approve: bool,
-) -> Result<String, Refusal> {
+) -> Result<Done, Refusal> {
     state.approvals.decide_resume(run, token, user, approve).await
 }

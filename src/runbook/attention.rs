@@ -308,7 +308,7 @@ impl Runner {
     /// Within the late DNS window, the bot finishes the run by itself once the late re-check passes;
     /// outside it, or when finishing could split the data, it hands the run to people.
     async fn try_late_finish(&self, ctx: &mut Ctx, attention: &AttentionState) -> Look {
-        let window = crate::slack::render::duration(self.settings.late_dns_window);
+        let window = crate::types::human_duration(self.settings.late_dns_window);
         let late = self.late_check(ctx, attention.step).await;
         // The window is judged once the re-check is done (its reads take a while).
         let in_window = self.clock.now().as_millisecond() <= attention.window_until_ms;

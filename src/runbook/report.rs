@@ -1,9 +1,11 @@
-//! What a run has to say, as data: the stage shown on the request message, and the notes posted in
-//! its thread. The Slack adapter renders them; the engine never formats for Slack.
+//! What the engine has to say, as data: the stage shown on the request message, the notes posted in
+//! its thread, and the answers sent to the person who typed a command. The Slack adapter
+//! (`slack::render`) words and renders them; the engine never formats for Slack.
 
 use super::Step;
 use crate::ports::Member;
-use crate::types::SlackUserId;
+use crate::store::RequestId;
+use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
 use std::time::Duration;
 
 /// Where a request stands, shown on the request message itself.
@@ -96,8 +98,10 @@ pub enum Note {
         /// The ask's token (its time in ms), carried by its buttons.
         token: i64,
         by: SlackUserId,
-        /// What resuming will do, and the facts that stopped the bot.
-        detail: String,
+        /// What resuming will move where (from the request's plan), when the plan can be read.
+        target: Option<ResumeTarget>,
+        /// The step the run stopped at and why, when known.
+        stopped: Option<(Step, String)>,
     },
     ResumeDecided {
         run_id: i64,
@@ -114,6 +118,38 @@ pub enum Note {
         /// The target cluster and the CNAMEs as the run leaves them.
         state_now: Option<(String, String)>,
     },
+}
+
+/// What a resumed run moves where: the target cluster and the two CNAMEs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeTarget {
+    pub cluster_id: String,
+    pub region: Region,
+    pub writer_record: String,
+    pub reader_record: String,
+}
+
+/// An answer to the person who typed `/aurora failover`, through its response_url (only them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Planning failed: the request is rejected and nothing was changed.
+    NotPrepared {
+        id: RequestId,
+        cluster: ClusterName,
+        reason: String,
+    },
+    /// The request is posted in the incident channel, waiting for an approver.
+    Posted {
+        id: RequestId,
+        cluster: ClusterName,
+        to: Region,
+        mode: Mode,
+        channel: ChannelId,
+        approvers: Vec<Principal>,
+        expires_in: Duration,
+    },
+    /// A dry run that found no plan.
+    NoPlan { cluster: ClusterName, reason: String },
 }
 
 /// Why a run needs attention, what things look like, and what can happen next.

@@ -88,7 +88,7 @@ impl Chat for Recorder {
         self.notes.lock().unwrap().push((key.to_owned(), broadcast));
         Ok(())
     }
-    async fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
+    async fn respond(&self, _: &str, _: &report::Answer, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
     async fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {

@@ -10,7 +10,7 @@ use super::client::MessageBody;
 use super::render;
 use crate::ports::{Chat, ChatError, Clock};
 use crate::runbook::plan::Plan;
-use crate::runbook::report::{Note, Stage};
+use crate::runbook::report::{Answer, Note, Stage};
 use crate::store::{OutboxId, Outgoing, Request, Store};
 use crate::types::{ChannelId, Principal};
 use std::sync::Arc;
@@ -70,6 +70,20 @@ impl SlackChat {
             dedup_key,
         })
         .await
+    }
+
+    /// A text (already Slack text, from `render`) to a response_url.
+    pub async fn respond_text(
+        &self,
+        response_url: &str,
+        text: &str,
+        visible_to_channel: bool,
+    ) -> Result<(), ChatError> {
+        let body = MessageBody {
+            text: text.to_owned(),
+            blocks: vec![],
+        };
+        self.respond_message(response_url, &body, visible_to_channel).await
     }
 
     /// A full message (text and blocks) to a response_url.
@@ -140,11 +154,8 @@ impl Chat for SlackChat {
             .await
     }
 
-    async fn respond(&self, response_url: &str, text: &str, visible_to_channel: bool) -> Result<(), ChatError> {
-        let body = MessageBody {
-            text: text.to_owned(),
-            blocks: vec![],
-        };
-        self.respond_message(response_url, &body, visible_to_channel).await
+    async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError> {
+        self.respond_text(response_url, &render::answer(answer), visible_to_channel)
+            .await
     }
 }

@@ -1,15 +1,18 @@
-//! How the bot's messages look in Slack: the approval request (and its later states), the thread
-//! replies of a run, and `/aurora status`. Pure functions from domain data to `MessageBody`.
+//! Every word the bot says in Slack, in one place: the approval request (and its later states), the
+//! thread replies of a run, the answers to commands and clicks (what was done, why it was refused,
+//! what became of a request), `/aurora status` and `/aurora history`. Pure functions from the
+//! engine's typed values (`Stage`, `Note`, `Answer`, `Done`, `Refusal`, reports) to Slack text and
+//! blocks; the engine itself writes no markup. Slack's limits are enforced here.
 
 use super::client::MessageBody;
+use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
 use crate::runbook::Step;
 use crate::runbook::plan::{Outcome, Plan};
-use crate::runbook::report::{Aftermath, Note, Stage};
+use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, ResumeTarget, Stage};
 use crate::status::{ClusterReport, CnameCheck};
-use crate::store::Request;
-use crate::types::{Mode, Principal};
+use crate::store::{Request, RunState};
+use crate::types::{Mode, Principal, SlackUserId, human_duration as duration};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 pub const APPROVE: &str = "approve";
 pub const DENY: &str = "deny";
@@ -71,17 +74,204 @@ fn principal(p: &Principal) -> String {
     }
 }
 
-/// `1h 2m`, `3m 04s`, `12s`, `850 ms`.
-pub fn duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s == 0 {
-        format!("{} ms", d.as_millis())
-    } else if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+/// People and groups, mentioned, comma-separated.
+fn names(list: &[Principal]) -> String {
+    list.iter().map(principal).collect::<Vec<_>>().join(", ")
+}
+
+/// A reason for people: what AWS or a record holds is escaped (it may contain `<...>` mentions or
+/// links), and a closing full stop dropped (the sentence around it adds one).
+fn reason(reason: &str) -> String {
+    esc(reason.trim_end().trim_end_matches('.'))
+}
+
+/// A run's state, as a person reads it.
+fn run_state(state: RunState) -> &'static str {
+    match state {
+        RunState::Running => "still running",
+        RunState::NeedsAttention => "waiting for a person",
+        RunState::Succeeded => "finished: it succeeded",
+        RunState::Failed => "finished: it failed",
+        RunState::Abandoned => "abandoned",
+    }
+}
+
+/// `Unknown cluster X. Configured clusters: ...`, for a name a person typed.
+pub fn unknown_cluster(given: &str, configured: &[String]) -> String {
+    format!(
+        "Unknown cluster {}. Configured clusters: {}.",
+        code(given),
+        configured.join(", ")
+    )
+}
+
+/// Why a `/aurora failover` was not recorded, for the person who typed it.
+pub fn request_refusal(why: &RequestRefusal) -> String {
+    match why {
+        RequestRefusal::NotRequester(requesters) => format!(
+            "You are not allowed to request a failover. Requesters: {}.",
+            names(requesters)
+        ),
+        RequestRefusal::DirectoryUnavailable(e) => directory_unavailable(e),
+        RequestRefusal::UnknownCluster { given, configured } => unknown_cluster(given, configured),
+        RequestRefusal::NotARegion {
+            given,
+            cluster,
+            regions,
+        } => format!(
+            "{} is not a Region of {cluster}. Its Regions: {}.",
+            code(given),
+            regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        RequestRefusal::NotRecorded => {
+            "The request could not be recorded (the bot's database failed); nothing was done.".to_owned()
+        }
+        RequestRefusal::OneAtATime { cluster, existing } => format!(
+            "{cluster} already has {} open or running: one at a time per cluster.",
+            request_link(existing)
+        ),
+    }
+}
+
+/// A link to a request's message, or the request's number and channel when it is not posted yet.
+fn request_link(l: &RequestLink) -> String {
+    match &l.posted {
+        Some((domain, ts)) => format!(
+            "<https://{domain}.slack.com/archives/{}/p{}|request #{}>",
+            l.channel,
+            ts.replace('.', ""),
+            l.id
+        ),
+        None => format!("request #{} in <#{}>", l.id, l.channel),
+    }
+}
+
+fn directory_unavailable(e: &str) -> String {
+    format!("Your Slack user groups could not be checked ({e}); try again in a moment.")
+}
+
+/// Why a command or click changed nothing, for the person (only them).
+pub fn refusal(r: &Refusal) -> String {
+    match r {
+        Refusal::NoSuchRequest(id) => format!("Request #{id} does not exist."),
+        Refusal::OwnRequest => "You cannot approve your own request: a second person must.".to_owned(),
+        Refusal::NotApprover(a) => format!("You are not an approver of failover requests. Approvers: {}.", names(a)),
+        Refusal::NotAllowedToDeny(a) => format!(
+            "Only an approver or the requester can deny a request. Approvers: {}.",
+            names(a)
+        ),
+        Refusal::AlreadyDecided { id, state, by } => format!(
+            "Request #{id} was already {}{}.",
+            state.as_str(),
+            by.as_ref().map(|u| format!(" by {}", user(u))).unwrap_or_default()
+        ),
+        Refusal::Expired(id) => format!(
+            "Request #{id} has expired; nothing was changed. Ask again with /aurora failover if it is still needed."
+        ),
+        Refusal::NotReady(id) => format!("Request #{id} is still being prepared; try again in a moment."),
+        Refusal::DirectoryUnavailable(e) => directory_unavailable(e),
+        Refusal::NotAllowedToCancel(a) => format!(
+            "Only the requester or an approver can cancel a request. Approvers: {}.",
+            names(a)
+        ),
+        Refusal::AlreadyApproved(id) => {
+            format!("Request #{id} is already approved and its run has started: it cannot be cancelled.")
+        }
+        Refusal::Internal => {
+            "Something failed on the bot's side; nothing was changed. Try again, and tell its operators if it persists."
+                .to_owned()
+        }
+        _ => run_refusal(r),
+    }
+}
+
+/// The refusals about runs (resume, abandon).
+fn run_refusal(r: &Refusal) -> String {
+    match r {
+        Refusal::NoSuchRun(id) => {
+            format!("Run {id} does not exist. The run's number is in its thread (\"Needs attention (run N)\").")
+        }
+        Refusal::NotAllowedToResume(a) => format!(
+            "Only a requester or an approver can ask to resume a run. Approvers: {}.",
+            names(a)
+        ),
+        Refusal::NotAllowedToAbandon(a) => format!(
+            "Only the requester or an approver can abandon a run. Approvers: {}.",
+            names(a)
+        ),
+        Refusal::NotWaiting { id, state } => format!(
+            "Run {id} is {}: only a run that needs attention can be resumed.",
+            run_state(*state)
+        ),
+        Refusal::ResumeAlreadyAsked { id, by } => format!(
+            "Resuming run {id} was already asked for by <@{}>; it waits for a second person's approval in the thread.",
+            by.as_ref().map(|u| u.as_str()).unwrap_or_default()
+        ),
+        Refusal::OwnResume(id) => format!("You asked to resume run {id}: a second person must approve it."),
+        Refusal::NoResumeAsked(id) => {
+            format!("Nobody is asking to resume run {id} right now (it was decided already, or the run moved on).")
+        }
+        Refusal::RunEnded { id, state } => format!(
+            "Run {id} has already ended ({}); nothing was changed.",
+            run_state(*state)
+        ),
+        Refusal::NotAllowedToDenyResume(a) => format!(
+            "Only an approver, the person who asked, or the failover's requester can deny a resume. Approvers: {}.",
+            names(a)
+        ),
+        Refusal::NoReason(id) => format!("Say why you abandon run {id}: `/aurora abandon {id} REASON`."),
+        // The request refusals are worded by `refusal`, which sends only these here.
+        other => other.to_string(),
+    }
+}
+
+/// What a command or click did, for the person.
+pub fn done(d: &Done) -> String {
+    match d {
+        Done::Approved(id) => {
+            format!("You approved request #{id}. The run has started; follow it in the request's thread.")
+        }
+        Done::Denied(id) => format!("You denied request #{id}. Nothing was changed."),
+        Done::Cancelled(id) => format!("Request #{id} is cancelled. Nothing was changed."),
+        Done::ResumeAsked(id) => {
+            format!("You asked to resume run {id}. An approver other than you must approve it in the request's thread.")
+        }
+        Done::ResumeApproved(id) => format!("You approved resuming run {id}; follow it in the request's thread."),
+        Done::ResumeDenied(id) => format!("You denied resuming run {id}; it still needs attention."),
+        Done::Abandoned(id) => {
+            format!("You abandoned run {id}. The bot does nothing more for it; nothing was changed in AWS to stop it.")
+        }
+    }
+}
+
+/// A later answer to `/aurora failover`, through its response_url.
+pub fn answer(a: &Answer) -> String {
+    match a {
+        Answer::NotPrepared {
+            id,
+            cluster,
+            reason: why,
+        } => format!(
+            "Request #{id} ({cluster} failover) could not be prepared: {}. Nothing was changed.",
+            reason(why)
+        ),
+        Answer::Posted {
+            id,
+            cluster,
+            to,
+            mode,
+            channel,
+            approvers,
+            expires_in,
+        } => format!(
+            "Request #{id} to move *{cluster}* to {to} ({mode}) is posted in <#{channel}> for approval by {}. It \
+             expires in {}.",
+            names(approvers),
+            duration(*expires_in)
+        ),
+        Answer::NoPlan { cluster, reason: why } => {
+            format!("Dry run for {cluster}: no plan. {}. Nothing was changed.", reason(why))
+        }
     }
 }
 
@@ -332,7 +522,7 @@ pub struct AbandonValue {
 
 /// The ephemeral answer to `/aurora abandon`: what abandoning does, and a button to confirm it.
 /// `what` names the run; `reason` is the person's, shown escaped.
-pub fn abandon_confirmation(run: i64, what: &str, reason: &str) -> Value {
+pub fn abandon_confirmation(run: i64, what: &AbandonTarget, reason: &str) -> Value {
     // A button's value holds at most 2,000 characters, after JSON escaping.
     let mut reason: String = reason.chars().take(1_000).collect();
     let value = loop {
@@ -347,10 +537,17 @@ pub fn abandon_confirmation(run: i64, what: &str, reason: &str) -> Value {
         let keep = reason.chars().count() * 3 / 4;
         reason = reason.chars().take(keep).collect();
     };
+    let what = format!(
+        "run {} ({} failover, request #{}, {})",
+        what.run,
+        what.cluster,
+        what.request,
+        run_state(what.state)
+    );
     let text = format!(
         "Abandon {}? The bot stops its remaining steps and changes nothing in AWS (an operation AWS is already \
          running goes on); the cluster is free for a new request. Reason: {}",
-        esc(what),
+        esc(&what),
         esc(&reason)
     );
     json!({
@@ -376,42 +573,14 @@ fn decide_commands(run_id: i64) -> String {
 
 /// A reply in a run's thread.
 pub fn note(note: &Note) -> MessageBody {
-    if let Note::ResumeAsked {
-        run_id,
-        token,
-        by,
-        detail,
-    } = note
-    {
-        let value = format!("{run_id}:{token}");
-        let text = format!(
-            ":raised_hand: {} asks to resume run {run_id}. {}\nA second person (an approver, not {}) must approve.",
-            user(by),
-            esc(detail),
-            user(by)
-        );
-        let blocks = vec![
-            section(&text),
-            json!({
-                "type": "actions",
-                "block_id": "resume",
-                "elements": [
-                    {"type": "button", "action_id": RESUME_APPROVE, "style": "danger",
-                     "text": {"type": "plain_text", "text": "Approve resume"}, "value": value,
-                     "confirm": {
-                        "title": {"type": "plain_text", "text": "Resume this run?"},
-                        "text": {"type": "mrkdwn", "text": "The bot re-checks that the target is writable, then moves the CNAMEs to it."},
-                        "confirm": {"type": "plain_text", "text": "Resume"},
-                        "deny": {"type": "plain_text", "text": "Cancel"},
-                        "style": "danger"}},
-                    {"type": "button", "action_id": RESUME_DENY,
-                     "text": {"type": "plain_text", "text": "Deny"}, "value": value}
-                ]
-            }),
-        ];
-        return MessageBody { text, blocks };
-    }
     let text = match note {
+        Note::ResumeAsked {
+            run_id,
+            token,
+            by,
+            target,
+            stopped,
+        } => return resume_asked(*run_id, *token, by, target.as_ref(), stopped.as_ref()),
         Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", user(by)),
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
         Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", user(by)),
@@ -429,132 +598,200 @@ pub fn note(note: &Note) -> MessageBody {
         }
         Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
         Note::Retrying { detail } => format!(":warning: {}", esc(detail)),
-        Note::Completed(c) => {
-            let phases = c
-                .phases
-                .iter()
-                .filter(|(s, _)| *s != Step::Done)
-                .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
-                .collect::<Vec<_>>()
-                .join(" · ");
-            let mut text = format!(
-                ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
-                duration(c.total),
-                esc(&c.writer_record),
-                esc(&c.writer_endpoint),
-                esc(&c.reader_record),
-                esc(&c.reader_endpoint),
-                phases,
-            );
-            for line in c.after.iter().flat_map(|a| aftermath(a, &c.old_primary)) {
-                text.push('\n');
-                text.push_str(&line);
-            }
-            text
-        }
-        Note::NeedsAttention(a) => {
-            let mut text = format!(
-                ":rotating_light: *Needs attention* (run {}) at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
-                a.run_id,
-                a.step.label(),
-                esc(&a.reason),
-                esc(&a.cluster_now),
-                esc(&a.dns_now),
-                if a.dns_touched {
-                    "this run changed it, or may have"
-                } else {
-                    "this run did not change it"
-                }
-            );
-            for g in &a.guidance {
-                text.push_str("\n• ");
-                text.push_str(&esc(g));
-            }
-            text.push_str(&format!(
-                "\nThe bot keeps watching, every {}. ",
-                duration(a.watch_every)
-            ));
-            match a.window_until {
-                Some(until) => text.push_str(&format!(
-                    "If everything is ready again before {} (the target writable, and the old primary not writable or \
-                     unreachable), it finishes by itself. Otherwise a person decides: {}.",
-                    slack_time(until),
-                    decide_commands(a.run_id)
-                )),
-                None => text.push_str(&format!("A person decides: {}.", decide_commands(a.run_id))),
-            }
-            text
-        }
+        Note::Completed(c) => completed(c),
+        Note::NeedsAttention(a) => needs_attention(a),
         Note::HandedOver { run_id, why } => format!(
             ":raising_hand: The bot will not finish run {run_id} by itself: {}. A person decides: {}.",
             esc(why),
             decide_commands(*run_id)
         ),
         Note::LateFinish { detail } => format!(":arrow_forward: {}", esc(detail)),
-        Note::ResumeAsked { .. } => unreachable!("rendered above"),
-        Note::ResumeDecided { run_id, by, approved } => {
-            if *approved {
-                format!(
-                    ":arrow_forward: {} approved resuming run {run_id}: the bot checks that the target is writable and moves DNS.",
-                    user(by)
-                )
-            } else {
-                format!(
-                    ":no_entry: {} denied resuming run {run_id}; it still needs attention.",
-                    user(by)
-                )
-            }
-        }
+        Note::ResumeDecided { run_id, by, approved } => resume_decided(*run_id, by, *approved),
         Note::Abandoned {
             run_id,
             by,
             reason,
             still_running,
             state_now,
-        } => {
-            let mut text = format!(
-                ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
-                 in AWS to stop it; the cluster is free for another request.",
-                user(by),
-                esc(reason)
-            );
-            if let Some((cluster, dns)) = state_now {
-                text.push_str(&format!("\n• Cluster now: {}\n• DNS now: {}", esc(cluster), esc(dns)));
-            }
-            if let Some(op) = still_running {
-                text.push_str(&format!(
-                    "\n:warning: Not stopped by abandoning: {}. Follow it with `/aurora status` (or \
-                     `aws rds describe-global-clusters`).",
-                    esc(op)
-                ));
-            }
-            text
-        }
+        } => abandoned(*run_id, by, reason, still_running.as_deref(), state_now.as_ref()),
         Note::Failed(f) => format!(
             ":x: *Failover failed* at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
             f.step.label(),
             esc(&f.reason),
             esc(&f.cluster_now),
             esc(&f.dns_now),
-            if f.dns_touched {
-                "this run changed it, or may have"
-            } else {
-                "this run did not change it"
-            }
+            dns_touched(f.dns_touched)
         ),
     };
     MessageBody { text, blocks: vec![] }
 }
 
+fn dns_touched(touched: bool) -> &'static str {
+    if touched {
+        "this run changed it, or may have"
+    } else {
+        "this run did not change it"
+    }
+}
+
+/// Someone asks to resume a run: what resuming does, why the run stopped, and the buttons.
+fn resume_asked(
+    run_id: i64,
+    token: i64,
+    by: &SlackUserId,
+    target: Option<&ResumeTarget>,
+    stopped: Option<&(Step, String)>,
+) -> MessageBody {
+    let what = target.map_or_else(
+        || "The bot checks that the target is writable, then moves the CNAMEs.".to_owned(),
+        |t| {
+            format!(
+                "The bot goes on from where it stopped: it checks that {} ({}) is writable, then moves {} and {} \
+                 to it, even where its own re-check would not.",
+                t.cluster_id, t.region, t.writer_record, t.reader_record
+            )
+        },
+    );
+    let why = stopped
+        .map(|(step, reason)| format!(" It stopped at {}: {reason}.", step.label()))
+        .unwrap_or_default();
+    let value = format!("{run_id}:{token}");
+    let text = format!(
+        ":raised_hand: {} asks to resume run {run_id}. {}\nA second person (an approver, not {}) must approve.",
+        user(by),
+        esc(&format!("{what}{why}")),
+        user(by)
+    );
+    let blocks = vec![
+        section(&text),
+        json!({
+            "type": "actions",
+            "block_id": "resume",
+            "elements": [
+                {"type": "button", "action_id": RESUME_APPROVE, "style": "danger",
+                 "text": {"type": "plain_text", "text": "Approve resume"}, "value": value,
+                 "confirm": {
+                    "title": {"type": "plain_text", "text": "Resume this run?"},
+                    "text": {"type": "mrkdwn", "text": "The bot re-checks that the target is writable, then moves the CNAMEs to it."},
+                    "confirm": {"type": "plain_text", "text": "Resume"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger"}},
+                {"type": "button", "action_id": RESUME_DENY,
+                 "text": {"type": "plain_text", "text": "Deny"}, "value": value}
+            ]
+        }),
+    ];
+    MessageBody { text, blocks }
+}
+
+fn resume_decided(run_id: i64, by: &SlackUserId, approved: bool) -> String {
+    if approved {
+        format!(
+            ":arrow_forward: {} approved resuming run {run_id}: the bot checks that the target is writable and moves DNS.",
+            user(by)
+        )
+    } else {
+        format!(
+            ":no_entry: {} denied resuming run {run_id}; it still needs attention.",
+            user(by)
+        )
+    }
+}
+
+/// The last reply of a successful run: the CNAMEs, the phases, and what to know and do now.
+fn completed(c: &Completion) -> String {
+    let phases = c
+        .phases
+        .iter()
+        .filter(|(s, _)| *s != Step::Done)
+        .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let mut text = format!(
+        ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
+        duration(c.total),
+        esc(&c.writer_record),
+        esc(&c.writer_endpoint),
+        esc(&c.reader_record),
+        esc(&c.reader_endpoint),
+        phases,
+    );
+    for line in c.after.iter().flat_map(|a| aftermath(a, &c.old_primary)) {
+        text.push('\n');
+        text.push_str(&line);
+    }
+    text
+}
+
+/// A run stopped for a person: where and why, how things are, and what happens next.
+fn needs_attention(a: &Attention) -> String {
+    let mut text = format!(
+        ":rotating_light: *Needs attention* (run {}) at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
+        a.run_id,
+        a.step.label(),
+        esc(&a.reason),
+        esc(&a.cluster_now),
+        esc(&a.dns_now),
+        dns_touched(a.dns_touched)
+    );
+    for g in &a.guidance {
+        text.push_str("\n• ");
+        text.push_str(&esc(g));
+    }
+    text.push_str(&format!(
+        "\nThe bot keeps watching, every {}. ",
+        duration(a.watch_every)
+    ));
+    match a.window_until {
+        Some(until) => text.push_str(&format!(
+            "If everything is ready again before {} (the target writable, and the old primary not writable or \
+             unreachable), it finishes by itself. Otherwise a person decides: {}.",
+            slack_time(until),
+            decide_commands(a.run_id)
+        )),
+        None => text.push_str(&format!("A person decides: {}.", decide_commands(a.run_id))),
+    }
+    text
+}
+
+/// A person stopped the run: who and why, how things are left, and what AWS still runs.
+fn abandoned(
+    run_id: i64,
+    by: &SlackUserId,
+    reason: &str,
+    still_running: Option<&str>,
+    state_now: Option<&(String, String)>,
+) -> String {
+    let mut text = format!(
+        ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
+         in AWS to stop it; the cluster is free for another request.",
+        user(by),
+        esc(reason)
+    );
+    if let Some((cluster, dns)) = state_now {
+        text.push_str(&format!("\n• Cluster now: {}\n• DNS now: {}", esc(cluster), esc(dns)));
+    }
+    if let Some(op) = still_running {
+        text.push_str(&format!(
+            "\n:warning: Not stopped by abandoning: {}. Follow it with `/aurora status` (or \
+             `aws rds describe-global-clusters`).",
+            esc(op)
+        ));
+    }
+    text
+}
+
+/// The command that moves the writer of `cluster` back to the old primary's Region.
+fn fail_back_command(cluster: &str, old: &crate::ports::Member) -> String {
+    ident(&format!(
+        "/aurora failover {cluster} --to {} --mode switchover",
+        old.region
+    ))
+}
+
 /// What to know and do after a successful run, one line each; `old` is the old primary.
 fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
     let (old_id, old_region) = (ident(&old.cluster_id), esc(old.region.as_str()));
-    let back = |cluster: &str| {
-        ident(&format!(
-            "/aurora failover {cluster} --to {} --mode switchover",
-            old.region
-        ))
-    };
     match after {
         Aftermath::Detached { cluster, promoted } => vec![
             format!(
@@ -568,45 +805,51 @@ fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
                  adding Regions to it ({old_region} among them); once {old_region} is healthy, {} moves the writer back \
                  with no data loss.",
                 ident(promoted),
-                back(cluster)
+                fail_back_command(cluster, old)
             ),
         ],
         Aftermath::FailedOver {
             cluster,
             rejoined,
             snapshot,
-        } => vec![
-            if *rejoined {
-                format!("{old_id} ({old_region}) has rejoined the global cluster as a secondary.")
-            } else {
-                format!(
-                    ":warning: {old_id} ({old_region}) has not rejoined yet: Aurora rebuilds it as a secondary when \
-                     {old_region} is healthy. Until then its writes are fenced only on a best-effort basis: keep \
-                     applications off it."
-                )
-            },
-            match snapshot {
-                Some(name) => format!(
-                    ":camera: Point-of-failure snapshot: {} in {old_region}. It holds the writes this failover lost; copy \
-                     it to keep it (it expires with the cluster's backup retention).",
-                    ident(name)
-                ),
-                None => format!(
-                    ":camera: When {old_region} recovers, AWS snapshots the old primary's volume at the point of failure \
-                     as {} in {old_region}: it holds the writes this failover lost; copy it to keep it.",
-                    ident(&format!("rds:unplanned-global-failover-{}-<time>", old.cluster_id))
-                ),
-            },
-            format!(
-                "To fail back once {old_id} has rejoined: {} (no data loss).",
-                back(cluster)
-            ),
-        ],
+        } => failed_over(cluster, *rejoined, snapshot.as_deref(), old),
         Aftermath::SwitchedOver { cluster } => vec![format!(
             "{old_id} ({old_region}) is now a secondary. To switch back: {}.",
-            back(cluster)
+            fail_back_command(cluster, old)
         )],
     }
+}
+
+/// After a managed failover: whether the old primary rejoined, the point-of-failure snapshot, failing back.
+fn failed_over(cluster: &str, rejoined: bool, snapshot: Option<&str>, old: &crate::ports::Member) -> Vec<String> {
+    let (old_id, old_region) = (ident(&old.cluster_id), esc(old.region.as_str()));
+    vec![
+        if rejoined {
+            format!("{old_id} ({old_region}) has rejoined the global cluster as a secondary.")
+        } else {
+            format!(
+                ":warning: {old_id} ({old_region}) has not rejoined yet: Aurora rebuilds it as a secondary when \
+                 {old_region} is healthy. Until then its writes are fenced only on a best-effort basis: keep \
+                 applications off it."
+            )
+        },
+        match snapshot {
+            Some(name) => format!(
+                ":camera: Point-of-failure snapshot: {} in {old_region}. It holds the writes this failover lost; copy \
+                 it to keep it (it expires with the cluster's backup retention).",
+                ident(name)
+            ),
+            None => format!(
+                ":camera: When {old_region} recovers, AWS snapshots the old primary's volume at the point of failure \
+                 as {} in {old_region}: it holds the writes this failover lost; copy it to keep it.",
+                ident(&format!("rds:unplanned-global-failover-{}-<time>", old.cluster_id))
+            ),
+        },
+        format!(
+            "To fail back once {old_id} has rejoined: {} (no data loss).",
+            fail_back_command(cluster, old)
+        ),
+    ]
 }
 
 fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
@@ -636,81 +879,98 @@ fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String 
 
 /// The answer to `/aurora status`.
 pub fn status(reports: &[ClusterReport]) -> MessageBody {
-    let mut blocks = Vec::new();
-    let mut mds = Vec::new();
-    let mut text = String::new();
-    for r in reports {
-        let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
-        match &r.topology {
-            Err(e) => lines.push(format!(":warning: cannot read the global cluster: {}", esc(e))),
-            Ok(t) => {
-                if let Some(op) = &t.operation_in_progress {
-                    lines.push(format!(
-                        ":arrows_counterclockwise: managed operation in progress: `{}`",
-                        esc(op)
-                    ));
-                }
-                if let Some(d) = &r.detached {
-                    lines.push(format!(
-                        "• {} `{}` *standalone writer*, detached from the global cluster by request #{} · {}",
-                        d.report.member.region,
-                        esc(&d.report.member.cluster_id),
-                        d.request_id,
-                        member_detail(&d.report, true)
-                    ));
-                    if let Some(w) = r.members.iter().find(|m| m.member.is_writer) {
-                        lines.push(format!(
-                            ":warning: `{}` ({}) is still the writer of the global cluster and may still accept writes: fence it until the global database is rebuilt.",
-                            esc(&w.member.cluster_id),
-                            w.member.region
-                        ));
-                    }
-                }
-                for m in &r.members {
-                    let role = if m.member.is_writer { "*writer*" } else { "reader" };
-                    lines.push(format!(
-                        "• {} `{}` {} · {}",
-                        m.member.region,
-                        esc(&m.member.cluster_id),
-                        role,
-                        member_detail(m, m.member.is_writer)
-                    ));
-                }
+    let mds: Vec<String> = reports.iter().map(|r| cluster_status(r).join("\n")).collect();
+    let text = mds.iter().map(|md| format!("{md}\n")).collect();
+    MessageBody {
+        text,
+        blocks: packed_sections(mds),
+    }
+}
+
+/// One cluster's lines in `/aurora status`: its members, its CNAMEs, its records check.
+fn cluster_status(r: &ClusterReport) -> Vec<String> {
+    let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
+    match &r.topology {
+        Err(e) => lines.push(format!(":warning: cannot read the global cluster: {}", esc(e))),
+        Ok(t) => {
+            if let Some(op) = &t.operation_in_progress {
+                lines.push(format!(
+                    ":arrows_counterclockwise: managed operation in progress: `{}`",
+                    esc(op)
+                ));
+            }
+            if let Some(d) = &r.detached {
+                lines.extend(detached_lines(r, d));
+            }
+            for m in &r.members {
+                let role = if m.member.is_writer { "*writer*" } else { "reader" };
+                lines.push(format!(
+                    "• {} `{}` {} · {}",
+                    m.member.region,
+                    esc(&m.member.cluster_id),
+                    role,
+                    member_detail(m, m.member.is_writer)
+                ));
             }
         }
-        for (label, check) in [("writer", &r.writer_cname), ("reader", &r.reader_cname)] {
-            lines.push(match check {
-                CnameCheck::Unreadable(e) => format!(":warning: {label} CNAME: cannot read: {}", esc(e)),
-                CnameCheck::Missing { name } => format!(":x: {label} CNAME `{}` does not exist", esc(name)),
-                CnameCheck::Points { name, value, expected } => match expected {
-                    Some(exp) if crate::status::same_host(value, exp) => format!(
-                        ":white_check_mark: {label} CNAME `{}` → `{}` (the current writer's {label} endpoint)",
-                        esc(name),
-                        esc(value)
-                    ),
-                    Some(exp) => format!(
-                        ":warning: {label} CNAME `{}` → `{}`, *not* the current writer's {label} endpoint `{}`",
-                        esc(name),
-                        esc(value),
-                        esc(exp)
-                    ),
-                    None => format!(
-                        ":grey_question: {label} CNAME `{}` → `{}` (the writer's endpoint is unknown)",
-                        esc(name),
-                        esc(value)
-                    ),
-                },
-            });
-        }
-        if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
-            lines.push(format!("{} *{}*: {}", check_icon(c.outcome), c.name, esc(&c.detail)));
-        }
-        let md = lines.join("\n");
-        text.push_str(&md);
-        text.push('\n');
-        mds.push(md);
     }
-    // Slack allows 50 blocks a message and 3,000 characters a section: pack clusters into sections.
+    for (label, check) in [("writer", &r.writer_cname), ("reader", &r.reader_cname)] {
+        lines.push(cname_line(label, check));
+    }
+    if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
+        lines.push(format!("{} *{}*: {}", check_icon(c.outcome), c.name, esc(&c.detail)));
+    }
+    lines
+}
+
+/// The standalone writer a detach left, and a warning if the global cluster still has a writer.
+fn detached_lines(r: &ClusterReport, d: &crate::status::Detached) -> Vec<String> {
+    let mut lines = vec![format!(
+        "• {} `{}` *standalone writer*, detached from the global cluster by request #{} · {}",
+        d.report.member.region,
+        esc(&d.report.member.cluster_id),
+        d.request_id,
+        member_detail(&d.report, true)
+    )];
+    if let Some(w) = r.members.iter().find(|m| m.member.is_writer) {
+        lines.push(format!(
+            ":warning: `{}` ({}) is still the writer of the global cluster and may still accept writes: fence it until the global database is rebuilt.",
+            esc(&w.member.cluster_id),
+            w.member.region
+        ));
+    }
+    lines
+}
+
+/// Where a CNAME points, against the current writer's endpoint.
+fn cname_line(label: &str, check: &CnameCheck) -> String {
+    match check {
+        CnameCheck::Unreadable(e) => format!(":warning: {label} CNAME: cannot read: {}", esc(e)),
+        CnameCheck::Missing { name } => format!(":x: {label} CNAME `{}` does not exist", esc(name)),
+        CnameCheck::Points { name, value, expected } => match expected {
+            Some(exp) if crate::status::same_host(value, exp) => format!(
+                ":white_check_mark: {label} CNAME `{}` → `{}` (the current writer's {label} endpoint)",
+                esc(name),
+                esc(value)
+            ),
+            Some(exp) => format!(
+                ":warning: {label} CNAME `{}` → `{}`, *not* the current writer's {label} endpoint `{}`",
+                esc(name),
+                esc(value),
+                esc(exp)
+            ),
+            None => format!(
+                ":grey_question: {label} CNAME `{}` → `{}` (the writer's endpoint is unknown)",
+                esc(name),
+                esc(value)
+            ),
+        },
+    }
+}
+
+/// Slack allows 50 blocks a message and 3,000 characters a section: packs texts into sections.
+fn packed_sections(mds: Vec<String>) -> Vec<Value> {
+    let mut blocks = Vec::new();
     let mut current = String::new();
     for md in mds {
         if !current.is_empty() && current.len() + md.len() + 2 > SECTION_LIMIT {
@@ -726,7 +986,7 @@ pub fn status(reports: &[ClusterReport]) -> MessageBody {
         blocks.push(section(&current));
     }
     blocks.truncate(50);
-    MessageBody { text, blocks }
+    blocks
 }
 
 /// Room in one section block's text (Slack's limit is 3,000 characters).
@@ -737,7 +997,6 @@ pub type HistoryEntry = Result<(Request, Option<crate::store::Run>), crate::stor
 
 /// The answer to `/aurora history`: newest first; a row that cannot be read is shown as such.
 pub fn history(entries: &[HistoryEntry]) -> MessageBody {
-    use crate::store::{RequestState, RunState};
     if entries.is_empty() {
         return MessageBody {
             text: "No failover has been requested yet.".to_owned(),
@@ -746,77 +1005,15 @@ pub fn history(entries: &[HistoryEntry]) -> MessageBody {
     }
     let mut lines = vec!["*Recent failover requests* (newest first)".to_owned()];
     for entry in entries {
-        let (r, run) = match entry {
-            Ok((r, run)) => (r, run),
-            Err(e) => {
-                lines.push(format!(
-                    "• :warning: stored {} row {} cannot be read: {}",
-                    e.table,
-                    esc(&e.key),
-                    esc(&e.reason)
-                ));
-                continue;
-            }
-        };
-        let plan = r.stored_plan::<Plan>();
-        let unreadable_plan = plan.is_err();
-        let plan = plan.ok().flatten();
-        let target = plan
-            .as_ref()
-            .map(|p| format!("{} → {}", p.from.region, p.to.region))
-            .or_else(|| r.to_region.as_ref().map(|t| format!("→ {t}")))
-            .unwrap_or_default();
-        let decided = |what: &str| match (&r.decided_by, r.decided_at) {
-            (Some(by), Some(at)) => format!("{what} by {} {}", user(by), slack_time(at)),
-            _ => what.to_owned(),
-        };
-        let outcome = match (r.state, run) {
-            (RequestState::Planning, _) => "being prepared".to_owned(),
-            (RequestState::Pending, _) => format!("waiting for approval until {}", slack_time(r.expires_at)),
-            (RequestState::Denied, _) => decided("denied"),
-            (RequestState::Cancelled, _) => decided("cancelled"),
-            (RequestState::Expired, _) => format!("expired {}", slack_time(r.expires_at)),
-            (RequestState::Rejected, _) => format!("not posted: {}", esc(r.note.as_deref().unwrap_or("no plan"))),
-            (RequestState::Approved, None) => decided("approved"),
-            (RequestState::Approved, Some(run)) => {
-                let took = run
-                    .finished_at
-                    .map(|f| duration(f.duration_since(run.started_at).unsigned_abs()))
-                    .unwrap_or_default();
-                let result = match run.state {
-                    RunState::Running => format!("running ({})", run.step),
-                    RunState::NeedsAttention => {
-                        format!(":rotating_light: needs attention, run {} ({})", run.id, run.step)
-                    }
-                    RunState::Succeeded => format!(":white_check_mark: succeeded in {took}"),
-                    RunState::Failed => format!(":x: failed after {took}"),
-                    RunState::Abandoned => format!(
-                        ":octagonal_sign: abandoned after {took}{}",
-                        run.control
-                            .abandoned_by
-                            .as_ref()
-                            .map(|u| format!(" by {}", user(u)))
-                            .unwrap_or_default()
-                    ),
-                };
-                format!("{} · {result}", decided("approved"))
-            }
-        };
-        let outcome = if unreadable_plan {
-            format!("{outcome} · :warning: its stored plan cannot be read")
-        } else {
-            outcome
-        };
-        lines.push(format!(
-            "• *#{}* {} {} (`{}`) · asked by {} {} · {}",
-            r.id,
-            r.cluster,
-            target,
-            crate::runbook::plan::mode_record(r.mode, r.plan.as_deref()),
-            user(&r.requested_by),
-            slack_time(r.requested_at),
-            outcome
-        ));
+        lines.push(match entry {
+            Ok((r, run)) => history_line(r, run.as_ref()),
+            Err(e) => format!(
+                "• :warning: stored {} row {} cannot be read: {}",
+                e.table,
+                esc(&e.key),
+                esc(&e.reason)
+            ),
+        });
     }
     MessageBody {
         text: lines.join("\n"),
@@ -824,16 +1021,185 @@ pub fn history(entries: &[HistoryEntry]) -> MessageBody {
     }
 }
 
+/// One request of `/aurora history`: what was asked, by whom, and how it ended.
+fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
+    let plan = r.stored_plan::<Plan>();
+    let unreadable_plan = plan.is_err();
+    let plan = plan.ok().flatten();
+    let target = plan
+        .as_ref()
+        .map(|p| format!("{} → {}", p.from.region, p.to.region))
+        .or_else(|| r.to_region.as_ref().map(|t| format!("→ {t}")))
+        .unwrap_or_default();
+    let mut outcome = request_outcome(r, run);
+    if unreadable_plan {
+        outcome.push_str(" · :warning: its stored plan cannot be read");
+    }
+    format!(
+        "• *#{}* {} {} (`{}`) · asked by {} {} · {}",
+        r.id,
+        r.cluster,
+        target,
+        crate::runbook::plan::mode_record(r.mode, r.plan.as_deref()),
+        user(&r.requested_by),
+        slack_time(r.requested_at),
+        outcome
+    )
+}
+
+/// Where a request stands in `/aurora history`.
+fn request_outcome(r: &Request, run: Option<&crate::store::Run>) -> String {
+    use crate::store::RequestState;
+    let decided = |what: &str| match (&r.decided_by, r.decided_at) {
+        (Some(by), Some(at)) => format!("{what} by {} {}", user(by), slack_time(at)),
+        _ => what.to_owned(),
+    };
+    match (r.state, run) {
+        (RequestState::Planning, _) => "being prepared".to_owned(),
+        (RequestState::Pending, _) => format!("waiting for approval until {}", slack_time(r.expires_at)),
+        (RequestState::Denied, _) => decided("denied"),
+        (RequestState::Cancelled, _) => decided("cancelled"),
+        (RequestState::Expired, _) => format!("expired {}", slack_time(r.expires_at)),
+        (RequestState::Rejected, _) => format!("not posted: {}", esc(r.note.as_deref().unwrap_or("no plan"))),
+        (RequestState::Approved, None) => decided("approved"),
+        (RequestState::Approved, Some(run)) => format!("{} · {}", decided("approved"), run_outcome(run)),
+    }
+}
+
+/// How a run ended (or where it is), in `/aurora history`.
+fn run_outcome(run: &crate::store::Run) -> String {
+    let took = run
+        .finished_at
+        .map(|f| duration(f.duration_since(run.started_at).unsigned_abs()))
+        .unwrap_or_default();
+    match run.state {
+        RunState::Running => format!("running ({})", run.step),
+        RunState::NeedsAttention => {
+            format!(":rotating_light: needs attention, run {} ({})", run.id, run.step)
+        }
+        RunState::Succeeded => format!(":white_check_mark: succeeded in {took}"),
+        RunState::Failed => format!(":x: failed after {took}"),
+        RunState::Abandoned => format!(
+            ":octagonal_sign: abandoned after {took}{}",
+            run.control
+                .abandoned_by
+                .as_ref()
+                .map(|u| format!(" by {}", user(u)))
+                .unwrap_or_default()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn u(id: &str) -> SlackUserId {
+        SlackUserId::parse(id).unwrap()
+    }
+
+    fn approvers() -> Vec<Principal> {
+        vec![Principal::parse("U02").unwrap(), Principal::parse("S01").unwrap()]
+    }
+
     #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(Duration::from_millis(850)), "850 ms");
-        assert_eq!(duration(Duration::from_secs(12)), "12s");
-        assert_eq!(duration(Duration::from_secs(184)), "3m 04s");
-        assert_eq!(duration(Duration::from_secs(3720)), "1h 02m");
+    fn answers_to_a_failover_request_say_where_it_is_and_why_not() {
+        use crate::types::{ChannelId, ClusterName, Region};
+        let orders = ClusterName::parse("orders").unwrap();
+        let posted = Answer::Posted {
+            id: 4.into(),
+            cluster: orders.clone(),
+            to: Region::parse("us-west-2").unwrap(),
+            mode: Mode::Failover,
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            approvers: approvers(),
+            expires_in: std::time::Duration::from_secs(900),
+        };
+        assert_eq!(
+            answer(&posted),
+            "Request #4 to move *orders* to us-west-2 (failover) is posted in <#C0INCIDENT> for approval by \
+             <@U02>, <!subteam^S01>. It expires in 15m 00s."
+        );
+        let no_plan = Answer::NoPlan {
+            cluster: orders,
+            reason: "AWS said <no> & more. ".into(),
+        };
+        assert_eq!(
+            answer(&no_plan),
+            "Dry run for orders: no plan. AWS said &lt;no&gt; &amp; more. Nothing was changed."
+        );
+    }
+
+    #[test]
+    fn a_busy_cluster_links_to_its_request_or_names_its_channel() {
+        use crate::types::ChannelId;
+        let mut link = RequestLink {
+            id: 3.into(),
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            posted: Some(("acme".into(), "1700000000.123456".into())),
+        };
+        assert_eq!(
+            request_link(&link),
+            "<https://acme.slack.com/archives/C0INCIDENT/p1700000000123456|request #3>"
+        );
+        link.posted = None;
+        assert_eq!(request_link(&link), "request #3 in <#C0INCIDENT>");
+    }
+
+    #[test]
+    fn refusals_name_the_people_and_the_state() {
+        let decided = Refusal::AlreadyDecided {
+            id: 3.into(),
+            state: crate::store::RequestState::Approved,
+            by: Some(u("U02")),
+        };
+        assert_eq!(refusal(&decided), "Request #3 was already approved by <@U02>.");
+        assert_eq!(
+            refusal(&Refusal::NotApprover(approvers())),
+            "You are not an approver of failover requests. Approvers: <@U02>, <!subteam^S01>."
+        );
+        assert_eq!(
+            refusal(&Refusal::NoReason(5.into())),
+            "Say why you abandon run 5: `/aurora abandon 5 REASON`."
+        );
+        let ended = Refusal::RunEnded {
+            id: 5.into(),
+            state: RunState::Succeeded,
+        };
+        assert_eq!(
+            refusal(&ended),
+            "Run 5 has already ended (finished: it succeeded); nothing was changed."
+        );
+        assert_eq!(
+            decided.to_string(),
+            "request #3 already approved",
+            "plain, for the audit"
+        );
+    }
+
+    #[test]
+    fn a_resume_ask_says_what_resuming_does_and_why_the_run_stopped() {
+        let ask = Note::ResumeAsked {
+            run_id: 5,
+            token: 42,
+            by: u("U03"),
+            target: Some(ResumeTarget {
+                cluster_id: "orders-west".into(),
+                region: crate::types::Region::parse("us-west-2").unwrap(),
+                writer_record: "db.example.".into(),
+                reader_record: "ro.example.".into(),
+            }),
+            stopped: Some((Step::WaitWritable, "not <writable>".into())),
+        };
+        let body = note(&ask);
+        assert_eq!(
+            body.text,
+            ":raised_hand: <@U03> asks to resume run 5. The bot goes on from where it stopped: it checks that \
+             orders-west (us-west-2) is writable, then moves db.example. and ro.example. to it, even where its own \
+             re-check would not. It stopped at Wait until the target is writable: not &lt;writable&gt;.\nA second \
+             person (an approver, not <@U03>) must approve."
+        );
+        assert_eq!(body.blocks[1]["elements"][0]["value"], "5:42");
     }
 
     #[test]
@@ -844,7 +1210,13 @@ mod tests {
     #[test]
     fn the_abandon_button_value_stays_within_slacks_limit() {
         for reason in ["short".to_owned(), "\u{1}".repeat(1_500), "é\"".repeat(3_000)] {
-            let answer = abandon_confirmation(7, "run 7", &reason);
+            let target = AbandonTarget {
+                run: 7.into(),
+                cluster: crate::types::ClusterName::parse("orders").unwrap(),
+                request: 3.into(),
+                state: RunState::NeedsAttention,
+            };
+            let answer = abandon_confirmation(7, &target, &reason);
             let value = answer["blocks"][1]["elements"][0]["value"].as_str().unwrap();
             assert!(value.chars().count() <= 2_000, "{} characters", value.chars().count());
             let parsed: AbandonValue = serde_json::from_str(value).unwrap();
