@@ -22,3 +22,6 @@ pub mod startup;
 pub mod status;
 pub mod store;
 pub mod types;
+
+#[cfg(test)]
+mod testing;
