@@ -5,7 +5,7 @@
 use super::fakes::{Api, Bot, Call, Fault, Managed, When, endpoint};
 use crate::ports::AwsErrorKind;
 use crate::runbook::report::Note;
-use crate::store::RunState;
+use crate::store::{RunId, RunState};
 use crate::types::{Mode, Region};
 use std::time::Duration;
 
@@ -41,6 +41,22 @@ fn attention_note(bot: &Bot, run: crate::store::RunId) -> crate::runbook::report
         Note::NeedsAttention(a) => a,
         other => panic!("not a needs-attention reply: {other:?}"),
     }
+}
+
+/// Waits until `run` needs attention, and checks that it stopped at `step`'s deadline (`timeout` after
+/// the step started, give or take the last poll), with a reason containing `why`. Returns when the
+/// step started (since the bot was made).
+async fn stops_at_deadline(bot: &Bot, run: RunId, step: &str, timeout: Duration, why: &str) -> Duration {
+    bot.until(run, RunState::NeedsAttention).await;
+    let started = bot.when(run, step, "started").await;
+    let stopped = bot.entry(run, step, "needs_attention").await;
+    let took = bot.since_start(stopped.at) - started;
+    assert!(
+        took >= timeout && took <= timeout + POLL,
+        "{step} stopped after {took:?}"
+    );
+    assert!(stopped.detail.contains(why), "{}", stopped.detail);
+    started
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,17 +98,7 @@ async fn a_target_not_writable_by_the_promote_deadline_needs_attention_without_d
     bot.aws.script(|w| w.promotes = When::Never);
     let run = bot.approved_run(Mode::Detach).await;
     let task = bot.start(run);
-    bot.until(run, RunState::NeedsAttention).await;
-
-    let started = bot.when(run, "wait_writable", "started").await;
-    let stopped = bot.entry(run, "wait_writable", "needs_attention").await;
-    let took = bot.since_start(stopped.at) - started;
-    assert!(took >= PROMOTE && took <= PROMOTE + POLL, "stopped after {took:?}");
-    assert!(
-        stopped.detail.contains("was not writable after 60 s"),
-        "{}",
-        stopped.detail
-    );
+    let started = stops_at_deadline(&bot, run, "wait_writable", PROMOTE, "was not writable after 60 s").await;
     let reads: Vec<Call> = bot
         .aws
         .calls_after(Api::RemoveFromGlobalCluster, Api::DescribeDbClusters, "west")
@@ -173,17 +179,7 @@ async fn a_managed_failover_still_running_at_the_deadline_needs_attention() {
     bot.aws.script(|w| w.managed = Managed::Completes(When::Never));
     let run = bot.approved_run(Mode::Failover).await;
     let task = bot.start(run);
-    bot.until(run, RunState::NeedsAttention).await;
-
-    let started = bot.when(run, "wait_managed", "started").await;
-    let stopped = bot.entry(run, "wait_managed", "needs_attention").await;
-    let took = bot.since_start(stopped.at) - started;
-    assert!(took >= PROMOTE && took <= PROMOTE + POLL, "{took:?}");
-    assert!(
-        stopped.detail.contains("was not the writer after 60 s"),
-        "{}",
-        stopped.detail
-    );
+    stops_at_deadline(&bot, run, "wait_managed", PROMOTE, "was not the writer after 60 s").await;
     assert!(bot.aws.calls(Api::ChangeResourceRecordSets).is_empty());
     assert_eq!(bot.aws.calls(Api::FailoverGlobalCluster).len(), 1);
     bot.stop(task).await;
@@ -196,17 +192,9 @@ async fn route53_unavailable_is_retried_with_backoff_until_the_dns_deadline_then
         .fail(Fault::new(Api::ChangeResourceRecordSets, AwsErrorKind::Unavailable));
     let run = bot.approved_run(Mode::Detach).await;
     let task = bot.start(run);
-    bot.until(run, RunState::NeedsAttention).await;
-
-    let started = bot.when(run, "update_dns", "started").await;
-    let stopped = bot.entry(run, "update_dns", "needs_attention").await;
-    let took = bot.since_start(stopped.at) - started;
-    assert!(took >= DNS && took <= DNS + POLL, "{took:?}");
-    assert!(
-        stopped.detail.contains("Route 53 still does not take the change") && stopped.detail.contains("IS promoted"),
-        "{}",
-        stopped.detail
-    );
+    stops_at_deadline(&bot, run, "update_dns", DNS, "Route 53 still does not take the change").await;
+    let reason = attention_note(&bot, run).reason;
+    assert!(reason.contains("The database IS promoted"), "{reason}");
     let attempts = bot.aws.calls(Api::ChangeResourceRecordSets);
     assert!((5..=8).contains(&attempts.len()), "{attempts:?}");
     let gaps = gaps(&attempts);
@@ -255,17 +243,14 @@ async fn a_dns_change_not_insync_by_the_dns_deadline_needs_attention() {
     bot.aws.script(|w| w.insync = When::Never);
     let run = bot.approved_run(Mode::Detach).await;
     let task = bot.start(run);
-    bot.until(run, RunState::NeedsAttention).await;
-
-    let started = bot.when(run, "wait_insync", "started").await;
-    let stopped = bot.entry(run, "wait_insync", "needs_attention").await;
-    let took = bot.since_start(stopped.at) - started;
-    assert!(took >= DNS && took <= DNS + POLL, "{took:?}");
-    assert!(
-        stopped.detail.contains("did not report change C1 INSYNC within 30 s"),
-        "{}",
-        stopped.detail
-    );
+    stops_at_deadline(
+        &bot,
+        run,
+        "wait_insync",
+        DNS,
+        "did not report change C1 INSYNC within 30 s",
+    )
+    .await;
     let reads = bot.aws.calls(Api::GetChange);
     assert!((28..=31).contains(&reads.len()), "{}", reads.len());
     assert!(gaps(&reads).iter().all(|g| *g >= POLL), "{reads:?}");
