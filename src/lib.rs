@@ -23,3 +23,6 @@ pub mod startup;
 pub mod status;
 pub mod store;
 pub mod types;
+
+#[cfg(test)]
+mod testing;

@@ -316,3 +316,41 @@ impl Clock for SystemClock {
         jiff::Timestamp::now()
     }
 }
+
+/// Wall-clock time that moves with tokio's clock: `start` plus the time tokio says has passed since
+/// `at`. Under paused time (`#[tokio::test(start_paused = true)]`) it moves exactly as far as the
+/// sleeps do, so deadlines read from the `Clock` and the `tokio::time::sleep`s between polls agree.
+/// The tests use it; production uses `SystemClock` (see ARCHITECTURE.md, Tests, for why).
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: jiff::Timestamp,
+    at: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Starts at the wall clock's now.
+    pub fn new() -> Self {
+        TokioClock::starting_at(jiff::Timestamp::now())
+    }
+
+    /// Starts at `start`, now.
+    pub fn starting_at(start: jiff::Timestamp) -> Self {
+        TokioClock {
+            start,
+            at: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> jiff::Timestamp {
+        let elapsed = jiff::SignedDuration::try_from(self.at.elapsed()).unwrap_or(jiff::SignedDuration::MAX);
+        self.start.saturating_add(elapsed).unwrap_or(self.start)
+    }
+}
