@@ -626,7 +626,7 @@ impl Chat for Recorder {
         Ok(())
     }
 
-    async fn respond(&self, _: &str, _: &str, _: bool) -> Result<(), ChatError> {
+    async fn respond(&self, _: &str, _: &crate::runbook::report::Answer, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
 
