@@ -21,6 +21,7 @@ use crate::store::{Decided, NewRequest, Request, RequestId, RequestState, RunId,
 use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -690,6 +691,19 @@ impl Approvals {
                 by: None,
             }),
             state @ (RequestState::Approved | RequestState::Denied | RequestState::Cancelled) => Err(decided(state)),
+        }
+    }
+
+    /// Expires due requests every `tick` (`expire_due`) until `stop` is cancelled. A late tick is
+    /// not made up for: the next one comes a whole `tick` after it.
+    pub async fn expire_every(&self, tick: std::time::Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => self.expire_due().await,
+            }
         }
     }
 

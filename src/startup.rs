@@ -472,16 +472,7 @@ impl Application {
         ));
         let approvals = self.approvals.clone();
         let stop = shutdown.clone();
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(EXPIRY_TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => approvals.expire_due().await,
-                }
-            }
-        });
+        background.spawn(async move { approvals.expire_every(EXPIRY_TICK, stop).await });
         crate::server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
         info!("stopped taking requests");
         self.runs_shutdown.cancel();

@@ -37,16 +37,7 @@ async fn pending_request(bot: &Bot, approvals: &Approvals) -> RequestId {
 
 /// The expiry task as the bot runs it: `expire_due` every second until `stop`.
 fn expiry_task(approvals: Approvals, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => approvals.expire_due().await,
-            }
-        }
-    })
+    tokio::spawn(async move { approvals.expire_every(Duration::from_secs(1), stop).await })
 }
 
 async fn state(bot: &Bot, id: RequestId) -> RequestState {
