@@ -11,9 +11,9 @@
 //! - nothing is decided after expiry; an expired request is closed on its own;
 //! - every attempt, allowed or refused, is audited.
 
-use crate::ports::{Aurora, Chat, Clock, Directory, Dns, Metrics};
+use crate::ports::{Aurora, Clock, Directory, Dns, Metrics};
 use crate::runbook::plan::{self, Plan};
-use crate::runbook::report::{Answer, Note, ResumeTarget, Stage};
+use crate::runbook::report::{Answer, Chat, Note, ResumeTarget, Stage};
 use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
 use crate::settings::Settings;

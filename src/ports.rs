@@ -3,9 +3,6 @@
 //! and the user directory. No AWS SDK or Slack type appears here: that is what keeps the engine
 //! testable and the SDKs from leaking everywhere.
 
-use crate::runbook::plan::Plan;
-use crate::runbook::report::{Answer, Note, Stage};
-use crate::store::{OutboxId, Request};
 use crate::types::{Region, SlackUserId, UserGroupId};
 use async_trait::async_trait;
 
@@ -265,31 +262,6 @@ pub trait Permissions: Send + Sync {
     /// Evaluates every query; `Err` says, for people, why the simulator could not answer (the bot may
     /// not call it, it could not be reached, the principal cannot be simulated).
     async fn evaluate(&self, queries: &[PermissionQuery]) -> Result<Vec<Evaluation>, String>;
-}
-
-/// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack
-/// outage must neither slow nor fail a run. Messages that a restarted bot may queue again carry an
-/// idempotency key, so that each is delivered once. Queuing is a store write: async, off the runtime's
-/// worker threads.
-#[async_trait]
-pub trait Chat: Send + Sync {
-    /// Posts the approval request for a planned request; returns its message id (the thread root).
-    /// Queuing it again for the same request returns the same message.
-    async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError>;
-    /// Rewrites the request message to show where things stand; `key` makes it idempotent.
-    async fn update_request(
-        &self,
-        request: &Request,
-        plan: &Plan,
-        stage: &Stage,
-        key: Option<&str>,
-    ) -> Result<(), ChatError>;
-    /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
-    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
-    /// A reply to the person who typed a command or clicked a button, through its response_url.
-    async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
-    /// A plan and its checklist, to the person who asked for a dry run only.
-    async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }
 
 #[derive(Debug, thiserror::Error)]

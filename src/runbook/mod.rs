@@ -31,13 +31,13 @@ pub mod report;
 mod steps;
 pub mod survey;
 
-use crate::ports::{Aurora, AwsError, AwsErrorKind, Chat, Clock, ClusterState, Dns, Metrics};
+use crate::ports::{Aurora, AwsError, AwsErrorKind, Clock, ClusterState, Dns, Metrics};
 use crate::settings::RunbookSettings;
 use crate::store::{Request, RequestId, Run, RunId, RunState, Store, StoreError};
 use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
-use report::{Aftermath, Attention, Completion, Failure, Note, Stage};
+use report::{Aftermath, Attention, Chat, Completion, Failure, Note, Stage};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;

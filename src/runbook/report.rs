@@ -1,11 +1,14 @@
 //! What the engine has to say, as data: the stage shown on the request message, the notes posted in
 //! its thread, and the answers sent to the person who typed a command. The Slack adapter
-//! (`slack::render`) words and renders them; the engine never formats for Slack.
+//! (`slack::render`) words and renders them; the engine never formats for Slack. `Chat` is the port
+//! the engine says them through (implemented by `slack::chat`).
 
 use super::Step;
-use crate::ports::Member;
-use crate::store::RequestId;
+use super::plan::Plan;
+use crate::ports::{ChatError, Member};
+use crate::store::{OutboxId, Request, RequestId};
 use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
+use async_trait::async_trait;
 use std::time::Duration;
 
 /// Where a request stands, shown on the request message itself.
@@ -221,4 +224,29 @@ pub struct Failure {
     pub dns_now: String,
     /// Whether the DNS was changed by this run.
     pub dns_touched: bool,
+}
+
+/// What the bot says in Slack, as messages queued for delivery. Queuing never waits for Slack: a Slack
+/// outage must neither slow nor fail a run. Messages that a restarted bot may queue again carry an
+/// idempotency key, so that each is delivered once. Queuing is a store write: async, off the runtime's
+/// worker threads.
+#[async_trait]
+pub trait Chat: Send + Sync {
+    /// Posts the approval request for a planned request; returns its message id (the thread root).
+    /// Queuing it again for the same request returns the same message.
+    async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError>;
+    /// Rewrites the request message to show where things stand; `key` makes it idempotent.
+    async fn update_request(
+        &self,
+        request: &Request,
+        plan: &Plan,
+        stage: &Stage,
+        key: Option<&str>,
+    ) -> Result<(), ChatError>;
+    /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
+    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
+    /// A reply to the person who typed a command or clicked a button, through its response_url.
+    async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
+    /// A plan and its checklist, to the person who asked for a dry run only.
+    async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }

@@ -8,8 +8,9 @@
 
 use super::client::MessageBody;
 use super::render;
-use crate::ports::{Chat, ChatError, Clock};
+use crate::ports::{ChatError, Clock};
 use crate::runbook::plan::Plan;
+use crate::runbook::report::Chat;
 use crate::runbook::report::{Answer, Note, Stage};
 use crate::store::{OutboxId, Outgoing, Request, Store};
 use crate::types::{ChannelId, Principal};

@@ -7,11 +7,11 @@
 
 use crate::approval::{Approvals, Launcher};
 use crate::ports::{
-    Aurora, AwsError, AwsErrorKind, Chat, ChatError, ClusterState, Directory, Dns, Evaluation, HostedZone, Member,
-    Metrics, PermissionQuery, Permissions, RdsEvent, RecordSet, TokioClock, Topology, Verdict, route53_name,
+    Aurora, AwsError, AwsErrorKind, ChatError, ClusterState, Directory, Dns, Evaluation, HostedZone, Member, Metrics,
+    PermissionQuery, Permissions, RdsEvent, RecordSet, TokioClock, Topology, Verdict, route53_name,
 };
 use crate::runbook::plan::{self, Plan};
-use crate::runbook::report::{Note, Stage};
+use crate::runbook::report::{Chat, Note, Stage};
 use crate::runbook::{RunData, Runner, Step, survey};
 use crate::settings::{ClusterSettings, RunbookSettings, Settings};
 use crate::store::{
