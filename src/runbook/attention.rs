@@ -163,25 +163,14 @@ impl Runner {
     /// run had already ended (a person abandoned it) or the bot is shutting down.
     async fn record_attention(&self, ctx: &Ctx, step: Step, reason: &str) -> anyhow::Result<bool> {
         let data = serde_json::to_string(&ctx.data)?;
-        let mut attempt = 0;
-        loop {
-            let marked = self
-                .store
+        let mark = || {
+            self.store
                 .mark_needs_attention(ctx.run.id, Some(&data), (step.as_str(), reason), self.clock.now())
-                .await;
-            match marked {
-                Ok(recorded) => return Ok(recorded),
-                Err(e) => {
-                    if attempt == 0 {
-                        warn!(error = %e, "cannot record that the run needs attention; retrying");
-                    }
-                    if self.pause(ctx, self.backoff(attempt)).await.is_err() {
-                        return Ok(false);
-                    }
-                    attempt += 1;
-                }
-            }
-        }
+        };
+        Ok(self
+            .stubbornly(ctx, "that the run needs attention", mark)
+            .await
+            .unwrap_or(false))
     }
 
     /// Queues (idempotently) what the thread and the request message say about a run that needs

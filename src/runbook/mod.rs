@@ -673,18 +673,31 @@ impl Runner {
     /// Checkpoints, riding out a busy or failing store with backoff (said once in the log) until it
     /// works: the record of a run is never given up on, and a run is never abandoned for it.
     async fn persist(&self, ctx: &Ctx, next: Step, entry: Option<(Step, &str, &str)>) -> Result<(), Stop> {
+        self.stubbornly(ctx, "the run's progress", || self.checkpoint(ctx, next, entry))
+            .await
+    }
+
+    /// Repeats a store write until it works, riding out a busy or failing store with backoff (said
+    /// once in the log, `what` naming the record): the record of a run is never given up on, and a run
+    /// is never abandoned for it. `Err` only when the run must stop anyway (shutdown, an abandon).
+    async fn stubbornly<T, E, F, Fut>(&self, ctx: &Ctx, what: &str, mut write: F) -> Result<T, Stop>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let mut attempt = 0;
         loop {
-            match self.checkpoint(ctx, next, entry).await {
-                Ok(()) => {
+            match write().await {
+                Ok(v) => {
                     if attempt > 0 {
-                        info!("the store records progress again");
+                        info!(what, "the store records again");
                     }
-                    return Ok(());
+                    return Ok(v);
                 }
                 Err(e) => {
                     if attempt == 0 {
-                        warn!(error = %e, "cannot record the run's progress; retrying with backoff");
+                        warn!(error = %e, what, "cannot record; retrying with backoff");
                     }
                     self.pause(ctx, self.backoff(attempt)).await?;
                     attempt += 1;
@@ -1258,35 +1271,19 @@ impl Runner {
     /// with backoff; `false` when the run had already ended (a person abandoned it). Gives up only
     /// when the bot shuts down (the run then ends at the next start).
     async fn finish(&self, ctx: &Ctx, state: RunState, failed: Option<(Step, &str)>) -> anyhow::Result<bool> {
-        let data = serde_json::to_string(&ctx.data)?;
-        let mut attempt = 0;
-        loop {
+        let data = &serde_json::to_string(&ctx.data)?;
+        let record = || async move {
             let now = self.clock.now();
-            let journaled = match failed {
-                Some((step, reason)) => {
-                    self.store
-                        .journal(ctx.run.id, now, step.as_str(), "failed", reason)
-                        .await
-                }
-                None => Ok(()),
-            };
-            let done = match journaled {
-                Ok(()) => self.store.finish_run(ctx.run.id, state, &data, now).await,
-                Err(e) => Err(e),
-            };
-            match done {
-                Ok(changed) => return Ok(changed),
-                Err(e) => {
-                    if attempt == 0 {
-                        warn!(error = %e, "cannot record the run's end; retrying with backoff");
-                    }
-                    if self.pause(ctx, self.backoff(attempt)).await.is_err() {
-                        anyhow::bail!("the bot is stopping before the run's end could be recorded: {e}");
-                    }
-                    attempt += 1;
-                }
+            if let Some((step, reason)) = failed {
+                self.store
+                    .journal(ctx.run.id, now, step.as_str(), "failed", reason)
+                    .await?;
             }
-        }
+            self.store.finish_run(ctx.run.id, state, data, now).await
+        };
+        self.stubbornly(ctx, "the run's end", record)
+            .await
+            .map_err(|_| anyhow::anyhow!("the bot is stopping before the run's end could be recorded"))
     }
 
     /// What the target cluster and the CNAMEs look like now, as far as can be told quickly.
