@@ -27,13 +27,10 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
         )
         .await;
     match reply {
-        RequestReply::Accepted { id } => ephemeral(format!(
-            "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{}> in a moment.",
-            state.settings.slack.incident_channel
-        )),
-        RequestReply::DryRun => {
-            ephemeral("Dry run: reading the topology; the plan and its checks will follow here, for you only.")
+        RequestReply::Accepted { id } => {
+            ephemeral(render::request_recorded(id, &state.settings.slack.incident_channel))
         }
+        RequestReply::DryRun => ephemeral(render::dry_run_started()),
         RequestReply::Refused(why) => ephemeral(render::request_refusal(&why)),
     }
 }
@@ -41,7 +38,6 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
 /// A request naming a cluster, or a Region of it, that the settings lack: refused, and audited as
 /// every refused request is.
 pub async fn refused(state: &SlackState, from: Invocation<'_>, cluster: &str, why: &NotConfigured) -> Response {
-    let why = why.to_string();
     let store = &state.approvals.store;
     let (action, outcome) = (format!("request failover {cluster}"), format!("refused: {why}"));
     if let Err(e) = store
@@ -50,5 +46,5 @@ pub async fn refused(state: &SlackState, from: Invocation<'_>, cluster: &str, wh
     {
         warn!(error = %e, "cannot write the audit log");
     }
-    ephemeral(why)
+    ephemeral(render::not_configured(why))
 }

@@ -17,7 +17,7 @@ pub async fn history(state: &SlackState, cluster: Option<Cluster<'_>>) -> Respon
         Ok(entries) => ephemeral(render::history(&entries).text),
         Err(e) => {
             warn!(error = %e, "cannot read the history");
-            ephemeral("The history could not be read (the bot's database failed).")
+            ephemeral(render::history_unreadable())
         }
     }
 }

@@ -28,9 +28,7 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
         Ok(answer) => answer,
         Err(busy) => {
             warn!("status request refused: {busy}");
-            return ephemeral(
-                "The bot is busy answering other status requests (AWS may be slow); nothing is lost, try again in a few seconds.",
-            );
+            return ephemeral(render::status_busy());
         }
     };
     let in_channel = from.channel == state.settings.slack.incident_channel.as_str();

@@ -5,7 +5,7 @@
 
 use super::{AttentionState, Ctx, Runner, Step, Stop, describe, plus};
 use crate::ports::{AwsErrorKind, ClusterState};
-use crate::runbook::report::{Attention, Note, Stage};
+use crate::runbook::report::{Attention, Note, OperationSeen, Stage};
 use crate::store::{Run, RunState};
 use crate::types::Mode;
 use std::time::Duration;
@@ -75,7 +75,8 @@ impl Runner {
             cluster_now,
             dns_now,
             dns_touched: ctx.data.dns_sent,
-            guidance: self.guidance(ctx).await,
+            guidance: Self::guidance(ctx),
+            operation: self.operation_seen(ctx).await,
             window_until: (!handed_over)
                 .then(|| jiff::Timestamp::from_millisecond(window_until_ms).ok())
                 .flatten(),
@@ -115,9 +116,9 @@ impl Runner {
         plus(deadline, self.settings.late_dns_window).as_millisecond()
     }
 
-    /// What a person should know besides resume and abandon: where the CNAMEs point, what the detach
-    /// left, whether AWS is still running the managed operation.
-    async fn guidance(&self, ctx: &Ctx) -> Vec<String> {
+    /// What a person should know besides resume and abandon: where the CNAMEs point, and what the
+    /// detach left (the managed operation is `operation_seen`).
+    fn guidance(ctx: &Ctx) -> Vec<String> {
         let p = &ctx.plan;
         let mut guidance = Vec::new();
         if !ctx.data.dns_sent {
@@ -126,36 +127,33 @@ impl Runner {
                 p.writer_record, p.reader_record, p.from.cluster_id, p.from.region
             ));
         }
-        match p.mode {
-            Mode::Detach if ctx.data.detach_sent => guidance.push(format!(
+        if p.mode == Mode::Detach && ctx.data.detach_sent {
+            guidance.push(format!(
                 "{} was detached from {}; the old primary {} ({}) was not touched and may still take writes.",
                 p.to.cluster_id, p.global_cluster_id, p.from.cluster_id, p.from.region
-            )),
-            Mode::Failover | Mode::Switchover if ctx.data.managed_sent => {
-                guidance.extend(self.operation_guidance(ctx).await);
-            }
-            _ => {}
+            ));
         }
         guidance
     }
 
-    /// Whether AWS is still running the managed operation, as far as a short read tells.
-    async fn operation_guidance(&self, ctx: &Ctx) -> Option<String> {
+    /// Whether AWS is still running the managed operation the run started (if it started one), as far
+    /// as a short read tells.
+    async fn operation_seen(&self, ctx: &Ctx) -> Option<OperationSeen> {
         let p = &ctx.plan;
+        if p.mode == Mode::Detach || !ctx.data.managed_sent {
+            return None;
+        }
         let read = self.aurora.topology(&p.global_cluster_id, &p.regions);
+        let (mode, cluster) = (p.mode, p.cluster.clone());
         match tokio::time::timeout(Duration::from_secs(5), read).await {
             Ok(Ok(t)) => match (t.operation_in_progress.clone(), t.writer()) {
-                (Some(op), _) => Some(format!(
-                    "AWS is still running the {} ({op}): `/aurora status {}` follows it.",
-                    p.mode, p.cluster
-                )),
-                (None, Some(w)) => Some(format!("No operation is in progress; the writer is {}.", w.cluster_id)),
+                (Some(state), _) => Some(OperationSeen::Running { mode, state, cluster }),
+                (None, Some(w)) => Some(OperationSeen::Idle {
+                    writer: w.cluster_id.clone(),
+                }),
                 (None, None) => None,
             },
-            _ => Some(format!(
-                "Whether AWS is still running the {} could not be read: `/aurora status {}` shows it.",
-                p.mode, p.cluster
-            )),
+            _ => Some(OperationSeen::Unread { mode, cluster }),
         }
     }
 

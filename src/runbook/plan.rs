@@ -240,26 +240,48 @@ impl Plan {
     }
 }
 
-/// Why no plan could be made; shown to the requester.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why no plan could be made, for the requester. Worded by `slack::render::plan_error`, which is also
+/// its `Display` (implemented there, so that this module holds no wording of it).
+#[derive(Debug, Clone, PartialEq)]
 pub enum PlanError {
-    #[error("global cluster {0} has no writer member right now, so there is nothing to fail over from")]
+    /// The global cluster (its id) has no writer member.
     NoWriter(String),
-    #[error("{region} is not a Region of {global}'s members ({members})")]
+    /// `region` holds none of the global cluster's members (`members`: their Regions).
     NotAMember {
         region: Region,
         global: String,
         members: String,
     },
-    #[error("{region} already holds the writer of {global}")]
-    AlreadyWriter { region: Region, global: String },
-    #[error("{0} has no secondary to fail over to")]
+    AlreadyWriter {
+        region: Region,
+        global: String,
+    },
+    /// The global cluster (its id) has no secondary.
     NoSecondary(String),
-    #[error("{global} has several secondaries ({regions}) and their lag is unknown: say which with --to")]
-    Ambiguous { global: String, regions: String },
-    /// A check failed; the message says which, why, and what is possible instead.
-    #[error("{0}")]
-    Refused(String),
+    /// Several secondaries (`regions`), none with a known lag: the person must name one.
+    Ambiguous {
+        global: String,
+        regions: String,
+    },
+    /// A check failed for the mode asked for (`asked`; none asked: a switchover, the only mode that
+    /// loses no data) to `to`: which and why (`failed`), and the other modes that pass every check.
+    Refused {
+        asked: Option<Mode>,
+        cluster: ClusterName,
+        to: Region,
+        failed: String,
+        alternatives: Vec<Alternative>,
+    },
+}
+
+impl std::error::Error for PlanError {}
+
+/// A mode that would work instead of the one refused (it loses what `Mode::cost` says), and the
+/// target's replication lag now, in ms (`None`: unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alternative {
+    pub mode: Mode,
+    pub lag_ms: Option<f64>,
 }
 
 /// Whether a CNAME value is one of `member`'s endpoints (cluster, reader or custom: they all start with
@@ -857,7 +879,7 @@ pub fn make_plan(
     };
     let list = checks(&ctx);
     if !failures(&list).is_empty() {
-        return Err(PlanError::Refused(refusal(&ctx, mode, &list)));
+        return Err(refusal(&ctx, mode, &list));
     }
     Ok(assemble(&ctx, list, target_reason))
 }
@@ -906,17 +928,14 @@ fn proposed_target(
 /// Why the plan is refused: what failed, and the other modes that would work. A data-losing mode is
 /// never chosen for the user: when none was asked for, the user is told what is possible, and how to
 /// ask (a person may still ask for a switchover the bot would not propose, lag unknown).
-fn refusal(ctx: &Context, asked: Option<Mode>, list: &[Check]) -> String {
-    let what = match asked {
-        Some(mode) => format!("a {mode}"),
-        None => "a switchover (the only mode that loses no data)".to_owned(),
-    };
-    format!(
-        "{what} to {} is not possible: {}{}",
-        ctx.to.region,
-        describe_failures(list),
-        alternatives(ctx, asked)
-    )
+fn refusal(ctx: &Context, asked: Option<Mode>, list: &[Check]) -> PlanError {
+    PlanError::Refused {
+        asked,
+        cluster: ctx.cluster.name.clone(),
+        to: ctx.to.region.clone(),
+        failed: describe_failures(list),
+        alternatives: alternatives(ctx, asked),
+    }
 }
 
 /// The plan the checks passed.
@@ -1037,31 +1056,15 @@ fn why_best(survey: &Survey, pool: &[&Member], best: &Member, best_lag: Option<f
     reason
 }
 
-/// The other modes that would work, what each costs, and the command for each.
-fn alternatives(ctx: &Context, except: Option<Mode>) -> String {
-    let (cluster, target) = (ctx.cluster, ctx.to);
-    let lag = ctx.survey.lag(&target.arn).map_or_else(
-        || " (lag unknown)".to_owned(),
-        |ms| format!(" (lag now {})", lag_text(ms)),
-    );
-    let possible: Vec<String> = [Mode::Switchover, Mode::Failover, Mode::Detach]
+/// The other modes that would work, in order of preference, with the target's lag now.
+fn alternatives(ctx: &Context, except: Option<Mode>) -> Vec<Alternative> {
+    let lag_ms = ctx.survey.lag(&ctx.to.arn);
+    [Mode::Switchover, Mode::Failover, Mode::Detach]
         .into_iter()
         .filter(|m| Some(*m) != except)
         .filter(|m| failures(&checks(&ctx.asking_for(*m))).is_empty())
-        .map(|m| {
-            format!(
-                "\n• `--mode {m}`: {}{lag}. Type `/aurora failover {} --to {} --mode {m}`",
-                m.cost(),
-                cluster.name,
-                target.region
-            )
-        })
-        .collect();
-    if possible.is_empty() {
-        "\nNo other mode is possible right now.".to_owned()
-    } else {
-        format!("\nPossible instead:{}", possible.concat())
-    }
+        .map(|mode| Alternative { mode, lag_ms })
+        .collect()
 }
 
 /// Re-checks the plan against the cluster as it is now, before the first mutating call: the writer and
@@ -1218,6 +1221,14 @@ mod tests {
         format!("arn:aws:rds:{region}:123456789012:cluster:{id}")
     }
 
+    /// Which checks failed and why, from a plan refused for a failed check.
+    fn failed(e: PlanError) -> String {
+        match e {
+            PlanError::Refused { failed, .. } => failed,
+            other => panic!("not refused for a failed check: {other:?}"),
+        }
+    }
+
     #[test]
     fn without_a_mode_a_healthy_cluster_gets_a_proposed_switchover() {
         let p = make_plan(&settings(), &survey(Some(800.0), None), None, None, LIMITS).unwrap();
@@ -1232,18 +1243,32 @@ mod tests {
         let mut s = survey(Some(800.0), None);
         s.states
             .insert(arn("us-east-1", "east"), Err("cannot reach us-east-1".into()));
-        let e = make_plan(&settings(), &s, None, None, LIMITS).unwrap_err().to_string();
-        assert!(e.contains("a switchover (the only mode that loses no data)"), "{e}");
-        assert!(e.contains("cannot be reached"), "{e}");
-        assert!(
-            e.contains("`/aurora failover orders --to us-west-2 --mode failover`"),
-            "{e}"
+        let PlanError::Refused {
+            asked,
+            cluster,
+            to,
+            failed,
+            alternatives,
+        } = make_plan(&settings(), &s, None, None, LIMITS).unwrap_err()
+        else {
+            panic!("not refused for a failed check");
+        };
+        assert_eq!((asked, cluster.as_str(), to.as_str()), (None, "orders", "us-west-2"));
+        assert!(failed.contains("cannot be reached"), "{failed}");
+        let lag_ms = Some(800.0);
+        assert_eq!(
+            alternatives,
+            [
+                Alternative {
+                    mode: Mode::Failover,
+                    lag_ms
+                },
+                Alternative {
+                    mode: Mode::Detach,
+                    lag_ms
+                }
+            ]
         );
-        assert!(
-            e.contains("`/aurora failover orders --to us-west-2 --mode detach`"),
-            "{e}"
-        );
-        assert!(e.contains("lag now 800 ms"), "{e}");
     }
 
     #[test]
@@ -1263,15 +1288,13 @@ mod tests {
             "{reason}"
         );
         let e = make_plan(&settings(), &survey(None, Some(None)), None, None, LIMITS).unwrap_err();
-        assert!(matches!(e, PlanError::Ambiguous { .. }), "{e}");
+        assert!(matches!(e, PlanError::Ambiguous { .. }), "{e:?}");
     }
 
     #[test]
     fn a_lag_over_the_limit_refuses_a_switchover_and_warns_a_failover_with_the_data_at_risk() {
         let s = survey(Some(90_000.0), None);
-        let e = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS)
-            .unwrap_err()
-            .to_string();
+        let e = failed(make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap_err());
         assert!(e.contains("90.0 s behind, over the 60.0 s limit"), "{e}");
         let p = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap();
         let lag = p.checks.iter().find(|c| c.name == "Replication lag").unwrap();
@@ -1290,9 +1313,7 @@ mod tests {
         s.states
             .insert(west.arn.clone(), Ok(state(&west, "available", "15.5", 2)));
         for mode in [Mode::Switchover, Mode::Failover] {
-            let e = make_plan(&settings(), &s, None, Some(mode), LIMITS)
-                .unwrap_err()
-                .to_string();
+            let e = failed(make_plan(&settings(), &s, None, Some(mode), LIMITS).unwrap_err());
             assert!(e.contains("differ in major or minor version"), "{e}");
         }
         assert!(make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).is_ok());
@@ -1314,9 +1335,7 @@ mod tests {
             s
         };
         let s = with_versions("8.0.mysql_aurora.3.04.0", "8.0.mysql_aurora.3.08.1");
-        let e = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS)
-            .unwrap_err()
-            .to_string();
+        let e = failed(make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap_err());
         assert!(e.contains("differ in major or minor version"), "{e}");
         let s = with_versions("8.0.mysql_aurora.3.05.0", "8.0.mysql_aurora.3.05.2");
         let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
@@ -1336,9 +1355,7 @@ mod tests {
         let mut s = with_versions("15.4", "16.2");
         s.states
             .insert(arn("us-east-1", "east"), Err("cannot reach us-east-1".into()));
-        let e = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS)
-            .unwrap_err()
-            .to_string();
+        let e = failed(make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap_err());
         assert!(e.contains("15.4 (global cluster) and 16.2 (target)"), "{e}");
     }
 
@@ -1351,9 +1368,7 @@ mod tests {
             }
         }
         for mode in [Mode::Switchover, Mode::Failover, Mode::Detach] {
-            let e = make_plan(&settings(), &s, None, Some(mode), LIMITS)
-                .unwrap_err()
-                .to_string();
+            let e = failed(make_plan(&settings(), &s, None, Some(mode), LIMITS).unwrap_err());
             assert!(e.contains("Replication: west is pending-resync"), "{mode}: {e}");
         }
     }
@@ -1365,12 +1380,17 @@ mod tests {
             arn("us-west-2", "west"),
             Err("CloudWatch in us-west-2: AccessDenied".into()),
         );
-        let e = make_plan(&settings(), &s, None, None, LIMITS).unwrap_err().to_string();
-        assert!(e.contains("unknown (CloudWatch in us-west-2: AccessDenied)"), "{e}");
+        let e = make_plan(&settings(), &s, None, None, LIMITS).unwrap_err();
+        let switchover = Alternative {
+            mode: Mode::Switchover,
+            lag_ms: None,
+        };
         assert!(
-            e.contains("`/aurora failover orders --to us-west-2 --mode switchover`") && e.contains("(lag unknown)"),
-            "{e}"
+            matches!(&e, PlanError::Refused { alternatives, .. } if alternatives.first() == Some(&switchover)),
+            "{e:?}"
         );
+        let e = failed(e);
+        assert!(e.contains("unknown (CloudWatch in us-west-2: AccessDenied)"), "{e}");
         let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
         let lag = p.checks.iter().find(|c| c.name == "Replication lag").unwrap();
         assert_eq!(lag.outcome, Outcome::Warn);
@@ -1433,17 +1453,16 @@ mod tests {
         let s = survey(Some(10.0), Some(Some(20.0)));
         let east = Region::parse("us-east-1").unwrap();
         let e = make_plan(&settings(), &s, Some(&east), None, LIMITS).unwrap_err();
-        assert!(matches!(e, PlanError::AlreadyWriter { .. }), "{e}");
+        assert!(matches!(e, PlanError::AlreadyWriter { .. }), "{e:?}");
         let ap = Region::parse("ap-south-1").unwrap();
-        let e = make_plan(&settings(), &s, Some(&ap), None, LIMITS)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("us-east-1, us-west-2, eu-west-1"), "{e}");
+        let e = make_plan(&settings(), &s, Some(&ap), None, LIMITS).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::NotAMember { members, .. } if members == "us-east-1, us-west-2, eu-west-1"),
+            "{e:?}"
+        );
         let mut busy = survey(Some(10.0), None);
         busy.topology.operation_in_progress = Some("switching-over".into());
-        let e = make_plan(&settings(), &busy, None, Some(Mode::Detach), LIMITS)
-            .unwrap_err()
-            .to_string();
+        let e = failed(make_plan(&settings(), &busy, None, Some(Mode::Detach), LIMITS).unwrap_err());
         assert!(e.contains("in progress"), "{e}");
     }
 
@@ -1455,9 +1474,7 @@ mod tests {
             reader: None,
             unreadable: None,
         });
-        let e = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS)
-            .unwrap_err()
-            .to_string();
+        let e = failed(make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap_err());
         assert!(
             e.contains("points at west.cluster-abc") && e.contains("cut those writes off"),
             "{e}"

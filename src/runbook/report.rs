@@ -169,10 +169,31 @@ pub struct Attention {
     pub dns_touched: bool,
     /// What a person can do about it (besides resume and abandon).
     pub guidance: Vec<String>,
+    /// The managed operation the run started, as a short read found it. (Older runs said it as the
+    /// last line of `guidance`.)
+    #[serde(default)]
+    pub operation: Option<OperationSeen>,
     /// Until when the bot may still finish by itself (after a full re-check); `None` when it may not.
     pub window_until: Option<jiff::Timestamp>,
     /// How often the bot keeps looking.
     pub watch_every: Duration,
+}
+
+/// The managed operation (failover or switchover) of a run that needs attention, as a short read of
+/// the global cluster found it; `cluster` is the configured name, for the command that follows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "seen", rename_all = "snake_case")]
+pub enum OperationSeen {
+    /// AWS is still running it; `state` is the global cluster's FailoverState.
+    Running {
+        mode: Mode,
+        state: String,
+        cluster: ClusterName,
+    },
+    /// No operation is in progress; `writer` is the writer's cluster id.
+    Idle { writer: String },
+    /// The read failed or took too long.
+    Unread { mode: Mode, cluster: ClusterName },
 }
 
 /// The last reply of a successful run.

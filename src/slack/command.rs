@@ -5,9 +5,10 @@
 //! cluster's Regions and whose numbers are the store's ids, so that no handler checks them again. Text
 //! that is not a command is a [`UsageError`] (answered with the usage); a well-formed command naming a
 //! cluster or Region the settings do not have is [`NotConfigured`] (answered with what they do have).
-//! [`Click::parse`] does the same for the buttons the bot issues.
+//! [`Click::parse`] does the same for the buttons the bot issues, whose action ids and values are
+//! defined here (`render` draws the buttons with them). Nothing here is worded for people: the
+//! answers to these values are in `render` (`usage`, `usage_error`, `not_configured`).
 
-use super::render::{self, code};
 use crate::settings::{ClusterSettings, Settings};
 use crate::store::{RequestId, RunId};
 use crate::types::{Mode, Region};
@@ -70,38 +71,38 @@ pub struct Failover<'s> {
     pub dry_run: bool,
 }
 
-/// Why the text is not a command; shown to the user with the usage.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the text is not a command; answered with what is wrong and the usage (`render::usage_error`).
+/// Each carries what was typed, as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsageError {
-    #[error("unknown command {}", code(.0))]
     UnknownCommand(String),
-    #[error("`{0}` needs a cluster name")]
+    /// The verb that needs a cluster name.
     MissingCluster(&'static str),
-    #[error("{} needs a value", code(.0))]
+    /// The option that needs a value.
     MissingValue(String),
-    #[error("unknown option {}", code(.0))]
     UnknownOption(String),
-    #[error("{} is given twice", code(.0))]
+    /// The option given twice.
     Repeated(String),
-    #[error("{} is not a mode: use detach, failover or switchover", code(.0))]
+    /// The value given to `--mode`.
     BadMode(String),
-    #[error("unexpected {}", code(.0))]
+    /// The first word after a complete command.
     Unexpected(String),
-    #[error("`cancel` needs a request number, such as `cancel 17` or `cancel #17`")]
+    /// `cancel` without a request number.
     MissingRequest,
-    #[error("`{}` needs a run number, as the run's thread gives it, such as `{} 3{}`", .0, .0, if *.0 == "abandon" { " REASON" } else { "" })]
+    /// `resume` or `abandon` (the verb) without a run number.
     MissingRun(&'static str),
-    #[error("`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`")]
+    /// `abandon` without a reason.
     MissingReason,
 }
 
-/// A well-formed command naming a cluster or Region the settings do not have; shown to the user
-/// alone, with what the settings do have.
+/// A well-formed command naming a cluster or Region the settings do not have; answered to the user
+/// alone, with what the settings do have (`render::not_configured`). Its `Display` is the short,
+/// plain form for the audit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotConfigured {
-    #[error("Unknown cluster {}. Configured clusters: {}.", code(typed), configured.join(", "))]
+    #[error("unknown cluster {typed}")]
     Cluster { typed: String, configured: Vec<String> },
-    #[error("{} is not a Region of {cluster}. Its Regions: {}.", code(typed), regions.join(", "))]
+    #[error("{typed} is not a Region of {cluster}")]
     Region {
         typed: String,
         cluster: String,
@@ -128,18 +129,22 @@ impl From<UsageError> for Rejected {
     }
 }
 
-pub const USAGE: &str = "\
-*Usage*
-• `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
-• `/aurora failover CLUSTER [--to REGION] [--mode switchover|failover|detach] [--dry-run]`: ask to move CLUSTER's writer to REGION. A second, authorised person approves it in the incident channel.
-   Without `--to`: the only secondary, or the one with the least replication lag. Without `--mode`: a switchover if one is possible; otherwise the bot says which modes are possible, what each loses, and what to type.
-   `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
-   `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
-• `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
-• `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
-• `/aurora resume RUN`: let a run that needs attention finish: the bot checks that the target is writable and moves the CNAMEs. A second person (an approver) approves it in the run's thread.
-• `/aurora abandon RUN REASON`: stop a run here, with a confirmation button; nothing more is changed in AWS and the cluster is free again. The requester or an approver may.
-• `/aurora help`: this message.";
+/// The buttons the bot issues (their `action_id`s): Approve and Deny on a request (value: the
+/// request's id).
+pub const APPROVE: &str = "approve";
+pub const DENY: &str = "deny";
+/// Approve and Deny on a resume request (value: `{run id}:{token}`, the token naming the ask).
+pub const RESUME_APPROVE: &str = "resume_approve";
+pub const RESUME_DENY: &str = "resume_deny";
+/// The confirmation button of `/aurora abandon` (value: [`AbandonValue`] as JSON).
+pub const ABANDON_CONFIRM: &str = "abandon_confirm";
+
+/// The value of the abandon confirmation button.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AbandonValue {
+    pub run: i64,
+    pub reason: String,
+}
 
 /// Parses the text after `/aurora`, checking the clusters and Regions it names against `settings`.
 /// The words are read first: text that is not a command is a usage error whatever it names.
@@ -326,20 +331,20 @@ impl Click {
     /// a value it did not write.
     pub fn parse(action_id: &str, value: &str) -> Option<Click> {
         match action_id {
-            render::APPROVE | render::DENY => Some(Click::Decide {
+            APPROVE | DENY => Some(Click::Decide {
                 request: value.parse::<i64>().ok()?.into(),
-                approve: action_id == render::APPROVE,
+                approve: action_id == APPROVE,
             }),
-            render::RESUME_APPROVE | render::RESUME_DENY => {
+            RESUME_APPROVE | RESUME_DENY => {
                 let (run, token) = value.split_once(':')?;
                 Some(Click::DecideResume {
                     run: run.parse::<i64>().ok()?.into(),
                     token: token.parse().ok()?,
-                    approve: action_id == render::RESUME_APPROVE,
+                    approve: action_id == RESUME_APPROVE,
                 })
             }
-            render::ABANDON_CONFIRM => {
-                let v = serde_json::from_str::<render::AbandonValue>(value).ok()?;
+            ABANDON_CONFIRM => {
+                let v = serde_json::from_str::<AbandonValue>(value).ok()?;
                 Some(Click::Abandon {
                     run: v.run.into(),
                     reason: v.reason,
@@ -481,16 +486,23 @@ mod tests {
         };
         assert_eq!((verb, cluster.as_str()), ("history", "billing"));
         assert_eq!(
-            why.to_string(),
-            "Unknown cluster `billing`. Configured clusters: orders."
+            why,
+            NotConfigured::Cluster {
+                typed: "billing".into(),
+                configured: vec!["orders".into()]
+            }
         );
         let Err(Rejected::NotConfigured { verb, cluster, why }) = parse("failover orders --to eu-west-1", &s) else {
             panic!("failover to eu-west-1");
         };
         assert_eq!((verb, cluster.as_str()), ("failover", "orders"));
         assert_eq!(
-            why.to_string(),
-            "`eu-west-1` is not a Region of orders. Its Regions: us-east-1, us-west-2."
+            why,
+            NotConfigured::Region {
+                typed: "eu-west-1".into(),
+                cluster: "orders".into(),
+                regions: vec!["us-east-1".into(), "us-west-2".into()]
+            }
         );
         // The words are read first: a malformed command is a usage error whatever it names.
         assert_eq!(
@@ -502,14 +514,14 @@ mod tests {
     #[test]
     fn only_the_bots_own_buttons_with_the_values_it_wrote_are_clicks() {
         assert_eq!(
-            Click::parse(render::DENY, "7"),
+            Click::parse(DENY, "7"),
             Some(Click::Decide {
                 request: 7.into(),
                 approve: false
             })
         );
         assert_eq!(
-            Click::parse(render::RESUME_APPROVE, "3:2"),
+            Click::parse(RESUME_APPROVE, "3:2"),
             Some(Click::DecideResume {
                 run: 3.into(),
                 token: 2,
@@ -517,14 +529,14 @@ mod tests {
             })
         );
         assert_eq!(
-            Click::parse(render::ABANDON_CONFIRM, r#"{"run":3,"reason":"by hand"}"#),
+            Click::parse(ABANDON_CONFIRM, r#"{"run":3,"reason":"by hand"}"#),
             Some(Click::Abandon {
                 run: 3.into(),
                 reason: "by hand".into()
             })
         );
-        assert_eq!(Click::parse(render::APPROVE, "x"), None);
-        assert_eq!(Click::parse(render::RESUME_DENY, "3"), None);
+        assert_eq!(Click::parse(APPROVE, "x"), None);
+        assert_eq!(Click::parse(RESUME_DENY, "3"), None);
         assert_eq!(Click::parse("launch", "1"), None);
     }
 }

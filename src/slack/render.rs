@@ -5,22 +5,19 @@
 //! blocks; the engine itself writes no markup. Slack's limits are enforced here.
 
 use super::client::MessageBody;
+use super::command::{NotConfigured, UsageError};
+use super::workspace::Foreign;
 use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
 use crate::runbook::Step;
-use crate::runbook::plan::{Outcome, Plan};
-use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, ResumeTarget, Stage};
+use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, lag_text};
+use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
 use crate::status::{ClusterReport, CnameCheck};
-use crate::store::{Request, RunState};
-use crate::types::{Mode, Principal, SlackUserId, human_duration as duration};
+use crate::store::{Request, RequestId, RunState};
+use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId, human_duration as duration};
 use serde_json::{Value, json};
 
-pub const APPROVE: &str = "approve";
-pub const DENY: &str = "deny";
-/// Buttons on a resume request (value: `{run id}:{token}`, the token naming the ask).
-pub const RESUME_APPROVE: &str = "resume_approve";
-pub const RESUME_DENY: &str = "resume_deny";
-/// The confirmation button of `/aurora abandon` (value: JSON `{"run": id, "reason": "..."}`).
-pub const ABANDON_CONFIRM: &str = "abandon_confirm";
+/// The buttons' action ids and values, which the command parser reads back.
+pub use super::command::{ABANDON_CONFIRM, APPROVE, AbandonValue, DENY, RESUME_APPROVE, RESUME_DENY};
 
 /// Escapes the three characters mrkdwn treats specially.
 pub fn esc(s: &str) -> String {
@@ -105,6 +102,174 @@ pub fn unknown_cluster(given: &str, configured: &[String]) -> String {
     )
 }
 
+/// `/aurora help`: every command, what it does and who may use it.
+pub fn usage() -> &'static str {
+    USAGE
+}
+
+const USAGE: &str = "\
+*Usage*
+• `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
+• `/aurora failover CLUSTER [--to REGION] [--mode switchover|failover|detach] [--dry-run]`: ask to move CLUSTER's writer to REGION. A second, authorised person approves it in the incident channel.
+   Without `--to`: the only secondary, or the one with the least replication lag. Without `--mode`: a switchover if one is possible; otherwise the bot says which modes are possible, what each loses, and what to type.
+   `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
+   `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
+• `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
+• `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
+• `/aurora resume RUN`: let a run that needs attention finish: the bot checks that the target is writable and moves the CNAMEs. A second person (an approver) approves it in the run's thread.
+• `/aurora abandon RUN REASON`: stop a run here, with a confirmation button; nothing more is changed in AWS and the cluster is free again. The requester or an approver may.
+• `/aurora help`: this message.";
+
+/// Text after `/aurora` that is not a command: what is wrong with it, then the usage.
+pub fn usage_error(e: &UsageError) -> String {
+    let wrong = match e {
+        UsageError::UnknownCommand(typed) => format!("unknown command {}", code(typed)),
+        UsageError::MissingCluster(verb) => format!("`{verb}` needs a cluster name"),
+        UsageError::MissingValue(option) => format!("{} needs a value", code(option)),
+        UsageError::UnknownOption(typed) => format!("unknown option {}", code(typed)),
+        UsageError::Repeated(option) => format!("{} is given twice", code(option)),
+        UsageError::BadMode(typed) => format!("{} is not a mode: use detach, failover or switchover", code(typed)),
+        UsageError::Unexpected(typed) => format!("unexpected {}", code(typed)),
+        UsageError::MissingRequest => "`cancel` needs a request number, such as `cancel 17` or `cancel #17`".to_owned(),
+        UsageError::MissingRun(verb) => {
+            let reason = if *verb == "abandon" { " REASON" } else { "" };
+            format!("`{verb}` needs a run number, as the run's thread gives it, such as `{verb} 3{reason}`")
+        }
+        UsageError::MissingReason => {
+            "`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`".to_owned()
+        }
+    };
+    format!("{wrong}.\n\n{USAGE}")
+}
+
+/// A command naming a cluster or Region the settings lack, answered with those they have.
+pub fn not_configured(why: &NotConfigured) -> String {
+    match why {
+        NotConfigured::Cluster { typed, configured } => unknown_cluster(typed, configured),
+        NotConfigured::Region {
+            typed,
+            cluster,
+            regions,
+        } => not_a_region(typed, cluster, regions.iter().map(String::as_str).collect()),
+    }
+}
+
+/// `X is not a Region of CLUSTER. Its Regions: ...`, for a Region a person typed.
+fn not_a_region(given: &str, cluster: &str, regions: Vec<&str>) -> String {
+    format!(
+        "{} is not a Region of {cluster}. Its Regions: {}.",
+        code(given),
+        regions.join(", ")
+    )
+}
+
+/// The immediate answer to `/aurora failover`: recorded, and where the approval request will be.
+pub fn request_recorded(id: RequestId, channel: &ChannelId) -> String {
+    format!(
+        "Request #{id} is recorded. Reading the topology now; the approval request will be posted in <#{channel}> \
+         in a moment."
+    )
+}
+
+/// The immediate answer to `/aurora failover --dry-run`.
+pub fn dry_run_started() -> &'static str {
+    "Dry run: reading the topology; the plan and its checks will follow here, for you only."
+}
+
+/// `/aurora history` when the store cannot be read.
+pub fn history_unreadable() -> &'static str {
+    "The history could not be read (the bot's database failed)."
+}
+
+/// `/aurora status` when too many answers are being prepared already.
+pub fn status_busy() -> &'static str {
+    "The bot is busy answering other status requests (AWS may be slow); nothing is lost, try again in a few seconds."
+}
+
+/// A signed command from outside the bot's workspace or app, or before the bot knows its workspace.
+pub fn foreign_command(why: &Foreign) -> &'static str {
+    match why {
+        Foreign::WorkspaceUnknown => {
+            "The bot cannot yet tell which Slack workspace it serves (it is starting, or Slack refuses its token: its \
+             /readyz says which); nothing was done. Try again in a minute."
+        }
+        _ => "This bot does not serve this workspace or app; nothing was done.",
+    }
+}
+
+/// A command received a second time (same signature): answered, not acted on.
+pub fn replayed_command() -> &'static str {
+    "This exact request was already received (a retry or a replay); it was handled once."
+}
+
+/// A command whose user id is not one Slack issues.
+pub fn user_not_recognised() -> &'static str {
+    "Your Slack user id was not recognised."
+}
+
+/// Why no plan could be made, for the requester (in a rejected request's answer, its stored note and
+/// the audit, through its `Display`, and in a dry run's answer).
+pub fn plan_error(e: &PlanError) -> String {
+    match e {
+        PlanError::NoWriter(global) => {
+            format!("global cluster {global} has no writer member right now, so there is nothing to fail over from")
+        }
+        PlanError::NotAMember {
+            region,
+            global,
+            members,
+        } => {
+            format!("{region} is not a Region of {global}'s members ({members})")
+        }
+        PlanError::AlreadyWriter { region, global } => format!("{region} already holds the writer of {global}"),
+        PlanError::NoSecondary(global) => format!("{global} has no secondary to fail over to"),
+        PlanError::Ambiguous { global, regions } => {
+            format!("{global} has several secondaries ({regions}) and their lag is unknown: say which with --to")
+        }
+        PlanError::Refused {
+            asked,
+            cluster,
+            to,
+            failed,
+            alternatives,
+        } => {
+            let what = match asked {
+                Some(mode) => format!("a {mode}"),
+                None => "a switchover (the only mode that loses no data)".to_owned(),
+            };
+            format!(
+                "{what} to {to} is not possible: {failed}{}",
+                possible_instead(cluster, to, alternatives)
+            )
+        }
+    }
+}
+
+/// The modes possible instead of a refused one: what each loses, and the command that asks for it.
+fn possible_instead(cluster: &ClusterName, to: &Region, alternatives: &[Alternative]) -> String {
+    if alternatives.is_empty() {
+        return "\nNo other mode is possible right now.".to_owned();
+    }
+    let each = alternatives.iter().map(|Alternative { mode: m, lag_ms }| {
+        let lag = lag_ms.map_or_else(
+            || " (lag unknown)".to_owned(),
+            |ms| format!(" (lag now {})", lag_text(ms)),
+        );
+        format!(
+            "\n• `--mode {m}`: {}{lag}. Type `/aurora failover {cluster} --to {to} --mode {m}`",
+            m.cost()
+        )
+    });
+    format!("\nPossible instead:{}", each.collect::<String>())
+}
+
+/// The requester's wording, until the engine hands the error itself to this module.
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&plan_error(self))
+    }
+}
+
 /// Why a `/aurora failover` was not recorded, for the person who typed it.
 pub fn request_refusal(why: &RequestRefusal) -> String {
     match why {
@@ -118,11 +283,7 @@ pub fn request_refusal(why: &RequestRefusal) -> String {
             given,
             cluster,
             regions,
-        } => format!(
-            "{} is not a Region of {cluster}. Its Regions: {}.",
-            code(given),
-            regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-        ),
+        } => not_a_region(given, cluster.as_str(), regions.iter().map(Region::as_str).collect()),
         RequestRefusal::NotRecorded => {
             "The request could not be recorded (the bot's database failed); nothing was done.".to_owned()
         }
@@ -513,13 +674,6 @@ fn plain_stage(stage: &Stage) -> &'static str {
     }
 }
 
-/// The value of the abandon confirmation button.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AbandonValue {
-    pub run: i64,
-    pub reason: String,
-}
-
 /// The ephemeral answer to `/aurora abandon`: what abandoning does, and a button to confirm it.
 /// `what` names the run; `reason` is the person's, shown escaped.
 pub fn abandon_confirmation(run: i64, what: &AbandonTarget, reason: &str) -> Value {
@@ -738,6 +892,10 @@ fn needs_attention(a: &Attention) -> String {
         text.push_str("\n• ");
         text.push_str(&esc(g));
     }
+    if let Some(op) = &a.operation {
+        text.push_str("\n• ");
+        text.push_str(&operation_seen(op));
+    }
     text.push_str(&format!(
         "\nThe bot keeps watching, every {}. ",
         duration(a.watch_every)
@@ -752,6 +910,22 @@ fn needs_attention(a: &Attention) -> String {
         None => text.push_str(&format!("A person decides: {}.", decide_commands(a.run_id))),
     }
     text
+}
+
+/// The managed operation of a run that needs attention, as last read.
+fn operation_seen(op: &OperationSeen) -> String {
+    match op {
+        OperationSeen::Running { mode, state, cluster } => format!(
+            "AWS is still running the {mode} ({}): {} follows it.",
+            esc(state),
+            ident(&format!("/aurora status {cluster}"))
+        ),
+        OperationSeen::Idle { writer } => format!("No operation is in progress; the writer is {}.", esc(writer)),
+        OperationSeen::Unread { mode, cluster } => format!(
+            "Whether AWS is still running the {mode} could not be read: {} shows it.",
+            ident(&format!("/aurora status {cluster}"))
+        ),
+    }
 }
 
 /// A person stopped the run: who and why, how things are left, and what AWS still runs.
@@ -1230,5 +1404,175 @@ mod tests {
         assert_eq!(code("ord`ers <!channel> & co"), "`ordˋers &lt;!channel&gt; &amp; co`");
         assert_eq!(code("a\nb"), "`a b`");
         assert_eq!(code(&"x".repeat(100)), format!("`{}…`", "x".repeat(80)));
+    }
+
+    #[test]
+    fn text_that_is_no_command_is_answered_with_what_is_wrong_and_the_usage() {
+        let e = usage_error(&UsageError::MissingRun("abandon"));
+        assert!(
+            e.starts_with(
+                "`abandon` needs a run number, as the run's thread gives it, such as `abandon 3 REASON`.\n\n*Usage*\n"
+            ),
+            "{e}"
+        );
+        assert!(
+            usage_error(&UsageError::MissingRun("resume"))
+                .starts_with("`resume` needs a run number, as the run's thread gives it, such as `resume 3`.")
+        );
+        // What the person typed cannot break out of its code span.
+        let e = usage_error(&UsageError::UnknownCommand("`<!here>`".into()));
+        assert!(e.starts_with("unknown command `ˋ&lt;!here&gt;ˋ`.\n\n"), "{e}");
+        assert!(usage().ends_with("• `/aurora help`: this message."));
+    }
+
+    #[test]
+    fn a_cluster_or_region_the_settings_lack_is_answered_with_those_they_have() {
+        let cluster = NotConfigured::Cluster {
+            typed: "billing".into(),
+            configured: vec!["orders".into()],
+        };
+        assert_eq!(
+            not_configured(&cluster),
+            "Unknown cluster `billing`. Configured clusters: orders."
+        );
+        let region = NotConfigured::Region {
+            typed: "eu-west-1".into(),
+            cluster: "orders".into(),
+            regions: vec!["us-east-1".into(), "us-west-2".into()],
+        };
+        assert_eq!(
+            not_configured(&region),
+            "`eu-west-1` is not a Region of orders. Its Regions: us-east-1, us-west-2."
+        );
+        // The audit's form is plain.
+        assert_eq!(region.to_string(), "eu-west-1 is not a Region of orders");
+    }
+
+    fn refused_plan(asked: Option<Mode>, alternatives: Vec<Alternative>) -> PlanError {
+        PlanError::Refused {
+            asked,
+            cluster: ClusterName::parse("orders").unwrap(),
+            to: Region::parse("us-west-2").unwrap(),
+            failed: "Primary: us-east-1 cannot be reached".into(),
+            alternatives,
+        }
+    }
+
+    #[test]
+    fn a_refused_plan_says_what_failed_and_how_to_ask_for_each_mode_still_possible() {
+        let lag_ms = Some(800.0);
+        let e = plan_error(&refused_plan(
+            None,
+            vec![
+                Alternative {
+                    mode: Mode::Failover,
+                    lag_ms,
+                },
+                Alternative {
+                    mode: Mode::Detach,
+                    lag_ms,
+                },
+            ],
+        ));
+        assert!(
+            e.starts_with(
+                "a switchover (the only mode that loses no data) to us-west-2 is not possible: Primary: us-east-1 \
+                 cannot be reached\nPossible instead:\n• `--mode failover`: loses the writes not yet replicated"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("`/aurora failover orders --to us-west-2 --mode failover`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`/aurora failover orders --to us-west-2 --mode detach`"),
+            "{e}"
+        );
+        assert!(e.contains("lag now 800 ms"), "{e}");
+        // Its Display (until the engine hands the error itself to this module) is the same text.
+        let none_left = refused_plan(None, vec![]);
+        assert_eq!(none_left.to_string(), plan_error(&none_left));
+        let unknown = Alternative {
+            mode: Mode::Switchover,
+            lag_ms: None,
+        };
+        let e = plan_error(&refused_plan(Some(Mode::Failover), vec![unknown]));
+        assert!(e.starts_with("a failover to us-west-2 is not possible: "), "{e}");
+        assert!(
+            e.ends_with(
+                "\n• `--mode switchover`: no data loss; waits for the target to catch up (writes pause meanwhile); \
+                 keeps the global topology (lag unknown). Type `/aurora failover orders --to us-west-2 --mode switchover`"
+            ),
+            "{e}"
+        );
+        assert!(
+            plan_error(&refused_plan(Some(Mode::Detach), vec![])).ends_with("\nNo other mode is possible right now.")
+        );
+    }
+
+    #[test]
+    fn a_run_that_needs_attention_says_whether_aws_still_runs_its_operation() {
+        let orders = ClusterName::parse("orders").unwrap();
+        let mut a = Attention {
+            run_id: 7,
+            step: Step::FIRST,
+            reason: "timed out".into(),
+            cluster_now: "west: available".into(),
+            dns_now: "unchanged".into(),
+            dns_touched: false,
+            guidance: vec!["w.zone and r.zone still point where they did before the run (at east, us-east-1).".into()],
+            operation: Some(OperationSeen::Running {
+                mode: Mode::Switchover,
+                state: "switching-over".into(),
+                cluster: orders.clone(),
+            }),
+            window_until: None,
+            watch_every: std::time::Duration::from_secs(60),
+        };
+        let text = needs_attention(&a);
+        assert!(
+            text.contains(
+                "\n• w.zone and r.zone still point where they did before the run (at east, us-east-1).\n• AWS is still \
+                 running the switchover (switching-over): `/aurora status orders` follows it.\nThe bot keeps watching"
+            ),
+            "{text}"
+        );
+        a.operation = Some(OperationSeen::Unread {
+            mode: Mode::Failover,
+            cluster: orders,
+        });
+        assert!(needs_attention(&a).contains(
+            "\n• Whether AWS is still running the failover could not be read: `/aurora status orders` shows it.\n"
+        ));
+        a.operation = Some(OperationSeen::Idle { writer: "west".into() });
+        assert!(needs_attention(&a).contains("\n• No operation is in progress; the writer is west.\n"));
+    }
+
+    #[test]
+    fn an_attention_note_stored_before_the_operation_field_still_reads() {
+        let old = r#"{"run_id":7,"step":"detach","reason":"r","cluster_now":"c","dns_now":"d","dns_touched":false,
+            "guidance":["AWS is still running the failover (failing-over): `/aurora status orders` follows it."],
+            "window_until":null,"watch_every":{"secs":60,"nanos":0}}"#;
+        let a: Attention = serde_json::from_str(old).unwrap();
+        assert_eq!(a.operation, None);
+        assert!(
+            needs_attention(&a)
+                .contains("\n• AWS is still running the failover (failing-over): `/aurora status orders`")
+        );
+    }
+
+    #[test]
+    fn the_immediate_answers_to_commands_keep_their_words() {
+        assert_eq!(
+            request_recorded(12.into(), &ChannelId::parse("C0INCIDENT").unwrap()),
+            "Request #12 is recorded. Reading the topology now; the approval request will be posted in <#C0INCIDENT> \
+             in a moment."
+        );
+        assert!(foreign_command(&Foreign::WorkspaceUnknown).contains("its /readyz says which); nothing was done."));
+        assert_eq!(
+            foreign_command(&Foreign::OrgInstall),
+            "This bot does not serve this workspace or app; nothing was done."
+        );
     }
 }

@@ -9,6 +9,7 @@
 
 use super::chat::SlackChat;
 use super::command::{self, Click};
+use super::render;
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
 use super::workspace::{Binding, Claimed, Foreign};
 use crate::approval::Approvals;
@@ -167,12 +168,7 @@ async fn verify(
 }
 
 fn foreign_command(why: &Foreign) -> Response {
-    match why {
-        Foreign::WorkspaceUnknown => ephemeral(
-            "The bot cannot yet tell which Slack workspace it serves (it is starting, or Slack refuses its token: its /readyz says which); nothing was done. Try again in a minute.",
-        ),
-        _ => ephemeral("This bot does not serve this workspace or app; nothing was done."),
-    }
+    ephemeral(render::foreign_command(why))
 }
 
 fn foreign_click(_: &Foreign) -> Response {
@@ -186,7 +182,7 @@ fn interaction_claims(bytes: &[u8]) -> Claimed {
 }
 
 fn replayed_command() -> Response {
-    ephemeral("This exact request was already received (a retry or a replay); it was handled once.")
+    ephemeral(render::replayed_command())
 }
 
 fn replayed_click() -> Response {
@@ -221,7 +217,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
         }
     };
     let Some(user) = SlackUserId::parse(&event.user_id.0) else {
-        return ephemeral("Your Slack user id was not recognised.");
+        return ephemeral(render::user_not_recognised());
     };
     let text = event.text.as_deref().unwrap_or_default();
     // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
