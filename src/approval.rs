@@ -12,7 +12,7 @@
 //! - every attempt, allowed or refused, is audited.
 
 use crate::ports::{Aurora, Clock, Directory, Dns, Metrics};
-use crate::runbook::plan::{self, Plan};
+use crate::runbook::plan::{self, Plan, Unplanned};
 use crate::runbook::report::{Answer, Chat, Note, ResumeTarget, Stage};
 use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
@@ -217,8 +217,8 @@ fn outcome_of<T>(result: &Result<T, Refusal>) -> String {
 }
 
 /// An error out of planning, for the answer: AWS did not answer in time.
-fn planning_timed_out() -> String {
-    format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs())
+fn planning_timed_out() -> Unplanned {
+    Unplanned::Other(format!("AWS did not answer within {} s", PLANNING_TIMEOUT.as_secs()))
 }
 
 impl Approvals {
@@ -427,10 +427,10 @@ impl Approvals {
     }
 
     /// A request that could not be planned: recorded as rejected, audited, and told to the requester.
-    async fn reject(&self, request: &Request, reason: String) {
+    async fn reject(&self, request: &Request, reason: Unplanned) {
         let id = request.id;
         info!(id = %id, %reason, "request rejected");
-        if let Err(e) = self.store.mark_rejected(id, &reason).await {
+        if let Err(e) = self.store.mark_rejected(id, &reason.to_string()).await {
             warn!(error = %e, "cannot record a rejection");
         }
         self.audit(&request.requested_by, "plan", Some(id), &format!("rejected: {reason}"))
@@ -518,7 +518,7 @@ impl Approvals {
         c: &crate::settings::ClusterSettings,
         to: Option<&Region>,
         mode: Option<Mode>,
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, Unplanned> {
         let survey = survey::survey(
             self.aurora.as_ref(),
             self.metrics.as_ref(),
@@ -527,15 +527,15 @@ impl Approvals {
             c,
         )
         .await
-        .map_err(|e| format!("cannot read global cluster {}: {e}", c.global_cluster_id))?;
-        plan::make_plan(c, &survey, to, mode, self.limits()).map_err(|e| e.to_string())
+        .map_err(|e| Unplanned::Other(format!("cannot read global cluster {}: {e}", c.global_cluster_id)))?;
+        plan::make_plan(c, &survey, to, mode, self.limits()).map_err(Unplanned::Plan)
     }
 
-    async fn make_plan(&self, request: &Request) -> Result<Plan, String> {
+    async fn make_plan(&self, request: &Request) -> Result<Plan, Unplanned> {
         let c = self
             .settings
             .cluster(request.cluster.as_str())
-            .ok_or_else(|| format!("cluster {} is no longer configured", request.cluster))?;
+            .ok_or_else(|| Unplanned::Other(format!("cluster {} is no longer configured", request.cluster)))?;
         self.plan_for(c, request.to_region.as_ref(), request.mode).await
     }
 

@@ -276,6 +276,57 @@ pub enum PlanError {
 
 impl std::error::Error for PlanError {}
 
+/// Plain words, for logs, the audit and the reason stored with a rejected request (the Slack adapter
+/// words it for people, with the commands to type: `slack::render::plan_error`).
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::NoWriter(global) => write!(f, "global cluster {global} has no writer member"),
+            PlanError::NotAMember { region, global, .. } => write!(f, "{region} is not a Region of {global}'s members"),
+            PlanError::AlreadyWriter { region, global } => write!(f, "{region} already holds the writer of {global}"),
+            PlanError::NoSecondary(global) => write!(f, "{global} has no secondary"),
+            PlanError::Ambiguous { global, regions } => {
+                write!(
+                    f,
+                    "{global} has several secondaries ({regions}) and their lag is unknown"
+                )
+            }
+            PlanError::Refused {
+                asked,
+                to,
+                failed,
+                alternatives,
+                ..
+            } => {
+                let asked = asked.map_or_else(|| "switchover".to_owned(), |m| m.to_string());
+                write!(f, "a {asked} to {to} is not possible: {failed}")?;
+                let others: Vec<String> = alternatives.iter().map(|a| a.mode.to_string()).collect();
+                if !others.is_empty() {
+                    write!(f, " (possible instead: {})", others.join(", "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why a request (or a dry run) has no plan: the plan's own refusal, or what kept it from being made
+/// (the survey failed, planning timed out, the cluster is no longer configured).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unplanned {
+    Plan(PlanError),
+    Other(String),
+}
+
+impl std::fmt::Display for Unplanned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unplanned::Plan(e) => e.fmt(f),
+            Unplanned::Other(why) => f.write_str(why),
+        }
+    }
+}
+
 /// A mode that would work instead of the one refused (it loses what `Mode::cost` says), and the
 /// target's replication lag now, in ms (`None`: unknown).
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 //! the engine says them through (implemented by `slack::chat`).
 
 use super::Step;
-use super::plan::Plan;
+use super::plan::{Plan, Unplanned};
 use crate::ports::{ChatError, Member};
 use crate::store::{OutboxId, Request, RequestId};
 use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
@@ -133,13 +133,13 @@ pub struct ResumeTarget {
 }
 
 /// An answer to the person who typed `/aurora failover`, through its response_url (only them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// Planning failed: the request is rejected and nothing was changed.
     NotPrepared {
         id: RequestId,
         cluster: ClusterName,
-        reason: String,
+        reason: Unplanned,
     },
     /// The request is posted in the incident channel, waiting for an approver.
     Posted {
@@ -152,7 +152,7 @@ pub enum Answer {
         expires_in: Duration,
     },
     /// A dry run that found no plan.
-    NoPlan { cluster: ClusterName, reason: String },
+    NoPlan { cluster: ClusterName, reason: Unplanned },
 }
 
 /// Why a run needs attention, what things look like, and what can happen next.

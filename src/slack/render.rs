@@ -9,7 +9,7 @@ use super::command::{NotConfigured, UsageError};
 use super::workspace::Foreign;
 use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
 use crate::runbook::Step;
-use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, lag_text};
+use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, Unplanned, lag_text};
 use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
 use crate::status::{ClusterReport, CnameCheck};
 use crate::store::{Request, RequestId, RunState};
@@ -263,10 +263,11 @@ fn possible_instead(cluster: &ClusterName, to: &Region, alternatives: &[Alternat
     format!("\nPossible instead:{}", each.collect::<String>())
 }
 
-/// The requester's wording, until the engine hands the error itself to this module.
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&plan_error(self))
+/// Why there is no plan, for the person who asked.
+pub fn unplanned(u: &Unplanned) -> String {
+    match u {
+        Unplanned::Plan(e) => plan_error(e),
+        Unplanned::Other(why) => why.clone(),
     }
 }
 
@@ -414,7 +415,7 @@ pub fn answer(a: &Answer) -> String {
             reason: why,
         } => format!(
             "Request #{id} ({cluster} failover) could not be prepared: {}. Nothing was changed.",
-            reason(why)
+            reason(&unplanned(why))
         ),
         Answer::Posted {
             id,
@@ -431,7 +432,10 @@ pub fn answer(a: &Answer) -> String {
             duration(*expires_in)
         ),
         Answer::NoPlan { cluster, reason: why } => {
-            format!("Dry run for {cluster}: no plan. {}. Nothing was changed.", reason(why))
+            format!(
+                "Dry run for {cluster}: no plan. {}. Nothing was changed.",
+                reason(&unplanned(why))
+            )
         }
     }
 }
@@ -1296,7 +1300,7 @@ mod tests {
         );
         let no_plan = Answer::NoPlan {
             cluster: orders,
-            reason: "AWS said <no> & more. ".into(),
+            reason: Unplanned::Other("AWS said <no> & more. ".into()),
         };
         assert_eq!(
             answer(&no_plan),
@@ -1490,9 +1494,17 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("lag now 800 ms"), "{e}");
-        // Its Display (until the engine hands the error itself to this module) is the same text.
+        // Its Display is plain words, for logs, the audit and the stored reason: no markup.
         let none_left = refused_plan(None, vec![]);
-        assert_eq!(none_left.to_string(), plan_error(&none_left));
+        assert_eq!(
+            plan_error(&none_left),
+            "a switchover (the only mode that loses no data) to us-west-2 is not possible: Primary: us-east-1 \
+             cannot be reached\nNo other mode is possible right now."
+        );
+        assert_eq!(
+            none_left.to_string(),
+            "a switchover to us-west-2 is not possible: Primary: us-east-1 cannot be reached"
+        );
         let unknown = Alternative {
             mode: Mode::Switchover,
             lag_ms: None,
