@@ -1,9 +1,10 @@
 //! aurora-failover-bot: fail an Aurora Global Database over to another AWS Region from Slack, with a
 //! second person's approval, a scripted runbook and a thread that narrates every step.
 //!
-//! Layout (see ARCHITECTURE.md): `slack/` and `aws/` are the adapters to the outside; `store/` is the
-//! durable record; `approval`, `runbook` and `status` are the capabilities, written against the narrow
-//! traits in `ports`; `startup` wires it all; `demo` runs it all locally on the AWS emulator
+//! Layout (see ARCHITECTURE.md): `http` takes Slack's requests (verified before anything else) to
+//! `commands`, one file per command; `slack/` and `aws/` are the adapters to the outside; `store/` is
+//! the durable record; `approval`, `runbook` and `status` are the capabilities, written against the
+//! narrow traits in `ports`; `startup` wires it all; `demo` runs it all locally on the AWS emulator
 //! (`crates/awsim`) and the Slack stand-in (`crates/slack-standin`), behind the cargo feature `demo`
 //! (on by default, off in the production build).
 
@@ -14,6 +15,7 @@ pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
+pub mod http;
 pub mod ports;
 pub mod runbook;
 pub mod server;

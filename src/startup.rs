@@ -4,7 +4,9 @@
 
 use crate::approval::{Approvals, Launcher};
 use crate::aws::{self, AwsOverrides};
+use crate::commands::SlackState;
 use crate::health::Health;
+use crate::http as routes;
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
 use crate::settings::{SecretKind, Settings, clean_secret};
@@ -12,7 +14,6 @@ use crate::slack::chat::SlackChat;
 use crate::slack::client::SlackApi;
 use crate::slack::directory::SlackDirectory;
 use crate::slack::outbox::Outbox;
-use crate::slack::routes::{self, SlackState};
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
 use crate::store::{SqliteStore, Store};

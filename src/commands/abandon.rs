@@ -2,9 +2,9 @@
 //! with a confirmation button; the click on it abandons the run.
 
 use super::Invocation;
+use super::{SlackState, ephemeral};
 use crate::approval::{Done, Refusal};
 use crate::slack::render;
-use crate::slack::routes::{SlackState, ephemeral};
 use crate::store::RunId;
 use crate::types::SlackUserId;
 use axum::response::{IntoResponse, Response};

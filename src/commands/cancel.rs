@@ -1,7 +1,7 @@
 //! `/aurora cancel REQUEST`: withdraw a request before it is decided (its requester or an approver).
 
 use super::Invocation;
-use crate::slack::routes::SlackState;
+use super::SlackState;
 use crate::store::RequestId;
 use axum::response::Response;
 

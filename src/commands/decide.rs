@@ -1,7 +1,7 @@
 //! The Approve and Deny buttons on a request's approval message: the decision, by compare-and-set.
 
+use super::SlackState;
 use crate::approval::{Done, Refusal};
-use crate::slack::routes::SlackState;
 use crate::store::{Request, RequestId};
 use crate::types::SlackUserId;
 use tracing::info;

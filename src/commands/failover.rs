@@ -2,10 +2,10 @@
 //! a second person's approval once planned), or, with `--dry-run`, show its plan to whoever asked.
 
 use super::Invocation;
+use super::{SlackState, ephemeral};
 use crate::approval::{Origin, RequestReply};
 use crate::slack::command::{Failover, NotConfigured};
 use crate::slack::render;
-use crate::slack::routes::{SlackState, ephemeral};
 use crate::types::Region;
 use axum::response::Response;
 use tracing::warn;

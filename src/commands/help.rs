@@ -1,8 +1,8 @@
 //! `/aurora help` (or nothing at all), and the answers to text that gives no command.
 
+use super::ephemeral;
 use crate::slack::command::{NotConfigured, UsageError};
 use crate::slack::render;
-use crate::slack::routes::ephemeral;
 use axum::response::Response;
 
 /// The usage.

@@ -1,8 +1,8 @@
 //! `/aurora history [CLUSTER]`: the recent requests and runs, newest first, to whoever asked.
 
+use super::{SlackState, ephemeral};
 use crate::slack::command::Cluster;
 use crate::slack::render;
-use crate::slack::routes::{SlackState, ephemeral};
 use crate::store::{Store, StoreError};
 use crate::types::ClusterName;
 use axum::response::Response;

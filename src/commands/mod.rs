@@ -2,7 +2,7 @@
 //! `failover` with its `--dry-run`, `cancel`, `history`, `resume`, `abandon`) and the buttons they
 //! lead to (`decide`: a request's Approve and Deny; `resume` and `abandon` hold their own buttons).
 //!
-//! `slack/routes` verifies a request and `slack/command` parses it into validated values (a
+//! `http` verifies a request and `slack/command` parses it into validated values (a
 //! configured cluster, one of its Regions, the store's ids); [`command`] and [`click`] hand it to its
 //! handler with one `match`. A handler only authorises, records and answers (through `approval`, the
 //! store, or a task it spawns), so that every command and click is answered within Slack's 3 seconds.
@@ -16,15 +16,46 @@ mod history;
 mod resume;
 mod status;
 
-use crate::approval::{Done, Refusal};
+use crate::approval::{Approvals, Done, Refusal};
+use crate::ports::{Aurora, Clock, Dns};
+use crate::settings::Settings;
+use crate::slack::chat::SlackChat;
 use crate::slack::command::{Click, Command, Rejected};
 use crate::slack::render;
-use crate::slack::routes::SlackState;
+use crate::slack::verify::Verifier;
+use crate::slack::workspace::Binding;
 use crate::types::SlackUserId;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+/// What the handlers need, and the routes in front of them (`http.rs`: the verifier, the
+/// workspace binding, health).
+pub struct SlackState {
+    pub verifier: Verifier,
+    /// The workspace and app whose requests are honoured.
+    pub binding: Arc<Binding>,
+    /// What keeps the bot from doing its job, for `/readyz`.
+    pub health: Arc<crate::health::Health>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub approvals: Approvals,
+    pub chat: Arc<SlackChat>,
+    pub aurora: Arc<dyn Aurora>,
+    pub metrics: Arc<dyn crate::ports::Metrics>,
+    pub dns: Arc<dyn Dns>,
+    /// `/aurora status` reads, shared and bounded.
+    pub surveyor: Arc<crate::status::Surveyor>,
+    /// Background work started by requests (status reads), so that shutdown can wait for it.
+    pub tasks: TaskTracker,
+}
+
+/// An answer only the person who typed the command sees.
+pub fn ephemeral(text: impl Into<String>) -> Response {
+    axum::Json(serde_json::json!({"response_type": "ephemeral", "text": text.into()})).into_response()
+}
 
 /// Who typed a command, and where.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +135,7 @@ async fn answer_click(state: &SlackState, clicked: &Clicked, decided: Result<Don
 
 /// The answer to a command that either did what it says or was refused, to whoever typed it.
 fn done_or_refused(outcome: Result<Done, Refusal>) -> Response {
-    crate::slack::routes::ephemeral(match outcome {
+    ephemeral(match outcome {
         Ok(done) => render::done(&done),
         Err(refusal) => render::refusal(&refusal),
     })

@@ -2,8 +2,8 @@
 //! where a second person approves or denies it.
 
 use super::Invocation;
+use super::SlackState;
 use crate::approval::{Done, Refusal};
-use crate::slack::routes::SlackState;
 use crate::store::RunId;
 use crate::types::SlackUserId;
 use axum::response::Response;

@@ -3,12 +3,12 @@
 //! and follows through the response_url; the command itself is acknowledged at once.
 
 use super::Invocation;
+use super::{SlackState, ephemeral};
 use crate::ports::Member;
 use crate::runbook::plan::Plan;
 use crate::settings::ClusterSettings;
 use crate::slack::command::Cluster;
 use crate::slack::render;
-use crate::slack::routes::{SlackState, ephemeral};
 use crate::types::Mode;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

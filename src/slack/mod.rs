@@ -7,6 +7,5 @@ pub mod command;
 pub mod directory;
 pub mod outbox;
 pub mod render;
-pub mod routes;
 pub mod verify;
 pub mod workspace;

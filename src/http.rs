@@ -7,15 +7,11 @@
 //! is it parsed (`command`) and handed to its handler in `crate::commands`, which answers well within
 //! Slack's 3 seconds (slow work, AWS reads and Slack posts, runs in tasks).
 
-use super::chat::SlackChat;
-use super::command::{self, Click};
-use super::render;
-use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
-use super::workspace::{Binding, Claimed, Foreign};
-use crate::approval::Approvals;
-use crate::commands;
-use crate::ports::{Aurora, Clock, Dns};
-use crate::settings::Settings;
+use crate::commands::{self, SlackState, ephemeral};
+use crate::slack::command::{self, Click};
+use crate::slack::render;
+use crate::slack::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::slack::workspace::{Claimed, Foreign};
 use crate::types::SlackUserId;
 use axum::Router;
 use axum::body::Body;
@@ -23,10 +19,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent};
 use std::sync::Arc;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 /// Largest body accepted on the Slack routes. Slack's commands are a few hundred bytes; a click
@@ -35,26 +29,6 @@ pub const BODY_LIMIT: usize = 128 * 1024;
 
 /// How long a body may take to arrive (Slack sends a few kilobytes at once; a trickle is not Slack).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What the Slack routes need.
-pub struct SlackState {
-    pub verifier: Verifier,
-    /// The workspace and app whose requests are honoured.
-    pub binding: Arc<Binding>,
-    /// What keeps the bot from doing its job, for `/readyz`.
-    pub health: Arc<crate::health::Health>,
-    pub clock: Arc<dyn Clock>,
-    pub settings: Arc<Settings>,
-    pub approvals: Approvals,
-    pub chat: Arc<SlackChat>,
-    pub aurora: Arc<dyn Aurora>,
-    pub metrics: Arc<dyn crate::ports::Metrics>,
-    pub dns: Arc<dyn Dns>,
-    /// `/aurora status` reads, shared and bounded.
-    pub surveyor: Arc<crate::status::Surveyor>,
-    /// Background work started by requests (status reads), so that shutdown can wait for it.
-    pub tasks: TaskTracker,
-}
 
 pub fn router(state: Arc<SlackState>) -> Router {
     Router::new()
@@ -78,10 +52,6 @@ async fn readyz(State(state): State<Arc<SlackState>>) -> Response {
         )
             .into_response()
     }
-}
-
-pub fn ephemeral(text: impl Into<String>) -> Response {
-    axum::Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
 }
 
 /// Reads the body, refusing one over the limit before reading it and one that trickles in.
@@ -177,7 +147,7 @@ fn foreign_click(_: &Foreign) -> Response {
 
 fn interaction_claims(bytes: &[u8]) -> Claimed {
     serde_urlencoded::from_bytes::<InteractionForm>(bytes)
-        .map(|f| super::workspace::payload_claims(&f.payload))
+        .map(|f| crate::slack::workspace::payload_claims(&f.payload))
         .unwrap_or_default()
 }
 
@@ -201,7 +171,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
         &state,
         &headers,
         &bytes,
-        super::workspace::command_claims,
+        crate::slack::workspace::command_claims,
         foreign_command,
         replayed_command,
     )
