@@ -131,15 +131,6 @@ pub enum RequestRefusal {
     NotRequester(Vec<Principal>),
     #[error("user groups could not be checked: {0}")]
     DirectoryUnavailable(String),
-    /// `given` is what the person typed.
-    #[error("unknown cluster")]
-    UnknownCluster { given: String, configured: Vec<String> },
-    #[error("not a Region of {cluster}")]
-    NotARegion {
-        given: String,
-        cluster: ClusterName,
-        regions: Vec<Region>,
-    },
     #[error("the request could not be recorded")]
     NotRecorded,
     /// The cluster already has a request open or a run going.
@@ -271,30 +262,28 @@ impl Approvals {
     }
 
     /// `/aurora failover CLUSTER [--to REGION] [--mode MODE]`: checks, records, and starts planning.
-    /// A refusal is audited.
+    /// `cluster` is a configured cluster and `to` one of its Regions (the command parser says so before
+    /// this is called). A refusal is audited.
     pub async fn request_failover(
         &self,
         user: &SlackUserId,
-        cluster: &str,
-        to: Option<&str>,
+        c: &crate::settings::ClusterSettings,
+        to: Option<Region>,
         mode: Option<Mode>,
         dry_run: bool,
         origin: Origin<'_>,
     ) -> RequestReply {
+        let cluster = &c.name;
         let action = format!("request failover {cluster}");
-        let checked = match self.may_request(user).await {
-            Ok(()) => self.target_of(cluster, to),
-            Err(why) => Err(why),
-        };
-        let reply = match checked {
-            Ok((c, to)) if dry_run => {
+        let reply = match self.may_request(user).await {
+            Ok(()) if dry_run => {
                 self.audit(user, &format!("dry run {cluster}"), None, "planning").await;
                 let me = self.clone();
                 let (c, url) = (c.clone(), origin.response_url.map(str::to_owned));
                 tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
                 return RequestReply::DryRun;
             }
-            Ok((c, to)) => self.record_request(user, c, to, mode, origin).await,
+            Ok(()) => self.record_request(user, c, to, mode, origin).await,
             Err(why) => Err(why),
         };
         match reply {
@@ -318,30 +307,6 @@ impl Approvals {
             Ok(true) => Ok(()),
             Ok(false) => Err(RequestRefusal::NotRequester(requesters.clone())),
             Err(e) => Err(RequestRefusal::DirectoryUnavailable(e)),
-        }
-    }
-
-    /// The configured cluster named `cluster`, and the Region `to`, if given, checked to be one of
-    /// its Regions.
-    fn target_of(
-        &self,
-        cluster: &str,
-        to: Option<&str>,
-    ) -> Result<(&crate::settings::ClusterSettings, Option<Region>), RequestRefusal> {
-        let Some(c) = self.settings.cluster(cluster) else {
-            return Err(RequestRefusal::UnknownCluster {
-                given: cluster.to_owned(),
-                configured: self.settings.cluster_names().into_iter().map(str::to_owned).collect(),
-            });
-        };
-        let Some(r) = to else { return Ok((c, None)) };
-        match Region::parse(r).filter(|r| c.regions.contains(r)) {
-            Some(region) => Ok((c, Some(region))),
-            None => Err(RequestRefusal::NotARegion {
-                given: r.to_owned(),
-                cluster: c.name.clone(),
-                regions: c.regions.clone(),
-            }),
         }
     }
 

@@ -149,7 +149,8 @@ fn request_entries(r: &Request) -> Vec<Entry> {
         detail,
     };
     let target = r.to_region.as_ref().map(|t| format!(" --to {t}")).unwrap_or_default();
-    let mode = crate::runbook::plan::mode_record(r.mode, r.plan.as_deref());
+    let plan = r.stored_plan::<crate::runbook::plan::Plan>().ok().flatten();
+    let mode = crate::runbook::plan::mode_record(r.mode, plan.as_ref());
     let mut out = vec![entry(
         r.requested_at,
         "request",

@@ -6,7 +6,6 @@ use super::{SlackState, ephemeral};
 use crate::approval::{Origin, RequestReply};
 use crate::slack::command::{Failover, NotConfigured};
 use crate::slack::render;
-use crate::types::Region;
 use axum::response::Response;
 use tracing::warn;
 
@@ -15,8 +14,8 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
         .approvals
         .request_failover(
             from.user,
-            f.cluster.name.as_str(),
-            f.to.as_ref().map(Region::as_str),
+            f.cluster.settings(),
+            f.to,
             f.mode,
             f.dry_run,
             Origin {

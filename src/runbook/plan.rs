@@ -153,11 +153,10 @@ impl Mode {
 
 /// A request's mode for the record, from its stored mode and plan: `switchover` when asked for with
 /// `--mode`, `auto → switchover` when the requester left the choice to the bot and it proposed one,
-/// `auto` before any plan was made.
-pub fn mode_record(mode: Option<Mode>, plan_json: Option<&str>) -> String {
-    let proposed = plan_json
-        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
-        .is_some_and(|p| p.mode_proposed);
+/// `auto` before any plan was made. (A stored plan that cannot be read is logged where it is read,
+/// `Request::stored_plan`, and counts as none here.)
+pub fn mode_record(mode: Option<Mode>, plan: Option<&Plan>) -> String {
+    let proposed = plan.is_some_and(|p| p.mode_proposed);
     match mode {
         None => "auto".to_owned(),
         Some(m) if proposed => format!("auto → {m}"),
@@ -1480,11 +1479,9 @@ mod tests {
     #[test]
     fn the_record_tells_a_proposed_mode_from_one_asked_for() {
         let mut p = make_plan(&settings(), &survey(Some(10.0), None), None, None, LIMITS).unwrap();
-        let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(mode_record(Some(Mode::Switchover), Some(&json)), "auto → switchover");
+        assert_eq!(mode_record(Some(Mode::Switchover), Some(&p)), "auto → switchover");
         p.mode_proposed = false;
-        let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(mode_record(Some(Mode::Switchover), Some(&json)), "switchover");
+        assert_eq!(mode_record(Some(Mode::Switchover), Some(&p)), "switchover");
         assert_eq!(mode_record(None, None), "auto");
     }
 

@@ -279,12 +279,6 @@ pub fn request_refusal(why: &RequestRefusal) -> String {
             names(requesters)
         ),
         RequestRefusal::DirectoryUnavailable(e) => directory_unavailable(e),
-        RequestRefusal::UnknownCluster { given, configured } => unknown_cluster(given, configured),
-        RequestRefusal::NotARegion {
-            given,
-            cluster,
-            regions,
-        } => not_a_region(given, cluster.as_str(), regions.iter().map(Region::as_str).collect()),
         RequestRefusal::NotRecorded => {
             "The request could not be recorded (the bot's database failed); nothing was done.".to_owned()
         }
@@ -1218,7 +1212,7 @@ fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
         r.id,
         r.cluster,
         target,
-        crate::runbook::plan::mode_record(r.mode, r.plan.as_deref()),
+        crate::runbook::plan::mode_record(r.mode, plan.as_ref()),
         user(&r.requested_by),
         slack_time(r.requested_at),
         outcome

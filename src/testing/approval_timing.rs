@@ -19,8 +19,9 @@ async fn pending_request(bot: &Bot, approvals: &Approvals) -> RequestId {
         response_url: None,
         team_domain: None,
     };
+    let orders = bot.settings.cluster("orders").unwrap();
     let reply = approvals
-        .request_failover(&user("U0AAAA"), "orders", None, Some(Mode::Detach), false, origin)
+        .request_failover(&user("U0AAAA"), orders, None, Some(Mode::Detach), false, origin)
         .await;
     let RequestReply::Accepted { id } = reply else {
         panic!("not accepted: {reply:?}")
