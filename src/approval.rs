@@ -808,7 +808,7 @@ impl Approvals {
             reader_record: p.reader_record,
         });
         let note = Note::ResumeAsked {
-            run_id: run.id.get(),
+            run_id: run.id,
             token,
             by: user.clone(),
             target,
@@ -862,7 +862,7 @@ impl Approvals {
             }),
             Ok(()) => {
                 let note = Note::ResumeDecided {
-                    run_id: run_id.get(),
+                    run_id,
                     by: user.clone(),
                     approved: approve,
                 };

@@ -5,6 +5,7 @@
 
 use crate::ports::{Aurora, ClusterState, Dns, Member, Metrics};
 use crate::settings::ClusterSettings;
+use crate::store::RequestId;
 use futures::future::join_all;
 
 /// A member and its own description (or why it could not be read).
@@ -35,7 +36,7 @@ pub enum CnameCheck {
 #[derive(Debug, Clone)]
 pub struct Detached {
     /// The request whose run detached it.
-    pub request_id: i64,
+    pub request_id: RequestId,
     pub report: MemberReport,
 }
 
@@ -64,7 +65,7 @@ pub async fn report(
     metrics: &dyn Metrics,
     dns: &dyn Dns,
     c: &ClusterSettings,
-    last_detached: Option<(i64, Member)>,
+    last_detached: Option<(RequestId, Member)>,
 ) -> ClusterReport {
     let read = read_cluster(aurora, metrics, dns, c).await;
     let detached = match (&read.topology, last_detached) {
@@ -142,7 +143,11 @@ async fn read_cluster(aurora: &dyn Aurora, metrics: &dyn Metrics, dns: &dyn Dns,
 
 /// The target of the last detach (`last`), read in its own Region, when it has not rejoined the global
 /// cluster: it is a standalone writer.
-async fn detached(aurora: &dyn Aurora, topology: &crate::ports::Topology, last: (i64, Member)) -> Option<Detached> {
+async fn detached(
+    aurora: &dyn Aurora,
+    topology: &crate::ports::Topology,
+    last: (RequestId, Member),
+) -> Option<Detached> {
     let (request_id, m) = last;
     if topology.members.iter().any(|x| x.arn == m.arn) {
         return None;
@@ -178,7 +183,7 @@ pub async fn reports(
     aurora: &dyn Aurora,
     metrics: &dyn Metrics,
     dns: &dyn Dns,
-    clusters: &[(&ClusterSettings, Option<(i64, Member)>)],
+    clusters: &[(&ClusterSettings, Option<(RequestId, Member)>)],
 ) -> Vec<ClusterReport> {
     join_all(clusters.iter().map(|(c, d)| report(aurora, metrics, dns, c, d.clone()))).await
 }
@@ -236,7 +241,7 @@ impl Surveyor {
     /// place until it is done.
     pub fn reports(
         self: &std::sync::Arc<Self>,
-        clusters: Vec<(ClusterSettings, Option<(i64, Member)>)>,
+        clusters: Vec<(ClusterSettings, Option<(RequestId, Member)>)>,
     ) -> Result<impl std::future::Future<Output = Vec<ClusterReport>> + Send + 'static, Busy> {
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| Busy)?;
         let reads: Vec<SharedReport> = clusters.into_iter().map(|(c, d)| self.read(c, d)).collect();
@@ -248,7 +253,7 @@ impl Surveyor {
     }
 
     /// The shared read of one cluster: a recent one, the one in flight, or a new one.
-    fn read(self: &std::sync::Arc<Self>, c: ClusterSettings, detached: Option<(i64, Member)>) -> SharedReport {
+    fn read(self: &std::sync::Arc<Self>, c: ClusterSettings, detached: Option<(RequestId, Member)>) -> SharedReport {
         use futures::FutureExt;
         let key = c.name.to_string();
         let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());

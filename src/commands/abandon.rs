@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 /// The confirmation button, shown to whoever typed the command, if they may abandon the run.
 pub async fn abandon(state: &SlackState, from: Invocation<'_>, run: RunId, reason: &str) -> Response {
     match state.approvals.may_abandon(run, from.user).await {
-        Ok(what) => axum::Json(render::abandon_confirmation(run.get(), &what, reason)).into_response(),
+        Ok(what) => axum::Json(render::abandon_confirmation(run, &what, reason)).into_response(),
         Err(refusal) => ephemeral(render::refusal(&refusal)),
     }
 }

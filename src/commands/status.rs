@@ -9,6 +9,7 @@ use crate::runbook::plan::Plan;
 use crate::settings::ClusterSettings;
 use crate::slack::command::Cluster;
 use crate::slack::render;
+use crate::store::RequestId;
 use crate::types::Mode;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,14 +47,14 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
 }
 
 /// Where the last successful detach of cluster `c` moved the writer (with its request), if anywhere.
-async fn last_detach(state: &SlackState, c: &ClusterSettings) -> Option<(i64, Member)> {
+async fn last_detach(state: &SlackState, c: &ClusterSettings) -> Option<(RequestId, Member)> {
     match state.approvals.store.last_success(&c.name).await {
         Ok(Some(r)) => r
             .stored_plan::<Plan>()
             .ok()
             .flatten()
             .filter(|p| p.mode == Mode::Detach)
-            .map(|p| (r.id.get(), p.to)),
+            .map(|p| (r.id, p.to)),
         Ok(None) => None,
         Err(e) => {
             warn!(error = %e, "cannot read past runs");

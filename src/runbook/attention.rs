@@ -69,7 +69,7 @@ impl Runner {
         ctx.data.step_started_ms = None;
         let (cluster_now, dns_now) = self.facts(ctx).await;
         let note = Attention {
-            run_id: ctx.run.id.get(),
+            run_id: ctx.run.id,
             step,
             reason: reason.clone(),
             cluster_now,
@@ -184,7 +184,7 @@ impl Runner {
             .await;
             let stage = Stage::NeedsAttention {
                 approved_by: ctx.approved_by.clone(),
-                run_id: ctx.run.id.get(),
+                run_id: ctx.run.id,
                 step: a.step,
                 reason: a.reason.clone(),
             };
@@ -193,7 +193,7 @@ impl Runner {
         }
         if let Some(why) = &a.handover_why {
             let note = Note::HandedOver {
-                run_id: ctx.run.id.get(),
+                run_id: ctx.run.id,
                 why: why.clone(),
             };
             self.say(ctx, note, &format!("run:{}:handover:{}", ctx.run.id, a.count))

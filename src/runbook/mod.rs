@@ -1142,7 +1142,7 @@ impl Runner {
         self.say(
             ctx,
             Note::Abandoned {
-                run_id: ctx.run.id.get(),
+                run_id: ctx.run.id,
                 by: by.clone(),
                 reason: reason.clone(),
                 still_running,

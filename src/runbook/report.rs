@@ -6,7 +6,7 @@
 use super::Step;
 use super::plan::{Plan, Unplanned};
 use crate::ports::{ChatError, Member};
-use crate::store::{OutboxId, Request, RequestId};
+use crate::store::{OutboxId, Request, RequestId, RunId};
 use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub enum Stage {
     /// stuck. The bot keeps watching.
     NeedsAttention {
         approved_by: SlackUserId,
-        run_id: i64,
+        run_id: RunId,
         step: Step,
         reason: String,
     },
@@ -88,7 +88,7 @@ pub enum Note {
     NeedsAttention(Attention),
     /// The bot will not finish by itself: a person decides, with the commands to type.
     HandedOver {
-        run_id: i64,
+        run_id: RunId,
         why: String,
     },
     /// The bot finishes a run that needed attention by itself (its re-check passed in time).
@@ -97,7 +97,7 @@ pub enum Note {
     },
     /// Someone asked to resume a run that needs attention; a second person approves (buttons).
     ResumeAsked {
-        run_id: i64,
+        run_id: RunId,
         /// The ask's token (its time in ms), carried by its buttons.
         token: i64,
         by: SlackUserId,
@@ -107,13 +107,13 @@ pub enum Note {
         stopped: Option<(Step, String)>,
     },
     ResumeDecided {
-        run_id: i64,
+        run_id: RunId,
         by: SlackUserId,
         approved: bool,
     },
     /// A person stopped the run.
     Abandoned {
-        run_id: i64,
+        run_id: RunId,
         by: SlackUserId,
         reason: String,
         /// A managed operation AWS is still running, which abandoning does not stop.
@@ -158,7 +158,7 @@ pub enum Answer {
 /// Why a run needs attention, what things look like, and what can happen next.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attention {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub step: Step,
     /// What stopped the run, as AWS reports it.
     pub reason: String,

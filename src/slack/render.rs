@@ -12,7 +12,7 @@ use crate::runbook::Step;
 use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, Unplanned, lag_text};
 use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
 use crate::status::{ClusterReport, CnameCheck};
-use crate::store::{Request, RequestId, RunState};
+use crate::store::{Request, RequestId, RunId, RunState};
 use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId, human_duration as duration};
 use serde_json::{Value, json};
 
@@ -674,12 +674,12 @@ fn plain_stage(stage: &Stage) -> &'static str {
 
 /// The ephemeral answer to `/aurora abandon`: what abandoning does, and a button to confirm it.
 /// `what` names the run; `reason` is the person's, shown escaped.
-pub fn abandon_confirmation(run: i64, what: &AbandonTarget, reason: &str) -> Value {
+pub fn abandon_confirmation(run: RunId, what: &AbandonTarget, reason: &str) -> Value {
     // A button's value holds at most 2,000 characters, after JSON escaping.
     let mut reason: String = reason.chars().take(1_000).collect();
     let value = loop {
         let value = serde_json::to_string(&AbandonValue {
-            run,
+            run: run.get(),
             reason: reason.clone(),
         })
         .unwrap_or_default();
@@ -716,7 +716,7 @@ pub fn abandon_confirmation(run: i64, what: &AbandonTarget, reason: &str) -> Val
 }
 
 /// The commands a person types to decide about run `run_id`.
-fn decide_commands(run_id: i64) -> String {
+fn decide_commands(run_id: RunId) -> String {
     format!(
         "`/aurora resume {run_id}` to let the bot finish (a second person approves), or `/aurora abandon {run_id} REASON` \
          to stop it here (nothing more is changed in AWS)"
@@ -788,7 +788,7 @@ fn dns_touched(touched: bool) -> &'static str {
 
 /// Someone asks to resume a run: what resuming does, why the run stopped, and the buttons.
 fn resume_asked(
-    run_id: i64,
+    run_id: RunId,
     token: i64,
     by: &SlackUserId,
     target: Option<&ResumeTarget>,
@@ -836,7 +836,7 @@ fn resume_asked(
     MessageBody { text, blocks }
 }
 
-fn resume_decided(run_id: i64, by: &SlackUserId, approved: bool) -> String {
+fn resume_decided(run_id: RunId, by: &SlackUserId, approved: bool) -> String {
     if approved {
         format!(
             ":arrow_forward: {} approved resuming run {run_id}: the bot checks that the target is writable and moves DNS.",
@@ -928,7 +928,7 @@ fn operation_seen(op: &OperationSeen) -> String {
 
 /// A person stopped the run: who and why, how things are left, and what AWS still runs.
 fn abandoned(
-    run_id: i64,
+    run_id: RunId,
     by: &SlackUserId,
     reason: &str,
     still_running: Option<&str>,
@@ -1352,7 +1352,7 @@ mod tests {
     #[test]
     fn a_resume_ask_says_what_resuming_does_and_why_the_run_stopped() {
         let ask = Note::ResumeAsked {
-            run_id: 5,
+            run_id: 5.into(),
             token: 42,
             by: u("U03"),
             target: Some(ResumeTarget {
@@ -1388,7 +1388,7 @@ mod tests {
                 request: 3.into(),
                 state: RunState::NeedsAttention,
             };
-            let answer = abandon_confirmation(7, &target, &reason);
+            let answer = abandon_confirmation(7.into(), &target, &reason);
             let value = answer["blocks"][1]["elements"][0]["value"].as_str().unwrap();
             assert!(value.chars().count() <= 2_000, "{} characters", value.chars().count());
             let parsed: AbandonValue = serde_json::from_str(value).unwrap();
@@ -1521,7 +1521,7 @@ mod tests {
     fn a_run_that_needs_attention_says_whether_aws_still_runs_its_operation() {
         let orders = ClusterName::parse("orders").unwrap();
         let mut a = Attention {
-            run_id: 7,
+            run_id: 7.into(),
             step: Step::FIRST,
             reason: "timed out".into(),
             cluster_now: "west: available".into(),
