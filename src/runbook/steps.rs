@@ -314,15 +314,7 @@ impl Runner {
             return Ok(None);
         }
         let state = self.read_target(ctx, step, deadline).await?;
-        stuck(&state)?;
-        if !state.is_writable() {
-            return Ok(None);
-        }
-        let (w, r) = keep_endpoints(ctx, &state)?;
-        Ok(Some(format!(
-            "{} is the writer. Endpoint {w}, reader endpoint {r}.",
-            state.cluster_id
-        )))
+        took_over(ctx, &state, "the writer")
     }
 
     /// Nothing in progress and the target does not write (`quiet_now`): the operation was cancelled or
@@ -369,15 +361,7 @@ impl Runner {
             if state.has_writer { "writer" } else { "no writer" }
         );
         self.observe(ctx, step, &state.cluster_id, seen).await?;
-        stuck(&state)?;
-        if !state.is_writable() {
-            return Ok(None);
-        }
-        let (w, r) = keep_endpoints(ctx, &state)?;
-        Ok(Some(format!(
-            "{} is writable. Endpoint {w}, reader endpoint {r}.",
-            state.cluster_id
-        )))
+        took_over(ctx, &state, "writable")
     }
 
     /// The target, read now, must be writable: DNS is never pointed at a cluster that is not.
@@ -578,4 +562,19 @@ impl Runner {
             names[0], names[1], state.cluster_id
         ))
     }
+}
+
+/// Whether the target, as just read, has taken over (`Some`: it is writable; its endpoints are kept in
+/// the run's data and named, `what` saying what it now is). A target AWS will not bring back by itself
+/// stops the wait at once.
+fn took_over(ctx: &mut Ctx, state: &ClusterState, what: &str) -> Result<Option<String>, Stop> {
+    stuck(state)?;
+    if !state.is_writable() {
+        return Ok(None);
+    }
+    let (w, r) = keep_endpoints(ctx, state)?;
+    Ok(Some(format!(
+        "{} is {what}. Endpoint {w}, reader endpoint {r}.",
+        state.cluster_id
+    )))
 }
