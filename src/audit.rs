@@ -46,27 +46,49 @@ impl Format {
 /// Parses `--since`: an RFC 3339 time (`2026-11-26T09:00:00Z`), a date (`2026-11-26`, midnight UTC), or
 /// a span back from `now` (`90m`, `24h`, `7d`).
 pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Ok(t);
+    let s = s.trim();
+    if s.contains(':') || s.contains('T') {
+        return s.parse::<jiff::Timestamp>().map_err(|e| {
+            if s.parse::<jiff::civil::DateTime>().is_ok() {
+                format!("{s:?} has no UTC offset: add one, such as {s}Z")
+            } else {
+                format!("{s:?} is not a time such as 2026-11-26T09:00:00Z: {e}")
+            }
+        });
     }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        return d
+    if s.len() >= 8 && s.starts_with(|c: char| c.is_ascii_digit()) && s.contains('-') {
+        let date = s
+            .parse::<jiff::civil::Date>()
+            .map_err(|e| format!("{s:?} is not a date such as 2026-11-26: {e}"))?;
+        return date
             .to_zoned(jiff::tz::TimeZone::UTC)
             .map(|z| z.timestamp())
-            .map_err(|e| e.to_string());
+            .map_err(|e| format!("{s:?}: {e}"));
     }
+    since_span(s, now)
+}
+
+/// `24h` before `now` (units s, m, h, d).
+fn since_span(s: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a time, a date or a span like 24h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let n: i64 = match number.parse() {
+        Ok(n) => n,
+        Err(_) if number.is_empty() => {
+            return Err(format!("{s:?} is not a time, a date or a span such as 24h"));
+        }
+        Err(_) => return Err(format!("{s:?} is too long a span")),
+    };
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "" => return Err(format!("{s:?} needs a unit: s, m, h or d (such as 24h)")),
         _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
     };
-    Ok(now - jiff::SignedDuration::from_secs(secs))
+    n.checked_mul(unit_secs)
+        .and_then(|secs| now.checked_sub(jiff::SignedDuration::from_secs(secs)).ok())
+        .ok_or_else(|| format!("{s:?} reaches back further than a timestamp can"))
 }
 
 /// A stored row that cannot be read, as a line of the trail (of request `request`, if known).
@@ -259,5 +281,18 @@ mod tests {
         assert_eq!(parse_since("2d", now).unwrap(), "2026-11-24T12:00:00Z".parse().unwrap());
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("3w", now).is_err());
+    }
+
+    #[test]
+    fn since_refuses_what_it_would_misread_saying_why() {
+        let now: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let why = |s: &str| parse_since(s, now).unwrap_err();
+        assert!(why("2026-12-01T05:48:20").contains("has no UTC offset: add one, such as 2026-12-01T05:48:20Z"));
+        assert!(why("2026-13-45").contains("is not a date"), "{}", why("2026-13-45"));
+        assert!(why("2026-02-30").contains("is not a date"));
+        assert!(why("24").contains("needs a unit"));
+        assert!(why("-5h").contains("is not a time, a date or a span"));
+        assert!(why("99999999999d").contains("reaches back further"));
+        assert!(why("99999999999999999999d").contains("too long"));
     }
 }

@@ -41,7 +41,7 @@ enum Command {
         config: PathBuf,
         /// Only what happened since TIME: 2026-11-26T09:00:00Z, 2026-11-26 (midnight UTC), or a span
         /// back from now such as 90m, 24h or 7d.
-        #[arg(long, value_name = "TIME", value_parser = since)]
+        #[arg(long, value_name = "TIME", value_parser = since, allow_hyphen_values = true)]
         since: Option<jiff::Timestamp>,
         /// One JSON object per line, or a table for people.
         #[arg(
@@ -99,16 +99,43 @@ async fn main() -> ExitCode {
         Command::Serve { config } => serve(&config).await,
         Command::Demo => demo().await,
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => print_out(&text),
             Err(e) => {
-                eprintln!("aurora-failover-bot audit: {e:#}");
+                eprintln!("aurora-failover-bot audit: {}", reasons(&e));
                 ExitCode::from(2)
             }
         },
     }
+}
+
+/// Writes `text` to stdout. A reader that stops early (`audit | head`) is not an error.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aurora-failover-bot: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes, each said once (a cause whose text its parent already includes is left
+/// out).
+fn reasons(e: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            if !said.is_empty() {
+                said.push_str(": ");
+            }
+            said.push_str(&text);
+        }
+    }
+    said
 }
 
 async fn serve(path: &std::path::Path) -> ExitCode {
@@ -123,7 +150,7 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     let app = match Application::build(settings, Deps::default()).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("aurora-failover-bot: {e:#}");
+            eprintln!("aurora-failover-bot: {}", reasons(&e));
             return ExitCode::from(2);
         }
     };
@@ -167,8 +194,8 @@ async fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format:
             settings.store.path.display()
         );
     }
-    let store = aurora_failover_bot::store::SqliteStore::open(&settings.store.path)
-        .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?;
+    let store = aurora_failover_bot::store::SqliteStore::open_existing(&settings.store.path)
+        .with_context(|| format!("config key store.path: cannot read {}", settings.store.path.display()))?;
     let entries = aurora_failover_bot::audit::entries(&store, since).await?;
     Ok(aurora_failover_bot::audit::render(&entries, format))
 }

@@ -309,7 +309,14 @@ impl AwsPorts {
 
 /// Takes the store's lock, then opens (and migrates) the store.
 fn open_store(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn Store>)> {
-    let lock = lock_store(&settings.store.path)?;
+    let path = &settings.store.path;
+    if path.is_dir() {
+        anyhow::bail!(
+            "config key store.path: {} is a directory; name a file in it",
+            path.display()
+        );
+    }
+    let lock = lock_store(path)?;
     let store = SqliteStore::open(&settings.store.path)
         .with_context(|| format!("config key store.path: cannot open {}", settings.store.path.display()))?;
     Ok((lock, Arc::new(store)))

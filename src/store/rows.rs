@@ -87,6 +87,9 @@ pub enum StoreError {
     Decode(#[from] DecodeError),
     #[error("the store's connection thread has stopped")]
     Closed,
+    /// The file cannot serve as this bot's store: why.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

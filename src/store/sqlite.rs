@@ -332,6 +332,43 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing store to read it (`aurora-failover-bot audit`): never creates, migrates or
+    /// otherwise writes the file. Refuses a file that is not this bot's store at this build's schema
+    /// version (an older one is migrated by `serve`, a newer one needs a newer build), saying which.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let ours: bool = conn.query_row(
+            "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('requests', 'runs')",
+            [],
+            |r| r.get(0),
+        )?;
+        let why = match version {
+            _ if !ours || version == 0 => Some("it is not an aurora-failover-bot store".to_owned()),
+            v if v < schema::SCHEMA_VERSION => Some(format!(
+                "its schema version is {v}, older than this build's {}: start `serve` on it once to migrate it",
+                schema::SCHEMA_VERSION
+            )),
+            v if v > schema::SCHEMA_VERSION => Some(format!(
+                "its schema version is {v}, newer than this build's {}: use a newer build",
+                schema::SCHEMA_VERSION
+            )),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(super::StoreError::Unusable(why));
+        }
+        Ok(SqliteStore {
+            conn: tokio_rusqlite::Connection::from(conn),
+            durability: Durability::Full,
+        })
+    }
+
     /// Runs `f` on the connection's thread.
     async fn with<R: Send + 'static>(
         &self,

@@ -86,6 +86,56 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
 }
 
 #[test]
+fn audit_reads_a_store_and_never_changes_a_file_that_is_not_one() {
+    let dir = std::env::temp_dir().join(format!("afb-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bot.toml");
+    let example = include_str!("../../config.example.toml");
+    std::fs::write(
+        &config,
+        example.replace("path = \"aurora-failover-bot.db\"", "path = \"store.db\""),
+    )
+    .unwrap();
+    let audit = || {
+        bot()
+            .current_dir(&dir)
+            .args(["audit", "--config", "bot.toml"])
+            .output()
+            .unwrap()
+    };
+    let tables = |path: &std::path::Path| -> Vec<String> {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let mut q = c.prepare("SELECT name FROM sqlite_master ORDER BY name").unwrap();
+        q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    let store = dir.join("store.db");
+    // Another program's database: refused, and left as it was.
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute_batch("CREATE TABLE foo (x INTEGER)")
+        .unwrap();
+    let out = audit();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config key store.path") && stderr.contains("not an aurora-failover-bot store"),
+        "{stderr}"
+    );
+    assert_eq!(tables(&store), ["foo"]);
+    // An empty file stays empty.
+    std::fs::write(&store, b"").unwrap();
+    assert_eq!(audit().status.code(), Some(2));
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
+    // A file that is not a database at all: refused, untouched.
+    std::fs::write(&store, b"not a database\n").unwrap();
+    let out = audit();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a database"));
+    assert_eq!(std::fs::read(&store).unwrap(), b"not a database\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_arguments_are_refused_with_the_usage_and_exit_2() {
     for args in [
         vec![],
@@ -96,6 +146,10 @@ fn bad_arguments_are_refused_with_the_usage_and_exit_2() {
         vec!["audit"],
         vec!["audit", "--config", "bot.toml", "--format", "csv"],
         vec!["audit", "--config", "bot.toml", "--since", "last tuesday"],
+        vec!["audit", "--config", "bot.toml", "--since", "99999999999d"],
+        vec!["audit", "--config", "bot.toml", "--since", "-5h"],
+        vec!["audit", "--config", "bot.toml", "--since", "2026-12-01T05:48:20"],
+        vec!["audit", "--config", "bot.toml", "--since", "2026-02-30"],
     ] {
         let out = bot().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
