@@ -19,6 +19,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("config key {key}: {reason}")]
     Invalid { key: String, reason: String },
+    /// A value of the wrong type, a duplicated key or a syntax error, found while reading the file.
+    #[error("config key {key} (line {line}): {reason}")]
+    At { key: String, line: usize, reason: String },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -312,17 +315,213 @@ fn dns_name(key: &str, v: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// A TOML error as "line L, column C: message", without quoting the offending line: that line may
-/// hold a secret (a misspelt `bot_token = "xoxb-…"`, say), and start-up errors end up in logs.
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {}", e.message())
+/// A TOML error, naming the config key it is about when its position tells: "config key
+/// runbook.promote_timeout_secs (line 20): invalid value: integer `-5`, expected u64". Otherwise (a
+/// syntax error the key of which cannot be told) "line L, column C: message". The offending line is
+/// never quoted: it may hold a secret (a misspelt `bot_token = "xoxb-…"`, say), and start-up errors end
+/// up in logs; nor is a quoted value in the message of an error about a secret's key.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let Some(span) = e.span() else {
+        return ConfigError::Parse {
+            path: "<config>".into(),
+            message: e.message().to_owned(),
+        };
+    };
+    let at = span.start.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    match key_at(text, at) {
+        Some(key) => {
+            let secret = ["signing_secret", "bot_token"]
+                .iter()
+                .any(|s| key.rsplit('.').next() == Some(*s));
+            let reason = if secret {
+                without_quoted(e.message())
+            } else {
+                e.message().to_owned()
+            };
+            ConfigError::At { key, line, reason }
         }
-        None => e.message().to_owned(),
+        None => {
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            ConfigError::Parse {
+                path: "<config>".into(),
+                message: format!("line {line}, column {column}: {}", e.message()),
+            }
+        }
+    }
+}
+
+/// `message` with what it quotes (between backticks or double quotes) left out.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The dotted key (`runbook.promote_timeout_secs`, `clusters[0].record_ttl`, `slack` for a table's
+/// header) of the TOML statement that byte `offset` of `text` falls in: the key of the key/value line
+/// (or header) at or above it, under the `[table]` or `[[array]]` header above that, with the entry's
+/// index for an array of tables. Values spanning lines (arrays, multi-line strings) belong to the key
+/// that opens them. `None` when the statement has no key one can name safely (a line with no `=`, a
+/// key that is not a bare key): its text may be a secret.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    // The current table's path: `Some("")` at the top, `None` after a header that cannot be read.
+    let mut table = Some(String::new());
+    // How many entries each array of tables (by its dotted name) has so far.
+    let mut entries: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut value = ValueScan::default();
+    let mut statement = None;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if start > offset {
+            break;
+        }
+        let continued = value.is_open();
+        start += line.len();
+        if continued {
+            value.scan(line);
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("[[") {
+            table = rest.split_once("]]").and_then(|(name, _)| dotted(name)).map(|name| {
+                let n = entries.entry(name.join(".")).or_insert(0);
+                *n += 1;
+                table_path(&name, &entries)
+            });
+            statement = table.clone();
+        } else if let Some(rest) = trimmed.strip_prefix('[') {
+            table = rest
+                .split_once(']')
+                .and_then(|(name, _)| dotted(name))
+                .map(|name| table_path(&name, &entries));
+            statement = table.clone();
+        } else {
+            let Some((key, rest)) = trimmed.split_once('=') else {
+                statement = None;
+                continue;
+            };
+            value.scan(rest);
+            statement = table.as_deref().zip(dotted(key)).map(|(t, k)| {
+                let k = k.join(".");
+                if t.is_empty() { k } else { format!("{t}.{k}") }
+            });
+        }
+    }
+    statement.filter(|s| !s.is_empty())
+}
+
+/// The segments of a dotted key or table name (`a.b`, `a . "b"`), each a bare key (letters, digits, `-`
+/// and `_`), possibly quoted; `None` otherwise.
+fn dotted(name: &str) -> Option<Vec<&str>> {
+    name.split('.')
+        .map(|part| {
+            let part = part.trim();
+            let part = ['"', '\'']
+                .iter()
+                .find_map(|q| part.strip_prefix(*q).and_then(|p| p.strip_suffix(*q)))
+                .unwrap_or(part);
+            let bare = !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            bare.then_some(part)
+        })
+        .collect()
+}
+
+/// A table's path as the config's keys name it: each prefix that is an array of tables followed by
+/// the index of its current entry (`clusters[1]`).
+fn table_path(name: &[&str], entries: &std::collections::BTreeMap<String, usize>) -> String {
+    let mut path = String::new();
+    for (i, part) in name.iter().enumerate() {
+        if i > 0 {
+            path.push('.');
+        }
+        path.push_str(part);
+        if let Some(n) = entries.get(&name[..=i].join(".")) {
+            path.push_str(&format!("[{}]", n - 1));
+        }
+    }
+    path
+}
+
+/// Where a TOML value scanned line by line stands at the end of a line: inside how many open arrays or
+/// inline tables, and inside which multi-line string.
+#[derive(Default)]
+struct ValueScan {
+    depth: usize,
+    multi_line: Option<&'static str>,
+}
+
+impl ValueScan {
+    fn is_open(&self) -> bool {
+        self.depth > 0 || self.multi_line.is_some()
+    }
+
+    /// Moves over one line (or the rest of one) of a value.
+    fn scan(&mut self, line: &str) {
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if let Some(end) = self.multi_line {
+                if end == "\"\"\"" && b[i] == b'\\' {
+                    i += 2;
+                } else if line[i..].starts_with(end) {
+                    // A closing delimiter may be followed by up to two quotes of the string's own.
+                    i += 3;
+                    while i < b.len() && b[i] == end.as_bytes()[0] {
+                        i += 1;
+                    }
+                    self.multi_line = None;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            match b[i] {
+                b'#' => return,
+                q @ (b'"' | b'\'') => {
+                    let triple = if q == b'"' { "\"\"\"" } else { "\'\'\'" };
+                    if line[i..].starts_with(triple) {
+                        self.multi_line = Some(triple);
+                        i += 3;
+                        continue;
+                    }
+                    i += 1;
+                    while i < b.len() && b[i] != q {
+                        i += if q == b'"' && b[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'[' | b'{' => self.depth += 1,
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+            i += 1;
+        }
     }
 }
 
@@ -363,8 +562,8 @@ fn file_secret(
 /// `slack.secret_region`: an AWS Region, and only with `slack.secret_id`.
 fn secret_region(v: Option<String>, has_secret_id: bool) -> Result<Option<Region>, ConfigError> {
     let Some(r) = v else { return Ok(None) };
-    let region =
-        Region::parse(&r).ok_or_else(|| invalid("slack.secret_region", format!("{r:?} is not an AWS Region")))?;
+    let region = Region::check(&r)
+        .map_err(|why| invalid("slack.secret_region", format!("{r:?} is not an AWS Region: {why}")))?;
     if !has_secret_id {
         return Err(invalid("slack.secret_region", "is only used with slack.secret_id"));
     }
@@ -587,10 +786,10 @@ fn global_cluster_id(key: String, gid: &str) -> Result<(), ConfigError> {
 fn cluster_regions(i: usize, list: &[String]) -> Result<Vec<Region>, ConfigError> {
     let mut regions = Vec::new();
     for (j, r) in list.iter().enumerate() {
-        let region = Region::parse(r).ok_or_else(|| {
+        let region = Region::check(r).map_err(|why| {
             invalid(
                 format!("clusters[{i}].regions[{j}]"),
-                format!("{r:?} is not an AWS Region"),
+                format!("{r:?} is not an AWS Region: {why}"),
             )
         })?;
         if regions.contains(&region) {
@@ -678,10 +877,7 @@ impl Settings {
 
     /// Parses and checks TOML text.
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<config>".into(),
-            message: describe_toml_error(text, &e),
-        })?;
+        let raw: RawSettings = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         Settings::check(raw)
     }
 
@@ -749,6 +945,156 @@ mod tests {
         assert!(!e.contains("do-not-print-me"), "{e}");
     }
 
+    /// The message for the example config edited by replacing `from` (which it must hold) with `to`.
+    fn error_for(from: &str, to: &str) -> String {
+        assert!(EXAMPLE.contains(from), "example lacks {from}");
+        with(|t| t.replace(from, to)).unwrap_err().to_string()
+    }
+
+    /// The line of the example config that holds `s`.
+    fn line_of(s: &str) -> usize {
+        EXAMPLE[..EXAMPLE.find(s).unwrap()].matches('\n').count() + 1
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_with_the_key_and_its_line() {
+        let runbook = line_of("promote_timeout_secs = 900");
+        let ttl = line_of("record_ttl = 1");
+        for (from, to, expected) in [
+            (
+                "promote_timeout_secs = 900",
+                "promote_timeout_secs = -5",
+                format!(
+                    "config key runbook.promote_timeout_secs (line {runbook}): invalid value: integer `-5`, expected u64"
+                ),
+            ),
+            (
+                "promote_timeout_secs = 900",
+                "promote_timeout_secs = \"900\"",
+                format!("config key runbook.promote_timeout_secs (line {runbook}): invalid type: string"),
+            ),
+            (
+                "record_ttl = 1",
+                "record_ttl = \"60\"",
+                format!("config key clusters[0].record_ttl (line {ttl}): invalid type: string \"60\", expected i64"),
+            ),
+            (
+                "record_ttl = 1",
+                "record_ttl = -1.5",
+                format!("config key clusters[0].record_ttl (line {ttl}): invalid type: floating point"),
+            ),
+        ] {
+            let e = error_for(from, to);
+            assert!(e.starts_with(&expected), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_value_in_a_second_cluster_names_that_cluster() {
+        let second = EXAMPLE[EXAMPLE.find("[[clusters]]").unwrap()..]
+            .replace("name = \"orders\"", "name = \"billing\"")
+            .replace("record_ttl = 1", "record_ttl = -5")
+            .replace(
+                "regions = [\"us-east-1\", \"us-west-2\"]",
+                "regions = [\n  \"us-east-1\",\n  2,\n]",
+            );
+        let e = Settings::from_toml(&format!("{EXAMPLE}\n{second}"))
+            .unwrap_err()
+            .to_string();
+        // The `2` is on the line after `regions = [`, and belongs to it.
+        let line = EXAMPLE.lines().count() + 1 + second.lines().position(|l| l.trim() == "2,").unwrap() + 1;
+        assert!(
+            e.starts_with(&format!(
+                "config key clusters[1].regions (line {line}): invalid type: integer `2`"
+            )),
+            "{e}"
+        );
+        let second = second
+            .replace("  2,", "  \"us-west-2\",")
+            .replace("orders-global", "billing-global")
+            .replace("aurora", "billing");
+        let e = Settings::from_toml(&format!("{EXAMPLE}\n{second}"))
+            .unwrap_err()
+            .to_string();
+        // record_ttl is signed: a negative one is refused by its range check, which names the key too.
+        assert_eq!(
+            e,
+            "config key clusters[1].record_ttl: -5 must be between 0 and 86400 seconds"
+        );
+        let second = second.replace("record_ttl = -5", "record_ttl = \"5\"");
+        let e = Settings::from_toml(&format!("{EXAMPLE}\n{second}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config key clusters[1].record_ttl (line ") && e.contains("invalid type: string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_duplicated_key_is_refused_with_the_key_and_its_line() {
+        let listen = line_of("listen = ") + 1;
+        let dns = line_of("dns_timeout_secs = 300") + 1;
+        let ttl = line_of("record_ttl = 1") + 1;
+        let runbook = line_of("[runbook]") + 1;
+        for (from, to, expected) in [
+            (
+                "listen = \"127.0.0.1:3000\"",
+                "listen = \"127.0.0.1:3000\"\nlisten = \"0.0.0.0:3000\"",
+                format!("config key listen (line {listen}): duplicate key"),
+            ),
+            (
+                "dns_timeout_secs = 300",
+                "dns_timeout_secs = 300\ndns_timeout_secs = 60",
+                format!("config key runbook.dns_timeout_secs (line {dns}): duplicate key"),
+            ),
+            (
+                "record_ttl = 1",
+                "record_ttl = 1\nrecord_ttl = 2",
+                format!("config key clusters[0].record_ttl (line {ttl}): duplicate key"),
+            ),
+            (
+                "[runbook]",
+                "[runbook]\n[runbook]",
+                format!("config key runbook (line {runbook}): duplicate key"),
+            ),
+        ] {
+            let e = error_for(from, to);
+            assert_eq!(e, expected, "{to}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_found_past_multi_line_values_comments_and_strings() {
+        let text = "a = [\n  1, # ]\n  \"]\",\n]\ns = \"\"\"\n[not.a.header]\nx = 1\n\"\"\"\n[t]\nb.c = { d = [\n 1 ] }\n\
+                    [[arr]]\n[[arr]]\n[arr.sub]\n'q' = 1\n[bad header\nk = 1\n";
+        let at = |needle: &str| key_at(text, text.find(needle).unwrap());
+        assert_eq!(at("\"]\""), Some("a".to_owned()));
+        assert_eq!(at("x = 1"), Some("s".to_owned()));
+        assert_eq!(at(" 1 ] }"), Some("t.b.c".to_owned()));
+        assert_eq!(at("[arr.sub]"), Some("arr[1].sub".to_owned()));
+        assert_eq!(at("'q'"), Some("arr[1].sub.q".to_owned()));
+        assert_eq!(at("k = 1"), None);
+        assert_eq!(key_at("# only a comment\n", 3), None);
+    }
+
+    #[test]
+    fn a_type_error_on_a_secret_line_names_the_key_but_not_the_value() {
+        let e = error_for("api_url = ", "signing_secret = 5\napi_url = ");
+        assert!(e.starts_with("config key slack.signing_secret (line "), "{e}");
+        assert!(e.contains("invalid type: integer") && !e.contains('5'), "{e}");
+        for bad in [
+            "bot_token \"xoxb-do-not-print-me\"\n",
+            "bot_token = xoxb-do-not-print-me\n",
+            "bot_token = \"xoxb-do-not-print-me\n",
+            "bot_token = [\"xoxb-do-not-print-me\"]\n",
+            "xoxb-do-not-print-me\n",
+        ] {
+            let e = error_for("api_url = ", &format!("{bad}api_url = "));
+            assert!(!e.contains("do-not-print-me"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn secrets_are_trimmed_and_malformed_ones_are_refused_without_quoting_them() {
         let (s, trimmed) = clean_secret(SecretKind::BotToken, "  xoxb-1-2-abc\r\n").unwrap();
@@ -801,6 +1147,16 @@ mod tests {
                 "\"us-east-1\", \"us-west-2\"",
                 "\"us-east-1\", \"mars\"",
                 "clusters[0].regions[1]",
+            ),
+            (
+                "\"us-east-1\", \"us-west-2\"",
+                "\"us-east-1\", \"us-wset-2\"",
+                "clusters[0].regions[1]: \"us-wset-2\" is not an AWS Region: \"wset\" is not a direction",
+            ),
+            (
+                "# secret_region = \"us-east-1\"",
+                "secret_id = \"s\"\nsecret_region = \"eu-wset-1\"",
+                "slack.secret_region",
             ),
             (
                 "incident_channel = \"C0INCIDENT\"",

@@ -94,17 +94,56 @@ impl ChannelId {
     }
 }
 
+/// The direction words AWS uses in Region names (`us-west-2`, `ap-southeast-7`, `eu-isoe-west-1`).
+const REGION_DIRECTIONS: [&str; 9] = [
+    "east",
+    "west",
+    "north",
+    "south",
+    "central",
+    "northeast",
+    "northwest",
+    "southeast",
+    "southwest",
+];
+
 impl Region {
-    /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, ...
+    /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-northwest-1`, `us-isob-east-1`, ...
     pub fn parse(s: &str) -> Option<Self> {
+        Region::check(s).ok()
+    }
+
+    /// Like `parse`, with why a name is not a Region: an area (`us`, `ap`, `eusc`), optionally a
+    /// partition or country (`gov`, `iso`, `isob`, `de`), a direction word AWS uses, and a number. The
+    /// areas and partitions are not listed (new ones appear), but the nine direction words are fixed,
+    /// which catches most typos (`us-wset-2`).
+    pub fn check(s: &str) -> Result<Self, String> {
+        const SHAPE: &str = "an AWS Region is an area, a direction and a number, such as us-west-2 or us-gov-east-1";
         let parts: Vec<&str> = s.split('-').collect();
-        let ok = parts.len() >= 3
-            && parts[0].len() == 2
-            && parts[..parts.len() - 1]
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-            && parts[parts.len() - 1].parse::<u8>().is_ok();
-        ok.then(|| Region(s.to_owned()))
+        let words = |ps: &[&str]| {
+            ps.iter()
+                .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()))
+        };
+        let [area @ .., direction, number] = parts.as_slice() else {
+            return Err(SHAPE.to_owned());
+        };
+        let number_ok =
+            (1..=2).contains(&number.len()) && !number.starts_with('0') && number.bytes().all(|b| b.is_ascii_digit());
+        if !(1..=2).contains(&area.len())
+            || !words(area)
+            || direction.is_empty()
+            || !direction.bytes().all(|b| b.is_ascii_lowercase())
+            || !number_ok
+        {
+            return Err(SHAPE.to_owned());
+        }
+        if !REGION_DIRECTIONS.contains(direction) {
+            return Err(format!(
+                "{direction:?} is not a direction AWS uses in Region names ({}), as in us-west-2 or ap-southeast-1",
+                REGION_DIRECTIONS.join(", ")
+            ));
+        }
+        Ok(Region(s.to_owned()))
     }
 }
 
@@ -237,6 +276,67 @@ mod tests {
         assert!(ClusterName::parse("orders").is_some());
         assert!(ClusterName::parse("Orders").is_none());
         assert!(ClusterName::parse("").is_none());
+    }
+
+    #[test]
+    fn every_kind_of_real_region_parses() {
+        for r in [
+            "us-east-1",
+            "us-west-2",
+            "ca-central-1",
+            "ca-west-1",
+            "mx-central-1",
+            "sa-east-1",
+            "eu-west-3",
+            "eu-north-1",
+            "eu-south-2",
+            "eu-central-2",
+            "il-central-1",
+            "me-south-1",
+            "me-central-1",
+            "af-south-1",
+            "ap-east-2",
+            "ap-south-2",
+            "ap-northeast-3",
+            "ap-southeast-7",
+            "us-gov-west-1",
+            "us-gov-east-1",
+            "cn-north-1",
+            "cn-northwest-1",
+            "us-iso-east-1",
+            "us-iso-west-1",
+            "us-isob-east-1",
+            "us-isof-south-1",
+            "eu-isoe-west-1",
+            "eusc-de-east-1",
+        ] {
+            assert_eq!(Region::check(r).map(|r| r.to_string()), Ok(r.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_misspelt_region_is_refused_with_the_reason() {
+        for (typo, why) in [
+            ("us-wset-2", "\"wset\" is not a direction AWS uses"),
+            ("eu-centrl-1", "\"centrl\" is not a direction"),
+            ("ap-southest-1", "\"southest\" is not a direction"),
+            ("us-gov-wst-1", "\"wst\" is not a direction"),
+            ("cn-nortwest-1", "\"nortwest\" is not a direction"),
+            ("us-east", "such as us-west-2"),
+            ("us-east-01", "such as us-west-2"),
+            ("us-east-1a", "such as us-west-2"),
+            ("US-EAST-1", "such as us-west-2"),
+            ("us-east-1 ", "such as us-west-2"),
+            ("us--east-1", "such as us-west-2"),
+            ("mars", "such as us-west-2"),
+            ("", "such as us-west-2"),
+        ] {
+            let e = Region::check(typo).unwrap_err();
+            assert!(e.contains(why), "{typo:?}: {e}");
+            assert!(Region::parse(typo).is_none(), "{typo:?}");
+        }
+        let e = Region::check("us-wset-2").unwrap_err();
+        assert!(e.contains("as in us-west-2"), "{e}");
     }
 
     #[test]
