@@ -575,8 +575,9 @@ impl Approvals {
         let request = self.request_named(id).await?;
         self.announce_decision(&request, user, approve).await;
         if approve {
-            if let Some(run_id) = run_id {
-                self.launcher.launch(run_id);
+            match run_id {
+                Some(run_id) => self.launcher.launch(run_id),
+                None => self.create_run_later(id),
             }
             Ok(Done::Approved(id))
         } else {
@@ -961,6 +962,37 @@ impl Approvals {
             }
         });
         Ok(Done::Abandoned(run_id))
+    }
+
+    /// An approval whose run the store could not create just now: creates it (idempotently) with
+    /// backoff until the store takes it or the bot stops (then the next start creates it), and
+    /// launches it.
+    fn create_run_later(&self, id: RequestId) {
+        let me = self.clone();
+        let stop = self.launcher.runner.shutdown.clone();
+        tokio::spawn(async move {
+            let mut pause = std::time::Duration::from_secs(1);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                let at = me.clock.now();
+                match me
+                    .store
+                    .create_run(id, Step::FIRST.as_str(), &first_run_data(), at)
+                    .await
+                {
+                    Ok(run_id) => {
+                        info!(%id, %run_id, "created the run of an approval");
+                        me.launcher.launch(run_id);
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, %id, "cannot create the run of an approved request yet"),
+                }
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        });
     }
 
     /// The approvals whose run was not created (the bot died between the two writes): creates each

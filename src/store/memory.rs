@@ -19,6 +19,26 @@ struct State {
     audit: Vec<AuditEntry>,
     seen: HashMap<String, jiff::Timestamp>,
     outbox: BTreeMap<OutboxId, OutboxItem>,
+    /// Tests: the next call of this operation fails (once).
+    #[cfg(test)]
+    failing: Option<&'static str>,
+}
+
+impl State {
+    /// Tests: fails if the next call of `op` was told to.
+    #[cfg(test)]
+    fn fault(&mut self, op: &'static str) -> Result<()> {
+        if self.failing == Some(op) {
+            self.failing = None;
+            return Err(super::StoreError::Unusable(format!("{op} failed (injected)")));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn fault(&mut self, _: &'static str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The in-memory implementation of [`Store`].
@@ -38,6 +58,12 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Tests: the next call of `op` (`insert_request`, `create_run`, `journal`) fails, once.
+    #[cfg(test)]
+    pub fn fail_next(&self, op: &'static str) {
+        self.state().failing = Some(op);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -139,6 +165,7 @@ impl Store for MemoryStore {
 
     async fn insert_request(&self, id: RequestId, r: &NewRequest) -> Result<bool> {
         let mut s = self.state();
+        s.fault("insert_request")?;
         if s.requests.contains_key(&id) {
             return Ok(false);
         }
@@ -280,6 +307,7 @@ impl Store for MemoryStore {
         now: jiff::Timestamp,
     ) -> Result<RunId> {
         let mut s = self.state();
+        s.fault("create_run")?;
         if let Some(run) = s.runs.values().find(|r| r.request_id == request) {
             return Ok(run.id);
         }
@@ -423,6 +451,7 @@ impl Store for MemoryStore {
 
     async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
         let mut s = self.state();
+        s.fault("journal")?;
         let seq = s
             .journal
             .range((run, i64::MIN)..=(run, i64::MAX))

@@ -35,14 +35,18 @@
 //!   conditional write (the lock is free when absent or when its holder is closed), (3) insert the
 //!   request (put-if-absent by id). A crash after (1) leaves a gap in the ids; after (2), a lock held
 //!   by a request that does not exist: it blocks its cluster until the next start, where
-//!   `recover_locks` releases it (conditionally, by holder).
+//!   `recover_locks` releases it (conditionally, by holder). An error (not a crash) at (3) releases
+//!   the lock at once.
 //! - `decide` (approve): (1) pending → approved by compare-and-set on the request, (2) create its run,
 //!   put-if-absent keyed by the request (one run per request). A crash between leaves an approved
 //!   request without a run: it still holds its cluster, and the resume at the next start creates the
-//!   run (`create_run` again is harmless) and launches it.
+//!   run (`create_run` again is harmless) and launches it. An error at (2) does not undo the decision:
+//!   `decide` says it won with no run, and the caller creates the run later.
 //! - a run's change of state with a journal line (`checkpoint`, `mark_needs_attention`,
 //!   `back_to_running`, `decide_resume`, `abandon_run`): the run item first, then the journal line. A
-//!   crash between loses that journal line only; the run's row is the truth a resume reads.
+//!   crash between loses that journal line only; the run's row is the truth a resume reads. So does an
+//!   error writing the line (logged): the change is reported as made, since it was. (`checkpoint`
+//!   reports it, and is repeated whole: setting the same step and data again is harmless.)
 //! - `expire_due`: one compare-and-set per due request; a crash part-way leaves the others pending and
 //!   due, expired at the next tick.
 //!
@@ -260,12 +264,22 @@ impl<'a> dyn Store + 'a {
             }
             let id = self.new_request_id().await?;
             if self.take_cluster_lock(&r.cluster, id, seen).await? {
-                self.insert_request(id, r).await?;
+                if let Err(e) = self.insert_request(id, r).await {
+                    // Not recorded: give the cluster back at once (a crash here is repaired by
+                    // `recover_locks` at the next start).
+                    if let Err(release) = self.release_cluster_lock(&r.cluster, id).await {
+                        warn!(error = %release, cluster = %r.cluster, "cannot release the lock of a request not recorded");
+                    }
+                    return Err(e);
+                }
                 return Ok(Ok(id));
             }
             seen = self.cluster_lock(&r.cluster).await?;
         }
-        Ok(Err(seen.unwrap_or(RequestId::new(0))))
+        Err(StoreError::Unusable(format!(
+            "the lock of cluster {} kept changing while the request was being recorded",
+            r.cluster
+        )))
     }
 
     /// Whether request `id` still holds its cluster: it is undecided, or approved with its run not
@@ -315,12 +329,27 @@ impl<'a> dyn Store + 'a {
         if !self.set_decision(id, approve, by, now).await? {
             return self.lost_request(id).await;
         }
-        let run_id = if approve {
-            Some(self.create_run(id, first_step, run_data, now).await?)
-        } else {
-            None
-        };
-        Ok(Decided::Won { run_id })
+        if !approve {
+            return Ok(Decided::Won { run_id: None });
+        }
+        // The decision is recorded: an error creating the run does not undo it. `run_id: None` with
+        // an approval tells the caller to create the run later (`create_run` is idempotent).
+        match self.create_run(id, first_step, run_data, now).await {
+            Ok(run_id) => Ok(Decided::Won { run_id: Some(run_id) }),
+            Err(e) => {
+                warn!(error = %e, request = %id, "approved, but its run could not be created yet");
+                Ok(Decided::Won { run_id: None })
+            }
+        }
+    }
+
+    /// A journal line written after the change it tells of (already recorded in its item, which is
+    /// the truth a resume reads): a failure loses only the line, and is logged, never reported as a
+    /// failure of the change.
+    async fn journal_after(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) {
+        if let Err(e) = self.journal(run, at, step, event, detail).await {
+            warn!(error = %e, %run, event, "the journal line of a recorded change is lost");
+        }
     }
 
     /// Planning or pending → cancelled, by compare-and-set; `Lost` with the request as it is if it was
@@ -381,7 +410,7 @@ impl<'a> dyn Store + 'a {
     ) -> Result<bool> {
         let changed = self.set_needs_attention(run, data).await?;
         if changed {
-            self.journal(run, at, entry.0, "needs_attention", entry.1).await?;
+            self.journal_after(run, at, entry.0, "needs_attention", entry.1).await;
         }
         Ok(changed)
     }
@@ -391,14 +420,8 @@ impl<'a> dyn Store + 'a {
     pub async fn back_to_running(&self, run: RunId, at: jiff::Timestamp) -> Result<bool> {
         let changed = self.set_running(run).await?;
         if changed {
-            self.journal(
-                run,
-                at,
-                "attention",
-                "late_finish",
-                "the bot's late re-check passed: going on",
-            )
-            .await?;
+            let detail = "the bot's late re-check passed: going on";
+            self.journal_after(run, at, "attention", "late_finish", detail).await;
         }
         Ok(changed)
     }
@@ -438,7 +461,7 @@ impl<'a> dyn Store + 'a {
         } else {
             ("resume_denied", format!("resume denied by {by}"))
         };
-        self.journal(run, at, "attention", event, &detail).await?;
+        self.journal_after(run, at, "attention", event, &detail).await;
         Ok(Ok(()))
     }
 
@@ -448,14 +471,8 @@ impl<'a> dyn Store + 'a {
         if !self.set_abandoned(run, by, reason, at).await? {
             return self.lost_run(run).await;
         }
-        self.journal(
-            run,
-            at,
-            "attention",
-            "abandoned",
-            &format!("abandoned by {by}: {reason}"),
-        )
-        .await?;
+        let detail = format!("abandoned by {by}: {reason}");
+        self.journal_after(run, at, "attention", "abandoned", &detail).await;
         Ok(Ok(()))
     }
 

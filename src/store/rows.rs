@@ -308,7 +308,8 @@ pub struct AuditEntry {
 /// Outcome of a compare-and-set decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decided {
-    /// This call made the decision; for an approval, the run it created.
+    /// This call made the decision; for an approval, the run it created (`None` for an approval:
+    /// the decision is recorded but its run could not be created yet; create it later, idempotently).
     Won { run_id: Option<RunId> },
     /// Someone else decided first (or the request was not pending): the request as it is now.
     Lost(Box<Request>),

@@ -342,6 +342,10 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Reading only: no statement may write, and no write-ahead log is folded into the file when
+        // this connection closes.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.pragma_update(None, "query_only", true)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let ours: bool = conn.query_row(
             "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('requests', 'runs')",

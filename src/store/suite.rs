@@ -603,3 +603,59 @@ async fn a_database_of_the_previous_schema_migrates_with_its_open_requests_locke
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An error (not a crash) in the second write of a composed operation: the first write stands and is
+/// reported as made, or is undone, as the contract says.
+#[tokio::test]
+async fn an_error_in_the_second_write_of_a_composed_operation_leaves_what_the_contract_says() {
+    let memory = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = memory.clone();
+    // create_request: the request is not recorded, and its cluster is not left locked.
+    memory.fail_next("insert_request");
+    assert!(store.create_request(&new_request("orders")).await.is_err());
+    assert_eq!(
+        store
+            .cluster_lock(&ClusterName::parse("orders").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    // decide: the approval stands, without a run; creating it later is idempotent.
+    let id = pending(&*store, "orders").await;
+    memory.fail_next("create_run");
+    let decided = store
+        .decide(id, true, &user("U0BBBB"), t(10), "precheck", "{}")
+        .await
+        .unwrap();
+    assert!(matches!(decided, Decided::Won { run_id: None }), "{decided:?}");
+    assert_eq!(store.request(id).await.unwrap().unwrap().state, RequestState::Approved);
+    assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
+    let run = store.create_run(id, "precheck", "{}", t(11)).await.unwrap();
+    assert_eq!(store.create_run(id, "precheck", "{}", t(12)).await.unwrap(), run);
+    // A run's change with a lost journal line: the change is made and reported made.
+    memory.fail_next("journal");
+    assert!(
+        store
+            .mark_needs_attention(run, Some("{}"), ("detach", "a deadline"), t(20))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.run(run).await.unwrap().unwrap().state, RunState::NeedsAttention);
+    memory.fail_next("journal");
+    assert!(store.back_to_running(run, t(21)).await.unwrap());
+    assert!(
+        store
+            .mark_needs_attention(run, None, ("detach", "again"), t(22))
+            .await
+            .unwrap()
+    );
+    memory.fail_next("journal");
+    assert!(
+        store
+            .abandon_run(run, &user("U0BBBB"), "moved by hand", t(23))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(store.run(run).await.unwrap().unwrap().state, RunState::Abandoned);
+}
