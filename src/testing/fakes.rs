@@ -198,8 +198,16 @@ impl World {
 
     /// Applies what is due at this read of the topology.
     fn topology_read(&mut self) {
+        if let Some(op) = self.operation.as_mut() {
+            op.reads += 1;
+        }
+        self.settle_operation();
+    }
+
+    /// Ends the managed operation if its end is due (by topology reads counted so far, or by time:
+    /// AWS moves on whoever reads what).
+    fn settle_operation(&mut self) {
         let Some(op) = self.operation.as_mut() else { return };
-        op.reads += 1;
         let (completes, when) = match op.ends {
             Managed::Completes(w) => (true, w),
             Managed::RollsBack(w) => (false, w),
@@ -223,6 +231,7 @@ impl World {
 
     /// Applies what is due at this read of cluster `id`.
     fn cluster_read(&mut self, id: &str) {
+        self.settle_operation();
         let Some(p) = self.promotion.as_mut().filter(|p| p.target == id) else {
             return;
         };
@@ -678,7 +687,14 @@ pub struct Bot {
 
 impl Bot {
     pub fn new() -> Bot {
-        let settings = Arc::new(settings());
+        Bot::with_settings(|_| {})
+    }
+
+    /// A bot whose settings `edit` changes first (e.g. a late DNS window).
+    pub fn with_settings(edit: impl FnOnce(&mut Settings)) -> Bot {
+        let mut settings = settings();
+        edit(&mut settings);
+        let settings = Arc::new(settings);
         let clock = Arc::new(TokioClock::new());
         Bot {
             aws: Arc::new(FakeAws::new(&settings.clusters[0])),

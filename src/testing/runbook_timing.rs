@@ -1,6 +1,6 @@
 //! The runbook's waits, deadlines and retries under paused time. The timings (`fakes::settings`):
 //! polls every 1 s, the target has 60 s to become writable (or the writer), Route 53 30 s; a run
-//! past a deadline is handed to people at once (no late window).
+//! past a deadline is handed to people at once (no late window), except in the tests of that window.
 
 use super::fakes::{Api, Bot, Call, Fault, Managed, When, endpoint};
 use crate::ports::AwsErrorKind;
@@ -422,6 +422,75 @@ async fn a_run_resumed_before_its_deadline_keeps_the_deadline_it_started_with() 
         stopped.detail.contains("was not writable after 60 s"),
         "{}",
         stopped.detail
+    );
+    bot.stop(task).await;
+}
+
+/// How often a run that needs attention is looked at with these timings (ten poll intervals).
+const WATCH: Duration = Duration::from_secs(10);
+
+#[tokio::test(start_paused = true)]
+async fn a_late_writer_within_the_late_dns_window_is_finished_by_the_bot_at_its_next_look() {
+    let bot = Bot::with_settings(|s| s.runbook.late_dns_window = Duration::from_secs(300));
+    // The managed failover completes 90 s after the call: 30 s past the promote deadline.
+    bot.aws
+        .script(|w| w.managed = Managed::Completes(When::After(Duration::from_secs(90))));
+    let run = bot.approved_run(Mode::Failover).await;
+    let task = bot.start(run);
+    stops_at_deadline(&bot, run, "wait_managed", PROMOTE, "was not the writer after 60 s").await;
+    assert!(attention_note(&bot, run).window_until.is_some(), "the window is said");
+    bot.until(run, RunState::Succeeded).await;
+    let call = bot.aws.calls(Api::FailoverGlobalCluster)[0].at;
+    let late = bot.entry(run, "attention", "late_finish").await;
+    let after_call = bot.since_start(late.at) - call;
+    assert!(
+        after_call >= Duration::from_secs(90) && after_call <= Duration::from_secs(90) + WATCH + POLL,
+        "finished at the first look after the writer moved: {after_call:?} after the call"
+    );
+    assert!(
+        bot.chat
+            .said()
+            .iter()
+            .any(|s| matches!(s.note, Note::LateFinish { .. })),
+        "the thread is told the bot finishes by itself"
+    );
+    assert_eq!(bot.aws.calls(Api::ChangeResourceRecordSets).len(), 1);
+    assert_eq!(
+        bot.aws.cname(&bot.settings.clusters[0].writer_record),
+        Some(endpoint("west", &west(), false))
+    );
+    bot.stop(task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_late_dns_window_the_bot_hands_the_run_over_and_never_moves_dns_by_itself() {
+    let bot = Bot::with_settings(|s| s.runbook.late_dns_window = Duration::from_secs(20));
+    bot.aws
+        .script(|w| w.managed = Managed::Completes(When::After(Duration::from_secs(200))));
+    let run = bot.approved_run(Mode::Failover).await;
+    let task = bot.start(run);
+    stops_at_deadline(&bot, run, "wait_managed", PROMOTE, "was not the writer after 60 s").await;
+    // The window ends 80 s after the step started; the hand-over comes at the first look after it.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let handed = bot
+        .chat
+        .said_with(&format!("run:{run}:handover:1"))
+        .expect("the thread is told people decide");
+    assert!(matches!(handed.note, Note::HandedOver { .. }), "{:?}", handed.note);
+    // Long after the writer moved, DNS is still where it was: a person decides. The bot keeps
+    // looking, at the slower pace.
+    let target_reads = || {
+        let calls = bot.aws.calls(Api::DescribeDbClusters);
+        calls.iter().filter(|c| c.subject == "west").count()
+    };
+    let before = target_reads();
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(bot.run(run).await.state, RunState::NeedsAttention);
+    assert!(bot.aws.calls(Api::ChangeResourceRecordSets).is_empty());
+    let looks = target_reads() - before;
+    assert!(
+        (28..=32).contains(&looks),
+        "one look every {WATCH:?} over 300 s: {looks} reads of the target"
     );
     bot.stop(task).await;
 }
