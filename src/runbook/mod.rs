@@ -467,8 +467,29 @@ impl Runner {
         }
     }
 
+    /// Loads a run, riding out a failing store with backoff until it answers or the bot stops: a run
+    /// taken up after a restart may already have changed AWS, and must not wait for the next restart.
+    /// (A row that cannot be read is not retried: it needs a person.)
+    async fn load_patiently(&self, run_id: RunId) -> anyhow::Result<Option<Ctx>> {
+        let mut attempt = 0;
+        loop {
+            let e = match self.load(run_id).await {
+                Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(s) if !matches!(s, StoreError::Decode(_))) => e,
+                loaded => return loaded,
+            };
+            if attempt == 0 {
+                warn!(error = %e, "cannot read the run; retrying with backoff");
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Err(e),
+                () = tokio::time::sleep(self.backoff(attempt)) => {}
+            }
+            attempt += 1;
+        }
+    }
+
     async fn try_execute(&self, run_id: RunId) -> anyhow::Result<()> {
-        let mut ctx = match self.load(run_id).await {
+        let mut ctx = match self.load_patiently(run_id).await {
             Ok(Some(ctx)) => ctx,
             Ok(None) => return Ok(()),
             Err(e) => {

@@ -60,7 +60,7 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// Tests: the next call of `op` (`insert_request`, `create_run`, `journal`) fails, once.
+    /// Tests: the next call of `op` (`insert_request`, `create_run`, `journal`, `run`) fails, once.
     #[cfg(test)]
     pub fn fail_next(&self, op: &'static str) {
         self.state().failing = Some(op);
@@ -329,7 +329,9 @@ impl Store for MemoryStore {
     }
 
     async fn run(&self, id: RunId) -> Result<Option<Run>> {
-        Ok(self.state().runs.get(&id).cloned())
+        let mut s = self.state();
+        s.fault("run")?;
+        Ok(s.runs.get(&id).cloned())
     }
 
     async fn run_of_request(&self, request: RequestId) -> Result<Option<Run>> {

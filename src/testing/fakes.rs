@@ -679,6 +679,8 @@ pub struct Bot {
     pub aws: Arc<FakeAws>,
     pub chat: Arc<Recorder>,
     pub store: Arc<dyn Store>,
+    /// The same store, to inject its errors.
+    pub memory: Arc<MemoryStore>,
     pub clock: Arc<TokioClock>,
     started: jiff::Timestamp,
     /// Cancelled to stop the bot (a shutdown: runs stop at their next pause and resume later).
@@ -695,11 +697,13 @@ impl Bot {
         let mut settings = settings();
         edit(&mut settings);
         let settings = Arc::new(settings);
+        let memory = Arc::new(MemoryStore::new());
         let clock = Arc::new(TokioClock::new());
         Bot {
             aws: Arc::new(FakeAws::new(&settings.clusters[0])),
             chat: Arc::new(Recorder::new()),
-            store: Arc::new(MemoryStore::new()),
+            store: memory.clone(),
+            memory,
             started: crate::ports::Clock::now(clock.as_ref()),
             clock,
             settings,

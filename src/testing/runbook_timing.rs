@@ -494,3 +494,13 @@ async fn past_the_late_dns_window_the_bot_hands_the_run_over_and_never_moves_dns
     );
     bot.stop(task).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_taken_up_while_the_store_fails_waits_for_it_and_goes_on() {
+    let bot = Bot::new();
+    let run = bot.approved_run(Mode::Detach).await;
+    bot.memory.fail_next("run");
+    bot.runner().execute(run).await;
+    assert_eq!(bot.run(run).await.state, RunState::Succeeded);
+    assert_eq!(bot.aws.calls(Api::RemoveFromGlobalCluster).len(), 1);
+}
