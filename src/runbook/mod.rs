@@ -33,7 +33,7 @@ pub mod survey;
 
 use crate::ports::{Aurora, AwsError, AwsErrorKind, Clock, ClusterState, Dns, Metrics};
 use crate::settings::RunbookSettings;
-use crate::store::{Request, RequestId, Run, RunId, RunState, Store, StoreError};
+use crate::store::{OutboxId, Request, RequestId, Run, RunId, RunState, Store, StoreError};
 use crate::types::Mode;
 use crate::types::SlackUserId;
 use plan::Plan;
@@ -200,6 +200,9 @@ pub struct RunData {
     pub change_id: Option<String>,
     /// The target's status and writer flag as last observed.
     pub last_seen: Option<String>,
+    /// What AWS reported during the current step (RDS events), shown in the step's reply.
+    #[serde(default)]
+    pub step_events: Vec<String>,
     /// How the run ended, once it has.
     #[serde(default)]
     pub outcome: Option<Outcome>,
@@ -321,6 +324,19 @@ struct Ctx {
     abort: CancellationToken,
     /// How many late re-checks in a row found the old primary's Region unreachable.
     old_primary_unreachable: u32,
+    /// The current step's reply in the thread, edited in place as the step moves.
+    step_reply: Option<OutboxId>,
+    /// The transient errors the current step rode out (each also said in a reply of its own when it
+    /// began), listed in the step's reply when it is done.
+    rode_out: std::sync::Mutex<Vec<String>>,
+}
+
+/// Adds `line` to `lines` unless it is there already.
+fn remember(lines: &std::sync::Mutex<Vec<String>>, line: String) {
+    let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+    if !lines.contains(&line) {
+        lines.push(line);
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -426,6 +442,8 @@ impl Runner {
             rechecked: false,
             abort: CancellationToken::new(),
             old_primary_unreachable: 0,
+            step_reply: None,
+            rode_out: std::sync::Mutex::default(),
         }))
     }
 
@@ -602,25 +620,24 @@ impl Runner {
     /// When `step` started: recorded before, or now (said in the thread and on the request message,
     /// then journaled and checkpointed).
     async fn start_step(&self, ctx: &mut Ctx, step: Step) -> Result<jiff::Timestamp, Stop> {
+        let note = Note::StepStarted {
+            step,
+            detail: self.step_intro(ctx, step),
+        };
+        let key = round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str()));
         if let Some(started) = ctx
             .data
             .step_started_ms
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
         {
+            // Taken up again: the step's reply was queued before its start was recorded, so saying it
+            // again under its key finds it (and queues nothing).
+            ctx.step_reply = self.say(ctx, note, &key).await;
             return Ok(started);
         }
         let now = self.clock.now();
         let round = ctx.data.attention.as_ref().map_or(0, |a| a.count);
-        let note = Note::StepStarted {
-            step,
-            detail: self.step_intro(ctx, step),
-        };
-        self.say(
-            ctx,
-            note,
-            &round_key(ctx, format!("run:{}:{}:started", ctx.run.id, step.as_str())),
-        )
-        .await;
+        ctx.step_reply = self.say(ctx, note, &key).await;
         let stage = Stage::Running {
             approved_by: ctx.approved_by.clone(),
             step,
@@ -649,9 +666,18 @@ impl Runner {
             step,
             detail: detail.clone(),
             took,
+            events: std::mem::take(&mut ctx.data.step_events)
+                .into_iter()
+                .chain(
+                    std::mem::take(ctx.rode_out.get_mut().unwrap_or_else(|p| p.into_inner()))
+                        .into_iter()
+                        .map(|e| format!("Rode out a transient error: {e}")),
+                )
+                .collect(),
         };
-        self.say(ctx, note, &format!("run:{}:{}:finished", ctx.run.id, step.as_str()))
-            .await;
+        let key = round_key(ctx, format!("run:{}:{}:finished", ctx.run.id, step.as_str()));
+        self.say_in_step(ctx, note, &key).await;
+        ctx.step_reply = None;
         ctx.data.phases.push((step, ms(took)));
         ctx.data.step_started_ms = None;
         let next = step.next_in(ctx.plan.mode);
@@ -786,14 +812,56 @@ impl Runner {
         }
     }
 
-    async fn say(&self, ctx: &Ctx, note: Note, key: &str) {
+    /// Queues a reply in the request's thread (once per `key`); returns its message id, or `None` when
+    /// it could not be queued (logged: the run goes on).
+    async fn say(&self, ctx: &Ctx, note: Note, key: &str) -> Option<OutboxId> {
         let broadcast = matches!(
             note,
             Note::Completed(_) | Note::Failed(_) | Note::NeedsAttention(_) | Note::Abandoned { .. }
         );
-        if let Err(e) = self.chat.note(&ctx.request, &note, broadcast, key).await {
-            warn!(error = %e, "cannot queue a thread reply");
+        match self.chat.note(&ctx.request, &note, broadcast, key).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                warn!(error = %e, "cannot queue a thread reply");
+                None
+            }
         }
+    }
+
+    /// Says `note` by editing the current step's reply (once per `key`), or, when the step has no
+    /// reply (it could not be queued), as a reply of its own.
+    async fn say_in_step(&self, ctx: &Ctx, note: Note, key: &str) {
+        let Some(reply) = ctx.step_reply else {
+            self.say(ctx, note, key).await;
+            return;
+        };
+        if let Err(e) = self.chat.edit(&ctx.request, reply, &note, key).await {
+            warn!(error = %e, "cannot queue an edit of the step's reply");
+        }
+    }
+
+    /// Shows in the step's reply that it is waiting: the status seen `now` and the events so far.
+    async fn show_waiting(&self, ctx: &Ctx, step: Step, now: Option<&str>) {
+        if ctx.step_reply.is_none() {
+            return;
+        }
+        let note = Note::StepWaiting {
+            step,
+            intro: self.step_intro(ctx, step),
+            now: now.map(str::to_owned),
+            events: ctx.data.step_events.clone(),
+        };
+        let key = round_key(
+            ctx,
+            format!(
+                "run:{}:{}:waiting:{}:{}",
+                ctx.run.id,
+                step.as_str(),
+                now.unwrap_or_default(),
+                ctx.data.step_events.len()
+            ),
+        );
+        self.say_in_step(ctx, note, &key).await;
     }
 
     async fn stage(&self, ctx: &Ctx, stage: Stage, key: &str) {
@@ -847,7 +915,9 @@ impl Runner {
         }
     }
 
-    /// Says in the thread (once) that what the polling sees of `subject` changed, and remembers it.
+    /// Shows what the polling sees of `subject` in the step's reply, says each change of it in a reply
+    /// of its own (once), and remembers it. The first sighting is not a change: with a step reply to
+    /// show it in, it gets no reply of its own.
     async fn observe(&self, ctx: &mut Ctx, step: Step, subject: &str, seen: String) -> Result<(), Stop> {
         if ctx.data.last_seen.as_deref() == Some(seen.as_str()) {
             return Ok(());
@@ -856,12 +926,15 @@ impl Runner {
             Some(before) => format!("{subject}: {before} → {seen}"),
             None => format!("{subject}: {seen}"),
         };
-        self.say(
-            ctx,
-            Note::Observed { detail: detail.clone() },
-            &format!("run:{}:observed:{detail}", ctx.run.id),
-        )
-        .await;
+        if ctx.data.last_seen.is_some() || ctx.step_reply.is_none() {
+            self.say(
+                ctx,
+                Note::Observed { detail: detail.clone() },
+                &format!("run:{}:observed:{detail}", ctx.run.id),
+            )
+            .await;
+        }
+        self.show_waiting(ctx, step, Some(&format!("{subject}: {seen}"))).await;
         ctx.data.last_seen = Some(seen);
         if let Err(e) = self
             .store
@@ -873,10 +946,11 @@ impl Runner {
         self.persist(ctx, step, None).await
     }
 
-    /// Posts (once each) the RDS events of the two clusters since the run started. Best effort: a
-    /// Region that does not answer is skipped.
-    async fn post_events(&self, ctx: &Ctx, since: jiff::Timestamp) {
-        for m in [&ctx.plan.to, &ctx.plan.from] {
+    /// Adds the RDS events of the two clusters since the run started to the step's reply (each once, in
+    /// order). Best effort: a Region that does not answer is skipped.
+    async fn post_events(&self, ctx: &mut Ctx, step: Step, since: jiff::Timestamp) {
+        let before = ctx.data.step_events.len();
+        for m in [ctx.plan.to.clone(), ctx.plan.from.clone()] {
             let read = tokio::time::timeout(
                 Duration::from_secs(5),
                 self.aurora.events(&m.region, &m.cluster_id, since),
@@ -884,22 +958,23 @@ impl Runner {
             .await;
             let Ok(Ok(events)) = read else { continue };
             for e in events {
-                let key = format!(
-                    "run:{}:event:{}:{}:{}",
-                    ctx.run.id,
+                let line = format!(
+                    "{} RDS event ({}, {}): {}",
+                    e.date.strftime("%H:%M:%S UTC"),
                     m.cluster_id,
-                    e.date.as_millisecond(),
+                    m.region,
                     e.message
                 );
-                self.say(
-                    ctx,
-                    Note::Observed {
-                        detail: format!("RDS event ({}, {}): {}", m.cluster_id, m.region, e.message),
-                    },
-                    &key,
-                )
-                .await;
+                if !ctx.data.step_events.contains(&line) {
+                    ctx.data.step_events.push(line);
+                }
             }
+        }
+        if ctx.data.step_events.len() > before {
+            let now = ctx.data.last_seen.clone();
+            let subject = ctx.plan.global_cluster_id.clone();
+            self.show_waiting(ctx, step, now.map(|n| format!("{subject}: {n}")).as_deref())
+                .await;
         }
     }
 
@@ -1057,6 +1132,7 @@ impl Runner {
                 }
                 Err(e) if e.is_transient() && self.clock.now() < deadline => {
                     if attempt == 0 {
+                        remember(&ctx.rode_out, format!("{what}: {e}"));
                         self.say(
                             ctx,
                             Note::Retrying {

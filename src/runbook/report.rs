@@ -65,14 +65,27 @@ pub enum Note {
     Cancelled {
         by: SlackUserId,
     },
+    /// A step began: the one reply of the step, edited in place as it moves (`StepWaiting`, then
+    /// `StepFinished`).
     StepStarted {
         step: Step,
         detail: String,
     },
+    /// The step's reply while it waits on AWS: what the step does (`intro`), the status the polling
+    /// last saw (`now`), and what AWS reported meanwhile (`events`: RDS events, in order).
+    StepWaiting {
+        step: Step,
+        intro: String,
+        now: Option<String>,
+        events: Vec<String>,
+    },
+    /// The step's reply once it is done: what it did, how long it took, and what AWS reported while it
+    /// ran (`events`, as in `StepWaiting`).
     StepFinished {
         step: Step,
         detail: String,
         took: Duration,
+        events: Vec<String>,
     },
     /// A change the polling saw, e.g. the promoted cluster's status or writer flag.
     Observed {
@@ -265,7 +278,11 @@ pub trait Chat: Send + Sync {
         key: Option<&str>,
     ) -> Result<(), ChatError>;
     /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
-    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError>;
+    /// Returns the reply's message id (the same one when `key` was queued before), for `edit`.
+    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError>;
+    /// Rewrites the thread reply `reply` (an id `note` returned) to say `note`, queued once per `key`;
+    /// an edit superseded by a later one of the same reply is never sent (Slack's chat.update).
+    async fn edit(&self, request: &Request, reply: OutboxId, note: &Note, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
     async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
     /// A plan and its checklist, to the person who asked for a dry run only.

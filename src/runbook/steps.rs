@@ -6,7 +6,7 @@
 
 use super::{
     Ctx, MANAGED_GRACE, RunData, Runner, SETTLE_READS, Step, Stop, describe, keep_endpoints, operation_under_way, plan,
-    plus, round_key, since, stuck,
+    plus, remember, round_key, since, stuck,
 };
 use crate::ports::{AwsError, ClusterState};
 use crate::runbook::report::Note;
@@ -298,7 +298,7 @@ impl Runner {
         let subject = ctx.plan.global_cluster_id.clone();
         self.observe(ctx, step, &subject, format!("FailoverState {op}, writer {writer}"))
             .await?;
-        self.post_events(ctx, ctx.run.started_at).await;
+        self.post_events(ctx, step, ctx.run.started_at).await;
         let target_writes = topology.writer().is_some_and(|w| w.arn == ctx.plan.to.arn);
         if !target_writes {
             // A target AWS will not bring back by itself is said at once, not at the deadline.
@@ -415,6 +415,7 @@ impl Runner {
                     ctx.plan.to.cluster_id
                 )));
             }
+            remember(&ctx.rode_out, format!("Route 53 did not take the change: {e}"));
             self.say(
                 ctx,
                 Note::Retrying {

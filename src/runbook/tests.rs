@@ -84,8 +84,19 @@ impl Chat for Recorder {
         self.updates.lock().unwrap().push(key.map(str::to_owned));
         Ok(())
     }
-    async fn note(&self, _: &Request, _: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
-        self.notes.lock().unwrap().push((key.to_owned(), broadcast));
+    async fn note(
+        &self,
+        _: &Request,
+        _: &Note,
+        broadcast: bool,
+        key: &str,
+    ) -> Result<crate::store::OutboxId, ChatError> {
+        let mut notes = self.notes.lock().unwrap();
+        notes.push((key.to_owned(), broadcast));
+        Ok(crate::store::OutboxId::new(i64::try_from(notes.len()).unwrap()))
+    }
+    async fn edit(&self, _: &Request, _: crate::store::OutboxId, _: &Note, key: &str) -> Result<(), ChatError> {
+        self.notes.lock().unwrap().push((key.to_owned(), false));
         Ok(())
     }
     async fn respond(&self, _: &str, _: &report::Answer, _: bool) -> Result<(), ChatError> {

@@ -143,11 +143,24 @@ impl Chat for SlackChat {
             .map(|_| ())
     }
 
-    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError> {
         let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
         self.to_thread(request, kind, &json(&render::note(note))?, Some(key))
             .await
-            .map(|_| ())
+    }
+
+    async fn edit(&self, request: &Request, reply: OutboxId, note: &Note, key: &str) -> Result<(), ChatError> {
+        self.enqueue(Outgoing {
+            ordering_key: &thread_key(request),
+            kind: KIND_UPDATE,
+            channel: Some(&self.channel),
+            target: Some(reply),
+            response_url: None,
+            body: &json(&render::note(note))?,
+            dedup_key: Some(key),
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError> {

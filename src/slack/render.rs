@@ -740,12 +740,32 @@ pub fn note(note: &Note) -> MessageBody {
         Note::StepStarted { step, detail } => {
             format!(":arrow_forward: *{}*: {}", step.label(), esc(detail))
         }
-        Note::StepFinished { step, detail, took } => {
+        Note::StepWaiting {
+            step,
+            intro,
+            now,
+            events,
+        } => {
+            let now = now.as_deref().map(|n| format!("\nNow: {}", esc(n))).unwrap_or_default();
             format!(
-                ":heavy_check_mark: *{}* ({}): {}",
+                ":hourglass_flowing_sand: *{}*: {}{now}{}",
+                step.label(),
+                esc(intro),
+                bullets(events)
+            )
+        }
+        Note::StepFinished {
+            step,
+            detail,
+            took,
+            events,
+        } => {
+            format!(
+                ":heavy_check_mark: *{}* ({}): {}{}",
                 step.label(),
                 duration(*took),
-                esc(detail)
+                esc(detail),
+                bullets(events)
             )
         }
         Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
@@ -776,6 +796,11 @@ pub fn note(note: &Note) -> MessageBody {
         ),
     };
     MessageBody { text, blocks: vec![] }
+}
+
+/// Lines under a step's reply, one bullet each (nothing when there are none).
+fn bullets(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("\n• {}", esc(l))).collect()
 }
 
 fn dns_touched(touched: bool) -> &'static str {
@@ -1272,6 +1297,35 @@ mod tests {
 
     fn approvers() -> Vec<Principal> {
         vec![Principal::parse("U02").unwrap(), Principal::parse("S01").unwrap()]
+    }
+
+    #[test]
+    fn a_steps_reply_shows_what_it_waits_on_then_what_it_did_with_the_events_as_bullets() {
+        let events = vec!["07:30:01 UTC RDS event (orders-west, us-west-2): promoted <now>".to_owned()];
+        let waiting = note(&Note::StepWaiting {
+            step: Step::WaitManaged,
+            intro: "Following FailoverState.".into(),
+            now: Some("orders-global: FailoverState pending".into()),
+            events: events.clone(),
+        });
+        assert_eq!(
+            waiting.text,
+            ":hourglass_flowing_sand: *Wait until the target is the writer*: Following FailoverState.\nNow: \
+             orders-global: FailoverState pending\n• 07:30:01 UTC RDS event (orders-west, us-west-2): promoted &lt;now&gt;"
+        );
+        let done = note(&Note::StepFinished {
+            step: Step::WaitManaged,
+            detail: "orders-west is the writer.".into(),
+            took: std::time::Duration::from_secs(5),
+            events,
+        });
+        assert!(
+            done.text.starts_with(
+                ":heavy_check_mark: *Wait until the target is the writer* (5s): orders-west is the writer.\n• 07:30:01"
+            ),
+            "{}",
+            done.text
+        );
     }
 
     #[test]

@@ -622,17 +622,26 @@ impl Chat for Recorder {
         Ok(())
     }
 
-    async fn note(&self, _: &Request, note: &Note, broadcast: bool, key: &str) -> Result<(), ChatError> {
+    async fn note(&self, _: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError> {
         let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
-        if !said.iter().any(|s| s.key == key) {
-            said.push(Said {
-                at: Instant::now() - self.epoch,
-                key: key.to_owned(),
-                broadcast,
-                note: note.clone(),
-            });
-        }
-        Ok(())
+        let at = match said.iter().position(|s| s.key == key) {
+            Some(i) => i,
+            None => {
+                said.push(Said {
+                    at: Instant::now() - self.epoch,
+                    key: key.to_owned(),
+                    broadcast,
+                    note: note.clone(),
+                });
+                said.len() - 1
+            }
+        };
+        Ok(OutboxId::new(i64::try_from(at).unwrap_or(i64::MAX)))
+    }
+
+    /// Records an edit as what was said (the tests read the notes in order, edits included).
+    async fn edit(&self, request: &Request, _: OutboxId, note: &Note, key: &str) -> Result<(), ChatError> {
+        self.note(request, note, false, key).await.map(|_| ())
     }
 
     async fn respond(&self, _: &str, _: &crate::runbook::report::Answer, _: bool) -> Result<(), ChatError> {

@@ -134,11 +134,7 @@ impl World {
     }
 
     fn thread(&self, ts: &str) -> Vec<Recorded> {
-        self.slack
-            .delivered("chat.postMessage")
-            .into_iter()
-            .filter(|c| c.thread_ts() == Some(ts))
-            .collect()
+        common::thread_now(&self.slack, ts)
     }
 
     /// The run's outcome, as an uninterrupted run would have it: DNS at the new writer,
@@ -172,20 +168,26 @@ impl World {
         let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
         let expected = [
             "Approved by <@U0BOB>",
-            "*Re-check the topology*:",
             "*Re-check the topology* (",
-            "*Detach and promote the target*:",
             "*Detach and promote the target* (",
-            "*Wait until the target is writable*:",
             "*Wait until the target is writable* (",
-            "*Repoint the CNAMEs*:",
             "*Repoint the CNAMEs* (",
-            "*Wait for Route 53 INSYNC*:",
             "*Wait for Route 53 INSYNC* (",
-            "*Verify the records*:",
             "*Verify the records* (",
             "*Failover complete*",
         ];
+        // One reply per step, edited in place to its end: none is left saying it started.
+        assert!(
+            thread
+                .iter()
+                .all(|t| !t.contains(":arrow_forward:") && !t.contains(":hourglass_flowing_sand:")),
+            "{thread:#?}"
+        );
+        let posts = common::thread_posts(&self.slack, ts).len();
+        assert!(
+            posts <= 10,
+            "a detach run posts at most 10 replies, not {posts}: {thread:#?}"
+        );
         let mut last = None;
         for e in expected {
             let at: Vec<usize> = thread
@@ -461,11 +463,14 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
     );
     w.slack_idle().await;
     let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
-    let started = thread
+    let step = "*Switch over (managed, no data loss)*";
+    let posted = common::thread_posts(&w.slack, &ts)
         .iter()
-        .filter(|t| t.contains("*Switch over (managed, no data loss)*:"))
+        .filter(|p| p.text().contains(step))
         .count();
-    assert_eq!(started, 1, "{thread:#?}");
+    assert_eq!(posted, 1, "one reply for the step: {thread:#?}");
+    let done = thread.iter().filter(|t| t.contains(&format!("{step} ("))).count();
+    assert_eq!(done, 1, "edited to its end: {thread:#?}");
     assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
 }
 

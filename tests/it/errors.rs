@@ -87,10 +87,19 @@ async fn throttled_polls_during_a_run_are_said_once_and_ridden_out() {
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, aurora_failover_bot::store::RunState::Succeeded);
     bot.slack_settled().await;
-    let notes: Vec<String> = thread_texts(&bot, &ts)
-        .into_iter()
-        .filter(|t| t.contains("AWS is throttling rds:DescribeDBClusters"))
+    let thread = thread_texts(&bot, &ts);
+    let notes: Vec<&String> = thread
+        .iter()
+        .filter(|t| t.starts_with(":warning:") && t.contains("AWS is throttling rds:DescribeDBClusters"))
         .collect();
     assert_eq!(notes.len(), 1, "said once: {notes:#?}");
     assert!(notes[0].contains("Backing off"), "{}", notes[0]);
+    let step = thread
+        .iter()
+        .find(|t| t.contains("*Wait until the target is writable* ("))
+        .unwrap();
+    assert!(
+        step.contains("Rode out a transient error: DescribeDBClusters: AWS is throttling rds:DescribeDBClusters"),
+        "the step's reply lists what it rode out: {step}"
+    );
 }

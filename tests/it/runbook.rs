@@ -36,26 +36,47 @@ async fn the_full_run_moves_dns_and_narrates_every_step_in_order_in_the_requests
     let east = bot.sim.admin().cluster("us-east-1", "orders-east").unwrap();
     assert!(east.members.iter().any(|i| i.is_writer));
 
-    // Every reply is in the request's thread, in order.
+    // Every reply is in the request's thread, in order: one per step, edited in place from its start
+    // to its end, and one per change of the target's status that the polling saw.
     let thread: Vec<String> = bot.thread(&request_ts).iter().map(|r| r.text().to_owned()).collect();
     let order = [
         "Approved by <@U0BOB>",
-        "*Re-check the topology*:",
         "*Re-check the topology* (",
-        "*Detach and promote the target*:",
         "*Detach and promote the target* (",
-        "*Wait until the target is writable*:",
-        "orders-west: promoting, no writer",
-        "orders-west: promoting, no writer → available, writer",
         "*Wait until the target is writable* (",
-        "*Repoint the CNAMEs*:",
+        "orders-west: promoting, no writer → available, writer",
         "*Repoint the CNAMEs* (",
-        "*Wait for Route 53 INSYNC*:",
         "*Wait for Route 53 INSYNC* (",
-        "*Verify the records*:",
         "*Verify the records* (",
         "*Failover complete*",
     ];
+    let posts = bot.thread_posts(&request_ts);
+    assert!(
+        posts.len() <= 10,
+        "a detach run posts at most 10 replies, not {}: {thread:#?}",
+        posts.len()
+    );
+    // Each step's reply said first that it started, then (for a wait) what it saw, then its end.
+    let edits = |label: &str| -> Vec<String> {
+        let reply = posts.iter().find(|p| p.text().contains(label)).expect(label);
+        let mut texts = vec![reply.text().to_owned()];
+        texts.extend(
+            bot.updates(reply.ts.as_deref().unwrap())
+                .iter()
+                .map(|u| u.text().to_owned()),
+        );
+        texts
+    };
+    let waited = edits("*Wait until the target is writable*");
+    assert!(waited[0].contains(":arrow_forward:"), "{waited:#?}");
+    assert!(
+        waited
+            .iter()
+            .any(|t| t.contains("Now: orders-west: promoting, no writer")),
+        "the first status seen is shown in the step's reply: {waited:#?}"
+    );
+    assert!(waited.last().unwrap().contains(":heavy_check_mark:"), "{waited:#?}");
+    assert_eq!(edits("*Verify the records*").len(), 2, "started, then done");
     let mut at = 0;
     for expected in order {
         let pos = thread[at..]

@@ -429,13 +429,14 @@ impl TestBot {
         panic!("the outbox did not drain");
     }
 
-    /// The replies in the thread of message `ts`, in delivery order.
+    /// The replies in the thread of message `ts`, as they read now (see [`thread_now`]).
     pub fn thread(&self, ts: &str) -> Vec<Recorded> {
-        self.slack
-            .delivered("chat.postMessage")
-            .into_iter()
-            .filter(|c| c.thread_ts() == Some(ts))
-            .collect()
+        thread_now(&self.slack, ts)
+    }
+
+    /// The chat.postMessage calls that posted a reply in the thread of message `ts`, as posted.
+    pub fn thread_posts(&self, ts: &str) -> Vec<Recorded> {
+        thread_posts(&self.slack, ts)
     }
 
     /// The updates of message `ts`, in delivery order.
@@ -555,4 +556,36 @@ pub fn all_text(r: &Recorded) -> String {
         }
     }
     out
+}
+
+/// The chat.postMessage calls that posted a reply in the thread of message `ts`, as posted.
+pub fn thread_posts(slack: &SlackStandIn, ts: &str) -> Vec<Recorded> {
+    slack
+        .delivered("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.thread_ts() == Some(ts))
+        .collect()
+}
+
+/// The replies in the thread of message `ts`, in the order they were posted, each as a person reads it
+/// now: with the body of its latest chat.update, if any (the bot edits a step's reply in place).
+pub fn thread_now(slack: &SlackStandIn, ts: &str) -> Vec<Recorded> {
+    let updates = slack.delivered("chat.update");
+    thread_posts(slack, ts)
+        .into_iter()
+        .map(|mut reply| {
+            let latest = updates
+                .iter()
+                .rev()
+                .find(|u| u.field("ts").is_some() && u.field("ts") == reply.ts.as_deref());
+            if let Some(u) = latest {
+                let thread_ts = reply.body.get("thread_ts").cloned();
+                reply.body = u.body.clone();
+                if let (Some(t), Some(body)) = (thread_ts, reply.body.as_object_mut()) {
+                    body.insert("thread_ts".into(), t);
+                }
+            }
+            reply
+        })
+        .collect()
 }
