@@ -451,7 +451,11 @@ impl Approvals {
             approvers: self.settings.approval.approvers.clone(),
             expires_in: self.settings.approval.request_ttl,
         };
-        self.answer(request.response_url.as_deref(), answer).await;
+        if let Some(url) = request.response_url.as_deref()
+            && let Err(e) = self.chat.respond_after(url, &answer, message).await
+        {
+            warn!(error = %e, "cannot queue a reply");
+        }
     }
 
     /// A request cancelled while it was being prepared: takes the buttons off what was posted.

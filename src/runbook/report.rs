@@ -285,6 +285,10 @@ pub trait Chat: Send + Sync {
     async fn edit(&self, request: &Request, reply: OutboxId, note: &Note, key: &str) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
     async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
+    /// A reply only to the person who typed a command, through its response_url, sent once Slack has
+    /// accepted message `after` (an id `post_request` returned), and never if Slack refused it: what
+    /// it says ("posted for approval") must not be said before it is true.
+    async fn respond_after(&self, response_url: &str, answer: &Answer, after: OutboxId) -> Result<(), ChatError>;
     /// A plan and its checklist, to the person who asked for a dry run only.
     async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError>;
 }

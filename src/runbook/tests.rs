@@ -102,6 +102,14 @@ impl Chat for Recorder {
     async fn respond(&self, _: &str, _: &report::Answer, _: bool) -> Result<(), ChatError> {
         Ok(())
     }
+    async fn respond_after(
+        &self,
+        _: &str,
+        _: &crate::runbook::report::Answer,
+        _: crate::store::OutboxId,
+    ) -> Result<(), ChatError> {
+        Ok(())
+    }
     async fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
         Ok(())
     }

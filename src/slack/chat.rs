@@ -163,6 +163,25 @@ impl Chat for SlackChat {
         .map(|_| ())
     }
 
+    async fn respond_after(&self, response_url: &str, answer: &Answer, after: OutboxId) -> Result<(), ChatError> {
+        let payload = serde_json::json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": render::answer(answer),
+        });
+        self.enqueue(Outgoing {
+            ordering_key: &format!("respond:{response_url}"),
+            kind: KIND_RESPOND,
+            channel: None,
+            target: Some(after),
+            response_url: Some(response_url),
+            body: &payload.to_string(),
+            dedup_key: None,
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn respond_plan(&self, response_url: &str, plan: &Plan) -> Result<(), ChatError> {
         self.respond_message(response_url, &render::plan_preview(plan), false)
             .await

@@ -330,6 +330,15 @@ impl Outbox {
                 Ok(Outcome::Delivered(None))
             }
             KIND_RESPOND => {
+                // An answer that says a message was posted waits for it, and is dropped if Slack refused it.
+                if item.target.is_some() {
+                    match self.target(item).await {
+                        Ok(None) => return Ok(Outcome::Wait),
+                        Err(SendError::Permanent(_)) => return Ok(Outcome::Superseded),
+                        Err(e) => return Err(e),
+                        Ok(Some(_)) => {}
+                    }
+                }
                 let url = item
                     .response_url
                     .as_deref()

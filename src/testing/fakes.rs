@@ -648,6 +648,14 @@ impl Chat for Recorder {
         Ok(())
     }
 
+    async fn respond_after(
+        &self,
+        _: &str,
+        _: &crate::runbook::report::Answer,
+        _: crate::store::OutboxId,
+    ) -> Result<(), ChatError> {
+        Ok(())
+    }
     async fn respond_plan(&self, _: &str, _: &Plan) -> Result<(), ChatError> {
         Ok(())
     }

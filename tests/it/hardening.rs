@@ -384,4 +384,15 @@ async fn a_bot_not_in_the_incident_channel_tells_the_requester_to_invite_it() {
         aurora_failover_bot::store::RequestState::Rejected,
         "the request does not hold the cluster"
     );
+    bot.slack_settled().await;
+    let answers: Vec<String> = bot
+        .slack
+        .responses_to(&url)
+        .iter()
+        .map(|r| r.text().to_owned())
+        .collect();
+    assert!(
+        !answers.iter().any(|t| t.contains("is posted")),
+        "nothing says it was posted: {answers:#?}"
+    );
 }
