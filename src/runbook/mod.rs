@@ -563,6 +563,7 @@ impl Runner {
                 self.succeed(ctx).await?;
                 return Ok(());
             };
+            self.step_stopped(ctx, step, &stop).await;
             // Whether a mutating call may have taken effect: from then on the run is never given up on.
             let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
             match stop {
@@ -838,6 +839,27 @@ impl Runner {
         if let Err(e) = self.chat.edit(&ctx.request, reply, &note, key).await {
             warn!(error = %e, "cannot queue an edit of the step's reply");
         }
+    }
+
+    /// Shows in the step's reply that the run stopped in it (unless the bot is only shutting down: the
+    /// step goes on at the next start), and forgets the reply: what follows gets replies of its own.
+    async fn step_stopped(&self, ctx: &mut Ctx, step: Step, stop: &Stop) {
+        let why = match stop {
+            Stop::Interrupted => return,
+            Stop::Abandoned => "abandoned by a person".to_owned(),
+            Stop::Refused(why) | Stop::Reverted(why) | Stop::Deadline(why) | Stop::Stuck(why) => why.clone(),
+        };
+        let note = Note::StepStopped {
+            step,
+            why,
+            events: std::mem::take(&mut ctx.data.step_events),
+        };
+        let key = round_key(ctx, format!("run:{}:{}:stopped", ctx.run.id, step.as_str()));
+        if ctx.step_reply.is_some() {
+            self.say_in_step(ctx, note, &key).await;
+        }
+        ctx.step_reply = None;
+        ctx.rode_out.get_mut().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Shows in the step's reply that it is waiting: the status seen `now` and the events so far.

@@ -79,6 +79,13 @@ pub enum Note {
         now: Option<String>,
         events: Vec<String>,
     },
+    /// The step's reply when the run stopped in it (the reply below it says why and what next):
+    /// what AWS reported while it ran (`events`, as in `StepWaiting`).
+    StepStopped {
+        step: Step,
+        why: String,
+        events: Vec<String>,
+    },
     /// The step's reply once it is done: what it did, how long it took, and what AWS reported while it
     /// ran (`events`, as in `StepWaiting`).
     StepFinished {

@@ -754,6 +754,12 @@ pub fn note(note: &Note) -> MessageBody {
                 bullets(events)
             )
         }
+        Note::StepStopped { step, why, events } => format!(
+            ":double_vertical_bar: *{}*: stopped: {}{}",
+            step.label(),
+            esc(why),
+            bullets(events)
+        ),
         Note::StepFinished {
             step,
             detail,

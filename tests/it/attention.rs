@@ -218,6 +218,12 @@ async fn a_target_stuck_in_a_state_aws_will_not_leave_is_reported_at_once() {
         stop.contains("orders-west is inaccessible-encryption-credentials") && stop.contains("KMS"),
         "{stop}"
     );
+    // The step's own reply no longer says it is waiting: it says the run stopped there.
+    let step = reply_with(&bot, &ts, "*Wait until the target is writable*").await;
+    assert!(
+        step.starts_with(":double_vertical_bar: *Wait until the target is writable*: stopped: "),
+        "{step}"
+    );
 }
 
 #[tokio::test]
