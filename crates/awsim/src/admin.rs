@@ -29,7 +29,7 @@
 
 use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
 use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView, WriteForwarding};
-use crate::model::route53::{HostedZone, RecordSet};
+use crate::model::route53::{ChangedRecord, HostedZone, RecordSet};
 use crate::model::timings::Timings;
 use crate::model::{CallRecord, FaultSpec, OutageMode, World};
 use crate::scenario::{Scenario, ScenarioError, is_region_name};
@@ -234,6 +234,15 @@ impl Admin {
     /// A global cluster as DescribeGlobalClusters would show it.
     pub fn global_cluster(&self, id: &str) -> Option<GlobalClusterView> {
         self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))
+    }
+
+    /// The records each applied change batch of `zone` touched, oldest batch first.
+    pub fn changes(&self, zone: &str) -> Vec<Vec<ChangedRecord>> {
+        self.with_world(|w| {
+            let mut changes: Vec<_> = w.dns.changes.values().filter(|c| c.zone_id == zone).collect();
+            changes.sort_by_key(|c| c.submitted);
+            changes.iter().map(|c| c.records.clone()).collect()
+        })
     }
 
     /// Inserts or replaces (same name, type and set identifier) a record set of a zone, of any type,
