@@ -324,3 +324,64 @@ impl Surveyor {
         read
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Region;
+
+    const GLOBAL: &str = "orders-global.global-abc123.global.rds.amazonaws.com";
+
+    fn points(value: &str) -> CnameCheck {
+        CnameCheck::Points {
+            name: "w.zone".into(),
+            value: value.into(),
+            expected: Some("east.cluster-abc.us-east-1.rds.amazonaws.com".into()),
+        }
+    }
+
+    fn endpoint(serves: Option<&str>) -> GlobalEndpoint {
+        GlobalEndpoint {
+            endpoint: GLOBAL.into(),
+            serves: serves.map(|id| Member {
+                region: Region::parse("us-east-1").unwrap(),
+                cluster_id: id.into(),
+                arn: format!("arn:aws:rds:us-east-1:123456789012:cluster:{id}"),
+                is_writer: true,
+                sync: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_writer_cname_at_this_global_endpoint_follows_the_writer_and_anything_else_is_compared() {
+        let g = endpoint(Some("east"));
+        assert_eq!(
+            follows_writer(points(&format!("{}.", GLOBAL.to_uppercase())), Some(&g)),
+            CnameCheck::FollowsWriter {
+                name: "w.zone".into(),
+                value: format!("{}.", GLOBAL.to_uppercase()),
+                serves: Some("east".into())
+            }
+        );
+        let other = points("payments.global-abc123.global.rds.amazonaws.com");
+        assert_eq!(
+            follows_writer(other.clone(), Some(&g)),
+            other,
+            "another global cluster's"
+        );
+        assert_eq!(
+            follows_writer(points(GLOBAL), None),
+            points(GLOBAL),
+            "no endpoint known"
+        );
+        assert_eq!(
+            follows_writer(points(GLOBAL), Some(&endpoint(None))),
+            CnameCheck::FollowsWriter {
+                name: "w.zone".into(),
+                value: GLOBAL.into(),
+                serves: None
+            }
+        );
+    }
+}
