@@ -272,6 +272,16 @@ pub struct ChangedRecord {
     pub record_type: String,
 }
 
+impl ChangedRecord {
+    fn of(c: &ChangeSpec) -> Self {
+        ChangedRecord {
+            action: c.action.clone(),
+            name: normalize_name(&c.name),
+            record_type: c.record_type.clone(),
+        }
+    }
+}
+
 impl Change {
     pub fn status(&self, now: Instant) -> &'static str {
         if now >= self.insync_at { "INSYNC" } else { "PENDING" }
@@ -661,14 +671,7 @@ impl Dns {
             id: format!("C{:0>20}", to_base36(self.next_change * 7_919 + 1_000_003)),
             zone_id: zone_id.to_owned(),
             comment,
-            records: changes
-                .iter()
-                .map(|c| ChangedRecord {
-                    action: c.action.clone(),
-                    name: normalize_name(&c.name),
-                    record_type: c.record_type.clone(),
-                })
-                .collect(),
+            records: changes.iter().map(ChangedRecord::of).collect(),
             submitted: now,
             submitted_wall: wall,
             insync_at: now + propagation,
