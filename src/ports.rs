@@ -67,6 +67,11 @@ pub struct Topology {
     pub operation_in_progress: Option<String>,
     /// `FailoverState.ToDbClusterArn`: the cluster that operation promotes.
     pub operation_target: Option<String>,
+    /// `GlobalClusters[].Endpoint`, the global writer endpoint
+    /// (`{id}.global-{stable id}.global.rds.amazonaws.com`, RDS API reference, GlobalCluster): it always
+    /// reaches the writer member, and AWS moves it with a managed failover or switchover; a cluster
+    /// detached from the global cluster no longer has it. `None` when AWS does not give one.
+    pub writer_endpoint: Option<String>,
 }
 
 impl Topology {
@@ -98,12 +103,25 @@ pub struct ClusterState {
     pub reader_endpoint: Option<String>,
     /// The global cluster it belongs to, if any.
     pub global_cluster_id: Option<String>,
+    /// `GlobalWriteForwardingStatus` (DescribeDBClusters), given for a secondary of a global cluster:
+    /// `enabled`, `disabled`, `enabling`, `disabling` or `unknown` (other values are kept as AWS gives
+    /// them). With forwarding on, the secondary sends the writes it receives to the global writer.
+    pub write_forwarding: Option<String>,
 }
 
 impl ClusterState {
     /// Available with a writer instance: the only state DNS may be pointed at.
     pub fn is_writable(&self) -> bool {
         self.status == "available" && self.has_writer
+    }
+
+    /// Write forwarding is on, or on its way on or off (`enabled`, `enabling`, `disabling`): writes sent
+    /// to this secondary may be forwarded to the global writer.
+    pub fn forwards_writes(&self) -> bool {
+        matches!(
+            self.write_forwarding.as_deref(),
+            Some("enabled" | "enabling" | "disabling")
+        )
     }
 }
 

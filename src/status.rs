@@ -24,12 +24,28 @@ pub enum CnameCheck {
     Missing {
         name: String,
     },
+    /// The writer CNAME points at the global cluster's writer endpoint, which follows the writer;
+    /// `serves` is the cluster id of the writer member it reaches now (`None`: no writer).
+    FollowsWriter {
+        name: String,
+        value: String,
+        serves: Option<String>,
+    },
     /// `expected` is the current writer's matching endpoint, when known.
     Points {
         name: String,
         value: String,
         expected: Option<String>,
     },
+}
+
+/// The global writer endpoint (`GlobalClusters[].Endpoint`) and the member it reaches now: the writer,
+/// as DescribeGlobalClusters shows it (not as DNS resolves it).
+#[derive(Debug, Clone)]
+pub struct GlobalEndpoint {
+    pub endpoint: String,
+    /// The writer member, `None` while the global cluster has none.
+    pub serves: Option<Member>,
 }
 
 /// A cluster the bot detached and promoted, which now takes the writes outside the global cluster.
@@ -46,6 +62,8 @@ pub struct ClusterReport {
     pub global_cluster_id: String,
     pub topology: Result<crate::ports::Topology, String>,
     pub members: Vec<MemberReport>,
+    /// The global writer endpoint and the cluster it serves, when AWS gives one.
+    pub global_endpoint: Option<GlobalEndpoint>,
     /// Set when the last successful run detached a cluster that is still outside the global cluster:
     /// that cluster is where the CNAMEs should point.
     pub detached: Option<Detached>,
@@ -83,10 +101,22 @@ pub async fn report(
     };
     let expected_writer = writer_state.and_then(|s| s.endpoint.clone());
     let expected_reader = writer_state.and_then(|s| s.reader_endpoint.clone());
+    let global_endpoint = read.topology.as_ref().ok().and_then(|t| {
+        Some(GlobalEndpoint {
+            endpoint: t.writer_endpoint.clone()?,
+            serves: t.writer().cloned(),
+        })
+    });
+    let mut writer_cname = cname_check(&c.writer_record, read.cnames.as_ref().map(|v| &v[0]), expected_writer);
+    // After a detach the CNAME belongs at the detached cluster: the global endpoint no longer reaches it.
+    if detached.is_none() {
+        writer_cname = follows_writer(writer_cname, global_endpoint.as_ref());
+    }
     ClusterReport {
         name: c.name.to_string(),
         global_cluster_id: c.global_cluster_id.clone(),
-        writer_cname: cname_check(&c.writer_record, read.cnames.as_ref().map(|v| &v[0]), expected_writer),
+        global_endpoint,
+        writer_cname,
         reader_cname: cname_check(&c.reader_record, read.cnames.as_ref().map(|v| &v[1]), expected_reader),
         topology: read.topology,
         members: read.members,
@@ -175,6 +205,20 @@ fn cname_check(name: &str, value: Result<&Option<String>, &String>, expected: Op
             value: value.clone(),
             expected,
         },
+    }
+}
+
+/// A writer CNAME at the global writer endpoint follows the writer (whichever member that is).
+fn follows_writer(check: CnameCheck, global: Option<&GlobalEndpoint>) -> CnameCheck {
+    match (check, global) {
+        (CnameCheck::Points { name, value, .. }, Some(g)) if same_host(&value, &g.endpoint) => {
+            CnameCheck::FollowsWriter {
+                name,
+                value,
+                serves: g.serves.as_ref().map(|m| m.cluster_id.clone()),
+            }
+        }
+        (check, _) => check,
     }
 }
 
@@ -278,5 +322,66 @@ impl Surveyor {
         .shared();
         reads.insert(key, Read::InFlight(read.clone()));
         read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Region;
+
+    const GLOBAL: &str = "orders-global.global-abc123.global.rds.amazonaws.com";
+
+    fn points(value: &str) -> CnameCheck {
+        CnameCheck::Points {
+            name: "w.zone".into(),
+            value: value.into(),
+            expected: Some("east.cluster-abc.us-east-1.rds.amazonaws.com".into()),
+        }
+    }
+
+    fn endpoint(serves: Option<&str>) -> GlobalEndpoint {
+        GlobalEndpoint {
+            endpoint: GLOBAL.into(),
+            serves: serves.map(|id| Member {
+                region: Region::parse("us-east-1").unwrap(),
+                cluster_id: id.into(),
+                arn: format!("arn:aws:rds:us-east-1:123456789012:cluster:{id}"),
+                is_writer: true,
+                sync: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_writer_cname_at_this_global_endpoint_follows_the_writer_and_anything_else_is_compared() {
+        let g = endpoint(Some("east"));
+        assert_eq!(
+            follows_writer(points(&format!("{}.", GLOBAL.to_uppercase())), Some(&g)),
+            CnameCheck::FollowsWriter {
+                name: "w.zone".into(),
+                value: format!("{}.", GLOBAL.to_uppercase()),
+                serves: Some("east".into())
+            }
+        );
+        let other = points("payments.global-abc123.global.rds.amazonaws.com");
+        assert_eq!(
+            follows_writer(other.clone(), Some(&g)),
+            other,
+            "another global cluster's"
+        );
+        assert_eq!(
+            follows_writer(points(GLOBAL), None),
+            points(GLOBAL),
+            "no endpoint known"
+        );
+        assert_eq!(
+            follows_writer(points(GLOBAL), Some(&endpoint(None))),
+            CnameCheck::FollowsWriter {
+                name: "w.zone".into(),
+                value: GLOBAL.into(),
+                serves: None
+            }
+        );
     }
 }

@@ -103,6 +103,7 @@ impl RdsAurora {
                 .failover_state()
                 .and_then(|f| f.to_db_cluster_arn())
                 .map(str::to_owned),
+            writer_endpoint: g.endpoint().map(str::to_owned),
         })
     }
 }
@@ -181,6 +182,7 @@ impl Aurora for RdsAurora {
             endpoint: c.endpoint().map(str::to_owned),
             reader_endpoint: c.reader_endpoint().map(str::to_owned),
             global_cluster_id: c.global_cluster_identifier().map(str::to_owned),
+            write_forwarding: c.global_write_forwarding_status().map(|f| f.as_str().to_owned()),
         })
     }
 

@@ -48,6 +48,10 @@ pub struct Plan {
     /// The pre-flight checklist.
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// The global writer endpoint when the plan was made (`Topology::writer_endpoint`): a writer CNAME
+    /// pointing at it follows the writer (plans stored before it was read carry `None`).
+    #[serde(default)]
+    pub global_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +194,22 @@ impl Plan {
         }
     }
 
+    /// Whether the run leaves the writer CNAME alone because it follows the writer: a managed failover
+    /// or switchover, with the writer CNAME at the global writer endpoint when the plan was made (AWS
+    /// moves that endpoint to the new writer). A detach never: the detached cluster leaves the global
+    /// cluster and its endpoint.
+    pub fn writer_follows(&self) -> bool {
+        self.mode != Mode::Detach && self.follows_global(self.dns_before.writer.as_deref())
+    }
+
+    /// Whether `value` is this plan's global writer endpoint.
+    pub fn follows_global(&self, value: Option<&str>) -> bool {
+        match (value, self.global_endpoint.as_deref()) {
+            (Some(v), Some(g)) => crate::types::same_host(v, g),
+            _ => false,
+        }
+    }
+
     /// The steps, in words, for the approval request.
     pub fn steps(&self) -> Vec<String> {
         let (to, from) = (&self.to, &self.from);
@@ -229,10 +249,18 @@ impl Plan {
                 ));
             }
         }
-        steps.push(format!(
-            "UPSERT {} and {} (TTL {}s) to {}'s cluster and reader endpoints, in one change",
-            self.writer_record, self.reader_record, self.record_ttl, to.cluster_id
-        ));
+        if self.writer_follows() {
+            steps.push(format!(
+                "Leave {} alone: it points at the global writer endpoint, which follows the writer; check that AWS \
+                 moved it to {}. UPSERT {} (TTL {}s) to {}'s reader endpoint",
+                self.writer_record, to.cluster_id, self.reader_record, self.record_ttl, to.cluster_id
+            ));
+        } else {
+            steps.push(format!(
+                "UPSERT {} and {} (TTL {}s) to {}'s cluster and reader endpoints, in one change",
+                self.writer_record, self.reader_record, self.record_ttl, to.cluster_id
+            ));
+        }
         steps.push("Wait until Route 53 reports the change INSYNC".to_owned());
         steps.push("Read both records back and verify them".to_owned());
         steps
@@ -334,26 +362,56 @@ pub struct Alternative {
     pub lag_ms: Option<f64>,
 }
 
+/// Where a CNAME points, against a global cluster as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CnameTarget<'a> {
+    /// One of this member's endpoints (cluster, reader or custom: they all start with
+    /// `{cluster id}.cluster-`).
+    Member(&'a Member),
+    /// This global cluster's writer endpoint (`GlobalClusters[].Endpoint`): it reaches whichever member
+    /// is the writer, and AWS moves it with a managed failover or switchover.
+    GlobalWriter,
+    /// Anything else, another global cluster's writer endpoint included.
+    Elsewhere,
+}
+
+/// Where the CNAME value `value` points among `members` and `global_endpoint` (the global cluster's
+/// writer endpoint, when known). Host names are compared as DNS compares them (case, trailing dot).
+pub fn cname_target<'a>(value: &str, members: &'a [Member], global_endpoint: Option<&str>) -> CnameTarget<'a> {
+    if global_endpoint.is_some_and(|g| crate::types::same_host(value, g)) {
+        return CnameTarget::GlobalWriter;
+    }
+    members
+        .iter()
+        .find(|m| points_at(value, m))
+        .map_or(CnameTarget::Elsewhere, CnameTarget::Member)
+}
+
 /// Whether a CNAME value is one of `member`'s endpoints (cluster, reader or custom: they all start with
-/// `{cluster id}.cluster-`), or a global writer endpoint (which follows the writer by itself).
+/// `{cluster id}.cluster-`).
 pub fn points_at(value: &str, member: &Member) -> bool {
     let v = value.trim_end_matches('.').to_ascii_lowercase();
     v.starts_with(&format!("{}.cluster-", member.cluster_id.to_ascii_lowercase()))
-        || v.ends_with(".global.rds.amazonaws.com")
 }
 
-/// Refuses a plan whose writer CNAME points somewhere other than the writer it moves writes from: the
-/// application is writing elsewhere (typically to a cluster detached earlier), and repointing the
-/// CNAME would cut those writes off.
-pub fn check_writer_cname(record: &str, value: Option<&str>, from: &Member) -> Result<(), String> {
-    match value {
-        Some(v) if !points_at(v, from) => Err(format!(
-            "the writer CNAME {record} points at {v}, not at {} (the global cluster's writer): the application writes \
-             somewhere else, perhaps to a cluster detached earlier, and moving the CNAME now would cut those writes off. \
-             Sort out DNS or the topology first, then ask again",
+/// Refuses a plan whose writer CNAME points somewhere other than the writer it moves writes from (or
+/// the global writer endpoint, which reaches it): the application is writing elsewhere (typically to a
+/// cluster detached earlier), and repointing the CNAME would cut those writes off.
+pub fn check_writer_cname(
+    record: &str,
+    value: Option<&str>,
+    from: &Member,
+    global_endpoint: Option<&str>,
+) -> Result<(), String> {
+    let Some(v) = value else { return Ok(()) };
+    match cname_target(v, std::slice::from_ref(from), global_endpoint) {
+        CnameTarget::Member(_) | CnameTarget::GlobalWriter => Ok(()),
+        CnameTarget::Elsewhere => Err(format!(
+            "the writer CNAME {record} points at {v}, not at {} (the global cluster's writer) nor at the global \
+             writer endpoint: the application writes somewhere else, perhaps to a cluster detached earlier, and \
+             moving the CNAME now would cut those writes off. Sort out DNS or the topology first, then ask again",
             from.cluster_id
         )),
-        _ => Ok(()),
     }
 }
 
@@ -449,6 +507,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (DNS_RECORDS, dns_records_check),
     ("Permissions", permissions_check),
     ("CNAMEs", cnames_check),
+    ("Write forwarding", write_forwarding_check),
 ];
 
 /// Runs every check of `CHECKS` that applies.
@@ -623,22 +682,25 @@ fn dns_records_check(ctx: &Context) -> Option<Finding> {
     Some(records_finding(ctx.cluster, &ctx.survey.zone, &ctx.survey.records))
 }
 
-/// Where the CNAMEs point now: the writer CNAME at the writer the run moves writes from.
+/// Where the CNAMEs point now: the writer CNAME at the writer the run moves writes from, or at the
+/// global writer endpoint (which follows the writer).
 fn cnames_check(ctx: &Context) -> Option<Finding> {
+    let global = ctx.survey.topology.writer_endpoint.as_deref();
     Some(match &ctx.survey.dns {
         Err(e) => warn(format!(
             "could not be read ({e}). Right before changing them the bot reads them again, and does not move a \
-             writer CNAME that points at neither {} nor {}",
+             writer CNAME that points at neither {} nor {} nor the global writer endpoint",
             ctx.from.cluster_id, ctx.to.cluster_id
         )),
-        Ok(d) => match check_writer_cname(&ctx.cluster.writer_record, d.writer.as_deref(), ctx.from) {
+        Ok(d) => match check_writer_cname(&ctx.cluster.writer_record, d.writer.as_deref(), ctx.from, global) {
             Err(why) => fail(why),
             Ok(()) => cnames_read(ctx, d),
         },
     })
 }
 
-/// The CNAMEs as read, the writer CNAME pointing at the writer (or at nothing).
+/// The CNAMEs as read, the writer CNAME pointing at the writer, at the global writer endpoint, or at
+/// nothing.
 fn cnames_read(ctx: &Context, d: &DnsTargets) -> Finding {
     let c = ctx.cluster;
     let missing: Vec<&str> = [(&d.writer, &c.writer_record), (&d.reader, &c.reader_record)]
@@ -647,16 +709,26 @@ fn cnames_read(ctx: &Context, d: &DnsTargets) -> Finding {
         .map(|(_, n)| n.as_str())
         .collect();
     let from = &ctx.from.cluster_id;
+    let global = ctx.survey.topology.writer_endpoint.as_deref();
+    let follows = d
+        .writer
+        .as_deref()
+        .is_some_and(|w| cname_target(w, &[], global) == CnameTarget::GlobalWriter);
     if !missing.is_empty() {
         let records_fine = records_finding(c, &ctx.survey.zone, &ctx.survey.records).0 == Outcome::Pass;
-        if records_fine {
-            warn(format!("{} do(es) not exist yet: will be created", missing.join(", ")))
+        let what = if records_fine {
+            format!("{} do(es) not exist yet: will be created", missing.join(", "))
         } else {
-            warn(format!(
-                "{} hold(s) no plain CNAME (see DNS records)",
-                missing.join(", ")
-            ))
-        }
+            format!("{} hold(s) no plain CNAME (see DNS records)", missing.join(", "))
+        };
+        let follow_note = if follows {
+            format!(". {}", follows_writer(ctx).1)
+        } else {
+            String::new()
+        };
+        warn(format!("{what}{follow_note}"))
+    } else if follows {
+        follows_writer(ctx)
     } else if d.reader.as_deref().is_some_and(|r| !points_at(r, ctx.from)) {
         warn(format!(
             "the writer CNAME points at {from}; the reader CNAME does not (it will be moved too)"
@@ -664,6 +736,73 @@ fn cnames_read(ctx: &Context, d: &DnsTargets) -> Finding {
     } else {
         pass(format!("both point at {from}, the current writer"))
     }
+}
+
+/// The writer CNAME points at the global writer endpoint: it follows the writer through a managed
+/// failover or switchover (left alone, the reader CNAME moved); a detach takes the target out of the
+/// global cluster, so the CNAME must move to the target's own cluster endpoint (a warning).
+fn follows_writer(ctx: &Context) -> Finding {
+    let (record, reader) = (&ctx.cluster.writer_record, &ctx.cluster.reader_record);
+    let endpoint = ctx.survey.topology.writer_endpoint.as_deref().unwrap_or_default();
+    let (from, to) = (&ctx.from.cluster_id, &ctx.to.cluster_id);
+    match ctx.mode {
+        Mode::Detach => warn(format!(
+            "{record} points at the global writer endpoint {endpoint}, which follows the writer of the global \
+             cluster. A detach takes {to} out of the global cluster: the endpoint stays with {from}, so the bot \
+             moves {record} to {to}'s own cluster endpoint (and {reader} to its reader endpoint)"
+        )),
+        mode => pass(format!(
+            "{record} follows the writer: it points at the global writer endpoint {endpoint}, which AWS moves to \
+             {to} with the {mode}. The bot leaves it alone, checks that the endpoint moved, and moves {reader} to \
+             {to}'s reader endpoint"
+        )),
+    }
+}
+
+/// Write forwarding on the secondaries (an information line, shown only when some secondary forwards
+/// writes): where forwarded writes go after this run. Per AWS's Aurora write forwarding guide and the
+/// `EnableGlobalWriteForwarding` reference, a secondary forwards to the current writer of the global
+/// cluster; a demoted primary uses its own setting at once; a detached cluster leaves the global
+/// cluster and forwards nothing.
+fn write_forwarding_check(ctx: &Context) -> Option<Finding> {
+    let on: Vec<&ClusterState> = ctx
+        .survey
+        .topology
+        .secondaries()
+        .filter_map(|m| ctx.survey.states.get(&m.arn)?.as_ref().ok())
+        .filter(|s| s.forwards_writes())
+        .collect();
+    if on.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = on
+        .iter()
+        .map(|s| {
+            format!(
+                "{} in {} ({})",
+                s.cluster_id,
+                s.region,
+                s.write_forwarding.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let (from, to) = (&ctx.from.cluster_id, &ctx.to.cluster_id);
+    let head = format!(
+        "on for {}: writes sent to those secondaries are forwarded to the global cluster's writer, {from}",
+        list.join(", ")
+    );
+    Some(match ctx.mode {
+        Mode::Detach => warn(format!(
+            "{head}. After the detach {from} is still that writer: writes forwarded from the other secondaries' \
+             Regions keep landing on {from}, not on {to}, which leaves the global cluster and forwards nothing. Point \
+             those applications at the writer CNAME or turn forwarding off, or the data splits"
+        )),
+        mode => pass(format!(
+            "{head}. After the {mode} they are forwarded to {to}, the new writer; {from}, now a secondary, forwards \
+             writes only if its own setting has forwarding on. Forwarded statements in flight during the {mode} fail \
+             and must be retried"
+        )),
+    })
 }
 
 /// Whether Route 53 will take the UPSERT of both CNAMEs, from what read-only calls show: the zone
@@ -1010,6 +1149,7 @@ fn assemble(ctx: &Context, checks: Vec<Check>, target_reason: Option<String>) ->
         target_reason,
         lag_ms: ctx.survey.lag(&ctx.to.arn),
         checks,
+        global_endpoint: ctx.survey.topology.writer_endpoint.clone(),
     }
 }
 
@@ -1193,8 +1333,11 @@ mod tests {
                 m.cluster_id, m.region
             )),
             global_cluster_id: Some("orders-global".into()),
+            write_forwarding: (!m.is_writer).then(|| "disabled".into()),
         }
     }
+
+    const GLOBAL_ENDPOINT: &str = "orders-global.global-xyz.global.rds.amazonaws.com";
 
     fn settings() -> ClusterSettings {
         ClusterSettings {
@@ -1235,6 +1378,7 @@ mod tests {
                 members,
                 operation_in_progress: None,
                 operation_target: None,
+                writer_endpoint: Some(GLOBAL_ENDPOINT.into()),
             },
             states,
             lags,
@@ -1527,14 +1671,128 @@ mod tests {
             e.contains("points at west.cluster-abc") && e.contains("cut those writes off"),
             "{e}"
         );
+        // This global cluster's writer endpoint reaches the writer: not refused.
         s.dns = Ok(DnsTargets {
-            writer: Some("orders.global-xyz.global.rds.amazonaws.com.".into()),
+            writer: Some(format!("{}.", GLOBAL_ENDPOINT.to_uppercase())),
             reader: None,
             unreadable: None,
         });
         let p = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
         let c = p.checks.iter().find(|c| c.name == "CNAMEs").unwrap();
         assert_eq!(c.outcome, Outcome::Warn, "the missing reader CNAME is said");
+        assert!(c.detail.contains("r.zone do(es) not exist yet"), "{}", c.detail);
+        // Another global cluster's writer endpoint is somewhere else.
+        s.dns = Ok(DnsTargets {
+            writer: Some("payments.global-xyz.global.rds.amazonaws.com".into()),
+            reader: None,
+            unreadable: None,
+        });
+        let e = failed(make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap_err());
+        assert!(e.contains("points at payments.global-xyz"), "{e}");
+    }
+
+    fn with_writer_cname(value: &str) -> Survey {
+        let mut s = survey(Some(10.0), None);
+        s.dns = Ok(DnsTargets {
+            writer: Some(value.into()),
+            reader: Some("east.cluster-ro-abc.us-east-1.rds.amazonaws.com".into()),
+            unreadable: None,
+        });
+        s
+    }
+
+    fn cnames(checks: &[Check]) -> &Check {
+        checks.iter().find(|c| c.name == "CNAMEs").unwrap()
+    }
+
+    #[test]
+    fn a_cname_points_at_a_member_the_global_writer_endpoint_or_elsewhere() {
+        let members = [member("us-east-1", "east", true), member("us-west-2", "west", false)];
+        let at = |v: &str| cname_target(v, &members, Some(GLOBAL_ENDPOINT));
+        assert_eq!(
+            at("West.cluster-ro-abc.us-west-2.rds.amazonaws.com."),
+            CnameTarget::Member(&members[1])
+        );
+        assert_eq!(at(&format!("{GLOBAL_ENDPOINT}.")), CnameTarget::GlobalWriter);
+        assert_eq!(
+            at("payments.global-xyz.global.rds.amazonaws.com"),
+            CnameTarget::Elsewhere
+        );
+        assert_eq!(
+            cname_target(GLOBAL_ENDPOINT, &members, None),
+            CnameTarget::Elsewhere,
+            "unknown endpoint"
+        );
+    }
+
+    #[test]
+    fn a_writer_cname_at_the_global_endpoint_follows_the_writer_in_managed_modes() {
+        let s = with_writer_cname(GLOBAL_ENDPOINT);
+        for mode in [Mode::Switchover, Mode::Failover] {
+            let p = make_plan(&settings(), &s, None, Some(mode), LIMITS).unwrap();
+            let c = cnames(&p.checks);
+            assert_eq!(c.outcome, Outcome::Pass, "{mode}: {}", c.detail);
+            assert!(c.detail.contains("w.zone follows the writer"), "{}", c.detail);
+            assert!(p.writer_follows());
+            assert_eq!(p.global_endpoint.as_deref(), Some(GLOBAL_ENDPOINT));
+            let steps = p.steps().join("\n");
+            assert!(
+                steps.contains("Leave w.zone alone") && !steps.contains("UPSERT w.zone"),
+                "{steps}"
+            );
+        }
+        // The re-check agrees with the plan.
+        let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
+        assert_eq!(recheck(&settings(), &p, &s, LIMITS).unwrap(), p.checks);
+    }
+
+    #[test]
+    fn a_detach_warns_that_a_writer_cname_at_the_global_endpoint_must_move() {
+        let p = make_plan(
+            &settings(),
+            &with_writer_cname(GLOBAL_ENDPOINT),
+            None,
+            Some(Mode::Detach),
+            LIMITS,
+        )
+        .unwrap();
+        let c = cnames(&p.checks);
+        assert_eq!(c.outcome, Outcome::Warn);
+        assert!(
+            c.detail.contains("takes west out of the global cluster")
+                && c.detail.contains("moves w.zone to west's own cluster endpoint"),
+            "{}",
+            c.detail
+        );
+        assert!(!p.writer_follows());
+        assert!(p.steps().iter().any(|s| s.starts_with("UPSERT w.zone and r.zone")));
+    }
+
+    #[test]
+    fn write_forwarding_on_a_secondary_is_noted_for_each_mode() {
+        let mut s = survey(Some(10.0), None);
+        let p = make_plan(&settings(), &s, None, Some(Mode::Failover), LIMITS).unwrap();
+        assert!(
+            p.checks.iter().all(|c| c.name != "Write forwarding"),
+            "not said when off"
+        );
+        let west = member("us-west-2", "west", false);
+        let mut st = state(&west, "available", "15.4", 2);
+        st.write_forwarding = Some("enabled".into());
+        s.states.insert(west.arn.clone(), Ok(st));
+        let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
+        let c = p.checks.iter().find(|c| c.name == "Write forwarding").unwrap();
+        assert_eq!(c.outcome, Outcome::Pass);
+        assert!(
+            c.detail.contains("on for west in us-west-2 (enabled)")
+                && c.detail.contains("forwarded to west, the new writer"),
+            "{}",
+            c.detail
+        );
+        let p = make_plan(&settings(), &s, None, Some(Mode::Detach), LIMITS).unwrap();
+        let c = p.checks.iter().find(|c| c.name == "Write forwarding").unwrap();
+        assert_eq!(c.outcome, Outcome::Warn);
+        assert!(c.detail.contains("keep landing on east"), "{}", c.detail);
     }
 
     #[test]

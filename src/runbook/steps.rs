@@ -388,12 +388,12 @@ impl Runner {
         // Route 53's control plane lives in us-east-1: when that is the Region in trouble, keep trying
         // (with backoff, until the deadline) and say plainly where things stand meanwhile.
         let mut attempt = 0u32;
-        let change_id = loop {
+        let (change_id, follows) = loop {
             if attempt > 0 {
                 self.writable_target(ctx, step, deadline).await?;
             }
             let e = match self.send_dns_change(ctx, step, (&w, &r)).await? {
-                Ok(id) => break id,
+                Ok(sent) => break sent,
                 Err(e) => e,
             };
             if !e.is_transient() {
@@ -436,20 +436,19 @@ impl Runner {
             self.pause(ctx, wait.max(Duration::from_millis(10))).await?;
         };
         ctx.data.change_id = Some(change_id.clone());
-        Ok(format!(
-            "Change {change_id} submitted: {} → {w}, {} → {r}.",
-            ctx.plan.writer_record, ctx.plan.reader_record
-        ))
+        Ok(dns_submitted(ctx, &change_id, follows, (w, r)))
     }
 
     /// One attempt at the DNS change, after the checks that must hold right before it. The outer
-    /// `Err` stops the run; the inner one is Route 53's answer.
+    /// `Err` stops the run; the inner one is Route 53's answer, else the change id and, when the writer
+    /// CNAME follows the writer (a managed mode, the CNAME at the global writer endpoint right now), that
+    /// endpoint: then only the reader CNAME is in the change.
     async fn send_dns_change(
         &self,
         ctx: &mut Ctx,
         step: Step,
         (w, r): (&str, &str),
-    ) -> Result<Result<String, AwsError>, Stop> {
+    ) -> Result<Result<(String, Option<String>), AwsError>, Stop> {
         if ctx.data.late_finish
             && let Some(why) = self.old_primary_writable(ctx).await
         {
@@ -463,18 +462,12 @@ impl Runner {
             Ok(values) => values,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(v) = values.first().cloned().flatten()
-            && !plan::points_at(&v, &p.from)
-            && !plan::points_at(&v, &p.to)
-        {
-            return Err(Stop::Refused(format!(
-                "the writer CNAME {} now points at {v}, neither {} (the writer when the request was made) nor {}: \
-                 someone changed it since, and moving it would cut off the writes that follow it. DNS was not \
-                 changed. The database IS promoted: {} ({}) is the writer, at {w} (reader {r}); move the records by \
-                 hand once you know where writes go",
-                p.writer_record, p.from.cluster_id, p.to.cluster_id, p.to.cluster_id, p.to.region
-            )));
+        let writer_now = values.first().cloned().flatten();
+        if let Some(v) = &writer_now {
+            refuse_foreign_writer(p, v, (w, r))?;
         }
+        let follows = (p.mode != crate::types::Mode::Detach && p.follows_global(writer_now.as_deref()))
+            .then(|| writer_now.clone().unwrap_or_default());
         if !ctx.data.dns_sent {
             ctx.data.dns_sent = true;
             self.persist(ctx, step, None).await?;
@@ -485,14 +478,17 @@ impl Runner {
             "aurora-failover-bot request #{}: {} to {}",
             ctx.request.id, p.cluster, p.to.region
         );
-        let records = [(p.writer_record.as_str(), w), (p.reader_record.as_str(), r)];
-        Ok(self
+        let both = [(p.writer_record.as_str(), w), (p.reader_record.as_str(), r)];
+        // A writer CNAME that follows the writer is left alone: AWS moves the endpoint it points at.
+        let records = if follows.is_some() { &both[1..] } else { &both[..] };
+        let sent = self
             .mutating(
                 ctx,
                 "ChangeResourceRecordSets",
-                self.dns.upsert_cnames(&p.zone_id, &records, p.record_ttl, &comment),
+                self.dns.upsert_cnames(&p.zone_id, records, p.record_ttl, &comment),
             )
-            .await)
+            .await;
+        Ok(sent.map(|id| (id, follows)))
     }
 
     /// Polls GetChange until Route 53 reports the change INSYNC.
@@ -558,11 +554,78 @@ impl Runner {
                 describe(&state)
             )));
         }
+        if ctx.plan.follows_global(Some(&w)) {
+            self.endpoint_moved(ctx, step, read_deadline).await?;
+            return Ok(format!(
+                "{} → {w} follows the writer: AWS moved the global writer endpoint to {}. {} → {r}; {} is writable.",
+                names[0], state.cluster_id, names[1], state.cluster_id
+            ));
+        }
         Ok(format!(
             "{} → {w} and {} → {r}; {} is writable.",
             names[0], names[1], state.cluster_id
         ))
     }
+
+    /// The writer CNAME was left at the global writer endpoint: AWS must have moved it, i.e. the global
+    /// cluster's writer member is the target (the endpoint always reaches the writer member).
+    async fn endpoint_moved(&self, ctx: &Ctx, step: Step, read_deadline: jiff::Timestamp) -> Result<(), Stop> {
+        let p = &ctx.plan;
+        let topology = self
+            .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
+                self.aurora.topology(&p.global_cluster_id, &p.regions)
+            })
+            .await?;
+        match topology.writer() {
+            Some(wm) if wm.arn == p.to.arn => Ok(()),
+            other => Err(Stop::Refused(format!(
+                "{} points at the global writer endpoint, but the global cluster's writer is {}, not {}: the \
+                 endpoint does not reach {} yet",
+                p.writer_record,
+                other.map_or("none", |m| m.cluster_id.as_str()),
+                p.to.cluster_id,
+                p.to.cluster_id
+            ))),
+        }
+    }
+}
+
+/// What the DNS step did: the change submitted, and the writer CNAME left alone when it follows the
+/// writer (`follows`: the global writer endpoint, then kept as what verify expects the writer CNAME to
+/// hold).
+fn dns_submitted(ctx: &mut Ctx, change_id: &str, follows: Option<String>, (w, r): (String, String)) -> String {
+    let p = &ctx.plan;
+    match follows {
+        Some(global) => {
+            let done = format!(
+                "Change {change_id} submitted: {} → {r}. {} left alone: it points at the global writer endpoint \
+                 {global}, which follows the writer.",
+                p.reader_record, p.writer_record
+            );
+            ctx.data.endpoints = Some((global, r));
+            done
+        }
+        None => format!(
+            "Change {change_id} submitted: {} → {w}, {} → {r}.",
+            p.writer_record, p.reader_record
+        ),
+    }
+}
+
+/// Stops the run when the writer CNAME `value` (read right before the change) points at neither end of
+/// the plan nor at the global writer endpoint: someone changed it since, and moving it would cut off the
+/// writes that follow it.
+fn refuse_foreign_writer(p: &plan::Plan, value: &str, (w, r): (&str, &str)) -> Result<(), Stop> {
+    if plan::points_at(value, &p.from) || plan::points_at(value, &p.to) || p.follows_global(Some(value)) {
+        return Ok(());
+    }
+    Err(Stop::Refused(format!(
+        "the writer CNAME {} now points at {value}, neither {} (the writer when the request was made) nor {} nor \
+         the global writer endpoint: someone changed it since, and moving it would cut off the writes that follow \
+         it. DNS was not changed. The database IS promoted: {} ({}) is the writer, at {w} (reader {r}); move the \
+         records by hand once you know where writes go",
+        p.writer_record, p.from.cluster_id, p.to.cluster_id, p.to.cluster_id, p.to.region
+    )))
 }
 
 /// Whether the target, as just read, has taken over (`Some`: it is writable; its endpoints are kept in

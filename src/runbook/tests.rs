@@ -159,6 +159,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         target_reason: None,
         lag_ms: None,
         checks: vec![],
+        global_endpoint: None,
     };
     let message = store
         .enqueue(

@@ -562,15 +562,30 @@ fn plan_sections(plan: &Plan) -> Vec<Value> {
             "*Pre-flight checks* (run again right before the first change)\n{checks}"
         )));
     }
+    let global = if plan.follows_global(plan.dns_before.writer.as_deref()) {
+        " (the global writer endpoint)"
+    } else {
+        ""
+    };
+    let after = if plan.writer_follows() {
+        format!(
+            "`{}` follows the writer and is left alone: AWS moves the global writer endpoint to `{}`. `{}` will point at `{}`'s reader endpoint.",
+            esc(&plan.writer_record),
+            esc(&plan.to.cluster_id),
+            esc(&plan.reader_record),
+            esc(&plan.to.cluster_id)
+        )
+    } else {
+        format!("Both will point at `{}`'s endpoints.", esc(&plan.to.cluster_id))
+    };
     out.push(section(&format!(
-        "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`\n• `{}` → `{}`\nBoth will point at `{}`'s endpoints.",
+        "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`{global}\n• `{}` → `{}`\n{after}",
         esc(&plan.zone_id),
         plan.record_ttl,
         esc(&plan.writer_record),
         dns(&plan.dns_before.writer),
         esc(&plan.reader_record),
         dns(&plan.dns_before.reader),
-        esc(&plan.to.cluster_id),
     )));
     out.push(section(&format!("*Plan*\n{steps}")));
     out
@@ -1058,7 +1073,7 @@ fn failed_over(cluster: &str, rejoined: bool, snapshot: Option<&str>, old: &crat
 fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String {
     match &m.state {
         Ok(c) => format!(
-            "{}{} · engine {}{}{} · endpoint `{}` · reader `{}`",
+            "{}{} · engine {}{}{}{} · endpoint `{}` · reader `{}`",
             esc(&c.status),
             if should_write && !c.has_writer {
                 " (no writer instance!)"
@@ -1071,6 +1086,10 @@ fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String 
                 .unwrap_or_default(),
             match m.member.sync.as_deref() {
                 Some(s) if s != "connected" => format!(" · sync {}", esc(s)),
+                _ => String::new(),
+            },
+            match c.write_forwarding.as_deref() {
+                Some(f) if !m.member.is_writer && f != "disabled" => format!(" · write forwarding {}", esc(f)),
                 _ => String::new(),
             },
             esc(c.endpoint.as_deref().unwrap_or("-")),
@@ -1117,6 +1136,9 @@ fn cluster_status(r: &ClusterReport) -> Vec<String> {
             }
         }
     }
+    if let Some(g) = &r.global_endpoint {
+        lines.push(global_endpoint_line(g));
+    }
     for (label, check) in [("writer", &r.writer_cname), ("reader", &r.reader_cname)] {
         lines.push(cname_line(label, check));
     }
@@ -1145,9 +1167,31 @@ fn detached_lines(r: &ClusterReport, d: &crate::status::Detached) -> Vec<String>
     lines
 }
 
+/// The global writer endpoint and the cluster it serves now (the writer member, from the API).
+fn global_endpoint_line(g: &crate::status::GlobalEndpoint) -> String {
+    match &g.serves {
+        Some(m) => format!(
+            "• global writer endpoint `{}` → serves `{}` ({}), the writer",
+            esc(&g.endpoint),
+            esc(&m.cluster_id),
+            m.region
+        ),
+        None => format!(
+            ":warning: global writer endpoint `{}` serves no cluster: the global cluster has no writer",
+            esc(&g.endpoint)
+        ),
+    }
+}
+
 /// Where a CNAME points, against the current writer's endpoint.
 fn cname_line(label: &str, check: &CnameCheck) -> String {
     match check {
+        CnameCheck::FollowsWriter { name, value, serves } => format!(
+            ":white_check_mark: {label} CNAME `{}` → `{}`: follows the writer (the global writer endpoint, now `{}`)",
+            esc(name),
+            esc(value),
+            esc(serves.as_deref().unwrap_or("no writer"))
+        ),
         CnameCheck::Unreadable(e) => format!(":warning: {label} CNAME: cannot read: {}", esc(e)),
         CnameCheck::Missing { name } => format!(":x: {label} CNAME `{}` does not exist", esc(name)),
         CnameCheck::Points { name, value, expected } => match expected {

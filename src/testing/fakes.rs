@@ -249,6 +249,7 @@ impl World {
             members: self.members.clone(),
             operation_in_progress: self.operation.as_ref().map(|o| o.status.to_owned()),
             operation_target: self.operation.as_ref().map(|o| o.target_arn.clone()),
+            writer_endpoint: Some(global_endpoint(&self.global_cluster_id)),
         }
     }
 
@@ -321,7 +322,13 @@ fn cluster_state(m: &Member, global: &str) -> ClusterState {
         endpoint: Some(endpoint(&m.cluster_id, &m.region, false)),
         reader_endpoint: Some(endpoint(&m.cluster_id, &m.region, true)),
         global_cluster_id: Some(global.to_owned()),
+        write_forwarding: (!m.is_writer).then(|| "disabled".to_owned()),
     }
+}
+
+/// The global writer endpoint of a global cluster, as RDS names it.
+pub fn global_endpoint(global_cluster_id: &str) -> String {
+    format!("{global_cluster_id}.global-abc123.global.rds.amazonaws.com")
 }
 
 /// A cluster's endpoint (or reader endpoint), as RDS names them.

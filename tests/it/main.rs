@@ -10,6 +10,7 @@ mod commands;
 mod connections;
 mod durability;
 mod errors;
+mod global_endpoint;
 mod hardening;
 mod lifecycle;
 mod modes;

@@ -14,6 +14,7 @@
 //! | DELETE | `/_awsim/faults` | | clears all faults |
 //! | GET, PUT | `/_awsim/timings` | partial timings JSON | reads or changes durations |
 //! | PUT | `/_awsim/clusters/{region}/{id}/lag` | `{"replication_lag_ms": n}` | sets a secondary's lag |
+//! | PUT | `/_awsim/clusters/{region}/{id}/write-forwarding` | `{"status": "enabled"}` | sets a cluster's global write forwarding |
 //! | PUT | `/_awsim/clusters/{region}/{id}/status` | `{"status": "..."}` | forces a cluster status |
 //! | GET | `/_awsim/calls` | `?action=X` (optional) | the call log |
 //! | DELETE | `/_awsim/calls` | | clears the call log |
@@ -27,8 +28,8 @@
 //! | PUT | `/_awsim/iam/simulator` | `{"mode": "available" \| "access_denied"}` | whether the simulator answers |
 
 use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
-use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView};
-use crate::model::route53::{HostedZone, RecordSet};
+use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView, WriteForwarding};
+use crate::model::route53::{ChangedRecord, HostedZone, RecordSet};
 use crate::model::timings::Timings;
 use crate::model::{CallRecord, FaultSpec, OutageMode, World};
 use crate::scenario::{Scenario, ScenarioError, is_region_name};
@@ -186,6 +187,17 @@ impl Admin {
         }
     }
 
+    /// Sets a cluster's global write forwarding (`GlobalWriteForwardingStatus`, shown while it is a
+    /// secondary).
+    pub fn set_write_forwarding(&self, region: &str, cluster: &str, status: WriteForwarding) -> Result<(), AdminError> {
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_write_forwarding(&key, status)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
     /// Forces a cluster's status, e.g. to make a primary look unavailable without a Region outage.
     pub fn set_cluster_status(&self, region: &str, cluster: &str, status: &str) -> Result<(), AdminError> {
         let key = key(region, cluster);
@@ -222,6 +234,15 @@ impl Admin {
     /// A global cluster as DescribeGlobalClusters would show it.
     pub fn global_cluster(&self, id: &str) -> Option<GlobalClusterView> {
         self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))
+    }
+
+    /// The records each applied change batch of `zone` touched, oldest batch first.
+    pub fn changes(&self, zone: &str) -> Vec<Vec<ChangedRecord>> {
+        self.with_world(|w| {
+            let mut changes: Vec<_> = w.dns.changes.values().filter(|c| c.zone_id == zone).collect();
+            changes.sort_by_key(|c| c.submitted);
+            changes.iter().map(|c| c.records.clone()).collect()
+        })
     }
 
     /// Inserts or replaces (same name, type and set identifier) a record set of a zone, of any type,
@@ -372,6 +393,12 @@ struct LagBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ForwardingBody {
+    status: WriteForwarding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StatusBody {
     status: String,
 }
@@ -442,6 +469,10 @@ pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) ->
         ("PUT", ["clusters", region, id, "lag"]) => {
             let b = body!(LagBody);
             done(admin.set_replication_lag(region, id, Duration::from_millis(b.replication_lag_ms)))
+        }
+        ("PUT", ["clusters", region, id, "write-forwarding"]) => {
+            let b = body!(ForwardingBody);
+            done(admin.set_write_forwarding(region, id, b.status))
         }
         ("PUT", ["clusters", region, id, "status"]) => {
             let b = body!(StatusBody);

@@ -122,6 +122,10 @@ pub struct MemberSpec {
     /// How far this secondary is behind the primary.
     #[serde(default)]
     pub replication_lag_ms: u64,
+    /// Global write forwarding (`enabled`, `disabled`, `enabling`, `disabling`, `unknown`): shown as
+    /// `GlobalWriteForwardingStatus` while the cluster is a secondary. Default `disabled`.
+    #[serde(default)]
+    pub write_forwarding: crate::model::rds::WriteForwarding,
 }
 
 /// A regional cluster outside any global cluster.

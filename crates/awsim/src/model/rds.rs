@@ -78,6 +78,36 @@ pub struct DbCluster {
     /// How far this cluster is behind the global writer when it is a secondary.
     pub lag: Duration,
     pub rejoin: Option<Rejoin>,
+    /// `GlobalWriteForwardingStatus`: the cluster's own setting, kept across failovers (AWS uses it
+    /// when the cluster is a secondary, and a demoted primary starts using it at once); shown only
+    /// while the cluster is a secondary of a global cluster.
+    pub write_forwarding: WriteForwarding,
+}
+
+/// A secondary's global write forwarding (`GlobalWriteForwardingStatus` of DescribeDBClusters and of
+/// DescribeGlobalClusters' members), as the RDS API reference lists its values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteForwarding {
+    Enabled,
+    #[default]
+    Disabled,
+    Enabling,
+    Disabling,
+    Unknown,
+}
+
+impl WriteForwarding {
+    /// The value as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteForwarding::Enabled => "enabled",
+            WriteForwarding::Disabled => "disabled",
+            WriteForwarding::Enabling => "enabling",
+            WriteForwarding::Disabling => "disabling",
+            WriteForwarding::Unknown => "unknown",
+        }
+    }
 }
 
 impl DbCluster {
@@ -316,6 +346,7 @@ impl Rds {
                     created,
                     lag: Duration::ZERO,
                     rejoin: None,
+                    write_forwarding: WriteForwarding::Disabled,
                     key,
                 },
             );
@@ -355,6 +386,7 @@ impl Rds {
                 } else {
                     cl.lag = Duration::from_millis(m.replication_lag_ms);
                 }
+                cl.write_forwarding = m.write_forwarding;
                 members.push(key);
             }
             self.globals.insert(
@@ -1009,6 +1041,7 @@ impl Rds {
                     } else {
                         Vec::new()
                     },
+                    write_forwarding: (!is_writer).then(|| c.map_or(WriteForwarding::Unknown, |c| c.write_forwarding)),
                     synchronization_status: (!is_writer).then(|| {
                         if c.is_some_and(|c| c.rejoin.is_some()) {
                             SYNC_PENDING_RESYNC.to_owned()
@@ -1027,6 +1060,7 @@ impl Rds {
             engine_version: g.engine_version.clone(),
             status: g.status().to_owned(),
             endpoint: g.endpoint.clone(),
+            endpoint_target: g.writer.as_ref().map(&arn_of),
             members,
             failover_state: g.op.as_ref().map(|op| FailoverStateView {
                 status: op.state_status().to_owned(),
@@ -1055,7 +1089,16 @@ impl Rds {
             members: c.instances.clone(),
             replication_lag_ms: u64::try_from(c.lag.as_millis()).unwrap_or(u64::MAX),
             rejoin: c.rejoin,
+            write_forwarding: self.secondary_of_global(c).then_some(c.write_forwarding),
         }
+    }
+
+    /// A member of a global cluster that is not its writer.
+    fn secondary_of_global(&self, c: &DbCluster) -> bool {
+        c.global
+            .as_ref()
+            .and_then(|g| self.globals.get(g))
+            .is_some_and(|g| g.members.contains(&c.key) && g.writer.as_ref() != Some(&c.key))
     }
 
     // ---- admin ----
@@ -1064,6 +1107,16 @@ impl Rds {
         match self.clusters.get_mut(key) {
             Some(c) => {
                 c.lag = lag;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_write_forwarding(&mut self, key: &ClusterKey, status: WriteForwarding) -> bool {
+        match self.clusters.get_mut(key) {
+            Some(c) => {
+                c.write_forwarding = status;
                 true
             }
             None => false,
@@ -1106,7 +1159,11 @@ pub struct GlobalClusterView {
     pub engine: String,
     pub engine_version: String,
     pub status: String,
+    /// The global writer endpoint (`GlobalClusters[].Endpoint`): `{id}.global-{stable id}.global.rds.amazonaws.com`.
     pub endpoint: String,
+    /// The ARN of the cluster the global writer endpoint reaches now: the writer member (it moves with
+    /// a managed failover or switchover; a detached cluster is never it); `None` while there is none.
+    pub endpoint_target: Option<String>,
     pub members: Vec<MemberView>,
     pub failover_state: Option<FailoverStateView>,
 }
@@ -1119,6 +1176,8 @@ pub struct MemberView {
     pub is_writer: bool,
     pub readers: Vec<String>,
     pub synchronization_status: Option<String>,
+    /// `GlobalWriteForwardingStatus`, for a secondary.
+    pub write_forwarding: Option<WriteForwarding>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1147,6 +1206,8 @@ pub struct ClusterView {
     pub members: Vec<Instance>,
     pub replication_lag_ms: u64,
     pub rejoin: Option<Rejoin>,
+    /// `GlobalWriteForwardingStatus`, while the cluster is a secondary of a global cluster.
+    pub write_forwarding: Option<WriteForwarding>,
 }
 
 #[cfg(test)]

@@ -254,10 +254,32 @@ impl HostedZone {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub id: String,
+    pub zone_id: String,
     pub comment: Option<String>,
+    /// What the batch did, in its order: for a test that must tell which records a change touched.
+    pub records: Vec<ChangedRecord>,
     pub submitted: Instant,
     pub submitted_wall: jiff::Timestamp,
     pub insync_at: Instant,
+}
+
+/// One change of an applied batch: its action (`CREATE`, `UPSERT`, `DELETE`), the record's name
+/// (normalised: lower case, trailing dot) and type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangedRecord {
+    pub action: String,
+    pub name: String,
+    pub record_type: String,
+}
+
+impl ChangedRecord {
+    fn of(c: &ChangeSpec) -> Self {
+        ChangedRecord {
+            action: c.action.clone(),
+            name: normalize_name(&c.name),
+            record_type: c.record_type.clone(),
+        }
+    }
 }
 
 impl Change {
@@ -647,7 +669,9 @@ impl Dns {
         self.next_change += 1;
         let change = Change {
             id: format!("C{:0>20}", to_base36(self.next_change * 7_919 + 1_000_003)),
+            zone_id: zone_id.to_owned(),
             comment,
+            records: changes.iter().map(ChangedRecord::of).collect(),
             submitted: now,
             submitted_wall: wall,
             insync_at: now + propagation,

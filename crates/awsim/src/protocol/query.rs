@@ -346,9 +346,7 @@ fn write_global(w: &mut XmlWriter, element: &'static str, g: &GlobalClusterView)
         w.text("DBClusterArn", &m.db_cluster_arn);
         w.text_list("Readers", "member", &m.readers);
         w.text("IsWriter", m.is_writer);
-        if !m.is_writer {
-            w.text("GlobalWriteForwardingStatus", "disabled");
-        }
+        w.opt_text("GlobalWriteForwardingStatus", m.write_forwarding.map(|f| f.as_str()));
         w.opt_text("SynchronizationStatus", m.synchronization_status.as_ref());
         w.close();
     }
@@ -387,6 +385,7 @@ fn write_cluster(w: &mut XmlWriter, c: &ClusterView) {
         ["a", "b", "c"].iter().map(|z| format!("{}{z}", c.region)),
     );
     w.opt_text("GlobalClusterIdentifier", c.global_cluster_id.as_ref());
+    w.opt_text("GlobalWriteForwardingStatus", c.write_forwarding.map(|f| f.as_str()));
     w.open("DBClusterMembers");
     for i in &c.members {
         w.open("DBClusterMember");

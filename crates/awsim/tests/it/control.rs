@@ -438,3 +438,26 @@ async fn a_held_answer_means_the_change_is_made_even_if_the_client_gives_up() {
     let calls = t.admin().calls_to("RemoveFromGlobalCluster");
     assert_eq!((calls.len(), calls[0].status), (1, 200));
 }
+
+#[tokio::test]
+async fn the_admin_http_api_sets_a_clusters_write_forwarding() {
+    let t = TestSim::example(Timings::instant()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}/_awsim/{p}", t.sim.url());
+    let r = http
+        .put(url("clusters/us-west-2/orders-west/write-forwarding"))
+        .json(&json!({"status": "enabling"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let c = t.admin().cluster("us-west-2", "orders-west").unwrap();
+    assert_eq!(c.write_forwarding, Some(awsim::WriteForwarding::Enabling));
+    let r = http
+        .put(url("clusters/us-west-2/orders-west/write-forwarding"))
+        .json(&json!({"status": "sideways"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an unknown value is refused");
+}

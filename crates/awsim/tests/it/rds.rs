@@ -808,3 +808,125 @@ async fn a_managed_failover_fails_when_the_targets_region_goes_down_during_it() 
     let ids: Vec<_> = t.admin().events().iter().map(|e| e.event_id).collect();
     assert_eq!(ids, ["RDS-EVENT-0239"]);
 }
+
+/// Waits until no managed operation is in progress.
+async fn settled(rds: &aws_sdk_rds::Client) {
+    watch(
+        "the operation to finish",
+        WAIT,
+        || async { failover_status(&global(rds).await) },
+        Option::is_none,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_global_writer_endpoint_is_stable_and_moves_to_the_new_writer_on_switchover_and_failover() {
+    let t = TestSim::example(Timings::instant()).await;
+    let (east, west) = (t.rds(EAST).await, t.rds(WEST).await);
+    let endpoint = global(&east).await.endpoint().unwrap().to_owned();
+    assert!(
+        endpoint.starts_with("orders-global.global-") && endpoint.ends_with(".global.rds.amazonaws.com"),
+        "{endpoint}"
+    );
+    assert_eq!(
+        global(&west).await.endpoint(),
+        Some(endpoint.as_str()),
+        "one endpoint, every Region"
+    );
+    let target = || t.admin().global_cluster("orders-global").unwrap().endpoint_target;
+    assert_eq!(target(), Some(arn(EAST, "orders-east")));
+    east.switchover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(WEST, "orders-west"))
+        .send()
+        .await
+        .expect("SwitchoverGlobalCluster");
+    settled(&east).await;
+    assert_eq!(target(), Some(arn(WEST, "orders-west")), "moved by the switchover");
+    east.failover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(EAST, "orders-east"))
+        .allow_data_loss(true)
+        .send()
+        .await
+        .expect("FailoverGlobalCluster");
+    settled(&east).await;
+    assert_eq!(target(), Some(arn(EAST, "orders-east")), "moved by the failover");
+    assert_eq!(
+        global(&east).await.endpoint(),
+        Some(endpoint.as_str()),
+        "the same name throughout"
+    );
+    // A detached cluster leaves the global cluster and its endpoint.
+    wait_for("the old primary to rejoin", WAIT, || async {
+        members(&global(&east).await)
+            .iter()
+            .all(|(_, _, sync)| sync.as_deref() != Some("pending-resync"))
+            .then_some(())
+    })
+    .await;
+    west.remove_from_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .db_cluster_identifier(arn(WEST, "orders-west"))
+        .send()
+        .await
+        .expect("RemoveFromGlobalCluster");
+    assert_eq!(target(), Some(arn(EAST, "orders-east")));
+    assert_eq!(cluster(&west, "orders-west").await.global_cluster_identifier(), None);
+}
+
+#[tokio::test]
+async fn write_forwarding_comes_from_the_scenario_or_the_admin_and_shows_on_secondaries_only() {
+    use aws_sdk_rds::types::WriteForwardingStatus;
+    let mut s = Scenario::two_region_example();
+    s.timings = Timings::instant();
+    s.global_clusters[0].members[1].write_forwarding = awsim::WriteForwarding::Enabled;
+    let t = TestSim::start(s).await;
+    let (east, west) = (t.rds(EAST).await, t.rds(WEST).await);
+    let forwarding = |c: DbCluster| c.global_write_forwarding_status().cloned();
+    assert_eq!(
+        forwarding(cluster(&west, "orders-west").await),
+        Some(WriteForwardingStatus::Enabled)
+    );
+    assert_eq!(
+        forwarding(cluster(&east, "orders-east").await),
+        None,
+        "not on the writer"
+    );
+    let member = |g: &GlobalCluster, id: &str| {
+        g.global_cluster_members()
+            .iter()
+            .find(|m| m.db_cluster_arn().is_some_and(|a| a.ends_with(id)))
+            .and_then(|m| m.global_write_forwarding_status().cloned())
+    };
+    assert_eq!(
+        member(&global(&east).await, "orders-west"),
+        Some(WriteForwardingStatus::Enabled)
+    );
+    t.admin()
+        .set_write_forwarding(WEST, "orders-west", awsim::WriteForwarding::Disabling)
+        .unwrap();
+    assert_eq!(
+        forwarding(cluster(&west, "orders-west").await),
+        Some(WriteForwardingStatus::Disabling)
+    );
+    assert!(
+        t.admin()
+            .set_write_forwarding(WEST, "nope", awsim::WriteForwarding::Enabled)
+            .is_err()
+    );
+    // Each cluster keeps its own setting: after a switchover the demoted primary shows its own.
+    east.switchover_global_cluster()
+        .global_cluster_identifier("orders-global")
+        .target_db_cluster_identifier(arn(WEST, "orders-west"))
+        .send()
+        .await
+        .expect("SwitchoverGlobalCluster");
+    settled(&east).await;
+    assert_eq!(
+        forwarding(cluster(&east, "orders-east").await),
+        Some(WriteForwardingStatus::Disabled)
+    );
+    assert_eq!(forwarding(cluster(&west, "orders-west").await), None);
+}
