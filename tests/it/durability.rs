@@ -119,7 +119,8 @@ impl World {
     }
 
     /// Waits until the bot has delivered everything it queued (so that a kill does not land in the
-    /// middle of a Slack call, which could deliver that one message twice: see the outbox's docs).
+    /// middle of a Slack call; were it to, the message would still be posted once: see
+    /// `each_channel_message_is_posted_once_when_the_bot_dies_between_the_post_and_its_record`).
     async fn slack_idle(&self) {
         let store = self.bot.store();
         wait_until("the outbox to drain", async || {
@@ -548,6 +549,14 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
         1,
         "only the one made by hand"
     );
+    // The outcome's reply is queued right after the run's end is committed: wait for it.
+    wait_until("the outcome's reply", async || {
+        w.thread(&ts)
+            .iter()
+            .any(|r| r.text().contains("Nothing was changed"))
+            .then_some(())
+    })
+    .await;
     w.slack_idle().await;
     let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
     let last = thread.last().unwrap();
