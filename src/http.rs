@@ -193,6 +193,10 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
     let logged: String = text.chars().take(200).collect();
     info!(user = %user, command = ?event.command.0, text = ?logged, "command");
+    state
+        .chat
+        .remember_response_url(event.response_url.0.as_str(), user.as_str(), &event.channel_id.0)
+        .await;
     let from = commands::Invocation {
         user: &user,
         channel: &event.channel_id.0,
@@ -225,7 +229,17 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
         return resp;
     }
     match clicked(&bytes) {
-        Ok(Some(clicked)) => commands::click(&state, clicked).await,
+        Ok(Some(clicked)) => {
+            // The bot's buttons are on its messages in the incident channel.
+            if let Some(url) = &clicked.response_url {
+                let channel = state.chat.channel.as_str().to_owned();
+                state
+                    .chat
+                    .remember_response_url(url, clicked.user.as_str(), &channel)
+                    .await;
+            }
+            commands::click(&state, clicked).await
+        }
         Ok(None) => StatusCode::OK.into_response(),
         Err(e) => {
             warn!(error = %e, "a signed interaction could not be parsed");

@@ -191,12 +191,6 @@ fn lock_store(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// up to a minute, starting at 5 s when Slack refuses the token (someone has to fix it first).
 async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<Health>, stop: CancellationToken) {
     use crate::slack::client::SendError;
-    if binding.team_id().is_none() {
-        health.report(
-            crate::health::SLACK_WORKSPACE,
-            "not known yet: slack.team_id is not set and auth.test has not answered",
-        );
-    }
     let mut pause = Duration::from_secs(1);
     let mut refused = false;
     loop {
@@ -409,6 +403,8 @@ impl Application {
             unrecorded: Default::default(),
             health: health.clone(),
             blocked: Default::default(),
+            store_id: store.store_id().await.context("cannot read the store's identity")?,
+            backed_off: Default::default(),
         });
         let slack = &settings.slack;
         let binding = Arc::new(Binding::new(
@@ -466,6 +462,14 @@ impl Application {
         let background = TaskTracker::new();
         background.spawn(self.outbox.clone().run(shutdown.clone()));
         {
+            // Reported before the task is spawned (and before serving), so that `/readyz` never says
+            // ready while the workspace is unknown.
+            if self.binding.team_id().is_none() {
+                self.health.report(
+                    crate::health::SLACK_WORKSPACE,
+                    "not known yet: slack.team_id is not set and auth.test has not answered",
+                );
+            }
             background.spawn(learn_workspace(
                 self.api.clone(),
                 self.binding.clone(),

@@ -73,6 +73,21 @@ impl SlackChat {
         .await
     }
 
+    /// Records who `response_url` answers (`user`) and where (`channel`), issued now: when Slack's
+    /// limits on it are reached (5 posts, 30 minutes), the outbox answers that person another way.
+    /// A failure is logged: the answer then goes through the response_url, as before.
+    pub async fn remember_response_url(&self, response_url: &str, user: &str, channel: &str) {
+        let record = crate::store::ResponseUrl {
+            url: response_url.to_owned(),
+            user: user.to_owned(),
+            channel: channel.to_owned(),
+            issued_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.remember_response_url(&record).await {
+            tracing::warn!(error = %e, "cannot record a response_url's user and channel");
+        }
+    }
+
     /// A text (already Slack text, from `render`) to a response_url.
     pub async fn respond_text(
         &self,

@@ -15,6 +15,38 @@ use std::time::Duration;
 /// How long any one Slack call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Every Slack Web API method this client calls, with the bot token scopes it needs (any one of a
+/// method's scopes is enough when it lists several: `channels:history` for a public channel,
+/// `groups:history` for a private one). `manifest.yml` must list exactly these scopes plus `commands`
+/// (a unit test compares them), and readiness checks rely on this table. Scopes per Slack's method
+/// reference (https://api.slack.com/methods).
+pub const METHOD_SCOPES: &[(&str, &[&str])] = &[
+    // The approval request and its thread; a DM when an answer has no other way.
+    ("chat.postMessage", &["chat:write"]),
+    ("chat.update", &["chat:write"]),
+    // An answer the response_url can no longer carry (expired, or used 5 times).
+    ("chat.postEphemeral", &["chat:write"]),
+    // Reading back whether a message whose post was not recorded is already there.
+    ("conversations.history", &["channels:history", "groups:history"]),
+    ("conversations.replies", &["channels:history", "groups:history"]),
+    // Opening the DM for an answer that neither the response_url nor an ephemeral message can carry.
+    ("conversations.open", &["im:write"]),
+    ("usergroups.users.list", &["usergroups:read"]),
+    // Needs no scope.
+    ("auth.test", &[]),
+];
+
+/// Scopes the app needs that no Web API method call does: the slash command itself.
+pub const OTHER_SCOPES: &[&str] = &["commands"];
+
+/// The event type of the metadata every channel message the bot posts carries
+/// (https://api.slack.com/metadata): its payload's `key` is the outbox item's key.
+pub const METADATA_EVENT_TYPE: &str = "aurora_failover_bot_message";
+
+/// How many pages of history (or of a thread) a read-back looks through, and their size.
+const READ_BACK_PAGES: usize = 5;
+const READ_BACK_PAGE_SIZE: usize = 200;
+
 /// Why a delivery failed, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -168,6 +200,27 @@ impl MessageBody {
 
 type Connector = HttpsConnector<HttpConnector>;
 
+/// How a direct Web API call carries its arguments.
+enum Call {
+    /// GET with this query string.
+    Query(String),
+    /// POST, form-encoded.
+    Form(String),
+    /// POST, JSON.
+    Json(serde_json::Value),
+}
+
+/// The `ts` of the message in a conversations.history/replies answer whose metadata is the bot's
+/// with payload key `key`.
+fn find_key(page: &serde_json::Value, key: &str) -> Option<String> {
+    page.get("messages")?.as_array()?.iter().find_map(|m| {
+        let meta = m.get("metadata")?;
+        let ours = meta.get("event_type")?.as_str()? == METADATA_EVENT_TYPE
+            && meta.pointer("/event_payload/key")?.as_str()? == key;
+        ours.then(|| m.get("ts")?.as_str().map(str::to_owned)).flatten()
+    })
+}
+
 /// What `auth.test` says about the bot's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthInfo {
@@ -214,15 +267,25 @@ impl SlackApi {
         })
     }
 
-    /// chat.postMessage; returns the message's `ts`.
+    /// chat.postMessage; returns the message's `ts`. `key` (the outbox item's key), when given, goes in
+    /// the message's metadata (event type [`METADATA_EVENT_TYPE`], payload `{"key": key}`) so that
+    /// [`SlackApi::find_posted`] can find the message later.
     pub async fn post(
         &self,
         channel: &ChannelId,
         body: &MessageBody,
         thread_ts: Option<&str>,
         broadcast: bool,
+        key: Option<&str>,
     ) -> Result<String, SendError> {
-        let mut req = SlackApiChatPostMessageRequest::new(channel.as_str().into(), body.content()?);
+        let mut content = body.content()?;
+        if let Some(key) = key {
+            content.metadata = Some(SlackMessageMetadata {
+                event_type: METADATA_EVENT_TYPE.to_owned(),
+                event_payload: Some([("key".to_owned(), key.to_owned())].into_iter().collect()),
+            });
+        }
+        let mut req = SlackApiChatPostMessageRequest::new(channel.as_str().into(), content);
         if let Some(ts) = thread_ts {
             req = req.with_thread_ts(ts.into());
             if broadcast {
@@ -245,10 +308,36 @@ impl SlackApi {
     /// organisation (`enterprise_id`), if any. (Called directly: slack-morphism's response type has no
     /// `enterprise_id`.)
     pub async fn auth_test(&self) -> Result<AuthInfo, SendError> {
-        let req = hyper::Request::post(format!("{}/auth.test", self.api_url))
+        let json = self.call("auth.test", Call::Form(String::new())).await?;
+        let field = |k: &str| {
+            json.get(k)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(AuthInfo {
+            team_id: field("team_id").ok_or_else(|| SendError::Unreadable("auth.test gave no team_id".into()))?,
+            enterprise_id: field("enterprise_id"),
+        })
+    }
+
+    /// Calls Web API `method` directly (not through slack-morphism), with the bot token; returns
+    /// Slack's answer when `ok` is true, the error classified otherwise.
+    async fn call(&self, method: &str, call: Call) -> Result<serde_json::Value, SendError> {
+        let url = format!("{}/{method}", self.api_url);
+        let builder = match &call {
+            Call::Query(q) => hyper::Request::get(format!("{url}?{q}")),
+            Call::Form(_) => hyper::Request::post(url).header("content-type", "application/x-www-form-urlencoded"),
+            Call::Json(_) => hyper::Request::post(url).header("content-type", "application/json; charset=utf-8"),
+        };
+        let body = match call {
+            Call::Query(_) => Bytes::new(),
+            Call::Form(f) => Bytes::from(f),
+            Call::Json(j) => Bytes::from(j.to_string()),
+        };
+        let req = builder
             .header("authorization", format!("Bearer {}", self.token.token_value.0))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(body))
             .map_err(|_| {
                 SendError::Auth(
                     "the bot token cannot be sent in an HTTP header (it holds an invalid character); check slack.bot_token"
@@ -261,6 +350,12 @@ impl SlackApi {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = resp
             .into_body()
             .collect()
@@ -268,13 +363,13 @@ impl SlackApi {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         if status.as_u16() == 429 {
-            return Err(SendError::RateLimited(Duration::from_secs(1)));
+            return Err(SendError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1))));
         }
         if status.is_server_error() {
             return Err(SendError::Temporary(format!("HTTP {status}")));
         }
         let json: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| SendError::Unreadable(format!("auth.test: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| SendError::Unreadable(format!("{method}: {e}")))?;
         if json.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
             let code = json.get("error").and_then(|e| e.as_str()).unwrap_or("unknown_error");
             return Err(if AUTH_CODES.contains(&code) {
@@ -285,16 +380,76 @@ impl SlackApi {
                 SendError::Permanent(refusal(code))
             });
         }
-        let field = |k: &str| {
-            json.get(k)
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        Ok(AuthInfo {
-            team_id: field("team_id").ok_or_else(|| SendError::Unreadable("auth.test gave no team_id".into()))?,
-            enterprise_id: field("enterprise_id"),
-        })
+        Ok(json)
+    }
+
+    /// Looks for the message the bot posted with metadata key `key` (see [`SlackApi::post`]) in
+    /// `channel` since `oldest`: among the thread's replies (conversations.replies) when `thread_ts` is
+    /// given, else in the channel's history (conversations.history), both with
+    /// `include_all_metadata=true`, at most [`READ_BACK_PAGES`] pages of [`READ_BACK_PAGE_SIZE`].
+    /// Returns its `ts` if found. (Called directly: slack-morphism 2.31's conversations.replies has no
+    /// `include_all_metadata`, and it types metadata payloads as string maps.)
+    pub async fn find_posted(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        oldest: jiff::Timestamp,
+        key: &str,
+    ) -> Result<Option<String>, SendError> {
+        let oldest = format!("{}.{:06}", oldest.as_second(), oldest.subsec_microsecond().max(0));
+        let mut cursor: Option<String> = None;
+        for _ in 0..READ_BACK_PAGES {
+            let mut q = vec![
+                ("channel", channel.as_str().to_owned()),
+                ("oldest", oldest.clone()),
+                ("include_all_metadata", "true".to_owned()),
+                ("limit", READ_BACK_PAGE_SIZE.to_string()),
+            ];
+            if let Some(ts) = thread_ts {
+                q.push(("ts", ts.to_owned()));
+            }
+            if let Some(c) = cursor.take() {
+                q.push(("cursor", c));
+            }
+            let query = serde_urlencoded::to_string(&q).map_err(|e| SendError::Permanent(e.to_string()))?;
+            let method = if thread_ts.is_some() {
+                "conversations.replies"
+            } else {
+                "conversations.history"
+            };
+            let page = self.call(method, Call::Query(query)).await?;
+            if let Some(ts) = find_key(&page, key) {
+                return Ok(Some(ts));
+            }
+            cursor = page
+                .pointer("/response_metadata/next_cursor")
+                .and_then(|c| c.as_str())
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// chat.postEphemeral: `body` shown to `user` only, in `channel` (they must be a member).
+    pub async fn post_ephemeral(&self, channel: &str, user: &str, body: &MessageBody) -> Result<(), SendError> {
+        let json = serde_json::json!({"channel": channel, "user": user, "text": body.text, "blocks": body.blocks});
+        self.call("chat.postEphemeral", Call::Json(json)).await.map(|_| ())
+    }
+
+    /// conversations.open with `user`, then chat.postMessage of `body` there: a direct message.
+    pub async fn direct_message(&self, user: &str, body: &MessageBody) -> Result<(), SendError> {
+        let opened = self
+            .call("conversations.open", Call::Json(serde_json::json!({"users": user})))
+            .await?;
+        let channel = opened
+            .pointer("/channel/id")
+            .and_then(|c| c.as_str())
+            .ok_or_else(|| SendError::Unreadable("conversations.open gave no channel id".into()))?;
+        let json = serde_json::json!({"channel": channel, "text": body.text, "blocks": body.blocks});
+        self.call("chat.postMessage", Call::Json(json)).await.map(|_| ())
     }
 
     /// usergroups.users.list.
@@ -344,5 +499,51 @@ impl SlackApi {
                 String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bot scopes `manifest.yml` lists (under `oauth_config: scopes: bot:`).
+    fn manifest_bot_scopes() -> std::collections::BTreeSet<String> {
+        let manifest = include_str!("../../manifest.yml");
+        let mut lines = manifest.lines().skip_while(|l| l.trim() != "bot:").skip(1);
+        let mut scopes = std::collections::BTreeSet::new();
+        for line in lines.by_ref() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            match t.strip_prefix("- ") {
+                Some(scope) => scopes.insert(scope.trim().to_owned()),
+                None => break,
+            };
+        }
+        scopes
+    }
+
+    #[test]
+    fn the_manifest_lists_every_scope_the_bot_calls_and_no_other() {
+        let needed: std::collections::BTreeSet<String> = METHOD_SCOPES
+            .iter()
+            .flat_map(|(_, scopes)| scopes.iter())
+            .chain(OTHER_SCOPES)
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(manifest_bot_scopes(), needed);
+    }
+
+    #[test]
+    fn a_read_back_finds_only_the_bots_own_key() {
+        let page = serde_json::json!({"ok": true, "messages": [
+            {"ts": "1.000001", "text": "someone else"},
+            {"ts": "1.000002", "metadata": {"event_type": "other_app", "event_payload": {"key": "s:7"}}},
+            {"ts": "1.000003", "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": "s:70"}}},
+            {"ts": "1.000004", "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": "s:7"}}},
+        ]});
+        assert_eq!(find_key(&page, "s:7").as_deref(), Some("1.000004"));
+        assert_eq!(find_key(&page, "s:8"), None);
     }
 }

@@ -8,12 +8,30 @@
 //! even be sent) is a configuration problem, not a network one: the queue is kept, delivery stops, the
 //! problem is logged once and reported on `/readyz` with what to fix, and one message is tried now and
 //! then (5 s, then doubling up to a minute) until Slack accepts it; then the whole queue is delivered.
+//!
+//! Exactly once in the channel: every channel message (the request message, each thread reply)
+//! carries Slack message metadata with its item's key (`{store id}:{outbox id}`), and the attempt is
+//! recorded in the store before the call. An item with an earlier attempt (a crash between the post and
+//! its record, a timeout, an unreadable answer) is first looked for in Slack (conversations.history or
+//! conversations.replies, from its first attempt minus [`READ_BACK_MARGIN`]); when it is there, its
+//! `ts` is recorded and it is not posted again. Updates are idempotent. Answers through a response_url
+//! cannot be read back: they are at-least-once, one post per recorded attempt.
+//!
+//! A response_url takes at most [`RESPONSE_URL_POSTS`] posts within [`RESPONSE_URL_LIFETIME`] of
+//! its command (Slack's limits). Past either, the answer goes as an ephemeral message in the channel
+//! where the command was typed, or, if Slack refuses that, as a direct message; the item's `via` says
+//! which.
+//!
+//! A retry delay is honoured only by the process that saw the error: after a restart every pending
+//! item is due at once.
 
 use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIND_UPDATE};
 use super::client::{MessageBody, SendError, SlackApi};
 use crate::health::Health;
 use crate::ports::Clock;
-use crate::store::{OutboxId, OutboxItem, RequestId, Store};
+use crate::store::{
+    OutboxId, OutboxItem, RequestId, ResponseUrl, Store, VIA_DM, VIA_EPHEMERAL, VIA_RESPONSE_URL, VIA_WEB_API,
+};
 use crate::types::ChannelId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +58,22 @@ pub struct Outbox {
     /// While Slack refuses the bot's configuration: when the next probe may be sent, and the pause
     /// after it. A std mutex: never held across an await.
     pub blocked: std::sync::Mutex<Option<Blocked>>,
+    /// The store's identity (`Store::store_id`): the first part of each channel message's key.
+    pub store_id: String,
+    /// Items whose retry time this process set: only they wait for it. An item whose retry time was
+    /// saved by an earlier process is due at once. A std mutex: never held across an await.
+    pub backed_off: std::sync::Mutex<std::collections::HashSet<OutboxId>>,
 }
+
+/// How far before an item's first attempt a read-back looks (clocks differ; Slack's `ts` is its own).
+pub const READ_BACK_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+
+/// How long a response_url may be used after the command or click that issued it (Slack: 30 minutes),
+/// less a margin for the time a post takes.
+pub const RESPONSE_URL_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_secs(30 * 60 - 30);
+
+/// How many posts a response_url takes (Slack: 5).
+pub const RESPONSE_URL_POSTS: i64 = 5;
 
 /// Delivery is stopped by a configuration problem: only one message is tried, at `probe_at`.
 #[derive(Debug, Clone, Copy)]
@@ -89,13 +122,22 @@ impl Outbox {
                 }
             };
             let now = self.clock.now();
-            let (mut due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|i| i.next_attempt_at <= now);
+            let (mut due, later): (Vec<_>, Vec<_>) = {
+                let backed_off = self.backed_off.lock().unwrap_or_else(|p| p.into_inner());
+                heads
+                    .into_iter()
+                    .partition(|i| i.next_attempt_at <= now || !backed_off.contains(&i.id))
+            };
             // Slack refuses the configuration: of the Web API calls, only one probe, when it is due.
             // Answers through response_urls need no token: they still go (people wait on them).
             let blocked = *self.blocked.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(b) = blocked {
                 let wait = b.probe_at.saturating_duration_since(tokio::time::Instant::now());
-                let (responds, calls): (Vec<_>, Vec<_>) = due.into_iter().partition(|i| i.kind == KIND_RESPOND);
+                // An approval request never tried goes too: its requester is told at once if the token
+                // is still refused (see `gives_up`).
+                let (responds, calls): (Vec<_>, Vec<_>) = due
+                    .into_iter()
+                    .partition(|i| i.kind == KIND_RESPOND || (i.kind == KIND_POST && i.started_at.is_none()));
                 due = responds;
                 if wait.is_zero() {
                     due.extend(calls.into_iter().take(1));
@@ -154,6 +196,15 @@ impl Outbox {
     /// Records what became of `item`'s attempt (`result`): delivered (remembered here when the store
     /// cannot record it, so that it is never sent twice), superseded, retried later, or given up.
     async fn record(&self, item: &OutboxItem, result: &Result<Outcome, SendError>) -> crate::store::Result<()> {
+        let retried = matches!(result, Err(e) if !self.gives_up(item, e));
+        {
+            let mut backed_off = self.backed_off.lock().unwrap_or_else(|p| p.into_inner());
+            if retried {
+                backed_off.insert(item.id);
+            } else if !matches!(result, Ok(Outcome::Wait)) {
+                backed_off.remove(&item.id);
+            }
+        }
         match result {
             Ok(Outcome::Delivered(ts)) => {
                 debug!(id = %item.id, kind = %item.kind, "delivered");
@@ -168,6 +219,11 @@ impl Outbox {
             }
             Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id).await,
             Ok(Outcome::Wait) => Ok(()),
+            Err(SendError::Auth(why)) if self.gives_up(item, &SendError::Auth(why.clone())) => {
+                warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused the bot's token for an approval request; telling the requester");
+                self.tell_requester_unposted(item, why).await;
+                self.store.outbox_failed(item.id, why).await
+            }
             Err(SendError::Permanent(why)) => {
                 warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
                 if item.kind == KIND_POST {
@@ -184,6 +240,9 @@ impl Outbox {
             Err(e) => {
                 let wait = match e {
                     SendError::RateLimited(d) => *d,
+                    // An answer going another way than its response_url needs the token: it waits
+                    // for the probe's pause.
+                    SendError::Auth(_) if item.kind == KIND_RESPOND => self.probe_pause(),
                     // The whole queue waits for the probe; this item has no turn of its own.
                     SendError::Auth(_) => Duration::ZERO,
                     _ => backoff(item.attempts),
@@ -195,6 +254,117 @@ impl Outbox {
                 self.store.outbox_retry(item.id, &e.to_string(), at).await
             }
         }
+    }
+
+    /// Whether `e` ends `item` (recorded as failed) rather than being retried: a permanent refusal, an
+    /// unreadable answer too many times, or a refused token for an approval request never sent before
+    /// (the requester waits on it, and a response_url needs no token to tell them).
+    fn gives_up(&self, item: &OutboxItem, e: &SendError) -> bool {
+        match e {
+            SendError::Permanent(_) => true,
+            SendError::Unreadable(_) => item.attempts + 1 >= UNREADABLE_ATTEMPTS,
+            SendError::Auth(_) => item.kind == KIND_POST && item.started_at.is_none(),
+            SendError::RateLimited(_) | SendError::Temporary(_) => false,
+        }
+    }
+
+    /// The pause before the next probe while Slack refuses the configuration.
+    fn probe_pause(&self) -> Duration {
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(PROBE_FIRST, |b| b.pause)
+    }
+
+    /// The key a channel message carries in its metadata: the store's identity and the item's id.
+    fn key(&self, item: &OutboxItem) -> String {
+        format!("{}:{}", self.store_id, item.id)
+    }
+
+    /// Records that an attempt by way `via` starts now; an attempt that cannot be recorded is not made.
+    async fn attempt(&self, item: &OutboxItem, via: &str) -> Result<(), SendError> {
+        self.store
+            .outbox_attempt(item.id, via, self.clock.now())
+            .await
+            .map_err(|e| SendError::Temporary(format!("cannot record the attempt: {e}")))
+    }
+
+    /// Posts a channel message (in `thread_ts`'s thread, if given) exactly once: when an earlier
+    /// attempt was made, looks for it in Slack first and returns its `ts` if it is there.
+    async fn post_once(
+        &self,
+        item: &OutboxItem,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        broadcast: bool,
+    ) -> Result<String, SendError> {
+        let key = self.key(item);
+        if let Some(first) = item.started_at
+            && let Some(ts) = self
+                .api
+                .find_posted(channel, thread_ts, first - READ_BACK_MARGIN, &key)
+                .await?
+        {
+            info!(id = %item.id, kind = %item.kind, "an earlier attempt had posted this message; not posting it again");
+            return Ok(ts);
+        }
+        let body: MessageBody =
+            serde_json::from_str(&item.body).map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;
+        self.attempt(item, VIA_WEB_API).await?;
+        self.api.post(channel, &body, thread_ts, broadcast, Some(&key)).await
+    }
+
+    /// An answer for a response_url: through it while Slack takes it (at most [`RESPONSE_URL_POSTS`]
+    /// posts, within [`RESPONSE_URL_LIFETIME`] of its issue), else to the same person another way.
+    async fn respond(&self, item: &OutboxItem) -> Result<Outcome, SendError> {
+        let url = item
+            .response_url
+            .as_deref()
+            .ok_or_else(|| SendError::Permanent("no response_url".into()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&item.body).map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;
+        let temporary = |e: crate::store::StoreError| SendError::Temporary(e.to_string());
+        let issued = self.store.response_url(url).await.map_err(temporary)?;
+        if let Some(issued) = issued {
+            let uses = self.store.response_url_uses(url, item.id).await.map_err(temporary)?;
+            let expired = self.clock.now().duration_since(issued.issued_at) >= RESPONSE_URL_LIFETIME;
+            if expired || uses >= RESPONSE_URL_POSTS {
+                info!(id = %item.id, expired, uses, "the response_url cannot carry this answer; sending it another way");
+                return self.answer_another_way(item, &issued, &json).await;
+            }
+        }
+        self.attempt(item, VIA_RESPONSE_URL).await?;
+        self.api.respond(url, &json).await?;
+        Ok(Outcome::Delivered(None))
+    }
+
+    /// Sends an answer its response_url cannot carry as an ephemeral message in the channel where the
+    /// command was typed, or, if Slack refuses that (the bot or the person is not in the channel), as a
+    /// direct message. The item's `via` records which.
+    async fn answer_another_way(
+        &self,
+        item: &OutboxItem,
+        issued: &ResponseUrl,
+        json: &serde_json::Value,
+    ) -> Result<Outcome, SendError> {
+        let body = MessageBody {
+            text: json.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_owned(),
+            blocks: json
+                .get("blocks")
+                .and_then(|b| b.as_array())
+                .cloned()
+                .unwrap_or_default(),
+        };
+        self.attempt(item, VIA_EPHEMERAL).await?;
+        match self.api.post_ephemeral(&issued.channel, &issued.user, &body).await {
+            Err(SendError::Permanent(why)) => {
+                info!(id = %item.id, error = %why, "Slack refused the ephemeral answer; sending it as a direct message");
+                self.attempt(item, VIA_DM).await?;
+                self.api.direct_message(&issued.user, &body).await?;
+            }
+            other => other?,
+        }
+        Ok(Outcome::Delivered(None))
     }
 
     /// An approval request Slack refused for good (`not_in_channel`, `channel_not_found`, ...): closes
@@ -303,7 +473,7 @@ impl Outbox {
         };
         match item.kind.as_str() {
             KIND_POST => {
-                let ts = self.api.post(&channel()?, &body()?, None, false).await?;
+                let ts = self.post_once(item, &channel()?, None, false).await?;
                 Ok(Outcome::Delivered(Some(ts)))
             }
             KIND_REPLY | KIND_REPLY_BROADCAST => {
@@ -311,7 +481,7 @@ impl Outbox {
                     return Ok(Outcome::Wait);
                 };
                 let broadcast = item.kind == KIND_REPLY_BROADCAST;
-                let ts = self.api.post(&channel, &body()?, Some(&thread_ts), broadcast).await?;
+                let ts = self.post_once(item, &channel, Some(&thread_ts), broadcast).await?;
                 Ok(Outcome::Delivered(Some(ts)))
             }
             KIND_UPDATE => {
@@ -339,14 +509,7 @@ impl Outbox {
                         Ok(Some(_)) => {}
                     }
                 }
-                let url = item
-                    .response_url
-                    .as_deref()
-                    .ok_or_else(|| SendError::Permanent("no response_url".into()))?;
-                let json: serde_json::Value = serde_json::from_str(&item.body)
-                    .map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;
-                self.api.respond(url, &json).await?;
-                Ok(Outcome::Delivered(None))
+                self.respond(item).await
             }
             other => Err(SendError::Permanent(format!("unknown outbox kind {other}"))),
         }

@@ -19,6 +19,9 @@ struct State {
     audit: Vec<AuditEntry>,
     seen: HashMap<String, jiff::Timestamp>,
     outbox: BTreeMap<OutboxId, OutboxItem>,
+    response_urls: HashMap<String, ResponseUrl>,
+    /// Made when the store is: this store's identity.
+    id: String,
     /// Tests: the next call of this operation fails (once).
     #[cfg(test)]
     failing: Option<&'static str>,
@@ -58,6 +61,18 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    fn fresh_id() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = jiff::Timestamp::now().as_nanosecond();
+        format!(
+            "mem{:x}{:x}{}",
+            std::process::id(),
+            nanos,
+            N.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// Tests: the next call of `op` (`insert_request`, `create_run`, `journal`, `run`) fails, once.
@@ -565,6 +580,8 @@ impl Store for MemoryStore {
                 state: "pending".to_owned(),
                 last_error: None,
                 dedup_key: m.dedup_key.map(str::to_owned),
+                started_at: None,
+                via: None,
             },
         );
         Ok(id)
@@ -629,5 +646,45 @@ impl Store for MemoryStore {
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
         Ok(self.state().outbox.values().cloned().collect())
+    }
+
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()> {
+        self.update_item(id, |i| {
+            i.started_at = i.started_at.or(Some(at));
+            i.via = Some(via.to_owned());
+        });
+        Ok(())
+    }
+
+    async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64> {
+        let n = self
+            .state()
+            .outbox
+            .values()
+            .filter(|i| {
+                i.id != except && i.response_url.as_deref() == Some(url) && i.via.as_deref() == Some(VIA_RESPONSE_URL)
+            })
+            .count();
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    async fn remember_response_url(&self, r: &ResponseUrl) -> Result<()> {
+        self.state()
+            .response_urls
+            .entry(r.url.clone())
+            .or_insert_with(|| r.clone());
+        Ok(())
+    }
+
+    async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>> {
+        Ok(self.state().response_urls.get(url).cloned())
+    }
+
+    async fn store_id(&self) -> Result<String> {
+        let mut s = self.state();
+        if s.id.is_empty() {
+            s.id = MemoryStore::fresh_id();
+        }
+        Ok(s.id.clone())
     }
 }

@@ -245,6 +245,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()>;
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>>;
+
+    /// Records, before the call, that an attempt to deliver item `id` starts now (`at`) by way `via`
+    /// (`VIA_*`): the first attempt's time is kept, the way is replaced. After a crash, an item with
+    /// `started_at` may already be in Slack.
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()>;
+
+    /// How many items other than `except` were sent, or started to be sent, through `url` (`via` =
+    /// `VIA_RESPONSE_URL`): Slack takes at most 5 posts per response_url.
+    async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64>;
+
+    /// Records who a response_url answers, where and since when; a url already recorded keeps its
+    /// first record (put-if-absent).
+    async fn remember_response_url(&self, r: &ResponseUrl) -> Result<()>;
+
+    /// What was recorded of `url` by `remember_response_url`, if anything.
+    async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>>;
+
+    /// This store's identity: a random id made once with the store, the same for as long as its data
+    /// lives (part of the key a channel message carries in its Slack metadata).
+    async fn store_id(&self) -> Result<String>;
 }
 
 /// How many times `create_request` re-reads a lock that changed under it before giving up.

@@ -354,4 +354,33 @@ pub struct OutboxItem {
     pub state: String,
     pub last_error: Option<String>,
     pub dedup_key: Option<String>,
+    /// When the first attempt to deliver it started (recorded before the call): an item with this set
+    /// may already be in Slack, so a channel message is looked for there before it is sent again.
+    pub started_at: Option<jiff::Timestamp>,
+    /// The way the last attempt took (recorded before the call): [`VIA_RESPONSE_URL`],
+    /// [`VIA_EPHEMERAL`], [`VIA_DM`], or [`VIA_WEB_API`] for channel messages and updates.
+    pub via: Option<String>,
+}
+
+/// An answer posted to its response_url.
+pub const VIA_RESPONSE_URL: &str = "response_url";
+/// An answer the response_url could no longer carry, sent with chat.postEphemeral in the channel where
+/// the command was typed.
+pub const VIA_EPHEMERAL: &str = "ephemeral";
+/// An answer sent as a direct message (conversations.open + chat.postMessage), when neither the
+/// response_url nor an ephemeral message could carry it.
+pub const VIA_DM: &str = "dm";
+/// A channel message or an update, through the Web API.
+pub const VIA_WEB_API: &str = "web_api";
+
+/// Who a response_url answers and where, recorded when the command or click that issued it arrived
+/// (Slack: a response_url takes at most 5 posts within 30 minutes of its issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseUrl {
+    pub url: String,
+    /// The Slack user id of the person who typed the command or clicked.
+    pub user: String,
+    /// The channel id where the command was typed (or the click's message is).
+    pub channel: String,
+    pub issued_at: jiff::Timestamp,
 }

@@ -100,6 +100,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO counters (name, last) VALUES ('requests', MAX(
         COALESCE((SELECT MAX(id) FROM requests), 0),
         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0)));",
+    // 6: exactly-once channel messages and response_url limits. An outbox item records when its first
+    // attempt started and which way the last one went, both before the call; the store has an identity
+    // (part of the key a posted message carries in its metadata); the response_urls Slack issued, with
+    // who they answer, where, and when (a response_url lasts 30 minutes, 5 posts).
+    "ALTER TABLE outbox ADD COLUMN started_at INTEGER;
+    ALTER TABLE outbox ADD COLUMN via TEXT;
+    CREATE INDEX outbox_by_response_url ON outbox (response_url) WHERE response_url IS NOT NULL;
+    CREATE TABLE store_meta (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    INSERT INTO store_meta (name, value) VALUES ('store_id', lower(hex(randomblob(8))));
+    CREATE TABLE response_urls (
+        url        TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        channel    TEXT NOT NULL,
+        issued_at  INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

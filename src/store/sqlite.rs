@@ -208,14 +208,15 @@ impl RunRow {
 }
 
 const OUTBOX_COLUMNS: &str = "id, ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at, \
-     delivered_ts, state, last_error, dedup_key";
+     delivered_ts, state, last_error, dedup_key, started_at, via";
 
-fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, OutboxItem)> {
+fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, Option<i64>, OutboxItem)> {
     let id: i64 = row.get(0)?;
     let next: i64 = row.get(8)?;
     Ok((
         id,
         next,
+        row.get(13)?,
         OutboxItem {
             id: OutboxId::new(id),
             ordering_key: row.get(1)?,
@@ -230,6 +231,8 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, OutboxItem
             state: row.get(10)?,
             last_error: row.get(11)?,
             dedup_key: row.get(12)?,
+            started_at: None,
+            via: row.get(14)?,
         },
     ))
 }
@@ -240,13 +243,14 @@ fn outbox_items(conn: &Connection, condition: &str, params: impl rusqlite::Param
         .query_map(params, outbox_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(id, next, item)| {
+        .map(|(id, next, started, item)| {
             let d = Decoder {
                 table: "outbox",
                 key: id.to_string(),
             };
             Ok(OutboxItem {
                 next_attempt_at: d.time("next_attempt_at", next)?,
+                started_at: started.map(|ms| d.time("started_at", ms)).transpose()?,
                 ..item
             })
         })
@@ -968,5 +972,80 @@ impl Store for SqliteStore {
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
         self.with(|c| outbox_items(c, "ORDER BY id", [])).await
+    }
+
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()> {
+        self.changed(
+            "UPDATE outbox SET started_at = COALESCE(started_at, ?3), via = ?2 WHERE id = ?1",
+            vec![int(id.get()), text(via), int(ts(at))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64> {
+        let (url, except) = (url.to_owned(), except.get());
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE response_url = ?1 AND via = ?2 AND id != ?3",
+                params![url, VIA_RESPONSE_URL, except],
+                |row| row.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn remember_response_url(&self, r: &ResponseUrl) -> Result<()> {
+        self.changed(
+            "INSERT INTO response_urls (url, user_id, channel, issued_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (url) DO NOTHING",
+            vec![text(&r.url), text(&r.user), text(&r.channel), int(ts(r.issued_at))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>> {
+        let url = url.to_owned();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT user_id, channel, issued_at FROM response_urls WHERE url = ?1",
+                    params![url],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((user, channel, at)) = row else {
+                return Ok(None);
+            };
+            let d = Decoder {
+                table: "response_urls",
+                key: url.clone(),
+            };
+            Ok(Some(ResponseUrl {
+                issued_at: d.time("issued_at", at)?,
+                url,
+                user,
+                channel,
+            }))
+        })
+        .await
+    }
+
+    async fn store_id(&self) -> Result<String> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM store_meta WHERE name = 'store_id'", [], |row| {
+                    row.get(0)
+                })?,
+            )
+        })
+        .await
     }
 }

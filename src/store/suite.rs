@@ -307,6 +307,53 @@ async fn a_message_with_a_dedup_key_is_queued_once(store: Arc<dyn Store>) {
     assert_eq!(store.outbox_all().await.unwrap().len(), 2);
 }
 
+async fn an_attempt_is_recorded_before_the_call_and_response_url_uses_are_counted(store: Arc<dyn Store>) {
+    let url = "https://hooks.slack.test/1";
+    let answer = |n: &'static str| Outgoing {
+        ordering_key: "respond:1",
+        kind: "respond",
+        channel: None,
+        target: None,
+        response_url: Some(url),
+        body: n,
+        dedup_key: None,
+    };
+    let a = store.enqueue(&answer("a"), t(0)).await.unwrap();
+    let b = store.enqueue(&answer("b"), t(0)).await.unwrap();
+    assert_eq!(store.outbox_item(a).await.unwrap().unwrap().started_at, None);
+    store.outbox_attempt(a, VIA_RESPONSE_URL, t(5)).await.unwrap();
+    store.outbox_attempt(a, VIA_RESPONSE_URL, t(9)).await.unwrap();
+    let item = store.outbox_item(a).await.unwrap().unwrap();
+    assert_eq!(item.started_at, Some(t(5)), "the first attempt's time is kept");
+    assert_eq!(item.via.as_deref(), Some(VIA_RESPONSE_URL));
+    assert_eq!(store.response_url_uses(url, b).await.unwrap(), 1);
+    assert_eq!(store.response_url_uses(url, a).await.unwrap(), 0, "not counting itself");
+    store.outbox_attempt(b, VIA_EPHEMERAL, t(6)).await.unwrap();
+    assert_eq!(store.response_url_uses(url, OutboxId::new(0)).await.unwrap(), 1);
+
+    assert_eq!(store.response_url(url).await.unwrap(), None);
+    let first = ResponseUrl {
+        url: url.into(),
+        user: "U0AAAA".into(),
+        channel: "C0INCIDENT".into(),
+        issued_at: t(1),
+    };
+    store.remember_response_url(&first).await.unwrap();
+    let again = ResponseUrl {
+        issued_at: t(100),
+        ..first.clone()
+    };
+    store.remember_response_url(&again).await.unwrap();
+    assert_eq!(
+        store.response_url(url).await.unwrap(),
+        Some(first),
+        "the first record stays"
+    );
+    let id = store.store_id().await.unwrap();
+    assert!(!id.is_empty());
+    assert_eq!(store.store_id().await.unwrap(), id, "a store keeps its identity");
+}
+
 async fn a_request_signature_is_seen_once_and_forgotten_after_the_window(store: Arc<dyn Store>) {
     assert!(store.first_sighting("v0=abc", t(0)).await.unwrap());
     assert!(!store.first_sighting("v0=abc", t(10)).await.unwrap());
@@ -524,6 +571,7 @@ suite!(
     the_journal_keeps_steps_in_order_per_run,
     the_outbox_hands_out_the_head_of_each_ordering_key,
     a_message_with_a_dedup_key_is_queued_once,
+    an_attempt_is_recorded_before_the_call_and_response_url_uses_are_counted,
     a_request_signature_is_seen_once_and_forgotten_after_the_window,
     attempts_are_audited_in_order,
     resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is,

@@ -11,7 +11,7 @@ use aurora_failover_bot::types::SlackUserId;
 use awsim::{FaultSpec, Timings};
 use common::process::BotProcess;
 use common::*;
-use standin::{Failure, Recorded, Secret, SlackStandIn};
+use standin::{Failure, PostKind, Recorded, Secret, SlackStandIn};
 use std::time::{Duration, Instant};
 
 /// A world with the emulator, the Slack stand-in and a bot process.
@@ -47,6 +47,12 @@ impl World {
 
     /// Requests a failover of orders by `mode` as ALICE; returns the request id and its message's ts.
     async fn request_mode(&self, mode: &str) -> (i64, String) {
+        let id = self.ask(mode).await;
+        (id, self.message_ts(id).await)
+    }
+
+    /// Sends `/aurora failover orders --mode {mode}` as ALICE; returns the request id.
+    async fn ask(&self, mode: &str) -> i64 {
         let url = self.slack.response_url();
         let answer = self
             .bot
@@ -66,13 +72,40 @@ impl World {
             .unwrap()
             .parse()
             .unwrap();
+        id
+    }
+
+    /// The ts of request `id`'s message, once its delivery is recorded.
+    async fn message_ts(&self, id: i64) -> String {
         let store = self.bot.store();
-        let ts = wait_until("the request message", async || {
+        wait_until("the request message", async || {
             let r = store.request(id.into()).await.ok().flatten()?;
             store.outbox_item(r.message?).await.ok().flatten()?.delivered_ts
         })
+        .await
+    }
+
+    /// Holds the answer of the next channel message of `kind`, runs `trigger`, waits until Slack has
+    /// that message (the bot has not heard back), kills the bot there and starts it again.
+    async fn kill_between_post_and_record(&mut self, kind: PostKind, trigger: impl AsyncFnOnce(&Self)) {
+        let before = self.slack.messages(CHANNEL).len();
+        self.slack.hold_next_post(kind, Duration::from_secs(120));
+        trigger(self).await;
+        wait_until("the held post", async || {
+            self.slack.messages(CHANNEL)[before..]
+                .iter()
+                .any(|m| match kind {
+                    PostKind::TopLevel => m.thread_ts.is_none(),
+                    PostKind::Reply => m.thread_ts.is_some() && !m.broadcast,
+                    PostKind::Broadcast => m.broadcast,
+                })
+                .then_some(())
+        })
         .await;
-        (id, ts)
+        // Give the bot a moment it would use to record the post, were the answer not held.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.bot.kill();
+        self.bot.start().await;
     }
 
     async fn approve(&self, id: i64, ts: &str) {
@@ -86,7 +119,8 @@ impl World {
     }
 
     /// Waits until the bot has delivered everything it queued (so that a kill does not land in the
-    /// middle of a Slack call, which could deliver that one message twice: see the outbox's docs).
+    /// middle of a Slack call; were it to, the message would still be posted once: see
+    /// `each_channel_message_is_posted_once_when_the_bot_dies_between_the_post_and_its_record`).
     async fn slack_idle(&self) {
         let store = self.bot.store();
         wait_until("the outbox to drain", async || {
@@ -520,6 +554,14 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
         1,
         "only the one made by hand"
     );
+    // The outcome's reply is queued right after the run's end is committed: wait for it.
+    wait_until("the outcome's reply", async || {
+        w.thread(&ts)
+            .iter()
+            .any(|r| r.text().contains("Nothing was changed"))
+            .then_some(())
+    })
+    .await;
     w.slack_idle().await;
     let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
     let last = thread.last().unwrap();
@@ -639,4 +681,89 @@ async fn a_run_taken_up_after_its_deadline_passed_needs_attention_instead_of_mov
             .any(|t| t.contains("will not finish run 1 by itself") && t.contains("writable too")),
         "{thread:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_channel_message_is_posted_once_when_the_bot_dies_between_the_post_and_its_record() {
+    let mut w = World::start(slow(400, 300)).await;
+    // The request message: in Slack, its answer never reaches the bot.
+    let asked = std::sync::Mutex::new(0);
+    w.kill_between_post_and_record(PostKind::TopLevel, async |w| {
+        *asked.lock().unwrap() = w.ask("detach").await;
+    })
+    .await;
+    let id = *asked.lock().unwrap();
+    let ts = w.message_ts(id).await;
+    // A thread reply ("Approved by"), then the broadcast outcome.
+    w.kill_between_post_and_record(PostKind::Reply, async |w| w.approve(id, &ts).await)
+        .await;
+    w.kill_between_post_and_record(PostKind::Broadcast, async |_| {}).await;
+    w.assert_completed_once(id, &ts).await;
+    let messages = w.slack.messages(CHANNEL);
+    let top: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    assert_eq!(top.len(), 1, "one request message: {top:#?}");
+    assert_eq!(top[0].ts, ts, "the one found in Slack is the one recorded");
+    let mut keys = std::collections::HashSet::new();
+    for m in &messages {
+        let key = m
+            .key()
+            .unwrap_or_else(|| panic!("every channel message carries its key: {m:?}"));
+        assert!(keys.insert(key.to_owned()), "{key} posted twice: {messages:#?}");
+    }
+    let broadcasts = messages.iter().filter(|m| m.broadcast).count();
+    assert_eq!(broadcasts, 1, "one broadcast outcome");
+    let read_backs = w
+        .slack
+        .calls()
+        .iter()
+        .filter(|c| c.method.starts_with("conversations.") && c.status == 200)
+        .map(|c| c.body.clone())
+        .collect::<Vec<_>>();
+    assert!(
+        read_backs.iter().all(
+            |q| q.get("include_all_metadata").and_then(|v| v.as_str()) == Some("true") && q.get("oldest").is_some()
+        ),
+        "each read-back asks for metadata within a window: {read_backs:#?}"
+    );
+    assert!(
+        read_backs.len() >= 3,
+        "each held message was looked for: {read_backs:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_delay_saved_before_a_restart_is_not_honoured_after_it() {
+    let mut w = World::start(slow(400, 300)).await;
+    // Slack asks for an hour's pause on the request message; the bot saves it, and is restarted.
+    w.slack.fail_next_call_to(
+        "chat.postMessage",
+        Failure::RateLimited {
+            retry_after_secs: 3_600,
+        },
+    );
+    let id = w.ask("detach").await;
+    let store = w.bot.store();
+    wait_until("the saved retry", async || {
+        let r = store.request(id.into()).await.ok().flatten()?;
+        let item = store.outbox_item(r.message?).await.ok().flatten()?;
+        (item.attempts >= 1 && item.next_attempt_at > jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30))
+            .then_some(())
+    })
+    .await;
+    w.bot.kill();
+    let restarted = Instant::now();
+    w.bot.start().await;
+    w.message_ts(id).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(10),
+        "delivered {:?} after the restart",
+        restarted.elapsed()
+    );
+    let top = w
+        .slack
+        .messages(CHANNEL)
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none())
+        .count();
+    assert_eq!(top, 1);
 }

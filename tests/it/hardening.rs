@@ -218,13 +218,16 @@ async fn a_malformed_secret_stops_start_up_naming_the_key_and_the_source_but_not
 async fn a_refused_token_keeps_the_queue_probes_slowly_and_delivers_once_fixed() {
     let bot = TestBot::start_with(Options {
         slack_toml: format!("team_id = \"{STANDIN_TEAM}\""),
-        slack_setup: Some(Box::new(|s| s.accept_token("xoxb-the-new-token"))),
         ..Options::default()
     })
     .await;
-    let (answer, _) = bot.command(ALICE, "failover orders --mode detach").await;
-    assert!(answer.text().starts_with("Request #"), "{answer:?}");
-    // The approval request cannot be posted: the bot says why, where an operator looks.
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    // Slack now refuses the token (revoked, rotated); a Deny queues an update and a reply. (An
+    // approval request itself is not kept: its requester is told at once, see `delivery`.)
+    bot.slack.accept_token("xoxb-the-new-token");
+    bot.click(BOB, id, false).await;
+    // The messages cannot be delivered: the bot says why, where an operator looks.
     let deadline = tokio::time::Instant::now() + WAIT;
     let body = loop {
         let (status, body) = readyz(&bot).await;
@@ -247,14 +250,15 @@ async fn a_refused_token_keeps_the_queue_probes_slowly_and_delivers_once_fixed()
         .slack
         .calls()
         .iter()
-        .filter(|c| c.method == "chat.postMessage")
+        .filter(|c| c.method.starts_with("chat.") && c.body.get("refused").is_some())
         .count();
     assert_eq!(tries, 1, "{:?}", bot.slack.calls());
     let queued = bot.store.outbox_all().await.unwrap();
     assert!(queued.iter().any(|i| i.state == "pending"), "the queue was dropped");
     // Fixed (the app reinstalled with this token): the queue goes out at the next probe.
     bot.slack.accept_token(BOT_TOKEN);
-    bot.request_message(1).await;
+    bot.slack_settled().await;
+    assert_eq!(bot.updates(&ts).len(), 1, "the Deny's update was delivered");
     wait_ready(bot.port).await;
 }
 
@@ -265,7 +269,7 @@ async fn a_missing_scope_is_named_on_readyz() {
         ..Options::default()
     })
     .await;
-    bot.command(ALICE, "failover orders --mode detach").await;
+    let (_, url) = bot.command(ALICE, "failover orders --mode detach").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, body) = readyz(&bot).await;
@@ -276,8 +280,23 @@ async fn a_missing_scope_is_named_on_readyz() {
         assert!(tokio::time::Instant::now() < deadline, "readyz never named the scope");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The requester is told why the approval request was not posted, and it does not hold the
+    // cluster: once the scope is granted, the next request is posted.
+    let told = bot
+        .slack
+        .wait_for(WAIT, |_| {
+            bot.slack
+                .responses_to(&url)
+                .iter()
+                .map(|r| r.text().to_owned())
+                .find(|t| t.contains("was not posted"))
+        })
+        .await
+        .expect("the requester is told");
+    assert!(told.contains("`chat:write` scope"), "{told}");
     bot.slack.lack_scope("chat.postMessage", None);
-    bot.request_message(1).await;
+    let again = bot.request().await;
+    bot.request_message(again).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod attention;
 mod cli;
 mod commands;
 mod connections;
+mod delivery;
 mod durability;
 mod errors;
 mod global_endpoint;

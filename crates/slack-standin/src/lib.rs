@@ -3,9 +3,11 @@
 //! button clicks signed exactly as Slack signs them. Used by the bot's `demo` and by its integration
 //! tests; never part of a production build (the bot's `demo` feature pulls it in).
 //!
-//! The fake answers `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`
-//! and response_url posts (`/response/{n}`), checks the bot token, and can be told to fail the next
-//! calls, or every call for a while, with 429 (Retry-After) or 5xx.
+//! The fake answers `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `conversations.open`,
+//! `conversations.history` and `conversations.replies` (with message metadata, oldest/latest and cursor
+//! pages), `usergroups.users.list` and response_url posts (`/response/{n}`), checks the bot token, and
+//! can be told to fail the next calls, or every call for a while, with 429 (Retry-After) or 5xx, to
+//! refuse a method in a channel with an error code, or to hold a post's answer.
 //!
 //! This crate does not depend on the bot: it signs requests with its own code ([`signing`]), written
 //! from Slack's documentation, so that the tests check the bot's verification against an independent
@@ -17,7 +19,7 @@ mod web_api;
 
 pub use sender::{Answer, SlackSender, Workspace};
 pub use signing::Secret;
-pub use web_api::{Failure, Recorded, SlackStandIn};
+pub use web_api::{Failure, Message, PostKind, Recorded, SlackStandIn};
 
 /// The workspace this fake is: the `team_id` its `auth.test` names and its senders put in requests.
 pub const STANDIN_TEAM: &str = "T0STANDIN";

@@ -47,6 +47,55 @@ impl Recorded {
     }
 }
 
+/// A message the fake holds, as Slack keeps it: what conversations.history and conversations.replies
+/// answer with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    /// The parent's `ts`, for a reply in a thread.
+    pub thread_ts: Option<String>,
+    /// A reply also shown in the channel (`reply_broadcast`).
+    pub broadcast: bool,
+    pub text: String,
+    /// The message metadata (`{event_type, event_payload}`), as posted.
+    pub metadata: Option<Value>,
+}
+
+impl Message {
+    /// The metadata payload's `key`, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.metadata.as_ref()?.pointer("/event_payload/key")?.as_str()
+    }
+
+    /// As Slack shows it in conversations.history / conversations.replies.
+    fn json(&self, with_metadata: bool) -> Value {
+        let mut m =
+            json!({"type": "message", "user": "U0BOT", "bot_id": "B0STANDIN", "ts": self.ts, "text": self.text});
+        if let Some(t) = &self.thread_ts {
+            m["thread_ts"] = json!(t);
+            if self.broadcast {
+                m["subtype"] = json!("thread_broadcast");
+            }
+        }
+        if with_metadata && let Some(meta) = &self.metadata {
+            m["metadata"] = meta.clone();
+        }
+        m
+    }
+}
+
+/// Which chat.postMessage to hold the answer of (see [`SlackStandIn::hold_next_post`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostKind {
+    /// A message in the channel (not in a thread).
+    TopLevel,
+    /// A reply in a thread, not broadcast.
+    Reply,
+    /// A reply in a thread also sent to the channel.
+    Broadcast,
+}
+
 /// A failure to inject into the next Web API (or response_url) calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -62,6 +111,8 @@ struct Inner {
     seq: u64,
     groups: BTreeMap<String, Vec<String>>,
     failures: VecDeque<Failure>,
+    /// One failure for the next call of a method.
+    method_failures: BTreeMap<String, Failure>,
     /// Every call fails this way until the outage ends.
     outage: Option<Failure>,
     /// Calls to these methods are answered only after this long.
@@ -78,6 +129,13 @@ struct Inner {
     not_in: Vec<String>,
     /// Keep every call (off for benchmarks, whose calls would pile up here).
     keep: bool,
+    /// Every message posted (kept even when `keep` is off: the read-back needs them).
+    messages: Vec<Message>,
+    /// The next chat.postMessage of this kind is recorded and stored, then answered only after this
+    /// long (a bot killed meanwhile never learns it was posted).
+    hold: Option<(PostKind, Duration)>,
+    /// Calls to a method in a channel that answer this error code (`channel_not_found`, ...).
+    refusals: BTreeMap<(String, String), String>,
 }
 
 /// The fake Slack Web API.
@@ -114,6 +172,7 @@ impl SlackStandIn {
                 seq: 0,
                 groups: BTreeMap::new(),
                 failures: VecDeque::new(),
+                method_failures: BTreeMap::new(),
                 outage: None,
                 delays: BTreeMap::new(),
                 print: false,
@@ -123,6 +182,9 @@ impl SlackStandIn {
                 missing_scopes: BTreeMap::new(),
                 not_in: Vec::new(),
                 keep: true,
+                messages: Vec::new(),
+                hold: None,
+                refusals: BTreeMap::new(),
             })),
             token: Arc::new(Mutex::new(token.expose().to_owned())),
             addr,
@@ -131,6 +193,8 @@ impl SlackStandIn {
         let app = Router::new()
             .route("/api/usergroups.users.list", get(group_members))
             .route("/api/auth.test", get(auth_test).post(auth_test))
+            .route("/api/conversations.history", get(history))
+            .route("/api/conversations.replies", get(replies))
             .route("/api/{method}", post(api))
             .route("/response/{id}", post(response))
             .with_state(fake.clone());
@@ -201,9 +265,68 @@ impl SlackStandIn {
         self.lock().not_in.push(channel.to_owned());
     }
 
+    /// Makes calls to `method` in `channel` answer `{"ok": false, "error": code}` (e.g.
+    /// `chat.postMessage` and `channel_not_found` or `is_archived`), or answer again (`None`).
+    pub fn refuse(&self, method: &str, channel: &str, code: Option<&str>) {
+        let key = (method.to_owned(), channel.to_owned());
+        let mut inner = self.lock();
+        match code {
+            Some(c) => inner.refusals.insert(key, c.to_owned()),
+            None => inner.refusals.remove(&key),
+        };
+    }
+
+    /// Holds the answer of the next chat.postMessage of `kind`: the message is recorded and stored
+    /// (it is in the channel), and the answer is sent only after `delay`.
+    pub fn hold_next_post(&self, kind: PostKind, delay: Duration) {
+        self.lock().hold = Some((kind, delay));
+    }
+
+    /// Every message posted in `channel` (replies included), in order.
+    pub fn messages(&self, channel: &str) -> Vec<Message> {
+        self.lock()
+            .messages
+            .iter()
+            .filter(|m| m.channel == channel)
+            .cloned()
+            .collect()
+    }
+
+    /// Stores a posted message; returns how long to hold its answer, if it is the one to hold.
+    fn store_message(&self, channel: &str, ts: &str, body: &Value) -> Option<Duration> {
+        let thread_ts = body.get("thread_ts").and_then(Value::as_str).map(str::to_owned);
+        let broadcast = body.get("reply_broadcast").and_then(Value::as_bool) == Some(true);
+        let kind = match (&thread_ts, broadcast) {
+            (None, _) => PostKind::TopLevel,
+            (Some(_), false) => PostKind::Reply,
+            (Some(_), true) => PostKind::Broadcast,
+        };
+        let mut inner = self.lock();
+        inner.messages.push(Message {
+            channel: channel.to_owned(),
+            ts: ts.to_owned(),
+            thread_ts,
+            broadcast,
+            text: body.get("text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            metadata: body.get("metadata").cloned(),
+        });
+        match inner.hold {
+            Some((k, delay)) if k == kind => {
+                inner.hold = None;
+                Some(delay)
+            }
+            _ => None,
+        }
+    }
+
     /// Fails the next calls, one failure each, in order.
     pub fn fail_next(&self, failures: &[Failure]) {
         self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// Fails the next call of `method` (only) this way.
+    pub fn fail_next_call_to(&self, method: &str, failure: Failure) {
+        self.lock().method_failures.insert(method.to_owned(), failure);
     }
 
     /// Fails every call this way until `end_outage` (after any failures queued with `fail_next`).
@@ -270,7 +393,11 @@ impl SlackStandIn {
     /// Records a call; returns the failure to answer with, if one is queued.
     fn record(&self, method: &str, body: Value, ts: Option<String>, response_id: Option<u64>) -> Option<Failure> {
         let mut inner = self.lock();
-        let failure = inner.failures.pop_front().or(inner.outage);
+        let failure = inner
+            .method_failures
+            .remove(method)
+            .or_else(|| inner.failures.pop_front())
+            .or(inner.outage);
         inner.seq += 1;
         let status = match failure {
             None => 200,
@@ -309,6 +436,9 @@ impl SlackStandIn {
         let inner = self.lock();
         if let Some(scope) = inner.missing_scopes.get(method) {
             return Some(json!({"ok": false, "error": "missing_scope", "needed": scope, "provided": "commands"}));
+        }
+        if let Some(code) = inner.refusals.get(&(method.to_owned(), channel.to_owned())) {
+            return Some(json!({"ok": false, "error": code}));
         }
         (method == "chat.postMessage" && inner.not_in.iter().any(|c| c == channel))
             .then(|| json!({"ok": false, "error": "not_in_channel"}))
@@ -359,10 +489,13 @@ async fn api(
         "chat.postMessage" => {
             let ts = {
                 let inner = fake.lock();
-                format!("{}.{:06}", 1_800_000_000 + inner.seq + 1, 100)
+                message_ts(inner.seq + 1)
             };
             if let Some(f) = fake.record(&method, body.clone(), Some(ts.clone()), None) {
                 return failure_response(f);
+            }
+            if let Some(hold) = fake.store_message(&channel, &ts, &body) {
+                tokio::time::sleep(hold).await;
             }
             ok(json!({"ok": true, "channel": channel, "ts": ts,
                       "message": {"ts": ts, "text": body.get("text").cloned().unwrap_or(Value::Null)}}))
@@ -382,8 +515,146 @@ async fn api(
             }
             ok(json!({"ok": true, "message_ts": "1800000000.000001"}))
         }
+        "conversations.open" => {
+            let user = body.get("users").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if let Some(f) = fake.record(&method, body, None, None) {
+                return failure_response(f);
+            }
+            ok(json!({"ok": true, "channel": {"id": format!("D{user}")}}))
+        }
         other => ok(json!({"ok": false, "error": "unknown_method", "method": other})),
     }
+}
+
+/// A message `ts` as Slack makes them: the wall-clock second, and a sequence number for uniqueness.
+fn message_ts(seq: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{now}.{:06}", seq % 1_000_000)
+}
+
+/// A `ts` as a number, for comparisons (`None` when it is not one).
+fn ts_value(ts: &str) -> Option<f64> {
+    ts.parse().ok()
+}
+
+/// The arguments conversations.history and conversations.replies share, read as Slack reads them.
+struct Window {
+    channel: String,
+    oldest: Option<f64>,
+    latest: Option<f64>,
+    inclusive: bool,
+    limit: usize,
+    offset: usize,
+    with_metadata: bool,
+}
+
+impl Window {
+    fn read(q: &BTreeMap<String, String>) -> Window {
+        let flag = |k: &str| matches!(q.get(k).map(String::as_str), Some("true" | "1"));
+        Window {
+            channel: q.get("channel").cloned().unwrap_or_default(),
+            oldest: q.get("oldest").and_then(|t| ts_value(t)),
+            latest: q.get("latest").and_then(|t| ts_value(t)),
+            inclusive: flag("inclusive"),
+            limit: q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100)
+                .clamp(1, 1000),
+            // The cursor is the offset of the page, as text (Slack's is opaque: the bot only echoes it).
+            offset: q
+                .get("cursor")
+                .and_then(|c| c.strip_prefix("offset:")?.parse().ok())
+                .unwrap_or(0),
+            with_metadata: flag("include_all_metadata"),
+        }
+    }
+
+    fn admits(&self, ts: &str) -> bool {
+        let Some(t) = ts_value(ts) else { return false };
+        let after = self.oldest.is_none_or(|o| if self.inclusive { t >= o } else { t > o });
+        let before = self.latest.is_none_or(|l| if self.inclusive { t <= l } else { t < l });
+        after && before
+    }
+
+    /// One page of `messages` (already in the method's order), with `has_more` and the next cursor.
+    fn page(&self, messages: Vec<Message>) -> Response {
+        let total = messages.len();
+        let shown: Vec<Value> = messages
+            .iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .map(|m| m.json(self.with_metadata))
+            .collect();
+        let next = self.offset + shown.len();
+        let has_more = next < total;
+        let cursor = if has_more {
+            format!("offset:{next}")
+        } else {
+            String::new()
+        };
+        ok(json!({"ok": true, "messages": shown, "has_more": has_more,
+                  "response_metadata": {"next_cursor": cursor}}))
+    }
+}
+
+/// conversations.history: the channel's messages (not thread replies, except broadcast ones), newest
+/// first, within oldest/latest, paged by cursor.
+async fn history(
+    State(fake): State<SlackStandIn>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    conversation(fake, headers, "conversations.history", q)
+}
+
+/// conversations.replies: the thread of `ts` (the parent first, then its replies, oldest first),
+/// replies within oldest/latest, paged by cursor.
+async fn replies(
+    State(fake): State<SlackStandIn>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    conversation(fake, headers, "conversations.replies", q)
+}
+
+fn conversation(fake: SlackStandIn, headers: HeaderMap, method: &str, q: BTreeMap<String, String>) -> Response {
+    if !fake.authorized(&headers) {
+        fake.record(method, json!({"refused": "invalid_auth"}), None, None);
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let w = Window::read(&q);
+    if let Some(refusal) = fake.refusal(method, &w.channel) {
+        fake.record(method, json!(q), None, None);
+        return ok(refusal);
+    }
+    if let Some(f) = fake.record(method, json!(q), None, None) {
+        return failure_response(f);
+    }
+    let all = fake.messages(&w.channel);
+    if method == "conversations.history" {
+        let mut shown: Vec<Message> = all
+            .into_iter()
+            .filter(|m| (m.thread_ts.is_none() || m.broadcast) && w.admits(&m.ts))
+            .collect();
+        shown.reverse();
+        return w.page(shown);
+    }
+    let Some(parent_ts) = q.get("ts") else {
+        return ok(json!({"ok": false, "error": "invalid_arguments"}));
+    };
+    let Some(parent) = all.iter().find(|m| &m.ts == parent_ts).cloned() else {
+        return ok(json!({"ok": false, "error": "thread_not_found"}));
+    };
+    let mut thread = vec![parent];
+    thread.extend(
+        all.into_iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(parent_ts.as_str()) && w.admits(&m.ts)),
+    );
+    w.page(thread)
 }
 
 async fn auth_test(State(fake): State<SlackStandIn>, headers: HeaderMap) -> Response {
