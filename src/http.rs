@@ -12,7 +12,7 @@ use crate::slack::command::{self, Click};
 use crate::slack::render;
 use crate::slack::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::slack::workspace::{Claimed, Foreign};
-use crate::types::SlackUserId;
+use crate::types::{ChannelId, SlackUserId};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -230,9 +230,13 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
     }
     match clicked(&bytes) {
         Ok(Some(clicked)) => {
-            // The bot's buttons are on its messages in the incident channel.
+            // The channel the clicked message is in (an ephemeral confirmation may be elsewhere than the
+            // incident channel); without one, the incident channel, where the bot's buttons are.
             if let Some(url) = &clicked.response_url {
-                let channel = state.chat.channel.as_str().to_owned();
+                let channel = clicked
+                    .channel
+                    .clone()
+                    .unwrap_or_else(|| state.chat.channel.as_str().to_owned());
                 state
                     .chat
                     .remember_response_url(url, clicked.user.as_str(), &channel)
@@ -276,5 +280,11 @@ fn clicked(bytes: &[u8]) -> Result<Option<commands::Clicked>, String> {
             .and_then(|t| t.as_str())
             .map(str::to_owned),
         response_url: actions.response_url.as_ref().map(|u| u.0.to_string()),
+        channel: payload
+            .pointer("/channel/id")
+            .or_else(|| payload.pointer("/container/channel_id"))
+            .and_then(|c| c.as_str())
+            .and_then(ChannelId::parse)
+            .map(|c| c.as_str().to_owned()),
     }))
 }

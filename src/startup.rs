@@ -240,6 +240,9 @@ async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<
 /// How often the replay table is pruned, and how many rows one statement deletes at most.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_BATCH: usize = 1_000;
+/// How long a response_url's record is kept (Slack honours one for 30 minutes; an answer still queued
+/// after that goes another way, which needs the record).
+const RESPONSE_URL_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 /// Forgets the signatures of Slack requests old enough for the timestamp window to refuse them, in
 /// bounded batches, off the request path.
@@ -252,6 +255,17 @@ async fn forget_old_requests(store: Arc<dyn Store>, clock: Arc<dyn Clock>, stop:
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot prune the replay table");
+                    break;
+                }
+            }
+        }
+        let before = clock.now() - RESPONSE_URL_KEPT;
+        loop {
+            match store.forget_response_urls_before(before, PRUNE_BATCH).await {
+                Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune the response_urls");
                     break;
                 }
             }

@@ -77,6 +77,8 @@ pub struct Clicked {
     pub message_ts: Option<String>,
     /// Where the clicker's answer goes.
     pub response_url: Option<String>,
+    /// The channel of the clicked message (Slack's `channel.id` in a block_actions payload), when given.
+    pub channel: Option<String>,
 }
 
 /// Answers a verified `/aurora` command: its handler's answer, or why the text gives no command.

@@ -615,8 +615,19 @@ fn dns_submitted(ctx: &mut Ctx, change_id: &str, follows: Option<String>, (w, r)
 /// Stops the run when the writer CNAME `value` (read right before the change) points at neither end of
 /// the plan nor at the global writer endpoint: someone changed it since, and moving it would cut off the
 /// writes that follow it.
-fn refuse_foreign_writer(p: &plan::Plan, value: &str, (w, r): (&str, &str)) -> Result<(), Stop> {
-    if plan::points_at(value, &p.from) || plan::points_at(value, &p.to) || p.follows_global(Some(value)) {
+pub(super) fn refuse_foreign_writer(p: &plan::Plan, value: &str, (w, r): (&str, &str)) -> Result<(), Stop> {
+    // A plan made by a build that did not record the global writer endpoint (a run in flight across an
+    // upgrade) took any global writer endpoint for the writer, as that build did.
+    let legacy_global = p.global_endpoint.is_none()
+        && value
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(".global.rds.amazonaws.com");
+    if plan::points_at(value, &p.from)
+        || plan::points_at(value, &p.to)
+        || p.follows_global(Some(value))
+        || legacy_global
+    {
         return Ok(());
     }
     Err(Stop::Refused(format!(

@@ -316,3 +316,35 @@ async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_i
     assert_eq!(chat.notes.lock().unwrap().len(), 1);
     assert_eq!(store.run(runs[1]).await.unwrap().unwrap().state, RunState::Running);
 }
+
+#[test]
+fn a_plan_from_a_build_that_did_not_record_the_global_endpoint_still_takes_a_global_writer_endpoint() {
+    let mut plan = Plan {
+        cluster: ClusterName::parse("orders").unwrap(),
+        global_cluster_id: "orders-global".into(),
+        mode: Mode::Switchover,
+        from: member("us-east-1", "east", true),
+        to: member("us-west-2", "west", false),
+        zone_id: "Z1".into(),
+        writer_record: "w.zone".into(),
+        reader_record: "r.zone".into(),
+        record_ttl: 1,
+        regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        dns_before: plan::DnsTargets::default(),
+        mode_proposed: false,
+        target_reason: None,
+        lag_ms: None,
+        checks: vec![],
+        global_endpoint: None,
+    };
+    let global = "orders-global.global-abc123.global.rds.amazonaws.com";
+    let ends = (
+        "west.cluster-x.us-west-2.rds.amazonaws.com",
+        "west.cluster-ro-x.us-west-2.rds.amazonaws.com",
+    );
+    assert!(super::steps::refuse_foreign_writer(&plan, global, ends).is_ok());
+    assert!(super::steps::refuse_foreign_writer(&plan, "elsewhere.example.com", ends).is_err());
+    // A plan that recorded its endpoint takes only that one.
+    plan.global_endpoint = Some("orders-global.global-def456.global.rds.amazonaws.com".into());
+    assert!(super::steps::refuse_foreign_writer(&plan, global, ends).is_err());
+}

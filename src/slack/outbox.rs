@@ -378,14 +378,14 @@ impl Outbox {
         else {
             return;
         };
-        let channel = item.channel.as_deref().unwrap_or("the incident channel");
-        let note = format!("the approval request could not be posted in <#{channel}>: {why}");
+        let channel = item.channel.as_deref().unwrap_or("(none)");
+        let note = format!("the approval request could not be posted in channel {channel}: {why}");
         match self.store.close_unposted(id, &note).await {
             Ok(Some(url)) => {
                 let body = serde_json::json!({
                     "response_type": "ephemeral",
                     "replace_original": false,
-                    "text": format!("Request #{id} was not posted for approval: Slack says {why}. Nothing was changed; fix that and ask again."),
+                    "text": super::render::request_unposted(id, why),
                 });
                 let queued = self
                     .store

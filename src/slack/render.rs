@@ -171,6 +171,15 @@ pub fn request_recorded(id: RequestId, channel: &ChannelId) -> String {
     )
 }
 
+/// To the requester, when Slack refused to post their approval request for good (`why`: Slack's error
+/// code and what to fix, from the client): the request is closed and holds nothing.
+pub fn request_unposted(id: RequestId, why: &str) -> String {
+    format!(
+        "Request #{id} was not posted for approval: Slack says {}. Nothing was changed; fix that and ask again.",
+        esc(why)
+    )
+}
+
 /// The immediate answer to `/aurora failover --dry-run`.
 pub fn dry_run_started() -> &'static str {
     "Dry run: reading the topology; the plan and its checks will follow here, for you only."

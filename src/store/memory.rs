@@ -676,6 +676,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn forget_response_urls_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize> {
+        let mut s = self.state();
+        let mut old: Vec<(jiff::Timestamp, String)> = s
+            .response_urls
+            .values()
+            .filter(|r| r.issued_at < before)
+            .map(|r| (r.issued_at, r.url.clone()))
+            .collect();
+        old.sort();
+        old.truncate(batch);
+        for (_, url) in &old {
+            s.response_urls.remove(url);
+        }
+        Ok(old.len())
+    }
+
     async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>> {
         Ok(self.state().response_urls.get(url).cloned())
     }

@@ -262,6 +262,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What was recorded of `url` by `remember_response_url`, if anything.
     async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>>;
 
+    /// Forgets at most `batch` response_urls issued before `before`; returns how many. Call it again
+    /// while it returns `batch`. (A response_url Slack issued more than 30 minutes ago is no use.)
+    async fn forget_response_urls_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize>;
+
     /// This store's identity: a random id made once with the store, the same for as long as its data
     /// lives (part of the key a channel message carries in its Slack metadata).
     async fn store_id(&self) -> Result<String>;

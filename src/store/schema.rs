@@ -118,6 +118,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         channel    TEXT NOT NULL,
         issued_at  INTEGER NOT NULL
     );",
+    // 7: response_urls are forgotten a day after Slack issued them (they last 30 minutes).
+    "CREATE INDEX response_urls_by_issued_at ON response_urls (issued_at);",
 ];
 
 /// The schema version this build writes.

@@ -1005,6 +1005,15 @@ impl Store for SqliteStore {
         .map(|_| ())
     }
 
+    async fn forget_response_urls_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize> {
+        self.lightly(
+            "DELETE FROM response_urls WHERE url IN
+               (SELECT url FROM response_urls WHERE issued_at < ?1 ORDER BY issued_at LIMIT ?2)",
+            vec![int(ts(before)), int(i64::try_from(batch).unwrap_or(i64::MAX))],
+        )
+        .await
+    }
+
     async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>> {
         let url = url.to_owned();
         self.with(move |c| {

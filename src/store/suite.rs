@@ -346,12 +346,22 @@ async fn an_attempt_is_recorded_before_the_call_and_response_url_uses_are_counte
     store.remember_response_url(&again).await.unwrap();
     assert_eq!(
         store.response_url(url).await.unwrap(),
-        Some(first),
+        Some(first.clone()),
         "the first record stays"
     );
     let id = store.store_id().await.unwrap();
     assert!(!id.is_empty());
     assert_eq!(store.store_id().await.unwrap(), id, "a store keeps its identity");
+
+    let later = ResponseUrl {
+        url: "https://hooks.slack.test/2".into(),
+        issued_at: t(50),
+        ..first.clone()
+    };
+    store.remember_response_url(&later).await.unwrap();
+    assert_eq!(store.forget_response_urls_before(t(50), 10).await.unwrap(), 1);
+    assert_eq!(store.response_url(url).await.unwrap(), None, "the old one is forgotten");
+    assert_eq!(store.response_url(&later.url).await.unwrap(), Some(later));
 }
 
 async fn a_request_signature_is_seen_once_and_forgotten_after_the_window(store: Arc<dyn Store>) {
