@@ -169,6 +169,11 @@ impl World {
             self.sim.admin().record(ZONE, READER_RECORD, "CNAME").unwrap().values,
             [west.reader_endpoint]
         );
+        let defects = self.slack.wording_defects();
+        assert!(
+            defects.is_empty(),
+            "messages break Slack's rules or read badly: {defects:#?}"
+        );
         let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
         let expected = [
             "Approved by <@U0BOB>",
@@ -466,7 +471,9 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
         .filter(|t| t.contains("*Switch over (managed, no data loss)*:"))
         .count();
     assert_eq!(started, 1, "{thread:#?}");
-    assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+    assert!(thread.last().unwrap().contains("*Switchover complete*"), "{thread:#?}");
+    let defects = w.slack.wording_defects();
+    assert!(defects.is_empty(), "{defects:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

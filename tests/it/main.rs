@@ -12,6 +12,7 @@ mod durability;
 mod errors;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod modes;
 mod preflight;
 mod runbook;

@@ -323,12 +323,11 @@ impl TestBot {
         url
     }
 
-    /// The text of the first answer posted to `url`, waiting for it.
+    /// All the text of the first answer posted to `url` (its fallback text and its blocks' texts),
+    /// waiting for it.
     pub async fn answer_at(&self, url: &str) -> String {
         self.slack
-            .wait_for(WAIT, |_| {
-                self.slack.responses_to(url).first().map(|r| r.text().to_owned())
-            })
+            .wait_for(WAIT, |_| self.slack.responses_to(url).first().map(all_text))
             .await
             .unwrap_or_else(|| panic!("no answer at {url}"))
     }
@@ -502,11 +501,28 @@ impl TestBot {
     }
 }
 
+impl TestBot {
+    /// Every message the bot sent so far is within Slack's limits (the stand-in refused none) and
+    /// reads cleanly: no two spaces inside a sentence, no doubled punctuation, no empty section or
+    /// fallback text. `Drop` checks it at the end of every test.
+    pub fn assert_wording(&self) {
+        let defects = self.slack.wording_defects();
+        assert!(
+            defects.is_empty(),
+            "messages break Slack's rules or read badly:\n{}",
+            defects.join("\n")
+        );
+    }
+}
+
 impl Drop for TestBot {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.slack.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            self.assert_wording();
+        }
     }
 }
 
