@@ -194,14 +194,19 @@ pub fn block_text_len(block: &Value) -> usize {
     }
 }
 
+/// Room [`pages`] leaves in each message for a block saying which part it is ([`PART_ROOM`]
+/// characters of text).
+pub const PART_ROOM: usize = 100;
+
 /// Blocks packed into messages, in order: each message at most [`MAX_BLOCKS`] blocks and
-/// [`BLOCKS_TEXT`] characters of text. Each block must itself be within the limits ([`fit`]).
+/// [`BLOCKS_TEXT`] characters of text, less one block and [`PART_ROOM`] characters left for a part
+/// marker. Each block must itself be within the limits ([`fit`]).
 pub fn pages(blocks: Vec<Value>) -> Vec<Vec<Value>> {
     let mut pages: Vec<Vec<Value>> = Vec::new();
     let (mut current, mut text) = (Vec::new(), 0);
     for b in blocks {
         let n = block_text_len(&b);
-        if !current.is_empty() && (current.len() == MAX_BLOCKS || text + n > BLOCKS_TEXT) {
+        if !current.is_empty() && (current.len() + 1 == MAX_BLOCKS || text + n > BLOCKS_TEXT - PART_ROOM) {
             pages.push(std::mem::take(&mut current));
             text = 0;
         }
@@ -218,8 +223,8 @@ pub fn pages(blocks: Vec<Value>) -> Vec<Vec<Value>> {
 /// truncated, lists capped), at most [`MAX_BLOCKS`] blocks and [`BLOCKS_TEXT`] of text (what does not
 /// fit is said to be left out), and a short fallback `text`. A text-only message longer than a section
 /// becomes sections with its first line as the summary. Idempotent.
-pub fn fit(body: MessageBody) -> MessageBody {
-    let MessageBody { text, blocks } = body;
+pub fn fit(mut body: MessageBody) -> MessageBody {
+    let (text, blocks) = (std::mem::take(&mut body.text), std::mem::take(&mut body.blocks));
     let (text, blocks) = if blocks.is_empty() && len(&text) > SECTION_TEXT {
         (summary(&text), sections(&text))
     } else if blocks.is_empty() {
@@ -243,7 +248,9 @@ pub fn fit(body: MessageBody) -> MessageBody {
         kept.push(note);
         fitted = kept;
     }
-    MessageBody { text, blocks: fitted }
+    body.text = text;
+    body.blocks = fitted;
+    body
 }
 
 /// A fallback text: `text` itself when within [`SUMMARY`], else its first non-blank line, cut to fit.
@@ -255,7 +262,8 @@ pub fn summary(text: &str) -> String {
     truncate(first.trim(), SUMMARY)
 }
 
-fn context_block(md: &str) -> Value {
+/// A context block of mrkdwn text (at most [`SECTION_TEXT`]).
+pub fn context_block(md: &str) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": md}]})
 }
 

@@ -1137,10 +1137,13 @@ fn status_bodies(reports: &[ClusterReport], pages: Vec<Vec<Value>>) -> Vec<Messa
     pages
         .into_iter()
         .enumerate()
-        .map(|(i, blocks)| {
+        .map(|(i, mut blocks)| {
             let text = if n == 1 {
                 first.clone()
             } else {
+                // `limits::pages` left room for this marker.
+                let part = format!("Part {} of {n} of the status answer", i + 1);
+                blocks.insert(0, limits::context_block(&part));
                 format!("{first} (part {} of {n})", i + 1)
             };
             limits::fit(MessageBody { text, blocks })
@@ -1830,6 +1833,10 @@ mod tests {
             .flat_map(|b| &b.blocks)
             .filter_map(|b| b["text"]["text"].as_str())
             .collect();
+        assert_eq!(
+            bodies[1].blocks[0]["elements"][0]["text"],
+            "Part 2 of 4 of the status answer"
+        );
         assert!(texts[0].starts_with("*400 global clusters*: 400 need attention.\n• *cluster-000*: cannot be read"));
         let all = texts.join("\n");
         assert!(
