@@ -285,7 +285,8 @@ fn cap_raw(v: &mut Value, key: &str, max: usize) {
     }
 }
 
-/// One block within its limits; a long section becomes several, an empty one none.
+/// One block within its limits; a long section becomes several, an empty section, header or context
+/// none.
 fn fit_block(mut b: Value) -> Vec<Value> {
     cap_raw(&mut b, "block_id", ID_LEN);
     match b.get("type").and_then(Value::as_str).unwrap_or_default() {
@@ -309,14 +310,26 @@ fn fit_block(mut b: Value) -> Vec<Value> {
             if let Some(t) = b.get_mut("text") {
                 cap(t, "text", HEADER_TEXT);
             }
-            vec![b]
+            // Slack refuses an empty header.
+            let blank = b
+                .pointer("/text/text")
+                .and_then(Value::as_str)
+                .is_none_or(|t| t.trim().is_empty());
+            if blank { vec![] } else { vec![b] }
         }
         "context" => {
             if let Some(Value::Array(els)) = b.get_mut("elements") {
+                els.retain(|e| {
+                    e.get("text")
+                        .and_then(Value::as_str)
+                        .is_none_or(|t| !t.trim().is_empty())
+                });
                 els.truncate(CONTEXT_ELEMENTS);
                 els.iter_mut().for_each(|e| cap(e, "text", SECTION_TEXT));
             }
-            vec![b]
+            // Slack refuses a context block with no element.
+            let empty = b.get("elements").and_then(Value::as_array).is_none_or(Vec::is_empty);
+            if empty { vec![] } else { vec![b] }
         }
         "actions" => {
             if let Some(Value::Array(els)) = b.get_mut("elements") {

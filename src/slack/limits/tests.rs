@@ -50,7 +50,7 @@ fn whole_tokens(kept: &str, s: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn truncation_fits_says_so_and_never_cuts_inside_a_token(s in tricky(), max in 20usize..3_000) {
@@ -150,6 +150,20 @@ fn fit_caps_headers_buttons_ids_and_the_block_count() {
     assert_eq!(body.blocks[2]["elements"].as_array().unwrap().len(), CONTEXT_ELEMENTS);
     let last = body.blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
     assert!(last.contains("truncated"), "says what was left out: {last}");
+}
+
+#[test]
+fn empty_sections_headers_and_contexts_are_dropped_as_slack_refuses_them() {
+    let body = fit(MessageBody {
+        text: "t".into(),
+        blocks: vec![
+            section(" \n"),
+            json!({"type": "header", "text": {"type": "plain_text", "text": ""}}),
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": " "}]}),
+            section("kept"),
+        ],
+    });
+    assert_eq!(body.blocks, [section("kept")]);
 }
 
 #[test]
