@@ -36,11 +36,12 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
     let (chat, response_url) = (state.chat.clone(), from.response_url.to_owned());
     state.tasks.spawn(async move {
         let reports = answer.await;
-        if let Err(e) = chat
-            .respond_message(&response_url, &render::status(&reports), in_channel)
-            .await
-        {
-            warn!(error = %e, "cannot queue the status answer");
+        // At most `render::STATUS_POSTS` messages, queued in order on the one response_url.
+        for body in render::status(&reports) {
+            if let Err(e) = chat.respond_message(&response_url, &body, in_channel).await {
+                warn!(error = %e, "cannot queue the status answer");
+                return;
+            }
         }
     });
     StatusCode::OK.into_response()

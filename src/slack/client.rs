@@ -174,7 +174,10 @@ async fn bounded<T>(f: impl std::future::Future<Output = ClientResult<T>>) -> Re
     }
 }
 
-/// A Slack message: fallback text and Block Kit blocks (JSON).
+/// A Slack message: the fallback `text` (a short summary when there are blocks: at most
+/// `limits::SUMMARY` characters; never over `limits::TEXT_MAX`) and Block Kit blocks (JSON, each
+/// within Block Kit's limits, at most 50). `render` builds them within Slack's limits, and every Web
+/// API post or update passes through `limits::fit` again (see `slack/limits.rs`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageBody {
     pub text: String,
@@ -183,14 +186,17 @@ pub struct MessageBody {
 }
 
 impl MessageBody {
+    /// The message as slack-morphism sends it, within Slack's limits (`limits::fit`); a message
+    /// stored before the limits were enforced is fitted here. Errors: blocks that are not Block Kit.
     fn content(&self) -> Result<SlackMessageContent, SendError> {
-        let blocks: Vec<SlackBlock> = self
+        let fitted = super::limits::fit(self.clone());
+        let blocks: Vec<SlackBlock> = fitted
             .blocks
             .iter()
             .map(|b| serde_json::from_value(b.clone()))
             .collect::<Result<_, _>>()
             .map_err(|e| SendError::Permanent(format!("bad blocks: {e}")))?;
-        let mut content = SlackMessageContent::new().with_text(self.text.clone());
+        let mut content = SlackMessageContent::new().with_text(fitted.text);
         if !blocks.is_empty() {
             content = content.with_blocks(blocks);
         }

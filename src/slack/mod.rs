@@ -5,6 +5,7 @@ pub mod chat;
 pub mod client;
 pub mod command;
 pub mod directory;
+pub mod limits;
 pub mod outbox;
 pub mod render;
 pub mod verify;

@@ -6,6 +6,7 @@
 
 use super::client::MessageBody;
 use super::command::{NotConfigured, UsageError};
+use super::limits;
 use super::workspace::Foreign;
 use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
 use crate::runbook::Step;
@@ -409,8 +410,13 @@ pub fn done(d: &Done) -> String {
     }
 }
 
-/// A later answer to `/aurora failover`, through its response_url.
+/// A later answer to `/aurora failover`, through its response_url: one text, at most
+/// `limits::TEXT_MAX` characters (cut at a safe place, saying so, past that).
 pub fn answer(a: &Answer) -> String {
+    limits::truncate(&answer_text(a), limits::TEXT_MAX)
+}
+
+fn answer_text(a: &Answer) -> String {
     match a {
         Answer::NotPrepared {
             id,
@@ -557,9 +563,9 @@ fn plan_sections(plan: &Plan) -> Vec<Value> {
     } else {
         format!("*Mode:* `{}`. {}", plan.mode, mode_meaning(plan.mode))
     };
-    let mut out = vec![section(&mode)];
+    let mut out = limits::sections(&mode);
     if let Some(reason) = &plan.target_reason {
-        out.push(section(&format!("*Target:* {}", esc(reason))));
+        out.extend(limits::sections(&format!("*Target:* {}", esc(reason))));
     }
     if !plan.checks.is_empty() {
         let checks: String = plan
@@ -567,7 +573,8 @@ fn plan_sections(plan: &Plan) -> Vec<Value> {
             .iter()
             .map(|c| format!("{} *{}*: {}\n", check_icon(c.outcome), c.name, esc(&c.detail)))
             .collect();
-        out.push(section(&format!(
+        // Slack takes at most 3,000 characters a section: a long checklist goes on over several, in order.
+        out.extend(limits::sections(&format!(
             "*Pre-flight checks* (run again right before the first change)\n{checks}"
         )));
     }
@@ -587,7 +594,7 @@ fn plan_sections(plan: &Plan) -> Vec<Value> {
     } else {
         format!("Both will point at `{}`'s endpoints.", esc(&plan.to.cluster_id))
     };
-    out.push(section(&format!(
+    out.extend(limits::sections(&format!(
         "*DNS* (zone `{}`, TTL {}s), at request time:\n• `{}` → `{}`{global}\n• `{}` → `{}`\n{after}",
         esc(&plan.zone_id),
         plan.record_ttl,
@@ -596,13 +603,13 @@ fn plan_sections(plan: &Plan) -> Vec<Value> {
         esc(&plan.reader_record),
         dns(&plan.dns_before.reader),
     )));
-    out.push(section(&format!("*Plan*\n{steps}")));
+    out.extend(limits::sections(&format!("*Plan*\n{steps}")));
     out
 }
 
 fn route(plan: &Plan) -> String {
     format!(
-        "*From* {} `{}`  →  *To* {} `{}`",
+        "*From* {} `{}` → *To* {} `{}`",
         plan.from.region,
         esc(&plan.from.cluster_id),
         plan.to.region,
@@ -659,10 +666,10 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
             slack_time(request.expires_at)
         )));
     }
-    MessageBody {
+    limits::fit(MessageBody {
         text: format!("{title}: {}", plain_stage(stage)),
         blocks,
-    }
+    })
 }
 
 /// A dry run's answer: the plan and its checklist, nothing requested.
@@ -679,7 +686,7 @@ pub fn plan_preview(plan: &Plan) -> MessageBody {
         )),
     ];
     blocks.extend(plan_sections(plan));
-    MessageBody { text: title, blocks }
+    limits::fit(MessageBody { text: title, blocks })
 }
 
 fn plain_stage(stage: &Stage) -> &'static str {
@@ -726,17 +733,17 @@ pub fn abandon_confirmation(run: RunId, what: &AbandonTarget, reason: &str) -> V
         esc(&what),
         esc(&reason)
     );
-    json!({
-        "response_type": "ephemeral",
-        "text": text,
-        "blocks": [
+    let body = limits::fit(MessageBody {
+        text: text.clone(),
+        blocks: vec![
             section(&text),
-            {"type": "actions", "block_id": "abandon", "elements": [
+            json!({"type": "actions", "block_id": "abandon", "elements": [
                 {"type": "button", "action_id": ABANDON_CONFIRM, "style": "danger",
                  "text": {"type": "plain_text", "text": format!("Abandon run {run}")}, "value": value}
-            ]}
-        ]
-    })
+            ]}),
+        ],
+    });
+    json!({"response_type": "ephemeral", "text": body.text, "blocks": body.blocks})
 }
 
 /// The commands a person types to decide about run `run_id`.
@@ -747,8 +754,12 @@ fn decide_commands(run_id: RunId) -> String {
     )
 }
 
-/// A reply in a run's thread.
+/// A reply in a run's thread, within Slack's limits.
 pub fn note(note: &Note) -> MessageBody {
+    limits::fit(note_body(note))
+}
+
+fn note_body(note: &Note) -> MessageBody {
     let text = match note {
         Note::ResumeAsked {
             run_id,
@@ -804,7 +815,7 @@ pub fn note(note: &Note) -> MessageBody {
         Note::NeedsAttention(a) => needs_attention(a),
         Note::HandedOver { run_id, why } => format!(
             ":raising_hand: The bot will not finish run {run_id} by itself: {}. A person decides: {}.",
-            esc(why),
+            reason(why),
             decide_commands(*run_id)
         ),
         Note::LateFinish { detail } => format!(":arrow_forward: {}", esc(detail)),
@@ -860,7 +871,13 @@ fn resume_asked(
         },
     );
     let why = stopped
-        .map(|(step, reason)| format!(" It stopped at {}: {reason}.", step.label()))
+        .map(|(step, why)| {
+            format!(
+                " It stopped at {}: {}.",
+                step.label(),
+                why.trim_end().trim_end_matches('.')
+            )
+        })
         .unwrap_or_default();
     let value = format!("{run_id}:{token}");
     let text = format!(
@@ -914,8 +931,13 @@ fn completed(c: &Completion) -> String {
         .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
         .collect::<Vec<_>>()
         .join(" · ");
+    // A planned switchover is not a failover; a managed failover and a detach are.
+    let what = match c.after {
+        Some(Aftermath::SwitchedOver { .. }) => "Switchover",
+        _ => "Failover",
+    };
     let mut text = format!(
-        ":tada: *Failover complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
+        ":tada: *{what} complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
         duration(c.total),
         esc(&c.writer_record),
         esc(&c.writer_endpoint),
@@ -993,7 +1015,7 @@ fn abandoned(
         ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
          in AWS to stop it; the cluster is free for another request.",
         user(by),
-        esc(reason)
+        self::reason(reason)
     );
     if let Some((cluster, dns)) = state_now {
         text.push_str(&format!("\n• Cluster now: {}\n• DNS now: {}", esc(cluster), esc(dns)));
@@ -1002,7 +1024,7 @@ fn abandoned(
         text.push_str(&format!(
             "\n:warning: Not stopped by abandoning: {}. Follow it with `/aurora status` (or \
              `aws rds describe-global-clusters`).",
-            esc(op)
+            self::reason(op)
         ));
     }
     text
@@ -1108,14 +1130,227 @@ fn member_detail(m: &crate::status::MemberReport, should_write: bool) -> String 
     }
 }
 
-/// The answer to `/aurora status`.
-pub fn status(reports: &[ClusterReport]) -> MessageBody {
-    let mds: Vec<String> = reports.iter().map(|r| cluster_status(r).join("\n")).collect();
-    let text = mds.iter().map(|md| format!("{md}\n")).collect();
-    MessageBody {
-        text,
-        blocks: packed_sections(mds),
+/// Most posts one `/aurora status` answer takes: Slack takes at most 5 posts on a command's
+/// response_url, and one is kept spare.
+pub const STATUS_POSTS: usize = 4;
+
+/// The answer to `/aurora status`, as one to [`STATUS_POSTS`] messages to post in order, each within
+/// Slack's limits: for several clusters a summary first (how many, which need attention and why),
+/// then each cluster's detail, in full when it all fits, else briefer (members without endpoints);
+/// past the last post, the clusters left out are named with a pointer to `/aurora status CLUSTER`.
+pub fn status(reports: &[ClusterReport]) -> Vec<MessageBody> {
+    let summary = if reports.len() > 1 {
+        limits::sections(&status_summary(reports))
+    } else {
+        vec![]
+    };
+    let full: Vec<String> = reports.iter().map(|r| cluster_status(r).join("\n")).collect();
+    let brief: Vec<String> = reports.iter().map(|r| cluster_brief(r).join("\n")).collect();
+    for details in [&full, &brief] {
+        let pages = limits::pages([summary.clone(), packed_sections(details.clone())].concat());
+        if pages.len() <= STATUS_POSTS {
+            return status_bodies(reports, pages);
+        }
     }
+    // Too many even briefly: as many clusters as fit (found by bisection: fewer shown never takes
+    // more posts), then the others by name.
+    let paged = |shown: usize| {
+        let left: Vec<&str> = reports[shown..].iter().map(|r| r.name.as_str()).collect();
+        let rest = format!(
+            "*{} more clusters* (they do not fit in {STATUS_POSTS} messages): {}. `/aurora status CLUSTER` shows any \
+             of them in full.",
+            left.len(),
+            left.join(", ")
+        );
+        let blocks = [
+            summary.clone(),
+            packed_sections(brief[..shown].to_vec()),
+            limits::sections(&rest),
+        ]
+        .concat();
+        limits::pages(blocks)
+    };
+    let (mut fits, mut over) = (0, brief.len());
+    while over - fits > 1 {
+        let mid = (fits + over) / 2;
+        if paged(mid).len() <= STATUS_POSTS {
+            fits = mid;
+        } else {
+            over = mid;
+        }
+    }
+    status_bodies(reports, paged(fits))
+}
+
+/// The status pages as messages, each with a short fallback text.
+fn status_bodies(reports: &[ClusterReport], pages: Vec<Vec<Value>>) -> Vec<MessageBody> {
+    let attention = reports.iter().filter(|r| !attention_reasons(r).is_empty()).count();
+    let first = match reports {
+        [one] => format!("Status of {}", one.name),
+        _ => format!(
+            "Status of {} global clusters: {attention} need attention",
+            reports.len()
+        ),
+    };
+    let n = pages.len();
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut blocks)| {
+            let text = if n == 1 {
+                first.clone()
+            } else {
+                // `limits::pages` left room for this marker.
+                let part = format!("Part {} of {n} of the status answer", i + 1);
+                blocks.insert(0, limits::context_block(&part));
+                format!("{first} (part {} of {n})", i + 1)
+            };
+            limits::fit(MessageBody { text, blocks })
+        })
+        .collect()
+}
+
+/// The summary that opens a status answer for several clusters: how many, and which need attention
+/// and why, in a few words each.
+fn status_summary(reports: &[ClusterReport]) -> String {
+    let needing: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            let why = attention_reasons(r);
+            (!why.is_empty()).then(|| format!("• *{}*: {}", r.name, why.join(", ")))
+        })
+        .collect();
+    if needing.is_empty() {
+        return format!("*{} global clusters*: none needs attention.", reports.len());
+    }
+    // The summary stays one section: past that, the rest are counted (each is marked in its detail).
+    let mut used = 0;
+    let listed: Vec<&String> = needing
+        .iter()
+        .take_while(|l| {
+            used += limits::len(l) + 1;
+            used <= limits::SECTION_TEXT - 300
+        })
+        .collect();
+    let more = match needing.len() - listed.len() {
+        0 => String::new(),
+        n => format!("\n• … and {n} more, each marked in its own lines"),
+    };
+    format!(
+        "*{} global clusters*: {} need attention.\n{}{more}",
+        reports.len(),
+        needing.len(),
+        listed.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
+    )
+}
+
+/// Why a cluster needs a person's attention, in a few words each; empty when it does not.
+fn attention_reasons(r: &ClusterReport) -> Vec<String> {
+    let mut why = Vec::new();
+    match &r.topology {
+        Err(_) => why.push("cannot be read".to_owned()),
+        Ok(t) => {
+            if t.operation_in_progress.is_some() {
+                why.push("managed operation in progress".to_owned());
+            }
+            if r.detached.is_none() && !r.members.iter().any(|m| m.member.is_writer) {
+                why.push("no writer".to_owned());
+            }
+            if r.detached.is_some() && r.members.iter().any(|m| m.member.is_writer) {
+                why.push("the old primary may still take writes".to_owned());
+            }
+        }
+    }
+    for m in &r.members {
+        match &m.state {
+            Err(_) => why.push(format!("`{}` cannot be read", esc(&m.member.cluster_id))),
+            Ok(c) if c.status != "available" => why.push(format!("`{}` {}", esc(&m.member.cluster_id), esc(&c.status))),
+            Ok(c) if m.member.is_writer && !c.has_writer => why.push("no writer instance".to_owned()),
+            Ok(_) => {}
+        }
+        if let Some(sync) = m.member.sync.as_deref().filter(|s| *s != "connected") {
+            why.push(format!("`{}` sync {}", esc(&m.member.cluster_id), esc(sync)));
+        }
+    }
+    for (label, check) in [("writer", &r.writer_cname), ("reader", &r.reader_cname)] {
+        match check {
+            CnameCheck::Unreadable(_) => why.push(format!("{label} CNAME unreadable")),
+            CnameCheck::Missing { .. } => why.push(format!("{label} CNAME missing")),
+            CnameCheck::Points {
+                value,
+                expected: Some(exp),
+                ..
+            } if !crate::status::same_host(value, exp) => why.push(format!("{label} CNAME not at the writer")),
+            CnameCheck::FollowsWriter { serves: None, .. } => {
+                why.push(format!(
+                    "{label} CNAME at the global writer endpoint, which has no writer"
+                ));
+            }
+            CnameCheck::Points { .. } | CnameCheck::FollowsWriter { .. } => {}
+        }
+    }
+    if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
+        why.push(format!("{} check", c.name));
+    }
+    why
+}
+
+/// One cluster's lines in a status answer too long for the full detail: its members (Region, role,
+/// status, lag; no endpoints), the CNAMEs in one line when both point at the writer, and any warning.
+fn cluster_brief(r: &ClusterReport) -> Vec<String> {
+    let full = cluster_status(r);
+    let Ok(_) = &r.topology else {
+        return full;
+    };
+    let mut lines = vec![full[0].clone()];
+    if let Some(op) = r.topology.as_ref().ok().and_then(|t| t.operation_in_progress.as_ref()) {
+        lines.push(format!(
+            ":arrows_counterclockwise: managed operation in progress: `{}`",
+            esc(op)
+        ));
+    }
+    if let Some(d) = &r.detached {
+        lines.extend(detached_lines(r, d));
+    }
+    for m in &r.members {
+        let role = if m.member.is_writer { "*writer*" } else { "reader" };
+        let state = match &m.state {
+            Ok(c) => {
+                format!(
+                    "{}{}{}",
+                    esc(&c.status),
+                    if m.member.is_writer && !c.has_writer {
+                        " (no writer instance!)"
+                    } else {
+                        ""
+                    },
+                    m.lag_ms.map(|l| format!(" · lag {}", lag_text(l))).unwrap_or_default()
+                ) + &match c.write_forwarding.as_deref() {
+                    Some(f) if !m.member.is_writer && f != "disabled" => format!(" · write forwarding {}", esc(f)),
+                    _ => String::new(),
+                }
+            }
+            Err(e) => format!(":warning: cannot read: {}", esc(e)),
+        };
+        lines.push(format!(
+            "• {} `{}` {role} · {state}",
+            m.member.region,
+            esc(&m.member.cluster_id)
+        ));
+    }
+    let at_writer = |c: &CnameCheck| matches!(c, CnameCheck::Points { value, expected: Some(exp), .. } if crate::status::same_host(value, exp));
+    if at_writer(&r.writer_cname) && at_writer(&r.reader_cname) {
+        lines.push(":white_check_mark: both CNAMEs point at the writer's endpoints".to_owned());
+    } else {
+        lines.extend([
+            cname_line("writer", &r.writer_cname),
+            cname_line("reader", &r.reader_cname),
+        ]);
+    }
+    if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
+        lines.push(format!("{} *{}*: {}", check_icon(c.outcome), c.name, esc(&c.detail)));
+    }
+    lines
 }
 
 /// One cluster's lines in `/aurora status`: its members, its CNAMEs, its records check.
@@ -1224,29 +1459,25 @@ fn cname_line(label: &str, check: &CnameCheck) -> String {
     }
 }
 
-/// Slack allows 50 blocks a message and 3,000 characters a section: packs texts into sections.
+/// Packs texts (one per cluster) into as few section blocks as hold them whole, in order; a text
+/// longer than a section is split over several.
 fn packed_sections(mds: Vec<String>) -> Vec<Value> {
     let mut blocks = Vec::new();
     let mut current = String::new();
     for md in mds {
-        if !current.is_empty() && current.len() + md.len() + 2 > SECTION_LIMIT {
-            blocks.push(section(&current));
+        // Counted in bytes, never fewer than Slack's characters.
+        if !current.is_empty() && current.len() + md.len() + 2 > limits::SECTION_TEXT {
+            blocks.extend(limits::sections(&current));
             current.clear();
         }
         if !current.is_empty() {
             current.push_str("\n\n");
         }
-        current.push_str(&md.chars().take(SECTION_LIMIT).collect::<String>());
+        current.push_str(&md);
     }
-    if !current.is_empty() {
-        blocks.push(section(&current));
-    }
-    blocks.truncate(50);
+    blocks.extend(limits::sections(&current));
     blocks
 }
-
-/// Room in one section block's text (Slack's limit is 3,000 characters).
-const SECTION_LIMIT: usize = 2_900;
 
 /// One row of `/aurora history`: a request and its run, or why its stored row cannot be read.
 pub type HistoryEntry = Result<(Request, Option<crate::store::Run>), crate::store::DecodeError>;
@@ -1271,10 +1502,26 @@ pub fn history(entries: &[HistoryEntry]) -> MessageBody {
             ),
         });
     }
-    MessageBody {
-        text: lines.join("\n"),
-        blocks: vec![],
+    // The history is one text (an immediate answer): the newest requests that fit in it, and how many
+    // older ones do not.
+    let mut used = 0;
+    let total = lines.len();
+    let kept: Vec<String> = lines
+        .into_iter()
+        .map(|l| limits::truncate(&l, limits::SECTION_TEXT))
+        .take_while(|l| {
+            used += limits::len(l) + 1;
+            used <= limits::SECTION_TEXT - 200
+        })
+        .collect();
+    let mut text = kept.join("\n");
+    if kept.len() < total {
+        text.push_str(&format!(
+            "\n… and {} older requests not shown here (`/aurora history CLUSTER` lists one cluster's).",
+            total - kept.len()
+        ));
     }
+    MessageBody { text, blocks: vec![] }
 }
 
 /// One request of `/aurora history`: what was asked, by whom, and how it ended.
@@ -1679,6 +1926,100 @@ mod tests {
             needs_attention(&a)
                 .contains("\n• AWS is still running the failover (failing-over): `/aurora status orders`")
         );
+    }
+
+    fn unreadable(name: &str) -> ClusterReport {
+        ClusterReport {
+            name: name.to_owned(),
+            global_cluster_id: format!("{name}-global"),
+            topology: Err("Throttling: Rate exceeded".into()),
+            members: vec![],
+            detached: None,
+            global_endpoint: None,
+            writer_cname: CnameCheck::Unreadable("Throttling".into()),
+            reader_cname: CnameCheck::Unreadable("Throttling".into()),
+            records: None,
+        }
+    }
+
+    #[test]
+    fn a_status_too_long_for_four_posts_names_the_clusters_left_out() {
+        let reports: Vec<ClusterReport> = (0..400).map(|i| unreadable(&format!("cluster-{i:03}"))).collect();
+        let bodies = status(&reports);
+        assert_eq!(bodies.len(), STATUS_POSTS);
+        for b in &bodies {
+            assert!(b.blocks.len() <= limits::MAX_BLOCKS);
+            assert!(b.blocks.iter().map(limits::block_text_len).sum::<usize>() <= limits::BLOCKS_TEXT);
+            assert!(limits::len(&b.text) <= limits::SUMMARY);
+        }
+        let texts: Vec<&str> = bodies
+            .iter()
+            .flat_map(|b| &b.blocks)
+            .filter_map(|b| b["text"]["text"].as_str())
+            .collect();
+        assert_eq!(
+            bodies[1].blocks[0]["elements"][0]["text"],
+            "Part 2 of 4 of the status answer"
+        );
+        assert!(texts[0].starts_with("*400 global clusters*: 400 need attention.\n• *cluster-000*: cannot be read"));
+        let all = texts.join("\n");
+        assert!(
+            all.contains("`/aurora status CLUSTER` shows any of them in full."),
+            "{all}"
+        );
+        // Every cluster is there: in detail, or by name at the end.
+        for r in &reports {
+            assert!(all.contains(&r.name), "{} missing", r.name);
+        }
+        assert_eq!(
+            bodies[1].text,
+            "Status of 400 global clusters: 400 need attention (part 2 of 4)"
+        );
+    }
+
+    #[test]
+    fn one_cluster_is_shown_in_full_without_a_summary() {
+        let bodies = status(&[unreadable("orders")]);
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(bodies[0].text, "Status of orders");
+        let text = bodies[0].blocks[0]["text"]["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("*orders* (`orders-global`)\n:warning: cannot read the global cluster"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_switchover_completes_as_a_switchover_and_a_failover_as_a_failover() {
+        let old = crate::ports::Member {
+            region: Region::parse("us-east-1").unwrap(),
+            cluster_id: "orders-east".into(),
+            arn: "arn:east".into(),
+            is_writer: false,
+            sync: None,
+        };
+        let mut c = Completion {
+            writer_record: "w.zone.".into(),
+            reader_record: "r.zone.".into(),
+            writer_endpoint: "w.west".into(),
+            reader_endpoint: "r.west".into(),
+            phases: vec![],
+            total: std::time::Duration::from_secs(42),
+            old_primary: old,
+            after: Some(Aftermath::SwitchedOver {
+                cluster: "orders".into(),
+            }),
+        };
+        assert!(
+            completed(&c).starts_with(":tada: *Switchover complete* in 42s."),
+            "{}",
+            completed(&c)
+        );
+        c.after = Some(Aftermath::Detached {
+            cluster: "orders".into(),
+            promoted: "orders-west".into(),
+        });
+        assert!(completed(&c).starts_with(":tada: *Failover complete* in 42s."));
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn the_demo_plays_a_whole_failover_and_exits_0() {
         "/aurora failover orders",
         "cannot approve your own request",
         "You approved request #1",
-        "*Failover complete*",
+        "*Switchover complete*",
         "demo: the failover completed",
     ] {
         assert!(

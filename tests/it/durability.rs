@@ -199,6 +199,11 @@ impl World {
             self.sim.admin().record(ZONE, READER_RECORD, "CNAME").unwrap().values,
             [west.reader_endpoint]
         );
+        let defects = self.slack.wording_defects();
+        assert!(
+            defects.is_empty(),
+            "messages break Slack's rules or read badly: {defects:#?}"
+        );
         let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
         let expected = [
             "Approved by <@U0BOB>",
@@ -505,7 +510,9 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
     assert_eq!(posted, 1, "one reply for the step: {thread:#?}");
     let done = thread.iter().filter(|t| t.contains(&format!("{step} ("))).count();
     assert_eq!(done, 1, "edited to its end: {thread:#?}");
-    assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
+    assert!(thread.last().unwrap().contains("*Switchover complete*"), "{thread:#?}");
+    let defects = w.slack.wording_defects();
+    assert!(defects.is_empty(), "{defects:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

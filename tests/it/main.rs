@@ -14,6 +14,7 @@ mod errors;
 mod global_endpoint;
 mod hardening;
 mod lifecycle;
+mod limits;
 mod modes;
 mod preflight;
 mod runbook;

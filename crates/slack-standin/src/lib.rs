@@ -13,6 +13,7 @@
 //! from Slack's documentation, so that the tests check the bot's verification against an independent
 //! signer rather than against itself.
 
+pub mod limits;
 mod sender;
 pub mod signing;
 mod web_api;

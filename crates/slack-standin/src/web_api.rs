@@ -485,6 +485,14 @@ async fn api(
         fake.record(&method, body, None, None);
         return ok(refusal);
     }
+    if matches!(
+        method.as_str(),
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral"
+    ) && let Some(code) = crate::limits::refusal(&body)
+    {
+        fake.record(&method, json!({"refused_for_limits": code, "body": body}), None, None);
+        return ok(json!({"ok": false, "error": code}));
+    }
     match method.as_str() {
         "chat.postMessage" => {
             let ts = {
@@ -699,6 +707,15 @@ async fn group_members(
 
 async fn response(State(fake): State<SlackStandIn>, Path(id): Path<u64>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(code) = crate::limits::refusal(&body) {
+        fake.record(
+            "response",
+            json!({"refused_for_limits": code, "body": body}),
+            None,
+            Some(id),
+        );
+        return (StatusCode::BAD_REQUEST, code).into_response();
+    }
     if let Some(f) = fake.record("response", body, None, Some(id)) {
         return failure_response(f);
     }

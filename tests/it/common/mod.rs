@@ -191,6 +191,9 @@ pub struct TestBot {
     pub dir: std::path::PathBuf,
     pub port: u16,
     shutdown: CancellationToken,
+    /// What is wrong with the immediate answers to commands sent through `command` (they are HTTP
+    /// answers, which the stand-in does not see): Slack's refusal code or a wording defect.
+    answer_defects: std::sync::Mutex<Vec<String>>,
     /// Kept so the server task is owned by the bot; `Drop` stops it through `shutdown`.
     _server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -295,6 +298,7 @@ impl TestBot {
             dir,
             port,
             shutdown,
+            answer_defects: Default::default(),
             _server: server,
         }
     }
@@ -307,6 +311,13 @@ impl TestBot {
     pub async fn command(&self, user: &str, text: &str) -> (Answer, String) {
         let url = self.slack.response_url();
         let answer = self.sender.command(user, CHANNEL, text, &url, self.now()).await;
+        // An immediate answer is a message too: within Slack's limits and worded cleanly.
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&answer.body) {
+            let mut found: Vec<String> = standin::limits::refusal(&json).map(str::to_owned).into_iter().collect();
+            found.extend(standin::limits::message_defects(&json));
+            let mut defects = self.answer_defects.lock().unwrap();
+            defects.extend(found.into_iter().map(|d| format!("the answer to /aurora {text}: {d}")));
+        }
         (answer, url)
     }
 
@@ -323,12 +334,11 @@ impl TestBot {
         url
     }
 
-    /// The text of the first answer posted to `url`, waiting for it.
+    /// All the text of the first answer posted to `url` (its fallback text and its blocks' texts),
+    /// waiting for it.
     pub async fn answer_at(&self, url: &str) -> String {
         self.slack
-            .wait_for(WAIT, |_| {
-                self.slack.responses_to(url).first().map(|r| r.text().to_owned())
-            })
+            .wait_for(WAIT, |_| self.slack.responses_to(url).first().map(all_text))
             .await
             .unwrap_or_else(|| panic!("no answer at {url}"))
     }
@@ -503,11 +513,29 @@ impl TestBot {
     }
 }
 
+impl TestBot {
+    /// Every message the bot sent so far is within Slack's limits (the stand-in refused none) and
+    /// reads cleanly: no two spaces inside a sentence, no doubled punctuation, no empty section or
+    /// fallback text. `Drop` checks it at the end of every test.
+    pub fn assert_wording(&self) {
+        let mut defects = self.slack.wording_defects();
+        defects.extend(self.answer_defects.lock().unwrap().iter().cloned());
+        assert!(
+            defects.is_empty(),
+            "messages break Slack's rules or read badly:\n{}",
+            defects.join("\n")
+        );
+    }
+}
+
 impl Drop for TestBot {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.slack.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            self.assert_wording();
+        }
     }
 }
 
