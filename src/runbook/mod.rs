@@ -1365,6 +1365,7 @@ impl Runner {
         ctx.data.outcome = Some(Outcome::Completed(Box::new(Completion {
             writer_record: ctx.plan.writer_record.clone(),
             reader_record: ctx.plan.reader_record.clone(),
+            writer_follows: (ctx.plan.follows_global(Some(&w))).then(|| ctx.plan.to.cluster_id.clone()),
             writer_endpoint: w,
             reader_endpoint: r,
             phases: ctx

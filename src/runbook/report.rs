@@ -223,6 +223,10 @@ pub struct Completion {
     pub reader_record: String,
     pub writer_endpoint: String,
     pub reader_endpoint: String,
+    /// When the writer CNAME was left at the global writer endpoint (a managed failover or switchover):
+    /// the cluster AWS moved that endpoint to, as the verify step read it. (Older runs: `None`.)
+    #[serde(default)]
+    pub writer_follows: Option<String>,
     /// How long each step took, in order.
     pub phases: Vec<(Step, Duration)>,
     pub total: Duration,

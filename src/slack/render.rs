@@ -936,8 +936,13 @@ fn completed(c: &Completion) -> String {
         Some(Aftermath::SwitchedOver { .. }) => "Switchover",
         _ => "Failover",
     };
+    let follows = c
+        .writer_follows
+        .as_deref()
+        .map(|to| format!(" (the global writer endpoint: follows the writer, now `{}`)", esc(to)))
+        .unwrap_or_default();
     let mut text = format!(
-        ":tada: *{what} complete* in {}.\n• `{}` → `{}`\n• `{}` → `{}`\nPhases: {}",
+        ":tada: *{what} complete* in {}.\n• `{}` → `{}`{follows}\n• `{}` → `{}`\nPhases: {}",
         duration(c.total),
         esc(&c.writer_record),
         esc(&c.writer_endpoint),
@@ -2003,6 +2008,7 @@ mod tests {
             reader_record: "r.zone.".into(),
             writer_endpoint: "w.west".into(),
             reader_endpoint: "r.west".into(),
+            writer_follows: None,
             phases: vec![],
             total: std::time::Duration::from_secs(42),
             old_primary: old,

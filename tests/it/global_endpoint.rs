@@ -132,12 +132,20 @@ async fn a_managed_mode_leaves_the_writer_cname_alone(mode: &str) {
     );
     assert_eq!(bot.sim.admin().changes(ZONE).len(), changes_before + 1);
     bot.slack_settled().await;
-    let thread = thread_texts(&bot, &msg.ts.unwrap()).join("\n");
+    let ts = msg.ts.unwrap();
+    let thread = thread_texts(&bot, &ts).join("\n");
     assert!(
         thread.contains("follows the writer: AWS moved the global writer endpoint to orders-west"),
         "{thread}"
     );
     assert!(thread.contains(&format!("{WRITER_RECORD} left alone")), "{thread}");
+    let last = thread_texts(&bot, &ts).pop().unwrap();
+    assert!(
+        last.contains(&format!(
+            "• `{WRITER_RECORD}` → `{endpoint}` (the global writer endpoint: follows the writer, now `orders-west`)"
+        )),
+        "the completion says where the endpoint went: {last}"
+    );
 }
 
 #[tokio::test]
