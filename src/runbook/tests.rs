@@ -115,6 +115,29 @@ impl Chat for Recorder {
     }
 }
 
+/// A plan moving `orders` from east (us-east-1) to west (us-west-2) by `mode`, with no global writer
+/// endpoint recorded.
+fn plan(mode: Mode) -> Plan {
+    Plan {
+        cluster: ClusterName::parse("orders").unwrap(),
+        global_cluster_id: "orders-global".into(),
+        mode,
+        from: member("us-east-1", "east", true),
+        to: member("us-west-2", "west", false),
+        zone_id: "Z1".into(),
+        writer_record: "w.zone".into(),
+        reader_record: "r.zone".into(),
+        record_ttl: 1,
+        regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
+        dns_before: plan::DnsTargets::default(),
+        mode_proposed: false,
+        target_reason: None,
+        lag_ms: None,
+        checks: vec![],
+        global_endpoint: None,
+    }
+}
+
 fn member(region: &str, id: &str, writer: bool) -> Member {
     Member {
         region: Region::parse(region).unwrap(),
@@ -143,24 +166,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         .await
         .unwrap()
         .unwrap();
-    let plan = Plan {
-        cluster: ClusterName::parse("orders").unwrap(),
-        global_cluster_id: "orders-global".into(),
-        mode: Mode::Detach,
-        from: member("us-east-1", "east", true),
-        to: member("us-west-2", "west", false),
-        zone_id: "Z1".into(),
-        writer_record: "w.zone".into(),
-        reader_record: "r.zone".into(),
-        record_ttl: 1,
-        regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
-        dns_before: plan::DnsTargets::default(),
-        mode_proposed: false,
-        target_reason: None,
-        lag_ms: None,
-        checks: vec![],
-        global_endpoint: None,
-    };
+    let plan = plan(Mode::Detach);
     let message = store
         .enqueue(
             &Outgoing {
@@ -319,24 +325,7 @@ async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_i
 
 #[test]
 fn a_plan_from_a_build_that_did_not_record_the_global_endpoint_still_takes_a_global_writer_endpoint() {
-    let mut plan = Plan {
-        cluster: ClusterName::parse("orders").unwrap(),
-        global_cluster_id: "orders-global".into(),
-        mode: Mode::Switchover,
-        from: member("us-east-1", "east", true),
-        to: member("us-west-2", "west", false),
-        zone_id: "Z1".into(),
-        writer_record: "w.zone".into(),
-        reader_record: "r.zone".into(),
-        record_ttl: 1,
-        regions: vec![Region::parse("us-east-1").unwrap(), Region::parse("us-west-2").unwrap()],
-        dns_before: plan::DnsTargets::default(),
-        mode_proposed: false,
-        target_reason: None,
-        lag_ms: None,
-        checks: vec![],
-        global_endpoint: None,
-    };
+    let mut plan = plan(Mode::Switchover);
     let global = "orders-global.global-abc123.global.rds.amazonaws.com";
     let ends = (
         "west.cluster-x.us-west-2.rds.amazonaws.com",

@@ -772,6 +772,42 @@ fn note_body(note: &Note) -> MessageBody {
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
         Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", user(by)),
         Note::Expired => ":hourglass: The request expired without a decision. Nothing was changed.".to_owned(),
+        Note::StepStarted { .. } | Note::StepWaiting { .. } | Note::StepStopped { .. } | Note::StepFinished { .. } => {
+            step_reply(note)
+        }
+        Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
+        Note::Retrying { detail } => format!(":warning: {}", esc(detail)),
+        Note::Completed(c) => completed(c),
+        Note::NeedsAttention(a) => needs_attention(a),
+        Note::HandedOver { run_id, why } => format!(
+            ":raising_hand: The bot will not finish run {run_id} by itself: {}. A person decides: {}.",
+            reason(why),
+            decide_commands(*run_id)
+        ),
+        Note::LateFinish { detail } => format!(":arrow_forward: {}", esc(detail)),
+        Note::ResumeDecided { run_id, by, approved } => resume_decided(*run_id, by, *approved),
+        Note::Abandoned {
+            run_id,
+            by,
+            reason,
+            still_running,
+            state_now,
+        } => abandoned(*run_id, by, reason, still_running.as_deref(), state_now.as_ref()),
+        Note::Failed(f) => format!(
+            ":x: *Failover failed* at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
+            f.step.label(),
+            esc(&f.reason),
+            esc(&f.cluster_now),
+            esc(&f.dns_now),
+            dns_touched(f.dns_touched)
+        ),
+    };
+    MessageBody { text, blocks: vec![] }
+}
+
+/// A step's one reply, as it stands: started, waiting, stopped or done (empty for any other note).
+fn step_reply(note: &Note) -> String {
+    match note {
         Note::StepStarted { step, detail } => {
             format!(":arrow_forward: *{}*: {}", step.label(), esc(detail))
         }
@@ -809,34 +845,8 @@ fn note_body(note: &Note) -> MessageBody {
                 bullets(events)
             )
         }
-        Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
-        Note::Retrying { detail } => format!(":warning: {}", esc(detail)),
-        Note::Completed(c) => completed(c),
-        Note::NeedsAttention(a) => needs_attention(a),
-        Note::HandedOver { run_id, why } => format!(
-            ":raising_hand: The bot will not finish run {run_id} by itself: {}. A person decides: {}.",
-            reason(why),
-            decide_commands(*run_id)
-        ),
-        Note::LateFinish { detail } => format!(":arrow_forward: {}", esc(detail)),
-        Note::ResumeDecided { run_id, by, approved } => resume_decided(*run_id, by, *approved),
-        Note::Abandoned {
-            run_id,
-            by,
-            reason,
-            still_running,
-            state_now,
-        } => abandoned(*run_id, by, reason, still_running.as_deref(), state_now.as_ref()),
-        Note::Failed(f) => format!(
-            ":x: *Failover failed* at *{}*: {}\n• Cluster now: {}\n• DNS now: {} ({})",
-            f.step.label(),
-            esc(&f.reason),
-            esc(&f.cluster_now),
-            esc(&f.dns_now),
-            dns_touched(f.dns_touched)
-        ),
-    };
-    MessageBody { text, blocks: vec![] }
+        _ => String::new(),
+    }
 }
 
 /// Lines under a step's reply, one bullet each (nothing when there are none).
@@ -1308,15 +1318,7 @@ fn cluster_brief(r: &ClusterReport) -> Vec<String> {
         return full;
     };
     let mut lines = vec![full[0].clone()];
-    if let Some(op) = r.topology.as_ref().ok().and_then(|t| t.operation_in_progress.as_ref()) {
-        lines.push(format!(
-            ":arrows_counterclockwise: managed operation in progress: `{}`",
-            esc(op)
-        ));
-    }
-    if let Some(d) = &r.detached {
-        lines.extend(detached_lines(r, d));
-    }
+    lines.extend(operation_and_detached(r));
     for m in &r.members {
         let role = if m.member.is_writer { "*writer*" } else { "reader" };
         let state = match &m.state {
@@ -1363,16 +1365,8 @@ fn cluster_status(r: &ClusterReport) -> Vec<String> {
     let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
     match &r.topology {
         Err(e) => lines.push(format!(":warning: cannot read the global cluster: {}", esc(e))),
-        Ok(t) => {
-            if let Some(op) = &t.operation_in_progress {
-                lines.push(format!(
-                    ":arrows_counterclockwise: managed operation in progress: `{}`",
-                    esc(op)
-                ));
-            }
-            if let Some(d) = &r.detached {
-                lines.extend(detached_lines(r, d));
-            }
+        Ok(_) => {
+            lines.extend(operation_and_detached(r));
             for m in &r.members {
                 let role = if m.member.is_writer { "*writer*" } else { "reader" };
                 lines.push(format!(
@@ -1393,6 +1387,21 @@ fn cluster_status(r: &ClusterReport) -> Vec<String> {
     }
     if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
         lines.push(format!("{} *{}*: {}", check_icon(c.outcome), c.name, esc(&c.detail)));
+    }
+    lines
+}
+
+/// A managed operation in progress on the global cluster, and what a detach left, if anything.
+fn operation_and_detached(r: &ClusterReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(op) = r.topology.as_ref().ok().and_then(|t| t.operation_in_progress.as_ref()) {
+        lines.push(format!(
+            ":arrows_counterclockwise: managed operation in progress: `{}`",
+            esc(op)
+        ));
+    }
+    if let Some(d) = &r.detached {
+        lines.extend(detached_lines(r, d));
     }
     lines
 }
