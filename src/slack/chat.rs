@@ -36,6 +36,21 @@ fn thread_key(request: &Request) -> String {
     format!("request:{}", request.id)
 }
 
+/// A response_url payload (Slack's "responding to interactions": `response_type`, not replacing the
+/// original) of `body`, within Slack's limits (`limits::fit`).
+fn response(body: &MessageBody, visible_to_channel: bool) -> serde_json::Value {
+    let body = super::limits::fit(body.clone());
+    let mut payload = serde_json::json!({
+        "response_type": if visible_to_channel { "in_channel" } else { "ephemeral" },
+        "replace_original": false,
+        "text": body.text,
+    });
+    if !body.blocks.is_empty() {
+        payload["blocks"] = serde_json::Value::Array(body.blocks);
+    }
+    payload
+}
+
 fn json(body: &MessageBody) -> Result<String, ChatError> {
     serde_json::to_string(body).map_err(|e| ChatError(e.to_string()))
 }
@@ -109,12 +124,7 @@ impl SlackChat {
         body: &MessageBody,
         visible_to_channel: bool,
     ) -> Result<(), ChatError> {
-        let payload = serde_json::json!({
-            "response_type": if visible_to_channel { "in_channel" } else { "ephemeral" },
-            "replace_original": false,
-            "text": body.text,
-            "blocks": body.blocks,
-        });
+        let payload = response(body, visible_to_channel);
         self.enqueue(Outgoing {
             ordering_key: &format!("respond:{response_url}"),
             kind: KIND_RESPOND,
@@ -179,11 +189,11 @@ impl Chat for SlackChat {
     }
 
     async fn respond_after(&self, response_url: &str, answer: &Answer, after: OutboxId) -> Result<(), ChatError> {
-        let payload = serde_json::json!({
-            "response_type": "ephemeral",
-            "replace_original": false,
-            "text": render::answer(answer),
-        });
+        let body = MessageBody {
+            text: render::answer(answer),
+            blocks: vec![],
+        };
+        let payload = response(&body, false);
         self.enqueue(Outgoing {
             ordering_key: &format!("respond:{response_url}"),
             kind: KIND_RESPOND,
