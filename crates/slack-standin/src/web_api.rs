@@ -414,7 +414,15 @@ impl SlackStandIn {
             status,
         };
         if inner.print && status == 200 {
-            print_call(&rec);
+            // An edited message is named by its thread, when it is a reply in one.
+            let thread = rec.ts.as_deref().and_then(|ts| {
+                inner
+                    .messages
+                    .iter()
+                    .find(|m| m.ts == ts)
+                    .and_then(|m| m.thread_ts.clone())
+            });
+            print_call(&rec, thread.as_deref());
         }
         if inner.keep {
             inner.calls.push(rec);
@@ -756,7 +764,9 @@ fn blocks_as_text(body: &Value) -> Vec<String> {
     lines
 }
 
-fn print_call(rec: &Recorded) {
+/// Prints a call as the demo's transcript shows it; `thread` is the thread of the message an update
+/// edits, when it is a reply.
+fn print_call(rec: &Recorded, thread: Option<&str>) {
     let body = &rec.body;
     let channel = body.get("channel").and_then(Value::as_str).unwrap_or("");
     let heading = match rec.method.as_str() {
@@ -774,10 +784,16 @@ fn print_call(rec: &Recorded) {
                 rec.ts.as_deref().unwrap_or("?")
             ),
         },
-        "chat.update" => format!(
-            "slack: message {} in #{channel} updated",
-            rec.ts.as_deref().unwrap_or("?")
-        ),
+        "chat.update" => match thread {
+            Some(t) => format!(
+                "slack: reply {} in #{channel}, thread {t}, edited",
+                rec.ts.as_deref().unwrap_or("?")
+            ),
+            None => format!(
+                "slack: message {} in #{channel} updated",
+                rec.ts.as_deref().unwrap_or("?")
+            ),
+        },
         "response" => format!(
             "slack: answer to the user ({})",
             body.get("response_type").and_then(Value::as_str).unwrap_or("ephemeral")
