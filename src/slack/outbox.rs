@@ -89,6 +89,11 @@ const PROBE_MAX: Duration = Duration::from_secs(60);
 /// How many unreadable answers a message gets before it is given up on.
 const UNREADABLE_ATTEMPTS: i64 = 3;
 
+/// How many attempts a message gets while Slack cannot say whether an earlier attempt posted it (the
+/// read-back is rate limited or fails): past them it is posted anyway (at-least-once, logged), so a
+/// failing read-back never holds up the thread behind it.
+const READ_BACK_ATTEMPTS: i64 = 5;
+
 enum Outcome {
     Delivered(Option<String>),
     Superseded,
@@ -299,14 +304,27 @@ impl Outbox {
         broadcast: bool,
     ) -> Result<String, SendError> {
         let key = self.key(item);
-        if let Some(first) = item.started_at
-            && let Some(ts) = self
+        if let Some(first) = item.started_at {
+            match self
                 .api
                 .find_posted(channel, thread_ts, first - READ_BACK_MARGIN, &key)
-                .await?
-        {
-            info!(id = %item.id, kind = %item.kind, "an earlier attempt had posted this message; not posting it again");
-            return Ok(ts);
+                .await
+            {
+                Ok(Some(ts)) => {
+                    info!(id = %item.id, kind = %item.kind, "an earlier attempt had posted this message; not posting it again");
+                    return Ok(ts);
+                }
+                Ok(None) => {}
+                // Slack is busy or away: try the read-back again later, a few times.
+                Err(e @ (SendError::RateLimited(_) | SendError::Temporary(_))) if item.attempts < READ_BACK_ATTEMPTS => {
+                    return Err(e);
+                }
+                // The read-back is refused (a scope the token lacks, the channel gone) or keeps failing: it
+                // says nothing about the post itself, which goes out (Slack judges it on its own).
+                Err(e) => {
+                    warn!(id = %item.id, kind = %item.kind, error = %e, "cannot tell whether an earlier attempt posted this message; posting it (it may show twice)");
+                }
+            }
         }
         let body: MessageBody =
             serde_json::from_str(&item.body).map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;

@@ -774,3 +774,34 @@ async fn a_retry_delay_saved_before_a_restart_is_not_honoured_after_it() {
         .count();
     assert_eq!(top, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_back_slack_refuses_does_not_hold_up_the_thread() {
+    // The app was not reinstalled with the history scopes: the read-back after a crash is refused.
+    let mut w = World::start(slow(400, 300)).await;
+    w.slack.lack_scope("conversations.replies", Some("channels:history"));
+    let id = w.ask("detach").await;
+    let ts = w.message_ts(id).await;
+    w.kill_between_post_and_record(PostKind::Reply, async |w| w.approve(id, &ts).await)
+        .await;
+    // The run's thread goes on to its end; the reply whose fate was unknown is posted again (Slack could
+    // not be asked), and nothing else is doubled.
+    assert_eq!(w.finished(id).await, RunState::Succeeded, "{}", w.bot.log_text());
+    wait_until("the outcome's reply", async || {
+        w.thread(&ts)
+            .iter()
+            .any(|r| r.text().contains("*Failover complete*"))
+            .then_some(())
+    })
+    .await;
+    let approvals = w
+        .thread(&ts)
+        .iter()
+        .filter(|r| r.text().contains("Approved by <@U0BOB>"))
+        .count();
+    assert!((1..=2).contains(&approvals), "{approvals}");
+    assert!(
+        w.bot.log_text().contains("cannot tell whether an earlier attempt posted this message"),
+        "the operator is told why a reply may show twice"
+    );
+}
