@@ -203,6 +203,10 @@ pub struct RunData {
     /// What AWS reported during the current step (RDS events), shown in the step's reply.
     #[serde(default)]
     pub step_events: Vec<String>,
+    /// How many changes the polling has seen so far (part of each one's key: a status seen again later,
+    /// A → B → A, is said again).
+    #[serde(default)]
+    pub sightings: u32,
     /// How the run ended, once it has.
     #[serde(default)]
     pub outcome: Option<Outcome>,
@@ -876,9 +880,10 @@ impl Runner {
         let key = round_key(
             ctx,
             format!(
-                "run:{}:{}:waiting:{}:{}",
+                "run:{}:{}:waiting:{}:{}:{}",
                 ctx.run.id,
                 step.as_str(),
+                ctx.data.sightings,
                 now.unwrap_or_default(),
                 ctx.data.step_events.len()
             ),
@@ -948,16 +953,18 @@ impl Runner {
             Some(before) => format!("{subject}: {before} → {seen}"),
             None => format!("{subject}: {seen}"),
         };
+        let n = ctx.data.sightings;
         if ctx.data.last_seen.is_some() || ctx.step_reply.is_none() {
             self.say(
                 ctx,
                 Note::Observed { detail: detail.clone() },
-                &format!("run:{}:observed:{detail}", ctx.run.id),
+                &format!("run:{}:observed:{n}:{detail}", ctx.run.id),
             )
             .await;
         }
         self.show_waiting(ctx, step, Some(&format!("{subject}: {seen}"))).await;
         ctx.data.last_seen = Some(seen);
+        ctx.data.sightings = n + 1;
         if let Err(e) = self
             .store
             .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)

@@ -52,6 +52,10 @@ pub struct Plan {
     /// pointing at it follows the writer (plans stored before it was read carry `None`).
     #[serde(default)]
     pub global_endpoint: Option<String>,
+    /// Whether `global_endpoint` was read when the plan was made (then `None` means AWS gave none);
+    /// `false` for plans stored by builds that did not read it.
+    #[serde(default)]
+    pub global_endpoint_read: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1150,6 +1154,7 @@ fn assemble(ctx: &Context, checks: Vec<Check>, target_reason: Option<String>) ->
         lag_ms: ctx.survey.lag(&ctx.to.arn),
         checks,
         global_endpoint: ctx.survey.topology.writer_endpoint.clone(),
+        global_endpoint_read: true,
     }
 }
 
@@ -1264,6 +1269,7 @@ fn alternatives(ctx: &Context, except: Option<Mode>) -> Vec<Alternative> {
 pub fn recheck(cluster: &ClusterSettings, plan: &Plan, survey: &Survey, limits: Limits) -> Result<Vec<Check>, String> {
     writer_unchanged(plan, &survey.topology)?;
     target_still_secondary(plan, &survey.topology)?;
+    global_endpoint_unchanged(plan, &survey.topology)?;
     let list = checks(&Context {
         cluster,
         survey,
@@ -1289,6 +1295,23 @@ fn writer_unchanged(plan: &Plan, topology: &Topology) -> Result<(), String> {
             w.cluster_id, w.region, plan.from.cluster_id, plan.from.region
         )),
         Some(_) => Ok(()),
+    }
+}
+
+/// A plan that leaves the writer CNAME at the global writer endpoint still has that endpoint: one
+/// renamed since the request (a renamed global cluster gets a new endpoint) would leave the CNAME
+/// pointing at a name that no longer follows the writer.
+fn global_endpoint_unchanged(plan: &Plan, topology: &Topology) -> Result<(), String> {
+    if !plan.writer_follows() {
+        return Ok(());
+    }
+    match topology.writer_endpoint.as_deref() {
+        Some(now) if plan.follows_global(Some(now)) => Ok(()),
+        now => Err(format!(
+            "the global writer endpoint is now {}, not {} as when the request was made (the writer CNAME points              at the old one)",
+            now.unwrap_or("none"),
+            plan.global_endpoint.as_deref().unwrap_or("none")
+        )),
     }
 }
 
@@ -1744,6 +1767,11 @@ mod tests {
         // The re-check agrees with the plan.
         let p = make_plan(&settings(), &s, None, Some(Mode::Switchover), LIMITS).unwrap();
         assert_eq!(recheck(&settings(), &p, &s, LIMITS).unwrap(), p.checks);
+        // An endpoint renamed since the request no longer reaches the writer through the old name.
+        let mut renamed = s.clone();
+        renamed.topology.writer_endpoint = Some("orders-new.global-zzz.global.rds.amazonaws.com".into());
+        let why = recheck(&settings(), &p, &renamed, LIMITS).unwrap_err();
+        assert!(why.contains("the global writer endpoint is now orders-new"), "{why}");
     }
 
     #[test]

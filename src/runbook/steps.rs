@@ -569,23 +569,34 @@ impl Runner {
 
     /// The writer CNAME was left at the global writer endpoint: AWS must have moved it, i.e. the global
     /// cluster's writer member is the target (the endpoint always reaches the writer member).
+    /// A read that does not show it is read again a few times at the poll interval (a read may come from
+    /// a Region that lags behind) before the run stops for a person.
     async fn endpoint_moved(&self, ctx: &Ctx, step: Step, read_deadline: jiff::Timestamp) -> Result<(), Stop> {
         let p = &ctx.plan;
-        let topology = self
-            .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
-                self.aurora.topology(&p.global_cluster_id, &p.regions)
-            })
-            .await?;
-        match topology.writer() {
-            Some(wm) if wm.arn == p.to.arn => Ok(()),
-            other => Err(Stop::Refused(format!(
+        let mut read = 0;
+        loop {
+            let topology = self
+                .retrying(ctx, step, "DescribeGlobalClusters", read_deadline, || {
+                    self.aurora.topology(&p.global_cluster_id, &p.regions)
+                })
+                .await?;
+            let writer = topology.writer();
+            if writer.is_some_and(|wm| wm.arn == p.to.arn) {
+                return Ok(());
+            }
+            if read < SETTLE_READS {
+                read += 1;
+                self.pause(ctx, self.settings.poll_interval).await?;
+                continue;
+            }
+            return Err(Stop::Refused(format!(
                 "{} points at the global writer endpoint, but the global cluster's writer is {}, not {}: the \
                  endpoint does not reach {} yet",
                 p.writer_record,
-                other.map_or("none", |m| m.cluster_id.as_str()),
+                writer.map_or("none", |m| m.cluster_id.as_str()),
                 p.to.cluster_id,
                 p.to.cluster_id
-            ))),
+            )));
         }
     }
 }
@@ -618,7 +629,7 @@ fn dns_submitted(ctx: &mut Ctx, change_id: &str, follows: Option<String>, (w, r)
 pub(super) fn refuse_foreign_writer(p: &plan::Plan, value: &str, (w, r): (&str, &str)) -> Result<(), Stop> {
     // A plan made by a build that did not record the global writer endpoint (a run in flight across an
     // upgrade) took any global writer endpoint for the writer, as that build did.
-    let legacy_global = p.global_endpoint.is_none()
+    let legacy_global = !p.global_endpoint_read
         && value
             .trim_end_matches('.')
             .to_ascii_lowercase()

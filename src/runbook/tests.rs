@@ -135,6 +135,7 @@ fn plan(mode: Mode) -> Plan {
         lag_ms: None,
         checks: vec![],
         global_endpoint: None,
+        global_endpoint_read: false,
     }
 }
 
@@ -333,7 +334,9 @@ fn a_plan_from_a_build_that_did_not_record_the_global_endpoint_still_takes_a_glo
     );
     assert!(super::steps::refuse_foreign_writer(&plan, global, ends).is_ok());
     assert!(super::steps::refuse_foreign_writer(&plan, "elsewhere.example.com", ends).is_err());
-    // A plan that recorded its endpoint takes only that one.
+    // A plan that recorded its endpoint takes only that one; one that read none (AWS gave none) takes none.
+    plan.global_endpoint_read = true;
+    assert!(super::steps::refuse_foreign_writer(&plan, global, ends).is_err());
     plan.global_endpoint = Some("orders-global.global-def456.global.rds.amazonaws.com".into());
     assert!(super::steps::refuse_foreign_writer(&plan, global, ends).is_err());
 }

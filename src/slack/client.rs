@@ -441,6 +441,7 @@ impl SlackApi {
 
     /// chat.postEphemeral: `body` shown to `user` only, in `channel` (they must be a member).
     pub async fn post_ephemeral(&self, channel: &str, user: &str, body: &MessageBody) -> Result<(), SendError> {
+        let body = super::limits::fit(body.clone());
         let json = serde_json::json!({"channel": channel, "user": user, "text": body.text, "blocks": body.blocks});
         self.call("chat.postEphemeral", Call::Json(json)).await.map(|_| ())
     }
@@ -454,6 +455,7 @@ impl SlackApi {
             .pointer("/channel/id")
             .and_then(|c| c.as_str())
             .ok_or_else(|| SendError::Unreadable("conversations.open gave no channel id".into()))?;
+        let body = super::limits::fit(body.clone());
         let json = serde_json::json!({"channel": channel, "text": body.text, "blocks": body.blocks});
         self.call("chat.postMessage", Call::Json(json)).await.map(|_| ())
     }

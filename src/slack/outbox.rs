@@ -316,7 +316,9 @@ impl Outbox {
                 }
                 Ok(None) => {}
                 // Slack is busy or away: try the read-back again later, a few times.
-                Err(e @ (SendError::RateLimited(_) | SendError::Temporary(_))) if item.attempts < READ_BACK_ATTEMPTS => {
+                Err(e @ (SendError::RateLimited(_) | SendError::Temporary(_)))
+                    if item.attempts < READ_BACK_ATTEMPTS =>
+                {
                     return Err(e);
                 }
                 // The read-back is refused (a scope the token lacks, the channel gone) or keeps failing: it
@@ -343,17 +345,25 @@ impl Outbox {
             serde_json::from_str(&item.body).map_err(|e| SendError::Permanent(format!("bad stored message: {e}")))?;
         let temporary = |e: crate::store::StoreError| SendError::Temporary(e.to_string());
         let issued = self.store.response_url(url).await.map_err(temporary)?;
-        if let Some(issued) = issued {
+        if let Some(issued) = &issued {
             let uses = self.store.response_url_uses(url, item.id).await.map_err(temporary)?;
             let expired = self.clock.now().duration_since(issued.issued_at) >= RESPONSE_URL_LIFETIME;
             if expired || uses >= RESPONSE_URL_POSTS {
                 info!(id = %item.id, expired, uses, "the response_url cannot carry this answer; sending it another way");
-                return self.answer_another_way(item, &issued, &json).await;
+                return self.answer_another_way(item, issued, &json).await;
             }
         }
         self.attempt(item, VIA_RESPONSE_URL).await?;
-        self.api.respond(url, &json).await?;
-        Ok(Outcome::Delivered(None))
+        match (self.api.respond(url, &json).await, &issued) {
+            (Ok(()), _) => Ok(Outcome::Delivered(None)),
+            // Slack refuses the response_url itself (expired or used up sooner than counted): the person
+            // still gets the answer, another way.
+            (Err(SendError::Permanent(why)), Some(issued)) => {
+                info!(id = %item.id, error = %why, "Slack refused the response_url; sending the answer another way");
+                self.answer_another_way(item, issued, &json).await
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Sends an answer its response_url cannot carry as an ephemeral message in the channel where the

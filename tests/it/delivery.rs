@@ -127,6 +127,19 @@ async fn a_sixth_answer_to_one_response_url_goes_out_another_way() {
     assert_eq!(bot.slack.responses_to(&url).len(), 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_slack_refuses_on_its_response_url_goes_out_as_an_ephemeral_message() {
+    let bot = TestBot::start().await;
+    // Slack says the response_url is used up or expired sooner than the bot counted.
+    bot.slack.refuse("response", "", Some("expired_url"));
+    let (_, url) = bot.command(ALICE, "status").await;
+    let items = delivered_answers(&bot, &url, 1).await;
+    assert_eq!(items[0].via.as_deref(), Some(VIA_EPHEMERAL), "{items:#?}");
+    let ephemeral = bot.slack.delivered("chat.postEphemeral");
+    assert_eq!(ephemeral.len(), 1, "{ephemeral:#?}");
+    assert_eq!(ephemeral[0].field("user"), Some(ALICE));
+}
+
 /// Asks for a failover while Slack refuses the approval request's post as `setup` arranges; checks
 /// that the requester is told why (the text holding `reason`), that nothing said "posted", and that
 /// the request does not hold the cluster once `fix` is done.

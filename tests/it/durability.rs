@@ -801,7 +801,9 @@ async fn a_read_back_slack_refuses_does_not_hold_up_the_thread() {
         .count();
     assert!((1..=2).contains(&approvals), "{approvals}");
     assert!(
-        w.bot.log_text().contains("cannot tell whether an earlier attempt posted this message"),
+        w.bot
+            .log_text()
+            .contains("cannot tell whether an earlier attempt posted this message"),
         "the operator is told why a reply may show twice"
     );
 }

@@ -266,7 +266,8 @@ impl SlackStandIn {
     }
 
     /// Makes calls to `method` in `channel` answer `{"ok": false, "error": code}` (e.g.
-    /// `chat.postMessage` and `channel_not_found` or `is_archived`), or answer again (`None`).
+    /// `chat.postMessage` and `channel_not_found` or `is_archived`), or answer again (`None`). Method
+    /// `response` with channel `""`: every response_url answers HTTP 404 with `code` (e.g. `expired_url`).
     pub fn refuse(&self, method: &str, channel: &str, code: Option<&str>) {
         let key = (method.to_owned(), channel.to_owned());
         let mut inner = self.lock();
@@ -723,6 +724,15 @@ async fn response(State(fake): State<SlackStandIn>, Path(id): Path<u64>, body: B
             Some(id),
         );
         return (StatusCode::BAD_REQUEST, code).into_response();
+    }
+    let refused = fake
+        .lock()
+        .refusals
+        .get(&("response".to_owned(), String::new()))
+        .cloned();
+    if let Some(code) = refused {
+        fake.record("response", json!({"refused": code, "body": body}), None, Some(id));
+        return (StatusCode::NOT_FOUND, code).into_response();
     }
     if let Some(f) = fake.record("response", body, None, Some(id)) {
         return failure_response(f);
