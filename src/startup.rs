@@ -196,6 +196,15 @@ async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<
     loop {
         match api.auth_test().await {
             Ok(auth) => {
+                let missing = auth.missing_scopes();
+                if !missing.is_empty() {
+                    tracing::error!(
+                        missing = %missing.join(", "),
+                        "the bot token lacks scopes the bot uses: add them under OAuth & Permissions (manifest.yml lists \
+                         every scope and why) and reinstall the app. Until then the calls that need them fail (without \
+                         the history scopes, a message whose post was cut short may be posted twice)"
+                    );
+                }
                 binding.learn(&auth.team_id, auth.enterprise_id.as_deref());
                 match binding.team_id() {
                     Some(configured) if configured != auth.team_id => {

@@ -232,6 +232,27 @@ fn find_key(page: &serde_json::Value, key: &str) -> Option<String> {
 pub struct AuthInfo {
     pub team_id: String,
     pub enterprise_id: Option<String>,
+    /// The scopes the token has, from Slack's `x-oauth-scopes` header (`None` when Slack sent none).
+    pub scopes: Option<Vec<String>>,
+}
+
+impl AuthInfo {
+    /// The scopes the bot needs (`METHOD_SCOPES`, `OTHER_SCOPES`) that the token lacks, in order;
+    /// empty when every one is granted or the granted scopes are not known.
+    pub fn missing_scopes(&self) -> Vec<&'static str> {
+        let Some(granted) = &self.scopes else {
+            return vec![];
+        };
+        let mut needed: Vec<&'static str> = METHOD_SCOPES
+            .iter()
+            .flat_map(|(_, scopes)| scopes.iter().copied())
+            .chain(OTHER_SCOPES.iter().copied())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        needed.retain(|s| !granted.iter().any(|g| g == s));
+        needed
+    }
 }
 
 /// The bot's Slack Web API client.
@@ -314,7 +335,7 @@ impl SlackApi {
     /// organisation (`enterprise_id`), if any. (Called directly: slack-morphism's response type has no
     /// `enterprise_id`.)
     pub async fn auth_test(&self) -> Result<AuthInfo, SendError> {
-        let json = self.call("auth.test", Call::Form(String::new())).await?;
+        let (json, scopes) = self.call_full("auth.test", Call::Form(String::new())).await?;
         let field = |k: &str| {
             json.get(k)
                 .and_then(|v| v.as_str())
@@ -324,12 +345,23 @@ impl SlackApi {
         Ok(AuthInfo {
             team_id: field("team_id").ok_or_else(|| SendError::Unreadable("auth.test gave no team_id".into()))?,
             enterprise_id: field("enterprise_id"),
+            scopes: scopes.map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }),
         })
     }
 
     /// Calls Web API `method` directly (not through slack-morphism), with the bot token; returns
     /// Slack's answer when `ok` is true, the error classified otherwise.
     async fn call(&self, method: &str, call: Call) -> Result<serde_json::Value, SendError> {
+        self.call_full(method, call).await.map(|(json, _)| json)
+    }
+
+    /// [`SlackApi::call`], also returning Slack's `x-oauth-scopes` header (the token's scopes), if sent.
+    async fn call_full(&self, method: &str, call: Call) -> Result<(serde_json::Value, Option<String>), SendError> {
         let url = format!("{}/{method}", self.api_url);
         let builder = match &call {
             Call::Query(q) => hyper::Request::get(format!("{url}?{q}")),
@@ -356,6 +388,11 @@ impl SlackApi {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
+        let scopes = resp
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let retry_after = resp
             .headers()
             .get("retry-after")
@@ -386,7 +423,7 @@ impl SlackApi {
                 SendError::Permanent(refusal(code))
             });
         }
-        Ok(json)
+        Ok((json, scopes))
     }
 
     /// Looks for the message the bot posted with metadata key `key` (see [`SlackApi::post`]) in

@@ -30,6 +30,9 @@ impl World {
         let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
         slack.set_group("S0DBA", &[CAROL]);
         slack.set_group("S0ONCALL", &[DAVE]);
+        if let Some(setup) = &options.slack_setup {
+            setup(&slack);
+        }
         let dir = temp_dir("durability");
         let mut bot = BotProcess::new(&sim, &slack, &dir, &options);
         bot.start().await;
@@ -806,4 +809,29 @@ async fn a_read_back_slack_refuses_does_not_hold_up_the_thread() {
             .contains("cannot tell whether an earlier attempt posted this message"),
         "the operator is told why a reply may show twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_missing_scopes_the_bot_uses_is_named_at_start_up() {
+    let w = World::start(Options {
+        slack_setup: Some(Box::new(|s| {
+            s.grant_scopes(Some(&["commands", "chat:write", "usergroups:read"]));
+        })),
+        ..Options::default()
+    })
+    .await;
+    wait_until("the start-up check", async || {
+        w.bot
+            .log_text()
+            .contains("the bot token lacks scopes the bot uses")
+            .then_some(())
+    })
+    .await;
+    let log = w.bot.log_text();
+    let line = log.lines().find(|l| l.contains("the bot token lacks scopes")).unwrap();
+    assert!(
+        line.contains("channels:history, groups:history, im:write") && line.contains("reinstall"),
+        "{line}"
+    );
+    assert!(!log.contains(BOT_TOKEN), "the token is never logged");
 }

@@ -123,6 +123,8 @@ struct Inner {
     team_id: String,
     /// When set, `auth.test` fails with this error code.
     auth_test_error: Option<String>,
+    /// When set, the scopes `auth.test` says the token has (Slack's `x-oauth-scopes` header).
+    granted_scopes: Option<String>,
     /// Scopes the token lacks, by method: calls answer `missing_scope` naming the scope.
     missing_scopes: BTreeMap<String, String>,
     /// Channels the bot is not in: posts there answer `not_in_channel`.
@@ -179,6 +181,7 @@ impl SlackStandIn {
                 next_response: 0,
                 team_id: STANDIN_TEAM.to_owned(),
                 auth_test_error: None,
+                granted_scopes: None,
                 missing_scopes: BTreeMap::new(),
                 not_in: Vec::new(),
                 keep: true,
@@ -239,6 +242,12 @@ impl SlackStandIn {
         self.lock()
             .groups
             .insert(group.to_owned(), users.iter().map(|u| (*u).to_owned()).collect());
+    }
+
+    /// Makes `auth.test` answer with an `x-oauth-scopes` header listing `scopes` (as Slack does for
+    /// the token's scopes), or with none (`None`, the default).
+    pub fn grant_scopes(&self, scopes: Option<&[&str]>) {
+        self.lock().granted_scopes = scopes.map(|s| s.join(","));
     }
 
     /// Makes `auth.test` fail with `error` (e.g. `invalid_auth`), or answer again (`None`).
@@ -682,17 +691,25 @@ async fn auth_test(State(fake): State<SlackStandIn>, headers: HeaderMap) -> Resp
     if let Some(f) = fake.record("auth.test", Value::Null, None, None) {
         return failure_response(f);
     }
-    let (error, team) = {
+    let (error, team, scopes) = {
         let inner = fake.lock();
-        (inner.auth_test_error.clone(), inner.team_id.clone())
+        (
+            inner.auth_test_error.clone(),
+            inner.team_id.clone(),
+            inner.granted_scopes.clone(),
+        )
     };
-    match error {
+    let mut answer = match error {
         Some(e) => ok(json!({"ok": false, "error": e})),
         None => ok(
             json!({"ok": true, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "aurora-failover-bot",
                           "team_id": team, "user_id": "U0BOT", "bot_id": "B0STANDIN", "is_enterprise_install": false}),
         ),
+    };
+    if let Some(value) = scopes.and_then(|s| axum::http::HeaderValue::from_str(&s).ok()) {
+        answer.headers_mut().insert("x-oauth-scopes", value);
     }
+    answer
 }
 
 async fn group_members(
