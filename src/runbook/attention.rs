@@ -121,7 +121,13 @@ impl Runner {
     fn guidance(ctx: &Ctx) -> Vec<String> {
         let p = &ctx.plan;
         let mut guidance = Vec::new();
-        if !ctx.data.dns_sent {
+        if !ctx.data.dns_sent && p.writer_follows() {
+            guidance.push(format!(
+                "{} points at the global writer endpoint, which AWS moves with the writer; {} still points where \
+                 it did before the run (at {}, {}).",
+                p.writer_record, p.reader_record, p.from.cluster_id, p.from.region
+            ));
+        } else if !ctx.data.dns_sent {
             guidance.push(format!(
                 "{} and {} still point where they did before the run (at {}, {}).",
                 p.writer_record, p.reader_record, p.from.cluster_id, p.from.region
