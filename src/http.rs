@@ -189,7 +189,8 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     let Some(user) = SlackUserId::parse(&event.user_id.0) else {
         return ephemeral(render::user_not_recognised());
     };
-    let text = event.text.as_deref().unwrap_or_default();
+    let text = command::unescape(event.text.as_deref().unwrap_or_default());
+    let text = text.as_ref();
     // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
     let logged: String = text.chars().take(200).collect();
     info!(user = %user, command = ?event.command.0, text = ?logged, "command");

@@ -4,6 +4,7 @@
 use aurora_failover_bot::audit::Format;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
+use aurora_failover_bot::types::redact_credentials;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ fn init_logging(default: &str) {
         .with_target(false)
         // Colours only on a terminal: escape codes in a log file or a log pipeline are noise.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // A log line that cannot be written (the log pipe's reader is gone) is lost, not reported on
+        // stderr: that report panics when stderr is gone too, taking down whichever task logged.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -86,8 +90,9 @@ fn shutdown_on_signals() -> CancellationToken {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        tracing::info!("shutdown requested");
+        // Stop first: nothing (not even a failing log) may come between the signal and the shutdown.
         t.cancel();
+        tracing::info!("shutdown requested");
     });
     token
 }
@@ -101,7 +106,7 @@ async fn main() -> ExitCode {
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
             Err(e) => {
-                eprintln!("aurora-failover-bot audit: {}", reasons(&e));
+                eprintln!("aurora-failover-bot audit: {}", redact_credentials(&reasons(&e)));
                 ExitCode::from(2)
             }
         },
@@ -143,14 +148,15 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     let settings = match Settings::from_file(path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("aurora-failover-bot: {e}");
+            // A value quoted back may be a secret pasted under the wrong key.
+            eprintln!("aurora-failover-bot: {}", redact_credentials(&e.to_string()));
             return ExitCode::from(2);
         }
     };
     let app = match Application::build(settings, Deps::default()).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("aurora-failover-bot: {}", reasons(&e));
+            eprintln!("aurora-failover-bot: {}", redact_credentials(&reasons(&e)));
             return ExitCode::from(2);
         }
     };

@@ -220,6 +220,39 @@ impl fmt::Display for Mode {
     }
 }
 
+/// `text` with whatever looks like a Slack credential hidden: tokens (`xoxb-`, `xoxp-`, `xoxa-`,
+/// `xoxe-`, `xoxr-`, `xoxs-`, `xapp-`, up to the next character that cannot be in one) and 32-digit
+/// hex strings (signing secrets). For errors that quote a config value, which may be a secret pasted
+/// under the wrong key.
+pub fn redact_credentials(text: &str) -> String {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let word_len = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+        let word = &rest[..word_len];
+        if word_len == 0 {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let token = ["xoxb-", "xoxp-", "xoxa-", "xoxe-", "xoxr-", "xoxs-", "xapp-"]
+            .iter()
+            .find(|p| word.len() > p.len() && word.to_ascii_lowercase().starts_with(*p));
+        let signing = word.len() == 32 && word.chars().all(|c| c.is_ascii_hexdigit());
+        match (token, signing) {
+            (Some(p), _) => {
+                out.push_str(p);
+                out.push_str("(hidden)");
+            }
+            (None, true) => out.push_str("(a 32-digit hex value, hidden)"),
+            (None, false) => out.push_str(word),
+        }
+        rest = &rest[word_len..];
+    }
+    out
+}
+
 /// A secret string (signing secret, bot token): never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -244,6 +277,22 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_quoted_in_an_error_are_hidden() {
+        assert_eq!(
+            redact_credentials("unknown field `xoxb-1111-2222-SECRETVALUE`, expected one of"),
+            "unknown field `xoxb-(hidden)`, expected one of"
+        );
+        assert_eq!(
+            redact_credentials("slack.incident_channel: 0123456789abcdef0123456789ABCDEF is not a channel id"),
+            "slack.incident_channel: (a 32-digit hex value, hidden) is not a channel id"
+        );
+        assert_eq!(
+            redact_credentials("cluster `orders-é` xoxb-"),
+            "cluster `orders-é` xoxb-"
+        );
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -107,7 +107,8 @@ pub async fn click(state: &SlackState, clicked: Clicked) -> Response {
     let user = &clicked.user;
     let decided = match &clicked.click {
         Click::Decide { request, approve } => {
-            match decide::decide(state, user, *request, *approve, clicked.message_ts.as_deref()).await {
+            let clicked_on = (clicked.channel.as_deref(), clicked.message_ts.as_deref());
+            match decide::decide(state, user, *request, *approve, clicked_on).await {
                 Some(decided) => decided,
                 None => return StatusCode::OK.into_response(),
             }

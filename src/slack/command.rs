@@ -146,6 +146,16 @@ pub struct AbandonValue {
     pub reason: String,
 }
 
+/// The text a person typed, from a slash command's `text` as Slack sends it: Slack escapes `&`, `<` and
+/// `>` as `&amp;`, `&lt;` and `&gt;` (https://api.slack.com/reference/surfaces/formatting#escaping),
+/// which would otherwise be escaped again when shown back.
+pub fn unescape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('&') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+}
+
 /// Parses the text after `/aurora`, checking the clusters and Regions it names against `settings`.
 /// The words are read first: text that is not a command is a usage error whatever it names.
 pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Rejected> {
@@ -366,6 +376,13 @@ mod tests {
     /// The words alone, for the tests of the syntax.
     fn words(text: &str) -> Result<Said<'_>, UsageError> {
         said(text)
+    }
+
+    #[test]
+    fn slacks_escaping_of_typed_text_is_undone_once() {
+        assert_eq!(unescape("a&amp;b &lt;x&gt;"), "a&b <x>");
+        assert_eq!(unescape("&amp;lt;"), "&lt;", "what the person typed, once");
+        assert_eq!(unescape("orders"), "orders");
     }
 
     #[test]

@@ -57,6 +57,15 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
         ),
         // Valid file, but no Slack secret anywhere.
         (example.to_owned(), "slack.signing_secret"),
+        // A bot token pasted under the wrong key, and as a key: named by its key, never printed.
+        (
+            example.replace("\"C0INCIDENT\"", "\"xoxb-1111-2222-PASTEDSECRET\""),
+            "incident_channel",
+        ),
+        (
+            example.replace("[slack]\n", "[slack]\nxoxb-1111-2222-PASTEDSECRET = 1\n"),
+            "xoxb-(hidden)",
+        ),
     ];
     for (i, (text, key)) in cases.iter().enumerate() {
         let path = dir.join(format!("config-{i}.toml"));
@@ -74,6 +83,7 @@ fn a_bad_config_file_stops_start_up_with_the_key_and_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
         assert!(stderr.contains(key), "case {i}: {key} not named in {stderr}");
+        assert!(!stderr.contains("PASTEDSECRET"), "case {i}: a secret printed: {stderr}");
     }
     let out = bot()
         .args(["serve", "--config"])

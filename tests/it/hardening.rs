@@ -372,6 +372,9 @@ async fn typed_text_shown_back_cannot_break_formatting() {
     );
     let (answer, _) = bot.command(ALICE, "launch` *now*").await;
     assert!(answer.text().contains("unknown command `launchˋ`"), "{answer:?}");
+    // As Slack sends typed `&`, `<` and `>`: escaped once, and shown back escaped once.
+    let (answer, _) = bot.command(ALICE, "failover a&amp;b --to &lt;b&gt;").await;
+    assert!(answer.text().contains("Unknown cluster `a&amp;b`"), "{answer:?}");
 }
 
 #[tokio::test]
@@ -413,5 +416,31 @@ async fn a_bot_not_in_the_incident_channel_tells_the_requester_to_invite_it() {
     assert!(
         !answers.iter().any(|t| t.contains("is posted")),
         "nothing says it was posted: {answers:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_approve_click_from_another_channel_is_ignored() {
+    let bot = TestBot::start().await;
+    let id = bot.request().await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    let url = bot.slack.response_url();
+    // The request message's ts, but a message in another channel (Slack's ts are per channel).
+    let answer = bot
+        .sender
+        .click(BOB, "C0OTHER", &ts, "approve", &id.to_string(), &url, bot.now())
+        .await;
+    assert_eq!(answer.status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bot.request_state(id).await.state,
+        aurora_failover_bot::store::RequestState::Pending,
+        "not approved"
+    );
+    // The same click on the request's own message approves it.
+    bot.click(BOB, id, true).await;
+    assert_eq!(
+        bot.finished_run(id, Duration::from_secs(30)).await.state,
+        aurora_failover_bot::store::RunState::Succeeded
     );
 }
