@@ -110,7 +110,17 @@ pub async fn click(state: &SlackState, clicked: Clicked) -> Response {
             let clicked_on = (clicked.channel.as_deref(), clicked.message_ts.as_deref());
             match decide::decide(state, user, *request, *approve, clicked_on).await {
                 Some(decided) => decided,
-                None => return StatusCode::OK.into_response(),
+                None => {
+                    if let Some(url) = &clicked.response_url
+                        && let Err(e) = state
+                            .chat
+                            .respond_text(url, &render::stray_click(*request), false)
+                            .await
+                    {
+                        warn!(error = %e, "cannot queue the answer to a click");
+                    }
+                    return StatusCode::OK.into_response();
+                }
             }
         }
         Click::DecideResume { run, token, approve } => resume::decide(state, user, *run, *token, *approve).await,

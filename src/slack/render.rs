@@ -181,6 +181,15 @@ pub fn request_unposted(id: RequestId, why: &str) -> String {
     )
 }
 
+/// To someone whose Approve or Deny click was not on request `id`'s own approval message (another
+/// channel, or a copy of its buttons): nothing was done.
+pub fn stray_click(id: RequestId) -> String {
+    format!(
+        "Nothing was done: this button is not on request #{id}'s own approval message in the incident channel. Use \
+         the buttons there."
+    )
+}
+
 /// The immediate answer to `/aurora failover --dry-run`.
 pub fn dry_run_started() -> &'static str {
     "Dry run: reading the topology; the plan and its checks will follow here, for you only."

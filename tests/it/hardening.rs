@@ -431,7 +431,11 @@ async fn an_approve_click_from_another_channel_is_ignored() {
         .click(BOB, "C0OTHER", &ts, "approve", &id.to_string(), &url, bot.now())
         .await;
     assert_eq!(answer.status, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told = bot.answer_at(&url).await;
+    assert!(
+        told.contains("Nothing was done: this button is not on request #1's own approval message"),
+        "{told}"
+    );
     assert_eq!(
         bot.request_state(id).await.state,
         aurora_failover_bot::store::RequestState::Pending,
