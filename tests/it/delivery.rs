@@ -153,14 +153,7 @@ async fn requester_is_told(setup: impl Fn(&standin::SlackStandIn), reason: &str,
         "nothing says posted before Slack accepts it: {answer:?}"
     );
     let told = bot
-        .slack
-        .wait_for(WAIT, |_| {
-            bot.slack
-                .responses_to(&url)
-                .iter()
-                .map(|r| r.text().to_owned())
-                .find(|t| t.contains("was not posted"))
-        })
+        .answer_containing(&url, "was not posted")
         .await
         .expect("the requester is told");
     assert!(told.contains(reason), "{told}");

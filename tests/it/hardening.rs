@@ -283,14 +283,7 @@ async fn a_missing_scope_is_named_on_readyz() {
     // The requester is told why the approval request was not posted, and it does not hold the
     // cluster: once the scope is granted, the next request is posted.
     let told = bot
-        .slack
-        .wait_for(WAIT, |_| {
-            bot.slack
-                .responses_to(&url)
-                .iter()
-                .map(|r| r.text().to_owned())
-                .find(|t| t.contains("was not posted"))
-        })
+        .answer_containing(&url, "was not posted")
         .await
         .expect("the requester is told");
     assert!(told.contains("`chat:write` scope"), "{told}");
@@ -387,14 +380,7 @@ async fn a_bot_not_in_the_incident_channel_tells_the_requester_to_invite_it() {
     let (answer, url) = bot.command(ALICE, "failover orders --mode detach").await;
     assert!(answer.text().starts_with("Request #1"), "{answer:?}");
     let told = bot
-        .slack
-        .wait_for(WAIT, |_| {
-            bot.slack
-                .responses_to(&url)
-                .iter()
-                .map(|r| r.text().to_owned())
-                .find(|t| t.contains("was not posted"))
-        })
+        .answer_containing(&url, "was not posted")
         .await
         .expect("the requester is told");
     assert!(

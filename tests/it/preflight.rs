@@ -32,14 +32,7 @@ async fn refused(bot: &TestBot) -> String {
     assert!(answer.text().starts_with("Request #"), "{answer:?}");
     let text = bot.answer_at(&url).await;
     let text = bot
-        .slack
-        .wait_for(WAIT, |_| {
-            bot.slack
-                .responses_to(&url)
-                .iter()
-                .map(|r| r.text().to_owned())
-                .find(|t| t.contains("could not be prepared"))
-        })
+        .answer_containing(&url, "could not be prepared")
         .await
         .unwrap_or_else(|| panic!("the request was not refused: {text}"));
     assert_eq!(

@@ -322,6 +322,19 @@ impl TestBot {
     }
 
     /// Clicks Approve (or Deny) on request `id`'s message as `user`; returns the click's response_url.
+    /// The first answer posted to `url` whose text contains `needle`, waited for up to `WAIT`.
+    pub async fn answer_containing(&self, url: &str, needle: &str) -> Option<String> {
+        self.slack
+            .wait_for(WAIT, |_| {
+                self.slack
+                    .responses_to(url)
+                    .iter()
+                    .map(|r| r.text().to_owned())
+                    .find(|t| t.contains(needle))
+            })
+            .await
+    }
+
     pub async fn click(&self, user: &str, id: i64, approve: bool) -> String {
         let ts = self.request_message(id).await.ts.unwrap();
         let url = self.slack.response_url();
