@@ -503,6 +503,14 @@ async fn a_kill_after_switchover_global_cluster_reached_aws_does_not_send_it_aga
         w.sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values,
         [west.endpoint]
     );
+    // The outcome's reply is queued right after the run's end is committed: wait for it.
+    wait_until("the outcome's reply", async || {
+        w.thread(&ts)
+            .iter()
+            .any(|r| r.text().contains("*Switchover complete*"))
+            .then_some(())
+    })
+    .await;
     w.slack_idle().await;
     let thread: Vec<String> = w.thread(&ts).iter().map(|r| r.text().to_owned()).collect();
     let step = "*Switch over (managed, no data loss)*";
