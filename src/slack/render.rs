@@ -1561,12 +1561,18 @@ fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
     if unreadable_plan {
         outcome.push_str(" · :warning: its stored plan cannot be read");
     }
+    // The audit's record word `auto` (the requester left the mode to the bot) is not a mode people
+    // can type: said in words here.
+    let mode = match (r.mode, plan.as_ref().is_some_and(|p| p.mode_proposed)) {
+        (None, _) => "mode not chosen yet".to_owned(),
+        (Some(m), true) => format!("`{m}`, chosen by the bot"),
+        (Some(m), false) => format!("`{m}`"),
+    };
     format!(
-        "• *#{}* {} {} (`{}`) · asked by {} {} · {}",
+        "• *#{}* {} {} ({mode}) · asked by {} {} · {}",
         r.id,
         r.cluster,
         target,
-        crate::runbook::plan::mode_record(r.mode, plan.as_ref()),
         user(&r.requested_by),
         slack_time(r.requested_at),
         outcome

@@ -275,7 +275,7 @@ async fn without_a_mode_or_target_the_bot_proposes_the_safest_plan_and_never_pic
     // The record keeps that the bot proposed the mode: the requester did not ask for a switchover.
     let (answer, _) = bot.command(MALLORY, "history").await;
     let history = answer.text();
-    assert!(history.contains("(`auto → switchover`)"), "{history}");
+    assert!(history.contains("(`switchover`, chosen by the bot)"), "{history}");
 
     // With the primary's Region gone no switchover is possible: nothing is chosen, the options are told.
     let bot = start(west_primary()).await;
