@@ -36,7 +36,15 @@ pub fn router(state: Arc<SlackState>) -> Router {
         .route("/slack/interactions", post(interactions))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// Runs a request in a `request` span with a fresh `request_id` (16 hex digits): every line logged
+/// while it is answered carries it.
+async fn with_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let span = tracing::info_span!("request", request_id = %format!("{:016x}", fastrand::u64(..)));
+    tracing::Instrument::instrument(next.run(request), span).await
 }
 
 /// 200 `ready` when nothing keeps the bot from doing its job; otherwise 503 with one line per problem

@@ -15,6 +15,7 @@ pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
+pub mod healthcheck;
 pub mod http;
 pub mod ports;
 pub mod runbook;

@@ -1,12 +1,13 @@
 //! `aurora-failover-bot`: the command line. Thin on purpose: parse arguments (clap), set up logging and
-//! signals, and hand over to `startup`, `audit` or `demo` (the last only with the `demo` feature).
+//! signals, and hand over to `startup`, `audit`, `healthcheck` or `demo` (the last only with the `demo`
+//! feature).
 
 use aurora_failover_bot::audit::Format;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
 use aurora_failover_bot::types::redact_credentials;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,22 @@ enum Command {
         /// The configuration file (see config.example.toml).
         #[arg(long, value_name = "PATH")]
         config: PathBuf,
+        /// How log lines are written to stdout: `human` (one readable line each) or `json` (one JSON
+        /// object per line, with the fields of its spans: `run_id` and `cluster` in a run,
+        /// `request_id` in a Slack request).
+        #[arg(long, value_enum, env = "AFB_LOG_FORMAT", default_value = "human")]
+        log_format: LogFormat,
+    },
+    /// Exit 0 when the bot answers 200 on /healthz (within 3 s), 1 otherwise, saying why: the image's
+    /// HEALTHCHECK (the image has no curl).
+    #[command(group(ArgGroup::new("target").required(true).args(["url", "config"])))]
+    Healthcheck {
+        /// The URL to GET, such as http://127.0.0.1:3000/healthz.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The bot's configuration file: its `listen` address is checked (0.0.0.0 on loopback).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
     },
     /// Run everything locally on embedded defaults (emulated AWS, a stand-in for Slack, SQLite) and
     /// play a scripted failover.
@@ -55,22 +72,36 @@ enum Command {
     },
 }
 
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// One line for people per event, coloured on a terminal.
+    Human,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+}
+
 /// `--since`, parsed when the arguments are, so that a bad value is a usage error.
 fn since(s: &str) -> Result<jiff::Timestamp, String> {
     aurora_failover_bot::audit::parse_since(s, jiff::Timestamp::now())
 }
 
-fn init_logging(default: &str) {
+/// Logs to stdout at `RUST_LOG`'s levels, or `default`'s.
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        // Colours only on a terminal: escape codes in a log file or a log pipeline are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         // A log line that cannot be written (the log pipe's reader is gone) is lost, not reported on
         // stderr: that report panics when stderr is gone too, taking down whichever task logged.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match format {
+        // Colours only on a terminal: escape codes in a log file or a log pipeline are noise.
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// Cancelled on SIGINT or SIGTERM.
@@ -101,7 +132,8 @@ fn shutdown_on_signals() -> CancellationToken {
 async fn main() -> ExitCode {
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
     match Cli::parse().command {
-        Command::Serve { config } => serve(&config).await,
+        Command::Serve { config, log_format } => serve(&config, log_format).await,
+        Command::Healthcheck { url, config } => healthcheck(url, config).await,
         Command::Demo => demo().await,
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
@@ -143,8 +175,8 @@ fn reasons(e: &anyhow::Error) -> String {
     said
 }
 
-async fn serve(path: &std::path::Path) -> ExitCode {
-    init_logging("info");
+async fn serve(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
+    init_logging("info", log_format);
     let settings = match Settings::from_file(path) {
         Ok(s) => s,
         Err(e) => {
@@ -171,11 +203,39 @@ async fn serve(path: &std::path::Path) -> ExitCode {
 
 #[cfg(feature = "demo")]
 async fn demo() -> ExitCode {
-    init_logging("warn");
+    init_logging("warn", LogFormat::Human);
     match aurora_failover_bot::demo::run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aurora-failover-bot demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `healthcheck`: 0 when the bot answers 200, 1 otherwise (Docker's HEALTHCHECK reserves 2).
+async fn healthcheck(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
+    use aurora_failover_bot::healthcheck;
+    let url = match (url, config) {
+        (Some(url), _) => Ok(url),
+        (None, Some(path)) => Settings::from_file(&path)
+            .map_err(|e| redact_credentials(&e.to_string()))
+            .and_then(|s| healthcheck::url_for(s.listen)),
+        (None, None) => Err("give --url URL or --config PATH".to_owned()),
+    };
+    match url {
+        Ok(url) => match healthcheck::check(&url, healthcheck::TIMEOUT).await {
+            Ok(()) => {
+                println!("healthy: {url} answered 200");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("aurora-failover-bot healthcheck: unhealthy: {why}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(why) => {
+            eprintln!("aurora-failover-bot healthcheck: {why}");
             ExitCode::FAILURE
         }
     }

@@ -23,13 +23,19 @@ use std::time::Duration;
 pub struct AwsOverrides {
     /// Endpoint for every service, e.g. the emulator's URL.
     pub endpoint_url: Option<String>,
-    /// Static credentials (any value works against an emulator).
+    /// For an emulator: static credentials (any value works) and the fixed Region [`EMULATOR_REGION`],
+    /// so that neither provider chain runs: nothing is looked up in the environment, the profile files
+    /// or the instance metadata service (which, off EC2, logs a warning after a timeout).
     pub static_credentials: bool,
     /// Retry attempts per call (the SDK's standard mode); default 3.
     pub max_attempts: Option<u32>,
     /// How long one attempt of a call may take; default 10 s.
     pub attempt_timeout: Option<Duration>,
 }
+
+/// The Region an emulator is reached in (and the default when nothing configures one): the one where
+/// Route 53's control plane lives.
+pub const EMULATOR_REGION: &str = "us-east-1";
 
 /// The HTTP client for the SDK: rustls with ring (one TLS stack in the whole binary).
 pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
@@ -39,7 +45,9 @@ pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
         .build_https()
 }
 
-/// Loads the shared SDK configuration: the standard chain, plus any overrides.
+/// Loads the shared SDK configuration: the standard chain (environment, profile files, container and
+/// instance metadata), plus any overrides; with `static_credentials`, credentials and Region are given
+/// and their chains do not run. A Region nothing configures is `us-east-1`.
 pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
@@ -62,13 +70,14 @@ pub async fn load_config(overrides: &AwsOverrides) -> aws_config::SdkConfig {
             None,
             "aurora-failover-bot-overrides",
         ));
+        loader = loader.region(aws_config::Region::from_static(EMULATOR_REGION));
     }
     let config = loader.load().await;
     // Route 53 and the first reads need a Region even when none is configured.
     if config.region().is_none() {
         return config
             .into_builder()
-            .region(aws_config::Region::new("us-east-1"))
+            .region(aws_config::Region::from_static(EMULATOR_REGION))
             .build();
     }
     config

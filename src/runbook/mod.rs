@@ -406,7 +406,7 @@ impl Runner {
     /// Executes (or resumes) a run to its end, or until shutdown. Never panics on AWS or Slack trouble:
     /// every failure ends the run as failed, with a report.
     pub async fn execute(self: Arc<Self>, run_id: RunId) {
-        let span = tracing::info_span!("run", %run_id);
+        let span = tracing::info_span!("run", %run_id, cluster = tracing::field::Empty);
         async move {
             if let Err(e) = self.try_execute(run_id).await {
                 warn!(error = %e, "run could not be executed");
@@ -521,6 +521,8 @@ impl Runner {
                 return Err(e);
             }
         };
+        // The span is `execute`'s: every line of the run names its cluster too.
+        tracing::Span::current().record("cluster", tracing::field::display(&ctx.request.cluster));
         if !ctx.run.state.is_open() {
             // Finished: make sure its last reply made it to the queue (a crash may have come between).
             self.announce_outcome(&ctx).await;

@@ -15,6 +15,7 @@ mod global_endpoint;
 mod hardening;
 mod lifecycle;
 mod limits;
+mod manifest;
 mod modes;
 mod preflight;
 mod runbook;

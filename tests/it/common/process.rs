@@ -12,6 +12,8 @@ pub struct BotProcess {
     child: Option<Child>,
     /// The limit on open descriptors (soft and hard) the process starts with, if any.
     pub nofile: Option<u64>,
+    /// More arguments after `serve --config PATH` (e.g. `--log-format json`).
+    pub args: Vec<String>,
     config: std::path::PathBuf,
     db: std::path::PathBuf,
     pub port: u16,
@@ -37,6 +39,7 @@ impl BotProcess {
         BotProcess {
             child: None,
             nofile: None,
+            args: Vec::new(),
             config,
             db,
             port,
@@ -62,6 +65,7 @@ impl BotProcess {
         let child = command
             .args(["serve", "--config"])
             .arg(&self.config)
+            .args(&self.args)
             .env("AWS_ENDPOINT_URL", &self.sim_url)
             .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
             .env("AWS_SECRET_ACCESS_KEY", "test")
