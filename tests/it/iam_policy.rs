@@ -4,6 +4,8 @@
 //! detach, a switchover and a managed failover, with a role that has a path so that the role's ARN is
 //! looked up); the actions the emulator served, plus those the bot asked IAM's policy simulator about,
 //! are compared with the policy's. A change that adds an AWS call fails here until the policy has it.
+//! The policy's resources and conditions, its placeholders filled in as README says, must also allow
+//! each (action, resource, condition keys) the bot asked the simulator about.
 
 use crate::common;
 
