@@ -13,6 +13,7 @@ mod durability;
 mod errors;
 mod global_endpoint;
 mod hardening;
+mod iam_policy;
 mod lifecycle;
 mod limits;
 mod manifest;
