@@ -228,13 +228,24 @@ impl Permissions for IamPermissions {
                     Err(e) => {
                         let err = classify(&e, "iam:SimulatePrincipalPolicy");
                         match (&principal, err.kind) {
-                            // The role has a path: ask IAM for its real ARN, once.
-                            (Principal::Role { name, .. }, AwsErrorKind::NotFound) => {
+                            // The role may have a path: ask IAM for its real ARN, once. (IAM checks the
+                            // permission on the ARN it is given before looking the role up, so a policy
+                            // scoped to the full ARN answers the path-less one AccessDenied, not NotFound.)
+                            (Principal::Role { name, .. }, AwsErrorKind::NotFound | AwsErrorKind::AccessDenied) => {
+                                let denied = err.kind == AwsErrorKind::AccessDenied;
                                 let role = self.iam.get_role().role_name(name).send().await.map_err(|e| {
-                                    format!(
-                                        "the role's full ARN could not be found ({}); the simulator needs it",
-                                        classify(&e, "iam:GetRole")
-                                    )
+                                    if denied {
+                                        format!(
+                                            "{}. Allow iam:SimulatePrincipalPolicy (and iam:GetRole) on the bot's own \
+                                             role to have its permissions checked",
+                                            err.message
+                                        )
+                                    } else {
+                                        format!(
+                                            "the role's full ARN could not be found ({}); the simulator needs it",
+                                            classify(&e, "iam:GetRole")
+                                        )
+                                    }
                                 })?;
                                 let arn = role
                                     .role()
