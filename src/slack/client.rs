@@ -123,6 +123,15 @@ fn config_problem(code: &str, body: Option<&str>) -> String {
     }
 }
 
+/// Slack's `Retry-After` (seconds) on a 429, if it sent one.
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// What to tell people about a refusal that is about one message, not the token.
 fn refusal(code: &str) -> String {
     match code {
@@ -393,12 +402,7 @@ impl SlackApi {
             .get("x-oauth-scopes")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(resp.headers());
         let body = resp
             .into_body()
             .collect()
@@ -523,12 +527,7 @@ impl SlackApi {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(resp.headers());
         let body = resp
             .into_body()
             .collect()

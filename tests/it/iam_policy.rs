@@ -200,14 +200,7 @@ fn glob(pattern: &str, arn: &str) -> bool {
 
 /// Asks for a failover of `orders` with `args`, approves it, and waits for the run to succeed.
 async fn approved_run(bot: &TestBot, args: &str) {
-    let (answer, _) = bot.command(ALICE, &format!("failover orders {args}")).await;
-    let text = answer.text();
-    let id: i64 = text
-        .strip_prefix("Request #")
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not accepted: {text}"));
-    bot.request_message(id).await;
+    let id = bot.request_with(args).await;
     bot.click(BOB, id, true).await;
     let run = bot.finished_run(id, Duration::from_secs(30)).await;
     assert_eq!(run.state, RunState::Succeeded, "{args}");

@@ -358,7 +358,13 @@ impl TestBot {
 
     /// Requests a detach of `orders` as ALICE and waits for the approval message; returns the id.
     pub async fn request(&self) -> i64 {
-        let (answer, _) = self.command(ALICE, "failover orders --mode detach").await;
+        self.request_with("--mode detach").await
+    }
+
+    /// Requests a failover of `orders` with `args` as ALICE and waits for the approval message; returns
+    /// the id.
+    pub async fn request_with(&self, args: &str) -> i64 {
+        let (answer, _) = self.command(ALICE, &format!("failover orders {args}")).await;
         assert_eq!(answer.status, 200);
         let text = answer.text();
         let id: i64 = text
