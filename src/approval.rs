@@ -18,7 +18,7 @@ use crate::runbook::survey;
 use crate::runbook::{RunData, Runner, Step};
 use crate::settings::Settings;
 use crate::store::{Decided, NewRequest, Request, RequestId, RequestState, RunId, RunState, Store};
-use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
+use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, SlackUserId};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ pub enum Refusal {
     AlreadyDecided {
         id: RequestId,
         state: RequestState,
-        by: Option<SlackUserId>,
+        by: Option<Person>,
     },
     #[error("request #{0} expired")]
     Expired(RequestId),
@@ -81,6 +81,9 @@ pub enum Refusal {
     #[error("no reason given for abandoning run {0}")]
     NoReason(RunId),
 }
+
+mod break_glass;
+pub use break_glass::{BreakGlass, BreakGlassRefusal, Started};
 
 /// What a command or click did, as data: `slack::render::done` words it for the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,10 +254,10 @@ impl Approvals {
         }
     }
 
-    async fn audit(&self, user: &SlackUserId, action: &str, request: Option<RequestId>, outcome: &str) {
+    async fn audit(&self, user: &(dyn std::fmt::Display + Sync), action: &str, request: Option<RequestId>, outcome: &str) {
         if let Err(e) = self
             .store
-            .audit(self.clock.now(), user.as_str(), action, request, outcome)
+            .audit(self.clock.now(), &user.to_string(), action, request, outcome)
             .await
         {
             warn!(error = %e, "cannot write the audit log");
@@ -324,7 +327,7 @@ impl Approvals {
         let new = NewRequest {
             cluster: c.name.clone(),
             mode,
-            requested_by: user.clone(),
+            requested_by: Person::Slack(user.clone()),
             to_region: to,
             origin_channel: origin.channel.to_owned(),
             response_url: origin.response_url.map(str::to_owned),
@@ -561,7 +564,7 @@ impl Approvals {
             .decide(
                 id,
                 approve,
-                user,
+                &Person::Slack(user.clone()),
                 self.clock.now(),
                 Step::FIRST.as_str(),
                 &first_run_data(),
@@ -614,16 +617,16 @@ impl Approvals {
         if approve {
             info!(id = %id, approver = %user, "request approved");
             let stage = Stage::Running {
-                approved_by: user.clone(),
+                approved_by: Person::Slack(user.clone()),
                 step: Step::FIRST,
             };
-            let note = Note::Approved { by: user.clone() };
+            let note = Note::Approved { by: Person::Slack(user.clone()) };
             self.tell(request, plan.as_ref(), &stage, note, &crate::runbook::approved_key(id))
                 .await;
         } else {
             info!(id = %id, by = %user, "request denied");
-            let stage = Stage::Denied { by: user.clone() };
-            let note = Note::Denied { by: user.clone() };
+            let stage = Stage::Denied { by: Person::Slack(user.clone()) };
+            let note = Note::Denied { by: Person::Slack(user.clone()) };
             self.tell(request, plan.as_ref(), &stage, note, &format!("request:{id}:denied"))
                 .await;
         }
@@ -732,8 +735,8 @@ impl Approvals {
                     self.tell(
                         &request,
                         plan.as_ref(),
-                        &Stage::Cancelled { by: user.clone() },
-                        Note::Cancelled { by: user.clone() },
+                        &Stage::Cancelled { by: Person::Slack(user.clone()) },
+                        Note::Cancelled { by: Person::Slack(user.clone()) },
                         &format!("request:{id}:cancelled"),
                     )
                     .await;

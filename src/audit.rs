@@ -2,7 +2,7 @@
 //! times, from the store, as JSON lines or a table. Reads only.
 
 use crate::store::{DecodeError, Request, RequestId, RequestState, Run, RunId, Store, StoreError};
-use crate::types::{SlackUserId, human_duration};
+use crate::types::human_duration;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -161,7 +161,7 @@ pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Resul
 
 /// A request's own lines: asked, decided, expired or rejected.
 fn request_entries(r: &Request) -> Vec<Entry> {
-    let entry = |at, kind, user: Option<&SlackUserId>, what: String, detail: String| Entry {
+    let entry = |at, kind, user: Option<&dyn std::fmt::Display>, what: String, detail: String| Entry {
         at,
         kind,
         request: Some(r.id),
@@ -176,7 +176,7 @@ fn request_entries(r: &Request) -> Vec<Entry> {
     let mut out = vec![entry(
         r.requested_at,
         "request",
-        Some(&r.requested_by),
+        Some(&r.requested_by as &dyn std::fmt::Display),
         format!("failover {}{target} --mode {mode}", r.cluster),
         format!("now {}", r.state.as_str()),
     )];
@@ -184,7 +184,7 @@ fn request_entries(r: &Request) -> Vec<Entry> {
         out.push(entry(
             at,
             "decision",
-            Some(by),
+            Some(by as &dyn std::fmt::Display),
             r.state.as_str().to_owned(),
             String::new(),
         ));

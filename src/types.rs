@@ -182,6 +182,74 @@ impl fmt::Display for Principal {
     }
 }
 
+/// Who asked for or decided something: a Slack user, or (break-glass, when Slack is unavailable) an
+/// operating-system user at the bot's own terminal. Stored as the Slack id (`U…`/`W…`) or as
+/// `terminal:<login>`; `Display` gives that stored form (the audit's actor).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Person {
+    Slack(SlackUserId),
+    /// An OS login name (1 to 64 of `A-Z a-z 0-9 . _ -`), as the kernel reported it for a terminal
+    /// command or the admin socket's peer.
+    Terminal(String),
+}
+
+impl Person {
+    const TERMINAL: &'static str = "terminal:";
+
+    /// A stored person: a Slack user id, or `terminal:<login>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.strip_prefix(Self::TERMINAL) {
+            Some(login) => Self::terminal(login),
+            None => SlackUserId::parse(s).map(Person::Slack),
+        }
+    }
+
+    /// An OS user, if `login` is a plausible login name.
+    pub fn terminal(login: &str) -> Option<Self> {
+        let ok = !login.is_empty()
+            && login.len() <= 64
+            && login
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        ok.then(|| Person::Terminal(login.to_owned()))
+    }
+
+    /// The Slack user, if it is one.
+    pub fn slack(&self) -> Option<&SlackUserId> {
+        match self {
+            Person::Slack(u) => Some(u),
+            Person::Terminal(_) => None,
+        }
+    }
+}
+
+impl From<SlackUserId> for Person {
+    fn from(u: SlackUserId) -> Self {
+        Person::Slack(u)
+    }
+}
+
+impl PartialEq<SlackUserId> for Person {
+    fn eq(&self, other: &SlackUserId) -> bool {
+        self.slack() == Some(other)
+    }
+}
+
+impl PartialEq<Person> for SlackUserId {
+    fn eq(&self, other: &Person) -> bool {
+        other == self
+    }
+}
+
+impl fmt::Display for Person {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Person::Slack(u) => u.fmt(f),
+            Person::Terminal(login) => write!(f, "{}{login}", Self::TERMINAL),
+        }
+    }
+}
+
 /// How the writer moves to the target Region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,6 +377,14 @@ mod tests {
         assert!(SlackUserId::parse("W0AAAA").is_some());
         assert!(SlackUserId::parse("S0AAAA").is_none());
         assert!(SlackUserId::parse("u0aaaa").is_none());
+        for stored in ["U0AAAA", "terminal:alice", "terminal:svc-dr.ops_1"] {
+            assert_eq!(Person::parse(stored).unwrap().to_string(), stored);
+        }
+        for bad in ["terminal:", "terminal:a b", "terminal:<@U0AAAA>", "alice", "S0AAAA"] {
+            assert!(Person::parse(bad).is_none(), "{bad}");
+        }
+        assert!(Person::parse("U0AAAA").unwrap() == SlackUserId::parse("U0AAAA").unwrap());
+        assert!(Person::terminal("U0AAAA").unwrap() != SlackUserId::parse("U0AAAA").unwrap());
         assert_eq!(
             Principal::parse("S0DBA"),
             Some(Principal::Group(UserGroupId("S0DBA".into())))

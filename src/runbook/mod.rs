@@ -35,7 +35,7 @@ use crate::ports::{Aurora, AwsError, AwsErrorKind, Clock, ClusterState, Dns, Met
 use crate::settings::RunbookSettings;
 use crate::store::{OutboxId, Request, RequestId, Run, RunId, RunState, Store, StoreError};
 use crate::types::Mode;
-use crate::types::SlackUserId;
+use crate::types::Person;
 use plan::Plan;
 use report::{Aftermath, Attention, Chat, Completion, Failure, Note, Stage};
 use serde::{Deserialize, Serialize};
@@ -320,7 +320,7 @@ struct Ctx {
     request: Request,
     plan: Plan,
     data: RunData,
-    approved_by: SlackUserId,
+    approved_by: Person,
     /// The plan was re-checked by this process (a run resumed past the re-check does it again before
     /// its first mutating call).
     rechecked: bool,

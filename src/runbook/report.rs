@@ -7,7 +7,7 @@ use super::Step;
 use super::plan::{Plan, Unplanned};
 use crate::ports::{ChatError, Member};
 use crate::store::{OutboxId, Request, RequestId, RunId};
-use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId};
+use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, SlackUserId};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -16,37 +16,37 @@ use std::time::Duration;
 pub enum Stage {
     AwaitingApproval,
     Denied {
-        by: SlackUserId,
+        by: Person,
     },
     Expired,
     Cancelled {
-        by: SlackUserId,
+        by: Person,
     },
     /// Approved and running: the step under way.
     Running {
-        approved_by: SlackUserId,
+        approved_by: Person,
         step: Step,
     },
     Succeeded {
-        approved_by: SlackUserId,
+        approved_by: Person,
         took: Duration,
     },
     Failed {
-        approved_by: SlackUserId,
+        approved_by: Person,
         step: Step,
         reason: String,
     },
     /// Stopped half-way for a person: a deadline passed, AWS refused a later call, or the target is
     /// stuck. The bot keeps watching.
     NeedsAttention {
-        approved_by: SlackUserId,
+        approved_by: Person,
         run_id: RunId,
         step: Step,
         reason: String,
     },
     /// A person stopped the run.
     Abandoned {
-        approved_by: SlackUserId,
+        approved_by: Person,
         by: SlackUserId,
         reason: String,
     },
@@ -56,14 +56,21 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     Approved {
-        by: SlackUserId,
+        by: Person,
     },
     Denied {
-        by: SlackUserId,
+        by: Person,
     },
     Expired,
     Cancelled {
-        by: SlackUserId,
+        by: Person,
+    },
+    /// A run started at a terminal without Slack approval (break-glass): who, why, and the AWS
+    /// identity its calls are made with.
+    BreakGlass {
+        by: Person,
+        reason: String,
+        aws_caller: String,
     },
     /// A step began: the one reply of the step, edited in place as it moves (`StepWaiting`, then
     /// `StepFinished`).

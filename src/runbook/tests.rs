@@ -4,7 +4,7 @@
 use super::*;
 use crate::ports::{ChatError, ClusterState, Member, Topology};
 use crate::store::{NewRequest, Outgoing};
-use crate::types::{ClusterName, Mode, Region};
+use crate::types::{ClusterName, Mode, Region, SlackUserId};
 use async_trait::async_trait;
 use std::sync::Mutex;
 
@@ -157,7 +157,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         .create_request(&NewRequest {
             cluster: ClusterName::parse("orders").unwrap(),
             mode: Some(Mode::Detach),
-            requested_by: SlackUserId::parse("U0ALICE").unwrap(),
+            requested_by: SlackUserId::parse("U0ALICE").unwrap().into(),
             to_region: None,
             origin_channel: "C0INCIDENT".into(),
             response_url: None,
@@ -189,7 +189,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             .await
             .unwrap()
     );
-    let bob = SlackUserId::parse("U0BOB").unwrap();
+    let bob: crate::types::Person = SlackUserId::parse("U0BOB").unwrap().into();
     let crate::store::Decided::Won { run_id: Some(run) } =
         store.decide(id, true, &bob, now, "precheck", "{}").await.unwrap()
     else {
@@ -261,14 +261,14 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
 async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_itself() {
     let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
     let now = jiff::Timestamp::now();
-    let bob = SlackUserId::parse("U0BOB").unwrap();
+    let bob: crate::types::Person = SlackUserId::parse("U0BOB").unwrap().into();
     let mut runs = Vec::new();
     for (cluster, data) in [("orders", "[not run data"), ("billing", "{}")] {
         let id = store
             .create_request(&NewRequest {
                 cluster: ClusterName::parse(cluster).unwrap(),
                 mode: Some(Mode::Detach),
-                requested_by: SlackUserId::parse("U0ALICE").unwrap(),
+                requested_by: SlackUserId::parse("U0ALICE").unwrap().into(),
                 to_region: None,
                 origin_channel: "C0INCIDENT".into(),
                 response_url: None,

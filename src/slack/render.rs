@@ -14,7 +14,7 @@ use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, Unplanned, lag
 use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
 use crate::status::{ClusterReport, CnameCheck};
 use crate::store::{Request, RequestId, RunId, RunState};
-use crate::types::{ChannelId, ClusterName, Mode, Principal, Region, SlackUserId, human_duration as duration};
+use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, SlackUserId, human_duration as duration};
 use serde_json::{Value, json};
 
 /// The buttons' action ids and values, which the command parser reads back.
@@ -61,8 +61,16 @@ fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": text}})
 }
 
-fn user(u: &impl std::fmt::Display) -> String {
+fn user(u: &SlackUserId) -> String {
     format!("<@{u}>")
+}
+
+/// A Slack user as a mention; an OS user (break-glass, at the bot's terminal) by login name.
+fn person(p: &Person) -> String {
+    match p {
+        Person::Slack(u) => user(u),
+        Person::Terminal(login) => format!("`{login}` (break-glass, from a terminal)"),
+    }
 }
 
 fn principal(p: &Principal) -> String {
@@ -338,7 +346,7 @@ pub fn refusal(r: &Refusal) -> String {
         Refusal::AlreadyDecided { id, state, by } => format!(
             "Request #{id} was already {}{}.",
             state.as_str(),
-            by.as_ref().map(|u| format!(" by {}", user(u))).unwrap_or_default()
+            by.as_ref().map(|u| format!(" by {}", person(u))).unwrap_or_default()
         ),
         Refusal::Expired(id) => format!(
             "Request #{id} has expired; nothing was changed. Ask again with /aurora failover if it is still needed."
@@ -490,21 +498,25 @@ pub fn mode_meaning(mode: Mode) -> &'static str {
 
 fn stage_line(stage: &Stage, request: &Request) -> String {
     match stage {
+        // Break-glass: recorded from a terminal, approved by the same step that posts it.
+        Stage::AwaitingApproval if request.requested_by.slack().is_none() => {
+            ":rotating_light: *Break-glass:* starting without a second approver".to_owned()
+        }
         Stage::AwaitingApproval => format!(
             ":hourglass_flowing_sand: *Waiting for approval* until {}",
             slack_time(request.expires_at)
         ),
-        Stage::Denied { by } => format!(":no_entry: *Denied* by {}", user(by)),
+        Stage::Denied { by } => format!(":no_entry: *Denied* by {}", person(by)),
         Stage::Expired => ":hourglass: *Expired* without a decision".to_owned(),
-        Stage::Cancelled { by } => format!(":wastebasket: *Cancelled* by {}", user(by)),
+        Stage::Cancelled { by } => format!(":wastebasket: *Cancelled* by {}", person(by)),
         Stage::Running { approved_by, step } => format!(
             ":arrow_forward: *Approved* by {} · *Running:* {}",
-            user(approved_by),
+            person(approved_by),
             step.label()
         ),
         Stage::Succeeded { approved_by, took } => format!(
             ":white_check_mark: *Approved* by {} · *Completed* in {}",
-            user(approved_by),
+            person(approved_by),
             duration(*took)
         ),
         Stage::Failed {
@@ -513,7 +525,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":x: *Approved* by {} · *Failed* at {}: {}",
-            user(approved_by),
+            person(approved_by),
             step.label(),
             esc(reason)
         ),
@@ -524,7 +536,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":rotating_light: *Approved* by {} · *Needs attention* (run {run_id}) at {}: {}",
-            user(approved_by),
+            person(approved_by),
             step.label(),
             esc(reason)
         ),
@@ -534,7 +546,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":octagonal_sign: *Approved* by {} · *Abandoned* by {}: {}",
-            user(approved_by),
+            person(approved_by),
             user(by),
             esc(reason)
         ),
@@ -637,14 +649,15 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
         section(&stage_line(stage, request)),
         section(&format!(
             "{} asks to move the writer of *{}* (`{}`)\n{}",
-            user(&request.requested_by),
+            person(&request.requested_by),
             plan.cluster,
             esc(&plan.global_cluster_id),
             route(plan)
         )),
     ];
     blocks.extend(plan_sections(plan));
-    if *stage == Stage::AwaitingApproval {
+    // A break-glass request gets no buttons: nobody approves it in Slack.
+    if *stage == Stage::AwaitingApproval && request.requested_by.slack().is_some() {
         let consequence = match plan.mode {
             Mode::Detach => "Replication stops and the old primary stays writable.",
             Mode::Failover => "Writes not yet replicated to the target are lost.",
@@ -777,9 +790,15 @@ fn note_body(note: &Note) -> MessageBody {
             target,
             stopped,
         } => return resume_asked(*run_id, *token, by, target.as_ref(), stopped.as_ref()),
-        Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", user(by)),
-        Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", user(by)),
-        Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", user(by)),
+        Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", person(by)),
+        Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", person(by)),
+        Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", person(by)),
+        Note::BreakGlass { by, reason, aws_caller } => format!(
+            ":rotating_light: *Break-glass:* started by {} without a second approver. Reason: {}. AWS identity: `{}`. The pre-flight checks ran as for any request.",
+            person(by),
+            esc(reason.trim_end_matches('.')),
+            esc(aws_caller)
+        ),
         Note::Expired => ":hourglass: The request expired without a decision. Nothing was changed.".to_owned(),
         Note::StepStarted { .. } | Note::StepWaiting { .. } | Note::StepStopped { .. } | Note::StepFinished { .. } => {
             step_reply(note)
@@ -1573,7 +1592,7 @@ fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
         r.id,
         r.cluster,
         target,
-        user(&r.requested_by),
+        person(&r.requested_by),
         slack_time(r.requested_at),
         outcome
     )
@@ -1583,7 +1602,7 @@ fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
 fn request_outcome(r: &Request, run: Option<&crate::store::Run>) -> String {
     use crate::store::RequestState;
     let decided = |what: &str| match (&r.decided_by, r.decided_at) {
-        (Some(by), Some(at)) => format!("{what} by {} {}", user(by), slack_time(at)),
+        (Some(by), Some(at)) => format!("{what} by {} {}", person(by), slack_time(at)),
         _ => what.to_owned(),
     };
     match (r.state, run) {
@@ -1712,7 +1731,7 @@ mod tests {
         let decided = Refusal::AlreadyDecided {
             id: 3.into(),
             state: crate::store::RequestState::Approved,
-            by: Some(u("U02")),
+            by: Some(u("U02").into()),
         };
         assert_eq!(refusal(&decided), "Request #3 was already approved by <@U02>.");
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use super::rows::*;
 use super::{Result, Store};
-use crate::types::{ClusterName, Mode, SlackUserId};
+use crate::types::{ClusterName, Mode, Person, SlackUserId};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -278,7 +278,7 @@ impl Store for MemoryStore {
         ))
     }
 
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool> {
         Ok(self.update_request(
             id,
             |r| r.state == RequestState::Pending && r.expires_at > now,
@@ -300,7 +300,7 @@ impl Store for MemoryStore {
             |r| r.state.is_open(),
             |r| {
                 r.state = RequestState::Cancelled;
-                r.decided_by = Some(by.clone());
+                r.decided_by = Some(Person::Slack(by.clone()));
                 r.decided_at = Some(now);
             },
         ))

@@ -69,7 +69,7 @@ pub use rows::*;
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::{Durability, SqliteStore};
 
-use crate::types::{ClusterName, Mode, SlackUserId};
+use crate::types::{ClusterName, Mode, Person, SlackUserId};
 use async_trait::async_trait;
 use tracing::warn;
 
@@ -134,7 +134,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Pending → approved or denied, if it has not expired at `now`; `false` otherwise. Approving does
     /// not create the run: see `decide`.
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool>;
+    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool>;
 
     /// Planning or pending → cancelled; `false` if it was no longer open.
     async fn set_cancelled(&self, id: RequestId, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool>;
@@ -345,7 +345,7 @@ impl<'a> dyn Store + 'a {
         &self,
         id: RequestId,
         approve: bool,
-        by: &SlackUserId,
+        by: &Person,
         now: jiff::Timestamp,
         first_step: &str,
         run_data: &str,

@@ -1,6 +1,6 @@
 //! What the store holds, as named rows with typed ids, and the errors it returns.
 
-use crate::types::{ChannelId, ClusterName, Mode, Region, SlackUserId};
+use crate::types::{ChannelId, ClusterName, Mode, Person, Region, SlackUserId};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -154,7 +154,7 @@ pub struct Request {
     pub cluster: ClusterName,
     /// The mode asked for, or (once planned) chosen; `None` while the bot is still to choose.
     pub mode: Option<Mode>,
-    pub requested_by: SlackUserId,
+    pub requested_by: Person,
     pub requested_at: jiff::Timestamp,
     /// The Region asked for with `--to`, if any.
     pub to_region: Option<Region>,
@@ -165,7 +165,7 @@ pub struct Request {
     pub state: RequestState,
     /// The plan the approver sees (JSON of `runbook::Plan`), once made: read it with `stored_plan`.
     pub plan: Option<String>,
-    pub decided_by: Option<SlackUserId>,
+    pub decided_by: Option<Person>,
     pub decided_at: Option<jiff::Timestamp>,
     /// Why it was rejected, or a note on the decision.
     pub note: Option<String>,
@@ -190,7 +190,7 @@ pub struct NewRequest {
     pub cluster: ClusterName,
     /// `None`: the bot proposes the mode.
     pub mode: Option<Mode>,
-    pub requested_by: SlackUserId,
+    pub requested_by: Person,
     pub to_region: Option<Region>,
     pub origin_channel: String,
     pub response_url: Option<String>,

@@ -6,7 +6,7 @@
 use super::rows::*;
 use super::schema;
 use super::{Result, Store};
-use crate::types::{ClusterName, Mode, Region, SlackUserId};
+use crate::types::{ClusterName, Mode, Person, Region, SlackUserId};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -127,7 +127,7 @@ impl RequestRow {
                 "auto" => None,
                 m => Some(d.parsed("mode", m, Mode::parse)?),
             },
-            requested_by: d.parsed("user id", &self.requested_by, SlackUserId::parse)?,
+            requested_by: d.parsed("person", &self.requested_by, Person::parse)?,
             requested_at: d.time("requested_at", self.requested_at)?,
             to_region: self
                 .to_region
@@ -138,7 +138,7 @@ impl RequestRow {
             expires_at: d.time("expires_at", self.expires_at)?,
             state: d.parsed("state", &self.state, RequestState::parse)?,
             plan: self.plan,
-            decided_by: d.user(self.decided_by.as_deref())?,
+            decided_by: self.decided_by.map(|s| d.parsed("person", &s, Person::parse)).transpose()?,
             decided_at: self.decided_at.map(|t| d.time("decided_at", t)).transpose()?,
             note: self.note,
             message: self.message.map(OutboxId::new),
@@ -520,7 +520,7 @@ impl Store for SqliteStore {
                 int(id.get()),
                 text(r.cluster.as_str()),
                 text(r.mode.map_or("auto", Mode::as_str)),
-                text(r.requested_by.as_str()),
+                text(r.requested_by.to_string()),
                 int(ts(r.requested_at)),
                 opt_text(r.to_region.as_ref().map(Region::as_str)),
                 text(r.origin_channel.as_str()),
@@ -611,14 +611,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool> {
+    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool> {
         self.changed(
             "UPDATE requests SET state = ?2, decided_by = ?3, decided_at = ?4
              WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
             vec![
                 int(id.get()),
                 text(if approve { "approved" } else { "denied" }),
-                text(by.as_str()),
+                text(by.to_string()),
                 int(ts(now)),
             ],
         )

@@ -31,11 +31,15 @@ fn user(id: &str) -> SlackUserId {
     SlackUserId::parse(id).unwrap()
 }
 
+fn person(id: &str) -> Person {
+    Person::Slack(user(id))
+}
+
 fn new_request(cluster: &str) -> NewRequest {
     NewRequest {
         cluster: ClusterName::parse(cluster).unwrap(),
         mode: Some(Mode::Detach),
-        requested_by: user("U0AAAA"),
+        requested_by: person("U0AAAA"),
         to_region: None,
         origin_channel: "C0INCIDENT".into(),
         response_url: Some("https://hooks.slack.com/commands/x".into()),
@@ -57,7 +61,7 @@ async fn pending(store: &dyn Store, cluster: &str) -> RequestId {
 async fn approved(store: &dyn Store, cluster: &str) -> (RequestId, RunId) {
     let id = pending(store, cluster).await;
     let Decided::Won { run_id: Some(run) } = store
-        .decide(id, true, &user("U0BBBB"), t(10), "precheck", "{}")
+        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}")
         .await
         .unwrap()
     else {
@@ -102,15 +106,15 @@ async fn of_concurrent_requests_for_one_cluster_one_is_recorded(store: Arc<dyn S
 async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run(store: Arc<dyn Store>) {
     let id = pending(&*store, "orders").await;
     let bob = user("U0BBBB");
-    let won = store.decide(id, true, &bob, t(10), "precheck", "{}").await.unwrap();
+    let won = store.decide(id, true, &Person::Slack(bob.clone()), t(10), "precheck", "{}").await.unwrap();
     let Decided::Won { run_id: Some(run_id) } = won else {
         panic!("{won:?}")
     };
     for approve in [true, false, true] {
-        let again = store.decide(id, approve, &bob, t(11), "precheck", "{}").await.unwrap();
+        let again = store.decide(id, approve, &Person::Slack(bob.clone()), t(11), "precheck", "{}").await.unwrap();
         let Decided::Lost(r) = again else { panic!("{again:?}") };
         assert_eq!(r.state, RequestState::Approved);
-        assert_eq!(r.decided_by.as_ref(), Some(&bob));
+        assert!(r.decided_by.as_ref().is_some_and(|p| *p == bob));
         assert_eq!(r.decided_at, Some(t(10)));
     }
     let run = store.run_of_request(id).await.unwrap().unwrap();
@@ -130,7 +134,7 @@ async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run
 async fn an_approved_request_without_its_run_still_holds_its_cluster(store: Arc<dyn Store>) {
     // The crash between the approval's two writes: approved, no run yet.
     let id = pending(&*store, "orders").await;
-    assert!(store.set_decision(id, true, &user("U0BBBB"), t(10)).await.unwrap());
+    assert!(store.set_decision(id, true, &person("U0BBBB"), t(10)).await.unwrap());
     assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
     let run = store.create_run(id, "precheck", "{}", t(11)).await.unwrap();
     assert_eq!(store.run_of_request(id).await.unwrap().unwrap().id, run);
@@ -163,7 +167,7 @@ async fn concurrent_decisions_yield_one_winner(store: Arc<dyn Store>) {
                 let who = user(&format!("U0B{i}"));
                 matches!(
                     store
-                        .decide(id, i % 2 == 0, &who, t(10), "precheck", "{}")
+                        .decide(id, i % 2 == 0, &Person::Slack(who.clone()), t(10), "precheck", "{}")
                         .await
                         .unwrap(),
                     Decided::Won { .. }
@@ -189,7 +193,7 @@ async fn an_approval_after_expiry_loses_and_expiry_marks_due_requests(store: Arc
     let id = pending(&*store, "orders").await;
     let bob = user("U0BBBB");
     assert!(matches!(
-        store.decide(id, true, &bob, t(900), "precheck", "{}").await.unwrap(),
+        store.decide(id, true, &Person::Slack(bob.clone()), t(900), "precheck", "{}").await.unwrap(),
         Decided::Lost(_)
     ));
     assert!(store.expire_due(t(899)).await.unwrap().is_empty());
@@ -520,7 +524,7 @@ async fn a_corrupt_plan_or_run_data_is_an_error_naming_its_row(store: Arc<dyn St
     let e = r.stored_plan::<serde_json::Value>().unwrap_err();
     assert_eq!((e.table, e.key.as_str()), ("requests", id.to_string().as_str()));
     let Decided::Won { run_id: Some(run) } = store
-        .decide(id, true, &user("U0BBBB"), t(1), "precheck", "[")
+        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "[")
         .await
         .unwrap()
     else {
@@ -682,7 +686,7 @@ async fn an_error_in_the_second_write_of_a_composed_operation_leaves_what_the_co
     let id = pending(&*store, "orders").await;
     memory.fail_next("create_run");
     let decided = store
-        .decide(id, true, &user("U0BBBB"), t(10), "precheck", "{}")
+        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}")
         .await
         .unwrap();
     assert!(matches!(decided, Decided::Won { run_id: None }), "{decided:?}");

@@ -799,7 +799,7 @@ impl Bot {
             .create_request(&NewRequest {
                 cluster: cluster.name.clone(),
                 mode: Some(mode),
-                requested_by: user("U0AAAA"),
+                requested_by: user("U0AAAA").into(),
                 to_region: None,
                 origin_channel: "C0INCIDENT".into(),
                 response_url: None,
@@ -824,7 +824,7 @@ impl Bot {
         let data = serde_json::to_string(&RunData::default()).unwrap();
         let decided = self
             .store
-            .decide(id, true, &user("U0BBBB"), now, Step::FIRST.as_str(), &data)
+            .decide(id, true, &user("U0BBBB").into(), now, Step::FIRST.as_str(), &data)
             .await
             .unwrap();
         let Decided::Won { run_id: Some(run) } = decided else {

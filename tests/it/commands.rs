@@ -241,7 +241,7 @@ async fn a_member_of_an_approver_group_approves_and_the_run_moves_dns_to_the_new
     assert_eq!(bot.writer_cname(), w);
     assert_eq!(bot.reader_cname(), r);
     let req = bot.request_state(id).await;
-    assert_eq!(req.decided_by.as_ref().map(|u| u.as_str()), Some(CAROL));
+    assert_eq!(req.decided_by.as_ref().map(|u| u.to_string()).as_deref(), Some(CAROL));
 }
 
 #[tokio::test]

@@ -292,7 +292,7 @@ async fn an_approval_recorded_just_before_a_crash_is_run_after_the_restart() {
     let store = w.bot.store();
     let bob = SlackUserId::parse(BOB).unwrap();
     let decided = store
-        .decide(id.into(), true, &bob, jiff::Timestamp::now(), "precheck", "{}")
+        .decide(id.into(), true, &bob.clone().into(), jiff::Timestamp::now(), "precheck", "{}")
         .await
         .unwrap();
     assert!(matches!(
@@ -541,7 +541,7 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
         .decide(
             RequestId::new(1),
             true,
-            &bob,
+            &bob.clone().into(),
             jiff::Timestamp::now(),
             "switchover",
             "{}",

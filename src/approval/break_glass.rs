@@ -1,0 +1,193 @@
+//! Break-glass: a failover asked for at a terminal when Slack is unavailable. It is the same request,
+//! plan, pre-flight checks, cluster lock, journal and run as one asked for in Slack; only the second
+//! person is skipped, and the audit says who (the OS user the kernel reported), with which AWS
+//! identity, and why.
+
+use super::{Approvals, RequestRefusal, first_run_data, planning_timed_out};
+use crate::runbook::plan::{Plan, Unplanned};
+use crate::runbook::report::{Note, Stage};
+use crate::runbook::{Step, approved_key};
+use crate::settings::ClusterSettings;
+use crate::store::{Decided, NewRequest, RequestId};
+use crate::types::{Mode, Person, Region};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+/// Who started a break-glass run and why: recorded in the audit and said in the request's thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    /// The OS user, as the kernel reported it (the CLI's own user, or the admin socket's peer):
+    /// always a `Person::Terminal`.
+    pub login: String,
+    /// The AWS identity the run's calls are made with: the ARN `sts:GetCallerIdentity` returned, or
+    /// why it could not be read.
+    pub aws_caller: String,
+    /// Why Slack approval was skipped (required, free text).
+    pub reason: String,
+    /// How it reached the bot: `terminal` (the CLI ran it itself) or `admin socket` (handed to the
+    /// serving bot).
+    pub via: String,
+}
+
+/// Why a break-glass failover did not start. Nothing was changed in AWS.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BreakGlassRefusal {
+    #[error("a reason is required (--reason)")]
+    NoReason,
+    #[error("{0:?} is not a login name the bot can record")]
+    BadLogin(String),
+    #[error("{0}")]
+    Request(RequestRefusal),
+    /// The plan could not be made or its pre-flight checks failed: break-glass skips the second
+    /// person, never the checks.
+    #[error("request #{id} not started: {reason}")]
+    NotPlanned { id: RequestId, reason: Unplanned },
+    #[error("request #{id} not started: {why}")]
+    Store { id: RequestId, why: String },
+}
+
+/// A break-glass run started: its request (the run is found with `Store::run_of_request`; it may be
+/// created a moment later if the store was busy) and its plan.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub request: RequestId,
+    pub plan: Plan,
+}
+
+impl Approvals {
+    /// Records a request from `who`, plans it with every pre-flight check, posts it to the incident
+    /// channel (when Slack is reachable; queued otherwise), approves it as break-glass and launches
+    /// its run. Each refusal is audited; nothing is changed in AWS before the run's own re-check.
+    pub async fn break_glass(
+        &self,
+        who: &BreakGlass,
+        c: &ClusterSettings,
+        to: Option<Region>,
+        mode: Option<Mode>,
+    ) -> Result<Started, BreakGlassRefusal> {
+        let person = Person::terminal(&who.login).ok_or_else(|| BreakGlassRefusal::BadLogin(who.login.clone()))?;
+        let action = format!("break-glass failover {}", c.name);
+        if who.reason.trim().is_empty() {
+            self.audit(&person, &action, None, "refused: no reason").await;
+            return Err(BreakGlassRefusal::NoReason);
+        }
+        let id = match self.record_break_glass(&person, c, to.clone(), mode).await {
+            Ok(id) => id,
+            Err(why) => {
+                self.audit(&person, &action, None, &format!("refused: {why}")).await;
+                return Err(BreakGlassRefusal::Request(why));
+            }
+        };
+        let detail = format!(
+            "recorded without a second approver; reason: {}; AWS caller: {}; via {}",
+            who.reason.trim(),
+            who.aws_caller,
+            who.via
+        );
+        self.audit(&person, &action, Some(id), &detail).await;
+        let planned = match tokio::time::timeout(super::PLANNING_TIMEOUT, self.plan_for(c, to.as_ref(), mode)).await {
+            Ok(r) => r,
+            Err(_) => Err(planning_timed_out()),
+        };
+        match planned {
+            Ok(plan) => self.start_break_glass(&person, who, id, plan).await,
+            Err(reason) => {
+                let request = self.request_named(id).await.map_err(|_| BreakGlassRefusal::Store {
+                    id,
+                    why: "the store did not answer".into(),
+                })?;
+                self.reject(&request, reason.clone()).await;
+                Err(BreakGlassRefusal::NotPlanned { id, reason })
+            }
+        }
+    }
+
+    /// Records the request, taking its cluster (one request or run per cluster at a time).
+    async fn record_break_glass(
+        &self,
+        person: &Person,
+        c: &ClusterSettings,
+        to: Option<Region>,
+        mode: Option<Mode>,
+    ) -> Result<RequestId, RequestRefusal> {
+        let now = self.clock.now();
+        let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
+        let new = NewRequest {
+            cluster: c.name.clone(),
+            mode,
+            requested_by: person.clone(),
+            to_region: to,
+            origin_channel: self.settings.slack.incident_channel.as_str().to_owned(),
+            response_url: None,
+            requested_at: now,
+            expires_at: now + ttl,
+        };
+        match self.store.create_request(&new).await {
+            Err(e) => {
+                warn!(error = %e, "cannot record a break-glass request");
+                Err(RequestRefusal::NotRecorded)
+            }
+            Ok(Err(existing)) => Err(RequestRefusal::OneAtATime {
+                cluster: c.name.clone(),
+                existing: self.link_to(existing, None).await,
+            }),
+            Ok(Ok(id)) => Ok(id),
+        }
+    }
+
+    /// Posts the planned request (queued if Slack is down), records the plan, approves it as
+    /// break-glass and launches its run.
+    async fn start_break_glass(
+        &self,
+        person: &Person,
+        who: &BreakGlass,
+        id: RequestId,
+        plan: Plan,
+    ) -> Result<Started, BreakGlassRefusal> {
+        let store_failed = |why: &str| BreakGlassRefusal::Store { id, why: why.to_owned() };
+        let plan_json = serde_json::to_string(&plan).map_err(|_| store_failed("the plan could not be saved"))?;
+        let request = self.request_named(id).await.map_err(|_| store_failed("the store did not answer"))?;
+        let message = self
+            .chat
+            .post_request(&request, &plan)
+            .await
+            .map_err(|_| store_failed("the request message could not be queued"))?;
+        if let Err(e) = self.store.attach_message(id, message).await {
+            warn!(error = %e, "cannot record the request's message");
+        }
+        match self.store.mark_pending(id, &plan_json, plan.mode, message).await {
+            Ok(true) => {}
+            Ok(false) => return Err(store_failed("it was cancelled while it was being planned")),
+            Err(_) => return Err(store_failed("the plan could not be recorded")),
+        }
+        let now = self.clock.now();
+        let decided = self
+            .store
+            .decide(id, true, person, now, Step::FIRST.as_str(), &first_run_data())
+            .await
+            .map_err(|_| store_failed("the approval could not be recorded"))?;
+        let run_id = match decided {
+            Decided::Won { run_id } => run_id,
+            Decided::Lost(_) => return Err(store_failed("it was decided in Slack in the meantime")),
+        };
+        info!(%id, by = %person, "break-glass request approved without a second person");
+        self.audit(person, "break-glass approve", Some(id), "started without a second approver")
+            .await;
+        let request = self.request_named(id).await.map_err(|_| store_failed("the store did not answer"))?;
+        let note = Note::BreakGlass {
+            by: person.clone(),
+            reason: who.reason.trim().to_owned(),
+            aws_caller: who.aws_caller.clone(),
+        };
+        let stage = Stage::Running {
+            approved_by: person.clone(),
+            step: Step::FIRST,
+        };
+        self.tell(&request, Some(&plan), &stage, note, &approved_key(id)).await;
+        match run_id {
+            Some(run_id) => self.launcher.launch(run_id),
+            None => self.create_run_later(id),
+        }
+        Ok(Started { request: id, plan })
+    }
+}
