@@ -254,7 +254,13 @@ impl Approvals {
         }
     }
 
-    async fn audit(&self, user: &(dyn std::fmt::Display + Sync), action: &str, request: Option<RequestId>, outcome: &str) {
+    async fn audit(
+        &self,
+        user: &(dyn std::fmt::Display + Sync),
+        action: &str,
+        request: Option<RequestId>,
+        outcome: &str,
+    ) {
         if let Err(e) = self
             .store
             .audit(self.clock.now(), &user.to_string(), action, request, outcome)
@@ -620,13 +626,19 @@ impl Approvals {
                 approved_by: Person::Slack(user.clone()),
                 step: Step::FIRST,
             };
-            let note = Note::Approved { by: Person::Slack(user.clone()) };
+            let note = Note::Approved {
+                by: Person::Slack(user.clone()),
+            };
             self.tell(request, plan.as_ref(), &stage, note, &crate::runbook::approved_key(id))
                 .await;
         } else {
             info!(id = %id, by = %user, "request denied");
-            let stage = Stage::Denied { by: Person::Slack(user.clone()) };
-            let note = Note::Denied { by: Person::Slack(user.clone()) };
+            let stage = Stage::Denied {
+                by: Person::Slack(user.clone()),
+            };
+            let note = Note::Denied {
+                by: Person::Slack(user.clone()),
+            };
             self.tell(request, plan.as_ref(), &stage, note, &format!("request:{id}:denied"))
                 .await;
         }
@@ -735,8 +747,12 @@ impl Approvals {
                     self.tell(
                         &request,
                         plan.as_ref(),
-                        &Stage::Cancelled { by: Person::Slack(user.clone()) },
-                        Note::Cancelled { by: Person::Slack(user.clone()) },
+                        &Stage::Cancelled {
+                            by: Person::Slack(user.clone()),
+                        },
+                        Note::Cancelled {
+                            by: Person::Slack(user.clone()),
+                        },
                         &format!("request:{id}:cancelled"),
                     )
                     .await;

@@ -11,6 +11,8 @@
 pub mod approval;
 pub mod audit;
 pub mod aws;
+#[cfg(unix)]
+pub mod breakglass;
 pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;

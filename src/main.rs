@@ -52,6 +52,30 @@ enum Command {
         command(hide = true, about = "Not in this build (built without the `demo` feature)", long_about = None)
     )]
     Demo,
+    /// Break-glass, for when Slack is unavailable: run the failover runbook without Slack approval.
+    /// The same plan, pre-flight checks, cluster lock and journal as in Slack; only the second person
+    /// is skipped. A bot serving the same store takes the order over its admin socket; otherwise
+    /// this command takes the store's lock and runs it itself. Exit 0 succeeded, 3 needs attention,
+    /// 1 refused or failed, 2 usage.
+    Failover {
+        /// The bot's configuration file.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// A configured cluster.
+        cluster: String,
+        /// The Region to move the writer to (one of the cluster's); the bot's choice otherwise.
+        #[arg(long, value_name = "REGION")]
+        to: Option<String>,
+        /// detach, failover or switchover; the bot's choice otherwise.
+        #[arg(long, value_name = "MODE", value_parser = PossibleValuesParser::new(["detach", "failover", "switchover"]))]
+        mode: Option<String>,
+        /// Required: says you mean to act without a second approver (recorded in the audit).
+        #[arg(long)]
+        break_glass: bool,
+        /// Why Slack approval is skipped (required with --break-glass; recorded and posted).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Print every request, decision, attempt and run step from the store.
     Audit {
         /// The bot's configuration file: the store is the one it names.
@@ -135,6 +159,22 @@ async fn main() -> ExitCode {
         Command::Serve { config, log_format } => serve(&config, log_format).await,
         Command::Healthcheck { url, config } => healthcheck(url, config).await,
         Command::Demo => demo().await,
+        Command::Failover {
+            config,
+            cluster,
+            to,
+            mode,
+            break_glass,
+            reason,
+        } => {
+            let order = aurora_failover_bot::breakglass::Order {
+                cluster,
+                to,
+                mode,
+                reason: reason.unwrap_or_default(),
+            };
+            failover(&config, order, break_glass).await
+        }
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
             Err(e) => {
@@ -196,6 +236,54 @@ async fn serve(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aurora-failover-bot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `failover --break-glass`: hands the order to a serving bot, or runs it here.
+async fn failover(
+    config: &std::path::Path,
+    order: aurora_failover_bot::breakglass::Order,
+    break_glass: bool,
+) -> ExitCode {
+    use aurora_failover_bot::breakglass;
+    if !break_glass {
+        eprintln!(
+            "aurora-failover-bot failover: refused. Ask in Slack (/aurora failover {}), where a second person approves. \
+             Only when Slack is unavailable, run it again with --break-glass --reason \"why\": it skips the second \
+             approver (never the checks) and is recorded with your OS user and AWS identity.",
+            order.cluster
+        );
+        return ExitCode::from(2);
+    }
+    if order.reason.trim().is_empty() {
+        eprintln!("aurora-failover-bot failover: --break-glass needs --reason \"why Slack approval is skipped\"");
+        return ExitCode::from(2);
+    }
+    // Progress goes to stdout; the engine's own warnings to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::from_file(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let socket = breakglass::socket_path(&settings.store.path);
+    let outcome = match breakglass::hand_over(&socket, &order).await {
+        Ok(Some(outcome)) => Ok(outcome),
+        Ok(None) => aurora_failover_bot::startup::break_glass_here(settings, Deps::default(), &order).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&reasons(&e)));
             ExitCode::FAILURE
         }
     }

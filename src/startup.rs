@@ -292,16 +292,9 @@ pub struct Application {
     port: u16,
     router: axum::Router,
     limits: crate::server::Limits,
-    api: Arc<SlackApi>,
     binding: Arc<Binding>,
-    health: Arc<Health>,
-    approvals: Approvals,
-    outbox: Arc<Outbox>,
     state: Arc<SlackState>,
-    /// Tells runs to stop at their next pause (their state is saved; they resume at the next start).
-    runs_shutdown: CancellationToken,
-    /// Held for the application's life: one bot process per store (two would both run every run).
-    _lock: std::fs::File,
+    engine: Engine,
     pub store: Arc<dyn Store>,
 }
 
@@ -396,10 +389,29 @@ async fn listen(settings: &Settings) -> anyhow::Result<(TcpListener, crate::serv
     Ok((listener, limits))
 }
 
-impl Application {
-    /// Builds the bot from `settings`: secrets, store, adapters, engine, listener (see the module doc).
-    /// Errors name the config key and the reason, never a secret.
-    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Application> {
+/// The bot without its HTTP side: secrets, store (locked), Slack client, AWS adapters, engine and
+/// outbox. `Application` serves it; break-glass at a terminal runs it when no bot is serving.
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub aws_config: aws_config::SdkConfig,
+    pub approvals: Approvals,
+    pub outbox: Arc<Outbox>,
+    pub store: Arc<dyn Store>,
+    /// Tells runs to stop at their next pause (their state is saved; they resume at the next start).
+    pub runs_shutdown: CancellationToken,
+    api: Arc<SlackApi>,
+    health: Arc<Health>,
+    chat: Arc<SlackChat>,
+    aws: AwsPorts,
+    signing_secret: Secret,
+    /// Held for the engine's life: one bot process per store (two would both run every run).
+    _lock: std::fs::File,
+}
+
+impl Engine {
+    /// Builds the engine from `settings`. Errors name the config key and the reason, never a secret;
+    /// a store another process holds is refused (`store.path`).
+    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Engine> {
         let settings = Arc::new(settings);
         let aws_config = aws::load_config(&deps.aws).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
@@ -429,28 +441,94 @@ impl Application {
             store_id: store.store_id().await.context("cannot read the store's identity")?,
             backed_off: Default::default(),
         });
+        Ok(Engine {
+            settings,
+            aws_config,
+            approvals,
+            outbox,
+            store,
+            runs_shutdown,
+            api,
+            health,
+            chat,
+            aws,
+            signing_secret: secrets.signing_secret,
+            _lock: lock,
+        })
+    }
+
+    /// The break-glass desk on this engine.
+    pub fn desk(&self) -> Arc<crate::breakglass::Desk> {
+        Arc::new(crate::breakglass::Desk {
+            approvals: self.approvals.clone(),
+            store: self.store.clone(),
+            aws_config: self.aws_config.clone(),
+        })
+    }
+}
+
+/// Break-glass when no bot is serving this store: takes the store's lock, runs `order`'s runbook in
+/// this process as the current OS user, prints its progress, and delivers what it queued for Slack
+/// while it can (what is left is delivered by the next bot started on this store).
+#[cfg(unix)]
+pub async fn break_glass_here(
+    settings: Settings,
+    deps: Deps,
+    order: &crate::breakglass::Order,
+) -> anyhow::Result<crate::breakglass::Outcome> {
+    let engine = Engine::build(settings, deps).await?;
+    let stop = CancellationToken::new();
+    let delivery = tokio::spawn(engine.outbox.clone().run(stop.clone()));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(crate::breakglass::print_events(rx));
+    let login = crate::breakglass::own_login();
+    let outcome = engine.desk().take(order, &login, "terminal", &tx).await;
+    drop(tx);
+    let _ = printer.await;
+    // A run that needs attention waits for people: it stops here at its next pause, saved, and
+    // the next bot started on this store watches it.
+    engine.runs_shutdown.cancel();
+    engine.approvals.launcher.tracker.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, engine.approvals.launcher.tracker.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), engine.outbox.deliver_due()).await;
+    stop.cancel();
+    let _ = delivery.await;
+    if engine.store.outbox_heads().await.is_ok_and(|h| !h.is_empty()) {
+        println!("some Slack messages could not be delivered yet; the next bot started on this store delivers them");
+    }
+    Ok(outcome)
+}
+
+impl Application {
+    /// Builds the bot from `settings`: the engine (see `Engine::build`), then the routes and the
+    /// listener. Errors name the config key and the reason, never a secret.
+    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Application> {
+        let clock = deps.clock.clone();
+        let engine = Engine::build(settings, deps).await?;
+        let settings = engine.settings.clone();
         let slack = &settings.slack;
         let binding = Arc::new(Binding::new(
             slack.team_id.clone(),
             slack.app_id.clone(),
             slack.enterprise_id.clone(),
         ));
+        let aws = &engine.aws;
         let state = Arc::new(SlackState {
-            verifier: Verifier::new(vec![secrets.signing_secret]),
+            verifier: Verifier::new(vec![engine.signing_secret.clone()]),
             binding: binding.clone(),
-            health: health.clone(),
-            clock: deps.clock.clone(),
+            health: engine.health.clone(),
+            clock,
             settings: settings.clone(),
-            approvals: approvals.clone(),
-            chat,
+            approvals: engine.approvals.clone(),
+            chat: engine.chat.clone(),
             surveyor: Arc::new(crate::status::Surveyor::new(
                 aws.aurora.clone(),
                 aws.metrics.clone(),
                 aws.dns.clone(),
             )),
-            aurora: aws.aurora,
-            metrics: aws.metrics,
-            dns: aws.dns,
+            aurora: aws.aurora.clone(),
+            metrics: aws.metrics.clone(),
+            dns: aws.dns.clone(),
             tasks: TaskTracker::new(),
         });
         let router = routes::router(state.clone());
@@ -461,15 +539,10 @@ impl Application {
             port,
             router,
             limits,
-            api,
             binding,
-            health,
-            approvals,
-            outbox,
             state,
-            runs_shutdown,
-            _lock: lock,
-            store,
+            store: engine.store.clone(),
+            engine,
         })
     }
 
@@ -481,41 +554,47 @@ impl Application {
     /// bounded time to finish. Runs not finished by then resume at the next start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(port = self.port, "serving");
-        self.approvals.resume().await;
+        self.engine.approvals.resume().await;
         let background = TaskTracker::new();
-        background.spawn(self.outbox.clone().run(shutdown.clone()));
+        background.spawn(self.engine.outbox.clone().run(shutdown.clone()));
         {
             // Reported before the task is spawned (and before serving), so that `/readyz` never says
             // ready while the workspace is unknown.
             if self.binding.team_id().is_none() {
-                self.health.report(
+                self.engine.health.report(
                     crate::health::SLACK_WORKSPACE,
                     "not known yet: slack.team_id is not set and auth.test has not answered",
                 );
             }
             background.spawn(learn_workspace(
-                self.api.clone(),
+                self.engine.api.clone(),
                 self.binding.clone(),
-                self.health.clone(),
+                self.engine.health.clone(),
                 shutdown.clone(),
             ));
         }
         background.spawn(forget_old_requests(
             self.store.clone(),
-            self.approvals.clock.clone(),
+            self.engine.approvals.clock.clone(),
             shutdown.clone(),
         ));
-        let approvals = self.approvals.clone();
+        let approvals = self.engine.approvals.clone();
         let stop = shutdown.clone();
         background.spawn(async move { approvals.expire_every(EXPIRY_TICK, stop).await });
+        #[cfg(unix)]
+        background.spawn(crate::breakglass::serve(
+            crate::breakglass::socket_path(&self.engine.settings.store.path),
+            self.engine.desk(),
+            shutdown.clone(),
+        ));
         crate::server::serve(self.listener, self.router, self.limits, shutdown.clone()).await;
         info!("stopped taking requests");
-        self.runs_shutdown.cancel();
+        self.engine.runs_shutdown.cancel();
         self.state.tasks.close();
-        self.approvals.launcher.tracker.close();
+        self.engine.approvals.launcher.tracker.close();
         background.close();
         let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            self.approvals.launcher.tracker.wait().await;
+            self.engine.approvals.launcher.tracker.wait().await;
             self.state.tasks.wait().await;
             background.wait().await;
         })
@@ -526,7 +605,7 @@ impl Application {
             );
         }
         // Deliver what is already queued, briefly, so the thread is as complete as it can be.
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.outbox.deliver_due()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.engine.outbox.deliver_due()).await;
         Ok(())
     }
 }

@@ -144,9 +144,15 @@ impl Approvals {
         id: RequestId,
         plan: Plan,
     ) -> Result<Started, BreakGlassRefusal> {
-        let store_failed = |why: &str| BreakGlassRefusal::Store { id, why: why.to_owned() };
+        let store_failed = |why: &str| BreakGlassRefusal::Store {
+            id,
+            why: why.to_owned(),
+        };
         let plan_json = serde_json::to_string(&plan).map_err(|_| store_failed("the plan could not be saved"))?;
-        let request = self.request_named(id).await.map_err(|_| store_failed("the store did not answer"))?;
+        let request = self
+            .request_named(id)
+            .await
+            .map_err(|_| store_failed("the store did not answer"))?;
         let message = self
             .chat
             .post_request(&request, &plan)
@@ -171,9 +177,17 @@ impl Approvals {
             Decided::Lost(_) => return Err(store_failed("it was decided in Slack in the meantime")),
         };
         info!(%id, by = %person, "break-glass request approved without a second person");
-        self.audit(person, "break-glass approve", Some(id), "started without a second approver")
-            .await;
-        let request = self.request_named(id).await.map_err(|_| store_failed("the store did not answer"))?;
+        self.audit(
+            person,
+            "break-glass approve",
+            Some(id),
+            "started without a second approver",
+        )
+        .await;
+        let request = self
+            .request_named(id)
+            .await
+            .map_err(|_| store_failed("the store did not answer"))?;
         let note = Note::BreakGlass {
             by: person.clone(),
             reason: who.reason.trim().to_owned(),

@@ -97,6 +97,20 @@ fn verdict(r: &EvaluationResult) -> Verdict {
     }
 }
 
+/// The ARN of the identity `config`'s credentials act as (`sts:GetCallerIdentity`), for the audit of
+/// a break-glass run. The error says why it could not be read, without any credential.
+pub async fn caller_arn(config: &aws_config::SdkConfig) -> Result<String, String> {
+    let caller = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify(&e, "sts:GetCallerIdentity").to_string())?;
+    caller
+        .arn()
+        .map(str::to_owned)
+        .ok_or_else(|| "sts:GetCallerIdentity gave no ARN".to_owned())
+}
+
 impl IamPermissions {
     /// The principal's IAM ARN, resolved once.
     async fn principal(&self) -> Result<Principal, String> {

@@ -138,7 +138,10 @@ impl RequestRow {
             expires_at: d.time("expires_at", self.expires_at)?,
             state: d.parsed("state", &self.state, RequestState::parse)?,
             plan: self.plan,
-            decided_by: self.decided_by.map(|s| d.parsed("person", &s, Person::parse)).transpose()?,
+            decided_by: self
+                .decided_by
+                .map(|s| d.parsed("person", &s, Person::parse))
+                .transpose()?,
             decided_at: self.decided_at.map(|t| d.time("decided_at", t)).transpose()?,
             note: self.note,
             message: self.message.map(OutboxId::new),

@@ -106,12 +106,18 @@ async fn of_concurrent_requests_for_one_cluster_one_is_recorded(store: Arc<dyn S
 async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run(store: Arc<dyn Store>) {
     let id = pending(&*store, "orders").await;
     let bob = user("U0BBBB");
-    let won = store.decide(id, true, &Person::Slack(bob.clone()), t(10), "precheck", "{}").await.unwrap();
+    let won = store
+        .decide(id, true, &Person::Slack(bob.clone()), t(10), "precheck", "{}")
+        .await
+        .unwrap();
     let Decided::Won { run_id: Some(run_id) } = won else {
         panic!("{won:?}")
     };
     for approve in [true, false, true] {
-        let again = store.decide(id, approve, &Person::Slack(bob.clone()), t(11), "precheck", "{}").await.unwrap();
+        let again = store
+            .decide(id, approve, &Person::Slack(bob.clone()), t(11), "precheck", "{}")
+            .await
+            .unwrap();
         let Decided::Lost(r) = again else { panic!("{again:?}") };
         assert_eq!(r.state, RequestState::Approved);
         assert!(r.decided_by.as_ref().is_some_and(|p| *p == bob));
@@ -193,7 +199,10 @@ async fn an_approval_after_expiry_loses_and_expiry_marks_due_requests(store: Arc
     let id = pending(&*store, "orders").await;
     let bob = user("U0BBBB");
     assert!(matches!(
-        store.decide(id, true, &Person::Slack(bob.clone()), t(900), "precheck", "{}").await.unwrap(),
+        store
+            .decide(id, true, &Person::Slack(bob.clone()), t(900), "precheck", "{}")
+            .await
+            .unwrap(),
         Decided::Lost(_)
     ));
     assert!(store.expire_due(t(899)).await.unwrap().is_empty());
