@@ -11,6 +11,7 @@
 pub mod approval;
 pub mod audit;
 pub mod aws;
+pub mod checkconfig;
 pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -24,7 +25,9 @@ pub mod settings;
 pub mod slack;
 pub mod startup;
 pub mod status;
+pub mod status_cli;
 pub mod store;
+pub mod terminal;
 pub mod types;
 
 #[cfg(test)]

@@ -52,6 +52,23 @@ enum Command {
         command(hide = true, about = "Not in this build (built without the `demo` feature)", long_about = None)
     )]
     Demo,
+    /// Check a configuration file before deploying it: the file, the Slack secrets, and with read-only
+    /// AWS calls each cluster, its members, the hosted zone, the records, and the plan's DNS and IAM
+    /// checks. Prints one line per check; exits 0 when none failed, 1 otherwise. Changes nothing.
+    CheckConfig {
+        /// The configuration file to check.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Print the `/aurora status` view in the terminal (for when Slack is unavailable): each
+    /// cluster's members and where its CNAMEs point. Needs neither Slack nor the store's lock.
+    Status {
+        /// The bot's configuration file.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// Only this cluster (by its configured name).
+        cluster: Option<String>,
+    },
     /// Print every request, decision, attempt and run step from the store.
     Audit {
         /// The bot's configuration file: the store is the one it names.
@@ -135,6 +152,10 @@ async fn main() -> ExitCode {
         Command::Serve { config, log_format } => serve(&config, log_format).await,
         Command::Healthcheck { url, config } => healthcheck(url, config).await,
         Command::Demo => demo().await,
+        Command::CheckConfig { config } => aurora_failover_bot::checkconfig::command(&config).await,
+        Command::Status { config, cluster } => {
+            aurora_failover_bot::status_cli::command(&config, cluster.as_deref()).await
+        }
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
             Err(e) => {

@@ -5,6 +5,7 @@
 mod common;
 
 mod attention;
+mod checkconfig;
 mod cli;
 mod commands;
 mod connections;
