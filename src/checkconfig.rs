@@ -8,7 +8,7 @@
 //! Invariant: it changes nothing. Every AWS call it makes is a read (Describe*, Get*, List*,
 //! `iam:SimulatePrincipalPolicy`, `sts:GetCallerIdentity`, `secretsmanager:GetSecretValue`); it never
 //! opens the store, so it needs neither the store's lock nor a stopped bot. It returns typed findings
-//! (`Report`); `terminal` words them.
+//! (`Report`); `terminal` words them and `cli` prints them.
 
 use crate::aws::{self, AwsOverrides};
 use crate::ports::{Aurora, AwsError, Dns, Member, Metrics, Permissions, RecordSet, Topology};
@@ -334,15 +334,62 @@ fn permission_checks(c: &ClusterSettings, s: &Survey, limits: Limits) -> Vec<Che
     checks
 }
 
-/// The `check-config` subcommand: prints the report on stdout; exits 0 when no check failed, 1
-/// otherwise (usage errors are clap's, 2).
-pub async fn command(config: &Path) -> std::process::ExitCode {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let report = run(config, &AwsOverrides::default(), &env).await;
-    let code = if report.failed() {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
-    };
-    crate::terminal::print(&crate::terminal::check_report(&report), code)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::AwsErrorKind;
+
+    fn set(record_type: &str, alias: Option<&str>) -> RecordSet {
+        RecordSet {
+            name: "w.example.internal.".into(),
+            record_type: record_type.into(),
+            values: vec!["east.cluster-1.us-east-1.rds.amazonaws.com".into()],
+            alias_target: alias.map(Into::into),
+            set_identifier: None,
+            routing: None,
+        }
+    }
+
+    #[test]
+    fn a_record_passes_only_as_a_plain_cname_and_a_missing_or_unreadable_one_fails_naming_it() {
+        let check =
+            |sets: Result<&[RecordSet], &AwsError>| record_check("writer record", "w.example.internal", "Z1", sets);
+        let ok = check(Ok(&[set("CNAME", None)]));
+        assert_eq!(ok.outcome, Outcome::Pass);
+        assert_eq!(
+            ok.detail,
+            "w.example.internal is a CNAME to east.cluster-1.us-east-1.rds.amazonaws.com"
+        );
+        let missing = check(Ok(&[]));
+        assert_eq!(missing.outcome, Outcome::Fail);
+        assert!(
+            missing
+                .detail
+                .starts_with("no record named w.example.internal in zone Z1")
+        );
+        let alias = check(Ok(&[set("CNAME", Some("lb.example.com"))]));
+        assert_eq!(alias.outcome, Outcome::Fail);
+        assert!(
+            alias.detail.contains("no plain CNAME (see DNS records)"),
+            "{}",
+            alias.detail
+        );
+        let denied = AwsError::new(AwsErrorKind::AccessDenied, "AccessDenied: not allowed");
+        let unreadable = check(Err(&denied));
+        assert_eq!(unreadable.outcome, Outcome::Fail);
+        assert!(unreadable.detail.contains("AccessDenied"), "{}", unreadable.detail);
+    }
+
+    #[test]
+    fn a_report_fails_when_any_check_failed_and_only_then() {
+        let group = |outcome| Group {
+            title: "configuration".into(),
+            checks: vec![line("config file", outcome, "")],
+        };
+        let report = |outcomes: &[Outcome]| Report {
+            groups: outcomes.iter().map(|o| group(*o)).collect(),
+        };
+        assert!(!report(&[Outcome::Pass, Outcome::Warn]).failed());
+        assert!(report(&[Outcome::Pass, Outcome::Fail]).failed());
+    }
 }

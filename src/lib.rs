@@ -12,6 +12,7 @@ pub mod approval;
 pub mod audit;
 pub mod aws;
 pub mod checkconfig;
+pub mod cli;
 pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -25,7 +26,6 @@ pub mod settings;
 pub mod slack;
 pub mod startup;
 pub mod status;
-pub mod status_cli;
 pub mod store;
 pub mod terminal;
 pub mod types;

@@ -152,10 +152,8 @@ async fn main() -> ExitCode {
         Command::Serve { config, log_format } => serve(&config, log_format).await,
         Command::Healthcheck { url, config } => healthcheck(url, config).await,
         Command::Demo => demo().await,
-        Command::CheckConfig { config } => aurora_failover_bot::checkconfig::command(&config).await,
-        Command::Status { config, cluster } => {
-            aurora_failover_bot::status_cli::command(&config, cluster.as_deref()).await
-        }
+        Command::CheckConfig { config } => aurora_failover_bot::cli::check_config(&config).await,
+        Command::Status { config, cluster } => aurora_failover_bot::cli::status(&config, cluster.as_deref()).await,
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
             Err(e) => {

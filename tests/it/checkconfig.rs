@@ -278,6 +278,19 @@ async fn status_prints_the_status_view_beside_a_serving_bot_for_all_clusters_one
     for action in MUTATING {
         assert!(bot.sim.admin().calls_to(action).is_empty(), "{action} was called");
     }
+    // After a detach, the store (read beside the serving bot, which holds its lock) says where the
+    // writes go now, as `/aurora status` does.
+    let id = bot.request().await;
+    bot.click(BOB, id, true).await;
+    bot.finished_run(id, WAIT).await;
+    let (code, stdout, stderr) = run(bot.sim.url(), &["status", "--config", config, "orders"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "  us-west-2 orders-west standalone writer, detached from the global cluster by request #{id}: available"
+        )) && stdout.contains("  WARNING orders-east (us-east-1) is still the writer of the global cluster"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
-//! `aurora-failover-bot status --config PATH [CLUSTER]`: the `/aurora status` view for a terminal, for
-//! when Slack is unavailable. The same read as the Slack command (`status::reports` over the AWS
-//! adapters), worded by `terminal`.
+//! The commands a person runs in a terminal besides `serve`: `check-config` (the checks are
+//! `checkconfig`'s) and `status --config PATH [CLUSTER]`, the `/aurora status` view for when Slack is
+//! unavailable: the same read as the Slack command (`status::reports` over the AWS adapters). Both are
+//! worded by `terminal` and print to stdout.
 //!
-//! Invariants: it needs neither Slack nor the store's lock (a serving bot holds it). It reads the store
-//! only to show a cluster a past detach left as a standalone writer, through a read-only connection
-//! (`SqliteStore::open_existing`), and only when the store exists; a store it cannot read is said, not
-//! fatal. It makes read-only AWS calls only.
+//! Invariants of `status`: it needs neither Slack nor the store's lock (a serving bot holds it). It
+//! reads the store only to show a cluster a past detach left as a standalone writer, through a
+//! read-only connection (`SqliteStore::open_existing`), and only when the store exists; a store it
+//! cannot read is said, not fatal. It makes read-only AWS calls only.
 
 use crate::aws::{self, AwsOverrides};
 use crate::ports::Member;
@@ -30,7 +31,7 @@ pub struct Status {
 
 /// Reads the status of `cluster` (every configured cluster when `None`), with the SDK configured as
 /// `serve` configures it plus `overrides`.
-pub async fn read(
+pub async fn read_status(
     settings: &Settings,
     overrides: &AwsOverrides,
     cluster: Option<&str>,
@@ -90,7 +91,7 @@ fn open_store(settings: &Settings) -> (Option<SqliteStore>, Option<String>) {
 
 /// The `status` subcommand: prints the view on stdout and exits 0; a configuration that cannot be read
 /// or an unknown cluster is said on stderr, exit 2.
-pub async fn command(config: &std::path::Path, cluster: Option<&str>) -> std::process::ExitCode {
+pub async fn status(config: &std::path::Path, cluster: Option<&str>) -> std::process::ExitCode {
     let settings = match Settings::from_file(config) {
         Ok(s) => s,
         Err(e) => {
@@ -101,7 +102,7 @@ pub async fn command(config: &std::path::Path, cluster: Option<&str>) -> std::pr
             return std::process::ExitCode::from(2);
         }
     };
-    match read(&settings, &AwsOverrides::default(), cluster).await {
+    match read_status(&settings, &AwsOverrides::default(), cluster).await {
         Ok(status) => {
             if let Some(why) = &status.store_unreadable {
                 eprintln!("aurora-failover-bot status: {why}");
@@ -116,4 +117,17 @@ pub async fn command(config: &std::path::Path, cluster: Option<&str>) -> std::pr
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The `check-config` subcommand: prints the report on stdout; exits 0 when no check failed, 1
+/// otherwise (usage errors are clap's, 2).
+pub async fn check_config(config: &std::path::Path) -> std::process::ExitCode {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let report = crate::checkconfig::run(config, &AwsOverrides::default(), &env).await;
+    let code = if report.failed() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    };
+    crate::terminal::print(&crate::terminal::check_report(&report), code)
 }
