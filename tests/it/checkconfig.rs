@@ -10,6 +10,11 @@ use awsim::{IamRule, RuleEffect};
 /// standard SDK chain, pointed at the emulator by `AWS_ENDPOINT_URL`), without blocking the runtime
 /// the emulator runs on. Returns the exit code, stdout and stderr.
 async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    run_with(sim_url, args, &[]).await
+}
+
+/// `run`, with the environment variables `env` set too.
+async fn run_with(sim_url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
         .args(args)
         .env("AWS_ENDPOINT_URL", sim_url)
@@ -19,6 +24,7 @@ async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
         .env_remove("AWS_PROFILE")
         .env_remove("SLACK_SIGNING_SECRET")
         .env_remove("SLACK_BOT_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
@@ -193,7 +199,7 @@ async fn check_config_fails_a_missing_cluster_a_record_outside_its_zone_and_a_de
 }
 
 #[tokio::test]
-async fn check_config_names_the_key_and_the_reason_of_an_invalid_file_and_of_a_missing_secret() {
+async fn check_config_names_the_key_of_an_invalid_file_or_a_missing_secret_and_takes_secrets_from_the_environment() {
     let sim = emulator().await;
     let dir = temp_dir("check-config-invalid");
     let config = write_config(&dir, &Options::default());
@@ -228,6 +234,19 @@ async fn check_config_names_the_key_and_the_reason_of_an_invalid_file_and_of_a_m
             "case {i}: the token was printed:\n{stdout}"
         );
     }
+    // The secrets from the environment instead, as start-up takes them: resolved, never printed.
+    let without = valid
+        .replace(&format!("signing_secret = \"{SIGNING_SECRET}\"\n"), "")
+        .replace(&format!("bot_token = \"{BOT_TOKEN}\"\n"), "");
+    std::fs::write(&config, without).unwrap();
+    let env = [("SLACK_SIGNING_SECRET", SIGNING_SECRET), ("SLACK_BOT_TOKEN", BOT_TOKEN)];
+    let (code, stdout, stderr) = run_with(sim.url(), &["check-config", "--config", &config], &env).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ok   Slack secrets: "), "{stdout}");
+    assert!(
+        !stdout.contains(BOT_TOKEN) && !stdout.contains(SIGNING_SECRET),
+        "{stdout}"
+    );
     let (code, stdout, _) = run(sim.url(), &["check-config", "--config", "/nonexistent/bot.toml"]).await;
     assert_eq!(code, Some(1));
     assert!(stdout.contains("FAIL config file: cannot read config file"), "{stdout}");
