@@ -28,7 +28,7 @@ async fn round(dir: &std::path::Path, mode: Durability, n: usize) -> anyhow::Res
         .create_request(&NewRequest {
             cluster: ClusterName::parse("orders").expect("a cluster name"),
             mode: Some(Mode::Detach),
-            requested_by: SlackUserId::parse("U0ALICE").expect("a user id"),
+            requested_by: SlackUserId::parse("U0ALICE").expect("a user id").into(),
             to_region: None,
             origin_channel: "C0INCIDENT".into(),
             response_url: None,

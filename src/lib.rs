@@ -13,6 +13,8 @@ pub mod audit;
 pub mod aws;
 #[cfg(unix)]
 pub mod breakglass;
+pub mod checkconfig;
+pub mod cli;
 pub mod commands;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -27,6 +29,7 @@ pub mod slack;
 pub mod startup;
 pub mod status;
 pub mod store;
+pub mod terminal;
 pub mod types;
 
 #[cfg(test)]

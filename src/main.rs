@@ -76,6 +76,23 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Check a configuration file before deploying it: the file, the Slack secrets, and with read-only
+    /// AWS calls each cluster, its members, the hosted zone, the records, and the plan's DNS and IAM
+    /// checks. Prints one line per check; exits 0 when none failed, 1 otherwise. Changes nothing.
+    CheckConfig {
+        /// The configuration file to check.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Print the `/aurora status` view in the terminal (for when Slack is unavailable): each
+    /// cluster's members and where its CNAMEs point. Needs neither Slack nor the store's lock.
+    Status {
+        /// The bot's configuration file.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// Only this cluster (by its configured name).
+        cluster: Option<String>,
+    },
     /// Print every request, decision, attempt and run step from the store.
     Audit {
         /// The bot's configuration file: the store is the one it names.
@@ -173,8 +190,10 @@ async fn main() -> ExitCode {
                 mode,
                 reason: reason.unwrap_or_default(),
             };
-            failover(&config, order, break_glass).await
+            aurora_failover_bot::cli::failover(&config, order, break_glass).await
         }
+        Command::CheckConfig { config } => aurora_failover_bot::cli::check_config(&config).await,
+        Command::Status { config, cluster } => aurora_failover_bot::cli::status(&config, cluster.as_deref()).await,
         Command::Audit { config, since, format } => match audit(&config, since, format).await {
             Ok(text) => print_out(&text),
             Err(e) => {
@@ -236,54 +255,6 @@ async fn serve(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aurora-failover-bot: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `failover --break-glass`: hands the order to a serving bot, or runs it here.
-async fn failover(
-    config: &std::path::Path,
-    order: aurora_failover_bot::breakglass::Order,
-    break_glass: bool,
-) -> ExitCode {
-    use aurora_failover_bot::breakglass;
-    if !break_glass {
-        eprintln!(
-            "aurora-failover-bot failover: refused. Ask in Slack (/aurora failover {}), where a second person approves. \
-             Only when Slack is unavailable, run it again with --break-glass --reason \"why\": it skips the second \
-             approver (never the checks) and is recorded with your OS user and AWS identity.",
-            order.cluster
-        );
-        return ExitCode::from(2);
-    }
-    if order.reason.trim().is_empty() {
-        eprintln!("aurora-failover-bot failover: --break-glass needs --reason \"why Slack approval is skipped\"");
-        return ExitCode::from(2);
-    }
-    // Progress goes to stdout; the engine's own warnings to stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
-    let settings = match Settings::from_file(config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&e.to_string()));
-            return ExitCode::from(2);
-        }
-    };
-    let socket = breakglass::socket_path(&settings.store.path);
-    let outcome = match breakglass::hand_over(&socket, &order).await {
-        Ok(Some(outcome)) => Ok(outcome),
-        Ok(None) => aurora_failover_bot::startup::break_glass_here(settings, Deps::default(), &order).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(outcome) => ExitCode::from(outcome.exit_code()),
-        Err(e) => {
-            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&reasons(&e)));
             ExitCode::FAILURE
         }
     }

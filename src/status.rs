@@ -222,6 +222,26 @@ fn follows_writer(check: CnameCheck, global: Option<&GlobalEndpoint>) -> CnameCh
     }
 }
 
+/// Where the last successful detach of cluster `c` moved the writer (with its request), if anywhere:
+/// read from the store's last successful run of the cluster. A store that cannot be read counts as
+/// none (logged).
+pub async fn last_detach(store: &dyn crate::store::Store, c: &ClusterSettings) -> Option<(RequestId, Member)> {
+    use crate::runbook::plan::Plan;
+    match store.last_success(&c.name).await {
+        Ok(Some(r)) => r
+            .stored_plan::<Plan>()
+            .ok()
+            .flatten()
+            .filter(|p| p.mode == crate::types::Mode::Detach)
+            .map(|p| (r.id, p.to)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read past runs");
+            None
+        }
+    }
+}
+
 /// Reads every given cluster's status, concurrently.
 pub async fn reports(
     aurora: &dyn Aurora,

@@ -5,12 +5,10 @@
 use super::Invocation;
 use super::{SlackState, ephemeral};
 use crate::ports::Member;
-use crate::runbook::plan::Plan;
 use crate::settings::ClusterSettings;
 use crate::slack::command::Cluster;
 use crate::slack::render;
 use crate::store::RequestId;
-use crate::types::Mode;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -49,17 +47,5 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
 
 /// Where the last successful detach of cluster `c` moved the writer (with its request), if anywhere.
 async fn last_detach(state: &SlackState, c: &ClusterSettings) -> Option<(RequestId, Member)> {
-    match state.approvals.store.last_success(&c.name).await {
-        Ok(Some(r)) => r
-            .stored_plan::<Plan>()
-            .ok()
-            .flatten()
-            .filter(|p| p.mode == Mode::Detach)
-            .map(|p| (r.id, p.to)),
-        Ok(None) => None,
-        Err(e) => {
-            warn!(error = %e, "cannot read past runs");
-            None
-        }
-    }
+    crate::status::last_detach(state.approvals.store.as_ref(), c).await
 }

@@ -495,6 +495,10 @@ fn fail(detail: impl Into<String>) -> Finding {
 /// The name of the check that Route 53 will take the change (also shown by `/aurora status`).
 pub const DNS_RECORDS: &str = "DNS records";
 
+/// The name of the check that IAM's simulator allows every call a run makes (also run by
+/// `check-config`).
+pub const PERMISSIONS: &str = "Permissions";
+
 /// One check of the pre-flight checklist: its name, and what it finds (`None`: it does not apply to
 /// this mode).
 type CheckFn = fn(&Context) -> Option<Finding>;
@@ -509,7 +513,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("Replication lag", lag_check),
     ("Primary", primary_check),
     (DNS_RECORDS, dns_records_check),
-    ("Permissions", permissions_check),
+    (PERMISSIONS, permissions_check),
     ("CNAMEs", cnames_check),
     ("Write forwarding", write_forwarding_check),
 ];
@@ -520,6 +524,36 @@ fn checks(ctx: &Context) -> Vec<Check> {
         .iter()
         .filter_map(|(name, run)| run(ctx).map(|finding| check(name, finding)))
         .collect()
+}
+
+/// The checks of `CHECKS` named in `names`, in the checklist's order, judged for a move of `cluster`'s
+/// writer to `to` by `mode` as a person would ask for it, against `survey`: how `check-config` runs
+/// the plan's own checks without making a plan. `None` when the global cluster has no writer (there is
+/// no move to judge).
+pub fn named_checks(
+    cluster: &ClusterSettings,
+    survey: &Survey,
+    to: &Member,
+    mode: Mode,
+    limits: Limits,
+    names: &[&str],
+) -> Option<Vec<Check>> {
+    let ctx = Context {
+        cluster,
+        survey,
+        from: survey.topology.writer()?,
+        to,
+        mode,
+        chooser: Chooser::Person,
+        limits,
+    };
+    Some(
+        CHECKS
+            .iter()
+            .filter(|(name, _)| names.contains(name))
+            .filter_map(|(name, run)| run(&ctx).map(|finding| check(name, finding)))
+            .collect(),
+    )
 }
 
 fn check(name: &str, (outcome, detail): Finding) -> Check {

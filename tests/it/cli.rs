@@ -200,6 +200,12 @@ fn bad_arguments_are_refused_with_the_usage_and_exit_2() {
             "bot.toml",
         ],
         vec!["serve", "--config", "bot.toml", "--log-format", "xml"],
+        vec!["check-config"],
+        vec!["check-config", "--config"],
+        vec!["check-config", "--config", "bot.toml", "orders"],
+        vec!["status"],
+        vec!["status", "orders"],
+        vec!["status", "--config", "bot.toml", "orders", "payments"],
     ] {
         let out = bot().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -233,6 +239,8 @@ fn every_command_answers_help_and_the_binary_its_version() {
         vec!["audit", "--help"],
         vec!["help", "audit"],
         vec!["healthcheck", "--help"],
+        vec!["check-config", "--help"],
+        vec!["status", "--help"],
     ] {
         let out = bot().args(&args).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

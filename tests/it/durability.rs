@@ -292,7 +292,14 @@ async fn an_approval_recorded_just_before_a_crash_is_run_after_the_restart() {
     let store = w.bot.store();
     let bob = SlackUserId::parse(BOB).unwrap();
     let decided = store
-        .decide(id.into(), true, &bob.clone().into(), jiff::Timestamp::now(), "precheck", "{}")
+        .decide(
+            id.into(),
+            true,
+            &bob.clone().into(),
+            jiff::Timestamp::now(),
+            "precheck",
+            "{}",
+        )
         .await
         .unwrap();
     assert!(matches!(

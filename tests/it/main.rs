@@ -5,6 +5,8 @@
 mod common;
 
 mod attention;
+mod breakglass;
+mod checkconfig;
 mod cli;
 mod commands;
 mod connections;

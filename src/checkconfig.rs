@@ -1,0 +1,395 @@
+//! `aurora-failover-bot check-config --config PATH`: checks a configuration before it is deployed.
+//! It loads the file as `serve` does, resolves the Slack secrets as start-up does
+//! (`startup::resolve_secrets`), then for each configured cluster reads, as the bot's AWS principal,
+//! the global cluster, its member in each configured Region, the hosted zone and the records at both
+//! CNAMEs' names (`runbook::survey`), and runs the plan's own DNS records and permissions checks
+//! (`runbook::plan`, with IAM's policy simulator) for every secondary and mode.
+//!
+//! Invariant: it changes nothing. Every AWS call it makes is a read (Describe*, Get*, List*,
+//! `iam:SimulatePrincipalPolicy`, `sts:GetCallerIdentity`, `secretsmanager:GetSecretValue`); it never
+//! opens the store, so it needs neither the store's lock nor a stopped bot. It returns typed findings
+//! (`Report`); `terminal` words them and `cli` prints them.
+
+use crate::aws::{self, AwsOverrides};
+use crate::ports::{Aurora, AwsError, Dns, Member, Metrics, Permissions, RecordSet, Topology};
+use crate::runbook::plan::{self, Check, Limits, Outcome, Survey};
+use crate::settings::{ClusterSettings, Settings};
+use crate::startup::EnvLookup;
+use crate::types::{Mode, redact_credentials};
+use std::path::Path;
+
+/// Every mode a run may use, each checked against IAM's simulator.
+const MODES: [Mode; 3] = [Mode::Switchover, Mode::Failover, Mode::Detach];
+
+/// The checks of one group: the configuration itself, or one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// `configuration`, or `cluster NAME (global cluster ID)`.
+    pub title: String,
+    pub checks: Vec<Check>,
+}
+
+/// What `check-config` found, in the order it checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub groups: Vec<Group>,
+}
+
+impl Report {
+    /// Whether any check failed (the command then exits 1).
+    pub fn failed(&self) -> bool {
+        self.checks().any(|c| c.outcome == Outcome::Fail)
+    }
+
+    /// Every check, group after group.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.groups.iter().flat_map(|g| g.checks.iter())
+    }
+}
+
+fn line(name: impl Into<String>, outcome: Outcome, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        outcome,
+        detail: detail.into(),
+    }
+}
+
+/// Checks the configuration file at `path` and what it names (see the module doc). `aws` configures
+/// the SDK as `serve`'s `Deps` do; `env` looks up the Slack secrets' environment variables. Never
+/// fails: what cannot be checked is a failed check, with its reason (secrets never quoted).
+pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Report {
+    let mut config = Group {
+        title: "configuration".to_owned(),
+        checks: Vec::new(),
+    };
+    let settings = match Settings::from_file(path) {
+        Ok(s) => s,
+        Err(e) => {
+            // A value quoted back may be a secret pasted under the wrong key.
+            config
+                .checks
+                .push(line("config file", Outcome::Fail, redact_credentials(&e.to_string())));
+            return Report { groups: vec![config] };
+        }
+    };
+    config.checks.push(line(
+        "config file",
+        Outcome::Pass,
+        format!(
+            "{} is valid: {} cluster(s), listening on {}",
+            path.display(),
+            settings.clusters.len(),
+            settings.listen
+        ),
+    ));
+    let aws_config = aws::load_config(overrides).await;
+    config.checks.push(secrets_check(&settings, &aws_config, env).await);
+    let mut groups = vec![config];
+    groups.extend(clusters(&settings, &aws_config).await);
+    Report { groups }
+}
+
+/// The Slack secrets, resolved exactly as start-up resolves them; their values are never shown.
+async fn secrets_check(settings: &Settings, aws_config: &aws_config::SdkConfig, env: &EnvLookup) -> Check {
+    match crate::startup::resolve_secrets(settings, aws_config, env).await {
+        Ok(_) => line(
+            "Slack secrets",
+            Outcome::Pass,
+            "the signing secret and the bot token are resolved and well formed (values not shown)",
+        ),
+        Err(e) => line("Slack secrets", Outcome::Fail, redact_credentials(&format!("{e:#}"))),
+    }
+}
+
+/// One group per configured cluster, checked concurrently.
+async fn clusters(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Vec<Group> {
+    let aurora = aws::rds::RdsAurora::new(aws_config.clone());
+    let dns = aws::route53::Route53Dns::new(aws_config);
+    let metrics = aws::cloudwatch::CloudWatchMetrics::new(aws_config.clone());
+    let permissions = aws::iam::IamPermissions::new(aws_config);
+    let limits = Limits {
+        lag_limit_ms: settings.runbook.lag_limit.as_millis() as f64,
+    };
+    futures::future::join_all(settings.clusters.iter().map(|c| async {
+        Group {
+            title: format!("cluster {} (global cluster {})", c.name, c.global_cluster_id),
+            checks: cluster_checks(&aurora, &metrics, &dns, &permissions, c, limits).await,
+        }
+    }))
+    .await
+}
+
+/// Everything checked for one cluster, read through the engine's ports (read-only calls only).
+pub async fn cluster_checks(
+    aurora: &dyn Aurora,
+    metrics: &dyn Metrics,
+    dns: &dyn Dns,
+    permissions: &dyn Permissions,
+    c: &ClusterSettings,
+    limits: Limits,
+) -> Vec<Check> {
+    match crate::runbook::survey::survey(aurora, metrics, dns, Some(permissions), c).await {
+        Ok(s) => {
+            let mut checks = topology_checks(c, &s);
+            checks.extend(dns_checks(c, &s.zone, &s.records));
+            checks.extend(permission_checks(c, &s, limits));
+            checks
+        }
+        Err(e) => {
+            // Without the topology nothing else of the cluster can be judged; the DNS side still can.
+            let mut checks = vec![line("global cluster", Outcome::Fail, unreadable_global(c, &e))];
+            let (zone, w, r) = tokio::join!(
+                dns.hosted_zone(&c.hosted_zone_id),
+                dns.records_at(&c.hosted_zone_id, &c.writer_record),
+                dns.records_at(&c.hosted_zone_id, &c.reader_record)
+            );
+            let records = w.and_then(|w| Ok([w, r?]));
+            checks.extend(dns_checks(c, &zone, &records));
+            checks
+        }
+    }
+}
+
+/// Why the global cluster could not be read, with what to check.
+fn unreadable_global(c: &ClusterSettings, e: &AwsError) -> String {
+    let regions: Vec<&str> = c.regions.iter().map(|r| r.as_str()).collect();
+    format!(
+        "{} cannot be read in {}: {e}. Check the cluster's global_cluster_id and regions, and that the bot's \
+         principal may call rds:DescribeGlobalClusters",
+        c.global_cluster_id,
+        regions.join(", ")
+    )
+}
+
+/// The global cluster, its member in each configured Region (and any member outside them), and each
+/// secondary's replication lag.
+fn topology_checks(c: &ClusterSettings, s: &Survey) -> Vec<Check> {
+    let t = &s.topology;
+    let mut checks = vec![global_check(t)];
+    for region in &c.regions {
+        let name = format!("member in {region}");
+        checks.push(match t.member_in(region) {
+            Some(m) => member_check(name, m, s),
+            None => line(
+                name,
+                Outcome::Fail,
+                format!(
+                    "{} has no member in {region}: remove {region} from the cluster's regions, or add a secondary there",
+                    t.global_cluster_id
+                ),
+            ),
+        });
+    }
+    for m in t.members.iter().filter(|m| !c.regions.contains(&m.region)) {
+        checks.push(line(
+            format!("member in {}", m.region),
+            Outcome::Warn,
+            format!(
+                "{} is a member in {}, which is not in the cluster's regions: the bot neither reads it there nor \
+                 fails over to it. Add {} to regions if it should",
+                m.cluster_id, m.region, m.region
+            ),
+        ));
+    }
+    checks.extend(t.secondaries().map(|m| lag_check(m, s)));
+    checks
+}
+
+fn global_check(t: &Topology) -> Check {
+    let summary = format!(
+        "{} exists: status {}, engine {}",
+        t.global_cluster_id, t.status, t.engine_version
+    );
+    match t.writer() {
+        Some(w) => line(
+            "global cluster",
+            Outcome::Pass,
+            format!("{summary}, writer {} in {}", w.cluster_id, w.region),
+        ),
+        None => line(
+            "global cluster",
+            Outcome::Warn,
+            format!("{summary}, but it has no writer member: no failover can be planned until it has one"),
+        ),
+    }
+}
+
+/// A member, as its own Region describes it.
+fn member_check(name: String, m: &Member, s: &Survey) -> Check {
+    let role = if m.is_writer { "the writer" } else { "a secondary" };
+    match s.states.get(&m.arn) {
+        Some(Ok(state)) => line(
+            name,
+            Outcome::Pass,
+            format!(
+                "{} exists ({role}): status {}, {} instance(s)",
+                m.cluster_id, state.status, state.instances
+            ),
+        ),
+        Some(Err(e)) => line(
+            name,
+            Outcome::Fail,
+            format!("{} ({role}) cannot be read in {}: {e}", m.cluster_id, m.region),
+        ),
+        None => line(name, Outcome::Fail, format!("{} was not read", m.cluster_id)),
+    }
+}
+
+/// A secondary's replication lag (CloudWatch): unknown is a warning, as the plan has it (a switchover
+/// whose lag is unknown is refused, other modes warn).
+fn lag_check(m: &Member, s: &Survey) -> Check {
+    let name = format!("replication lag in {}", m.region);
+    match s.lags.get(&m.arn) {
+        Some(Ok(ms)) => line(
+            name,
+            Outcome::Pass,
+            format!("{}: {}", m.cluster_id, plan::lag_text(*ms)),
+        ),
+        Some(Err(why)) => line(
+            name,
+            Outcome::Warn,
+            format!(
+                "{}: not known ({why}); a switchover needs it (cloudwatch:GetMetricData)",
+                m.cluster_id
+            ),
+        ),
+        None => line(name, Outcome::Warn, format!("{}: not read", m.cluster_id)),
+    }
+}
+
+/// The hosted zone, the record at each CNAME's name, and the plan's DNS records check.
+fn dns_checks(
+    c: &ClusterSettings,
+    zone: &Result<crate::ports::HostedZone, AwsError>,
+    records: &Result<[Vec<RecordSet>; 2], AwsError>,
+) -> Vec<Check> {
+    let zone_check = match zone {
+        Ok(z) => line(
+            "hosted zone",
+            Outcome::Pass,
+            format!("{} exists: {}", c.hosted_zone_id, z.name.trim_end_matches('.')),
+        ),
+        Err(e) => line(
+            "hosted zone",
+            Outcome::Fail,
+            format!("{} cannot be read: {e}", c.hosted_zone_id),
+        ),
+    };
+    let mut checks = vec![zone_check];
+    for (i, (label, name)) in [("writer record", &c.writer_record), ("reader record", &c.reader_record)]
+        .into_iter()
+        .enumerate()
+    {
+        checks.push(record_check(
+            label,
+            name,
+            &c.hosted_zone_id,
+            records.as_ref().map(|r| r[i].as_slice()),
+        ));
+    }
+    checks.push(plan::records_check(c, zone, records));
+    checks
+}
+
+/// The record at a CNAME's name: a plain CNAME is what the application connects through.
+fn record_check(label: &str, name: &str, zone_id: &str, sets: Result<&[RecordSet], &AwsError>) -> Check {
+    match sets {
+        Err(e) => line(label, Outcome::Fail, format!("{name} cannot be read: {e}")),
+        Ok([]) => line(
+            label,
+            Outcome::Fail,
+            format!(
+                "no record named {name} in zone {zone_id}: nothing can be connecting through it. Check the name (a \
+                 failover would create it)"
+            ),
+        ),
+        Ok(sets) => match sets.iter().find(|s| s.is_plain_cname()) {
+            Some(s) => line(
+                label,
+                Outcome::Pass,
+                format!("{name} is a CNAME to {}", s.values.join(", ")),
+            ),
+            None => line(
+                label,
+                Outcome::Fail,
+                format!("{name} holds no plain CNAME (see {})", plan::DNS_RECORDS),
+            ),
+        },
+    }
+}
+
+/// The plan's permissions check (IAM's simulator) for every secondary as the target and every mode.
+fn permission_checks(c: &ClusterSettings, s: &Survey, limits: Limits) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for to in s.topology.secondaries() {
+        for mode in MODES {
+            let found = plan::named_checks(c, s, to, mode, limits, &[plan::PERMISSIONS]).unwrap_or_default();
+            checks.extend(found.into_iter().map(|mut check| {
+                check.name = format!("{} ({mode} to {})", check.name, to.region);
+                check
+            }));
+        }
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::AwsErrorKind;
+
+    fn set(record_type: &str, alias: Option<&str>) -> RecordSet {
+        RecordSet {
+            name: "w.example.internal.".into(),
+            record_type: record_type.into(),
+            values: vec!["east.cluster-1.us-east-1.rds.amazonaws.com".into()],
+            alias_target: alias.map(Into::into),
+            set_identifier: None,
+            routing: None,
+        }
+    }
+
+    #[test]
+    fn a_record_passes_only_as_a_plain_cname_and_a_missing_or_unreadable_one_fails_naming_it() {
+        let check =
+            |sets: Result<&[RecordSet], &AwsError>| record_check("writer record", "w.example.internal", "Z1", sets);
+        let ok = check(Ok(&[set("CNAME", None)]));
+        assert_eq!(ok.outcome, Outcome::Pass);
+        assert_eq!(
+            ok.detail,
+            "w.example.internal is a CNAME to east.cluster-1.us-east-1.rds.amazonaws.com"
+        );
+        let missing = check(Ok(&[]));
+        assert_eq!(missing.outcome, Outcome::Fail);
+        assert!(
+            missing
+                .detail
+                .starts_with("no record named w.example.internal in zone Z1")
+        );
+        let alias = check(Ok(&[set("CNAME", Some("lb.example.com"))]));
+        assert_eq!(alias.outcome, Outcome::Fail);
+        assert!(
+            alias.detail.contains("no plain CNAME (see DNS records)"),
+            "{}",
+            alias.detail
+        );
+        let denied = AwsError::new(AwsErrorKind::AccessDenied, "AccessDenied: not allowed");
+        let unreadable = check(Err(&denied));
+        assert_eq!(unreadable.outcome, Outcome::Fail);
+        assert!(unreadable.detail.contains("AccessDenied"), "{}", unreadable.detail);
+    }
+
+    #[test]
+    fn a_report_fails_when_any_check_failed_and_only_then() {
+        let group = |outcome| Group {
+            title: "configuration".into(),
+            checks: vec![line("config file", outcome, "")],
+        };
+        let report = |outcomes: &[Outcome]| Report {
+            groups: outcomes.iter().map(|o| group(*o)).collect(),
+        };
+        assert!(!report(&[Outcome::Pass, Outcome::Warn]).failed());
+        assert!(report(&[Outcome::Pass, Outcome::Fail]).failed());
+    }
+}

@@ -1,0 +1,186 @@
+//! The commands a person runs in a terminal besides `serve`: `failover --break-glass` (see
+//! `breakglass`), `check-config` (the checks are `checkconfig`'s) and `status --config PATH [CLUSTER]`, the `/aurora status` view for when Slack is
+//! unavailable: the same read as the Slack command (`status::reports` over the AWS adapters). Both are
+//! worded by `terminal` and print to stdout.
+//!
+//! Invariants of `status`: it needs neither Slack nor the store's lock (a serving bot holds it). It
+//! reads the store only to show a cluster a past detach left as a standalone writer, through a
+//! read-only connection (`SqliteStore::open_existing`), and only when the store exists; a store it
+//! cannot read is said, not fatal. It makes read-only AWS calls only.
+
+use crate::aws::{self, AwsOverrides};
+use crate::ports::Member;
+use crate::settings::{ClusterSettings, Settings};
+use crate::status::ClusterReport;
+use crate::store::{RequestId, SqliteStore};
+
+/// `CLUSTER` is not a configured cluster's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no cluster named {name} is configured; the configured clusters are: {}", configured.join(", "))]
+pub struct UnknownCluster {
+    pub name: String,
+    pub configured: Vec<String>,
+}
+
+/// What `status` read: the clusters' reports, and why a detached writer could not be looked up in the
+/// store, when it could not.
+pub struct Status {
+    pub reports: Vec<ClusterReport>,
+    pub store_unreadable: Option<String>,
+}
+
+/// Reads the status of `cluster` (every configured cluster when `None`), with the SDK configured as
+/// `serve` configures it plus `overrides`.
+pub async fn read_status(
+    settings: &Settings,
+    overrides: &AwsOverrides,
+    cluster: Option<&str>,
+) -> Result<Status, UnknownCluster> {
+    let clusters = chosen(settings, cluster)?;
+    let (store, store_unreadable) = open_store(settings);
+    let mut with_detach: Vec<(&ClusterSettings, Option<(RequestId, Member)>)> = Vec::new();
+    for c in clusters {
+        let detached = match &store {
+            Some(s) => crate::status::last_detach(s, c).await,
+            None => None,
+        };
+        with_detach.push((c, detached));
+    }
+    let config = aws::load_config(overrides).await;
+    let aurora = aws::rds::RdsAurora::new(config.clone());
+    let metrics = aws::cloudwatch::CloudWatchMetrics::new(config.clone());
+    let dns = aws::route53::Route53Dns::new(&config);
+    let reports = crate::status::reports(&aurora, &metrics, &dns, &with_detach).await;
+    Ok(Status {
+        reports,
+        store_unreadable,
+    })
+}
+
+/// The clusters asked for: one by name, or all.
+fn chosen<'s>(settings: &'s Settings, cluster: Option<&str>) -> Result<Vec<&'s ClusterSettings>, UnknownCluster> {
+    let Some(name) = cluster else {
+        return Ok(settings.clusters.iter().collect());
+    };
+    match settings.clusters.iter().find(|c| c.name.as_str() == name) {
+        Some(c) => Ok(vec![c]),
+        None => Err(UnknownCluster {
+            name: name.to_owned(),
+            configured: settings.clusters.iter().map(|c| c.name.to_string()).collect(),
+        }),
+    }
+}
+
+/// The store, read-only, when it exists; or why it cannot be read.
+fn open_store(settings: &Settings) -> (Option<SqliteStore>, Option<String>) {
+    let path = &settings.store.path;
+    if !path.exists() {
+        return (None, None);
+    }
+    match SqliteStore::open_existing(path) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "config key store.path: cannot read {} ({e}): a cluster a past detach left as a standalone writer is not shown",
+                path.display()
+            )),
+        ),
+    }
+}
+
+/// The `status` subcommand: prints the view on stdout and exits 0; a configuration that cannot be read
+/// or an unknown cluster is said on stderr, exit 2.
+pub async fn status(config: &std::path::Path, cluster: Option<&str>) -> std::process::ExitCode {
+    let settings = match Settings::from_file(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "aurora-failover-bot status: {}",
+                crate::types::redact_credentials(&e.to_string())
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match read_status(&settings, &AwsOverrides::default(), cluster).await {
+        Ok(status) => {
+            if let Some(why) = &status.store_unreadable {
+                eprintln!("aurora-failover-bot status: {why}");
+            }
+            crate::terminal::print(
+                &crate::terminal::status(&status.reports),
+                std::process::ExitCode::SUCCESS,
+            )
+        }
+        Err(unknown) => {
+            eprintln!("aurora-failover-bot status: {unknown}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The `check-config` subcommand: prints the report on stdout; exits 0 when no check failed, 1
+/// otherwise (usage errors are clap's, 2).
+pub async fn check_config(config: &std::path::Path) -> std::process::ExitCode {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let report = crate::checkconfig::run(config, &AwsOverrides::default(), &env).await;
+    let code = if report.failed() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    };
+    crate::terminal::print(&crate::terminal::check_report(&report), code)
+}
+
+/// `failover --break-glass`: hands the order to a serving bot, or runs it here.
+#[cfg(unix)]
+pub async fn failover(
+    config: &std::path::Path,
+    order: crate::breakglass::Order,
+    break_glass: bool,
+) -> std::process::ExitCode {
+    use crate::breakglass;
+    use crate::types::redact_credentials;
+    if !break_glass {
+        eprintln!(
+            "aurora-failover-bot failover: refused. Ask in Slack (/aurora failover {}), where a second person approves. \
+             Only when Slack is unavailable, run it again with --break-glass --reason \"why\": it skips the second \
+             approver (never the checks) and is recorded with your OS user and AWS identity.",
+            order.cluster
+        );
+        return std::process::ExitCode::from(2);
+    }
+    if order.reason.trim().is_empty() {
+        eprintln!("aurora-failover-bot failover: --break-glass needs --reason \"why Slack approval is skipped\"");
+        return std::process::ExitCode::from(2);
+    }
+    // Progress goes to stdout; the engine's own warnings to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::from_file(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&e.to_string()));
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let socket = breakglass::socket_path(&settings.store.path);
+    let outcome = match breakglass::hand_over(&socket, &order).await {
+        Ok(Some(outcome)) => Ok(outcome),
+        Ok(None) => crate::startup::break_glass_here(settings, crate::startup::Deps::default(), &order).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(outcome) => std::process::ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!(
+                "aurora-failover-bot failover: {}",
+                redact_credentials(&format!("{e:#}"))
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Break-glass from a terminal (`failover --break-glass --reason`), through the real binary against the
+//! emulator: refused without the flag or a reason; run by a serving bot through its admin socket; run
+//! by the command itself when no bot serves the store (posting to Slack when it is reachable, queuing
+//! when not); never without the plan's checks; audited with the OS user, the AWS identity and the
+//! reason.
+
+use crate::common::*;
+use aurora_failover_bot::breakglass::own_login;
+use aurora_failover_bot::store::SqliteStore;
+use aurora_failover_bot::types::Person;
+
+/// Runs the binary with `args` against the emulator at `sim_url` (the standard SDK chain, pointed at
+/// the emulator). Returns the exit code, stdout and stderr.
+async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", sim_url)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("SLACK_SIGNING_SECRET")
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn write_config(dir: &std::path::Path, api_url: &str) -> String {
+    let path = dir.join("bot.toml");
+    std::fs::write(&path, config_toml(api_url, &dir.join("bot.db"), &Options::default())).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+async fn emulator() -> awsim::Awsim {
+    let mut scenario = awsim::Scenario::two_region_example();
+    scenario.timings = Options::default().timings;
+    awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap()
+}
+
+/// What the writer CNAME points at now.
+fn writer_cname(sim: &awsim::Awsim) -> String {
+    sim.admin().record(ZONE, WRITER_RECORD, "CNAME").unwrap().values[0].clone()
+}
+
+const SWITCHOVER: [&str; 8] = [
+    "orders",
+    "--to",
+    "us-west-2",
+    "--mode",
+    "switchover",
+    "--break-glass",
+    "--reason",
+    "Slack is down (INC-42)",
+];
+
+fn args<'a>(config: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["failover", "--config", config];
+    a.extend_from_slice(rest);
+    a
+}
+
+/// The audit trail of the store at `config`, as JSON lines.
+async fn audit(sim_url: &str, config: &str) -> String {
+    let (code, stdout, stderr) = run(sim_url, &["audit", "--config", config, "--format", "jsonl"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    stdout
+}
+
+#[tokio::test]
+async fn without_break_glass_or_a_reason_it_refuses_explains_and_changes_nothing() {
+    let sim = emulator().await;
+    let dir = temp_dir("break-glass-refused");
+    let config = write_config(&dir, "http://127.0.0.1:1/api");
+    let (code, stdout, stderr) = run(sim.url(), &args(&config, &["orders", "--to", "us-west-2"])).await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("/aurora failover orders") && stderr.contains("--break-glass --reason"),
+        "{stderr}"
+    );
+    for reason in [&["--break-glass"][..], &["--break-glass", "--reason", "  "][..]] {
+        let mut rest = vec!["orders"];
+        rest.extend_from_slice(reason);
+        let (code, _, stderr) = run(sim.url(), &args(&config, &rest)).await;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("needs --reason"), "{stderr}");
+    }
+    let (code, _, stderr) = run(
+        sim.url(),
+        &args(&config, &["orders", "--mode", "teleport", "--break-glass"]),
+    )
+    .await;
+    assert_eq!(code, Some(2), "a usage error: {stderr}");
+    assert!(sim.admin().calls().is_empty(), "AWS was called");
+    assert!(!dir.join("bot.db").exists(), "the store was created");
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_bot_serving_it_runs_the_runbook_itself_posts_to_slack_and_audits_who_and_why() {
+    let sim = emulator().await;
+    let slack = standin::SlackStandIn::start(&standin::Secret::new(BOT_TOKEN))
+        .await
+        .unwrap();
+    let dir = temp_dir("break-glass-here");
+    let config = write_config(&dir, &slack.api_url());
+    let (west_writer, _) = {
+        let c = sim.admin().cluster("us-west-2", "orders-west").unwrap();
+        (c.endpoint, c.reader_endpoint)
+    };
+    let (code, stdout, stderr) = run(sim.url(), &args(&config, &SWITCHOVER)).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    for expected in [
+        "AWS identity: arn:aws:",
+        "request #1: orders from us-east-1 (orders-east) to us-west-2 (orders-west) by switchover",
+        "run 1 succeeded",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("handing the order"), "{stdout}");
+    assert_eq!(writer_cname(&sim), west_writer, "the writer CNAME was not repointed");
+    assert_eq!(sim.admin().calls_to("SwitchoverGlobalCluster").len(), 1);
+    // Posted to the incident channel: the request without buttons, and the break-glass note.
+    let posts = slack.delivered("chat.postMessage");
+    let root = posts
+        .iter()
+        .find(|p| all_text(p).contains("Failover request #1"))
+        .unwrap_or_else(|| panic!("no request message: {posts:#?}"));
+    assert!(!has_buttons(root), "a break-glass request has no Approve button");
+    let login = own_login();
+    assert!(
+        posts.iter().any(|p| {
+            let t = all_text(p);
+            t.contains("Break-glass") && t.contains(&format!("`{login}`")) && t.contains("Slack is down (INC-42)")
+        }),
+        "no break-glass note naming {login} and the reason"
+    );
+    // The audit: who (the OS user), the AWS identity, the reason; the request decided by that user.
+    let trail = audit(sim.url(), &config).await;
+    assert!(
+        trail.contains(&format!("terminal:{login}"))
+            && trail.contains("reason: Slack is down (INC-42)")
+            && trail.contains("AWS caller: arn:aws:")
+            && trail.contains("via terminal"),
+        "{trail}"
+    );
+    let store = SqliteStore::open_existing(&dir.join("bot.db")).unwrap();
+    let r = aurora_failover_bot::store::Store::request(&store, 1.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.requested_by, Person::terminal(&login).unwrap());
+    assert_eq!(r.decided_by, Some(Person::terminal(&login).unwrap()));
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_slack_unreachable_it_still_runs_and_leaves_the_messages_queued() {
+    let sim = emulator().await;
+    let dir = temp_dir("break-glass-no-slack");
+    let config = write_config(&dir, "http://127.0.0.1:1/api");
+    let (code, stdout, stderr) = run(sim.url(), &args(&config, &SWITCHOVER)).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("run 1 succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("some Slack messages could not be delivered yet"),
+        "{stdout}"
+    );
+    let store = SqliteStore::open_existing(&dir.join("bot.db")).unwrap();
+    let queued = aurora_failover_bot::store::Store::outbox_all(&store).await.unwrap();
+    assert!(queued.iter().any(|i| i.state == "pending"), "nothing left queued");
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_serving_bot_it_goes_through_the_admin_socket_and_never_skips_the_checks() {
+    let bot = TestBot::start().await;
+    let config = bot.dir.join("bot.toml");
+    std::fs::write(
+        &config,
+        config_toml(&bot.slack.api_url(), &bot.dir.join("bot.db"), &Options::default()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // The plan's checks still apply: us-east-1 is already the writer.
+    let (code, stdout, stderr) = run(
+        bot.sim.url(),
+        &args(
+            config,
+            &["orders", "--to", "us-east-1", "--break-glass", "--reason", "drill"],
+        ),
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("handing the order to it"), "{stdout}");
+    assert!(stdout.contains("not started: "), "{stdout}");
+    for action in MUTATING {
+        assert!(bot.sim.admin().calls_to(action).is_empty(), "{action} was called");
+    }
+    // An unknown cluster: the configured ones are named.
+    let (code, stdout, _) = run(
+        bot.sim.url(),
+        &args(config, &["billing", "--break-glass", "--reason", "drill"]),
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("configured clusters are: orders"), "{stdout}");
+    // The real thing, run by the serving bot.
+    let (code, stdout, stderr) = run(bot.sim.url(), &args(config, &SWITCHOVER)).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("handing the order to it") && stdout.contains("succeeded"),
+        "{stdout}"
+    );
+    let id = bot.store.recent_requests(None, 1).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .id
+        .get();
+    let login = own_login();
+    assert_eq!(bot.request_state(id).await.decided_by, Person::terminal(&login));
+    bot.slack_settled().await;
+    let message = bot.request_message(id).await;
+    assert!(!has_buttons(&message), "a break-glass request has no Approve button");
+    let trail = audit(bot.sim.url(), config).await;
+    assert!(
+        trail.contains("via admin socket") && trail.contains(&format!("terminal:{login}")),
+        "{trail}"
+    );
+}
