@@ -19,6 +19,7 @@ mod limits;
 mod manifest;
 mod modes;
 mod preflight;
+mod rotation;
 mod runbook;
 mod secrets;
 mod verification;
