@@ -62,6 +62,7 @@ async fn bot(
         },
         clock: Arc::new(SystemClock),
         env: Box::new(|_| None),
+        aws_credentials: None,
     };
     let app = Application::build(Settings::from_toml(&toml)?, deps).await?;
     let sender = SlackSender::new(&format!("http://127.0.0.1:{}", app.port()), &Secret::new("bench"));

@@ -100,6 +100,7 @@ pub async fn run() -> anyhow::Result<()> {
         },
         clock: Arc::new(SystemClock),
         env: Box::new(|_| None),
+        aws_credentials: None,
     };
     let app = Application::build(settings, deps).await?;
     let store = app.store.clone();

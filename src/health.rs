@@ -1,6 +1,8 @@
 //! What keeps the bot from doing its job right now, for `GET /readyz` and the logs: problems that no
-//! retry can fix (a refused Slack token, a missing scope) and facts the bot is still waiting for (its
-//! Slack workspace). Each part of the bot reports and clears its own problem under its own name.
+//! retry can fix (a refused Slack token, a missing scope), facts the bot is still waiting for (its
+//! Slack workspace), and what the background probes find (the store does not answer, the AWS
+//! configuration yields no credentials, the Slack secrets cannot be re-read). Each part of the bot
+//! reports and clears its own problem under its own name. A problem never holds a secret's value.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,6 +10,15 @@ use std::sync::Mutex;
 /// The parts of the bot that report problems.
 pub const SLACK_DELIVERY: &str = "slack delivery";
 pub const SLACK_WORKSPACE: &str = "slack workspace";
+/// Slack refused the bot token on some Web API call (`invalid_auth`, `token_revoked`, ...): reported
+/// by the client, cleared by the next call Slack accepts (the token probe makes one now and then).
+pub const SLACK_TOKEN: &str = "slack token";
+/// The Slack secrets from Secrets Manager could not be re-read or are malformed (the ones in use stay).
+pub const SLACK_SECRETS: &str = "slack secrets";
+/// The store's probe (a read and an empty write, with a timeout) failed.
+pub const STORE: &str = "store";
+/// No AWS Region, or the credentials provider yields no credentials.
+pub const AWS_CONFIGURATION: &str = "aws configuration";
 
 /// The current problems, by part.
 #[derive(Debug, Default)]

@@ -63,6 +63,8 @@ struct RawSlack {
     bot_token: Option<String>,
     secret_id: Option<String>,
     secret_region: Option<String>,
+    secret_refresh_secs: Option<u64>,
+    previous_secret_grace_secs: Option<u64>,
     api_url: Option<String>,
     incident_channel: String,
     team_id: Option<String>,
@@ -140,6 +142,14 @@ pub struct SlackSettings {
     /// A Secrets Manager secret holding `{"signing_secret": "...", "bot_token": "..."}`.
     pub secret_id: Option<String>,
     pub secret_region: Option<Region>,
+    /// `slack.secret_refresh_secs`: how often the secrets taken from `secret_id` are read again
+    /// (besides an early read, at most one a minute, after a request whose signature matches no
+    /// secret). Secrets given in the file or the environment are never re-read.
+    pub secret_refresh: Duration,
+    /// `slack.previous_secret_grace_secs`: how long a signing secret replaced by a re-read keeps
+    /// verifying requests (zero: not at all). Longer rides over requests Slack signed just before the
+    /// change; it also keeps a leaked secret usable that long after it was rotated.
+    pub previous_secret_grace: Duration,
     /// Base URL of the Slack Web API, without a trailing slash.
     pub api_url: String,
     pub incident_channel: ChannelId,
@@ -559,6 +569,20 @@ fn file_secret(
     Ok(Some(secret))
 }
 
+/// Default of `slack.secret_refresh_secs`: an hour.
+pub const DEFAULT_SECRET_REFRESH_SECS: u64 = 3_600;
+/// Default of `slack.previous_secret_grace_secs`: a minute, enough for requests signed just before
+/// a rotation, short because the old secret may be the leaked one.
+pub const DEFAULT_PREVIOUS_SECRET_GRACE_SECS: u64 = 60;
+
+/// A key that only means something with `slack.secret_id`: refused without it.
+fn only_with_secret_id<T>(key: &str, v: Option<T>, has_secret_id: bool) -> Result<Option<T>, ConfigError> {
+    if v.is_some() && !has_secret_id {
+        return Err(invalid(key, "is only used with slack.secret_id"));
+    }
+    Ok(v)
+}
+
 /// `slack.secret_region`: an AWS Region, and only with `slack.secret_id`.
 fn secret_region(v: Option<String>, has_secret_id: bool) -> Result<Option<Region>, ConfigError> {
     let Some(r) = v else { return Ok(None) };
@@ -605,6 +629,24 @@ impl SlackSettings {
             signing_secret,
             bot_token,
             secret_region: secret_region(s.secret_region, secret_id.is_some())?,
+            secret_refresh: seconds(
+                "slack.secret_refresh_secs",
+                only_with_secret_id("slack.secret_refresh_secs", s.secret_refresh_secs, secret_id.is_some())?,
+                DEFAULT_SECRET_REFRESH_SECS,
+                5,
+                7 * 86_400,
+            )?,
+            previous_secret_grace: seconds(
+                "slack.previous_secret_grace_secs",
+                only_with_secret_id(
+                    "slack.previous_secret_grace_secs",
+                    s.previous_secret_grace_secs,
+                    secret_id.is_some(),
+                )?,
+                DEFAULT_PREVIOUS_SECRET_GRACE_SECS,
+                0,
+                86_400,
+            )?,
             secret_id,
             api_url: api_url(s.api_url)?,
             team_id: slack_object_id("slack.team_id", s.team_id, 'T')?,
@@ -1157,6 +1199,21 @@ mod tests {
                 "# secret_region = \"us-east-1\"",
                 "secret_id = \"s\"\nsecret_region = \"eu-wset-1\"",
                 "slack.secret_region",
+            ),
+            (
+                "# secret_refresh_secs = 3600",
+                "secret_refresh_secs = 60",
+                "slack.secret_refresh_secs: is only used with slack.secret_id",
+            ),
+            (
+                "# secret_refresh_secs = 3600",
+                "secret_id = \"s\"\nsecret_refresh_secs = 1",
+                "slack.secret_refresh_secs",
+            ),
+            (
+                "# previous_secret_grace_secs = 60",
+                "secret_id = \"s\"\nprevious_secret_grace_secs = 90000",
+                "slack.previous_secret_grace_secs",
             ),
             (
                 "incident_channel = \"C0INCIDENT\"",

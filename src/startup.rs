@@ -1,6 +1,11 @@
 //! Builds the bot from its `Settings`: resolves the Slack secrets, opens the store, makes the AWS and
 //! Slack adapters, wires the engine, binds the listener. `Application::build` returns something tests
-//! can spawn on port 0; `run_until_stopped` serves until the shutdown token is cancelled.
+//! can spawn on port 0; `run_until_stopped` serves until the shutdown token is cancelled, with the
+//! background tasks: the outbox, expiry, learning the workspace, pruning, the readiness probes
+//! (`probes`: store, AWS configuration, bot token) and the secret refresh (`rotation`).
+
+mod probes;
+mod rotation;
 
 use crate::approval::{Approvals, Launcher};
 use crate::aws::{self, AwsOverrides};
@@ -41,6 +46,9 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Looks up an environment variable (SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN).
     pub env: Box<EnvLookup>,
+    /// Replaces the AWS credentials provider the SDK configuration resolved (tests: a provider that
+    /// fails on demand, to see `/readyz` report it). `None`: the resolved one.
+    pub aws_credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Default for Deps {
@@ -49,6 +57,7 @@ impl Default for Deps {
             aws: AwsOverrides::default(),
             clock: Arc::new(SystemClock),
             env: Box::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
+            aws_credentials: None,
         }
     }
 }
@@ -57,6 +66,10 @@ impl Default for Deps {
 pub struct SlackSecrets {
     pub signing_secret: Secret,
     pub bot_token: Secret,
+    /// Whether the signing secret came from Secrets Manager (then it is re-read and rotated).
+    pub signing_from_manager: bool,
+    /// Whether the bot token came from Secrets Manager (then it is re-read and rotated).
+    pub token_from_manager: bool,
 }
 
 /// Where a Slack secret was found, for messages.
@@ -114,18 +127,14 @@ pub async fn resolve_secrets(
         Some(t) => Some(t),
         None => from_env("SLACK_BOT_TOKEN", TOKEN, SecretKind::BotToken)?,
     };
+    let (signing_from_manager, token_from_manager) = (signing.is_none(), token.is_none());
     if (signing.is_none() || token.is_none())
-        && let Some(id) = &settings.slack.secret_id
+        && let Some(reader) = secret_reader(settings, aws_config)
     {
-        let region = settings.slack.secret_region.as_ref().map(|r| r.as_str());
-        let found = aws::secrets::load(aws_config, id, region)
+        let found = reader
+            .read()
             .await
             .map_err(|e| anyhow::anyhow!("config key slack.secret_id: {e}"))?;
-        let from_manager = |key: &str, kind: SecretKind, value: Option<Secret>| {
-            value
-                .map(|v| checked(key, kind, Source::SecretsManager, v.expose()))
-                .transpose()
-        };
         if signing.is_none() {
             signing = from_manager(SIGNING, SecretKind::SigningSecret, found.signing_secret)?;
         }
@@ -136,7 +145,23 @@ pub async fn resolve_secrets(
     Ok(SlackSecrets {
         signing_secret: required(SIGNING, "SLACK_SIGNING_SECRET", signing)?,
         bot_token: required(TOKEN, "SLACK_BOT_TOKEN", token)?,
+        signing_from_manager,
+        token_from_manager,
     })
+}
+
+/// The reader of `slack.secret_id`, when it is set.
+fn secret_reader(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Option<aws::secrets::SecretReader> {
+    let id = settings.slack.secret_id.as_deref()?;
+    let region = settings.slack.secret_region.as_ref().map(|r| r.as_str());
+    Some(aws::secrets::SecretReader::new(aws_config, id, region))
+}
+
+/// A secret found in Secrets Manager, checked like one from the environment.
+fn from_manager(key: &str, kind: SecretKind, value: Option<Secret>) -> anyhow::Result<Option<Secret>> {
+    value
+        .map(|v| checked(key, kind, Source::SecretsManager, v.expose()))
+        .transpose()
 }
 
 const SIGNING: &str = "slack.signing_secret";
@@ -196,31 +221,7 @@ async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<
     loop {
         match api.auth_test().await {
             Ok(auth) => {
-                let missing = auth.missing_scopes();
-                if !missing.is_empty() {
-                    tracing::error!(
-                        missing = %missing.join(", "),
-                        "the bot token lacks scopes the bot uses: add them under OAuth & Permissions (manifest.yml lists \
-                         every scope and why) and reinstall the app. Until then the calls that need them fail (without \
-                         the history scopes, a message whose post was cut short may be posted twice)"
-                    );
-                }
-                binding.learn(&auth.team_id, auth.enterprise_id.as_deref());
-                match binding.team_id() {
-                    Some(configured) if configured != auth.team_id => {
-                        let problem = format!(
-                            "slack.team_id is {configured}, but the bot token belongs to workspace {}: every Slack \
-                             request is refused. Fix slack.team_id (or the token)",
-                            auth.team_id
-                        );
-                        tracing::error!(%problem, "the bot's workspace does not match its token");
-                        health.report(crate::health::SLACK_WORKSPACE, problem);
-                    }
-                    _ => {
-                        health.clear(crate::health::SLACK_WORKSPACE);
-                        info!(team_id = %auth.team_id, enterprise_id = ?auth.enterprise_id, "the bot's Slack workspace, from auth.test");
-                    }
-                }
+                bind(&binding, &health, &auth);
                 return;
             }
             Err(SendError::Auth(problem)) => {
@@ -242,6 +243,36 @@ async fn learn_workspace(api: Arc<SlackApi>, binding: Arc<Binding>, health: Arc<
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// What `auth.test` said of the bot token: scopes it lacks (logged), and its workspace, learned or
+/// checked against the configured one (a mismatch is reported: every request would be refused).
+fn bind(binding: &Binding, health: &Health, auth: &crate::slack::client::AuthInfo) {
+    let missing = auth.missing_scopes();
+    if !missing.is_empty() {
+        tracing::error!(
+            missing = %missing.join(", "),
+            "the bot token lacks scopes the bot uses: add them under OAuth & Permissions (manifest.yml lists \
+             every scope and why) and reinstall the app. Until then the calls that need them fail (without \
+             the history scopes, a message whose post was cut short may be posted twice)"
+        );
+    }
+    binding.learn(&auth.team_id, auth.enterprise_id.as_deref());
+    match binding.team_id() {
+        Some(configured) if configured != auth.team_id => {
+            let problem = format!(
+                "slack.team_id is {configured}, but the bot token belongs to workspace {}: every Slack \
+                 request is refused. Fix slack.team_id (or the token)",
+                auth.team_id
+            );
+            tracing::error!(%problem, "the bot's workspace does not match its token");
+            health.report(crate::health::SLACK_WORKSPACE, problem);
+        }
+        _ => {
+            health.clear(crate::health::SLACK_WORKSPACE);
+            info!(team_id = %auth.team_id, enterprise_id = ?auth.enterprise_id, "the bot's Slack workspace, from auth.test");
         }
     }
 }
@@ -298,6 +329,26 @@ pub struct Application {
     pub store: Arc<dyn Store>,
 }
 
+/// The Slack secrets that came from Secrets Manager (the others are never re-read), and their reader.
+struct Rotated {
+    reader: aws::secrets::SecretReader,
+    signing: Option<Secret>,
+    token: Option<Secret>,
+}
+
+impl Rotated {
+    fn of(settings: &Settings, aws_config: &aws_config::SdkConfig, secrets: &SlackSecrets) -> Option<Rotated> {
+        if !secrets.signing_from_manager && !secrets.token_from_manager {
+            return None;
+        }
+        Some(Rotated {
+            reader: secret_reader(settings, aws_config)?,
+            signing: secrets.signing_from_manager.then(|| secrets.signing_secret.clone()),
+            token: secrets.token_from_manager.then(|| secrets.bot_token.clone()),
+        })
+    }
+}
+
 /// The AWS side of the engine's ports, on one SDK configuration.
 struct AwsPorts {
     aurora: Arc<dyn crate::ports::Aurora>,
@@ -314,6 +365,21 @@ impl AwsPorts {
             metrics: Arc::new(aws::cloudwatch::CloudWatchMetrics::new(config.clone())),
             permissions: Arc::new(aws::iam::IamPermissions::new(config)),
         }
+    }
+}
+
+/// The workspace, app and organisation the configuration names (the rest is learned).
+fn binding(slack: &crate::settings::SlackSettings) -> Binding {
+    Binding::new(slack.team_id.clone(), slack.app_id.clone(), slack.enterprise_id.clone())
+}
+
+/// The AWS SDK configuration: the standard chain with `deps.aws`'s overrides, and `deps.aws_credentials`
+/// as its credentials provider when given.
+async fn aws_config(deps: &Deps) -> aws_config::SdkConfig {
+    let config = aws::load_config(&deps.aws).await;
+    match deps.aws_credentials.clone() {
+        Some(provider) => config.into_builder().credentials_provider(provider).build(),
+        None => config,
     }
 }
 
@@ -404,6 +470,8 @@ pub struct Engine {
     chat: Arc<SlackChat>,
     aws: AwsPorts,
     signing_secret: Secret,
+    /// What the secret refresh re-reads, when a Slack secret came from Secrets Manager.
+    rotated: Option<Rotated>,
     /// Held for the engine's life: one bot process per store (two would both run every run).
     _lock: std::fs::File,
 }
@@ -413,12 +481,15 @@ impl Engine {
     /// a store another process holds is refused (`store.path`).
     pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Engine> {
         let settings = Arc::new(settings);
-        let aws_config = aws::load_config(&deps.aws).await;
+        let aws_config = aws_config(&deps).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
         let (lock, store) = open_store(&settings)?;
-        let api =
-            SlackApi::new(&settings.slack.api_url, &secrets.bot_token).context("cannot build the Slack client")?;
-        let api = Arc::new(api);
+        let health = Arc::new(Health::default());
+        let api = Arc::new(
+            SlackApi::new(&settings.slack.api_url, &secrets.bot_token)
+                .context("cannot build the Slack client")?
+                .with_health(health.clone()),
+        );
         let aws = AwsPorts::new(&aws_config);
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
@@ -429,7 +500,6 @@ impl Engine {
             wake: wake.clone(),
         });
         let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock);
-        let health = Arc::new(Health::default());
         let outbox = Arc::new(Outbox {
             store: store.clone(),
             api: api.clone(),
@@ -441,6 +511,7 @@ impl Engine {
             store_id: store.store_id().await.context("cannot read the store's identity")?,
             backed_off: Default::default(),
         });
+        let rotated = Rotated::of(&settings, &aws_config, &secrets);
         Ok(Engine {
             settings,
             aws_config,
@@ -452,7 +523,8 @@ impl Engine {
             health,
             chat,
             aws,
-            signing_secret: secrets.signing_secret,
+            signing_secret: secrets.signing_secret.clone(),
+            rotated,
             _lock: lock,
         })
     }
@@ -506,12 +578,7 @@ impl Application {
         let clock = deps.clock.clone();
         let engine = Engine::build(settings, deps).await?;
         let settings = engine.settings.clone();
-        let slack = &settings.slack;
-        let binding = Arc::new(Binding::new(
-            slack.team_id.clone(),
-            slack.app_id.clone(),
-            slack.enterprise_id.clone(),
-        ));
+        let binding = Arc::new(binding(&settings.slack));
         let aws = &engine.aws;
         let state = Arc::new(SlackState {
             verifier: Verifier::new(vec![engine.signing_secret.clone()]),
@@ -550,9 +617,47 @@ impl Application {
         self.port
     }
 
+    /// Spawns the readiness probes and the secret refresh. The AWS configuration is reported as not
+    /// checked yet before its probe starts, so that `/readyz` never says ready before it was checked.
+    fn spawn_probes(&mut self, background: &TaskTracker, shutdown: &CancellationToken) {
+        self.engine
+            .health
+            .report(crate::health::AWS_CONFIGURATION, "not checked yet");
+        background.spawn(probes::watch_aws(
+            self.engine.aws_config.clone(),
+            self.engine.health.clone(),
+            shutdown.clone(),
+        ));
+        background.spawn(probes::watch_store(
+            self.store.clone(),
+            self.engine.health.clone(),
+            shutdown.clone(),
+        ));
+        let token_refused = Arc::new(Notify::new());
+        let refused = self.engine.rotated.as_ref().map(|_| token_refused.clone());
+        background.spawn(probes::watch_token(self.engine.api.clone(), refused, shutdown.clone()));
+        if let Some(rotated) = self.engine.rotated.take() {
+            let slack = &self.state.settings.slack;
+            let refresh = rotation::Refresh {
+                reader: rotated.reader,
+                verifier: self.state.verifier.clone(),
+                api: self.engine.api.clone(),
+                binding: self.binding.clone(),
+                health: self.engine.health.clone(),
+                clock: self.state.clock.clone(),
+                every: slack.secret_refresh,
+                grace: slack.previous_secret_grace,
+                signing: rotated.signing,
+                token: rotated.token,
+                token_refused,
+            };
+            background.spawn(refresh.run(shutdown.clone()));
+        }
+    }
+
     /// Serves until `shutdown` is cancelled, then stops taking requests and gives work in flight a
     /// bounded time to finish. Runs not finished by then resume at the next start.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(port = self.port, "serving");
         self.engine.approvals.resume().await;
         let background = TaskTracker::new();
@@ -573,6 +678,7 @@ impl Application {
                 shutdown.clone(),
             ));
         }
+        self.spawn_probes(&background, &shutdown);
         background.spawn(forget_old_requests(
             self.store.clone(),
             self.engine.approvals.clock.clone(),

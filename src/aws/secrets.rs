@@ -27,42 +27,69 @@ pub fn region_of_arn(secret_id: &str) -> Option<String> {
         .filter(|r| !r.is_empty())
 }
 
-/// Reads the secret. `region` defaults to the ARN's, then the SDK's default.
+/// Reads the secret once. `region` defaults to the ARN's, then the SDK's default. Errors name the
+/// secret and the reason (`classify`'s wording for AWS errors), never a value.
 pub async fn load(
     config: &aws_config::SdkConfig,
     secret_id: &str,
     region: Option<&str>,
 ) -> Result<SlackSecrets, String> {
-    let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
-    if let Some(r) = region.map(str::to_owned).or_else(|| region_of_arn(secret_id)) {
-        builder = builder.region(aws_sdk_secretsmanager::config::Region::new(r));
+    SecretReader::new(config, secret_id, region).read().await
+}
+
+/// Reads one secret again and again (the secret refresh), on one client. Each [`SecretReader::read`]
+/// is one `secretsmanager:GetSecretValue` call (AWS Secrets Manager API reference: GetSecretValue,
+/// `SecretString`), with the SDK configuration's retries and timeouts.
+#[derive(Debug, Clone)]
+pub struct SecretReader {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+}
+
+impl SecretReader {
+    /// A reader of `secret_id` (a name or an ARN) in `region`, else the ARN's, else the SDK's.
+    pub fn new(config: &aws_config::SdkConfig, secret_id: &str, region: Option<&str>) -> SecretReader {
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
+        if let Some(r) = region.map(str::to_owned).or_else(|| region_of_arn(secret_id)) {
+            builder = builder.region(aws_sdk_secretsmanager::config::Region::new(r));
+        }
+        SecretReader {
+            client: aws_sdk_secretsmanager::Client::from_conf(builder.build()),
+            secret_id: secret_id.to_owned(),
+        }
     }
-    let client = aws_sdk_secretsmanager::Client::from_conf(builder.build());
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| {
+
+    /// The secret's current value, parsed: the JSON object `{"signing_secret": "...", "bot_token":
+    /// "..."}` (an empty or absent field is `None`).
+    pub async fn read(&self) -> Result<SlackSecrets, String> {
+        let secret_id = &self.secret_id;
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read secret {secret_id}: {}",
+                    classify(&e, "secretsmanager:GetSecretValue")
+                )
+            })?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| format!("secret {secret_id} has no string value (binary secrets are not supported)"))?;
+        let parsed: SlackSecretJson = serde_json::from_str(text).map_err(|e| {
             format!(
-                "cannot read secret {secret_id}: {}",
-                classify(&e, "secretsmanager:GetSecretValue")
+                "secret {secret_id} is not JSON of the form {{\"signing_secret\": \"...\", \"bot_token\": \"...\"}} (line {}, column {})",
+                e.line(),
+                e.column()
             )
         })?;
-    let text = out
-        .secret_string()
-        .ok_or_else(|| format!("secret {secret_id} has no string value (binary secrets are not supported)"))?;
-    let parsed: SlackSecretJson = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "secret {secret_id} is not JSON of the form {{\"signing_secret\": \"...\", \"bot_token\": \"...\"}} (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
-    Ok(SlackSecrets {
-        signing_secret: parsed.signing_secret.filter(|s| !s.is_empty()).map(Secret::new),
-        bot_token: parsed.bot_token.filter(|s| !s.is_empty()).map(Secret::new),
-    })
+        Ok(SlackSecrets {
+            signing_secret: parsed.signing_secret.filter(|s| !s.is_empty()).map(Secret::new),
+            bot_token: parsed.bot_token.filter(|s| !s.is_empty()).map(Secret::new),
+        })
+    }
 }
 
 #[cfg(test)]

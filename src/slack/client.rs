@@ -215,6 +215,10 @@ impl MessageBody {
 
 type Connector = HttpsConnector<HttpConnector>;
 
+fn api_token(bot_token: &Secret) -> SlackApiToken {
+    SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_owned()))
+}
+
 /// How a direct Web API call carries its arguments.
 enum Call {
     /// GET with this query string.
@@ -267,7 +271,11 @@ impl AuthInfo {
 /// The bot's Slack Web API client.
 pub struct SlackApi {
     client: SlackClient<SlackClientHyperConnector<Connector>>,
-    token: SlackApiToken,
+    /// Behind a lock so that a rotated bot token replaces it ([`SlackApi::set_token`]) while calls are
+    /// made; each call clones it first, so the lock is never held across an await.
+    token: std::sync::RwLock<SlackApiToken>,
+    /// Where a refused token is reported (and cleared by the next accepted call), if anywhere.
+    health: Option<std::sync::Arc<crate::health::Health>>,
     /// The Web API base URL, without a trailing slash.
     api_url: String,
     /// For response_url posts (they are not Web API methods).
@@ -298,9 +306,49 @@ impl SlackApi {
         Ok(SlackApi {
             client: SlackClient::new(slack),
             api_url: api_url.trim_end_matches('/').to_owned(),
-            token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_owned())),
+            token: std::sync::RwLock::new(api_token(bot_token)),
+            health: None,
             http,
         })
+    }
+
+    /// Reports every call Slack refuses for the token (`invalid_auth`, `token_revoked`, ...; not a
+    /// missing scope, which is about one method) to `health` under [`crate::health::SLACK_TOKEN`],
+    /// and clears it when Slack accepts a call.
+    pub fn with_health(mut self, health: std::sync::Arc<crate::health::Health>) -> SlackApi {
+        self.health = Some(health);
+        self
+    }
+
+    /// Replaces the bot token for every later call (a rotated token; calls in flight finish with the
+    /// old one).
+    pub fn set_token(&self, bot_token: &Secret) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = api_token(bot_token);
+    }
+
+    /// The token for one call.
+    fn token(&self) -> SlackApiToken {
+        self.token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Notes what a Web API call's outcome says about the token (see [`SlackApi::with_health`]).
+    fn note<T>(&self, result: Result<T, SendError>) -> Result<T, SendError> {
+        if let Some(health) = &self.health {
+            match &result {
+                Ok(_) => {
+                    if health.clear(crate::health::SLACK_TOKEN) {
+                        tracing::info!("Slack accepts the bot token again");
+                    }
+                }
+                Err(SendError::Auth(problem)) if !problem.starts_with("missing_scope") => {
+                    if health.report(crate::health::SLACK_TOKEN, problem.clone()) {
+                        tracing::error!(%problem, "Slack refuses the bot token");
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        result
     }
 
     /// chat.postMessage; returns the message's `ts`. `key` (the outbox item's key), when given, goes in
@@ -328,16 +376,18 @@ impl SlackApi {
                 req = req.with_reply_broadcast(true);
             }
         }
-        let session = self.client.open_session(&self.token);
-        let resp = bounded(session.chat_post_message(&req)).await?;
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        let resp = self.note(bounded(session.chat_post_message(&req)).await)?;
         Ok(resp.ts.to_string())
     }
 
     /// chat.update of the message `ts`.
     pub async fn update(&self, channel: &ChannelId, ts: &str, body: &MessageBody) -> Result<(), SendError> {
         let req = SlackApiChatUpdateRequest::new(channel.as_str().into(), body.content()?, ts.into());
-        let session = self.client.open_session(&self.token);
-        bounded(session.chat_update(&req)).await.map(|_| ())
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        self.note(bounded(session.chat_update(&req)).await).map(|_| ())
     }
 
     /// auth.test: the workspace (`team_id`) the bot token belongs to, and its Enterprise Grid
@@ -371,6 +421,12 @@ impl SlackApi {
 
     /// [`SlackApi::call`], also returning Slack's `x-oauth-scopes` header (the token's scopes), if sent.
     async fn call_full(&self, method: &str, call: Call) -> Result<(serde_json::Value, Option<String>), SendError> {
+        let result = self.call_once(method, call).await;
+        self.note(result)
+    }
+
+    /// One direct call (see [`SlackApi::call_full`]), its outcome not yet noted.
+    async fn call_once(&self, method: &str, call: Call) -> Result<(serde_json::Value, Option<String>), SendError> {
         let url = format!("{}/{method}", self.api_url);
         let builder = match &call {
             Call::Query(q) => hyper::Request::get(format!("{url}?{q}")),
@@ -383,7 +439,7 @@ impl SlackApi {
             Call::Json(j) => Bytes::from(j.to_string()),
         };
         let req = builder
-            .header("authorization", format!("Bearer {}", self.token.token_value.0))
+            .header("authorization", format!("Bearer {}", self.token().token_value.0))
             .body(Full::new(body))
             .map_err(|_| {
                 SendError::Auth(
@@ -504,8 +560,9 @@ impl SlackApi {
     /// usergroups.users.list.
     pub async fn group_members(&self, group: &UserGroupId) -> Result<Vec<SlackUserId>, SendError> {
         let req = SlackApiUserGroupsUsersListRequest::new(group.as_str().into());
-        let session = self.client.open_session(&self.token);
-        let resp = bounded(session.usergroups_users_list(&req)).await?;
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        let resp = self.note(bounded(session.usergroups_users_list(&req)).await)?;
         Ok(resp
             .users
             .into_iter()

@@ -1,11 +1,17 @@
 //! Slack request verification, done once, on the raw bytes, before anything else looks at a request:
 //! HMAC-SHA256 over `v0:{timestamp}:{body}` with the signing secret, compared in constant time with
 //! `X-Slack-Signature`, and a timestamp at most five minutes from now either way (replay window).
-//! Several secrets may be configured so that a signing secret can be rotated without downtime.
+//! Several secrets may be configured so that a signing secret can be rotated without downtime, and a
+//! secret re-read from Secrets Manager replaces the current one while the one it replaces stays valid
+//! for a grace period ([`Verifier::rotate`]). A signature that matches no secret wakes whoever waits
+//! on [`Verifier::mismatches`] (the secret refresh in `startup`, which rate-limits what it does).
 
 use crate::types::Secret;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
 
 pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
@@ -27,15 +33,36 @@ pub enum VerifyError {
     BadSignature,
 }
 
-/// Checks signatures with one or more signing secrets.
+/// The secrets a signature may be made with.
+struct Keys {
+    /// The secrets in use (at least one).
+    current: Vec<Secret>,
+    /// The secret the last rotation replaced, and the Unix time (seconds) until which it still
+    /// verifies.
+    previous: Option<(Secret, i64)>,
+}
+
+/// Checks signatures with one or more signing secrets. Clones share their secrets: a rotation is seen
+/// by every clone.
 #[derive(Clone)]
 pub struct Verifier {
-    secrets: Vec<Secret>,
+    /// Behind a lock so that a rotation replaces the secrets while requests are verified; held only
+    /// to compute a few HMACs, never across an await.
+    keys: Arc<RwLock<Keys>>,
+    /// Notified (one stored permit: a burst is one wake-up) when a well-formed, fresh signature
+    /// matches no secret, which is what a rotated secret looks like before the bot has re-read it.
+    mismatches: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Verifier({} secret(s))", self.secrets.len())
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        write!(
+            f,
+            "Verifier({} secret(s), previous: {})",
+            keys.current.len(),
+            keys.previous.is_some()
+        )
     }
 }
 
@@ -60,7 +87,34 @@ pub fn sign(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
 impl Verifier {
     pub fn new(secrets: Vec<Secret>) -> Verifier {
         assert!(!secrets.is_empty(), "a verifier needs at least one signing secret");
-        Verifier { secrets }
+        Verifier {
+            keys: Arc::new(RwLock::new(Keys {
+                current: secrets,
+                previous: None,
+            })),
+            mismatches: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Woken when a signature matches no secret (see the field's doc); the waiter decides whether to
+    /// re-read the secrets.
+    pub fn mismatches(&self) -> Arc<Notify> {
+        self.mismatches.clone()
+    }
+
+    /// Makes `new` the signing secret. The first of the secrets it replaces keeps verifying until
+    /// `now_unix + grace` (seconds; zero: not at all), so that requests Slack signed before the change
+    /// reached it still pass; the others stop at once. Returns `false` (and changes nothing) when
+    /// `new` is already the current secret.
+    pub fn rotate(&self, new: Secret, now_unix: i64, grace: Duration) -> bool {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if keys.current.first() == Some(&new) {
+            return false;
+        }
+        let old = std::mem::replace(&mut keys.current, vec![new]);
+        let until = now_unix.saturating_add(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
+        keys.previous = old.into_iter().next().filter(|_| !grace.is_zero()).map(|s| (s, until));
+        true
     }
 
     /// Verifies a request given its two headers (if present), raw body and the current Unix time.
@@ -81,14 +135,19 @@ impl Verifier {
             .strip_prefix("v0=")
             .and_then(|h| hex::decode(h).ok())
             .ok_or(VerifyError::BadSignature)?;
+        let matches = |s: &Secret| mac(s, timestamp, body).verify_slice(&given).is_ok();
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         // Mac::verify_slice compares in constant time.
-        if self
-            .secrets
-            .iter()
-            .any(|s| mac(s, timestamp, body).verify_slice(&given).is_ok())
-        {
+        let previous = keys
+            .previous
+            .as_ref()
+            .filter(|(_, until)| now_unix < *until)
+            .map(|(s, _)| s);
+        if keys.current.iter().chain(previous).any(matches) {
             Ok(())
         } else {
+            drop(keys);
+            self.mismatches.notify_one();
             Err(VerifyError::BadSignature)
         }
     }
@@ -186,6 +245,33 @@ mod tests {
         assert_eq!(
             v.verify(Some(TS), None, BODY.as_bytes(), ts),
             Err(VerifyError::MissingSignature)
+        );
+    }
+
+    #[test]
+    fn a_rotated_out_secret_verifies_only_within_its_grace_period() {
+        let ts = TS.parse::<i64>().unwrap();
+        let v = verifier();
+        let woken = v.mismatches();
+        assert!(v.rotate(Secret::new("the-new-secret"), ts, Duration::from_secs(60)));
+        assert!(!v.rotate(Secret::new("the-new-secret"), ts, Duration::from_secs(60)));
+        let check = |now| v.verify(Some(TS), Some(SIGNATURE), BODY.as_bytes(), now);
+        assert_eq!(check(ts + 59), Ok(()));
+        assert_eq!(check(ts + 60), Err(VerifyError::BadSignature));
+        // The refusal woke the refresh (one stored permit).
+        assert!(futures::FutureExt::now_or_never(woken.notified()).is_some());
+        let signed_new = sign(&Secret::new("the-new-secret"), TS, BODY.as_bytes());
+        assert_eq!(v.verify(Some(TS), Some(&signed_new), BODY.as_bytes(), ts + 100), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_grace_period_ends_the_old_secret_at_once() {
+        let ts = TS.parse::<i64>().unwrap();
+        let v = verifier();
+        assert!(v.rotate(Secret::new("the-new-secret"), ts, Duration::ZERO));
+        assert_eq!(
+            v.verify(Some(TS), Some(SIGNATURE), BODY.as_bytes(), ts),
+            Err(VerifyError::BadSignature)
         );
     }
 

@@ -335,7 +335,7 @@ fn spans(line: &serde_json::Value) -> Vec<&serde_json::Value> {
 }
 
 /// Asks for a detach of `orders` as ALICE, has BOB approve it, and waits until the run has ended.
-async fn detach_through(process: &BotProcess, slack: &standin::SlackStandIn) {
+pub(crate) async fn detach_through(process: &BotProcess, slack: &standin::SlackStandIn) {
     let store = process.store();
     let now = jiff::Timestamp::now().as_second();
     let answer = process

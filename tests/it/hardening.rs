@@ -434,3 +434,128 @@ async fn an_approve_click_from_another_channel_is_ignored() {
         aurora_failover_bot::store::RunState::Succeeded
     );
 }
+
+/// Polls `/readyz` until it answers `status` (within `within`); returns the body.
+async fn readyz_becomes(port: u16, status: u16, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let resp = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+        let got = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        if got == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz still answers {got}, not {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_another_program_holds_makes_readyz_503_until_it_lets_go() {
+    let bot = TestBot::start().await;
+    // Another program opens the bot's database and keeps its write lock: the store's probe (a read
+    // and a write that changes nothing, every 10 s) cannot write within its 3 s.
+    let other = rusqlite::Connection::open(bot.dir.join("bot.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = readyz_becomes(bot.port, 503, Duration::from_secs(30)).await;
+    assert!(
+        body.contains("store: the store did not answer a read and a write"),
+        "{body}"
+    );
+    // It lets go: the next probe clears the problem.
+    other.execute_batch("COMMIT").unwrap();
+    drop(other);
+    readyz_becomes(bot.port, 200, Duration::from_secs(30)).await;
+}
+
+/// AWS credentials a test switches on and off.
+#[derive(Debug)]
+struct CredentialSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+const AWS_SECRET_SHOWN_NOWHERE: &str = "aws-secret-key-never-shown";
+
+impl aws_credential_types::provider::ProvideCredentials for CredentialSwitch {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        use aws_credential_types::provider::error::CredentialsError;
+        aws_credential_types::provider::future::ProvideCredentials::ready(
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(aws_credential_types::Credentials::new(
+                    "AKIDTEST",
+                    AWS_SECRET_SHOWN_NOWHERE,
+                    None,
+                    None,
+                    "test switch",
+                ))
+            } else {
+                Err(CredentialsError::not_loaded("the test switched the credentials off"))
+            },
+        )
+    }
+}
+
+#[tokio::test]
+async fn aws_credentials_that_do_not_resolve_make_readyz_503_until_they_do() {
+    let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sim = awsim::start("127.0.0.1:0".parse().unwrap(), awsim::Scenario::two_region_example())
+        .await
+        .unwrap();
+    let slack = standin::SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
+    let dir = temp_dir("aws-credentials");
+    let settings =
+        Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &Options::default())).unwrap();
+    let deps = Deps {
+        aws: aurora_failover_bot::aws::AwsOverrides {
+            endpoint_url: Some(sim.url().to_owned()),
+            static_credentials: true,
+            max_attempts: Some(1),
+            attempt_timeout: None,
+        },
+        aws_credentials: Some(aws_credential_types::provider::SharedCredentialsProvider::new(
+            CredentialSwitch(on.clone()),
+        )),
+        ..Deps::default()
+    };
+    let app = Application::build(settings, deps)
+        .await
+        .expect("the bot starts without AWS credentials");
+    let port = app.port();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let body = readyz_becomes(port, 503, WAIT).await;
+    assert!(
+        body.contains("aws configuration: the AWS credentials provider gives no credentials")
+            && body.contains("switched the credentials off"),
+        "{body}"
+    );
+    // The credentials come (a role attached, say): the probe, every 10 s while it fails, sees them.
+    on.store(true, std::sync::atomic::Ordering::SeqCst);
+    let body = readyz_becomes(port, 200, Duration::from_secs(30)).await;
+    assert!(!body.contains(AWS_SECRET_SHOWN_NOWHERE));
+    shutdown.cancel();
+    let _ = server.await;
+    slack.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_token_revoked_while_the_bot_runs_makes_readyz_503_whichever_call_meets_it() {
+    let bot = TestBot::start().await;
+    // Slack revokes the bot's token. The first call to meet it is not an outbox delivery: DAVE is a
+    // requester through a user group, which the bot looks up (usergroups.users.list).
+    bot.slack.accept_token("xoxb-another-token");
+    bot.command(DAVE, "failover orders --mode detach").await;
+    let body = readyz_becomes(bot.port, 503, WAIT).await;
+    assert!(body.contains("slack token: invalid_auth"), "{body}");
+    // (No message was queued: the outbox, which reports refusals of its own, was not involved.)
+    assert!(bot.store.outbox_all().await.unwrap().is_empty());
+    // The token works again (the app reinstalled with it): the next call Slack accepts clears it.
+    bot.slack.accept_token(BOT_TOKEN);
+    bot.command(DAVE, "failover orders --mode detach").await;
+    readyz_becomes(bot.port, 200, Duration::from_secs(30)).await;
+}

@@ -21,6 +21,8 @@ mod limits;
 mod manifest;
 mod modes;
 mod preflight;
+mod rotation;
+mod secret_scan;
 mod runbook;
 mod secrets;
 mod verification;

@@ -64,6 +64,7 @@ fn deps(env: &'static [(&'static str, &'static str)]) -> Deps {
         aws: overrides(),
         clock: Arc::new(SystemClock),
         env: Box::new(move |k| env.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())),
+        aws_credentials: None,
     }
 }
 

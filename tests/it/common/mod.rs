@@ -276,6 +276,7 @@ impl TestBot {
                 let env = o.env.clone();
                 Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
             },
+            aws_credentials: None,
         };
         let app = Application::build(settings, deps).await.unwrap();
         let store = app.store.clone();

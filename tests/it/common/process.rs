@@ -14,6 +14,10 @@ pub struct BotProcess {
     pub nofile: Option<u64>,
     /// More arguments after `serve --config PATH` (e.g. `--log-format json`).
     pub args: Vec<String>,
+    /// `RUST_LOG` for the process (`info` unless a test asks for more).
+    pub rust_log: String,
+    /// The signing secret `sender` signs with (the config's).
+    signing_secret: String,
     config: std::path::PathBuf,
     db: std::path::PathBuf,
     pub port: u16,
@@ -40,6 +44,8 @@ impl BotProcess {
             child: None,
             nofile: None,
             args: Vec::new(),
+            rust_log: "info".into(),
+            signing_secret: SIGNING_SECRET.into(),
             config,
             db,
             port,
@@ -71,7 +77,7 @@ impl BotProcess {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.rust_log)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -87,6 +93,21 @@ impl BotProcess {
             assert!(Instant::now() < deadline, "the bot did not start: {}", self.log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Gives the bot (in its config file) and `sender` these secrets instead of the test constants.
+    pub fn use_secrets(&mut self, signing_secret: &str, bot_token: &str) {
+        let toml = std::fs::read_to_string(&self.config).unwrap();
+        let toml = toml
+            .replace(&format!("signing_secret = \"{SIGNING_SECRET}\""), &format!("signing_secret = \"{signing_secret}\""))
+            .replace(&format!("bot_token = \"{BOT_TOKEN}\""), &format!("bot_token = \"{bot_token}\""));
+        std::fs::write(&self.config, toml).unwrap();
+        self.signing_secret = signing_secret.to_owned();
+    }
+
+    /// The config file's path.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
     }
 
     pub fn log_text(&self) -> String {
@@ -123,7 +144,10 @@ impl BotProcess {
     }
 
     pub fn sender(&self) -> SlackSender {
-        SlackSender::new(&format!("http://127.0.0.1:{}", self.port), &Secret::new(SIGNING_SECRET))
+        SlackSender::new(
+            &format!("http://127.0.0.1:{}", self.port),
+            &Secret::new(&self.signing_secret),
+        )
     }
 
     /// A second connection to the bot's database (SQLite, WAL), for watching and for the checks.
