@@ -60,7 +60,7 @@ async fn no_part_of_a_slack_secret_shows_in_logs_metrics_messages_answers_or_the
     let base = format!("http://127.0.0.1:{}", process.port);
     // Requests that are refused or answered with an error.
     let now = jiff::Timestamp::now().as_second();
-    let forged = standin::SlackSender::new(&base, &standin::Secret::new(&random_alnum(32)));
+    let forged = standin::SlackSender::new(&base, &standin::Secret::new(random_alnum(32)));
     let mut answers = Vec::new();
     for (sender, text, at) in [
         (&forged, "status", now),
