@@ -25,6 +25,7 @@ pub mod slack;
 pub mod startup;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod types;
 
 #[cfg(test)]

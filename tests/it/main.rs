@@ -17,6 +17,7 @@ mod iam_policy;
 mod lifecycle;
 mod limits;
 mod manifest;
+mod metrics;
 mod modes;
 mod preflight;
 mod runbook;
