@@ -14,11 +14,14 @@ use std::sync::Arc;
 
 /// An adapter whose failed calls are counted in `telemetry`.
 pub struct Counted<T> {
+    /// The adapter that makes the calls.
     pub inner: T,
+    /// Where its failed calls are counted.
     pub telemetry: Arc<Telemetry>,
 }
 
 impl<T> Counted<T> {
+    /// `inner`, its failed calls counted in `telemetry`.
     pub fn new(inner: T, telemetry: Arc<Telemetry>) -> Self {
         Counted { inner, telemetry }
     }
