@@ -23,7 +23,7 @@ use std::time::Duration;
 pub const PREFIX: &str = "aurora_failover_bot";
 
 /// The `Content-Type` of [`Telemetry::encode`]'s text (Prometheus text format 0.0.4).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Acknowledgement latency buckets, seconds: 5 ms to Slack's 3 s limit, and one past it.
 const ACK_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0];
@@ -181,11 +181,12 @@ impl Telemetry {
         );
     }
 
-    /// The whole registry in the Prometheus text format (OpenMetrics-compatible, ending in `# EOF`).
+    /// The whole registry in the Prometheus text format, version 0.0.4 (what Prometheus scrapes by
+    /// default; [`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 
@@ -294,23 +295,27 @@ mod tests {
         assert!(text.contains("\naurora_failover_bot_runs_in_progress 0\n"));
         assert!(text.contains("\naurora_failover_bot_outbox_depth 0\n"));
         assert!(!text.contains("slack_requests"), "{text}");
-        assert!(text.ends_with("# EOF\n"));
+        // The Prometheus text format (0.0.4), not OpenMetrics.
+        assert!(!text.contains("# EOF"), "{text}");
     }
 
     #[test]
     fn counters_end_in_total_and_histograms_count_seconds() {
         let t = Telemetry::new();
         t.slack_request("commands", "bad_signature", Duration::from_millis(7));
-        t.step("promote", "failover", Duration::from_secs(42));
+        t.step("precheck", "failover", Duration::from_secs(42));
         let text = t.encode();
-        assert!(
-            text.contains("aurora_failover_bot_slack_requests_total{route=\"commands\",outcome=\"bad_signature\"} 1")
-        );
-        assert!(text.contains("aurora_failover_bot_slack_ack_seconds_bucket{le=\"0.01\",route=\"commands\"} 1"));
-        assert!(text.contains("aurora_failover_bot_slack_ack_seconds_bucket{le=\"0.005\",route=\"commands\"} 0"));
-        assert!(
-            text.contains("aurora_failover_bot_step_duration_seconds_sum{step=\"promote\",mode=\"failover\"} 42.0")
-        );
+        for line in [
+            "# TYPE aurora_failover_bot_slack_requests_total counter",
+            "aurora_failover_bot_slack_requests_total{route=\"commands\",outcome=\"bad_signature\"} 1",
+            "# TYPE aurora_failover_bot_slack_ack_seconds histogram",
+            "aurora_failover_bot_slack_ack_seconds_bucket{route=\"commands\",le=\"0.005\"} 0",
+            "aurora_failover_bot_slack_ack_seconds_bucket{route=\"commands\",le=\"0.01\"} 1",
+            "aurora_failover_bot_slack_ack_seconds_bucket{route=\"commands\",le=\"3\"} 1",
+            "aurora_failover_bot_step_duration_seconds_sum{step=\"precheck\",mode=\"failover\"} 42.0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
     }
 
     #[test]

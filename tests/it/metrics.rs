@@ -1,4 +1,4 @@
-//! `GET /metrics`: the Prometheus text format, read after what an operator alerts on (a forged
+//! `GET /metrics`: the Prometheus text format (0.0.4), read after what an operator alerts on (a forged
 //! request, a whole failover, an AWS error), with a small parser of the format written here.
 
 use crate::common;
@@ -42,33 +42,47 @@ impl Scrape {
     }
 }
 
-/// Parses the Prometheus text format: `# HELP`/`# TYPE` comments (each TYPE one of the known
-/// types), `# EOF` last, and sample lines `name[{labels}] value` with a number for the value.
+/// Parses the Prometheus text format (version 0.0.4): `# HELP` and `# TYPE` lines, and sample lines
+/// `name[{labels}] value` with a number for the value, each of a family whose TYPE came before it (a
+/// histogram's samples end in `_bucket`, `_sum` or `_count`; a counter's name ends in `_total`).
 fn parse(text: &str) -> Scrape {
     let mut samples = BTreeMap::new();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "no # EOF at the end:\n{text}");
-    for line in &lines[..lines.len() - 1] {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines() {
         if let Some(comment) = line.strip_prefix("# ") {
             let mut words = comment.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("HELP"), Some(_), Some(_)) => {}
-                (Some("TYPE"), Some(_), Some(t)) => assert!(
-                    ["counter", "gauge", "histogram", "info", "unknown"].contains(&t),
-                    "unknown type in {line}"
-                ),
+                (Some("TYPE"), Some(name), Some(t)) => {
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                        "unknown type in {line}"
+                    );
+                    types.insert(name.to_owned(), t.to_owned());
+                }
                 _ => panic!("not a HELP or TYPE line: {line}"),
             }
             continue;
         }
         let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
-        let name_end = key.find('{').unwrap_or(key.len());
-        let name = &key[..name_end];
+        let name = &key[..key.find('{').unwrap_or(key.len())];
         assert!(
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in {line}"
         );
         assert!(name.starts_with("aurora_failover_bot_"), "no prefix: {line}");
+        let histogram = |f: &&str| types.get(*f).is_some_and(|t| t == "histogram");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(histogram))
+            .unwrap_or(name);
+        let Some(t) = types.get(family) else {
+            panic!("no TYPE before {line}");
+        };
+        assert!(
+            t != "counter" || name.ends_with("_total"),
+            "a counter not ending in _total: {line}"
+        );
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
         samples.insert(key.to_owned(), value);
     }
@@ -84,7 +98,7 @@ async fn scrape(bot: &TestBot) -> Scrape {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     parse(&resp.text().await.unwrap())
 }
 
@@ -140,7 +154,7 @@ async fn metrics_show_a_forged_request_and_a_whole_failover_by_cluster_mode_and_
     assert!(acks >= 2.0, "{acks}");
     let within_3s = m.value(
         "aurora_failover_bot_slack_ack_seconds_bucket",
-        &[("route", "commands"), ("le", "3.0")],
+        &[("route", "commands"), ("le", "3")],
     );
     assert_eq!(within_3s, acks, "a command took longer than Slack's 3 s");
 
