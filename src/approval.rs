@@ -202,6 +202,11 @@ fn readable_plan(r: &Request) -> Option<Plan> {
     r.stored_plan().ok().flatten()
 }
 
+/// A request's mode as a metric label: the one asked for or planned, or `auto`.
+fn mode_label(mode: Option<Mode>) -> &'static str {
+    mode.map_or("auto", Mode::as_str)
+}
+
 /// "done", or "refused: why", for the audit.
 fn outcome_of<T>(result: &Result<T, Refusal>) -> String {
     match result {
@@ -216,6 +221,17 @@ fn planning_timed_out() -> Unplanned {
 }
 
 impl Approvals {
+    /// The bot's Prometheus metrics (the runner's).
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.launcher.runner.telemetry
+    }
+
+    /// Counts request `r` reaching `outcome` in the metrics, under its cluster and mode.
+    fn count(&self, r: &Request, outcome: &'static str) {
+        self.telemetry()
+            .request(r.cluster.as_str(), mode_label(r.mode), outcome);
+    }
+
     /// Whether `user` is one of `list`, directly or through a user group. Groups are looked up
     /// concurrently (each lookup is bounded), so a slow Slack cannot hold a click past its 3 seconds.
     async fn is_one_of(&self, user: &SlackUserId, list: &[Principal]) -> Result<bool, String> {
@@ -297,6 +313,8 @@ impl Approvals {
         };
         match reply {
             Ok(id) => {
+                self.telemetry()
+                    .request(cluster.as_str(), mode_label(mode), "requested");
                 self.audit(user, &action, Some(id), "recorded").await;
                 let me = self.clone();
                 tokio::spawn(async move { me.plan_request(id).await });
@@ -404,6 +422,7 @@ impl Approvals {
     async fn reject(&self, request: &Request, reason: Unplanned) {
         let id = request.id;
         info!(id = %id, %reason, "request rejected");
+        self.count(request, "rejected");
         if let Err(e) = self.store.mark_rejected(id, &reason.to_string()).await {
             warn!(error = %e, "cannot record a rejection");
         }
@@ -586,6 +605,7 @@ impl Approvals {
             Decided::Won { run_id } => run_id,
         };
         let request = self.request_named(id).await?;
+        self.count(&request, if approve { "approved" } else { "denied" });
         self.announce_decision(&request, user, approve).await;
         if approve {
             match run_id {
@@ -703,6 +723,7 @@ impl Approvals {
         };
         for r in expired {
             info!(id = %r.id, "request expired");
+            self.count(&r, "expired");
             let plan = readable_plan(&r);
             self.tell(
                 &r,
@@ -742,6 +763,7 @@ impl Approvals {
             }
             Decided::Won { .. } => {
                 info!(id = %id, by = %user, "request cancelled");
+                self.count(&request, "cancelled");
                 let plan = readable_plan(&request);
                 if request.message.is_some() {
                     self.tell(

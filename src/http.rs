@@ -1,5 +1,5 @@
-//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`
-//! and `/readyz`.
+//! The HTTP routes Slack calls: `POST /slack/commands`, `POST /slack/interactions`, and `GET /healthz`,
+//! `/readyz` and `/metrics` (Prometheus; requests on the Slack routes are counted and timed here).
 //!
 //! HTTP concerns only. Every request to the two Slack routes is size-checked and signature-checked on
 //! its raw bytes before anything else runs, then checked against the bot's workspace and app, then
@@ -10,7 +10,7 @@
 use crate::commands::{self, SlackState, ephemeral};
 use crate::slack::command::{self, Click};
 use crate::slack::render;
-use crate::slack::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::slack::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError};
 use crate::slack::workspace::{Claimed, Foreign};
 use crate::types::{ChannelId, SlackUserId};
 use axum::Router;
@@ -36,6 +36,8 @@ pub fn router(state: Arc<SlackState>) -> Router {
         .route("/slack/interactions", post(interactions))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observed))
         .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -45,6 +47,61 @@ pub fn router(state: Arc<SlackState>) -> Router {
 async fn with_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let span = tracing::info_span!("request", request_id = %format!("{:016x}", fastrand::u64(..)));
     tracing::Instrument::instrument(next.run(request), span).await
+}
+
+/// What became of a Slack request, when its status alone does not say (a metric label).
+#[derive(Clone, Copy)]
+struct Outcome(&'static str);
+
+/// `resp`, marked with `outcome` for the metrics.
+fn marked(mut resp: Response, outcome: &'static str) -> Response {
+    resp.extensions_mut().insert(Outcome(outcome));
+    resp
+}
+
+/// Counts each request on the two Slack routes by outcome (marked by the handler, or read from the
+/// status) and its time to the response (Slack's 3-second limit). Other routes pass through.
+async fn observed(
+    State(state): State<Arc<SlackState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = match request.uri().path() {
+        "/slack/commands" => "commands",
+        "/slack/interactions" => "interactions",
+        _ => return next.run(request).await,
+    };
+    let arrived = std::time::Instant::now();
+    let resp = next.run(request).await;
+    let outcome = resp.extensions().get::<Outcome>().map_or_else(
+        || match resp.status() {
+            s if s.is_success() => "ok",
+            StatusCode::UNAUTHORIZED => "bad_signature",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::METHOD_NOT_ALLOWED => "bad_method",
+            _ => "error",
+        },
+        |o| o.0,
+    );
+    state
+        .approvals
+        .telemetry()
+        .slack_request(route, outcome, arrived.elapsed());
+    resp
+}
+
+/// `GET /metrics`: the Prometheus text format (see `crate::telemetry`), the outbox depth read from the
+/// store first. No authentication: serve it only where the scraper can reach it, never publicly.
+async fn metrics(State(state): State<Arc<SlackState>>) -> Response {
+    let telemetry = state.approvals.telemetry();
+    match state.approvals.store.outbox_depth().await {
+        Ok(depth) => telemetry.set_outbox_depth(depth),
+        Err(e) => warn!(error = %e, "cannot read the outbox depth for the metrics"),
+    }
+    let content_type = [(axum::http::header::CONTENT_TYPE, crate::telemetry::CONTENT_TYPE)];
+    (content_type, telemetry.encode()).into_response()
 }
 
 /// 200 `ready` when nothing keeps the bot from doing its job; otherwise 503 with one line per problem
@@ -119,13 +176,21 @@ async fn verify(
         state.clock.now().as_second(),
     ) {
         warn!(reason = %e, "refused an unverified request");
-        return Some((StatusCode::UNAUTHORIZED, "request verification failed").into_response());
+        let outcome = if matches!(e, VerifyError::Stale) {
+            "stale"
+        } else {
+            "bad_signature"
+        };
+        return Some(marked(
+            (StatusCode::UNAUTHORIZED, "request verification failed").into_response(),
+            outcome,
+        ));
     }
     let claimed = claims(bytes);
     if let Err(why) = state.binding.check(&claimed) {
         warn!(reason = %why, team = ?claimed.team_id, app = ?claimed.app_id, enterprise = ?claimed.enterprise_id,
               "refused a signed request from outside the bot's workspace or app; nothing was done");
-        return Some(foreign(&why));
+        return Some(marked(foreign(&why), "foreign_workspace"));
     }
     let now = state.clock.now();
     // The same MAC written in another case is the same request.
@@ -134,7 +199,7 @@ async fn verify(
         Ok(true) => None,
         Ok(false) => {
             info!("a replayed request was received; it was handled the first time");
-            Some(replayed())
+            Some(marked(replayed(), "replay"))
         }
         Err(e) => {
             // Better to risk a duplicate (every state change is a compare-and-set) than to drop a
@@ -173,7 +238,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
         Err(resp) => return resp,
     };
     if is_ssl_check(&bytes) {
-        return StatusCode::OK.into_response();
+        return marked(StatusCode::OK.into_response(), "ssl_check");
     }
     if let Some(resp) = verify(
         &state,

@@ -4,7 +4,8 @@
 //! Layout (see ARCHITECTURE.md): `http` takes Slack's requests (verified before anything else) to
 //! `commands`, one file per command; `slack/` and `aws/` are the adapters to the outside; `store/` is
 //! the durable record; `approval`, `runbook` and `status` are the capabilities, written against the
-//! narrow traits in `ports`; `startup` wires it all; `demo` runs it all locally on the AWS emulator
+//! narrow traits in `ports`; `telemetry` is the bot's Prometheus metrics (`GET /metrics`); `startup`
+//! wires it all; `demo` runs it all locally on the AWS emulator
 //! (`crates/awsim`) and the Slack stand-in (`crates/slack-standin`), behind the cargo feature `demo`
 //! (on by default, off in the production build).
 
@@ -29,6 +30,7 @@ pub mod slack;
 pub mod startup;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod terminal;
 pub mod types;
 

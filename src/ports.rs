@@ -13,6 +13,19 @@ use async_trait::async_trait;
 pub struct AwsError {
     pub kind: AwsErrorKind,
     pub message: String,
+    /// The call that failed and AWS's error code (or a class: `unreachable`, `timeout`,
+    /// `bad_response`), as `aws::classify` read them; `None` for an error made up elsewhere. Counted
+    /// in the metrics (`aws_errors_total`), never shown.
+    pub failed_call: Option<FailedCall>,
+}
+
+/// Which AWS call failed, and how, in bounded terms (for the metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCall {
+    /// `service:Operation`, e.g. `rds:FailoverGlobalCluster`.
+    pub action: &'static str,
+    /// AWS's error code (`ThrottlingException`), or `unreachable`, `timeout`, `bad_response`, `other`.
+    pub code: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +49,17 @@ impl AwsError {
         AwsError {
             kind,
             message: message.into(),
+            failed_call: None,
         }
+    }
+
+    /// The same error, saying which call failed with which code (see [`FailedCall`]).
+    pub fn from_call(mut self, action: &'static str, code: impl Into<String>) -> Self {
+        self.failed_call = Some(FailedCall {
+            action,
+            code: code.into(),
+        });
+        self
     }
 
     /// Worth retrying after a pause.

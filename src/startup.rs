@@ -8,6 +8,7 @@ mod probes;
 mod rotation;
 
 use crate::approval::{Approvals, Launcher};
+use crate::aws::counted::Counted;
 use crate::aws::{self, AwsOverrides};
 use crate::commands::SlackState;
 use crate::health::Health;
@@ -22,6 +23,7 @@ use crate::slack::outbox::Outbox;
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
 use crate::store::{SqliteStore, Store};
+use crate::telemetry::Telemetry;
 use crate::types::Secret;
 use anyhow::Context;
 use std::sync::Arc;
@@ -358,11 +360,18 @@ struct AwsPorts {
 }
 
 impl AwsPorts {
-    fn new(config: &aws_config::SdkConfig) -> AwsPorts {
+    /// The adapters, their failed calls counted in `telemetry`.
+    fn new(config: &aws_config::SdkConfig, telemetry: &Arc<Telemetry>) -> AwsPorts {
         AwsPorts {
-            aurora: Arc::new(aws::rds::RdsAurora::new(config.clone())),
-            dns: Arc::new(aws::route53::Route53Dns::new(config)),
-            metrics: Arc::new(aws::cloudwatch::CloudWatchMetrics::new(config.clone())),
+            aurora: Arc::new(Counted::new(
+                aws::rds::RdsAurora::new(config.clone()),
+                telemetry.clone(),
+            )),
+            dns: Arc::new(Counted::new(aws::route53::Route53Dns::new(config), telemetry.clone())),
+            metrics: Arc::new(Counted::new(
+                aws::cloudwatch::CloudWatchMetrics::new(config.clone()),
+                telemetry.clone(),
+            )),
             permissions: Arc::new(aws::iam::IamPermissions::new(config)),
         }
     }
@@ -407,6 +416,7 @@ fn engine(
     chat: Arc<SlackChat>,
     api: &Arc<SlackApi>,
     clock: &Arc<dyn Clock>,
+    telemetry: &Arc<Telemetry>,
 ) -> (Approvals, CancellationToken) {
     let runs_shutdown = CancellationToken::new();
     let runner = Arc::new(Runner {
@@ -421,6 +431,7 @@ fn engine(
         shutdown: runs_shutdown.clone(),
         aborts: Default::default(),
         in_flight: Default::default(),
+        telemetry: telemetry.clone(),
     });
     let approvals = Approvals {
         settings: settings.clone(),
@@ -490,7 +501,8 @@ impl Engine {
                 .context("cannot build the Slack client")?
                 .with_health(health.clone()),
         );
-        let aws = AwsPorts::new(&aws_config);
+        let telemetry = Arc::new(Telemetry::new());
+        let aws = AwsPorts::new(&aws_config, &telemetry);
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
             store: store.clone(),
@@ -499,7 +511,7 @@ impl Engine {
             approvers: settings.approval.approvers.clone(),
             wake: wake.clone(),
         });
-        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock);
+        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock, &telemetry);
         let outbox = Arc::new(Outbox {
             store: store.clone(),
             api: api.clone(),
@@ -510,6 +522,7 @@ impl Engine {
             blocked: Default::default(),
             store_id: store.store_id().await.context("cannot read the store's identity")?,
             backed_off: Default::default(),
+            telemetry,
         });
         let rotated = Rotated::of(&settings, &aws_config, &secrets);
         Ok(Engine {

@@ -85,6 +85,8 @@ impl Approvals {
             who.via
         );
         self.audit(&person, &action, Some(id), &detail).await;
+        self.telemetry()
+            .request(c.name.as_str(), super::mode_label(mode), "requested");
         let planned = match tokio::time::timeout(super::PLANNING_TIMEOUT, self.plan_for(c, to.as_ref(), mode)).await {
             Ok(r) => r,
             Err(_) => Err(planning_timed_out()),

@@ -6,6 +6,7 @@
 //! Region that owns the resource; one client per Region is built on first use and kept.
 
 pub mod cloudwatch;
+pub mod counted;
 pub mod iam;
 pub mod rds;
 pub mod route53;
@@ -120,7 +121,26 @@ const UNAVAILABLE: &[&str] = &[
 /// Classifies an SDK error for the engine, keeping AWS's code and message for people and naming the
 /// call (`action`, e.g. `rds:RemoveFromGlobalCluster`) where that is what people need to act:
 /// throttling says throttling, a refused permission names the action, an unreachable service says so.
+/// The error also names the call and its code ([`crate::ports::FailedCall`]) for the metrics.
 pub fn classify<E>(
+    e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
+    action: &'static str,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_rds::error::SdkError;
+    let code = match e {
+        SdkError::ServiceError(se) => se.err().code().unwrap_or("Unknown"),
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "unreachable",
+        SdkError::ResponseError(_) => "bad_response",
+        _ => "other",
+    };
+    classify_kind(e, action).from_call(action, code)
+}
+
+fn classify_kind<E>(
     e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
     action: &str,
 ) -> AwsError

@@ -55,14 +55,15 @@ impl RdsAurora {
             .send();
         let out = match tokio::time::timeout(READ_TIMEOUT, call).await {
             Err(_) => {
-                return Err(AwsError::new(
-                    AwsErrorKind::Unavailable,
-                    format!("{region}: no answer in time"),
-                ));
+                return Err(
+                    AwsError::new(AwsErrorKind::Unavailable, format!("{region}: no answer in time"))
+                        .from_call("rds:DescribeGlobalClusters", "timeout"),
+                );
             }
             Ok(Err(e)) => {
-                let e = classify(&e, "rds:DescribeGlobalClusters");
-                return Err(AwsError::new(e.kind, format!("{region}: {}", e.message)));
+                let mut e = classify(&e, "rds:DescribeGlobalClusters");
+                e.message = format!("{region}: {}", e.message);
+                return Err(e);
             }
             Ok(Ok(out)) => out,
         };

@@ -95,6 +95,7 @@ impl Runner {
         // after its abandonment, and a restart in between tells it (`tell_attention`).
         if self.record_attention(ctx, step, &reason).await? {
             ctx.run.state = RunState::NeedsAttention;
+            self.count_outcome(ctx, "needs_attention");
             self.tell_attention(ctx).await;
         }
         Ok(())

@@ -310,6 +310,8 @@ pub struct Runner {
     /// The mutating AWS call each run has on its way, if any (for an abandon to mention). A std mutex:
     /// held only to insert, remove or read.
     pub in_flight: std::sync::Mutex<std::collections::HashMap<RunId, String>>,
+    /// The bot's Prometheus metrics: runs by outcome, runs in progress, step durations.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Everything one run works with.
@@ -532,6 +534,7 @@ impl Runner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(run_id, ctx.abort.clone());
+        let _in_progress = self.telemetry.run_in_progress();
         let result = self.drive(&mut ctx).await;
         self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
         result
@@ -686,6 +689,7 @@ impl Runner {
         self.say_in_step(ctx, note, &key).await;
         ctx.step_reply = None;
         ctx.data.phases.push((step, ms(took)));
+        self.telemetry.step(step.as_str(), ctx.plan.mode.as_str(), took);
         ctx.data.step_started_ms = None;
         let next = step.next_in(ctx.plan.mode);
         self.persist(ctx, next, Some((step, "finished", &detail))).await?;
@@ -1298,6 +1302,7 @@ impl Runner {
         let Some(ctx) = self.load(run_id).await? else {
             return Ok(());
         };
+        self.count_outcome(&ctx, "abandoned");
         let in_flight = self
             .in_flight
             .lock()
@@ -1366,6 +1371,12 @@ impl Runner {
         }
     }
 
+    /// Counts the run's `outcome` in the metrics, under its cluster and mode.
+    fn count_outcome(&self, ctx: &Ctx, outcome: &'static str) {
+        self.telemetry
+            .run(ctx.request.cluster.as_str(), ctx.plan.mode.as_str(), outcome);
+    }
+
     async fn succeed(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let aftermath = self.aftermath(ctx).await;
         let now = self.clock.now();
@@ -1391,6 +1402,7 @@ impl Runner {
             info!("the run was abandoned before it finished; its end is not announced");
             return Ok(());
         }
+        self.count_outcome(ctx, "succeeded");
         self.announce_outcome(ctx).await;
         info!(took_ms = ms(total), "run succeeded");
         Ok(())
@@ -1451,6 +1463,7 @@ impl Runner {
             dns_touched: ctx.data.dns_sent,
         }));
         if self.finish(ctx, RunState::Failed, Some((step, &reason))).await? {
+            self.count_outcome(ctx, "failed");
             self.announce_outcome(ctx).await;
         }
         Ok(())

@@ -254,6 +254,7 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
         shutdown: CancellationToken::new(),
         aborts: Default::default(),
         in_flight: Default::default(),
+        telemetry: Default::default(),
     })
 }
 

@@ -63,6 +63,8 @@ pub struct Outbox {
     /// Items whose retry time this process set: only they wait for it. An item whose retry time was
     /// saved by an earlier process is due at once. A std mutex: never held across an await.
     pub backed_off: std::sync::Mutex<std::collections::HashSet<OutboxId>>,
+    /// The bot's Prometheus metrics: delivery attempts and retries.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// How far before an item's first attempt a read-back looks (clocks differ; Slack's `ts` is its own).
@@ -93,6 +95,16 @@ const UNREADABLE_ATTEMPTS: i64 = 3;
 /// read-back is rate limited or fails): past them it is posted anyway (at-least-once, logged), so a
 /// failing read-back never holds up the thread behind it.
 const READ_BACK_ATTEMPTS: i64 = 5;
+
+/// The Slack method an outbox item of kind `kind` is delivered with (a metric label).
+fn method_of(kind: &str) -> &'static str {
+    match kind {
+        KIND_POST | KIND_REPLY | KIND_REPLY_BROADCAST => "chat.postMessage",
+        KIND_UPDATE => "chat.update",
+        KIND_RESPOND => "response_url",
+        _ => "other",
+    }
+}
 
 enum Outcome {
     Delivered(Option<String>),
@@ -177,7 +189,11 @@ impl Outbox {
             .cloned();
         let result = match unrecorded {
             Some(ts) => Ok(Outcome::Delivered(ts)),
-            None => self.try_deliver(item).await,
+            None => {
+                let result = self.try_deliver(item).await;
+                self.count(item, &result);
+                result
+            }
         };
         if let Err(SendError::Auth(problem)) = &result {
             self.block(problem);
@@ -196,6 +212,22 @@ impl Outbox {
                 false
             }
         }
+    }
+
+    /// Counts an attempt to deliver `item` (not a wait for its target) in the metrics.
+    fn count(&self, item: &OutboxItem, result: &Result<Outcome, SendError>) {
+        let outcome = match result {
+            Ok(Outcome::Wait) => return,
+            Ok(Outcome::Delivered(_)) => "delivered",
+            Ok(Outcome::Superseded) => "superseded",
+            Err(SendError::RateLimited(_)) => "rate_limited",
+            Err(SendError::Temporary(_)) => "temporary",
+            Err(SendError::Auth(_)) => "token_refused",
+            Err(SendError::Unreadable(_)) => "unreadable",
+            Err(SendError::Permanent(_)) => "refused",
+        };
+        let retried = matches!(result, Err(e) if !self.gives_up(item, e));
+        self.telemetry.delivery(method_of(&item.kind), outcome, retried);
     }
 
     /// Records what became of `item`'s attempt (`result`): delivered (remembered here when the store

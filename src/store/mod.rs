@@ -246,6 +246,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>>;
 
+    /// How many items are not delivered yet (`pending`): the outbox depth the metrics show.
+    async fn outbox_depth(&self) -> Result<u64> {
+        let all = self.outbox_all().await?;
+        Ok(all.iter().filter(|i| i.state == "pending").count() as u64)
+    }
+
     /// Records, before the call, that an attempt to deliver item `id` starts now (`at`) by way `via`
     /// (`VIA_*`): the first attempt's time is kept, the way is replaced. After a crash, an item with
     /// `started_at` may already be in Slack.

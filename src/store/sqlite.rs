@@ -924,6 +924,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn outbox_depth(&self) -> Result<u64> {
+        self.with(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", [], |row| {
+                row.get(0)
+            })?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn newer_update_pending(&self, item: &OutboxItem) -> Result<bool> {
         let (target, id) = (item.target.map(OutboxId::get), item.id.get());
         self.with(move |c| {

@@ -303,6 +303,8 @@ async fn the_outbox_hands_out_the_head_of_each_ordering_key(store: Arc<dyn Store
     store.outbox_failed(b1, "channel_not_found").await.unwrap();
     let states: Vec<_> = store.outbox_all().await.unwrap().into_iter().map(|i| i.state).collect();
     assert_eq!(states, ["delivered", "superseded", "failed", "pending"]);
+    // The depth the metrics show: only what is still to be delivered.
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
 }
 
 async fn a_message_with_a_dedup_key_is_queued_once(store: Arc<dyn Store>) {

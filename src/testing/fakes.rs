@@ -754,6 +754,7 @@ impl Bot {
             shutdown: self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             aborts: Default::default(),
             in_flight: Default::default(),
+            telemetry: Default::default(),
         })
     }
 

@@ -51,7 +51,9 @@ async fn no_part_of_a_slack_secret_shows_in_logs_metrics_messages_answers_or_the
     let sim = awsim::start("127.0.0.1:0".parse().unwrap(), options.scenario.clone())
         .await
         .unwrap();
-    let slack = standin::SlackStandIn::start(&standin::Secret::new(&token)).await.unwrap();
+    let slack = standin::SlackStandIn::start(&standin::Secret::new(&token))
+        .await
+        .unwrap();
     let dir = temp_dir("secret-scan");
     let mut process = BotProcess::new(&sim, &slack, &dir, &options);
     process.use_secrets(&signing, &token);
@@ -104,7 +106,10 @@ async fn no_part_of_a_slack_secret_shows_in_logs_metrics_messages_answers_or_the
     ];
     // The scan itself finds a piece of a secret cut out of its middle.
     let middle = &token_random[10..17];
-    assert_eq!(leaks("self-check", &format!("a {middle} b"), &pieces(&token_random)).len(), 2);
+    assert_eq!(
+        leaks("self-check", &format!("a {middle} b"), &pieces(&token_random)).len(),
+        2
+    );
     let mut found = Vec::new();
     for (what, text) in &everything {
         found.extend(leaks(what, text, &pieces(&signing)));

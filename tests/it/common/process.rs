@@ -99,8 +99,14 @@ impl BotProcess {
     pub fn use_secrets(&mut self, signing_secret: &str, bot_token: &str) {
         let toml = std::fs::read_to_string(&self.config).unwrap();
         let toml = toml
-            .replace(&format!("signing_secret = \"{SIGNING_SECRET}\""), &format!("signing_secret = \"{signing_secret}\""))
-            .replace(&format!("bot_token = \"{BOT_TOKEN}\""), &format!("bot_token = \"{bot_token}\""));
+            .replace(
+                &format!("signing_secret = \"{SIGNING_SECRET}\""),
+                &format!("signing_secret = \"{signing_secret}\""),
+            )
+            .replace(
+                &format!("bot_token = \"{BOT_TOKEN}\""),
+                &format!("bot_token = \"{bot_token}\""),
+            );
         std::fs::write(&self.config, toml).unwrap();
         self.signing_secret = signing_secret.to_owned();
     }
