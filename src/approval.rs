@@ -308,7 +308,10 @@ impl Approvals {
                 tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
                 return RequestReply::DryRun;
             }
-            Ok(()) => self.record_request(user, c, to, mode, origin).await,
+            Ok(()) => {
+                self.record_request(Person::Slack(user.clone()), c, to, mode, origin)
+                    .await
+            }
             Err(why) => Err(why),
         };
         match reply {
@@ -340,7 +343,7 @@ impl Approvals {
     /// Records the request (taking its cluster), or says why not.
     async fn record_request(
         &self,
-        user: &SlackUserId,
+        person: Person,
         c: &crate::settings::ClusterSettings,
         to: Option<Region>,
         mode: Option<Mode>,
@@ -351,7 +354,7 @@ impl Approvals {
         let new = NewRequest {
             cluster: c.name.clone(),
             mode,
-            requested_by: Person::Slack(user.clone()),
+            requested_by: person,
             to_region: to,
             origin_channel: origin.channel.to_owned(),
             response_url: origin.response_url.map(str::to_owned),

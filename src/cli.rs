@@ -170,7 +170,9 @@ pub async fn failover(
     let socket = breakglass::socket_path(&settings.store.path);
     let outcome = match breakglass::hand_over(&socket, &order).await {
         Ok(Some(outcome)) => Ok(outcome),
-        Ok(None) => crate::startup::break_glass_here(settings, crate::startup::Deps::default(), &order).await,
+        Ok(None) => crate::startup::break_glass_here(settings, crate::startup::Deps::default(), &order)
+            .await
+            .map_err(|e| e.context(format!("no bot answered on {}, so it ran here", socket.display()))),
         Err(e) => Err(e),
     };
     match outcome {

@@ -8,7 +8,7 @@ use crate::runbook::plan::{Plan, Unplanned};
 use crate::runbook::report::{Note, Stage};
 use crate::runbook::{Step, approved_key};
 use crate::settings::ClusterSettings;
-use crate::store::{Decided, NewRequest, RequestId};
+use crate::store::{Decided, RequestId};
 use crate::types::{Mode, Person, Region};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -71,7 +71,12 @@ impl Approvals {
             self.audit(&person, &action, None, "refused: no reason").await;
             return Err(BreakGlassRefusal::NoReason);
         }
-        let id = match self.record_break_glass(&person, c, to.clone(), mode).await {
+        let origin = super::Origin {
+            channel: self.settings.slack.incident_channel.as_str(),
+            response_url: None,
+            team_domain: None,
+        };
+        let id = match self.record_request(person.clone(), c, to.clone(), mode, origin).await {
             Ok(id) => id,
             Err(why) => {
                 self.audit(&person, &action, None, &format!("refused: {why}")).await;
@@ -101,39 +106,6 @@ impl Approvals {
                 self.reject(&request, reason.clone()).await;
                 Err(BreakGlassRefusal::NotPlanned { id, reason })
             }
-        }
-    }
-
-    /// Records the request, taking its cluster (one request or run per cluster at a time).
-    async fn record_break_glass(
-        &self,
-        person: &Person,
-        c: &ClusterSettings,
-        to: Option<Region>,
-        mode: Option<Mode>,
-    ) -> Result<RequestId, RequestRefusal> {
-        let now = self.clock.now();
-        let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
-        let new = NewRequest {
-            cluster: c.name.clone(),
-            mode,
-            requested_by: person.clone(),
-            to_region: to,
-            origin_channel: self.settings.slack.incident_channel.as_str().to_owned(),
-            response_url: None,
-            requested_at: now,
-            expires_at: now + ttl,
-        };
-        match self.store.create_request(&new).await {
-            Err(e) => {
-                warn!(error = %e, "cannot record a break-glass request");
-                Err(RequestRefusal::NotRecorded)
-            }
-            Ok(Err(existing)) => Err(RequestRefusal::OneAtATime {
-                cluster: c.name.clone(),
-                existing: self.link_to(existing, None).await,
-            }),
-            Ok(Ok(id)) => Ok(id),
         }
     }
 

@@ -9,24 +9,8 @@ use aurora_failover_bot::breakglass::own_login;
 use aurora_failover_bot::store::SqliteStore;
 use aurora_failover_bot::types::Person;
 
-/// Runs the binary with `args` against the emulator at `sim_url` (the standard SDK chain, pointed at
-/// the emulator). Returns the exit code, stdout and stderr.
 async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", sim_url)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("SLACK_SIGNING_SECRET")
-        .env_remove("SLACK_BOT_TOKEN")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    run_binary(sim_url, args, &[("RUST_LOG", "warn")]).await
 }
 
 fn write_config(dir: &std::path::Path, api_url: &str) -> String {

@@ -6,30 +6,8 @@
 use crate::common::*;
 use awsim::{IamRule, RuleEffect};
 
-/// Runs the binary with `args` against the emulator at `sim_url`, as `serve` runs in production (the
-/// standard SDK chain, pointed at the emulator by `AWS_ENDPOINT_URL`), without blocking the runtime
-/// the emulator runs on. Returns the exit code, stdout and stderr.
 async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    run_with(sim_url, args, &[]).await
-}
-
-/// `run`, with the environment variables `env` set too.
-async fn run_with(sim_url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", sim_url)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("SLACK_SIGNING_SECRET")
-        .env_remove("SLACK_BOT_TOKEN")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    run_binary(sim_url, args, &[]).await
 }
 
 /// Writes the test config for `options` (the store in `dir`, never created by these commands) and
@@ -240,7 +218,7 @@ async fn check_config_names_the_key_of_an_invalid_file_or_a_missing_secret_and_t
         .replace(&format!("bot_token = \"{BOT_TOKEN}\"\n"), "");
     std::fs::write(&config, without).unwrap();
     let env = [("SLACK_SIGNING_SECRET", SIGNING_SECRET), ("SLACK_BOT_TOKEN", BOT_TOKEN)];
-    let (code, stdout, stderr) = run_with(sim.url(), &["check-config", "--config", &config], &env).await;
+    let (code, stdout, stderr) = run_binary(sim.url(), &["check-config", "--config", &config], &env).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("ok   Slack secrets: "), "{stdout}");
     assert!(

@@ -637,3 +637,25 @@ pub fn thread_now(slack: &SlackStandIn, ts: &str) -> Vec<Recorded> {
         })
         .collect()
 }
+
+/// Runs the binary with `args` against the emulator at `sim_url`, as `serve` runs in production (the
+/// standard SDK chain, pointed at the emulator by `AWS_ENDPOINT_URL`), without blocking the runtime
+/// the emulator runs on, with the environment variables `env` set too. Returns the exit code, stdout
+/// and stderr.
+pub async fn run_binary(sim_url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", sim_url)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("SLACK_SIGNING_SECRET")
+        .env_remove("SLACK_BOT_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
