@@ -327,15 +327,12 @@ async fn handle(stream: tokio::net::UnixStream, desk: Arc<Desk>) {
 pub async fn hand_over(path: &Path, order: &Order) -> anyhow::Result<Option<Outcome>> {
     let stream = match tokio::net::UnixStream::connect(path).await {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => anyhow::bail!("cannot open the admin socket {}: {e}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+            "the admin socket {} is not yours: run this as the bot's OS user (or root)",
+            path.display()
+        ),
+        // Nobody listening (no file, a stale one, a path too long for a socket): none serves here.
+        Err(_) => return Ok(None),
     };
     println!(
         "a bot is serving this store: handing the order to it ({})",
