@@ -192,9 +192,11 @@ async fn follow(store: &dyn Store, request: RequestId, tx: &UnboundedSender<Even
                 } else {
                     format!(": {}", j.detail)
                 };
+                // The step as the Slack thread names it ("Wait for Route 53 INSYNC").
+                let step = crate::runbook::Step::parse(&j.step).map_or(j.step.as_str(), |s| s.label());
                 line(
                     tx,
-                    format!("{} {} {}{detail}", j.at.strftime("%H:%M:%SZ"), j.step, j.event),
+                    format!("{} {step}: {}{detail}", j.at.strftime("%H:%M:%SZ"), j.event),
                 );
             }
             seen = seen.max(journal.len());
