@@ -109,8 +109,7 @@ impl Approvals {
         }
     }
 
-    /// Posts the planned request (queued if Slack is down), records the plan, approves it as
-    /// break-glass and launches its run.
+    /// Approves the planned request as break-glass, tells the channel, and launches its run.
     async fn start_break_glass(
         &self,
         person: &Person,
@@ -118,18 +117,63 @@ impl Approvals {
         id: RequestId,
         plan: Plan,
     ) -> Result<Started, BreakGlassRefusal> {
+        let run_id = match self.approve_break_glass(person, id, &plan).await {
+            Ok(run_id) => run_id,
+            Err(e) => {
+                // Best effort: a request left planning would hold its cluster until it expired.
+                let _ = self.store.mark_rejected(id, &e.to_string()).await;
+                return Err(e);
+            }
+        };
+        info!(%id, by = %person, "break-glass request approved without a second person");
+        self.audit(
+            person,
+            "break-glass approve",
+            Some(id),
+            "started without a second approver",
+        )
+        .await;
+        if let Ok(request) = self.request_named(id).await {
+            // Its own outcome, so that an alert can fire on every use of break-glass.
+            self.count(&request, "break_glass");
+            let note = Note::BreakGlass {
+                by: person.clone(),
+                reason: who.reason.trim().to_owned(),
+                aws_caller: who.aws_caller.clone(),
+            };
+            let stage = Stage::Running {
+                approved_by: person.clone(),
+                step: Step::FIRST,
+            };
+            self.tell(&request, Some(&plan), &stage, note, &approved_key(id)).await;
+        }
+        match run_id {
+            Some(run_id) => self.launcher.launch(run_id),
+            None => self.create_run_later(id),
+        }
+        Ok(Started { request: id, plan })
+    }
+
+    /// Posts the planned request (queued if Slack is down), records its plan, and approves it by
+    /// compare-and-set as `person`. Returns the run's id (`None`: created later, the store was busy).
+    async fn approve_break_glass(
+        &self,
+        person: &Person,
+        id: RequestId,
+        plan: &Plan,
+    ) -> Result<Option<crate::store::RunId>, BreakGlassRefusal> {
         let store_failed = |why: &str| BreakGlassRefusal::Store {
             id,
             why: why.to_owned(),
         };
-        let plan_json = serde_json::to_string(&plan).map_err(|_| store_failed("the plan could not be saved"))?;
+        let plan_json = serde_json::to_string(plan).map_err(|_| store_failed("the plan could not be saved"))?;
         let request = self
             .request_named(id)
             .await
             .map_err(|_| store_failed("the store did not answer"))?;
         let message = self
             .chat
-            .post_request(&request, &plan)
+            .post_request(&request, plan)
             .await
             .map_err(|_| store_failed("the request message could not be queued"))?;
         if let Err(e) = self.store.attach_message(id, message).await {
@@ -146,36 +190,9 @@ impl Approvals {
             .decide(id, true, person, now, Step::FIRST.as_str(), &first_run_data())
             .await
             .map_err(|_| store_failed("the approval could not be recorded"))?;
-        let run_id = match decided {
-            Decided::Won { run_id } => run_id,
-            Decided::Lost(_) => return Err(store_failed("it was decided in Slack in the meantime")),
-        };
-        info!(%id, by = %person, "break-glass request approved without a second person");
-        self.audit(
-            person,
-            "break-glass approve",
-            Some(id),
-            "started without a second approver",
-        )
-        .await;
-        let request = self
-            .request_named(id)
-            .await
-            .map_err(|_| store_failed("the store did not answer"))?;
-        let note = Note::BreakGlass {
-            by: person.clone(),
-            reason: who.reason.trim().to_owned(),
-            aws_caller: who.aws_caller.clone(),
-        };
-        let stage = Stage::Running {
-            approved_by: person.clone(),
-            step: Step::FIRST,
-        };
-        self.tell(&request, Some(&plan), &stage, note, &approved_key(id)).await;
-        match run_id {
-            Some(run_id) => self.launcher.launch(run_id),
-            None => self.create_run_later(id),
+        match decided {
+            Decided::Won { run_id } => Ok(run_id),
+            Decided::Lost(_) => Err(store_failed("it was decided in Slack in the meantime")),
         }
-        Ok(Started { request: id, plan })
     }
 }
