@@ -1,7 +1,8 @@
 //! The commands a person runs in a terminal besides `serve`: `failover --break-glass` (see
-//! `breakglass`), `check-config` (the checks are `checkconfig`'s) and `status --config PATH [CLUSTER]`, the `/aurora status` view for when Slack is
-//! unavailable: the same read as the Slack command (`status::reports` over the AWS adapters). Both are
-//! worded by `terminal` and print to stdout.
+//! `breakglass`), `check-config` (the checks are `checkconfig`'s) and `status --config PATH
+//! [CLUSTER]`, the `/aurora status` view for when Slack is unavailable: the same read as the Slack
+//! command (`status::reports` over the AWS adapters). The last two are worded by `terminal` and print
+//! to stdout.
 //!
 //! Invariants of `status`: it needs neither Slack nor the store's lock (a serving bot holds it). It
 //! reads the store only to show a cluster a past detach left as a standalone writer, through a
