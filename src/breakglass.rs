@@ -65,17 +65,55 @@ pub enum Outcome {
     Refused,
     /// The follower lost the run (the bot went away); the run's state is in the store.
     Unknown,
+    /// Ctrl-C at the terminal.
+    Interrupted,
 }
 
 impl Outcome {
-    /// The command's exit status: 0 succeeded, 3 needs attention, 1 otherwise.
+    /// The command's exit status: 0 succeeded, 3 needs attention, 130 interrupted (as a shell
+    /// reports SIGINT), 1 otherwise.
     pub fn exit_code(self) -> u8 {
         match self {
             Outcome::Succeeded => 0,
             Outcome::NeedsAttention => 3,
+            Outcome::Interrupted => 130,
             _ => 1,
         }
     }
+}
+
+/// The longest reason accepted, in characters: it is posted to Slack with the AWS identity and printed
+/// in the audit's table.
+pub const REASON_LIMIT: usize = 500;
+
+/// A reason is one line of at most [`REASON_LIMIT`] characters, not blank, without control
+/// characters (they would reach the terminals of whoever reads the audit). The error says which.
+pub fn check_reason(reason: &str) -> Result<(), String> {
+    if reason.trim().is_empty() {
+        return Err("a reason is required (--reason \"why Slack approval is skipped\")".into());
+    }
+    if reason.chars().count() > REASON_LIMIT {
+        return Err(format!(
+            "the reason is longer than {REASON_LIMIT} characters; say it in one line"
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err("the reason must be one line, without control characters".into());
+    }
+    Ok(())
+}
+
+/// The configured cluster `name`, or why not (naming the configured ones).
+pub fn configured<'a>(
+    settings: &'a crate::settings::Settings,
+    name: &str,
+) -> Result<&'a crate::settings::ClusterSettings, String> {
+    settings.cluster(name).ok_or_else(|| {
+        format!(
+            "no cluster named {name:?} is configured; the configured clusters are: {}",
+            settings.cluster_names().join(", ")
+        )
+    })
 }
 
 /// One line of progress, or the end.
@@ -116,19 +154,13 @@ impl Desk {
         via: &str,
         tx: &UnboundedSender<Event>,
     ) -> Result<RequestId, String> {
-        let settings = &self.approvals.settings;
-        let c = settings.cluster(&order.cluster).ok_or_else(|| {
-            format!(
-                "no cluster named {:?} is configured; the configured clusters are: {}",
-                order.cluster,
-                settings.cluster_names().join(", ")
-            )
-        })?;
+        check_reason(&order.reason)?;
+        let c = configured(&self.approvals.settings, &order.cluster)?;
         let to = match order.to.as_deref() {
             None => None,
             Some(t) => Some(Region::parse(t).filter(|r| c.regions.contains(r)).ok_or_else(|| {
                 let regions: Vec<_> = c.regions.iter().map(Region::as_str).collect();
-                format!("{t:?} is not one of {}'s Regions: {}", c.name, regions.join(", "))
+                format!("{t:?} is not one of the Regions of {}: {}", c.name, regions.join(", "))
             })?),
         };
         let mode = match order.mode.as_deref() {
@@ -281,21 +313,25 @@ async fn handle(stream: tokio::net::UnixStream, desk: Arc<Desk>) {
             let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, ORDER_LIMIT));
             let mut order = String::new();
             let got = tokio::time::timeout(ORDER_TIMEOUT, reader.read_line(&mut order)).await;
-            match got
-                .ok()
-                .and_then(Result::ok)
-                .and_then(|_| serde_json::from_str::<Order>(&order).ok())
-            {
-                Some(order) => {
+            let order = match got {
+                Err(_) => Err("no order line within 10 s"),
+                Ok(Err(_)) | Ok(Ok(0)) => Err("no order line"),
+                Ok(Ok(_)) => serde_json::from_str::<Order>(&order).map_err(
+                    |_| "not an order: one JSON line {\"cluster\", \"to\", \"mode\", \"reason\"} of at most 16 KiB",
+                ),
+            };
+            match order {
+                Ok(order) => {
                     let login = login_of(uid);
                     info!(login, cluster = order.cluster, "break-glass order on the admin socket");
                     // Its own task: a client that leaves does not cancel the order half-way.
                     tokio::spawn(async move { desk.take(&order, &login, "admin socket", &tx).await });
                 }
-                None => {
+                Err(why) => {
+                    warn!(why, "refused an admin socket connection");
                     let _ = tx.send(Event::End {
                         outcome: Outcome::Refused,
-                        text: "expected one JSON order line within 10 s".into(),
+                        text: why.into(),
                     });
                 }
             }

@@ -133,7 +133,8 @@ pub async fn check_config(config: &std::path::Path) -> std::process::ExitCode {
     crate::terminal::print(&crate::terminal::check_report(&report), code)
 }
 
-/// `failover --break-glass`: hands the order to a serving bot, or runs it here.
+/// `failover --break-glass`: checks the arguments, then hands the order to a serving bot or runs it
+/// here. Exit status: the outcome's (`Outcome::exit_code`), 2 for a usage error, 1 for an error.
 #[cfg(unix)]
 pub async fn failover(
     config: &std::path::Path,
@@ -142,18 +143,20 @@ pub async fn failover(
 ) -> std::process::ExitCode {
     use crate::breakglass;
     use crate::types::redact_credentials;
+    let usage = |why: &str| {
+        eprintln!("aurora-failover-bot failover: {why}");
+        std::process::ExitCode::from(2)
+    };
     if !break_glass {
-        eprintln!(
-            "aurora-failover-bot failover: refused. Ask in Slack (/aurora failover {}), where a second person approves. \
-             Only when Slack is unavailable, run it again with --break-glass --reason \"why\": it skips the second \
-             approver (never the checks) and is recorded with your OS user and AWS identity.",
+        return usage(&format!(
+            "refused. Ask in Slack (/aurora failover {}), where a second person approves. Only when Slack is \
+             unavailable, run it again with --break-glass --reason \"why\": it skips the second approver (never \
+             the checks) and is recorded with your OS user and AWS identity.",
             order.cluster
-        );
-        return std::process::ExitCode::from(2);
+        ));
     }
-    if order.reason.trim().is_empty() {
-        eprintln!("aurora-failover-bot failover: --break-glass needs --reason \"why Slack approval is skipped\"");
-        return std::process::ExitCode::from(2);
+    if let Err(why) = breakglass::check_reason(&order.reason) {
+        return usage(&why);
     }
     // Progress goes to stdout; the engine's own warnings to stderr.
     tracing_subscriber::fmt()
@@ -163,20 +166,12 @@ pub async fn failover(
         .init();
     let settings = match Settings::from_file(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("aurora-failover-bot failover: {}", redact_credentials(&e.to_string()));
-            return std::process::ExitCode::from(2);
-        }
+        Err(e) => return usage(&redact_credentials(&e.to_string())),
     };
-    let socket = breakglass::socket_path(&settings.store.path);
-    let outcome = match breakglass::hand_over(&socket, &order).await {
-        Ok(Some(outcome)) => Ok(outcome),
-        Ok(None) => crate::startup::break_glass_here(settings, crate::startup::Deps::default(), &order)
-            .await
-            .map_err(|e| e.context(format!("no bot answered on {}, so it ran here", socket.display()))),
-        Err(e) => Err(e),
-    };
-    match outcome {
+    if let Err(why) = breakglass::configured(&settings, &order.cluster) {
+        return usage(&why);
+    }
+    match break_glass_order(settings, &order).await {
         Ok(outcome) => std::process::ExitCode::from(outcome.exit_code()),
         Err(e) => {
             eprintln!(
@@ -186,4 +181,53 @@ pub async fn failover(
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Hands `order` to the bot serving the store, or runs it here when none answers. Ctrl-C stops
+/// following (a serving bot goes on) or stops the run at its next pause (here).
+#[cfg(unix)]
+async fn break_glass_order(
+    settings: Settings,
+    order: &crate::breakglass::Order,
+) -> anyhow::Result<crate::breakglass::Outcome> {
+    use crate::breakglass::{self, Outcome};
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    let on_ctrl_c = interrupt.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let socket = breakglass::socket_path(&settings.store.path);
+    tokio::select! {
+        handed = breakglass::hand_over(&socket, order) => if let Some(outcome) = handed? {
+            return Ok(outcome);
+        },
+        () = interrupt.cancelled() => {
+            println!("interrupted: stopped following; the serving bot goes on with the run (see the incident channel, or `aurora-failover-bot audit`)");
+            return Ok(Outcome::Interrupted);
+        }
+    }
+    let store = std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone());
+    // A relative store.path is the current directory's: from another directory it would be a new store
+    // beside the bot's, with a cluster lock of its own.
+    if settings.store.path.is_relative() && !store.exists() {
+        anyhow::bail!(
+            "config key store.path: no store at {}. A relative store.path is taken from the current directory: \
+             run this in the bot's working directory, or give store.path as an absolute path",
+            store.display()
+        );
+    }
+    crate::startup::break_glass_here(settings, crate::startup::Deps::default(), order, interrupt)
+        .await
+        .map_err(|e| match e.downcast_ref::<crate::startup::StoreLocked>() {
+            Some(_) => anyhow::anyhow!(
+                "another aurora-failover-bot process holds {} but nothing answers on {}: a break-glass run from \
+                 another terminal, or a bot that could not open its admin socket. Do not stop it: it may be in the \
+                 middle of a failover. Wait for it, and follow it with `aurora-failover-bot audit`",
+                store.display(),
+                socket.display()
+            ),
+            None => e,
+        })
 }

@@ -178,6 +178,14 @@ fn required(key: &str, var: &str, secret: Option<Secret>) -> anyhow::Result<Secr
     })
 }
 
+/// Another process holds the store's lock (a serving bot, or a break-glass run at a terminal).
+#[derive(Debug, thiserror::Error)]
+#[error("config key store.path: another aurora-failover-bot is using {} (it holds {}); stop it first", store.display(), lock.display())]
+pub struct StoreLocked {
+    pub store: std::path::PathBuf,
+    pub lock: std::path::PathBuf,
+}
+
 /// Takes an exclusive lock on `<store>.lock`, so that a second bot on the same store (a rolling deploy
 /// on a shared volume, say) refuses to start instead of running every run a second time. The lock is
 /// the operating system's: it goes away with the process, however it dies.
@@ -197,11 +205,11 @@ fn lock_store(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "config key store.path: another aurora-failover-bot is using {} (it holds {}); stop it first",
-            path.display(),
-            std::path::Path::new(&lock_path).display()
-        ),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreLocked {
+            store: path.to_owned(),
+            lock: std::path::PathBuf::from(lock_path),
+        }
+        .into()),
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| {
             format!(
                 "config key store.path: cannot lock {}",
@@ -502,6 +510,7 @@ impl Engine {
                 .with_health(health.clone()),
         );
         let telemetry = Arc::new(Telemetry::new());
+        telemetry.start_at_zero(settings.cluster_names());
         let aws = AwsPorts::new(&aws_config, &telemetry);
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
@@ -560,6 +569,7 @@ pub async fn break_glass_here(
     settings: Settings,
     deps: Deps,
     order: &crate::breakglass::Order,
+    interrupt: CancellationToken,
 ) -> anyhow::Result<crate::breakglass::Outcome> {
     let engine = Engine::build(settings, deps).await?;
     let stop = CancellationToken::new();
@@ -567,7 +577,18 @@ pub async fn break_glass_here(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(crate::breakglass::print_events(rx));
     let login = crate::breakglass::own_login();
-    let outcome = engine.desk().take(order, &login, "terminal", &tx).await;
+    let desk = engine.desk();
+    let outcome = tokio::select! {
+        outcome = desk.take(order, &login, "terminal", &tx) => outcome,
+        () = interrupt.cancelled() => {
+            let _ = tx.send(crate::breakglass::Event::End {
+                outcome: crate::breakglass::Outcome::Interrupted,
+                text: "interrupted: the run stops at its next pause, recorded; a bot started on this store \
+                       (`aurora-failover-bot serve`) resumes it".into(),
+            });
+            crate::breakglass::Outcome::Interrupted
+        }
+    };
     drop(tx);
     let _ = printer.await;
     // A run that needs attention waits for people: it stops here at its next pause, saved, and

@@ -201,6 +201,37 @@ impl Telemetry {
             .observe(took.as_secs_f64());
     }
 
+    /// Creates, at zero, the series alerts are written on (runs that failed or need attention, uses of
+    /// break-glass, refused signatures) for each configured cluster, so that the first event after a
+    /// start is an increase Prometheus sees rather than a new series.
+    pub fn start_at_zero<'a>(&self, clusters: impl IntoIterator<Item = &'a str>) {
+        const MODES: [&str; 3] = ["detach", "failover", "switchover"];
+        for cluster in clusters {
+            for mode in MODES {
+                for outcome in ["succeeded", "failed", "abandoned", "needs_attention"] {
+                    let labels = ClusterModeOutcome {
+                        cluster: cluster.to_owned(),
+                        mode,
+                        outcome,
+                    };
+                    let _ = self.runs.get_or_create(&labels);
+                }
+                let labels = ClusterModeOutcome {
+                    cluster: cluster.to_owned(),
+                    mode,
+                    outcome: "break_glass",
+                };
+                let _ = self.requests.get_or_create(&labels);
+            }
+        }
+        for route in ["commands", "interactions"] {
+            let _ = self.slack_requests.get_or_create(&RouteOutcome {
+                route,
+                outcome: "bad_signature",
+            });
+        }
+    }
+
     /// A failover request for `cluster` (a configured name) in `mode` reached `outcome`.
     pub fn request(&self, cluster: &str, mode: &'static str, outcome: &'static str) {
         self.requests
@@ -297,6 +328,24 @@ mod tests {
         assert!(!text.contains("slack_requests"), "{text}");
         // The Prometheus text format (0.0.4), not OpenMetrics.
         assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn the_series_alerts_use_start_at_zero_for_each_configured_cluster() {
+        let t = Telemetry::new();
+        t.start_at_zero(["orders"]);
+        let text = t.encode();
+        for line in [
+            "aurora_failover_bot_runs_total{cluster=\"orders\",mode=\"detach\",outcome=\"failed\"} 0",
+            "aurora_failover_bot_runs_total{cluster=\"orders\",mode=\"switchover\",outcome=\"needs_attention\"} 0",
+            "aurora_failover_bot_failover_requests_total{cluster=\"orders\",mode=\"failover\",outcome=\"break_glass\"} 0",
+            "aurora_failover_bot_slack_requests_total{route=\"interactions\",outcome=\"bad_signature\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        t.run("orders", "detach", "failed");
+        assert!(t.encode().lines().any(|l| l
+            == "aurora_failover_bot_runs_total{cluster=\"orders\",mode=\"detach\",outcome=\"failed\"} 1"));
     }
 
     #[test]

@@ -65,6 +65,14 @@ fn user(u: &SlackUserId) -> String {
     format!("<@{u}>")
 }
 
+/// Who let a run start: "*Approved* by" a Slack user, or break-glass from a terminal (nobody approved).
+fn approved(p: &Person) -> String {
+    match p {
+        Person::Slack(u) => format!("*Approved* by {}", user(u)),
+        Person::Terminal(login) => format!("*Break-glass* by `{login}` from a terminal, no second approver"),
+    }
+}
+
 /// A Slack user as a mention; an OS user (break-glass, at the bot's terminal) by login name.
 fn person(p: &Person) -> String {
     match p {
@@ -510,13 +518,13 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
         Stage::Expired => ":hourglass: *Expired* without a decision".to_owned(),
         Stage::Cancelled { by } => format!(":wastebasket: *Cancelled* by {}", person(by)),
         Stage::Running { approved_by, step } => format!(
-            ":arrow_forward: *Approved* by {} · *Running:* {}",
-            person(approved_by),
+            ":arrow_forward: {} · *Running:* {}",
+            approved(approved_by),
             step.label()
         ),
         Stage::Succeeded { approved_by, took } => format!(
-            ":white_check_mark: *Approved* by {} · *Completed* in {}",
-            person(approved_by),
+            ":white_check_mark: {} · *Completed* in {}",
+            approved(approved_by),
             duration(*took)
         ),
         Stage::Failed {
@@ -524,8 +532,8 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             step,
             reason,
         } => format!(
-            ":x: *Approved* by {} · *Failed* at {}: {}",
-            person(approved_by),
+            ":x: {} · *Failed* at {}: {}",
+            approved(approved_by),
             step.label(),
             esc(reason)
         ),
@@ -535,8 +543,8 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             step,
             reason,
         } => format!(
-            ":rotating_light: *Approved* by {} · *Needs attention* (run {run_id}) at {}: {}",
-            person(approved_by),
+            ":rotating_light: {} · *Needs attention* (run {run_id}) at {}: {}",
+            approved(approved_by),
             step.label(),
             esc(reason)
         ),
@@ -545,8 +553,8 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             by,
             reason,
         } => format!(
-            ":octagonal_sign: *Approved* by {} · *Abandoned* by {}: {}",
-            person(approved_by),
+            ":octagonal_sign: {} · *Abandoned* by {}: {}",
+            approved(approved_by),
             user(by),
             esc(reason)
         ),
@@ -794,10 +802,10 @@ fn note_body(note: &Note) -> MessageBody {
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", person(by)),
         Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", person(by)),
         Note::BreakGlass { by, reason, aws_caller } => format!(
-            ":rotating_light: *Break-glass:* started by {} without a second approver. Reason: {}. AWS identity: `{}`. The pre-flight checks ran as for any request.",
+            ":rotating_light: *Break-glass:* started by {} without a second approver, as AWS identity `{}`; the pre-flight checks ran as for any request. Reason: {}",
             person(by),
-            esc(reason.trim_end_matches('.')),
-            esc(aws_caller)
+            esc(aws_caller),
+            esc(reason)
         ),
         Note::Expired => ":hourglass: The request expired without a decision. Nothing was changed.".to_owned(),
         Note::StepStarted { .. } | Note::StepWaiting { .. } | Note::StepStopped { .. } | Note::StepFinished { .. } => {

@@ -70,7 +70,7 @@ async fn without_break_glass_or_a_reason_it_refuses_explains_and_changes_nothing
         rest.extend_from_slice(reason);
         let (code, _, stderr) = run(sim.url(), &args(&config, &rest)).await;
         assert_eq!(code, Some(2), "{stderr}");
-        assert!(stderr.contains("needs --reason"), "{stderr}");
+        assert!(stderr.contains("a reason is required (--reason"), "{stderr}");
     }
     let (code, _, stderr) = run(
         sim.url(),
@@ -78,6 +78,50 @@ async fn without_break_glass_or_a_reason_it_refuses_explains_and_changes_nothing
     )
     .await;
     assert_eq!(code, Some(2), "a usage error: {stderr}");
+    // A reason is one line of at most 500 characters; the cluster must be configured.
+    let long = "x".repeat(501);
+    for (rest, says) in [
+        (
+            vec!["orders", "--break-glass", "--reason", long.as_str()],
+            "longer than 500 characters",
+        ),
+        (vec!["orders", "--break-glass", "--reason", "red\u{1b}[31m"], "one line"),
+        (vec!["orders", "--break-glass", "--reason", "two\nlines"], "one line"),
+        (
+            vec!["billing", "--break-glass", "--reason", "drill"],
+            "configured clusters are: orders",
+        ),
+    ] {
+        let (code, _, stderr) = run(sim.url(), &args(&config, &rest)).await;
+        assert_eq!(code, Some(2), "{rest:?}: {stderr}");
+        assert!(stderr.contains(says), "{rest:?}: {stderr}");
+    }
+    // A relative store.path that names no store here (the bot runs elsewhere): refused, not created.
+    let relative = dir.join("relative.toml");
+    std::fs::write(
+        &relative,
+        std::fs::read_to_string(&config).unwrap().replace(
+            &format!("path = \"{}\"", dir.join("bot.db").display()),
+            "path = \"elsewhere.db\"",
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+        .args(["failover", "--config"])
+        .arg(&relative)
+        .args(SWITCHOVER)
+        .current_dir(&dir)
+        .env("AWS_ENDPOINT_URL", sim.url())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no store at") && stderr.contains("relative store.path"),
+        "{stderr}"
+    );
+    assert!(!dir.join("elsewhere.db").exists(), "a new store was created");
     assert!(sim.admin().calls().is_empty(), "AWS was called");
     assert!(!dir.join("bot.db").exists(), "the store was created");
     sim.shutdown().await;
@@ -187,14 +231,21 @@ async fn beside_a_serving_bot_it_goes_through_the_admin_socket_and_never_skips_t
     for action in MUTATING {
         assert!(bot.sim.admin().calls_to(action).is_empty(), "{action} was called");
     }
-    // An unknown cluster: the configured ones are named.
-    let (code, stdout, _) = run(
-        bot.sim.url(),
-        &args(config, &["billing", "--break-glass", "--reason", "drill"]),
-    )
-    .await;
-    assert_eq!(code, Some(1));
-    assert!(stdout.contains("configured clusters are: orders"), "{stdout}");
+    // A garbage order on the admin socket is refused, and says what an order is.
+    let mut socket = tokio::net::UnixStream::connect(bot.dir.join("bot.db.admin.sock"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut socket, b"failover orders please\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut answer)
+        .await
+        .unwrap();
+    assert!(
+        answer.contains("\"outcome\":\"refused\"") && answer.contains("not an order"),
+        "{answer}"
+    );
     // The real thing, run by the serving bot.
     let (code, stdout, stderr) = run(bot.sim.url(), &args(config, &SWITCHOVER)).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
