@@ -24,6 +24,8 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// How long the AWS caller identity may take to read (it is recorded, not required).
+const CALLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a run's journal is read for new lines while it is followed.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// The largest order accepted on the socket (an order is a few hundred bytes).
@@ -169,9 +171,15 @@ impl Desk {
                 Some(Mode::parse(m).ok_or_else(|| format!("{m:?} is not a mode: detach, failover or switchover"))?)
             }
         };
-        let aws_caller = crate::aws::iam::caller_arn(&self.aws_config)
-            .await
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let aws_caller = match tokio::time::timeout(CALLER_TIMEOUT, crate::aws::iam::caller_arn(&self.aws_config)).await
+        {
+            Ok(Ok(arn)) => arn,
+            Ok(Err(e)) => format!("unknown ({e})"),
+            Err(_) => format!(
+                "unknown (sts:GetCallerIdentity did not answer within {} s)",
+                CALLER_TIMEOUT.as_secs()
+            ),
+        };
         line(tx, format!("AWS identity: {aws_caller}"));
         line(tx, format!("planning {} with every pre-flight check...", c.name));
         let who = BreakGlass {
@@ -180,11 +188,12 @@ impl Desk {
             reason: order.reason.clone(),
             via: via.to_owned(),
         };
-        let started = self
-            .approvals
-            .break_glass(&who, c, to, mode)
-            .await
-            .map_err(|e| format!("not started: {e}. Nothing was changed."))?;
+        let started = self.approvals.break_glass(&who, c, to, mode).await.map_err(|e| {
+            format!(
+                "not started: {}. Nothing was changed.",
+                e.to_string().trim_end_matches('.')
+            )
+        })?;
         let plan = &started.plan;
         line(
             tx,

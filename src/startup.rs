@@ -282,7 +282,7 @@ fn bind(binding: &Binding, health: &Health, auth: &crate::slack::client::AuthInf
         }
         _ => {
             health.clear(crate::health::SLACK_WORKSPACE);
-            info!(team_id = %auth.team_id, enterprise_id = ?auth.enterprise_id, "the bot's Slack workspace, from auth.test");
+            info!(team_id = %auth.team_id, enterprise_id = auth.enterprise_id.as_deref().unwrap_or("none"), "the bot's Slack workspace, from auth.test");
         }
     }
 }
