@@ -1,6 +1,7 @@
 //! `aurora-failover-bot check-config --config PATH`: checks a configuration before it is deployed.
 //! It loads the file as `serve` does, resolves the Slack secrets as start-up does
-//! (`startup::resolve_secrets`), then for each configured cluster reads, as the bot's AWS principal,
+//! (`startup::resolve_secrets`), asks Slack's `auth.test` about the bot token (accepted, the
+//! configured workspace, every scope), then for each configured cluster reads, as the bot's AWS principal,
 //! the global cluster, its member in each configured Region, the hosted zone and the records at both
 //! CNAMEs' names (`runbook::survey`), and runs the plan's own DNS records and permissions checks
 //! (`runbook::plan`, with IAM's policy simulator) for every secondary and mode.
@@ -84,21 +85,92 @@ pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Repo
         ),
     ));
     let aws_config = aws::load_config(overrides).await;
-    config.checks.push(secrets_check(&settings, &aws_config, env).await);
+    let (secrets, check) = secrets_check(&settings, &aws_config, env).await;
+    config.checks.push(check);
+    if let Some(secrets) = secrets {
+        config.checks.push(token_check(&settings, &secrets.bot_token).await);
+    }
     let mut groups = vec![config];
     groups.extend(clusters(&settings, &aws_config).await);
     Report { groups }
 }
 
 /// The Slack secrets, resolved exactly as start-up resolves them; their values are never shown.
-async fn secrets_check(settings: &Settings, aws_config: &aws_config::SdkConfig, env: &EnvLookup) -> Check {
+async fn secrets_check(
+    settings: &Settings,
+    aws_config: &aws_config::SdkConfig,
+    env: &EnvLookup,
+) -> (Option<crate::startup::SlackSecrets>, Check) {
     match crate::startup::resolve_secrets(settings, aws_config, env).await {
-        Ok(_) => line(
-            "Slack secrets",
-            Outcome::Pass,
-            "the signing secret and the bot token are resolved and well formed (values not shown)",
+        Ok(secrets) => (
+            Some(secrets),
+            line(
+                "Slack secrets",
+                Outcome::Pass,
+                "the signing secret and the bot token are resolved and well formed (values not shown)",
+            ),
         ),
-        Err(e) => line("Slack secrets", Outcome::Fail, redact_credentials(&format!("{e:#}"))),
+        Err(e) => (
+            None,
+            line("Slack secrets", Outcome::Fail, redact_credentials(&format!("{e:#}"))),
+        ),
+    }
+}
+
+/// How long Slack may take to answer `auth.test`.
+const AUTH_TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Slack's `auth.test` with the bot token: accepted, for the configured workspace, with every scope
+/// the bot needs. Slack out of reach is a warning (the token could not be checked), a refusal a
+/// failure.
+async fn token_check(settings: &Settings, token: &crate::types::Secret) -> Check {
+    use crate::slack::client::{SendError, SlackApi};
+    const NAME: &str = "Slack token";
+    let api = match SlackApi::new(&settings.slack.api_url, token) {
+        Ok(api) => api,
+        Err(e) => return line(NAME, Outcome::Fail, format!("cannot build the Slack client: {e}")),
+    };
+    let auth = match tokio::time::timeout(AUTH_TEST_TIMEOUT, api.auth_test()).await {
+        Err(_) => {
+            let why = format!(
+                "{} did not answer auth.test within 10 s; the token was not checked",
+                settings.slack.api_url
+            );
+            return line(NAME, Outcome::Warn, why);
+        }
+        Ok(Err(SendError::Auth(code))) => {
+            return line(NAME, Outcome::Fail, format!("Slack refused the bot token ({code})"));
+        }
+        Ok(Err(e)) => {
+            let why = format!(
+                "auth.test at {} failed ({e}); the token was not checked",
+                settings.slack.api_url
+            );
+            return line(NAME, Outcome::Warn, redact_credentials(&why));
+        }
+        Ok(Ok(auth)) => auth,
+    };
+    if let Some(team) = settings.slack.team_id.as_ref().filter(|t| t.as_str() != auth.team_id) {
+        let why = format!(
+            "the token belongs to workspace {}, not slack.team_id {team}",
+            auth.team_id
+        );
+        return line(NAME, Outcome::Fail, why);
+    }
+    match auth.missing_scopes().as_slice() {
+        [] => line(
+            NAME,
+            Outcome::Pass,
+            format!("Slack accepts it, for workspace {}", auth.team_id),
+        ),
+        missing => line(
+            NAME,
+            Outcome::Fail,
+            format!(
+                "the token lacks {}: add them from manifest.yml and reinstall the app",
+                missing.join(", ")
+            ),
+        ),
     }
 }
 

@@ -13,12 +13,13 @@ async fn run(sim_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
 /// Writes the test config for `options` (the store in `dir`, never created by these commands) and
 /// returns its path.
 fn write_config(dir: &std::path::Path, options: &Options) -> String {
+    write_config_for(dir, options, "http://127.0.0.1:1/api")
+}
+
+/// `write_config`, with the Slack Web API at `api_url`.
+fn write_config_for(dir: &std::path::Path, options: &Options, api_url: &str) -> String {
     let path = dir.join("bot.toml");
-    std::fs::write(
-        &path,
-        config_toml("http://127.0.0.1:1/api", &dir.join("bot.db"), options),
-    )
-    .unwrap();
+    std::fs::write(&path, config_toml(api_url, &dir.join("bot.db"), options)).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
@@ -67,8 +68,11 @@ fn nothing_changed(sim: &awsim::Awsim) {
 #[tokio::test]
 async fn check_config_passes_every_check_of_a_correct_config_and_changes_nothing() {
     let sim = emulator().await;
+    let slack = standin::SlackStandIn::start(&standin::Secret::new(BOT_TOKEN))
+        .await
+        .unwrap();
     let dir = temp_dir("check-config-ok");
-    let config = write_config(&dir, &Options::default());
+    let config = write_config_for(&dir, &Options::default(), &slack.api_url());
     let (code, stdout, stderr) = run(sim.url(), &["check-config", "--config", &config]).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let checks: Vec<&str> = stdout
@@ -78,6 +82,7 @@ async fn check_config_passes_every_check_of_a_correct_config_and_changes_nothing
     for expected in [
         "ok   config file: ",
         "ok   Slack secrets: the signing secret and the bot token are resolved",
+        "ok   Slack token: Slack accepts it, for workspace T",
         "ok   global cluster: orders-global exists",
         "ok   member in us-east-1: orders-east exists (the writer)",
         "ok   member in us-west-2: orders-west exists (a secondary)",
@@ -109,6 +114,38 @@ async fn check_config_passes_every_check_of_a_correct_config_and_changes_nothing
     );
     nothing_changed(&sim);
     assert!(!dir.join("bot.db").exists(), "the store was created");
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn check_config_fails_a_token_slack_refuses_or_one_without_a_scope_and_warns_when_slack_is_out_of_reach() {
+    let sim = emulator().await;
+    let slack = standin::SlackStandIn::start(&standin::Secret::new("xoxb-another-token"))
+        .await
+        .unwrap();
+    let dir = temp_dir("check-config-token");
+    let config = write_config_for(&dir, &Options::default(), &slack.api_url());
+    let (code, stdout, _) = run(sim.url(), &["check-config", "--config", &config]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL Slack token: Slack refused the bot token (invalid_auth: "),
+        "{stdout}"
+    );
+    slack.accept_token(BOT_TOKEN);
+    slack.grant_scopes(Some(&["commands", "chat:write"]));
+    let (code, stdout, _) = run(sim.url(), &["check-config", "--config", &config]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL Slack token: the token lacks ")
+            && stdout.contains("usergroups:read: add them from manifest.yml"),
+        "{stdout}"
+    );
+    let config = write_config(&dir, &Options::default());
+    let (code, stdout, _) = run(sim.url(), &["check-config", "--config", &config]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("warn Slack token: "), "{stdout}");
+    assert!(!stdout.contains(BOT_TOKEN), "{stdout}");
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
