@@ -993,7 +993,7 @@ impl Approvals {
         self.may_abandon(run_id, user).await?;
         if let Err(now) = self
             .store
-            .abandon_run(run_id, user, reason, self.clock.now())
+            .abandon_run(run_id, &Person::Slack(user.clone()), reason, self.clock.now())
             .await
             .map_err(store_failed)?
         {

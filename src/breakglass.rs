@@ -24,6 +24,8 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// How long an interrupted run may take to reach its next pause.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long the AWS caller identity may take to read (it is recorded, not required).
 const CALLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a run's journal is read for new lines while it is followed.
@@ -96,13 +98,23 @@ pub fn check_reason(reason: &str) -> Result<(), String> {
     }
     if reason.chars().count() > REASON_LIMIT {
         return Err(format!(
-            "the reason is longer than {REASON_LIMIT} characters; say it in one line"
+            "the reason is longer than {REASON_LIMIT} characters; keep it shorter"
         ));
     }
-    if reason.chars().any(char::is_control) {
-        return Err("the reason must be one line, without control characters".into());
+    if reason.chars().any(|c| c.is_control() || invisible(c)) {
+        return Err(
+            "the reason must be one line of visible text: no control characters, line or paragraph separators, \
+             or invisible formatting (zero-width or direction marks)"
+                .into(),
+        );
     }
     Ok(())
+}
+
+/// Characters that would break a line or hide, reorder or fake text where the reason is shown: line
+/// and paragraph separators, zero-width characters, bidirectional controls, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// The configured cluster `name`, or why not (naming the configured ones).
@@ -116,6 +128,27 @@ pub fn configured<'a>(
             settings.cluster_names().join(", ")
         )
     })
+}
+
+/// The order's cluster, Region and mode, checked against the configuration; the error says what is
+/// wrong and what would be right.
+pub fn parse_order<'a>(
+    settings: &'a crate::settings::Settings,
+    order: &Order,
+) -> Result<(&'a crate::settings::ClusterSettings, Option<Region>, Option<Mode>), String> {
+    let c = configured(settings, &order.cluster)?;
+    let to = match order.to.as_deref() {
+        None => None,
+        Some(t) => Some(Region::parse(t).filter(|r| c.regions.contains(r)).ok_or_else(|| {
+            let regions: Vec<_> = c.regions.iter().map(Region::as_str).collect();
+            format!("{t:?} is not one of the Regions of {}: {}", c.name, regions.join(", "))
+        })?),
+    };
+    let mode = match order.mode.as_deref() {
+        None => None,
+        Some(m) => Some(Mode::parse(m).ok_or_else(|| format!("{m:?} is not a mode: detach, failover or switchover"))?),
+    };
+    Ok((c, to, mode))
 }
 
 /// One line of progress, or the end.
@@ -140,13 +173,55 @@ pub struct Desk {
 impl Desk {
     /// Checks `order`, starts its run as `login` (an OS user) and follows it to its end or until it
     /// needs attention, telling `tx` as it goes. Returns how it ended (also sent as the last event).
-    pub async fn take(&self, order: &Order, login: &str, via: &str, tx: &UnboundedSender<Event>) -> Outcome {
+    ///
+    /// `interrupt` (the terminal's Ctrl-C, when this process runs the run itself) stops this
+    /// process's runs at their next pause; a run that had changed nothing in AWS is then abandoned,
+    /// one that had is left, saved, for the next bot on the store to finish.
+    pub async fn take(
+        &self,
+        order: &Order,
+        login: &str,
+        via: &str,
+        tx: &UnboundedSender<Event>,
+        interrupt: Option<&CancellationToken>,
+    ) -> Outcome {
         let (outcome, text) = match self.start(order, login, via, tx).await {
             Err(why) => (Outcome::Refused, why),
-            Ok(request) => follow(self.store.as_ref(), request, tx).await,
+            Ok(request) => match interrupt {
+                None => follow(self.store.as_ref(), request, tx).await,
+                Some(stop) => tokio::select! {
+                    ended = follow(self.store.as_ref(), request, tx) => ended,
+                    () = stop.cancelled() => self.interrupted(request, login).await,
+                },
+            },
         };
         let _ = tx.send(Event::End { outcome, text });
         outcome
+    }
+
+    /// Stops this process's runs at their next pause and abandons `request`'s run if it had changed
+    /// nothing in AWS.
+    async fn interrupted(&self, request: RequestId, login: &str) -> (Outcome, String) {
+        let launcher = &self.approvals.launcher;
+        launcher.runner.shutdown.cancel();
+        launcher.tracker.close();
+        let _ = tokio::time::timeout(STOP_GRACE, launcher.tracker.wait()).await;
+        let Some(person) = crate::types::Person::terminal(login) else {
+            return (Outcome::Interrupted, "interrupted".into());
+        };
+        let text = match self.approvals.abandon_unchanged(request, &person).await {
+            Ok(true) => "interrupted before any change to AWS: the run is abandoned, nothing was changed, and the \
+                         cluster is free"
+                .to_owned(),
+            Ok(false) => "interrupted after the run changed AWS: it stopped at its next pause, recorded, and holds \
+                          the cluster until a bot started on this store (`aurora-failover-bot serve`) finishes it"
+                .to_owned(),
+            Err(e) => format!(
+                "interrupted; the run's state could not be read ({e}): start a bot on this store \
+                 (`aurora-failover-bot serve`) to finish it"
+            ),
+        };
+        (Outcome::Interrupted, text)
     }
 
     async fn start(
@@ -157,20 +232,7 @@ impl Desk {
         tx: &UnboundedSender<Event>,
     ) -> Result<RequestId, String> {
         check_reason(&order.reason)?;
-        let c = configured(&self.approvals.settings, &order.cluster)?;
-        let to = match order.to.as_deref() {
-            None => None,
-            Some(t) => Some(Region::parse(t).filter(|r| c.regions.contains(r)).ok_or_else(|| {
-                let regions: Vec<_> = c.regions.iter().map(Region::as_str).collect();
-                format!("{t:?} is not one of the Regions of {}: {}", c.name, regions.join(", "))
-            })?),
-        };
-        let mode = match order.mode.as_deref() {
-            None => None,
-            Some(m) => {
-                Some(Mode::parse(m).ok_or_else(|| format!("{m:?} is not a mode: detach, failover or switchover"))?)
-            }
-        };
+        let (c, to, mode) = parse_order(&self.approvals.settings, order)?;
         let aws_caller = match tokio::time::timeout(CALLER_TIMEOUT, crate::aws::iam::caller_arn(&self.aws_config)).await
         {
             Ok(Ok(arn)) => arn,
@@ -188,12 +250,7 @@ impl Desk {
             reason: order.reason.clone(),
             via: via.to_owned(),
         };
-        let started = self.approvals.break_glass(&who, c, to, mode).await.map_err(|e| {
-            format!(
-                "not started: {}. Nothing was changed.",
-                e.to_string().trim_end_matches('.')
-            )
-        })?;
+        let started = self.approvals.break_glass(&who, c, to, mode).await.map_err(refused)?;
         let plan = &started.plan;
         line(
             tx,
@@ -209,6 +266,23 @@ impl Desk {
             ),
         );
         Ok(started.request)
+    }
+}
+
+/// A refusal of `Approvals::break_glass`, for the terminal.
+fn refused(e: crate::approval::BreakGlassRefusal) -> String {
+    use crate::approval::{BreakGlassRefusal, RequestRefusal};
+    let text = e.to_string();
+    let text = text.trim_end_matches('.');
+    match e {
+        BreakGlassRefusal::NotPlanned { .. } | BreakGlassRefusal::Store { .. } => {
+            format!("{text}. Nothing was changed.")
+        }
+        BreakGlassRefusal::Request(RequestRefusal::OneAtATime { .. }) => format!(
+            "not started: {text}. Nothing was changed. `aurora-failover-bot audit` shows where it stands; a run \
+             interrupted at a terminal after changing AWS is finished by the next bot started on this store"
+        ),
+        _ => format!("not started: {text}. Nothing was changed."),
     }
 }
 
@@ -334,7 +408,7 @@ async fn handle(stream: tokio::net::UnixStream, desk: Arc<Desk>) {
                     let login = login_of(uid);
                     info!(login, cluster = order.cluster, "break-glass order on the admin socket");
                     // Its own task: a client that leaves does not cancel the order half-way.
-                    tokio::spawn(async move { desk.take(&order, &login, "admin socket", &tx).await });
+                    tokio::spawn(async move { desk.take(&order, &login, "admin socket", &tx, None).await });
                 }
                 Err(why) => {
                     warn!(why, "refused an admin socket connection");
@@ -381,10 +455,10 @@ pub async fn hand_over(path: &Path, order: &Order) -> anyhow::Result<Option<Outc
         // Nobody listening (no file, a stale one, a path too long for a socket): none serves here.
         Err(_) => return Ok(None),
     };
-    println!(
+    say(&format!(
         "a bot is serving this store: handing the order to it ({})",
         path.display()
-    );
+    ));
     let (read, mut write) = stream.into_split();
     let mut json = serde_json::to_string(order)?;
     json.push('\n');
@@ -392,23 +466,30 @@ pub async fn hand_over(path: &Path, order: &Order) -> anyhow::Result<Option<Outc
     let mut lines = BufReader::new(read).lines();
     while let Some(l) = lines.next_line().await? {
         match serde_json::from_str::<Event>(&l) {
-            Ok(Event::Line { text }) => println!("{text}"),
+            Ok(Event::Line { text }) => say(&text),
             Ok(Event::End { outcome, text }) => {
-                println!("{text}");
+                say(&text);
                 return Ok(Some(outcome));
             }
-            Err(_) => println!("{l}"),
+            Err(_) => say(&l),
         }
     }
-    println!("the bot closed the connection before the run ended; the run goes on (see `aurora-failover-bot audit`)");
+    say("the bot closed the connection before the run ended; the run goes on (see `aurora-failover-bot audit`)");
     Ok(Some(Outcome::Unknown))
+}
+
+/// Writes a line to stdout; a closed terminal (SIGHUP, a dropped SSH session) is not an error: the
+/// order goes on and is recorded.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// Prints `rx`'s events to stdout until the end.
 pub async fn print_events(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = rx.recv().await {
         match event {
-            Event::Line { text } | Event::End { text, .. } => println!("{text}"),
+            Event::Line { text } | Event::End { text, .. } => say(&text),
         }
     }
 }

@@ -157,20 +157,49 @@ async fn token_check(settings: &Settings, token: &crate::types::Secret) -> Check
         );
         return line(NAME, Outcome::Fail, why);
     }
-    match auth.missing_scopes().as_slice() {
-        [] => line(
-            NAME,
-            Outcome::Pass,
-            format!("Slack accepts it, for workspace {}", auth.team_id),
-        ),
-        missing => line(
-            NAME,
+    scopes_check(NAME, &auth)
+}
+
+/// The token's scopes against what the bot uses: a missing required scope fails, a missing scope
+/// the bot works without warns.
+fn scopes_check(name: &str, auth: &crate::slack::client::AuthInfo) -> Check {
+    if auth.scopes.is_none() {
+        let why = format!(
+            "Slack accepts it, for workspace {} (it did not list the token's scopes: not checked)",
+            auth.team_id
+        );
+        return line(name, Outcome::Pass, why);
+    }
+    // Without these the bot still works, less well (README: a post cut short may show twice; an
+    // answer past its response_url may not reach a person).
+    const DEGRADED: [&str; 3] = ["channels:history", "groups:history", "im:write"];
+    let missing = auth.missing_scopes();
+    let (degraded, required): (Vec<&str>, Vec<&str>) = missing.iter().partition(|s| DEGRADED.contains(s));
+    let fix = "add them from manifest.yml and reinstall the app";
+    if !required.is_empty() {
+        line(
+            name,
             Outcome::Fail,
+            format!("the token lacks {}: {fix}", missing.join(", ")),
+        )
+    } else if !degraded.is_empty() {
+        line(
+            name,
+            Outcome::Warn,
             format!(
-                "the token lacks {}: add them from manifest.yml and reinstall the app",
-                missing.join(", ")
+                "the token lacks {} (the bot works, less well without them): {fix}",
+                degraded.join(", ")
             ),
-        ),
+        )
+    } else {
+        line(
+            name,
+            Outcome::Pass,
+            format!(
+                "Slack accepts it, for workspace {}, with every scope the bot uses",
+                auth.team_id
+            ),
+        )
     }
 }
 

@@ -168,7 +168,7 @@ pub async fn failover(
         Ok(s) => s,
         Err(e) => return usage(&redact_credentials(&e.to_string())),
     };
-    if let Err(why) = breakglass::configured(&settings, &order.cluster) {
+    if let Err(why) = breakglass::parse_order(&settings, &order) {
         return usage(&why);
     }
     match break_glass_order(settings, &order).await {
@@ -183,28 +183,47 @@ pub async fn failover(
     }
 }
 
-/// Hands `order` to the bot serving the store, or runs it here when none answers. Ctrl-C stops
-/// following (a serving bot goes on) or stops the run at its next pause (here).
+/// Cancelled on SIGINT (Ctrl-C) or SIGTERM. SIGHUP (the terminal or SSH session closed) is ignored:
+/// a run half done is worse than a run nobody watches (it goes on, into the audit and Slack).
+#[cfg(unix)]
+fn interrupt_on_signals() -> anyhow::Result<tokio_util::sync::CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = tokio_util::sync::CancellationToken::new();
+    let (mut int, mut term, mut hup) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::hangup())?,
+    );
+    let t = token.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => tracing::warn!("the terminal closed; the break-glass order goes on"),
+            }
+        }
+        t.cancel();
+    });
+    Ok(token)
+}
+
+/// Hands `order` to the bot serving the store, or runs it here when none answers. Ctrl-C (or
+/// SIGTERM) stops following (a serving bot goes on) or stops the run here (see `Desk::take`).
 #[cfg(unix)]
 async fn break_glass_order(
     settings: Settings,
     order: &crate::breakglass::Order,
 ) -> anyhow::Result<crate::breakglass::Outcome> {
     use crate::breakglass::{self, Outcome};
-    let interrupt = tokio_util::sync::CancellationToken::new();
-    let on_ctrl_c = interrupt.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
+    let interrupt = interrupt_on_signals()?;
     let socket = breakglass::socket_path(&settings.store.path);
     tokio::select! {
         handed = breakglass::hand_over(&socket, order) => if let Some(outcome) = handed? {
             return Ok(outcome);
         },
         () = interrupt.cancelled() => {
-            println!("interrupted: stopped following; the serving bot goes on with the run (see the incident channel, or `aurora-failover-bot audit`)");
+            breakglass::say("interrupted: stopped following; the serving bot goes on with the run (see the incident channel, or `aurora-failover-bot audit`)");
             return Ok(Outcome::Interrupted);
         }
     }

@@ -55,8 +55,9 @@ enum Command {
     /// Break-glass, for when Slack is unavailable: run the failover runbook without Slack approval.
     /// The same plan, pre-flight checks, cluster lock and journal as in Slack; only the second person
     /// is skipped. A bot serving the same store takes the order over its admin socket; otherwise
-    /// this command takes the store's lock and runs it itself. Exit 0 succeeded, 3 needs attention,
-    /// 1 refused or failed, 2 usage.
+    /// this command takes the store's lock and runs it itself. Ctrl-C stops following (a serving bot
+    /// goes on) or stops the run here (abandoned if it had changed nothing yet). Exit 0 succeeded, 3
+    /// needs attention, 1 refused or failed, 2 usage, 130 interrupted.
     Failover {
         /// The bot's configuration file.
         #[arg(long, value_name = "PATH")]

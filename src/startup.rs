@@ -577,18 +577,10 @@ pub async fn break_glass_here(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(crate::breakglass::print_events(rx));
     let login = crate::breakglass::own_login();
-    let desk = engine.desk();
-    let outcome = tokio::select! {
-        outcome = desk.take(order, &login, "terminal", &tx) => outcome,
-        () = interrupt.cancelled() => {
-            let _ = tx.send(crate::breakglass::Event::End {
-                outcome: crate::breakglass::Outcome::Interrupted,
-                text: "interrupted: the run stops at its next pause, recorded; a bot started on this store \
-                       (`aurora-failover-bot serve`) resumes it".into(),
-            });
-            crate::breakglass::Outcome::Interrupted
-        }
-    };
+    let outcome = engine
+        .desk()
+        .take(order, &login, "terminal", &tx, Some(&interrupt))
+        .await;
     drop(tx);
     let _ = printer.await;
     // A run that needs attention waits for people: it stops here at its next pause, saved, and
@@ -600,7 +592,9 @@ pub async fn break_glass_here(
     stop.cancel();
     let _ = delivery.await;
     if engine.store.outbox_heads().await.is_ok_and(|h| !h.is_empty()) {
-        println!("some Slack messages could not be delivered yet; the next bot started on this store delivers them");
+        crate::breakglass::say(
+            "some Slack messages could not be delivered yet; the next bot started on this store delivers them",
+        );
     }
     Ok(outcome)
 }

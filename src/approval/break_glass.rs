@@ -195,4 +195,38 @@ impl Approvals {
             Decided::Lost(_) => Err(store_failed("it was decided in Slack in the meantime")),
         }
     }
+
+    /// A break-glass run stopped at the terminal (Ctrl-C, SIGTERM) before its first change to AWS:
+    /// abandoned by `person` (nothing was changed, so nothing is left half done) and the cluster freed.
+    /// `Ok(false)` when the run had sent a change (then it stays, saved, for the next bot on the store
+    /// to finish: after its first change a run is never abandoned but by a person in Slack), has ended,
+    /// or has not been created. Call it once the run's task has stopped.
+    pub async fn abandon_unchanged(&self, request: RequestId, person: &Person) -> Result<bool, String> {
+        let run = match self.store.run_of_request(request).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        };
+        let data: crate::runbook::RunData = run.stored_data().map_err(|e| e.to_string())?;
+        if data.detach_sent || data.managed_sent || data.dns_sent {
+            return Ok(false);
+        }
+        let reason = "interrupted at the terminal before any change to AWS";
+        match self.store.abandon_run(run.id, person, reason, self.clock.now()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        }
+        self.audit(
+            person,
+            &format!("abandon run {}", run.id),
+            Some(request),
+            &format!("done: {reason}"),
+        )
+        .await;
+        if let Err(e) = self.launcher.runner.abandoned(run.id).await {
+            warn!(error = %e, "cannot announce an abandoned run");
+        }
+        Ok(true)
+    }
 }

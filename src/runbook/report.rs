@@ -47,7 +47,7 @@ pub enum Stage {
     /// A person stopped the run.
     Abandoned {
         approved_by: Person,
-        by: SlackUserId,
+        by: Person,
         reason: String,
     },
 }
@@ -141,7 +141,7 @@ pub enum Note {
     /// A person stopped the run.
     Abandoned {
         run_id: RunId,
-        by: SlackUserId,
+        by: Person,
         reason: String,
         /// A managed operation AWS is still running, which abandoning does not stop.
         still_running: Option<String>,

@@ -555,7 +555,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
         } => format!(
             ":octagonal_sign: {} · *Abandoned* by {}: {}",
             approved(approved_by),
-            user(by),
+            person(by),
             esc(reason)
         ),
     }
@@ -1057,7 +1057,7 @@ fn operation_seen(op: &OperationSeen) -> String {
 /// A person stopped the run: who and why, how things are left, and what AWS still runs.
 fn abandoned(
     run_id: RunId,
-    by: &SlackUserId,
+    by: &Person,
     reason: &str,
     still_running: Option<&str>,
     state_now: Option<&(String, String)>,
@@ -1065,7 +1065,7 @@ fn abandoned(
     let mut text = format!(
         ":octagonal_sign: Run {run_id} *abandoned* by {}: {}. The bot does nothing more for it and changed nothing \
          in AWS to stop it; the cluster is free for another request.",
-        user(by),
+        person(by),
         self::reason(reason)
     );
     if let Some((cluster, dns)) = state_now {
@@ -1643,7 +1643,7 @@ fn run_outcome(run: &crate::store::Run) -> String {
             run.control
                 .abandoned_by
                 .as_ref()
-                .map(|u| format!(" by {}", user(u)))
+                .map(|u| format!(" by {}", person(u)))
                 .unwrap_or_default()
         ),
     }

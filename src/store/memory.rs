@@ -453,7 +453,7 @@ impl Store for MemoryStore {
         ))
     }
 
-    async fn set_abandoned(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<bool> {
+    async fn set_abandoned(&self, run: RunId, by: &Person, reason: &str, at: jiff::Timestamp) -> Result<bool> {
         Ok(self.update_run(
             run,
             |r| r.state.is_open(),

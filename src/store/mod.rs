@@ -183,7 +183,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_resume_decision(&self, run: RunId, token: i64, by: &SlackUserId, approve: bool) -> Result<bool>;
 
     /// Running or needs attention → abandoned, with who and why.
-    async fn set_abandoned(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<bool>;
+    async fn set_abandoned(&self, run: RunId, by: &Person, reason: &str, at: jiff::Timestamp) -> Result<bool>;
 
     // ---- journal ----
 
@@ -497,7 +497,7 @@ impl<'a> dyn Store + 'a {
 
     /// Running or needs attention → abandoned, with who and why and a journal line; `Err` with the run
     /// as it is when it had already ended.
-    pub async fn abandon_run(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<RunCas> {
+    pub async fn abandon_run(&self, run: RunId, by: &Person, reason: &str, at: jiff::Timestamp) -> Result<RunCas> {
         if !self.set_abandoned(run, by, reason, at).await? {
             return self.lost_run(run).await;
         }

@@ -251,7 +251,7 @@ pub struct RunControl {
     /// Who approved that: the run goes on, moving DNS after checking only that the target is writable.
     pub resumed_by: Option<SlackUserId>,
     /// Who stopped it with `/aurora abandon`, and why.
-    pub abandoned_by: Option<SlackUserId>,
+    pub abandoned_by: Option<Person>,
     pub abandon_reason: Option<String>,
 }
 

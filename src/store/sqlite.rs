@@ -203,7 +203,10 @@ impl RunRow {
                 resume_asked_by: d.user(self.resume_asked_by.as_deref())?,
                 resume_asked_at: self.resume_asked_at,
                 resumed_by: d.user(self.resumed_by.as_deref())?,
-                abandoned_by: d.user(self.abandoned_by.as_deref())?,
+                abandoned_by: self
+                    .abandoned_by
+                    .map(|s| d.parsed("person", &s, Person::parse))
+                    .transpose()?,
                 abandon_reason: self.abandon_reason,
             },
         })
@@ -771,11 +774,11 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn set_abandoned(&self, run: RunId, by: &SlackUserId, reason: &str, at: jiff::Timestamp) -> Result<bool> {
+    async fn set_abandoned(&self, run: RunId, by: &Person, reason: &str, at: jiff::Timestamp) -> Result<bool> {
         self.changed(
             "UPDATE runs SET state = 'abandoned', abandoned_by = ?2, abandon_reason = ?3, finished_at = ?4
              WHERE id = ?1 AND state IN ('running', 'needs_attention')",
-            vec![int(run.get()), text(by.as_str()), text(reason), int(ts(at))],
+            vec![int(run.get()), text(by.to_string()), text(reason), int(ts(at))],
         )
         .await
     }

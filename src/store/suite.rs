@@ -493,10 +493,19 @@ async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_
     assert!(store.back_to_running(run, t(38)).await.unwrap());
     assert_eq!(store.run(run).await.unwrap().unwrap().control.resume_asked_by, None);
     // Abandoned once; then it has ended, and the cluster is free.
-    store.abandon_run(run, &alice, "by hand", t(40)).await.unwrap().unwrap();
-    let lost = store.abandon_run(run, &bob, "again", t(41)).await.unwrap().unwrap_err();
+    store
+        .abandon_run(run, &Person::Slack(alice.clone()), "by hand", t(40))
+        .await
+        .unwrap()
+        .unwrap();
+    let lost = store
+        .abandon_run(run, &Person::terminal("bob").unwrap(), "again", t(41))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(lost.state, RunState::Abandoned);
     assert_eq!(lost.control.abandon_reason.as_deref(), Some("by hand"));
+    assert_eq!(lost.control.abandoned_by, Some(Person::Slack(alice.clone())));
     assert!(
         !store.finish_run(run, RunState::Succeeded, "{}", t(42)).await.unwrap(),
         "an abandoned run stays abandoned"
@@ -725,7 +734,7 @@ async fn an_error_in_the_second_write_of_a_composed_operation_leaves_what_the_co
     memory.fail_next("journal");
     assert!(
         store
-            .abandon_run(run, &user("U0BBBB"), "moved by hand", t(23))
+            .abandon_run(run, &person("U0BBBB"), "moved by hand", t(23))
             .await
             .unwrap()
             .is_ok()

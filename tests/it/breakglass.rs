@@ -91,6 +91,18 @@ async fn without_break_glass_or_a_reason_it_refuses_explains_and_changes_nothing
             vec!["billing", "--break-glass", "--reason", "drill"],
             "configured clusters are: orders",
         ),
+        (
+            vec!["orders", "--break-glass", "--reason", "a\u{2028}b"],
+            "one line of visible text",
+        ),
+        (
+            vec!["orders", "--break-glass", "--reason", "drill\u{202E}lirD"],
+            "one line of visible text",
+        ),
+        (
+            vec!["orders", "--to", "eu-west-9", "--break-glass", "--reason", "drill"],
+            "not one of the Regions of orders",
+        ),
     ] {
         let (code, _, stderr) = run(sim.url(), &args(&config, &rest)).await;
         assert_eq!(code, Some(2), "{rest:?}: {stderr}");
@@ -268,4 +280,117 @@ async fn beside_a_serving_bot_it_goes_through_the_admin_socket_and_never_skips_t
         trail.contains("via admin socket") && trail.contains(&format!("terminal:{login}")),
         "{trail}"
     );
+}
+
+/// Starts `failover` (run by the command itself) and returns it with its stdout's lines.
+fn spawn_failover(
+    sim_url: &str,
+    config: &str,
+    rest: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-failover-bot"))
+        .args(args(config, rest))
+        .env("AWS_ENDPOINT_URL", sim_url)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (
+        child,
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+    )
+}
+
+/// Reads lines until one contains `needle`; returns everything read.
+async fn read_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    needle: &str,
+) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Ok(Some(l))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+        seen.push_str(&l);
+        seen.push('\n');
+        if l.contains(needle) {
+            return seen;
+        }
+    }
+    panic!("no line with {needle:?}:\n{seen}");
+}
+
+fn interrupt(child: &tokio::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_before_any_change_abandons_the_run_and_after_one_leaves_it_for_the_next_bot() {
+    let sim = emulator().await;
+    let dir = temp_dir("break-glass-interrupted");
+    let config = write_config(&dir, "http://127.0.0.1:1/api");
+    // Before any change: every read of the global cluster takes 1.5 s, so the run's re-check is still
+    // reading when Ctrl-C comes, right after the request is recorded and planned.
+    sim.admin()
+        .inject(awsim::FaultSpec {
+            action: "DescribeGlobalClusters".into(),
+            region: None,
+            error: None,
+            delay_ms: Some(1_500),
+            delay_response_ms: None,
+            count: None,
+        })
+        .unwrap();
+    let (mut child, mut lines) = spawn_failover(sim.url(), &config, &SWITCHOVER);
+    read_until(&mut lines, "request #1: ").await;
+    interrupt(&child);
+    let said = read_until(&mut lines, "interrupted").await;
+    assert!(said.contains("the run is abandoned, nothing was changed"), "{said}");
+    assert_eq!(child.wait().await.unwrap().code(), Some(130));
+    sim.admin().clear_faults();
+    assert!(
+        sim.admin().calls_to("SwitchoverGlobalCluster").is_empty(),
+        "AWS was changed"
+    );
+    let store = SqliteStore::open_existing(&dir.join("bot.db")).unwrap();
+    let first = aurora_failover_bot::store::Store::run_of_request(&store, 1.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.state, aurora_failover_bot::store::RunState::Abandoned);
+    // After a change: the switchover is under way when Ctrl-C comes; the run is left, saved, holding
+    // the cluster, for the next bot to finish.
+    sim.admin().set_timings(awsim::TimingsPatch {
+        switchover_ms: Some(5_000),
+        ..Default::default()
+    });
+    let (mut child, mut lines) = spawn_failover(sim.url(), &config, &SWITCHOVER);
+    read_until(&mut lines, "SwitchoverGlobalCluster accepted").await;
+    interrupt(&child);
+    let said = read_until(&mut lines, "interrupted").await;
+    assert!(said.contains("interrupted after the run changed AWS"), "{said}");
+    assert_eq!(child.wait().await.unwrap().code(), Some(130));
+    let second = aurora_failover_bot::store::Store::run_of_request(&store, 2.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.state, aurora_failover_bot::store::RunState::Running);
+    let (code, stdout, _) = run(sim.url(), &args(&config, &SWITCHOVER)).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("already has request #2 open or running") && stdout.contains("audit"),
+        "{stdout}"
+    );
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

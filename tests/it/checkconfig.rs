@@ -141,6 +141,14 @@ async fn check_config_fails_a_token_slack_refuses_or_one_without_a_scope_and_war
             && stdout.contains("usergroups:read: add them from manifest.yml"),
         "{stdout}"
     );
+    // Without the history scopes and im:write the bot works, less well: a warning.
+    slack.grant_scopes(Some(&["commands", "chat:write", "usergroups:read"]));
+    let (code, stdout, _) = run(sim.url(), &["check-config", "--config", &config]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warn Slack token: the token lacks channels:history, groups:history, im:write (the bot works"),
+        "{stdout}"
+    );
     let config = write_config(&dir, &Options::default());
     let (code, stdout, _) = run(sim.url(), &["check-config", "--config", &config]).await;
     assert_eq!(code, Some(0), "{stdout}");
