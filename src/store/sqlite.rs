@@ -11,6 +11,36 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+/// The connection's statement cache: a statement is parsed once, not on every call (the parser was a
+/// visible share of the acknowledgement path's CPU in a profile, BENCHMARKS.md).
+trait Cached {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row_cached<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row_cached<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// How many statements the cache keeps: every statement the store runs fits.
+const STATEMENT_CACHE: usize = 128;
+
 /// How hard a commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -25,6 +55,14 @@ impl Durability {
         match self {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
+        }
+    }
+
+    /// The statement that sets it (a constant, so that the statement cache keeps it).
+    fn statement(self) -> &'static str {
+        match self {
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
         }
     }
 }
@@ -244,7 +282,7 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, Option<i64
 }
 
 fn outbox_items(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<OutboxItem>> {
-    let mut stmt = conn.prepare(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox {condition}"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox {condition}"))?;
     let rows = stmt
         .query_map(params, outbox_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -264,7 +302,7 @@ fn outbox_items(conn: &Connection, condition: &str, params: impl rusqlite::Param
 }
 
 fn requests(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Stored<Request>>> {
-    let mut stmt = conn.prepare(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE {condition}"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE {condition}"))?;
     let rows = stmt
         .query_map(params, RequestRow::read)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -272,7 +310,7 @@ fn requests(conn: &Connection, condition: &str, params: impl rusqlite::Params) -
 }
 
 fn runs(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<Stored<Run>>> {
-    let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE {condition}"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE {condition}"))?;
     let rows = stmt
         .query_map(params, RunRow::read)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -280,7 +318,7 @@ fn runs(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Re
 }
 
 fn journal_lines(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> Result<Vec<JournalEntry>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT run_id, seq, at, step, event, detail FROM journal WHERE {condition}"
     ))?;
     let rows = stmt
@@ -335,6 +373,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", durability.pragma())?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&conn)?;
         Ok(SqliteStore {
             conn: tokio_rusqlite::Connection::from(conn),
@@ -396,7 +435,7 @@ impl SqliteStore {
 
     /// An `UPDATE` (or other single statement) on the connection's thread; `true` if it changed a row.
     async fn changed(&self, sql: &'static str, params: Vec<rusqlite::types::Value>) -> Result<bool> {
-        self.with(move |c| Ok(c.execute(sql, rusqlite::params_from_iter(params))? == 1))
+        self.with(move |c| Ok(c.exec_cached(sql, rusqlite::params_from_iter(params))? == 1))
             .await
     }
 
@@ -406,11 +445,11 @@ impl SqliteStore {
     /// five minutes before be replayed once, where losing the wait for the disk on each write caps
     /// the bot's acknowledgement rate (BENCHMARKS.md). Everything else is durable.
     async fn lightly(&self, sql: &'static str, params: Vec<rusqlite::types::Value>) -> Result<usize> {
-        let restore = self.durability.pragma();
+        let restore = self.durability.statement();
         self.with(move |c| {
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            let changed = c.execute(sql, rusqlite::params_from_iter(params));
-            c.pragma_update(None, "synchronous", restore)?;
+            c.exec_cached(Durability::Normal.statement(), [])?;
+            let changed = c.exec_cached(sql, rusqlite::params_from_iter(params));
+            c.exec_cached(restore, [])?;
             Ok(changed?)
         })
         .await
@@ -439,7 +478,7 @@ fn opt_text(s: Option<&str>) -> rusqlite::types::Value {
 impl Store for SqliteStore {
     async fn new_request_id(&self) -> Result<RequestId> {
         self.with(|c| {
-            let id: i64 = c.query_row(
+            let id: i64 = c.row_cached(
                 "UPDATE counters SET last = last + 1 WHERE name = 'requests' RETURNING last",
                 [],
                 |r| r.get(0),
@@ -452,7 +491,7 @@ impl Store for SqliteStore {
     async fn cluster_lock(&self, cluster: &ClusterName) -> Result<Option<RequestId>> {
         let cluster = cluster.as_str().to_owned();
         self.with(move |c| {
-            Ok(c.query_row(
+            Ok(c.row_cached(
                 "SELECT holder FROM cluster_locks WHERE cluster = ?1",
                 params![cluster],
                 |r| r.get::<_, i64>(0),
@@ -465,7 +504,7 @@ impl Store for SqliteStore {
 
     async fn cluster_locks(&self) -> Result<Vec<Stored<ClusterLock>>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT cluster, holder FROM cluster_locks ORDER BY cluster")?;
+            let mut stmt = c.prepare_cached("SELECT cluster, holder FROM cluster_locks ORDER BY cluster")?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -495,11 +534,11 @@ impl Store for SqliteStore {
         let cluster = cluster.as_str().to_owned();
         self.with(move |c| {
             let n = match expected {
-                None => c.execute(
+                None => c.exec_cached(
                     "INSERT INTO cluster_locks (cluster, holder) VALUES (?1, ?2) ON CONFLICT (cluster) DO NOTHING",
                     params![cluster, holder.get()],
                 )?,
-                Some(old) => c.execute(
+                Some(old) => c.exec_cached(
                     "UPDATE cluster_locks SET holder = ?2 WHERE cluster = ?1 AND holder = ?3",
                     params![cluster, holder.get(), old.get()],
                 )?,
@@ -597,7 +636,7 @@ impl Store for SqliteStore {
         let note = note.to_owned();
         self.with(move |c| {
             let url: Option<Option<String>> = c
-                .query_row(
+                .row_cached(
                     "UPDATE requests SET state = 'rejected', note = ?2 WHERE id = ?1 AND state IN ('planning', 'pending')
                      RETURNING response_url",
                     params![id.get(), note],
@@ -657,12 +696,12 @@ impl Store for SqliteStore {
     ) -> Result<RunId> {
         let (step, data) = (first_step.to_owned(), data.to_owned());
         self.with(move |c| {
-            c.execute(
+            c.exec_cached(
                 "INSERT INTO runs (request_id, state, step, data, started_at) VALUES (?1, 'running', ?2, ?3, ?4)
                  ON CONFLICT (request_id) DO NOTHING",
                 params![request.get(), step, data, ts(now)],
             )?;
-            let id: i64 = c.query_row(
+            let id: i64 = c.row_cached(
                 "SELECT id FROM runs WHERE request_id = ?1",
                 params![request.get()],
                 |r| r.get(0),
@@ -827,8 +866,9 @@ impl Store for SqliteStore {
 
     async fn audit_since(&self, since: jiff::Timestamp) -> Result<Vec<AuditEntry>> {
         self.with(move |c| {
-            let mut stmt =
-                c.prepare("SELECT id, at, user_id, action, request_id, outcome FROM audit WHERE at >= ?1 ORDER BY id")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, user_id, action, request_id, outcome FROM audit WHERE at >= ?1 ORDER BY id",
+            )?;
             let rows = stmt
                 .query_map(params![ts(since)], |row| {
                     Ok((
@@ -892,7 +932,7 @@ impl Store for SqliteStore {
         ];
         let dedup = m.dedup_key.map(str::to_owned);
         self.with(move |c| {
-            let inserted = c.execute(
+            let inserted = c.exec_cached(
                 "INSERT INTO outbox (ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at,
                                      state, dedup_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 'pending', ?8)
@@ -902,7 +942,7 @@ impl Store for SqliteStore {
             let id = if inserted == 1 {
                 c.last_insert_rowid()
             } else {
-                c.query_row("SELECT id FROM outbox WHERE dedup_key = ?1", params![dedup], |row| {
+                c.row_cached("SELECT id FROM outbox WHERE dedup_key = ?1", params![dedup], |row| {
                     row.get(0)
                 })?
             };
@@ -929,7 +969,7 @@ impl Store for SqliteStore {
 
     async fn outbox_depth(&self) -> Result<u64> {
         self.with(|c| {
-            let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", [], |row| {
+            let n: i64 = c.row_cached("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", [], |row| {
                 row.get(0)
             })?;
             Ok(u64::try_from(n).unwrap_or(0))
@@ -940,7 +980,7 @@ impl Store for SqliteStore {
     async fn newer_update_pending(&self, item: &OutboxItem) -> Result<bool> {
         let (target, id) = (item.target.map(OutboxId::get), item.id.get());
         self.with(move |c| {
-            let n: i64 = c.query_row(
+            let n: i64 = c.row_cached(
                 "SELECT COUNT(*) FROM outbox WHERE kind = 'update' AND state = 'pending' AND target = ?1 AND id > ?2",
                 params![target, id],
                 |row| row.get(0),
@@ -1002,7 +1042,7 @@ impl Store for SqliteStore {
     async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64> {
         let (url, except) = (url.to_owned(), except.get());
         self.with(move |c| {
-            Ok(c.query_row(
+            Ok(c.row_cached(
                 "SELECT COUNT(*) FROM outbox WHERE response_url = ?1 AND via = ?2 AND id != ?3",
                 params![url, VIA_RESPONSE_URL, except],
                 |row| row.get(0),
@@ -1034,7 +1074,7 @@ impl Store for SqliteStore {
         let url = url.to_owned();
         self.with(move |c| {
             let row = c
-                .query_row(
+                .row_cached(
                     "SELECT user_id, channel, issued_at FROM response_urls WHERE url = ?1",
                     params![url],
                     |row| {
@@ -1066,7 +1106,7 @@ impl Store for SqliteStore {
     async fn store_id(&self) -> Result<String> {
         self.with(|c| {
             Ok(
-                c.query_row("SELECT value FROM store_meta WHERE name = 'store_id'", [], |row| {
+                c.row_cached("SELECT value FROM store_meta WHERE name = 'store_id'", [], |row| {
                     row.get(0)
                 })?,
             )
