@@ -92,13 +92,17 @@ async fn observed(
     resp
 }
 
-/// `GET /metrics`: the Prometheus text format (see `crate::telemetry`), the outbox depth read from the
-/// store first. No authentication: serve it only where the scraper can reach it, never publicly.
+/// `GET /metrics`: the Prometheus text format (see `crate::telemetry`), the outbox depth and the
+/// store's commit counts read from the store first. No authentication: serve it only where the
+/// scraper can reach it, never publicly.
 async fn metrics(State(state): State<Arc<SlackState>>) -> Response {
     let telemetry = state.approvals.telemetry();
     match state.approvals.store.outbox_depth().await {
         Ok(depth) => telemetry.set_outbox_depth(depth),
         Err(e) => warn!(error = %e, "cannot read the outbox depth for the metrics"),
+    }
+    if let Some(counts) = state.approvals.store.commit_counts() {
+        telemetry.set_store_counts(counts);
     }
     let content_type = [(axum::http::header::CONTENT_TYPE, crate::telemetry::CONTENT_TYPE)];
     (content_type, telemetry.encode()).into_response()
@@ -267,17 +271,32 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     // Typed text is logged quoted (line breaks escaped) and cut short: it cannot forge log lines.
     let logged: String = text.chars().take(200).collect();
     info!(user = %user, command = ?event.command.0, text = ?logged, "command");
-    state
-        .chat
-        .remember_response_url(event.response_url.0.as_str(), user.as_str(), &event.channel_id.0)
-        .await;
+    let parsed = command::parse(text, &state.settings);
+    if queues_answers(&parsed) {
+        state
+            .chat
+            .remember_response_url(event.response_url.0.as_str(), user.as_str(), &event.channel_id.0)
+            .await;
+    }
     let from = commands::Invocation {
         user: &user,
         channel: &event.channel_id.0,
         response_url: event.response_url.0.as_str(),
         team_domain: event.team_domain.as_deref(),
     };
-    commands::command(&state, from, command::parse(text, &state.settings)).await
+    commands::command(&state, from, parsed).await
+}
+
+/// Whether a command may queue answers to its response_url in the outbox, which then needs to know
+/// whom and where the url answers (its fallbacks past Slack's limits). Help, usage errors and
+/// history answer at once; a status answer is posted directly (`commands::status`): none of them
+/// costs a write.
+fn queues_answers(parsed: &Result<command::Command<'_>, command::Rejected>) -> bool {
+    use command::{Command, Rejected};
+    !matches!(
+        parsed,
+        Ok(Command::Help | Command::Status { .. } | Command::History { .. }) | Err(Rejected::Usage(_))
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -519,6 +519,8 @@ impl Engine {
             channel: settings.slack.incident_channel.clone(),
             approvers: settings.approval.approvers.clone(),
             wake: wake.clone(),
+            api: api.clone(),
+            telemetry: telemetry.clone(),
         });
         let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock, &telemetry);
         let outbox = Arc::new(Outbox {

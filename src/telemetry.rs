@@ -91,6 +91,8 @@ pub struct Telemetry {
     deliveries: Family<MethodOutcome, Counter>,
     delivery_retries: Family<Method, Counter>,
     outbox_depth: Gauge,
+    store_commits: Counter,
+    store_operations: Counter,
 }
 
 impl Default for Telemetry {
@@ -122,6 +124,8 @@ impl Telemetry {
             deliveries: Family::default(),
             delivery_retries: Family::default(),
             outbox_depth: Gauge::default(),
+            store_commits: Counter::default(),
+            store_operations: Counter::default(),
         };
         t.register();
         t
@@ -178,6 +182,16 @@ impl Telemetry {
             "outbox_depth",
             "Outbox items not delivered yet (read from the store at each scrape)",
             self.outbox_depth.clone(),
+        );
+        r.register(
+            "store_commits",
+            "Transactions the store committed (SQLite: each one wait for the disk; the operations queued meanwhile share it)",
+            self.store_commits.clone(),
+        );
+        r.register(
+            "store_operations",
+            "Operations the store ran (reads and writes; store_operations_total / store_commits_total is the group commit's batch size)",
+            self.store_operations.clone(),
         );
     }
 
@@ -287,6 +301,13 @@ impl Telemetry {
     }
 
     /// Sets the outbox depth (undelivered items).
+    /// The store's own counts (`Store::commit_counts`), read at each scrape.
+    pub fn set_store_counts(&self, counts: crate::store::CommitCounts) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.store_commits.inner().store(counts.commits, Relaxed);
+        self.store_operations.inner().store(counts.operations, Relaxed);
+    }
+
     pub fn set_outbox_depth(&self, items: u64) {
         self.outbox_depth.set(i64::try_from(items).unwrap_or(i64::MAX));
     }

@@ -1,6 +1,7 @@
 //! `/aurora status [CLUSTER]`: each global cluster's members and where the CNAMEs point. Shown to
 //! everyone in the incident channel; elsewhere, only to whoever asked. The answer is read in a task
-//! and follows through the response_url; the command itself is acknowledged at once.
+//! and follows through the response_url (posted directly, not queued in the store: it records
+//! nothing); the command itself is acknowledged at once.
 
 use super::Invocation;
 use super::{SlackState, ephemeral};
@@ -31,15 +32,23 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
         }
     };
     let in_channel = from.channel == state.settings.slack.incident_channel.as_str();
-    let (chat, response_url) = (state.chat.clone(), from.response_url.to_owned());
+    let chat = state.chat.clone();
+    let (response_url, user, channel) = (
+        from.response_url.to_owned(),
+        from.user.to_string(),
+        from.channel.to_owned(),
+    );
     state.tasks.spawn(async move {
         let reports = answer.await;
-        // At most `render::STATUS_POSTS` messages, queued in order on the one response_url.
-        for body in render::status(&reports) {
-            if let Err(e) = chat.respond_message(&response_url, &body, in_channel).await {
-                warn!(error = %e, "cannot queue the status answer");
-                return;
-            }
+        // At most `render::STATUS_POSTS` messages, in order on the one response_url; straight to
+        // Slack: a status answer records nothing, so the store is not involved.
+        let asker = crate::slack::chat::Asker {
+            response_url: &response_url,
+            user: &user,
+            channel: &channel,
+        };
+        if let Err(e) = chat.answer_now(&asker, &render::status(&reports), in_channel).await {
+            warn!(error = %e, "cannot deliver the status answer");
         }
     });
     StatusCode::OK.into_response()

@@ -6,7 +6,7 @@
 //! response_url has its own key. Idempotency: the request message and every keyed reply or update is
 //! queued at most once, however often a restarted bot asks.
 
-use super::client::MessageBody;
+use super::client::{MessageBody, SendError, SlackApi};
 use super::render;
 use crate::ports::{ChatError, Clock};
 use crate::runbook::plan::Plan;
@@ -30,10 +30,56 @@ pub struct SlackChat {
     pub approvers: Vec<Principal>,
     /// Wakes the outbox worker when something is queued.
     pub wake: Arc<Notify>,
+    /// Posts the answers that are not queued (`answer_now`).
+    pub api: Arc<SlackApi>,
+    /// Counts those posts as the outbox counts its deliveries.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+}
+
+/// Most attempts at one post of an answer that is not queued (`SlackChat::answer_now`).
+pub const ANSWER_ATTEMPTS: u32 = 5;
+
+/// Who typed a command and where, with the response_url Slack gave it (`SlackChat::answer_now`).
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub response_url: &'a str,
+    /// Slack user id (`U…`).
+    pub user: &'a str,
+    /// Slack channel id (`C…`, `D…`, `G…`) where the command was typed.
+    pub channel: &'a str,
+}
+
+/// The ways `answer_now` tries, in order.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    ResponseUrl,
+    Ephemeral,
+    DirectMessage,
+}
+
+impl Via {
+    fn next(self) -> Via {
+        match self {
+            Via::ResponseUrl => Via::Ephemeral,
+            Via::Ephemeral | Via::DirectMessage => Via::DirectMessage,
+        }
+    }
 }
 
 fn thread_key(request: &Request) -> String {
     format!("request:{}", request.id)
+}
+
+/// The outcome label of a post for the metrics (`slack_deliveries_total`, as the outbox counts).
+fn outcome_of(sent: &Result<(), SendError>) -> &'static str {
+    match sent {
+        Ok(()) => "delivered",
+        Err(SendError::RateLimited(_)) => "rate_limited",
+        Err(SendError::Temporary(_)) => "temporary",
+        Err(SendError::Auth(_)) => "token_refused",
+        Err(SendError::Unreadable(_)) => "unreadable",
+        Err(SendError::Permanent(_)) => "refused",
+    }
 }
 
 /// A response_url payload (Slack's "responding to interactions": `response_type`, not replacing the
@@ -115,6 +161,77 @@ impl SlackChat {
             blocks: vec![],
         };
         self.respond_message(response_url, &body, visible_to_channel).await
+    }
+
+    /// Posts `bodies`, in order, straight to `asker`'s response_url, without queuing them in the
+    /// store: for answers that record nothing and that the person can ask for again (`/aurora
+    /// status`), so that a burst of them costs the store nothing. A 429 waits for its Retry-After, a
+    /// 5xx, timeout or connection problem is retried with the outbox's backoff, each post at most
+    /// [`ANSWER_ATTEMPTS`] times. When Slack refuses the response_url itself (expired, used up), the
+    /// rest goes as ephemeral messages in the asker's channel, or, refused there too, as direct
+    /// messages (as the outbox does, `outbox.rs`). A restart loses what is not posted yet.
+    ///
+    /// # Errors
+    /// The last `SendError` of the post that could not be delivered (later ones are not tried).
+    pub async fn answer_now(&self, asker: &Asker<'_>, bodies: &[MessageBody], visible: bool) -> Result<(), SendError> {
+        let mut via = Via::ResponseUrl;
+        for body in bodies {
+            loop {
+                let sent = match via {
+                    Via::ResponseUrl => {
+                        let payload = response(body, visible);
+                        self.retried("response_url", || self.api.respond(asker.response_url, &payload))
+                            .await
+                    }
+                    Via::Ephemeral => {
+                        self.retried("chat.postEphemeral", || {
+                            self.api.post_ephemeral(asker.channel, asker.user, body)
+                        })
+                        .await
+                    }
+                    Via::DirectMessage => {
+                        self.retried("chat.postMessage", || self.api.direct_message(asker.user, body))
+                            .await
+                    }
+                };
+                match (sent, via) {
+                    (Ok(()), _) => break,
+                    (Err(SendError::Permanent(why)), Via::ResponseUrl | Via::Ephemeral) => {
+                        tracing::info!(error = %why, "Slack refused an answer's way; trying the next one");
+                        via = via.next();
+                    }
+                    (Err(e), _) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `post` until it is delivered, refused, or tried [`ANSWER_ATTEMPTS`] times, counting each
+    /// attempt under `method` in the metrics.
+    async fn retried<F: std::future::Future<Output = Result<(), SendError>>>(
+        &self,
+        method: &'static str,
+        post: impl Fn() -> F,
+    ) -> Result<(), SendError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = post().await;
+            let wait = match &sent {
+                Err(SendError::RateLimited(after)) => Some(*after),
+                Err(SendError::Temporary(_) | SendError::Unreadable(_)) => {
+                    Some(super::outbox::backoff(i64::from(attempt) - 1))
+                }
+                _ => None,
+            };
+            let retried = wait.is_some() && attempt < ANSWER_ATTEMPTS;
+            self.telemetry.delivery(method, outcome_of(&sent), retried);
+            match (sent, wait) {
+                (Err(_), Some(wait)) if retried => tokio::time::sleep(wait).await,
+                (sent, _) => return sent,
+            }
+        }
     }
 
     /// A full message (text and blocks) to a response_url.

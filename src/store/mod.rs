@@ -57,6 +57,7 @@
 //! returned as a [`DecodeError`] naming its table and key (and logged), in a listing as one
 //! unreadable entry among readable ones, so that one corrupt row stops only what it belongs to.
 
+mod group_commit;
 mod memory;
 mod rows;
 mod schema;
@@ -272,9 +273,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// while it returns `batch`. (A response_url Slack issued more than 30 minutes ago is no use.)
     async fn forget_response_urls_before(&self, before: jiff::Timestamp, batch: usize) -> Result<usize>;
 
+    /// How many transactions this process has committed and how many operations it has run, where
+    /// the implementation counts them (SQLite: several operations share a commit under load, see
+    /// `group_commit.rs`); `None` elsewhere. Read by `/metrics`.
+    fn commit_counts(&self) -> Option<CommitCounts> {
+        None
+    }
+
     /// This store's identity: a random id made once with the store, the same for as long as its data
     /// lives (part of the key a channel message carries in its Slack metadata).
     async fn store_id(&self) -> Result<String>;
+}
+
+/// Transactions committed and operations run since the process started ([`Store::commit_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitCounts {
+    pub commits: u64,
+    pub operations: u64,
 }
 
 /// How many times `create_request` re-reads a lock that changed under it before giving up.

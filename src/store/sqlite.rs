@@ -1,8 +1,10 @@
 //! The SQLite store (production, embedded). One connection, owned by a dedicated thread
-//! (tokio-rusqlite): every statement runs there, so a slow disk never stalls the async runtime's
-//! worker threads, and statements are serialised without a lock held across an await.
+//! (`group_commit`): every statement runs there, so a slow disk never stalls the async runtime's
+//! worker threads, and statements are serialised without a lock held across an await. The
+//! operations queued while the thread was busy are committed together, in one transaction.
 //! WAL with `synchronous=FULL`: a commit is on disk before the call returns (see BENCHMARKS.md).
 
+use super::group_commit::Committer;
 use super::rows::*;
 use super::schema;
 use super::{Result, Store};
@@ -59,7 +61,7 @@ impl Durability {
     }
 
     /// The statement that sets it (a constant, so that the statement cache keeps it).
-    fn statement(self) -> &'static str {
+    pub(super) fn statement(self) -> &'static str {
         match self {
             Durability::Full => "PRAGMA synchronous = FULL",
             Durability::Normal => "PRAGMA synchronous = NORMAL",
@@ -70,10 +72,8 @@ impl Durability {
 /// The SQLite implementation of [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// The handle to the connection's own thread; cloning it shares that thread.
-    conn: tokio_rusqlite::Connection,
-    /// The durability of every commit but the replay table's (see `lightly`).
-    durability: Durability,
+    /// The handle to the connection's own thread (group commit); cloning it shares that thread.
+    conn: Committer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -375,10 +375,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&conn)?;
-        Ok(SqliteStore {
-            conn: tokio_rusqlite::Connection::from(conn),
-            durability,
-        })
+        SqliteStore::serve(conn, durability)
     }
 
     /// Opens an existing store to read it (`aurora-failover-bot audit`): never creates, migrates or
@@ -416,21 +413,22 @@ impl SqliteStore {
         if let Some(why) = why {
             return Err(super::StoreError::Unusable(why));
         }
-        Ok(SqliteStore {
-            conn: tokio_rusqlite::Connection::from(conn),
-            durability: Durability::Full,
-        })
+        SqliteStore::serve(conn, Durability::Full)
     }
 
-    /// Runs `f` on the connection's thread.
+    /// Hands `conn` to its own thread (see `group_commit`).
+    fn serve(conn: Connection, durability: Durability) -> Result<SqliteStore> {
+        let conn = Committer::start(conn, durability)
+            .map_err(|e| super::StoreError::Unusable(format!("cannot start the store's thread: {e}")))?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// Runs `f` on the connection's thread, committed (durably) before this returns.
     async fn with<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        self.conn.call(f).await.map_err(|e| match e {
-            tokio_rusqlite::Error::Error(e) => e,
-            _ => super::StoreError::Closed,
-        })
+        self.conn.call(false, f).await
     }
 
     /// An `UPDATE` (or other single statement) on the connection's thread; `true` if it changed a row.
@@ -439,20 +437,18 @@ impl SqliteStore {
             .await
     }
 
-    /// Runs one statement committed with `synchronous=NORMAL` (on disk at the next durable commit or
-    /// checkpoint, not before the call returns), for the replay table only: it is written for every
+    /// Runs one statement committed with `synchronous=NORMAL` when its batch holds nothing else (on
+    /// disk at the next durable commit or checkpoint, not before the call returns), for the replay
+    /// table only: it is written for every
     /// Slack request, and losing its last rows to a power loss only lets a request captured in the
     /// five minutes before be replayed once, where losing the wait for the disk on each write caps
     /// the bot's acknowledgement rate (BENCHMARKS.md). Everything else is durable.
     async fn lightly(&self, sql: &'static str, params: Vec<rusqlite::types::Value>) -> Result<usize> {
-        let restore = self.durability.statement();
-        self.with(move |c| {
-            c.exec_cached(Durability::Normal.statement(), [])?;
-            let changed = c.exec_cached(sql, rusqlite::params_from_iter(params));
-            c.exec_cached(restore, [])?;
-            Ok(changed?)
-        })
-        .await
+        self.conn
+            .call(true, move |c| {
+                Ok(c.exec_cached(sql, rusqlite::params_from_iter(params))?)
+            })
+            .await
     }
 
     /// Runs raw SQL (tests: to corrupt a row on purpose).
@@ -898,6 +894,15 @@ impl Store for SqliteStore {
                 .collect()
         })
         .await
+    }
+
+    fn commit_counts(&self) -> Option<super::CommitCounts> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.conn.stats();
+        Some(super::CommitCounts {
+            commits: stats.commits.load(Relaxed),
+            operations: stats.operations.load(Relaxed),
+        })
     }
 
     async fn first_sighting(&self, signature: &str, now: jiff::Timestamp) -> Result<bool> {

@@ -9,6 +9,10 @@ use aurora_failover_bot::store::{OutboxItem, Outgoing, RequestState, VIA_DM, VIA
 use standin::Failure;
 use std::time::Duration;
 
+/// A command whose answer is queued in the outbox (the plan of a dry run). A status answer is not:
+/// it is posted directly (see `a_status_answer_is_posted_directly_...`).
+const DRY_RUN: &str = "failover orders --dry-run";
+
 /// The outbox items answering through `url`, in order.
 async fn answers_for(bot: &TestBot, url: &str) -> Vec<OutboxItem> {
     let all = bot.store.outbox_all().await.unwrap();
@@ -55,9 +59,10 @@ async fn delivered_answers(bot: &TestBot, url: &str, n: usize) -> Vec<OutboxItem
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_retried_past_thirty_minutes_goes_out_as_an_ephemeral_message() {
     let bot = TestBot::start().await;
-    // Slack is down when the status answer is ready, and stays down for more than 30 minutes.
+    // Slack is down when the dry run's answer (queued in the outbox) is ready, and stays down for
+    // more than 30 minutes.
     bot.slack.outage(Failure::Unavailable);
-    let (answer, url) = bot.command(ALICE, "status").await;
+    let (answer, url) = bot.command(ALICE, DRY_RUN).await;
     assert_eq!(answer.status, 200);
     bot.slack
         .wait_for(WAIT, |calls| {
@@ -90,7 +95,7 @@ async fn an_answer_retried_past_thirty_minutes_goes_out_as_an_ephemeral_message(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sixth_answer_to_one_response_url_goes_out_another_way() {
     let bot = TestBot::start().await;
-    let (_, url) = bot.command(ALICE, "status").await;
+    let (_, url) = bot.command(ALICE, DRY_RUN).await;
     delivered_answers(&bot, &url, 1).await;
     for n in 2..=6 {
         queue_answer(&bot, &url, &format!("answer {n}")).await;
@@ -132,12 +137,56 @@ async fn an_answer_slack_refuses_on_its_response_url_goes_out_as_an_ephemeral_me
     let bot = TestBot::start().await;
     // Slack says the response_url is used up or expired sooner than the bot counted.
     bot.slack.refuse("response", "", Some("expired_url"));
-    let (_, url) = bot.command(ALICE, "status").await;
+    let (_, url) = bot.command(ALICE, DRY_RUN).await;
     let items = delivered_answers(&bot, &url, 1).await;
     assert_eq!(items[0].via.as_deref(), Some(VIA_EPHEMERAL), "{items:#?}");
     let ephemeral = bot.slack.delivered("chat.postEphemeral");
     assert_eq!(ephemeral.len(), 1, "{ephemeral:#?}");
     assert_eq!(ephemeral[0].field("user"), Some(ALICE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_answer_is_posted_directly_retried_through_a_blip_and_goes_another_way_when_its_url_is_refused() {
+    let bot = TestBot::start().await;
+    bot.slack.outage(Failure::Unavailable);
+    let (answer, url) = bot.command(ALICE, "status").await;
+    assert_eq!(answer.status, 200);
+    bot.slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "response" && c.status == 503)
+                .then_some(())
+        })
+        .await
+        .expect("the answer was tried during the outage");
+    bot.slack.end_outage();
+    let told = bot
+        .answer_containing(&url, "orders")
+        .await
+        .expect("retried after the blip");
+    assert!(told.starts_with("Status of orders"), "{told}");
+    assert!(
+        answers_for(&bot, &url).await.is_empty(),
+        "a status answer records nothing: not queued in the store"
+    );
+    // Slack refuses the response_url itself: the answer goes as an ephemeral message instead.
+    bot.slack.refuse("response", "", Some("expired_url"));
+    let (_, url) = bot.command(ALICE, "status").await;
+    let ephemeral = bot
+        .slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .find(|c| c.method == "chat.postEphemeral" && c.status == 200)
+                .cloned()
+        })
+        .await
+        .expect("an ephemeral answer");
+    assert_eq!(ephemeral.field("user"), Some(ALICE));
+    assert_eq!(ephemeral.field("channel"), Some(CHANNEL));
+    assert!(ephemeral.text().contains("orders"), "{:?}", ephemeral.text());
+    assert!(answers_for(&bot, &url).await.is_empty());
 }
 
 /// Asks for a failover while Slack refuses the approval request's post as `setup` arranges; checks

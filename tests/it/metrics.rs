@@ -204,6 +204,13 @@ async fn metrics_show_a_forged_request_and_a_whole_failover_by_cluster_mode_and_
     assert!(m.value("aurora_failover_bot_slack_deliveries_total", &delivered) >= 1.0);
     assert_eq!(m.value("aurora_failover_bot_outbox_depth", &[]), 0.0);
     assert_eq!(m.value("aurora_failover_bot_runs_in_progress", &[]), 0.0);
+    // Every operation is in a committed transaction; a run's writes are many.
+    let commits = m.value("aurora_failover_bot_store_commits_total", &[]);
+    let operations = m.value("aurora_failover_bot_store_operations_total", &[]);
+    assert!(
+        commits >= 10.0 && operations >= commits,
+        "{commits} commits, {operations} operations"
+    );
     // No secret, nor a recognisable piece of one, is in any metric.
     for secret in [SIGNING_SECRET, BOT_TOKEN] {
         for piece in secret.as_bytes().windows(6) {

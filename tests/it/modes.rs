@@ -82,7 +82,16 @@ async fn dns_not_moved_note(bot: &TestBot, ts: &str) -> String {
 
 #[tokio::test]
 async fn a_switchover_moves_the_writer_with_no_data_loss_end_to_end() {
-    let bot = start(Scenario::two_region_example()).await;
+    // `pending` lasts several poll intervals (100 ms), so that the thread shows it however loaded the
+    // machine is.
+    let bot = TestBot::start_with(Options {
+        timings: awsim::Timings {
+            pending_ms: 1_000,
+            ..Options::default().timings
+        },
+        ..Options::default()
+    })
+    .await;
     let (text, _) = ask(&bot, "").await;
     assert!(text.starts_with("Request #1"), "{text}");
     let msg = bot.request_message(1).await;
