@@ -335,12 +335,6 @@ struct Ctx {
     /// The transient errors the current step rode out (each also said in a reply of its own when it
     /// began), listed in the step's reply when it is done.
     rode_out: std::sync::Mutex<Vec<String>>,
-    /// The target as this process last read it writable, and when (set by the wait that saw it so):
-    /// the DNS step that follows at once uses that read instead of reading the target again, which
-    /// would be a second DescribeDBClusters within the same poll (issue 13: at most one per poll
-    /// interval). Taken once; a read older than one poll interval, a run taken up after a restart, and a
-    /// late finish read the target again.
-    writable_seen: Option<(jiff::Timestamp, ClusterState)>,
 }
 
 /// Adds `line` to `lines` unless it is there already.
@@ -456,7 +450,6 @@ impl Runner {
             old_primary_unreachable: 0,
             step_reply: None,
             rode_out: std::sync::Mutex::default(),
-            writable_seen: None,
         }))
     }
 

@@ -314,7 +314,7 @@ impl Runner {
             return Ok(None);
         }
         let state = self.read_target(ctx, step, deadline).await?;
-        took_over(ctx, &state, "the writer", self.clock.now())
+        took_over(ctx, &state, "the writer")
     }
 
     /// Nothing in progress and the target does not write (`quiet_now`): the operation was cancelled or
@@ -361,25 +361,11 @@ impl Runner {
             if state.has_writer { "writer" } else { "no writer" }
         );
         self.observe(ctx, step, &state.cluster_id, seen).await?;
-        took_over(ctx, &state, "writable", self.clock.now())
+        took_over(ctx, &state, "writable")
     }
 
-    /// The target, read now, must be writable: DNS is never pointed at a cluster that is not. "Now"
-    /// includes the read the wait step just made in this process (`Ctx::writable_seen`, less than one
-    /// poll interval ago, not on a late finish): reading again within the same poll would only cost a
-    /// second DescribeDBClusters.
-    async fn writable_target(
-        &self,
-        ctx: &mut Ctx,
-        step: Step,
-        deadline: jiff::Timestamp,
-    ) -> Result<ClusterState, Stop> {
-        if let Some((at, state)) = ctx.writable_seen.take()
-            && !ctx.data.late_finish
-            && since(self.clock.now(), at) < self.settings.poll_interval
-        {
-            return Ok(state);
-        }
+    /// The target, read now, must be writable: DNS is never pointed at a cluster that is not.
+    async fn writable_target(&self, ctx: &Ctx, step: Step, deadline: jiff::Timestamp) -> Result<ClusterState, Stop> {
         let state = self.read_target(ctx, step, deadline).await?;
         if state.is_writable() {
             return Ok(state);
@@ -664,17 +650,15 @@ pub(super) fn refuse_foreign_writer(p: &plan::Plan, value: &str, (w, r): (&str, 
     )))
 }
 
-/// Whether the target, as just read (at `now`), has taken over (`Some`: it is writable; its endpoints
-/// are kept in the run's data and named, `what` saying what it now is, and the read in
-/// `Ctx::writable_seen` for the DNS step). A target AWS will not bring back by itself stops the wait at
-/// once.
-fn took_over(ctx: &mut Ctx, state: &ClusterState, what: &str, now: jiff::Timestamp) -> Result<Option<String>, Stop> {
+/// Whether the target, as just read, has taken over (`Some`: it is writable; its endpoints are kept in
+/// the run's data and named, `what` saying what it now is). A target AWS will not bring back by itself
+/// stops the wait at once.
+fn took_over(ctx: &mut Ctx, state: &ClusterState, what: &str) -> Result<Option<String>, Stop> {
     stuck(state)?;
     if !state.is_writable() {
         return Ok(None);
     }
     let (w, r) = keep_endpoints(ctx, state)?;
-    ctx.writable_seen = Some((now, state.clone()));
     Ok(Some(format!(
         "{} is {what}. Endpoint {w}, reader endpoint {r}.",
         state.cluster_id

@@ -93,28 +93,6 @@ async fn a_detached_target_is_polled_at_the_poll_interval_until_it_is_writable()
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_dns_step_moves_on_the_waits_writable_read_without_reading_the_target_again() {
-    let bot = Bot::new();
-    bot.aws.script(|w| w.promotes = When::OnRead(5));
-    let run = bot.approved_run(Mode::Detach).await;
-    bot.runner().execute(run).await;
-
-    assert_eq!(bot.run(run).await.state, RunState::Succeeded);
-    let reads = bot
-        .aws
-        .calls_after(Api::RemoveFromGlobalCluster, Api::DescribeDbClusters, "west");
-    let after_dns = bot
-        .aws
-        .calls_after(Api::ChangeResourceRecordSets, Api::DescribeDbClusters, "west");
-    assert_eq!(after_dns.len(), 1, "verify reads the target once: {after_dns:?}");
-    assert_eq!(
-        reads.len() - after_dns.len(),
-        5,
-        "the 5 polls and nothing else before the DNS change (at most one DescribeDBClusters per poll): {reads:?}"
-    );
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_target_not_writable_by_the_promote_deadline_needs_attention_without_dns_moving() {
     let bot = Bot::new();
     bot.aws.script(|w| w.promotes = When::Never);
