@@ -231,6 +231,14 @@ impl Admin {
         self.with_world(|w| w.rds.find_cluster(region, cluster).map(|c| w.rds.cluster_view(c)))
     }
 
+    /// When cluster `cluster` of `region` last became writable (status `available` with a writer
+    /// instance) through a detach or a managed failover or switchover: the moment on the emulator's
+    /// timeline, exact however late a client looks, on the clock of the call log's `at`. `None` for an
+    /// unknown cluster, or one that has not become writable since the scenario was loaded.
+    pub fn writable_since(&self, region: &str, cluster: &str) -> Option<jiff::Timestamp> {
+        self.cluster(region, cluster)?.writable_since
+    }
+
     /// A global cluster as DescribeGlobalClusters would show it.
     pub fn global_cluster(&self, id: &str) -> Option<GlobalClusterView> {
         self.with_world(|w| w.rds.find_global(id).map(|g| w.rds.global_view(g)))

@@ -78,6 +78,13 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
+impl CallRecord {
+    /// `at` as a timestamp (`None` if it does not parse, which the emulator never writes).
+    pub fn received(&self) -> Option<jiff::Timestamp> {
+        self.at.parse().ok()
+    }
+}
+
 /// An injected fault on an action (optionally only in one Region).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -82,6 +82,10 @@ pub struct DbCluster {
     /// when the cluster is a secondary, and a demoted primary starts using it at once); shown only
     /// while the cluster is a secondary of a global cluster.
     pub write_forwarding: WriteForwarding,
+    /// When the cluster last became writable through a detach or a managed operation (the moment on
+    /// the emulator's timeline, so exact however late anyone looks); `None` since the scenario was
+    /// loaded otherwise. For benchmarks: the start of the time a client takes to notice.
+    pub writable_since: Option<jiff::Timestamp>,
 }
 
 /// A secondary's global write forwarding (`GlobalWriteForwardingStatus` of DescribeDBClusters and of
@@ -347,6 +351,7 @@ impl Rds {
                     lag: Duration::ZERO,
                     rejoin: None,
                     write_forwarding: WriteForwarding::Disabled,
+                    writable_since: None,
                     key,
                 },
             );
@@ -449,6 +454,7 @@ impl Rds {
                     c.status = AVAILABLE.to_owned();
                     c.promote_writer();
                     c.lag = Duration::ZERO;
+                    c.writable_since = Some(ctx.clock.wall(at));
                 }
             }
             Action::OpAdvance { global, op } => self.advance_op(&global, op, at, ctx),
@@ -536,6 +542,7 @@ impl Rds {
             to.status = AVAILABLE.to_owned();
             to.promote_writer();
             to.lag = Duration::ZERO;
+            to.writable_since = Some(ctx.clock.wall(at));
         }
         let g = self.globals.get_mut(global).expect("op's global exists");
         g.writer = Some(op.to.clone());
@@ -1090,6 +1097,7 @@ impl Rds {
             replication_lag_ms: u64::try_from(c.lag.as_millis()).unwrap_or(u64::MAX),
             rejoin: c.rejoin,
             write_forwarding: self.secondary_of_global(c).then_some(c.write_forwarding),
+            writable_since: c.writable_since,
         }
     }
 
@@ -1208,6 +1216,10 @@ pub struct ClusterView {
     pub rejoin: Option<Rejoin>,
     /// `GlobalWriteForwardingStatus`, while the cluster is a secondary of a global cluster.
     pub write_forwarding: Option<WriteForwarding>,
+    /// When the cluster last became writable through a detach or a managed operation (`None` since
+    /// the scenario was loaded otherwise): the moment on the emulator's timeline, on the same clock as
+    /// the call log's `at`.
+    pub writable_since: Option<jiff::Timestamp>,
 }
 
 #[cfg(test)]
@@ -1227,6 +1239,44 @@ mod tests {
             major_minor("8.0.mysql_aurora.3.05.0"),
             major_minor("8.0.mysql_aurora.3.05.2")
         );
+    }
+
+    #[test]
+    fn a_detached_cluster_records_the_moment_it_became_writable_however_late_it_is_read() {
+        let scenario = Scenario::two_region_example();
+        let mut world = crate::model::World::from_scenario(&scenario, Instant::now());
+        let detached_at = Instant::now();
+        let (rds, ctx) = world.split_rds();
+        rds.remove_from_global_cluster("us-west-2", "orders-global", "orders-west", detached_at, &ctx)
+            .unwrap();
+        let key = ClusterKey {
+            region: "us-west-2".into(),
+            id: "orders-west".into(),
+        };
+        assert_eq!(world.rds.clusters[&key].writable_since, None, "promoting");
+        // Looked at long after the promotion finished: the moment is when it finished, not when seen.
+        let due = detached_at + world.timings.detach();
+        world.advance(due + Duration::from_secs(60));
+        let c = &world.rds.clusters[&key];
+        assert!(c.has_writer() && c.status == AVAILABLE);
+        assert_eq!(c.writable_since, Some(world.clock.wall(due)));
+        assert_eq!(world.rds.cluster_view(c).writable_since, Some(world.clock.wall(due)));
+    }
+
+    #[test]
+    fn a_managed_failover_target_records_the_moment_it_became_the_writer() {
+        let mut world = crate::model::World::from_scenario(&Scenario::two_region_example(), Instant::now());
+        let started = Instant::now();
+        let (rds, ctx) = world.split_rds();
+        rds.start_managed_op("orders-global", "orders-west", OpKind::Failover, started, &ctx)
+            .unwrap();
+        let done = started + world.timings.pending() + world.timings.failover();
+        world.advance(done + Duration::from_secs(60));
+        let key = ClusterKey {
+            region: "us-west-2".into(),
+            id: "orders-west".into(),
+        };
+        assert_eq!(world.rds.clusters[&key].writable_since, Some(world.clock.wall(done)));
     }
 
     #[test]
