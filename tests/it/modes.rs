@@ -777,7 +777,8 @@ async fn a_switchover_cancelled_by_aws_stops_the_wait_at_once_and_dns_is_not_mov
             calls
                 .iter()
                 .any(|c| {
-                    c.thread_ts() == Some(ts.as_str()) && c.text().contains("orders-global: FailoverState pending")
+                    // `pending` (100 ms) or `switching-over`: either is the switchover under way.
+                    c.thread_ts() == Some(ts.as_str()) && c.text().contains("orders-global: FailoverState ")
                 })
                 .then_some(())
         })
