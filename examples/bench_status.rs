@@ -59,7 +59,7 @@ async fn measure(n: usize) -> anyhow::Result<Duration> {
     std::fs::create_dir_all(&dir)?;
     let toml = format!(
         "listen = \"127.0.0.1:0\"\n[slack]\nsigning_secret = \"bench\"\nbot_token = \"xoxb-bench\"\napi_url = \"{}\"\n\
-         incident_channel = \"C0INCIDENT\"\n[approval]\nrequesters = [\"U0ALICE\"]\napprovers = [\"U0BOB\"]\n[store]\n\
+         incident_channel = \"C0INCIDENT\"\nteam_id = \"T0STANDIN\"\napp_id = \"A0STANDIN\"\n[approval]\nrequesters = [\"U0ALICE\"]\napprovers = [\"U0BOB\"]\n[store]\n\
          path = \"{}\"\n{clusters}",
         slack.api_url(),
         dir.join("bench.db").display()
