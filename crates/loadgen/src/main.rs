@@ -12,6 +12,12 @@
 //! peak VmHWM, from /proc/PID/status, summed over the given PIDs) and CPU seconds (from /proc/PID/stat),
 //! and this process's own CPU seconds (getrusage): on a small machine it competes with the target. One
 //! JSON line per rate (to `--json`, appended) and a table on stdout.
+//!
+//! Two kinds of request: slash commands (`/aurora {text}`, `{n}` in the text replaced by the request's
+//! number, so that `--text 'failover c{n}'` opens a request on cluster `c{n}`), and with `--clicks FILE`
+//! Approve clicks (Slack's `block_actions` interaction payload, the bot's `approve` button with the
+//! request id as its value, on the message `ts` in `channel` the bot posted), one per line of the file
+//! (`REQUEST_ID CHANNEL TS`): request number n clicks line n, so that every click decides its own request.
 
 use bytes::Bytes;
 use clap::Parser;
@@ -69,8 +75,67 @@ struct Args {
     #[arg(long)]
     json: Option<std::path::PathBuf>,
     /// First number n of the response URLs (distinct runs against one target need distinct ranges).
+    /// With `--clicks`, also the first line of the file clicked.
     #[arg(long, default_value_t = 0)]
     first_id: u64,
+    /// The slash command's text; `{n}` is replaced by the request's number.
+    #[arg(long, default_value = "status")]
+    text: String,
+    /// Who sends the commands or clicks (a Slack user id).
+    #[arg(long, default_value = "U0ALICE")]
+    user: String,
+    /// Sends Approve clicks instead of commands: one line `REQUEST_ID CHANNEL TS` per pending request.
+    #[arg(long)]
+    clicks: Option<std::path::PathBuf>,
+}
+
+/// The `action_id` of the Approve button on a request's approval message (`APPROVE` in
+/// src/slack/command.rs; its value is the request id).
+const APPROVE_ACTION: &str = "approve";
+
+/// One pending request to click Approve on: its id and the approval message's channel and `ts`.
+struct Pending {
+    request: String,
+    channel: String,
+    ts: String,
+}
+
+/// The lines of a `--clicks` file (`REQUEST_ID CHANNEL TS`, blank lines skipped).
+fn read_clicks(path: &std::path::Path) -> std::io::Result<Vec<Pending>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some(r), Some(c), Some(t)) => Ok(Pending {
+                    request: r.to_owned(),
+                    channel: c.to_owned(),
+                    ts: t.to_owned(),
+                }),
+                _ => Err(std::io::Error::other(format!("not `REQUEST_ID CHANNEL TS`: {l:?}"))),
+            }
+        })
+        .collect()
+}
+
+/// What the run sends: commands, or clicks on these pending requests.
+struct Load {
+    args: Args,
+    clicks: Vec<Pending>,
+}
+
+impl Load {
+    /// The form body of request number `id`: a command, or a click on line `id` of the clicks file.
+    fn body(&self, id: u64, response_url: &str) -> String {
+        let a = &self.args;
+        if a.clicks.is_none() {
+            let text = a.text.replace("{n}", &id.to_string());
+            return SlackSender::command_body(&a.user, "C0INCIDENT", &text, response_url);
+        }
+        let p = &self.clicks[usize::try_from(id).unwrap_or(usize::MAX) % self.clicks.len().max(1)];
+        SlackSender::click_body(&a.user, &p.channel, &p.ts, APPROVE_ACTION, &p.request, response_url)
+    }
 }
 
 /// What one rate measured.
@@ -166,16 +231,17 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// One signed command, sent at (or as soon as a connection is free after) `scheduled`.
 async fn one(
     http: HttpClient,
-    args: Arc<Args>,
+    load: Arc<Load>,
     limit: Arc<Semaphore>,
     counts: Arc<Counts>,
     hist: Arc<Mutex<Histogram<u64>>>,
     id: u64,
     scheduled: Instant,
 ) {
+    let args = &load.args;
     let deadline = scheduled + Duration::from_secs(args.timeout);
     let response_url = format!("{}/{id}", args.response_base);
-    let body = SlackSender::command_body("U0ALICE", "C0INCIDENT", "status", &response_url);
+    let body = load.body(id, &response_url);
     let ts = unix_now().to_string();
     let signature = sign(&Secret::new(args.secret.clone()), &ts, body.as_bytes());
     let request = hyper::Request::post(&args.url)
@@ -210,7 +276,8 @@ async fn one(
 }
 
 /// Offers `rate` requests a second for `args.duration` seconds and waits for the last answer.
-async fn run_rate(http: &HttpClient, args: &Arc<Args>, rate: u64, first_id: u64) -> Outcome {
+async fn run_rate(http: &HttpClient, load: &Arc<Load>, rate: u64, first_id: u64) -> Outcome {
+    let args = &load.args;
     let counts = Arc::new(Counts::default());
     let hist = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
@@ -226,7 +293,7 @@ async fn run_rate(http: &HttpClient, args: &Arc<Args>, rate: u64, first_id: u64)
         tokio::time::sleep_until(scheduled).await;
         tasks.spawn(one(
             http.clone(),
-            args.clone(),
+            load.clone(),
             limit.clone(),
             counts.clone(),
             hist.clone(),
@@ -266,9 +333,88 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+/// The load the arguments describe: with `--clicks`, the file read, and refused when it lists fewer
+/// requests (from `--first-id` on) than the run sends clicks.
+fn load(args: Args) -> std::io::Result<Load> {
+    let Some(path) = &args.clicks else {
+        return Ok(Load {
+            args,
+            clicks: Vec::new(),
+        });
+    };
+    let clicks = read_clicks(path)?;
+    let needed: u64 = args.rates.iter().map(|r| r.max(&1) * args.duration).sum();
+    let have = (clicks.len() as u64).saturating_sub(args.first_id);
+    if have < needed {
+        return Err(std::io::Error::other(format!(
+            "{have} pending requests from line {} of the clicks file, {needed} clicks to send: some would click twice",
+            args.first_id
+        )));
+    }
+    Ok(Load { args, clicks })
+}
+
+/// Prints one rate's row of the table and appends its JSON line to `--json`. `idle`: the target's
+/// (VmRSS, VmHWM) before the first rate.
+fn record(args: &Args, idle: Option<(f64, f64)>, o: &Outcome) -> std::io::Result<()> {
+    let achieved = o.ok as f64 / o.took.as_secs_f64();
+    let (p50, p99, max) = if o.hist.is_empty() {
+        (None, None, None)
+    } else {
+        (
+            Some(ms(o.hist.value_at_quantile(0.5))),
+            Some(ms(o.hist.value_at_quantile(0.99))),
+            Some(ms(o.hist.max())),
+        )
+    };
+    println!(
+        "{:>8} {:>9.0} {:>6} {:>6} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9.2}",
+        o.offered,
+        achieved,
+        o.not_ok,
+        o.errors,
+        o.timeouts,
+        opt(p50, 2),
+        opt(p99, 2),
+        opt(max, 1),
+        opt(o.rss_mib, 1),
+        opt(o.hwm_mib, 1),
+        opt(o.cpu_target, 2),
+        o.cpu_self
+    );
+    let line = json!({
+        "label": args.label,
+        "tag": args.tag,
+        "kind": if args.clicks.is_some() { "click" } else { "command" },
+        "offered_per_s": o.offered,
+        "duration_s": args.duration,
+        "sent": o.sent,
+        "ok": o.ok,
+        "non_200": o.not_ok,
+        "errors": o.errors,
+        "timeouts": o.timeouts,
+        "took_s": o.took.as_secs_f64(),
+        "achieved_per_s": achieved,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "max_ms": max,
+        "rss_idle_mib": idle.map(|m| m.0),
+        "rss_mib": o.rss_mib,
+        "hwm_mib": o.hwm_mib,
+        "cpu_target_s": o.cpu_target,
+        "cpu_loadgen_s": o.cpu_self,
+    });
+    if let Some(path) = &args.json {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = Arc::new(Args::parse());
+    let load = Arc::new(load(Args::parse())?);
+    let args = &load.args;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let http: HttpClient = Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -303,58 +449,9 @@ async fn main() -> std::io::Result<()> {
         if n > 0 {
             tokio::time::sleep(Duration::from_secs(args.pause)).await;
         }
-        let o = run_rate(&http, &args, rate.max(1), next_id).await;
+        let o = run_rate(&http, &load, rate.max(1), next_id).await;
         next_id += o.sent;
-        let achieved = o.ok as f64 / o.took.as_secs_f64();
-        let (p50, p99, max) = if o.hist.is_empty() {
-            (None, None, None)
-        } else {
-            (
-                Some(ms(o.hist.value_at_quantile(0.5))),
-                Some(ms(o.hist.value_at_quantile(0.99))),
-                Some(ms(o.hist.max())),
-            )
-        };
-        println!(
-            "{:>8} {:>9.0} {:>6} {:>6} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9.2}",
-            o.offered,
-            achieved,
-            o.not_ok,
-            o.errors,
-            o.timeouts,
-            opt(p50, 2),
-            opt(p99, 2),
-            opt(max, 1),
-            opt(o.rss_mib, 1),
-            opt(o.hwm_mib, 1),
-            opt(o.cpu_target, 2),
-            o.cpu_self
-        );
-        let line = json!({
-            "label": args.label,
-            "tag": args.tag,
-            "offered_per_s": o.offered,
-            "duration_s": args.duration,
-            "sent": o.sent,
-            "ok": o.ok,
-            "non_200": o.not_ok,
-            "errors": o.errors,
-            "timeouts": o.timeouts,
-            "took_s": o.took.as_secs_f64(),
-            "achieved_per_s": achieved,
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "max_ms": max,
-            "rss_idle_mib": idle.map(|m| m.0),
-            "rss_mib": o.rss_mib,
-            "hwm_mib": o.hwm_mib,
-            "cpu_target_s": o.cpu_target,
-            "cpu_loadgen_s": o.cpu_self,
-        });
-        if let Some(path) = &args.json {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(f, "{line}")?;
-        }
+        record(args, idle, &o)?;
     }
     Ok(())
 }
