@@ -185,7 +185,7 @@ impl Telemetry {
         );
         r.register(
             "store_commits",
-            "Transactions the store committed (SQLite: each one wait for the disk; the operations queued meanwhile share it)",
+            "Transactions the store committed (SQLite: the operations queued meanwhile share one; only one with a durable write waits for the disk)",
             self.store_commits.clone(),
         );
         r.register(

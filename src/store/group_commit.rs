@@ -12,9 +12,10 @@
 //! the batch gets that error (none of them was applied). At low load a batch is one operation, as
 //! before.
 //!
-//! A batch made only of light operations (the replay table, see `SqliteStore::lightly`) is committed
-//! with `synchronous=NORMAL`; a batch with any other operation with the store's durability.
-//! (SQLite refuses to change `synchronous` inside a transaction: it is set before `BEGIN`.)
+//! The light operations taken together (the replay table, see `SqliteStore::lightly`) are committed
+//! in a transaction of their own with `synchronous=NORMAL`, the others in one with the store's
+//! durability (SQLite refuses to change `synchronous` inside a transaction: it is set before
+//! `BEGIN`); a transaction that only read writes nothing and waits for no disk.
 
 use super::StoreError;
 use super::sqlite::Durability;
@@ -121,31 +122,36 @@ fn serve(mut conn: Connection, durability: Durability, queue: &mpsc::Receiver<Jo
                 Err(_) => break,
             }
         }
-        let wanted = if batch.iter().all(|j| j.light) {
-            Durability::Normal
-        } else {
-            durability
-        };
-        if current != Some(wanted) {
-            match conn.prepare_cached(wanted.statement()).and_then(|mut s| s.execute([])) {
-                Ok(_) => current = Some(wanted),
-                Err(e) => {
-                    fail_all(batch, &e);
-                    continue;
+        // Light operations and the others commit separately: a batch of reads and replay records
+        // then never waits for the disk (a read-only transaction writes nothing), and only a batch
+        // with a durable write does. Operations queued together were concurrent, so their order
+        // between the two batches is free.
+        let (light, durable): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.light);
+        for (jobs, wanted) in [(light, Durability::Normal), (durable, durability)] {
+            if jobs.is_empty() {
+                continue;
+            }
+            if current != Some(wanted) {
+                match conn.prepare_cached(wanted.statement()).and_then(|mut s| s.execute([])) {
+                    Ok(_) => current = Some(wanted),
+                    Err(e) => {
+                        fail_all(jobs, &e);
+                        continue;
+                    }
                 }
             }
+            stats.operations.fetch_add(jobs.len() as u64, Relaxed);
+            run_batch(&mut conn, jobs, stats);
         }
-        stats.operations.fetch_add(batch.len() as u64, Relaxed);
-        run_batch(&mut conn, batch, stats);
     }
 }
 
 /// Runs `batch` in one transaction, each job in its own savepoint, then commits (counted in `stats`
-/// before anyone is answered) and answers them; `true` if it committed.
-fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Stats) -> bool {
+/// before anyone is answered) and answers them.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Stats) {
     if let Err(e) = exec(conn, "BEGIN") {
         fail_all(batch, &e);
-        return false;
+        return;
     }
     let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
@@ -154,7 +160,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Stats) -> bool {
             fail_done(done, &e);
             fail_all(std::iter::once(job).chain(jobs).collect(), &e);
             restart(conn);
-            return false;
+            return;
         }
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Ok(conn))));
         if conn.is_autocommit() {
@@ -170,7 +176,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Stats) -> bool {
             }
             if let Err(e) = exec(conn, "BEGIN") {
                 fail_all(jobs.collect(), &e);
-                return false;
+                return;
             }
             continue;
         }
@@ -195,19 +201,17 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Stats) -> bool {
             fail_done(done, &e);
             fail_all(jobs.collect(), &e);
             restart(conn);
-            return false;
+            return;
         }
     }
     match exec(conn, "COMMIT") {
         Ok(()) => {
             stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             done.into_iter().for_each(|finish| finish(None));
-            true
         }
         Err(e) => {
             fail_done(done, &e);
             restart(conn);
-            false
         }
     }
 }
@@ -365,6 +369,27 @@ mod tests {
             ["fine"],
             "neither the failed nor the panicking one left a row"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn light_operations_queued_with_others_commit_apart_from_them() {
+        let (_dir, db) = store();
+        let held = hold(&db).await;
+        let before = db.stats().commits.load(Relaxed);
+        let calls = [("l1", true), ("d1", false), ("l2", true), ("d2", false)]
+            .into_iter()
+            .map(|(k, light)| {
+                let db = db.clone();
+                Box::pin(async move { db.call(light, insert(k)).await.is_ok() }) as _
+            })
+            .collect();
+        assert_eq!(queued_behind(held, calls).await, [true; 4]);
+        assert_eq!(
+            db.stats().commits.load(Relaxed) - before,
+            3,
+            "the held one, then the light two together and the durable two together"
+        );
+        assert_eq!(keys(&db).await, ["d1", "d2", "l1", "l2"]);
     }
 
     #[tokio::test]

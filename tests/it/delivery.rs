@@ -41,6 +41,24 @@ async fn queue_answer(bot: &TestBot, url: &str, text: &str) {
         .unwrap();
 }
 
+/// Takes Slack down, types `command`, and waits until its answer was tried (and refused) on its
+/// response_url; returns that url. Slack stays down.
+async fn asked_during_an_outage(bot: &TestBot, command: &str) -> String {
+    bot.slack.outage(Failure::Unavailable);
+    let (answer, url) = bot.command(ALICE, command).await;
+    assert_eq!(answer.status, 200);
+    bot.slack
+        .wait_for(WAIT, |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "response" && c.status == 503)
+                .then_some(())
+        })
+        .await
+        .expect("the answer was tried during the outage");
+    url
+}
+
 /// Waits until every answer for `url` is delivered; returns them.
 async fn delivered_answers(bot: &TestBot, url: &str, n: usize) -> Vec<OutboxItem> {
     for _ in 0..(WAIT.as_millis() / 20) {
@@ -61,18 +79,7 @@ async fn an_answer_retried_past_thirty_minutes_goes_out_as_an_ephemeral_message(
     let bot = TestBot::start().await;
     // Slack is down when the dry run's answer (queued in the outbox) is ready, and stays down for
     // more than 30 minutes.
-    bot.slack.outage(Failure::Unavailable);
-    let (answer, url) = bot.command(ALICE, DRY_RUN).await;
-    assert_eq!(answer.status, 200);
-    bot.slack
-        .wait_for(WAIT, |calls| {
-            calls
-                .iter()
-                .any(|c| c.method == "response" && c.status == 503)
-                .then_some(())
-        })
-        .await
-        .expect("the answer was tried during the outage");
+    let url = asked_during_an_outage(&bot, DRY_RUN).await;
     bot.clock.advance(Duration::from_secs(31 * 60));
     bot.slack.end_outage();
     let items = delivered_answers(&bot, &url, 1).await;
@@ -148,18 +155,7 @@ async fn an_answer_slack_refuses_on_its_response_url_goes_out_as_an_ephemeral_me
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_answer_is_posted_directly_retried_through_a_blip_and_goes_another_way_when_its_url_is_refused() {
     let bot = TestBot::start().await;
-    bot.slack.outage(Failure::Unavailable);
-    let (answer, url) = bot.command(ALICE, "status").await;
-    assert_eq!(answer.status, 200);
-    bot.slack
-        .wait_for(WAIT, |calls| {
-            calls
-                .iter()
-                .any(|c| c.method == "response" && c.status == 503)
-                .then_some(())
-        })
-        .await
-        .expect("the answer was tried during the outage");
+    let url = asked_during_an_outage(&bot, "status").await;
     bot.slack.end_outage();
     let told = bot
         .answer_containing(&url, "orders")

@@ -60,9 +60,10 @@ async fn status_of_fifty_clusters_fits_in_four_posts_within_every_limit_with_eve
     let bot = TestBot::start_with(fleet()).await;
     let (answer, url) = bot.command(ALICE, "status").await;
     assert_eq!(answer.status, 200);
-    bot.answer_at(&url).await;
+    let n = bot.whole_status_answer(&url).await;
     bot.slack_settled().await;
     let posts = bot.slack.responses_to(&url);
+    assert_eq!(posts.len(), n);
     assert!((1..=4).contains(&posts.len()), "{} posts", posts.len());
     assert!(
         bot.slack.limit_refusals().is_empty(),

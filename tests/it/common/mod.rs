@@ -357,6 +357,23 @@ impl TestBot {
             .unwrap_or_else(|| panic!("no answer at {url}"))
     }
 
+    /// Waits for every post of a status answer at `url` (one, or as many as the first says: "(part 1
+    /// of n)"); returns the number of posts. A status answer is posted directly, not through the
+    /// outbox, so `slack_settled` does not wait for it.
+    pub async fn whole_status_answer(&self, url: &str) -> usize {
+        self.answer_at(url).await;
+        let first = self.slack.responses_to(url)[0].text().to_owned();
+        let n = first
+            .rsplit_once("(part 1 of ")
+            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<usize>().ok())
+            .unwrap_or(1);
+        self.slack
+            .wait_for(WAIT, |_| (self.slack.responses_to(url).len() >= n).then_some(()))
+            .await
+            .unwrap_or_else(|| panic!("{n} posts expected at {url}"));
+        n
+    }
+
     /// Requests a detach of `orders` as ALICE and waits for the approval message; returns the id.
     pub async fn request(&self) -> i64 {
         self.request_with("--mode detach").await
