@@ -239,10 +239,14 @@ impl Telemetry {
             }
         }
         for route in ["commands", "interactions"] {
-            let _ = self.slack_requests.get_or_create(&RouteOutcome {
-                route,
-                outcome: "bad_signature",
-            });
+            for outcome in ["bad_signature", "stale"] {
+                let _ = self.slack_requests.get_or_create(&RouteOutcome { route, outcome });
+            }
+        }
+        for method in ["chat.postMessage", "chat.update", "response_url"] {
+            for outcome in ["token_refused", "refused"] {
+                let _ = self.deliveries.get_or_create(&MethodOutcome { method, outcome });
+            }
         }
     }
 
@@ -361,6 +365,9 @@ mod tests {
             "aurora_failover_bot_runs_total{cluster=\"orders\",mode=\"switchover\",outcome=\"needs_attention\"} 0",
             "aurora_failover_bot_failover_requests_total{cluster=\"orders\",mode=\"failover\",outcome=\"break_glass\"} 0",
             "aurora_failover_bot_slack_requests_total{route=\"interactions\",outcome=\"bad_signature\"} 0",
+            "aurora_failover_bot_slack_requests_total{route=\"commands\",outcome=\"stale\"} 0",
+            "aurora_failover_bot_slack_deliveries_total{method=\"chat.postMessage\",outcome=\"token_refused\"} 0",
+            "aurora_failover_bot_slack_deliveries_total{method=\"response_url\",outcome=\"refused\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }
