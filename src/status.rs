@@ -300,16 +300,20 @@ impl Surveyor {
         }
     }
 
-    /// Reports for `clusters` (each with the target of its last successful detach, if any), or `Busy`
-    /// at once when `MAX_PENDING` answers are already being prepared. The returned future holds its
-    /// place until it is done.
+    /// Reports for `clusters` (each with the target of its last successful detach, read from `store`
+    /// when the returned future first runs, not here: a request handler calls this before it
+    /// answers), or `Busy` at once when `MAX_PENDING` answers are already being prepared. The returned
+    /// future holds its place until it is done.
     pub fn reports(
         self: &std::sync::Arc<Self>,
-        clusters: Vec<(ClusterSettings, Option<(RequestId, Member)>)>,
+        clusters: Vec<ClusterSettings>,
+        store: std::sync::Arc<dyn crate::store::Store>,
     ) -> Result<impl std::future::Future<Output = Vec<ClusterReport>> + Send + 'static, Busy> {
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| Busy)?;
-        let reads: Vec<SharedReport> = clusters.into_iter().map(|(c, d)| self.read(c, d)).collect();
+        let me = self.clone();
         Ok(async move {
+            let detached = join_all(clusters.iter().map(|c| last_detach(store.as_ref(), c))).await;
+            let reads: Vec<SharedReport> = clusters.into_iter().zip(detached).map(|(c, d)| me.read(c, d)).collect();
             let reports = join_all(reads).await;
             drop(permit);
             reports

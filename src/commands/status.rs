@@ -5,26 +5,21 @@
 
 use super::Invocation;
 use super::{SlackState, ephemeral};
-use crate::ports::Member;
 use crate::settings::ClusterSettings;
 use crate::slack::command::Cluster;
 use crate::slack::render;
-use crate::store::RequestId;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use tracing::warn;
 
 pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Option<Cluster<'_>>) -> Response {
-    let clusters: Vec<&ClusterSettings> = match cluster {
-        None => state.settings.clusters.iter().collect(),
-        Some(c) => vec![c.settings()],
+    let clusters: Vec<ClusterSettings> = match cluster {
+        None => state.settings.clusters.clone(),
+        Some(c) => vec![c.settings().clone()],
     };
-    let mut with_detach = Vec::new();
-    for c in clusters {
-        with_detach.push((c.clone(), last_detach(state, c).await));
-    }
-    let answer = match state.surveyor.reports(with_detach) {
+    // Nothing but a permit is taken before the acknowledgement: the store and AWS are read in the task.
+    let answer = match state.surveyor.reports(clusters, state.approvals.store.clone()) {
         Ok(answer) => answer,
         Err(busy) => {
             warn!("status request refused: {busy}");
@@ -52,9 +47,4 @@ pub async fn status(state: &Arc<SlackState>, from: Invocation<'_>, cluster: Opti
         }
     });
     StatusCode::OK.into_response()
-}
-
-/// Where the last successful detach of cluster `c` moved the writer (with its request), if anywhere.
-async fn last_detach(state: &SlackState, c: &ClusterSettings) -> Option<(RequestId, Member)> {
-    crate::status::last_detach(state.approvals.store.as_ref(), c).await
 }

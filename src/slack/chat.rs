@@ -70,18 +70,6 @@ fn thread_key(request: &Request) -> String {
     format!("request:{}", request.id)
 }
 
-/// The outcome label of a post for the metrics (`slack_deliveries_total`, as the outbox counts).
-fn outcome_of(sent: &Result<(), SendError>) -> &'static str {
-    match sent {
-        Ok(()) => "delivered",
-        Err(SendError::RateLimited(_)) => "rate_limited",
-        Err(SendError::Temporary(_)) => "temporary",
-        Err(SendError::Auth(_)) => "token_refused",
-        Err(SendError::Unreadable(_)) => "unreadable",
-        Err(SendError::Permanent(_)) => "refused",
-    }
-}
-
 /// A response_url payload (Slack's "responding to interactions": `response_type`, not replacing the
 /// original) of `body`, within Slack's limits (`limits::fit`).
 fn response(body: &MessageBody, visible_to_channel: bool) -> serde_json::Value {
@@ -226,7 +214,11 @@ impl SlackChat {
                 _ => None,
             };
             let retried = wait.is_some() && attempt < ANSWER_ATTEMPTS;
-            self.telemetry.delivery(method, outcome_of(&sent), retried);
+            self.telemetry.delivery(
+                method,
+                sent.as_ref().err().map_or("delivered", SendError::label),
+                retried,
+            );
             match (sent, wait) {
                 (Err(_), Some(wait)) if retried => tokio::time::sleep(wait).await,
                 (sent, _) => return sent,

@@ -69,6 +69,19 @@ pub enum SendError {
     Permanent(String),
 }
 
+impl SendError {
+    /// The failure's label in the metrics (`slack_deliveries_total{outcome}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            SendError::RateLimited(_) => "rate_limited",
+            SendError::Temporary(_) => "temporary",
+            SendError::Auth(_) => "token_refused",
+            SendError::Unreadable(_) => "unreadable",
+            SendError::Permanent(_) => "refused",
+        }
+    }
+}
+
 /// Slack error codes that mean the token (not the message) is the problem.
 const AUTH_CODES: &[&str] = &[
     "invalid_auth",

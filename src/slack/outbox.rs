@@ -220,11 +220,7 @@ impl Outbox {
             Ok(Outcome::Wait) => return,
             Ok(Outcome::Delivered(_)) => "delivered",
             Ok(Outcome::Superseded) => "superseded",
-            Err(SendError::RateLimited(_)) => "rate_limited",
-            Err(SendError::Temporary(_)) => "temporary",
-            Err(SendError::Auth(_)) => "token_refused",
-            Err(SendError::Unreadable(_)) => "unreadable",
-            Err(SendError::Permanent(_)) => "refused",
+            Err(e) => e.label(),
         };
         let retried = matches!(result, Err(e) if !self.gives_up(item, e));
         self.telemetry.delivery(method_of(&item.kind), outcome, retried);
