@@ -250,3 +250,46 @@ async fn break_glass_order(
             None => e,
         })
 }
+
+/// `create-table --table NAME [--region R]`: creates the DynamoDB table of the `dynamodb` store (keys
+/// `pk`/`sk`, three global secondary indexes, on-demand billing) in `region` (default: the AWS
+/// configuration's Region) and waits until it is ACTIVE. A table that exists with the store's keys
+/// is fine (exit 0); one with other keys is an error naming the difference (exit 1); a bad Region
+/// is a usage error (exit 2). It makes a table in one Region: README says how to make it a global
+/// table with multi-Region strong consistency.
+pub async fn create_table(table: &str, region: Option<&str>) -> std::process::ExitCode {
+    use crate::store::{Created, DynamoDbStore};
+    use std::process::ExitCode;
+    let region = match region.map(crate::types::Region::check).transpose() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("aurora-failover-bot create-table: --region: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = aws::load_config(&AwsOverrides::default()).await;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let client = crate::startup::dynamodb_client(&config, region.as_ref(), &env);
+    let in_region = client
+        .config()
+        .region()
+        .map_or_else(|| "the default Region".to_owned(), ToString::to_string);
+    match DynamoDbStore::create_table(&client, table).await {
+        Ok(Created::Created) => {
+            println!(
+                "created table {table} in {in_region}: keys pk (partition, string) and sk (sort, string); \
+                 global secondary indexes gsi1 (g1pk, g1sk), gsi2 (g2pk, g2sk), gsi3 (g3pk, g3sk), all \
+                 attributes projected; on-demand billing (PAY_PER_REQUEST); ACTIVE"
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Created::AlreadyThere) => {
+            println!("table {table} already exists in {in_region} with the store's keys and indexes: fine");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("aurora-failover-bot create-table: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -94,6 +94,17 @@ enum Command {
         /// Only this cluster (by its configured name).
         cluster: Option<String>,
     },
+    /// Create the DynamoDB table for `[store] backend = "dynamodb"` (keys, indexes, on-demand
+    /// billing) and wait until it is ACTIVE; a table that already has the store's keys is fine.
+    /// Exit 0 created or already there, 1 failed (e.g. a table with other keys), 2 usage.
+    CreateTable {
+        /// The table's name (`store.table`).
+        #[arg(long, value_name = "NAME")]
+        table: String,
+        /// The Region to create it in; default: the AWS configuration's (AWS_REGION, the profile).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+    },
     /// Print every request, decision, attempt and run step from the store.
     Audit {
         /// The bot's configuration file: the store is the one it names.
@@ -192,6 +203,9 @@ async fn main() -> ExitCode {
                 reason: reason.unwrap_or_default(),
             };
             aurora_failover_bot::cli::failover(&config, order, break_glass).await
+        }
+        Command::CreateTable { table, region } => {
+            aurora_failover_bot::cli::create_table(&table, region.as_deref()).await
         }
         Command::CheckConfig { config } => aurora_failover_bot::cli::check_config(&config).await,
         Command::Status { config, cluster } => aurora_failover_bot::cli::status(&config, cluster.as_deref()).await,

@@ -84,6 +84,10 @@ struct RawApproval {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<PathBuf>,
+    backend: Option<String>,
+    table: Option<String>,
+    region: Option<String>,
+    single_instance: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,7 +177,31 @@ pub struct ApprovalSettings {
 
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
+    /// `store.path`: the SQLite file (with the `sqlite` backend); its name also places the admin
+    /// socket (`<path>.admin.sock`) whatever the backend.
     pub path: PathBuf,
+    /// `store.backend`: where the bot keeps its state.
+    pub backend: StoreBackend,
+}
+
+/// `store.backend`: `sqlite` (the default: a local file) or `dynamodb` (a table shared by bots in
+/// several Regions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    Sqlite,
+    DynamoDb(DynamoDbSettings),
+}
+
+/// The `dynamodb` backend's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoDbSettings {
+    /// `store.table`: the table's name (3 to 255 of `a-z A-Z 0-9 _ - .`), made with `create-table`.
+    pub table: String,
+    /// `store.region`: the Region of the replica this bot uses; `None`: the bot's own AWS Region.
+    pub region: Option<Region>,
+    /// `store.single_instance`: allow a global table with multi-Region eventual consistency, on the
+    /// promise that only one bot uses it (default false: such a table is refused).
+    pub single_instance: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -678,11 +706,59 @@ impl ApprovalSettings {
 impl StoreSettings {
     /// The `[store]` section.
     fn check(raw: RawStore) -> Result<StoreSettings, ConfigError> {
-        let path = raw.path.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+        let path = raw.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
         if path.as_os_str().is_empty() {
             return Err(invalid("store.path", "is empty"));
         }
-        Ok(StoreSettings { path })
+        let backend = match raw.backend.as_deref().unwrap_or("sqlite") {
+            "sqlite" => {
+                for (key, given) in [
+                    ("store.table", raw.table.is_some()),
+                    ("store.region", raw.region.is_some()),
+                    ("store.single_instance", raw.single_instance.is_some()),
+                ] {
+                    if given {
+                        return Err(invalid(key, "only with store.backend = \"dynamodb\""));
+                    }
+                }
+                StoreBackend::Sqlite
+            }
+            "dynamodb" => StoreBackend::DynamoDb(DynamoDbSettings::check(raw)?),
+            other => {
+                return Err(invalid(
+                    "store.backend",
+                    format!("{other:?} is not a store: \"sqlite\" or \"dynamodb\""),
+                ));
+            }
+        };
+        Ok(StoreSettings { path, backend })
+    }
+}
+
+impl DynamoDbSettings {
+    /// The `[store]` keys of the `dynamodb` backend.
+    fn check(raw: RawStore) -> Result<DynamoDbSettings, ConfigError> {
+        let table = raw
+            .table
+            .ok_or_else(|| invalid("store.table", "required with store.backend = \"dynamodb\""))?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if !(3..=255).contains(&table.len()) || !table.chars().all(valid) {
+            return Err(invalid(
+                "store.table",
+                format!("{table:?} is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, - and .)"),
+            ));
+        }
+        let region = raw
+            .region
+            .map(|r| {
+                Region::check(&r).map_err(|why| invalid("store.region", format!("{r:?} is not an AWS Region: {why}")))
+            })
+            .transpose()?;
+        Ok(DynamoDbSettings {
+            table,
+            region,
+            single_instance: raw.single_instance.unwrap_or(false),
+        })
     }
 }
 
@@ -1247,6 +1323,63 @@ mod tests {
             assert!(EXAMPLE.contains(from), "example lacks {from}");
             let e = with(|t| t.replace(from, to)).unwrap_err().to_string();
             assert!(e.contains(key), "{to}: {e}");
+        }
+    }
+
+    /// The example config with `[store]`'s `path` line replaced by `keys`.
+    fn store(keys: &str) -> Result<Settings, ConfigError> {
+        with(|t| t.replace("path = \"aurora-failover-bot.db\"", keys))
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_dynamodb_is_chosen_with_a_table() {
+        assert_eq!(
+            Settings::from_toml(EXAMPLE).unwrap().store.backend,
+            StoreBackend::Sqlite
+        );
+        let s = store("backend = \"dynamodb\"\ntable = \"afb-state\"\nregion = \"us-west-2\"").unwrap();
+        assert_eq!(
+            s.store.backend,
+            StoreBackend::DynamoDb(DynamoDbSettings {
+                table: "afb-state".into(),
+                region: Region::parse("us-west-2"),
+                single_instance: false,
+            })
+        );
+        let s = store("backend = \"dynamodb\"\ntable = \"afb-state\"\nsingle_instance = true").unwrap();
+        assert!(matches!(s.store.backend, StoreBackend::DynamoDb(d) if d.single_instance && d.region.is_none()));
+    }
+
+    #[test]
+    fn a_bad_store_combination_is_refused_with_its_key_and_reason() {
+        for (keys, expected) in [
+            (
+                "backend = \"dynamodb\"",
+                "config key store.table: required with store.backend = \"dynamodb\"",
+            ),
+            (
+                "backend = \"postgres\"",
+                "config key store.backend: \"postgres\" is not a store",
+            ),
+            (
+                "table = \"afb\"",
+                "config key store.table: only with store.backend = \"dynamodb\"",
+            ),
+            (
+                "single_instance = true",
+                "config key store.single_instance: only with store.backend",
+            ),
+            (
+                "backend = \"dynamodb\"\ntable = \"a b\"",
+                "config key store.table: \"a b\" is not a DynamoDB table name",
+            ),
+            (
+                "backend = \"dynamodb\"\ntable = \"afb\"\nregion = \"us-wset-2\"",
+                "config key store.region: \"us-wset-2\" is not an AWS Region",
+            ),
+        ] {
+            let e = store(keys).unwrap_err().to_string();
+            assert!(e.contains(expected), "{keys}: {e}");
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::health::Health;
 use crate::http as routes;
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
+use crate::settings::{DynamoDbSettings, StoreBackend};
 use crate::settings::{SecretKind, Settings, clean_secret};
 use crate::slack::chat::SlackChat;
 use crate::slack::client::SlackApi;
@@ -22,7 +23,7 @@ use crate::slack::directory::SlackDirectory;
 use crate::slack::outbox::Outbox;
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
-use crate::store::{SqliteStore, Store};
+use crate::store::{DynamoDbStore, SqliteStore, Store};
 use crate::telemetry::Telemetry;
 use crate::types::Secret;
 use anyhow::Context;
@@ -400,8 +401,56 @@ async fn aws_config(deps: &Deps) -> aws_config::SdkConfig {
     }
 }
 
-/// Takes the store's lock, then opens (and migrates) the store.
-fn open_store(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn Store>)> {
+/// Opens the store `settings` name: SQLite (locked, migrated) or DynamoDB (its table checked; no
+/// local lock: several bots share it, see `store::DynamoDbStore`).
+async fn open_store(
+    settings: &Settings,
+    aws_config: &aws_config::SdkConfig,
+    env: &EnvLookup,
+) -> anyhow::Result<(Option<std::fs::File>, Arc<dyn Store>)> {
+    match &settings.store.backend {
+        StoreBackend::Sqlite => {
+            let (lock, store) = open_sqlite(settings)?;
+            Ok((Some(lock), store))
+        }
+        StoreBackend::DynamoDb(d) => Ok((None, open_dynamodb(d, aws_config, env).await?)),
+    }
+}
+
+/// The DynamoDB client of the store: the bot's AWS configuration, in `store.region` when given, at
+/// `AWS_ENDPOINT_URL_DYNAMODB` when set (the SDK's own variable, looked up here so that it wins over
+/// an endpoint given for every service).
+pub fn dynamodb_client(
+    aws_config: &aws_config::SdkConfig,
+    region: Option<&crate::types::Region>,
+    env: &EnvLookup,
+) -> aws_sdk_dynamodb::Client {
+    let mut conf = aws_sdk_dynamodb::config::Builder::from(aws_config);
+    if let Some(r) = region {
+        conf = conf.region(aws_sdk_dynamodb::config::Region::new(r.as_str().to_owned()));
+    }
+    if let Some(url) = env("AWS_ENDPOINT_URL_DYNAMODB") {
+        conf = conf.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(conf.build())
+}
+
+/// Opens the DynamoDB store, refusing a table of the wrong shape or kind (`store.table`).
+async fn open_dynamodb(
+    d: &DynamoDbSettings,
+    aws_config: &aws_config::SdkConfig,
+    env: &EnvLookup,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let client = dynamodb_client(aws_config, d.region.as_ref(), env);
+    let (store, warning) = DynamoDbStore::open(client, &d.table, d.single_instance).await?;
+    if let Some(warning) = warning {
+        tracing::warn!(table = %d.table, "{warning}");
+    }
+    Ok(Arc::new(store))
+}
+
+/// Takes the SQLite store's lock, then opens (and migrates) the store.
+fn open_sqlite(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn Store>)> {
     let path = &settings.store.path;
     if path.is_dir() {
         anyhow::bail!(
@@ -491,8 +540,9 @@ pub struct Engine {
     signing_secret: Secret,
     /// What the secret refresh re-reads, when a Slack secret came from Secrets Manager.
     rotated: Option<Rotated>,
-    /// Held for the engine's life: one bot process per store (two would both run every run).
-    _lock: std::fs::File,
+    /// Held for the engine's life: one bot process per SQLite store (two would both run every run).
+    /// `None` on DynamoDB, which several bots share.
+    _lock: Option<std::fs::File>,
 }
 
 impl Engine {
@@ -502,7 +552,7 @@ impl Engine {
         let settings = Arc::new(settings);
         let aws_config = aws_config(&deps).await;
         let secrets = resolve_secrets(&settings, &aws_config, deps.env.as_ref()).await?;
-        let (lock, store) = open_store(&settings)?;
+        let (lock, store) = open_store(&settings, &aws_config, deps.env.as_ref()).await?;
         let health = Arc::new(Health::default());
         let api = Arc::new(
             SlackApi::new(&settings.slack.api_url, &secrets.bot_token)

@@ -2,8 +2,9 @@
 //! every step, an audit log of every attempt (refused ones included), the outbox of Slack messages,
 //! and the signatures of Slack requests already handled.
 //!
-//! The rest of the bot holds an `Arc<dyn Store>`. Two implementations: [`SqliteStore`] (production,
-//! the embedded default) and [`MemoryStore`] (tests). One test suite (`suite.rs`) runs against both.
+//! The rest of the bot holds an `Arc<dyn Store>`. Three implementations: [`SqliteStore`] (production,
+//! the embedded default), [`DynamoDbStore`] (one table shared by bots in several Regions) and
+//! [`MemoryStore`] (tests). One test suite (`suite.rs`) runs against all three.
 //!
 //! # The contract
 //!
@@ -13,7 +14,8 @@
 //! implementation needs no transactions across items (a DynamoDB table maps each operation to one
 //! `PutItem`/`UpdateItem` with a condition expression). The SQLite implementation may use a
 //! transaction inside one operation; nothing relies on it. Pruning (`forget_requests_before`) is the
-//! one exception: it deletes old signatures in bounded batches, unconditionally (on DynamoDB, a TTL).
+//! one exception: it deletes old signatures in bounded batches, unconditionally (on DynamoDB too: a
+//! multi-Region strongly consistent table has no TTL).
 //!
 //! **Compare-and-set.** A conditional write applies entirely or not at all; of any number of
 //! concurrent calls with the same condition, exactly one applies. A call that lost says so (`false`,
@@ -57,6 +59,7 @@
 //! returned as a [`DecodeError`] naming its table and key (and logged), in a listing as one
 //! unreadable entry among readable ones, so that one corrupt row stops only what it belongs to.
 
+mod dynamodb;
 mod group_commit;
 mod memory;
 mod rows;
@@ -65,6 +68,7 @@ mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use dynamodb::{Created, DynamoDbStore, TableKind, table as dynamodb_table};
 pub use memory::MemoryStore;
 pub use rows::*;
 pub use schema::SCHEMA_VERSION;

@@ -90,6 +90,9 @@ pub enum StoreError {
     /// The file cannot serve as this bot's store: why.
     #[error("{0}")]
     Unusable(String),
+    /// A DynamoDB call failed (not a lost condition, which is an answer): the call and the cause.
+    #[error("DynamoDB {0}")]
+    DynamoDb(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -1,5 +1,5 @@
 //! The store's contract, checked against every implementation: each test is an async function of a
-//! `&dyn Store`, run once on SQLite (a temp file) and once in memory.
+//! `&dyn Store`, run on SQLite (a temp file), in memory, and on DynamoDB (moto).
 
 use super::*;
 use crate::types::ChannelId;
@@ -568,7 +568,8 @@ async fn a_corrupt_plan_or_run_data_is_an_error_naming_its_row(store: Arc<dyn St
     assert_eq!(store.run(run).await.unwrap().unwrap().data, "[");
 }
 
-/// Runs each listed test against a fresh SQLite store (a temp file) and a fresh in-memory store.
+/// Runs each listed test against a fresh SQLite store (a temp file), a fresh in-memory store and a
+/// DynamoDB store on a fresh table in moto.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -587,6 +588,16 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
+                }
+            )*
+        }
+        /// On a fresh table in moto's DynamoDB (`MOTO_ENDPOINT`, exported by scripts/test).
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = super::super::dynamodb::tests::moto_store(stringify!($name)).await;
+                    super::$name(std::sync::Arc::new(store)).await;
                 }
             )*
         }
