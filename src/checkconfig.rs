@@ -7,8 +7,9 @@
 //! (`runbook::plan`, with IAM's policy simulator) for every secondary and mode.
 //!
 //! Invariant: it changes nothing. Every AWS call it makes is a read (Describe*, Get*, List*,
-//! `iam:SimulatePrincipalPolicy`, `sts:GetCallerIdentity`, `secretsmanager:GetSecretValue`); it never
-//! opens the store, so it needs neither the store's lock nor a stopped bot. It returns typed findings
+//! `iam:SimulatePrincipalPolicy`, `sts:GetCallerIdentity`, `secretsmanager:GetSecretValue`, and
+//! `dynamodb:DescribeTable` with the DynamoDB store: the table's keys and kind); it never opens the
+//! store, so it needs neither the store's lock nor a stopped bot. It returns typed findings
 //! (`Report`); `terminal` words them and `cli` prints them.
 
 use crate::aws::{self, AwsOverrides};
@@ -90,6 +91,9 @@ pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Repo
     if let Some(secrets) = secrets {
         config.checks.push(token_check(&settings, &secrets.bot_token).await);
     }
+    if let crate::settings::StoreBackend::DynamoDb(d) = &settings.store.backend {
+        config.checks.push(table_check(d, &aws_config, env).await);
+    }
     let mut groups = vec![config];
     groups.extend(clusters(&settings, &aws_config).await);
     Report { groups }
@@ -114,6 +118,26 @@ async fn secrets_check(
             None,
             line("Slack secrets", Outcome::Fail, redact_credentials(&format!("{e:#}"))),
         ),
+    }
+}
+
+/// The DynamoDB store's table (one DescribeTable): it exists with the store's keys, and its kind is
+/// one the bot accepts (see `store::dynamodb_table::judge`).
+async fn table_check(
+    d: &crate::settings::DynamoDbSettings,
+    aws_config: &aws_config::SdkConfig,
+    env: &EnvLookup,
+) -> Check {
+    const NAME: &str = "store table";
+    let client = crate::startup::dynamodb_client(aws_config, d.region.as_ref(), env);
+    match crate::store::DynamoDbStore::check(&client, &d.table, d.single_instance).await {
+        Ok(None) => line(
+            NAME,
+            Outcome::Pass,
+            format!("table {} has the store's keys and a safe kind", d.table),
+        ),
+        Ok(Some(warning)) => line(NAME, Outcome::Warn, warning),
+        Err(why) => line(NAME, Outcome::Fail, why),
     }
 }
 

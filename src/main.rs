@@ -328,6 +328,14 @@ async fn audit(config: &std::path::Path, since: Option<jiff::Timestamp>, format:
     use anyhow::Context;
     let settings = Settings::from_file(config)?;
     let since = since.unwrap_or(jiff::Timestamp::MIN);
+    if let aurora_failover_bot::settings::StoreBackend::DynamoDb(d) = &settings.store.backend {
+        let aws = aurora_failover_bot::aws::load_config(&Default::default()).await;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let client = aurora_failover_bot::startup::dynamodb_client(&aws, d.region.as_ref(), &env);
+        let (store, _) = aurora_failover_bot::store::DynamoDbStore::open(client, &d.table, d.single_instance).await?;
+        let entries = aurora_failover_bot::audit::entries(&store, since).await?;
+        return Ok(aurora_failover_bot::audit::render(&entries, format));
+    }
     if !settings.store.path.exists() {
         anyhow::bail!(
             "config key store.path: {} does not exist",

@@ -12,6 +12,7 @@ mod commands;
 mod connections;
 mod delivery;
 mod durability;
+mod dynamodb;
 mod errors;
 mod global_endpoint;
 mod hardening;

@@ -72,12 +72,22 @@ impl DynamoDbStore {
         table: &str,
         single_instance: bool,
     ) -> Result<(DynamoDbStore, Option<String>)> {
-        let description = table::describe(&client, table).await.map_err(StoreError::Unusable)?;
-        table::check_schema(&description)
-            .map_err(|why| StoreError::Unusable(format!("config key store.table: {why}")))?;
-        let warning =
-            table::judge(table, &table::kind_of(&description), single_instance).map_err(StoreError::Unusable)?;
+        let warning = DynamoDbStore::check(&client, table, single_instance)
+            .await
+            .map_err(StoreError::Unusable)?;
         Ok((DynamoDbStore::on(client, table), warning))
+    }
+
+    /// The checks `open` makes, read-only (one DescribeTable): `Ok(warning)` when the bot may use the
+    /// table, `Err(why not)` naming `store.table` otherwise. `check-config` shows it.
+    pub async fn check(
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        single_instance: bool,
+    ) -> std::result::Result<Option<String>, String> {
+        let description = table::describe(client, table).await?;
+        table::check_schema(&description).map_err(|why| format!("config key store.table: {why}"))?;
+        table::judge(table, &table::kind_of(&description), single_instance)
     }
 
     /// The store on `table`, without any check (tests, after `create`).

@@ -34,7 +34,7 @@ fn client(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb::Client {
 pub async fn moto_store(tag: &str) -> DynamoDbStore {
     let endpoint = std::env::var("MOTO_ENDPOINT")
         .expect("MOTO_ENDPOINT is not set: run the tests with scripts/test, which installs and starts moto 5.2.5");
-    let client = client(&endpoint, 3);
+    let client = client(&one_at_a_time(endpoint).await, 3);
     let name = format!("afb-{tag}-{}", super::call::token());
     let name: String = name.chars().take(255).collect();
     DynamoDbStore::create_table(&client, &name)
@@ -43,6 +43,43 @@ pub async fn moto_store(tag: &str) -> DynamoDbStore {
     let (store, warning) = DynamoDbStore::open(client, &name, false).await.unwrap();
     assert_eq!(warning, None, "moto's table is in one Region");
     store
+}
+
+/// A proxy to `upstream` that forwards one request at a time. moto 5.2.5 serves requests on threads
+/// and its DynamoDB takes no lock between a condition's check and the write, so two concurrent
+/// conditional writes on one item can both apply there (seen: two winners of one decision); DynamoDB
+/// decides each item's writes one after the other. Serialising the calls gives the suite that
+/// per-item atomicity, so that it checks the store's conditions, not moto's threads.
+async fn one_at_a_time(upstream: String) -> String {
+    let http = reqwest::Client::new();
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (http, turn, upstream) = (http.clone(), turn.clone(), upstream.clone());
+            async move {
+                let _turn = turn.lock().await;
+                let mut call = http.request(method, &upstream).body(body);
+                for (name, value) in &headers {
+                    if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+                        call = call.header(name, value);
+                    }
+                }
+                let answer = call.send().await.expect("moto answers");
+                let mut out = axum::response::Response::builder().status(answer.status().as_u16());
+                for (name, value) in answer.headers() {
+                    if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::TRANSFER_ENCODING {
+                        out = out.header(name, value);
+                    }
+                }
+                let body = answer.bytes().await.expect("moto's body");
+                out.body(axum::body::Body::from(body)).unwrap()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
 
 /// What the stub answers to one call: a status and a JSON body, or the last PutItem's item.

@@ -90,6 +90,8 @@ pub struct Options {
     pub slack_setup: Option<Box<SlackSetup>>,
     /// Wait until the bot is ready (it learned its workspace) before returning it.
     pub wait_ready: bool,
+    /// More keys of the `[store]` section (e.g. `backend = "dynamodb"`).
+    pub store_toml: String,
 }
 
 impl Default for Options {
@@ -118,6 +120,7 @@ impl Default for Options {
             env: Vec::new(),
             slack_setup: None,
             wait_ready: true,
+            store_toml: String::new(),
         }
     }
 }
@@ -136,6 +139,7 @@ approvers = ["{BOB}", "S0DBA"]
 request_ttl_secs = {ttl}
 [store]
 path = "{store}"
+{store_extra}
 [runbook]
 poll_interval_ms = {poll}
 promote_timeout_secs = {promote}
@@ -160,6 +164,7 @@ late_dns_window_secs = {late}
         extra = o.extra_toml,
         ttl = o.request_ttl_secs,
         store = store.display(),
+        store_extra = o.store_toml,
         poll = o.poll_interval_ms,
         promote = o.promote_timeout_secs,
         dns = o.dns_timeout_secs,
