@@ -110,17 +110,48 @@ async fn metrics(State(state): State<Arc<SlackState>>) -> Response {
 
 /// 200 `ready` when nothing keeps the bot from doing its job; otherwise 503 with one line per problem
 /// (what is wrong and what to change).
+///
+/// Then which instance this is and who holds each lease (the outbox's, each cluster's run): a line per
+/// lease, `lease SCOPE: held by NAME (token N, until TIME)`, or `free`.
 async fn readyz(State(state): State<Arc<SlackState>>) -> Response {
     let problems = state.health.problems();
+    let leases = lease_lines(&state.approvals.launcher.runner.leases).await;
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        (StatusCode::OK, format!("ready\n{leases}")).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready\n{}\n", problems.join("\n")),
+            format!("not ready\n{}\n{leases}", problems.join("\n")),
         )
             .into_response()
     }
+}
+
+/// This instance and every lease, one line each, for `/readyz`.
+async fn lease_lines(leases: &crate::lease::Leaseholder) -> String {
+    let me = &leases.instance;
+    let mut out = format!("instance: {me}, lease owner id {}\n", me.id);
+    match leases.store.leases().await {
+        Ok(all) => {
+            let now = leases.clock.now();
+            for l in all {
+                let who = if l.expires_at <= now {
+                    format!("free (last held by {}, token {})", me.describe_owner(&l.owner), l.token)
+                } else {
+                    let mine = if l.owner == me.id { "this instance, " } else { "" };
+                    format!(
+                        "held by {mine}{} (token {}, until {})",
+                        me.describe_owner(&l.owner),
+                        l.token,
+                        l.expires_at
+                    )
+                };
+                out.push_str(&format!("lease {}: {who}\n", l.scope));
+            }
+        }
+        Err(e) => out.push_str(&format!("leases: cannot be read ({e})\n")),
+    }
+    out
 }
 
 /// Reads the body, refusing one over the limit before reading it and one that trickles in.

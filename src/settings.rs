@@ -44,7 +44,27 @@ struct RawSettings {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    instance: RawInstance,
+    #[serde(default)]
+    lease: RawLease,
+    #[serde(default)]
     clusters: Vec<RawCluster>,
+}
+
+/// `[instance]`: who this bot process is, as people see it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    name: Option<String>,
+    region: Option<String>,
+}
+
+/// `[lease]`: how long a lease lasts without renewal, how often it is renewed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLease {
+    ttl_ms: Option<u64>,
+    renew_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +137,8 @@ pub struct Settings {
     pub store: StoreSettings,
     pub runbook: RunbookSettings,
     pub server: ServerSettings,
+    pub instance: InstanceSettings,
+    pub lease: LeaseSettings,
     pub clusters: Vec<ClusterSettings>,
 }
 
@@ -729,6 +751,81 @@ impl RunbookSettings {
     }
 }
 
+/// How long a lease lasts without renewal, and how often its holder renews it (and others look for
+/// leases to take over). `renew` is at most a third of `ttl`, so that two renewals may fail in a row
+/// (a slow store) before the lease runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub ttl: Duration,
+    pub renew: Duration,
+}
+
+impl Default for LeaseSettings {
+    /// 15 s, renewed every 5 s: a takeover within 15 + 5 s of a holder's death (ARCHITECTURE.md, "Two instances").
+    fn default() -> LeaseSettings {
+        LeaseSettings {
+            ttl: Duration::from_secs(15),
+            renew: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Who this bot process is (`[instance]`): shown in `/aurora status`, the audit and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSettings {
+    /// `name`: by default the host's name (a container's is its id); set it to tell two instances
+    /// apart (`bot-us-east-1`).
+    pub name: Option<String>,
+    /// `region`: the Region it runs in; by default the AWS Region its SDK is configured with.
+    pub region: Option<Region>,
+}
+
+impl InstanceSettings {
+    /// The `[instance]` section.
+    fn check(raw: &RawInstance) -> Result<InstanceSettings, ConfigError> {
+        let name = match raw.name.as_deref().map(str::trim) {
+            Some("") => return Err(invalid("instance.name", "is empty")),
+            Some(n)
+                if n.len() > 64
+                    || n.contains(['#', '`', '<', '>', '&', '*', '_', '~'])
+                    || n.chars().any(char::is_control) =>
+            {
+                return Err(invalid(
+                    "instance.name",
+                    "must be at most 64 characters, without control characters or any of # ` < > & * _ ~",
+                ));
+            }
+            other => other.map(str::to_owned),
+        };
+        let region = raw
+            .region
+            .as_deref()
+            .map(|r| Region::check(r).map_err(|why| invalid("instance.region", &why)))
+            .transpose()?;
+        Ok(InstanceSettings { name, region })
+    }
+}
+
+/// The `[lease]` section: `ttl_ms` (default 15,000) at least three times `renew_ms` (default 5,000), so
+/// that two renewals in a row may fail before the lease runs out.
+fn check_lease(raw: &RawLease) -> Result<LeaseSettings, ConfigError> {
+    let d = LeaseSettings::default();
+    let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ttl = millis("lease.ttl_ms", raw.ttl_ms, as_ms(d.ttl), 300, 600_000)?;
+    let renew = millis("lease.renew_ms", raw.renew_ms, as_ms(d.renew), 100, 200_000)?;
+    if renew * 3 > ttl {
+        return Err(invalid(
+            "lease.renew_ms",
+            format!(
+                "is {} ms, more than a third of lease.ttl_ms ({} ms): a lease would run out after one late renewal",
+                renew.as_millis(),
+                ttl.as_millis()
+            ),
+        ));
+    }
+    Ok(LeaseSettings { ttl, renew })
+}
+
 impl ServerSettings {
     /// The `[server]` section.
     fn check(sv: &RawServer) -> Result<ServerSettings, ConfigError> {
@@ -932,6 +1029,8 @@ impl Settings {
             store: StoreSettings::check(raw.store)?,
             runbook: RunbookSettings::check(&raw.runbook)?,
             server: ServerSettings::check(&raw.server)?,
+            instance: InstanceSettings::check(&raw.instance)?,
+            lease: check_lease(&raw.lease)?,
             clusters: check_clusters(raw.clusters)?,
         })
     }

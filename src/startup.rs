@@ -13,6 +13,7 @@ use crate::aws::{self, AwsOverrides};
 use crate::commands::SlackState;
 use crate::health::Health;
 use crate::http as routes;
+use crate::lease::{Instance, Leaseholder};
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
 use crate::settings::{SecretKind, Settings, clean_secret};
@@ -24,7 +25,7 @@ use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Telemetry;
-use crate::types::Secret;
+use crate::types::{Region, Secret};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -415,6 +416,23 @@ fn open_store(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn Sto
     Ok((lock, Arc::new(store)))
 }
 
+/// Who this process is: `[instance]`, else the host's name and the SDK's Region.
+fn instance(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Instance {
+    let name = settings.instance.name.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "aurora-failover-bot".to_owned())
+    });
+    let region = settings
+        .instance
+        .region
+        .clone()
+        .or_else(|| aws_config.region().and_then(|r| Region::parse(r.as_ref())));
+    Instance::new(&name, region)
+}
+
 /// The engine: the runner and the approvals that launch it. Returns them with the token that tells
 /// runs to stop at their next pause.
 fn engine(
@@ -423,10 +441,11 @@ fn engine(
     aws: &AwsPorts,
     chat: Arc<SlackChat>,
     api: &Arc<SlackApi>,
-    clock: &Arc<dyn Clock>,
     telemetry: &Arc<Telemetry>,
+    leases: &Arc<Leaseholder>,
 ) -> (Approvals, CancellationToken) {
     let runs_shutdown = CancellationToken::new();
+    let clock = &leases.clock;
     let runner = Arc::new(Runner {
         store: store.clone(),
         aurora: aws.aurora.clone(),
@@ -440,6 +459,7 @@ fn engine(
         aborts: Default::default(),
         in_flight: Default::default(),
         telemetry: telemetry.clone(),
+        leases: leases.clone(),
     });
     let approvals = Approvals {
         settings: settings.clone(),
@@ -522,7 +542,19 @@ impl Engine {
             api: api.clone(),
             telemetry: telemetry.clone(),
         });
-        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock, &telemetry);
+        let leases = Arc::new(Leaseholder {
+            store: store.clone(),
+            clock: deps.clock.clone(),
+            instance: instance(&settings, &aws_config),
+            settings: settings.lease,
+        });
+        info!(instance = %leases.instance, id = %leases.instance.id, "this instance");
+        // One process per SQLite file (the file lock): the leases of an earlier process end now.
+        leases
+            .end_earlier_processes_leases()
+            .await
+            .context("cannot read the store's leases")?;
+        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &telemetry, &leases);
         let outbox = Arc::new(Outbox {
             store: store.clone(),
             api: api.clone(),
@@ -534,6 +566,9 @@ impl Engine {
             store_id: store.store_id().await.context("cannot read the store's identity")?,
             backed_off: Default::default(),
             telemetry,
+            leases,
+            fence: Default::default(),
+            renewed_at: Default::default(),
         });
         let rotated = Rotated::of(&settings, &aws_config, &secrets);
         Ok(Engine {
@@ -717,6 +752,9 @@ impl Application {
         let approvals = self.engine.approvals.clone();
         let stop = shutdown.clone();
         background.spawn(async move { approvals.expire_every(EXPIRY_TICK, stop).await });
+        let approvals = self.engine.approvals.clone();
+        let (stop, every) = (shutdown.clone(), self.engine.settings.lease.renew);
+        background.spawn(async move { approvals.take_over_every(every, stop).await });
         #[cfg(unix)]
         background.spawn(crate::breakglass::serve(
             crate::breakglass::socket_path(&self.engine.settings.store.path),
@@ -742,6 +780,8 @@ impl Application {
         }
         // Deliver what is already queued, briefly, so the thread is as complete as it can be.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.engine.outbox.deliver_due()).await;
+        // Another instance delivers the rest at once, without waiting for the lease to run out.
+        self.engine.outbox.release_lease().await;
         Ok(())
     }
 }
