@@ -70,6 +70,7 @@ struct RawSlack {
     team_id: Option<String>,
     app_id: Option<String>,
     enterprise_id: Option<String>,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +163,33 @@ pub struct SlackSettings {
     pub enterprise_id: Option<String>,
     /// The keys of secrets given in the file with surrounding whitespace (trimmed), for the log.
     pub trimmed: Vec<&'static str>,
+    /// `slack.mode`: how Slack's commands and clicks reach the bot.
+    pub mode: SlackMode,
+}
+
+/// `slack.mode`: the transport Slack's slash commands and interactions arrive on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlackMode {
+    /// `"http"` (the default): Slack POSTs signed requests to `/slack/commands` and
+    /// `/slack/interactions` (a public HTTPS URL in front of the bot).
+    #[default]
+    Http,
+    /// `"socket"`: Socket Mode. The bot opens a WebSocket to Slack (`apps.connections.open` with an
+    /// app-level `xapp-` token, `SLACK_APP_TOKEN` or `app_token` in the secret) and receives envelopes
+    /// there; the `/slack/*` routes answer 404. Each instance opens its own connection.
+    Socket,
+}
+
+/// `slack.mode`: `"http"` (default) or `"socket"`.
+fn slack_mode(v: Option<String>) -> Result<SlackMode, ConfigError> {
+    match v.as_deref() {
+        None | Some("http") => Ok(SlackMode::Http),
+        Some("socket") => Ok(SlackMode::Socket),
+        Some(other) => Err(invalid(
+            "slack.mode",
+            format!("{other:?} is not a mode: use \"http\" (Slack POSTs to the bot) or \"socket\" (Socket Mode)"),
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +286,8 @@ fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>, ConfigError
 pub enum SecretKind {
     SigningSecret,
     BotToken,
+    /// The app-level token Socket Mode connects with (`xapp-`, scope `connections:write`).
+    AppToken,
 }
 
 /// Checks a Slack secret wherever it came from (file, environment, Secrets Manager): surrounding
@@ -289,6 +319,13 @@ pub fn clean_secret(kind: SecretKind, raw: &str) -> Result<(Secret, bool), Strin
         return Err(format!(
             "is {what}: give the Bot User OAuth Token (it starts with xoxb-), from OAuth & Permissions"
         ));
+    }
+    if kind == SecretKind::AppToken && !value.starts_with("xapp-") {
+        return Err(
+            "is not an app-level token: give one that starts with xapp- (Basic Information > App-Level Tokens, \
+             scope connections:write)"
+                .to_owned(),
+        );
     }
     Ok((Secret::new(value), value.len() != raw.len()))
 }
@@ -654,6 +691,7 @@ impl SlackSettings {
             enterprise_id: slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?,
             incident_channel: incident_channel(&s.incident_channel)?,
             trimmed,
+            mode: slack_mode(s.mode)?,
         })
     }
 }
