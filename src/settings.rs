@@ -1188,11 +1188,25 @@ mod tests {
             (SecretKind::BotToken, "xoxp-1-2", "user token"),
             (SecretKind::SigningSecret, "\t\n", "empty"),
             (SecretKind::SigningSecret, "abcé", "non-ASCII"),
+            (SecretKind::AppToken, "xoxb-1-2-abc", "not an app-level token"),
         ] {
             let e = clean_secret(kind, bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
             assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e} quotes the value");
         }
+    }
+
+    #[test]
+    fn the_slack_mode_is_http_unless_socket_is_asked_for() {
+        assert_eq!(Settings::from_toml(EXAMPLE).unwrap().slack.mode, SlackMode::Http);
+        let socket = EXAMPLE.replace("# mode = \"http\"", "mode = \"socket\"");
+        assert_eq!(Settings::from_toml(&socket).unwrap().slack.mode, SlackMode::Socket);
+        let e = Settings::from_toml(&EXAMPLE.replace("# mode = \"http\"", "mode = \"websocket\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slack.mode") && e.contains("\"socket\""), "{e}");
+        let (token, _) = clean_secret(SecretKind::AppToken, "xapp-1-A1-2-f00\n").unwrap();
+        assert_eq!(token.expose(), "xapp-1-A1-2-f00");
     }
 
     #[test]
