@@ -90,6 +90,7 @@ struct RawSlack {
     team_id: Option<String>,
     app_id: Option<String>,
     enterprise_id: Option<String>,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +185,33 @@ pub struct SlackSettings {
     pub enterprise_id: Option<String>,
     /// The keys of secrets given in the file with surrounding whitespace (trimmed), for the log.
     pub trimmed: Vec<&'static str>,
+    /// `slack.mode`: how Slack's commands and clicks reach the bot.
+    pub mode: SlackMode,
+}
+
+/// `slack.mode`: the transport Slack's slash commands and interactions arrive on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlackMode {
+    /// `"http"` (the default): Slack POSTs signed requests to `/slack/commands` and
+    /// `/slack/interactions` (a public HTTPS URL in front of the bot).
+    #[default]
+    Http,
+    /// `"socket"`: Socket Mode. The bot opens a WebSocket to Slack (`apps.connections.open` with an
+    /// app-level `xapp-` token, `SLACK_APP_TOKEN` or `app_token` in the secret) and receives envelopes
+    /// there; the `/slack/*` routes answer 404. Each instance opens its own connection.
+    Socket,
+}
+
+/// `slack.mode`: `"http"` (default) or `"socket"`.
+fn slack_mode(v: Option<String>) -> Result<SlackMode, ConfigError> {
+    match v.as_deref() {
+        None | Some("http") => Ok(SlackMode::Http),
+        Some("socket") => Ok(SlackMode::Socket),
+        Some(other) => Err(invalid(
+            "slack.mode",
+            format!("{other:?} is not a mode: use \"http\" (Slack POSTs to the bot) or \"socket\" (Socket Mode)"),
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +308,8 @@ fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>, ConfigError
 pub enum SecretKind {
     SigningSecret,
     BotToken,
+    /// The app-level token Socket Mode connects with (`xapp-`, scope `connections:write`).
+    AppToken,
 }
 
 /// Checks a Slack secret wherever it came from (file, environment, Secrets Manager): surrounding
@@ -311,6 +341,13 @@ pub fn clean_secret(kind: SecretKind, raw: &str) -> Result<(Secret, bool), Strin
         return Err(format!(
             "is {what}: give the Bot User OAuth Token (it starts with xoxb-), from OAuth & Permissions"
         ));
+    }
+    if kind == SecretKind::AppToken && !value.starts_with("xapp-") {
+        return Err(
+            "is not an app-level token: give one that starts with xapp- (Basic Information > App-Level Tokens, \
+             scope connections:write)"
+                .to_owned(),
+        );
     }
     Ok((Secret::new(value), value.len() != raw.len()))
 }
@@ -676,6 +713,7 @@ impl SlackSettings {
             enterprise_id: slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?,
             incident_channel: incident_channel(&s.incident_channel)?,
             trimmed,
+            mode: slack_mode(s.mode)?,
         })
     }
 }
@@ -1249,11 +1287,25 @@ mod tests {
             (SecretKind::BotToken, "xoxp-1-2", "user token"),
             (SecretKind::SigningSecret, "\t\n", "empty"),
             (SecretKind::SigningSecret, "abcé", "non-ASCII"),
+            (SecretKind::AppToken, "xoxb-1-2-abc", "not an app-level token"),
         ] {
             let e = clean_secret(kind, bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
             assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e} quotes the value");
         }
+    }
+
+    #[test]
+    fn the_slack_mode_is_http_unless_socket_is_asked_for() {
+        assert_eq!(Settings::from_toml(EXAMPLE).unwrap().slack.mode, SlackMode::Http);
+        let socket = EXAMPLE.replace("# mode = \"http\"", "mode = \"socket\"");
+        assert_eq!(Settings::from_toml(&socket).unwrap().slack.mode, SlackMode::Socket);
+        let e = Settings::from_toml(&EXAMPLE.replace("# mode = \"http\"", "mode = \"websocket\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slack.mode") && e.contains("\"socket\""), "{e}");
+        let (token, _) = clean_secret(SecretKind::AppToken, "xapp-1-A1-2-f00\n").unwrap();
+        assert_eq!(token.expose(), "xapp-1-A1-2-f00");
     }
 
     #[test]

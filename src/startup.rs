@@ -16,11 +16,12 @@ use crate::http as routes;
 use crate::lease::{Instance, Leaseholder};
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
-use crate::settings::{SecretKind, Settings, clean_secret};
+use crate::settings::{SecretKind, Settings, SlackMode, clean_secret};
 use crate::slack::chat::SlackChat;
 use crate::slack::client::SlackApi;
 use crate::slack::directory::SlackDirectory;
 use crate::slack::outbox::Outbox;
+use crate::slack::socket::SocketClient;
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
 use crate::store::{SqliteStore, Store};
@@ -73,6 +74,11 @@ pub struct SlackSecrets {
     pub signing_from_manager: bool,
     /// Whether the bot token came from Secrets Manager (then it is re-read and rotated).
     pub token_from_manager: bool,
+    /// The app-level token (`xapp-`) of Socket Mode: `SLACK_APP_TOKEN`, else `app_token` in the
+    /// secret named by `slack.secret_id`. Only looked for (and then required) in `slack.mode = "socket"`.
+    pub app_token: Option<Secret>,
+    /// Whether the app token came from Secrets Manager (then it is re-read and rotated).
+    pub app_from_manager: bool,
 }
 
 /// Where a Slack secret was found, for messages.
@@ -130,8 +136,14 @@ pub async fn resolve_secrets(
         Some(t) => Some(t),
         None => from_env("SLACK_BOT_TOKEN", TOKEN, SecretKind::BotToken)?,
     };
+    let socket = settings.slack.mode == SlackMode::Socket;
+    let mut app = match socket {
+        true => from_env("SLACK_APP_TOKEN", APP, SecretKind::AppToken)?,
+        false => None,
+    };
     let (signing_from_manager, token_from_manager) = (signing.is_none(), token.is_none());
-    if (signing.is_none() || token.is_none())
+    let app_from_manager = socket && app.is_none();
+    if (signing.is_none() || token.is_none() || app_from_manager)
         && let Some(reader) = secret_reader(settings, aws_config)
     {
         let found = reader
@@ -144,12 +156,30 @@ pub async fn resolve_secrets(
         if token.is_none() {
             token = from_manager(TOKEN, SecretKind::BotToken, found.bot_token)?;
         }
+        if app_from_manager {
+            app = from_manager(APP, SecretKind::AppToken, found.app_token)?;
+        }
     }
     Ok(SlackSecrets {
         signing_secret: required(SIGNING, "SLACK_SIGNING_SECRET", signing)?,
         bot_token: required(TOKEN, "SLACK_BOT_TOKEN", token)?,
         signing_from_manager,
         token_from_manager,
+        app_token: match socket {
+            true => Some(required_app_token(app)?),
+            false => None,
+        },
+        app_from_manager,
+    })
+}
+
+/// The app token Socket Mode needs, or an error naming where it may be given.
+fn required_app_token(app: Option<Secret>) -> anyhow::Result<Secret> {
+    app.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{APP}: not set, and slack.mode is \"socket\". Give the app-level token (xapp-, scope \
+             connections:write) in SLACK_APP_TOKEN or as app_token in the secret named by slack.secret_id"
+        )
     })
 }
 
@@ -169,6 +199,9 @@ fn from_manager(key: &str, kind: SecretKind, value: Option<Secret>) -> anyhow::R
 
 const SIGNING: &str = "slack.signing_secret";
 const TOKEN: &str = "slack.bot_token";
+/// The app token's name in messages (it has no key in the file: `SLACK_APP_TOKEN` or the secret's
+/// `app_token`).
+const APP: &str = "slack app_token";
 
 /// A secret found somewhere, or an error naming where it may be given.
 fn required(key: &str, var: &str, secret: Option<Secret>) -> anyhow::Result<Secret> {
@@ -336,6 +369,8 @@ pub struct Application {
     limits: crate::server::Limits,
     binding: Arc<Binding>,
     state: Arc<SlackState>,
+    /// The Socket Mode client, in `slack.mode = "socket"`.
+    socket: Option<Arc<SocketClient>>,
     engine: Engine,
     pub store: Arc<dyn Store>,
 }
@@ -509,6 +544,8 @@ pub struct Engine {
     chat: Arc<SlackChat>,
     aws: AwsPorts,
     signing_secret: Secret,
+    /// Socket Mode's app-level token (`slack.mode = "socket"` only).
+    app_token: Option<Secret>,
     /// What the secret refresh re-reads, when a Slack secret came from Secrets Manager.
     rotated: Option<Rotated>,
     /// Held for the engine's life: one bot process per store (two would both run every run).
@@ -583,6 +620,7 @@ impl Engine {
             chat,
             aws,
             signing_secret: secrets.signing_secret.clone(),
+            app_token: secrets.app_token.clone(),
             rotated,
             _lock: lock,
         })
@@ -636,6 +674,31 @@ pub async fn break_glass_here(
     Ok(outcome)
 }
 
+/// The Socket Mode client, in `slack.mode = "socket"`: envelopes go to `http::SocketInbound`, the
+/// HTTP routes' own path after their signature check.
+fn socket_client(
+    settings: &Settings,
+    engine: &Engine,
+    state: &Arc<SlackState>,
+) -> anyhow::Result<Option<Arc<SocketClient>>> {
+    let Some(token) = engine
+        .app_token
+        .as_ref()
+        .filter(|_| settings.slack.mode == SlackMode::Socket)
+    else {
+        return Ok(None);
+    };
+    let client = SocketClient::new(
+        &settings.slack.api_url,
+        token,
+        engine.health.clone(),
+        Arc::new(routes::SocketInbound(state.clone())),
+        state.tasks.clone(),
+    )
+    .context("cannot build the Socket Mode client")?;
+    Ok(Some(Arc::new(client)))
+}
+
 impl Application {
     /// Builds the bot from `settings`: the engine (see `Engine::build`), then the routes and the
     /// listener. Errors name the config key and the reason, never a secret.
@@ -663,7 +726,8 @@ impl Application {
             dns: aws.dns.clone(),
             tasks: TaskTracker::new(),
         });
-        let router = routes::router(state.clone());
+        let router = routes::router(state.clone(), settings.slack.mode == SlackMode::Http);
+        let socket = socket_client(&settings, &engine, &state)?;
         let (listener, limits) = listen(&settings).await?;
         let port = listener.local_addr()?.port();
         Ok(Application {
@@ -673,6 +737,7 @@ impl Application {
             limits,
             binding,
             state,
+            socket,
             store: engine.store.clone(),
             engine,
         })
@@ -744,6 +809,9 @@ impl Application {
             ));
         }
         self.spawn_probes(&background, &shutdown);
+        if let Some(socket) = &self.socket {
+            background.spawn(socket.clone().run(shutdown.clone()));
+        }
         background.spawn(forget_old_requests(
             self.store.clone(),
             self.engine.approvals.clock.clone(),

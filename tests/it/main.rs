@@ -26,4 +26,5 @@ mod rotation;
 mod runbook;
 mod secret_scan;
 mod secrets;
+mod socket_mode;
 mod verification;
