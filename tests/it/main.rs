@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod connections;
 mod delivery;
+mod deploy;
 mod durability;
 mod errors;
 mod global_endpoint;
