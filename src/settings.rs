@@ -1334,6 +1334,19 @@ mod tests {
                 "poll_interval_ms = 0",
                 "runbook.poll_interval_ms",
             ),
+            (
+                "renew_ms = 5000",
+                "renew_ms = 6000",
+                "lease.renew_ms: is 6000 ms, more than a third of lease.ttl_ms",
+            ),
+            ("ttl_ms = 15000", "ttl_ms = 100", "lease.ttl_ms"),
+            ("# name = \"bot-us-east-1\"", "name = \"\"", "instance.name: is empty"),
+            (
+                "# name = \"bot-us-east-1\"",
+                "name = \"bot#1\"",
+                "instance.name: must be",
+            ),
+            ("# region = \"us-east-1\"", "region = \"us-est-1\"", "instance.region"),
             ("\"U0AAAA\", \"S0ONCALL\"", "\"alice\"", "approval.requesters[0]"),
             ("\"us-east-1\", \"us-west-2\"", "\"us-east-1\"", "clusters[0].regions"),
             (
