@@ -383,26 +383,30 @@ impl Outbox {
         format!("{}:{}", self.store_id, item.id)
     }
 
-    /// Records that an attempt by way `via` starts now, right after renewing the outbox's lease (a
-    /// conditional write): an attempt that cannot be recorded, or by an instance that lost the lease,
-    /// is not made.
-    async fn attempt(&self, item: &OutboxItem, via: &str) -> Result<(), SendError> {
+    /// Renews the outbox's lease (a conditional write) right before a call to Slack: `Err` when this
+    /// instance no longer holds it (another delivers now) or cannot tell (the store fails), and then no
+    /// call is made.
+    async fn ensure_lease(&self) -> Result<Fence, SendError> {
         let fence = self.fence().map_err(|e| SendError::Temporary(e.to_string()))?;
         match self.leases.renew(&fence).await {
-            Ok(true) => self.renewed(true),
+            Ok(true) => {
+                self.renewed(true);
+                Ok(fence)
+            }
             Ok(false) => {
-                warn!(
-                    token = fence.token,
-                    "another instance took the outbox's lease over; this one stops delivering"
-                );
+                warn!(token = fence.token, "another instance took the outbox's lease over; this one stops delivering");
                 *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.renewed(false);
-                return Err(SendError::Temporary(
-                    "another instance delivers the outbox now".to_owned(),
-                ));
+                Err(SendError::Temporary("another instance delivers the outbox now".to_owned()))
             }
-            Err(e) => return Err(SendError::Temporary(format!("cannot renew the outbox's lease: {e}"))),
+            Err(e) => Err(SendError::Temporary(format!("cannot renew the outbox's lease: {e}"))),
         }
+    }
+
+    /// Records that an attempt by way `via` starts now, right after renewing the outbox's lease: an
+    /// attempt that cannot be recorded, or by an instance that lost the lease, is not made.
+    async fn attempt(&self, item: &OutboxItem, via: &str) -> Result<(), SendError> {
+        let fence = self.ensure_lease().await?;
         self.store
             .outbox_attempt(item.id, via, self.clock.now(), Some(&fence))
             .await
@@ -640,6 +644,7 @@ impl Outbox {
                 let Some((channel, ts)) = self.target(item).await? else {
                     return Ok(Outcome::Wait);
                 };
+                self.ensure_lease().await?;
                 self.api.update(&channel, &ts, &body()?).await?;
                 Ok(Outcome::Delivered(None))
             }
