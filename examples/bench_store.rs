@@ -42,7 +42,7 @@ async fn round(dir: &std::path::Path, mode: Durability, n: usize) -> anyhow::Res
     for i in 0..n {
         let data = format!("{{\"step_started_ms\":{i}}}");
         store
-            .checkpoint(run, "detach", &data, Some(("detach", "started", "")), now)
+            .checkpoint(run, "detach", &data, Some(("detach", "started", "")), now, None)
             .await?;
     }
     let checkpoints = start.elapsed() / n as u32;
@@ -59,6 +59,7 @@ async fn round(dir: &std::path::Path, mode: Durability, n: usize) -> anyhow::Res
                     response_url: None,
                     body: "{}",
                     dedup_key: Some(&key),
+                    fence: None,
                 },
                 now,
             )

@@ -672,12 +672,12 @@ impl Approvals {
         if let Some(plan) = plan
             && let Err(e) = self
                 .chat
-                .update_request(request, plan, stage, Some(&format!("{key}:stage")))
+                .update_request(request, plan, stage, Some(&format!("{key}:stage")), None)
                 .await
         {
             warn!(error = %e, "cannot queue the request message update");
         }
-        if let Err(e) = self.chat.note(request, &note, false, key).await {
+        if let Err(e) = self.chat.note(request, &note, false, key, None).await {
             warn!(error = %e, "cannot queue a thread reply");
         }
     }
@@ -864,7 +864,7 @@ impl Approvals {
             stopped: data.attention.map(|at| (at.step, at.reason)),
         };
         let key = format!("run:{}:resume-asked:{token}", run.id);
-        if let Err(e) = self.chat.note(request, &note, false, &key).await {
+        if let Err(e) = self.chat.note(request, &note, false, &key, None).await {
             warn!(error = %e, "cannot queue the resume request");
         }
     }
@@ -916,7 +916,7 @@ impl Approvals {
                     approved: approve,
                 };
                 let key = format!("run:{run_id}:resume-decided:{}", self.clock.now().as_millisecond());
-                if let Err(e) = self.chat.note(&request, &note, false, &key).await {
+                if let Err(e) = self.chat.note(&request, &note, false, &key, None).await {
                     warn!(error = %e, "cannot queue a thread reply");
                 }
                 Ok(if approve {
@@ -1095,6 +1095,32 @@ impl Approvals {
             Err(e) => warn!(error = %e, "cannot list finished runs"),
         }
         self.retell_closed_since(day_ago).await;
+    }
+
+    /// Every `every` (the lease renewal interval), until `stop`: launches the open runs this process
+    /// does not execute. Each launch executes only if the run's cluster lease is free: that takes a
+    /// run over from an instance that died or lost the store (its lease expired), and does nothing
+    /// while the other instance keeps its lease.
+    pub async fn take_over_every(&self, every: std::time::Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is now: `resume` has just launched them
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for state in [RunState::Running, RunState::NeedsAttention] {
+                match self.store.runs_in(state).await {
+                    Ok(runs) => runs
+                        .iter()
+                        .flatten()
+                        .filter(|run| !self.launcher.runner.executing(run.id))
+                        .for_each(|run| self.launcher.launch(run.id)),
+                    Err(e) => warn!(error = %e, "cannot list the open runs to take over"),
+                }
+            }
+        }
     }
 
     /// Launches every run still running or needing attention.

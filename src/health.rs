@@ -15,6 +15,9 @@ pub const SLACK_WORKSPACE: &str = "slack workspace";
 pub const SLACK_TOKEN: &str = "slack token";
 /// The Slack secrets from Secrets Manager could not be re-read or are malformed (the ones in use stay).
 pub const SLACK_SECRETS: &str = "slack secrets";
+/// Socket Mode (`slack.mode = "socket"`): not connected yet, or `apps.connections.open` refuses the
+/// app-level token; cleared by Slack's `hello` on a new connection.
+pub const SLACK_SOCKET: &str = "slack socket mode";
 /// The store's probe (a read and an empty write, with a timeout) failed.
 pub const STORE: &str = "store";
 /// No AWS Region, or the credentials provider yields no credentials.

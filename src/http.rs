@@ -30,10 +30,16 @@ pub const BODY_LIMIT: usize = 128 * 1024;
 /// How long a body may take to arrive (Slack sends a few kilobytes at once; a trickle is not Slack).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub fn router(state: Arc<SlackState>) -> Router {
-    Router::new()
-        .route("/slack/commands", post(commands))
-        .route("/slack/interactions", post(interactions))
+/// The routes; the two Slack routes only when `slack_routes` (HTTP mode: in Socket Mode they answer
+/// 404, since Slack sends nothing there).
+pub fn router(state: Arc<SlackState>, slack_routes: bool) -> Router {
+    let routes = match slack_routes {
+        true => Router::new()
+            .route("/slack/commands", post(commands))
+            .route("/slack/interactions", post(interactions)),
+        false => Router::new(),
+    };
+    routes
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -73,7 +79,16 @@ async fn observed(
     };
     let arrived = std::time::Instant::now();
     let resp = next.run(request).await;
-    let outcome = resp.extensions().get::<Outcome>().map_or_else(
+    state
+        .approvals
+        .telemetry()
+        .slack_request(route, outcome_of(&resp), arrived.elapsed());
+    resp
+}
+
+/// A Slack request's outcome label: marked by the handler, or read from the status.
+fn outcome_of(resp: &Response) -> &'static str {
+    resp.extensions().get::<Outcome>().map_or_else(
         || match resp.status() {
             s if s.is_success() => "ok",
             StatusCode::UNAUTHORIZED => "bad_signature",
@@ -84,12 +99,7 @@ async fn observed(
             _ => "error",
         },
         |o| o.0,
-    );
-    state
-        .approvals
-        .telemetry()
-        .slack_request(route, outcome, arrived.elapsed());
-    resp
+    )
 }
 
 /// `GET /metrics`: the Prometheus text format (see `crate::telemetry`), the outbox depth and the
@@ -110,17 +120,48 @@ async fn metrics(State(state): State<Arc<SlackState>>) -> Response {
 
 /// 200 `ready` when nothing keeps the bot from doing its job; otherwise 503 with one line per problem
 /// (what is wrong and what to change).
+///
+/// Then which instance this is and who holds each lease (the outbox's, each cluster's run): a line per
+/// lease, `lease SCOPE: held by NAME (token N, until TIME)`, or `free`.
 async fn readyz(State(state): State<Arc<SlackState>>) -> Response {
     let problems = state.health.problems();
+    let leases = lease_lines(&state.approvals.launcher.runner.leases).await;
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        (StatusCode::OK, format!("ready\n{leases}")).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready\n{}\n", problems.join("\n")),
+            format!("not ready\n{}\n{leases}", problems.join("\n")),
         )
             .into_response()
     }
+}
+
+/// This instance and every lease, one line each, for `/readyz`.
+async fn lease_lines(leases: &crate::lease::Leaseholder) -> String {
+    let me = &leases.instance;
+    let mut out = format!("instance: {me}, lease owner id {}\n", me.id);
+    match leases.store.leases().await {
+        Ok(all) => {
+            let now = leases.clock.now();
+            for l in all {
+                let who = if l.expires_at <= now {
+                    format!("free (last held by {}, token {})", me.describe_owner(&l.owner), l.token)
+                } else {
+                    let mine = if l.owner == me.id { "this instance, " } else { "" };
+                    format!(
+                        "held by {mine}{} (token {}, until {})",
+                        me.describe_owner(&l.owner),
+                        l.token,
+                        l.expires_at
+                    )
+                };
+                out.push_str(&format!("lease {}: {who}\n", l.scope));
+            }
+        }
+        Err(e) => out.push_str(&format!("leases: cannot be read ({e})\n")),
+    }
+    out
 }
 
 /// Reads the body, refusing one over the limit before reading it and one that trickles in.
@@ -160,46 +201,60 @@ fn is_ssl_check(body: &[u8]) -> bool {
     ssl_check
 }
 
-/// Verifies a body's signature, then that it comes from the bot's own workspace and app (`claims`
-/// reads what it says about that), and turns away a replay of a request already handled (same
-/// signature) with `replayed`'s answer, so that the same command or click delivered twice has the
-/// effect of one. `Some` is the whole answer to give instead of acting on the request.
-async fn verify(
+/// Verifies a body's signature (HTTP only: a Socket Mode envelope comes over the connection the app
+/// token opened). `Some` is the whole answer (401) to give instead of acting on the request.
+fn verify_signature(state: &SlackState, headers: &HeaderMap, bytes: &[u8]) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let e = state
+        .verifier
+        .verify(
+            header(TIMESTAMP_HEADER),
+            header(SIGNATURE_HEADER),
+            bytes,
+            state.clock.now().as_second(),
+        )
+        .err()?;
+    warn!(reason = %e, "refused an unverified request");
+    let outcome = if matches!(e, VerifyError::Stale) {
+        "stale"
+    } else {
+        "bad_signature"
+    };
+    Some(marked(
+        (StatusCode::UNAUTHORIZED, "request verification failed").into_response(),
+        outcome,
+    ))
+}
+
+/// The replay key of a signed HTTP request: its signature (the same MAC written in another case is
+/// the same request).
+fn signature_key(headers: &HeaderMap) -> String {
+    headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Whichever transport carried it: checks that an authenticated request comes from the bot's own
+/// workspace and app (`claimed`), and turns away one already handled (same `replay_key`: the
+/// signature over HTTP, `envelope:{envelope_id}` over Socket Mode) with `replayed`'s answer, so that
+/// the same command or click delivered twice has the effect of one. `Some` is the whole answer to
+/// give instead of acting on the request.
+async fn admit(
     state: &SlackState,
-    headers: &HeaderMap,
-    bytes: &[u8],
-    claims: fn(&[u8]) -> Claimed,
+    claimed: &Claimed,
+    replay_key: &str,
     foreign: fn(&Foreign) -> Response,
     replayed: fn() -> Response,
 ) -> Option<Response> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = state.verifier.verify(
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
-        bytes,
-        state.clock.now().as_second(),
-    ) {
-        warn!(reason = %e, "refused an unverified request");
-        let outcome = if matches!(e, VerifyError::Stale) {
-            "stale"
-        } else {
-            "bad_signature"
-        };
-        return Some(marked(
-            (StatusCode::UNAUTHORIZED, "request verification failed").into_response(),
-            outcome,
-        ));
-    }
-    let claimed = claims(bytes);
-    if let Err(why) = state.binding.check(&claimed) {
+    if let Err(why) = state.binding.check(claimed) {
         warn!(reason = %why, team = ?claimed.team_id, app = ?claimed.app_id, enterprise = ?claimed.enterprise_id,
               "refused a signed request from outside the bot's workspace or app; nothing was done");
         return Some(marked(foreign(&why), "foreign_workspace"));
     }
     let now = state.clock.now();
-    // The same MAC written in another case is the same request.
-    let signature = header(SIGNATURE_HEADER).unwrap_or_default().to_ascii_lowercase();
-    match state.approvals.store.first_sighting(&signature, now).await {
+    match state.approvals.store.first_sighting(replay_key, now).await {
         Ok(true) => None,
         Ok(false) => {
             info!("a replayed request was received; it was handled the first time");
@@ -222,12 +277,6 @@ fn foreign_click(_: &Foreign) -> Response {
     StatusCode::OK.into_response()
 }
 
-fn interaction_claims(bytes: &[u8]) -> Claimed {
-    serde_urlencoded::from_bytes::<InteractionForm>(bytes)
-        .map(|f| crate::slack::workspace::payload_claims(&f.payload))
-        .unwrap_or_default()
-}
-
 fn replayed_command() -> Response {
     ephemeral(render::replayed_command())
 }
@@ -244,19 +293,27 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
     if is_ssl_check(&bytes) {
         return marked(StatusCode::OK.into_response(), "ssl_check");
     }
-    if let Some(resp) = verify(
-        &state,
-        &headers,
-        &bytes,
-        crate::slack::workspace::command_claims,
-        foreign_command,
-        replayed_command,
-    )
-    .await
-    {
+    if let Some(resp) = verify_signature(&state, &headers, &bytes) {
         return resp;
     }
-    let event: SlackCommandEvent = match serde_urlencoded::from_bytes(&bytes) {
+    let claimed = crate::slack::workspace::command_claims(&bytes);
+    let event = serde_urlencoded::from_bytes(&bytes).map_err(|e| e.to_string());
+    command_received(&state, &claimed, &signature_key(&headers), event).await
+}
+
+/// A slash command, authenticated by its transport (`event`: its fields, or why they cannot be
+/// read): admitted (`admit`), parsed and handed to its handler; the answer is the HTTP body or the
+/// Socket Mode ack's payload.
+async fn command_received(
+    state: &Arc<SlackState>,
+    claimed: &Claimed,
+    replay_key: &str,
+    event: Result<SlackCommandEvent, String>,
+) -> Response {
+    if let Some(resp) = admit(state, claimed, replay_key, foreign_command, replayed_command).await {
+        return resp;
+    }
+    let event = match event {
         Ok(e) => e,
         Err(e) => {
             warn!(error = %e, "a signed command could not be parsed");
@@ -284,7 +341,7 @@ async fn commands(State(state): State<Arc<SlackState>>, headers: HeaderMap, body
         response_url: event.response_url.0.as_str(),
         team_domain: event.team_domain.as_deref(),
     };
-    commands::command(&state, from, parsed).await
+    commands::command(state, from, parsed).await
 }
 
 /// Whether a command may queue answers to its response_url in the outbox, which then needs to know
@@ -309,19 +366,31 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    if let Some(resp) = verify(
-        &state,
-        &headers,
-        &bytes,
-        interaction_claims,
-        foreign_click,
-        replayed_click,
-    )
-    .await
-    {
+    if let Some(resp) = verify_signature(&state, &headers, &bytes) {
         return resp;
     }
-    match clicked(&bytes) {
+    let form = serde_urlencoded::from_bytes::<InteractionForm>(&bytes).map_err(|e| e.to_string());
+    let claimed = form
+        .as_ref()
+        .map(|f| crate::slack::workspace::payload_claims(&f.payload))
+        .unwrap_or_default();
+    let payload = form.and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()));
+    interaction_received(&state, &claimed, &signature_key(&headers), payload).await
+}
+
+/// An interaction, authenticated by its transport (`payload`: its JSON, or why it cannot be read):
+/// admitted (`admit`), and a click on one of the bot's buttons handed to its handler. Always an
+/// empty 200 once admitted (Slack ignores a click's answer body); 400 when unreadable.
+async fn interaction_received(
+    state: &Arc<SlackState>,
+    claimed: &Claimed,
+    replay_key: &str,
+    payload: Result<serde_json::Value, String>,
+) -> Response {
+    if let Some(resp) = admit(state, claimed, replay_key, foreign_click, replayed_click).await {
+        return resp;
+    }
+    match payload.and_then(clicked) {
         Ok(Some(clicked)) => {
             // The channel the clicked message is in (an ephemeral confirmation may be elsewhere than the
             // incident channel); without one, the incident channel, where the bot's buttons are.
@@ -335,7 +404,7 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
                     .remember_response_url(url, clicked.user.as_str(), &channel)
                     .await;
             }
-            commands::click(&state, clicked).await
+            commands::click(state, clicked).await
         }
         Ok(None) => StatusCode::OK.into_response(),
         Err(e) => {
@@ -347,10 +416,7 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
 
 /// The click a verified interaction's body carries: `Ok(None)` for anything else (another kind of
 /// interaction, no user or action, a button the bot did not issue), which is answered and ignored.
-fn clicked(bytes: &[u8]) -> Result<Option<commands::Clicked>, String> {
-    let payload: serde_json::Value = serde_urlencoded::from_bytes::<InteractionForm>(bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))?;
+fn clicked(payload: serde_json::Value) -> Result<Option<commands::Clicked>, String> {
     let event: SlackInteractionEvent = serde_json::from_value(payload.clone()).map_err(|e| e.to_string())?;
     let SlackInteractionEvent::BlockActions(actions) = event else {
         return Ok(None);
@@ -380,4 +446,50 @@ fn clicked(bytes: &[u8]) -> Result<Option<commands::Clicked>, String> {
             .and_then(ChannelId::parse)
             .map(|c| c.as_str().to_owned()),
     }))
+}
+
+/// Socket Mode's way in (`slack::socket`): an envelope goes through exactly what an HTTP request goes
+/// through after its signature check (`command_received`, `interaction_received`: workspace, replay
+/// keyed on `envelope:{envelope_id}`, parse, handler), and the answer an HTTP request would get as its
+/// body becomes the ack's payload. Counted in the metrics like the HTTP routes.
+pub struct SocketInbound(pub Arc<SlackState>);
+
+#[async_trait::async_trait]
+impl crate::slack::socket::Envelopes for SocketInbound {
+    async fn handle(&self, envelope: crate::slack::socket::Envelope) -> Option<serde_json::Value> {
+        use crate::slack::socket::EnvelopeKind;
+        let state = &self.0;
+        let span = tracing::info_span!("envelope", request_id = %format!("{:016x}", fastrand::u64(..)), envelope_id = %envelope.id);
+        let arrived = std::time::Instant::now();
+        let key = format!("envelope:{}", envelope.id);
+        let (route, resp) = match envelope.kind {
+            EnvelopeKind::SlashCommand => {
+                let claimed = crate::slack::workspace::command_claims_json(&envelope.payload);
+                let event = serde_json::from_value(envelope.payload).map_err(|e| e.to_string());
+                let handled = command_received(state, &claimed, &key, event);
+                ("commands", tracing::Instrument::instrument(handled, span).await)
+            }
+            EnvelopeKind::Interactive => {
+                let claimed = crate::slack::workspace::payload_claims(&envelope.payload.to_string());
+                let handled = interaction_received(state, &claimed, &key, Ok(envelope.payload));
+                ("interactions", tracing::Instrument::instrument(handled, span).await)
+            }
+            EnvelopeKind::Event => return None,
+        };
+        state
+            .approvals
+            .telemetry()
+            .slack_request(route, outcome_of(&resp), arrived.elapsed());
+        ack_payload(resp).await
+    }
+}
+
+/// The JSON body of a successful answer (a slash command's message), as an ack's payload; `None` for
+/// an empty body or a refusal (a bare ack: Slack would deliver again what a retry cannot fix).
+async fn ack_payload(resp: Response) -> Option<serde_json::Value> {
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), BODY_LIMIT).await.ok()?;
+    serde_json::from_slice(&body).ok()
 }

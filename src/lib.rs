@@ -22,6 +22,7 @@ pub mod demo;
 pub mod health;
 pub mod healthcheck;
 pub mod http;
+pub mod lease;
 pub mod ports;
 pub mod runbook;
 pub mod server;

@@ -44,7 +44,27 @@ struct RawSettings {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    instance: RawInstance,
+    #[serde(default)]
+    lease: RawLease,
+    #[serde(default)]
     clusters: Vec<RawCluster>,
+}
+
+/// `[instance]`: who this bot process is, as people see it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    name: Option<String>,
+    region: Option<String>,
+}
+
+/// `[lease]`: how long a lease lasts without renewal, how often it is renewed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLease {
+    ttl_ms: Option<u64>,
+    renew_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +90,7 @@ struct RawSlack {
     team_id: Option<String>,
     app_id: Option<String>,
     enterprise_id: Option<String>,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +142,8 @@ pub struct Settings {
     pub store: StoreSettings,
     pub runbook: RunbookSettings,
     pub server: ServerSettings,
+    pub instance: InstanceSettings,
+    pub lease: LeaseSettings,
     pub clusters: Vec<ClusterSettings>,
 }
 
@@ -166,6 +189,33 @@ pub struct SlackSettings {
     pub enterprise_id: Option<String>,
     /// The keys of secrets given in the file with surrounding whitespace (trimmed), for the log.
     pub trimmed: Vec<&'static str>,
+    /// `slack.mode`: how Slack's commands and clicks reach the bot.
+    pub mode: SlackMode,
+}
+
+/// `slack.mode`: the transport Slack's slash commands and interactions arrive on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlackMode {
+    /// `"http"` (the default): Slack POSTs signed requests to `/slack/commands` and
+    /// `/slack/interactions` (a public HTTPS URL in front of the bot).
+    #[default]
+    Http,
+    /// `"socket"`: Socket Mode. The bot opens a WebSocket to Slack (`apps.connections.open` with an
+    /// app-level `xapp-` token, `SLACK_APP_TOKEN` or `app_token` in the secret) and receives envelopes
+    /// there; the `/slack/*` routes answer 404. Each instance opens its own connection.
+    Socket,
+}
+
+/// `slack.mode`: `"http"` (default) or `"socket"`.
+fn slack_mode(v: Option<String>) -> Result<SlackMode, ConfigError> {
+    match v.as_deref() {
+        None | Some("http") => Ok(SlackMode::Http),
+        Some("socket") => Ok(SlackMode::Socket),
+        Some(other) => Err(invalid(
+            "slack.mode",
+            format!("{other:?} is not a mode: use \"http\" (Slack POSTs to the bot) or \"socket\" (Socket Mode)"),
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +336,8 @@ fn non_empty(key: &str, v: Option<String>) -> Result<Option<String>, ConfigError
 pub enum SecretKind {
     SigningSecret,
     BotToken,
+    /// The app-level token Socket Mode connects with (`xapp-`, scope `connections:write`).
+    AppToken,
 }
 
 /// Checks a Slack secret wherever it came from (file, environment, Secrets Manager): surrounding
@@ -317,6 +369,13 @@ pub fn clean_secret(kind: SecretKind, raw: &str) -> Result<(Secret, bool), Strin
         return Err(format!(
             "is {what}: give the Bot User OAuth Token (it starts with xoxb-), from OAuth & Permissions"
         ));
+    }
+    if kind == SecretKind::AppToken && !value.starts_with("xapp-") {
+        return Err(
+            "is not an app-level token: give one that starts with xapp- (Basic Information > App-Level Tokens, \
+             scope connections:write)"
+                .to_owned(),
+        );
     }
     Ok((Secret::new(value), value.len() != raw.len()))
 }
@@ -682,6 +741,7 @@ impl SlackSettings {
             enterprise_id: slack_object_id("slack.enterprise_id", s.enterprise_id, 'E')?,
             incident_channel: incident_channel(&s.incident_channel)?,
             trimmed,
+            mode: slack_mode(s.mode)?,
         })
     }
 }
@@ -803,6 +863,81 @@ impl RunbookSettings {
             )?,
         })
     }
+}
+
+/// How long a lease lasts without renewal, and how often its holder renews it (and others look for
+/// leases to take over). `renew` is at most a third of `ttl`, so that two renewals may fail in a row
+/// (a slow store) before the lease runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub ttl: Duration,
+    pub renew: Duration,
+}
+
+impl Default for LeaseSettings {
+    /// 15 s, renewed every 5 s: a takeover within 15 + 5 s of a holder's death (ARCHITECTURE.md, "Two instances").
+    fn default() -> LeaseSettings {
+        LeaseSettings {
+            ttl: Duration::from_secs(15),
+            renew: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Who this bot process is (`[instance]`): shown in `/aurora status`, the audit and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSettings {
+    /// `name`: by default the host's name (a container's is its id); set it to tell two instances
+    /// apart (`bot-us-east-1`).
+    pub name: Option<String>,
+    /// `region`: the Region it runs in; by default the AWS Region its SDK is configured with.
+    pub region: Option<Region>,
+}
+
+impl InstanceSettings {
+    /// The `[instance]` section.
+    fn check(raw: &RawInstance) -> Result<InstanceSettings, ConfigError> {
+        let name = match raw.name.as_deref().map(str::trim) {
+            Some("") => return Err(invalid("instance.name", "is empty")),
+            Some(n)
+                if n.len() > 64
+                    || n.contains(['#', '`', '<', '>', '&', '*', '_', '~'])
+                    || n.chars().any(char::is_control) =>
+            {
+                return Err(invalid(
+                    "instance.name",
+                    "must be at most 64 characters, without control characters or any of # ` < > & * _ ~",
+                ));
+            }
+            other => other.map(str::to_owned),
+        };
+        let region = raw
+            .region
+            .as_deref()
+            .map(|r| Region::check(r).map_err(|why| invalid("instance.region", &why)))
+            .transpose()?;
+        Ok(InstanceSettings { name, region })
+    }
+}
+
+/// The `[lease]` section: `ttl_ms` (default 15,000) at least three times `renew_ms` (default 5,000), so
+/// that two renewals in a row may fail before the lease runs out.
+fn check_lease(raw: &RawLease) -> Result<LeaseSettings, ConfigError> {
+    let d = LeaseSettings::default();
+    let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ttl = millis("lease.ttl_ms", raw.ttl_ms, as_ms(d.ttl), 300, 600_000)?;
+    let renew = millis("lease.renew_ms", raw.renew_ms, as_ms(d.renew), 100, 200_000)?;
+    if renew * 3 > ttl {
+        return Err(invalid(
+            "lease.renew_ms",
+            format!(
+                "is {} ms, more than a third of lease.ttl_ms ({} ms): a lease would run out after one late renewal",
+                renew.as_millis(),
+                ttl.as_millis()
+            ),
+        ));
+    }
+    Ok(LeaseSettings { ttl, renew })
 }
 
 impl ServerSettings {
@@ -1008,6 +1143,8 @@ impl Settings {
             store: StoreSettings::check(raw.store)?,
             runbook: RunbookSettings::check(&raw.runbook)?,
             server: ServerSettings::check(&raw.server)?,
+            instance: InstanceSettings::check(&raw.instance)?,
+            lease: check_lease(&raw.lease)?,
             clusters: check_clusters(raw.clusters)?,
         })
     }
@@ -1226,11 +1363,25 @@ mod tests {
             (SecretKind::BotToken, "xoxp-1-2", "user token"),
             (SecretKind::SigningSecret, "\t\n", "empty"),
             (SecretKind::SigningSecret, "abcé", "non-ASCII"),
+            (SecretKind::AppToken, "xoxb-1-2-abc", "not an app-level token"),
         ] {
             let e = clean_secret(kind, bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
             assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e} quotes the value");
         }
+    }
+
+    #[test]
+    fn the_slack_mode_is_http_unless_socket_is_asked_for() {
+        assert_eq!(Settings::from_toml(EXAMPLE).unwrap().slack.mode, SlackMode::Http);
+        let socket = EXAMPLE.replace("# mode = \"http\"", "mode = \"socket\"");
+        assert_eq!(Settings::from_toml(&socket).unwrap().slack.mode, SlackMode::Socket);
+        let e = Settings::from_toml(&EXAMPLE.replace("# mode = \"http\"", "mode = \"websocket\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slack.mode") && e.contains("\"socket\""), "{e}");
+        let (token, _) = clean_secret(SecretKind::AppToken, "xapp-1-A1-2-f00\n").unwrap();
+        assert_eq!(token.expose(), "xapp-1-A1-2-f00");
     }
 
     #[test]
@@ -1259,6 +1410,19 @@ mod tests {
                 "poll_interval_ms = 0",
                 "runbook.poll_interval_ms",
             ),
+            (
+                "renew_ms = 5000",
+                "renew_ms = 6000",
+                "lease.renew_ms: is 6000 ms, more than a third of lease.ttl_ms",
+            ),
+            ("ttl_ms = 15000", "ttl_ms = 100", "lease.ttl_ms"),
+            ("# name = \"bot-us-east-1\"", "name = \"\"", "instance.name: is empty"),
+            (
+                "# name = \"bot-us-east-1\"",
+                "name = \"bot#1\"",
+                "instance.name: must be",
+            ),
+            ("# region = \"us-east-1\"", "region = \"us-est-1\"", "instance.region"),
             ("\"U0AAAA\", \"S0ONCALL\"", "\"alice\"", "approval.requesters[0]"),
             ("\"us-east-1\", \"us-west-2\"", "\"us-east-1\"", "clusters[0].regions"),
             (

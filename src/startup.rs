@@ -13,19 +13,21 @@ use crate::aws::{self, AwsOverrides};
 use crate::commands::SlackState;
 use crate::health::Health;
 use crate::http as routes;
+use crate::lease::{Instance, Leaseholder};
 use crate::ports::{Clock, SystemClock};
 use crate::runbook::Runner;
 use crate::settings::{DynamoDbSettings, StoreBackend};
-use crate::settings::{SecretKind, Settings, clean_secret};
+use crate::settings::{SecretKind, Settings, SlackMode, clean_secret};
 use crate::slack::chat::SlackChat;
 use crate::slack::client::SlackApi;
 use crate::slack::directory::SlackDirectory;
 use crate::slack::outbox::Outbox;
+use crate::slack::socket::SocketClient;
 use crate::slack::verify::Verifier;
 use crate::slack::workspace::Binding;
 use crate::store::{DynamoDbStore, SqliteStore, Store};
 use crate::telemetry::Telemetry;
-use crate::types::Secret;
+use crate::types::{Region, Secret};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,11 @@ pub struct SlackSecrets {
     pub signing_from_manager: bool,
     /// Whether the bot token came from Secrets Manager (then it is re-read and rotated).
     pub token_from_manager: bool,
+    /// The app-level token (`xapp-`) of Socket Mode: `SLACK_APP_TOKEN`, else `app_token` in the
+    /// secret named by `slack.secret_id`. Only looked for (and then required) in `slack.mode = "socket"`.
+    pub app_token: Option<Secret>,
+    /// Whether the app token came from Secrets Manager (then it is re-read and rotated).
+    pub app_from_manager: bool,
 }
 
 /// Where a Slack secret was found, for messages.
@@ -130,8 +137,14 @@ pub async fn resolve_secrets(
         Some(t) => Some(t),
         None => from_env("SLACK_BOT_TOKEN", TOKEN, SecretKind::BotToken)?,
     };
+    let socket = settings.slack.mode == SlackMode::Socket;
+    let mut app = match socket {
+        true => from_env("SLACK_APP_TOKEN", APP, SecretKind::AppToken)?,
+        false => None,
+    };
     let (signing_from_manager, token_from_manager) = (signing.is_none(), token.is_none());
-    if (signing.is_none() || token.is_none())
+    let app_from_manager = socket && app.is_none();
+    if (signing.is_none() || token.is_none() || app_from_manager)
         && let Some(reader) = secret_reader(settings, aws_config)
     {
         let found = reader
@@ -144,12 +157,30 @@ pub async fn resolve_secrets(
         if token.is_none() {
             token = from_manager(TOKEN, SecretKind::BotToken, found.bot_token)?;
         }
+        if app_from_manager {
+            app = from_manager(APP, SecretKind::AppToken, found.app_token)?;
+        }
     }
     Ok(SlackSecrets {
         signing_secret: required(SIGNING, "SLACK_SIGNING_SECRET", signing)?,
         bot_token: required(TOKEN, "SLACK_BOT_TOKEN", token)?,
         signing_from_manager,
         token_from_manager,
+        app_token: match socket {
+            true => Some(required_app_token(app)?),
+            false => None,
+        },
+        app_from_manager,
+    })
+}
+
+/// The app token Socket Mode needs, or an error naming where it may be given.
+fn required_app_token(app: Option<Secret>) -> anyhow::Result<Secret> {
+    app.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{APP}: not set, and slack.mode is \"socket\". Give the app-level token (xapp-, scope \
+             connections:write) in SLACK_APP_TOKEN or as app_token in the secret named by slack.secret_id"
+        )
     })
 }
 
@@ -169,6 +200,9 @@ fn from_manager(key: &str, kind: SecretKind, value: Option<Secret>) -> anyhow::R
 
 const SIGNING: &str = "slack.signing_secret";
 const TOKEN: &str = "slack.bot_token";
+/// The app token's name in messages (it has no key in the file: `SLACK_APP_TOKEN` or the secret's
+/// `app_token`).
+const APP: &str = "slack app_token";
 
 /// A secret found somewhere, or an error naming where it may be given.
 fn required(key: &str, var: &str, secret: Option<Secret>) -> anyhow::Result<Secret> {
@@ -336,6 +370,8 @@ pub struct Application {
     limits: crate::server::Limits,
     binding: Arc<Binding>,
     state: Arc<SlackState>,
+    /// The Socket Mode client, in `slack.mode = "socket"`.
+    socket: Option<Arc<SocketClient>>,
     engine: Engine,
     pub store: Arc<dyn Store>,
 }
@@ -464,6 +500,23 @@ fn open_sqlite(settings: &Settings) -> anyhow::Result<(std::fs::File, Arc<dyn St
     Ok((lock, Arc::new(store)))
 }
 
+/// Who this process is: `[instance]`, else the host's name and the SDK's Region.
+fn instance(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Instance {
+    let name = settings.instance.name.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "aurora-failover-bot".to_owned())
+    });
+    let region = settings
+        .instance
+        .region
+        .clone()
+        .or_else(|| aws_config.region().and_then(|r| Region::parse(r.as_ref())));
+    Instance::new(&name, region)
+}
+
 /// The engine: the runner and the approvals that launch it. Returns them with the token that tells
 /// runs to stop at their next pause.
 fn engine(
@@ -472,10 +525,11 @@ fn engine(
     aws: &AwsPorts,
     chat: Arc<SlackChat>,
     api: &Arc<SlackApi>,
-    clock: &Arc<dyn Clock>,
     telemetry: &Arc<Telemetry>,
+    leases: &Arc<Leaseholder>,
 ) -> (Approvals, CancellationToken) {
     let runs_shutdown = CancellationToken::new();
+    let clock = &leases.clock;
     let runner = Arc::new(Runner {
         store: store.clone(),
         aurora: aws.aurora.clone(),
@@ -489,6 +543,7 @@ fn engine(
         aborts: Default::default(),
         in_flight: Default::default(),
         telemetry: telemetry.clone(),
+        leases: leases.clone(),
     });
     let approvals = Approvals {
         settings: settings.clone(),
@@ -538,6 +593,8 @@ pub struct Engine {
     chat: Arc<SlackChat>,
     aws: AwsPorts,
     signing_secret: Secret,
+    /// Socket Mode's app-level token (`slack.mode = "socket"` only).
+    app_token: Option<Secret>,
     /// What the secret refresh re-reads, when a Slack secret came from Secrets Manager.
     rotated: Option<Rotated>,
     /// Held for the engine's life: one bot process per SQLite store (two would both run every run).
@@ -572,7 +629,19 @@ impl Engine {
             api: api.clone(),
             telemetry: telemetry.clone(),
         });
-        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &deps.clock, &telemetry);
+        let leases = Arc::new(Leaseholder {
+            store: store.clone(),
+            clock: deps.clock.clone(),
+            instance: instance(&settings, &aws_config),
+            settings: settings.lease,
+        });
+        info!(instance = %leases.instance, id = %leases.instance.id, "this instance");
+        // One process per SQLite file (the file lock): the leases of an earlier process end now.
+        leases
+            .end_earlier_processes_leases()
+            .await
+            .context("cannot read the store's leases")?;
+        let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &telemetry, &leases);
         let outbox = Arc::new(Outbox {
             store: store.clone(),
             api: api.clone(),
@@ -584,6 +653,9 @@ impl Engine {
             store_id: store.store_id().await.context("cannot read the store's identity")?,
             backed_off: Default::default(),
             telemetry,
+            leases,
+            fence: Default::default(),
+            renewed_at: Default::default(),
         });
         let rotated = Rotated::of(&settings, &aws_config, &secrets);
         Ok(Engine {
@@ -598,6 +670,7 @@ impl Engine {
             chat,
             aws,
             signing_secret: secrets.signing_secret.clone(),
+            app_token: secrets.app_token.clone(),
             rotated,
             _lock: lock,
         })
@@ -651,6 +724,31 @@ pub async fn break_glass_here(
     Ok(outcome)
 }
 
+/// The Socket Mode client, in `slack.mode = "socket"`: envelopes go to `http::SocketInbound`, the
+/// HTTP routes' own path after their signature check.
+fn socket_client(
+    settings: &Settings,
+    engine: &Engine,
+    state: &Arc<SlackState>,
+) -> anyhow::Result<Option<Arc<SocketClient>>> {
+    let Some(token) = engine
+        .app_token
+        .as_ref()
+        .filter(|_| settings.slack.mode == SlackMode::Socket)
+    else {
+        return Ok(None);
+    };
+    let client = SocketClient::new(
+        &settings.slack.api_url,
+        token,
+        engine.health.clone(),
+        Arc::new(routes::SocketInbound(state.clone())),
+        state.tasks.clone(),
+    )
+    .context("cannot build the Socket Mode client")?;
+    Ok(Some(Arc::new(client)))
+}
+
 impl Application {
     /// Builds the bot from `settings`: the engine (see `Engine::build`), then the routes and the
     /// listener. Errors name the config key and the reason, never a secret.
@@ -678,7 +776,8 @@ impl Application {
             dns: aws.dns.clone(),
             tasks: TaskTracker::new(),
         });
-        let router = routes::router(state.clone());
+        let router = routes::router(state.clone(), settings.slack.mode == SlackMode::Http);
+        let socket = socket_client(&settings, &engine, &state)?;
         let (listener, limits) = listen(&settings).await?;
         let port = listener.local_addr()?.port();
         Ok(Application {
@@ -688,6 +787,7 @@ impl Application {
             limits,
             binding,
             state,
+            socket,
             store: engine.store.clone(),
             engine,
         })
@@ -759,6 +859,9 @@ impl Application {
             ));
         }
         self.spawn_probes(&background, &shutdown);
+        if let Some(socket) = &self.socket {
+            background.spawn(socket.clone().run(shutdown.clone()));
+        }
         background.spawn(forget_old_requests(
             self.store.clone(),
             self.engine.approvals.clock.clone(),
@@ -767,6 +870,9 @@ impl Application {
         let approvals = self.engine.approvals.clone();
         let stop = shutdown.clone();
         background.spawn(async move { approvals.expire_every(EXPIRY_TICK, stop).await });
+        let approvals = self.engine.approvals.clone();
+        let (stop, every) = (shutdown.clone(), self.engine.settings.lease.renew);
+        background.spawn(async move { approvals.take_over_every(every, stop).await });
         #[cfg(unix)]
         background.spawn(crate::breakglass::serve(
             crate::breakglass::socket_path(&self.engine.settings.store.path),
@@ -792,6 +898,8 @@ impl Application {
         }
         // Deliver what is already queued, briefly, so the thread is as complete as it can be.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.engine.outbox.deliver_due()).await;
+        // Another instance delivers the rest at once, without waiting for the lease to run out.
+        self.engine.outbox.release_lease().await;
         Ok(())
     }
 }

@@ -72,6 +72,56 @@ pub struct ClusterReport {
     /// Whether Route 53 would take a failover's change of the two CNAMEs (the plan's "DNS records"
     /// check), when the records could be read.
     pub records: Option<crate::runbook::plan::Check>,
+    /// The cluster's open run, if any, and which instance executes it (read from the store).
+    pub run: Option<RunReport>,
+}
+
+/// A cluster's open run and who executes it: the holder of the cluster's lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub run_id: crate::store::RunId,
+    pub request_id: RequestId,
+    pub step: String,
+    pub state: crate::store::RunState,
+    /// The lease's holder (its instance name), its token and whether the lease has run out (the
+    /// holder stopped renewing it: another instance takes the run over at its next look). `None`:
+    /// no instance has taken the run up yet.
+    pub executor: Option<(String, i64, bool)>,
+}
+
+/// Cluster `cluster`'s open run, if it has one, with the holder of its lease. A store that cannot be
+/// read counts as none (logged).
+pub async fn open_run(store: &dyn crate::store::Store, cluster: &crate::types::ClusterName) -> Option<RunReport> {
+    let read = async {
+        let Some(holder) = store.cluster_lock(cluster).await? else {
+            return Ok(None);
+        };
+        let Some(run) = store.run_of_request(holder).await? else {
+            return Ok(None);
+        };
+        if !run.state.is_open() {
+            return Ok(None);
+        }
+        let lease = store.lease(&crate::store::Lease::cluster_scope(cluster)).await?;
+        let now = jiff::Timestamp::now();
+        Ok::<_, crate::store::StoreError>(Some(RunReport {
+            run_id: run.id,
+            request_id: holder,
+            step: run.step.clone(),
+            state: run.state,
+            executor: lease.map(|l| {
+                let name = l.owner.split_once('#').map_or(l.owner.as_str(), |(n, _)| n).to_owned();
+                (name, l.token, l.expires_at <= now)
+            }),
+        }))
+    };
+    match read.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, %cluster, "cannot read the cluster's run");
+            None
+        }
+    }
 }
 
 pub use crate::types::same_host;
@@ -122,6 +172,7 @@ pub async fn report(
         members: read.members,
         detached,
         records: read.records,
+        run: None,
     }
 }
 
@@ -313,8 +364,12 @@ impl Surveyor {
         let me = self.clone();
         Ok(async move {
             let detached = join_all(clusters.iter().map(|c| last_detach(store.as_ref(), c))).await;
+            let runs = join_all(clusters.iter().map(|c| open_run(store.as_ref(), &c.name))).await;
             let reads: Vec<SharedReport> = clusters.into_iter().zip(detached).map(|(c, d)| me.read(c, d)).collect();
-            let reports = join_all(reads).await;
+            let mut reports = join_all(reads).await;
+            for (r, run) in reports.iter_mut().zip(runs) {
+                r.run = run;
+            }
             drop(permit);
             reports
         })

@@ -1,5 +1,6 @@
 //! The Slack secrets from AWS Secrets Manager: a JSON secret `{"signing_secret": "...",
-//! "bot_token": "..."}`. Errors name the secret and the reason, never a value.
+//! "bot_token": "...", "app_token": "..."}` (`app_token`, the Socket Mode app-level token, only in
+//! `slack.mode = "socket"`). Errors name the secret and the reason, never a value.
 
 use super::classify;
 use crate::types::Secret;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 struct SlackSecretJson {
     signing_secret: Option<String>,
     bot_token: Option<String>,
+    app_token: Option<String>,
 }
 
 /// The secrets found in the secret (either may be absent from it).
@@ -16,6 +18,8 @@ struct SlackSecretJson {
 pub struct SlackSecrets {
     pub signing_secret: Option<Secret>,
     pub bot_token: Option<Secret>,
+    /// The app-level token (`xapp-`) Socket Mode connects with.
+    pub app_token: Option<Secret>,
 }
 
 /// The Region of a Secrets Manager ARN, if `secret_id` is one.
@@ -60,7 +64,7 @@ impl SecretReader {
     }
 
     /// The secret's current value, parsed: the JSON object `{"signing_secret": "...", "bot_token":
-    /// "..."}` (an empty or absent field is `None`).
+    /// "...", "app_token": "..."}` (an empty or absent field is `None`).
     pub async fn read(&self) -> Result<SlackSecrets, String> {
         let secret_id = &self.secret_id;
         let out = self
@@ -88,6 +92,7 @@ impl SecretReader {
         Ok(SlackSecrets {
             signing_secret: parsed.signing_secret.filter(|s| !s.is_empty()).map(Secret::new),
             bot_token: parsed.bot_token.filter(|s| !s.is_empty()).map(Secret::new),
+            app_token: parsed.app_token.filter(|s| !s.is_empty()).map(Secret::new),
         })
     }
 }

@@ -169,8 +169,13 @@ impl Runner {
     async fn record_attention(&self, ctx: &Ctx, step: Step, reason: &str) -> anyhow::Result<bool> {
         let data = serde_json::to_string(&ctx.data)?;
         let mark = || {
-            self.store
-                .mark_needs_attention(ctx.run.id, Some(&data), (step.as_str(), reason), self.clock.now())
+            self.store.mark_needs_attention(
+                ctx.run.id,
+                Some(&data),
+                (step.as_str(), reason),
+                self.clock.now(),
+                ctx.fence.as_ref(),
+            )
         };
         Ok(self
             .stubbornly(ctx, "that the run needs attention", mark)
@@ -333,7 +338,11 @@ impl Runner {
     /// The late re-check passed within the window: the run goes on, by the bot, with the old primary
     /// checked again before each DNS change.
     async fn finish_late(&self, ctx: &mut Ctx, attention: &AttentionState, window: &str, detail: String) -> Look {
-        match self.store.back_to_running(ctx.run.id, self.clock.now()).await {
+        match self
+            .store
+            .back_to_running(ctx.run.id, self.clock.now(), ctx.fence.as_ref())
+            .await
+        {
             Ok(true) => {}
             // Someone decided meanwhile (resume approved, or abandoned): read it at once.
             Ok(false) => return Look::Again,

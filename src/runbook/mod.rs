@@ -33,7 +33,7 @@ pub mod survey;
 
 use crate::ports::{Aurora, AwsError, AwsErrorKind, Clock, ClusterState, Dns, Metrics};
 use crate::settings::RunbookSettings;
-use crate::store::{OutboxId, Request, RequestId, Run, RunId, RunState, Store, StoreError};
+use crate::store::{Fence, Lease, OutboxId, Request, RequestId, Run, RunId, RunState, Store, StoreError};
 use crate::types::Mode;
 use crate::types::Person;
 use plan::Plan;
@@ -154,6 +154,9 @@ impl Step {
     }
 }
 
+/// The journal event of an instance taking a run up; its detail starts with the instance's owner id.
+const TAKEN_UP: &str = "taken_up";
+
 /// The least time a resumed run's reads get to ride out transient errors.
 const READ_GRACE: Duration = Duration::from_secs(60);
 
@@ -258,6 +261,9 @@ enum Stop {
     Interrupted,
     /// A person abandoned the run.
     Abandoned,
+    /// Another instance took the run's lease over (this one was paused, cut off from the store, or
+    /// too slow to renew): this instance stops touching the run at once, writing nothing more.
+    LostLease,
 }
 
 /// Cluster statuses AWS does not leave by itself, with what a person can do about each.
@@ -312,6 +318,8 @@ pub struct Runner {
     pub in_flight: std::sync::Mutex<std::collections::HashMap<RunId, String>>,
     /// The bot's Prometheus metrics: runs by outcome, runs in progress, step durations.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// This instance's leases: a run is executed only under its cluster's lease.
+    pub leases: Arc<crate::lease::Leaseholder>,
 }
 
 /// Everything one run works with.
@@ -328,6 +336,10 @@ struct Ctx {
     rechecked: bool,
     /// Cancelled when a person abandons the run.
     abort: CancellationToken,
+    /// The cluster's lease this process executes the run under: every write for the run carries it.
+    fence: Option<Fence>,
+    /// Cancelled when the lease is lost (another instance took the run over).
+    lost: CancellationToken,
     /// How many late re-checks in a row found the old primary's Region unreachable.
     old_primary_unreachable: u32,
     /// The current step's reply in the thread, edited in place as the step moves.
@@ -335,6 +347,17 @@ struct Ctx {
     /// The transient errors the current step rode out (each also said in a reply of its own when it
     /// began), listed in the step's reply when it is done.
     rode_out: std::sync::Mutex<Vec<String>>,
+}
+
+/// Whether a failed write was refused by the fencing token (another instance holds the lease now),
+/// whether it comes as a [`StoreError`] or inside an `anyhow::Error`.
+fn fenced<E: 'static>(e: &E) -> bool {
+    let any: &dyn std::any::Any = e;
+    if let Some(StoreError::Fenced(_)) = any.downcast_ref::<StoreError>() {
+        return true;
+    }
+    any.downcast_ref::<anyhow::Error>()
+        .is_some_and(|e| matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Fenced(_))))
 }
 
 /// Adds `line` to `lines` unless it is there already.
@@ -447,6 +470,8 @@ impl Runner {
             approved_by,
             rechecked: false,
             abort: CancellationToken::new(),
+            fence: None,
+            lost: CancellationToken::new(),
             old_primary_unreachable: 0,
             step_reply: None,
             rode_out: std::sync::Mutex::default(),
@@ -460,7 +485,7 @@ impl Runner {
         let detail = format!("its stored data could not be read ({e}); a person must look at it");
         match self
             .store
-            .mark_needs_attention(run_id, None, ("load", &detail), self.clock.now())
+            .mark_needs_attention(run_id, None, ("load", &detail), self.clock.now(), None)
             .await
         {
             Ok(true) => warn!(%run_id, error = %e, "a run's stored data cannot be read: it needs attention"),
@@ -484,6 +509,7 @@ impl Runner {
                     },
                     true,
                     &format!("run:{run_id}:unreadable"),
+                    None,
                 )
                 .await
         {
@@ -530,14 +556,114 @@ impl Runner {
             self.announce_outcome(&ctx).await;
             return Ok(());
         }
+        // Only one instance executes a run: the one holding its cluster's lease.
+        let scope = Lease::cluster_scope(&ctx.request.cluster);
+        if !self.claim(run_id, &ctx.abort) {
+            return Ok(()); // this process executes it already
+        }
+        let fence = match self.leases.take(&scope).await {
+            Ok(Some(fence)) => fence,
+            taken => {
+                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+                let holder = self.leases.holder(&scope).await.ok().flatten();
+                tracing::debug!(holder = holder.map(|l| l.owner), "another instance executes this run");
+                return taken.map(|_| ()).map_err(Into::into);
+            }
+        };
+        if let Err(e) = self.store.adopt_run(run_id, &fence).await {
+            self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+            return Err(e.into());
+        }
+        info!(token = fence.token, "executing the run under its cluster's lease");
+        ctx.fence = Some(fence.clone());
+        self.taken_up(&ctx).await;
+        let stop_keeping = CancellationToken::new();
+        let keeper = {
+            let (leases, fence, stop, lost) = (
+                self.leases.clone(),
+                fence.clone(),
+                stop_keeping.clone(),
+                ctx.lost.clone(),
+            );
+            tokio::spawn(async move { leases.keep(fence, stop, lost).await })
+        };
+        let _in_progress = self.telemetry.run_in_progress();
+        let result = self.drive(&mut ctx).await;
+        stop_keeping.cancel();
+        let _ = keeper.await;
+        if !ctx.lost.is_cancelled() {
+            // Finished, or shutting down: another instance may take the run up at once.
+            self.leases.release(&fence).await;
+        }
+        self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        result
+    }
+
+    /// Records which instance executes the run from now on (a journal line and an audit line, under
+    /// the new lease), and says in the thread when another instance (or this one before a restart)
+    /// had executed it: people see who took the run over, and from where.
+    async fn taken_up(&self, ctx: &Ctx) {
+        let Some(fence) = &ctx.fence else { return };
+        let me = &self.leases.instance;
+        let previous = match self.store.journal_of(ctx.run.id).await {
+            Ok(lines) => lines
+                .into_iter()
+                .rev()
+                .find(|l| l.event == TAKEN_UP)
+                .and_then(|l| l.detail.split(" · ").next().map(str::to_owned)),
+            Err(e) => {
+                warn!(error = %e, "cannot read the run's journal");
+                None
+            }
+        };
+        if previous.as_deref() == Some(me.id.as_str()) {
+            return; // this process took it up before (a launch again after a pause)
+        }
+        let now = self.clock.now();
+        // The owner id first: the next instance to take the run up reads it back.
+        let detail = format!("{} · executed by {me}, lease token {}", me.id, fence.token);
+        if let Err(e) = self
+            .store
+            .journal(ctx.run.id, now, &ctx.run.step, TAKEN_UP, &detail, Some(fence))
+            .await
+        {
+            warn!(error = %e, "cannot journal who executes the run");
+        }
+        if let Err(e) = self
+            .store
+            .audit(now, &me.to_string(), "take up run", Some(ctx.request.id), &detail)
+            .await
+        {
+            warn!(error = %e, "cannot audit who executes the run");
+        }
+        let Some(from) = previous else { return };
+        let step = Step::parse(&ctx.run.step).unwrap_or(Step::FIRST);
+        let note = Note::TakenOver {
+            by: me.to_string(),
+            from: me.describe_owner(&from),
+            step,
+        };
+        self.say(ctx, note, &format!("run:{}:taken-up:{}", ctx.run.id, fence.token))
+            .await;
+    }
+
+    /// Marks run `run_id` as executed by this process, with the token that stops it when a person
+    /// abandons it; `false` if it already is.
+    fn claim(&self, run_id: RunId, abort: &CancellationToken) -> bool {
+        let mut aborts = self.aborts.lock().unwrap_or_else(|p| p.into_inner());
+        if aborts.contains_key(&run_id) {
+            return false;
+        }
+        aborts.insert(run_id, abort.clone());
+        true
+    }
+
+    /// Whether this process is executing run `run_id` now.
+    pub fn executing(&self, run_id: RunId) -> bool {
         self.aborts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id, ctx.abort.clone());
-        let _in_progress = self.telemetry.run_in_progress();
-        let result = self.drive(&mut ctx).await;
-        self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
-        result
+            .contains_key(&run_id)
     }
 
     /// Stops run `run_id` at its next pause, if this process is executing it (a person abandoned it;
@@ -577,6 +703,13 @@ impl Runner {
             let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
             match stop {
                 Stop::Interrupted => return self.interrupted(ctx, step).await,
+                Stop::LostLease => {
+                    info!(
+                        step = step.as_str(),
+                        "another instance took the run over; this one writes and calls nothing more for it"
+                    );
+                    return Ok(());
+                }
                 Stop::Abandoned => {
                     info!(step = step.as_str(), "run abandoned by a person; stopping");
                     return Ok(());
@@ -709,6 +842,7 @@ impl Runner {
                 step.as_str(),
                 "interrupted",
                 "the bot shut down; the run resumes here at the next start",
+                ctx.fence.as_ref(),
             )
             .await?;
         Ok(())
@@ -723,6 +857,7 @@ impl Runner {
                 &data,
                 entry.map(|(s, e, d)| (s.as_str(), e, d)),
                 self.clock.now(),
+                ctx.fence.as_ref(),
             )
             .await?;
         Ok(())
@@ -740,7 +875,7 @@ impl Runner {
     /// is never abandoned for it. `Err` only when the run must stop anyway (shutdown, an abandon).
     async fn stubbornly<T, E, F, Fut>(&self, ctx: &Ctx, what: &str, mut write: F) -> Result<T, Stop>
     where
-        E: std::fmt::Display,
+        E: std::fmt::Display + 'static,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -752,6 +887,11 @@ impl Runner {
                         info!(what, "the store records again");
                     }
                     return Ok(v);
+                }
+                Err(e) if fenced(&e) => {
+                    warn!(error = %e, what, "the store refused the write: another instance took the run over");
+                    ctx.lost.cancel();
+                    return Err(Stop::LostLease);
                 }
                 Err(e) => {
                     if attempt == 0 {
@@ -813,14 +953,38 @@ impl Runner {
     }
 
     /// Stops a run a person abandoned, before it changes anything more.
+    /// Called right before each mutating AWS call: also renews the run's lease (a conditional write),
+    /// so that an instance that lost it (another took the run over) makes no call.
     async fn ensure_open(&self, ctx: &Ctx) -> Result<(), Stop> {
         if ctx.abort.is_cancelled() {
             return Err(Stop::Abandoned);
         }
+        self.ensure_leased(ctx).await?;
         match self.store.run(ctx.run.id).await {
             Ok(Some(run)) if run.state == RunState::Abandoned => Err(Stop::Abandoned),
             _ => Ok(()),
         }
+    }
+
+    /// Renews the run's lease (riding out a failing store: no mutating call is made until it answers);
+    /// `Stop::LostLease` when another instance holds it now.
+    async fn ensure_leased(&self, ctx: &Ctx) -> Result<(), Stop> {
+        let Some(fence) = &ctx.fence else { return Ok(()) };
+        if ctx.lost.is_cancelled() {
+            return Err(Stop::LostLease);
+        }
+        if self
+            .stubbornly(ctx, "the run's lease", || self.leases.renew(fence))
+            .await?
+        {
+            return Ok(());
+        }
+        warn!(
+            token = fence.token,
+            "another instance took the run's lease over; stopping here"
+        );
+        ctx.lost.cancel();
+        Err(Stop::LostLease)
     }
 
     /// Queues a reply in the request's thread (once per `key`); returns its message id, or `None` when
@@ -830,7 +994,11 @@ impl Runner {
             note,
             Note::Completed(_) | Note::Failed(_) | Note::NeedsAttention(_) | Note::Abandoned { .. }
         );
-        match self.chat.note(&ctx.request, &note, broadcast, key).await {
+        match self
+            .chat
+            .note(&ctx.request, &note, broadcast, key, ctx.fence.as_ref())
+            .await
+        {
             Ok(id) => Some(id),
             Err(e) => {
                 warn!(error = %e, "cannot queue a thread reply");
@@ -846,7 +1014,11 @@ impl Runner {
             self.say(ctx, note, key).await;
             return;
         };
-        if let Err(e) = self.chat.edit(&ctx.request, reply, &note, key).await {
+        if let Err(e) = self
+            .chat
+            .edit(&ctx.request, reply, &note, key, ctx.fence.as_ref())
+            .await
+        {
             warn!(error = %e, "cannot queue an edit of the step's reply");
         }
     }
@@ -855,7 +1027,7 @@ impl Runner {
     /// step goes on at the next start), and forgets the reply: what follows gets replies of its own.
     async fn step_stopped(&self, ctx: &mut Ctx, step: Step, stop: &Stop) {
         let why = match stop {
-            Stop::Interrupted => return,
+            Stop::Interrupted | Stop::LostLease => return,
             Stop::Abandoned => "abandoned by a person".to_owned(),
             Stop::Refused(why) | Stop::Reverted(why) | Stop::Deadline(why) | Stop::Stuck(why) => why.clone(),
         };
@@ -900,7 +1072,7 @@ impl Runner {
     async fn stage(&self, ctx: &Ctx, stage: Stage, key: &str) {
         if let Err(e) = self
             .chat
-            .update_request(&ctx.request, &ctx.plan, &stage, Some(key))
+            .update_request(&ctx.request, &ctx.plan, &stage, Some(key), ctx.fence.as_ref())
             .await
         {
             warn!(error = %e, "cannot queue the request message update");
@@ -973,7 +1145,14 @@ impl Runner {
         ctx.data.sightings = n + 1;
         if let Err(e) = self
             .store
-            .journal(ctx.run.id, self.clock.now(), step.as_str(), "observed", &detail)
+            .journal(
+                ctx.run.id,
+                self.clock.now(),
+                step.as_str(),
+                "observed",
+                &detail,
+                ctx.fence.as_ref(),
+            )
             .await
         {
             warn!(error = %e, "cannot journal an observation");
@@ -1098,6 +1277,7 @@ impl Runner {
         tokio::select! {
             () = self.shutdown.cancelled() => Err(Stop::Interrupted),
             () = ctx.abort.cancelled() => Err(Stop::Abandoned),
+            () = ctx.lost.cancelled() => Err(Stop::LostLease),
             () = tokio::time::sleep(d) => Ok(()),
         }
     }
@@ -1417,10 +1597,12 @@ impl Runner {
             let now = self.clock.now();
             if let Some((step, reason)) = failed {
                 self.store
-                    .journal(ctx.run.id, now, step.as_str(), "failed", reason)
+                    .journal(ctx.run.id, now, step.as_str(), "failed", reason, ctx.fence.as_ref())
                     .await?;
             }
-            self.store.finish_run(ctx.run.id, state, data, now).await
+            self.store
+                .finish_run(ctx.run.id, state, data, now, ctx.fence.as_ref())
+                .await
         };
         self.stubbornly(ctx, "the run's end", record)
             .await

@@ -6,7 +6,7 @@
 use super::Step;
 use super::plan::{Plan, Unplanned};
 use crate::ports::{ChatError, Member};
-use crate::store::{OutboxId, Request, RequestId, RunId};
+use crate::store::{Fence, OutboxId, Request, RequestId, RunId};
 use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, SlackUserId};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -71,6 +71,13 @@ pub enum Note {
         by: Person,
         reason: String,
         aws_caller: String,
+    },
+    /// An instance took the run up after another one stopped executing it (it died, or stopped
+    /// renewing the run's lease), or after a restart (`from` is then the same name).
+    TakenOver {
+        by: String,
+        from: String,
+        step: Step,
     },
     /// A step began: the one reply of the step, edited in place as it moves (`StepWaiting`, then
     /// `StepFinished`).
@@ -287,20 +294,36 @@ pub trait Chat: Send + Sync {
     /// Posts the approval request for a planned request; returns its message id (the thread root).
     /// Queuing it again for the same request returns the same message.
     async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError>;
-    /// Rewrites the request message to show where things stand; `key` makes it idempotent.
+    /// Rewrites the request message to show where things stand; `key` makes it idempotent. A run
+    /// queues its messages under its lease's `fence`: refused once another instance took the run over.
     async fn update_request(
         &self,
         request: &Request,
         plan: &Plan,
         stage: &Stage,
         key: Option<&str>,
+        fence: Option<&Fence>,
     ) -> Result<(), ChatError>;
     /// A reply in the request's thread, queued once per `key`; `broadcast` also shows it in the channel.
     /// Returns the reply's message id (the same one when `key` was queued before), for `edit`.
-    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError>;
+    async fn note(
+        &self,
+        request: &Request,
+        note: &Note,
+        broadcast: bool,
+        key: &str,
+        fence: Option<&Fence>,
+    ) -> Result<OutboxId, ChatError>;
     /// Rewrites the thread reply `reply` (an id `note` returned) to say `note`, queued once per `key`;
     /// an edit superseded by a later one of the same reply is never sent (Slack's chat.update).
-    async fn edit(&self, request: &Request, reply: OutboxId, note: &Note, key: &str) -> Result<(), ChatError>;
+    async fn edit(
+        &self,
+        request: &Request,
+        reply: OutboxId,
+        note: &Note,
+        key: &str,
+        fence: Option<&Fence>,
+    ) -> Result<(), ChatError>;
     /// A reply to the person who typed a command or clicked a button, through its response_url.
     async fn respond(&self, response_url: &str, answer: &Answer, visible_to_channel: bool) -> Result<(), ChatError>;
     /// A reply only to the person who typed a command, through its response_url, sent once Slack has

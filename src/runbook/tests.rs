@@ -80,7 +80,14 @@ impl Chat for Recorder {
     async fn post_request(&self, _: &Request, _: &Plan) -> Result<crate::store::OutboxId, ChatError> {
         Ok(crate::store::OutboxId::new(1))
     }
-    async fn update_request(&self, _: &Request, _: &Plan, _: &Stage, key: Option<&str>) -> Result<(), ChatError> {
+    async fn update_request(
+        &self,
+        _: &Request,
+        _: &Plan,
+        _: &Stage,
+        key: Option<&str>,
+        _: Option<&crate::store::Fence>,
+    ) -> Result<(), ChatError> {
         self.updates.lock().unwrap().push(key.map(str::to_owned));
         Ok(())
     }
@@ -90,12 +97,20 @@ impl Chat for Recorder {
         _: &Note,
         broadcast: bool,
         key: &str,
+        _: Option<&crate::store::Fence>,
     ) -> Result<crate::store::OutboxId, ChatError> {
         let mut notes = self.notes.lock().unwrap();
         notes.push((key.to_owned(), broadcast));
         Ok(crate::store::OutboxId::new(i64::try_from(notes.len()).unwrap()))
     }
-    async fn edit(&self, _: &Request, _: crate::store::OutboxId, _: &Note, key: &str) -> Result<(), ChatError> {
+    async fn edit(
+        &self,
+        _: &Request,
+        _: crate::store::OutboxId,
+        _: &Note,
+        key: &str,
+        _: Option<&crate::store::Fence>,
+    ) -> Result<(), ChatError> {
         self.notes.lock().unwrap().push((key.to_owned(), false));
         Ok(())
     }
@@ -178,6 +193,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
                 response_url: None,
                 body: "{}",
                 dedup_key: None,
+                fence: None,
             },
             now,
         )
@@ -206,7 +222,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
         ..RunData::default()
     };
     store
-        .finish_run(run, RunState::Failed, &serde_json::to_string(&data).unwrap(), now)
+        .finish_run(run, RunState::Failed, &serde_json::to_string(&data).unwrap(), now, None)
         .await
         .unwrap();
 
@@ -237,7 +253,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
 /// A runner over `store` whose AWS ports panic when called.
 fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
     Arc::new(Runner {
-        store,
+        store: store.clone(),
         aurora: Arc::new(NoAws),
         dns: Arc::new(NoAws),
         metrics: Arc::new(NoAws),
@@ -255,6 +271,12 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
         aborts: Default::default(),
         in_flight: Default::default(),
         telemetry: Default::default(),
+        leases: Arc::new(crate::lease::Leaseholder {
+            store,
+            clock: Arc::new(crate::ports::SystemClock),
+            instance: crate::lease::Instance::new("test-bot", None),
+            settings: crate::lease::LeaseSettings::default(),
+        }),
     })
 }
 
@@ -289,6 +311,7 @@ async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_i
                     response_url: None,
                     body: "{}",
                     dedup_key: None,
+                    fence: None,
                 },
                 now,
             )

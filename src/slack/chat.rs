@@ -12,7 +12,7 @@ use crate::ports::{ChatError, Clock};
 use crate::runbook::plan::Plan;
 use crate::runbook::report::Chat;
 use crate::runbook::report::{Answer, Note, Stage};
-use crate::store::{OutboxId, Outgoing, Request, Store};
+use crate::store::{Fence, OutboxId, Outgoing, Request, Store};
 use crate::types::{ChannelId, Principal};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -106,6 +106,7 @@ impl SlackChat {
         kind: &str,
         body: &str,
         dedup_key: Option<&str>,
+        fence: Option<&Fence>,
     ) -> Result<OutboxId, ChatError> {
         let Some(message) = request.message else {
             return Err(ChatError(format!("request #{} has no message yet", request.id)));
@@ -118,6 +119,7 @@ impl SlackChat {
             response_url: None,
             body,
             dedup_key,
+            fence,
         })
         .await
     }
@@ -242,6 +244,7 @@ impl SlackChat {
             response_url: Some(response_url),
             body: &payload.to_string(),
             dedup_key: None,
+            fence: None,
         })
         .await
         .map(|_| ())
@@ -260,6 +263,7 @@ impl Chat for SlackChat {
             response_url: None,
             body: &json(&body)?,
             dedup_key: Some(&format!("request:{}:post", request.id)),
+            fence: None,
         })
         .await
     }
@@ -270,20 +274,35 @@ impl Chat for SlackChat {
         plan: &Plan,
         stage: &Stage,
         key: Option<&str>,
+        fence: Option<&Fence>,
     ) -> Result<(), ChatError> {
         let body = render::request_message(request, plan, stage, &self.approvers);
-        self.to_thread(request, KIND_UPDATE, &json(&body)?, key)
+        self.to_thread(request, KIND_UPDATE, &json(&body)?, key, fence)
             .await
             .map(|_| ())
     }
 
-    async fn note(&self, request: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError> {
+    async fn note(
+        &self,
+        request: &Request,
+        note: &Note,
+        broadcast: bool,
+        key: &str,
+        fence: Option<&Fence>,
+    ) -> Result<OutboxId, ChatError> {
         let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
-        self.to_thread(request, kind, &json(&render::note(note))?, Some(key))
+        self.to_thread(request, kind, &json(&render::note(note))?, Some(key), fence)
             .await
     }
 
-    async fn edit(&self, request: &Request, reply: OutboxId, note: &Note, key: &str) -> Result<(), ChatError> {
+    async fn edit(
+        &self,
+        request: &Request,
+        reply: OutboxId,
+        note: &Note,
+        key: &str,
+        fence: Option<&Fence>,
+    ) -> Result<(), ChatError> {
         self.enqueue(Outgoing {
             ordering_key: &thread_key(request),
             kind: KIND_UPDATE,
@@ -292,6 +311,7 @@ impl Chat for SlackChat {
             response_url: None,
             body: &json(&render::note(note))?,
             dedup_key: Some(key),
+            fence,
         })
         .await
         .map(|_| ())
@@ -311,6 +331,7 @@ impl Chat for SlackChat {
             response_url: Some(response_url),
             body: &payload.to_string(),
             dedup_key: None,
+            fence: None,
         })
         .await
         .map(|_| ())

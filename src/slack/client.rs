@@ -226,7 +226,7 @@ impl MessageBody {
     }
 }
 
-type Connector = HttpsConnector<HttpConnector>;
+pub(crate) type Connector = HttpsConnector<HttpConnector>;
 
 fn api_token(bot_token: &Secret) -> SlackApiToken {
     SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_owned()))
@@ -302,7 +302,7 @@ impl std::fmt::Debug for SlackApi {
 }
 
 /// An HTTPS connector (ring, the system's roots) that also speaks plain HTTP, for local fakes.
-fn connector() -> std::io::Result<Connector> {
+pub(crate) fn connector() -> std::io::Result<Connector> {
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
         .https_or_http()

@@ -8,5 +8,6 @@ pub mod directory;
 pub mod limits;
 pub mod outbox;
 pub mod render;
+pub mod socket;
 pub mod verify;
 pub mod workspace;

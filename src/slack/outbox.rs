@@ -28,9 +28,11 @@
 use super::chat::{KIND_POST, KIND_REPLY, KIND_REPLY_BROADCAST, KIND_RESPOND, KIND_UPDATE};
 use super::client::{MessageBody, SendError, SlackApi};
 use crate::health::Health;
+use crate::lease::Leaseholder;
 use crate::ports::Clock;
 use crate::store::{
-    OutboxId, OutboxItem, RequestId, ResponseUrl, Store, VIA_DM, VIA_EPHEMERAL, VIA_RESPONSE_URL, VIA_WEB_API,
+    Fence, OUTBOX_SCOPE, OutboxId, OutboxItem, RequestId, ResponseUrl, Store, StoreError, VIA_DM, VIA_EPHEMERAL,
+    VIA_RESPONSE_URL, VIA_WEB_API,
 };
 use crate::types::ChannelId;
 use std::sync::Arc;
@@ -65,6 +67,13 @@ pub struct Outbox {
     pub backed_off: std::sync::Mutex<std::collections::HashSet<OutboxId>>,
     /// The bot's Prometheus metrics: delivery attempts and retries.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// This instance's leases: only the holder of the outbox's lease delivers (one instance of two).
+    pub leases: Arc<Leaseholder>,
+    /// The outbox's lease while this instance holds it: every record of a delivery carries it. A std
+    /// mutex: held only to read or replace it.
+    pub fence: std::sync::Mutex<Option<Fence>>,
+    /// When the outbox's lease was last taken or renewed. A std mutex: held only to read or set it.
+    pub renewed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// How far before an item's first attempt a read-back looks (clocks differ; Slack's `ts` is its own).
@@ -118,7 +127,10 @@ impl Outbox {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let next_due = self.deliver_due().await;
-            let pause = next_due.unwrap_or(Duration::from_secs(5));
+            // The lease is renewed at least this often (and another instance's messages seen).
+            let pause = next_due
+                .unwrap_or(Duration::from_secs(5))
+                .min(self.leases.settings.renew);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.wake.notified() => {}
@@ -131,6 +143,9 @@ impl Outbox {
     /// next retry, if any item is waiting.
     pub async fn deliver_due(&self) -> Option<Duration> {
         loop {
+            if !self.hold_lease().await {
+                return Some(self.leases.settings.renew);
+            }
             let heads = match self.store.outbox_heads().await {
                 Ok(h) => h,
                 Err(e) => {
@@ -174,6 +189,58 @@ impl Outbox {
             if results.iter().all(|progressed| !progressed) {
                 return Some(Duration::from_millis(200));
             }
+        }
+    }
+
+    /// Takes (or renews) the outbox's lease: `false` while another instance holds it (it delivers).
+    /// A lease renewed less than a renewal interval ago is not renewed again here (each post renews it).
+    async fn hold_lease(&self) -> bool {
+        let fresh = self
+            .renewed_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < self.leases.settings.renew);
+        if fresh && self.fence.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return true;
+        }
+        let fence = match self.leases.take(OUTBOX_SCOPE).await {
+            Ok(fence) => fence,
+            Err(e) => {
+                warn!(error = %e, "cannot take or renew the outbox's lease");
+                None
+            }
+        };
+        let mut held = self.fence.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref().map(|f| f.token) != fence.as_ref().map(|f| f.token) {
+            match &fence {
+                Some(f) => info!(token = f.token, "this instance delivers the outbox"),
+                None => info!("another instance delivers the outbox"),
+            }
+        }
+        *held = fence;
+        self.renewed(held.is_some());
+        held.is_some()
+    }
+
+    /// Notes when the outbox's lease was last taken or renewed (`None` once it is not held).
+    fn renewed(&self, held: bool) {
+        *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = held.then(tokio::time::Instant::now);
+    }
+
+    /// The outbox's lease as this instance holds it, or the refusal of any write for the outbox.
+    fn fence(&self) -> crate::store::Result<Fence> {
+        self.fence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Fenced("this instance does not hold the outbox's lease".to_owned()))
+    }
+
+    /// Gives the outbox's lease back (at shutdown), so that another instance delivers at once.
+    pub async fn release_lease(&self) {
+        let fence = self.fence.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(fence) = fence {
+            self.leases.release(&fence).await;
         }
     }
 
@@ -229,6 +296,8 @@ impl Outbox {
     /// Records what became of `item`'s attempt (`result`): delivered (remembered here when the store
     /// cannot record it, so that it is never sent twice), superseded, retried later, or given up.
     async fn record(&self, item: &OutboxItem, result: &Result<Outcome, SendError>) -> crate::store::Result<()> {
+        let fence = self.fence()?;
+        let fence = Some(&fence);
         let retried = matches!(result, Err(e) if !self.gives_up(item, e));
         {
             let mut backed_off = self.backed_off.lock().unwrap_or_else(|p| p.into_inner());
@@ -241,7 +310,7 @@ impl Outbox {
         match result {
             Ok(Outcome::Delivered(ts)) => {
                 debug!(id = %item.id, kind = %item.kind, "delivered");
-                let r = self.store.outbox_delivered(item.id, ts.as_deref()).await;
+                let r = self.store.outbox_delivered(item.id, ts.as_deref(), fence).await;
                 let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
                 if r.is_err() {
                     unrecorded.insert(item.id, ts.clone());
@@ -250,24 +319,24 @@ impl Outbox {
                 }
                 r
             }
-            Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id).await,
+            Ok(Outcome::Superseded) => self.store.outbox_skipped(item.id, fence).await,
             Ok(Outcome::Wait) => Ok(()),
             Err(SendError::Auth(why)) if self.gives_up(item, &SendError::Auth(why.clone())) => {
                 warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused the bot's token for an approval request; telling the requester");
                 self.tell_requester_unposted(item, why).await;
-                self.store.outbox_failed(item.id, why).await
+                self.store.outbox_failed(item.id, why, fence).await
             }
             Err(SendError::Permanent(why)) => {
                 warn!(id = %item.id, kind = %item.kind, error = %why, "Slack refused a message; giving up on it");
                 if item.kind == KIND_POST {
                     self.tell_requester_unposted(item, why).await;
                 }
-                self.store.outbox_failed(item.id, why).await
+                self.store.outbox_failed(item.id, why, fence).await
             }
             Err(SendError::Unreadable(why)) if item.attempts + 1 >= UNREADABLE_ATTEMPTS => {
                 warn!(id = %item.id, kind = %item.kind, error = %why, "Slack's answers cannot be read; giving up on the message");
                 self.store
-                    .outbox_failed(item.id, &format!("unreadable answer: {why}"))
+                    .outbox_failed(item.id, &format!("unreadable answer: {why}"), fence)
                     .await
             }
             Err(e) => {
@@ -284,7 +353,7 @@ impl Outbox {
                     warn!(id = %item.id, kind = %item.kind, error = %e, retry_in_ms = wait.as_millis() as u64, "Slack delivery failed; will retry");
                 }
                 let at = self.clock.now() + jiff::SignedDuration::try_from(wait).unwrap_or_default();
-                self.store.outbox_retry(item.id, &e.to_string(), at).await
+                self.store.outbox_retry(item.id, &e.to_string(), at, fence).await
             }
         }
     }
@@ -314,10 +383,32 @@ impl Outbox {
         format!("{}:{}", self.store_id, item.id)
     }
 
-    /// Records that an attempt by way `via` starts now; an attempt that cannot be recorded is not made.
+    /// Renews the outbox's lease (a conditional write) right before a call to Slack: `Err` when this
+    /// instance no longer holds it (another delivers now) or cannot tell (the store fails), and then no
+    /// call is made.
+    async fn ensure_lease(&self) -> Result<Fence, SendError> {
+        let fence = self.fence().map_err(|e| SendError::Temporary(e.to_string()))?;
+        match self.leases.renew(&fence).await {
+            Ok(true) => {
+                self.renewed(true);
+                Ok(fence)
+            }
+            Ok(false) => {
+                warn!(token = fence.token, "another instance took the outbox's lease over; this one stops delivering");
+                *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.renewed(false);
+                Err(SendError::Temporary("another instance delivers the outbox now".to_owned()))
+            }
+            Err(e) => Err(SendError::Temporary(format!("cannot renew the outbox's lease: {e}"))),
+        }
+    }
+
+    /// Records that an attempt by way `via` starts now, right after renewing the outbox's lease: an
+    /// attempt that cannot be recorded, or by an instance that lost the lease, is not made.
     async fn attempt(&self, item: &OutboxItem, via: &str) -> Result<(), SendError> {
+        let fence = self.ensure_lease().await?;
         self.store
-            .outbox_attempt(item.id, via, self.clock.now())
+            .outbox_attempt(item.id, via, self.clock.now(), Some(&fence))
             .await
             .map_err(|e| SendError::Temporary(format!("cannot record the attempt: {e}")))
     }
@@ -454,6 +545,7 @@ impl Outbox {
                             response_url: Some(&url),
                             body: &body.to_string(),
                             dedup_key: Some(&format!("request:{id}:unposted")),
+                            fence: None,
                         },
                         self.clock.now(),
                     )
@@ -552,6 +644,7 @@ impl Outbox {
                 let Some((channel, ts)) = self.target(item).await? else {
                     return Ok(Outcome::Wait);
                 };
+                self.ensure_lease().await?;
                 self.api.update(&channel, &ts, &body()?).await?;
                 Ok(Outcome::Delivered(None))
             }

@@ -812,6 +812,17 @@ fn note_body(note: &Note) -> MessageBody {
             step_reply(note)
         }
         Note::Observed { detail } => format!(":eyes: {}", esc(detail)),
+        Note::TakenOver { by, from, step } if by.split(' ').next() == Some(from.as_str()) => format!(
+            ":arrows_counterclockwise: *{}* took the run up again after a restart, at step _{}_; it checks with AWS what a call it had started did before making any call again.",
+            esc(by),
+            step.label()
+        ),
+        Note::TakenOver { by, from, step } => format!(
+            ":arrows_counterclockwise: *{}* took the run over from *{}*, which stopped renewing its lease, at step _{}_; it checks with AWS what a call already started did before making any call again.",
+            esc(by),
+            esc(from),
+            step.label()
+        ),
         Note::Retrying { detail } => format!(":warning: {}", esc(detail)),
         Note::Completed(c) => completed(c),
         Note::NeedsAttention(a) => needs_attention(a),
@@ -1439,7 +1450,32 @@ fn operation_and_detached(r: &ClusterReport) -> Vec<String> {
     if let Some(d) = &r.detached {
         lines.extend(detached_lines(r, d));
     }
+    if let Some(run) = &r.run {
+        lines.push(run_line(run));
+    }
     lines
+}
+
+/// A cluster's open run: its step and the instance executing it.
+fn run_line(run: &crate::status::RunReport) -> String {
+    let state = match run.state {
+        crate::store::RunState::NeedsAttention => "needs attention",
+        _ => "running",
+    };
+    let who = match &run.executor {
+        Some((name, token, false)) => format!("executed by *{}* (lease token {token})", esc(name)),
+        Some((name, token, true)) => format!(
+            "its lease (held by *{}*, token {token}) has run out: another instance takes it over at its next look",
+            esc(name)
+        ),
+        None => "not taken up by an instance yet".to_owned(),
+    };
+    format!(
+        ":gear: run {} (request #{}) {state} at step `{}`, {who}",
+        run.run_id,
+        run.request_id,
+        esc(&run.step)
+    )
 }
 
 /// The standalone writer a detach left, and a warning if the global cluster still has a writer.
@@ -1991,6 +2027,7 @@ mod tests {
             topology: Err("Throttling: Rate exceeded".into()),
             members: vec![],
             detached: None,
+            run: None,
             global_endpoint: None,
             writer_cname: CnameCheck::Unreadable("Throttling".into()),
             reader_cname: CnameCheck::Unreadable("Throttling".into()),

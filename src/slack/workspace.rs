@@ -128,6 +128,23 @@ pub fn command_claims(form: &[u8]) -> Claimed {
     c
 }
 
+/// The claims of a slash command delivered over Socket Mode: the envelope's `payload`, a JSON object
+/// with the same fields as the HTTP form (`team_id`, `api_app_id`, `enterprise_id`,
+/// `is_enterprise_install` as `"true"`/`"false"`, or a boolean).
+pub fn command_claims_json(payload: &serde_json::Value) -> Claimed {
+    let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    Claimed {
+        team_id: text("team_id"),
+        app_id: text("api_app_id"),
+        enterprise_id: text("enterprise_id"),
+        enterprise_install: match payload.get("is_enterprise_install") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s == "true",
+            _ => false,
+        },
+    }
+}
+
 #[derive(Deserialize)]
 struct IdOnly {
     id: Option<String>,
@@ -166,6 +183,15 @@ mod tests {
             enterprise_id: None,
             enterprise_install: false,
         }
+    }
+
+    #[test]
+    fn a_socket_mode_command_claims_what_its_http_form_would() {
+        let json = serde_json::json!({"team_id": "T0OURS", "api_app_id": "A0OURS", "is_enterprise_install": "false"});
+        let form = b"team_id=T0OURS&api_app_id=A0OURS&is_enterprise_install=false";
+        assert_eq!(command_claims_json(&json), command_claims(form));
+        let org = serde_json::json!({"team_id": "T0OURS", "is_enterprise_install": true});
+        assert!(command_claims_json(&org).enterprise_install);
     }
 
     #[test]

@@ -20,6 +20,7 @@ struct State {
     seen: HashMap<String, jiff::Timestamp>,
     outbox: BTreeMap<OutboxId, OutboxItem>,
     response_urls: HashMap<String, ResponseUrl>,
+    leases: BTreeMap<String, Lease>,
     /// Made when the store is: this store's identity.
     id: String,
     /// Tests: the next call of this operation fails (once).
@@ -28,6 +29,17 @@ struct State {
 }
 
 impl State {
+    /// Refuses a write under `fence` when its lease has changed hands (checked under the same lock as
+    /// the write, so the check and the write are one step).
+    fn check(&self, fence: Option<&Fence>) -> Result<()> {
+        let Some(fence) = fence else { return Ok(()) };
+        let now = self.leases.get(&fence.scope);
+        match now {
+            Some(l) if l.owner == fence.owner && l.token == fence.token => Ok(()),
+            _ => Err(fence.refused(now)),
+        }
+    }
+
     /// Tests: fails if the next call of `op` was told to.
     #[cfg(test)]
     fn fault(&mut self, op: &'static str) -> Result<()> {
@@ -98,13 +110,26 @@ impl MemoryStore {
 
     /// Applies `f` to run `id` if `when` holds of it; `true` if it did.
     fn update_run(&self, id: RunId, when: impl Fn(&Run) -> bool, f: impl FnOnce(&mut Run)) -> bool {
-        match self.state().runs.get_mut(&id) {
+        self.fenced_run(id, None, when, f).unwrap_or(false)
+    }
+
+    /// [`update_run`](Self::update_run) under `fence`: refused when its lease changed hands.
+    fn fenced_run(
+        &self,
+        id: RunId,
+        fence: Option<&Fence>,
+        when: impl Fn(&Run) -> bool,
+        f: impl FnOnce(&mut Run),
+    ) -> Result<bool> {
+        let mut s = self.state();
+        s.check(fence)?;
+        Ok(match s.runs.get_mut(&id) {
             Some(r) if when(r) => {
                 f(r);
                 true
             }
             _ => false,
-        }
+        })
     }
 
     fn requests_where(&self, f: impl Fn(&Request) -> bool) -> Vec<Stored<Request>> {
@@ -121,15 +146,63 @@ impl MemoryStore {
         self.state().runs.values().filter(|r| f(r)).cloned().map(Ok).collect()
     }
 
-    fn update_item(&self, id: OutboxId, f: impl FnOnce(&mut OutboxItem)) {
-        if let Some(item) = self.state().outbox.get_mut(&id) {
+    fn update_item(&self, id: OutboxId, fence: Option<&Fence>, f: impl FnOnce(&mut OutboxItem)) -> Result<()> {
+        let mut s = self.state();
+        s.check(fence)?;
+        if let Some(item) = s.outbox.get_mut(&id) {
             f(item);
         }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn take_lease(
+        &self,
+        scope: &LeaseScope,
+        owner: &str,
+        now: jiff::Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        let mut s = self.state();
+        let granted = super::grant_lease(s.leases.get(scope), scope, owner, now, ttl);
+        if let Some(l) = &granted {
+            s.leases.insert(scope.to_owned(), l.clone());
+        }
+        Ok(granted)
+    }
+
+    async fn renew_lease(&self, fence: &Fence, now: jiff::Timestamp, ttl: std::time::Duration) -> Result<bool> {
+        let mut s = self.state();
+        Ok(match s.leases.get_mut(&fence.scope) {
+            Some(l) if l.owner == fence.owner && l.token == fence.token => {
+                l.expires_at = super::lease_end(now, ttl);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn release_lease(&self, fence: &Fence, now: jiff::Timestamp) -> Result<bool> {
+        let mut s = self.state();
+        Ok(match s.leases.get_mut(&fence.scope) {
+            Some(l) if l.owner == fence.owner && l.token == fence.token => {
+                l.expires_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn lease(&self, scope: &LeaseScope) -> Result<Option<Lease>> {
+        Ok(self.state().leases.get(scope).cloned())
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>> {
+        Ok(self.state().leases.values().cloned().collect())
+    }
+
     async fn new_request_id(&self) -> Result<RequestId> {
         let mut s = self.state();
         s.last_request += 1;
@@ -372,33 +445,43 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()> {
-        self.update_run(
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str, fence: Option<&Fence>) -> Result<()> {
+        self.fenced_run(
             run,
+            fence,
             |r| r.state.is_open(),
             |r| {
                 r.step = next_step.to_owned();
                 r.data = data.to_owned();
             },
-        );
+        )?;
         Ok(())
     }
 
-    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
-        Ok(self.update_run(
+    async fn finish_run(
+        &self,
+        run: RunId,
+        state: RunState,
+        data: &str,
+        at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
+        self.fenced_run(
             run,
+            fence,
             |r| r.state.is_open(),
             |r| {
                 r.state = state;
                 r.data = data.to_owned();
                 r.finished_at = Some(at);
             },
-        ))
+        )
     }
 
-    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool> {
-        Ok(self.update_run(
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>, fence: Option<&Fence>) -> Result<bool> {
+        self.fenced_run(
             run,
+            fence,
             |r| r.state == RunState::Running,
             |r| {
                 r.state = RunState::NeedsAttention;
@@ -408,19 +491,20 @@ impl Store for MemoryStore {
                 r.control.resume_asked_by = None;
                 r.control.resume_asked_at = None;
             },
-        ))
+        )
     }
 
-    async fn set_running(&self, run: RunId) -> Result<bool> {
-        Ok(self.update_run(
+    async fn set_running(&self, run: RunId, fence: Option<&Fence>) -> Result<bool> {
+        self.fenced_run(
             run,
+            fence,
             |r| r.state == RunState::NeedsAttention,
             |r| {
                 r.state = RunState::Running;
                 r.control.resume_asked_by = None;
                 r.control.resume_asked_at = None;
             },
-        ))
+        )
     }
 
     async fn set_resume_asked(&self, run: RunId, by: &SlackUserId, at: jiff::Timestamp) -> Result<bool> {
@@ -466,9 +550,18 @@ impl Store for MemoryStore {
         ))
     }
 
-    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
+    async fn journal(
+        &self,
+        run: RunId,
+        at: jiff::Timestamp,
+        step: &str,
+        event: &str,
+        detail: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
         let mut s = self.state();
         s.fault("journal")?;
+        s.check(fence)?;
         let seq = s
             .journal
             .range((run, i64::MIN)..=(run, i64::MAX))
@@ -558,6 +651,7 @@ impl Store for MemoryStore {
 
     async fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<OutboxId> {
         let mut s = self.state();
+        s.check(m.fence)?;
         if let Some(key) = m.dedup_key
             && let Some(first) = s.outbox.values().find(|i| i.dedup_key.as_deref() == Some(key))
         {
@@ -612,48 +706,49 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>) -> Result<()> {
-        self.update_item(id, |i| {
+    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>, fence: Option<&Fence>) -> Result<()> {
+        self.update_item(id, fence, |i| {
             i.state = "delivered".to_owned();
             i.delivered_ts = ts.map(str::to_owned);
             i.last_error = None;
-        });
-        Ok(())
+        })
     }
 
-    async fn outbox_skipped(&self, id: OutboxId) -> Result<()> {
-        self.update_item(id, |i| i.state = "superseded".to_owned());
-        Ok(())
+    async fn outbox_skipped(&self, id: OutboxId, fence: Option<&Fence>) -> Result<()> {
+        self.update_item(id, fence, |i| i.state = "superseded".to_owned())
     }
 
-    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
-        self.update_item(id, |i| {
+    async fn outbox_retry(
+        &self,
+        id: OutboxId,
+        error: &str,
+        next_attempt_at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        self.update_item(id, fence, |i| {
             i.attempts += 1;
             i.last_error = Some(error.to_owned());
             i.next_attempt_at = next_attempt_at;
-        });
-        Ok(())
+        })
     }
 
-    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()> {
-        self.update_item(id, |i| {
+    async fn outbox_failed(&self, id: OutboxId, error: &str, fence: Option<&Fence>) -> Result<()> {
+        self.update_item(id, fence, |i| {
             i.state = "failed".to_owned();
             i.attempts += 1;
             i.last_error = Some(error.to_owned());
-        });
-        Ok(())
+        })
     }
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
         Ok(self.state().outbox.values().cloned().collect())
     }
 
-    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()> {
-        self.update_item(id, |i| {
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp, fence: Option<&Fence>) -> Result<()> {
+        self.update_item(id, fence, |i| {
             i.started_at = i.started_at.or(Some(at));
             i.via = Some(via.to_owned());
-        });
-        Ok(())
+        })
     }
 
     async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64> {

@@ -104,6 +104,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes `cluster`'s lock item if `holder` still holds it.
     async fn release_cluster_lock(&self, cluster: &ClusterName, holder: RequestId) -> Result<bool>;
 
+    // ---- leases (which instance acts for a cluster's run, or delivers the outbox) ----
+
+    /// Grants `scope`'s lease to `owner` until `now + ttl` when it is free (never held, or expired at or
+    /// before `now`) or already `owner`'s (then it is renewed, same token); a new owner gets the token
+    /// plus one (1 for the first). `None` when another owner holds it unexpired. One conditional write
+    /// on the lease item.
+    async fn take_lease(
+        &self,
+        scope: &LeaseScope,
+        owner: &str,
+        now: jiff::Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>>;
+
+    /// Extends the lease to `now + ttl` if `fence` still names its owner and token (expired or not:
+    /// nobody else took it); `false` otherwise. The holder calls it right before each mutating AWS
+    /// call and each Slack post.
+    async fn renew_lease(&self, fence: &Fence, now: jiff::Timestamp, ttl: std::time::Duration) -> Result<bool>;
+
+    /// Ends the lease at `now` (owner and token kept, so the next owner's token is higher) if `fence`
+    /// still holds it; `false` otherwise.
+    async fn release_lease(&self, fence: &Fence, now: jiff::Timestamp) -> Result<bool>;
+
+    /// `scope`'s lease as it is, if it was ever granted.
+    async fn lease(&self, scope: &LeaseScope) -> Result<Option<Lease>>;
+
+    /// Every lease ever granted (one per scope), for `/readyz` and `/aurora status`.
+    async fn leases(&self) -> Result<Vec<Lease>>;
+
+    /// Called by a new holder of a cluster's lease before its first write to run `run`: from its
+    /// return, the run's fenced writes (its item, its journal lines, the messages it queues) carrying an
+    /// older token are refused. Implementations that check the lease item inside the fenced write itself
+    /// (SQLite, memory) need nothing here; one without transactions across items (DynamoDB) stamps the
+    /// token on the run's item and closes what an older holder had reserved and not yet written.
+    async fn adopt_run(&self, _run: RunId, _fence: &Fence) -> Result<()> {
+        Ok(())
+    }
+
     // ---- requests ----
 
     /// Inserts request `id` in state `planning`, unless it exists (`false`).
@@ -167,17 +205,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The request of the cluster's most recent successful run, if any.
     async fn last_success(&self, cluster: &ClusterName) -> Result<Option<Request>>;
 
-    /// Saves an open run's next step and data (no-op once the run has ended).
-    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()>;
+    /// Saves an open run's next step and data (no-op once the run has ended). Fenced (see
+    /// [`Fence`]): refused with [`StoreError::Fenced`] when `fence` no longer holds its lease.
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str, fence: Option<&Fence>) -> Result<()>;
 
-    /// Running or needs attention → succeeded or failed; `false` if the run had already ended.
-    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool>;
+    /// Running or needs attention → succeeded or failed; `false` if the run had already ended. Fenced.
+    async fn finish_run(
+        &self,
+        run: RunId,
+        state: RunState,
+        data: &str,
+        at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<bool>;
 
     /// Running → needs attention, with its data (`None`: kept as stored), clearing any ask to resume.
-    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool>;
+    /// Fenced.
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>, fence: Option<&Fence>) -> Result<bool>;
 
-    /// Needs attention → running, clearing any ask to resume.
-    async fn set_running(&self, run: RunId) -> Result<bool>;
+    /// Needs attention → running, clearing any ask to resume. Fenced.
+    async fn set_running(&self, run: RunId, fence: Option<&Fence>) -> Result<bool>;
 
     /// Records `/aurora resume` on a run that needs attention and nobody asked for yet; `at` (ms) is
     /// the token its decision must name.
@@ -193,7 +240,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ---- journal ----
 
     /// Appends a line to a run's journal (the next sequence number of that run; one conditional put).
-    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()>;
+    /// Fenced when `fence` is given (the run's own lines; a person's decision is not).
+    async fn journal(
+        &self,
+        run: RunId,
+        at: jiff::Timestamp,
+        step: &str,
+        event: &str,
+        detail: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()>;
 
     async fn journal_of(&self, run: RunId) -> Result<Vec<JournalEntry>>;
 
@@ -238,16 +294,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Is there a later undelivered update of the same message? (Then this one can be skipped.)
     async fn newer_update_pending(&self, item: &OutboxItem) -> Result<bool>;
 
-    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>) -> Result<()>;
+    /// Records a delivery (with the message's `ts` when Slack gave one). Fenced by the outbox's lease,
+    /// as are the other records of a delivery below.
+    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>, fence: Option<&Fence>) -> Result<()>;
 
     /// Marks an update as superseded by a newer one (not sent).
-    async fn outbox_skipped(&self, id: OutboxId) -> Result<()>;
+    async fn outbox_skipped(&self, id: OutboxId, fence: Option<&Fence>) -> Result<()>;
 
     /// Records a failed attempt and when to try again.
-    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()>;
+    async fn outbox_retry(
+        &self,
+        id: OutboxId,
+        error: &str,
+        next_attempt_at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<()>;
 
     /// Gives up on an item that can never be delivered (e.g. Slack said `channel_not_found`).
-    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()>;
+    async fn outbox_failed(&self, id: OutboxId, error: &str, fence: Option<&Fence>) -> Result<()>;
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>>;
 
@@ -260,7 +324,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records, before the call, that an attempt to deliver item `id` starts now (`at`) by way `via`
     /// (`VIA_*`): the first attempt's time is kept, the way is replaced. After a crash, an item with
     /// `started_at` may already be in Slack.
-    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()>;
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp, fence: Option<&Fence>) -> Result<()>;
 
     /// How many items other than `except` were sent, or started to be sent, through `url` (`via` =
     /// `VIA_RESPONSE_URL`): Slack takes at most 5 posts per response_url.
@@ -294,6 +358,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub struct CommitCounts {
     pub commits: u64,
     pub operations: u64,
+}
+
+/// The lease `scope` becomes when `owner` asks for it at `now`, given what it is (`current`): `None`
+/// when another owner holds it unexpired. Shared by the implementations, so that they grant alike.
+pub(crate) fn grant_lease(
+    current: Option<&Lease>,
+    scope: &LeaseScope,
+    owner: &str,
+    now: jiff::Timestamp,
+    ttl: std::time::Duration,
+) -> Option<Lease> {
+    let token = match current {
+        None => 1,
+        Some(l) if l.owner == owner => l.token,
+        Some(l) if l.expires_at <= now => l.token + 1,
+        Some(_) => return None,
+    };
+    Some(Lease {
+        scope: scope.to_owned(),
+        owner: owner.to_owned(),
+        token,
+        expires_at: lease_end(now, ttl),
+    })
+}
+
+/// `now + ttl`, saturating (a lease never ends before it starts).
+pub(crate) fn lease_end(now: jiff::Timestamp, ttl: std::time::Duration) -> jiff::Timestamp {
+    let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    jiff::Timestamp::from_millisecond(now.as_millisecond().saturating_add(ms)).unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// How many times `create_request` re-reads a lock that changed under it before giving up.
@@ -395,8 +488,14 @@ impl<'a> dyn Store + 'a {
     /// A journal line written after the change it tells of (already recorded in its item, which is
     /// the truth a resume reads): a failure loses only the line, and is logged, never reported as a
     /// failure of the change.
-    async fn journal_after(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) {
-        if let Err(e) = self.journal(run, at, step, event, detail).await {
+    async fn journal_after(
+        &self,
+        run: RunId,
+        at: jiff::Timestamp,
+        (step, event, detail): (&str, &str, &str),
+        fence: Option<&Fence>,
+    ) {
+        if let Err(e) = self.journal(run, at, step, event, detail, fence).await {
             warn!(error = %e, %run, event, "the journal line of a recorded change is lost");
         }
     }
@@ -440,10 +539,11 @@ impl<'a> dyn Store + 'a {
         data: &str,
         entry: Option<(&str, &str, &str)>,
         at: jiff::Timestamp,
+        fence: Option<&Fence>,
     ) -> Result<()> {
-        self.set_step(run, next_step, data).await?;
+        self.set_step(run, next_step, data, fence).await?;
         if let Some((step, event, detail)) = entry {
-            self.journal(run, at, step, event, detail).await?;
+            self.journal(run, at, step, event, detail, fence).await?;
         }
         Ok(())
     }
@@ -456,21 +556,24 @@ impl<'a> dyn Store + 'a {
         data: Option<&str>,
         entry: (&str, &str),
         at: jiff::Timestamp,
+        fence: Option<&Fence>,
     ) -> Result<bool> {
-        let changed = self.set_needs_attention(run, data).await?;
+        let changed = self.set_needs_attention(run, data, fence).await?;
         if changed {
-            self.journal_after(run, at, entry.0, "needs_attention", entry.1).await;
+            self.journal_after(run, at, (entry.0, "needs_attention", entry.1), fence)
+                .await;
         }
         Ok(changed)
     }
 
     /// Needs attention → running, by the bot itself (a late DNS step after its re-check passed);
     /// `true` if it changed.
-    pub async fn back_to_running(&self, run: RunId, at: jiff::Timestamp) -> Result<bool> {
-        let changed = self.set_running(run).await?;
+    pub async fn back_to_running(&self, run: RunId, at: jiff::Timestamp, fence: Option<&Fence>) -> Result<bool> {
+        let changed = self.set_running(run, fence).await?;
         if changed {
             let detail = "the bot's late re-check passed: going on";
-            self.journal_after(run, at, "attention", "late_finish", detail).await;
+            self.journal_after(run, at, ("attention", "late_finish", detail), fence)
+                .await;
         }
         Ok(changed)
     }
@@ -510,7 +613,7 @@ impl<'a> dyn Store + 'a {
         } else {
             ("resume_denied", format!("resume denied by {by}"))
         };
-        self.journal_after(run, at, "attention", event, &detail).await;
+        self.journal_after(run, at, ("attention", event, &detail), None).await;
         Ok(Ok(()))
     }
 
@@ -521,7 +624,8 @@ impl<'a> dyn Store + 'a {
             return self.lost_run(run).await;
         }
         let detail = format!("abandoned by {by}: {reason}");
-        self.journal_after(run, at, "attention", "abandoned", &detail).await;
+        self.journal_after(run, at, ("attention", "abandoned", &detail), None)
+            .await;
         Ok(Ok(()))
     }
 

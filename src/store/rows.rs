@@ -93,6 +93,10 @@ pub enum StoreError {
     /// A DynamoDB call failed (not a lost condition, which is an answer): the call and the cause.
     #[error("DynamoDB {0}")]
     DynamoDb(String),
+    /// A fenced write was refused: the writer no longer holds the lease its fence names (another
+    /// instance took it over). Not retried: the writer stops touching what the lease covers.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -286,6 +290,64 @@ pub struct ClusterLock {
     pub holder: RequestId,
 }
 
+/// What a lease covers: one cluster's run ([`Lease::cluster_scope`]) or the outbox ([`OUTBOX_SCOPE`]).
+pub type LeaseScope = str;
+
+/// The scope of the lease whose holder delivers the outbox to Slack.
+pub const OUTBOX_SCOPE: &str = "outbox";
+
+/// A lease: which bot instance acts for a scope (executes a cluster's run, delivers the outbox), and
+/// until when. `token` is the fencing token: it grows by one with every change of owner and never
+/// decreases, so a write carrying an older token is refused ([`Fence`]). Expiry is judged on the
+/// reader's clock (instances are assumed NTP-synchronised, skew well under the lease's length).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub scope: String,
+    /// The holder's instance id (`name#random`, new for every process).
+    pub owner: String,
+    pub token: i64,
+    pub expires_at: jiff::Timestamp,
+}
+
+impl Lease {
+    /// The scope of cluster `cluster`'s lease: `cluster/<name>`.
+    pub fn cluster_scope(cluster: &ClusterName) -> String {
+        format!("cluster/{cluster}")
+    }
+
+    /// The fence a holder of this lease puts on its writes.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            scope: self.scope.clone(),
+            owner: self.owner.clone(),
+            token: self.token,
+        }
+    }
+}
+
+/// Proof of holding a lease, carried by a fenced write: the write applies only while `scope`'s lease
+/// still has this owner and token (else [`StoreError::Fenced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub scope: String,
+    pub owner: String,
+    pub token: i64,
+}
+
+impl Fence {
+    /// The refusal of a write under this fence, naming the lease as it is now (if known).
+    pub fn refused(&self, now: Option<&Lease>) -> StoreError {
+        let by = match now {
+            Some(l) => format!("now held by {} with token {}", l.owner, l.token),
+            None => "no longer held".to_owned(),
+        };
+        StoreError::Fenced(format!(
+            "this instance ({}) lost the lease on {} (token {}): {by}",
+            self.owner, self.scope, self.token
+        ))
+    }
+}
+
 /// One line of a run's journal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JournalEntry {
@@ -333,6 +395,8 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     /// Makes queuing idempotent: a second message with the same key is not queued.
     pub dedup_key: Option<&'a str>,
+    /// Queued by the holder of a lease (a run's messages): refused once the lease has changed hands.
+    pub fence: Option<&'a Fence>,
 }
 
 /// A Slack message waiting to be delivered, or delivered.

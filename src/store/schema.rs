@@ -120,6 +120,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
     // 7: response_urls are forgotten a day after Slack issued them (they last 30 minutes).
     "CREATE INDEX response_urls_by_issued_at ON response_urls (issued_at);",
+    // 8: leases (which instance executes a cluster's run, which one delivers the outbox), with the
+    // fencing token every fenced write is checked against.
+    "CREATE TABLE leases (
+        scope       TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        token       INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -437,6 +437,22 @@ impl SqliteStore {
             .await
     }
 
+    /// [`changed`](Self::changed) under `fence`: the lease is checked in the same transaction as the
+    /// write, so a write after a takeover is refused ([`StoreError::Fenced`](super::StoreError)).
+    async fn fenced(
+        &self,
+        sql: &'static str,
+        params: Vec<rusqlite::types::Value>,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
+        let fence = fence.cloned();
+        self.with(move |c| {
+            check_fence(c, fence.as_ref())?;
+            Ok(c.exec_cached(sql, rusqlite::params_from_iter(params))? == 1)
+        })
+        .await
+    }
+
     /// Runs one statement committed with `synchronous=NORMAL` when its batch holds nothing else (on
     /// disk at the next durable commit or checkpoint, not before the call returns), for the replay
     /// table only: it is written for every
@@ -458,6 +474,41 @@ impl SqliteStore {
     }
 }
 
+/// `scope`'s lease as stored, if it was ever granted.
+fn read_lease(c: &Connection, scope: &str) -> Result<Option<Lease>> {
+    let row = c
+        .row_cached(
+            "SELECT owner, token, expires_at FROM leases WHERE scope = ?1",
+            params![scope],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+        )
+        .optional()?;
+    row.map(|(owner, token, expires)| {
+        let expires_at = Decoder {
+            table: "leases",
+            key: scope.to_owned(),
+        }
+        .time("expiry", expires)?;
+        Ok(Lease {
+            scope: scope.to_owned(),
+            owner,
+            token,
+            expires_at,
+        })
+    })
+    .transpose()
+}
+
+/// Refuses a write under `fence` when its lease has changed hands.
+fn check_fence(c: &Connection, fence: Option<&Fence>) -> Result<()> {
+    let Some(fence) = fence else { return Ok(()) };
+    let now = read_lease(c, &fence.scope)?;
+    match &now {
+        Some(l) if l.owner == fence.owner && l.token == fence.token => Ok(()),
+        _ => Err(fence.refused(now.as_ref())),
+    }
+}
+
 fn text(s: impl Into<String>) -> rusqlite::types::Value {
     rusqlite::types::Value::Text(s.into())
 }
@@ -472,6 +523,75 @@ fn opt_text(s: Option<&str>) -> rusqlite::types::Value {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn take_lease(
+        &self,
+        scope: &LeaseScope,
+        owner: &str,
+        now: jiff::Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        let (scope, owner) = (scope.to_owned(), owner.to_owned());
+        self.with(move |c| {
+            let current = read_lease(c, &scope)?;
+            let granted = super::grant_lease(current.as_ref(), &scope, &owner, now, ttl);
+            if let Some(l) = &granted {
+                c.exec_cached(
+                    "INSERT INTO leases (scope, owner, token, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (scope) DO UPDATE SET owner = ?2, token = ?3, expires_at = ?4",
+                    params![l.scope, l.owner, l.token, ts(l.expires_at)],
+                )?;
+            }
+            Ok(granted)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, fence: &Fence, now: jiff::Timestamp, ttl: std::time::Duration) -> Result<bool> {
+        self.changed(
+            "UPDATE leases SET expires_at = ?4 WHERE scope = ?1 AND owner = ?2 AND token = ?3",
+            vec![
+                text(fence.scope.as_str()),
+                text(fence.owner.as_str()),
+                int(fence.token),
+                int(ts(super::lease_end(now, ttl))),
+            ],
+        )
+        .await
+    }
+
+    async fn release_lease(&self, fence: &Fence, now: jiff::Timestamp) -> Result<bool> {
+        self.changed(
+            "UPDATE leases SET expires_at = ?4 WHERE scope = ?1 AND owner = ?2 AND token = ?3",
+            vec![
+                text(fence.scope.as_str()),
+                text(fence.owner.as_str()),
+                int(fence.token),
+                int(ts(now)),
+            ],
+        )
+        .await
+    }
+
+    async fn lease(&self, scope: &LeaseScope) -> Result<Option<Lease>> {
+        let scope = scope.to_owned();
+        self.with(move |c| read_lease(c, &scope)).await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>> {
+        self.with(|c| {
+            let scopes: Vec<String> = c
+                .prepare_cached("SELECT scope FROM leases ORDER BY scope")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut leases = Vec::new();
+            for scope in scopes {
+                leases.extend(read_lease(c, &scope)?);
+            }
+            Ok(leases)
+        })
+        .await
+    }
+
     async fn new_request_id(&self) -> Result<RequestId> {
         self.with(|c| {
             let id: i64 = c.row_cached(
@@ -745,39 +865,50 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()> {
-        self.changed(
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str, fence: Option<&Fence>) -> Result<()> {
+        self.fenced(
             "UPDATE runs SET step = ?2, data = ?3 WHERE id = ?1 AND state IN ('running', 'needs_attention')",
             vec![int(run.get()), text(next_step), text(data)],
+            fence,
         )
         .await
         .map(|_| ())
     }
 
-    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
-        self.changed(
+    async fn finish_run(
+        &self,
+        run: RunId,
+        state: RunState,
+        data: &str,
+        at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
+        self.fenced(
             "UPDATE runs SET state = ?2, data = ?3, finished_at = ?4
              WHERE id = ?1 AND state IN ('running', 'needs_attention')",
             vec![int(run.get()), text(state.as_str()), text(data), int(ts(at))],
+            fence,
         )
         .await
     }
 
-    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool> {
-        self.changed(
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>, fence: Option<&Fence>) -> Result<bool> {
+        self.fenced(
             "UPDATE runs SET state = 'needs_attention', data = COALESCE(?2, data), resume_asked_by = NULL,
                              resume_asked_at = NULL
              WHERE id = ?1 AND state = 'running'",
             vec![int(run.get()), opt_text(data)],
+            fence,
         )
         .await
     }
 
-    async fn set_running(&self, run: RunId) -> Result<bool> {
-        self.changed(
+    async fn set_running(&self, run: RunId, fence: Option<&Fence>) -> Result<bool> {
+        self.fenced(
             "UPDATE runs SET state = 'running', resume_asked_by = NULL, resume_asked_at = NULL
              WHERE id = ?1 AND state = 'needs_attention'",
             vec![int(run.get())],
+            fence,
         )
         .await
     }
@@ -818,11 +949,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
-        self.changed(
+    async fn journal(
+        &self,
+        run: RunId,
+        at: jiff::Timestamp,
+        step: &str,
+        event: &str,
+        detail: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        self.fenced(
             "INSERT INTO journal (run_id, seq, at, step, event, detail)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1), ?2, ?3, ?4, ?5)",
             vec![int(run.get()), int(ts(at)), text(step), text(event), text(detail)],
+            fence,
         )
         .await
         .map(|_| ())
@@ -936,7 +1076,9 @@ impl Store for SqliteStore {
             opt_text(m.dedup_key),
         ];
         let dedup = m.dedup_key.map(str::to_owned);
+        let fence = m.fence.cloned();
         self.with(move |c| {
+            check_fence(c, fence.as_ref())?;
             let inserted = c.exec_cached(
                 "INSERT INTO outbox (ordering_key, kind, channel, target, response_url, body, attempts, next_attempt_at,
                                      state, dedup_key)
@@ -995,37 +1137,47 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn outbox_delivered(&self, id: OutboxId, ts_value: Option<&str>) -> Result<()> {
-        self.changed(
+    async fn outbox_delivered(&self, id: OutboxId, ts_value: Option<&str>, fence: Option<&Fence>) -> Result<()> {
+        self.fenced(
             "UPDATE outbox SET state = 'delivered', delivered_ts = ?2, last_error = NULL WHERE id = ?1",
             vec![int(id.get()), opt_text(ts_value)],
+            fence,
         )
         .await
         .map(|_| ())
     }
 
-    async fn outbox_skipped(&self, id: OutboxId) -> Result<()> {
-        self.changed(
+    async fn outbox_skipped(&self, id: OutboxId, fence: Option<&Fence>) -> Result<()> {
+        self.fenced(
             "UPDATE outbox SET state = 'superseded' WHERE id = ?1",
             vec![int(id.get())],
+            fence,
         )
         .await
         .map(|_| ())
     }
 
-    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
-        self.changed(
+    async fn outbox_retry(
+        &self,
+        id: OutboxId,
+        error: &str,
+        next_attempt_at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        self.fenced(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
             vec![int(id.get()), text(error), int(ts(next_attempt_at))],
+            fence,
         )
         .await
         .map(|_| ())
     }
 
-    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()> {
-        self.changed(
+    async fn outbox_failed(&self, id: OutboxId, error: &str, fence: Option<&Fence>) -> Result<()> {
+        self.fenced(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
             vec![int(id.get()), text(error)],
+            fence,
         )
         .await
         .map(|_| ())
@@ -1035,10 +1187,11 @@ impl Store for SqliteStore {
         self.with(|c| outbox_items(c, "ORDER BY id", [])).await
     }
 
-    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()> {
-        self.changed(
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp, fence: Option<&Fence>) -> Result<()> {
+        self.fenced(
             "UPDATE outbox SET started_at = COALESCE(started_at, ?3), via = ?2 WHERE id = ?1",
             vec![int(id.get()), text(via), int(ts(at))],
+            fence,
         )
         .await
         .map(|_| ())

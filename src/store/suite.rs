@@ -24,6 +24,7 @@ fn out<'a>(
         response_url: None,
         body,
         dedup_key: dedup,
+        fence: None,
     }
 }
 
@@ -131,7 +132,7 @@ async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run
     // A running run keeps the cluster locked; a finished one frees it.
     assert!(store.create_request(&new_request("orders")).await.unwrap().is_err());
     store
-        .finish_run(run_id, RunState::Succeeded, "{}", t(20))
+        .finish_run(run_id, RunState::Succeeded, "{}", t(20), None)
         .await
         .unwrap();
     assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
@@ -231,10 +232,20 @@ async fn a_cancel_is_a_compare_and_set(store: Arc<dyn Store>) {
 async fn the_journal_keeps_steps_in_order_per_run(store: Arc<dyn Store>) {
     let (_, run) = approved(&*store, "orders").await;
     let (_, other) = approved(&*store, "billing").await;
-    store.journal(run, t(2), "precheck", "started", "").await.unwrap();
-    store.journal(other, t(2), "precheck", "started", "").await.unwrap();
+    store.journal(run, t(2), "precheck", "started", "", None).await.unwrap();
     store
-        .checkpoint(run, "detach", "{\"a\":1}", Some(("precheck", "finished", "ok")), t(3))
+        .journal(other, t(2), "precheck", "started", "", None)
+        .await
+        .unwrap();
+    store
+        .checkpoint(
+            run,
+            "detach",
+            "{\"a\":1}",
+            Some(("precheck", "finished", "ok")),
+            t(3),
+            None,
+        )
         .await
         .unwrap();
     let j = store.journal_of(run).await.unwrap();
@@ -277,7 +288,7 @@ async fn the_outbox_hands_out_the_head_of_each_ordering_key(store: Arc<dyn Store
         .unwrap();
     let heads: Vec<_> = store.outbox_heads().await.unwrap().iter().map(|i| i.id).collect();
     assert_eq!(heads, [a1, b1]);
-    store.outbox_delivered(a1, Some("111.222")).await.unwrap();
+    store.outbox_delivered(a1, Some("111.222"), None).await.unwrap();
     let heads: Vec<_> = store
         .outbox_heads()
         .await
@@ -294,13 +305,13 @@ async fn the_outbox_hands_out_the_head_of_each_ordering_key(store: Arc<dyn Store
     // An older update of the same message is superseded by a newer one.
     let a2_item = store.outbox_item(a2).await.unwrap().unwrap();
     assert!(store.newer_update_pending(&a2_item).await.unwrap());
-    store.outbox_skipped(a2).await.unwrap();
+    store.outbox_skipped(a2, None).await.unwrap();
     let a3_item = store.outbox_item(a3).await.unwrap().unwrap();
     assert!(!store.newer_update_pending(&a3_item).await.unwrap());
-    store.outbox_retry(a3, "slow", t(60)).await.unwrap();
+    store.outbox_retry(a3, "slow", t(60), None).await.unwrap();
     let a3_item = store.outbox_item(a3).await.unwrap().unwrap();
     assert_eq!((a3_item.attempts, a3_item.next_attempt_at), (1, t(60)));
-    store.outbox_failed(b1, "channel_not_found").await.unwrap();
+    store.outbox_failed(b1, "channel_not_found", None).await.unwrap();
     let states: Vec<_> = store.outbox_all().await.unwrap().into_iter().map(|i| i.state).collect();
     assert_eq!(states, ["delivered", "superseded", "failed", "pending"]);
     // The depth the metrics show: only what is still to be delivered.
@@ -332,18 +343,19 @@ async fn an_attempt_is_recorded_before_the_call_and_response_url_uses_are_counte
         response_url: Some(url),
         body: n,
         dedup_key: None,
+        fence: None,
     };
     let a = store.enqueue(&answer("a"), t(0)).await.unwrap();
     let b = store.enqueue(&answer("b"), t(0)).await.unwrap();
     assert_eq!(store.outbox_item(a).await.unwrap().unwrap().started_at, None);
-    store.outbox_attempt(a, VIA_RESPONSE_URL, t(5)).await.unwrap();
-    store.outbox_attempt(a, VIA_RESPONSE_URL, t(9)).await.unwrap();
+    store.outbox_attempt(a, VIA_RESPONSE_URL, t(5), None).await.unwrap();
+    store.outbox_attempt(a, VIA_RESPONSE_URL, t(9), None).await.unwrap();
     let item = store.outbox_item(a).await.unwrap().unwrap();
     assert_eq!(item.started_at, Some(t(5)), "the first attempt's time is kept");
     assert_eq!(item.via.as_deref(), Some(VIA_RESPONSE_URL));
     assert_eq!(store.response_url_uses(url, b).await.unwrap(), 1);
     assert_eq!(store.response_url_uses(url, a).await.unwrap(), 0, "not counting itself");
-    store.outbox_attempt(b, VIA_EPHEMERAL, t(6)).await.unwrap();
+    store.outbox_attempt(b, VIA_EPHEMERAL, t(6), None).await.unwrap();
     assert_eq!(store.response_url_uses(url, OutboxId::new(0)).await.unwrap(), 1);
 
     assert_eq!(store.response_url(url).await.unwrap(), None);
@@ -416,13 +428,13 @@ async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_
     assert_eq!(lost.state, RunState::Running);
     assert!(
         store
-            .mark_needs_attention(run, Some("{}"), ("wait_writable", "deadline"), t(20))
+            .mark_needs_attention(run, Some("{}"), ("wait_writable", "deadline"), t(20), None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .mark_needs_attention(run, Some("{}"), ("wait_writable", "again"), t(21))
+            .mark_needs_attention(run, Some("{}"), ("wait_writable", "again"), t(21), None)
             .await
             .unwrap()
     );
@@ -464,7 +476,7 @@ async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_
     // A second round: the first round's ask and its buttons are gone.
     assert!(
         store
-            .mark_needs_attention(run, None, ("update_dns", "refused"), t(33))
+            .mark_needs_attention(run, None, ("update_dns", "refused"), t(33), None)
             .await
             .unwrap()
     );
@@ -490,7 +502,7 @@ async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_
     assert_eq!(store.run(run).await.unwrap().unwrap().control.resume_asked_by, None);
     // The bot's own late finish clears a pending ask too.
     store.ask_resume(run, &alice, t(37)).await.unwrap().unwrap();
-    assert!(store.back_to_running(run, t(38)).await.unwrap());
+    assert!(store.back_to_running(run, t(38), None).await.unwrap());
     assert_eq!(store.run(run).await.unwrap().unwrap().control.resume_asked_by, None);
     // Abandoned once; then it has ended, and the cluster is free.
     store
@@ -507,7 +519,10 @@ async fn resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_
     assert_eq!(lost.control.abandon_reason.as_deref(), Some("by hand"));
     assert_eq!(lost.control.abandoned_by, Some(Person::Slack(alice.clone())));
     assert!(
-        !store.finish_run(run, RunState::Succeeded, "{}", t(42)).await.unwrap(),
+        !store
+            .finish_run(run, RunState::Succeeded, "{}", t(42), None)
+            .await
+            .unwrap(),
         "an abandoned run stays abandoned"
     );
     assert!(store.create_request(&new_request("orders")).await.unwrap().is_ok());
@@ -561,11 +576,233 @@ async fn a_corrupt_plan_or_run_data_is_an_error_naming_its_row(store: Arc<dyn St
     // The run can still be put in front of a person, its stored data kept as it is.
     assert!(
         store
-            .mark_needs_attention(run, None, ("load", "its stored data could not be read"), t(2))
+            .mark_needs_attention(run, None, ("load", "its stored data could not be read"), t(2), None)
             .await
             .unwrap()
     );
     assert_eq!(store.run(run).await.unwrap().unwrap().data, "[");
+}
+
+const TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn fenced<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::Fenced(_)))
+}
+
+async fn a_lease_has_one_owner_until_it_expires_and_a_new_owner_gets_a_higher_token(store: Arc<dyn Store>) {
+    let scope = Lease::cluster_scope(&ClusterName::parse("orders").unwrap());
+    assert_eq!(store.lease(&scope).await.unwrap(), None);
+    let a = store.take_lease(&scope, "east#1", t(0), TTL).await.unwrap().unwrap();
+    assert_eq!((a.owner.as_str(), a.token, a.expires_at), ("east#1", 1, t(15)));
+    // Held: another instance cannot take it, before its expiry or at one millisecond before.
+    assert_eq!(store.take_lease(&scope, "west#1", t(5), TTL).await.unwrap(), None);
+    assert_eq!(
+        store
+            .take_lease(&scope, "west#1", t(15) - jiff::SignedDuration::from_millis(1), TTL)
+            .await
+            .unwrap(),
+        None
+    );
+    // Its owner renews it (same token); renewing moves the expiry.
+    let again = store.take_lease(&scope, "east#1", t(10), TTL).await.unwrap().unwrap();
+    assert_eq!((again.token, again.expires_at), (1, t(25)));
+    assert!(store.renew_lease(&a.fence(), t(20), TTL).await.unwrap());
+    assert_eq!(store.lease(&scope).await.unwrap().unwrap().expires_at, t(35));
+    assert_eq!(store.take_lease(&scope, "west#1", t(34), TTL).await.unwrap(), None);
+    // Expired: the next owner takes it with a higher token, and the old owner's renewal is refused.
+    let b = store.take_lease(&scope, "west#1", t(35), TTL).await.unwrap().unwrap();
+    assert_eq!((b.owner.as_str(), b.token), ("west#1", 2));
+    assert!(!store.renew_lease(&a.fence(), t(36), TTL).await.unwrap());
+    assert!(!store.release_lease(&a.fence(), t(36)).await.unwrap());
+    assert_eq!(store.lease(&scope).await.unwrap().unwrap().owner, "west#1");
+    // Given back: free at once, and the token still grows.
+    assert!(store.release_lease(&b.fence(), t(40)).await.unwrap());
+    let c = store.take_lease(&scope, "east#2", t(40), TTL).await.unwrap().unwrap();
+    assert_eq!(c.token, 3);
+    // Scopes are independent; every lease is listed.
+    let outbox = store
+        .take_lease(OUTBOX_SCOPE, "west#1", t(40), TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outbox.token, 1);
+    let mut all: Vec<(String, String)> = store
+        .leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.scope, l.owner))
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            (scope.clone(), "east#2".to_owned()),
+            (OUTBOX_SCOPE.to_owned(), "west#1".to_owned())
+        ]
+    );
+}
+
+async fn of_concurrent_takers_of_a_free_lease_one_wins(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_lease("cluster/orders", &format!("i{i}#1"), t(0), TTL).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.unwrap().unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(winners[0].token, 1);
+}
+
+async fn a_former_holder_cannot_write_for_the_run_after_a_takeover(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let Decided::Won { run_id: Some(run) } = store
+        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "{}")
+        .await
+        .unwrap()
+    else {
+        panic!("no run")
+    };
+    let scope = Lease::cluster_scope(&ClusterName::parse("orders").unwrap());
+    let old = store
+        .take_lease(&scope, "east#1", t(2), TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence();
+    store.adopt_run(run, &old).await.unwrap();
+    // The holder writes.
+    store
+        .checkpoint(
+            run,
+            "detach",
+            "{\"n\":1}",
+            Some(("precheck", "finished", "ok")),
+            t(3),
+            Some(&old),
+        )
+        .await
+        .unwrap();
+    let reply = out("thread", "reply", None, "{}", Some("run:1:a"));
+    store
+        .enqueue(
+            &Outgoing {
+                fence: Some(&old),
+                ..reply
+            },
+            t(3),
+        )
+        .await
+        .unwrap();
+    // It pauses past its lease; another instance takes the run over.
+    let new = store
+        .take_lease(&scope, "west#1", t(20), TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence();
+    assert_eq!(new.token, old.token + 1);
+    store.adopt_run(run, &new).await.unwrap();
+    // Every write the former holder makes for the run is refused; nothing of it lands.
+    assert!(fenced(store.set_step(run, "update_dns", "{\"n\":2}", Some(&old)).await));
+    assert!(fenced(
+        store.journal(run, t(21), "detach", "started", "", Some(&old)).await
+    ));
+    let late = out("thread", "reply", None, "{}", Some("run:1:late"));
+    assert!(fenced(
+        store
+            .enqueue(
+                &Outgoing {
+                    fence: Some(&old),
+                    ..late
+                },
+                t(21)
+            )
+            .await
+    ));
+    assert!(fenced(
+        store
+            .mark_needs_attention(run, Some("{}"), ("detach", "x"), t(21), Some(&old))
+            .await
+    ));
+    assert!(fenced(
+        store
+            .finish_run(run, RunState::Succeeded, "{}", t(21), Some(&old))
+            .await
+    ));
+    let stored = store.run(run).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.step.as_str(), stored.data.as_str(), stored.state),
+        ("detach", "{\"n\":1}", RunState::Running)
+    );
+    let lines: Vec<_> = store
+        .journal_of(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.step, j.event))
+        .collect();
+    assert_eq!(lines, [("precheck".to_owned(), "finished".to_owned())]);
+    assert!(
+        store
+            .outbox_all()
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.dedup_key.as_deref() != Some("run:1:late"))
+    );
+    // The new holder writes; unfenced writes (a person's decision) still apply.
+    store
+        .checkpoint(
+            run,
+            "update_dns",
+            "{\"n\":3}",
+            Some(("detach", "finished", "")),
+            t(22),
+            Some(&new),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .abandon_run(run, &person("U0BBBB"), "by hand", t(23))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
+async fn a_former_holder_of_the_outbox_cannot_record_deliveries(store: Arc<dyn Store>) {
+    let item = store.enqueue(&out("k", "reply", None, "{}", None), t(0)).await.unwrap();
+    let old = store
+        .take_lease(OUTBOX_SCOPE, "east#1", t(0), TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence();
+    store.outbox_attempt(item, VIA_WEB_API, t(1), Some(&old)).await.unwrap();
+    let new = store
+        .take_lease(OUTBOX_SCOPE, "west#1", t(20), TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence();
+    assert!(fenced(store.outbox_attempt(item, VIA_WEB_API, t(21), Some(&old)).await));
+    assert!(fenced(store.outbox_delivered(item, Some("1.2"), Some(&old)).await));
+    assert!(fenced(store.outbox_retry(item, "x", t(22), Some(&old)).await));
+    assert!(fenced(store.outbox_failed(item, "x", Some(&old)).await));
+    assert!(fenced(store.outbox_skipped(item, Some(&old)).await));
+    assert_eq!(store.outbox_item(item).await.unwrap().unwrap().state, "pending");
+    store.outbox_delivered(item, Some("1.2"), Some(&new)).await.unwrap();
+    let done = store.outbox_item(item).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state.as_str(), done.delivered_ts.as_deref()),
+        ("delivered", Some("1.2"))
+    );
 }
 
 /// Runs each listed test against a fresh SQLite store (a temp file), a fresh in-memory store and a
@@ -621,6 +858,10 @@ suite!(
     attempts_are_audited_in_order,
     resume_and_abandon_are_compare_and_set_and_a_lost_one_says_how_the_run_is,
     a_corrupt_plan_or_run_data_is_an_error_naming_its_row,
+    a_lease_has_one_owner_until_it_expires_and_a_new_owner_gets_a_higher_token,
+    of_concurrent_takers_of_a_free_lease_one_wins,
+    a_former_holder_cannot_write_for_the_run_after_a_takeover,
+    a_former_holder_of_the_outbox_cannot_record_deliveries,
 );
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -729,16 +970,16 @@ async fn an_error_in_the_second_write_of_a_composed_operation_leaves_what_the_co
     memory.fail_next("journal");
     assert!(
         store
-            .mark_needs_attention(run, Some("{}"), ("detach", "a deadline"), t(20))
+            .mark_needs_attention(run, Some("{}"), ("detach", "a deadline"), t(20), None)
             .await
             .unwrap()
     );
     assert_eq!(store.run(run).await.unwrap().unwrap().state, RunState::NeedsAttention);
     memory.fail_next("journal");
-    assert!(store.back_to_running(run, t(21)).await.unwrap());
+    assert!(store.back_to_running(run, t(21), None).await.unwrap());
     assert!(
         store
-            .mark_needs_attention(run, None, ("detach", "again"), t(22))
+            .mark_needs_attention(run, None, ("detach", "again"), t(22), None)
             .await
             .unwrap()
     );

@@ -15,7 +15,7 @@ use crate::runbook::report::{Chat, Note, Stage};
 use crate::runbook::{RunData, Runner, Step, survey};
 use crate::settings::{ClusterSettings, RunbookSettings, Settings};
 use crate::store::{
-    Decided, JournalEntry, MemoryStore, NewRequest, OutboxId, Outgoing, Request, Run, RunId, RunState, Store,
+    Decided, Fence, JournalEntry, MemoryStore, NewRequest, OutboxId, Outgoing, Request, Run, RunId, RunState, Store,
 };
 use crate::types::{Mode, Region, SlackUserId, UserGroupId};
 use async_trait::async_trait;
@@ -625,11 +625,25 @@ impl Chat for Recorder {
         Ok(OutboxId::new(*n))
     }
 
-    async fn update_request(&self, _: &Request, _: &Plan, _: &Stage, _: Option<&str>) -> Result<(), ChatError> {
+    async fn update_request(
+        &self,
+        _: &Request,
+        _: &Plan,
+        _: &Stage,
+        _: Option<&str>,
+        _: Option<&Fence>,
+    ) -> Result<(), ChatError> {
         Ok(())
     }
 
-    async fn note(&self, _: &Request, note: &Note, broadcast: bool, key: &str) -> Result<OutboxId, ChatError> {
+    async fn note(
+        &self,
+        _: &Request,
+        note: &Note,
+        broadcast: bool,
+        key: &str,
+        _: Option<&Fence>,
+    ) -> Result<OutboxId, ChatError> {
         let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
         let at = match said.iter().position(|s| s.key == key) {
             Some(i) => i,
@@ -647,8 +661,15 @@ impl Chat for Recorder {
     }
 
     /// Records an edit as what was said (the tests read the notes in order, edits included).
-    async fn edit(&self, request: &Request, _: OutboxId, note: &Note, key: &str) -> Result<(), ChatError> {
-        self.note(request, note, false, key).await.map(|_| ())
+    async fn edit(
+        &self,
+        request: &Request,
+        _: OutboxId,
+        note: &Note,
+        key: &str,
+        fence: Option<&Fence>,
+    ) -> Result<(), ChatError> {
+        self.note(request, note, false, key, fence).await.map(|_| ())
     }
 
     async fn respond(&self, _: &str, _: &crate::runbook::report::Answer, _: bool) -> Result<(), ChatError> {
@@ -755,6 +776,18 @@ impl Bot {
             aborts: Default::default(),
             in_flight: Default::default(),
             telemetry: Default::default(),
+            // The same owner for every (re)started runner: one process per store, as at start-up,
+            // where a new process ends the leases of the one before.
+            leases: Arc::new(crate::lease::Leaseholder {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                instance: crate::lease::Instance {
+                    name: "test-bot".into(),
+                    region: None,
+                    id: "test-bot#0".into(),
+                },
+                settings: crate::lease::LeaseSettings::default(),
+            }),
         })
     }
 
@@ -818,6 +851,7 @@ impl Bot {
             response_url: None,
             body: "{}",
             dedup_key: None,
+            fence: None,
         };
         let message = self.store.enqueue(&outgoing, now).await.unwrap();
         let plan_json = serde_json::to_string(&plan).unwrap();

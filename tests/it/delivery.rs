@@ -34,6 +34,7 @@ async fn queue_answer(bot: &TestBot, url: &str, text: &str) {
                 response_url: Some(url),
                 body: &body.to_string(),
                 dedup_key: None,
+                fence: None,
             },
             bot.clock.now(),
         )

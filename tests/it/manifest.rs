@@ -1,6 +1,7 @@
 //! `manifest.yml` (the Slack app manifest people create the app from) against the bot: the slash
 //! command is `/aurora`, its usage hint names every subcommand and option the bot's own usage text
-//! names, and its request URLs are routes the bot serves. (That it lists exactly the scopes the bot
+//! names, and its request URLs are routes the bot serves; `manifest.socket.yml` is the same app with
+//! Socket Mode on and no request URLs. (That it lists exactly the scopes the bot
 //! needs is checked next to those scopes: `slack::client`'s
 //! `the_manifest_lists_every_scope_the_bot_calls_and_no_other`.)
 
@@ -9,8 +10,17 @@ use std::collections::BTreeSet;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn manifest() -> Yaml {
-    let mut docs = YamlLoader::load_from_str(include_str!("../../manifest.yml")).expect("manifest.yml is YAML");
-    assert_eq!(docs.len(), 1, "manifest.yml holds one document");
+    load(include_str!("../../manifest.yml"))
+}
+
+/// `manifest.socket.yml`, the Socket Mode variant.
+fn socket_manifest() -> Yaml {
+    load(include_str!("../../manifest.socket.yml"))
+}
+
+fn load(text: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(text).expect("a manifest is YAML");
+    assert_eq!(docs.len(), 1, "a manifest holds one document");
     docs.remove(0)
 }
 
@@ -97,5 +107,47 @@ async fn the_manifests_request_urls_are_routes_the_bot_serves() {
             .unwrap();
         // Served, and refused because it is not signed (not 404, not 405).
         assert_eq!(response.status(), 401, "POST {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_socket_mode_manifest_is_the_http_one_with_socket_mode_on_and_no_request_urls() {
+    let socket = socket_manifest();
+    let http = manifest();
+    assert_eq!(socket["settings"]["socket_mode_enabled"].as_bool(), Some(true));
+    assert_eq!(http["settings"]["socket_mode_enabled"].as_bool(), Some(false));
+    assert!(
+        slash_command(&socket)["url"].is_badvalue(),
+        "no request URL in Socket Mode"
+    );
+    assert!(socket["settings"]["interactivity"]["request_url"].is_badvalue());
+    assert_eq!(socket["settings"]["interactivity"]["is_enabled"].as_bool(), Some(true));
+    // The same command, usage hint, scopes and everything else.
+    let without_urls = |mut m: Yaml| {
+        remove(&mut m["settings"], "socket_mode_enabled");
+        remove(&mut m["settings"]["interactivity"], "request_url");
+        remove(&mut m["features"]["slash_commands"][0], "url");
+        m
+    };
+    assert_eq!(without_urls(socket), without_urls(http));
+    // The bot in Socket Mode serves no Slack route.
+    let bot = TestBot::start_with(Options {
+        socket: true,
+        ..Options::default()
+    })
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/slack/interactions", bot.port))
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+/// Removes `key` from a mapping.
+fn remove(m: &mut Yaml, key: &str) {
+    if let Yaml::Hash(h) = m {
+        h.remove(&Yaml::String(key.into()));
     }
 }

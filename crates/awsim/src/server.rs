@@ -208,6 +208,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 action,
                 params: params.for_log(),
                 request_id,
+                access_key: scope.access_key.clone(),
             };
             run(&shared, call, render, |world, now, call| {
                 let body = match call.service {
@@ -243,6 +244,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 action: op.action().to_owned(),
                 params,
                 request_id,
+                access_key: scope.access_key.clone(),
             };
             run(&shared, call, route53_error, |world, now, call| {
                 rest::handle(world, &op, &body, now, &call.request_id)
@@ -266,6 +268,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
                 action: operation,
                 params: BTreeMap::new(),
                 request_id,
+                access_key: scope.access_key.clone(),
             };
             run(&shared, call, cbor_error, |world, now, call| {
                 cbor::handle(world, &call.region, &call.action, &body, now)
@@ -293,6 +296,7 @@ struct Call {
     action: String,
     params: BTreeMap<String, String>,
     request_id: String,
+    access_key: String,
 }
 
 /// Fails the call if its Region is down: `Err` drops the connection, `Ok` is a 503.
@@ -332,6 +336,7 @@ async fn run(
             at,
             status: 0,
             error: None,
+            access_key: call.access_key.clone(),
         });
         if let Some(answer) = outage_answer(&mut world, seq, &call, render) {
             return answer;

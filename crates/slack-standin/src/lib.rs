@@ -9,6 +9,10 @@
 //! can be told to fail the next calls, or every call for a while, with 429 (Retry-After) or 5xx, to
 //! refuse a method in a channel with an error code, or to hold a post's answer.
 //!
+//! With [`SlackStandIn::enable_socket_mode`] it is also Slack's Socket Mode ([`SocketModeFake`]):
+//! `apps.connections.open`, a WebSocket that delivers envelopes, records acks, redelivers what was
+//! not acknowledged in time, and sends `disconnect`.
+//!
 //! This crate does not depend on the bot: it signs requests with its own code ([`signing`]), written
 //! from Slack's documentation, so that the tests check the bot's verification against an independent
 //! signer rather than against itself.
@@ -16,10 +20,12 @@
 pub mod limits;
 mod sender;
 pub mod signing;
+mod socket_mode;
 mod web_api;
 
 pub use sender::{Answer, SlackSender, Workspace};
 pub use signing::Secret;
+pub use socket_mode::{REDELIVER_AFTER, SocketAck, SocketModeFake};
 pub use web_api::{Failure, Message, PostKind, Recorded, SlackStandIn};
 
 /// The workspace this fake is: the `team_id` its `auth.test` names and its senders put in requests.

@@ -172,8 +172,25 @@ impl SlackSender {
         value: &str,
         response_url: &str,
     ) -> String {
+        let payload = Self::click_payload_in(w, user, channel, message_ts, action_id, value, response_url);
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+    }
+
+    /// The `block_actions` payload of a button click from `w` (the form's `payload` field over HTTP,
+    /// the envelope's `payload` over Socket Mode).
+    pub fn click_payload_in(
+        w: &Workspace,
+        user: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+        response_url: &str,
+    ) -> Value {
         let enterprise = w.enterprise_id.as_ref().map(|e| json!({"id": e, "name": "Org"}));
-        let payload = json!({
+        json!({
             "type": "block_actions",
             "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": w.team_id},
             "api_app_id": w.app_id,
@@ -189,10 +206,7 @@ impl SlackSender {
             "response_url": response_url,
             "actions": [{"action_id": action_id, "block_id": "decision", "type": "button", "value": value,
                          "text": {"type": "plain_text", "text": action_id}, "action_ts": "1800000000.000200"}]
-        });
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("payload", &payload.to_string())
-            .finish()
+        })
     }
 
     /// Sends `/aurora {text}` as `user` from `channel`.

@@ -127,6 +127,8 @@ struct Inner {
     granted_scopes: Option<String>,
     /// Scopes the token lacks, by method: calls answer `missing_scope` naming the scope.
     missing_scopes: BTreeMap<String, String>,
+    /// Socket Mode, once enabled: where `apps.connections.open` connects the app.
+    socket: Option<crate::SocketModeFake>,
     /// Channels the bot is not in: posts there answer `not_in_channel`.
     not_in: Vec<String>,
     /// Keep every call (off for benchmarks, whose calls would pile up here).
@@ -184,6 +186,7 @@ impl SlackStandIn {
                 granted_scopes: None,
                 missing_scopes: BTreeMap::new(),
                 not_in: Vec::new(),
+                socket: None,
                 keep: true,
                 messages: Vec::new(),
                 hold: None,
@@ -198,6 +201,7 @@ impl SlackStandIn {
             .route("/api/auth.test", get(auth_test).post(auth_test))
             .route("/api/conversations.history", get(history))
             .route("/api/conversations.replies", get(replies))
+            .route("/api/apps.connections.open", post(connections_open))
             .route("/api/{method}", post(api))
             .route("/response/{id}", post(response))
             .with_state(fake.clone());
@@ -235,6 +239,18 @@ impl SlackStandIn {
     /// they send does not pile up in memory here.
     pub fn keep_calls(&self, on: bool) {
         self.lock().keep = on;
+    }
+
+    /// Turns on Socket Mode for an app whose app-level token is `app_token`: `apps.connections.open`
+    /// answers with the URL of a fresh [`crate::SocketModeFake`] (the same one on every call).
+    pub async fn enable_socket_mode(&self, app_token: &str) -> std::io::Result<crate::SocketModeFake> {
+        if let Some(s) = self.lock().socket.clone() {
+            s.accept_app_token(app_token);
+            return Ok(s);
+        }
+        let socket = crate::SocketModeFake::start(app_token, self.shutdown.clone()).await?;
+        self.lock().socket = Some(socket.clone());
+        Ok(socket)
     }
 
     /// Makes `users` the members of user group `group`.
@@ -481,6 +497,21 @@ fn failure_response(f: Failure) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `apps.connections.open`: a WebSocket URL for an app-level token, when Socket Mode is on.
+async fn connections_open(State(fake): State<SlackStandIn>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let socket = fake.lock().socket.clone();
+    let answer = match socket {
+        Some(s) => s.open(bearer),
+        None => json!({"ok": false, "error": "not_allowed_token_type"}),
+    };
+    fake.record("apps.connections.open", json!({"ok": answer["ok"]}), None, None);
+    ok(answer)
 }
 
 async fn api(

@@ -111,6 +111,15 @@ impl Change {
         }
     }
 
+    /// Adds `condition` to the change's condition.
+    pub fn and(mut self, condition: &str) -> Change {
+        self.condition = Some(match self.condition {
+            Some(c) => format!("{c} AND ({condition})"),
+            None => condition.to_owned(),
+        });
+        self
+    }
+
     pub fn value(mut self, name: &str, v: AttributeValue) -> Change {
         self.values.insert(name.into(), v);
         self

@@ -47,6 +47,7 @@
 mod call;
 mod item;
 mod keys;
+mod lease;
 mod ops;
 pub mod table;
 #[cfg(test)]

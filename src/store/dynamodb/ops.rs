@@ -62,6 +62,29 @@ impl DynamoDbStore {
         Ok(self.table.update(&keys::run(id), change).await?.is_some())
     }
 
+    /// A write of run `run`'s item under `fence` (see `lease.rs`): `Fenced` when the lease changed
+    /// hands or a newer holder stamped the run; otherwise whether the change's condition held.
+    async fn fenced_run(&self, run: RunId, change: Change, fence: Option<&Fence>) -> Result<bool> {
+        self.check_fence(fence).await?;
+        if self.update_run(run, super::lease::fenced(change, fence)).await? {
+            return Ok(true);
+        }
+        self.fence_refusal(run, fence).await?;
+        Ok(false)
+    }
+
+    /// A journal number turned out to be taken: `Fenced` if by a newer holder's tombstone; otherwise
+    /// (a line written without a reservation) the run's `next_seq` catches up before the next try.
+    async fn journal_taken(&self, run: RunId, seq: i64, fence: Option<&Fence>) -> Result<()> {
+        let Some(f) = fence else { return Ok(()) };
+        let line = self.item(&keys::journal(run, seq)).await?;
+        if line.as_ref().is_some_and(|l| l.contains_key("tombstone")) {
+            return Err(f.refused(self.lease_now(&f.scope).await?.as_ref()));
+        }
+        let last = self.next_seq(run).await? - 1;
+        self.catch_up_seq(run, last).await
+    }
+
     async fn update_outbox(&self, id: OutboxId, change: Change) -> Result<()> {
         self.table.update(&keys::outbox(id), change).await?;
         Ok(())
@@ -256,6 +279,36 @@ impl Store for DynamoDbStore {
         Ok(self.table.delete_if(&key, "#holder = :h", values).await?.is_some())
     }
 
+    async fn take_lease(
+        &self,
+        scope: &LeaseScope,
+        owner: &str,
+        now: jiff::Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>> {
+        self.take(scope, owner, now, ttl).await
+    }
+
+    async fn renew_lease(&self, fence: &Fence, now: jiff::Timestamp, ttl: std::time::Duration) -> Result<bool> {
+        self.renew(fence, now, ttl).await
+    }
+
+    async fn release_lease(&self, fence: &Fence, now: jiff::Timestamp) -> Result<bool> {
+        self.extend(fence, now).await
+    }
+
+    async fn lease(&self, scope: &LeaseScope) -> Result<Option<Lease>> {
+        self.lease_now(scope).await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>> {
+        self.all_leases().await
+    }
+
+    async fn adopt_run(&self, run: RunId, fence: &Fence) -> Result<()> {
+        self.adopt(run, fence).await
+    }
+
     async fn insert_request(&self, id: RequestId, r: &NewRequest) -> Result<bool> {
         self.table.put_new(item::new_request(id, r)).await
     }
@@ -431,20 +484,27 @@ impl Store for DynamoDbStore {
         Ok(None)
     }
 
-    async fn set_step(&self, run: RunId, next_step: &str, data: &str) -> Result<()> {
+    async fn set_step(&self, run: RunId, next_step: &str, data: &str, fence: Option<&Fence>) -> Result<()> {
         let change = open_run(Change::when(OPEN_RUN))
             .set("step", s(next_step))
             .set("data", s(data));
-        self.update_run(run, change).await?;
+        self.fenced_run(run, change, fence).await?;
         Ok(())
     }
 
-    async fn finish_run(&self, run: RunId, state: RunState, data: &str, at: jiff::Timestamp) -> Result<bool> {
+    async fn finish_run(
+        &self,
+        run: RunId,
+        state: RunState,
+        data: &str,
+        at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
         let change = open_run(Change::when(OPEN_RUN)).set("data", s(data));
-        self.update_run(run, run_ends(change, run, state, at)).await
+        self.fenced_run(run, run_ends(change, run, state, at), fence).await
     }
 
-    async fn set_needs_attention(&self, run: RunId, data: Option<&str>) -> Result<bool> {
+    async fn set_needs_attention(&self, run: RunId, data: Option<&str>, fence: Option<&Fence>) -> Result<bool> {
         let mut change = Change::when("#state = :running")
             .value(":running", s(RunState::Running.as_str()))
             .remove("resume_asked_by")
@@ -452,15 +512,16 @@ impl Store for DynamoDbStore {
         if let Some(d) = data {
             change = change.set("data", s(d));
         }
-        self.update_run(run, run_to(change, RunState::NeedsAttention)).await
+        self.fenced_run(run, run_to(change, RunState::NeedsAttention), fence)
+            .await
     }
 
-    async fn set_running(&self, run: RunId) -> Result<bool> {
+    async fn set_running(&self, run: RunId, fence: Option<&Fence>) -> Result<bool> {
         let change = Change::when("#state = :attention")
             .value(":attention", s(RunState::NeedsAttention.as_str()))
             .remove("resume_asked_by")
             .remove("resume_asked_at");
-        self.update_run(run, run_to(change, RunState::Running)).await
+        self.fenced_run(run, run_to(change, RunState::Running), fence).await
     }
 
     async fn set_resume_asked(&self, run: RunId, by: &SlackUserId, at: jiff::Timestamp) -> Result<bool> {
@@ -496,11 +557,24 @@ impl Store for DynamoDbStore {
             .await
     }
 
-    async fn journal(&self, run: RunId, at: jiff::Timestamp, step: &str, event: &str, detail: &str) -> Result<()> {
+    async fn journal(
+        &self,
+        run: RunId,
+        at: jiff::Timestamp,
+        step: &str,
+        event: &str,
+        detail: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        self.check_fence(fence).await?;
         for _ in 0..JOURNAL_ATTEMPTS {
+            let seq = match fence {
+                Some(f) => self.reserve_seq(run, f).await?,
+                None => self.next_seq(run).await?,
+            };
             let entry = JournalEntry {
                 run_id: run,
-                seq: self.next_seq(run).await?,
+                seq,
                 at,
                 step: step.to_owned(),
                 event: event.to_owned(),
@@ -509,6 +583,7 @@ impl Store for DynamoDbStore {
             if self.table.put_new(item::journal_line(&entry)).await? {
                 return Ok(());
             }
+            self.journal_taken(run, seq, fence).await?;
         }
         Err(StoreError::DynamoDb(format!(
             "PutItem: the journal of run {run} kept taking the next line's number first"
@@ -521,6 +596,7 @@ impl Store for DynamoDbStore {
             .query(&q)
             .await?
             .iter()
+            .filter(|i| !i.contains_key("tombstone"))
             .map(|i| item::journal_entry(i).map_err(decode_err))
             .collect()
     }
@@ -572,6 +648,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<OutboxId> {
+        self.check_fence(m.fence).await?;
         let dedup = m.dedup_key.map(keys::dedup);
         let first = |i: &Item| i.get("id").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
         if let Some(key) = &dedup
@@ -627,7 +704,8 @@ impl Store for DynamoDbStore {
             .any(|i| i.kind == "update" && i.target.is_some() && i.target == it.target && i.id > it.id))
     }
 
-    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>) -> Result<()> {
+    async fn outbox_delivered(&self, id: OutboxId, ts: Option<&str>, fence: Option<&Fence>) -> Result<()> {
+        self.check_fence(fence).await?;
         let change = Change::existing()
             .set("state", s("delivered"))
             .set_or_remove("delivered_ts", ts.map(s))
@@ -636,12 +714,20 @@ impl Store for DynamoDbStore {
         self.update_outbox(id, change).await
     }
 
-    async fn outbox_skipped(&self, id: OutboxId) -> Result<()> {
+    async fn outbox_skipped(&self, id: OutboxId, fence: Option<&Fence>) -> Result<()> {
+        self.check_fence(fence).await?;
         let change = Change::existing().set("state", s("superseded")).unindex(BY_STATE);
         self.update_outbox(id, change).await
     }
 
-    async fn outbox_retry(&self, id: OutboxId, error: &str, next_attempt_at: jiff::Timestamp) -> Result<()> {
+    async fn outbox_retry(
+        &self,
+        id: OutboxId,
+        error: &str,
+        next_attempt_at: jiff::Timestamp,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        self.check_fence(fence).await?;
         let change = Change::existing()
             .add("attempts", n(1))
             .set("last_error", s(error))
@@ -649,7 +735,8 @@ impl Store for DynamoDbStore {
         self.update_outbox(id, change).await
     }
 
-    async fn outbox_failed(&self, id: OutboxId, error: &str) -> Result<()> {
+    async fn outbox_failed(&self, id: OutboxId, error: &str, fence: Option<&Fence>) -> Result<()> {
+        self.check_fence(fence).await?;
         let change = Change::existing()
             .set("state", s("failed"))
             .add("attempts", n(1))
@@ -672,7 +759,8 @@ impl Store for DynamoDbStore {
         Ok(self.pending_outbox().await?.len() as u64)
     }
 
-    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp) -> Result<()> {
+    async fn outbox_attempt(&self, id: OutboxId, via: &str, at: jiff::Timestamp, fence: Option<&Fence>) -> Result<()> {
+        self.check_fence(fence).await?;
         let change = Change::existing()
             .set_if_absent("started_at", n(at.as_millisecond()))
             .set("via", s(via));

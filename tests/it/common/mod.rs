@@ -9,7 +9,7 @@ use aurora_failover_bot::ports::Clock;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
 use aurora_failover_bot::store::{Request, RequestState, Run, RunState, Store};
-use standin::{Answer, Recorded, Secret, SlackSender, SlackStandIn};
+use standin::{Answer, Recorded, Secret, SlackSender, SlackStandIn, SocketModeFake};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -28,6 +28,8 @@ pub const DAVE: &str = "U0DAVE";
 pub const MALLORY: &str = "U0MALLORY";
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 pub const BOT_TOKEN: &str = "xoxb-test-token";
+/// The app-level token of Socket Mode (`Options::socket`).
+pub const APP_TOKEN: &str = "xapp-1-A0STANDIN-test-token";
 pub const ZONE: &str = "Z0123456789";
 pub const WRITER_RECORD: &str = "aurorawriteendpoint.aurora_private_hosted_zone";
 pub const READER_RECORD: &str = "aurorareadendpoint.aurora_private_hosted_zone";
@@ -92,6 +94,9 @@ pub struct Options {
     pub wait_ready: bool,
     /// More keys of the `[store]` section (e.g. `backend = "dynamodb"`).
     pub store_toml: String,
+    /// Socket Mode (`slack.mode = "socket"`, `SLACK_APP_TOKEN` = [`APP_TOKEN`] unless `env` gives
+    /// one): commands and clicks go over the stand-in's fake Socket Mode server.
+    pub socket: bool,
 }
 
 impl Default for Options {
@@ -121,6 +126,7 @@ impl Default for Options {
             slack_setup: None,
             wait_ready: true,
             store_toml: String::new(),
+            socket: false,
         }
     }
 }
@@ -195,6 +201,8 @@ pub struct TestBot {
     pub clock: Arc<TestClock>,
     pub dir: std::path::PathBuf,
     pub port: u16,
+    /// The fake Socket Mode server, when the bot runs in Socket Mode (`Options::socket`).
+    pub socket: Option<SocketModeFake>,
     shutdown: CancellationToken,
     /// What is wrong with the immediate answers to commands sent through `command` (they are HTTP
     /// answers, which the stand-in does not see): Slack's refusal code or a wording defect.
@@ -239,6 +247,31 @@ pub async fn wait_ready(port: u16) {
     }
 }
 
+/// Turns Socket Mode on in the stand-in and in the bot's options (`mode = "socket"`, the app token
+/// in `SLACK_APP_TOKEN` unless the options give one; the stand-in accepts [`APP_TOKEN`]).
+async fn socket_mode(slack: &SlackStandIn, o: &mut Options) -> SocketModeFake {
+    let sm = slack.enable_socket_mode(APP_TOKEN).await.unwrap();
+    o.slack_toml.push_str("\nmode = \"socket\"\n");
+    if !o.env.iter().any(|(k, _)| *k == "SLACK_APP_TOKEN") {
+        o.env.push(("SLACK_APP_TOKEN", APP_TOKEN.to_owned()));
+    }
+    sm
+}
+
+/// A Socket Mode ack as the answer an HTTP request would have had: its payload as the body.
+fn socket_answer(ack: Option<standin::SocketAck>) -> Answer {
+    match ack {
+        Some(a) => Answer {
+            status: 200,
+            body: a.payload.map(|p| p.to_string()).unwrap_or_default(),
+        },
+        None => Answer {
+            status: 0,
+            body: "no ack".to_owned(),
+        },
+    }
+}
+
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     static N: AtomicI64 = AtomicI64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -266,6 +299,10 @@ impl TestBot {
         if let Some(setup) = &o.slack_setup {
             setup(&slack);
         }
+        let socket = match o.socket {
+            true => Some(socket_mode(&slack, &mut o).await),
+            false => None,
+        };
         let dir = temp_dir("bot");
         let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
         let clock = Arc::new(TestClock::default());
@@ -303,6 +340,7 @@ impl TestBot {
             clock,
             dir,
             port,
+            socket,
             shutdown,
             answer_defects: Default::default(),
             _server: server,
@@ -313,10 +351,17 @@ impl TestBot {
         self.clock.now().as_second()
     }
 
-    /// Sends `/aurora {text}` as `user`; returns the answer and the command's response_url.
+    /// Sends `/aurora {text}` as `user`; returns the answer and the command's response_url. In Socket
+    /// Mode the answer is the ack's payload (status 200, or 0 when no ack came within `WAIT`).
     pub async fn command(&self, user: &str, text: &str) -> (Answer, String) {
         let url = self.slack.response_url();
-        let answer = self.sender.command(user, CHANNEL, text, &url, self.now()).await;
+        let answer = match &self.socket {
+            Some(sm) => {
+                let id = sm.command(user, CHANNEL, text, &url).await;
+                socket_answer(sm.wait_ack(&id, WAIT).await)
+            }
+            None => self.sender.command(user, CHANNEL, text, &url, self.now()).await,
+        };
         // An immediate answer is a message too: within Slack's limits and worded cleanly.
         if let Ok(json) = serde_json::from_str::<serde_json::Value>(&answer.body) {
             let mut found: Vec<String> = standin::limits::refusal(&json).map(str::to_owned).into_iter().collect();
@@ -345,10 +390,17 @@ impl TestBot {
         let ts = self.request_message(id).await.ts.unwrap();
         let url = self.slack.response_url();
         let action = if approve { "approve" } else { "deny" };
-        let answer = self
-            .sender
-            .click(user, CHANNEL, &ts, action, &id.to_string(), &url, self.now())
-            .await;
+        let answer = match &self.socket {
+            Some(sm) => {
+                let envelope = sm.click(user, CHANNEL, &ts, action, &id.to_string(), &url).await;
+                socket_answer(sm.wait_ack(&envelope, WAIT).await)
+            }
+            None => {
+                self.sender
+                    .click(user, CHANNEL, &ts, action, &id.to_string(), &url, self.now())
+                    .await
+            }
+        };
         assert_eq!(answer.status, 200, "a click is answered 200: {answer:?}");
         url
     }

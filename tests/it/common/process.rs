@@ -23,6 +23,8 @@ pub struct BotProcess {
     pub port: u16,
     sim_url: String,
     log: std::path::PathBuf,
+    /// More environment (`Options::env`), set after the defaults (so it may replace them).
+    pub env: Vec<(String, String)>,
 }
 
 pub fn free_port() -> u16 {
@@ -51,6 +53,7 @@ impl BotProcess {
             port,
             sim_url: sim.url().to_owned(),
             log: dir.join("bot.log"),
+            env: options.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
         }
     }
 
@@ -78,6 +81,7 @@ impl BotProcess {
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE")
             .env("RUST_LOG", &self.rust_log)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -118,6 +122,21 @@ impl BotProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     pub fn kill(&mut self) {

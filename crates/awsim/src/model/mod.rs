@@ -76,6 +76,9 @@ pub struct CallRecord {
     pub status: u16,
     /// The error code sent, if any.
     pub error: Option<String>,
+    /// The access key id that signed the request (tells two clients with different keys apart).
+    #[serde(default)]
+    pub access_key: String,
 }
 
 impl CallRecord {

@@ -2,11 +2,12 @@
 //! request is for. The emulator serves every Region and both services on one port and tells them
 //! apart this way, as the design requires. Signatures are not verified: any credentials are accepted.
 
-/// The `{region}/{service}` part of a SigV4 credential scope.
+/// The `{region}/{service}` part of a SigV4 credential scope, and the access key id that signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub region: String,
     pub service: String,
+    pub access_key: String,
 }
 
 /// Parses `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-west-2/rds/aws4_request, SignedHeaders=..., Signature=...`.
@@ -17,7 +18,7 @@ pub fn scope_of(authorization: &str) -> Option<Scope> {
         .map(str::trim)
         .find_map(|part| part.strip_prefix("Credential="))?;
     let mut parts = credential.split('/');
-    let _key = parts.next()?;
+    let key = parts.next()?;
     let _date = parts.next()?;
     let region = parts.next()?;
     let service = parts.next()?;
@@ -27,6 +28,7 @@ pub fn scope_of(authorization: &str) -> Option<Scope> {
     Some(Scope {
         region: region.to_owned(),
         service: service.to_owned(),
+        access_key: key.to_owned(),
     })
 }
 
@@ -42,7 +44,8 @@ mod tests {
             scope_of(h),
             Some(Scope {
                 region: "us-west-2".into(),
-                service: "rds".into()
+                service: "rds".into(),
+                access_key: "AKIDEXAMPLE".into(),
             })
         );
     }
