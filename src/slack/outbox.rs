@@ -394,10 +394,15 @@ impl Outbox {
                 Ok(fence)
             }
             Ok(false) => {
-                warn!(token = fence.token, "another instance took the outbox's lease over; this one stops delivering");
+                warn!(
+                    token = fence.token,
+                    "another instance took the outbox's lease over; this one stops delivering"
+                );
                 *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.renewed(false);
-                Err(SendError::Temporary("another instance delivers the outbox now".to_owned()))
+                Err(SendError::Temporary(
+                    "another instance delivers the outbox now".to_owned(),
+                ))
             }
             Err(e) => Err(SendError::Temporary(format!("cannot renew the outbox's lease: {e}"))),
         }
