@@ -7,17 +7,17 @@
 //! | id counter | `COUNTER#request`, `COUNTER#outbox` | `COUNTER` | | | |
 //! | cluster lock | `LOCK#<cluster>` | `LOCK` | `LOCKS` / cluster | | |
 //! | request | `REQ#<id>` | `REQ` | `REQ#<state>` / id | `REQC#<cluster>` / id | `REQS` / id |
-//! | run (id = its request's id) | `RUN#<id>` | `RUN` | `RUN#<state>` / id | `RUNC#<cluster>` / id | `RUNF` / finished#id, once ended |
-//! | journal line | `RUN#<run>` | `J#<seq>` | | | `JOURNAL` / at#run#seq |
+//! | run (id = its request's id; `fence`, `next_seq`) | `RUN#<id>` | `RUN` | `RUN#<state>` / id | `RUNC#<cluster>` / id | `RUNF` / finished#id, once ended |
+//! | journal line (or its tombstone) | `RUN#<run>` | `J#<seq>` | | | `JOURNAL` / at#run#seq |
+//! | lease | `LEASE#<scope>` | `LEASE` | `LEASES` / scope | | |
 //! | audit line | `AUDIT#<at>#<unique>` | `AUDIT` | | | `AUDIT` / at#unique |
 //! | outbox item | `OUT#<id>` | `OUT` | `OUT#pending` / id, while pending | `OURL#<url>` / id | `OUTS` / id |
 //! | dedup key | `DEDUP#<key>` | `DEDUP` | | | |
 //! | signature | `SIG#<sig>` | `SIG` | | | `SIGT#<hour of day>` / at#sig |
 //! | response_url | `URL#<url>` | `URL` | | | `URLT#<hour of day>` / issued#url |
 //!
-//! Room for the leases and fencing (issue 14): `LEASE#<scope>` items, a `fence` and `next_seq`
-//! attribute on the run item, tombstones on reserved journal or outbox keys: none collides with the
-//! keys above.
+//! Leases and fencing (`lease.rs`): the `LEASE#<scope>` items, the run item's `fence` (highest token
+//! that wrote it) and `next_seq` (journal numbers reserved), tombstones on reserved, unwritten lines.
 
 use super::super::rows::{OutboxId, RequestId, RunId};
 

@@ -40,6 +40,13 @@
 //! hour first, for items older than the cut-off and deletes at most `batch` of them. Nothing about a
 //! request, a run or its journal is ever deleted.
 //!
+//! # Leases and fencing
+//!
+//! See `lease.rs`: a lease is one item taken by a conditional write; a fenced write checks the lease
+//! (strongly consistent read) and, for a run's item and journal, is conditional on the run's `fence`
+//! token, which a new holder stamps at takeover (`adopt_run`), tombstoning journal numbers an old
+//! holder reserved and never wrote.
+//!
 //! # Durability
 //!
 //! A write DynamoDB acknowledged is durable in its Region (and, on an MRSC table, in a second one).
