@@ -1073,7 +1073,11 @@ impl Approvals {
     /// again (idempotently) the last messages of what closed shortly before, in case the bot died
     /// between recording a change and queuing its message.
     pub async fn resume(&self) {
-        if let Err(e) = self.store.recover_locks().await {
+        // A lock whose request was never recorded is this bot's own crash only when no other bot
+        // shares the store (another may be between taking a lock and recording its request).
+        if self.settings.store.exclusive()
+            && let Err(e) = self.store.recover_locks().await
+        {
             warn!(error = %e, "cannot check the clusters' locks");
         }
         match self.store.requests_in(RequestState::Planning).await {
@@ -1110,12 +1114,15 @@ impl Approvals {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            // A run younger than a lease is left to the bot that approved it (it is taking it up);
+            // if that bot died before it could, its run is taken over as late as a lease runs out.
+            let young = self.clock.now() - jiff::SignedDuration::try_from(self.settings.lease.ttl).unwrap_or_default();
             for state in [RunState::Running, RunState::NeedsAttention] {
                 match self.store.runs_in(state).await {
                     Ok(runs) => runs
                         .iter()
                         .flatten()
-                        .filter(|run| !self.launcher.runner.executing(run.id))
+                        .filter(|run| run.started_at <= young && !self.launcher.runner.executing(run.id))
                         .for_each(|run| self.launcher.launch(run.id)),
                     Err(e) => warn!(error = %e, "cannot list the open runs to take over"),
                 }

@@ -234,6 +234,19 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
 }
 
+impl StoreSettings {
+    /// Whether this bot is the only one using its store: SQLite (one process per file, the file lock),
+    /// or a DynamoDB table with `store.single_instance = true`. Then what an earlier process of this
+    /// bot held (its leases, a cluster lock whose request it never recorded) is released at start-up
+    /// instead of after its expiry; on a shared table another live bot may hold it.
+    pub fn exclusive(&self) -> bool {
+        match &self.backend {
+            StoreBackend::Sqlite => true,
+            StoreBackend::DynamoDb(d) => d.single_instance,
+        }
+    }
+}
+
 /// `store.backend`: `sqlite` (the default: a local file) or `dynamodb` (a table shared by bots in
 /// several Regions).
 #[derive(Debug, Clone, PartialEq, Eq)]

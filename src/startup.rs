@@ -636,11 +636,14 @@ impl Engine {
             settings: settings.lease,
         });
         info!(instance = %leases.instance, id = %leases.instance.id, "this instance");
-        // One process per SQLite file (the file lock): the leases of an earlier process end now.
-        leases
-            .end_earlier_processes_leases()
-            .await
-            .context("cannot read the store's leases")?;
+        // The only bot on its store (a SQLite file is locked): an earlier process's leases end now.
+        // On a shared table they may be another live bot's: they run out by themselves if not.
+        if settings.store.exclusive() {
+            leases
+                .end_earlier_processes_leases()
+                .await
+                .context("cannot read the store's leases")?;
+        }
         let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &telemetry, &leases);
         let outbox = Arc::new(Outbox {
             store: store.clone(),

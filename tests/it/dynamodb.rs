@@ -1,33 +1,12 @@
 //! The bot on the DynamoDB store (`[store] backend = "dynamodb"`), on moto's DynamoDB (started by
 //! `scripts/test`, which exports `MOTO_ENDPOINT`) and the AWS emulator for everything else.
 
+use crate::common::dynamodb::{moto, moto_client, table_name};
 use crate::common::*;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::startup::{Application, Deps};
 use aurora_failover_bot::store::{DynamoDbStore, RunState};
 use std::time::Duration;
-
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run the tests with scripts/test, which installs and starts moto 5.2.5")
-}
-
-fn moto_client() -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(moto())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKID", "secret", None, None, "it",
-        ))
-        .http_client(aurora_failover_bot::aws::http_client())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-fn table_name(tag: &str) -> String {
-    format!("afb-it-{tag}-{}-{}", std::process::id(), fastrand::u32(..))
-}
 
 fn dynamodb_options(table: &str) -> Options {
     Options {

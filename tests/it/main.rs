@@ -29,4 +29,5 @@ mod runbook;
 mod secret_scan;
 mod secrets;
 mod socket_mode;
+mod takeover;
 mod verification;

@@ -535,8 +535,9 @@ async fn status_of_fifty_clusters_reads_them_concurrently() {
     let (_, url) = bot.command(MALLORY, "status").await;
     bot.answer_at(&url).await;
     let took = started.elapsed();
-    // The answer may take several posts (at most four), each within Slack's limits.
-    bot.slack_settled().await;
+    // The answer may take several posts (at most four), each within Slack's limits; they are posted
+    // directly, one after the other: wait for all of them.
+    bot.whole_status_answer(&url).await;
     let posts = bot.slack.responses_to(&url);
     assert!(posts.len() <= 4, "{} posts", posts.len());
     let status: String = posts.iter().map(all_text).collect();

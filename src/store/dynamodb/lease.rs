@@ -10,9 +10,12 @@
 //! fenced write of the run's item is conditional on `fence` being absent or at most its own token.
 //! A journal line is reserved through the run's item first (`next_seq`, under the same condition)
 //! and then put if absent; at adoption the new holder puts a tombstone on every number reserved and
-//! never written, so an old holder's late put fails. The outbox items a run queues and the outbox
-//! delivery records are checked against the lease only (their dedup keys make a late duplicate of a
-//! run's message harmless: it returns the first item's id).
+//! never written, so an old holder's late put fails. A message the run queues is reserved the same
+//! way (`out_reserved`, `out_dedup` on the run's item, under the fence) before its dedup claim and its
+//! item are put; at adoption an item reserved and never written gets a tombstone (a superseded item,
+//! so the late put fails) and its dedup claim is given back (the new holder can queue that message).
+//! A record of a delivery stamps the outbox lease's token on the item (`fence`) on the same
+//! condition, so a former holder cannot record over a delivery the new holder already recorded.
 
 use super::DynamoDbStore;
 use super::call::{Change, Query, Sk};
@@ -155,6 +158,7 @@ impl DynamoDbStore {
         let Some(after) = self.table.update(&keys::run(run), change).await? else {
             return self.fence_refusal(run, Some(fence)).await;
         };
+        self.close_reserved_outbox(&after, fence).await?;
         let reserved = after
             .get("next_seq")
             .and_then(|v| v.as_n().ok())
@@ -176,6 +180,80 @@ impl DynamoDbStore {
                 tomb.insert("tombstone".into(), n(fence.token));
                 self.table.put_new(tomb).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// The run a cluster's lease covers (`cluster/<name>`): the run of the request holding the
+    /// cluster's lock (a run's id is its request's), if the scope is a cluster's and it has one.
+    pub(super) async fn run_under(&self, fence: &Fence) -> Result<Option<RunId>> {
+        let Some(cluster) = fence
+            .scope
+            .strip_prefix("cluster/")
+            .and_then(crate::types::ClusterName::parse)
+        else {
+            return Ok(None);
+        };
+        let holder = crate::store::Store::cluster_lock(self, &cluster).await?;
+        Ok(holder.map(|r| RunId::new(r.get())))
+    }
+
+    /// Reserves outbox item `id` (with its dedup key) for `run` under `fence`, through the run's item:
+    /// refused once a newer holder adopted the run. A run not (yet) stored reserves nothing.
+    pub(super) async fn reserve_outbox(
+        &self,
+        run: RunId,
+        fence: &Fence,
+        id: OutboxId,
+        dedup: Option<&str>,
+    ) -> Result<()> {
+        let change = fenced(Change::existing(), Some(fence))
+            .set("out_reserved", n(id.get()))
+            .set_or_remove("out_dedup", dedup.map(s));
+        if self.table.update(&keys::run(run), change).await?.is_none() {
+            self.fence_refusal(run, Some(fence)).await?;
+        }
+        Ok(())
+    }
+
+    /// At adoption: the message a former holder reserved and never queued gets a tombstone (its late
+    /// put then fails), and its dedup claim is given back.
+    async fn close_reserved_outbox(&self, run_item: &Item, fence: &Fence) -> Result<()> {
+        let Some(id) = run_item
+            .get("out_reserved")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+        else {
+            return Ok(());
+        };
+        let id = OutboxId::new(id);
+        if self.table.get(&keys::outbox(id)).await?.is_some() {
+            return Ok(());
+        }
+        let stand_in = Outgoing {
+            ordering_key: "fenced",
+            kind: "reply",
+            channel: None,
+            target: None,
+            response_url: None,
+            body: "{}",
+            dedup_key: None,
+            fence: None,
+        };
+        let mut tomb = item::new_outbox(id, &stand_in, jiff::Timestamp::now());
+        tomb.remove(BY_STATE.pk);
+        tomb.remove(BY_STATE.sk);
+        tomb.insert("state".into(), s("superseded"));
+        tomb.insert(
+            "last_error".into(),
+            s("reserved by a former holder of the run's lease and never queued"),
+        );
+        tomb.insert("fence".into(), n(fence.token));
+        if self.table.put_new(tomb).await?
+            && let Some(key) = run_item.get("out_dedup").and_then(|v| v.as_s().ok())
+        {
+            let values = Item::from([(":id".to_owned(), n(id.get()))]);
+            self.table.delete_if(&keys::dedup(key), "#id = :id", values).await?;
         }
         Ok(())
     }

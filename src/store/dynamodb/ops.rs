@@ -85,8 +85,25 @@ impl DynamoDbStore {
         self.catch_up_seq(run, last).await
     }
 
-    async fn update_outbox(&self, id: OutboxId, change: Change) -> Result<()> {
-        self.table.update(&keys::outbox(id), change).await?;
+    /// Updates outbox item `id`. Under the outbox's `fence` the item keeps the token of the last holder
+    /// that recorded a delivery of it, and a write with an older token is refused.
+    async fn update_outbox(&self, id: OutboxId, change: Change, fence: Option<&Fence>) -> Result<()> {
+        let key = keys::outbox(id);
+        if self
+            .table
+            .update(&key, super::lease::fenced(change, fence))
+            .await?
+            .is_none()
+            && let Some(f) = fence
+            && let Some(now) = self.item(&key).await?
+            && now
+                .get("fence")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                > Some(f.token)
+        {
+            return Err(f.refused(self.lease_now(&f.scope).await?.as_ref()));
+        }
         Ok(())
     }
 
@@ -649,6 +666,12 @@ impl Store for DynamoDbStore {
 
     async fn enqueue(&self, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<OutboxId> {
         self.check_fence(m.fence).await?;
+        // A run's message: reserved through the run's item (conditional on its fence), so that a
+        // former holder cannot queue it once a new holder adopted the run (see `lease::adopt`).
+        let run = match m.fence {
+            Some(f) => self.run_under(f).await?,
+            None => None,
+        };
         let dedup = m.dedup_key.map(keys::dedup);
         let first = |i: &Item| i.get("id").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
         if let Some(key) = &dedup
@@ -657,6 +680,9 @@ impl Store for DynamoDbStore {
             return self.ensure_outbox(OutboxId::new(id), m, now).await;
         }
         let id = OutboxId::new(self.table.next("outbox").await?);
+        if let (Some(run), Some(f)) = (run, m.fence) {
+            self.reserve_outbox(run, f, id, m.dedup_key).await?;
+        }
         if let Some(key) = &dedup {
             let mut claim = item::keyed(key);
             claim.insert("id".into(), n(id.get()));
@@ -711,13 +737,13 @@ impl Store for DynamoDbStore {
             .set_or_remove("delivered_ts", ts.map(s))
             .remove("last_error")
             .unindex(BY_STATE);
-        self.update_outbox(id, change).await
+        self.update_outbox(id, change, fence).await
     }
 
     async fn outbox_skipped(&self, id: OutboxId, fence: Option<&Fence>) -> Result<()> {
         self.check_fence(fence).await?;
         let change = Change::existing().set("state", s("superseded")).unindex(BY_STATE);
-        self.update_outbox(id, change).await
+        self.update_outbox(id, change, fence).await
     }
 
     async fn outbox_retry(
@@ -732,7 +758,7 @@ impl Store for DynamoDbStore {
             .add("attempts", n(1))
             .set("last_error", s(error))
             .set("next_attempt_at", n(next_attempt_at.as_millisecond()));
-        self.update_outbox(id, change).await
+        self.update_outbox(id, change, fence).await
     }
 
     async fn outbox_failed(&self, id: OutboxId, error: &str, fence: Option<&Fence>) -> Result<()> {
@@ -742,7 +768,7 @@ impl Store for DynamoDbStore {
             .add("attempts", n(1))
             .set("last_error", s(error))
             .unindex(BY_STATE);
-        self.update_outbox(id, change).await
+        self.update_outbox(id, change, fence).await
     }
 
     async fn outbox_all(&self) -> Result<Vec<OutboxItem>> {
@@ -764,7 +790,7 @@ impl Store for DynamoDbStore {
         let change = Change::existing()
             .set_if_absent("started_at", n(at.as_millisecond()))
             .set("via", s(via));
-        self.update_outbox(id, change).await
+        self.update_outbox(id, change, fence).await
     }
 
     async fn response_url_uses(&self, url: &str, except: OutboxId) -> Result<i64> {

@@ -68,6 +68,19 @@ pub fn judge(table: &str, kind: &TableKind, single_instance: bool) -> Result<Opt
     }
 }
 
+/// A key: (partition attribute, sort attribute), both strings.
+pub type KeyPair = (&'static str, &'static str);
+
+/// The table's schema: its key and its global secondary indexes (name, key), every attribute a string
+/// and every index projecting all attributes. What `create-table` creates, what the start-up check
+/// requires, and what the templates under `deploy/` must declare.
+pub fn schema() -> (KeyPair, Vec<(&'static str, KeyPair)>) {
+    (
+        (keys::PK, keys::SK),
+        INDEXES.iter().map(|i| (i.name, (i.pk, i.sk))).collect(),
+    )
+}
+
 /// What `create-table` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
