@@ -260,6 +260,10 @@ async fn break_glass_order(
 pub async fn create_table(table: &str, region: Option<&str>) -> std::process::ExitCode {
     use crate::store::{Created, DynamoDbStore};
     use std::process::ExitCode;
+    if let Err(why) = crate::settings::check_table_name(table) {
+        eprintln!("aurora-failover-bot create-table: --table: {why}");
+        return ExitCode::from(2);
+    }
     let region = match region.map(crate::types::Region::check).transpose() {
         Ok(r) => r,
         Err(why) => {

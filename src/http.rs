@@ -150,7 +150,7 @@ async fn lease_lines(leases: &crate::lease::Leaseholder) -> String {
                 } else {
                     let mine = if l.owner == me.id { "this instance, " } else { "" };
                     format!(
-                        "held by {mine}{} (token {}, until {})",
+                        "held by {mine}{} (token {}, until {:.0})",
                         me.describe_owner(&l.owner),
                         l.token,
                         l.expires_at

@@ -808,19 +808,24 @@ impl StoreSettings {
     }
 }
 
+/// A DynamoDB table name: 3 to 255 of `a-z A-Z 0-9 _ - .` (DynamoDB's rule); why not otherwise.
+pub fn check_table_name(table: &str) -> Result<(), String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if (3..=255).contains(&table.len()) && table.chars().all(valid) {
+        return Ok(());
+    }
+    Err(format!(
+        "{table:?} is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, - and .)"
+    ))
+}
+
 impl DynamoDbSettings {
     /// The `[store]` keys of the `dynamodb` backend.
     fn check(raw: RawStore) -> Result<DynamoDbSettings, ConfigError> {
         let table = raw
             .table
             .ok_or_else(|| invalid("store.table", "required with store.backend = \"dynamodb\""))?;
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-        if !(3..=255).contains(&table.len()) || !table.chars().all(valid) {
-            return Err(invalid(
-                "store.table",
-                format!("{table:?} is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, - and .)"),
-            ));
-        }
+        check_table_name(&table).map_err(|why| invalid("store.table", why))?;
         let region = raw
             .region
             .map(|r| {

@@ -178,7 +178,7 @@ pub async fn resolve_secrets(
 fn required_app_token(app: Option<Secret>) -> anyhow::Result<Secret> {
     app.ok_or_else(|| {
         anyhow::anyhow!(
-            "{APP}: not set, and slack.mode is \"socket\". Give the app-level token (xapp-, scope \
+            "config key {APP}: not set, and slack.mode is \"socket\". Give the app-level token (xapp-, scope \
              connections:write) in SLACK_APP_TOKEN or as app_token in the secret named by slack.secret_id"
         )
     })
@@ -202,7 +202,7 @@ const SIGNING: &str = "slack.signing_secret";
 const TOKEN: &str = "slack.bot_token";
 /// The app token's name in messages (it has no key in the file: `SLACK_APP_TOKEN` or the secret's
 /// `app_token`).
-const APP: &str = "slack app_token";
+const APP: &str = "slack.app_token";
 
 /// A secret found somewhere, or an error naming where it may be given.
 fn required(key: &str, var: &str, secret: Option<Secret>) -> anyhow::Result<Secret> {

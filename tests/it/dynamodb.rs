@@ -66,3 +66,15 @@ async fn the_bot_does_not_start_on_a_table_that_does_not_exist_and_names_the_key
     );
     assert!(why.contains("create-table"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_refuses_a_name_dynamodb_would_refuse_before_calling_it() {
+    for bad in ["", "a b", "x"] {
+        let (code, _, err) = run_binary(&moto(), &["create-table", "--table", bad], &[]).await;
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(
+            err.contains("create-table: --table:") && err.contains("is not a DynamoDB table name"),
+            "{bad:?}: {err}"
+        );
+    }
+}

@@ -500,6 +500,15 @@ async fn a_run_survives_the_death_of_its_instance_at(boundary: Boundary) {
         "taken over {after:?} after the kill, more than {TAKEOVER_BOUND:?}"
     );
     pair.assert_completed_once(id, &ts, survivor).await;
+    // /readyz names the instance and who holds each lease.
+    let url = format!("http://127.0.0.1:{}/readyz", pair.bot(survivor).port);
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    assert!(
+        body.contains(&format!("instance: {} ({})", survivor.name(), survivor.region())),
+        "{body}"
+    );
+    assert!(body.contains("lease outbox: held by this instance"), "{body}");
+    assert!(body.contains(&format!("lease {}:", orders_scope())), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,8 +188,10 @@ pub fn check_schema(table: &TableDescription) -> Result<(), String> {
     let mut diffs = Vec::new();
     let have = keys_of(table.key_schema());
     if have != want(keys::PK, keys::SK) {
+        let have: Vec<String> = have.iter().map(|(name, kind)| format!("{name} ({kind})")).collect();
         diffs.push(format!(
-            "its key schema is {have:?}, the store needs pk (HASH) and sk (RANGE)"
+            "its key schema is {}, the store needs pk (HASH) and sk (RANGE)",
+            have.join(", ")
         ));
     }
     for a in table.attribute_definitions() {
@@ -284,7 +286,7 @@ mod tests {
             .build();
         let why = check_schema(&t).unwrap_err();
         assert!(why.contains("table other exists but is not the store's"), "{why}");
-        assert!(why.contains("\"id\""), "{why}");
+        assert!(why.contains("its key schema is id (HASH), the store needs"), "{why}");
         assert!(why.contains("no global secondary index gsi1"), "{why}");
     }
 }
