@@ -574,6 +574,26 @@ impl Runner {
             self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
             return Err(e.into());
         }
+        // Read the run again: a former holder may have written to it between the first read and the
+        // adoption (its lease had run out, but it did not know yet); from the adoption on it cannot.
+        match self.load_patiently(run_id).await {
+            Ok(Some(fresh)) if fresh.run.state.is_open() => {
+                ctx.run = fresh.run;
+                ctx.request = fresh.request;
+                ctx.data = fresh.data;
+            }
+            reread => {
+                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+                self.leases.release(&fence).await;
+                return match reread {
+                    Ok(Some(done)) => {
+                        self.announce_outcome(&done).await;
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                };
+            }
+        }
         info!(token = fence.token, "executing the run under its cluster's lease");
         ctx.fence = Some(fence.clone());
         self.taken_up(&ctx).await;
