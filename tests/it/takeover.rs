@@ -568,6 +568,21 @@ async fn a_paused_instance_resumed_after_a_takeover_does_nothing_more(hold: Paus
     }
     let paused = pair.holder(&orders_scope()).await;
     assert_eq!(paused, outbox, "one instance holds both leases");
+    if hold == PausePoint::BeforeAwsCall {
+        // Asked through the other instance, /aurora status names the one executing the run.
+        let url = pair.slack.response_url();
+        let other = paused.other();
+        pair.bot(other)
+            .sender()
+            .command(CAROL, CHANNEL, "status orders", &url, Pair::now())
+            .await;
+        let status = wait_until("the status answer", async || {
+            pair.slack.responses_to(&url).first().map(all_text)
+        })
+        .await;
+        let executing = format!("running at step `update_dns`, executed by *{}*", paused.name());
+        assert!(status.contains(&executing), "{status}");
+    }
     pair.bot(paused).signal("STOP");
     let stopped_at = jiff::Timestamp::now();
     pair.sim.admin().clear_faults();
@@ -636,6 +651,15 @@ async fn a_paused_instance_resumed_after_a_takeover_does_nothing_more(hold: Paus
         assert!(
             log.contains("lost the lease on outbox (token 1)"),
             "no record of a delivery was refused by the outbox's token: {log}"
+        );
+    }
+    // The audit names each instance that took the run up.
+    let audit = pair.store.audit_log().await.unwrap();
+    for which in [paused, survivor] {
+        let who = format!("{} ({})", which.name(), which.region());
+        assert!(
+            audit.iter().any(|e| e.action == "take up run" && e.user == who),
+            "{who} in {audit:#?}"
         );
     }
     assert_eq!(pair.sim.admin().calls_to("RemoveFromGlobalCluster").len(), 1);
