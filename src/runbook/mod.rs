@@ -556,44 +556,9 @@ impl Runner {
             self.announce_outcome(&ctx).await;
             return Ok(());
         }
-        // Only one instance executes a run: the one holding its cluster's lease.
-        let scope = Lease::cluster_scope(&ctx.request.cluster);
-        if !self.claim(run_id, &ctx.abort) {
-            return Ok(()); // this process executes it already
-        }
-        let fence = match self.leases.take(&scope).await {
-            Ok(Some(fence)) => fence,
-            taken => {
-                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
-                let holder = self.leases.holder(&scope).await.ok().flatten();
-                tracing::debug!(holder = holder.map(|l| l.owner), "another instance executes this run");
-                return taken.map(|_| ()).map_err(Into::into);
-            }
+        let Some(fence) = self.take_up(run_id, &mut ctx).await? else {
+            return Ok(());
         };
-        if let Err(e) = self.store.adopt_run(run_id, &fence).await {
-            self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
-            return Err(e.into());
-        }
-        // Read the run again: a former holder may have written to it between the first read and the
-        // adoption (its lease had run out, but it did not know yet); from the adoption on it cannot.
-        match self.load_patiently(run_id).await {
-            Ok(Some(fresh)) if fresh.run.state.is_open() => {
-                ctx.run = fresh.run;
-                ctx.request = fresh.request;
-                ctx.data = fresh.data;
-            }
-            reread => {
-                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
-                self.leases.release(&fence).await;
-                return match reread {
-                    Ok(Some(done)) => {
-                        self.announce_outcome(&done).await;
-                        Ok(())
-                    }
-                    other => other.map(|_| ()),
-                };
-            }
-        }
         info!(token = fence.token, "executing the run under its cluster's lease");
         ctx.fence = Some(fence.clone());
         self.taken_up(&ctx).await;
@@ -615,8 +580,52 @@ impl Runner {
             // Finished, or shutting down: another instance may take the run up at once.
             self.leases.release(&fence).await;
         }
-        self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        self.unclaim(run_id);
         result
+    }
+
+    /// Takes the run's cluster lease (`None`: this process executes it already, or another instance
+    /// holds the lease), adopts the run under it, and reads the run again: a former holder may have
+    /// written to it between the first read and the adoption (its lease had run out, but it did not
+    /// know yet); from the adoption on it cannot. A run that ended meanwhile only re-queues its outcome.
+    async fn take_up(&self, run_id: RunId, ctx: &mut Ctx) -> anyhow::Result<Option<Fence>> {
+        // Only one instance executes a run: the one holding its cluster's lease.
+        let scope = Lease::cluster_scope(&ctx.request.cluster);
+        if !self.claim(run_id, &ctx.abort) {
+            return Ok(None); // this process executes it already
+        }
+        let fence = match self.leases.take(&scope).await {
+            Ok(Some(fence)) => fence,
+            taken => {
+                self.unclaim(run_id);
+                let holder = self.leases.holder(&scope).await.ok().flatten();
+                tracing::debug!(holder = holder.map(|l| l.owner), "another instance executes this run");
+                return taken.map(|_| None).map_err(Into::into);
+            }
+        };
+        if let Err(e) = self.store.adopt_run(run_id, &fence).await {
+            self.unclaim(run_id);
+            return Err(e.into());
+        }
+        match self.load_patiently(run_id).await {
+            Ok(Some(fresh)) if fresh.run.state.is_open() => {
+                ctx.run = fresh.run;
+                ctx.request = fresh.request;
+                ctx.data = fresh.data;
+            }
+            reread => {
+                self.unclaim(run_id);
+                self.leases.release(&fence).await;
+                return match reread {
+                    Ok(Some(done)) => {
+                        self.announce_outcome(&done).await;
+                        Ok(None)
+                    }
+                    other => other.map(|_| None),
+                };
+            }
+        }
+        Ok(Some(fence))
     }
 
     /// Records which instance executes the run from now on (a journal line and an audit line, under
@@ -676,6 +685,11 @@ impl Runner {
         }
         aborts.insert(run_id, abort.clone());
         true
+    }
+
+    /// Undoes `claim`: this process no longer executes run `run_id`.
+    fn unclaim(&self, run_id: RunId) {
+        self.aborts.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
     }
 
     /// Whether this process is executing run `run_id` now.

@@ -208,16 +208,6 @@ impl World {
             "messages break Slack's rules or read badly: {defects:#?}"
         );
         let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
-        let expected = [
-            "Approved by <@U0BOB>",
-            "*Re-check the topology* (",
-            "*Detach and promote the target* (",
-            "*Wait until the target is writable* (",
-            "*Repoint the CNAMEs* (",
-            "*Wait for Route 53 INSYNC* (",
-            "*Verify the records* (",
-            "*Failover complete*",
-        ];
         // One reply per step, edited in place to its end: none is left saying it started.
         assert!(
             thread
@@ -230,22 +220,7 @@ impl World {
             posts <= 10,
             "a detach run posts at most 10 replies, not {posts}: {thread:#?}"
         );
-        let mut last = None;
-        for e in expected {
-            let at: Vec<usize> = thread
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.contains(e))
-                .map(|(i, _)| i)
-                .collect();
-            assert_eq!(at.len(), 1, "{e:?} appears {} times in {thread:#?}", at.len());
-            assert!(last < Some(at[0]), "{e:?} is out of order in {thread:#?}");
-            last = Some(at[0]);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for t in &thread {
-            assert!(seen.insert(t), "duplicate reply {t:?} in {thread:#?}");
-        }
+        common::assert_once_in_order(&thread, &common::DETACH_THREAD);
         assert!(thread.last().unwrap().contains("*Failover complete*"), "{thread:#?}");
     }
 }
@@ -260,15 +235,8 @@ impl Drop for World {
     }
 }
 
-async fn wait_until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn wait_until<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    common::poll_until(what, Duration::from_millis(20), probe).await
 }
 
 fn slow(detach_ms: u64, dns_propagation_ms: u64) -> Options {

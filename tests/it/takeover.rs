@@ -12,7 +12,7 @@ use common::dynamodb;
 use common::*;
 use standin::{PostKind, Recorded, Secret, SlackStandIn};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The lease in these tests: 4 s, renewed every second (production: 15 s and 5 s).
 const LEASE_TTL_MS: u64 = 4_000;
@@ -289,32 +289,7 @@ impl Pair {
             "messages break Slack's rules or read badly: {defects:#?}"
         );
         let thread: Vec<String> = self.thread(ts).iter().map(|r| r.text().to_owned()).collect();
-        let mut seen = std::collections::HashSet::new();
-        for t in &thread {
-            assert!(seen.insert(t), "duplicate reply {t:?} in {thread:#?}");
-        }
-        let expected = [
-            "Approved by <@U0BOB>",
-            "*Re-check the topology* (",
-            "*Detach and promote the target* (",
-            "*Wait until the target is writable* (",
-            "*Repoint the CNAMEs* (",
-            "*Wait for Route 53 INSYNC* (",
-            "*Verify the records* (",
-            "*Failover complete*",
-        ];
-        let mut last = None;
-        for e in expected {
-            let at: Vec<usize> = thread
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.contains(e))
-                .map(|(i, _)| i)
-                .collect();
-            assert_eq!(at.len(), 1, "{e:?} appears {} times in {thread:#?}", at.len());
-            assert!(last < Some(at[0]), "{e:?} is out of order in {thread:#?}");
-            last = Some(at[0]);
-        }
+        common::assert_once_in_order(&thread, &common::DETACH_THREAD);
         let took_over = format!(
             "*{} ({})* took the run over from *{}*",
             survivor.name(),
@@ -339,16 +314,9 @@ impl Drop for Pair {
     }
 }
 
-async fn wait_until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // moto answers one call at a time, and the two bots use it too.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait_until<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    // moto answers one call at a time, and the two bots use it too.
+    common::poll_until(what, Duration::from_millis(50), probe).await
 }
 
 fn timings(detach_ms: u64, dns_propagation_ms: u64) -> Timings {

@@ -734,3 +734,49 @@ pub async fn run_binary(sim_url: &str, args: &[&str], env: &[(&str, &str)]) -> (
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
+
+/// Polls `probe` every `every` until it gives a value (at most a minute: then the test fails naming
+/// `what`).
+pub async fn poll_until<T>(what: &str, every: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The replies a detach run leaves in its thread, in order, each once.
+pub const DETACH_THREAD: [&str; 8] = [
+    "Approved by <@U0BOB>",
+    "*Re-check the topology* (",
+    "*Detach and promote the target* (",
+    "*Wait until the target is writable* (",
+    "*Repoint the CNAMEs* (",
+    "*Wait for Route 53 INSYNC* (",
+    "*Verify the records* (",
+    "*Failover complete*",
+];
+
+/// Asserts that `thread` (reply texts) has each of `expected` exactly once, in that order, and no
+/// reply twice.
+pub fn assert_once_in_order(thread: &[String], expected: &[&str]) {
+    let mut last = None;
+    for e in expected {
+        let at: Vec<usize> = thread
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.contains(e))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 1, "{e:?} appears {} times in {thread:#?}", at.len());
+        assert!(last < Some(at[0]), "{e:?} is out of order in {thread:#?}");
+        last = Some(at[0]);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in thread {
+        assert!(seen.insert(t), "duplicate reply {t:?} in {thread:#?}");
+    }
+}
