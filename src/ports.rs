@@ -367,3 +367,97 @@ impl Clock for TokioClock {
         self.start.saturating_add(elapsed).unwrap_or(self.start)
     }
 }
+
+/// What a rebuild copies from an existing cluster (DescribeDBClusters and DescribeDBInstances of its
+/// members, read in the cluster's own Region). Identifiers are as AWS names them in that Region:
+/// subnet groups, security groups, parameter groups and a KMS key exist per Region, so a new
+/// secondary copies them from a cluster in the Region it is made in (the old primary), and the
+/// configuration (`[[clusters.rebuild]]`) names them where there is none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterSpec {
+    pub region: Region,
+    pub cluster_id: String,
+    /// `aurora-mysql` or `aurora-postgresql`.
+    pub engine: String,
+    pub engine_version: String,
+    /// `DBSubnetGroup` (a name).
+    pub db_subnet_group: Option<String>,
+    /// `VpcSecurityGroups[].VpcSecurityGroupId` (`sg-…`), in AWS's order.
+    pub vpc_security_group_ids: Vec<String>,
+    /// `DBClusterParameterGroup` (a name).
+    pub db_cluster_parameter_group: Option<String>,
+    pub storage_encrypted: bool,
+    /// `KmsKeyId`: the key's ARN, when the cluster is encrypted.
+    pub kms_key_id: Option<String>,
+    /// `DeletionProtection`, copied so that the new secondary is as protected as the old one.
+    pub deletion_protection: bool,
+    /// The cluster's instances (`DBClusterMembers`, read with DescribeDBInstances), writer first.
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// One DB instance of a cluster, as DescribeDBInstances shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceSpec {
+    pub instance_id: String,
+    /// `DBInstanceClass`, e.g. `db.r6g.large`.
+    pub instance_class: String,
+    /// `DBParameterGroups[0].DBParameterGroupName`.
+    pub db_parameter_group: Option<String>,
+    /// `MonitoringRoleArn` with `MonitoringInterval` (seconds) when Enhanced Monitoring is on: creating
+    /// an instance with it needs `iam:PassRole` on the role.
+    pub monitoring: Option<(String, i32)>,
+    /// `DBInstanceStatus`: `creating`, `available`, ...
+    pub status: String,
+}
+
+/// CreateDBCluster for a secondary of a global cluster (no master user: it replicates the primary's).
+/// RDS API reference, CreateDBCluster ("Creating a secondary cluster in an Aurora global database").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewSecondary {
+    pub region: Region,
+    pub cluster_id: String,
+    pub global_cluster_id: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub db_subnet_group: Option<String>,
+    pub vpc_security_group_ids: Vec<String>,
+    pub db_cluster_parameter_group: Option<String>,
+    /// Set for an encrypted primary: a key in `region` (a cross-Region secondary of an encrypted
+    /// cluster must name one; AWS refuses it otherwise).
+    pub kms_key_id: Option<String>,
+    pub deletion_protection: bool,
+}
+
+/// CreateDBInstance in a cluster (RDS API reference, CreateDBInstance: `DBClusterIdentifier` given,
+/// so storage, engine version and credentials come from the cluster).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewInstance {
+    pub region: Region,
+    pub instance_id: String,
+    pub cluster_id: String,
+    pub engine: String,
+    pub instance_class: String,
+    pub db_parameter_group: Option<String>,
+    /// `(MonitoringRoleArn, MonitoringInterval seconds)`.
+    pub monitoring: Option<(String, i32)>,
+}
+
+/// Aurora's creating calls, as a rebuild after a detach needs them. Kept apart from [`Aurora`] (which
+/// every run uses) because only a rebuild creates anything. Each create is sent once by the runbook
+/// and, after a restart, looked for before it is sent again; a create that finds its identifier
+/// taken answers `AwsErrorKind::InvalidState` with AWS's `…AlreadyExistsFault` message.
+#[async_trait]
+pub trait Provisioning: Send + Sync {
+    /// DescribeDBClusters and DescribeDBInstances of one cluster in its Region; `NotFound` when there
+    /// is no such cluster.
+    async fn cluster_spec(&self, region: &Region, cluster_id: &str) -> Result<ClusterSpec, AwsError>;
+    /// CreateGlobalCluster with `SourceDBClusterIdentifier` = `source.arn`, sent to the source's
+    /// Region: the source becomes the new global cluster's primary.
+    async fn create_global_cluster(&self, global_cluster_id: &str, source: &ClusterState) -> Result<(), AwsError>;
+    /// CreateDBCluster with `GlobalClusterIdentifier`, in `spec.region`.
+    async fn create_secondary(&self, spec: &NewSecondary) -> Result<(), AwsError>;
+    /// CreateDBInstance in `spec.cluster_id`, in `spec.region`.
+    async fn create_instance(&self, spec: &NewInstance) -> Result<(), AwsError>;
+    /// DescribeDBInstances of one instance; `None` when there is no such instance.
+    async fn instance(&self, region: &Region, instance_id: &str) -> Result<Option<InstanceSpec>, AwsError>;
+}
