@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod policy;
+pub use policy::{Action, Notify, Policy, TicketPattern};
+
 /// Why a configuration was refused: the key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -99,6 +102,32 @@ struct RawApproval {
     requesters: Vec<String>,
     approvers: Vec<String>,
     request_ttl_secs: Option<u64>,
+    approvals_required: Option<u64>,
+    require_reason: Option<bool>,
+    ticket_pattern: Option<String>,
+    detach: Option<policy::RawPolicy>,
+    failover: Option<policy::RawPolicy>,
+    switchover: Option<policy::RawPolicy>,
+    rebuild: Option<policy::RawPolicy>,
+}
+
+impl RawApproval {
+    /// The section's policy keys, as the first layer of every cluster's policy.
+    fn rules(&self) -> policy::RawRules {
+        policy::RawRules::section(
+            &self.requesters,
+            &self.approvers,
+            self.approvals_required,
+            self.require_reason,
+            self.ticket_pattern.clone(),
+            [
+                self.detach.clone(),
+                self.failover.clone(),
+                self.switchover.clone(),
+                self.rebuild.clone(),
+            ],
+        )
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +160,10 @@ struct RawCluster {
     writer_record: String,
     reader_record: String,
     record_ttl: Option<i64>,
+    /// `[clusters.approval]`: this cluster's policy (see `settings::policy`).
+    approval: Option<policy::RawRules>,
+    /// `[clusters.notify]`.
+    notify: Option<policy::RawNotify>,
 }
 
 /// The whole configuration, checked.
@@ -218,11 +251,17 @@ fn slack_mode(v: Option<String>) -> Result<SlackMode, ConfigError> {
     }
 }
 
+/// `[approval]`: the defaults, and every cluster's resolved policy.
 #[derive(Debug, Clone)]
 pub struct ApprovalSettings {
+    /// `approval.requesters`: the default requesters (a cluster's policy may name others).
     pub requesters: Vec<Principal>,
+    /// `approval.approvers`: the default approvers (a cluster's policy may name others).
     pub approvers: Vec<Principal>,
     pub request_ttl: Duration,
+    /// Per cluster and action: who may request and approve, how many approvals, reason and ticket,
+    /// whom to mention.
+    pub policy: policy::ApprovalPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -760,9 +799,10 @@ impl SlackSettings {
 }
 
 impl ApprovalSettings {
-    /// The `[approval]` section.
-    fn check(a: &RawApproval) -> Result<ApprovalSettings, ConfigError> {
+    /// The `[approval]` section, and each cluster's `[clusters.approval]` and `[clusters.notify]`.
+    fn check(a: &RawApproval, clusters: Vec<policy::ClusterRules<'_>>) -> Result<ApprovalSettings, ConfigError> {
         Ok(ApprovalSettings {
+            policy: policy::check(&a.rules(), clusters)?,
             requesters: principals("approval.requesters", &a.requesters)?,
             approvers: principals("approval.approvers", &a.approvers)?,
             request_ttl: seconds(
@@ -1153,11 +1193,28 @@ impl Settings {
     }
 
     /// Checks every section, in the order of the file; the first error found is the one reported.
-    fn check(raw: RawSettings) -> Result<Settings, ConfigError> {
+    fn check(mut raw: RawSettings) -> Result<Settings, ConfigError> {
+        let rules: Vec<_> = raw
+            .clusters
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| (i, c.name.clone(), c.approval.take(), c.notify.take()))
+            .collect();
+        let cluster_rules = rules
+            .iter()
+            .filter_map(|(index, name, approval, notify)| {
+                Some(policy::ClusterRules {
+                    name: ClusterName::parse(name)?,
+                    index: *index,
+                    approval: approval.as_ref(),
+                    notify: notify.as_ref(),
+                })
+            })
+            .collect();
         Ok(Settings {
             listen: listen_address(raw.listen.as_deref())?,
             slack: SlackSettings::check(raw.slack)?,
-            approval: ApprovalSettings::check(&raw.approval)?,
+            approval: ApprovalSettings::check(&raw.approval, cluster_rules)?,
             store: StoreSettings::check(raw.store)?,
             runbook: RunbookSettings::check(&raw.runbook)?,
             server: ServerSettings::check(&raw.server)?,
