@@ -118,6 +118,9 @@ fn renderers(c: &mut Criterion) {
         decided_by: None,
         decided_at: None,
         note: None,
+        reason: None,
+        ticket: None,
+        approvals: Vec::new(),
         message: None,
     };
     let approvers = [Principal::User(bob)];

@@ -34,6 +34,8 @@ async fn round(dir: &std::path::Path, mode: Durability, n: usize) -> anyhow::Res
             response_url: None,
             requested_at: now,
             expires_at: now + jiff::SignedDuration::from_mins(15),
+            reason: None,
+            ticket: None,
         })
         .await?
         .map_err(|_| anyhow::anyhow!("the cluster is locked"))?;

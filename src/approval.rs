@@ -360,6 +360,8 @@ impl Approvals {
             response_url: origin.response_url.map(str::to_owned),
             requested_at: now,
             expires_at: now + ttl,
+            reason: None,
+            ticket: None,
         };
         match self.store.create_request(&new).await {
             Err(e) => {

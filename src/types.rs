@@ -223,6 +223,21 @@ impl Person {
     }
 }
 
+/// As its stored text (`U…` or `terminal:<login>`).
+impl Serialize for Person {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Person {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Person::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a Slack user id or terminal:<login>")))
+    }
+}
+
 impl From<SlackUserId> for Person {
     fn from(u: SlackUserId) -> Self {
         Person::Slack(u)

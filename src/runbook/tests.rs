@@ -178,6 +178,8 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
             response_url: None,
             requested_at: now,
             expires_at: now + jiff::SignedDuration::from_mins(15),
+            reason: None,
+            ticket: None,
         })
         .await
         .unwrap()
@@ -297,6 +299,8 @@ async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_i
                 response_url: None,
                 requested_at: now,
                 expires_at: now + jiff::SignedDuration::from_mins(15),
+                reason: None,
+                ticket: None,
             })
             .await
             .unwrap()

@@ -276,6 +276,9 @@ impl Store for MemoryStore {
                 decided_at: None,
                 note: None,
                 message: None,
+                reason: r.reason.clone(),
+                ticket: r.ticket.clone(),
+                approvals: Vec::new(),
             },
         );
         Ok(true)
@@ -377,6 +380,22 @@ impl Store for MemoryStore {
                 r.decided_at = Some(now);
             },
         ))
+    }
+
+    async fn add_approval(&self, id: RequestId, by: &Person, at: jiff::Timestamp) -> Result<Option<Vec<Approval>>> {
+        let mut s = self.state();
+        s.fault("add_approval")?;
+        let Some(r) = s.requests.get_mut(&id) else {
+            return Ok(None);
+        };
+        if r.state != RequestState::Pending || r.expires_at <= at {
+            return Ok(None);
+        }
+        let Some(all) = Approval::added(&r.approvals, by, at) else {
+            return Ok(None);
+        };
+        r.approvals = all.clone();
+        Ok(Some(all))
     }
 
     async fn set_expired(&self, id: RequestId, now: jiff::Timestamp) -> Result<bool> {

@@ -179,6 +179,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// not create the run: see `decide`.
     async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool>;
 
+    /// Adds `by`'s approval to a request that is pending and not expired at `at`, unless `by` approved
+    /// it already: the approvals after the add (oldest first), or `None` when nothing was added. Each
+    /// caller sees the approvals made before its own, so of concurrent approvals exactly one sees
+    /// the count reach a given number.
+    async fn add_approval(&self, id: RequestId, by: &Person, at: jiff::Timestamp) -> Result<Option<Vec<Approval>>>;
+
     /// Planning or pending → cancelled; `false` if it was no longer open.
     async fn set_cancelled(&self, id: RequestId, by: &SlackUserId, now: jiff::Timestamp) -> Result<bool>;
 

@@ -178,9 +178,52 @@ pub struct Request {
     pub note: Option<String>,
     /// Outbox id of the approval message (the thread's root), once posted.
     pub message: Option<OutboxId>,
+    /// `--reason`, as typed.
+    pub reason: Option<String>,
+    /// `--ticket`, as typed.
+    pub ticket: Option<String>,
+    /// The approvals counted so far, oldest first, one per person (the last one, when enough, is
+    /// also `decided_by`).
+    pub approvals: Vec<Approval>,
+}
+
+/// One person's approval of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The person, as `Person`'s text (`U…`, or `terminal:<login>`).
+    pub by: Person,
+    pub at: jiff::Timestamp,
+}
+
+impl Approval {
+    /// A request's approvals as stored (a JSON array, oldest first).
+    pub fn encode_all(approvals: &[Approval]) -> String {
+        serde_json::to_string(approvals).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// `existing` with `by`'s approval at `at` added last; `None` if `by` is already among them. The
+    /// one rule every store applies (in its own atomic way).
+    pub fn added(existing: &[Approval], by: &Person, at: jiff::Timestamp) -> Option<Vec<Approval>> {
+        if existing.iter().any(|a| &a.by == by) {
+            return None;
+        }
+        let mut all = existing.to_vec();
+        all.push(Approval { by: by.clone(), at });
+        Some(all)
+    }
+
+    /// Stored approvals read back; `None` when they cannot be read.
+    pub fn decode_all(s: &str) -> Option<Vec<Approval>> {
+        serde_json::from_str(s).ok()
+    }
 }
 
 impl Request {
+    /// Whether `who` has approved it already.
+    pub fn approved_by(&self, who: &Person) -> bool {
+        self.approvals.iter().any(|a| &a.by == who)
+    }
+
     /// The stored plan, decoded: the one place a stored plan is read. A plan that cannot be read is
     /// an error naming this request (and is logged), never `None`.
     pub fn stored_plan<P: serde::de::DeserializeOwned>(&self) -> std::result::Result<Option<P>, DecodeError> {
@@ -203,6 +246,10 @@ pub struct NewRequest {
     pub response_url: Option<String>,
     pub requested_at: jiff::Timestamp,
     pub expires_at: jiff::Timestamp,
+    /// `--reason`, if given.
+    pub reason: Option<String>,
+    /// `--ticket`, if given.
+    pub ticket: Option<String>,
 }
 
 /// A run's lifecycle. After its first mutating call a run ends only as `Succeeded`, `Failed` (AWS

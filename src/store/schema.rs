@@ -128,6 +128,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         token       INTEGER NOT NULL,
         expires_at  INTEGER NOT NULL
     );",
+    // 9: approval policy: a request's reason and ticket, and its approvals so far (a JSON array of
+    // `{"by": person, "at": timestamp}`, oldest first), for requests needing several approvers.
+    "ALTER TABLE requests ADD COLUMN reason TEXT;
+    ALTER TABLE requests ADD COLUMN ticket TEXT;
+    ALTER TABLE requests ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The schema version this build writes.

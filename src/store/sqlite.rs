@@ -111,7 +111,7 @@ impl Decoder {
 }
 
 const REQUEST_COLUMNS: &str = "id, cluster, mode, requested_by, requested_at, to_region, origin_channel, response_url, \
-     expires_at, state, plan, decided_by, decided_at, note, message";
+     expires_at, state, plan, decided_by, decided_at, note, message, reason, ticket, approvals";
 
 /// A request's columns as stored, before they are checked.
 struct RequestRow {
@@ -130,6 +130,9 @@ struct RequestRow {
     decided_at: Option<i64>,
     note: Option<String>,
     message: Option<i64>,
+    reason: Option<String>,
+    ticket: Option<String>,
+    approvals: String,
 }
 
 impl RequestRow {
@@ -150,6 +153,9 @@ impl RequestRow {
             decided_at: row.get(12)?,
             note: row.get(13)?,
             message: row.get(14)?,
+            reason: row.get(15)?,
+            ticket: row.get(16)?,
+            approvals: row.get(17)?,
         })
     }
 
@@ -183,6 +189,9 @@ impl RequestRow {
             decided_at: self.decided_at.map(|t| d.time("decided_at", t)).transpose()?,
             note: self.note,
             message: self.message.map(OutboxId::new),
+            reason: self.reason,
+            ticket: self.ticket,
+            approvals: d.parsed("approvals", &self.approvals, Approval::decode_all)?,
         })
     }
 }
@@ -675,8 +684,8 @@ impl Store for SqliteStore {
     async fn insert_request(&self, id: RequestId, r: &NewRequest) -> Result<bool> {
         self.changed(
             "INSERT INTO requests (id, cluster, mode, requested_by, requested_at, to_region, origin_channel, response_url,
-                                   expires_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'planning') ON CONFLICT (id) DO NOTHING",
+                                   expires_at, state, reason, ticket)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'planning', ?10, ?11) ON CONFLICT (id) DO NOTHING",
             vec![
                 int(id.get()),
                 text(r.cluster.as_str()),
@@ -687,6 +696,8 @@ impl Store for SqliteStore {
                 text(r.origin_channel.as_str()),
                 opt_text(r.response_url.as_deref()),
                 int(ts(r.expires_at)),
+                opt_text(r.reason.as_deref()),
+                opt_text(r.ticket.as_deref()),
             ],
         )
         .await
@@ -792,6 +803,28 @@ impl Store for SqliteStore {
              WHERE id = ?1 AND state IN ('planning', 'pending')",
             vec![int(id.get()), text(by.as_str()), int(ts(now))],
         )
+        .await
+    }
+
+    async fn add_approval(&self, id: RequestId, by: &Person, at: jiff::Timestamp) -> Result<Option<Vec<Approval>>> {
+        let by = by.clone();
+        // Read and write on the connection's one thread, in one transaction: nothing comes between.
+        self.with(move |c| {
+            let Some(r) = one(requests(c, "id = ?1", params![id.get()])?)? else {
+                return Ok(None);
+            };
+            if r.state != RequestState::Pending || r.expires_at <= at {
+                return Ok(None);
+            }
+            let Some(all) = Approval::added(&r.approvals, &by, at) else {
+                return Ok(None);
+            };
+            c.exec_cached(
+                "UPDATE requests SET approvals = ?2 WHERE id = ?1",
+                params![id.get(), Approval::encode_all(&all)],
+            )?;
+            Ok(Some(all))
+        })
         .await
     }
 

@@ -46,6 +46,8 @@ fn new_request(cluster: &str) -> NewRequest {
         response_url: Some("https://hooks.slack.com/commands/x".into()),
         requested_at: t(0),
         expires_at: t(900),
+        reason: None,
+        ticket: None,
     }
 }
 
@@ -805,6 +807,54 @@ async fn a_former_holder_of_the_outbox_cannot_record_deliveries(store: Arc<dyn S
     );
 }
 
+async fn approvals_are_counted_once_per_person_and_only_while_pending(store: Arc<dyn Store>) {
+    let mut new = new_request("orders");
+    new.reason = Some("us-east-1 is down".into());
+    new.ticket = Some("INC-42".into());
+    let id = store.create_request(&new).await.unwrap().unwrap();
+    let r = store.request(id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.reason.as_deref(), r.ticket.as_deref()),
+        (Some("us-east-1 is down"), Some("INC-42"))
+    );
+    assert!(r.approvals.is_empty());
+    // Not pending yet (planning): nothing is counted.
+    assert_eq!(store.add_approval(id, &person("U0BBBB"), t(5)).await.unwrap(), None);
+    let msg = store
+        .enqueue(&out("req", "post", None, "{}", None), t(0))
+        .await
+        .unwrap();
+    assert!(store.mark_pending(id, "{}", Mode::Detach, msg).await.unwrap());
+    let first = store.add_approval(id, &person("U0BBBB"), t(10)).await.unwrap().unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].by, person("U0BBBB"));
+    assert_eq!(
+        store.add_approval(id, &person("U0BBBB"), t(11)).await.unwrap(),
+        None,
+        "once per person"
+    );
+    // Concurrent approvals by different people: each lands once, and each caller sees those before it.
+    let people = ["U0CCCC", "U0DDDD", "U0EEEE", "U0FFFF"];
+    let seen = futures::future::join_all(people.iter().map(|p| {
+        let store = store.clone();
+        async move { store.add_approval(id, &person(p), t(12)).await.unwrap().unwrap().len() }
+    }))
+    .await;
+    let mut counts = seen.clone();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        vec![2, 3, 4, 5],
+        "each count seen by exactly one approver: {seen:?}"
+    );
+    let r = store.request(id).await.unwrap().unwrap();
+    assert_eq!(r.approvals.len(), 5);
+    assert!(r.approved_by(&person("U0EEEE")));
+    // After expiry nothing more is counted.
+    assert_eq!(store.add_approval(id, &person("U0GGGG"), t(900)).await.unwrap(), None);
+    assert_eq!(store.request(id).await.unwrap().unwrap().approvals.len(), 5);
+}
+
 /// Runs each listed test against a fresh SQLite store (a temp file), a fresh in-memory store and a
 /// DynamoDB store on a fresh table in moto.
 macro_rules! suite {
@@ -862,6 +912,7 @@ suite!(
     of_concurrent_takers_of_a_free_lease_one_wins,
     a_former_holder_cannot_write_for_the_run_after_a_takeover,
     a_former_holder_of_the_outbox_cannot_record_deliveries,
+    approvals_are_counted_once_per_person_and_only_while_pending,
 );
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {

@@ -839,6 +839,8 @@ impl Bot {
                 response_url: None,
                 requested_at: now,
                 expires_at: now + jiff::SignedDuration::from_mins(15),
+                reason: None,
+                ticket: None,
             })
             .await
             .unwrap()

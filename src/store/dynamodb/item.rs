@@ -147,6 +147,9 @@ pub fn new_request(id: RequestId, r: &NewRequest) -> Item {
     opt(&mut item, "response_url", r.response_url.as_ref().map(s));
     item.insert("expires_at".into(), n(r.expires_at.as_millisecond()));
     item.insert("state".into(), s(state));
+    opt(&mut item, "reason", r.reason.as_ref().map(s));
+    opt(&mut item, "ticket", r.ticket.as_ref().map(s));
+    item.insert("approvals".into(), s(Approval::encode_all(&[])));
     item
 }
 
@@ -171,6 +174,13 @@ pub fn request(item: &Item) -> Stored<Request> {
         decided_at: f.opt_time("decided_at")?,
         note: f.opt_str("note")?,
         message: f.opt_num("message")?.map(OutboxId::new),
+        reason: f.opt_str("reason")?,
+        ticket: f.opt_str("ticket")?,
+        // Items written before approval policies have none: no approvals yet.
+        approvals: match f.opt_str("approvals")? {
+            None => Vec::new(),
+            Some(a) => Approval::decode_all(&a).ok_or_else(|| f.bad("approvals", &a))?,
+        },
     })
 }
 

@@ -19,6 +19,10 @@ fn decode_err(e: DecodeError) -> StoreError {
 }
 
 /// A request's change of state, with its index entry.
+/// How many times an approval is tried against approvals that keep changing under it (one more
+/// approver than a policy may require).
+const APPROVAL_ROUNDS: usize = 12;
+
 fn request_to(change: Change, state: RequestState) -> Change {
     change
         .set("state", s(state.as_str()))
@@ -439,6 +443,38 @@ impl Store for DynamoDbStore {
             .update_request(id, request_to(change, RequestState::Cancelled))
             .await?
             .is_some())
+    }
+
+    async fn add_approval(&self, id: RequestId, by: &Person, at: jiff::Timestamp) -> Result<Option<Vec<Approval>>> {
+        // Compare-and-set on the approvals as read: an approval written in between makes this one
+        // read them again (each round, one of the racing approvals lands).
+        for _ in 0..APPROVAL_ROUNDS {
+            let Some(raw) = self.item(&keys::request(id)).await? else {
+                return Ok(None);
+            };
+            let r = item::request(&raw).map_err(decode_err)?;
+            if r.state != RequestState::Pending || r.expires_at <= at {
+                return Ok(None);
+            }
+            let Some(all) = Approval::added(&r.approvals, by, at) else {
+                return Ok(None);
+            };
+            let as_read = match raw.get("approvals") {
+                Some(old) => Change::when("#state = :pending AND #expires_at > :now AND #approvals = :old")
+                    .value(":old", old.clone()),
+                None => Change::when("#state = :pending AND #expires_at > :now AND attribute_not_exists(#approvals)"),
+            };
+            let change = as_read
+                .value(":pending", s(RequestState::Pending.as_str()))
+                .value(":now", n(at.as_millisecond()))
+                .set("approvals", s(Approval::encode_all(&all)));
+            if self.update_request(id, change).await?.is_some() {
+                return Ok(Some(all));
+            }
+        }
+        Err(StoreError::DynamoDb(format!(
+            "UpdateItem of request #{id}'s approvals: they kept changing ({APPROVAL_ROUNDS} tries)"
+        )))
     }
 
     async fn set_expired(&self, id: RequestId, now: jiff::Timestamp) -> Result<bool> {
