@@ -123,9 +123,10 @@ fn renderers(c: &mut Criterion) {
         approvals: Vec::new(),
         message: None,
     };
-    let approvers = [Principal::User(bob)];
+    let policy = s.approval.policy.policy(&request.cluster, Some(plan.mode.into()));
+    let mention = [Principal::User(bob)];
     c.bench_function("render a request's approval message", |b| {
-        b.iter(|| render::request_message(black_box(&request), &plan, &Stage::AwaitingApproval, &approvers))
+        b.iter(|| render::request_message(black_box(&request), &plan, &Stage::AwaitingApproval, policy, &mention))
     });
 }
 

@@ -80,15 +80,26 @@ pub enum Refusal {
     NotAllowedToDenyResume(Vec<Principal>),
     #[error("no reason given for abandoning run {0}")]
     NoReason(RunId),
+    /// This person's approval is counted already: `have` of the `need` the policy asks.
+    #[error("already approved request #{id} ({have} of {need})")]
+    AlreadyApprovedByYou { id: RequestId, have: usize, need: usize },
 }
 
 mod break_glass;
 pub use break_glass::{BreakGlass, BreakGlassRefusal, Started};
+mod policy;
+pub use policy::{Given, Progress, action_name, check_given};
 
 /// What a command or click did, as data: `slack::render::done` words it for the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
     Approved(RequestId),
+    /// An approval counted towards the `need` a policy asks; `have` so far.
+    ApprovalCounted {
+        id: RequestId,
+        have: usize,
+        need: usize,
+    },
     Denied(RequestId),
     Cancelled(RequestId),
     ResumeAsked(RunId),
@@ -142,6 +153,37 @@ pub enum RequestRefusal {
         cluster: ClusterName,
         existing: RequestLink,
     },
+    /// The policy asks for `--reason`.
+    #[error("{action} of {cluster} needs a reason: add --reason \"why\"")]
+    ReasonRequired { cluster: ClusterName, action: &'static str },
+    /// The policy asks for `--ticket` matching `pattern`.
+    #[error("{action} of {cluster} needs a ticket matching {pattern}: add --ticket")]
+    TicketRequired {
+        cluster: ClusterName,
+        action: &'static str,
+        pattern: String,
+    },
+    /// `--ticket` does not match the policy's `pattern`.
+    #[error("ticket {ticket} does not match {pattern}, which {action} of {cluster} needs")]
+    TicketMismatch {
+        cluster: ClusterName,
+        action: &'static str,
+        ticket: String,
+        pattern: String,
+    },
+}
+
+/// What `/aurora failover` asks for, beyond the cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask<'a> {
+    /// `--to`.
+    pub to: Option<&'a Region>,
+    /// `--mode`.
+    pub mode: Option<Mode>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--reason` and `--ticket`.
+    pub given: Given<'a>,
 }
 
 /// Where a request's message is: posted (its timestamp, and the workspace's domain for a link), or
@@ -207,6 +249,18 @@ fn mode_label(mode: Option<Mode>) -> &'static str {
     mode.map_or("auto", Mode::as_str)
 }
 
+/// The audit's outcome of a recorded request: its reason and ticket, if given.
+fn recorded(given: Given<'_>) -> String {
+    let mut out = "recorded".to_owned();
+    if let Some(r) = given.reason {
+        out.push_str(&format!("; reason: {r}"));
+    }
+    if let Some(t) = given.ticket {
+        out.push_str(&format!("; ticket: {t}"));
+    }
+    out
+}
+
 /// "done", or "refused: why", for the audit.
 fn outcome_of<T>(result: &Result<T, Refusal>) -> String {
     match result {
@@ -260,9 +314,14 @@ impl Approvals {
         }
     }
 
-    /// `Ok` when `user` is an approver; otherwise the refusal `not` makes of the list of approvers.
-    async fn require_approver(&self, user: &SlackUserId, not: fn(Vec<Principal>) -> Refusal) -> Result<(), Refusal> {
-        let approvers = &self.settings.approval.approvers;
+    /// `Ok` when `user` is one of `policy`'s approvers; otherwise the refusal `not` makes of the list.
+    async fn require_approver(
+        &self,
+        policy: &crate::settings::Policy,
+        user: &SlackUserId,
+        not: fn(Vec<Principal>) -> Refusal,
+    ) -> Result<(), Refusal> {
+        let approvers = &policy.approvers;
         match self.is_one_of(user, approvers).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(not(approvers.clone())),
@@ -293,32 +352,32 @@ impl Approvals {
         &self,
         user: &SlackUserId,
         c: &crate::settings::ClusterSettings,
-        to: Option<Region>,
-        mode: Option<Mode>,
-        dry_run: bool,
+        ask: Ask<'_>,
         origin: Origin<'_>,
     ) -> RequestReply {
-        let cluster = &c.name;
+        let (cluster, to, mode) = (&c.name, ask.to.cloned(), ask.mode);
         let action = format!("request failover {cluster}");
-        let reply = match self.may_request(user).await {
-            Ok(()) if dry_run => {
+        let allowed = match self.may_request(user, cluster, mode).await {
+            // A dry run asks nothing of anyone: no reason or ticket is needed to see a plan.
+            Ok(()) if !ask.dry_run => check_given(self.policy(cluster, mode), cluster, mode, ask.given),
+            other => other,
+        };
+        let reply = match allowed {
+            Ok(()) if ask.dry_run => {
                 self.audit(user, &format!("dry run {cluster}"), None, "planning").await;
                 let me = self.clone();
                 let (c, url) = (c.clone(), origin.response_url.map(str::to_owned));
                 tokio::spawn(async move { me.dry_run(c, to, mode, url).await });
                 return RequestReply::DryRun;
             }
-            Ok(()) => {
-                self.record_request(Person::Slack(user.clone()), c, to, mode, origin)
-                    .await
-            }
+            Ok(()) => self.record_request(Person::Slack(user.clone()), c, &ask, origin).await,
             Err(why) => Err(why),
         };
         match reply {
             Ok(id) => {
                 self.telemetry()
                     .request(cluster.as_str(), mode_label(mode), "requested");
-                self.audit(user, &action, Some(id), "recorded").await;
+                self.audit(user, &action, Some(id), &recorded(ask.given)).await;
                 let me = self.clone();
                 tokio::spawn(async move { me.plan_request(id).await });
                 RequestReply::Accepted { id }
@@ -330,38 +389,27 @@ impl Approvals {
         }
     }
 
-    /// Whether `user` is one of the requesters.
-    async fn may_request(&self, user: &SlackUserId) -> Result<(), RequestRefusal> {
-        let requesters = &self.settings.approval.requesters;
-        match self.is_one_of(user, requesters).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RequestRefusal::NotRequester(requesters.clone())),
-            Err(e) => Err(RequestRefusal::DirectoryUnavailable(e)),
-        }
-    }
-
     /// Records the request (taking its cluster), or says why not.
     async fn record_request(
         &self,
         person: Person,
         c: &crate::settings::ClusterSettings,
-        to: Option<Region>,
-        mode: Option<Mode>,
+        ask: &Ask<'_>,
         origin: Origin<'_>,
     ) -> Result<RequestId, RequestRefusal> {
         let now = self.clock.now();
         let ttl = jiff::SignedDuration::try_from(self.settings.approval.request_ttl).unwrap_or_default();
         let new = NewRequest {
             cluster: c.name.clone(),
-            mode,
+            mode: ask.mode,
             requested_by: person,
-            to_region: to,
+            to_region: ask.to.cloned(),
             origin_channel: origin.channel.to_owned(),
             response_url: origin.response_url.map(str::to_owned),
             requested_at: now,
             expires_at: now + ttl,
-            reason: None,
-            ticket: None,
+            reason: ask.given.reason.map(str::to_owned),
+            ticket: ask.given.ticket.map(str::to_owned),
         };
         match self.store.create_request(&new).await {
             Err(e) => {
@@ -414,7 +462,11 @@ impl Approvals {
             }
         };
         let outcome = match tokio::time::timeout(PLANNING_TIMEOUT, self.make_plan(&request)).await {
-            Ok(r) => r,
+            Ok(Ok(plan)) => match self.planned_mode_allowed(&request, plan.mode).await {
+                Ok(()) => Ok(plan),
+                Err(why) => Err(Unplanned::Other(format!("the bot chose {}, and {why}", plan.mode))),
+            },
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(planning_timed_out()),
         };
         match outcome {
@@ -481,7 +533,7 @@ impl Approvals {
             to: plan.to.region.clone(),
             mode: plan.mode,
             channel: self.settings.slack.incident_channel.clone(),
-            approvers: self.settings.approval.approvers.clone(),
+            approvers: self.policy(&request.cluster, Some(plan.mode)).approvers.clone(),
             expires_in: self.settings.approval.request_ttl,
         };
         if let Some(url) = request.response_url.as_deref()
@@ -573,7 +625,11 @@ impl Approvals {
     pub async fn decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<Done, Refusal> {
         let action = if approve { "approve" } else { "deny" };
         let result = self.try_decide(id, user, approve).await;
-        self.audit(user, action, Some(id), &outcome_of(&result)).await;
+        let outcome = match &result {
+            Ok(Done::ApprovalCounted { have, need, .. }) => format!("counted ({have} of {need})"),
+            other => outcome_of(other),
+        };
+        self.audit(user, action, Some(id), &outcome).await;
         result
     }
 
@@ -589,6 +645,9 @@ impl Approvals {
         let request = self.request_named(id).await?;
         self.refuse_if_closed(&request)?;
         self.may_decide(&request, user, approve).await?;
+        if approve && let Some(counted) = self.count_approval(&request, user).await? {
+            return Ok(counted);
+        }
         let decided = self
             .store
             .decide(
@@ -603,6 +662,11 @@ impl Approvals {
             .map_err(store_failed)?;
         let run_id = match decided {
             Decided::Lost(now) => {
+                // Another approver's click made enough approvals at the same moment, and won: this
+                // one is counted, and the run has started.
+                if approve && now.state == RequestState::Approved && now.approved_by(&Person::Slack(user.clone())) {
+                    return Ok(Done::Approved(id));
+                }
                 self.refuse_if_closed(&now)?;
                 // Still pending but the compare-and-set lost: it expired in between.
                 return Err(Refusal::Expired(id));
@@ -637,7 +701,7 @@ impl Approvals {
             } else {
                 Refusal::NotAllowedToDeny
             };
-            self.require_approver(user, not).await?;
+            self.require_approver(self.policy_of(request), user, not).await?;
         }
         Ok(())
     }
@@ -751,7 +815,8 @@ impl Approvals {
     async fn try_cancel(&self, id: RequestId, user: &SlackUserId) -> Result<Done, Refusal> {
         let request = self.request_named(id).await?;
         if *user != request.requested_by {
-            self.require_approver(user, Refusal::NotAllowedToCancel).await?;
+            self.require_approver(self.policy_of(&request), user, Refusal::NotAllowedToCancel)
+                .await?;
         }
         match self
             .store
@@ -949,7 +1014,7 @@ impl Approvals {
             } else {
                 Refusal::NotAllowedToDenyResume
             };
-            self.require_approver(user, not).await?;
+            self.require_approver(self.policy_of(request), user, not).await?;
         }
         Ok(())
     }
@@ -959,7 +1024,8 @@ impl Approvals {
     pub async fn may_abandon(&self, run_id: RunId, user: &SlackUserId) -> Result<AbandonTarget, Refusal> {
         let (run, request) = self.run_and_request(run_id).await?;
         if *user != request.requested_by {
-            self.require_approver(user, Refusal::NotAllowedToAbandon).await?;
+            self.require_approver(self.policy_of(&request), user, Refusal::NotAllowedToAbandon)
+                .await?;
         }
         if !run.state.is_open() {
             return Err(Refusal::RunEnded {

@@ -159,7 +159,19 @@ pub async fn entries(store: &dyn Store, since: jiff::Timestamp) -> anyhow::Resul
     Ok(unreadable)
 }
 
-/// A request's own lines: asked, decided, expired or rejected.
+/// The request line's detail: its state now, and its reason and ticket if it gave them.
+fn request_detail(r: &Request) -> String {
+    let mut d = format!("now {}", r.state.as_str());
+    if let Some(reason) = &r.reason {
+        d.push_str(&format!("; reason: {reason}"));
+    }
+    if let Some(t) = &r.ticket {
+        d.push_str(&format!("; ticket: {t}"));
+    }
+    d
+}
+
+/// A request's own lines: asked, approvals counted, decided, expired or rejected.
 fn request_entries(r: &Request) -> Vec<Entry> {
     let entry = |at, kind, user: Option<&dyn std::fmt::Display>, what: String, detail: String| Entry {
         at,
@@ -178,8 +190,22 @@ fn request_entries(r: &Request) -> Vec<Entry> {
         "request",
         Some(&r.requested_by as &dyn std::fmt::Display),
         format!("failover {}{target} --mode {mode}", r.cluster),
-        format!("now {}", r.state.as_str()),
+        request_detail(r),
     )];
+    // Each approval counted before the one that decided (a policy asking for several approvers).
+    for a in r
+        .approvals
+        .iter()
+        .filter(|a| !(r.state == RequestState::Approved && r.decided_by.as_ref() == Some(&a.by)))
+    {
+        out.push(entry(
+            a.at,
+            "approval",
+            Some(&a.by as &dyn std::fmt::Display),
+            "approval counted".into(),
+            String::new(),
+        ));
+    }
     if let (Some(by), Some(at)) = (&r.decided_by, r.decided_at) {
         out.push(entry(
             at,
@@ -194,7 +220,10 @@ fn request_entries(r: &Request) -> Vec<Entry> {
             r.expires_at,
             "expired",
             None,
-            "expired without a decision".into(),
+            match r.approvals.len() {
+                0 => "expired without a decision".into(),
+                n => format!("expired with {n} approval(s), not enough"),
+            },
             String::new(),
         )),
         RequestState::Rejected => out.push(entry(

@@ -624,7 +624,7 @@ impl Engine {
             store: store.clone(),
             clock: deps.clock.clone(),
             channel: settings.slack.incident_channel.clone(),
-            approvers: settings.approval.approvers.clone(),
+            policy: settings.approval.policy.clone(),
             wake: wake.clone(),
             api: api.clone(),
             telemetry: telemetry.clone(),

@@ -76,7 +76,16 @@ impl Approvals {
             response_url: None,
             team_domain: None,
         };
-        let id = match self.record_request(person.clone(), c, to.clone(), mode, origin).await {
+        let ask = super::Ask {
+            to: to.as_ref(),
+            mode,
+            dry_run: false,
+            given: super::Given {
+                reason: Some(who.reason.trim()),
+                ticket: None,
+            },
+        };
+        let id = match self.record_request(person.clone(), c, &ask, origin).await {
             Ok(id) => id,
             Err(why) => {
                 self.audit(&person, &action, None, &format!("refused: {why}")).await;

@@ -1,9 +1,9 @@
-//! `/aurora failover CLUSTER [--to REGION] [--mode MODE] [--dry-run]`: record a request (posted for
+//! `/aurora failover CLUSTER [--to REGION] [--mode MODE] [--reason WHY] [--ticket T] [--dry-run]`: record a request (posted for
 //! a second person's approval once planned), or, with `--dry-run`, show its plan to whoever asked.
 
 use super::Invocation;
 use super::{SlackState, ephemeral};
-use crate::approval::{Origin, RequestReply};
+use crate::approval::{Ask, Given, Origin, RequestReply};
 use crate::slack::command::{Failover, NotConfigured};
 use crate::slack::render;
 use axum::response::Response;
@@ -15,9 +15,15 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
         .request_failover(
             from.user,
             f.cluster.settings(),
-            f.to,
-            f.mode,
-            f.dry_run,
+            Ask {
+                to: f.to.as_ref(),
+                mode: f.mode,
+                dry_run: f.dry_run,
+                given: Given {
+                    reason: f.reason.as_deref(),
+                    ticket: f.ticket.as_deref(),
+                },
+            },
             Origin {
                 channel: from.channel,
                 response_url: Some(from.response_url),

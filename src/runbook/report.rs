@@ -58,6 +58,12 @@ pub enum Note {
     Approved {
         by: Person,
     },
+    /// One approval of the several a policy asks: `have` of `need` so far, the last one by `by`.
+    ApprovalCounted {
+        by: Person,
+        have: usize,
+        need: usize,
+    },
     Denied {
         by: Person,
     },

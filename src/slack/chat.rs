@@ -13,7 +13,7 @@ use crate::runbook::plan::Plan;
 use crate::runbook::report::Chat;
 use crate::runbook::report::{Answer, Note, Stage};
 use crate::store::{Fence, OutboxId, Outgoing, Request, Store};
-use crate::types::{ChannelId, Principal};
+use crate::types::ChannelId;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -27,7 +27,8 @@ pub struct SlackChat {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub channel: ChannelId,
-    pub approvers: Vec<Principal>,
+    /// Every cluster's approval policy and whom to mention, for the request message.
+    pub policy: crate::settings::policy::ApprovalPolicy,
     /// Wakes the outbox worker when something is queued.
     pub wake: Arc<Notify>,
     /// Posts the answers that are not queued (`answer_now`).
@@ -90,6 +91,15 @@ fn json(body: &MessageBody) -> Result<String, ChatError> {
 }
 
 impl SlackChat {
+    /// The request message under the policy of its cluster and (planned) mode.
+    fn request_message(&self, request: &Request, plan: &Plan, stage: &Stage) -> MessageBody {
+        let policy = self
+            .policy
+            .policy(&request.cluster, Some(crate::settings::Action::from(plan.mode)));
+        let mention = &self.policy.notify(&request.cluster).request;
+        render::request_message(request, plan, stage, policy, mention)
+    }
+
     async fn enqueue(&self, m: Outgoing<'_>) -> Result<OutboxId, ChatError> {
         let id = self
             .store
@@ -254,7 +264,7 @@ impl SlackChat {
 #[async_trait::async_trait]
 impl Chat for SlackChat {
     async fn post_request(&self, request: &Request, plan: &Plan) -> Result<OutboxId, ChatError> {
-        let body = render::request_message(request, plan, &Stage::AwaitingApproval, &self.approvers);
+        let body = self.request_message(request, plan, &Stage::AwaitingApproval);
         self.enqueue(Outgoing {
             ordering_key: &thread_key(request),
             kind: KIND_POST,
@@ -276,7 +286,7 @@ impl Chat for SlackChat {
         key: Option<&str>,
         fence: Option<&Fence>,
     ) -> Result<(), ChatError> {
-        let body = render::request_message(request, plan, stage, &self.approvers);
+        let body = self.request_message(request, plan, stage);
         self.to_thread(request, KIND_UPDATE, &json(&body)?, key, fence)
             .await
             .map(|_| ())
@@ -291,8 +301,11 @@ impl Chat for SlackChat {
         fence: Option<&Fence>,
     ) -> Result<OutboxId, ChatError> {
         let kind = if broadcast { KIND_REPLY_BROADCAST } else { KIND_REPLY };
-        self.to_thread(request, kind, &json(&render::note(note))?, Some(key), fence)
-            .await
+        let body = match note {
+            Note::NeedsAttention(_) => render::note_mentioning(note, &self.policy.notify(&request.cluster).attention),
+            _ => render::note(note),
+        };
+        self.to_thread(request, kind, &json(&body)?, Some(key), fence).await
     }
 
     async fn edit(

@@ -69,7 +69,16 @@ pub struct Failover<'s> {
     pub mode: Option<Mode>,
     /// `--dry-run`: show the plan and its checks; request nothing.
     pub dry_run: bool,
+    /// `--reason`: why, in the requester's words (at most [`MAX_REASON`] characters).
+    pub reason: Option<String>,
+    /// `--ticket`: the incident or change ticket (one word, at most [`MAX_TICKET`] characters).
+    pub ticket: Option<String>,
 }
+
+/// Longest `--reason`, in characters.
+pub const MAX_REASON: usize = 500;
+/// Longest `--ticket`, in characters.
+pub const MAX_TICKET: usize = 100;
 
 /// Why the text is not a command; answered with what is wrong and the usage (`render::usage_error`).
 /// Each carries what was typed, as typed.
@@ -93,6 +102,10 @@ pub enum UsageError {
     MissingRun(&'static str),
     /// `abandon` without a reason.
     MissingReason,
+    /// A quoted value without its closing quote: the option.
+    Unclosed(String),
+    /// A value longer than the option allows: the option and its limit in characters.
+    TooLong(String, usize),
 }
 
 /// A well-formed command naming a cluster or Region the settings do not have; answered to the user
@@ -176,6 +189,8 @@ pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Reje
             to,
             mode,
             dry_run,
+            reason,
+            ticket,
         } => {
             let cluster = cluster(settings, "failover", typed)?;
             let to = to
@@ -191,6 +206,8 @@ pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Reje
                 to,
                 mode,
                 dry_run,
+                reason,
+                ticket: ticket.map(str::to_owned),
             })
         }
     })
@@ -236,6 +253,8 @@ enum Said<'t> {
         to: Option<&'t str>,
         mode: Option<Mode>,
         dry_run: bool,
+        reason: Option<String>,
+        ticket: Option<&'t str>,
     },
 }
 
@@ -296,18 +315,27 @@ fn number(words: &mut Words<'_>) -> Option<i64> {
 /// `failover`'s cluster and options, in any order.
 fn failover(mut words: Words<'_>) -> Result<Said<'_>, UsageError> {
     let (mut cluster, mut to, mut mode, mut dry_run) = (None, None, None, false);
+    let (mut reason, mut ticket) = (None, None);
     while let Some(w) = words.next() {
         match w {
             "--dry-run" => dry_run = true,
-            "--to" | "--mode" => {
+            "--to" | "--mode" | "--ticket" => {
                 let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
-                let repeated = if w == "--to" {
-                    to.replace(value).is_some()
-                } else {
-                    let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
-                    mode.replace(m).is_some()
+                let repeated = match w {
+                    "--to" => to.replace(value).is_some(),
+                    "--ticket" => ticket.replace(limited(w, value, MAX_TICKET)?).is_some(),
+                    _ => {
+                        let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
+                        mode.replace(m).is_some()
+                    }
                 };
                 if repeated {
+                    return Err(UsageError::Repeated(w.to_owned()));
+                }
+            }
+            "--reason" => {
+                let value = free_text(w, &mut words)?;
+                if reason.replace(limited(w, &value, MAX_REASON)?.to_owned()).is_some() {
                     return Err(UsageError::Repeated(w.to_owned()));
                 }
             }
@@ -321,7 +349,57 @@ fn failover(mut words: Words<'_>) -> Result<Said<'_>, UsageError> {
         to,
         mode,
         dry_run,
+        reason,
+        ticket,
     })
+}
+
+/// `value` if it is at most `max` characters long.
+fn limited<'v>(option: &str, value: &'v str, max: usize) -> Result<&'v str, UsageError> {
+    if value.chars().count() > max {
+        return Err(UsageError::TooLong(option.to_owned(), max));
+    }
+    Ok(value)
+}
+
+/// Quotes a value may be wrapped in: straight, and the curly ones Slack's clients may type.
+const QUOTES: [(char, char); 3] = [('"', '"'), ('\u{201c}', '\u{201d}'), ('\'', '\'')];
+
+/// The free text after `option`: a quoted value (its words up to the closing quote), or the words up
+/// to the next `--option`. Words are joined by one space; an empty value is missing.
+fn free_text(option: &str, words: &mut Words<'_>) -> Result<String, UsageError> {
+    let missing = || UsageError::MissingValue(option.to_owned());
+    let first = words.clone().next().ok_or_else(missing)?;
+    let quoted = QUOTES.iter().find(|(open, _)| first.starts_with(*open));
+    let mut taken = Vec::new();
+    match quoted {
+        Some(&(open, close)) => {
+            let mut rest = first[open.len_utf8()..].to_owned();
+            words.next();
+            loop {
+                if let Some(inner) = rest.strip_suffix(close) {
+                    taken.push(inner.to_owned());
+                    break;
+                }
+                taken.push(rest);
+                rest = words
+                    .next()
+                    .ok_or_else(|| UsageError::Unclosed(option.to_owned()))?
+                    .to_owned();
+            }
+        }
+        None => {
+            while let Some(w) = words.clone().next().filter(|w| !w.starts_with("--")) {
+                taken.push(w.to_owned());
+                words.next();
+            }
+        }
+    }
+    let text = taken.join(" ").trim().to_owned();
+    if text.is_empty() {
+        return Err(missing());
+    }
+    Ok(text)
 }
 
 /// A click on one of the buttons the bot issues, with the ids its value names. The request or run
@@ -416,6 +494,8 @@ mod tests {
                 to: Some("us-west-2"),
                 mode: Some(Mode::Detach),
                 dry_run: false,
+                reason: None,
+                ticket: None,
             })
         );
         assert_eq!(
@@ -425,6 +505,8 @@ mod tests {
                 to: None,
                 mode: Some(Mode::Switchover),
                 dry_run: true,
+                reason: None,
+                ticket: None,
             })
         );
         let s = settings();
@@ -434,6 +516,75 @@ mod tests {
         assert_eq!(f.cluster.name.as_str(), "orders");
         assert_eq!(f.to, Region::parse("us-west-2"));
         assert_eq!((f.mode, f.dry_run), (Some(Mode::Detach), false));
+    }
+
+    /// The reason and ticket a failover names, as `(reason, ticket)`.
+    fn why(text: &str) -> Result<(Option<String>, Option<&str>), UsageError> {
+        match words(text)? {
+            Said::Failover { reason, ticket, .. } => Ok((reason, ticket)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reason_is_quoted_or_runs_to_the_next_option_and_a_ticket_is_one_word() {
+        let r = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            why("failover orders --reason \"us-east-1 is down\" --ticket INC-42"),
+            Ok((r("us-east-1 is down"), Some("INC-42")))
+        );
+        assert_eq!(
+            why("failover orders --reason \u{201c}east  down\u{201d} --mode detach"),
+            Ok((r("east down"), None)),
+            "curly quotes, as Slack's clients type them"
+        );
+        assert_eq!(
+            why("failover orders --reason east is down --to us-west-2"),
+            Ok((r("east is down"), None))
+        );
+        assert_eq!(why("failover orders --reason \"down\""), Ok((r("down"), None)));
+        assert_eq!(why("failover --ticket CHG-1 orders"), Ok((None, Some("CHG-1"))));
+        assert_eq!(
+            why("failover orders --reason"),
+            Err(UsageError::MissingValue("--reason".into()))
+        );
+        assert_eq!(
+            why("failover orders --reason \"\""),
+            Err(UsageError::MissingValue("--reason".into()))
+        );
+        assert_eq!(
+            why("failover orders --reason --to x"),
+            Err(UsageError::MissingValue("--reason".into()))
+        );
+        assert_eq!(
+            why("failover orders --reason \"never closed"),
+            Err(UsageError::Unclosed("--reason".into()))
+        );
+        assert_eq!(
+            why("failover orders --ticket"),
+            Err(UsageError::MissingValue("--ticket".into()))
+        );
+        assert_eq!(
+            why("failover orders --ticket A --ticket B"),
+            Err(UsageError::Repeated("--ticket".into()))
+        );
+        assert_eq!(
+            why("failover orders --reason a --reason b"),
+            Err(UsageError::Repeated("--reason".into()))
+        );
+        let long = "x".repeat(MAX_REASON + 1);
+        assert_eq!(
+            why(&format!("failover orders --reason {long}")),
+            Err(UsageError::TooLong("--reason".into(), MAX_REASON))
+        );
+        let s = settings();
+        let Ok(Command::Failover(f)) = parse("failover orders --reason \"primary lost\" --ticket INC-7", &s) else {
+            panic!("failover");
+        };
+        assert_eq!(
+            (f.reason.as_deref(), f.ticket.as_deref()),
+            (Some("primary lost"), Some("INC-7"))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal}
 use crate::runbook::Step;
 use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, Unplanned, lag_text};
 use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
+use crate::settings::Policy;
 use crate::status::{ClusterReport, CnameCheck};
 use crate::store::{Request, RequestId, RunId, RunState};
 use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, SlackUserId, human_duration as duration};
@@ -66,6 +67,16 @@ fn user(u: &SlackUserId) -> String {
 }
 
 /// Who let a run start: "*Approved* by" a Slack user, or break-glass from a terminal (nobody approved).
+/// Who approved a request: every approval counted (several under a policy asking for more than
+/// one), or `p` alone.
+fn approvals_of(p: &Person, request: &Request) -> String {
+    if request.approvals.len() > 1 {
+        let all: Vec<_> = request.approvals.iter().map(|a| person(&a.by)).collect();
+        return format!("*Approved* by {}", all.join(", "));
+    }
+    approved(p)
+}
+
 fn approved(p: &Person) -> String {
     match p {
         Person::Slack(u) => format!("*Approved* by {}", user(u)),
@@ -86,6 +97,29 @@ fn principal(p: &Principal) -> String {
         Principal::User(u) => user(u),
         Principal::Group(g) => format!("<!subteam^{g}>"),
     }
+}
+
+/// `1 of 2 approvals: @bob`.
+fn progress(request: &Request, need: usize) -> String {
+    let have = request.approvals.len();
+    let who: Vec<_> = request.approvals.iter().map(|a| person(&a.by)).collect();
+    if who.is_empty() {
+        format!("0 of {need} approvals")
+    } else {
+        format!("{have} of {need} approvals: {}", who.join(", "))
+    }
+}
+
+/// "1st", "2nd", ... for a count of approvals.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix} approval")
 }
 
 /// People and groups, mentioned, comma-separated.
@@ -127,7 +161,7 @@ pub fn usage() -> &'static str {
 const USAGE: &str = "\
 *Usage*
 • `/aurora status [CLUSTER]`: each global cluster's members (Region, role, status, endpoints) and where the writer and reader CNAMEs point.
-• `/aurora failover CLUSTER [--to REGION] [--mode switchover|failover|detach] [--dry-run]`: ask to move CLUSTER's writer to REGION. A second, authorised person approves it in the incident channel.
+• `/aurora failover CLUSTER [--to REGION] [--mode switchover|failover|detach] [--reason WHY] [--ticket TICKET] [--dry-run]`: ask to move CLUSTER's writer to REGION. A second, authorised person approves it in the incident channel (some clusters or modes need more approvers, a reason or a ticket: the bot says which).
    Without `--to`: the only secondary, or the one with the least replication lag. Without `--mode`: a switchover if one is possible; otherwise the bot says which modes are possible, what each loses, and what to type.
    `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
    `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
@@ -155,6 +189,8 @@ pub fn usage_error(e: &UsageError) -> String {
         UsageError::MissingReason => {
             "`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`".to_owned()
         }
+        UsageError::Unclosed(option) => format!("the value of {} has no closing quote", code(option)),
+        UsageError::TooLong(option, max) => format!("{} is longer than {max} characters", code(option)),
     };
     format!("{wrong}.\n\n{USAGE}")
 }
@@ -321,6 +357,28 @@ pub fn request_refusal(why: &RequestRefusal) -> String {
             "{cluster} already has {} open or running: one at a time per cluster.",
             request_link(existing)
         ),
+        RequestRefusal::ReasonRequired { cluster, action } => format!(
+            "Nothing was requested: {action} of {cluster} needs a reason. Say why with `--reason \"...\"`, e.g.              `/aurora failover {cluster} --reason \"us-east-1 is down\"`."
+        ),
+        RequestRefusal::TicketRequired {
+            cluster,
+            action,
+            pattern,
+        } => format!(
+            "Nothing was requested: {action} of {cluster} needs a ticket matching {}. Name it with `--ticket`.",
+            code(pattern)
+        ),
+        RequestRefusal::TicketMismatch {
+            cluster,
+            action,
+            ticket,
+            pattern,
+        } => format!(
+            "Nothing was requested: ticket {} does not match {}, which {action} of {cluster} needs (the whole \
+             ticket must match).",
+            code(ticket),
+            code(pattern)
+        ),
     }
 }
 
@@ -411,6 +469,9 @@ fn run_refusal(r: &Refusal) -> String {
             names(a)
         ),
         Refusal::NoReason(id) => format!("Say why you abandon run {id}: `/aurora abandon {id} REASON`."),
+        Refusal::AlreadyApprovedByYou { id, have, need } => format!(
+            "You have already approved request #{id}; one person counts once. {have} of {need} approvals so far."
+        ),
         // The request refusals are worded by `refusal`, which sends only these here.
         other => other.to_string(),
     }
@@ -422,6 +483,10 @@ pub fn done(d: &Done) -> String {
         Done::Approved(id) => {
             format!("You approved request #{id}. The run has started; follow it in the request's thread.")
         }
+        Done::ApprovalCounted { id, have, need } => format!(
+            "Your approval of request #{id} is counted: {have} of {need}. The run starts at the {}.",
+            ordinal(*need)
+        ),
         Done::Denied(id) => format!("You denied request #{id}. Nothing was changed."),
         Done::Cancelled(id) => format!("Request #{id} is cancelled. Nothing was changed."),
         Done::ResumeAsked(id) => {
@@ -504,27 +569,35 @@ pub fn mode_meaning(mode: Mode) -> &'static str {
     }
 }
 
-fn stage_line(stage: &Stage, request: &Request) -> String {
+fn stage_line(stage: &Stage, request: &Request, need: usize) -> String {
     match stage {
         // Break-glass: recorded from a terminal, approved by the same step that posts it.
         Stage::AwaitingApproval if request.requested_by.slack().is_none() => {
             ":rotating_light: *Break-glass:* starting without a second approver".to_owned()
         }
+        Stage::AwaitingApproval if need > 1 => format!(
+            ":hourglass_flowing_sand: *Waiting for approval* ({}) until {}",
+            progress(request, need),
+            slack_time(request.expires_at)
+        ),
         Stage::AwaitingApproval => format!(
             ":hourglass_flowing_sand: *Waiting for approval* until {}",
             slack_time(request.expires_at)
         ),
         Stage::Denied { by } => format!(":no_entry: *Denied* by {}", person(by)),
+        Stage::Expired if !request.approvals.is_empty() => {
+            format!(":hourglass: *Expired* with {}", progress(request, need))
+        }
         Stage::Expired => ":hourglass: *Expired* without a decision".to_owned(),
         Stage::Cancelled { by } => format!(":wastebasket: *Cancelled* by {}", person(by)),
         Stage::Running { approved_by, step } => format!(
             ":arrow_forward: {} · *Running:* {}",
-            approved(approved_by),
+            approvals_of(approved_by, request),
             step.label()
         ),
         Stage::Succeeded { approved_by, took } => format!(
             ":white_check_mark: {} · *Completed* in {}",
-            approved(approved_by),
+            approvals_of(approved_by, request),
             duration(*took)
         ),
         Stage::Failed {
@@ -533,7 +606,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":x: {} · *Failed* at {}: {}",
-            approved(approved_by),
+            approvals_of(approved_by, request),
             step.label(),
             esc(reason)
         ),
@@ -544,7 +617,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":rotating_light: {} · *Needs attention* (run {run_id}) at {}: {}",
-            approved(approved_by),
+            approvals_of(approved_by, request),
             step.label(),
             esc(reason)
         ),
@@ -554,7 +627,7 @@ fn stage_line(stage: &Stage, request: &Request) -> String {
             reason,
         } => format!(
             ":octagonal_sign: {} · *Abandoned* by {}: {}",
-            approved(approved_by),
+            approvals_of(approved_by, request),
             person(by),
             esc(reason)
         ),
@@ -647,14 +720,22 @@ fn route(plan: &Plan) -> String {
 }
 
 /// The request message: the approval request while pending, then where it stands.
-pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers: &[Principal]) -> MessageBody {
+/// `policy` is the request's (its cluster's and mode's); `mention` is whom `[clusters.notify]`
+/// mentions while the request waits for approval.
+pub fn request_message(
+    request: &Request,
+    plan: &Plan,
+    stage: &Stage,
+    policy: &Policy,
+    mention: &[Principal],
+) -> MessageBody {
     let title = format!(
         "Failover request #{}: {} to {} ({})",
         request.id, plan.cluster, plan.to.region, plan.mode
     );
     let mut blocks = vec![
         header(&title),
-        section(&stage_line(stage, request)),
+        section(&stage_line(stage, request, policy.approvals_required)),
         section(&format!(
             "{} asks to move the writer of *{}* (`{}`)\n{}",
             person(&request.requested_by),
@@ -663,9 +744,17 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
             route(plan)
         )),
     ];
+    if let Some(why) = reason_and_ticket(request) {
+        blocks.push(section(&why));
+    }
+    let awaiting = *stage == Stage::AwaitingApproval && request.requested_by.slack().is_some();
+    let cc = (awaiting && !mention.is_empty()).then(|| format!("cc {}", names(mention)));
+    if let Some(cc) = &cc {
+        blocks.push(section(cc));
+    }
     blocks.extend(plan_sections(plan));
     // A break-glass request gets no buttons: nobody approves it in Slack.
-    if *stage == Stage::AwaitingApproval && request.requested_by.slack().is_some() {
+    if awaiting {
         let consequence = match plan.mode {
             Mode::Detach => "Replication stops and the old primary stays writable.",
             Mode::Failover => "Writes not yet replicated to the target are lost.",
@@ -690,16 +779,41 @@ pub fn request_message(request: &Request, plan: &Plan, stage: &Stage, approvers:
                  "value": request.id.to_string()}
             ]
         }));
-        blocks.push(context(&format!(
-            "Approvers: {}. The requester cannot approve their own request. Expires {}.",
-            approvers.iter().map(principal).collect::<Vec<_>>().join(", "),
-            slack_time(request.expires_at)
-        )));
+        blocks.push(context(&approvers_line(request, policy)));
     }
-    limits::fit(MessageBody {
-        text: format!("{title}: {}", plain_stage(stage)),
-        blocks,
-    })
+    let mut text = format!("{title}: {}", plain_stage(stage));
+    if let Some(cc) = cc {
+        text.push_str(&format!(" ({cc})"));
+    }
+    limits::fit(MessageBody { text, blocks })
+}
+
+/// The request's `--reason` and `--ticket`, if it gave either.
+fn reason_and_ticket(request: &Request) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(r) = &request.reason {
+        parts.push(format!("*Reason:* {}", esc(r)));
+    }
+    if let Some(t) = &request.ticket {
+        parts.push(format!("*Ticket:* {}", code(t)));
+    }
+    (!parts.is_empty()).then(|| parts.join("   "))
+}
+
+/// Who may approve a pending request, how many must, and when it expires.
+fn approvers_line(request: &Request, policy: &Policy) -> String {
+    let how_many = match policy.approvals_required {
+        1 => String::new(),
+        n => format!(
+            " *{n} different approvers* must approve ({} so far); one person counts once.",
+            request.approvals.len()
+        ),
+    };
+    format!(
+        "Approvers: {}.{how_many} The requester cannot approve their own request. Expires {}.",
+        names(&policy.approvers),
+        slack_time(request.expires_at)
+    )
 }
 
 /// A dry run's answer: the plan and its checklist, nothing requested.
@@ -789,6 +903,18 @@ pub fn note(note: &Note) -> MessageBody {
     limits::fit(note_body(note))
 }
 
+/// A reply in the request's thread that mentions `mention` (`[clusters.notify] attention`, when a run
+/// needs attention): first, in the text Slack notifies with, and as the reply's last section.
+pub fn note_mentioning(note: &Note, mention: &[Principal]) -> MessageBody {
+    let mut body = note_body(note);
+    if !mention.is_empty() {
+        let cc = format!("cc {}", names(mention));
+        body.text = format!("{cc}: {}", body.text);
+        body.blocks.push(section(&cc));
+    }
+    limits::fit(body)
+}
+
 fn note_body(note: &Note) -> MessageBody {
     let text = match note {
         Note::ResumeAsked {
@@ -799,6 +925,11 @@ fn note_body(note: &Note) -> MessageBody {
             stopped,
         } => return resume_asked(*run_id, *token, by, target.as_ref(), stopped.as_ref()),
         Note::Approved { by } => format!(":white_check_mark: Approved by {}. Starting the run.", person(by)),
+        Note::ApprovalCounted { by, have, need } => format!(
+            ":ballot_box_with_check: Approved by {} ({have} of {need}). Waiting for {} more.",
+            person(by),
+            need - have
+        ),
         Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", person(by)),
         Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", person(by)),
         Note::BreakGlass { by, reason, aws_caller } => format!(
@@ -1631,8 +1762,9 @@ fn history_line(r: &Request, run: Option<&crate::store::Run>) -> String {
         (Some(m), true) => format!("`{m}`, chosen by the bot"),
         (Some(m), false) => format!("`{m}`"),
     };
+    let why = reason_and_ticket(r).map(|w| format!(" · {w}")).unwrap_or_default();
     format!(
-        "• *#{}* {} {} ({mode}) · asked by {} {} · {}",
+        "• *#{}* {} {} ({mode}) · asked by {} {}{why} · {}",
         r.id,
         r.cluster,
         target,

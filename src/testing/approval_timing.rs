@@ -21,7 +21,15 @@ async fn pending_request(bot: &Bot, approvals: &Approvals) -> RequestId {
     };
     let orders = bot.settings.cluster("orders").unwrap();
     let reply = approvals
-        .request_failover(&user("U0AAAA"), orders, None, Some(Mode::Detach), false, origin)
+        .request_failover(
+            &user("U0AAAA"),
+            orders,
+            crate::approval::Ask {
+                mode: Some(Mode::Detach),
+                ..Default::default()
+            },
+            origin,
+        )
         .await;
     let RequestReply::Accepted { id } = reply else {
         panic!("not accepted: {reply:?}")
