@@ -86,8 +86,10 @@ pub enum Refusal {
 }
 
 mod break_glass;
+mod pending;
 pub use break_glass::{BreakGlass, BreakGlassRefusal, Started};
 mod policy;
+pub use pending::{Actionable, PendingList, Role};
 pub use policy::{Given, Progress, action_name, check_given};
 
 /// What a command or click did, as data: `slack::render::done` words it for the person.
@@ -624,7 +626,7 @@ impl Approvals {
     /// An Approve or Deny click. `Ok` says what the click did, for the clicker.
     pub async fn decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<Done, Refusal> {
         let action = if approve { "approve" } else { "deny" };
-        let result = self.try_decide(id, user, approve).await;
+        let result = self.try_decide(id, user, approve, None).await;
         let outcome = match &result {
             Ok(Done::ApprovalCounted { have, need, .. }) => format!("counted ({have} of {need})"),
             other => outcome_of(other),
@@ -641,7 +643,14 @@ impl Approvals {
             .ok_or(Refusal::NoSuchRequest(id))
     }
 
-    async fn try_decide(&self, id: RequestId, user: &SlackUserId, approve: bool) -> Result<Done, Refusal> {
+    /// Decides request `id`; `reason` (a denier's) is recorded with a denial and shown with it.
+    async fn try_decide(
+        &self,
+        id: RequestId,
+        user: &SlackUserId,
+        approve: bool,
+        reason: Option<&str>,
+    ) -> Result<Done, Refusal> {
         let request = self.request_named(id).await?;
         self.refuse_if_closed(&request)?;
         self.may_decide(&request, user, approve).await?;
@@ -657,6 +666,7 @@ impl Approvals {
                 self.clock.now(),
                 Step::FIRST.as_str(),
                 &first_run_data(),
+                reason.filter(|_| !approve),
             )
             .await
             .map_err(store_failed)?;
@@ -675,7 +685,7 @@ impl Approvals {
         };
         let request = self.request_named(id).await?;
         self.count(&request, if approve { "approved" } else { "denied" });
-        self.announce_decision(&request, user, approve).await;
+        self.announce_decision(&request, user, approve, reason).await;
         if approve {
             match run_id {
                 Some(run_id) => self.launcher.launch(run_id),
@@ -706,8 +716,8 @@ impl Approvals {
         Ok(())
     }
 
-    /// Shows a decision on the request message and in its thread.
-    async fn announce_decision(&self, request: &Request, user: &SlackUserId, approve: bool) {
+    /// Shows a decision on the request message and in its thread (a denial with its `reason`, if any).
+    async fn announce_decision(&self, request: &Request, user: &SlackUserId, approve: bool, reason: Option<&str>) {
         let (id, plan) = (request.id, readable_plan(request));
         if approve {
             info!(id = %id, approver = %user, "request approved");
@@ -722,11 +732,14 @@ impl Approvals {
                 .await;
         } else {
             info!(id = %id, by = %user, "request denied");
+            let reason = reason.map(str::to_owned);
             let stage = Stage::Denied {
                 by: Person::Slack(user.clone()),
+                reason: reason.clone(),
             };
             let note = Note::Denied {
                 by: Person::Slack(user.clone()),
+                reason,
             };
             self.tell(request, plan.as_ref(), &stage, note, &format!("request:{id}:denied"))
                 .await;
@@ -1239,7 +1252,14 @@ impl Approvals {
         for r in list.into_iter().flatten().filter(|r| r.message.is_some()) {
             let (stage, note, what) = match (r.state, r.decided_by.clone()) {
                 (RequestState::Expired, None) => (Stage::Expired, Note::Expired, "expired"),
-                (RequestState::Denied, Some(by)) => (Stage::Denied { by: by.clone() }, Note::Denied { by }, "denied"),
+                (RequestState::Denied, Some(by)) => {
+                    let reason = r.note.clone();
+                    let stage = Stage::Denied {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    };
+                    (stage, Note::Denied { by, reason }, "denied")
+                }
                 (RequestState::Cancelled, Some(by)) => {
                     (Stage::Cancelled { by: by.clone() }, Note::Cancelled { by }, "cancelled")
                 }

@@ -352,7 +352,8 @@ fn queues_answers(parsed: &Result<command::Command<'_>, command::Rejected>) -> b
     use command::{Command, Rejected};
     !matches!(
         parsed,
-        Ok(Command::Help | Command::Status { .. } | Command::History { .. }) | Err(Rejected::Usage(_))
+        Ok(Command::Help | Command::Status { .. } | Command::History { .. } | Command::Pending)
+            | Err(Rejected::Usage(_))
     )
 }
 
@@ -379,8 +380,10 @@ async fn interactions(State(state): State<Arc<SlackState>>, headers: HeaderMap, 
 }
 
 /// An interaction, authenticated by its transport (`payload`: its JSON, or why it cannot be read):
-/// admitted (`admit`), and a click on one of the bot's buttons handed to its handler. Always an
-/// empty 200 once admitted (Slack ignores a click's answer body); 400 when unreadable.
+/// admitted (`admit`), then a click on one of the bot's buttons or a submission of one of its modals
+/// handed to its handler. A click's answer is an empty 200 once admitted (Slack ignores its body); a
+/// submission's is its handler's (a `response_action`, or empty to close the modal); 400 when
+/// unreadable.
 async fn interaction_received(
     state: &Arc<SlackState>,
     claimed: &Claimed,
@@ -389,6 +392,14 @@ async fn interaction_received(
 ) -> Response {
     if let Some(resp) = admit(state, claimed, replay_key, foreign_click, replayed_click).await {
         return resp;
+    }
+    if let Ok(p) = &payload
+        && p.get("type").and_then(|t| t.as_str()) == Some("view_submission")
+    {
+        return match submitted(p) {
+            Some(s) => commands::submitted(state, s).await,
+            None => StatusCode::OK.into_response(),
+        };
     }
     match payload.and_then(clicked) {
         Ok(Some(clicked)) => {
@@ -410,6 +421,29 @@ async fn interaction_received(
         Err(e) => {
             warn!(error = %e, "a signed interaction could not be parsed");
             (StatusCode::BAD_REQUEST, "malformed interaction").into_response()
+        }
+    }
+}
+
+/// The submission a verified `view_submission` carries: `None` (answered with an empty 200, which
+/// closes the modal, and ignored) for a view the bot did not open, metadata it did not write, or no
+/// user. Slack's payload: `user.id`, `view.callback_id`, `view.private_metadata`,
+/// `view.state.values` (https://api.slack.com/reference/interaction-payloads/views).
+fn submitted(payload: &serde_json::Value) -> Option<commands::Submitted> {
+    let text = |pointer: &str| payload.pointer(pointer).and_then(|v| v.as_str());
+    let user = text("/user/id").and_then(SlackUserId::parse);
+    let callback_id = text("/view/callback_id").unwrap_or_default();
+    let values = payload
+        .pointer("/view/state/values")
+        .unwrap_or(&serde_json::Value::Null);
+    let submission =
+        command::Submission::parse(callback_id, text("/view/private_metadata").unwrap_or_default(), values);
+    match (user, submission) {
+        (Some(user), Some(submission)) => Some(commands::Submitted { user, submission }),
+        _ => {
+            let shown: String = callback_id.chars().take(40).collect();
+            info!(callback_id = ?shown, "a modal submission the bot cannot act on (a view it did not open, or metadata it did not write) was ignored");
+            None
         }
     }
 }
@@ -445,6 +479,10 @@ fn clicked(payload: serde_json::Value) -> Result<Option<commands::Clicked>, Stri
             .and_then(|c| c.as_str())
             .and_then(ChannelId::parse)
             .map(|c| c.as_str().to_owned()),
+        trigger_id: payload
+            .pointer("/trigger_id")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
     }))
 }
 

@@ -196,7 +196,7 @@ impl Approvals {
         let now = self.clock.now();
         let decided = self
             .store
-            .decide(id, true, person, now, Step::FIRST.as_str(), &first_run_data())
+            .decide(id, true, person, now, Step::FIRST.as_str(), &first_run_data(), None)
             .await
             .map_err(|_| store_failed("the approval could not be recorded"))?;
         match decided {

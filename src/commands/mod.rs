@@ -1,6 +1,7 @@
 //! The bot's user-facing commands, one file each: the `/aurora` commands (`help`, `status`,
-//! `failover` with its `--dry-run`, `cancel`, `history`, `resume`, `abandon`) and the buttons they
-//! lead to (`decide`: a request's Approve and Deny; `resume` and `abandon` hold their own buttons).
+//! `failover` with its `--dry-run`, `pending`, `cancel`, `history`, `resume`, `abandon`) and the
+//! buttons and modals they lead to (`decide`: a request's Approve and Deny; `pending` holds its list's
+//! buttons and the deny-reason modal; `resume` and `abandon` hold their own buttons).
 //!
 //! `http` verifies a request and `slack/command` parses it into validated values (a
 //! configured cluster, one of its Regions, the store's ids); [`command`] and [`click`] hand it to its
@@ -13,6 +14,7 @@ mod decide;
 mod failover;
 mod help;
 mod history;
+mod pending;
 mod resume;
 mod status;
 
@@ -79,6 +81,15 @@ pub struct Clicked {
     pub response_url: Option<String>,
     /// The channel of the clicked message (Slack's `channel.id` in a block_actions payload), when given.
     pub channel: Option<String>,
+    /// The click's `trigger_id` (valid 3 seconds), to open a modal with, when given.
+    pub trigger_id: Option<String>,
+}
+
+/// A verified submission of one of the bot's modals (a `view_submission`).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub user: SlackUserId,
+    pub submission: crate::slack::command::Submission,
 }
 
 /// Answers a verified `/aurora` command: its handler's answer, or why the text gives no command.
@@ -89,6 +100,7 @@ pub async fn command(state: &Arc<SlackState>, from: Invocation<'_>, parsed: Resu
         Ok(Command::Failover(f)) => failover::failover(state, from, f).await,
         Ok(Command::Cancel { request }) => cancel::cancel(state, from, request).await,
         Ok(Command::History { cluster }) => history::history(state, cluster).await,
+        Ok(Command::Pending) => pending::pending(state, from).await,
         Ok(Command::Resume { run }) => resume::resume(state, from, run).await,
         Ok(Command::Abandon { run, reason }) => abandon::abandon(state, from, run, &reason).await,
         Err(Rejected::Usage(e)) => help::usage_error(&e),
@@ -125,9 +137,20 @@ pub async fn click(state: &SlackState, clicked: Clicked) -> Response {
         }
         Click::DecideResume { run, token, approve } => resume::decide(state, user, *run, *token, *approve).await,
         Click::Abandon { run, reason } => abandon::confirm(state, user, *run, reason).await,
+        Click::FromList { request, approve } => {
+            pending::from_list(state, &clicked, *request, *approve).await;
+            return StatusCode::OK.into_response();
+        }
     };
     answer_click(state, &clicked, decided).await;
     StatusCode::OK.into_response()
+}
+
+/// Acts on a verified submission of one of the bot's modals. The answer is the HTTP body (or the
+/// Socket Mode ack's payload): empty to close the modal, `response_action: "errors"` to keep it open
+/// saying why nothing was done.
+pub async fn submitted(state: &SlackState, submitted: Submitted) -> Response {
+    pending::submitted(state, &submitted.user, submitted.submission).await
 }
 
 /// Queues the answer to a click (what was done, or why nothing was) for its response_url.

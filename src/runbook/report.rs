@@ -17,6 +17,8 @@ pub enum Stage {
     AwaitingApproval,
     Denied {
         by: Person,
+        /// Why, when the denier said (the Deny of `/aurora pending` asks).
+        reason: Option<String>,
     },
     Expired,
     Cancelled {
@@ -66,6 +68,8 @@ pub enum Note {
     },
     Denied {
         by: Person,
+        /// Why, when the denier said.
+        reason: Option<String>,
     },
     Expired,
     Cancelled {

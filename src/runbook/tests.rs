@@ -209,7 +209,7 @@ async fn a_finished_run_taken_up_again_only_queues_its_outcome_again() {
     );
     let bob: crate::types::Person = SlackUserId::parse("U0BOB").unwrap().into();
     let crate::store::Decided::Won { run_id: Some(run) } =
-        store.decide(id, true, &bob, now, "precheck", "{}").await.unwrap()
+        store.decide(id, true, &bob, now, "precheck", "{}", None).await.unwrap()
     else {
         panic!("not approved")
     };
@@ -325,7 +325,7 @@ async fn a_run_whose_stored_data_cannot_be_read_needs_attention_and_stops_only_i
         // finished and only queues its outcome.
         assert!(store.mark_pending(id, "{}", Mode::Detach, message).await.unwrap());
         let crate::store::Decided::Won { run_id: Some(run) } =
-            store.decide(id, true, &bob, now, "precheck", data).await.unwrap()
+            store.decide(id, true, &bob, now, "precheck", data, None).await.unwrap()
         else {
             panic!("not approved")
         };

@@ -32,8 +32,10 @@ pub const METHOD_SCOPES: &[(&str, &[&str])] = &[
     // Opening the DM for an answer that neither the response_url nor an ephemeral message can carry.
     ("conversations.open", &["im:write"]),
     ("usergroups.users.list", &["usergroups:read"]),
-    // Needs no scope.
+    // Need no scope.
     ("auth.test", &[]),
+    // The deny-reason modal of `/aurora pending` (https://api.slack.com/methods/views.open).
+    ("views.open", &[]),
 ];
 
 /// Scopes the app needs that no Web API method call does: the slash command itself.
@@ -568,6 +570,23 @@ impl SlackApi {
         let body = super::limits::fit(body.clone());
         let json = serde_json::json!({"channel": channel, "text": body.text, "blocks": body.blocks});
         self.call("chat.postMessage", Call::Json(json)).await.map(|_| ())
+    }
+
+    /// views.open (https://api.slack.com/methods/views.open): shows `view` (a modal, from `render`) to
+    /// the person whose interaction carried `trigger_id` (valid 3 seconds, usable once). Returns the
+    /// view's id.
+    ///
+    /// # Errors
+    /// Slack's refusal (`expired_trigger_id`, `exchanged_trigger_id`, `invalid_trigger_id`, ...) or
+    /// a transport failure, as a `SendError`.
+    pub async fn open_view(&self, trigger_id: &str, view: &serde_json::Value) -> Result<String, SendError> {
+        let json = serde_json::json!({"trigger_id": trigger_id, "view": view});
+        let opened = self.call("views.open", Call::Json(json)).await?;
+        Ok(opened
+            .pointer("/view/id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// usergroups.users.list.

@@ -51,6 +51,8 @@ pub enum Command<'s> {
     Cancel { request: RequestId },
     /// `/aurora history [CLUSTER]`.
     History { cluster: Option<Cluster<'s>> },
+    /// `/aurora pending`: the open requests the caller may act on, with buttons.
+    Pending,
     /// `/aurora resume RUN`: let a run that needs attention finish (a second person approves).
     Resume { run: RunId },
     /// `/aurora abandon RUN REASON...`: stop a run here (with a confirmation button).
@@ -151,6 +153,16 @@ pub const RESUME_APPROVE: &str = "resume_approve";
 pub const RESUME_DENY: &str = "resume_deny";
 /// The confirmation button of `/aurora abandon` (value: [`AbandonValue`] as JSON).
 pub const ABANDON_CONFIRM: &str = "abandon_confirm";
+/// Approve and Deny in the `/aurora pending` list (value: the request's id). Not [`APPROVE`] and
+/// [`DENY`]: those are honoured only on the request's own message; these are on an ephemeral list,
+/// and Deny here opens the deny-reason modal.
+pub const PENDING_APPROVE: &str = "pending_approve";
+pub const PENDING_DENY: &str = "pending_deny";
+/// The deny-reason modal's `callback_id`; its `private_metadata` is the request's id, its reason
+/// the `plain_text_input` [`REASON_ACTION`] in the input block [`REASON_BLOCK`].
+pub const DENY_REASON_VIEW: &str = "deny_reason";
+pub const REASON_BLOCK: &str = "reason";
+pub const REASON_ACTION: &str = "reason";
 
 /// The value of the abandon confirmation button.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -182,6 +194,7 @@ pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Reje
             cluster: optional("history", typed)?,
         },
         Said::Cancel(request) => Command::Cancel { request },
+        Said::Pending => Command::Pending,
         Said::Resume(run) => Command::Resume { run },
         Said::Abandon(run, reason) => Command::Abandon { run, reason },
         Said::Failover {
@@ -246,6 +259,7 @@ enum Said<'t> {
     Status(Option<&'t str>),
     History(Option<&'t str>),
     Cancel(RequestId),
+    Pending,
     Resume(RunId),
     Abandon(RunId, String),
     Failover {
@@ -275,6 +289,7 @@ fn said(text: &str) -> Result<Said<'_>, UsageError> {
             let cluster = words.next();
             end(words, Said::History(cluster))
         }
+        "pending" => end(words, Said::Pending),
         "cancel" => {
             let request = number(&mut words).ok_or(UsageError::MissingRequest)?;
             end(words, Said::Cancel(request.into()))
@@ -412,6 +427,8 @@ pub enum Click {
     DecideResume { run: RunId, token: i64, approve: bool },
     /// The confirmation button of `/aurora abandon`.
     Abandon { run: RunId, reason: String },
+    /// Approve (decided at once) or Deny (opens the deny-reason modal) in the `/aurora pending` list.
+    FromList { request: RequestId, approve: bool },
 }
 
 impl Click {
@@ -438,6 +455,48 @@ impl Click {
                     reason: v.reason,
                 })
             }
+            PENDING_APPROVE | PENDING_DENY => Some(Click::FromList {
+                request: request_id(value)?,
+                approve: action_id == PENDING_APPROVE,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A request id as the bot writes it in a value or `private_metadata`: decimal digits only (no sign,
+/// no space), positive.
+fn request_id(value: &str) -> Option<RequestId> {
+    if value.is_empty() || value.len() > 18 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse::<i64>().ok().filter(|n| *n > 0).map(RequestId::from)
+}
+
+/// A submitted modal the bot opened (a `view_submission`), with the ids it carries. The request is
+/// always read again from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// The deny-reason modal: deny `request`, saying `reason` (trimmed; possibly empty, which the
+    /// handler refuses in the modal).
+    DenyReason { request: RequestId, reason: String },
+}
+
+impl Submission {
+    /// The submission of view `callback_id` whose `private_metadata` is `metadata` and whose input
+    /// values are `values` (Slack's `view.state.values`: block id → action id → `{"type", "value"}`);
+    /// `None` for a view the bot did not open or metadata it did not write.
+    pub fn parse(callback_id: &str, metadata: &str, values: &serde_json::Value) -> Option<Submission> {
+        match callback_id {
+            DENY_REASON_VIEW => Some(Submission::DenyReason {
+                request: request_id(metadata)?,
+                reason: values
+                    .pointer(&format!("/{REASON_BLOCK}/{REASON_ACTION}/value"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            }),
             _ => None,
         }
     }
@@ -647,6 +706,41 @@ mod tests {
     }
 
     #[test]
+    fn pending_takes_no_arguments() {
+        let s = settings();
+        assert_eq!(parse("pending", &s), Ok(Command::Pending));
+        assert_eq!(parse("PENDING", &s), Ok(Command::Pending));
+        assert_eq!(
+            parse("pending orders", &s),
+            Err(Rejected::Usage(UsageError::Unexpected("orders".into())))
+        );
+    }
+
+    #[test]
+    fn only_the_bots_own_modal_with_a_request_id_it_wrote_is_a_submission() {
+        let values = serde_json::json!({"reason": {"reason": {"type": "plain_text_input", "value": "  not now \n"}}});
+        assert_eq!(
+            Submission::parse(DENY_REASON_VIEW, "7", &values),
+            Some(Submission::DenyReason {
+                request: 7.into(),
+                reason: "not now".into()
+            })
+        );
+        let empty = serde_json::json!({"reason": {"reason": {"type": "plain_text_input", "value": null}}});
+        assert_eq!(
+            Submission::parse(DENY_REASON_VIEW, "7", &empty),
+            Some(Submission::DenyReason {
+                request: 7.into(),
+                reason: String::new()
+            })
+        );
+        assert_eq!(Submission::parse("other_view", "7", &values), None);
+        for forged in ["", "0", "x", "-7", "7,8", "{\"request\":7}"] {
+            assert_eq!(Submission::parse(DENY_REASON_VIEW, forged, &values), None, "{forged:?}");
+        }
+    }
+
+    #[test]
     fn a_cluster_or_region_the_settings_lack_is_answered_with_those_they_have() {
         let s = settings();
         let Err(Rejected::NotConfigured { verb, cluster, why }) = parse("history billing", &s) else {
@@ -703,6 +797,23 @@ mod tests {
                 reason: "by hand".into()
             })
         );
+        assert_eq!(
+            Click::parse(PENDING_DENY, "12"),
+            Some(Click::FromList {
+                request: 12.into(),
+                approve: false
+            })
+        );
+        assert_eq!(
+            Click::parse(PENDING_APPROVE, "12"),
+            Some(Click::FromList {
+                request: 12.into(),
+                approve: true
+            })
+        );
+        for forged in ["", "0", "-3", "+3", " 3", "3 ", "3a", "0x3", "99999999999999999999"] {
+            assert_eq!(Click::parse(PENDING_DENY, forged), None, "{forged:?}");
+        }
         assert_eq!(Click::parse(APPROVE, "x"), None);
         assert_eq!(Click::parse(RESUME_DENY, "3"), None);
         assert_eq!(Click::parse("launch", "1"), None);

@@ -8,7 +8,7 @@ use super::client::MessageBody;
 use super::command::{NotConfigured, UsageError};
 use super::limits;
 use super::workspace::Foreign;
-use crate::approval::{AbandonTarget, Done, Refusal, RequestLink, RequestRefusal};
+use crate::approval::{AbandonTarget, Actionable, Done, PendingList, Refusal, RequestLink, RequestRefusal, Role};
 use crate::runbook::Step;
 use crate::runbook::plan::{Alternative, Outcome, Plan, PlanError, Unplanned, lag_text};
 use crate::runbook::report::{Aftermath, Answer, Attention, Completion, Note, OperationSeen, ResumeTarget, Stage};
@@ -19,7 +19,10 @@ use crate::types::{ChannelId, ClusterName, Mode, Person, Principal, Region, Slac
 use serde_json::{Value, json};
 
 /// The buttons' action ids and values, which the command parser reads back.
-pub use super::command::{ABANDON_CONFIRM, APPROVE, AbandonValue, DENY, RESUME_APPROVE, RESUME_DENY};
+pub use super::command::{
+    ABANDON_CONFIRM, APPROVE, AbandonValue, DENY, DENY_REASON_VIEW, PENDING_APPROVE, PENDING_DENY, REASON_ACTION,
+    REASON_BLOCK, RESUME_APPROVE, RESUME_DENY,
+};
 
 /// Escapes the three characters mrkdwn treats specially.
 pub fn esc(s: &str) -> String {
@@ -165,6 +168,7 @@ const USAGE: &str = "\
    Without `--to`: the only secondary, or the one with the least replication lag. Without `--mode`: a switchover if one is possible; otherwise the bot says which modes are possible, what each loses, and what to type.
    `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
    `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
+• `/aurora pending`: the open requests you may act on (approve, deny, or withdraw your own), with buttons; Deny asks for a reason, posted in the request's thread.
 • `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
 • `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
 • `/aurora resume RUN`: let a run that needs attention finish: the bot checks that the target is writable and moves the CNAMEs. A second person (an approver) approves it in the run's thread.
@@ -584,7 +588,10 @@ fn stage_line(stage: &Stage, request: &Request, need: usize) -> String {
             ":hourglass_flowing_sand: *Waiting for approval* until {}",
             slack_time(request.expires_at)
         ),
-        Stage::Denied { by } => format!(":no_entry: *Denied* by {}", person(by)),
+        Stage::Denied { by, reason: None } => format!(":no_entry: *Denied* by {}", person(by)),
+        Stage::Denied { by, reason: Some(why) } => {
+            format!(":no_entry: *Denied* by {}: {}", person(by), self::reason(why))
+        }
         Stage::Expired if !request.approvals.is_empty() => {
             format!(":hourglass: *Expired* with {}", progress(request, need))
         }
@@ -816,6 +823,173 @@ fn approvers_line(request: &Request, policy: &Policy) -> String {
     )
 }
 
+/// The answer to `/aurora pending`: each open request the person may act on (what, who asked, how
+/// old, how long left, a link to its message) with its buttons ([`PENDING_APPROVE`] and
+/// [`PENDING_DENY`], value: the request's id); or, with none, that there is nothing and who may ask.
+pub fn pending(list: &PendingList) -> MessageBody {
+    if list.items.is_empty() {
+        let text = format!(
+            "Nothing you may act on: no open failover request waits for your decision. Who may request one with `/aurora failover CLUSTER`: {}.",
+            names(&list.requesters)
+        );
+        return limits::fit(MessageBody {
+            text: text.clone(),
+            blocks: vec![section(&text)],
+        });
+    }
+    let title = match list.items.len() {
+        1 => "1 open request you may act on".to_owned(),
+        n => format!("{n} open requests you may act on"),
+    };
+    let mut blocks = vec![header(&title)];
+    for item in &list.items {
+        blocks.push(section(&pending_line(item, list.now)));
+        blocks.push(pending_buttons(item));
+    }
+    blocks.push(context(
+        "Deny asks for a reason, posted in the request's thread. Each button checks the request again when you click it.",
+    ));
+    limits::fit(MessageBody { text: title, blocks })
+}
+
+/// One request in the `/aurora pending` list.
+fn pending_line(item: &Actionable, now: jiff::Timestamp) -> String {
+    let r = &item.request;
+    let plan = r.stored_plan::<Plan>().ok().flatten();
+    let target = plan
+        .as_ref()
+        .map(|p| p.to.region.to_string())
+        .or_else(|| r.to_region.as_ref().map(ToString::to_string))
+        .unwrap_or_else(|| "a Region to be chosen".to_owned());
+    let mode = r
+        .mode
+        .map_or_else(|| "mode not chosen yet".to_owned(), |m| format!("`{m}`"));
+    let since = |a: jiff::Timestamp, b: jiff::Timestamp| duration(b.duration_since(a).unsigned_abs());
+    let yours = match item.role {
+        Role::Approver => String::new(),
+        Role::Requester => " (yours: you may withdraw it)".to_owned(),
+    };
+    format!(
+        "*{}*: *{}* to {target} ({mode}) · asked by {} {} ago · expires in {}{yours}",
+        request_link(&item.link),
+        r.cluster,
+        person(&r.requested_by),
+        since(r.requested_at, now),
+        since(now, r.expires_at),
+    )
+}
+
+/// The buttons of one request in the `/aurora pending` list.
+fn pending_buttons(item: &Actionable) -> Value {
+    let r = &item.request;
+    let id = r.id.to_string();
+    let deny = |label: &str| {
+        json!({"type": "button", "action_id": PENDING_DENY, "value": id,
+               "text": {"type": "plain_text", "text": label}})
+    };
+    let elements = match item.role {
+        Role::Approver => {
+            let mode = r
+                .mode
+                .map_or_else(|| "the mode in its plan".to_owned(), |m| format!("*{m}*"));
+            let confirm = json!({
+                "title": {"type": "plain_text", "text": "Approve this failover?"},
+                "text": {"type": "mrkdwn", "text": format!(
+                    "Approve request #{} to move the writer of *{}* by {mode}. The run starts at once.", r.id, r.cluster)},
+                "confirm": {"type": "plain_text", "text": "Approve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger"
+            });
+            vec![
+                json!({"type": "button", "action_id": PENDING_APPROVE, "value": id, "style": "danger",
+                       "text": {"type": "plain_text", "text": "Approve"}, "confirm": confirm}),
+                deny("Deny"),
+            ]
+        }
+        Role::Requester => vec![deny("Withdraw")],
+    };
+    json!({"type": "actions", "block_id": format!("pending:{}", r.id), "elements": elements})
+}
+
+/// The deny-reason modal (a Block Kit modal view, https://api.slack.com/reference/surfaces/views):
+/// callback [`DENY_REASON_VIEW`], `private_metadata` the request's id, one required multi-line
+/// `plain_text_input` ([`REASON_BLOCK`] / [`REASON_ACTION`]). For `views.open`.
+pub fn deny_reason_modal(request: &Request, role: Role) -> Value {
+    // Titles and button labels hold at most 24 characters.
+    let (title, submit, intro) = match role {
+        Role::Approver => ("Deny request", "Deny", "You are denying"),
+        Role::Requester => ("Withdraw request", "Withdraw", "You are withdrawing"),
+    };
+    // The request's number in the title when it fits whole; never cut.
+    let titled = Some(format!("{title} #{}", request.id))
+        .filter(|t| t.chars().count() <= 24)
+        .unwrap_or_else(|| title.to_owned());
+    let what = format!(
+        "{intro} request #{}: *{}* ({}), asked by {}. Your reason is posted in the request's thread and kept in its history.",
+        request.id,
+        request.cluster,
+        request.mode.map_or("mode not chosen yet", Mode::as_str),
+        person(&request.requested_by),
+    );
+    json!({
+        "type": "modal",
+        "callback_id": DENY_REASON_VIEW,
+        "private_metadata": request.id.to_string(),
+        "title": {"type": "plain_text", "text": titled},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(&what),
+            {"type": "input", "block_id": REASON_BLOCK,
+             "label": {"type": "plain_text", "text": "Reason"},
+             "element": {"type": "plain_text_input", "action_id": REASON_ACTION, "multiline": true,
+                         "max_length": REASON_MAX,
+                         "placeholder": {"type": "plain_text", "text": "Why, for the thread and the history"}}}
+        ]
+    })
+}
+
+/// The longest deny reason the modal takes, in characters.
+pub const REASON_MAX: usize = 500;
+
+/// A `view_submission` answer keeping the deny-reason modal open with `why` under its reason input
+/// (`response_action: "errors"`, https://api.slack.com/surfaces/modals#displaying_errors).
+fn modal_error(why: &str) -> Value {
+    json!({"response_action": "errors", "errors": {REASON_BLOCK: why}})
+}
+
+/// The deny-reason modal submitted with no reason (or only spaces).
+pub fn reason_required() -> Value {
+    modal_error("Say why: the reason is posted in the request's thread.")
+}
+
+/// The deny-reason modal submitted, but nothing was decided: why, in plain text (a modal's error
+/// shows no mrkdwn).
+pub fn modal_refusal(r: &Refusal) -> Value {
+    let text = match r {
+        Refusal::NoSuchRequest(id) => format!("Request #{id} does not exist."),
+        Refusal::Expired(id) => format!("Request #{id} has expired; nothing was changed."),
+        Refusal::AlreadyDecided { id, state, .. } => {
+            format!("Request #{id} was already {}; nothing was changed.", state.as_str())
+        }
+        Refusal::NotReady(id) => format!("Request #{id} is still being prepared; try again in a moment."),
+        Refusal::NotAllowedToDeny(_) => "Only an approver or the requester can deny a request.".to_owned(),
+        Refusal::DirectoryUnavailable(_) => {
+            "Your Slack user groups could not be checked; try again in a moment.".to_owned()
+        }
+        other => format!("Nothing was changed: {other}."),
+    };
+    modal_error(&text)
+}
+
+/// The deny-reason modal could not be opened (Slack refused `views.open`, e.g. the click's trigger
+/// expired): what to do instead.
+pub fn reason_modal_unavailable(id: RequestId) -> String {
+    format!(
+        "The form for a reason could not be opened; nothing was changed. Click Deny again, or use `/aurora cancel {id}` (the requester or an approver)."
+    )
+}
+
 /// A dry run's answer: the plan and its checklist, nothing requested.
 pub fn plan_preview(plan: &Plan) -> MessageBody {
     let title = format!("Dry run: {} to {} ({})", plan.cluster, plan.to.region, plan.mode);
@@ -930,7 +1104,13 @@ fn note_body(note: &Note) -> MessageBody {
             person(by),
             need - have
         ),
-        Note::Denied { by } => format!(":no_entry: Denied by {}. Nothing was changed.", person(by)),
+        Note::Denied { by, reason: None } => format!(":no_entry: Denied by {}. Nothing was changed.", person(by)),
+        // The reason ends the line as typed: a sentence after it could double its punctuation.
+        Note::Denied { by, reason: Some(why) } => format!(
+            ":no_entry: Denied by {}: {}\nNothing was changed.",
+            person(by),
+            self::reason(why)
+        ),
         Note::Cancelled { by } => format!(":wastebasket: Cancelled by {}. Nothing was changed.", person(by)),
         Note::BreakGlass { by, reason, aws_caller } => format!(
             ":rotating_light: *Break-glass:* started by {} without a second approver, as AWS identity `{}`; the pre-flight checks ran as for any request. Reason: {}",
@@ -1784,7 +1964,10 @@ fn request_outcome(r: &Request, run: Option<&crate::store::Run>) -> String {
     match (r.state, run) {
         (RequestState::Planning, _) => "being prepared".to_owned(),
         (RequestState::Pending, _) => format!("waiting for approval until {}", slack_time(r.expires_at)),
-        (RequestState::Denied, _) => decided("denied"),
+        (RequestState::Denied, _) => match r.note.as_deref() {
+            Some(why) => format!("{}: {}", decided("denied"), reason(why)),
+            None => decided("denied"),
+        },
         (RequestState::Cancelled, _) => decided("cancelled"),
         (RequestState::Expired, _) => format!("expired {}", slack_time(r.expires_at)),
         (RequestState::Rejected, _) => format!("not posted: {}", esc(r.note.as_deref().unwrap_or("no plan"))),
@@ -1856,6 +2039,118 @@ mod tests {
             "{}",
             done.text
         );
+    }
+
+    fn open_request(id: i64) -> Request {
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        Request {
+            id: id.into(),
+            cluster: crate::types::ClusterName::parse("orders").unwrap(),
+            mode: Some(Mode::Detach),
+            requested_by: Person::Slack(u("U0ALICE")),
+            requested_at: at,
+            to_region: Region::parse("us-west-2"),
+            origin_channel: "C0INCIDENT".into(),
+            response_url: None,
+            expires_at: at + jiff::SignedDuration::from_secs(900),
+            state: crate::store::RequestState::Pending,
+            plan: None,
+            decided_by: None,
+            decided_at: None,
+            note: None,
+            message: None,
+            reason: None,
+            ticket: None,
+            approvals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_deny_reason_modal_names_the_request_in_its_metadata_and_keeps_slacks_limits() {
+        for (id, role, title) in [
+            (7, Role::Approver, "Deny request #7"),
+            (1_234_567_890_123, Role::Requester, "Withdraw request"),
+        ] {
+            let view = deny_reason_modal(&open_request(id), role);
+            assert_eq!(view["callback_id"], DENY_REASON_VIEW);
+            assert_eq!(view["private_metadata"], id.to_string());
+            assert_eq!(view["title"]["text"], title);
+            for label in ["/title/text", "/submit/text", "/close/text"] {
+                let text = view.pointer(label).and_then(Value::as_str).unwrap();
+                assert!(text.chars().count() <= 24, "{label}: {text}");
+            }
+            let input = &view["blocks"][1];
+            assert_eq!(
+                (input["type"].as_str(), input["block_id"].as_str()),
+                (Some("input"), Some(REASON_BLOCK))
+            );
+            assert_eq!(input["element"]["action_id"], REASON_ACTION);
+            assert_eq!(input.get("optional"), None, "the reason is required");
+        }
+        let refused = modal_refusal(&Refusal::Expired(7.into()));
+        assert_eq!(refused["response_action"], "errors");
+        assert_eq!(
+            refused["errors"][REASON_BLOCK],
+            "Request #7 has expired; nothing was changed."
+        );
+    }
+
+    #[test]
+    fn the_pending_list_shows_each_request_with_the_buttons_its_reader_may_use() {
+        let now = jiff::Timestamp::from_second(1_800_000_300).unwrap();
+        let link = |id: i64| RequestLink {
+            id: id.into(),
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            posted: Some(("acme".into(), "1800000000.000100".into())),
+        };
+        let list = PendingList {
+            items: vec![
+                Actionable {
+                    request: open_request(3),
+                    role: Role::Approver,
+                    link: link(3),
+                },
+                Actionable {
+                    request: open_request(4),
+                    role: Role::Requester,
+                    link: link(4),
+                },
+            ],
+            requesters: approvers(),
+            now,
+        };
+        let body = pending(&list);
+        assert_eq!(body.text, "2 open requests you may act on");
+        assert_eq!(
+            body.blocks[1]["text"]["text"],
+            "*<https://acme.slack.com/archives/C0INCIDENT/p1800000000000100|request #3>*: *orders* to us-west-2 \
+             (`detach`) · asked by <@U0ALICE> 5m 00s ago · expires in 10m 00s"
+        );
+        let ids = |b: &Value| -> Vec<(String, String)> {
+            b["elements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["action_id"].as_str().unwrap().to_owned(),
+                        e["value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            ids(&body.blocks[2]),
+            [(PENDING_APPROVE.into(), "3".into()), (PENDING_DENY.into(), "3".into())]
+        );
+        assert_eq!(ids(&body.blocks[4]), [(PENDING_DENY.into(), "4".into())]);
+        let empty = pending(&PendingList {
+            items: vec![],
+            requesters: approvers(),
+            now,
+        });
+        assert!(empty.text.starts_with("Nothing you may act on"), "{}", empty.text);
+        assert!(empty.text.contains("<@U02>, <!subteam^S01>"), "{}", empty.text);
     }
 
     #[test]

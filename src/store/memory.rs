@@ -354,7 +354,14 @@ impl Store for MemoryStore {
         ))
     }
 
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool> {
+    async fn set_decision(
+        &self,
+        id: RequestId,
+        approve: bool,
+        by: &Person,
+        now: jiff::Timestamp,
+        note: Option<&str>,
+    ) -> Result<bool> {
         Ok(self.update_request(
             id,
             |r| r.state == RequestState::Pending && r.expires_at > now,
@@ -366,6 +373,9 @@ impl Store for MemoryStore {
                 };
                 r.decided_by = Some(by.clone());
                 r.decided_at = Some(now);
+                if let Some(note) = note {
+                    r.note = Some(note.to_owned());
+                }
             },
         ))
     }

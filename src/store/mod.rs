@@ -175,9 +175,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Planning → rejected, with the reason.
     async fn mark_rejected(&self, id: RequestId, reason: &str) -> Result<bool>;
 
-    /// Pending → approved or denied, if it has not expired at `now`; `false` otherwise. Approving does
-    /// not create the run: see `decide`.
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool>;
+    /// Pending → approved or denied, if it has not expired at `now`; `false` otherwise. `note` (a
+    /// denier's reason), when given, is recorded in the request's `note` in the same write. Approving
+    /// does not create the run: see `decide`.
+    async fn set_decision(
+        &self,
+        id: RequestId,
+        approve: bool,
+        by: &Person,
+        now: jiff::Timestamp,
+        note: Option<&str>,
+    ) -> Result<bool>;
 
     /// Adds `by`'s approval to a request that is pending and not expired at `at`, unless `by` approved
     /// it already: the approvals after the add (oldest first), or `None` when nothing was added. Each
@@ -464,7 +472,12 @@ impl<'a> dyn Store + 'a {
     }
 
     /// Pending → approved (then its run is created) or denied, by compare-and-set: of any number of
-    /// concurrent calls, exactly one wins. An approval at or after the expiry loses.
+    /// concurrent calls, exactly one wins. An approval at or after the expiry loses. `note` (the
+    /// reason a denier gave) is recorded with the decision.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the decision's fields and the first run's, each needed"
+    )]
     pub async fn decide(
         &self,
         id: RequestId,
@@ -473,8 +486,9 @@ impl<'a> dyn Store + 'a {
         now: jiff::Timestamp,
         first_step: &str,
         run_data: &str,
+        note: Option<&str>,
     ) -> Result<Decided> {
-        if !self.set_decision(id, approve, by, now).await? {
+        if !self.set_decision(id, approve, by, now, note).await? {
             return self.lost_request(id).await;
         }
         if !approve {

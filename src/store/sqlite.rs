@@ -783,15 +783,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool> {
+    async fn set_decision(
+        &self,
+        id: RequestId,
+        approve: bool,
+        by: &Person,
+        now: jiff::Timestamp,
+        note: Option<&str>,
+    ) -> Result<bool> {
         self.changed(
-            "UPDATE requests SET state = ?2, decided_by = ?3, decided_at = ?4
+            "UPDATE requests SET state = ?2, decided_by = ?3, decided_at = ?4, note = COALESCE(?5, note)
              WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
             vec![
                 int(id.get()),
                 text(if approve { "approved" } else { "denied" }),
                 text(by.to_string()),
                 int(ts(now)),
+                opt_text(note),
             ],
         )
         .await

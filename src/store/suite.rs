@@ -64,7 +64,7 @@ async fn pending(store: &dyn Store, cluster: &str) -> RequestId {
 async fn approved(store: &dyn Store, cluster: &str) -> (RequestId, RunId) {
     let id = pending(store, cluster).await;
     let Decided::Won { run_id: Some(run) } = store
-        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}")
+        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}", None)
         .await
         .unwrap()
     else {
@@ -110,7 +110,7 @@ async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run
     let id = pending(&*store, "orders").await;
     let bob = user("U0BBBB");
     let won = store
-        .decide(id, true, &Person::Slack(bob.clone()), t(10), "precheck", "{}")
+        .decide(id, true, &Person::Slack(bob.clone()), t(10), "precheck", "{}", None)
         .await
         .unwrap();
     let Decided::Won { run_id: Some(run_id) } = won else {
@@ -118,7 +118,7 @@ async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run
     };
     for approve in [true, false, true] {
         let again = store
-            .decide(id, approve, &Person::Slack(bob.clone()), t(11), "precheck", "{}")
+            .decide(id, approve, &Person::Slack(bob.clone()), t(11), "precheck", "{}", None)
             .await
             .unwrap();
         let Decided::Lost(r) = again else { panic!("{again:?}") };
@@ -143,10 +143,57 @@ async fn only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run
 async fn an_approved_request_without_its_run_still_holds_its_cluster(store: Arc<dyn Store>) {
     // The crash between the approval's two writes: approved, no run yet.
     let id = pending(&*store, "orders").await;
-    assert!(store.set_decision(id, true, &person("U0BBBB"), t(10)).await.unwrap());
+    assert!(
+        store
+            .set_decision(id, true, &person("U0BBBB"), t(10), None)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.create_request(&new_request("orders")).await.unwrap(), Err(id));
     let run = store.create_run(id, "precheck", "{}", t(11)).await.unwrap();
     assert_eq!(store.run_of_request(id).await.unwrap().unwrap().id, run);
+}
+
+async fn a_denial_records_its_reason_in_the_note_and_a_lost_one_leaves_it(store: Arc<dyn Store>) {
+    let id = pending(&*store, "orders").await;
+    let decided = store
+        .decide(
+            id,
+            false,
+            &person("U0BBBB"),
+            t(10),
+            "precheck",
+            "{}",
+            Some("wait for the batch"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided, Decided::Won { run_id: None });
+    let r = store.request(id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.note.as_deref()),
+        (RequestState::Denied, Some("wait for the batch"))
+    );
+    // A second decision loses and does not overwrite the first one's note.
+    assert!(
+        !store
+            .set_decision(id, false, &person("U0CCCC"), t(11), Some("another reason"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.request(id).await.unwrap().unwrap().note.as_deref(),
+        Some("wait for the batch")
+    );
+    // A decision without a note leaves the note empty.
+    let other = pending(&*store, "billing").await;
+    assert!(
+        store
+            .set_decision(other, false, &person("U0BBBB"), t(12), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.request(other).await.unwrap().unwrap().note, None);
 }
 
 async fn a_lock_whose_request_was_never_recorded_is_released_at_start_up(store: Arc<dyn Store>) {
@@ -176,7 +223,15 @@ async fn concurrent_decisions_yield_one_winner(store: Arc<dyn Store>) {
                 let who = user(&format!("U0B{i}"));
                 matches!(
                     store
-                        .decide(id, i % 2 == 0, &Person::Slack(who.clone()), t(10), "precheck", "{}")
+                        .decide(
+                            id,
+                            i % 2 == 0,
+                            &Person::Slack(who.clone()),
+                            t(10),
+                            "precheck",
+                            "{}",
+                            None
+                        )
                         .await
                         .unwrap(),
                     Decided::Won { .. }
@@ -203,7 +258,7 @@ async fn an_approval_after_expiry_loses_and_expiry_marks_due_requests(store: Arc
     let bob = user("U0BBBB");
     assert!(matches!(
         store
-            .decide(id, true, &Person::Slack(bob.clone()), t(900), "precheck", "{}")
+            .decide(id, true, &Person::Slack(bob.clone()), t(900), "precheck", "{}", None)
             .await
             .unwrap(),
         Decided::Lost(_)
@@ -561,7 +616,7 @@ async fn a_corrupt_plan_or_run_data_is_an_error_naming_its_row(store: Arc<dyn St
     let e = r.stored_plan::<serde_json::Value>().unwrap_err();
     assert_eq!((e.table, e.key.as_str()), ("requests", id.to_string().as_str()));
     let Decided::Won { run_id: Some(run) } = store
-        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "[")
+        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "[", None)
         .await
         .unwrap()
     else {
@@ -663,7 +718,7 @@ async fn of_concurrent_takers_of_a_free_lease_one_wins(store: Arc<dyn Store>) {
 async fn a_former_holder_cannot_write_for_the_run_after_a_takeover(store: Arc<dyn Store>) {
     let id = pending(&*store, "orders").await;
     let Decided::Won { run_id: Some(run) } = store
-        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "{}")
+        .decide(id, true, &person("U0BBBB"), t(1), "precheck", "{}", None)
         .await
         .unwrap()
     else {
@@ -896,6 +951,7 @@ suite!(
     of_concurrent_requests_for_one_cluster_one_is_recorded,
     only_one_of_many_decisions_wins_and_an_approval_creates_exactly_one_run,
     an_approved_request_without_its_run_still_holds_its_cluster,
+    a_denial_records_its_reason_in_the_note_and_a_lost_one_leaves_it,
     a_lock_whose_request_was_never_recorded_is_released_at_start_up,
     concurrent_decisions_yield_one_winner,
     an_approval_after_expiry_loses_and_expiry_marks_due_requests,
@@ -1009,7 +1065,7 @@ async fn an_error_in_the_second_write_of_a_composed_operation_leaves_what_the_co
     let id = pending(&*store, "orders").await;
     memory.fail_next("create_run");
     let decided = store
-        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}")
+        .decide(id, true, &person("U0BBBB"), t(10), "precheck", "{}", None)
         .await
         .unwrap();
     assert!(matches!(decided, Decided::Won { run_id: None }), "{decided:?}");

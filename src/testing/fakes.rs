@@ -861,7 +861,7 @@ impl Bot {
         let data = serde_json::to_string(&RunData::default()).unwrap();
         let decided = self
             .store
-            .decide(id, true, &user("U0BBBB").into(), now, Step::FIRST.as_str(), &data)
+            .decide(id, true, &user("U0BBBB").into(), now, Step::FIRST.as_str(), &data, None)
             .await
             .unwrap();
         let Decided::Won { run_id: Some(run) } = decided else {

@@ -267,6 +267,7 @@ async fn an_approval_recorded_just_before_a_crash_is_run_after_the_restart() {
             jiff::Timestamp::now(),
             "precheck",
             "{}",
+            None,
         )
         .await
         .unwrap();
@@ -520,6 +521,7 @@ async fn a_run_resumed_past_its_recheck_checks_again_before_its_first_change() {
             jiff::Timestamp::now(),
             "switchover",
             "{}",
+            None,
         )
         .await
         .unwrap();

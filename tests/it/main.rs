@@ -23,6 +23,7 @@ mod limits;
 mod manifest;
 mod metrics;
 mod modes;
+mod pending;
 mod preflight;
 mod rotation;
 mod runbook;

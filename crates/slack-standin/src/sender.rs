@@ -1,4 +1,5 @@
-//! The sending side: signed slash commands and button clicks, as Slack sends them to the bot.
+//! The sending side: signed slash commands, button clicks and modal submissions, as Slack sends them
+//! to the bot.
 
 use crate::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::{STANDIN_APP, STANDIN_TEAM, Secret};
@@ -207,6 +208,59 @@ impl SlackSender {
             "actions": [{"action_id": action_id, "block_id": "decision", "type": "button", "value": value,
                          "text": {"type": "plain_text", "text": action_id}, "action_ts": "1800000000.000200"}]
         })
+    }
+
+    /// The `view_submission` payload of modal `callback_id` (with `private_metadata`) submitted by `user`
+    /// from `w`, its inputs' `values` as Slack's `view.state.values` (block id → action id →
+    /// `{"type", "value"}`; see [`SlackSender::text_input`]).
+    pub fn view_submission_payload_in(
+        w: &Workspace,
+        user: &str,
+        callback_id: &str,
+        private_metadata: &str,
+        values: Value,
+    ) -> Value {
+        let enterprise = w.enterprise_id.as_ref().map(|e| json!({"id": e, "name": "Org"}));
+        json!({
+            "type": "view_submission",
+            "team": {"id": w.team_id, "domain": "standin"},
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": w.team_id},
+            "api_app_id": w.app_id,
+            "enterprise": enterprise,
+            "is_enterprise_install": w.enterprise_install,
+            "token": "deprecated-verification-token",
+            "trigger_id": "1.3.standin",
+            "view": {
+                "id": "V0STANDIN", "team_id": w.team_id, "app_id": w.app_id, "bot_id": "B0STANDIN",
+                "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
+                "title": {"type": "plain_text", "text": "Modal"}, "blocks": [],
+                "state": {"values": values}, "hash": "1800000000.standin",
+                "root_view_id": "V0STANDIN", "previous_view_id": null, "external_id": ""
+            },
+            "response_urls": []
+        })
+    }
+
+    /// One `plain_text_input` (`action_id`) in input block `block_id` holding `value`, as
+    /// `view.state.values`.
+    pub fn text_input(block_id: &str, action_id: &str, value: Option<&str>) -> Value {
+        json!({block_id: {action_id: {"type": "plain_text_input", "value": value}}})
+    }
+
+    /// Submits modal `callback_id` (`private_metadata`, input `values`) as `user`, signed.
+    pub async fn submit_view(
+        &self,
+        user: &str,
+        callback_id: &str,
+        private_metadata: &str,
+        values: Value,
+        now_unix: i64,
+    ) -> Answer {
+        let payload = Self::view_submission_payload_in(&self.workspace, user, callback_id, private_metadata, values);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        self.post_signed("/slack/interactions", &body, now_unix).await
     }
 
     /// Sends `/aurora {text}` as `user` from `channel`.

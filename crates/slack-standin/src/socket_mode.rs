@@ -244,8 +244,10 @@ impl SocketModeFake {
         let mut inner = self.lock();
         inner.next_envelope += 1;
         let id = format!("standin-envelope-{}", inner.next_envelope);
+        // Slack accepts a response payload for commands and modal submissions (`response_action`).
+        let accepts = kind == "slash_commands" || payload["type"] == "view_submission";
         let frame = json!({"envelope_id": id, "type": kind, "payload": payload,
-            "accepts_response_payload": kind == "slash_commands", "retry_attempt": 0, "retry_reason": ""});
+            "accepts_response_payload": accepts, "retry_attempt": 0, "retry_reason": ""});
         let (_, tx) = inner
             .conns
             .last()
@@ -285,6 +287,14 @@ impl SocketModeFake {
     ) -> String {
         let w = Workspace::default();
         let payload = SlackSender::click_payload_in(&w, user, channel, message_ts, action_id, value, response_url);
+        self.send("interactive", payload).await
+    }
+
+    /// Submits modal `callback_id` (`private_metadata`, input `values`) as `user`, from the stand-in's
+    /// workspace.
+    pub async fn submit_view(&self, user: &str, callback_id: &str, private_metadata: &str, values: Value) -> String {
+        let w = Workspace::default();
+        let payload = SlackSender::view_submission_payload_in(&w, user, callback_id, private_metadata, values);
         self.send("interactive", payload).await
     }
 

@@ -572,6 +572,7 @@ async fn api(
             }
             ok(json!({"ok": true, "message_ts": "1800000000.000001"}))
         }
+        "views.open" => views_open(&fake, body),
         "conversations.open" => {
             let user = body.get("users").and_then(Value::as_str).unwrap_or_default().to_owned();
             if let Some(f) = fake.record(&method, body, None, None) {
@@ -581,6 +582,39 @@ async fn api(
         }
         other => ok(json!({"ok": false, "error": "unknown_method", "method": other})),
     }
+}
+
+/// Whether `trigger_id` is one the stand-in's senders put in an interaction (`{n}.{n}.standin…`), as
+/// Slack only honours trigger ids it issued.
+pub fn issued_trigger(trigger_id: &str) -> bool {
+    let mut parts = trigger_id.splitn(3, '.');
+    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_some_and(|p| p.starts_with("standin"))
+}
+
+/// `views.open`: recorded; a trigger id the stand-in never issued is `invalid_trigger_id`, as Slack
+/// answers; otherwise `{"ok": true, "view": {... the view, with an "id"}}`.
+fn views_open(fake: &SlackStandIn, body: Value) -> Response {
+    let trigger = body.get("trigger_id").and_then(Value::as_str).unwrap_or_default();
+    let issued = issued_trigger(trigger);
+    let mut view = match body.get("view") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(v) => v.clone(),
+        None => Value::Null,
+    };
+    if let Some(f) = fake.record("views.open", body, None, None) {
+        return failure_response(f);
+    }
+    if !issued {
+        return ok(json!({"ok": false, "error": "invalid_trigger_id"}));
+    }
+    if !view.is_object() {
+        return ok(json!({"ok": false, "error": "invalid_arguments"}));
+    }
+    let seq = fake.lock().seq;
+    view["id"] = json!(format!("V0STANDIN{seq:04}"));
+    view["team_id"] = json!(STANDIN_TEAM);
+    ok(json!({"ok": true, "view": view}))
 }
 
 /// A message `ts` as Slack makes them: the wall-clock second, and a sequence number for uniqueness.

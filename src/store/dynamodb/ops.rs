@@ -419,7 +419,14 @@ impl Store for DynamoDbStore {
             .is_some())
     }
 
-    async fn set_decision(&self, id: RequestId, approve: bool, by: &Person, now: jiff::Timestamp) -> Result<bool> {
+    async fn set_decision(
+        &self,
+        id: RequestId,
+        approve: bool,
+        by: &Person,
+        now: jiff::Timestamp,
+        note: Option<&str>,
+    ) -> Result<bool> {
         let to = if approve {
             RequestState::Approved
         } else {
@@ -430,6 +437,10 @@ impl Store for DynamoDbStore {
             .value(":now", n(now.as_millisecond()))
             .set("decided_by", s(by.to_string()))
             .set("decided_at", n(now.as_millisecond()));
+        let change = match note {
+            Some(note) => change.set("note", s(note)),
+            None => change,
+        };
         Ok(self.update_request(id, request_to(change, to)).await?.is_some())
     }
 
