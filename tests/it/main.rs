@@ -24,6 +24,7 @@ mod manifest;
 mod metrics;
 mod modes;
 mod preflight;
+mod provisioning;
 mod rotation;
 mod runbook;
 mod secret_scan;
