@@ -21,9 +21,9 @@ fn region(name: &str) -> Region {
     Region::parse(name).expect("a Region")
 }
 
-/// The example world plus `promoted`, a standalone cluster in us-west-2 (what a detach leaves), and
+/// The example world plus `orders-promoted`, a standalone cluster in us-west-2 (what a detach leaves), and
 /// the adapter as `serve` builds it (three attempts per call: only the creates must not retry).
-async fn world() -> (awsim::Awsim, Counted<RdsAurora>, Arc<Telemetry>) {
+pub(crate) async fn world() -> (awsim::Awsim, Counted<RdsAurora>, Arc<Telemetry>) {
     let mut scenario = Scenario::two_region_example();
     scenario.timings = Timings {
         create_global_ms: 200,
@@ -33,10 +33,10 @@ async fn world() -> (awsim::Awsim, Counted<RdsAurora>, Arc<Telemetry>) {
     };
     scenario.db_clusters.push(awsim::scenario::DbClusterSpec {
         region: WEST.into(),
-        cluster_id: "promoted".into(),
+        cluster_id: "orders-promoted".into(),
         engine: "aurora-postgresql".into(),
         engine_version: "15.4".into(),
-        instances: vec!["promoted-1".into(), "promoted-2".into()],
+        instances: vec!["orders-promoted-1".into(), "orders-promoted-2".into()],
     });
     let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
     let config = aurora_failover_bot::aws::load_config(&AwsOverrides {
@@ -79,6 +79,34 @@ fn instance(id: &str, cluster: &str) -> NewInstance {
 
 fn east_key() -> String {
     awsim::model::rds::region_key("123456789012", EAST)
+}
+
+/// Every call of a rebuild after a detach, in order, each waiting for what it needs: the spec of the
+/// old primary, the global cluster from `orders-promoted`, the secondary (encrypted with its Region's key),
+/// its instance (with Enhanced Monitoring), until the secondary replicates. For `iam_policy`.
+pub(crate) async fn rebuild(rds: &Counted<RdsAurora>) {
+    rds.cluster_spec(&region(EAST), "orders-east").await.unwrap();
+    let promoted = rds.cluster(&region(WEST), "orders-promoted").await.unwrap();
+    rds.create_global_cluster("orders-global-2", &promoted).await.unwrap();
+    until("the global cluster", async || {
+        rds.topology("orders-global-2", &[region(WEST)])
+            .await
+            .is_ok_and(|t| t.status == "available")
+    })
+    .await;
+    rds.create_secondary(&secondary("orders-east-2", "orders-global-2", Some(east_key())))
+        .await
+        .unwrap();
+    rds.create_instance(&instance("orders-east-2-1", "orders-east-2"))
+        .await
+        .unwrap();
+    until("the instance", async || {
+        rds.instance(&region(EAST), "orders-east-2-1")
+            .await
+            .unwrap()
+            .is_some_and(|i| i.status == "available")
+    })
+    .await;
 }
 
 /// Polls `probe` every 50 ms until it holds, for at most 10 s.
@@ -134,9 +162,9 @@ async fn the_spec_of_a_cluster_is_read_in_its_region_with_the_writer_first() {
     assert_eq!(spec.instances[1].monitoring, None);
 
     // A standalone cluster is read in its own Region only.
-    let promoted = rds.cluster_spec(&region(WEST), "promoted").await.unwrap();
+    let promoted = rds.cluster_spec(&region(WEST), "orders-promoted").await.unwrap();
     assert_eq!(promoted.instances.len(), 2);
-    let err = rds.cluster_spec(&region(EAST), "promoted").await.unwrap_err();
+    let err = rds.cluster_spec(&region(EAST), "orders-promoted").await.unwrap_err();
     assert_eq!(err.kind, AwsErrorKind::NotFound, "{err}");
     assert_eq!(rds.instance(&region(EAST), "nosuch").await.unwrap(), None);
     sim.shutdown().await;
@@ -146,7 +174,7 @@ async fn the_spec_of_a_cluster_is_read_in_its_region_with_the_writer_first() {
 async fn a_rebuild_creates_the_global_cluster_the_secondary_and_its_instance_each_once_in_its_region() {
     let (sim, rds, _) = world().await;
     let admin = sim.admin();
-    let promoted = rds.cluster(&region(WEST), "promoted").await.unwrap();
+    let promoted = rds.cluster(&region(WEST), "orders-promoted").await.unwrap();
     rds.create_global_cluster("orders-global-2", &promoted).await.unwrap();
     until("the global cluster", async || {
         rds.topology("orders-global-2", &[region(EAST)])
@@ -155,7 +183,7 @@ async fn a_rebuild_creates_the_global_cluster_the_secondary_and_its_instance_eac
     })
     .await;
     let t = rds.topology("orders-global-2", &[region(EAST)]).await.unwrap();
-    assert_eq!(t.writer().unwrap().cluster_id, "promoted");
+    assert_eq!(t.writer().unwrap().cluster_id, "orders-promoted");
 
     rds.create_secondary(&secondary("orders-east-2", "orders-global-2", Some(east_key())))
         .await
@@ -213,7 +241,7 @@ async fn a_rebuild_creates_the_global_cluster_the_secondary_and_its_instance_eac
 #[tokio::test]
 async fn each_refusal_is_classified_for_the_engine() {
     let (sim, rds, telemetry) = world().await;
-    let promoted = rds.cluster(&region(WEST), "promoted").await.unwrap();
+    let promoted = rds.cluster(&region(WEST), "orders-promoted").await.unwrap();
     let west_member = rds.cluster(&region(WEST), "orders-west").await.unwrap();
     // Identifiers taken: InvalidState, AWS's message kept.
     let err = rds.create_global_cluster("orders-global", &promoted).await.unwrap_err();
@@ -280,7 +308,7 @@ async fn a_create_is_sent_once_even_when_aws_fails_it_and_retries_are_on() {
             })
             .unwrap();
     }
-    let promoted = rds.cluster(&region(WEST), "promoted").await.unwrap();
+    let promoted = rds.cluster(&region(WEST), "orders-promoted").await.unwrap();
     let err = rds
         .create_global_cluster("orders-global-2", &promoted)
         .await
