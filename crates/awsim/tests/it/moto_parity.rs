@@ -535,11 +535,16 @@ async fn rebuild_creates(b: Backend) {
     expected.sort();
     assert_eq!(global_members(&find_global(&east, &global).await), expected);
 
+    instance_of_the_secondary(&west, &secondary).await;
+}
+
+/// CreateDBInstance in the new secondary, DescribeDBInstances of it, and both calls' refusals.
+async fn instance_of_the_secondary(west: &aws_sdk_rds::Client, secondary: &str) {
     let instance = format!("{secondary}-a");
     let create = || {
         west.create_db_instance()
             .db_instance_identifier(&instance)
-            .db_cluster_identifier(&secondary)
+            .db_cluster_identifier(secondary)
             .engine("aurora-postgresql")
             .db_instance_class("db.r6g.xlarge")
             .send()
@@ -554,7 +559,7 @@ async fn rebuild_creates(b: Backend) {
     let i = &out.db_instances()[0];
     assert_eq!(i.db_instance_identifier(), Some(instance.as_str()));
     assert_eq!(i.db_instance_class(), Some("db.r6g.xlarge"));
-    assert_eq!(i.db_cluster_identifier(), Some(secondary.as_str()));
+    assert_eq!(i.db_cluster_identifier(), Some(secondary));
     assert_eq!(i.engine(), Some("aurora-postgresql"));
     let err = create().await.unwrap_err().into_service_error();
     assert!(err.is_db_instance_already_exists_fault(), "{err:?}");

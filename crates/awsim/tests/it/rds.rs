@@ -1087,6 +1087,32 @@ async fn create_global_cluster_refuses_what_aws_refuses() {
     assert!(t.admin().global_cluster("other").is_none(), "nothing was created");
 }
 
+/// CreateDBInstance `orders-east-2-1` in `orders-east-2`: `creating`, then `available`.
+async fn add_instance_and_watch_it_become_available(east: &aws_sdk_rds::Client) {
+    let out = east
+        .create_db_instance()
+        .db_instance_identifier("orders-east-2-1")
+        .db_cluster_identifier("orders-east-2")
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.xlarge")
+        .db_parameter_group_name("orders-params")
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    assert_eq!(out.db_instance().unwrap().db_instance_status(), Some("creating"));
+    let instance = || async {
+        let out = east
+            .describe_db_instances()
+            .db_instance_identifier("orders-east-2-1")
+            .send()
+            .await
+            .expect("DescribeDBInstances");
+        out.db_instances()[0].db_instance_status().unwrap().to_owned()
+    };
+    let seen = watch("the instance to be available", WAIT, instance, |s| s == "available").await;
+    assert_eq!(seen, ["creating", "available"]);
+}
+
 #[tokio::test]
 async fn a_new_secondary_is_creating_then_available_and_replicates_once_it_has_an_available_instance() {
     let t = with_standalone(watchable_timings()).await;
@@ -1134,28 +1160,7 @@ async fn a_new_secondary_is_creating_then_available_and_replicates_once_it_has_a
         ],
         "available with no instance is not yet replicating"
     );
-    let out = east
-        .create_db_instance()
-        .db_instance_identifier("orders-east-2-1")
-        .db_cluster_identifier("orders-east-2")
-        .engine("aurora-postgresql")
-        .db_instance_class("db.r6g.xlarge")
-        .db_parameter_group_name("orders-params")
-        .send()
-        .await
-        .expect("CreateDBInstance");
-    assert_eq!(out.db_instance().unwrap().db_instance_status(), Some("creating"));
-    let instance = || async {
-        let out = east
-            .describe_db_instances()
-            .db_instance_identifier("orders-east-2-1")
-            .send()
-            .await
-            .expect("DescribeDBInstances");
-        out.db_instances()[0].db_instance_status().unwrap().to_owned()
-    };
-    let seen = watch("the instance to be available", WAIT, instance, |s| s == "available").await;
-    assert_eq!(seen, ["creating", "available"]);
+    add_instance_and_watch_it_become_available(&east).await;
     assert_eq!(sync().await, ("available".to_owned(), false, "connected".to_owned()));
     let c = cluster(&east, "orders-east-2").await;
     assert_eq!(
@@ -1269,7 +1274,7 @@ async fn create_db_instance_and_describe_db_instances_refuse_what_aws_refuses() 
 }
 
 #[tokio::test]
-async fn seeded_clusters_have_plausible_settings_that_the_admin_api_changes() {
+async fn seeded_clusters_and_instances_have_plausible_settings() {
     let t = with_standalone(Timings::instant()).await;
     let east = t.rds(EAST).await;
     let c = cluster(&east, "orders-east").await;
@@ -1307,8 +1312,12 @@ async fn seeded_clusters_have_plausible_settings_that_the_admin_api_changes() {
     assert_eq!(i.db_instance_class(), Some("db.r6g.large"));
     assert_eq!(i.db_instance_status(), Some("available"));
     assert_eq!(i.monitoring_interval(), Some(0));
+}
 
-    // Through the HTTP admin API, as another process would.
+#[tokio::test]
+async fn the_admin_http_api_changes_what_a_rebuild_copies() {
+    let t = with_standalone(Timings::instant()).await;
+    let east = t.rds(EAST).await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}/_awsim/{p}", t.sim.url());
     let put = |p: &str, body: serde_json::Value| http.put(url(p)).json(&body).send();
