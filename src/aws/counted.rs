@@ -1,4 +1,4 @@
-//! Counts failed AWS calls: [`Counted`] wraps an `Aurora`, `Dns` or `Metrics` adapter and records
+//! Counts failed AWS calls: [`Counted`] wraps an `Aurora`, `Provisioning`, `Dns` or `Metrics` adapter and records
 //! every error that names its call ([`crate::ports::FailedCall`], set by [`super::classify`]) in
 //! `aurora_failover_bot_aws_errors_total{action, code}`. It changes nothing else: answers and errors
 //! pass through as they are.
@@ -6,7 +6,10 @@
 //! What it cannot see: an error a hedged multi-Region read recovered from by itself (another Region
 //! answered), and the calls outside these ports (IAM's simulator, Secrets Manager at start-up).
 
-use crate::ports::{Aurora, AwsError, ClusterState, Dns, HostedZone, Member, Metrics, RdsEvent, RecordSet, Topology};
+use crate::ports::{
+    Aurora, AwsError, ClusterSpec, ClusterState, Dns, HostedZone, InstanceSpec, Member, Metrics, NewInstance,
+    NewSecondary, Provisioning, RdsEvent, RecordSet, Topology,
+};
 use crate::telemetry::Telemetry;
 use crate::types::Region;
 use async_trait::async_trait;
@@ -70,6 +73,25 @@ impl<T: Aurora> Aurora for Counted<T> {
         since: jiff::Timestamp,
     ) -> Result<Vec<String>, AwsError> {
         self.count(self.inner.failover_snapshots(region, cluster_id, since).await)
+    }
+}
+
+#[async_trait]
+impl<T: Provisioning> Provisioning for Counted<T> {
+    async fn cluster_spec(&self, region: &Region, cluster_id: &str) -> Result<ClusterSpec, AwsError> {
+        self.count(self.inner.cluster_spec(region, cluster_id).await)
+    }
+    async fn create_global_cluster(&self, global_cluster_id: &str, source: &ClusterState) -> Result<(), AwsError> {
+        self.count(self.inner.create_global_cluster(global_cluster_id, source).await)
+    }
+    async fn create_secondary(&self, spec: &NewSecondary) -> Result<(), AwsError> {
+        self.count(self.inner.create_secondary(spec).await)
+    }
+    async fn create_instance(&self, spec: &NewInstance) -> Result<(), AwsError> {
+        self.count(self.inner.create_instance(spec).await)
+    }
+    async fn instance(&self, region: &Region, instance_id: &str) -> Result<Option<InstanceSpec>, AwsError> {
+        self.count(self.inner.instance(region, instance_id).await)
     }
 }
 

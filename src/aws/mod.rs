@@ -1,4 +1,4 @@
-//! AWS adapters: the engine's `Aurora` and `Dns` ports over aws-sdk-rds and aws-sdk-route53, and the
+//! AWS adapters: the engine's `Aurora`, `Provisioning` and `Dns` ports over aws-sdk-rds and aws-sdk-route53, and the
 //! Slack secrets from Secrets Manager. This is the only module that sees AWS SDK types.
 //!
 //! Configuration is the standard AWS SDK chain (credentials, `AWS_ENDPOINT_URL` and the per-service
@@ -8,6 +8,7 @@
 pub mod cloudwatch;
 pub mod counted;
 pub mod iam;
+pub mod provision;
 pub mod rds;
 pub mod route53;
 pub mod secrets;
@@ -168,12 +169,9 @@ where
                     AwsErrorKind::Unavailable,
                     format!("{action} failed on AWS's side, HTTP {status} ({said})"),
                 )
-            } else if code.ends_with("NotFoundFault")
-                || code.starts_with("NoSuch")
-                || code == "ResourceNotFoundException"
-            {
+            } else if is_not_found(code) {
                 AwsError::new(AwsErrorKind::NotFound, said)
-            } else if code.starts_with("Invalid") && code.ends_with("StateFault") {
+            } else if is_invalid_state(code) {
                 AwsError::new(AwsErrorKind::InvalidState, said)
             } else {
                 AwsError::new(AwsErrorKind::Other, said)
@@ -195,6 +193,23 @@ where
     }
 }
 
+/// "No such resource": `…NotFoundFault` (`DBClusterNotFoundFault`), `…NotFound`
+/// (`DBInstanceNotFound`), `NoSuch…`, `ResourceNotFoundException`.
+fn is_not_found(code: &str) -> bool {
+    code.ends_with("NotFoundFault")
+        || code.ends_with("NotFound")
+        || code.starts_with("NoSuch")
+        || code == "ResourceNotFoundException"
+}
+
+/// "Not in this state": `Invalid…StateFault`, `Invalid…State` (`InvalidDBInstanceState`), and a
+/// create whose identifier is taken (`GlobalClusterAlreadyExistsFault`, `DBClusterAlreadyExistsFault`,
+/// `DBInstanceAlreadyExists`).
+fn is_invalid_state(code: &str) -> bool {
+    (code.starts_with("Invalid") && (code.ends_with("StateFault") || code.ends_with("State")))
+        || code.contains("AlreadyExists")
+}
+
 fn describe_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
@@ -206,4 +221,38 @@ fn describe_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_of_a_taken_identifier_are_invalid_state_and_unknown_resources_not_found() {
+        for code in [
+            "GlobalClusterAlreadyExistsFault",
+            "DBClusterAlreadyExistsFault",
+            "DBInstanceAlreadyExists",
+            "InvalidDBClusterStateFault",
+            "InvalidGlobalClusterStateFault",
+            "InvalidDBInstanceState",
+        ] {
+            assert!(is_invalid_state(code) && !is_not_found(code), "{code}");
+        }
+        for code in [
+            "DBClusterNotFoundFault",
+            "GlobalClusterNotFoundFault",
+            "DBInstanceNotFound",
+            "NoSuchHostedZone",
+        ] {
+            assert!(is_not_found(code) && !is_invalid_state(code), "{code}");
+        }
+        for code in [
+            "InvalidParameterCombination",
+            "InvalidParameterValue",
+            "KMSKeyNotAccessibleFault",
+        ] {
+            assert!(!is_not_found(code) && !is_invalid_state(code), "{code}");
+        }
+    }
 }

@@ -26,7 +26,8 @@ impl RdsAurora {
         }
     }
 
-    fn client(&self, region: &Region) -> aws_sdk_rds::Client {
+    /// The client for `region` (shared with the `Provisioning` adapter, `super::provision`).
+    pub(super) fn client(&self, region: &Region) -> aws_sdk_rds::Client {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients
             .entry(region.clone())
@@ -110,7 +111,7 @@ impl RdsAurora {
 }
 
 /// A per-call override that turns the SDK's retries off (for calls that change things).
-fn no_retries() -> aws_sdk_rds::config::Builder {
+pub(super) fn no_retries() -> aws_sdk_rds::config::Builder {
     aws_sdk_rds::config::Builder::new().retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
 }
 

@@ -35,6 +35,71 @@ const CALLED_OUTSIDE_THE_EMULATOR: &[&str] = &[
     "secretsmanager:GetSecretValue",
 ];
 
+/// What AWS authorises on the bot's behalf when it creates a rebuild's secondary (never called by
+/// the bot itself), and the call that needs it. Aurora user guide, "AWS KMS key management": creating
+/// an Aurora resource with a customer managed key needs `kms:CreateGrant` and `kms:DescribeKey` on the
+/// key; IAM user guide, "Grant a user permissions to pass a role": CreateDBInstance with a
+/// `MonitoringRoleArn` needs `iam:PassRole` on the role.
+const AUTHORISED_FOR_THE_BOT: &[(&str, &str)] = &[
+    ("kms:CreateGrant", "rds:CreateDBCluster"),
+    ("kms:DescribeKey", "rds:CreateDBCluster"),
+    ("iam:PassRole", "rds:CreateDBInstance"),
+];
+
+/// The calls of a rebuild after a detach, made through the bot's `Provisioning` adapter against the
+/// emulator (tests/it/provisioning.rs): the actions, with what AWS authorises for them on the bot's
+/// behalf, and the (action, resource) pairs its creating calls are authorised on.
+async fn rebuild_calls() -> (BTreeSet<String>, Vec<(String, String)>) {
+    let (sim, rds, _) = crate::provisioning::world().await;
+    crate::provisioning::rebuild(&rds).await;
+    let calls = sim.admin().calls();
+    sim.shutdown().await;
+    let mut actions: BTreeSet<String> = calls.iter().map(iam_action).collect();
+    for (needed, by) in AUTHORISED_FOR_THE_BOT {
+        if actions.contains(*by) {
+            actions.insert((*needed).to_owned());
+        }
+    }
+    (actions, calls.iter().flat_map(created_resources).collect())
+}
+
+/// The resources a creating call names, as IAM authorises it (Service Authorization Reference, the
+/// resource types of CreateGlobalCluster, CreateDBCluster and CreateDBInstance).
+fn created_resources(c: &CallRecord) -> Vec<(String, String)> {
+    let account = awsim::Scenario::two_region_example().account_id;
+    let rds = |kind: &str, id: &str| format!("arn:aws:rds:{}:{account}:{kind}:{id}", c.region);
+    let global = |id: &str| format!("arn:aws:rds::{account}:global-cluster:{id}");
+    let p = |key: &str| c.params.get(key).map(String::as_str);
+    let named = |pairs: Vec<(&str, Option<String>)>| -> Vec<(String, String)> {
+        let action = format!("rds:{}", c.action);
+        pairs
+            .into_iter()
+            .filter_map(|(_, arn)| arn.map(|a| (action.clone(), a)))
+            .collect()
+    };
+    match c.action.as_str() {
+        "CreateGlobalCluster" => named(vec![
+            ("global", p("GlobalClusterIdentifier").map(global)),
+            ("source", p("SourceDBClusterIdentifier").map(str::to_owned)),
+        ]),
+        "CreateDBCluster" => named(vec![
+            ("cluster", p("DBClusterIdentifier").map(|id| rds("cluster", id))),
+            ("global", p("GlobalClusterIdentifier").map(global)),
+            ("subnets", p("DBSubnetGroupName").map(|id| rds("subgrp", id))),
+            (
+                "parameters",
+                p("DBClusterParameterGroupName").map(|id| rds("cluster-pg", id)),
+            ),
+        ]),
+        "CreateDBInstance" => named(vec![
+            ("instance", p("DBInstanceIdentifier").map(|id| rds("db", id))),
+            ("cluster", p("DBClusterIdentifier").map(|id| rds("cluster", id))),
+            ("parameters", p("DBParameterGroupName").map(|id| rds("pg", id))),
+        ]),
+        _ => Vec::new(),
+    }
+}
+
 /// Actions the bot calls that need no permission, so the policy does not grant them. STS API
 /// Reference, GetCallerIdentity: "No permissions are required to perform this operation", and an
 /// explicit deny does not stop it.
@@ -127,13 +192,17 @@ struct Statement {
     resources: Vec<String>,
     /// `Condition.ForAllValues:StringEquals`: each key's allowed values.
     all_values_in: Vec<(String, Vec<String>)>,
+    /// Other conditions (`StringEquals`, `StringLike`), on keys the simulator is never asked about
+    /// (`kms:ViaService`, `iam:PassedToService`): such a statement is taken to allow nothing here.
+    other_conditions: bool,
 }
 
 impl Statement {
     /// Whether this statement allows `action` on `resource` with `context` (the request's condition
     /// keys and values).
     fn allows(&self, action: &str, resource: &str, context: &[(String, Vec<String>)]) -> bool {
-        self.actions.iter().any(|a| a == action)
+        !self.other_conditions
+            && self.actions.iter().any(|a| a == action)
             && self.resources.iter().any(|r| glob(r, resource))
             && self.all_values_in.iter().all(|(key, allowed)| {
                 context
@@ -169,18 +238,24 @@ fn policy() -> Vec<Statement> {
             assert!(s["Sid"].is_string(), "every statement says its purpose: {s}");
             let conditions = s["Condition"].as_object().into_iter().flatten();
             let mut all_values_in = Vec::new();
+            let mut other_conditions = false;
             for (operator, keys) in conditions {
-                assert_eq!(
-                    operator, "ForAllValues:StringEquals",
-                    "only this operator is read here: {s}"
+                assert!(
+                    ["ForAllValues:StringEquals", "StringEquals", "StringLike"].contains(&operator.as_str()),
+                    "only these operators are read here: {s}"
                 );
                 let keys = keys.as_object().expect("condition keys");
-                all_values_in.extend(keys.iter().map(|(k, v)| (k.clone(), strings(v))));
+                if operator == "ForAllValues:StringEquals" {
+                    all_values_in.extend(keys.iter().map(|(k, v)| (k.clone(), strings(v))));
+                } else {
+                    other_conditions = true;
+                }
             }
             Statement {
                 actions: strings(&s["Action"]),
                 resources: strings(&s["Resource"]),
                 all_values_in,
+                other_conditions,
             }
         })
         .collect()
@@ -238,8 +313,14 @@ async fn the_iam_policy_grants_exactly_the_actions_the_bot_calls_on_the_resource
         called.extend(more_called);
         asked.extend(more_asked);
     }
+    let (rebuild, created) = rebuild_calls().await;
+    called.extend(rebuild);
     // The flows above must have reached the calls this test is about.
     for action in [
+        "rds:CreateGlobalCluster",
+        "rds:CreateDBCluster",
+        "rds:CreateDBInstance",
+        "rds:DescribeDBInstances",
         "iam:GetRole",
         "rds:DescribeEvents",
         "rds:DescribeDBClusterSnapshots",
@@ -270,6 +351,13 @@ async fn the_iam_policy_grants_exactly_the_actions_the_bot_calls_on_the_resource
         "deploy/iam-policy.json does not match the bot's calls: not granted {missing:?}, never called {unused:?}"
     );
     assert_allows_what_was_asked(&policy, &asked);
+    assert!(created.len() >= 7, "{created:?}");
+    for (action, resource) in &created {
+        assert!(
+            policy.iter().any(|s| s.allows(action, resource, &[])),
+            "the policy does not allow {action} on {resource}"
+        );
+    }
 }
 
 /// The policy's resource scoping (and conditions) allow what the bot asked the simulator about, on

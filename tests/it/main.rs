@@ -25,6 +25,7 @@ mod metrics;
 mod modes;
 mod pending;
 mod preflight;
+mod provisioning;
 mod rotation;
 mod runbook;
 mod secret_scan;

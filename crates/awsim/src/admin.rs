@@ -16,6 +16,9 @@
 //! | PUT | `/_awsim/clusters/{region}/{id}/lag` | `{"replication_lag_ms": n}` | sets a secondary's lag |
 //! | PUT | `/_awsim/clusters/{region}/{id}/write-forwarding` | `{"status": "enabled"}` | sets a cluster's global write forwarding |
 //! | PUT | `/_awsim/clusters/{region}/{id}/status` | `{"status": "..."}` | forces a cluster status |
+//! | PUT | `/_awsim/clusters/{region}/{id}/settings` | partial settings JSON | subnet group, security groups, cluster parameter group, KMS key (`null`: unencrypted), deletion protection |
+//! | PUT | `/_awsim/instances/{region}/{id}` | partial instance JSON | instance class, parameter group, Enhanced Monitoring (`null`: off) |
+//! | GET | `/_awsim/instances/{region}` | | the Region's DB instances as DescribeDBInstances shows them |
 //! | GET | `/_awsim/calls` | `?action=X` (optional) | the call log |
 //! | DELETE | `/_awsim/calls` | | clears the call log |
 //! | GET | `/_awsim/events` | | every RDS event with its RDS-EVENT id |
@@ -28,7 +31,9 @@
 //! | PUT | `/_awsim/iam/simulator` | `{"mode": "available" \| "access_denied"}` | whether the simulator answers |
 
 use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
-use crate::model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView, WriteForwarding};
+use crate::model::rds::{
+    ClusterKey, ClusterView, Event, GlobalClusterView, InstancePatch, InstanceView, SettingsPatch, WriteForwarding,
+};
 use crate::model::route53::{ChangedRecord, HostedZone, RecordSet};
 use crate::model::timings::Timings;
 use crate::model::{CallRecord, FaultSpec, OutageMode, World};
@@ -55,6 +60,8 @@ pub enum AdminError {
     NoSuchCluster { region: String, id: String },
     #[error("no hosted zone {0}")]
     NoSuchZone(String),
+    #[error("no DB instance {id} in {region}")]
+    NoSuchInstance { region: String, id: String },
 }
 
 /// Partial timings: only the fields given change.
@@ -67,6 +74,9 @@ pub struct TimingsPatch {
     pub switchover_ms: Option<u64>,
     pub rejoin_ms: Option<u64>,
     pub dns_propagation_ms: Option<u64>,
+    pub create_global_ms: Option<u64>,
+    pub create_cluster_ms: Option<u64>,
+    pub create_instance_ms: Option<u64>,
 }
 
 /// Everything the emulator holds, for inspection.
@@ -74,6 +84,7 @@ pub struct TimingsPatch {
 pub struct Snapshot {
     pub global_clusters: Vec<GlobalClusterView>,
     pub db_clusters: Vec<ClusterView>,
+    pub db_instances: Vec<InstanceView>,
     pub hosted_zones: Vec<HostedZone>,
     pub regions_down: BTreeMap<String, OutageMode>,
     pub faults: Vec<FaultSpec>,
@@ -168,6 +179,9 @@ impl Admin {
                 (&mut t.switchover_ms, patch.switchover_ms),
                 (&mut t.rejoin_ms, patch.rejoin_ms),
                 (&mut t.dns_propagation_ms, patch.dns_propagation_ms),
+                (&mut t.create_global_ms, patch.create_global_ms),
+                (&mut t.create_cluster_ms, patch.create_cluster_ms),
+                (&mut t.create_instance_ms, patch.create_instance_ms),
             ];
             for (field, value) in pairs {
                 if let Some(v) = value {
@@ -206,6 +220,40 @@ impl Admin {
         } else {
             Err(no_such_cluster(key))
         }
+    }
+
+    /// Changes what DescribeDBClusters shows of a cluster's network, parameters, encryption and
+    /// deletion protection (what a rebuild copies); only the fields given change.
+    pub fn set_cluster_settings(&self, region: &str, cluster: &str, patch: SettingsPatch) -> Result<(), AdminError> {
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_settings(&key, patch)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
+    /// Changes a DB instance's class, parameter group or Enhanced Monitoring; only the fields given
+    /// change.
+    pub fn set_instance(&self, region: &str, instance: &str, patch: InstancePatch) -> Result<(), AdminError> {
+        if self.with_world(|w| w.rds.set_instance(region, instance, patch)) {
+            Ok(())
+        } else {
+            Err(AdminError::NoSuchInstance {
+                region: region.to_owned(),
+                id: instance.to_owned(),
+            })
+        }
+    }
+
+    /// A DB instance (identifier or ARN) as DescribeDBInstances would show it.
+    pub fn instance(&self, region: &str, instance: &str) -> Option<InstanceView> {
+        self.with_world(|w| w.rds.instance_in(region, instance))
+    }
+
+    /// Every DB instance of a Region.
+    pub fn instances(&self, region: &str) -> Vec<InstanceView> {
+        self.with_world(|w| w.rds.instances_of(region))
     }
 
     /// Every API call received so far, oldest first.
@@ -334,6 +382,12 @@ impl Admin {
         self.with_world(|w| Snapshot {
             global_clusters: w.rds.globals.values().map(|g| w.rds.global_view(g)).collect(),
             db_clusters: w.rds.clusters.values().map(|c| w.rds.cluster_view(c)).collect(),
+            db_instances: w
+                .rds
+                .clusters
+                .values()
+                .flat_map(|c| c.instances.iter().map(|i| w.rds.instance_view(c, i)))
+                .collect(),
             hosted_zones: w.dns.zones.values().cloned().collect(),
             regions_down: w.regions_down().clone(),
             faults: w.faults().to_vec(),
@@ -381,7 +435,9 @@ fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
 fn done(result: Result<(), AdminError>) -> HttpResponse {
     match result {
         Ok(()) => json(200, &serde_json::json!({ "ok": true })),
-        Err(e @ (AdminError::NoSuchCluster { .. } | AdminError::NoSuchZone(_))) => error(404, e),
+        Err(e @ (AdminError::NoSuchCluster { .. } | AdminError::NoSuchZone(_) | AdminError::NoSuchInstance { .. })) => {
+            error(404, e)
+        }
         Err(e) => error(400, e),
     }
 }
@@ -486,6 +542,11 @@ pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) ->
             let b = body!(StatusBody);
             done(admin.set_cluster_status(region, id, &b.status))
         }
+        ("PUT", ["clusters", region, id, "settings"]) => {
+            done(admin.set_cluster_settings(region, id, body!(SettingsPatch)))
+        }
+        ("PUT", ["instances", region, id]) => done(admin.set_instance(region, id, body!(InstancePatch))),
+        ("GET", ["instances", region]) => json(200, &admin.instances(region)),
         ("GET", ["calls"]) => match query.get("action") {
             Some(a) => json(200, &admin.calls_to(a)),
             None => json(200, &admin.calls()),

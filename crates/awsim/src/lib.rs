@@ -23,7 +23,10 @@ mod server;
 
 pub use admin::{Admin, AdminError, Snapshot, TimingsPatch};
 pub use model::iam::{IamPrincipal, IamRule, IamView, Principal, RuleEffect, SimulatorMode};
-pub use model::rds::{ClusterKey, ClusterView, Event, GlobalClusterView, WriteForwarding};
+pub use model::rds::{
+    ClusterKey, ClusterSettings, ClusterView, Event, GlobalClusterView, InstancePatch, InstanceView, Monitoring,
+    SettingsPatch, WriteForwarding,
+};
 pub use model::route53::{AliasTarget, ChangedRecord, Failover, RecordSet};
 pub use model::timings::Timings;
 pub use model::{ApiError, CallRecord, FaultCode, FaultSpec, OutageMode};

@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod create;
+pub use create::{InstancePatch, InstanceView, Monitoring, NewCluster, NewGlobal, NewInstance, SettingsPatch};
+
 /// Status of a cluster that is usable.
 pub const AVAILABLE: &str = "available";
 /// Status of a cluster that was removed from its global cluster and is being promoted to a standalone,
@@ -44,10 +47,117 @@ pub struct ClusterKey {
     pub id: String,
 }
 
+/// A DB instance of a cluster, with what DescribeDBInstances shows of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Instance {
     pub id: String,
     pub is_writer: bool,
+    /// `DBInstanceStatus`: `creating` until CreateDBInstance's delay has passed, then `available`.
+    pub status: String,
+    /// `DBInstanceClass`, e.g. `db.r6g.large`.
+    pub instance_class: String,
+    /// `DBParameterGroups[0].DBParameterGroupName`.
+    pub db_parameter_group: String,
+    /// `MonitoringRoleArn` (Enhanced Monitoring), `None` when it is off.
+    pub monitoring_role_arn: Option<String>,
+    /// `MonitoringInterval` in seconds, 0 when Enhanced Monitoring is off.
+    pub monitoring_interval: i32,
+}
+
+impl Instance {
+    /// An `available` instance with the emulator's plausible defaults for `engine`.
+    pub fn seeded(id: &str, engine: &str, engine_version: &str) -> Instance {
+        Instance {
+            id: id.to_owned(),
+            is_writer: false,
+            status: AVAILABLE.to_owned(),
+            instance_class: DEFAULT_INSTANCE_CLASS.to_owned(),
+            db_parameter_group: default_parameter_group(engine, engine_version),
+            monitoring_role_arn: None,
+            monitoring_interval: 0,
+        }
+    }
+}
+
+/// The instance class seeded instances have.
+pub const DEFAULT_INSTANCE_CLASS: &str = "db.r6g.large";
+/// Status of a cluster, an instance or a global cluster that a create call has just made.
+pub const CREATING: &str = "creating";
+
+/// What a rebuild copies from a cluster (DescribeDBClusters): network, parameters, encryption and
+/// deletion protection. Seeded clusters get plausible values (see [`ClusterSettings::seeded`]); the
+/// admin API changes them; CreateDBCluster sets them from its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClusterSettings {
+    /// `DBSubnetGroup` (a name).
+    pub db_subnet_group: String,
+    /// `VpcSecurityGroups[].VpcSecurityGroupId`.
+    pub vpc_security_group_ids: Vec<String>,
+    /// `DBClusterParameterGroup` (a name).
+    pub db_cluster_parameter_group: String,
+    /// `StorageEncrypted`.
+    pub storage_encrypted: bool,
+    /// `KmsKeyId`: a key ARN in the cluster's Region, when encrypted.
+    pub kms_key_id: Option<String>,
+    /// `DeletionProtection`.
+    pub deletion_protection: bool,
+}
+
+impl ClusterSettings {
+    /// Plausible values for a seeded cluster: a subnet group and a security group named after the
+    /// cluster, the engine's default cluster parameter group, encrypted with the Region's own key (KMS
+    /// keys are regional), no deletion protection.
+    pub fn seeded(account: &str, region: &str, id: &str, engine: &str, engine_version: &str) -> ClusterSettings {
+        ClusterSettings {
+            db_subnet_group: format!("{id}-subnets"),
+            vpc_security_group_ids: vec![format!("sg-{}", stable_hex(&format!("{region}/{id}"), 17))],
+            db_cluster_parameter_group: default_parameter_group(engine, engine_version),
+            storage_encrypted: true,
+            kms_key_id: Some(region_key(account, region)),
+            deletion_protection: false,
+        }
+    }
+}
+
+/// The KMS key the emulator's seeded clusters of a Region are encrypted with (a key ARN with a stable,
+/// UUID-shaped key id).
+pub fn region_key(account: &str, region: &str) -> String {
+    let h = stable_hex(&format!("kms/{account}/{region}"), 32);
+    format!(
+        "arn:aws:kms:{region}:{account}:key/{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `default.aurora-postgresql15`, `default.aurora-mysql8.0`: the engine's default parameter group name.
+pub fn default_parameter_group(engine: &str, engine_version: &str) -> String {
+    let family = if engine.contains("mysql") {
+        "8.0".to_owned()
+    } else {
+        engine_version.split('.').next().unwrap_or(engine_version).to_owned()
+    };
+    format!("default.{engine}{family}")
+}
+
+/// A stable lower-case hexadecimal string of `len` digits derived from `s`.
+fn stable_hex(s: &str, len: usize) -> String {
+    let mut out = String::new();
+    let mut round = 0u32;
+    while out.len() < len {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(round);
+        for b in s.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+        round += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 /// Where an old primary is in rejoining its global cluster after a managed failover.
@@ -86,6 +196,12 @@ pub struct DbCluster {
     /// the emulator's timeline, so exact however late anyone looks); `None` since the scenario was
     /// loaded otherwise. For benchmarks: the start of the time a client takes to notice.
     pub writable_since: Option<jiff::Timestamp>,
+    /// Network, parameters, encryption, deletion protection (DescribeDBClusters).
+    pub settings: ClusterSettings,
+    /// A secondary made by CreateDBCluster that has not yet been `available` with an `available`
+    /// instance: its first copy of the data is still being made, so its member shows
+    /// `SynchronizationStatus` `pending-resync` rather than `connected`. Never set again once cleared.
+    pub seeding: bool,
 }
 
 /// A secondary's global write forwarding (`GlobalWriteForwardingStatus` of DescribeDBClusters and of
@@ -129,6 +245,13 @@ impl DbCluster {
     fn demote_writer(&mut self) {
         for i in &mut self.instances {
             i.is_writer = false;
+        }
+    }
+
+    /// A secondary being created replicates once it is `available` with an `available` instance.
+    fn end_seeding_if_replicating(&mut self) {
+        if self.status == AVAILABLE && self.instances.iter().any(|i| i.status == AVAILABLE) {
+            self.seeding = false;
         }
     }
 
@@ -193,11 +316,18 @@ pub struct GlobalCluster {
     pub members: Vec<ClusterKey>,
     pub writer: Option<ClusterKey>,
     pub op: Option<ManagedOp>,
+    /// Made by CreateGlobalCluster and not yet `available`.
+    pub creating: bool,
+    /// `StorageEncrypted`: the primary's, when made from a source cluster.
+    pub storage_encrypted: bool,
+    /// `DeletionProtection`.
+    pub deletion_protection: bool,
 }
 
 impl GlobalCluster {
     pub fn status(&self) -> &'static str {
         match &self.op {
+            None if self.creating => CREATING,
             None => AVAILABLE,
             Some(op) => match op.kind {
                 OpKind::Failover => FAILING_OVER,
@@ -236,8 +366,20 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 enum Action {
     DetachDone(ClusterKey),
-    OpAdvance { global: String, op: u64 },
+    OpAdvance {
+        global: String,
+        op: u64,
+    },
     RejoinDone(ClusterKey),
+    /// CreateGlobalCluster's delay has passed.
+    GlobalCreated(String),
+    /// CreateDBCluster's delay has passed.
+    ClusterCreated(ClusterKey),
+    /// CreateDBInstance's delay has passed.
+    InstanceCreated {
+        cluster: ClusterKey,
+        instance: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -319,42 +461,9 @@ impl Rds {
         self.account = s.account_id.clone();
         let created = clock.wall(now);
         let add = |rds: &mut Rds, region: &str, id: &str, engine: &str, version: &str, instances: &[String]| {
-            let key = ClusterKey {
-                region: region.to_owned(),
-                id: id.to_owned(),
-            };
-            let (endpoint, reader_endpoint) = endpoints(&rds.account, region, id);
-            rds.clusters.insert(
-                key.clone(),
-                DbCluster {
-                    arn: cluster_arn(&rds.account, region, id),
-                    resource_id: format!(
-                        "cluster-{}",
-                        stable_suffix(&format!("{region}/{id}"), 26).to_uppercase()
-                    ),
-                    engine: engine.to_owned(),
-                    engine_version: version.to_owned(),
-                    status: AVAILABLE.to_owned(),
-                    instances: instances
-                        .iter()
-                        .map(|i| Instance {
-                            id: i.clone(),
-                            is_writer: false,
-                        })
-                        .collect(),
-                    global: None,
-                    endpoint,
-                    reader_endpoint,
-                    port: if engine.contains("postgres") { 5432 } else { 3306 },
-                    hosted_zone_id: regional_zone_id(region),
-                    created,
-                    lag: Duration::ZERO,
-                    rejoin: None,
-                    write_forwarding: WriteForwarding::Disabled,
-                    writable_since: None,
-                    key,
-                },
-            );
+            let mut cluster = rds.blank_cluster(region, id, engine, version, created);
+            cluster.instances = instances.iter().map(|i| Instance::seeded(i, engine, version)).collect();
+            rds.clusters.insert(cluster.key.clone(), cluster);
         };
         for c in &s.db_clusters {
             add(
@@ -394,23 +503,68 @@ impl Rds {
                 cl.write_forwarding = m.write_forwarding;
                 members.push(key);
             }
-            self.globals.insert(
-                g.id.clone(),
-                GlobalCluster {
-                    id: g.id.clone(),
-                    arn: global_arn(&self.account, &g.id),
-                    resource_id: format!(
-                        "cluster-{}",
-                        stable_suffix(&format!("global/{}", g.id), 26).to_uppercase()
-                    ),
-                    engine: g.engine.clone(),
-                    engine_version: g.engine_version.clone(),
-                    endpoint: format!("{}.global-{}.global.rds.amazonaws.com", g.id, stable_suffix(&g.id, 10)),
-                    members,
-                    writer,
-                    op: None,
-                },
-            );
+            let mut global = self.blank_global(&g.id, &g.engine, &g.engine_version);
+            global.members = members;
+            global.writer = writer;
+            self.globals.insert(g.id.clone(), global);
+        }
+    }
+
+    /// A standalone, `available` cluster with no instance, named as AWS names things.
+    fn blank_cluster(
+        &self,
+        region: &str,
+        id: &str,
+        engine: &str,
+        version: &str,
+        created: jiff::Timestamp,
+    ) -> DbCluster {
+        let key = ClusterKey {
+            region: region.to_owned(),
+            id: id.to_owned(),
+        };
+        let (endpoint, reader_endpoint) = endpoints(&self.account, region, id);
+        DbCluster {
+            arn: cluster_arn(&self.account, region, id),
+            resource_id: format!(
+                "cluster-{}",
+                stable_suffix(&format!("{region}/{id}"), 26).to_uppercase()
+            ),
+            engine: engine.to_owned(),
+            engine_version: version.to_owned(),
+            status: AVAILABLE.to_owned(),
+            instances: Vec::new(),
+            global: None,
+            endpoint,
+            reader_endpoint,
+            port: if engine.contains("postgres") { 5432 } else { 3306 },
+            hosted_zone_id: regional_zone_id(region),
+            created,
+            lag: Duration::ZERO,
+            rejoin: None,
+            write_forwarding: WriteForwarding::Disabled,
+            writable_since: None,
+            settings: ClusterSettings::seeded(&self.account, region, id, engine, version),
+            seeding: false,
+            key,
+        }
+    }
+
+    /// An `available`, encrypted global cluster with no member.
+    fn blank_global(&self, id: &str, engine: &str, version: &str) -> GlobalCluster {
+        GlobalCluster {
+            id: id.to_owned(),
+            arn: global_arn(&self.account, id),
+            resource_id: format!("cluster-{}", stable_suffix(&format!("global/{id}"), 26).to_uppercase()),
+            engine: engine.to_owned(),
+            engine_version: version.to_owned(),
+            endpoint: format!("{id}.global-{}.global.rds.amazonaws.com", stable_suffix(id, 10)),
+            members: Vec::new(),
+            writer: None,
+            op: None,
+            creating: false,
+            storage_encrypted: true,
+            deletion_protection: false,
         }
     }
 
@@ -459,6 +613,31 @@ impl Rds {
             }
             Action::OpAdvance { global, op } => self.advance_op(&global, op, at, ctx),
             Action::RejoinDone(key) => self.finish_rejoin(&key, at, ctx),
+            Action::GlobalCreated(id) => {
+                if let Some(g) = self.globals.get_mut(&id) {
+                    g.creating = false;
+                }
+            }
+            Action::ClusterCreated(key) => {
+                if let Some(c) = self.clusters.get_mut(&key)
+                    && c.status == CREATING
+                {
+                    c.status = AVAILABLE.to_owned();
+                    c.end_seeding_if_replicating();
+                }
+            }
+            Action::InstanceCreated { cluster, instance } => {
+                if let Some(c) = self.clusters.get_mut(&cluster) {
+                    if let Some(i) = c
+                        .instances
+                        .iter_mut()
+                        .find(|i| i.id == instance && i.status == CREATING)
+                    {
+                        i.status = AVAILABLE.to_owned();
+                    }
+                    c.end_seeding_if_replicating();
+                }
+            }
         }
     }
 
@@ -1050,7 +1229,7 @@ impl Rds {
                     },
                     write_forwarding: (!is_writer).then(|| c.map_or(WriteForwarding::Unknown, |c| c.write_forwarding)),
                     synchronization_status: (!is_writer).then(|| {
-                        if c.is_some_and(|c| c.rejoin.is_some()) {
+                        if c.is_some_and(|c| c.rejoin.is_some() || c.seeding) {
                             SYNC_PENDING_RESYNC.to_owned()
                         } else {
                             SYNC_CONNECTED.to_owned()
@@ -1067,6 +1246,8 @@ impl Rds {
             engine_version: g.engine_version.clone(),
             status: g.status().to_owned(),
             endpoint: g.endpoint.clone(),
+            storage_encrypted: g.storage_encrypted,
+            deletion_protection: g.deletion_protection,
             endpoint_target: g.writer.as_ref().map(&arn_of),
             members,
             failover_state: g.op.as_ref().map(|op| FailoverStateView {
@@ -1098,6 +1279,7 @@ impl Rds {
             rejoin: c.rejoin,
             write_forwarding: self.secondary_of_global(c).then_some(c.write_forwarding),
             writable_since: c.writable_since,
+            settings: c.settings.clone(),
         }
     }
 
@@ -1169,6 +1351,8 @@ pub struct GlobalClusterView {
     pub status: String,
     /// The global writer endpoint (`GlobalClusters[].Endpoint`): `{id}.global-{stable id}.global.rds.amazonaws.com`.
     pub endpoint: String,
+    pub storage_encrypted: bool,
+    pub deletion_protection: bool,
     /// The ARN of the cluster the global writer endpoint reaches now: the writer member (it moves with
     /// a managed failover or switchover; a detached cluster is never it); `None` while there is none.
     pub endpoint_target: Option<String>,
@@ -1220,6 +1404,8 @@ pub struct ClusterView {
     /// the scenario was loaded otherwise): the moment on the emulator's timeline, on the same clock as
     /// the call log's `at`.
     pub writable_since: Option<jiff::Timestamp>,
+    /// Subnet group, security groups, cluster parameter group, encryption, deletion protection.
+    pub settings: ClusterSettings,
 }
 
 #[cfg(test)]

@@ -23,6 +23,12 @@ pub struct Timings {
     pub rejoin_ms: u64,
     /// Route 53: how long a change stays `PENDING` before `GetChange` reports `INSYNC`.
     pub dns_propagation_ms: u64,
+    /// CreateGlobalCluster: how long the new global cluster stays `creating` before it is `available`.
+    pub create_global_ms: u64,
+    /// CreateDBCluster: how long a new cluster stays `creating` before it is `available`.
+    pub create_cluster_ms: u64,
+    /// CreateDBInstance: how long a new instance stays `creating` before it is `available`.
+    pub create_instance_ms: u64,
 }
 
 impl Default for Timings {
@@ -35,6 +41,9 @@ impl Default for Timings {
             switchover_ms: 4_000,
             rejoin_ms: 4_000,
             dns_propagation_ms: 2_000,
+            create_global_ms: 2_000,
+            create_cluster_ms: 4_000,
+            create_instance_ms: 4_000,
         }
     }
 }
@@ -49,6 +58,9 @@ impl Timings {
             switchover_ms: 1,
             rejoin_ms: 1,
             dns_propagation_ms: 1,
+            create_global_ms: 1,
+            create_cluster_ms: 1,
+            create_instance_ms: 1,
         }
     }
 
@@ -69,5 +81,14 @@ impl Timings {
     }
     pub fn dns_propagation(&self) -> Duration {
         Duration::from_millis(self.dns_propagation_ms)
+    }
+    pub fn create_global(&self) -> Duration {
+        Duration::from_millis(self.create_global_ms)
+    }
+    pub fn create_cluster(&self) -> Duration {
+        Duration::from_millis(self.create_cluster_ms)
+    }
+    pub fn create_instance(&self) -> Duration {
+        Duration::from_millis(self.create_instance_ms)
     }
 }

@@ -3,7 +3,9 @@
 //! the answer with the element names the AWS SDK expects (list members included).
 
 use super::xml::XmlWriter;
-use crate::model::rds::{ClusterView, Event, EventFilter, GlobalClusterView, OpKind};
+use crate::model::rds::{
+    ClusterView, Event, EventFilter, GlobalClusterView, InstanceView, NewCluster, NewGlobal, NewInstance, OpKind,
+};
 use crate::model::{ApiError, World};
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -110,6 +112,10 @@ pub fn handle(
             let view = rds.start_managed_op(g, target, OpKind::Switchover, now, &ctx)?;
             Ok(global_result("SwitchoverGlobalCluster", &view, request_id))
         }
+        "CreateGlobalCluster" => create_global_cluster(world, region, p, now, request_id),
+        "CreateDBCluster" => create_db_cluster(world, region, p, now, request_id),
+        "CreateDBInstance" => create_db_instance(world, region, p, now, request_id),
+        "DescribeDBInstances" => describe_db_instances(world, region, p, request_id),
         "DescribeEvents" => describe_events(world, region, p, now, request_id),
         "DescribeDBClusterSnapshots" => describe_snapshots(world, region, p, request_id),
         other => Err(ApiError::new(
@@ -187,6 +193,125 @@ fn describe_db_clusters(world: &World, region: &str, p: &Params, request_id: &st
     w.open("DBClusters");
     for c in &page {
         write_cluster(&mut w, c);
+    }
+    w.close().close();
+    metadata(&mut w, request_id);
+    Ok(w.finish())
+}
+
+fn create_global_cluster(
+    world: &mut World,
+    region: &str,
+    p: &Params,
+    now: Instant,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let new = NewGlobal {
+        id: p.required("GlobalClusterIdentifier")?.to_owned(),
+        source: p.get("SourceDBClusterIdentifier").map(str::to_owned),
+        engine: p.get("Engine").map(str::to_owned),
+        engine_version: p.get("EngineVersion").map(str::to_owned),
+        deletion_protection: p.bool("DeletionProtection")?.unwrap_or(false),
+    };
+    let (rds, ctx) = world.split_rds();
+    let view = rds.create_global_cluster(region, &new, now, &ctx)?;
+    Ok(global_result("CreateGlobalCluster", &view, request_id))
+}
+
+fn create_db_cluster(
+    world: &mut World,
+    region: &str,
+    p: &Params,
+    now: Instant,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let owned = |name: &str| p.get(name).map(str::to_owned);
+    let new = NewCluster {
+        id: p.required("DBClusterIdentifier")?.to_owned(),
+        engine: p.required("Engine")?.to_owned(),
+        engine_version: owned("EngineVersion"),
+        global_cluster_id: owned("GlobalClusterIdentifier"),
+        db_subnet_group: owned("DBSubnetGroupName"),
+        vpc_security_group_ids: p.list("VpcSecurityGroupIds", "VpcSecurityGroupId"),
+        db_cluster_parameter_group: owned("DBClusterParameterGroupName"),
+        storage_encrypted: p.bool("StorageEncrypted")?,
+        kms_key_id: owned("KmsKeyId"),
+        deletion_protection: p.bool("DeletionProtection")?,
+        master_username: owned("MasterUsername"),
+    };
+    let (rds, ctx) = world.split_rds();
+    let view = rds.create_db_cluster(region, &new, now, &ctx)?;
+    let mut w = XmlWriter::with_root("CreateDBClusterResponse", XMLNS);
+    w.open("CreateDBClusterResult");
+    write_cluster(&mut w, &view);
+    w.close();
+    metadata(&mut w, request_id);
+    Ok(w.finish())
+}
+
+fn create_db_instance(
+    world: &mut World,
+    region: &str,
+    p: &Params,
+    now: Instant,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let interval = match p.get("MonitoringInterval") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i32>()
+                .map_err(|_| ApiError::invalid_parameter_value(format!("Invalid value {v} for MonitoringInterval")))?,
+        ),
+    };
+    let Some(cluster_id) = p.get("DBClusterIdentifier") else {
+        return Err(ApiError::invalid_parameter_value(
+            "The emulator creates DB instances of Aurora clusters only: give DBClusterIdentifier.",
+        ));
+    };
+    let new = NewInstance {
+        id: p.required("DBInstanceIdentifier")?.to_owned(),
+        cluster_id: cluster_id.to_owned(),
+        engine: p.required("Engine")?.to_owned(),
+        instance_class: p.required("DBInstanceClass")?.to_owned(),
+        db_parameter_group: p.get("DBParameterGroupName").map(str::to_owned),
+        monitoring_role_arn: p.get("MonitoringRoleArn").map(str::to_owned),
+        monitoring_interval: interval,
+    };
+    let (rds, ctx) = world.split_rds();
+    let view = rds.create_db_instance(region, &new, now, &ctx)?;
+    let mut w = XmlWriter::with_root("CreateDBInstanceResponse", XMLNS);
+    w.open("CreateDBInstanceResult");
+    write_instance(&mut w, &view);
+    w.close();
+    metadata(&mut w, request_id);
+    Ok(w.finish())
+}
+
+fn describe_db_instances(world: &World, region: &str, p: &Params, request_id: &str) -> Result<String, ApiError> {
+    let mut views = world.rds.describe_db_instances(region, p.get("DBInstanceIdentifier"))?;
+    for (name, values) in p.filters() {
+        match name.as_str() {
+            "db-cluster-id" => views.retain(|i| {
+                values
+                    .iter()
+                    .any(|v| v == &i.cluster_id || v.ends_with(&format!(":cluster:{}", i.cluster_id)))
+            }),
+            "db-instance-id" => views.retain(|i| values.iter().any(|v| v == &i.id || v == &i.arn)),
+            "engine" => views.retain(|i| values.contains(&i.engine)),
+            other => {
+                return Err(ApiError::invalid_parameter_value(format!(
+                    "Unrecognized filter name: {other}"
+                )));
+            }
+        }
+    }
+    let (page, marker) = paginate(views, p)?;
+    let mut w = XmlWriter::with_root("DescribeDBInstancesResponse", XMLNS);
+    w.open("DescribeDBInstancesResult");
+    w.opt_text("Marker", marker);
+    w.open("DBInstances");
+    for i in &page {
+        write_instance(&mut w, i);
     }
     w.close().close();
     metadata(&mut w, request_id);
@@ -314,6 +439,7 @@ fn global_result(action: &'static str, g: &GlobalClusterView, request_id: &str) 
     let (root, result) = match action {
         "RemoveFromGlobalCluster" => ("RemoveFromGlobalClusterResponse", "RemoveFromGlobalClusterResult"),
         "FailoverGlobalCluster" => ("FailoverGlobalClusterResponse", "FailoverGlobalClusterResult"),
+        "CreateGlobalCluster" => ("CreateGlobalClusterResponse", "CreateGlobalClusterResult"),
         _ => ("SwitchoverGlobalClusterResponse", "SwitchoverGlobalClusterResult"),
     };
     let mut w = XmlWriter::with_root(root, XMLNS);
@@ -337,8 +463,8 @@ fn write_global(w: &mut XmlWriter, element: &'static str, g: &GlobalClusterView)
     w.text("Status", &g.status);
     w.text("Engine", &g.engine);
     w.text("EngineVersion", &g.engine_version);
-    w.text("StorageEncrypted", "true");
-    w.text("DeletionProtection", "false");
+    w.text("StorageEncrypted", g.storage_encrypted);
+    w.text("DeletionProtection", g.deletion_protection);
     w.text("Endpoint", &g.endpoint);
     w.open("GlobalClusterMembers");
     for m in &g.members {
@@ -377,8 +503,20 @@ fn write_cluster(w: &mut XmlWriter, c: &ClusterView) {
     w.text("HostedZoneId", &c.hosted_zone_id);
     w.text("MultiAZ", c.members.len() > 1);
     w.text("ClusterCreateTime", timestamp(c.created));
-    w.text("StorageEncrypted", "true");
-    w.text("DeletionProtection", "false");
+    let s = &c.settings;
+    w.text("StorageEncrypted", s.storage_encrypted);
+    w.opt_text("KmsKeyId", s.kms_key_id.as_ref());
+    w.text("DeletionProtection", s.deletion_protection);
+    w.text("DBSubnetGroup", &s.db_subnet_group);
+    w.text("DBClusterParameterGroup", &s.db_cluster_parameter_group);
+    w.open("VpcSecurityGroups");
+    for sg in &s.vpc_security_group_ids {
+        w.open("VpcSecurityGroupMembership");
+        w.text("VpcSecurityGroupId", sg);
+        w.text("Status", "active");
+        w.close();
+    }
+    w.close();
     w.text_list(
         "AvailabilityZones",
         "AvailabilityZone",
@@ -396,6 +534,28 @@ fn write_cluster(w: &mut XmlWriter, c: &ClusterView) {
         w.close();
     }
     w.close();
+    w.close();
+}
+
+fn write_instance(w: &mut XmlWriter, i: &InstanceView) {
+    w.open("DBInstance");
+    w.text("DBInstanceIdentifier", &i.id);
+    w.text("DBInstanceArn", &i.arn);
+    w.text("DBInstanceClass", &i.instance_class);
+    w.text("Engine", &i.engine);
+    w.text("EngineVersion", &i.engine_version);
+    w.text("DBInstanceStatus", &i.status);
+    w.text("DBClusterIdentifier", &i.cluster_id);
+    w.open("DBParameterGroups");
+    w.open("DBParameterGroup");
+    w.text("DBParameterGroupName", &i.db_parameter_group);
+    w.text("ParameterApplyStatus", "in-sync");
+    w.close().close();
+    w.text("MonitoringInterval", i.monitoring_interval);
+    w.opt_text("MonitoringRoleArn", i.monitoring_role_arn.as_ref());
+    w.text("StorageEncrypted", i.storage_encrypted);
+    w.opt_text("KmsKeyId", i.kms_key_id.as_ref());
+    w.text("PromotionTier", 1);
     w.close();
 }
 

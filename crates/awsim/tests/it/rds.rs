@@ -1,9 +1,11 @@
 //! Aurora Global Database through the real aws-sdk-rds client: topology, detach, managed failover,
-//! switchover, their refusals, events, and Region outages.
+//! switchover, their refusals, events, and Region outages; and the creating calls of a rebuild
+//! (CreateGlobalCluster, CreateDBCluster as a secondary, CreateDBInstance, DescribeDBInstances).
 
 use crate::common;
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
+use aws_sdk_rds::operation::create_db_cluster::builders::CreateDBClusterFluentBuilder;
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDBClustersError;
 use aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersError;
 use aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterError;
@@ -929,4 +931,445 @@ async fn write_forwarding_comes_from_the_scenario_or_the_admin_and_shows_on_seco
         Some(WriteForwardingStatus::Disabled)
     );
     assert_eq!(forwarding(cluster(&west, "orders-west").await), None);
+}
+
+// ---- the creating calls of a rebuild after a detach ----
+
+/// The example world plus `promoted`, a standalone cluster in us-west-2 with one instance (what a
+/// detach leaves behind).
+async fn with_standalone(timings: Timings) -> TestSim {
+    let mut s = Scenario::two_region_example();
+    s.timings = timings;
+    s.db_clusters.push(awsim::scenario::DbClusterSpec {
+        region: WEST.into(),
+        cluster_id: "promoted".into(),
+        engine: "aurora-postgresql".into(),
+        engine_version: "15.4".into(),
+        instances: vec!["promoted-1".into()],
+    });
+    TestSim::start(s).await
+}
+
+/// The seeded key of a Region (`awsim::model::rds::region_key`): where an encrypted secondary's key is.
+fn region_key(region: &str) -> String {
+    awsim::model::rds::region_key("123456789012", region)
+}
+
+async fn global_named(rds: &aws_sdk_rds::Client, id: &str) -> GlobalCluster {
+    let out = rds
+        .describe_global_clusters()
+        .global_cluster_identifier(id)
+        .send()
+        .await
+        .expect("DescribeGlobalClusters");
+    out.global_clusters()[0].clone()
+}
+
+async fn create_rebuilt_global(west: &aws_sdk_rds::Client) {
+    west.create_global_cluster()
+        .global_cluster_identifier("orders-global-2")
+        .source_db_cluster_identifier(arn(WEST, "promoted"))
+        .send()
+        .await
+        .expect("CreateGlobalCluster");
+}
+
+/// CreateDBCluster of `id` in us-east-1 as a secondary of `global`, with the Region's key.
+fn secondary_in_east(east: &aws_sdk_rds::Client, id: &str, global: &str) -> CreateDBClusterFluentBuilder {
+    east.create_db_cluster()
+        .db_cluster_identifier(id)
+        .global_cluster_identifier(global)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .kms_key_id(region_key(EAST))
+}
+
+#[tokio::test]
+async fn create_global_cluster_from_a_standalone_cluster_is_creating_then_available_with_the_source_as_writer() {
+    let t = with_standalone(watchable_timings()).await;
+    let west = t.rds(WEST).await;
+    let out = west
+        .create_global_cluster()
+        .global_cluster_identifier("orders-global-2")
+        .source_db_cluster_identifier(arn(WEST, "promoted"))
+        .send()
+        .await
+        .expect("CreateGlobalCluster");
+    let g = out.global_cluster().unwrap();
+    assert_eq!(g.status(), Some("creating"));
+    assert_eq!(g.engine(), Some("aurora-postgresql"));
+    assert_eq!(g.engine_version(), Some("15.4"), "from the source");
+    assert_eq!(g.storage_encrypted(), Some(true), "from the source");
+    assert_eq!(members(g), vec![(arn(WEST, "promoted"), true, None)]);
+    let seen = watch(
+        "the new global cluster to be available",
+        WAIT,
+        || async {
+            global_named(&west, "orders-global-2")
+                .await
+                .status()
+                .unwrap()
+                .to_owned()
+        },
+        |s| s == "available",
+    )
+    .await;
+    assert_eq!(seen, ["creating", "available"]);
+    // Seen from any Region, and the source knows its global cluster; it stays writable throughout.
+    let g = global_named(&t.rds(EAST).await, "orders-global-2").await;
+    assert_eq!(members(&g), vec![(arn(WEST, "promoted"), true, None)]);
+    assert!(g.endpoint().unwrap().starts_with("orders-global-2.global-"));
+    let source = cluster(&west, "promoted").await;
+    assert_eq!(source.global_cluster_identifier(), Some("orders-global-2"));
+    assert_eq!((source.status(), writer_count(&source)), (Some("available"), 1));
+}
+
+#[tokio::test]
+async fn create_global_cluster_refuses_what_aws_refuses() {
+    use aws_sdk_rds::operation::create_global_cluster::CreateGlobalClusterError as E;
+    let t = with_standalone(Timings::instant()).await;
+    let west = t.rds(WEST).await;
+    let create = |id: &str, source: String| {
+        west.create_global_cluster()
+            .global_cluster_identifier(id)
+            .source_db_cluster_identifier(source)
+            .send()
+    };
+    let err = create("orders-global", arn(WEST, "promoted"))
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::GlobalClusterAlreadyExistsFault(_)), "{err:?}");
+    let err = create("other", arn(WEST, "orders-west"))
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::InvalidDbClusterStateFault(_)), "{err:?}");
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("already a member of global cluster orders-global")
+    );
+    let err = create("other", arn(WEST, "nosuch"))
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::DbClusterNotFoundFault(_)), "{err:?}");
+    // Sent to the wrong Region: clusters are regional.
+    let err = t
+        .rds(EAST)
+        .await
+        .create_global_cluster()
+        .global_cluster_identifier("other")
+        .source_db_cluster_identifier(arn(WEST, "promoted"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::DbClusterNotFoundFault(_)), "{err:?}");
+    // The engine comes from the source.
+    let err = west
+        .create_global_cluster()
+        .global_cluster_identifier("other")
+        .source_db_cluster_identifier(arn(WEST, "promoted"))
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    // A source that is not available yet (a detach still promoting it).
+    t.admin().set_cluster_status(WEST, "promoted", "promoting").unwrap();
+    let err = create("other", arn(WEST, "promoted"))
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::InvalidDbClusterStateFault(_)), "{err:?}");
+    assert!(t.admin().global_cluster("other").is_none(), "nothing was created");
+}
+
+/// CreateDBInstance `orders-east-2-1` in `orders-east-2`: `creating`, then `available`.
+async fn add_instance_and_watch_it_become_available(east: &aws_sdk_rds::Client) {
+    let out = east
+        .create_db_instance()
+        .db_instance_identifier("orders-east-2-1")
+        .db_cluster_identifier("orders-east-2")
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.xlarge")
+        .db_parameter_group_name("orders-params")
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    assert_eq!(out.db_instance().unwrap().db_instance_status(), Some("creating"));
+    let instance = || async {
+        let out = east
+            .describe_db_instances()
+            .db_instance_identifier("orders-east-2-1")
+            .send()
+            .await
+            .expect("DescribeDBInstances");
+        out.db_instances()[0].db_instance_status().unwrap().to_owned()
+    };
+    let seen = watch("the instance to be available", WAIT, instance, |s| s == "available").await;
+    assert_eq!(seen, ["creating", "available"]);
+}
+
+#[tokio::test]
+async fn a_new_secondary_is_creating_then_available_and_replicates_once_it_has_an_available_instance() {
+    let t = with_standalone(watchable_timings()).await;
+    let (west, east) = (t.rds(WEST).await, t.rds(EAST).await);
+    create_rebuilt_global(&west).await;
+    wait_for("the global cluster", WAIT, || async {
+        (global_named(&west, "orders-global-2").await.status() == Some("available")).then_some(())
+    })
+    .await;
+    let out = secondary_in_east(&east, "orders-east-2", "orders-global-2")
+        .db_subnet_group_name("orders-subnets-east")
+        .vpc_security_group_ids("sg-0east")
+        .db_cluster_parameter_group_name("orders-cluster-params")
+        .deletion_protection(true)
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    let c = out.db_cluster().unwrap();
+    assert_eq!(c.status(), Some("creating"));
+    assert_eq!(c.global_cluster_identifier(), Some("orders-global-2"));
+    assert_eq!(c.db_subnet_group(), Some("orders-subnets-east"));
+    assert_eq!(c.db_cluster_parameter_group(), Some("orders-cluster-params"));
+    assert_eq!(c.vpc_security_groups()[0].vpc_security_group_id(), Some("sg-0east"));
+    assert_eq!(
+        (c.storage_encrypted(), c.kms_key_id()),
+        (Some(true), Some(region_key(EAST).as_str()))
+    );
+    assert_eq!(c.deletion_protection(), Some(true));
+    assert!(c.db_cluster_members().is_empty(), "no instance, so no reader");
+    let sync = || async {
+        let g = global_named(&west, "orders-global-2").await;
+        let c = cluster(&east, "orders-east-2").await;
+        let m = members(&g)
+            .into_iter()
+            .find(|m| m.0 == arn(EAST, "orders-east-2"))
+            .unwrap();
+        (c.status().unwrap().to_owned(), m.1, m.2.unwrap_or_default())
+    };
+    let seen = watch("the secondary to be available", WAIT, sync, |s| s.0 == "available").await;
+    assert_eq!(
+        seen,
+        [
+            ("creating".to_owned(), false, "pending-resync".to_owned()),
+            ("available".to_owned(), false, "pending-resync".to_owned())
+        ],
+        "available with no instance is not yet replicating"
+    );
+    add_instance_and_watch_it_become_available(&east).await;
+    assert_eq!(sync().await, ("available".to_owned(), false, "connected".to_owned()));
+    let c = cluster(&east, "orders-east-2").await;
+    assert_eq!(
+        (c.db_cluster_members().len(), writer_count(&c)),
+        (1, 0),
+        "a reader, never a writer"
+    );
+}
+
+#[tokio::test]
+async fn create_db_cluster_refuses_what_aws_refuses() {
+    use aws_sdk_rds::operation::create_db_cluster::CreateDBClusterError as E;
+    let t = with_standalone(Timings {
+        create_global_ms: 60_000,
+        ..Timings::instant()
+    })
+    .await;
+    let (west, east) = (t.rds(WEST).await, t.rds(EAST).await);
+    let refused = |b: CreateDBClusterFluentBuilder| async move { b.send().await.unwrap_err().into_service_error() };
+    // The global cluster is still creating.
+    create_rebuilt_global(&west).await;
+    let err = refused(secondary_in_east(&east, "n", "orders-global-2")).await;
+    assert!(matches!(err, E::InvalidGlobalClusterStateFault(_)), "{err:?}");
+    let err = refused(secondary_in_east(&east, "orders-east", "orders-global")).await;
+    assert!(matches!(err, E::DbClusterAlreadyExistsFault(_)), "{err:?}");
+    let err = refused(secondary_in_east(&east, "n", "nosuch")).await;
+    assert!(matches!(err, E::GlobalClusterNotFoundFault(_)), "{err:?}");
+    // orders-global already has its member in us-east-1.
+    let err = refused(secondary_in_east(&east, "n", "orders-global")).await;
+    assert!(matches!(err, E::InvalidGlobalClusterStateFault(_)), "{err:?}");
+    // An encrypted primary's cross-Region secondary must name a key of its own Region.
+    let eu = t.rds("eu-west-1").await;
+    let no_key = eu
+        .create_db_cluster()
+        .db_cluster_identifier("n")
+        .global_cluster_identifier("orders-global")
+        .engine("aurora-postgresql");
+    let err = refused(no_key).await;
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("kmsKeyId should be explicitly specified")
+    );
+    // Engine and version must be the global cluster's.
+    let err = refused(secondary_in_east(&eu, "n", "orders-global").engine("aurora-mysql")).await;
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    let err = refused(secondary_in_east(&eu, "n", "orders-global").engine_version("16.1")).await;
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    assert!(t.admin().cluster("eu-west-1", "n").is_none() && t.admin().cluster(EAST, "n").is_none());
+}
+
+#[tokio::test]
+async fn create_db_instance_and_describe_db_instances_refuse_what_aws_refuses() {
+    use aws_sdk_rds::operation::create_db_instance::CreateDBInstanceError as E;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDBInstancesError as D;
+    let t = with_standalone(Timings::instant()).await;
+    let west = t.rds(WEST).await;
+    let create = |id: &str, cluster: &str| {
+        west.create_db_instance()
+            .db_instance_identifier(id)
+            .db_cluster_identifier(cluster)
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+    };
+    let err = create("orders-west-1", "promoted")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, E::DbInstanceAlreadyExistsFault(_)), "{err:?}");
+    let err = create("n", "nosuch").send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, E::DbClusterNotFoundFault(_)), "{err:?}");
+    let err = create("n", "promoted")
+        .monitoring_interval(60)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    let err = create("n", "promoted").engine("aurora-mysql").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameterCombination"));
+    let err = west
+        .describe_db_instances()
+        .db_instance_identifier("n")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(matches!(err, D::DbInstanceNotFoundFault(_)), "{err:?}");
+    assert_eq!(err.message(), Some("DBInstance n not found."));
+    // With Enhanced Monitoring, as DescribeDBInstances shows it.
+    let role = "arn:aws:iam::123456789012:role/rds-monitoring-role";
+    create("n", "promoted")
+        .monitoring_role_arn(role)
+        .monitoring_interval(30)
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let out = west
+        .describe_db_instances()
+        .db_instance_identifier("n")
+        .send()
+        .await
+        .unwrap();
+    let i = &out.db_instances()[0];
+    assert_eq!(
+        (i.monitoring_role_arn(), i.monitoring_interval()),
+        (Some(role), Some(30))
+    );
+    assert_eq!(i.db_cluster_identifier(), Some("promoted"));
+}
+
+#[tokio::test]
+async fn seeded_clusters_and_instances_have_plausible_settings() {
+    let t = with_standalone(Timings::instant()).await;
+    let east = t.rds(EAST).await;
+    let c = cluster(&east, "orders-east").await;
+    assert_eq!(c.db_subnet_group(), Some("orders-east-subnets"));
+    assert_eq!(c.db_cluster_parameter_group(), Some("default.aurora-postgresql15"));
+    assert!(
+        c.vpc_security_groups()[0]
+            .vpc_security_group_id()
+            .unwrap()
+            .starts_with("sg-")
+    );
+    assert_eq!(
+        (c.storage_encrypted(), c.kms_key_id()),
+        (Some(true), Some(region_key(EAST).as_str()))
+    );
+    assert_eq!(c.deletion_protection(), Some(false));
+    let filtered = east
+        .describe_db_instances()
+        .filters(
+            aws_sdk_rds::types::Filter::builder()
+                .name("db-cluster-id")
+                .values("orders-east")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = filtered
+        .db_instances()
+        .iter()
+        .map(|i| i.db_instance_identifier().unwrap())
+        .collect();
+    assert_eq!(ids, ["orders-east-1", "orders-east-2"]);
+    let i = &filtered.db_instances()[0];
+    assert_eq!(i.db_instance_class(), Some("db.r6g.large"));
+    assert_eq!(i.db_instance_status(), Some("available"));
+    assert_eq!(i.monitoring_interval(), Some(0));
+}
+
+#[tokio::test]
+async fn the_admin_http_api_changes_what_a_rebuild_copies() {
+    let t = with_standalone(Timings::instant()).await;
+    let east = t.rds(EAST).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}/_awsim/{p}", t.sim.url());
+    let put = |p: &str, body: serde_json::Value| http.put(url(p)).json(&body).send();
+    let r = put(
+        "clusters/us-east-1/orders-east/settings",
+        serde_json::json!({"db_subnet_group": "custom", "kms_key_id": null, "deletion_protection": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let role = "arn:aws:iam::123456789012:role/rds-monitoring-role";
+    let body =
+        serde_json::json!({"instance_class": "db.r7g.2xlarge", "monitoring": {"role_arn": role, "interval": 60}});
+    assert_eq!(
+        put("instances/us-east-1/orders-east-1", body).await.unwrap().status(),
+        200
+    );
+    let r = put("instances/us-east-1/nosuch", serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let c = cluster(&east, "orders-east").await;
+    assert_eq!(c.db_subnet_group(), Some("custom"));
+    assert_eq!((c.storage_encrypted(), c.kms_key_id()), (Some(false), None));
+    assert_eq!(c.deletion_protection(), Some(true));
+    let i = t.admin().instance(EAST, "orders-east-1").unwrap();
+    assert_eq!(i.instance_class, "db.r7g.2xlarge");
+    assert_eq!(
+        (i.monitoring_role_arn.as_deref(), i.monitoring_interval),
+        (Some(role), 60)
+    );
+}
+
+#[tokio::test]
+async fn a_held_create_answer_still_creates_and_the_call_log_records_each_create_once() {
+    let t = with_standalone(Timings::instant()).await;
+    t.admin()
+        .inject(awsim::FaultSpec {
+            action: "CreateGlobalCluster".into(),
+            region: None,
+            error: None,
+            delay_ms: None,
+            delay_response_ms: Some(60_000),
+            count: Some(1),
+        })
+        .unwrap();
+    let west = t.rds(WEST).await;
+    // The caller gives up (or dies) while the answer is held: the global cluster exists anyway.
+    let call = tokio::time::timeout(Duration::from_millis(500), create_rebuilt_global(&west)).await;
+    assert!(call.is_err(), "the answer is held");
+    assert!(t.admin().global_cluster("orders-global-2").is_some());
+    let calls = t.admin().calls_to("CreateGlobalCluster");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].params["SourceDBClusterIdentifier"], arn(WEST, "promoted"));
+    assert_eq!(calls[0].params["GlobalClusterIdentifier"], "orders-global-2");
+    assert_eq!(calls[0].region, WEST);
 }

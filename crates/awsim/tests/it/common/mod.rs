@@ -43,6 +43,9 @@ pub fn watchable_timings() -> Timings {
         switchover_ms: 800,
         rejoin_ms: 800,
         dns_propagation_ms: 800,
+        create_global_ms: 800,
+        create_cluster_ms: 800,
+        create_instance_ms: 800,
     }
 }
 
