@@ -89,6 +89,7 @@ mod break_glass;
 mod pending;
 pub use break_glass::{BreakGlass, BreakGlassRefusal, Started};
 mod policy;
+mod rebuild;
 pub use pending::{Actionable, PendingList, Role};
 pub use policy::{Given, Progress, action_name, check_given};
 
@@ -358,7 +359,12 @@ impl Approvals {
         origin: Origin<'_>,
     ) -> RequestReply {
         let (cluster, to, mode) = (&c.name, ask.to.cloned(), ask.mode);
-        let action = format!("request failover {cluster}");
+        let verb = if mode == Some(Mode::Rebuild) {
+            "rebuild"
+        } else {
+            "failover"
+        };
+        let action = format!("request {verb} {cluster}");
         let allowed = match self.may_request(user, cluster, mode).await {
             // A dry run asks nothing of anyone: no reason or ticket is needed to see a plan.
             Ok(()) if !ask.dry_run => check_given(self.policy(cluster, mode), cluster, mode, ask.given),
@@ -575,6 +581,9 @@ impl Approvals {
         to: Option<&Region>,
         mode: Option<Mode>,
     ) -> Result<Plan, Unplanned> {
+        if mode == Some(Mode::Rebuild) {
+            return self.plan_rebuild(c, to).await;
+        }
         let survey = survey::survey(
             self.aurora.as_ref(),
             self.metrics.as_ref(),
@@ -592,6 +601,7 @@ impl Approvals {
             .settings
             .cluster(request.cluster.as_str())
             .ok_or_else(|| Unplanned::Other(format!("cluster {} is no longer configured", request.cluster)))?;
+
         self.plan_for(c, request.to_region.as_ref(), request.mode).await
     }
 

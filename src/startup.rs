@@ -399,6 +399,7 @@ impl Rotated {
 /// The AWS side of the engine's ports, on one SDK configuration.
 struct AwsPorts {
     aurora: Arc<dyn crate::ports::Aurora>,
+    provisioning: Arc<dyn crate::ports::Provisioning>,
     dns: Arc<dyn crate::ports::Dns>,
     metrics: Arc<dyn crate::ports::Metrics>,
     permissions: Arc<dyn crate::ports::Permissions>,
@@ -409,6 +410,10 @@ impl AwsPorts {
     fn new(config: &aws_config::SdkConfig, telemetry: &Arc<Telemetry>) -> AwsPorts {
         AwsPorts {
             aurora: Arc::new(Counted::new(
+                aws::rds::RdsAurora::new(config.clone()),
+                telemetry.clone(),
+            )),
+            provisioning: Arc::new(Counted::new(
                 aws::rds::RdsAurora::new(config.clone()),
                 telemetry.clone(),
             )),
@@ -533,6 +538,7 @@ fn engine(
     let runner = Arc::new(Runner {
         store: store.clone(),
         aurora: aws.aurora.clone(),
+        provisioning: aws.provisioning.clone(),
         dns: aws.dns.clone(),
         metrics: aws.metrics.clone(),
         permissions: aws.permissions.clone(),

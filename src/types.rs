@@ -276,6 +276,10 @@ pub enum Mode {
     Failover,
     /// SwitchoverGlobalCluster: planned, no data loss.
     Switchover,
+    /// Not a way to move the writer: `/aurora rebuild`, after a detach, makes a new global cluster
+    /// from the promoted cluster and a new secondary in another Region (CreateGlobalCluster,
+    /// CreateDBCluster, CreateDBInstance). A request and run like the others; never typed as `--mode`.
+    Rebuild,
 }
 
 impl Mode {
@@ -284,6 +288,7 @@ impl Mode {
             "detach" => Some(Mode::Detach),
             "failover" => Some(Mode::Failover),
             "switchover" => Some(Mode::Switchover),
+            "rebuild" => Some(Mode::Rebuild),
             _ => None,
         }
     }
@@ -293,6 +298,7 @@ impl Mode {
             Mode::Detach => "detach",
             Mode::Failover => "failover",
             Mode::Switchover => "switchover",
+            Mode::Rebuild => "rebuild",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `/aurora failover CLUSTER [--to REGION] [--mode MODE] [--reason WHY] [--ticket T] [--dry-run]`: record a request (posted for
+//! `/aurora failover CLUSTER [--to REGION] [--mode MODE] [--reason WHY] [--ticket T] [--dry-run]` (and
+//! `/aurora rebuild CLUSTER --in REGION ...`, the same with `Mode::Rebuild`): record a request (posted for
 //! a second person's approval once planned), or, with `--dry-run`, show its plan to whoever asked.
 
 use super::Invocation;
@@ -42,9 +43,15 @@ pub async fn failover(state: &SlackState, from: Invocation<'_>, f: Failover<'_>)
 
 /// A request naming a cluster, or a Region of it, that the settings lack: refused, and audited as
 /// every refused request is.
-pub async fn refused(state: &SlackState, from: Invocation<'_>, cluster: &str, why: &NotConfigured) -> Response {
+pub async fn refused(
+    state: &SlackState,
+    from: Invocation<'_>,
+    verb: &str,
+    cluster: &str,
+    why: &NotConfigured,
+) -> Response {
     let store = &state.approvals.store;
-    let (action, outcome) = (format!("request failover {cluster}"), format!("refused: {why}"));
+    let (action, outcome) = (format!("request {verb} {cluster}"), format!("refused: {why}"));
     if let Err(e) = store
         .audit(state.clock.now(), from.user.as_str(), &action, None, &outcome)
         .await

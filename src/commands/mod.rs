@@ -97,7 +97,7 @@ pub async fn command(state: &Arc<SlackState>, from: Invocation<'_>, parsed: Resu
     match parsed {
         Ok(Command::Help) => help::help(),
         Ok(Command::Status { cluster }) => status::status(state, from, cluster).await,
-        Ok(Command::Failover(f)) => failover::failover(state, from, f).await,
+        Ok(Command::Failover(f) | Command::Rebuild(f)) => failover::failover(state, from, f).await,
         Ok(Command::Cancel { request }) => cancel::cancel(state, from, request).await,
         Ok(Command::History { cluster }) => history::history(state, cluster).await,
         Ok(Command::Pending) => pending::pending(state, from).await,
@@ -105,10 +105,10 @@ pub async fn command(state: &Arc<SlackState>, from: Invocation<'_>, parsed: Resu
         Ok(Command::Abandon { run, reason }) => abandon::abandon(state, from, run, &reason).await,
         Err(Rejected::Usage(e)) => help::usage_error(&e),
         Err(Rejected::NotConfigured {
-            verb: "failover",
+            verb: verb @ ("failover" | "rebuild"),
             cluster,
             why,
-        }) => failover::refused(state, from, &cluster, &why).await,
+        }) => failover::refused(state, from, verb, &cluster, &why).await,
         Err(Rejected::NotConfigured { why, .. }) => help::not_configured(&why),
     }
 }

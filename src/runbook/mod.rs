@@ -27,6 +27,7 @@
 
 mod attention;
 pub mod plan;
+pub mod rebuild;
 pub mod report;
 mod steps;
 pub mod survey;
@@ -59,6 +60,15 @@ pub enum Step {
     UpdateDns,
     WaitInsync,
     Verify,
+    /// A rebuild's CreateGlobalCluster from the promoted cluster.
+    CreateGlobal,
+    WaitGlobal,
+    /// A rebuild's CreateDBCluster of the new secondary.
+    CreateSecondary,
+    WaitSecondary,
+    /// A rebuild's CreateDBInstance of each of the secondary's instances.
+    CreateInstances,
+    WaitReplicating,
     Done,
 }
 
@@ -76,6 +86,12 @@ impl Step {
             Step::UpdateDns => "update_dns",
             Step::WaitInsync => "wait_insync",
             Step::Verify => "verify",
+            Step::CreateGlobal => "create_global",
+            Step::WaitGlobal => "wait_global",
+            Step::CreateSecondary => "create_secondary",
+            Step::WaitSecondary => "wait_secondary",
+            Step::CreateInstances => "create_instances",
+            Step::WaitReplicating => "wait_replicating",
             Step::Done => "done",
         }
     }
@@ -91,6 +107,12 @@ impl Step {
             Step::UpdateDns,
             Step::WaitInsync,
             Step::Verify,
+            Step::CreateGlobal,
+            Step::WaitGlobal,
+            Step::CreateSecondary,
+            Step::WaitSecondary,
+            Step::CreateInstances,
+            Step::WaitReplicating,
             Step::Done,
         ]
         .into_iter()
@@ -109,6 +131,12 @@ impl Step {
             Step::UpdateDns => "Repoint the CNAMEs",
             Step::WaitInsync => "Wait for Route 53 INSYNC",
             Step::Verify => "Verify the records",
+            Step::CreateGlobal => "Create the global cluster",
+            Step::WaitGlobal => "Wait until the global cluster is available",
+            Step::CreateSecondary => "Create the secondary cluster",
+            Step::WaitSecondary => "Wait until the secondary cluster is available",
+            Step::CreateInstances => "Create the secondary's instances",
+            Step::WaitReplicating => "Wait until the secondary replicates",
             Step::Done => "Done",
         }
     }
@@ -139,6 +167,15 @@ impl Step {
                 Step::UpdateDns,
                 Step::WaitInsync,
                 Step::Verify,
+            ],
+            Mode::Rebuild => &[
+                Step::Precheck,
+                Step::CreateGlobal,
+                Step::WaitGlobal,
+                Step::CreateSecondary,
+                Step::WaitSecondary,
+                Step::CreateInstances,
+                Step::WaitReplicating,
             ],
         }
     }
@@ -220,6 +257,15 @@ pub struct RunData {
     /// again before each DNS change.
     #[serde(default)]
     pub late_finish: bool,
+    /// A rebuild: set just before CreateGlobalCluster is sent.
+    #[serde(default)]
+    pub global_sent: bool,
+    /// A rebuild: set just before CreateDBCluster is sent.
+    #[serde(default)]
+    pub secondary_sent: bool,
+    /// A rebuild: each instance id, added just before its CreateDBInstance is sent.
+    #[serde(default)]
+    pub instances_sent: Vec<String>,
 }
 
 /// Where a run that needs attention stands.
@@ -301,6 +347,8 @@ fn stuck(state: &ClusterState) -> Result<(), Stop> {
 pub struct Runner {
     pub store: Arc<dyn Store>,
     pub aurora: Arc<dyn Aurora>,
+    /// Aurora's creating calls, which only a rebuild makes.
+    pub provisioning: Arc<dyn crate::ports::Provisioning>,
     pub dns: Arc<dyn Dns>,
     pub metrics: Arc<dyn Metrics>,
     /// IAM's policy simulator, asked again in the re-check right before the first mutating call.
@@ -734,7 +782,7 @@ impl Runner {
             };
             self.step_stopped(ctx, step, &stop).await;
             // Whether a mutating call may have taken effect: from then on the run is never given up on.
-            let mutated = ctx.data.detach_sent || ctx.data.managed_sent;
+            let mutated = ctx.data.detach_sent || ctx.data.managed_sent || ctx.data.global_sent;
             match stop {
                 Stop::Interrupted => return self.interrupted(ctx, step).await,
                 Stop::LostLease => {
@@ -765,7 +813,9 @@ impl Runner {
                     }
                 }
                 Stop::Deadline(reason) | Stop::Stuck(reason) => {
-                    self.needs_attention(ctx, step, reason, true).await?;
+                    // A rebuild has no late finish of its own: people decide.
+                    let may_finish = ctx.plan.mode != Mode::Rebuild;
+                    self.needs_attention(ctx, step, reason, may_finish).await?;
                     if !self.watch(ctx).await? {
                         return Ok(());
                     }
@@ -1254,6 +1304,9 @@ impl Runner {
 
     /// Re-checks the plan against the cluster as it is now; `Err` stops the run with the reason.
     async fn recheck(&self, ctx: &mut Ctx, step: Step, deadline: jiff::Timestamp) -> Result<String, Stop> {
+        if ctx.plan.mode == Mode::Rebuild {
+            return self.recheck_rebuild(ctx, step, deadline).await;
+        }
         let cluster = ctx.plan.cluster_settings();
         let survey = self
             .retrying(ctx, step, "DescribeGlobalClusters", deadline, || {
@@ -1353,6 +1406,17 @@ impl Runner {
             ),
             Step::WaitInsync => format!("Waiting for INSYNC, for at most {} s.", s.dns_timeout.as_secs()),
             Step::Verify => "Reading both records back.".to_owned(),
+            Step::CreateGlobal => format!(
+                "Calling CreateGlobalCluster {} from {} in {}.",
+                p.global_cluster_id, p.from.cluster_id, p.from.region
+            ),
+            Step::CreateSecondary => format!("Calling CreateDBCluster {} in {}.", p.to.cluster_id, p.to.region),
+            Step::CreateInstances => format!("Calling CreateDBInstance for {}'s instances.", p.to.cluster_id),
+            Step::WaitGlobal | Step::WaitSecondary | Step::WaitReplicating => format!(
+                "Polling every {} ms, for at most {} s.",
+                s.poll_interval.as_millis(),
+                s.promote_timeout.as_secs()
+            ),
             Step::Done => String::new(),
         }
     }
@@ -1562,6 +1626,10 @@ impl Runner {
                 promoted: p.to.cluster_id.clone(),
             },
             Mode::Switchover => Aftermath::SwitchedOver { cluster },
+            Mode::Rebuild => match &p.rebuild {
+                Some(r) => Aftermath::Rebuilt(Box::new(rebuild::rebuilt(p, r))),
+                None => Aftermath::SwitchedOver { cluster },
+            },
             Mode::Failover => {
                 let read = Duration::from_secs(5);
                 let old = &p.from;

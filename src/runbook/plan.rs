@@ -56,6 +56,9 @@ pub struct Plan {
     /// `false` for plans stored by builds that did not read it.
     #[serde(default)]
     pub global_endpoint_read: bool,
+    /// A rebuild's own plan (`Mode::Rebuild`): what it creates, from what.
+    #[serde(default)]
+    pub rebuild: Option<super::rebuild::RebuildPlan>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,9 @@ impl Mode {
             Mode::Detach => {
                 "loses the writes not yet replicated (up to the lag); replication stops; the old primary stays writable (split brain) and the global database must be rebuilt"
             }
+            Mode::Rebuild => {
+                "moves no writer and loses nothing; creates a global cluster and a secondary (cluster and instances), which cost money from the moment they exist"
+            }
         }
     }
 }
@@ -216,6 +222,9 @@ impl Plan {
 
     /// The steps, in words, for the approval request.
     pub fn steps(&self) -> Vec<String> {
+        if let Some(r) = &self.rebuild {
+            return super::rebuild::steps(self, r);
+        }
         let (to, from) = (&self.to, &self.from);
         let mut steps = vec![format!(
             "Re-check: {} ({}) still the writer, {} ({}) still a secondary, and every check below",
@@ -252,6 +261,8 @@ impl Plan {
                     to.cluster_id
                 ));
             }
+            // Its own steps, above.
+            Mode::Rebuild => {}
         }
         if self.writer_follows() {
             steps.push(format!(
@@ -983,6 +994,7 @@ pub fn rds_action(mode: Mode) -> &'static str {
         Mode::Detach => "rds:RemoveFromGlobalCluster",
         Mode::Failover => "rds:FailoverGlobalCluster",
         Mode::Switchover => "rds:SwitchoverGlobalCluster",
+        Mode::Rebuild => "rds:CreateGlobalCluster",
     }
 }
 
@@ -1189,6 +1201,7 @@ fn assemble(ctx: &Context, checks: Vec<Check>, target_reason: Option<String>) ->
         checks,
         global_endpoint: ctx.survey.topology.writer_endpoint.clone(),
         global_endpoint_read: true,
+        rebuild: None,
     }
 }
 

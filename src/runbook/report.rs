@@ -280,6 +280,27 @@ pub enum Aftermath {
     },
     /// SwitchoverGlobalCluster: the old primary is a secondary.
     SwitchedOver { cluster: String },
+    /// A rebuild after a detach: the new global cluster replicates to its new secondary; the old
+    /// primary (`old_primary`, still in `old_global_cluster_id`) was left as it was.
+    Rebuilt(Box<Rebuilt>),
+}
+
+/// What a rebuild made, and what it left for people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rebuilt {
+    pub cluster: String,
+    pub global_cluster_id: String,
+    pub old_global_cluster_id: String,
+    /// The promoted cluster, primary of the new global cluster.
+    pub primary: String,
+    pub secondary: String,
+    pub region: crate::types::Region,
+    /// The old primary in `region`: its identifier and ARN, its instances, and whether deletion
+    /// protection is on (it must be turned off before it can be deleted).
+    pub old_primary: String,
+    pub old_primary_arn: String,
+    pub old_instances: Vec<String>,
+    pub old_deletion_protection: bool,
 }
 
 /// The last reply of a failed run: where, why, and what state things are in now.

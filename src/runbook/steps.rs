@@ -105,6 +105,9 @@ impl Runner {
             started,
             plus(started, self.settings.promote_timeout.min(Duration::from_secs(120))),
         );
+        if ctx.plan.mode == crate::types::Mode::Rebuild {
+            return self.perform_rebuild(ctx, step, started, read_deadline).await;
+        }
         match step {
             Step::Precheck => self.recheck(ctx, step, read_deadline).await,
             Step::Failover | Step::Switchover => self.managed_call(ctx, step, read_deadline).await,
@@ -115,6 +118,11 @@ impl Runner {
             Step::WaitInsync => self.wait_insync(ctx, step, started).await,
             Step::Verify => self.verify(ctx, step, read_deadline).await,
             Step::Done => Ok(String::new()),
+            rebuild => Err(Stop::Refused(format!(
+                "{} is a step of a rebuild, not of a {}",
+                rebuild.as_str(),
+                ctx.plan.mode
+            ))),
         }
     }
 

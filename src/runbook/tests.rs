@@ -36,6 +36,25 @@ impl Aurora for NoAws {
 }
 
 #[async_trait]
+impl crate::ports::Provisioning for NoAws {
+    async fn cluster_spec(&self, _: &Region, _: &str) -> Result<crate::ports::ClusterSpec, AwsError> {
+        unreachable!("no AWS call expected")
+    }
+    async fn create_global_cluster(&self, _: &str, _: &ClusterState) -> Result<(), AwsError> {
+        unreachable!("no AWS call expected")
+    }
+    async fn create_secondary(&self, _: &crate::ports::NewSecondary) -> Result<(), AwsError> {
+        unreachable!("no AWS call expected")
+    }
+    async fn create_instance(&self, _: &crate::ports::NewInstance) -> Result<(), AwsError> {
+        unreachable!("no AWS call expected")
+    }
+    async fn instance(&self, _: &Region, _: &str) -> Result<Option<crate::ports::InstanceSpec>, AwsError> {
+        unreachable!("no AWS call expected")
+    }
+}
+
+#[async_trait]
 impl Metrics for NoAws {
     async fn replication_lag_ms(&self, _: &Member, _: &Region) -> Result<Option<f64>, AwsError> {
         panic!("a finished run must not read CloudWatch")
@@ -151,6 +170,7 @@ fn plan(mode: Mode) -> Plan {
         checks: vec![],
         global_endpoint: None,
         global_endpoint_read: false,
+        rebuild: None,
     }
 }
 
@@ -257,6 +277,7 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
     Arc::new(Runner {
         store: store.clone(),
         aurora: Arc::new(NoAws),
+        provisioning: Arc::new(NoAws),
         dns: Arc::new(NoAws),
         metrics: Arc::new(NoAws),
         permissions: Arc::new(NoAws),

@@ -44,6 +44,7 @@ impl From<Mode> for Action {
             Mode::Detach => Action::Detach,
             Mode::Failover => Action::Failover,
             Mode::Switchover => Action::Switchover,
+            Mode::Rebuild => Action::Rebuild,
         }
     }
 }

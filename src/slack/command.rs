@@ -59,6 +59,10 @@ pub enum Command<'s> {
     Abandon { run: RunId, reason: String },
     /// `/aurora failover CLUSTER [--to REGION] [--mode detach|failover|switchover] [--dry-run]`.
     Failover(Failover<'s>),
+    /// `/aurora rebuild CLUSTER --in REGION [--reason WHY] [--ticket T] [--dry-run]`: after a detach,
+    /// a new global cluster and a secondary in REGION. Its values: `to` is REGION, `mode` is
+    /// `Mode::Rebuild`.
+    Rebuild(Failover<'s>),
 }
 
 /// `/aurora failover`'s values.
@@ -104,6 +108,8 @@ pub enum UsageError {
     MissingRun(&'static str),
     /// `abandon` without a reason.
     MissingReason,
+    /// `rebuild` without `--in REGION`.
+    MissingRegion,
     /// A quoted value without its closing quote: the option.
     Unclosed(String),
     /// A value longer than the option allows: the option and its limit in characters.
@@ -205,23 +211,32 @@ pub fn parse<'s>(text: &str, settings: &'s Settings) -> Result<Command<'s>, Reje
             reason,
             ticket,
         } => {
-            let cluster = cluster(settings, "failover", typed)?;
+            let verb = if mode == Some(Mode::Rebuild) {
+                "rebuild"
+            } else {
+                "failover"
+            };
+            let cluster = cluster(settings, verb, typed)?;
             let to = to
                 .map(|r| region(cluster, r))
                 .transpose()
                 .map_err(|why| Rejected::NotConfigured {
-                    verb: "failover",
+                    verb,
                     cluster: typed.to_owned(),
                     why,
                 })?;
-            Command::Failover(Failover {
+            let f = Failover {
                 cluster,
                 to,
                 mode,
                 dry_run,
                 reason,
                 ticket: ticket.map(str::to_owned),
-            })
+            };
+            match mode {
+                Some(Mode::Rebuild) => Command::Rebuild(f),
+                _ => Command::Failover(f),
+            }
         }
     })
 }
@@ -306,7 +321,8 @@ fn said(text: &str) -> Result<Said<'_>, UsageError> {
             }
             Ok(Said::Abandon(run.into(), reason))
         }
-        "failover" => failover(words),
+        "failover" => failover(words, "--to"),
+        "rebuild" => rebuild(words),
         other => Err(UsageError::UnknownCommand(other.to_owned())),
     }
 }
@@ -327,22 +343,52 @@ fn number(words: &mut Words<'_>) -> Option<i64> {
         .filter(|n| *n > 0)
 }
 
-/// `failover`'s cluster and options, in any order.
-fn failover(mut words: Words<'_>) -> Result<Said<'_>, UsageError> {
+/// `rebuild`'s cluster and options: `failover`'s, with `--in REGION` (required) for where the new
+/// secondary goes, and no `--to` or `--mode`.
+fn rebuild(words: Words<'_>) -> Result<Said<'_>, UsageError> {
+    if let Some(w) = words.clone().find(|w| matches!(*w, "--to" | "--mode")) {
+        return Err(UsageError::UnknownOption(w.to_owned()));
+    }
+    match failover(words, "--in")? {
+        Said::Failover { to: None, .. } => Err(UsageError::MissingRegion),
+        Said::Failover {
+            cluster,
+            to,
+            dry_run,
+            reason,
+            ticket,
+            ..
+        } => Ok(Said::Failover {
+            cluster,
+            to,
+            mode: Some(Mode::Rebuild),
+            dry_run,
+            reason,
+            ticket,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// `failover`'s cluster and options, in any order; `to_flag` names the option giving the Region
+/// (`--to`, or `rebuild`'s `--in`).
+fn failover<'t>(mut words: Words<'t>, to_flag: &str) -> Result<Said<'t>, UsageError> {
     let (mut cluster, mut to, mut mode, mut dry_run) = (None, None, None, false);
     let (mut reason, mut ticket) = (None, None);
     while let Some(w) = words.next() {
         match w {
             "--dry-run" => dry_run = true,
-            "--to" | "--mode" | "--ticket" => {
+            w if w == to_flag || w == "--mode" || w == "--ticket" => {
                 let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
                 let repeated = match w {
-                    "--to" => to.replace(value).is_some(),
                     "--ticket" => ticket.replace(limited(w, value, MAX_TICKET)?).is_some(),
-                    _ => {
-                        let m = Mode::parse(value).ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
+                    "--mode" => {
+                        let m = Mode::parse(value)
+                            .filter(|m| *m != Mode::Rebuild)
+                            .ok_or_else(|| UsageError::BadMode(value.to_owned()))?;
                         mode.replace(m).is_some()
                     }
+                    _ => to.replace(value).is_some(),
                 };
                 if repeated {
                     return Err(UsageError::Repeated(w.to_owned()));

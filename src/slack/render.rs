@@ -169,6 +169,7 @@ const USAGE: &str = "\
    `--mode switchover`: planned, no data loss, needs a healthy primary. `--mode failover`: managed, loses what was not replicated, keeps the global topology. `--mode detach`: removes the target from the global cluster and promotes it; loses what was not replicated; the old primary stays writable.
    `--dry-run`: show the plan and its pre-flight checks to you only; request nothing.
 • `/aurora pending`: the open requests you may act on (approve, deny, or withdraw your own), with buttons; Deny asks for a reason, posted in the request's thread.
+• `/aurora rebuild CLUSTER --in REGION [--reason WHY] [--ticket TICKET] [--dry-run]`: after a detach, protect CLUSTER again: a new global cluster from the promoted cluster and a new secondary in REGION, with the old primary's settings there. Approved like a failover; the old primary is never deleted.
 • `/aurora cancel REQUEST`: withdraw request REQUEST (its number, e.g. `17`) before it is decided; the requester or an approver may.
 • `/aurora history [CLUSTER]`: the recent requests and runs: who asked, who decided, when, the mode, the outcome and how long it took.
 • `/aurora resume RUN`: let a run that needs attention finish: the bot checks that the target is writable and moves the CNAMEs. A second person (an approver) approves it in the run's thread.
@@ -192,6 +193,10 @@ pub fn usage_error(e: &UsageError) -> String {
         }
         UsageError::MissingReason => {
             "`abandon` needs a reason after the run number, such as `abandon 3 DNS moved by hand`".to_owned()
+        }
+        UsageError::MissingRegion => {
+            "`rebuild` needs `--in REGION`: the Region of the new secondary, such as `rebuild orders --in us-east-1`"
+                .to_owned()
         }
         UsageError::Unclosed(option) => format!("the value of {} has no closing quote", code(option)),
         UsageError::TooLong(option, max) => format!("{} is longer than {max} characters", code(option)),
@@ -570,6 +575,11 @@ pub fn mode_meaning(mode: Mode) -> &'static str {
             "SwitchoverGlobalCluster (planned): Aurora waits until the target has caught up, then swaps the roles. \
              No data is lost; writes pause meanwhile, for about as long as the lag. The old primary becomes a secondary."
         }
+        Mode::Rebuild => {
+            "CreateGlobalCluster from the promoted cluster, then CreateDBCluster and CreateDBInstance in the other \
+             Region: the new secondary copies the old primary's settings there and replicates from the promoted \
+             cluster. Nothing moves and nothing is lost; the old primary is left as it is."
+        }
     }
 }
 
@@ -736,20 +746,41 @@ pub fn request_message(
     policy: &Policy,
     mention: &[Principal],
 ) -> MessageBody {
-    let title = format!(
-        "Failover request #{}: {} to {} ({})",
-        request.id, plan.cluster, plan.to.region, plan.mode
-    );
-    let mut blocks = vec![
-        header(&title),
-        section(&stage_line(stage, request, policy.approvals_required)),
-        section(&format!(
+    let title = match &plan.rebuild {
+        Some(_) => format!(
+            "Rebuild request #{}: {} in {}",
+            request.id, plan.cluster, plan.to.region
+        ),
+        None => format!(
+            "Failover request #{}: {} to {} ({})",
+            request.id, plan.cluster, plan.to.region, plan.mode
+        ),
+    };
+    let asks = match &plan.rebuild {
+        Some(r) => format!(
+            "{} asks to rebuild *{}*'s cross-Region protection after its detach (request #{}): new global cluster \
+             `{}` from {} `{}`, new secondary {} `{}`",
+            person(&request.requested_by),
+            plan.cluster,
+            r.detach_request,
+            esc(&r.global_cluster_id),
+            plan.from.region,
+            esc(&plan.from.cluster_id),
+            plan.to.region,
+            esc(&plan.to.cluster_id),
+        ),
+        None => format!(
             "{} asks to move the writer of *{}* (`{}`)\n{}",
             person(&request.requested_by),
             plan.cluster,
             esc(&plan.global_cluster_id),
             route(plan)
-        )),
+        ),
+    };
+    let mut blocks = vec![
+        header(&title),
+        section(&stage_line(stage, request, policy.approvals_required)),
+        section(&asks),
     ];
     if let Some(why) = reason_and_ticket(request) {
         blocks.push(section(&why));
@@ -762,30 +793,7 @@ pub fn request_message(
     blocks.extend(plan_sections(plan));
     // A break-glass request gets no buttons: nobody approves it in Slack.
     if awaiting {
-        let consequence = match plan.mode {
-            Mode::Detach => "Replication stops and the old primary stays writable.",
-            Mode::Failover => "Writes not yet replicated to the target are lost.",
-            Mode::Switchover => "Writes pause until the target has caught up; nothing is lost.",
-        };
-        let confirm = json!({
-            "title": {"type": "plain_text", "text": "Approve this failover?"},
-            "text": {"type": "mrkdwn", "text": format!(
-                "Move the writer of *{}* to {} by *{}*. {consequence}",
-                plan.cluster, plan.to.region, plan.mode)},
-            "confirm": {"type": "plain_text", "text": "Approve"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "danger"
-        });
-        blocks.push(json!({
-            "type": "actions",
-            "block_id": "decision",
-            "elements": [
-                {"type": "button", "action_id": APPROVE, "text": {"type": "plain_text", "text": "Approve"},
-                 "value": request.id.to_string(), "style": "danger", "confirm": confirm},
-                {"type": "button", "action_id": DENY, "text": {"type": "plain_text", "text": "Deny"},
-                 "value": request.id.to_string()}
-            ]
-        }));
+        blocks.push(decision_buttons(request, plan));
         blocks.push(context(&approvers_line(request, policy)));
     }
     let mut text = format!("{title}: {}", plain_stage(stage));
@@ -793,6 +801,47 @@ pub fn request_message(
         text.push_str(&format!(" ({cc})"));
     }
     limits::fit(MessageBody { text, blocks })
+}
+
+/// The Approve and Deny buttons of a pending request, Approve with a confirmation naming what it
+/// does and costs.
+fn decision_buttons(request: &Request, plan: &Plan) -> serde_json::Value {
+    let consequence = match plan.mode {
+        Mode::Detach => "Replication stops and the old primary stays writable.",
+        Mode::Failover => "Writes not yet replicated to the target are lost.",
+        Mode::Switchover => "Writes pause until the target has caught up; nothing is lost.",
+        Mode::Rebuild => "The writer does not move; new clusters are created (and billed).",
+    };
+    let (question, what) = match plan.mode {
+        Mode::Rebuild => (
+            "Approve this rebuild?",
+            format!("Rebuild *{}* with a new secondary in {}.", plan.cluster, plan.to.region),
+        ),
+        _ => (
+            "Approve this failover?",
+            format!(
+                "Move the writer of *{}* to {} by *{}*.",
+                plan.cluster, plan.to.region, plan.mode
+            ),
+        ),
+    };
+    let confirm = json!({
+        "title": {"type": "plain_text", "text": question},
+        "text": {"type": "mrkdwn", "text": format!("{what} {consequence}")},
+        "confirm": {"type": "plain_text", "text": "Approve"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "danger"
+    });
+    json!({
+        "type": "actions",
+        "block_id": "decision",
+        "elements": [
+            {"type": "button", "action_id": APPROVE, "text": {"type": "plain_text", "text": "Approve"},
+             "value": request.id.to_string(), "style": "danger", "confirm": confirm},
+            {"type": "button", "action_id": DENY, "text": {"type": "plain_text", "text": "Deny"},
+             "value": request.id.to_string()}
+        ]
+    })
 }
 
 /// The request's `--reason` and `--ticket`, if it gave either.
@@ -1300,8 +1349,9 @@ fn completed(c: &Completion) -> String {
         .collect::<Vec<_>>()
         .join(" · ");
     // A planned switchover is not a failover; a managed failover and a detach are.
-    let what = match c.after {
+    let what = match &c.after {
         Some(Aftermath::SwitchedOver { .. }) => "Switchover",
+        Some(Aftermath::Rebuilt(r)) => return rebuild_completed(c, r),
         _ => "Failover",
     };
     let follows = c
@@ -1403,6 +1453,30 @@ fn abandoned(
     text
 }
 
+/// The last reply of a successful rebuild.
+fn rebuild_completed(c: &Completion, r: &crate::runbook::report::Rebuilt) -> String {
+    let phases = c
+        .phases
+        .iter()
+        .map(|(s, d)| format!("{} {}", s.label(), duration(*d)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let mut text = format!(
+        ":tada: *Rebuild complete* in {}. Global cluster {}: primary {}, secondary {} in {}, replicating.\nPhases: \
+         {phases}",
+        duration(c.total),
+        ident(&r.global_cluster_id),
+        ident(&r.primary),
+        ident(&r.secondary),
+        r.region
+    );
+    for line in rebuilt(r) {
+        text.push_str("\n• ");
+        text.push_str(&line);
+    }
+    text
+}
+
 /// The command that moves the writer of `cluster` back to the old primary's Region.
 fn fail_back_command(cluster: &str, old: &crate::ports::Member) -> String {
     ident(&format!(
@@ -1423,10 +1497,11 @@ fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
                  writes."
             ),
             format!(
-                "To fail back later: {} is now a standalone cluster. Make it the primary of a new global database by \
-                 adding Regions to it ({old_region} among them); once {old_region} is healthy, {} moves the writer back \
-                 with no data loss.",
+                "Protect it again: {} is now a standalone cluster that nothing replicates. Once {old_region} is healthy, \
+                 {} makes it the primary of a new global database with a new secondary in {old_region} (a second \
+                 person approves); after that, {} moves the writer back with no data loss.",
                 ident(promoted),
+                ident(&format!("/aurora rebuild {cluster} --in {}", old.region)),
                 fail_back_command(cluster, old)
             ),
         ],
@@ -1439,7 +1514,55 @@ fn aftermath(after: &Aftermath, old: &crate::ports::Member) -> Vec<String> {
             "{old_id} ({old_region}) is now a secondary. To switch back: {}.",
             fail_back_command(cluster, old)
         )],
+        Aftermath::Rebuilt(r) => rebuilt(r),
     }
+}
+
+/// After a rebuild: the config change that makes it permanent, and the old primary, with the commands
+/// to remove it once the team is sure (the bot never deletes it).
+fn rebuilt(r: &crate::runbook::report::Rebuilt) -> Vec<String> {
+    let region = r.region.as_str();
+    let mut delete = Vec::new();
+    if r.old_deletion_protection {
+        delete.push(format!(
+            "aws rds modify-db-cluster --region {region} --db-cluster-identifier {} --no-deletion-protection",
+            r.old_primary
+        ));
+    }
+    delete.push(format!(
+        "aws rds remove-from-global-cluster --region {region} --global-cluster-identifier {} --db-cluster-identifier {}",
+        r.old_global_cluster_id, r.old_primary_arn
+    ));
+    for i in &r.old_instances {
+        delete.push(format!(
+            "aws rds delete-db-instance --region {region} --db-instance-identifier {i}"
+        ));
+    }
+    delete.push(format!(
+        "aws rds delete-db-cluster --region {region} --db-cluster-identifier {0} --final-db-snapshot-identifier {0}-final",
+        r.old_primary
+    ));
+    delete.push(format!(
+        "aws rds delete-global-cluster --region {region} --global-cluster-identifier {}",
+        r.old_global_cluster_id
+    ));
+    vec![
+        format!(
+            "{} is recorded as {}'s global cluster; status and runs follow it. Make it permanent: set \
+             `global_cluster_id = \"{}\"` in {}'s `[[clusters]]` entry (the record is then dropped).",
+            ident(&r.global_cluster_id),
+            esc(&r.cluster),
+            esc(&r.global_cluster_id),
+            esc(&r.cluster)
+        ),
+        format!(
+            ":warning: The old primary {} ({region}) is left as it was, in {}: the bot never deletes it. Once you \
+             are sure nothing needs it (its data diverged at the detach), remove it with a final snapshot:\n```{}```",
+            ident(&r.old_primary),
+            ident(&r.old_global_cluster_id),
+            delete.join("\n")
+        ),
+    ]
 }
 
 /// After a managed failover: whether the old primary rejoined, the point-of-failure snapshot, failing back.

@@ -445,6 +445,34 @@ fn not_found(what: &str) -> AwsError {
     AwsError::new(AwsErrorKind::NotFound, format!("{what} not found"))
 }
 
+/// The fake does not model a rebuild's creating calls (`/aurora rebuild` is tested against awsim):
+/// each answers an error saying so.
+#[async_trait]
+impl crate::ports::Provisioning for FakeAws {
+    async fn cluster_spec(&self, _: &Region, id: &str) -> Result<crate::ports::ClusterSpec, AwsError> {
+        Err(not_modelled(id))
+    }
+    async fn create_global_cluster(&self, id: &str, _: &ClusterState) -> Result<(), AwsError> {
+        Err(not_modelled(id))
+    }
+    async fn create_secondary(&self, s: &crate::ports::NewSecondary) -> Result<(), AwsError> {
+        Err(not_modelled(&s.cluster_id))
+    }
+    async fn create_instance(&self, i: &crate::ports::NewInstance) -> Result<(), AwsError> {
+        Err(not_modelled(&i.instance_id))
+    }
+    async fn instance(&self, _: &Region, id: &str) -> Result<Option<crate::ports::InstanceSpec>, AwsError> {
+        Err(not_modelled(id))
+    }
+}
+
+fn not_modelled(what: &str) -> AwsError {
+    AwsError::new(
+        AwsErrorKind::Other,
+        format!("{what}: the fake does not model a rebuild's calls (see tests/it/rebuild.rs, on awsim)"),
+    )
+}
+
 #[async_trait]
 impl Aurora for FakeAws {
     async fn topology(&self, global_cluster_id: &str, _: &[Region]) -> Result<Topology, AwsError> {
@@ -766,6 +794,7 @@ impl Bot {
         Arc::new(Runner {
             store: self.store.clone(),
             aurora: self.aws.clone(),
+            provisioning: self.aws.clone(),
             dns: self.aws.clone(),
             metrics: self.aws.clone(),
             permissions: self.aws.clone(),
