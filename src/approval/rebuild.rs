@@ -21,6 +21,7 @@ impl Approvals {
         let reads = Reads {
             aurora: self.aurora.as_ref(),
             provisioning: self.launcher.runner.provisioning.as_ref(),
+            permissions: Some(self.permissions.as_ref()),
         };
         reads.plan(c, region, detached).await
     }

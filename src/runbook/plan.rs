@@ -1045,7 +1045,7 @@ fn needed_calls(ctx: &Context) -> [(&'static str, String); 4] {
 }
 
 /// The needed calls the simulator denies, and those it could not decide, in words.
-fn judge_calls(evaluations: &[Evaluation], needed: &[(&str, String)]) -> (Vec<String>, Vec<String>) {
+pub(super) fn judge_calls(evaluations: &[Evaluation], needed: &[(&str, String)]) -> (Vec<String>, Vec<String>) {
     let (mut denied, mut undecided) = (Vec::new(), Vec::new());
     for (action, resource) in needed {
         let found = evaluations

@@ -63,6 +63,8 @@ pub fn derived_ids(id: &str) -> impl Iterator<Item = String> + '_ {
 pub struct Reads<'a> {
     pub aurora: &'a dyn Aurora,
     pub provisioning: &'a dyn Provisioning,
+    /// IAM's policy simulator, asked whether the bot may make each create (`None`: not asked).
+    pub permissions: Option<&'a dyn crate::ports::Permissions>,
 }
 
 fn other(e: impl std::fmt::Display) -> Unplanned {
@@ -176,7 +178,10 @@ impl Reads<'_> {
             instances,
             old_primary,
         };
-        let checks = checks(&source, &source_spec, &rebuild);
+        let mut checks = checks(&source, &source_spec, &rebuild);
+        if let Some(p) = self.permissions {
+            checks.push(permissions_check(p, &source, &rebuild).await);
+        }
         if let Some(failed) = checks.iter().find(|k| k.outcome == Outcome::Fail) {
             return Err(other(format!("{}: {}", failed.name, failed.detail)));
         }
@@ -325,6 +330,81 @@ fn checks(source: &ClusterState, spec: &ClusterSpec, r: &RebuildPlan) -> Vec<Che
         ),
     ));
     out
+}
+
+/// The creates a rebuild makes, as (IAM action, resource ARN), in the ARNs' account: CreateGlobalCluster
+/// names the new global cluster and the source cluster, CreateDBCluster the new cluster, and
+/// CreateDBInstance each new instance (RDS's resource types, Service Authorization Reference).
+fn needed_calls(source: &ClusterState, r: &RebuildPlan) -> Vec<(&'static str, String)> {
+    let account = source.arn.split(':').nth(4).unwrap_or_default();
+    let region = r.secondary.region.as_str();
+    let mut calls = vec![
+        (
+            "rds:CreateGlobalCluster",
+            format!("arn:aws:rds::{account}:global-cluster:{}", r.global_cluster_id),
+        ),
+        ("rds:CreateGlobalCluster", source.arn.clone()),
+        (
+            "rds:CreateDBCluster",
+            format!("arn:aws:rds:{region}:{account}:cluster:{}", r.secondary.cluster_id),
+        ),
+    ];
+    calls.extend(r.instances.iter().map(|i| {
+        (
+            "rds:CreateDBInstance",
+            format!("arn:aws:rds:{region}:{account}:db:{}", i.instance_id),
+        )
+    }));
+    calls
+}
+
+/// Whether the bot may make each create, as IAM's policy simulator says: a denial refuses the plan;
+/// an answer it cannot give is a warning.
+async fn permissions_check(p: &dyn crate::ports::Permissions, source: &ClusterState, r: &RebuildPlan) -> Check {
+    let needed = needed_calls(source, r);
+    let mut queries: Vec<crate::ports::PermissionQuery> = Vec::new();
+    for (action, resource) in &needed {
+        queries.push(crate::ports::PermissionQuery {
+            actions: vec![(*action).to_owned()],
+            resources: vec![resource.clone()],
+            context: Vec::new(),
+        });
+    }
+    let evaluations = match p.evaluate(&queries).await {
+        Ok(e) => e,
+        Err(why) => {
+            return check(
+                "Permissions",
+                Outcome::Warn,
+                format!("could not be checked: {why}. The run does not depend on this check"),
+            );
+        }
+    };
+    let (denied, undecided) = super::plan::judge_calls(&evaluations, &needed);
+    if !denied.is_empty() {
+        return check(
+            "Permissions",
+            Outcome::Fail,
+            format!(
+                "the bot's IAM principal may not make every create this rebuild needs: {} is denied. Add it to the \
+                 bot's policy (see README, IAM permissions) and ask again",
+                denied.join(", ")
+            ),
+        );
+    }
+    if !undecided.is_empty() {
+        return check(
+            "Permissions",
+            Outcome::Warn,
+            format!("the simulator could not decide for {}", undecided.join("; ")),
+        );
+    }
+    check(
+        "Permissions",
+        Outcome::Pass,
+        "the policy simulator allows CreateGlobalCluster, CreateDBCluster and CreateDBInstance on these identifiers"
+            .to_owned(),
+    )
 }
 
 fn source_check(source: &ClusterState) -> Check {

@@ -231,6 +231,8 @@ async fn a_rebuild_after_a_detach_ends_with_a_replicating_secondary_and_the_old_
         "orders-east-2",
         "orders-east-2-1",
         "us-east-1 is back",
+        "copied from orders-east",
+        "the policy simulator allows CreateGlobalCluster",
     ] {
         assert!(text.contains(shown), "the approval request shows {shown}: {text}");
     }
