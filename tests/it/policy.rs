@@ -302,8 +302,19 @@ async fn a_person_named_directly_and_in_an_approving_group_counts_once() {
     })
     .await;
     let id = request_for(&bot, "orders --mode detach").await;
-    let first = approve(&bot, BOB, id).await;
-    assert!(first.contains("counted: 1 of 2"), "{first}");
+    // A double click: two Approves by BOB at once, one counted.
+    let (a, b) = tokio::join!(approve(&bot, BOB, id), approve(&bot, BOB, id));
+    let answers = [a, b];
+    assert_eq!(
+        answers.iter().filter(|a| a.contains("counted: 1 of 2")).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.contains("already approved")).count(),
+        1,
+        "{answers:?}"
+    );
     let again = approve(&bot, BOB, id).await;
     assert!(again.contains("already approved"), "{again}");
     let r = bot.request_state(id).await;
