@@ -3,7 +3,8 @@
 //!
 //! "May act on" is exactly what deciding allows (`Approvals::may_decide`, not repeated here): an
 //! approver who did not make the request may approve or deny it; the requester may withdraw it
-//! (deny their own). A request is open while it is pending and not past its expiry. Nothing here
+//! (deny their own). Under a policy asking for several approvers, an approver whose approval is
+//! counted already may still deny it, and is not offered Approve again. A request is open while it is pending and not past its expiry. Nothing here
 //! writes: the list is read from the store and answered; every button it leads to is checked again
 //! when clicked (the request re-read, `may_decide` asked again).
 
@@ -18,6 +19,8 @@ pub enum Role {
     Approver,
     /// The requester: withdraw it (a denial of their own request).
     Requester,
+    /// An approver whose approval is counted already, while the policy waits for more: Deny only.
+    Counted,
 }
 
 /// One open request a person may act on.
@@ -25,6 +28,8 @@ pub enum Role {
 pub struct Actionable {
     pub request: Request,
     pub role: Role,
+    /// How many distinct approvals its policy asks for (its `approvals` holds those counted so far).
+    pub need: usize,
     /// Where its approval message is, for a link to it.
     pub link: RequestLink,
 }
@@ -58,7 +63,13 @@ impl Approvals {
                 continue;
             };
             let link = self.link_to(request.id, team_domain).await;
-            items.push(Actionable { request, role, link });
+            let need = self.policy_of(&request).approvals_required;
+            items.push(Actionable {
+                request,
+                role,
+                need,
+                link,
+            });
         }
         items.sort_by_key(|a| a.request.id);
         Ok(PendingList {
@@ -71,6 +82,9 @@ impl Approvals {
     /// How `user` may act on `request`, by `may_decide`'s rules; `None` when they may not.
     async fn role_of(&self, request: &Request, user: &SlackUserId) -> Result<Option<Role>, Refusal> {
         match self.may_decide(request, user, true).await {
+            Ok(()) if request.approved_by(&crate::types::Person::Slack(user.clone())) => {
+                return Ok(Some(Role::Counted));
+            }
             Ok(()) => return Ok(Some(Role::Approver)),
             Err(e @ Refusal::DirectoryUnavailable(_)) => return Err(e),
             Err(_) => {}

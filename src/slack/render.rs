@@ -69,7 +69,6 @@ fn user(u: &SlackUserId) -> String {
     format!("<@{u}>")
 }
 
-/// Who let a run start: "*Approved* by" a Slack user, or break-glass from a terminal (nobody approved).
 /// Who approved a request: every approval counted (several under a policy asking for more than
 /// one), or `p` alone.
 fn approvals_of(p: &Person, request: &Request) -> String {
@@ -80,6 +79,7 @@ fn approvals_of(p: &Person, request: &Request) -> String {
     approved(p)
 }
 
+/// Who let a run start: "*Approved* by" a Slack user, or break-glass from a terminal (nobody approved).
 fn approved(p: &Person) -> String {
     match p {
         Person::Slack(u) => format!("*Approved* by {}", user(u)),
@@ -367,7 +367,8 @@ pub fn request_refusal(why: &RequestRefusal) -> String {
             request_link(existing)
         ),
         RequestRefusal::ReasonRequired { cluster, action } => format!(
-            "Nothing was requested: {action} of {cluster} needs a reason. Say why with `--reason \"...\"`, e.g.              `/aurora failover {cluster} --reason \"us-east-1 is down\"`."
+            "Nothing was requested: {action} of {cluster} needs a reason. Say why with `--reason \"...\"`, e.g. \
+             `/aurora failover {cluster} --reason \"us-east-1 is down\"`."
         ),
         RequestRefusal::TicketRequired {
             cluster,
@@ -853,7 +854,7 @@ fn reason_and_ticket(request: &Request) -> Option<String> {
     if let Some(t) = &request.ticket {
         parts.push(format!("*Ticket:* {}", code(t)));
     }
-    (!parts.is_empty()).then(|| parts.join("   "))
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// Who may approve a pending request, how many must, and when it expires.
@@ -917,9 +918,14 @@ fn pending_line(item: &Actionable, now: jiff::Timestamp) -> String {
     let yours = match item.role {
         Role::Approver => String::new(),
         Role::Requester => " (yours: you may withdraw it)".to_owned(),
+        Role::Counted => " (your approval is counted: you may still deny it)".to_owned(),
+    };
+    let progress = match item.need {
+        1 => String::new(),
+        need => format!(" · {}", progress(r, need)),
     };
     format!(
-        "*{}*: *{}* to {target} ({mode}) · asked by {} {} ago · expires in {}{yours}",
+        "*{}*: *{}* to {target} ({mode}) · asked by {} {} ago{progress} · expires in {}{yours}",
         request_link(&item.link),
         r.cluster,
         person(&r.requested_by),
@@ -941,10 +947,14 @@ fn pending_buttons(item: &Actionable) -> Value {
             let mode = r
                 .mode
                 .map_or_else(|| "the mode in its plan".to_owned(), |m| format!("*{m}*"));
+            let starts = match item.need.saturating_sub(r.approvals.len()) {
+                0 | 1 => "The run starts at once.".to_owned(),
+                more => format!("Your approval is counted; the run starts after {} more.", more - 1),
+            };
             let confirm = json!({
                 "title": {"type": "plain_text", "text": "Approve this failover?"},
                 "text": {"type": "mrkdwn", "text": format!(
-                    "Approve request #{} to move the writer of *{}* by {mode}. The run starts at once.", r.id, r.cluster)},
+                    "Approve request #{} to move the writer of *{}* by {mode}. {starts}", r.id, r.cluster)},
                 "confirm": {"type": "plain_text", "text": "Approve"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
                 "style": "danger"
@@ -956,6 +966,7 @@ fn pending_buttons(item: &Actionable) -> Value {
             ]
         }
         Role::Requester => vec![deny("Withdraw")],
+        Role::Counted => vec![deny("Deny")],
     };
     json!({"type": "actions", "block_id": format!("pending:{}", r.id), "elements": elements})
 }
@@ -966,7 +977,7 @@ fn pending_buttons(item: &Actionable) -> Value {
 pub fn deny_reason_modal(request: &Request, role: Role) -> Value {
     // Titles and button labels hold at most 24 characters.
     let (title, submit, intro) = match role {
-        Role::Approver => ("Deny request", "Deny", "You are denying"),
+        Role::Approver | Role::Counted => ("Deny request", "Deny", "You are denying"),
         Role::Requester => ("Withdraw request", "Withdraw", "You are withdrawing"),
     };
     // The request's number in the title when it fits whole; never cut.
@@ -2231,11 +2242,13 @@ mod tests {
                 Actionable {
                     request: open_request(3),
                     role: Role::Approver,
+                    need: 1,
                     link: link(3),
                 },
                 Actionable {
                     request: open_request(4),
                     role: Role::Requester,
+                    need: 1,
                     link: link(4),
                 },
             ],
@@ -2274,6 +2287,61 @@ mod tests {
         });
         assert!(empty.text.starts_with("Nothing you may act on"), "{}", empty.text);
         assert!(empty.text.contains("<@U02>, <!subteam^S01>"), "{}", empty.text);
+    }
+
+    #[test]
+    fn under_a_policy_of_several_approvers_the_pending_list_shows_progress_and_no_second_approve() {
+        let now = jiff::Timestamp::from_second(1_800_000_300).unwrap();
+        let mut counted = open_request(5);
+        counted.approvals.push(crate::store::Approval {
+            by: Person::Slack(u("U0BOB")),
+            at: now,
+        });
+        let item = |request: &Request, role| Actionable {
+            request: request.clone(),
+            role,
+            need: 2,
+            link: RequestLink {
+                id: request.id,
+                channel: ChannelId::parse("C0INCIDENT").unwrap(),
+                posted: None,
+            },
+        };
+        let list = PendingList {
+            items: vec![item(&counted, Role::Counted), item(&open_request(6), Role::Approver)],
+            requesters: approvers(),
+            now,
+        };
+        let body = pending(&list);
+        let line = body.blocks[1]["text"]["text"].as_str().unwrap();
+        assert!(
+            line.contains("· 1 of 2 approvals: <@U0BOB> ·")
+                && line.ends_with("(your approval is counted: you may still deny it)"),
+            "{line}"
+        );
+        let labels = |b: &Value| -> Vec<String> {
+            b["elements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["text"]["text"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(labels(&body.blocks[2]), ["Deny"], "no second Approve");
+        assert_eq!(labels(&body.blocks[4]), ["Approve", "Deny"]);
+        assert!(
+            body.blocks[3]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("· 0 of 2 approvals ·")
+        );
+        let confirm = body.blocks[4]["elements"][0]["confirm"]["text"]["text"]
+            .as_str()
+            .unwrap();
+        assert!(
+            confirm.ends_with("Your approval is counted; the run starts after 1 more."),
+            "{confirm}"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod manifest;
 mod metrics;
 mod modes;
 mod pending;
+mod policy;
 mod preflight;
 mod provisioning;
 mod rebuild;
