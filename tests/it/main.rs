@@ -26,6 +26,7 @@ mod modes;
 mod pending;
 mod preflight;
 mod provisioning;
+mod records;
 mod rotation;
 mod runbook;
 mod secret_scan;
