@@ -14,7 +14,7 @@ use aurora_failover_bot::runbook::survey::survey;
 use aurora_failover_bot::settings::Settings;
 use aurora_failover_bot::slack::render;
 use aurora_failover_bot::slack::verify::Verifier;
-use aurora_failover_bot::status::{ClusterReport, reports};
+use aurora_failover_bot::status::{ClusterReport, Past, reports};
 use aurora_failover_bot::store::{Request, RequestState};
 use aurora_failover_bot::types::{Person, Principal, Secret, SlackUserId};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -63,7 +63,7 @@ fn read_fleet() -> (Settings, Vec<ClusterReport>, Plan) {
         let metrics = aws::cloudwatch::CloudWatchMetrics::new(config.clone());
         let dns = aws::route53::Route53Dns::new(&config);
         let s = settings(FLEET);
-        let clusters: Vec<_> = s.clusters.iter().map(|c| (c, None)).collect();
+        let clusters: Vec<_> = s.clusters.iter().map(|c| (c, Past::default())).collect();
         let all = reports(&aurora, &metrics, &dns, &clusters).await;
         let surveyed = survey(&aurora, &metrics, &dns, None, &s.clusters[0])
             .await

@@ -575,12 +575,18 @@ impl Approvals {
         }
     }
 
+    /// Surveys cluster `c` (the global cluster the config names, or the one recorded for it while
+    /// the config still names the old one: `records::effective`) and makes the plan.
     async fn plan_for(
         &self,
         c: &crate::settings::ClusterSettings,
         to: Option<&Region>,
         mode: Option<Mode>,
     ) -> Result<Plan, Unplanned> {
+        // The global cluster recorded by a rebuild, while the config still names the old one.
+        let c = &crate::records::effective_in(self.store.as_ref(), c)
+            .await
+            .map_err(|e| Unplanned::Other(format!("cannot read the recorded global cluster of {}: {e}", c.name)))?;
         if mode == Some(Mode::Rebuild) {
             return self.plan_rebuild(c, to).await;
         }

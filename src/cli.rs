@@ -5,15 +5,15 @@
 //! to stdout.
 //!
 //! Invariants of `status`: it needs neither Slack nor the store's lock (a serving bot holds it). It
-//! reads the store only to show a cluster a past detach left as a standalone writer, through a
-//! read-only connection (`SqliteStore::open_existing`), and only when the store exists; a store it
-//! cannot read is said, not fatal. It makes read-only AWS calls only.
+//! reads the store only for what status shows of the past (a cluster a detach left as a standalone
+//! writer, the global cluster recorded by a rebuild, the switchover back), through a read-only
+//! connection (`SqliteStore::open_existing`), and only when the store exists; a store it cannot read
+//! is said, not fatal. It makes read-only AWS calls only.
 
 use crate::aws::{self, AwsOverrides};
-use crate::ports::Member;
 use crate::settings::{ClusterSettings, Settings};
-use crate::status::ClusterReport;
-use crate::store::{RequestId, SqliteStore};
+use crate::status::{ClusterReport, Past};
+use crate::store::SqliteStore;
 
 /// `CLUSTER` is not a configured cluster's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,8 +23,8 @@ pub struct UnknownCluster {
     pub configured: Vec<String>,
 }
 
-/// What `status` read: the clusters' reports, and why a detached writer could not be looked up in the
-/// store, when it could not.
+/// What `status` read: the clusters' reports, and why the store could not be read (for a detached
+/// writer, a recorded global cluster, the switchover back), when it could not.
 pub struct Status {
     pub reports: Vec<ClusterReport>,
     pub store_unreadable: Option<String>,
@@ -39,19 +39,19 @@ pub async fn read_status(
 ) -> Result<Status, UnknownCluster> {
     let clusters = chosen(settings, cluster)?;
     let (store, store_unreadable) = open_store(settings);
-    let mut with_detach: Vec<(&ClusterSettings, Option<(RequestId, Member)>)> = Vec::new();
+    let mut with_past: Vec<(&ClusterSettings, Past)> = Vec::new();
     for c in clusters {
-        let detached = match &store {
-            Some(s) => crate::status::last_detach(s, c).await,
-            None => None,
+        let past = match &store {
+            Some(s) => crate::status::past(s, c).await,
+            None => Past::default(),
         };
-        with_detach.push((c, detached));
+        with_past.push((c, past));
     }
     let config = aws::load_config(overrides).await;
     let aurora = aws::rds::RdsAurora::new(config.clone());
     let metrics = aws::cloudwatch::CloudWatchMetrics::new(config.clone());
     let dns = aws::route53::Route53Dns::new(&config);
-    let reports = crate::status::reports(&aurora, &metrics, &dns, &with_detach).await;
+    let reports = crate::status::reports(&aurora, &metrics, &dns, &with_past).await;
     Ok(Status {
         reports,
         store_unreadable,
@@ -83,7 +83,8 @@ fn open_store(settings: &Settings) -> (Option<SqliteStore>, Option<String>) {
         Err(e) => (
             None,
             Some(format!(
-                "config key store.path: cannot read {} ({e}): a cluster a past detach left as a standalone writer is not shown",
+                "config key store.path: cannot read {} ({e}): a cluster a past detach left as a standalone writer, a rebuilt \
+                 global cluster and the switchover back are not shown",
                 path.display()
             )),
         ),

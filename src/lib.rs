@@ -24,6 +24,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod lease;
 pub mod ports;
+pub mod records;
 pub mod runbook;
 pub mod server;
 pub mod settings;

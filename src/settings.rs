@@ -318,7 +318,7 @@ pub struct RunbookSettings {
     pub late_dns_window: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSettings {
     pub name: ClusterName,
     pub global_cluster_id: String,

@@ -584,6 +584,21 @@ async fn listen(settings: &Settings) -> anyhow::Result<(TcpListener, crate::serv
     Ok((listener, limits))
 }
 
+/// What start-up tidies in the store before the engine runs: an earlier process's leases (when this
+/// bot is the only one on its store) and the records of global clusters the config now names.
+async fn tidy_at_start(settings: &Settings, store: &dyn Store, leases: &Leaseholder) -> anyhow::Result<()> {
+    // The only bot on its store (a SQLite file is locked): an earlier process's leases end now.
+    // On a shared table they may be another live bot's: they run out by themselves if not.
+    if settings.store.exclusive() {
+        leases
+            .end_earlier_processes_leases()
+            .await
+            .context("cannot read the store's leases")?;
+    }
+    crate::records::settle_at_start(store, &settings.clusters).await;
+    Ok(())
+}
+
 /// The bot without its HTTP side: secrets, store (locked), Slack client, AWS adapters, engine and
 /// outbox. `Application` serves it; break-glass at a terminal runs it when no bot is serving.
 pub struct Engine {
@@ -642,14 +657,7 @@ impl Engine {
             settings: settings.lease,
         });
         info!(instance = %leases.instance, id = %leases.instance.id, "this instance");
-        // The only bot on its store (a SQLite file is locked): an earlier process's leases end now.
-        // On a shared table they may be another live bot's: they run out by themselves if not.
-        if settings.store.exclusive() {
-            leases
-                .end_earlier_processes_leases()
-                .await
-                .context("cannot read the store's leases")?;
-        }
+        tidy_at_start(&settings, store.as_ref(), &leases).await?;
         let (approvals, runs_shutdown) = engine(&settings, &store, &aws, chat.clone(), &api, &telemetry, &leases);
         let outbox = Arc::new(Outbox {
             store: store.clone(),

@@ -2,8 +2,12 @@
 //! replication lag, endpoints), any operation in progress, and whether the writer and reader CNAMEs
 //! point at the current writer's endpoints (a drift mark when not). Clusters are read
 //! concurrently, and so are the members of each, so many clusters answer about as fast as one.
+//! A cluster whose global cluster was rebuilt is read as its record says while the config still names
+//! the old one (`records`), and the report says so; after a managed failover or a switchover the report
+//! offers the switchover back once the old primary is a secondary (`Next::SwitchBack`).
 
 use crate::ports::{Aurora, ClusterState, Dns, Member, Metrics};
+use crate::runbook::plan::Plan;
 use crate::settings::ClusterSettings;
 use crate::store::RequestId;
 use futures::future::join_all;
@@ -74,6 +78,44 @@ pub struct ClusterReport {
     pub records: Option<crate::runbook::plan::Check>,
     /// The cluster's open run, if any, and which instance executes it (read from the store).
     pub run: Option<RunReport>,
+    /// The global cluster recorded for this cluster (a rebuild), when it is followed instead of the
+    /// config's (`records::followed`): `global_cluster_id` above is then the recorded one, and
+    /// `replaces` the one the config names.
+    pub follows: Option<crate::store::GlobalClusterRecord>,
+    /// What to do next, when the bot can say.
+    pub next: Option<Next>,
+}
+
+/// What to do next with a cluster, as status offers it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The last successful run was a managed failover or a switchover and its old primary is a
+    /// secondary now: fail back with a switchover (no data loss).
+    SwitchBack(SwitchBack),
+    /// The last successful run was a detach and the promoted cluster is still standalone: nothing
+    /// replicates it. `/aurora rebuild CLUSTER --in REGION` (REGION: the old primary's) protects it
+    /// again.
+    Rebuild { region: crate::types::Region },
+}
+
+/// Failing back after a managed failover or a switchover: a switchover back to the old primary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwitchBack {
+    /// The request whose run moved the writer away, and its mode.
+    pub request_id: RequestId,
+    pub after: crate::types::Mode,
+    /// The old primary, now a secondary of the global cluster.
+    pub old_primary: Member,
+    /// Its status (DescribeDBClusters `Status`), or why it could not be read.
+    pub status: Result<String, String>,
+}
+
+impl SwitchBack {
+    /// Whether the switchover can be asked for now: the old primary is `available` and its
+    /// `SynchronizationStatus` is `connected`.
+    pub fn ready(&self) -> bool {
+        self.status.as_deref() == Ok("available") && self.old_primary.sync.as_deref() == Some("connected")
+    }
 }
 
 /// A cluster's open run and who executes it: the holder of the cluster's lease.
@@ -126,20 +168,37 @@ pub async fn open_run(store: &dyn crate::store::Store, cluster: &crate::types::C
 
 pub use crate::types::same_host;
 
-/// Reads one cluster's status. `last_detached` is the target of the cluster's last successful detach
-/// run (and that run's request id), if any.
+/// What the store knows of a cluster that its status shows (read with [`past`]).
+#[derive(Debug, Clone, Default)]
+pub struct Past {
+    /// The global cluster recorded for it (a rebuild), if any.
+    pub record: Option<crate::store::GlobalClusterRecord>,
+    /// Its last successful run: that run's request and plan.
+    pub last_success: Option<(RequestId, Plan)>,
+}
+
+/// Reads one cluster's status: the global cluster `c` names, or the one recorded for it while it
+/// follows that record (`records::effective`), with what `past` says of its last successful run.
 pub async fn report(
     aurora: &dyn Aurora,
     metrics: &dyn Metrics,
     dns: &dyn Dns,
     c: &ClusterSettings,
-    last_detached: Option<(RequestId, Member)>,
+    past: Past,
 ) -> ClusterReport {
+    let follows = crate::records::followed(c, past.record.as_ref()).cloned();
+    let c = &crate::records::effective(c, past.record.as_ref());
     let read = read_cluster(aurora, metrics, dns, c).await;
-    let detached = match (&read.topology, last_detached) {
+    let mut next = switch_back(&read.topology, &read.members, past.last_success.as_ref()).map(Next::SwitchBack);
+    let last_detach = past.last_success.filter(|(_, p)| p.mode == crate::types::Mode::Detach);
+    let old_region = last_detach.as_ref().map(|(_, p)| p.from.region.clone());
+    let detached = match (&read.topology, last_detach.map(|(id, p)| (id, p.to))) {
         (Ok(t), Some(d)) => detached(aurora, t, d).await,
         _ => None,
     };
+    if let (None, Some(_), Some(region)) = (&next, &detached, old_region) {
+        next = Some(Next::Rebuild { region });
+    }
     // Where the CNAMEs should point: the detached cluster that now takes the writes, or the writer.
     let writer_state = match &detached {
         Some(d) => d.report.state.as_ref().ok(),
@@ -173,7 +232,35 @@ pub async fn report(
         detached,
         records: read.records,
         run: None,
+        follows,
+        next,
     }
+}
+
+/// The switchover back, when `last` (the last successful run's request and plan) was a managed
+/// failover or a switchover and its old primary is now a secondary of the global cluster, with no
+/// managed operation in progress. Pure.
+fn switch_back(
+    topology: &Result<crate::ports::Topology, String>,
+    members: &[MemberReport],
+    last: Option<&(RequestId, Plan)>,
+) -> Option<SwitchBack> {
+    let (request_id, plan) = last?;
+    if !matches!(plan.mode, crate::types::Mode::Failover | crate::types::Mode::Switchover) {
+        return None;
+    }
+    if topology.as_ref().ok()?.operation_in_progress.is_some() {
+        return None;
+    }
+    let old = members
+        .iter()
+        .find(|m| m.member.arn == plan.from.arn && !m.member.is_writer)?;
+    Some(SwitchBack {
+        request_id: *request_id,
+        after: plan.mode,
+        old_primary: old.member.clone(),
+        status: old.state.as_ref().map(|s| s.status.clone()).map_err(Clone::clone),
+    })
 }
 
 /// What one read of a cluster shows.
@@ -273,24 +360,26 @@ fn follows_writer(check: CnameCheck, global: Option<&GlobalEndpoint>) -> CnameCh
     }
 }
 
-/// Where the last successful detach of cluster `c` moved the writer (with its request), if anywhere:
-/// read from the store's last successful run of the cluster. A store that cannot be read counts as
-/// none (logged).
-pub async fn last_detach(store: &dyn crate::store::Store, c: &ClusterSettings) -> Option<(RequestId, Member)> {
-    use crate::runbook::plan::Plan;
-    match store.last_success(&c.name).await {
-        Ok(Some(r)) => r
-            .stored_plan::<Plan>()
-            .ok()
-            .flatten()
-            .filter(|p| p.mode == crate::types::Mode::Detach)
-            .map(|p| (r.id, p.to)),
+/// What the store knows of cluster `c` for its status: its recorded global cluster and its last
+/// successful run (request and plan; a plan that cannot be read counts as none). A store that cannot
+/// be read counts as knowing nothing (logged).
+pub async fn past(store: &dyn crate::store::Store, c: &ClusterSettings) -> Past {
+    let record = match store.global_cluster_record(&c.name).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, cluster = %c.name, "cannot read the recorded global cluster");
+            None
+        }
+    };
+    let last_success = match store.last_success(&c.name).await {
+        Ok(Some(r)) => r.stored_plan::<Plan>().ok().flatten().map(|p| (r.id, p)),
         Ok(None) => None,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read past runs");
             None
         }
-    }
+    };
+    Past { record, last_success }
 }
 
 /// Reads every given cluster's status, concurrently.
@@ -298,7 +387,7 @@ pub async fn reports(
     aurora: &dyn Aurora,
     metrics: &dyn Metrics,
     dns: &dyn Dns,
-    clusters: &[(&ClusterSettings, Option<(RequestId, Member)>)],
+    clusters: &[(&ClusterSettings, Past)],
 ) -> Vec<ClusterReport> {
     join_all(clusters.iter().map(|(c, d)| report(aurora, metrics, dns, c, d.clone()))).await
 }
@@ -351,8 +440,8 @@ impl Surveyor {
         }
     }
 
-    /// Reports for `clusters` (each with the target of its last successful detach, read from `store`
-    /// when the returned future first runs, not here: a request handler calls this before it
+    /// Reports for `clusters` (each with what `store` knows of it, [`past`], read when the returned
+    /// future first runs, not here: a request handler calls this before it
     /// answers), or `Busy` at once when `MAX_PENDING` answers are already being prepared. The returned
     /// future holds its place until it is done.
     pub fn reports(
@@ -363,9 +452,9 @@ impl Surveyor {
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| Busy)?;
         let me = self.clone();
         Ok(async move {
-            let detached = join_all(clusters.iter().map(|c| last_detach(store.as_ref(), c))).await;
+            let pasts = join_all(clusters.iter().map(|c| past(store.as_ref(), c))).await;
             let runs = join_all(clusters.iter().map(|c| open_run(store.as_ref(), &c.name))).await;
-            let reads: Vec<SharedReport> = clusters.into_iter().zip(detached).map(|(c, d)| me.read(c, d)).collect();
+            let reads: Vec<SharedReport> = clusters.into_iter().zip(pasts).map(|(c, p)| me.read(c, p)).collect();
             let mut reports = join_all(reads).await;
             for (r, run) in reports.iter_mut().zip(runs) {
                 r.run = run;
@@ -376,7 +465,7 @@ impl Surveyor {
     }
 
     /// The shared read of one cluster: a recent one, the one in flight, or a new one.
-    fn read(self: &std::sync::Arc<Self>, c: ClusterSettings, detached: Option<(RequestId, Member)>) -> SharedReport {
+    fn read(self: &std::sync::Arc<Self>, c: ClusterSettings, past: Past) -> SharedReport {
         use futures::FutureExt;
         let key = c.name.to_string();
         let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
@@ -390,7 +479,7 @@ impl Surveyor {
         let me = self.clone();
         let k = key.clone();
         let read = async move {
-            let r = report(me.aurora.as_ref(), me.metrics.as_ref(), me.dns.as_ref(), &c, detached).await;
+            let r = report(me.aurora.as_ref(), me.metrics.as_ref(), me.dns.as_ref(), &c, past).await;
             me.reads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -430,6 +519,109 @@ mod tests {
                 sync: None,
             }),
         }
+    }
+
+    fn member(region: &str, id: &str, is_writer: bool, sync: Option<&str>) -> Member {
+        Member {
+            region: Region::parse(region).unwrap(),
+            cluster_id: id.into(),
+            arn: format!("arn:aws:rds:{region}:123456789012:cluster:{id}"),
+            is_writer,
+            sync: sync.map(str::to_owned),
+        }
+    }
+
+    /// A stored plan of `mode` from orders-east (us-east-1) to orders-west (us-west-2).
+    fn plan(mode: &str) -> Plan {
+        let m = |m: Member| serde_json::to_value(m).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "cluster": "orders", "global_cluster_id": "orders-global", "mode": mode,
+            "from": m(member("us-east-1", "orders-east", true, None)),
+            "to": m(member("us-west-2", "orders-west", false, Some("connected"))),
+            "zone_id": "Z1", "writer_record": "w.zone", "reader_record": "r.zone", "record_ttl": 60,
+            "regions": ["us-east-1", "us-west-2"], "dns_before": {}
+        }))
+        .unwrap()
+    }
+
+    fn topology(members: &[Member], operation: Option<&str>) -> Result<crate::ports::Topology, String> {
+        Ok(crate::ports::Topology {
+            global_cluster_id: "orders-global".into(),
+            status: "available".into(),
+            engine_version: "15.4".into(),
+            members: members.to_vec(),
+            operation_in_progress: operation.map(str::to_owned),
+            operation_target: None,
+            writer_endpoint: None,
+        })
+    }
+
+    fn reports(members: &[Member]) -> Vec<MemberReport> {
+        members
+            .iter()
+            .map(|m| MemberReport {
+                member: m.clone(),
+                state: Err("not read".into()),
+                lag_ms: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_switchover_back_is_offered_after_a_managed_failover_or_a_switchover_whose_old_primary_is_a_secondary() {
+        let now = [
+            member("us-east-1", "orders-east", false, Some("pending-resync")),
+            member("us-west-2", "orders-west", true, None),
+        ];
+        let last = (RequestId::new(7), plan("failover"));
+        let back = switch_back(&topology(&now, None), &reports(&now), Some(&last)).unwrap();
+        assert_eq!(
+            (back.request_id, back.after),
+            (RequestId::new(7), crate::types::Mode::Failover)
+        );
+        assert_eq!(back.old_primary, now[0]);
+        assert!(!back.ready(), "not readable, not connected");
+        let switched = (RequestId::new(8), plan("switchover"));
+        assert!(switch_back(&topology(&now, None), &reports(&now), Some(&switched)).is_some());
+        // Nothing after a detach, while an operation runs, when the old primary is the writer again or
+        // gone, or with no past run.
+        let detached = (RequestId::new(9), plan("detach"));
+        assert_eq!(
+            switch_back(&topology(&now, None), &reports(&now), Some(&detached)),
+            None
+        );
+        assert_eq!(
+            switch_back(&topology(&now, Some("switching-over")), &reports(&now), Some(&last)),
+            None
+        );
+        let back_again = [
+            member("us-east-1", "orders-east", true, None),
+            member("us-west-2", "orders-west", false, Some("connected")),
+        ];
+        assert_eq!(
+            switch_back(&topology(&back_again, None), &reports(&back_again), Some(&last)),
+            None
+        );
+        assert_eq!(
+            switch_back(&topology(&now[1..], None), &reports(&now[1..]), Some(&last)),
+            None
+        );
+        assert_eq!(switch_back(&topology(&now, None), &reports(&now), None), None);
+        assert_eq!(switch_back(&Err("throttled".into()), &[], Some(&last)), None);
+    }
+
+    #[test]
+    fn the_switchover_back_is_ready_when_the_old_primary_is_available_and_connected() {
+        let back = |status: &str, sync: Option<&str>| SwitchBack {
+            request_id: RequestId::new(7),
+            after: crate::types::Mode::Failover,
+            old_primary: member("us-east-1", "orders-east", false, sync),
+            status: Ok(status.into()),
+        };
+        assert!(back("available", Some("connected")).ready());
+        assert!(!back("available", Some("pending-resync")).ready());
+        assert!(!back("modifying", Some("connected")).ready());
+        assert!(!back("available", None).ready());
     }
 
     #[test]

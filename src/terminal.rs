@@ -4,7 +4,8 @@
 
 use crate::checkconfig::Report;
 use crate::runbook::plan::{Check, Outcome, lag_text};
-use crate::status::{ClusterReport, CnameCheck, Detached, GlobalEndpoint, MemberReport, same_host};
+use crate::status::{ClusterReport, CnameCheck, Detached, GlobalEndpoint, MemberReport, Next, same_host};
+use crate::store::GlobalClusterRecord;
 
 /// The `/aurora status` view of `reports`, one block of lines per cluster, blocks separated by an
 /// empty line; ends with a newline.
@@ -18,6 +19,7 @@ pub fn status(reports: &[ClusterReport]) -> String {
 /// records check when it did not pass.
 fn cluster_status(r: &ClusterReport) -> Vec<String> {
     let mut lines = vec![format!("{} (global cluster {})", r.name, r.global_cluster_id)];
+    lines.extend(r.follows.iter().map(|f| follows_line(&r.name, f)));
     match &r.topology {
         Err(e) => lines.push(format!("  WARNING cannot read the global cluster: {e}")),
         Ok(t) => {
@@ -47,7 +49,55 @@ fn cluster_status(r: &ClusterReport) -> Vec<String> {
     if let Some(c) = r.records.as_ref().filter(|c| c.outcome != Outcome::Pass) {
         lines.push(format!("  {} {}: {}", tag(c.outcome), c.name, c.detail));
     }
+    lines.extend(r.next.iter().map(|n| next_line(&r.name, n)));
     lines
+}
+
+/// The global cluster a cluster follows instead of the config's, and the config change that makes it
+/// permanent.
+fn follows_line(cluster: &str, f: &GlobalClusterRecord) -> String {
+    format!(
+        "  follows global cluster {} (made by rebuild request #{}, {}) while the config names {}: set \
+         global_cluster_id = \"{}\" in {cluster}' [[clusters]] entry to make it permanent (the record is then dropped \
+         at start-up)",
+        f.global_cluster_id,
+        f.request,
+        f.recorded_at.strftime("%Y-%m-%d %H:%M UTC"),
+        f.replaces,
+        f.global_cluster_id
+    )
+}
+
+/// What to do next with a cluster: fail back with a switchover, now or once the old primary is back.
+fn next_line(cluster: &str, next: &Next) -> String {
+    let b = match next {
+        Next::SwitchBack(b) => b,
+        Next::Rebuild { region } => {
+            return format!(
+                "  next    Nothing replicates it since the detach. Once {region} is healthy: /aurora rebuild {cluster} --in {region}"
+            );
+        }
+    };
+    let old = &b.old_primary;
+    let offer = format!(
+        "Fail back to {} with a switchover (no data loss): /aurora failover {cluster} --to {} --mode switchover",
+        old.region, old.region
+    );
+    if b.ready() {
+        return format!("  next    {offer}");
+    }
+    let status = match &b.status {
+        Ok(s) => s.clone(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    let sync = match &b.old_primary.sync {
+        Some(sync) => format!("sync {sync}"),
+        None => "no sync status".to_owned(),
+    };
+    format!(
+        "  later   {offer} once {} is back as an available, connected secondary (now: {status}, {sync})",
+        old.cluster_id
+    )
 }
 
 /// A member's state: status, writer instance, engine, lag, sync, write forwarding, endpoints.
@@ -216,6 +266,49 @@ mod tests {
              warn replication lag in us-west-2: not known\n\n1 ok, 1 warning(s), 1 failed\n"
         );
         assert!(report.failed());
+    }
+
+    fn switch_back(status: &str, sync: &str) -> Next {
+        Next::SwitchBack(crate::status::SwitchBack {
+            request_id: crate::store::RequestId::new(7),
+            after: crate::types::Mode::Switchover,
+            old_primary: crate::ports::Member {
+                region: crate::types::Region::parse("us-east-1").unwrap(),
+                cluster_id: "orders-east".into(),
+                arn: "arn:aws:rds:us-east-1:123456789012:cluster:orders-east".into(),
+                is_writer: false,
+                sync: Some(sync.into()),
+            },
+            status: Ok(status.into()),
+        })
+    }
+
+    #[test]
+    fn the_followed_global_cluster_and_the_switchover_back_are_said_plainly() {
+        let record = GlobalClusterRecord {
+            cluster: crate::types::ClusterName::parse("orders").unwrap(),
+            global_cluster_id: "orders-global-2".into(),
+            request: crate::store::RequestId::new(12),
+            recorded_at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+            replaces: "orders-global".into(),
+        };
+        assert_eq!(
+            follows_line("orders", &record),
+            "  follows global cluster orders-global-2 (made by rebuild request #12, 2027-01-15 08:00 UTC) while the \
+             config names orders-global: set global_cluster_id = \"orders-global-2\" in orders' [[clusters]] entry to \
+             make it permanent (the record is then dropped at start-up)"
+        );
+        assert_eq!(
+            next_line("orders", &switch_back("available", "connected")),
+            "  next    Fail back to us-east-1 with a switchover (no data loss): /aurora failover orders --to us-east-1 \
+             --mode switchover"
+        );
+        assert_eq!(
+            next_line("orders", &switch_back("modifying", "pending-resync")),
+            "  later   Fail back to us-east-1 with a switchover (no data loss): /aurora failover orders --to us-east-1 \
+             --mode switchover once orders-east is back as an available, connected secondary (now: modifying, sync \
+             pending-resync)"
+        );
     }
 
     #[test]

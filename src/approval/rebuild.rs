@@ -17,12 +17,21 @@ impl Approvals {
                 c.name
             )));
         };
-        let detached = crate::status::last_detach(self.store.as_ref(), c).await;
+        let detached = crate::status::past(self.store.as_ref(), c)
+            .await
+            .last_success
+            .filter(|(_, p)| p.mode == crate::types::Mode::Detach)
+            .map(|(id, p)| (id, p.to));
         let reads = Reads {
             aurora: self.aurora.as_ref(),
             provisioning: self.launcher.runner.provisioning.as_ref(),
             permissions: Some(self.permissions.as_ref()),
         };
-        reads.plan(c, region, detached).await
+        let mut plan = reads.plan(c, region, detached).await?;
+        // `c` follows a recorded global cluster; the record of the new one replaces what the config names.
+        if let (Some(r), Some(configured)) = (plan.rebuild.as_mut(), self.settings.cluster(c.name.as_str())) {
+            r.replaces = configured.global_cluster_id.clone();
+        }
+        Ok(plan)
     }
 }

@@ -10,9 +10,7 @@
 
 use super::classify;
 use super::rds::{RdsAurora, no_retries};
-use crate::ports::{
-    AwsError, AwsErrorKind, ClusterSpec, ClusterState, InstanceSpec, NewInstance, NewSecondary, Provisioning,
-};
+use crate::ports::{AwsError, ClusterSpec, ClusterState, InstanceSpec, NewInstance, NewSecondary, Provisioning};
 use crate::types::Region;
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Filter};
@@ -74,18 +72,7 @@ fn cluster_spec(region: &Region, cluster_id: &str, c: &DbCluster, instances: &[D
 impl Provisioning for RdsAurora {
     async fn cluster_spec(&self, region: &Region, cluster_id: &str) -> Result<ClusterSpec, AwsError> {
         let client = self.client(region);
-        let out = client
-            .describe_db_clusters()
-            .db_cluster_identifier(cluster_id)
-            .send()
-            .await
-            .map_err(|e| classify(&e, "rds:DescribeDBClusters"))?;
-        let c = out.db_clusters().first().ok_or_else(|| {
-            AwsError::new(
-                AwsErrorKind::NotFound,
-                format!("cluster {cluster_id} not found in {region}"),
-            )
-        })?;
+        let c = &self.describe_cluster(region, cluster_id).await?;
         // One call for every instance of the cluster (at most 16, within one page of 100).
         let instances = client
             .describe_db_instances()

@@ -27,6 +27,27 @@ impl RdsAurora {
     }
 
     /// The client for `region` (shared with the `Provisioning` adapter, `super::provision`).
+    /// DescribeDBClusters of one cluster in `region`; `NotFound` when RDS lists none.
+    pub(super) async fn describe_cluster(
+        &self,
+        region: &Region,
+        cluster_id: &str,
+    ) -> Result<aws_sdk_rds::types::DbCluster, AwsError> {
+        let out = self
+            .client(region)
+            .describe_db_clusters()
+            .db_cluster_identifier(cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "rds:DescribeDBClusters"))?;
+        out.db_clusters().first().cloned().ok_or_else(|| {
+            AwsError::new(
+                AwsErrorKind::NotFound,
+                format!("cluster {cluster_id} not found in {region}"),
+            )
+        })
+    }
+
     pub(super) fn client(&self, region: &Region) -> aws_sdk_rds::Client {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients
@@ -157,19 +178,7 @@ impl Aurora for RdsAurora {
     }
 
     async fn cluster(&self, region: &Region, cluster_id: &str) -> Result<ClusterState, AwsError> {
-        let out = self
-            .client(region)
-            .describe_db_clusters()
-            .db_cluster_identifier(cluster_id)
-            .send()
-            .await
-            .map_err(|e| classify(&e, "rds:DescribeDBClusters"))?;
-        let c = out.db_clusters().first().ok_or_else(|| {
-            AwsError::new(
-                AwsErrorKind::NotFound,
-                format!("cluster {cluster_id} not found in {region}"),
-            )
-        })?;
+        let c = &self.describe_cluster(region, cluster_id).await?;
         Ok(ClusterState {
             region: region.clone(),
             cluster_id: c.db_cluster_identifier().unwrap_or(cluster_id).to_owned(),

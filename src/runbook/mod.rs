@@ -69,6 +69,8 @@ pub enum Step {
     /// A rebuild's CreateDBInstance of each of the secondary's instances.
     CreateInstances,
     WaitReplicating,
+    /// A rebuild records the new global cluster for the cluster's name.
+    Record,
     Done,
 }
 
@@ -92,6 +94,7 @@ impl Step {
             Step::WaitSecondary => "wait_secondary",
             Step::CreateInstances => "create_instances",
             Step::WaitReplicating => "wait_replicating",
+            Step::Record => "record",
             Step::Done => "done",
         }
     }
@@ -113,6 +116,7 @@ impl Step {
             Step::WaitSecondary,
             Step::CreateInstances,
             Step::WaitReplicating,
+            Step::Record,
             Step::Done,
         ]
         .into_iter()
@@ -137,6 +141,7 @@ impl Step {
             Step::WaitSecondary => "Wait until the secondary cluster is available",
             Step::CreateInstances => "Create the secondary's instances",
             Step::WaitReplicating => "Wait until the secondary replicates",
+            Step::Record => "Record the new global cluster",
             Step::Done => "Done",
         }
     }
@@ -176,6 +181,7 @@ impl Step {
                 Step::WaitSecondary,
                 Step::CreateInstances,
                 Step::WaitReplicating,
+                Step::Record,
             ],
         }
     }
@@ -1412,6 +1418,7 @@ impl Runner {
             ),
             Step::CreateSecondary => format!("Calling CreateDBCluster {} in {}.", p.to.cluster_id, p.to.region),
             Step::CreateInstances => format!("Calling CreateDBInstance for {}'s instances.", p.to.cluster_id),
+            Step::Record => format!("Recording {} as {}'s global cluster.", p.global_cluster_id, p.cluster),
             Step::WaitGlobal | Step::WaitSecondary | Step::WaitReplicating => format!(
                 "Polling every {} ms, for at most {} s.",
                 s.poll_interval.as_millis(),

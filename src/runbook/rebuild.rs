@@ -41,6 +41,10 @@ pub struct RebuildPlan {
     pub instances: Vec<NewInstance>,
     /// The old primary in the rebuild's Region, whose settings are copied: never deleted by the bot.
     pub old_primary: ClusterSpec,
+    /// The global cluster id the config names (the record of the new one replaces it until the config
+    /// names the new one).
+    #[serde(default)]
+    pub replaces: String,
 }
 
 /// The identifiers derived from `id`: `id-2`, `id-3`, ... (or, for `name-7`, `name-8`, ...), each at
@@ -177,6 +181,7 @@ impl Reads<'_> {
             },
             instances,
             old_primary,
+            replaces: c.global_cluster_id.clone(),
         };
         let mut checks = checks(&source, &source_spec, &rebuild);
         if let Some(p) = self.permissions {
@@ -643,6 +648,7 @@ impl Runner {
                 Ok(done.join(" "))
             }
             Step::WaitReplicating => self.wait_replicating(ctx, step, wait_deadline).await,
+            Step::Record => self.record(ctx).await,
             other => Err(Stop::Refused(format!("{} is not a step of a rebuild", other.as_str()))),
         }
     }
@@ -785,6 +791,31 @@ impl Runner {
 }
 
 impl Runner {
+    /// Records the new global cluster for the cluster's name (status and new requests follow it while
+    /// the config names the old one), riding out a failing store like every record of a run.
+    async fn record(&self, ctx: &Ctx) -> Result<String, Stop> {
+        let r = rebuild_of(ctx)?;
+        let record = crate::store::GlobalClusterRecord {
+            cluster: ctx.plan.cluster.clone(),
+            global_cluster_id: r.global_cluster_id.clone(),
+            request: ctx.request.id,
+            recorded_at: self.clock.now(),
+            replaces: if r.replaces.is_empty() {
+                r.old_global_cluster_id.clone()
+            } else {
+                r.replaces.clone()
+            },
+        };
+        self.stubbornly(ctx, "the new global cluster's record", || {
+            self.store.record_global_cluster(&record)
+        })
+        .await?;
+        Ok(format!(
+            "{} is recorded as {}'s global cluster; the config names {}.",
+            record.global_cluster_id, record.cluster, record.replaces
+        ))
+    }
+
     /// Polls again after `seen`, or stops at `deadline`.
     async fn poll_again(
         &self,

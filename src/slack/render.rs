@@ -1809,7 +1809,7 @@ fn cluster_brief(r: &ClusterReport) -> Vec<String> {
     let Ok(_) = &r.topology else {
         return full;
     };
-    let mut lines = vec![full[0].clone()];
+    let mut lines = cluster_header(r);
     lines.extend(operation_and_detached(r));
     for m in &r.members {
         let role = if m.member.is_writer { "*writer*" } else { "reader" };
@@ -1854,7 +1854,7 @@ fn cluster_brief(r: &ClusterReport) -> Vec<String> {
 
 /// One cluster's lines in `/aurora status`: its members, its CNAMEs, its records check.
 fn cluster_status(r: &ClusterReport) -> Vec<String> {
-    let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
+    let mut lines = cluster_header(r);
     match &r.topology {
         Err(e) => lines.push(format!(":warning: cannot read the global cluster: {}", esc(e))),
         Ok(_) => {
@@ -1883,7 +1883,15 @@ fn cluster_status(r: &ClusterReport) -> Vec<String> {
     lines
 }
 
-/// A managed operation in progress on the global cluster, and what a detach left, if anything.
+/// A cluster's name and global cluster, and the recorded global cluster it follows, if it does.
+fn cluster_header(r: &ClusterReport) -> Vec<String> {
+    let mut lines = vec![format!("*{}* (`{}`)", r.name, esc(&r.global_cluster_id))];
+    lines.extend(r.follows.iter().map(|f| follows_line(&r.name, f)));
+    lines
+}
+
+/// A managed operation in progress on the global cluster, what a detach left, the open run, and what
+/// to do next, if anything.
 fn operation_and_detached(r: &ClusterReport) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(op) = r.topology.as_ref().ok().and_then(|t| t.operation_in_progress.as_ref()) {
@@ -1898,7 +1906,64 @@ fn operation_and_detached(r: &ClusterReport) -> Vec<String> {
     if let Some(run) = &r.run {
         lines.push(run_line(run));
     }
+    lines.extend(r.next.iter().map(|n| next_line(&r.name, n)));
     lines
+}
+
+/// The global cluster a cluster follows instead of the config's, and the config change that makes it
+/// permanent.
+fn follows_line(cluster: &str, f: &crate::store::GlobalClusterRecord) -> String {
+    format!(
+        ":information_source: *{}* follows global cluster {} (made by rebuild request #{}, {}) while the config names \
+         {}: set {} in {}' {} entry to make it permanent (the record is then dropped at start-up)",
+        esc(cluster),
+        ident(&f.global_cluster_id),
+        f.request,
+        slack_time(f.recorded_at),
+        ident(&f.replaces),
+        ident(&format!("global_cluster_id = \"{}\"", f.global_cluster_id)),
+        esc(cluster),
+        ident("[[clusters]]")
+    )
+}
+
+/// What to do next with a cluster: fail back with a switchover, now or once the old primary is back.
+fn next_line(cluster: &str, next: &crate::status::Next) -> String {
+    let b = match next {
+        crate::status::Next::SwitchBack(b) => b,
+        crate::status::Next::Rebuild { region } => {
+            return format!(
+                ":shield: Nothing replicates it since the detach. Once {region} is healthy, protect it again: {}",
+                ident(&format!("/aurora rebuild {cluster} --in {region}"))
+            );
+        }
+    };
+    let old = &b.old_primary;
+    let offer = format!(
+        "Fail back to {} with a switchover (no data loss): {}",
+        old.region,
+        fail_back_command(cluster, old)
+    );
+    if b.ready() {
+        return format!(":leftwards_arrow_with_hook: {offer}");
+    }
+    format!(
+        ":hourglass_flowing_sand: {offer} once {} is back as an available, connected secondary (now: {})",
+        ident(&old.cluster_id),
+        old_primary_now(b)
+    )
+}
+
+/// What the old primary is now: its status and its sync status.
+fn old_primary_now(b: &crate::status::SwitchBack) -> String {
+    let status = match &b.status {
+        Ok(s) => esc(s),
+        Err(e) => format!("cannot be read: {}", esc(e)),
+    };
+    match &b.old_primary.sync {
+        Some(sync) => format!("{status}, sync {}", esc(sync)),
+        None => format!("{status}, no sync status"),
+    }
 }
 
 /// A cluster's open run: its step and the instance executing it.
@@ -2650,7 +2715,72 @@ mod tests {
             writer_cname: CnameCheck::Unreadable("Throttling".into()),
             reader_cname: CnameCheck::Unreadable("Throttling".into()),
             records: None,
+            follows: None,
+            next: None,
         }
+    }
+
+    fn switch_back(status: Result<&str, &str>, sync: Option<&str>) -> crate::status::Next {
+        crate::status::Next::SwitchBack(crate::status::SwitchBack {
+            request_id: crate::store::RequestId::new(7),
+            after: Mode::Failover,
+            old_primary: crate::ports::Member {
+                region: crate::types::Region::parse("us-east-1").unwrap(),
+                cluster_id: "orders-east".into(),
+                arn: "arn:aws:rds:us-east-1:123456789012:cluster:orders-east".into(),
+                is_writer: false,
+                sync: sync.map(str::to_owned),
+            },
+            status: status.map(str::to_owned).map_err(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn status_says_which_recorded_global_cluster_it_follows_and_the_config_change_that_makes_it_permanent() {
+        let mut r = unreadable("orders");
+        r.global_cluster_id = "orders-global-2".into();
+        r.follows = Some(crate::store::GlobalClusterRecord {
+            cluster: crate::types::ClusterName::parse("orders").unwrap(),
+            global_cluster_id: "orders-global-2".into(),
+            request: crate::store::RequestId::new(12),
+            recorded_at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+            replaces: "orders-global".into(),
+        });
+        let text = cluster_status(&r).join("\n");
+        assert!(text.starts_with("*orders* (`orders-global-2`)\n"), "{text}");
+        assert!(
+            text.contains(
+                ":information_source: *orders* follows global cluster `orders-global-2` (made by rebuild request #12, \
+                 <!date^1800000000^{date_short_pretty} {time}|2027-01-15 08:00 UTC>) while the config names \
+                 `orders-global`: set `global_cluster_id = \"orders-global-2\"` in orders' `[[clusters]]` entry to \
+                 make it permanent (the record is then dropped at start-up)"
+            ),
+            "{text}"
+        );
+        assert!(
+            cluster_brief(&r)
+                .join("\n")
+                .contains("follows global cluster `orders-global-2`")
+        );
+    }
+
+    #[test]
+    fn fail_back_is_offered_as_a_switchover_now_or_once_the_old_primary_is_a_connected_secondary() {
+        assert_eq!(
+            next_line("orders", &switch_back(Ok("available"), Some("connected"))),
+            ":leftwards_arrow_with_hook: Fail back to us-east-1 with a switchover (no data loss): \
+             `/aurora failover orders --to us-east-1 --mode switchover`"
+        );
+        assert_eq!(
+            next_line("orders", &switch_back(Ok("available"), Some("pending-resync"))),
+            ":hourglass_flowing_sand: Fail back to us-east-1 with a switchover (no data loss): \
+             `/aurora failover orders --to us-east-1 --mode switchover` once `orders-east` is back as an available, \
+             connected secondary (now: available, sync pending-resync)"
+        );
+        assert!(
+            next_line("orders", &switch_back(Err("<timeout>"), None))
+                .ends_with("(now: cannot be read: &lt;timeout&gt;, no sync status)")
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ struct State {
     outbox: BTreeMap<OutboxId, OutboxItem>,
     response_urls: HashMap<String, ResponseUrl>,
     leases: BTreeMap<String, Lease>,
+    /// Recorded global clusters, by cluster name.
+    global_clusters: BTreeMap<String, GlobalClusterRecord>,
     /// Made when the store is: this store's identity.
     id: String,
     /// Tests: the next call of this operation fails (once).
@@ -818,6 +820,35 @@ impl Store for MemoryStore {
 
     async fn response_url(&self, url: &str) -> Result<Option<ResponseUrl>> {
         Ok(self.state().response_urls.get(url).cloned())
+    }
+
+    async fn record_global_cluster(&self, r: &GlobalClusterRecord) -> Result<()> {
+        let mut s = self.state();
+        let key = r.cluster.to_string();
+        if s.global_clusters.get(&key).is_none_or(|stored| r.supersedes(stored)) {
+            s.global_clusters.insert(key, r.clone());
+        }
+        Ok(())
+    }
+
+    async fn global_cluster_record(&self, cluster: &ClusterName) -> Result<Option<GlobalClusterRecord>> {
+        Ok(self.state().global_clusters.get(cluster.as_str()).cloned())
+    }
+
+    async fn global_cluster_records(&self) -> Result<Vec<Stored<GlobalClusterRecord>>> {
+        Ok(self.state().global_clusters.values().cloned().map(Ok).collect())
+    }
+
+    async fn drop_global_cluster_record(&self, cluster: &ClusterName, global_cluster_id: &str) -> Result<bool> {
+        let mut s = self.state();
+        let named = s
+            .global_clusters
+            .get(cluster.as_str())
+            .is_some_and(|r| r.global_cluster_id == global_cluster_id);
+        if named {
+            s.global_clusters.remove(cluster.as_str());
+        }
+        Ok(named)
     }
 
     async fn store_id(&self) -> Result<String> {

@@ -142,6 +142,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    // ---- recorded global clusters (one item per cluster name) ----
+
+    /// Records `r` as its cluster's global cluster: one conditional put of the cluster's record item,
+    /// applied unless the record stored for that cluster was recorded later (then nothing changes).
+    /// The same record again is a no-op; a newer one replaces the older.
+    async fn record_global_cluster(&self, r: &GlobalClusterRecord) -> Result<()>;
+
+    /// The record of `cluster`, if any.
+    async fn global_cluster_record(&self, cluster: &ClusterName) -> Result<Option<GlobalClusterRecord>>;
+
+    /// Every record (one per cluster name), by cluster name; an unreadable one is listed as such.
+    async fn global_cluster_records(&self) -> Result<Vec<Stored<GlobalClusterRecord>>>;
+
+    /// Deletes `cluster`'s record if it still names `global_cluster_id` (one conditional delete), so
+    /// that a newer record is never dropped by mistake; `true` if this call deleted it.
+    async fn drop_global_cluster_record(&self, cluster: &ClusterName, global_cluster_id: &str) -> Result<bool>;
+
     // ---- requests ----
 
     /// Inserts request `id` in state `planning`, unless it exists (`false`).

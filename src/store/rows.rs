@@ -498,3 +498,27 @@ pub struct ResponseUrl {
     pub channel: String,
     pub issued_at: jiff::Timestamp,
 }
+
+/// The global cluster the bot made for a configured cluster (a rebuild after a detach) while the
+/// config still names another one. The config stays the source of truth: status and planning follow
+/// the recorded global cluster only while the config names `replaces`, and the record is dropped at
+/// start-up once the config names `global_cluster_id`. One record per cluster name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalClusterRecord {
+    pub cluster: ClusterName,
+    /// The global cluster's identifier (`GlobalClusterIdentifier`, e.g. `orders-global-2`).
+    pub global_cluster_id: String,
+    /// The rebuild request whose run made it.
+    pub request: RequestId,
+    pub recorded_at: jiff::Timestamp,
+    /// The global cluster identifier the config named when it was recorded.
+    pub replaces: String,
+}
+
+impl GlobalClusterRecord {
+    /// Whether this record may replace `stored` (the one kept for the same cluster): not when `stored`
+    /// was recorded later. The one rule every store applies (in its own atomic way).
+    pub fn supersedes(&self, stored: &GlobalClusterRecord) -> bool {
+        self.recorded_at >= stored.recorded_at
+    }
+}

@@ -133,6 +133,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE requests ADD COLUMN reason TEXT;
     ALTER TABLE requests ADD COLUMN ticket TEXT;
     ALTER TABLE requests ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';",
+    // 10: the global cluster the bot made for a cluster (a rebuild) while the config names another
+    // one: one row per cluster name, dropped at start-up once the config names it.
+    "CREATE TABLE global_cluster_records (
+        cluster            TEXT PRIMARY KEY,
+        global_cluster_id  TEXT NOT NULL,
+        request_id         INTEGER NOT NULL,
+        recorded_at        INTEGER NOT NULL,
+        replaces           TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -360,6 +360,46 @@ fn journal_lines(conn: &Connection, condition: &str, params: impl rusqlite::Para
         .collect()
 }
 
+/// Recorded global clusters matching `condition` (a `WHERE` clause, or empty), by cluster name.
+fn global_cluster_records(
+    conn: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Stored<GlobalClusterRecord>>> {
+    let sql = format!(
+        "SELECT cluster, global_cluster_id, request_id, recorded_at, replaces FROM global_cluster_records {condition} \
+         ORDER BY cluster"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(cluster, global_cluster_id, request, at, replaces)| {
+            let d = Decoder {
+                table: "global_cluster_records",
+                key: cluster.clone(),
+            };
+            Ok(GlobalClusterRecord {
+                cluster: d.parsed("cluster name", &cluster, ClusterName::parse)?,
+                global_cluster_id,
+                request: RequestId::new(request),
+                recorded_at: d.time("recorded_at", at)?,
+                replaces,
+            })
+        })
+        .collect())
+}
+
 /// The first of a listing, where the key is unique: a row that cannot be read is an error.
 fn one<T>(mut rows: Vec<Stored<T>>) -> Result<Option<T>> {
     Ok(rows.pop().transpose()?)
@@ -1299,6 +1339,44 @@ impl Store for SqliteStore {
                 channel,
             }))
         })
+        .await
+    }
+
+    async fn record_global_cluster(&self, r: &GlobalClusterRecord) -> Result<()> {
+        // Replaces the stored record unless that one was recorded later (`GlobalClusterRecord::supersedes`).
+        self.changed(
+            "INSERT INTO global_cluster_records (cluster, global_cluster_id, request_id, recorded_at, replaces)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (cluster) DO UPDATE SET global_cluster_id = excluded.global_cluster_id,
+                 request_id = excluded.request_id, recorded_at = excluded.recorded_at, replaces = excluded.replaces
+             WHERE excluded.recorded_at >= global_cluster_records.recorded_at",
+            vec![
+                text(r.cluster.as_str()),
+                text(&r.global_cluster_id),
+                int(r.request.get()),
+                int(ts(r.recorded_at)),
+                text(&r.replaces),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn global_cluster_record(&self, cluster: &ClusterName) -> Result<Option<GlobalClusterRecord>> {
+        let cluster = cluster.as_str().to_owned();
+        self.with(move |c| one(global_cluster_records(c, "WHERE cluster = ?1", params![cluster])?))
+            .await
+    }
+
+    async fn global_cluster_records(&self) -> Result<Vec<Stored<GlobalClusterRecord>>> {
+        self.with(|c| global_cluster_records(c, "", [])).await
+    }
+
+    async fn drop_global_cluster_record(&self, cluster: &ClusterName, global_cluster_id: &str) -> Result<bool> {
+        self.changed(
+            "DELETE FROM global_cluster_records WHERE cluster = ?1 AND global_cluster_id = ?2",
+            vec![text(cluster.as_str()), text(global_cluster_id)],
+        )
         .await
     }
 

@@ -910,6 +910,75 @@ async fn approvals_are_counted_once_per_person_and_only_while_pending(store: Arc
     assert_eq!(store.request(id).await.unwrap().unwrap().approvals.len(), 5);
 }
 
+fn record(cluster: &str, id: &str, request: i64, at: i64) -> GlobalClusterRecord {
+    GlobalClusterRecord {
+        cluster: ClusterName::parse(cluster).unwrap(),
+        global_cluster_id: id.into(),
+        request: RequestId::new(request),
+        recorded_at: t(at),
+        replaces: format!("{cluster}-global"),
+    }
+}
+
+async fn a_recorded_global_cluster_is_replaced_only_by_a_newer_one_and_dropped_only_by_its_id(store: Arc<dyn Store>) {
+    let orders = ClusterName::parse("orders").unwrap();
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), None);
+    let first = record("orders", "orders-global-2", 12, 100);
+    store.record_global_cluster(&first).await.unwrap();
+    // The same record again changes nothing.
+    store.record_global_cluster(&first).await.unwrap();
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), Some(first.clone()));
+    // An older one does not replace it; a newer one does.
+    store
+        .record_global_cluster(&record("orders", "orders-global-old", 9, 50))
+        .await
+        .unwrap();
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), Some(first.clone()));
+    let newer = record("orders", "orders-global-3", 14, 200);
+    store.record_global_cluster(&newer).await.unwrap();
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), Some(newer.clone()));
+    // One per cluster name, listed by name.
+    let billing = record("billing", "billing-global-2", 15, 300);
+    store.record_global_cluster(&billing).await.unwrap();
+    let all: Vec<_> = store
+        .global_cluster_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(std::result::Result::unwrap)
+        .collect();
+    assert_eq!(all, [billing.clone(), newer.clone()]);
+    // Dropping names the id: the older id drops nothing, the current one drops the record.
+    assert!(
+        !store
+            .drop_global_cluster_record(&orders, "orders-global-2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), Some(newer));
+    assert!(
+        store
+            .drop_global_cluster_record(&orders, "orders-global-3")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .drop_global_cluster_record(&orders, "orders-global-3")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.global_cluster_record(&orders).await.unwrap(), None);
+    let left: Vec<_> = store
+        .global_cluster_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(std::result::Result::unwrap)
+        .collect();
+    assert_eq!(left, [billing]);
+}
+
 /// Runs each listed test against a fresh SQLite store (a temp file), a fresh in-memory store and a
 /// DynamoDB store on a fresh table in moto.
 macro_rules! suite {
@@ -969,6 +1038,7 @@ suite!(
     a_former_holder_cannot_write_for_the_run_after_a_takeover,
     a_former_holder_of_the_outbox_cannot_record_deliveries,
     approvals_are_counted_once_per_person_and_only_while_pending,
+    a_recorded_global_cluster_is_replaced_only_by_a_newer_one_and_dropped_only_by_its_id,
 );
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {

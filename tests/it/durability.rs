@@ -78,14 +78,8 @@ impl World {
         id
     }
 
-    /// The ts of request `id`'s message, once its delivery is recorded.
     async fn message_ts(&self, id: i64) -> String {
-        let store = self.bot.store();
-        wait_until("the request message", async || {
-            let r = store.request(id.into()).await.ok().flatten()?;
-            store.outbox_item(r.message?).await.ok().flatten()?.delivered_ts
-        })
-        .await
+        self.bot.message_ts(id).await
     }
 
     /// Holds the answer of the next channel message of `kind`, runs `trigger`, waits until Slack has
@@ -112,13 +106,7 @@ impl World {
     }
 
     async fn approve(&self, id: i64, ts: &str) {
-        let url = self.slack.response_url();
-        let answer = self
-            .bot
-            .sender()
-            .click(BOB, CHANNEL, ts, "approve", &id.to_string(), &url, Self::now())
-            .await;
-        assert_eq!(answer.status, 200);
+        self.bot.approve(&self.slack, id, ts).await
     }
 
     /// Waits until the bot has delivered everything it queued (so that a kill does not land in the
@@ -149,25 +137,11 @@ impl World {
     }
 
     async fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
-        let store = self.bot.store();
-        let Some(run) = store.run_of_request(id.into()).await.ok().flatten() else {
-            return false;
-        };
-        store
-            .journal_of(run.id)
-            .await
-            .unwrap()
-            .iter()
-            .any(|e| e.step == step && e.event == event)
+        self.bot.journal_has(id, step, event).await
     }
 
     async fn finished(&self, id: i64) -> RunState {
-        let store = self.bot.store();
-        wait_until("the run to finish", async || {
-            let run = store.run_of_request(id.into()).await.ok().flatten()?;
-            (run.state != RunState::Running).then_some(run.state)
-        })
-        .await
+        self.bot.finished(id).await
     }
 
     fn thread(&self, ts: &str) -> Vec<Recorded> {

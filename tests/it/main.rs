@@ -28,6 +28,7 @@ mod policy;
 mod preflight;
 mod provisioning;
 mod rebuild;
+mod records;
 mod rotation;
 mod runbook;
 mod secret_scan;

@@ -72,6 +72,12 @@ impl World {
         (answer.text().to_owned(), url)
     }
 
+    /// `/aurora status orders`, as answered.
+    async fn status(&self) -> String {
+        let (_, url) = self.command_at("status orders").await;
+        self.later_answer(&url).await
+    }
+
     /// The first later answer at `url` (the outcome of planning a request).
     async fn later_answer(&self, url: &str) -> String {
         wait_until("the later answer", async || {
@@ -81,45 +87,19 @@ impl World {
     }
 
     async fn message_ts(&self, id: i64) -> String {
-        let store = self.bot.store();
-        wait_until("the request message", async || {
-            let r = store.request(id.into()).await.ok().flatten()?;
-            store.outbox_item(r.message?).await.ok().flatten()?.delivered_ts
-        })
-        .await
+        self.bot.message_ts(id).await
     }
 
     async fn approve(&self, id: i64, ts: &str) {
-        let url = self.slack.response_url();
-        let now = jiff::Timestamp::now().as_second();
-        let answer = self
-            .bot
-            .sender()
-            .click(BOB, CHANNEL, ts, "approve", &id.to_string(), &url, now)
-            .await;
-        assert_eq!(answer.status, 200);
+        self.bot.approve(&self.slack, id, ts).await
     }
 
     async fn finished(&self, id: i64) -> RunState {
-        let store = self.bot.store();
-        wait_until("the run to finish", async || {
-            let run = store.run_of_request(id.into()).await.ok().flatten()?;
-            (run.state != RunState::Running).then_some(run.state)
-        })
-        .await
+        self.bot.finished(id).await
     }
 
     async fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
-        let store = self.bot.store();
-        let Some(run) = store.run_of_request(id.into()).await.ok().flatten() else {
-            return false;
-        };
-        store
-            .journal_of(run.id)
-            .await
-            .unwrap()
-            .iter()
-            .any(|e| e.step == step && e.event == event)
+        self.bot.journal_has(id, step, event).await
     }
 
     /// Asks for the rebuild in us-east-1 and approves it; returns its id and message ts.
@@ -214,6 +194,11 @@ fn timings(create_ms: u64) -> Timings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_after_a_detach_ends_with_a_replicating_secondary_and_the_old_primary_reported() {
     let w = World::after_a_detach(timings(300)).await;
+    let status = w.status().await;
+    assert!(
+        status.contains("/aurora rebuild orders --in us-east-1"),
+        "status offers the rebuild: {status}"
+    );
     let id = w
         .ask("rebuild orders --in us-east-1 --reason \"us-east-1 is back\"")
         .await;
@@ -246,6 +231,30 @@ async fn a_rebuild_after_a_detach_ends_with_a_replicating_secondary_and_the_old_
     assert!(w.sim.admin().calls_to("CreateGlobalCluster").is_empty());
     w.approve(id, &ts).await;
     w.assert_rebuilt_once(id, &ts).await;
+    // The new global cluster is recorded for orders while the config names the old one; status follows
+    // it and says what makes it permanent.
+    let orders = aurora_failover_bot::types::ClusterName::parse("orders").unwrap();
+    let record = w
+        .bot
+        .store()
+        .global_cluster_record(&orders)
+        .await
+        .unwrap()
+        .expect("a record");
+    assert_eq!(
+        (
+            record.global_cluster_id.as_str(),
+            record.replaces.as_str(),
+            record.request.get()
+        ),
+        ("orders-global-2", "orders-global", id)
+    );
+    let status = w.status().await;
+    assert!(status.contains("global_cluster_id = \"orders-global-2\""), "{status}");
+    assert!(
+        !status.contains("/aurora rebuild"),
+        "nothing to rebuild any more: {status}"
+    );
     // The rebuild was the cluster's last success: there is nothing more to rebuild.
     let (_, url) = w.ask_at("rebuild orders --in us-east-1").await;
     let answer = w.later_answer(&url).await;

@@ -352,3 +352,19 @@ pub fn key_of(item: &Item) -> Option<Key> {
     let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     Some((get(keys::PK)?, get(keys::SK)?))
 }
+
+/// A cluster's recorded global cluster as a decodable item (what `record_global_cluster` sets).
+pub fn global_cluster_record(item: &Item) -> Stored<GlobalClusterRecord> {
+    let f = Fields {
+        item,
+        table: "global_cluster_records",
+        key: key_of(item).map(|k| k.0).unwrap_or_default(),
+    };
+    Ok(GlobalClusterRecord {
+        cluster: f.parsed("cluster", ClusterName::parse)?,
+        global_cluster_id: f.str("global_cluster_id")?,
+        request: RequestId::new(f.num("request_id")?),
+        recorded_at: f.time("recorded_at")?,
+        replaces: f.str("replaces")?,
+    })
+}

@@ -15,6 +15,7 @@
 //! | dedup key | `DEDUP#<key>` | `DEDUP` | | | |
 //! | signature | `SIG#<sig>` | `SIG` | | | `SIGT#<hour of day>` / at#sig |
 //! | response_url | `URL#<url>` | `URL` | | | `URLT#<hour of day>` / issued#url |
+//! | recorded global cluster | `GCREC#<cluster>` | `GCREC` | `GCRECS` / cluster | | |
 //!
 //! Leases and fencing (`lease.rs`): the `LEASE#<scope>` items, the run item's `fence` (highest token
 //! that wrote it) and `next_seq` (journal numbers reserved), tombstones on reserved, unwritten lines.
@@ -110,6 +111,11 @@ pub fn response_url(url: &str) -> Key {
     (format!("URL#{url}"), "URL".into())
 }
 
+/// A cluster's recorded global cluster (one item per cluster name).
+pub fn global_cluster_record(cluster: &str) -> Key {
+    (format!("GCREC#{cluster}"), "GCREC".into())
+}
+
 pub fn request_state(state: &str) -> String {
     format!("REQ#{state}")
 }
@@ -125,6 +131,7 @@ pub const JOURNAL: &str = "JOURNAL";
 pub const AUDIT: &str = "AUDIT";
 pub const ALL_OUTBOX: &str = "OUTS";
 pub const LOCKS: &str = "LOCKS";
+pub const GLOBAL_CLUSTER_RECORDS: &str = "GCRECS";
 
 pub fn signature_bucket(hour: i64) -> String {
     format!("SIGT#{hour:02}")

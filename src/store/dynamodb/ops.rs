@@ -872,6 +872,47 @@ impl Store for DynamoDbStore {
         self.prune(keys::response_url_bucket, before, batch).await
     }
 
+    async fn record_global_cluster(&self, r: &GlobalClusterRecord) -> Result<()> {
+        // One conditional upsert: written when absent or when the stored one is not newer
+        // (`GlobalClusterRecord::supersedes`); a lost condition leaves the newer record.
+        let change = Change::default()
+            .and("attribute_not_exists(#pk) OR #recorded_at <= :at")
+            .value(":at", n(r.recorded_at.as_millisecond()))
+            .index(BY_STATE, keys::GLOBAL_CLUSTER_RECORDS.into(), r.cluster.to_string())
+            .set("cluster", s(r.cluster.as_str()))
+            .set("global_cluster_id", s(&r.global_cluster_id))
+            .set("request_id", n(r.request.get()))
+            .set("recorded_at", n(r.recorded_at.as_millisecond()))
+            .set("replaces", s(&r.replaces));
+        let key = keys::global_cluster_record(r.cluster.as_str());
+        self.table.update(&key, change).await.map(|_| ())
+    }
+
+    async fn global_cluster_record(&self, cluster: &ClusterName) -> Result<Option<GlobalClusterRecord>> {
+        let Some(found) = self.item(&keys::global_cluster_record(cluster.as_str())).await? else {
+            return Ok(None);
+        };
+        item::global_cluster_record(&found).map(Some).map_err(decode_err)
+    }
+
+    async fn global_cluster_records(&self) -> Result<Vec<Stored<GlobalClusterRecord>>> {
+        let q = Query::on(Some(BY_STATE), keys::GLOBAL_CLUSTER_RECORDS);
+        let listed = self.table.query(&q).await?;
+        Ok(self
+            .reread(listed)
+            .await?
+            .iter()
+            .map(item::global_cluster_record)
+            .collect())
+    }
+
+    async fn drop_global_cluster_record(&self, cluster: &ClusterName, global_cluster_id: &str) -> Result<bool> {
+        let values = Item::from([(":id".to_owned(), s(global_cluster_id))]);
+        let key = keys::global_cluster_record(cluster.as_str());
+        let dropped = self.table.delete_if(&key, "#global_cluster_id = :id", values).await?;
+        Ok(dropped.is_some())
+    }
+
     async fn store_id(&self) -> Result<String> {
         let id_of = |i: Option<Item>| i.and_then(|i| i.get("store_id").and_then(|v| v.as_s().ok()).cloned());
         if let Some(id) = id_of(self.item(&keys::meta()).await?) {

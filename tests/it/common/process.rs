@@ -179,6 +179,52 @@ impl BotProcess {
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(&self.db).unwrap())
     }
+
+    /// The ts of request `id`'s message, once its delivery is recorded.
+    pub async fn message_ts(&self, id: i64) -> String {
+        let store = self.store();
+        poll_until("the request message", Duration::from_millis(20), async || {
+            let r = store.request(id.into()).await.ok().flatten()?;
+            store.outbox_item(r.message?).await.ok().flatten()?.delivered_ts
+        })
+        .await
+    }
+
+    /// BOB clicks Approve on request `id`'s message (`ts`); `slack` issues the click's response_url.
+    pub async fn approve(&self, slack: &SlackStandIn, id: i64, ts: &str) {
+        let url = slack.response_url();
+        let now = jiff::Timestamp::now().as_second();
+        let answer = self
+            .sender()
+            .click(BOB, CHANNEL, ts, "approve", &id.to_string(), &url, now)
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+
+    /// Request `id`'s run's state once it is no longer running.
+    pub async fn finished(&self, id: i64) -> aurora_failover_bot::store::RunState {
+        use aurora_failover_bot::store::RunState;
+        let store = self.store();
+        poll_until("the run to finish", Duration::from_millis(20), async || {
+            let run = store.run_of_request(id.into()).await.ok().flatten()?;
+            (run.state != RunState::Running).then_some(run.state)
+        })
+        .await
+    }
+
+    /// Whether request `id`'s run journaled `event` at `step`.
+    pub async fn journal_has(&self, id: i64, step: &str, event: &str) -> bool {
+        let store = self.store();
+        let Some(run) = store.run_of_request(id.into()).await.ok().flatten() else {
+            return false;
+        };
+        store
+            .journal_of(run.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.step == step && e.event == event)
+    }
 }
 
 impl Drop for BotProcess {
