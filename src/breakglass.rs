@@ -146,7 +146,12 @@ pub fn parse_order<'a>(
     };
     let mode = match order.mode.as_deref() {
         None => None,
-        Some(m) => Some(Mode::parse(m).ok_or_else(|| format!("{m:?} is not a mode: detach, failover or switchover"))?),
+        // A rebuild is not a way to move the writer: never started without a second person.
+        Some(m) => Some(
+            Mode::parse(m)
+                .filter(|m| *m != Mode::Rebuild)
+                .ok_or_else(|| format!("{m:?} is not a mode: detach, failover or switchover"))?,
+        ),
     };
     Ok((c, to, mode))
 }

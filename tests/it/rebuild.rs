@@ -363,3 +363,31 @@ async fn a_kill_while_waiting_for_the_secondary_resumes_the_wait() {
 async fn a_kill_while_waiting_for_replication_resumes_the_wait() {
     killed_in("wait_replicating").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_recheck_before_the_first_create_starts_the_rebuild_over_once() {
+    let mut w = World::after_a_detach(timings(400)).await;
+    let id = w.ask("rebuild orders --in us-east-1").await;
+    let ts = w.message_ts(id).await;
+    // The re-check's read of the promoted cluster is held: the bot dies in the re-check.
+    w.sim
+        .admin()
+        .inject(FaultSpec {
+            action: "DescribeDBClusters".into(),
+            region: Some("us-west-2".into()),
+            error: None,
+            delay_ms: Some(5_000),
+            delay_response_ms: None,
+            count: Some(1),
+        })
+        .unwrap();
+    w.approve(id, &ts).await;
+    wait_until("the re-check", async || {
+        w.journal_has(id, "precheck", "started").await.then_some(())
+    })
+    .await;
+    assert!(w.sim.admin().calls_to("CreateGlobalCluster").is_empty());
+    w.bot.kill();
+    w.bot.start().await;
+    w.assert_rebuilt_once(id, &ts).await;
+}
