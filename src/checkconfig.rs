@@ -85,6 +85,7 @@ pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Repo
             settings.listen
         ),
     ));
+    config.checks.extend(policy_lines(&settings));
     let aws_config = aws::load_config(overrides).await;
     let (secrets, check) = secrets_check(&settings, &aws_config, env).await;
     config.checks.push(check);
@@ -97,6 +98,52 @@ pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Repo
     let mut groups = vec![config];
     groups.extend(clusters(&settings, &aws_config).await);
     Report { groups }
+}
+
+/// Each cluster's effective approval policy, action by action (what `settings::policy` resolved from
+/// the layers), and whom it mentions.
+fn policy_lines(settings: &Settings) -> Vec<Check> {
+    use crate::settings::Action;
+    let names = |list: &[crate::types::Principal]| list.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+    settings
+        .clusters
+        .iter()
+        .map(|c| {
+            let mut parts: Vec<String> = Action::ALL
+                .iter()
+                .map(|a| {
+                    let p = settings.approval.policy.policy(&c.name, Some(*a));
+                    let mut rules = vec![format!("{} approval(s)", p.approvals_required)];
+                    if p.require_reason {
+                        rules.push("a reason".to_owned());
+                    }
+                    if let Some(t) = &p.ticket {
+                        rules.push(format!("a ticket matching {}", t.as_str()));
+                    }
+                    format!(
+                        "{}: requested by {}, approved by {}: {}",
+                        a.as_str(),
+                        names(&p.requesters),
+                        names(&p.approvers),
+                        rules.join(", ")
+                    )
+                })
+                .collect();
+            let n = settings.approval.policy.notify(&c.name);
+            if !n.request.is_empty() || !n.attention.is_empty() {
+                parts.push(format!(
+                    "mentions: {} on a request, {} when a run needs attention",
+                    names(&n.request),
+                    names(&n.attention)
+                ));
+            }
+            line(
+                format!("approval policy of {}", c.name),
+                Outcome::Pass,
+                parts.join("; "),
+            )
+        })
+        .collect()
 }
 
 /// The Slack secrets, resolved exactly as start-up resolves them; their values are never shown.

@@ -148,6 +148,7 @@ struct RawRunbook {
     promote_timeout_secs: Option<u64>,
     dns_timeout_secs: Option<u64>,
     late_dns_window_secs: Option<u64>,
+    rebuild_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +317,9 @@ pub struct RunbookSettings {
     /// After a deadline passes, how long a run in `needs attention` may still finish its DNS step by
     /// itself (after a full re-check); past it, a person decides (`/aurora resume` or `abandon`).
     pub late_dns_window: Duration,
+    /// How long each of a rebuild's waits (the global cluster, the secondary, its instances and
+    /// replication) may take: creating a cross-Region secondary takes AWS tens of minutes.
+    pub rebuild_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +343,7 @@ pub const DEFAULT_DNS_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_RECORD_TTL: i64 = 60;
 pub const DEFAULT_LAG_LIMIT_MS: u64 = 60_000;
 pub const DEFAULT_LATE_DNS_WINDOW_SECS: u64 = 1_800;
+pub const DEFAULT_REBUILD_TIMEOUT_SECS: u64 = 7_200;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 15;
 
@@ -917,6 +922,13 @@ impl RunbookSettings {
                 r.late_dns_window_secs,
                 DEFAULT_LATE_DNS_WINDOW_SECS,
                 0,
+                86_400,
+            )?,
+            rebuild_timeout: seconds(
+                "runbook.rebuild_timeout_secs",
+                r.rebuild_timeout_secs,
+                DEFAULT_REBUILD_TIMEOUT_SECS,
+                60,
                 86_400,
             )?,
         })

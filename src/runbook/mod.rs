@@ -1422,7 +1422,7 @@ impl Runner {
             Step::WaitGlobal | Step::WaitSecondary | Step::WaitReplicating => format!(
                 "Polling every {} ms, for at most {} s.",
                 s.poll_interval.as_millis(),
-                s.promote_timeout.as_secs()
+                s.rebuild_timeout.as_secs()
             ),
             Step::Done => String::new(),
         }

@@ -632,7 +632,7 @@ impl Runner {
         started: jiff::Timestamp,
         read_deadline: jiff::Timestamp,
     ) -> Result<String, Stop> {
-        let wait_deadline = self.resumed(ctx, started, plus(started, self.settings.promote_timeout));
+        let wait_deadline = self.resumed(ctx, started, plus(started, self.settings.rebuild_timeout));
         match step {
             Step::Precheck => self.recheck_rebuild(ctx, step, read_deadline).await,
             Step::CreateGlobal => self.create(ctx, step, Create::Global, read_deadline).await,
@@ -827,8 +827,8 @@ impl Runner {
         let now = self.clock.now();
         if now >= deadline {
             return Err(Stop::Deadline(format!(
-                "{waiting_for} did not happen within {} s; last seen: {seen}",
-                self.settings.promote_timeout.as_secs()
+                "{waiting_for} did not happen within {} s (runbook.rebuild_timeout_secs); last seen: {seen}",
+                self.settings.rebuild_timeout.as_secs()
             )));
         }
         self.pause(ctx, self.settings.poll_interval.min(since(deadline, now)))

@@ -289,6 +289,7 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
             promote_timeout: Duration::from_secs(1),
             dns_timeout: Duration::from_secs(1),
             late_dns_window: Duration::from_secs(1),
+            rebuild_timeout: std::time::Duration::from_secs(3600),
         },
         shutdown: CancellationToken::new(),
         aborts: Default::default(),

@@ -247,21 +247,25 @@ fn first<'r, T>(layers: &[Layer<'r>], key: &str, get: impl Fn(&'r RawPolicy) -> 
         .find_map(|l| get(l.keys).map(|v| (v, format!("{}.{key}", l.at))))
 }
 
-/// The policy `layers` (most specific first) make.
-fn resolve(layers: &[Layer<'_>]) -> Result<Policy, ConfigError> {
-    let list = |key: &str| -> Result<Vec<Principal>, ConfigError> {
+/// The policy `layers` (most specific first) make, for `place` (e.g. `detach of cluster billing`,
+/// for errors).
+fn resolve(layers: &[Layer<'_>], place: &str) -> Result<Policy, ConfigError> {
+    let list = |key: &str| -> Result<(Vec<Principal>, String), ConfigError> {
         match first(layers, key, |k| match key {
             "requesters" => k.requesters.as_ref(),
             _ => k.approvers.as_ref(),
         }) {
-            Some((v, at)) => principals(&at, v),
+            Some((v, at)) => Ok((principals(&at, v)?, at)),
             None => Err(invalid(format!("approval.{key}"), "is missing")),
         }
     };
-    let (requesters, approvers) = (list("requesters")?, list("approvers")?);
+    let ((requesters, _), (approvers, approvers_at)) = (list("requesters")?, list("approvers")?);
     let approvals_required = match first(layers, "approvals_required", |k| k.approvals_required) {
         None => 1,
-        Some((n, at)) => enough_approvers(&at, n, &approvers)?,
+        Some((n, at)) => {
+            let n = in_range(&at, n)?;
+            possible(&at, n, place, (&requesters, &approvers, &approvers_at))?
+        }
     };
     let ticket = first(layers, "ticket_pattern", |k| k.ticket_pattern.as_deref())
         .map(|(p, at)| ticket_pattern(&at, p))
@@ -275,27 +279,53 @@ fn resolve(layers: &[Layer<'_>]) -> Result<Policy, ConfigError> {
     })
 }
 
-/// `approvals_required` at `key`: 1 to `MAX_APPROVALS`, and no more than the people `approvers` can
-/// give when it lists only users (a user group's size is Slack's to say).
-fn enough_approvers(key: &str, n: u64, approvers: &[Principal]) -> Result<usize, ConfigError> {
+/// `approvals_required` at `key`: 1 to `MAX_APPROVALS`.
+fn in_range(key: &str, n: u64) -> Result<usize, ConfigError> {
     if !(1..=MAX_APPROVALS).contains(&n) {
         return Err(invalid(
             key,
             format!("{n} is out of range: must be between 1 and {MAX_APPROVALS} approvals"),
         ));
     }
+    Ok(n as usize)
+}
+
+/// `n` approvals (set at `key`) for `place`, possible from `approvers` (set at `approvers_at`) when
+/// they list only users (a user group's size is Slack's to say): there are `n` of them, and `n`
+/// besides any requester who is one of them (a requester never approves their own request).
+fn possible(
+    key: &str,
+    n: usize,
+    place: &str,
+    (requesters, approvers, approvers_at): (&[Principal], &[Principal], &str),
+) -> Result<usize, ConfigError> {
+    if approvers.iter().any(|p| matches!(p, Principal::Group(_))) {
+        return Ok(n);
+    }
     let users: std::collections::HashSet<_> = approvers.iter().collect();
-    let only_users = approvers.iter().all(|p| matches!(p, Principal::User(_)));
-    if only_users && (users.len() as u64) < n {
+    if users.len() < n {
         return Err(invalid(
             key,
             format!(
-                "{n} approvals can never be given: the approvers name only {} user(s) and no user group",
+                "{n} approvals can never be given for {place}: its approvers ({approvers_at}) name only {} \
+                 user(s) and no user group",
                 users.len()
             ),
         ));
     }
-    Ok(n as usize)
+    if let Some(r) = requesters.iter().find(|r| users.contains(r))
+        && users.len() - 1 < n
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "{n} approvals can never be given for {place} when {r} asks: a requester never approves their own \
+                 request, and its approvers ({approvers_at}) name only {} other user(s)",
+                users.len() - 1
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 /// `ticket_pattern` at `key`: a regular expression that matches a whole ticket and not an empty one.
@@ -321,8 +351,13 @@ fn ticket_pattern(key: &str, p: &str) -> Result<TicketPattern, ConfigError> {
 }
 
 /// The policies of one place: `cluster` (its `[clusters.approval]` at `cluster_at`), or the
-/// defaults when `cluster` is `None`.
-fn policies(global: &RawRules, cluster: Option<(&RawRules, &str)>) -> Result<Policies, ConfigError> {
+/// defaults when `cluster` is `None`; `name` is the cluster's (for errors).
+fn policies(
+    global: &RawRules,
+    cluster: Option<(&RawRules, &str)>,
+    name: Option<&ClusterName>,
+) -> Result<Policies, ConfigError> {
+    let of = name.map_or_else(|| "every cluster".to_owned(), |n| format!("cluster {n}"));
     let global_base = global.base();
     let cluster_base = cluster.map(|(c, at)| (c.base(), at));
     let layers_for = |action: Option<Action>| {
@@ -355,10 +390,10 @@ fn policies(global: &RawRules, cluster: Option<(&RawRules, &str)>) -> Result<Pol
         });
         layers
     };
-    let any = resolve(&layers_for(None))?;
+    let any = resolve(&layers_for(None), &format!("a request of {of}"))?;
     let mut per_action = HashMap::new();
     for a in Action::ALL {
-        per_action.insert(a, resolve(&layers_for(Some(a)))?);
+        per_action.insert(a, resolve(&layers_for(Some(a)), &format!("{} of {of}", a.as_str()))?);
     }
     Ok(Policies { any, per_action })
 }
@@ -390,12 +425,12 @@ pub(super) struct ClusterRules<'r> {
 
 /// Checks every layer and resolves every cluster's policies.
 pub(super) fn check(global: &RawRules, clusters: Vec<ClusterRules<'_>>) -> Result<ApprovalPolicy, ConfigError> {
-    let defaults = policies(global, None)?;
+    let defaults = policies(global, None, None)?;
     let mut by_name = HashMap::new();
     for c in clusters {
         let at = format!("clusters[{}]", c.index);
         let approval_at = format!("{at}.approval");
-        let p = policies(global, c.approval.map(|a| (a, approval_at.as_str())))?;
+        let p = policies(global, c.approval.map(|a| (a, approval_at.as_str())), Some(&c.name))?;
         let n = notify(&format!("{at}.notify"), c.notify)?;
         by_name.insert(c.name, (p, n));
     }

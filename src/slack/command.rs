@@ -346,9 +346,6 @@ fn number(words: &mut Words<'_>) -> Option<i64> {
 /// `rebuild`'s cluster and options: `failover`'s, with `--in REGION` (required) for where the new
 /// secondary goes, and no `--to` or `--mode`.
 fn rebuild(words: Words<'_>) -> Result<Said<'_>, UsageError> {
-    if let Some(w) = words.clone().find(|w| matches!(*w, "--to" | "--mode")) {
-        return Err(UsageError::UnknownOption(w.to_owned()));
-    }
     match failover(words, "--in")? {
         Said::Failover { to: None, .. } => Err(UsageError::MissingRegion),
         Said::Failover {
@@ -371,17 +368,22 @@ fn rebuild(words: Words<'_>) -> Result<Said<'_>, UsageError> {
 }
 
 /// `failover`'s cluster and options, in any order; `to_flag` names the option giving the Region
-/// (`--to`, or `rebuild`'s `--in`).
+/// (`--to`, or `rebuild`'s `--in`, which takes no `--mode`). An option's value is never another
+/// option.
 fn failover<'t>(mut words: Words<'t>, to_flag: &str) -> Result<Said<'t>, UsageError> {
     let (mut cluster, mut to, mut mode, mut dry_run) = (None, None, None, false);
     let (mut reason, mut ticket) = (None, None);
+    let takes_mode = to_flag == "--to";
     while let Some(w) = words.next() {
         match w {
             "--dry-run" => dry_run = true,
-            w if w == to_flag || w == "--mode" || w == "--ticket" => {
-                let value = words.next().ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
+            w if w == to_flag || (w == "--mode" && takes_mode) || w == "--ticket" => {
+                let value = words
+                    .next()
+                    .filter(|v| !v.starts_with("--"))
+                    .ok_or_else(|| UsageError::MissingValue(w.to_owned()))?;
                 let repeated = match w {
-                    "--ticket" => ticket.replace(limited(w, value, MAX_TICKET)?).is_some(),
+                    "--ticket" => ticket.replace(limited(w, unquoted(value), MAX_TICKET)?).is_some(),
                     "--mode" => {
                         let m = Mode::parse(value)
                             .filter(|m| *m != Mode::Rebuild)
@@ -423,8 +425,23 @@ fn limited<'v>(option: &str, value: &'v str, max: usize) -> Result<&'v str, Usag
     Ok(value)
 }
 
-/// Quotes a value may be wrapped in: straight, and the curly ones Slack's clients may type.
-const QUOTES: [(char, char); 3] = [('"', '"'), ('\u{201c}', '\u{201d}'), ('\'', '\'')];
+/// Quotes a value may be wrapped in: straight double and single, and the curly ones Slack's clients
+/// may type.
+const QUOTES: [(char, char); 4] = [
+    ('"', '"'),
+    ('\u{201c}', '\u{201d}'),
+    ('\'', '\''),
+    ('\u{2018}', '\u{2019}'),
+];
+
+/// A one-word value without the quotes it may be wrapped in (`"INC-42"` is `INC-42`).
+fn unquoted(value: &str) -> &str {
+    QUOTES
+        .iter()
+        .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
+        .filter(|v| !v.is_empty())
+        .unwrap_or(value)
+}
 
 /// The free text after `option`: a quoted value (its words up to the closing quote), or the words up
 /// to the next `--option`. Words are joined by one space; an empty value is missing.
@@ -649,6 +666,34 @@ mod tests {
         );
         assert_eq!(why("failover orders --reason \"down\""), Ok((r("down"), None)));
         assert_eq!(why("failover --ticket CHG-1 orders"), Ok((None, Some("CHG-1"))));
+        assert_eq!(why("failover orders --ticket \"INC-4\""), Ok((None, Some("INC-4"))));
+        assert_eq!(
+            why("failover orders --reason \u{2018}east down\u{2019}"),
+            Ok((r("east down"), None))
+        );
+        assert_eq!(
+            why("failover orders --ticket --dry-run"),
+            Err(UsageError::MissingValue("--ticket".into()))
+        );
+        assert_eq!(
+            words("failover orders --to --mode detach"),
+            Err(UsageError::MissingValue("--to".into()))
+        );
+        assert!(matches!(
+            words("rebuild orders --in us-east-1 --reason \"after --mode detach\""),
+            Ok(Said::Failover {
+                mode: Some(Mode::Rebuild),
+                ..
+            })
+        ));
+        assert_eq!(
+            words("rebuild orders --in x --mode detach"),
+            Err(UsageError::UnknownOption("--mode".into()))
+        );
+        assert_eq!(
+            words("rebuild orders --to x"),
+            Err(UsageError::UnknownOption("--to".into()))
+        );
         assert_eq!(
             why("failover orders --reason"),
             Err(UsageError::MissingValue("--reason".into()))

@@ -737,6 +737,7 @@ pub fn settings() -> Settings {
         promote_timeout: Duration::from_secs(60),
         dns_timeout: Duration::from_secs(30),
         late_dns_window: Duration::ZERO,
+        rebuild_timeout: std::time::Duration::from_secs(3600),
     };
     s
 }

@@ -81,6 +81,8 @@ async fn check_config_passes_every_check_of_a_correct_config_and_changes_nothing
         .collect();
     for expected in [
         "ok   config file: ",
+        "ok   approval policy of orders: detach: requested by U0ALICE S0ONCALL, approved by U0BOB S0DBA: 1 approval(s); \
+         failover: ",
         "ok   Slack secrets: the signing secret and the bot token are resolved",
         "ok   Slack token: Slack accepts it, for workspace T",
         "ok   global cluster: orders-global exists",

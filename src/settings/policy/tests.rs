@@ -140,7 +140,8 @@ fn every_mistake_names_its_key_and_why() {
         (
             "[approval.detach]\napprovers = [\"U0BBBB\"]\napprovals_required = 2",
             "",
-            "approval.detach.approvals_required: 2 approvals can never be given: the approvers name only 1 user(s)",
+            "approval.detach.approvals_required: 2 approvals can never be given for detach of every cluster: its \
+             approvers (approval.detach.approvers) name only 1 user(s)",
         ),
         (
             "",
@@ -178,7 +179,23 @@ fn every_mistake_names_its_key_and_why() {
         ("", "[clusters.notify]\npage = [\"S0DBA\"]", "page"),
         ("require_reason = \"yes\"", "", "require_reason"),
     ];
-    for (approval, cluster, expected) in cases {
+    let cross: &[(&str, &str, &str)] = &[
+        // The second cluster's own approvers with the defaults' count: the error names that cluster.
+        (
+            "[approval.detach]\napprovals_required = 2",
+            "[clusters.approval]\napprovers = [\"U0X1\"]",
+            "approval.detach.approvals_required: 2 approvals can never be given for detach of cluster orders: its \
+             approvers (clusters[0].approval.approvers) name only 1 user(s)",
+        ),
+        // A requester among two approving users: their own requests could never get two approvals.
+        (
+            "[approval.rebuild]\nrequesters = [\"U0AAAA\"]\napprovers = [\"U0AAAA\", \"U0BBBB\"]\napprovals_required = 2",
+            "",
+            "approval.rebuild.approvals_required: 2 approvals can never be given for rebuild of every cluster when \
+             U0AAAA asks",
+        ),
+    ];
+    for (approval, cluster, expected) in cases.iter().chain(cross) {
         let e = error_of(config(approval, cluster));
         let alternatives: Vec<&str> = expected.split('|').collect();
         assert!(
