@@ -114,6 +114,7 @@ mod tests {
             writer_record: "writer.db.example.internal".into(),
             reader_record: "reader.db.example.internal".into(),
             record_ttl: 60,
+            rebuild: Vec::new(),
         }
     }
 

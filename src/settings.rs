@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod policy;
+pub mod rebuild;
 pub use policy::{Action, Notify, Policy, TicketPattern};
+pub use rebuild::RebuildOverrides;
 
 /// Why a configuration was refused: the key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +167,8 @@ struct RawCluster {
     approval: Option<policy::RawRules>,
     /// `[clusters.notify]`.
     notify: Option<policy::RawNotify>,
+    /// `[clusters.rebuild.REGION]`.
+    rebuild: Option<std::collections::BTreeMap<String, rebuild::RawRebuild>>,
 }
 
 /// The whole configuration, checked.
@@ -331,6 +335,9 @@ pub struct ClusterSettings {
     pub writer_record: String,
     pub reader_record: String,
     pub record_ttl: i64,
+    /// `[clusters.rebuild.REGION]`: a rebuild's settings for its new secondary per Region, each
+    /// replacing the old primary's.
+    pub rebuild: Vec<(Region, RebuildOverrides)>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -1170,8 +1177,10 @@ impl ClusterSettings {
         seen.global(key("global_cluster_id"), &c.global_cluster_id)?;
         seen.record(key("writer_record"), &c.hosted_zone_id, &writer_record)?;
         seen.record(key("reader_record"), &c.hosted_zone_id, &reader_record)?;
+        let rebuild = rebuild::check(&format!("clusters[{i}]"), &regions, c.rebuild)?;
         Ok(ClusterSettings {
             name,
+            rebuild,
             record_ttl: record_ttl(key("record_ttl"), c.record_ttl)?,
             global_cluster_id: c.global_cluster_id.to_ascii_lowercase(),
             regions,

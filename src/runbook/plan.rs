@@ -201,6 +201,7 @@ impl Plan {
             writer_record: self.writer_record.clone(),
             reader_record: self.reader_record.clone(),
             record_ttl: self.record_ttl,
+            rebuild: Vec::new(),
         }
     }
 
@@ -1418,6 +1419,7 @@ mod tests {
             writer_record: "w.zone".into(),
             reader_record: "r.zone".into(),
             record_ttl: 1,
+            rebuild: Vec::new(),
         }
     }
 

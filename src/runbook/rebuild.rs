@@ -157,8 +157,14 @@ impl Reads<'_> {
                 free(self.aurora.cluster(region, &id).await, &format!("cluster {id}"))
             })
             .await?;
+        let over = c
+            .rebuild
+            .iter()
+            .find(|(r, _)| r == region)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default();
         let instances = self
-            .new_instances(&old_primary, &secondary_id, &source_spec, region)
+            .new_instances((&old_primary, &over), &secondary_id, &source_spec, region)
             .await?;
         let rebuild = RebuildPlan {
             old_global_cluster_id: c.global_cluster_id.clone(),
@@ -170,12 +176,18 @@ impl Reads<'_> {
                 global_cluster_id: global_cluster_id.clone(),
                 engine: source_spec.engine.clone(),
                 engine_version: source_spec.engine_version.clone(),
-                db_subnet_group: old_primary.db_subnet_group.clone(),
-                vpc_security_group_ids: old_primary.vpc_security_group_ids.clone(),
-                db_cluster_parameter_group: old_primary.db_cluster_parameter_group.clone(),
+                db_subnet_group: over.db_subnet_group.clone().or(old_primary.db_subnet_group.clone()),
+                vpc_security_group_ids: over
+                    .vpc_security_group_ids
+                    .clone()
+                    .unwrap_or(old_primary.vpc_security_group_ids.clone()),
+                db_cluster_parameter_group: over
+                    .db_cluster_parameter_group
+                    .clone()
+                    .or(old_primary.db_cluster_parameter_group.clone()),
                 kms_key_id: source_spec
                     .storage_encrypted
-                    .then(|| old_primary.kms_key_id.clone())
+                    .then(|| over.kms_key_id.clone().or(old_primary.kms_key_id.clone()))
                     .flatten(),
                 deletion_protection: old_primary.deletion_protection,
             },
@@ -183,7 +195,7 @@ impl Reads<'_> {
             old_primary,
             replaces: c.global_cluster_id.clone(),
         };
-        let mut checks = checks(&source, &source_spec, &rebuild);
+        let mut checks = checks(&source, &source_spec, &rebuild, &over.keys());
         if let Some(p) = self.permissions {
             checks.push(permissions_check(p, &source, &rebuild).await);
         }
@@ -218,11 +230,12 @@ impl Reads<'_> {
             .map_err(|e| other(format!("cannot read {} in {region}: {e}", member.cluster_id)))
     }
 
-    /// One new instance per instance of the old primary (at least one), with its class and parameter
-    /// group, named `<secondary>-1`, `<secondary>-2`, ...; each name checked free.
+    /// One new instance per instance of the old primary (at least one; or as many as the
+    /// configuration says), with its class, parameter group and monitoring (each replaced by the
+    /// configuration's when set), named `<secondary>-1`, `<secondary>-2`, ...; each name checked free.
     async fn new_instances(
         &self,
-        old: &ClusterSpec,
+        (old, over): (&ClusterSpec, &crate::settings::RebuildOverrides),
         secondary_id: &str,
         source: &ClusterSpec,
         region: &Region,
@@ -239,7 +252,8 @@ impl Reads<'_> {
             )));
         }
         let mut out = Vec::new();
-        for (i, m) in models.iter().enumerate() {
+        for i in 0..over.instances.unwrap_or(models.len()) {
+            let m = models[i.min(models.len() - 1)];
             let id = format!("{secondary_id}-{}", i + 1);
             match self.provisioning.instance(region, &id).await {
                 Ok(None) => {}
@@ -251,9 +265,9 @@ impl Reads<'_> {
                 instance_id: id,
                 cluster_id: secondary_id.to_owned(),
                 engine: source.engine.clone(),
-                instance_class: m.instance_class.clone(),
-                db_parameter_group: m.db_parameter_group.clone(),
-                monitoring: m.monitoring.clone(),
+                instance_class: over.instance_class.clone().unwrap_or(m.instance_class.clone()),
+                db_parameter_group: over.db_parameter_group.clone().or(m.db_parameter_group.clone()),
+                monitoring: over.monitoring.clone().or(m.monitoring.clone()),
             });
         }
         Ok(out)
@@ -278,8 +292,9 @@ fn check(name: &str, outcome: Outcome, detail: String) -> Check {
     }
 }
 
-/// The rebuild's checklist: the source, the copied settings, encryption, and the old primary.
-fn checks(source: &ClusterState, spec: &ClusterSpec, r: &RebuildPlan) -> Vec<Check> {
+/// The rebuild's checklist: the source, the copied settings (`configured`: the keys the configuration
+/// set instead), encryption, and the old primary.
+fn checks(source: &ClusterState, spec: &ClusterSpec, r: &RebuildPlan, configured: &[&str]) -> Vec<Check> {
     let mut out = vec![source_check(source)];
     let s = &r.secondary;
     let classes: Vec<_> = r.instances.iter().map(|i| i.instance_class.as_str()).collect();
@@ -300,7 +315,10 @@ fn checks(source: &ClusterState, spec: &ClusterSpec, r: &RebuildPlan) -> Vec<Che
             s.db_cluster_parameter_group.as_deref().unwrap_or("(default)"),
             r.instances.len(),
             classes.join(", ")
-        ),
+        ) + &match configured {
+            [] => String::new(),
+            keys => format!("; from [clusters.rebuild.{}]: {}", s.region, keys.join(", ")),
+        },
     ));
     out.push(match (spec.storage_encrypted, &s.kms_key_id) {
         (false, _) => check(

@@ -24,10 +24,14 @@ const CREATES: [&str; 3] = ["CreateGlobalCluster", "CreateDBCluster", "CreateDBI
 impl World {
     /// Starts everything and runs a detach of orders to us-west-2 to success.
     async fn after_a_detach(timings: Timings) -> World {
-        let options = Options {
+        World::after_a_detach_with(Options {
             timings,
             ..Options::default()
-        };
+        })
+        .await
+    }
+
+    async fn after_a_detach_with(options: Options) -> World {
         let mut scenario = options.scenario.clone();
         scenario.timings = options.timings;
         let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
@@ -390,4 +394,41 @@ async fn a_kill_during_the_recheck_before_the_first_create_starts_the_rebuild_ov
     w.bot.kill();
     w.bot.start().await;
     w.assert_rebuilt_once(id, &ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_replaces_the_old_primarys_settings_for_the_new_secondary() {
+    let w = World::after_a_detach_with(Options {
+        timings: timings(300),
+        extra_toml: "[clusters.rebuild.us-east-1]\ninstance_class = \"db.r6g.2xlarge\"\ninstances = 2\n\
+                     db_subnet_group = \"rebuild-subnets\"\n"
+            .into(),
+        ..Options::default()
+    })
+    .await;
+    let id = w.ask("rebuild orders --in us-east-1").await;
+    let ts = w.message_ts(id).await;
+    let text = w
+        .slack
+        .delivered("chat.postMessage")
+        .iter()
+        .find(|m| m.ts.as_deref() == Some(ts.as_str()))
+        .map(all_text)
+        .unwrap_or_default();
+    assert!(
+        text.contains("from [clusters.rebuild.us-east-1]: db_subnet_group, instance_class, instances"),
+        "{text}"
+    );
+    w.approve(id, &ts).await;
+    assert_eq!(w.finished(id).await, RunState::Succeeded, "{}", w.bot.log_text());
+    let admin = w.sim.admin();
+    assert_eq!(admin.calls_to("CreateDBInstance").len(), 2);
+    let secondary = admin.cluster("us-east-1", "orders-east-2").expect("the new secondary");
+    assert_eq!(secondary.settings.db_subnet_group, "rebuild-subnets");
+    assert_eq!(secondary.members.len(), 2);
+    assert!(
+        secondary.members.iter().all(|i| i.instance_class == "db.r6g.2xlarge"),
+        "{:?}",
+        secondary.members
+    );
 }

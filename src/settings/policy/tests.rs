@@ -225,3 +225,45 @@ fn the_same_user_listed_twice_counts_once_towards_what_is_possible() {
     ));
     assert!(e.contains("only 1 user(s)"), "{e}");
 }
+
+#[test]
+fn rebuild_settings_per_region_are_checked_key_by_key() {
+    let s = config(
+        "",
+        "[clusters.rebuild.us-east-1]\ninstance_class = \"db.r6g.xlarge\"\nvpc_security_group_ids = [\"sg-1\"]\ninstances = 2",
+    )
+    .unwrap();
+    let (region, over) = &s.clusters[0].rebuild[0];
+    assert_eq!(region.as_str(), "us-east-1");
+    assert_eq!(over.keys(), ["vpc_security_group_ids", "instance_class", "instances"]);
+    for (extra, expected) in [
+        (
+            "[clusters.rebuild.eu-west-1]\ninstances = 1",
+            "clusters[0].rebuild.eu-west-1: \"eu-west-1\" is not one of",
+        ),
+        (
+            "[clusters.rebuild.us-east-1]\ninstances = 0",
+            "clusters[0].rebuild.us-east-1.instances: 0 is out of range",
+        ),
+        (
+            "[clusters.rebuild.us-east-1]\nvpc_security_group_ids = [\"web\"]",
+            "vpc_security_group_ids[0]: \"web\" is not",
+        ),
+        (
+            "[clusters.rebuild.us-east-1]\nmonitoring_interval_secs = 60",
+            "only with monitoring_role_arn",
+        ),
+        (
+            "[clusters.rebuild.us-east-1]\nmonitoring_role_arn = \"arn:aws:iam::1:role/m\"\nmonitoring_interval_secs = 7",
+            "7 is not one of",
+        ),
+        (
+            "[clusters.rebuild.us-east-1]\ninstance_class = \" \"",
+            "instance_class: is empty",
+        ),
+        ("[clusters.rebuild.us-east-1]\nsize = 1", "size"),
+    ] {
+        let e = error_of(config("", extra));
+        assert!(e.contains(expected), "{extra:?}: {e}");
+    }
+}
