@@ -118,21 +118,7 @@ impl Reads<'_> {
         region: &Region,
         detached: Option<(RequestId, Member)>,
     ) -> Result<Plan, Unplanned> {
-        let Some((detach_request, promoted)) = detached else {
-            return Err(other(format!(
-                "there is nothing to rebuild: {}'s last successful run was not a detach (a rebuild follows a \
-                 detach-and-promote; after a managed failover or switchover, the global cluster is still whole)",
-                c.name
-            )));
-        };
-        if &promoted.region == region {
-            return Err(other(format!(
-                "{} in {region} is the promoted cluster itself: name the Region where the new secondary goes \
-                 (one of {})",
-                promoted.cluster_id,
-                others(c, region)
-            )));
-        }
+        let (detach_request, promoted) = after_a_detach(c, region, detached)?;
         let source = self
             .aurora
             .cluster(&promoted.region, &promoted.cluster_id)
@@ -170,27 +156,12 @@ impl Reads<'_> {
             old_global_cluster_id: c.global_cluster_id.clone(),
             detach_request,
             global_cluster_id: global_cluster_id.clone(),
-            secondary: NewSecondary {
-                region: region.clone(),
-                cluster_id: secondary_id.clone(),
-                global_cluster_id: global_cluster_id.clone(),
-                engine: source_spec.engine.clone(),
-                engine_version: source_spec.engine_version.clone(),
-                db_subnet_group: over.db_subnet_group.clone().or(old_primary.db_subnet_group.clone()),
-                vpc_security_group_ids: over
-                    .vpc_security_group_ids
-                    .clone()
-                    .unwrap_or(old_primary.vpc_security_group_ids.clone()),
-                db_cluster_parameter_group: over
-                    .db_cluster_parameter_group
-                    .clone()
-                    .or(old_primary.db_cluster_parameter_group.clone()),
-                kms_key_id: source_spec
-                    .storage_encrypted
-                    .then(|| over.kms_key_id.clone().or(old_primary.kms_key_id.clone()))
-                    .flatten(),
-                deletion_protection: old_primary.deletion_protection,
-            },
+            secondary: secondary(
+                (region, &secondary_id, &global_cluster_id),
+                &source_spec,
+                &old_primary,
+                &over,
+            ),
             instances,
             old_primary,
             replaces: c.global_cluster_id.clone(),
@@ -271,6 +242,62 @@ impl Reads<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// The cluster's last detach (its request and the promoted cluster), when there is one and `region`
+/// is not the promoted cluster's own.
+fn after_a_detach(
+    c: &ClusterSettings,
+    region: &Region,
+    detached: Option<(RequestId, Member)>,
+) -> Result<(RequestId, Member), Unplanned> {
+    let Some((detach_request, promoted)) = detached else {
+        return Err(other(format!(
+            "there is nothing to rebuild: {}'s last successful run was not a detach (a rebuild follows a \
+             detach-and-promote; after a managed failover or switchover, the global cluster is still whole)",
+            c.name
+        )));
+    };
+    if &promoted.region == region {
+        return Err(other(format!(
+            "{} in {region} is the promoted cluster itself: name the Region where the new secondary goes (one of {})",
+            promoted.cluster_id,
+            others(c, region)
+        )));
+    }
+    Ok((detach_request, promoted))
+}
+
+/// CreateDBCluster's values for the new secondary `(region, id, global cluster)`: the engine of the
+/// promoted cluster (`source`), and the old primary's settings unless the configuration (`over`) sets
+/// them; a KMS key only for an encrypted cluster.
+fn secondary(
+    (region, id, global): (&Region, &str, &str),
+    source: &ClusterSpec,
+    old: &ClusterSpec,
+    over: &crate::settings::RebuildOverrides,
+) -> NewSecondary {
+    NewSecondary {
+        region: region.clone(),
+        cluster_id: id.to_owned(),
+        global_cluster_id: global.to_owned(),
+        engine: source.engine.clone(),
+        engine_version: source.engine_version.clone(),
+        db_subnet_group: over.db_subnet_group.clone().or(old.db_subnet_group.clone()),
+        vpc_security_group_ids: over
+            .vpc_security_group_ids
+            .clone()
+            .unwrap_or(old.vpc_security_group_ids.clone()),
+        db_cluster_parameter_group: over
+            .db_cluster_parameter_group
+            .clone()
+            .or(old.db_cluster_parameter_group.clone()),
+        kms_key_id: source
+            .storage_encrypted
+            .then(|| over.kms_key_id.clone().or(old.kms_key_id.clone()))
+            .flatten(),
+        deletion_protection: old.deletion_protection,
     }
 }
 

@@ -305,21 +305,26 @@ async fn a_rebuild_is_refused_without_a_detach_or_with_a_region_it_cannot_use() 
     assert!(CREATES.iter().all(|c| w.sim.admin().calls_to(c).is_empty()));
 }
 
+/// Holds the next `action` (in `region`, or any): `(before acting, before answering)`, in ms.
+fn hold(w: &World, action: &str, region: Option<&str>, (delay_ms, delay_response_ms): (Option<u64>, Option<u64>)) {
+    w.sim
+        .admin()
+        .inject(FaultSpec {
+            action: action.into(),
+            region: region.map(str::to_owned),
+            error: None,
+            delay_ms,
+            delay_response_ms,
+            count: Some(1),
+        })
+        .unwrap();
+}
+
 /// Kills the bot once `call` has reached AWS with its answer held, starts it again, and checks that
 /// the rebuild completes with every create made once.
 async fn killed_after(call: &str) {
     let mut w = World::after_a_detach(timings(400)).await;
-    w.sim
-        .admin()
-        .inject(FaultSpec {
-            action: call.into(),
-            region: None,
-            error: None,
-            delay_ms: None,
-            delay_response_ms: Some(5_000),
-            count: Some(1),
-        })
-        .unwrap();
+    hold(&w, call, None, (None, Some(5_000)));
     let (id, ts) = w.rebuild().await;
     wait_until(call, async || (!w.sim.admin().calls_to(call).is_empty()).then_some(())).await;
     w.bot.kill();
@@ -374,17 +379,7 @@ async fn a_kill_during_the_recheck_before_the_first_create_starts_the_rebuild_ov
     let id = w.ask("rebuild orders --in us-east-1").await;
     let ts = w.message_ts(id).await;
     // The re-check's read of the promoted cluster is held: the bot dies in the re-check.
-    w.sim
-        .admin()
-        .inject(FaultSpec {
-            action: "DescribeDBClusters".into(),
-            region: Some("us-west-2".into()),
-            error: None,
-            delay_ms: Some(5_000),
-            delay_response_ms: None,
-            count: Some(1),
-        })
-        .unwrap();
+    hold(&w, "DescribeDBClusters", Some("us-west-2"), (Some(5_000), None));
     w.approve(id, &ts).await;
     wait_until("the re-check", async || {
         w.journal_has(id, "precheck", "started").await.then_some(())
