@@ -688,11 +688,8 @@ impl Approvals {
             .map_err(store_failed)?;
         let run_id = match decided {
             Decided::Lost(now) => {
-                // Another approver's click made enough approvals at the same moment, and won: this
-                // one is counted, and the run has started.
-                if approve && now.state == RequestState::Approved && now.approved_by(&Person::Slack(user.clone())) {
-                    return Ok(Done::Approved(id));
-                }
+                // Another click decided it at the same moment (another approver's, which made the
+                // approvals enough too): it is that click's decision, said as such.
                 self.refuse_if_closed(&now)?;
                 // Still pending but the compare-and-set lost: it expired in between.
                 return Err(Refusal::Expired(id));
