@@ -325,9 +325,13 @@ async fn an_expired_request_is_closed_on_its_own_and_a_late_click_changes_nothin
         assert!(tokio::time::Instant::now() < deadline, "the request did not expire");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bot.slack_settled().await;
+    // The expiry is recorded, then the message update queued: wait for the update itself.
     let ts = bot.request_message(id).await.ts.unwrap();
-    let last = bot.updates(&ts).last().cloned().expect("the message is updated");
+    let last = poll_until("the message update", Duration::from_millis(20), async || {
+        bot.updates(&ts).last().cloned()
+    })
+    .await;
+    bot.slack_settled().await;
     assert!(!has_buttons(&last));
     assert!(all_text(&last).contains("*Expired*"), "{}", all_text(&last));
     assert!(bot.thread(&ts).iter().any(|r| r.text().contains("expired")));
