@@ -116,6 +116,13 @@ impl World {
         (id, ts)
     }
 
+    /// Kills the bot, starts it again, and checks the rebuild ends as an uninterrupted one would.
+    async fn killed_then_rebuilt_once(&mut self, id: i64, ts: &str) {
+        self.bot.kill();
+        self.bot.start().await;
+        self.assert_rebuilt_once(id, ts).await;
+    }
+
     /// The rebuild ended as an uninterrupted one would: the new global cluster replicates to a new
     /// secondary in us-east-1, each create was made once, the old primary is untouched, and the thread
     /// ends with the report.
@@ -327,9 +334,7 @@ async fn killed_after(call: &str) {
     hold(&w, call, None, (None, Some(5_000)));
     let (id, ts) = w.rebuild().await;
     wait_until(call, async || (!w.sim.admin().calls_to(call).is_empty()).then_some(())).await;
-    w.bot.kill();
-    w.bot.start().await;
-    w.assert_rebuilt_once(id, &ts).await;
+    w.killed_then_rebuilt_once(id, &ts).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,9 +358,7 @@ async fn killed_in(step: &str) {
     let mut w = World::after_a_detach(timings(3_000)).await;
     let (id, ts) = w.rebuild().await;
     wait_until(step, async || w.journal_has(id, step, "started").await.then_some(())).await;
-    w.bot.kill();
-    w.bot.start().await;
-    w.assert_rebuilt_once(id, &ts).await;
+    w.killed_then_rebuilt_once(id, &ts).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,9 +389,7 @@ async fn a_kill_during_the_recheck_before_the_first_create_starts_the_rebuild_ov
     })
     .await;
     assert!(w.sim.admin().calls_to("CreateGlobalCluster").is_empty());
-    w.bot.kill();
-    w.bot.start().await;
-    w.assert_rebuilt_once(id, &ts).await;
+    w.killed_then_rebuilt_once(id, &ts).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
