@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub mod web;
+
 const CHANNEL: &str = "C0INCIDENT";
 const ALICE: &str = "U0ALICE";
 const BOB: &str = "U0BOB";
@@ -24,6 +26,8 @@ const DBA_GROUP: &str = "S0DBA";
 const SIGNING_SECRET: &str = "demo-signing-secret";
 const BOT_TOKEN: &str = "xoxb-demo-token";
 const RECORD_WRITER: &str = "aurorawriteendpoint.aurora_private_hosted_zone";
+const RECORD_READER: &str = "aurorareadendpoint.aurora_private_hosted_zone";
+const ZONE: &str = "Z0123456789";
 
 fn step(n: u32, what: &str) {
     println!("\n━━━ {n}. {what}");
@@ -59,9 +63,9 @@ dns_timeout_secs = 60
 name = "orders"
 global_cluster_id = "orders-global"
 regions = ["us-east-1", "us-west-2"]
-hosted_zone_id = "Z0123456789"
+hosted_zone_id = "{ZONE}"
 writer_record = "{RECORD_WRITER}"
-reader_record = "aurorareadendpoint.aurora_private_hosted_zone"
+reader_record = "{RECORD_READER}"
 record_ttl = 1
 "#,
         store_path.display().to_string().replace('\\', "/"),
@@ -246,7 +250,7 @@ fn verdict(sim: &awsim::Awsim, run: &crate::store::Run) -> anyhow::Result<()> {
         .admin()
         .cluster("us-west-2", "orders-west")
         .context("the emulator lost orders-west")?;
-    let writer = sim.admin().record("Z0123456789", RECORD_WRITER, "CNAME");
+    let writer = sim.admin().record(ZONE, RECORD_WRITER, "CNAME");
     let points_west = writer.as_ref().is_some_and(|r| r.values == [west.endpoint.clone()]);
     println!();
     if run.state == RunState::Succeeded && points_west {

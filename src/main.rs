@@ -51,7 +51,21 @@ enum Command {
         not(feature = "demo"),
         command(hide = true, about = "Not in this build (built without the `demo` feature)", long_about = None)
     )]
-    Demo,
+    Demo {
+        /// Instead of the scripted transcript, serve a sandbox in the browser: a stand-in for Slack
+        /// (channel, threads, buttons, modals, a user switcher and a command box) on the bot's own
+        /// server, with scenario controls over the emulated AWS. Prints its URL and runs until Ctrl-C.
+        #[arg(long)]
+        web: bool,
+        /// Where the sandbox listens (with --web). Loopback only unless --allow-remote: the page signs
+        /// Slack requests and drives the emulator, so it must not be reachable from the network.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000", requires = "web")]
+        listen: std::net::SocketAddr,
+        /// Accept a --listen address other than loopback (prints a warning): anyone who can reach it
+        /// can act as any sandbox user.
+        #[arg(long, requires = "web")]
+        allow_remote: bool,
+    },
     /// Break-glass, for when Slack is unavailable: run the failover runbook without Slack approval.
     /// The same plan, pre-flight checks, cluster lock and journal as in Slack; only the second person
     /// is skipped. A bot serving the same store takes the order over its admin socket; otherwise
@@ -187,7 +201,11 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config, log_format } => serve(&config, log_format).await,
         Command::Healthcheck { url, config } => healthcheck(url, config).await,
-        Command::Demo => demo().await,
+        Command::Demo {
+            web,
+            listen,
+            allow_remote,
+        } => demo(web, listen, allow_remote).await,
         Command::Failover {
             config,
             cluster,
@@ -276,9 +294,15 @@ async fn serve(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
 }
 
 #[cfg(feature = "demo")]
-async fn demo() -> ExitCode {
+async fn demo(web: bool, listen: std::net::SocketAddr, allow_remote: bool) -> ExitCode {
     init_logging("warn", LogFormat::Human);
-    match aurora_failover_bot::demo::run().await {
+    let result = if web {
+        let options = aurora_failover_bot::demo::web::Options { listen, allow_remote };
+        aurora_failover_bot::demo::web::run(options, shutdown_on_signals()).await
+    } else {
+        aurora_failover_bot::demo::run().await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aurora-failover-bot demo: {e:#}");
@@ -316,7 +340,7 @@ async fn healthcheck(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
 }
 
 #[cfg(not(feature = "demo"))]
-async fn demo() -> ExitCode {
+async fn demo(_web: bool, _listen: std::net::SocketAddr, _allow_remote: bool) -> ExitCode {
     eprintln!(
         "aurora-failover-bot demo: this binary was built without the `demo` feature (a production build); \
          build it with the default features to run the demo"

@@ -814,6 +814,13 @@ impl Application {
         self.port
     }
 
+    /// Adds `routes` to the bot's own (served by the same server, with the same limits): the sandbox
+    /// page of `demo --web`. Panics, as axum does, when a path is already the bot's.
+    #[cfg(feature = "demo")]
+    pub fn merge_routes(&mut self, routes: axum::Router) {
+        self.router = std::mem::take(&mut self.router).merge(routes);
+    }
+
     /// Spawns the readiness probes and the secret refresh. The AWS configuration is reported as not
     /// checked yet before its probe starts, so that `/readyz` never says ready before it was checked.
     fn spawn_probes(&mut self, background: &TaskTracker, shutdown: &CancellationToken) {
