@@ -124,6 +124,7 @@ def page(browser: Browser, request) -> Page:
     """A page in a fresh context (1280x800, downloads accepted); on failure saves its screenshot and HTML."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
+    page.set_default_timeout(20_000)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -213,7 +214,8 @@ def wait_for_start(process, lines: queue.Queue, stderr_path, seen: list[str]) ->
             line = None
         if line is None:
             stop(process)
-            why = "exited" if process.poll() is not None else f"printed no sandbox:/audit: lines in {START_TIMEOUT_S} s"
+            exited = process.poll() is not None
+            why = "exited" if exited else f"printed no sandbox:/audit: lines in {START_TIMEOUT_S} s"
             pytest.fail(
                 f"demo --web {why} (exit {process.returncode}); stdout so far: {seen!r}\n"
                 f"stderr:\n{stderr_path.read_text(errors='replace')}",

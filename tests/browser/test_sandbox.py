@@ -1,0 +1,206 @@
+"""The sandbox page of `aurora-failover-bot demo --web`, played in headless chromium as its people would:
+alice asks, alice and dave may not approve, bob approves, the thread tells each step, a Region lost in the
+middle of a detach ends truthfully, the timeline is the audit trail, a deny needs a reason.
+
+Each test has its own `demo --web` process (the `sandbox` fixture) and browser context (`page`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from playwright.sync_api import Page, expect
+
+from conftest import ARTIFACTS, REPO
+from sandbox_page import (
+    ALICE,
+    BOB,
+    COMPLETE,
+    DAVE,
+    NOT_APPROVER,
+    OWN_REQUEST,
+    REASON_REQUIRED,
+    STEPS,
+    SandboxPage,
+)
+
+
+def no_run(sandbox) -> bool:
+    """No run started: the API's `run` is null, or names the request with no run state yet."""
+    run = sandbox.state()["run"]
+    return run is None or run.get("state") is None
+
+
+def test_the_requester_asks_and_only_she_sees_her_command_and_the_bots_answer(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover()
+
+    expect(sp.button(request, "approve")).to_have_text("Approve")
+    expect(sp.button(request, "deny")).to_have_text("Deny")
+    expect(request).to_contain_text("Waiting for approval")
+    expect(request).to_contain_text("orders")
+    echo = page.locator("#channel .msg.ephemeral.command").filter(visible=True)
+    expect(echo).to_have_count(1)
+    expect(echo).to_contain_text("/aurora failover orders")
+    answers = page.locator("#channel .msg.ephemeral:not(.command)").filter(visible=True)
+    expect(answers.filter(has_text="Request #1")).not_to_have_count(0)
+
+    sp.as_user(BOB)
+    expect(sp.ephemerals()).to_have_count(0)
+    expect(sp.request_message()).to_have_count(1)
+
+    sp.as_user(ALICE)
+    expect(echo).to_have_count(1)
+
+
+def test_the_requester_cannot_approve_her_own_request(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover()
+
+    sp.approve_as(ALICE, request)
+
+    refusal = sp.ephemerals().filter(has_text=OWN_REQUEST)
+    expect(refusal).to_have_count(1)
+    expect(request).to_contain_text("Waiting for approval")
+    expect(sp.button(request, "approve")).to_have_count(1)
+    expect(sp.run_state()).to_have_text("")
+    assert no_run(sandbox)
+    sp.as_user(BOB)
+    expect(sp.ephemerals().filter(has_text=OWN_REQUEST)).to_have_count(0)
+
+
+def test_a_stranger_cannot_approve(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover()
+
+    sp.approve_as(DAVE, request)
+
+    expect(sp.ephemerals().filter(has_text=NOT_APPROVER)).to_have_count(1)
+    expect(request).to_contain_text("Waiting for approval")
+    expect(sp.button(request, "approve")).to_have_count(1)
+    expect(sp.run_state()).to_have_text("")
+    assert no_run(sandbox)
+
+
+def approve_and_follow(sp: SandboxPage):
+    """alice asks, bob approves, the run succeeds; returns (request message, its open thread, mode)."""
+    request = sp.ask_failover()
+    mode = sp.mode_of(request)
+    sp.approve_as(BOB, request)
+    assert sp.wait_run_over() == "succeeded", sp.run_state().inner_text()
+    return request, sp.open_thread(request), mode
+
+
+def test_an_approver_approves_and_the_thread_tells_each_step_and_the_outcome(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request, thread, mode = approve_and_follow(sp)
+
+    replies = thread.locator(".msg.reply")
+    text = thread.inner_text()
+    positions = []
+    for step in STEPS[mode]:
+        expect(replies.filter(has_text=step)).not_to_have_count(0)
+        positions.append(text.index(step))
+    assert positions == sorted(positions), f"the steps are out of order in the thread: {text}"
+    expect(replies.last).to_contain_text(COMPLETE[mode])
+    expect(thread.locator(".msg:not(.reply)")).to_contain_text("Failover request #1")
+    expect(request.locator(".edited")).to_have_count(1)
+    expect(request).to_contain_text("Completed")
+    expect(request).not_to_contain_text("Waiting for approval")
+    expect(sp.button(request, "approve")).to_have_count(0)
+    assert sp.sandbox.state()["run"]["state"] == "succeeded"
+
+    # The README's picture: mid-scenario, thread open, run succeeded.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "sandbox.png"
+    page.screenshot(path=str(shot))
+    if os.environ.get("SANDBOX_SCREENSHOT_UPDATE") == "1":
+        shutil.copyfile(shot, REPO / "docs" / "sandbox.png")
+
+
+def test_us_east_1_lost_during_a_detach_ends_in_needs_attention_or_the_truth(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover("--mode detach")
+    assert sp.mode_of(request) == "detach"
+    sp.approve_as(BOB, request)
+    expect(sp.run_state()).to_have_text("running")
+    page.click("#region-down-us-east-1")
+    east = page.locator('#aws .region[data-region="us-east-1"]')
+    expect(east).to_have_attribute("data-up", "false")
+    thread = sp.open_thread(request)
+
+    # The DNS step retries for runbook.dns_timeout_secs (60 s in the demo) before it needs attention.
+    ending = sp.wait_run_over(timeout_ms=150_000)
+    said = thread.locator(".msg.reply").last.inner_text()
+    aws = page.locator("#aws")
+    writer_cname = aws.locator("tr").filter(has_text="writer CNAME").inner_text()
+    west = aws.locator("tr").filter(has_text="orders-west").first.inner_text()
+    expect(east).to_have_attribute("data-up", "false")
+    if ending == "needs attention":
+        # The thread says the target is promoted and DNS still where it was; AWS shows exactly that.
+        assert "Needs attention" in said and "Repoint the CNAMEs" in said, said
+        assert "orders-west is the writer" in said, said
+        assert "available" in west and "standalone" in west, west
+        assert "still point where they did before the run (at orders-east" in said, said
+        assert "orders-east" in writer_cname, writer_cname
+        expect(request).to_contain_text("Needs attention")
+    else:
+        # Any other ending must be what AWS shows: a success only with DNS on the promoted cluster.
+        assert ending == "succeeded", (ending, said)
+        assert COMPLETE["detach"] in said, said
+        assert "orders-west" in writer_cname, writer_cname
+    assert sp.sandbox.state()["run"]["state"] == ending
+
+
+def rows_of(entries: list[dict]) -> list[tuple[str, str, str]]:
+    return [(e["kind"], e["what"], e["at"]) for e in entries]
+
+
+def test_the_timeline_is_the_audit_trail(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    approve_and_follow(sp)
+
+    audit = rows_of(sandbox.audit_entries())
+    assert len(audit) > 0
+    timeline = page.locator("#timeline .tl-row")
+    expect(timeline).to_have_count(len(audit))
+    shown = [
+        (r.get_attribute("data-kind"), r.get_attribute("data-what"), r.get_attribute("data-at"))
+        for r in timeline.all()
+    ]
+    assert shown == audit
+
+    with page.expect_download() as download:
+        page.click("#timeline-download")
+    downloaded = json.loads(open(download.value.path()).read())
+    assert rows_of(downloaded["entries"]) == audit
+    assert downloaded["entries"] == sandbox.audit_entries()
+    assert [s["step"] for s in downloaded["steps"]], downloaded["steps"]
+
+
+def test_a_deny_from_the_pending_list_needs_a_reason_and_shows_it(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover()
+    sp.as_user(BOB)
+    sp.send("/aurora pending")
+    listing = sp.ephemerals().filter(has=page.locator('button.blk-button[data-action-id="pending_deny"]'))
+    expect(listing).to_have_count(1)
+    listing.locator('button.blk-button[data-action-id="pending_deny"]').click()
+
+    modal = page.locator("#modal")
+    expect(modal).to_be_visible()
+    page.click("#modal-submit")
+    expect(modal.locator(".modal-error")).to_contain_text(REASON_REQUIRED)
+    expect(modal).to_be_visible()
+
+    reason = "the game day ends here: us-east-1 is healthy"
+    modal.locator('[data-block-id="reason"] textarea, [data-block-id="reason"] input').first.fill(reason)
+    page.click("#modal-submit")
+    expect(modal).to_be_hidden()
+    expect(request).to_contain_text("Denied")
+    expect(request).to_contain_text(reason)
+    expect(request.locator(".edited")).to_have_count(1)
+    expect(sp.button(request, "approve")).to_have_count(0)
+    assert no_run(sandbox)
