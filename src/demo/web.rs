@@ -232,7 +232,12 @@ async fn start_bot(
             Err(e) => last = Some(e),
         }
     }
-    Err(last.expect("tried at least once")).with_context(|| format!("cannot start the bot on {listen}"))
+    Err(last.expect("tried at least once")).with_context(|| {
+        format!(
+            "cannot start the sandbox on {listen} (is something else listening there? choose another address \
+             with --listen 127.0.0.1:PORT, or port 0 for any free one)"
+        )
+    })
 }
 
 /// Prints where the sandbox is (first start) and where this scenario's audit trail is.
