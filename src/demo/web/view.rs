@@ -49,6 +49,8 @@ pub struct Parts<'a> {
     pub modal_closed: &'a HashMap<&'static str, u64>,
     pub modal_errors: &'a HashMap<&'static str, Value>,
     pub aws: awsim::Snapshot,
+    /// The emulator's call log since the scenario started.
+    pub aws_calls: Vec<awsim::CallRecord>,
 }
 
 /// The whole state the page renders: `{generation, scenario, scenarios, users, channel, audit_config,
@@ -78,7 +80,7 @@ pub async fn state(parts: Parts<'_>) -> Value {
         "audit_config": parts.generation.map(|g| g.config_path.display().to_string()),
         "messages": messages(&calls, parts.local, parts.origins),
         "modals": modals,
-        "aws": aws(&parts.aws),
+        "aws": aws(&parts.aws, &parts.aws_calls),
         "run": run,
         "timeline": timeline,
         "controls": {"regions": REGIONS, "throttle_actions": THROTTLE_ACTIONS},
@@ -279,7 +281,7 @@ pub fn input_values(view: &Value, values: &HashMap<String, String>) -> Value {
 
 /// The emulated AWS: each Region up or down, the global clusters and their members, every cluster's
 /// status, and where the two CNAMEs point (with the cluster whose endpoint that is).
-fn aws(s: &awsim::Snapshot) -> Value {
+fn aws(s: &awsim::Snapshot, calls_seen: &[awsim::CallRecord]) -> Value {
     let regions: Vec<Value> = REGIONS
         .iter()
         .map(|r| json!({"region": r, "up": !s.regions_down.contains_key(*r)}))
@@ -333,7 +335,28 @@ fn aws(s: &awsim::Snapshot) -> Value {
         })
         .collect();
     json!({"regions": regions, "global_clusters": globals, "clusters": clusters, "records": records,
-           "timings": s.timings, "faults": s.faults})
+           "timings": s.timings, "faults": s.faults, "calls": calls(calls_seen)})
+}
+
+/// How many of the emulator's calls the page lists.
+const CALLS_SHOWN: usize = 25;
+
+/// The API calls worth a look, newest first: every call that changes something (not a Describe, List
+/// or Get, nor IAM's simulator) and every call AWS refused or could not answer.
+fn calls(all: &[awsim::CallRecord]) -> Vec<Value> {
+    let reads = ["Describe", "List", "Get"];
+    all.iter()
+        .rev()
+        .filter(|c| {
+            let read = reads.iter().any(|r| c.action.starts_with(r)) || c.action == "SimulatePrincipalPolicy";
+            !read || c.status != 200
+        })
+        .take(CALLS_SHOWN)
+        .map(|c| {
+            json!({"at": c.at, "region": c.region, "action": c.action, "status": c.status, "error": c.error,
+                   "params": c.params})
+        })
+        .collect()
 }
 
 /// The latest request and its run: `{request_id, request_state, state}`, `state` the run's (`running`,

@@ -168,7 +168,12 @@ function renderAws() {
     `<td class="${c.status === "available" ? "status-available" : "status-other"}">${esc(c.status)}</td><td>${esc(c.global ?? "standalone")}</td><td>${c.lag_ms} ms</td></tr>`).join("");
   const records = a.records.map((r) => `<tr data-record="${esc(r.role)}"><td>${esc(r.role)} CNAME</td><td colspan="4">→ ${esc(r.points_to ?? r.value ?? "none")}</td></tr>`).join("");
   const faults = a.faults.length ? `<div class="error">Faults: ${a.faults.map((f) => `${esc(f.action)} ${esc(f.error ?? "")} ×${f.count ?? "∞"}`).join(", ")}</div>` : "";
-  const html = `<div>${regions}</div>${globals}<table class="aws-table"><tr><th>cluster</th><th>Region</th><th>status</th><th>global</th><th>lag</th></tr>${clusters}${records}</table>${faults}`;
+  const calls = (a.calls || []).map((c) => `<tr class="aws-call" data-action="${esc(c.action)}"><td>${esc(c.at.slice(11, 19))}</td>` +
+    `<td>${esc(c.region)}</td><td colspan="2">${esc(c.action)}</td><td class="${c.status === 200 ? "status-available" : "status-other"}">` +
+    `${c.status === 200 ? "OK" : esc(c.error ?? (c.status === 0 ? "no answer" : "HTTP " + c.status))}</td></tr>`).join("");
+  const callTable = calls ? `<div class="sub">API calls that change something, or failed (newest first)</div>` +
+    `<table class="aws-table" id="aws-calls">${calls}</table>` : "";
+  const html = `<div>${regions}</div>${globals}<table class="aws-table"><tr><th>cluster</th><th>Region</th><th>status</th><th>global</th><th>lag</th></tr>${clusters}${records}</table>${faults}${callTable}`;
   if ($("#aws").innerHTML !== html) $("#aws").innerHTML = html;
 }
 
