@@ -37,11 +37,12 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// The demo's configuration, pointing at the stand-ins.
-fn settings(api_url: &str, store_path: &std::path::Path) -> anyhow::Result<Settings> {
-    let toml = format!(
+/// The demo's configuration (TOML), pointing at the stand-ins: the bot on `listen`, its SQLite store
+/// at `store_path`; `demo --web` adds a rebuild timeout.
+fn config_toml(listen: &str, api_url: &str, store_path: &std::path::Path) -> String {
+    format!(
         r#"
-listen = "127.0.0.1:0"
+listen = "{listen}"
 [slack]
 signing_secret = "{SIGNING_SECRET}"
 bot_token = "{BOT_TOKEN}"
@@ -59,6 +60,7 @@ path = "{}"
 poll_interval_ms = 500
 promote_timeout_secs = 120
 dns_timeout_secs = 60
+rebuild_timeout_secs = 300
 [[clusters]]
 name = "orders"
 global_cluster_id = "orders-global"
@@ -71,8 +73,22 @@ record_ttl = 1
         store_path.display().to_string().replace('\\', "/"),
         team = standin::STANDIN_TEAM,
         app = standin::STANDIN_APP,
-    );
-    Ok(Settings::from_toml(&toml)?)
+    )
+}
+
+/// What the bot is built with in the demo: AWS at the emulator `sim_url`, with static credentials.
+fn deps(sim_url: &str) -> Deps {
+    Deps {
+        aws: AwsOverrides {
+            endpoint_url: Some(sim_url.to_owned()),
+            static_credentials: true,
+            max_attempts: None,
+            attempt_timeout: None,
+        },
+        clock: Arc::new(SystemClock),
+        env: Box::new(|_| None),
+        aws_credentials: None,
+    }
 }
 
 /// Runs the demo; `Ok` when the failover completed and DNS points at the new writer.
@@ -94,19 +110,8 @@ pub async fn run() -> anyhow::Result<()> {
     slack.print_messages(true);
     let dir = std::env::temp_dir().join(format!("aurora-failover-bot-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let settings = settings(&slack.api_url(), &dir.join("demo.db"))?;
-    let deps = Deps {
-        aws: AwsOverrides {
-            endpoint_url: Some(sim.url().to_owned()),
-            static_credentials: true,
-            max_attempts: None,
-            attempt_timeout: None,
-        },
-        clock: Arc::new(SystemClock),
-        env: Box::new(|_| None),
-        aws_credentials: None,
-    };
-    let app = Application::build(settings, deps).await?;
+    let settings = Settings::from_toml(&config_toml("127.0.0.1:0", &slack.api_url(), &dir.join("demo.db")))?;
+    let app = Application::build(settings, deps(sim.url())).await?;
     let store = app.store.clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     println!(

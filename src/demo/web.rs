@@ -21,10 +21,8 @@ mod scenarios;
 mod view;
 
 use super::{ALICE, BOB, BOT_TOKEN, CHANNEL, DBA_GROUP, RECORD_READER, RECORD_WRITER, SIGNING_SECRET, ZONE};
-use crate::aws::AwsOverrides;
-use crate::ports::SystemClock;
 use crate::settings::Settings;
-use crate::startup::{Application, Deps};
+use crate::startup::Application;
 use anyhow::{Context, bail};
 use sandbox::{Generation, Sandbox};
 use scenarios::ScenarioId;
@@ -75,43 +73,13 @@ fn check_listen(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bot's configuration for one scenario: the demo's users, its store under `dir`.
+/// The bot's configuration for one scenario: the demo's, on `listen`, its store under `dir`.
 fn config_toml(listen: SocketAddr, api_url: &str, dir: &Path) -> String {
-    let store = dir.join("sandbox.db").display().to_string().replace('\\', "/");
     format!(
-        r#"# The sandbox's bot (aurora-failover-bot demo --web): read its audit trail with
-# aurora-failover-bot audit --config {config}
-listen = "{listen}"
-[slack]
-signing_secret = "{SIGNING_SECRET}"
-bot_token = "{BOT_TOKEN}"
-api_url = "{api_url}"
-incident_channel = "{CHANNEL}"
-team_id = "{team}"
-app_id = "{app}"
-[approval]
-requesters = ["{ALICE}"]
-approvers = ["{DBA_GROUP}"]
-request_ttl_secs = 900
-[store]
-path = "{store}"
-[runbook]
-poll_interval_ms = 500
-promote_timeout_secs = 120
-dns_timeout_secs = 60
-rebuild_timeout_secs = 300
-[[clusters]]
-name = "orders"
-global_cluster_id = "orders-global"
-regions = ["us-east-1", "us-west-2"]
-hosted_zone_id = "{ZONE}"
-writer_record = "{RECORD_WRITER}"
-reader_record = "{RECORD_READER}"
-record_ttl = 1
-"#,
-        config = dir.join("sandbox.toml").display(),
-        team = standin::STANDIN_TEAM,
-        app = standin::STANDIN_APP,
+        "# The sandbox's bot (aurora-failover-bot demo --web): read its audit trail with\n\
+         # aurora-failover-bot audit --config {}\n{}",
+        dir.join("sandbox.toml").display(),
+        super::config_toml(&listen.to_string(), api_url, &dir.join("sandbox.db"))
     )
 }
 
@@ -211,28 +179,22 @@ async fn start_bot(
     let config_path = dir.join("sandbox.toml");
     std::fs::write(&config_path, &toml).with_context(|| format!("cannot write {}", config_path.display()))?;
     let settings = Settings::from_toml(&toml)?;
-    let deps = || Deps {
-        aws: AwsOverrides {
-            endpoint_url: Some(outside.sim.url().to_owned()),
-            static_credentials: true,
-            max_attempts: None,
-            attempt_timeout: None,
-        },
-        clock: Arc::new(SystemClock),
-        env: Box::new(|_| None),
-        aws_credentials: None,
-    };
     let mut last = None;
     for attempt in 1..=attempts {
         if attempt > 1 {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        match Application::build(settings.clone(), deps()).await {
+        match Application::build(settings.clone(), super::deps(outside.sim.url())).await {
             Ok(app) => return Ok((app, config_path)),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.expect("tried at least once")).with_context(|| format!("cannot start the bot on {listen}"))
+    Err(last.expect("tried at least once")).with_context(|| {
+        format!(
+            "cannot start the sandbox on {listen} (is something else listening there? choose another address \
+             with --listen 127.0.0.1:PORT, or port 0 for any free one)"
+        )
+    })
 }
 
 /// Prints where the sandbox is (first start) and where this scenario's audit trail is.

@@ -535,12 +535,17 @@ fn answer_text(a: &Answer) -> String {
             channel,
             approvers,
             expires_in,
-        } => format!(
-            "Request #{id} to move *{cluster}* to {to} ({mode}) is posted in <#{channel}> for approval by {}. It \
-             expires in {}.",
-            names(approvers),
-            duration(*expires_in)
-        ),
+        } => {
+            let what = match mode {
+                Mode::Rebuild => format!("to rebuild *{cluster}*'s global database with a secondary in {to}"),
+                _ => format!("to move *{cluster}* to {to} ({mode})"),
+            };
+            format!(
+                "Request #{id} {what} is posted in <#{channel}> for approval by {}. It expires in {}.",
+                names(approvers),
+                duration(*expires_in)
+            )
+        }
         Answer::NoPlan { cluster, reason: why } => {
             format!(
                 "Dry run for {cluster}: no plan. {}. Nothing was changed.",
@@ -2427,6 +2432,22 @@ mod tests {
             answer(&posted),
             "Request #4 to move *orders* to us-west-2 (failover) is posted in <#C0INCIDENT> for approval by \
              <@U02>, <!subteam^S01>. It expires in 15m 00s."
+        );
+        let rebuild = Answer::Posted {
+            id: 4.into(),
+            cluster: orders.clone(),
+            to: Region::parse("us-east-1").unwrap(),
+            mode: Mode::Rebuild,
+            channel: ChannelId::parse("C0INCIDENT").unwrap(),
+            approvers: approvers(),
+            expires_in: std::time::Duration::from_secs(900),
+        };
+        assert!(
+            answer(&rebuild).starts_with(
+                "Request #4 to rebuild *orders*'s global database with a secondary in us-east-1 is posted in"
+            ),
+            "a rebuild moves nothing: {}",
+            answer(&rebuild)
         );
         let no_plan = Answer::NoPlan {
             cluster: orders,

@@ -31,6 +31,7 @@ mod rebuild;
 mod records;
 mod rotation;
 mod runbook;
+mod sandbox;
 mod secret_scan;
 mod secrets;
 mod socket_mode;

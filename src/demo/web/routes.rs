@@ -22,6 +22,7 @@ use std::time::Duration;
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// How often an event stream looks for a change to send.
 const TICK: Duration = Duration::from_millis(250);
@@ -41,6 +42,11 @@ pub fn router(sandbox: Arc<Sandbox>) -> Router {
         .route(
             "/sandbox/app.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route("/sandbox/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/sandbox/icon.svg") }),
         )
         .route("/sandbox/api/state", get(state))
         .route("/sandbox/api/timeline.json", get(timeline))

@@ -227,6 +227,7 @@ impl Sandbox {
             modal_closed: &closed,
             modal_errors: &errors,
             aws: self.admin.snapshot(),
+            aws_calls: self.admin.calls(),
         };
         view::state(parts).await
     }

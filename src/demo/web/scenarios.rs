@@ -61,8 +61,8 @@ impl ScenarioId {
             ScenarioId::PrimaryLost => (
                 "primary-lost",
                 "The primary Region is lost",
-                "us-east-1 is unreachable: as alice, /aurora failover orders, approved by a DBA, until orders \
-                 writes in us-west-2 and both CNAMEs point there.",
+                "us-east-1 is unreachable, and Route 53's API with it: as alice, /aurora failover orders (then a mode \
+                 the bot offers), approved by a DBA. What does the thread say about DNS until us-east-1 is back?",
             ),
             ScenarioId::EastLostDuringDetach => (
                 "east-lost-during-detach",

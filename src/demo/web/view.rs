@@ -49,6 +49,8 @@ pub struct Parts<'a> {
     pub modal_closed: &'a HashMap<&'static str, u64>,
     pub modal_errors: &'a HashMap<&'static str, Value>,
     pub aws: awsim::Snapshot,
+    /// The emulator's call log since the scenario started.
+    pub aws_calls: Vec<awsim::CallRecord>,
 }
 
 /// The whole state the page renders: `{generation, scenario, scenarios, users, channel, audit_config,
@@ -78,7 +80,7 @@ pub async fn state(parts: Parts<'_>) -> Value {
         "audit_config": parts.generation.map(|g| g.config_path.display().to_string()),
         "messages": messages(&calls, parts.local, parts.origins),
         "modals": modals,
-        "aws": aws(&parts.aws),
+        "aws": aws(&parts.aws, &parts.aws_calls),
         "run": run,
         "timeline": timeline,
         "controls": {"regions": REGIONS, "throttle_actions": THROTTLE_ACTIONS},
@@ -126,74 +128,79 @@ enum At {
     Reply(usize, usize),
 }
 
-/// The channel, oldest first: the bot's posts with their thread replies nested and edits applied,
-/// ephemeral answers (`to`: the one user who sees them), and the sandbox's own lines.
-fn messages(calls: &[&Recorded], local: &[Local], origins: &Origins) -> Vec<Value> {
-    let mut items: Vec<((u64, u8, u64), Value)> = Vec::new();
-    let mut index: HashMap<String, Vec<At>> = HashMap::new();
-    for c in calls.iter().filter(|c| c.status == 200) {
+/// The channel as it is built from the records: items sorted by where they happened (the stand-in's
+/// call `seq`, then the sandbox's own lines after the call they followed), and where each posted
+/// message is (`ts` → top-level item and/or reply), for edits and replies.
+#[derive(Default)]
+struct Channel {
+    items: Vec<((u64, u8, u64), Value)>,
+    index: HashMap<String, Vec<At>>,
+}
+
+impl Channel {
+    /// A `chat.postMessage` Slack took: a top-level message, a reply in its parent's thread (and in the
+    /// channel too when broadcast), or a direct message (`D{user}`, as conversations.open answers).
+    fn post(&mut self, c: &Recorded) {
         let key = (c.seq, 0, 0);
-        match c.method.as_str() {
-            "chat.postMessage" if c.ts.is_some() => {
-                let ts = c.ts.clone().unwrap_or_default();
-                let channel = c.field("channel").unwrap_or_default();
-                if channel != CHANNEL {
-                    // A direct message (conversations.open answers `D{user}`).
-                    let to = channel.strip_prefix('D').unwrap_or(channel);
-                    items.push((key, posted(c, "dm", Some(to))));
-                    continue;
-                }
-                let parent = c
-                    .thread_ts()
-                    .and_then(|t| index.get(t))
-                    .and_then(|at| at.first().copied());
-                match parent {
-                    Some(At::Top(i)) | Some(At::Reply(i, _)) => {
-                        let replies = items[i].1["replies"].as_array_mut().expect("replies is an array");
-                        replies.push(posted(c, "reply", None));
-                        let mut at = vec![At::Reply(i, replies.len() - 1)];
-                        if c.body.get("reply_broadcast").and_then(Value::as_bool) == Some(true) {
-                            let mut copy = posted(c, "broadcast", None);
-                            copy["thread_ts"] = json!(c.thread_ts());
-                            items.push((key, copy));
-                            at.push(At::Top(items.len() - 1));
-                        }
-                        index.insert(ts, at);
-                    }
-                    None => {
-                        items.push((key, posted(c, "message", None)));
-                        index.insert(ts, vec![At::Top(items.len() - 1)]);
-                    }
-                }
-            }
-            "chat.update" => {
-                let Some(at) = c.ts.as_deref().and_then(|ts| index.get(ts)) else {
-                    continue;
-                };
-                for &a in at {
-                    let m = match a {
-                        At::Top(i) => &mut items[i].1,
-                        At::Reply(i, j) => &mut items[i].1["replies"][j],
-                    };
-                    m["text"] = json!(c.text());
-                    m["blocks"] = json_field(&c.body, "blocks");
-                    m["edited"] = json!(true);
-                }
-            }
-            "chat.postEphemeral" => {
-                let to = c.field("user").unwrap_or_default().to_owned();
-                items.push((key, posted(c, "ephemeral", Some(&to))));
-            }
-            "response" => {
-                let to = c.response_id.and_then(|id| origins.responses.get(&id).copied());
-                let in_channel = c.field("response_type") == Some("in_channel");
-                let to = if in_channel { None } else { to };
-                items.push((key, posted(c, "response", to)));
-            }
-            _ => {}
+        let ts = c.ts.clone().unwrap_or_default();
+        let channel = c.field("channel").unwrap_or_default();
+        if channel != CHANNEL {
+            let to = channel.strip_prefix('D').unwrap_or(channel);
+            self.items.push((key, posted(c, "dm", Some(to))));
+            return;
+        }
+        let parent = c
+            .thread_ts()
+            .and_then(|t| self.index.get(t))
+            .and_then(|at| at.first().copied());
+        let Some(At::Top(i) | At::Reply(i, _)) = parent else {
+            self.items.push((key, posted(c, "message", None)));
+            self.index.insert(ts, vec![At::Top(self.items.len() - 1)]);
+            return;
+        };
+        let replies = self.items[i].1["replies"].as_array_mut().expect("replies is an array");
+        replies.push(posted(c, "reply", None));
+        let mut at = vec![At::Reply(i, replies.len() - 1)];
+        if c.body.get("reply_broadcast").and_then(Value::as_bool) == Some(true) {
+            let mut copy = posted(c, "broadcast", None);
+            copy["thread_ts"] = json!(c.thread_ts());
+            self.items.push((key, copy));
+            at.push(At::Top(self.items.len() - 1));
+        }
+        self.index.insert(ts, at);
+    }
+
+    /// A `chat.update` Slack took: the message (wherever it shows) gets the new text and blocks.
+    fn update(&mut self, c: &Recorded) {
+        let Some(at) = c.ts.as_deref().and_then(|ts| self.index.get(ts)) else {
+            return;
+        };
+        for &a in at {
+            let m = match a {
+                At::Top(i) => &mut self.items[i].1,
+                At::Reply(i, j) => &mut self.items[i].1["replies"][j],
+            };
+            m["text"] = json!(c.text());
+            m["blocks"] = json_field(&c.body, "blocks");
+            m["edited"] = json!(true);
         }
     }
-    for l in local {
+
+    /// A `chat.postEphemeral`, or a response_url post (ephemeral to who sent the command or click,
+    /// unless `in_channel`).
+    fn ephemeral(&mut self, c: &Recorded, origins: &Origins) {
+        let (kind, to) = if c.method == "response" {
+            let to = c.response_id.and_then(|id| origins.responses.get(&id).copied());
+            let in_channel = c.field("response_type") == Some("in_channel");
+            ("response", if in_channel { None } else { to.map(str::to_owned) })
+        } else {
+            ("ephemeral", c.field("user").map(str::to_owned))
+        };
+        self.items.push(((c.seq, 0, 0), posted(c, kind, to.as_deref())));
+    }
+
+    /// A line of the sandbox's own.
+    fn local(&mut self, l: &Local) {
         let author = match l.kind {
             LocalKind::Command => USERS.iter().find(|u| Some(u.id) == l.to).map_or("you", |u| u.name),
             LocalKind::Notice => "sandbox",
@@ -210,10 +217,28 @@ fn messages(calls: &[&Recorded], local: &[Local], origins: &Origins) -> Vec<Valu
             "edited": false,
             "replies": [],
         });
-        items.push(((l.after_seq, 1, l.n), item));
+        self.items.push(((l.after_seq, 1, l.n), item));
     }
-    items.sort_by_key(|(k, _)| *k);
-    items.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The channel, oldest first: the bot's posts with their thread replies nested and edits applied,
+/// ephemeral answers (`to`: the one user who sees them), and the sandbox's own lines. Calls Slack
+/// refused or failed are not shown, as Slack shows nothing for them.
+fn messages(calls: &[&Recorded], local: &[Local], origins: &Origins) -> Vec<Value> {
+    let mut channel = Channel::default();
+    for c in calls.iter().filter(|c| c.status == 200) {
+        match c.method.as_str() {
+            "chat.postMessage" if c.ts.is_some() => channel.post(c),
+            "chat.update" => channel.update(c),
+            "chat.postEphemeral" | "response" => channel.ephemeral(c, origins),
+            _ => {}
+        }
+    }
+    for l in local {
+        channel.local(l);
+    }
+    channel.items.sort_by_key(|(k, _)| *k);
+    channel.items.into_iter().map(|(_, v)| v).collect()
 }
 
 /// The view the bot opened last for `user` after the stand-in's call `closed_after` (when their modal
@@ -256,7 +281,7 @@ pub fn input_values(view: &Value, values: &HashMap<String, String>) -> Value {
 
 /// The emulated AWS: each Region up or down, the global clusters and their members, every cluster's
 /// status, and where the two CNAMEs point (with the cluster whose endpoint that is).
-fn aws(s: &awsim::Snapshot) -> Value {
+fn aws(s: &awsim::Snapshot, calls_seen: &[awsim::CallRecord]) -> Value {
     let regions: Vec<Value> = REGIONS
         .iter()
         .map(|r| json!({"region": r, "up": !s.regions_down.contains_key(*r)}))
@@ -310,7 +335,28 @@ fn aws(s: &awsim::Snapshot) -> Value {
         })
         .collect();
     json!({"regions": regions, "global_clusters": globals, "clusters": clusters, "records": records,
-           "timings": s.timings, "faults": s.faults})
+           "timings": s.timings, "faults": s.faults, "calls": calls(calls_seen)})
+}
+
+/// How many of the emulator's calls the page lists.
+const CALLS_SHOWN: usize = 25;
+
+/// The API calls worth a look, newest first: every call that changes something (not a Describe, List
+/// or Get, nor IAM's simulator) and every call AWS refused or could not answer.
+fn calls(all: &[awsim::CallRecord]) -> Vec<Value> {
+    let reads = ["Describe", "List", "Get"];
+    all.iter()
+        .rev()
+        .filter(|c| {
+            let read = reads.iter().any(|r| c.action.starts_with(r)) || c.action == "SimulatePrincipalPolicy";
+            !read || c.status != 200
+        })
+        .take(CALLS_SHOWN)
+        .map(|c| {
+            json!({"at": c.at, "region": c.region, "action": c.action, "status": c.status, "error": c.error,
+                   "params": c.params})
+        })
+        .collect()
 }
 
 /// The latest request and its run: `{request_id, request_state, state}`, `state` the run's (`running`,
@@ -379,4 +425,143 @@ pub async fn timeline(store: &dyn Store) -> Value {
         }
     }
     json!({"entries": entries, "steps": steps})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(seq: u64, method: &str, body: Value, ts: Option<&str>) -> Recorded {
+        Recorded {
+            seq,
+            method: method.to_owned(),
+            body,
+            ts: ts.map(str::to_owned),
+            response_id: None,
+            status: 200,
+            at_ms: seq,
+        }
+    }
+
+    #[test]
+    fn the_channel_nests_replies_applies_edits_and_shows_ephemerals_only_to_their_user() {
+        let mut response = call(
+            5,
+            "response",
+            json!({"text": "only alice", "response_type": "ephemeral"}),
+            None,
+        );
+        response.response_id = Some(7);
+        let mut failed = call(
+            6,
+            "chat.postMessage",
+            json!({"channel": CHANNEL, "text": "never shown"}),
+            Some("9.9"),
+        );
+        failed.status = 429;
+        let calls = [
+            call(
+                1,
+                "chat.postMessage",
+                json!({"channel": CHANNEL, "text": "request"}),
+                Some("1.1"),
+            ),
+            call(
+                2,
+                "chat.postMessage",
+                json!({"channel": CHANNEL, "text": "step", "thread_ts": "1.1"}),
+                Some("2.2"),
+            ),
+            call(
+                3,
+                "chat.update",
+                json!({"channel": CHANNEL, "ts": "2.2", "text": "step done",
+                                          "blocks": [{"type": "divider"}]}),
+                Some("2.2"),
+            ),
+            call(
+                4,
+                "chat.postMessage",
+                json!({"channel": CHANNEL, "text": "done", "thread_ts": "1.1",
+                                               "reply_broadcast": true}),
+                Some("4.4"),
+            ),
+            response,
+            failed,
+            call(
+                8,
+                "chat.update",
+                json!({"channel": CHANNEL, "ts": "4.4", "text": "done, edited"}),
+                Some("4.4"),
+            ),
+        ];
+        let origins = Origins {
+            responses: HashMap::from([(7, "U0ALICE")]),
+            ..Origins::default()
+        };
+        let notice = Local {
+            after_seq: 1,
+            n: 0,
+            to: None,
+            kind: LocalKind::Notice,
+            text: "us-east-1 is down".into(),
+            blocks: Value::Null,
+            at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let refs: Vec<&Recorded> = calls.iter().collect();
+        let m = messages(&refs, &[notice], &origins);
+        let kinds: Vec<&str> = m.iter().map(|m| m["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["message", "notice", "broadcast", "response"]);
+        let replies = m[0]["replies"].as_array().unwrap();
+        assert_eq!(replies.len(), 2);
+        assert_eq!(
+            (replies[0]["text"].as_str(), replies[0]["edited"].as_bool()),
+            (Some("step done"), Some(true))
+        );
+        assert_eq!(replies[0]["blocks"], json!([{"type": "divider"}]));
+        assert_eq!(
+            replies[1]["text"], "done, edited",
+            "an edit reaches the reply in the thread"
+        );
+        assert_eq!(m[2]["text"], "done, edited", "and its copy in the channel");
+        assert_eq!(m[3]["to"], "U0ALICE");
+        assert!(!m.iter().any(|m| m["text"] == "never shown"));
+    }
+
+    #[test]
+    fn a_modal_is_open_for_the_user_whose_click_made_the_trigger_until_it_closes() {
+        let open = |seq, trigger: &str| {
+            call(
+                seq,
+                "views.open",
+                json!({"trigger_id": trigger,
+                "view": {"type": "modal", "callback_id": "deny_reason", "blocks": [
+                    {"type": "input", "block_id": "reason", "element": {"type": "plain_text_input", "action_id": "reason"}}]}}),
+                None,
+            )
+        };
+        let calls = [open(3, "1.1.standin-sandbox"), open(4, "forged")];
+        let origins = Origins {
+            triggers: HashMap::from([("1.1.standin-sandbox".to_owned(), "U0BOB")]),
+            ..Origins::default()
+        };
+        assert!(open_modal(&calls[..1], &origins, "U0BOB", 0).is_some());
+        assert!(open_modal(&calls[..1], &origins, "U0ALICE", 0).is_none(), "not alice's");
+        assert!(
+            open_modal(&calls[..1], &origins, "U0BOB", 3).is_none(),
+            "closed after it opened"
+        );
+        assert!(
+            open_modal(&calls, &origins, "U0BOB", 3).is_none(),
+            "a trigger Slack never issued opens nothing"
+        );
+        let view = open_modal(&calls[..1], &origins, "U0BOB", 0).unwrap();
+        let values = HashMap::from([("reason".to_owned(), "primary is fine".to_owned())]);
+        assert_eq!(
+            input_values(&view, &values),
+            json!({"reason": {"reason": {"type": "plain_text_input", "value": "primary is fine"}}})
+        );
+        let blank = HashMap::from([("reason".to_owned(), "  ".to_owned())]);
+        assert_eq!(input_values(&view, &blank)["reason"]["reason"]["value"], Value::Null);
+    }
 }

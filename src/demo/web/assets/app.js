@@ -30,6 +30,9 @@ function token(t) {
   if (target.startsWith("!subteam^")) return `<span class="mention">${esc(label || "@" + (target.slice(9) === "S0DBA" ? "dba" : target.slice(9)))}</span>`;
   if (target.startsWith("!")) return `<span class="mention">@${esc(label || target.slice(1))}</span>`;
   if (target.startsWith("#")) return `<span class="mention">#${esc(label || target.slice(1))}</span>`;
+  // A permalink to a message of this channel opens it here (its thread, if it has one).
+  const link = /\/archives\/[A-Z0-9]+\/p(\d{10})(\d{6})$/.exec(target);
+  if (link) return `<a class="permalink" data-ts="${link[1]}.${link[2]}">${esc(label || "message")}</a>`;
   if (/^(https?:|mailto:)/.test(target)) return `<a href="${esc(target)}" target="_blank" rel="noopener">${esc(label || target)}</a>`;
   return esc(`<${t}>`);
 }
@@ -165,7 +168,12 @@ function renderAws() {
     `<td class="${c.status === "available" ? "status-available" : "status-other"}">${esc(c.status)}</td><td>${esc(c.global ?? "standalone")}</td><td>${c.lag_ms} ms</td></tr>`).join("");
   const records = a.records.map((r) => `<tr data-record="${esc(r.role)}"><td>${esc(r.role)} CNAME</td><td colspan="4">→ ${esc(r.points_to ?? r.value ?? "none")}</td></tr>`).join("");
   const faults = a.faults.length ? `<div class="error">Faults: ${a.faults.map((f) => `${esc(f.action)} ${esc(f.error ?? "")} ×${f.count ?? "∞"}`).join(", ")}</div>` : "";
-  const html = `<div>${regions}</div>${globals}<table class="aws-table"><tr><th>cluster</th><th>Region</th><th>status</th><th>global</th><th>lag</th></tr>${clusters}${records}</table>${faults}`;
+  const calls = (a.calls || []).map((c) => `<tr class="aws-call" data-action="${esc(c.action)}"><td>${esc(c.at.slice(11, 19))}</td>` +
+    `<td>${esc(c.region)}</td><td colspan="2">${esc(c.action)}</td><td class="${c.status === 200 ? "status-available" : "status-other"}">` +
+    `${c.status === 200 ? "OK" : esc(c.error ?? (c.status === 0 ? "no answer" : "HTTP " + c.status))}</td></tr>`).join("");
+  const callTable = calls ? `<div class="sub">API calls that change something, or failed (newest first)</div>` +
+    `<table class="aws-table" id="aws-calls">${calls}</table>` : "";
+  const html = `<div>${regions}</div>${globals}<table class="aws-table"><tr><th>cluster</th><th>Region</th><th>status</th><th>global</th><th>lag</th></tr>${clusters}${records}</table>${faults}${callTable}`;
   if ($("#aws").innerHTML !== html) $("#aws").innerHTML = html;
 }
 
@@ -205,9 +213,9 @@ function renderModal() {
     $("#modal-body").innerHTML = (m.view.blocks || []).map((b) => {
       if (b.type !== "input") return block(b, {});
       const el = b.element || {};
-      const field = el.multiline
-        ? `<textarea rows="4" data-block-id="${esc(b.block_id)}" placeholder="${esc(el.placeholder?.text ?? "")}"></textarea>`
-        : `<input type="text" data-block-id="${esc(b.block_id)}" placeholder="${esc(el.placeholder?.text ?? "")}">`;
+      const attrs = `data-block-id="${esc(b.block_id)}" placeholder="${esc(el.placeholder?.text ?? "")}"` +
+        (el.max_length ? ` maxlength="${Number(el.max_length)}"` : "");
+      const field = el.multiline ? `<textarea rows="4" ${attrs}></textarea>` : `<input type="text" ${attrs}>`;
       return `<label>${esc(b.label?.text)}</label>${field}<div class="modal-error" data-error-for="${esc(b.block_id)}"></div>` +
         (b.hint ? `<div class="hint">${esc(b.hint.text)}</div>` : "");
     }).join("");
@@ -302,7 +310,7 @@ function wire() {
     $(pane).addEventListener("click", (e) => {
       const b = e.target.closest("button.blk-button");
       if (b) return clickButton(b);
-      const a = e.target.closest("a.replies");
+      const a = e.target.closest("a.replies, a.permalink");
       if (a) {
         ui.thread = a.dataset.ts;
         render();
