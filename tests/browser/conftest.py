@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -173,9 +174,17 @@ class Sandbox:
         with urllib.request.urlopen(self.origin + path, timeout=10) as resp:
             return json.load(resp)
 
-    def state(self) -> dict:
-        """GET /sandbox/api/state."""
-        return self.get_json("/sandbox/api/state")
+    def state(self, within_s: float = 10) -> dict:
+        """GET /sandbox/api/state; retried for `within_s` while the sandbox restarts (a scenario starting
+        closes its connections and binds the address again)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                return self.get_json("/sandbox/api/state")
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def current_audit_config(self) -> str:
         """The config of the current scenario's store (it changes when a scenario starts)."""

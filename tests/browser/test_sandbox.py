@@ -208,3 +208,43 @@ def test_a_deny_from_the_pending_list_needs_a_reason_and_shows_it(page: Page, sa
     expect(request.locator(".edited")).to_have_count(1)
     expect(sp.button(request, "approve")).to_have_count(0)
     assert no_run(sandbox)
+
+
+def test_a_ready_scenario_starts_a_fresh_world_and_the_controls_change_the_emulated_aws(page: Page, sandbox):
+    sp = SandboxPage(page, sandbox).open()
+    sp.ask_failover()
+    sp.start_scenario("east-lost-during-detach")
+
+    # A fresh world: the goal of the scenario, an empty channel but for the scenario's own line.
+    expect(page.locator("#scenario-goal")).to_contain_text("/aurora failover orders --mode detach")
+    expect(page.locator("#scenario")).to_have_value("east-lost-during-detach")
+    expect(sp.request_message()).to_have_count(0)
+    expect(page.locator("#channel .msg.notice")).to_have_count(1)
+    expect(page.locator("#run-state")).to_have_text("")
+
+    # Move the writer CNAME by hand: the AWS panel and the channel say so, and /aurora status sees the drift.
+    aws = page.locator("#aws")
+    expect(aws.locator('[data-record="writer"]')).to_contain_text("orders-east writer endpoint")
+    page.select_option("#cname-record", "writer")
+    page.select_option("#cname-target", "us-west-2")
+    page.click("#cname")
+    expect(aws.locator('[data-record="writer"]')).to_contain_text("orders-west writer endpoint")
+    expect(page.locator("#channel .msg.notice").last).to_contain_text("by hand")
+
+    # A Region down and up again, as the panel shows it.
+    page.click("#region-down-us-west-2")
+    expect(aws.locator('.region[data-region="us-west-2"]')).to_have_attribute("data-up", "false")
+    page.click("#region-up-us-west-2")
+    expect(aws.locator('.region[data-region="us-west-2"]')).to_have_attribute("data-up", "true")
+
+    # A throttle is listed until cleared; a bad value is refused on the page and changes nothing.
+    page.select_option("#throttle-action", "ChangeResourceRecordSets")
+    page.fill("#throttle-count", "2")
+    page.click("#throttle")
+    expect(aws).to_contain_text("ChangeResourceRecordSets Throttling ×2")
+    page.click("#clear-faults")
+    expect(aws).not_to_contain_text("Throttling")
+    page.fill("#insync-ms", "99999999")
+    page.click("#insync")
+    expect(page.locator("#control-error")).to_contain_text("more than the sandbox allows")
+    assert sandbox.state()["aws"]["timings"]["dns_propagation_ms"] == 2000

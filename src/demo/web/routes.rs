@@ -26,6 +26,9 @@ const ICON: &str = include_str!("assets/icon.svg");
 
 /// How often an event stream looks for a change to send.
 const TICK: Duration = Duration::from_millis(250);
+/// How often an event stream says it is alive (`event: ping`) when nothing changed: the page replaces
+/// a stream it has not heard from in 15 s.
+const PING_EVERY: u32 = 20;
 
 type Shared = State<Arc<Sandbox>>;
 
@@ -149,12 +152,13 @@ async fn events(State(sb): Shared) -> Response {
     let Some(stop) = sb.generation().map(|g| g.stop.clone()) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the sandbox is starting").into_response();
     };
-    let stream = futures::stream::unfold((sb, String::new(), true), move |(sb, last, first)| {
+    let stream = futures::stream::unfold((sb, String::new(), 0u32), move |(sb, last, quiet)| {
         let stop = stop.clone();
         async move {
-            let mut first = first;
+            let mut quiet = quiet;
             loop {
-                if !first {
+                // The first state goes at once (`quiet` is 0 only before it).
+                if !last.is_empty() {
                     tokio::select! {
                         () = stop.cancelled() => return None,
                         () = tokio::time::sleep(TICK) => {}
@@ -163,12 +167,15 @@ async fn events(State(sb): Shared) -> Response {
                 let now = sb.state().await.to_string();
                 if now != last {
                     let mut event = Event::default().event("state").data(&now);
-                    if first {
+                    if last.is_empty() {
                         event = event.retry(Duration::from_millis(500));
                     }
-                    return Some((Ok::<_, Infallible>(event), (sb, now, false)));
+                    return Some((Ok::<_, Infallible>(event), (sb, now, 1)));
                 }
-                first = false;
+                quiet += 1;
+                if quiet >= PING_EVERY {
+                    return Some((Ok(Event::default().event("ping").data("")), (sb, last, 1)));
+                }
             }
         }
     });

@@ -213,11 +213,12 @@ function renderModal() {
     $("#modal-body").innerHTML = (m.view.blocks || []).map((b) => {
       if (b.type !== "input") return block(b, {});
       const el = b.element || {};
-      const attrs = `data-block-id="${esc(b.block_id)}" placeholder="${esc(el.placeholder?.text ?? "")}"` +
+      const attrs = `placeholder="${esc(el.placeholder?.text ?? "")}"` +
         (el.max_length ? ` maxlength="${Number(el.max_length)}"` : "");
       const field = el.multiline ? `<textarea rows="4" ${attrs}></textarea>` : `<input type="text" ${attrs}>`;
-      return `<label>${esc(b.label?.text)}</label>${field}<div class="modal-error" data-error-for="${esc(b.block_id)}"></div>` +
-        (b.hint ? `<div class="hint">${esc(b.hint.text)}</div>` : "");
+      return `<div class="modal-field" data-block-id="${esc(b.block_id)}"><label>${esc(b.label?.text)}</label>${field}` +
+        `<div class="modal-error" data-error-for="${esc(b.block_id)}"></div>` +
+        (b.hint ? `<div class="hint">${esc(b.hint.text)}</div>` : "") + `</div>`;
     }).join("");
   }
   for (const e of document.querySelectorAll("#modal [data-error-for]")) {
@@ -322,7 +323,9 @@ function wire() {
   $("#confirm-no").addEventListener("click", () => { $("#confirm").hidden = true; ui.confirmAction = null; });
   $("#modal-submit").addEventListener("click", () => {
     const values = {};
-    for (const f of document.querySelectorAll("#modal [data-block-id]")) values[f.dataset.blockId] = f.value;
+    for (const f of document.querySelectorAll("#modal .modal-field")) {
+      values[f.dataset.blockId] = f.querySelector("textarea, input").value;
+    }
     act($("#command-error"), "/sandbox/api/submit", { user: ui.user, values });
   });
   $("#modal-cancel").addEventListener("click", () => act($("#command-error"), "/sandbox/api/modal/close", { user: ui.user }));
@@ -345,20 +348,37 @@ function wire() {
   $("#clear-faults").addEventListener("click", () => control({ control: "clear-faults" }));
 }
 
+// The live state. The sandbox sends `state` when something changed and `ping` every few seconds; a
+// stream that has said nothing for a while, or that the browser gave up on, is replaced by a new one.
+const STALE_MS = 15000;
+let events = null;
+let heardAt = 0;
+
 function connect() {
-  const events = new EventSource("/sandbox/events");
+  events?.close();
+  events = new EventSource("/sandbox/events");
+  heardAt = Date.now();
   const status = $("#connection");
-  events.addEventListener("state", (e) => {
-    ui.data = JSON.parse(e.data);
+  const live = () => {
+    heardAt = Date.now();
     status.dataset.live = "true";
     status.textContent = "live";
+  };
+  events.addEventListener("state", (e) => {
+    live();
+    ui.data = JSON.parse(e.data);
     render();
   });
+  events.addEventListener("ping", live);
   events.onerror = () => {
     status.dataset.live = "false";
     status.textContent = "reconnecting…";
   };
 }
+
+setInterval(() => {
+  if (events.readyState === EventSource.CLOSED || Date.now() - heardAt > STALE_MS) connect();
+}, 2000);
 
 wire();
 connect();
