@@ -27,9 +27,17 @@ function userName(id) {
 function token(t) {
   const [target, label] = t.split("|", 2);
   if (target.startsWith("@")) return `<span class="mention">@${esc(label || userName(target.slice(1)))}</span>`;
+  if (target.startsWith("!date^")) {
+    // <!date^EPOCH^FORMAT|fallback>: the time in the reader's own time zone, as Slack shows it.
+    const epoch = Number(target.split("^")[1]);
+    return Number.isFinite(epoch) ? esc(new Date(epoch * 1000).toLocaleString()) : esc(label || "");
+  }
   if (target.startsWith("!subteam^")) return `<span class="mention">${esc(label || "@" + (target.slice(9) === "S0DBA" ? "dba" : target.slice(9)))}</span>`;
   if (target.startsWith("!")) return `<span class="mention">@${esc(label || target.slice(1))}</span>`;
-  if (target.startsWith("#")) return `<span class="mention">#${esc(label || target.slice(1))}</span>`;
+  if (target.startsWith("#")) {
+    const name = target.slice(1) === ui.data?.channel?.id ? ui.data.channel.name : target.slice(1);
+    return `<span class="mention">#${esc(label || name)}</span>`;
+  }
   // A permalink to a message of this channel opens it here (its thread, if it has one).
   const link = /\/archives\/[A-Z0-9]+\/p(\d{10})(\d{6})$/.exec(target);
   if (link) return `<a class="permalink" data-ts="${link[1]}.${link[2]}">${esc(label || "message")}</a>`;
