@@ -51,8 +51,8 @@ pub struct Options {
     pub allow_remote: bool,
 }
 
-/// Checks where the sandbox may listen: loopback, or anything with `allow_remote` (then warns on
-/// stderr). The error names the flag that would allow it.
+/// Checks where the sandbox may listen: loopback, or anything with `allow_remote` (`announce` then
+/// warns). The error names the flag that would allow it.
 fn check_listen(options: &Options) -> anyhow::Result<()> {
     if options.listen.ip().is_loopback() {
         return Ok(());
@@ -65,11 +65,6 @@ fn check_listen(options: &Options) -> anyhow::Result<()> {
             options.listen.ip()
         );
     }
-    eprintln!(
-        "WARNING: the sandbox listens on {}: anyone who can reach it can act as any sandbox user and \
-         change the emulated AWS. Use it only on a network you trust.",
-        options.listen
-    );
     Ok(())
 }
 
@@ -189,16 +184,31 @@ async fn start_bot(
             Err(e) => last = Some(e),
         }
     }
-    Err(last.expect("tried at least once")).with_context(|| {
-        format!(
-            "cannot start the sandbox on {listen} (is something else listening there? choose another address \
-             with --listen 127.0.0.1:PORT, or port 0 for any free one)"
-        )
-    })
+    let e = last.expect("tried at least once");
+    let bind = e.chain().any(|c| c.to_string().contains("cannot listen on"));
+    match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .filter(|_| bind)
+    {
+        Some(io) => bail!(
+            "cannot listen on {listen}: {io} (is something else listening there? choose another address with \
+             --listen 127.0.0.1:PORT, or port 0 for any free one)"
+        ),
+        None => Err(e).context("cannot start the sandbox's bot"),
+    }
 }
 
-/// Prints where the sandbox is (first start) and where this scenario's audit trail is.
+/// Prints where the sandbox is (first start; with a warning when it is reachable from the network) and
+/// how to read this scenario's audit trail (while the sandbox runs: its store is removed at exit).
 fn announce(first: bool, listen: SocketAddr, config_path: &Path) {
+    if first && !listen.ip().is_loopback() {
+        eprintln!(
+            "WARNING: the sandbox listens on {listen}: anyone who can reach it can act as any sandbox user and \
+             change the emulated AWS. Use it only on a network you trust."
+        );
+    }
+    let exe = std::env::current_exe().map_or_else(|_| "aurora-failover-bot".to_owned(), |p| p.display().to_string());
     let mut out = std::io::stdout().lock();
     if first {
         let host = if listen.ip().is_unspecified() {
@@ -212,10 +222,6 @@ fn announce(first: bool, listen: SocketAddr, config_path: &Path) {
         );
         let _ = writeln!(out, "sandbox: http://{host}/sandbox/");
     }
-    let _ = writeln!(
-        out,
-        "audit: aurora-failover-bot audit --config {}",
-        config_path.display()
-    );
+    let _ = writeln!(out, "audit: {exe} audit --config {}", config_path.display());
     let _ = out.flush();
 }

@@ -524,7 +524,7 @@ fn answer_text(a: &Answer) -> String {
             cluster,
             reason: why,
         } => format!(
-            "Request #{id} ({cluster} failover) could not be prepared: {}. Nothing was changed.",
+            "Request #{id} for {cluster} could not be prepared: {}. Nothing was changed.",
             reason(&unplanned(why))
         ),
         Answer::Posted {

@@ -248,3 +248,14 @@ def test_a_ready_scenario_starts_a_fresh_world_and_the_controls_change_the_emula
     page.click("#insync")
     expect(page.locator("#control-error")).to_contain_text("more than the sandbox allows")
     assert sandbox.state()["aws"]["timings"]["dns_propagation_ms"] == 2000
+
+
+def test_text_is_shown_as_typed_never_as_markup(page: Page, sandbox):
+    """Slack escapes &, < and > in message text; the page shows the characters, and never runs markup."""
+    sp = SandboxPage(page, sandbox).open()
+    request = sp.ask_failover('--reason "<b>x</b> & <img src=x onerror=alert(1)> y"')
+    expect(request).to_contain_text("<b>x</b> & <img src=x onerror=alert(1)> y")
+    expect(request.locator("img")).to_have_count(0)
+    expect(request.locator("b", has_text="x")).to_have_count(0)
+    # The bot's own mrkdwn is formatted: the cluster's name in bold.
+    expect(request.locator("b", has_text="orders")).not_to_have_count(0)

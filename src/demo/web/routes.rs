@@ -75,28 +75,44 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// Whether `host` (a `Host` header) names this machine's loopback.
-fn loopback_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+/// The name in a `Host` header (`name:port`, `[v6]:port`, or a bare name).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    matches!(name, "127.0.0.1" | "localhost" | "::1")
+    }
 }
 
-/// Refuses a request from elsewhere than loopback's names (403), and a POST without `x-sandbox: 1`.
+/// Whether `host` (a `Host` header) names this machine's loopback.
+fn loopback_host(host: &str) -> bool {
+    matches!(host_name(host), "127.0.0.1" | "localhost" | "::1")
+}
+
+/// Whether `host` is a loopback name or an IP address: never another DNS name, which a DNS-rebinding
+/// page could point at the sandbox (with `--allow-remote`, reach it at the machine's address).
+fn address_host(host: &str) -> bool {
+    loopback_host(host) || host_name(host).parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Refuses, with 403, a request whose `Host` is not loopback's (with `--allow-remote`: not an IP
+/// address or loopback's), and a POST without `x-sandbox: 1`.
 async fn guard(State(sb): Shared, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if !sb.allow_remote && !loopback_host(host) {
-        return (
-            StatusCode::FORBIDDEN,
-            format!("the sandbox answers only at 127.0.0.1 or localhost, not at {host:?}"),
-        )
-            .into_response();
+    let refusal = match (sb.allow_remote, loopback_host(host), address_host(host)) {
+        (false, false, _) => Some(format!(
+            "the sandbox answers only at 127.0.0.1 or localhost, not at {host:?}"
+        )),
+        (true, _, false) => Some(format!(
+            "the sandbox answers only at an IP address or localhost, not at the name {host:?}"
+        )),
+        _ => None,
+    };
+    if let Some(why) = refusal {
+        return (StatusCode::FORBIDDEN, why).into_response();
     }
     if request.method() == Method::POST && headers.get("x-sandbox").and_then(|v| v.to_str().ok()) != Some("1") {
         return (
@@ -255,6 +271,17 @@ async fn control(State(sb): Shared, axum::Json(c): axum::Json<Control>) -> Respo
 #[cfg(test)]
 mod tests {
     use super::loopback_host;
+
+    #[test]
+    fn with_allow_remote_only_addresses_are_accepted_never_a_name() {
+        use super::address_host;
+        for ok in ["10.0.0.5:3000", "[fe80::1]:3000", "localhost:3000", "192.168.1.2"] {
+            assert!(address_host(ok), "{ok}");
+        }
+        for no in ["evil.example:3000", "10.0.0.5.nip.io:3000", "", "sandbox.local"] {
+            assert!(!address_host(no), "{no}");
+        }
+    }
 
     #[test]
     fn only_loopback_names_are_this_machine() {

@@ -55,31 +55,44 @@ const EMOJI = {
 };
 
 function inline(s) {
-  // Escaped text: :emoji:, *bold*, _italic_, ~strike~.
+  // Escaped text: :emoji:, *bold*, _italic_, ~strike~ (each opens and closes at a word's edge).
   return s
     .replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] ?? m)
-    .replace(/(^|[\s(])\*([^*\n]+)\*(?=$|[\s).,:;!?])/g, "$1<b>$2</b>")
-    .replace(/(^|[\s(])_([^_\n]+)_(?=$|[\s).,:;!?])/g, "$1<i>$2</i>")
-    .replace(/(^|[\s(])~([^~\n]+)~(?=$|[\s).,:;!?])/g, "$1<s>$2</s>");
+    .replace(/(^|[^\w*])\*([^*\n]+)\*(?![\w*])/g, "$1<b>$2</b>")
+    .replace(/(^|[^\w])_([^_\n]+)_(?!\w)/g, "$1<i>$2</i>")
+    .replace(/(^|[^\w~])~([^~\n]+)~(?![\w~])/g, "$1<s>$2</s>");
 }
 
-// Slack mrkdwn to HTML: code blocks and spans first (nothing inside them is formatted), then tokens,
-// then emphasis, quotes and line breaks.
+// Slack's own escapes in message text (&lt; &gt; &amp;): the characters they stand for.
+function unescapeSlack(s) {
+  return s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+// Slack mrkdwn to HTML: code blocks and spans first (nothing inside them is formatted), then the
+// angle-bracket tokens (set aside, so that emphasis may span them), then Slack's escapes undone and the
+// text escaped once for HTML, emphasis, quotes and line breaks.
 function mrkdwn(text) {
   const out = [];
   const parts = String(text ?? "").split(/(```[\s\S]*?```|`[^`\n]+`)/);
+  const tokens = [];
   for (const part of parts) {
     if (part.startsWith("```") && part.endsWith("```") && part.length >= 6) {
-      out.push(`<pre>${esc(part.slice(3, -3))}</pre>`);
+      out.push(`<pre>${esc(unescapeSlack(part.slice(3, -3)))}</pre>`);
     } else if (part.startsWith("`") && part.endsWith("`") && part.length >= 2) {
-      out.push(`<code>${esc(part.slice(1, -1))}</code>`);
+      out.push(`<code>${esc(unescapeSlack(part.slice(1, -1)))}</code>`);
     } else {
       const pieces = part.split(/<([^<>\n]+)>/);
-      out.push(pieces.map((p, i) => (i % 2 ? token(p) : inline(esc(p)))).join(""));
+      const marked = pieces.map((p, i) => {
+        if (i % 2 === 0) return esc(unescapeSlack(p));
+        tokens.push(token(unescapeSlack(p)));
+        return `\u0000${tokens.length - 1}\u0000`;
+      });
+      out.push(inline(marked.join("")));
     }
   }
   return out
     .join("")
+    .replace(/\u0000(\d+)\u0000/g, (_, n) => tokens[Number(n)])
     .split("\n")
     .map((line) => (line.startsWith("&gt; ") ? `<blockquote>${line.slice(5)}</blockquote>` : line))
     .join("<br>")
@@ -162,7 +175,8 @@ function renderChannel() {
     return;
   }
   pane.hidden = false;
-  const html = message(parent, true) + `<div class="thread-sep">${parent.replies.length} replies</div>` +
+  const n = parent.replies.length;
+  const html = message(parent, true) + `<div class="thread-sep">${n} ${n === 1 ? "reply" : "replies"}</div>` +
     parent.replies.map((r) => message(r, true)).join("");
   keepScroll($("#thread"), html);
 }
@@ -288,8 +302,9 @@ async function act(errorEl, path, payload) {
 }
 
 function clickButton(b) {
+  const user = ui.user; // who clicked, whoever is selected when the dialog is answered
   const send = () => act($("#command-error"), "/sandbox/api/click", {
-    user: ui.user, ts: b.dataset.ts, block_id: b.dataset.blockId, action_id: b.dataset.actionId, value: b.dataset.value,
+    user, ts: b.dataset.ts, block_id: b.dataset.blockId, action_id: b.dataset.actionId, value: b.dataset.value,
   });
   if (!b.dataset.confirm) return send();
   const c = JSON.parse(b.dataset.confirm);
@@ -347,11 +362,22 @@ function wire() {
     const b = e.target.closest("button[data-region]");
     if (b) control({ control: "region", region: b.dataset.region, up: b.dataset.up === "true" });
   });
-  const num = (id) => Number($(id).value);
-  $("#throttle").addEventListener("click", () => control({ control: "throttle", action: $("#throttle-action").value, count: num("#throttle-count") }));
-  $("#lag").addEventListener("click", () => control({ control: "lag", ms: num("#lag-ms") }));
-  $("#promotion").addEventListener("click", () => control({ control: "promotion", ms: num("#promotion-ms") }));
-  $("#insync").addEventListener("click", () => control({ control: "insync", ms: num("#insync-ms") }));
+  // A whole number of 0 or more from an input, or null (and the reason shown) when it is not one.
+  const num = (id, what) => {
+    const v = $(id).value.trim();
+    if (/^\d+$/.test(v)) return Number(v);
+    $("#control-error").textContent = `${what} must be a whole number, 0 or more (not "${v}")`;
+    return null;
+  };
+  const numeric = (id, what, payload) => {
+    const n = num(id, what);
+    if (n !== null) control(payload(n));
+  };
+  $("#throttle").addEventListener("click", () => numeric("#throttle-count", "The number of calls to throttle",
+    (count) => ({ control: "throttle", action: $("#throttle-action").value, count })));
+  $("#lag").addEventListener("click", () => numeric("#lag-ms", "Replication lag (ms)", (ms) => ({ control: "lag", ms })));
+  $("#promotion").addEventListener("click", () => numeric("#promotion-ms", "Promotion time (ms)", (ms) => ({ control: "promotion", ms })));
+  $("#insync").addEventListener("click", () => numeric("#insync-ms", "The INSYNC delay (ms)", (ms) => ({ control: "insync", ms })));
   $("#cname").addEventListener("click", () => control({ control: "cname", record: $("#cname-record").value, region: $("#cname-target").value }));
   $("#clear-faults").addEventListener("click", () => control({ control: "clear-faults" }));
 }
