@@ -341,6 +341,11 @@ async fn the_sandbox_refuses_what_does_not_come_from_its_page_and_bad_input_chan
             "writer or reader",
         ),
         ("scenario", json!({"id": "meteor-strike"}), "no scenario"),
+        (
+            "click",
+            json!({"user": "U0BOB", "ts": "1700000000.000001", "action_id": "approve", "value": "1"}),
+            "not in this scenario's channel",
+        ),
         ("submit", json!({"user": "U0BOB", "values": {}}), "no modal is open"),
     ] {
         let (status, answer) = sb.post(path, body.clone()).await;

@@ -312,6 +312,12 @@ impl Sandbox {
         if action_id.is_empty() || action_id.len() > 255 || value.len() > 2000 {
             return refused("a button has an action id (at most 255 characters) and a value (at most 2,000)");
         }
+        if !message_ts.is_empty() && !self.posted_in_this_scenario(message_ts) {
+            return refused(format!(
+                "message {message_ts} is not in this scenario's channel (it belongs to an earlier scenario, or \
+                 never was)"
+            ));
+        }
         let url = self.response_url_for(user);
         let trigger = {
             let mut inner = self.lock();
@@ -332,6 +338,15 @@ impl Sandbox {
         let answer = self.sender.post_signed("/slack/interactions", &body, now()).await;
         self.answered(user, answer.status, &answer.body);
         Ok(answer.status)
+    }
+
+    /// Whether the bot posted a message `ts` since the scenario started (a button is on a message).
+    fn posted_in_this_scenario(&self, ts: &str) -> bool {
+        let since = self.generation().map_or(0, |g| g.since_seq);
+        self.slack
+            .calls()
+            .iter()
+            .any(|c| c.seq > since && c.method == "chat.postMessage" && c.ts.as_deref() == Some(ts))
     }
 
     /// `user` submits their open modal with `values` (block id → text): a signed `view_submission`.
