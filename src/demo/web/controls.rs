@@ -60,52 +60,18 @@ fn region(r: &str) -> Result<&'static str, Refused> {
         .ok_or_else(|| Refused(format!("{r:?} is not a Region of the sandbox ({})", REGIONS.join(", "))))
 }
 
+fn failed(e: awsim::AdminError) -> Refused {
+    Refused(format!("the emulator refused: {e}"))
+}
+
 impl Sandbox {
     /// Applies `control`; the channel says what it did.
     pub fn control(&self, control: Control) -> Result<(), Refused> {
         let admin = self.admin();
-        let failed = |e: awsim::AdminError| Refused(format!("the emulator refused: {e}"));
         let notice = match control {
-            Control::Region { region: r, up } => {
-                let r = region(&r)?;
-                if up {
-                    admin.region_up(r).map_err(failed)?;
-                    format!("{r} is back up.")
-                } else {
-                    admin.region_down(r, awsim::OutageMode::Reset).map_err(failed)?;
-                    format!("{r} is down: its RDS endpoints reset every connection.")
-                }
-            }
-            Control::Throttle { action, count } => {
-                let Some(action) = THROTTLE_ACTIONS.into_iter().find(|a| *a == action) else {
-                    return Err(Refused(format!("{action:?} is not an action the throttle offers")));
-                };
-                if !(1..=100).contains(&count) {
-                    return Err(Refused("throttle from 1 to 100 calls".into()));
-                }
-                admin
-                    .inject(awsim::FaultSpec {
-                        action: action.to_owned(),
-                        region: None,
-                        error: Some(awsim::FaultCode::Throttling),
-                        delay_ms: None,
-                        delay_response_ms: None,
-                        count: Some(count),
-                    })
-                    .map_err(failed)?;
-                format!("The next {count} {action} calls answer Throttling.")
-            }
-            Control::Lag { ms: lag } => {
-                let lag = ms(lag)?;
-                let secondaries = self.secondaries();
-                for (r, id) in &secondaries {
-                    admin
-                        .set_replication_lag(r, id, std::time::Duration::from_millis(lag))
-                        .map_err(failed)?;
-                }
-                let names: Vec<_> = secondaries.iter().map(|(_, id)| id.as_str()).collect();
-                format!("Replication lag is {lag} ms on {}.", names.join(", "))
-            }
+            Control::Region { region: r, up } => self.region_up_or_down(region(&r)?, up)?,
+            Control::Throttle { action, count } => self.throttle(&action, count)?,
+            Control::Lag { ms: lag } => self.lag(ms(lag)?)?,
             Control::Promotion { ms: t } => {
                 let t = ms(t)?;
                 admin.set_timings(awsim::TimingsPatch {
@@ -132,6 +98,54 @@ impl Sandbox {
         };
         self.notice(&notice);
         Ok(())
+    }
+
+    fn region_up_or_down(&self, r: &str, up: bool) -> Result<String, Refused> {
+        if up {
+            self.admin().region_up(r).map_err(failed)?;
+            Ok(format!("{r} is back up."))
+        } else {
+            self.admin().region_down(r, awsim::OutageMode::Reset).map_err(failed)?;
+            Ok(format!("{r} is down: its RDS endpoints reset every connection."))
+        }
+    }
+
+    /// The next `count` (1 to 100) calls of `action` (one of `THROTTLE_ACTIONS`) answer `Throttling`.
+    fn throttle(&self, action: &str, count: u32) -> Result<String, Refused> {
+        let Some(action) = THROTTLE_ACTIONS.into_iter().find(|a| *a == action) else {
+            return Err(Refused(format!("{action:?} is not an action the throttle offers")));
+        };
+        if !(1..=100).contains(&count) {
+            return Err(Refused("throttle from 1 to 100 calls".into()));
+        }
+        self.admin()
+            .inject(awsim::FaultSpec {
+                action: action.to_owned(),
+                region: None,
+                error: Some(awsim::FaultCode::Throttling),
+                delay_ms: None,
+                delay_response_ms: None,
+                count: Some(count),
+            })
+            .map_err(failed)?;
+        Ok(format!("The next {count} {action} calls answer Throttling."))
+    }
+
+    /// Every secondary's replication lag, `lag` milliseconds.
+    fn lag(&self, lag: u64) -> Result<String, Refused> {
+        let secondaries = self.secondaries();
+        if secondaries.is_empty() {
+            return Err(Refused(
+                "no cluster is a secondary now: there is no replication lag to set".into(),
+            ));
+        }
+        for (r, id) in &secondaries {
+            self.admin()
+                .set_replication_lag(r, id, std::time::Duration::from_millis(lag))
+                .map_err(failed)?;
+        }
+        let names: Vec<_> = secondaries.iter().map(|(_, id)| id.as_str()).collect();
+        Ok(format!("Replication lag is {lag} ms on {}.", names.join(", ")))
     }
 
     /// The clusters that are secondaries of a global cluster now: (Region, id).
@@ -167,7 +181,7 @@ impl Sandbox {
         };
         self.admin()
             .put_record(ZONE, awsim::RecordSet::simple(name, "CNAME", 1, &[target]))
-            .map_err(|e| Refused(format!("the emulator refused: {e}")))?;
+            .map_err(failed)?;
         Ok(format!(
             "Someone moved {name} by hand: it points at {target} ({} in {region}).",
             cluster.id
