@@ -361,7 +361,8 @@ impl Sandbox {
                 triggers: inner.origins.triggers.clone(),
                 last_actor: inner.origins.last_actor,
             };
-            (inner.modal_closed.get(user).copied().unwrap_or(0), origins)
+            let since = inner.generation.as_ref().map_or(0, |g| g.since_seq);
+            (inner.modal_closed.get(user).copied().unwrap_or(0).max(since), origins)
         };
         let Some(view) = view::open_modal(&calls, &origins, user, closed) else {
             return refused("no modal is open for this user");
