@@ -84,7 +84,7 @@ impl Generation {
 }
 
 /// Who the answers and modals are for.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Origins {
     /// response_url id → the user whose command or click it came with.
     pub responses: HashMap<u64, &'static str>,
@@ -209,11 +209,7 @@ impl Sandbox {
             (
                 inner.generation.clone(),
                 inner.local.clone(),
-                Origins {
-                    responses: inner.origins.responses.clone(),
-                    triggers: inner.origins.triggers.clone(),
-                    last_actor: inner.origins.last_actor,
-                },
+                inner.origins.clone(),
                 inner.modal_closed.clone(),
                 inner.modal_errors.clone(),
             )
