@@ -20,7 +20,21 @@ struct Sandbox {
 }
 
 impl Drop for Sandbox {
+    /// SIGTERM (so that the sandbox removes its temporary directory), SIGKILL after 10 s.
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // exited (and reaped): its pid may be another process's by now
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -65,6 +79,26 @@ impl Sandbox {
             lines,
             base: url.trim_end_matches("/sandbox/").to_owned(),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// SIGTERM; waits (without blocking the runtime) for the exit, within 30 s.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sandbox did not exit within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -397,7 +431,7 @@ async fn the_sandbox_listens_on_loopback_unless_told_otherwise() {
             .unwrap();
         assert_eq!(resp.status(), status, "Host: {host}");
     }
-    let _ = sb.child.kill();
+    assert!(sb.terminate().await.success());
     let mut err = String::new();
     std::io::Read::read_to_string(&mut sb.child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(
@@ -462,4 +496,16 @@ async fn a_scenario_starts_a_fresh_world_and_us_east_1_goes_down_during_the_deta
         .await;
     assert_eq!(run_state(&s), Some("succeeded"), "{s:#}");
     assert_eq!(record(&s, "writer")["points_to"], "orders-west writer endpoint");
+
+    // SIGTERM: a clean exit that leaves no temporary directory (both scenarios' stores) behind.
+    let mut sb = sb;
+    let dir = std::path::Path::new(&first_config)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(dir.exists());
+    assert!(sb.terminate().await.success());
+    assert!(!dir.exists(), "{} is left behind", dir.display());
 }
