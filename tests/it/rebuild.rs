@@ -31,15 +31,21 @@ impl World {
         .await
     }
 
-    async fn after_a_detach_with(options: Options) -> World {
+    /// The emulator (with `options`' scenario and timings), the Slack stand-in and the bot as a process
+    /// on a store under a fresh temporary directory named after `name`.
+    async fn start(options: &Options, name: &str) -> World {
         let mut scenario = options.scenario.clone();
         scenario.timings = options.timings;
         let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
         let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
-        let dir = temp_dir("rebuild");
-        let mut bot = BotProcess::new(&sim, &slack, &dir, &options);
+        let dir = temp_dir(name);
+        let mut bot = BotProcess::new(&sim, &slack, &dir, options);
         bot.start().await;
-        let w = World { sim, slack, bot, dir };
+        World { sim, slack, bot, dir }
+    }
+
+    async fn after_a_detach_with(options: Options) -> World {
+        let w = World::start(&options, "rebuild").await;
         let id = w.ask("failover orders --mode detach").await;
         let ts = w.message_ts(id).await;
         w.approve(id, &ts).await;
@@ -277,15 +283,7 @@ async fn a_rebuild_after_a_detach_ends_with_a_replicating_secondary_and_the_old_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_is_refused_without_a_detach_or_with_a_region_it_cannot_use() {
-    let options = Options::default();
-    let mut scenario = options.scenario.clone();
-    scenario.timings = options.timings;
-    let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
-    let slack = SlackStandIn::start(&Secret::new(BOT_TOKEN)).await.unwrap();
-    let dir = temp_dir("rebuild-refused");
-    let mut bot = BotProcess::new(&sim, &slack, &dir, &options);
-    bot.start().await;
-    let w = World { sim, slack, bot, dir };
+    let w = World::start(&Options::default(), "rebuild-refused").await;
     assert!(
         w.command("rebuild orders")
             .await
