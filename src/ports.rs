@@ -124,6 +124,8 @@ pub struct ClusterState {
     pub instances: usize,
     pub endpoint: Option<String>,
     pub reader_endpoint: Option<String>,
+    /// `Port` (DescribeDBClusters): where both endpoints accept connections.
+    pub port: Option<u16>,
     /// The global cluster it belongs to, if any.
     pub global_cluster_id: Option<String>,
     /// `GlobalWriteForwardingStatus` (DescribeDBClusters), given for a secondary of a global cluster:
@@ -460,4 +462,120 @@ pub trait Provisioning: Send + Sync {
     async fn create_instance(&self, spec: &NewInstance) -> Result<(), AwsError>;
     /// DescribeDBInstances of one instance; `None` when there is no such instance.
     async fn instance(&self, region: &Region, instance_id: &str) -> Result<Option<InstanceSpec>, AwsError>;
+}
+
+pub use crate::types::EngineFamily;
+
+/// One connection the database probe makes: where, as whom, and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub engine: EngineFamily,
+    /// The RDS endpoint (cluster or reader endpoint, as DescribeDBClusters gives it) the server's
+    /// certificate must name: TLS is verified against this name, whatever address is connected to.
+    pub endpoint: String,
+    /// The address to connect to (resolved through the application's CNAME); `None`: `endpoint`
+    /// resolved by the probe's resolver.
+    pub address: Option<std::net::IpAddr>,
+    pub port: u16,
+    /// The database to connect to.
+    pub database: String,
+    /// The Secrets Manager secret (name or ARN) holding `{"username": ..., "password": ...}` (the
+    /// RDS-managed master user secret's format; other keys are ignored).
+    pub secret_id: String,
+    /// The secret's Region (`None`: the ARN's, else the bot's own).
+    pub secret_region: Option<Region>,
+    /// Also write a heartbeat row (opt-in; only when the server is writable).
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// The opt-in heartbeat write: one row per bot instance, upserted, in a table that must already
+/// exist (`writer` text primary key, `written_at` timestamp; README, "Database probe").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// `table` or `schema.table`, checked at start-up (letters, digits, `_`, `$`).
+    pub table: String,
+    /// The row's key: the bot instance's name.
+    pub writer: String,
+}
+
+/// What one successful connection of the probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReport {
+    /// The address connected to.
+    pub address: std::net::SocketAddr,
+    /// The server's version string (`SELECT version()`).
+    pub server_version: String,
+    /// The server refuses writes: `pg_is_in_recovery()` or `transaction_read_only` on PostgreSQL,
+    /// `@@innodb_read_only` or `@@read_only` on MySQL.
+    pub read_only: bool,
+    /// The replica lag as the server reports it, in milliseconds (`None` when it reports none).
+    pub lag_ms: Option<f64>,
+    /// The heartbeat row was written (asked for, and the server is writable).
+    pub heartbeat_written: bool,
+    /// From the start of the connection to the last answer.
+    pub elapsed: std::time::Duration,
+}
+
+/// Why the probe could not connect or run its statements.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ProbeError {
+    pub kind: ProbeErrorKind,
+    /// What happened, for a person; never holds the password.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeErrorKind {
+    /// The secret could not be read or is not `{"username", "password"}`: a configuration error.
+    Credentials,
+    /// The server refused the user or the password: a configuration error.
+    Authentication,
+    /// The name did not resolve.
+    Resolve,
+    /// Nothing accepted the connection (refused, unreachable).
+    Connect,
+    /// No answer within the probe's timeout.
+    Timeout,
+    /// The TLS handshake failed (a certificate not naming the endpoint, or not from the CA bundle).
+    Tls,
+    /// A statement failed (a missing heartbeat table, no privilege).
+    Query,
+}
+
+impl ProbeError {
+    pub fn new(kind: ProbeErrorKind, detail: impl Into<String>) -> Self {
+        ProbeError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// A configuration error (the secret, or the credentials in it): retrying does not help; a person
+    /// must change the secret or the configuration.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self.kind, ProbeErrorKind::Credentials | ProbeErrorKind::Authentication)
+    }
+}
+
+/// What a DNS name resolved to: the CNAME chain, then the addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// Each CNAME's target in the order followed (lower case, no trailing dot).
+    pub cnames: Vec<String>,
+    /// The addresses at the end of the chain.
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+/// The application's view of its database: a name resolved as it would resolve it, and a connection
+/// made as it would connect (TLS verified against the RDS endpoint name).
+#[async_trait]
+pub trait DatabaseProbe: Send + Sync {
+    /// Connects to `target` with TLS (the configured RDS CA bundle, verified against
+    /// `target.endpoint`), reads the server's version, read-only flag and reported lag, and writes the
+    /// heartbeat when asked and the server is writable. Every step is bounded by the probe's timeout.
+    async fn probe(&self, target: &ProbeTarget) -> Result<ProbeReport, ProbeError>;
+    /// Resolves `name` (A and AAAA, following CNAMEs) through the configured resolver, or the system's,
+    /// without a cache of its own: each call asks again.
+    async fn resolve(&self, name: &str) -> Result<Resolution, ProbeError>;
 }

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod policy;
+pub mod probe;
 pub mod rebuild;
 pub use policy::{Action, Notify, Policy, TicketPattern};
+pub use probe::{ClusterProbe, ProbeSettings};
 pub use rebuild::RebuildOverrides;
 
 /// Why a configuration was refused: the key, and what is wrong with it.

@@ -492,3 +492,33 @@ mod tests {
         assert!(!format!("{:?}", Some(s)).contains("very-secret"));
     }
 }
+
+/// Which engine an Aurora cluster runs, as the database probe speaks to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum EngineFamily {
+    /// Aurora MySQL (MySQL protocol; MariaDB in the tests).
+    #[serde(rename = "aurora-mysql")]
+    AuroraMysql,
+    /// Aurora PostgreSQL.
+    #[serde(rename = "aurora-postgresql")]
+    AuroraPostgresql,
+}
+
+impl EngineFamily {
+    /// The name the configuration and the messages use: `aurora-mysql`, `aurora-postgresql` (RDS's
+    /// `Engine` values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineFamily::AuroraMysql => "aurora-mysql",
+            EngineFamily::AuroraPostgresql => "aurora-postgresql",
+        }
+    }
+
+    /// The engine's default port (3306, 5432), used when DescribeDBClusters gives none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            EngineFamily::AuroraMysql => 3306,
+            EngineFamily::AuroraPostgresql => 5432,
+        }
+    }
+}

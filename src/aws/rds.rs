@@ -192,6 +192,7 @@ impl Aurora for RdsAurora {
             instances: c.db_cluster_members().len(),
             endpoint: c.endpoint().map(str::to_owned),
             reader_endpoint: c.reader_endpoint().map(str::to_owned),
+            port: c.port().and_then(|p| u16::try_from(p).ok()),
             global_cluster_id: c.global_cluster_identifier().map(str::to_owned),
             write_forwarding: c.global_write_forwarding_status().map(|f| f.as_str().to_owned()),
         })

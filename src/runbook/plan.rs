@@ -1403,6 +1403,7 @@ mod tests {
                 "{}.cluster-ro-abc.{}.rds.amazonaws.com",
                 m.cluster_id, m.region
             )),
+            port: Some(5432),
             global_cluster_id: Some("orders-global".into()),
             write_forwarding: (!m.is_writer).then(|| "disabled".into()),
         }

@@ -819,6 +819,7 @@ impl Runner {
                     instances: 0,
                     endpoint: None,
                     reader_endpoint: None,
+                    port: None,
                     global_cluster_id: None,
                     write_forwarding: None,
                 };

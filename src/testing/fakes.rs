@@ -321,6 +321,7 @@ fn cluster_state(m: &Member, global: &str) -> ClusterState {
         instances: 2,
         endpoint: Some(endpoint(&m.cluster_id, &m.region, false)),
         reader_endpoint: Some(endpoint(&m.cluster_id, &m.region, true)),
+        port: Some(5432),
         global_cluster_id: Some(global.to_owned()),
         write_forwarding: (!m.is_writer).then(|| "disabled".to_owned()),
     }
