@@ -224,6 +224,9 @@ pub struct Approvals {
     pub metrics: Arc<dyn Metrics>,
     /// IAM's policy simulator, asked when a plan is made.
     pub permissions: Arc<dyn crate::ports::Permissions>,
+    /// The database probe (`Some` when a cluster has `[clusters.probe]`): the target's reader endpoint
+    /// is probed, read-only, when a plan is made.
+    pub database: Option<Arc<dyn crate::ports::DatabaseProbe>>,
     pub chat: Arc<dyn Chat>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
@@ -590,7 +593,7 @@ impl Approvals {
         if mode == Some(Mode::Rebuild) {
             return self.plan_rebuild(c, to).await;
         }
-        let survey = survey::survey(
+        let mut survey = survey::survey(
             self.aurora.as_ref(),
             self.metrics.as_ref(),
             self.dns.as_ref(),
@@ -599,6 +602,9 @@ impl Approvals {
         )
         .await
         .map_err(|e| Unplanned::Other(format!("cannot read global cluster {}: {e}", c.global_cluster_id)))?;
+        if let Some(database) = &self.database {
+            survey::probe_secondaries(database.as_ref(), c, &mut survey).await;
+        }
         plan::make_plan(c, &survey, to, mode, self.limits()).map_err(Unplanned::Plan)
     }
 

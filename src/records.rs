@@ -115,6 +115,7 @@ mod tests {
             reader_record: "reader.db.example.internal".into(),
             record_ttl: 60,
             rebuild: Vec::new(),
+            probe: None,
         }
     }
 

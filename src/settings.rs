@@ -56,6 +56,8 @@ struct RawSettings {
     lease: RawLease,
     #[serde(default)]
     clusters: Vec<RawCluster>,
+    /// `[probe]`.
+    probe: Option<probe::RawProbe>,
 }
 
 /// `[instance]`: who this bot process is, as people see it.
@@ -171,6 +173,8 @@ struct RawCluster {
     notify: Option<policy::RawNotify>,
     /// `[clusters.rebuild.REGION]`.
     rebuild: Option<std::collections::BTreeMap<String, rebuild::RawRebuild>>,
+    /// `[clusters.probe]`.
+    probe: Option<probe::RawClusterProbe>,
 }
 
 /// The whole configuration, checked.
@@ -185,6 +189,9 @@ pub struct Settings {
     pub instance: InstanceSettings,
     pub lease: LeaseSettings,
     pub clusters: Vec<ClusterSettings>,
+    /// `[probe]`: how the database probe connects; `Some` exactly when a cluster has a
+    /// `[clusters.probe]`.
+    pub probe: Option<ProbeSettings>,
 }
 
 /// The HTTP server's limits, which keep idle, slow or too many connections from taking the descriptors
@@ -340,6 +347,8 @@ pub struct ClusterSettings {
     /// `[clusters.rebuild.REGION]`: a rebuild's settings for its new secondary per Region, each
     /// replacing the old primary's.
     pub rebuild: Vec<(Region, RebuildOverrides)>,
+    /// `[clusters.probe]`: the database probe of this cluster, if any.
+    pub probe: Option<ClusterProbe>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -1180,9 +1189,11 @@ impl ClusterSettings {
         seen.record(key("writer_record"), &c.hosted_zone_id, &writer_record)?;
         seen.record(key("reader_record"), &c.hosted_zone_id, &reader_record)?;
         let rebuild = rebuild::check(&format!("clusters[{i}]"), &regions, c.rebuild)?;
+        let probe = probe::check_cluster(&format!("clusters[{i}]"), c.probe)?;
         Ok(ClusterSettings {
             name,
             rebuild,
+            probe,
             record_ttl: record_ttl(key("record_ttl"), c.record_ttl)?,
             global_cluster_id: c.global_cluster_id.to_ascii_lowercase(),
             regions,
@@ -1243,6 +1254,7 @@ impl Settings {
             server: ServerSettings::check(&raw.server)?,
             instance: InstanceSettings::check(&raw.instance)?,
             lease: check_lease(&raw.lease)?,
+            probe: probe::check(raw.probe, raw.clusters.iter().any(|c| c.probe.is_some()))?,
             clusters: check_clusters(raw.clusters)?,
         })
     }
@@ -1585,6 +1597,111 @@ mod tests {
             assert!(EXAMPLE.contains(from), "example lacks {from}");
             let e = with(|t| t.replace(from, to)).unwrap_err().to_string();
             assert!(e.contains(key), "{to}: {e}");
+        }
+    }
+
+    /// The example config with a `[clusters.probe]` table (`cluster`) and a `[probe]` table (`global`)
+    /// appended (either left out when empty).
+    fn probed(cluster: &str, global: &str) -> Result<Settings, ConfigError> {
+        with(|t| {
+            let mut t = t.to_owned();
+            if !cluster.is_empty() {
+                t.push_str(&format!("\n[clusters.probe]\n{cluster}\n"));
+            }
+            if !global.is_empty() {
+                t.push_str(&format!("\n[probe]\n{global}\n"));
+            }
+            t
+        })
+    }
+
+    const PROBE: &str = "engine = \"aurora-postgresql\"\nsecret_id = \"orders/probe\"\ndatabase = \"orders\"";
+
+    #[test]
+    fn a_probe_is_read_with_its_defaults() {
+        let s = probed(PROBE, "ca_bundle = \"/etc/rds.pem\"").unwrap();
+        let p = s.probe.unwrap();
+        assert_eq!(p.ca_bundle, PathBuf::from("/etc/rds.pem"));
+        assert_eq!(p.resolver, None);
+        assert_eq!(
+            (p.connect_timeout, p.query_timeout, p.deadline),
+            (Duration::from_secs(5), Duration::from_secs(5), Duration::from_secs(300))
+        );
+        let c = s.clusters[0].probe.clone().unwrap();
+        assert_eq!(c.engine, crate::types::EngineFamily::AuroraPostgresql);
+        assert_eq!((c.secret_id.as_str(), c.database.as_str()), ("orders/probe", "orders"));
+        assert_eq!((c.secret_region, c.heartbeat_table), (None, None));
+        let s = probed(
+            &format!("{PROBE}\nheartbeat_table = \"ops.afb_heartbeat\"\nsecret_region = \"eu-west-1\""),
+            "ca_bundle = \"/etc/rds.pem\"\nresolver = \"10.0.0.2\"\ndeadline_secs = 60",
+        )
+        .unwrap();
+        assert_eq!(s.probe.unwrap().resolver, Some("10.0.0.2:53".parse().unwrap()));
+        assert_eq!(
+            s.clusters[0].probe.clone().unwrap().heartbeat_table.as_deref(),
+            Some("ops.afb_heartbeat")
+        );
+        // The example itself has none (its probe keys are comments).
+        let s = with(|t| t.to_owned()).unwrap();
+        assert!(s.probe.is_none() && s.clusters.iter().all(|c| c.probe.is_none()));
+    }
+
+    #[test]
+    fn bad_probe_settings_are_refused_with_the_key_and_the_reason() {
+        let ca = "ca_bundle = \"/etc/rds.pem\"";
+        let cases: &[(String, &str, &str)] = &[
+            (
+                PROBE.to_owned(),
+                "",
+                "probe.ca_bundle: is required when a cluster has [clusters.probe]",
+            ),
+            (String::new(), ca, "probe: is set but no cluster has [clusters.probe]"),
+            (
+                PROBE.replace("aurora-postgresql", "postgres"),
+                ca,
+                "clusters[0].probe.engine: \"postgres\" is not one of",
+            ),
+            (
+                PROBE.replace("orders/probe", " "),
+                ca,
+                "clusters[0].probe.secret_id: is empty",
+            ),
+            (
+                PROBE.replace("database = \"orders\"", "database = \"\""),
+                ca,
+                "clusters[0].probe.database",
+            ),
+            (
+                format!("{PROBE}\nheartbeat_table = \"t; drop table x\""),
+                ca,
+                "clusters[0].probe.heartbeat_table: \"t; drop table x\" is not a table name",
+            ),
+            (
+                format!("{PROBE}\nsecret_region = \"mars-1\""),
+                ca,
+                "clusters[0].probe.secret_region",
+            ),
+            (format!("{PROBE}\npassword = \"x\""), ca, "unknown field `password`"),
+            (PROBE.to_owned(), "ca_bundle = \"\"", "probe.ca_bundle: is required"),
+            (
+                PROBE.to_owned(),
+                "ca_bundle = \"/x\"\nresolver = \"dns.internal\"",
+                "probe.resolver: \"dns.internal\" is not a DNS server address",
+            ),
+            (
+                PROBE.to_owned(),
+                "ca_bundle = \"/x\"\ndeadline_secs = 1",
+                "probe.deadline_secs: 1 must be between 10 and 7200 seconds",
+            ),
+            (
+                PROBE.to_owned(),
+                "ca_bundle = \"/x\"\nconnect_timeout_secs = 0",
+                "probe.connect_timeout_secs",
+            ),
+        ];
+        for (cluster, global, expected) in cases {
+            let e = probed(cluster, global).unwrap_err().to_string();
+            assert!(e.contains(expected), "{cluster} / {global}: {e}");
         }
     }
 

@@ -15,7 +15,7 @@ use crate::health::Health;
 use crate::http as routes;
 use crate::lease::{Instance, Leaseholder};
 use crate::ports::{Clock, SystemClock};
-use crate::runbook::Runner;
+use crate::runbook::{DatabaseCheck, Runner};
 use crate::settings::{DynamoDbSettings, StoreBackend};
 use crate::settings::{SecretKind, Settings, SlackMode, clean_secret};
 use crate::slack::chat::SlackChat;
@@ -403,6 +403,8 @@ struct AwsPorts {
     dns: Arc<dyn crate::ports::Dns>,
     metrics: Arc<dyn crate::ports::Metrics>,
     permissions: Arc<dyn crate::ports::Permissions>,
+    /// The database probe, when `[probe]` is configured.
+    database: Option<Arc<dyn crate::ports::DatabaseProbe>>,
 }
 
 impl AwsPorts {
@@ -423,6 +425,7 @@ impl AwsPorts {
                 telemetry.clone(),
             )),
             permissions: Arc::new(aws::iam::IamPermissions::new(config)),
+            database: None,
         }
     }
 }
@@ -550,6 +553,15 @@ fn engine(
         in_flight: Default::default(),
         telemetry: telemetry.clone(),
         leases: leases.clone(),
+        database: aws
+            .database
+            .clone()
+            .zip(settings.probe.as_ref())
+            .map(|(probe, p)| DatabaseCheck {
+                probe,
+                deadline: p.deadline,
+                instance: leases.instance.name.clone(),
+            }),
     });
     let approvals = Approvals {
         settings: settings.clone(),
@@ -558,6 +570,7 @@ fn engine(
         dns: aws.dns.clone(),
         metrics: aws.metrics.clone(),
         permissions: aws.permissions.clone(),
+        database: aws.database.clone(),
         chat,
         directory: Arc::new(SlackDirectory::new(api.clone())),
         clock: clock.clone(),

@@ -27,6 +27,7 @@
 
 mod attention;
 pub mod plan;
+mod probe;
 pub mod rebuild;
 pub mod report;
 mod steps;
@@ -60,6 +61,9 @@ pub enum Step {
     UpdateDns,
     WaitInsync,
     Verify,
+    /// Resolve the writer CNAME until it answers the new endpoint and confirm writes through it (the
+    /// database probe; only for a cluster with `[clusters.probe]`).
+    ProbeWrites,
     /// A rebuild's CreateGlobalCluster from the promoted cluster.
     CreateGlobal,
     WaitGlobal,
@@ -88,6 +92,7 @@ impl Step {
             Step::UpdateDns => "update_dns",
             Step::WaitInsync => "wait_insync",
             Step::Verify => "verify",
+            Step::ProbeWrites => "probe_writes",
             Step::CreateGlobal => "create_global",
             Step::WaitGlobal => "wait_global",
             Step::CreateSecondary => "create_secondary",
@@ -110,6 +115,7 @@ impl Step {
             Step::UpdateDns,
             Step::WaitInsync,
             Step::Verify,
+            Step::ProbeWrites,
             Step::CreateGlobal,
             Step::WaitGlobal,
             Step::CreateSecondary,
@@ -135,6 +141,7 @@ impl Step {
             Step::UpdateDns => "Repoint the CNAMEs",
             Step::WaitInsync => "Wait for Route 53 INSYNC",
             Step::Verify => "Verify the records",
+            Step::ProbeWrites => "Confirm writes through the CNAME",
             Step::CreateGlobal => "Create the global cluster",
             Step::WaitGlobal => "Wait until the global cluster is available",
             Step::CreateSecondary => "Create the secondary cluster",
@@ -186,8 +193,15 @@ impl Step {
         }
     }
 
-    fn next_in(self, mode: Mode) -> Step {
-        let steps = Step::sequence(mode);
+    /// The step after this one in `plan`'s run: its mode's sequence, then `ProbeWrites` when the plan
+    /// has a database probe.
+    fn next_in(self, plan: &Plan) -> Step {
+        match self {
+            Step::Verify if plan.probe.is_some() => return Step::ProbeWrites,
+            Step::ProbeWrites => return Step::Done,
+            _ => {}
+        }
+        let steps = Step::sequence(plan.mode);
         steps
             .iter()
             .position(|s| *s == self)
@@ -263,6 +277,14 @@ pub struct RunData {
     /// again before each DNS change.
     #[serde(default)]
     pub late_finish: bool,
+    /// When the DNS change was submitted, in ms (the "flip" the probe's time to a writable connection
+    /// counts from).
+    #[serde(default)]
+    pub dns_changed_ms: Option<i64>,
+    /// The database probe's attempts through the writer CNAME: each outcome and how many attempts in a
+    /// row saw it.
+    #[serde(default)]
+    pub probe_attempts: Vec<(String, u32)>,
     /// A rebuild: set just before CreateGlobalCluster is sent.
     #[serde(default)]
     pub global_sent: bool,
@@ -372,8 +394,21 @@ pub struct Runner {
     pub in_flight: std::sync::Mutex<std::collections::HashMap<RunId, String>>,
     /// The bot's Prometheus metrics: runs by outcome, runs in progress, step durations.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The database probe (`Some` when `[probe]` is configured): a plan with a probe ends with
+    /// `Step::ProbeWrites`.
+    pub database: Option<DatabaseCheck>,
     /// This instance's leases: a run is executed only under its cluster's lease.
     pub leases: Arc<crate::lease::Leaseholder>,
+}
+
+/// The database probe as a run uses it after the DNS change.
+#[derive(Clone)]
+pub struct DatabaseCheck {
+    pub probe: Arc<dyn crate::ports::DatabaseProbe>,
+    /// How long after the DNS change the probe keeps trying (`probe.deadline_secs`).
+    pub deadline: Duration,
+    /// The heartbeat row's key: this bot instance's name.
+    pub instance: String,
 }
 
 /// Everything one run works with.
@@ -819,8 +854,9 @@ impl Runner {
                     }
                 }
                 Stop::Deadline(reason) | Stop::Stuck(reason) => {
-                    // A rebuild has no late finish of its own: people decide.
-                    let may_finish = ctx.plan.mode != Mode::Rebuild;
+                    // A rebuild has no late finish of its own, and a probe that kept failing through the
+                    // CNAME needs a person's look: people decide.
+                    let may_finish = ctx.plan.mode != Mode::Rebuild && step != Step::ProbeWrites;
                     self.needs_attention(ctx, step, reason, may_finish).await?;
                     if !self.watch(ctx).await? {
                         return Ok(());
@@ -914,7 +950,7 @@ impl Runner {
         ctx.data.phases.push((step, ms(took)));
         self.telemetry.step(step.as_str(), ctx.plan.mode.as_str(), took);
         ctx.data.step_started_ms = None;
-        let next = step.next_in(ctx.plan.mode);
+        let next = step.next_in(&ctx.plan);
         self.persist(ctx, next, Some((step, "finished", &detail))).await?;
         ctx.run.step = next.as_str().to_owned();
         Ok(next)
@@ -1412,6 +1448,10 @@ impl Runner {
             ),
             Step::WaitInsync => format!("Waiting for INSYNC, for at most {} s.", s.dns_timeout.as_secs()),
             Step::Verify => "Reading both records back.".to_owned(),
+            Step::ProbeWrites => format!(
+                "Resolving {} until it answers the new endpoint, then connecting through it.",
+                ctx.plan.writer_record
+            ),
             Step::CreateGlobal => format!(
                 "Calling CreateGlobalCluster {} from {} in {}.",
                 p.global_cluster_id, p.from.cluster_id, p.from.region

@@ -11,9 +11,10 @@
 //! - a plan with a failed check is refused, with the reason.
 
 use crate::ports::{
-    AwsError, AwsErrorKind, ClusterState, Evaluation, HostedZone, Member, RecordSet, Topology, Verdict,
+    AwsError, AwsErrorKind, ClusterState, Evaluation, HostedZone, Member, ProbeError, ProbeReport, RecordSet, Topology,
+    Verdict,
 };
-use crate::settings::ClusterSettings;
+use crate::settings::{ClusterProbe, ClusterSettings};
 use crate::types::{ClusterName, Mode, Region};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -59,6 +60,10 @@ pub struct Plan {
     /// A rebuild's own plan (`Mode::Rebuild`): what it creates, from what.
     #[serde(default)]
     pub rebuild: Option<super::rebuild::RebuildPlan>,
+    /// The cluster's `[clusters.probe]` when the plan was made: the run then ends by confirming writes
+    /// through the writer CNAME (`Step::ProbeWrites`).
+    #[serde(default)]
+    pub probe: Option<ClusterProbe>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +110,19 @@ pub struct Survey {
     /// What IAM's policy simulator says about the calls a failover would make (`None`: not asked, as
     /// for `/aurora status`; `Err`: why it could not answer).
     pub permissions: Option<Result<Vec<Evaluation>, String>>,
+    /// The database probe of each secondary's reader endpoint, by ARN (`None`: not asked: no
+    /// `[clusters.probe]`, or a read for status). A secondary missing from the map was not probed
+    /// (its description could not be read).
+    pub probes: Option<HashMap<String, Probed>>,
+}
+
+/// One read-only probe of a secondary's reader endpoint, before approval.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    /// The endpoint and port probed.
+    pub endpoint: String,
+    pub port: u16,
+    pub result: Result<ProbeReport, ProbeError>,
 }
 
 impl Survey {
@@ -202,6 +220,7 @@ impl Plan {
             reader_record: self.reader_record.clone(),
             record_ttl: self.record_ttl,
             rebuild: Vec::new(),
+            probe: self.probe.clone(),
         }
     }
 
@@ -279,6 +298,18 @@ impl Plan {
         }
         steps.push("Wait until Route 53 reports the change INSYNC".to_owned());
         steps.push("Read both records back and verify them".to_owned());
+        if let Some(probe) = &self.probe {
+            steps.push(format!(
+                "Resolve {} until it answers {}'s cluster endpoint, connect through it (TLS verified against that \
+                 endpoint) and confirm the database takes writes{}",
+                self.writer_record,
+                to.cluster_id,
+                match &probe.heartbeat_table {
+                    Some(t) => format!(" (a heartbeat row in {t})"),
+                    None => " (its read-only flag)".to_owned(),
+                }
+            ));
+        }
         steps
     }
 }
@@ -511,6 +542,9 @@ pub const DNS_RECORDS: &str = "DNS records";
 /// `check-config`).
 pub const PERMISSIONS: &str = "Permissions";
 
+/// The name of the check that the target's database answers (the probe of its reader endpoint).
+pub const DATABASE: &str = "Database";
+
 /// One check of the pre-flight checklist: its name, and what it finds (`None`: it does not apply to
 /// this mode).
 type CheckFn = fn(&Context) -> Option<Finding>;
@@ -528,6 +562,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (PERMISSIONS, permissions_check),
     ("CNAMEs", cnames_check),
     ("Write forwarding", write_forwarding_check),
+    (DATABASE, database_check),
 ];
 
 /// Runs every check of `CHECKS` that applies.
@@ -814,6 +849,43 @@ fn follows_writer(ctx: &Context) -> Finding {
 /// `EnableGlobalWriteForwarding` reference, a secondary forwards to the current writer of the global
 /// cluster; a demoted primary uses its own setting at once; a detached cluster leaves the global
 /// cluster and forwards nothing.
+/// The target's database, probed read-only through its reader endpoint from this bot: a warning when
+/// it cannot be reached or refuses the probe's credentials (never a refusal: the bot's own network path
+/// must not block a failover), with what the database reports when it can.
+fn database_check(ctx: &Context) -> Option<Finding> {
+    let probe = ctx.cluster.probe.as_ref()?;
+    let probes = ctx.survey.probes.as_ref()?;
+    let Some(probed) = probes.get(&ctx.to.arn) else {
+        return Some(warn(format!(
+            "not probed: {}'s description (its reader endpoint and port) could not be read",
+            ctx.to.cluster_id
+        )));
+    };
+    let at = format!("{}:{}", probed.endpoint, probed.port);
+    Some(match &probed.result {
+        Ok(r) => pass(format!(
+            "{at} answers over TLS as {}: {}, {}; replica lag {}",
+            probe.engine.as_str(),
+            super::probe::short_version(&r.server_version),
+            if r.read_only { "read-only" } else { "writable" },
+            r.lag_ms.map_or_else(
+                || "not reported by the database".to_owned(),
+                |ms| format!("{} as the database reports it", lag_text(ms))
+            )
+        )),
+        Err(e) if e.is_configuration() => warn(format!(
+            "configuration error: {e}. Fix the secret {} or [clusters.probe]: the failover does not need the \
+             probe, but the check through the CNAME after it will fail the same way",
+            probe.secret_id
+        )),
+        Err(e) => warn(format!(
+            "{at} could not be probed from this bot: {e}. The failover can go on (the application's network path \
+             may differ from the bot's); the check through the CNAME after the DNS change will show whether writes \
+             work"
+        )),
+    })
+}
+
 fn write_forwarding_check(ctx: &Context) -> Option<Finding> {
     let on: Vec<&ClusterState> = ctx
         .survey
@@ -1203,6 +1275,7 @@ fn assemble(ctx: &Context, checks: Vec<Check>, target_reason: Option<String>) ->
         global_endpoint: ctx.survey.topology.writer_endpoint.clone(),
         global_endpoint_read: true,
         rebuild: None,
+        probe: cluster.probe.clone(),
     }
 }
 
@@ -1421,6 +1494,7 @@ mod tests {
             reader_record: "r.zone".into(),
             record_ttl: 1,
             rebuild: Vec::new(),
+            probe: None,
         }
     }
 
@@ -1470,6 +1544,7 @@ mod tests {
                 vec![cname("r.zone.", "east.cluster-ro-abc.us-east-1.rds.amazonaws.com")],
             ]),
             permissions: None,
+            probes: None,
         }
     }
 
@@ -1494,6 +1569,101 @@ mod tests {
             PlanError::Refused { failed, .. } => failed,
             other => panic!("not refused for a failed check: {other:?}"),
         }
+    }
+
+    fn probed(result: Result<ProbeReport, ProbeError>) -> (ClusterSettings, Survey) {
+        let mut c = settings();
+        c.probe = Some(ClusterProbe {
+            engine: crate::types::EngineFamily::AuroraPostgresql,
+            secret_id: "orders-probe".into(),
+            secret_region: None,
+            database: "orders".into(),
+            heartbeat_table: None,
+        });
+        let mut s = survey(Some(800.0), None);
+        let probe = Probed {
+            endpoint: "west.cluster-ro-abc.us-west-2.rds.amazonaws.com".into(),
+            port: 5432,
+            result,
+        };
+        s.probes = Some(HashMap::from([(arn("us-west-2", "west"), probe)]));
+        (c, s)
+    }
+
+    fn database(plan: &Plan) -> &Check {
+        plan.checks
+            .iter()
+            .find(|c| c.name == DATABASE)
+            .unwrap_or_else(|| panic!("no Database check: {:?}", plan.checks))
+    }
+
+    #[test]
+    fn the_database_check_shows_what_the_probe_of_the_reader_endpoint_found() {
+        let report = ProbeReport {
+            address: "10.0.1.5:5432".parse().unwrap(),
+            server_version: "PostgreSQL 15.4 (Debian) on x86_64-pc-linux-gnu".into(),
+            read_only: true,
+            lag_ms: Some(40.0),
+            heartbeat_written: false,
+            elapsed: std::time::Duration::from_millis(30),
+        };
+        let (c, s) = probed(Ok(report));
+        let p = make_plan(&c, &s, None, None, LIMITS).unwrap();
+        let check = database(&p);
+        assert_eq!(check.outcome, Outcome::Pass);
+        assert_eq!(
+            check.detail,
+            "west.cluster-ro-abc.us-west-2.rds.amazonaws.com:5432 answers over TLS as aurora-postgresql: PostgreSQL \
+             15.4, read-only; replica lag 40 ms as the database reports it"
+        );
+        assert!(p.probe.is_some() && p.steps().last().unwrap().contains("confirm the database takes writes"));
+        // Without [clusters.probe], no such check and no such step.
+        let p = make_plan(&settings(), &s, None, None, LIMITS).unwrap();
+        assert!(p.checks.iter().all(|c| c.name != DATABASE) && p.probe.is_none());
+    }
+
+    #[test]
+    fn a_failed_probe_is_a_warning_never_a_refusal_and_refused_credentials_say_configuration_error() {
+        use crate::ports::ProbeErrorKind;
+        let refused = ProbeError::new(ProbeErrorKind::Connect, "connection refused");
+        let (c, s) = probed(Err(refused));
+        let p = make_plan(&c, &s, None, None, LIMITS).unwrap();
+        let check = database(&p);
+        assert_eq!(check.outcome, Outcome::Warn);
+        assert!(
+            check
+                .detail
+                .starts_with("west.cluster-ro-abc.us-west-2.rds.amazonaws.com:5432 could not be probed from this bot: connection refused. The failover can go on"),
+            "{}",
+            check.detail
+        );
+        let password = ProbeError::new(
+            ProbeErrorKind::Authentication,
+            "the server refused the password of user afb_probe (secret orders-probe)",
+        );
+        let (c, s) = probed(Err(password));
+        let check = database(&make_plan(&c, &s, None, None, LIMITS).unwrap()).clone();
+        assert_eq!(check.outcome, Outcome::Warn);
+        assert!(
+            check
+                .detail
+                .starts_with("configuration error: the server refused the password"),
+            "{}",
+            check.detail
+        );
+        // A secondary whose description could not be read was not probed: said, not refused.
+        let (c, mut s) = probed(Ok(ProbeReport {
+            address: "10.0.1.5:5432".parse().unwrap(),
+            server_version: String::new(),
+            read_only: true,
+            lag_ms: None,
+            heartbeat_written: false,
+            elapsed: std::time::Duration::ZERO,
+        }));
+        s.probes = Some(HashMap::new());
+        let check = database(&make_plan(&c, &s, None, None, LIMITS).unwrap()).clone();
+        assert_eq!(check.outcome, Outcome::Warn);
+        assert!(check.detail.starts_with("not probed"), "{}", check.detail);
     }
 
     #[test]

@@ -529,6 +529,7 @@ fn plan(c: &ClusterSettings, promoted: &Member, source: &ClusterState, r: Rebuil
         global_endpoint: None,
         global_endpoint_read: false,
         rebuild: Some(r),
+        probe: None,
     }
 }
 

@@ -117,6 +117,7 @@ impl Runner {
             Step::UpdateDns => self.update_dns(ctx, step, started).await,
             Step::WaitInsync => self.wait_insync(ctx, step, started).await,
             Step::Verify => self.verify(ctx, step, read_deadline).await,
+            Step::ProbeWrites => self.probe_writes(ctx, step, started, read_deadline).await,
             Step::Done => Ok(String::new()),
             rebuild => Err(Stop::Refused(format!(
                 "{} is a step of a rebuild, not of a {}",
@@ -401,7 +402,10 @@ impl Runner {
                 self.writable_target(ctx, step, deadline).await?;
             }
             let e = match self.send_dns_change(ctx, step, (&w, &r)).await? {
-                Ok(sent) => break sent,
+                Ok(sent) => {
+                    ctx.data.dns_changed_ms = Some(self.clock.now().as_millisecond());
+                    break sent;
+                }
                 Err(e) => e,
             };
             if !e.is_transient() {

@@ -4,10 +4,10 @@
 //! set at the two CNAMEs' names (Route 53), and, when asked, what IAM's policy simulator says about
 //! the calls a failover would make.
 
-use super::plan::{DnsTargets, Survey};
+use super::plan::{DnsTargets, Probed, Survey};
 use crate::ports::{
-    Aurora, AwsError, ClusterState, Dns, Evaluation, Member, Metrics, PermissionQuery, Permissions, RecordSet,
-    Topology, route53_name,
+    Aurora, AwsError, ClusterState, DatabaseProbe, Dns, Evaluation, Member, Metrics, PermissionQuery, Permissions,
+    ProbeError, ProbeErrorKind, ProbeTarget, RecordSet, Topology, route53_name,
 };
 use crate::settings::ClusterSettings;
 use crate::types::Region;
@@ -126,6 +126,7 @@ pub async fn survey(
         records,
         permissions,
         topology,
+        probes: None,
     })
 }
 
@@ -211,4 +212,54 @@ async fn simulate(
             Err(_) => Err("the policy simulator did not answer in time".to_owned()),
         },
     )
+}
+
+/// Probes each secondary's reader endpoint (its cluster endpoint when it has none) read-only, as
+/// `[clusters.probe]` says, concurrently, each bounded by `READ_TIMEOUT`, into `survey.probes`
+/// (planning only: status and the re-check do not probe). Nothing when the cluster has no probe.
+pub async fn probe_secondaries(database: &dyn DatabaseProbe, c: &ClusterSettings, survey: &mut Survey) {
+    let Some(probe) = &c.probe else { return };
+    let targets: Vec<(String, ProbeTarget)> = survey
+        .topology
+        .secondaries()
+        .filter_map(|m| {
+            let state = survey.states.get(&m.arn)?.as_ref().ok()?;
+            let endpoint = state.reader_endpoint.clone().or_else(|| state.endpoint.clone())?;
+            Some((
+                m.arn.clone(),
+                ProbeTarget {
+                    engine: probe.engine,
+                    endpoint,
+                    address: None,
+                    port: state.port.unwrap_or(probe.engine.default_port()),
+                    database: probe.database.clone(),
+                    secret_id: probe.secret_id.clone(),
+                    secret_region: probe.secret_region.clone(),
+                    heartbeat: None,
+                },
+            ))
+        })
+        .collect();
+    let probed = join_all(targets.into_iter().map(|(arn, target)| async move {
+        let result = match tokio::time::timeout(READ_TIMEOUT, database.probe(&target)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::new(
+                ProbeErrorKind::Timeout,
+                format!("no answer within {} s", READ_TIMEOUT.as_secs()),
+            )),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, endpoint = %target.endpoint, "the database probe before approval failed");
+        }
+        (
+            arn,
+            Probed {
+                endpoint: target.endpoint,
+                port: target.port,
+                result,
+            },
+        )
+    }))
+    .await;
+    survey.probes = Some(probed.into_iter().collect());
 }

@@ -171,6 +171,7 @@ fn plan(mode: Mode) -> Plan {
         global_endpoint: None,
         global_endpoint_read: false,
         rebuild: None,
+        probe: None,
     }
 }
 
@@ -295,6 +296,7 @@ fn runner(store: Arc<dyn Store>, chat: Arc<Recorder>) -> Arc<Runner> {
         aborts: Default::default(),
         in_flight: Default::default(),
         telemetry: Default::default(),
+        database: None,
         leases: Arc::new(crate::lease::Leaseholder {
             store,
             clock: Arc::new(crate::ports::SystemClock),

@@ -807,6 +807,7 @@ impl Bot {
             aborts: Default::default(),
             in_flight: Default::default(),
             telemetry: Default::default(),
+            database: None,
             // The same owner for every (re)started runner: one process per store, as at start-up,
             // where a new process ends the leases of the one before.
             leases: Arc::new(crate::lease::Leaseholder {
@@ -831,6 +832,7 @@ impl Bot {
             dns: self.aws.clone(),
             metrics: self.aws.clone(),
             permissions: self.aws.clone(),
+            database: None,
             chat: self.chat.clone(),
             directory: Arc::new(NoGroups),
             clock: self.clock.clone(),
