@@ -13,7 +13,7 @@
 //! (`Report`); `terminal` words them and `cli` prints them.
 
 use crate::aws::{self, AwsOverrides};
-use crate::ports::{Aurora, AwsError, Dns, Member, Metrics, Permissions, RecordSet, Topology};
+use crate::ports::{Aurora, AwsError, DatabaseProbe, Dns, Member, Metrics, Permissions, RecordSet, Topology};
 use crate::runbook::plan::{self, Check, Limits, Outcome, Survey};
 use crate::settings::{ClusterSettings, Settings};
 use crate::startup::EnvLookup;
@@ -286,7 +286,7 @@ async fn clusters(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Ve
     futures::future::join_all(settings.clusters.iter().map(|c| async {
         Group {
             title: format!("cluster {} (global cluster {})", c.name, c.global_cluster_id),
-            checks: cluster_checks(&aurora, &metrics, &dns, &permissions, c, limits).await,
+            checks: cluster_checks(&aurora, &metrics, &dns, &permissions, None, c, limits).await,
         }
     }))
     .await
@@ -298,14 +298,19 @@ pub async fn cluster_checks(
     metrics: &dyn Metrics,
     dns: &dyn Dns,
     permissions: &dyn Permissions,
+    database: Option<&dyn DatabaseProbe>,
     c: &ClusterSettings,
     limits: Limits,
 ) -> Vec<Check> {
     match crate::runbook::survey::survey(aurora, metrics, dns, Some(permissions), c).await {
-        Ok(s) => {
+        Ok(mut s) => {
+            if let Some(database) = database {
+                crate::runbook::survey::probe_secondaries(database, c, &mut s).await;
+            }
             let mut checks = topology_checks(c, &s);
             checks.extend(dns_checks(c, &s.zone, &s.records));
             checks.extend(permission_checks(c, &s, limits));
+            checks.extend(database_checks(c, &s));
             checks
         }
         Err(e) => {
@@ -321,6 +326,49 @@ pub async fn cluster_checks(
             checks
         }
     }
+}
+
+/// The database probe of each secondary's reader endpoint (`[clusters.probe]`): refused credentials
+/// (or an unreadable secret) fail, as the configuration error they are; a server this machine cannot
+/// reach only warns (the bot may run elsewhere, on another network path).
+fn database_checks(c: &ClusterSettings, s: &Survey) -> Vec<Check> {
+    let (Some(probe), Some(probes)) = (&c.probe, &s.probes) else {
+        return Vec::new();
+    };
+    s.topology
+        .secondaries()
+        .map(|m| {
+            let name = format!("database of {} ({})", m.cluster_id, m.region);
+            let Some(probed) = probes.get(&m.arn) else {
+                return line(
+                    name,
+                    Outcome::Warn,
+                    "not probed: the cluster's description could not be read",
+                );
+            };
+            let at = format!("{}:{}", probed.endpoint, probed.port);
+            match &probed.result {
+                Ok(r) => line(
+                    name,
+                    Outcome::Pass,
+                    format!(
+                        "{at} answers over TLS with the secret's credentials ({}, {})",
+                        r.server_version.split(" on ").next().unwrap_or_default(),
+                        if r.read_only { "read-only" } else { "writable" }
+                    ),
+                ),
+                Err(e) if e.is_configuration() => line(
+                    name,
+                    Outcome::Fail,
+                    format!(
+                        "configuration error: {e}. Fix the secret {} or [clusters.probe] of {}",
+                        probe.secret_id, c.name
+                    ),
+                ),
+                Err(e) => line(name, Outcome::Warn, format!("{at} could not be probed from here: {e}")),
+            }
+        })
+        .collect()
 }
 
 /// Why the global cluster could not be read, with what to check.

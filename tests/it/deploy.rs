@@ -176,6 +176,19 @@ fn the_slack_secret_is_replicated_to_the_second_region() {
 /// How the service template spells what `deploy/iam-policy.json` leaves as placeholders (README, "IAM
 /// permissions"), longest first so that a role ARN is replaced before the Region inside it.
 const PLACEHOLDERS: &[(&str, &str)] = &[
+    // The probe's secret and key, read in the bot's own Region.
+    (
+        "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${ProbeSecretName}",
+        "secretsmanager:PROBE_SECRET_REGION:ACCOUNT:secret:PROBE_SECRET_NAME",
+    ),
+    (
+        "kms:${AWS::Region}:${AWS::AccountId}:key/${ProbeKmsKeyId}",
+        "kms:PROBE_SECRET_REGION:ACCOUNT:key/PROBE_KMS_KEY_ID",
+    ),
+    (
+        "secretsmanager.${AWS::Region}.amazonaws.com",
+        "secretsmanager.PROBE_SECRET_REGION.amazonaws.com",
+    ),
     ("${AWS::Partition}", "aws"),
     ("${AWS::AccountId}", "ACCOUNT"),
     ("service-role/${Name}-${AWS::Region}", "BOT_ROLE_PATH_AND_NAME"),

@@ -35,6 +35,11 @@ const CALLED_OUTSIDE_THE_EMULATOR: &[&str] = &[
     "secretsmanager:GetSecretValue",
 ];
 
+/// What AWS authorises on the bot's behalf when it reads a database probe secret encrypted with a
+/// customer managed key (Secrets Manager user guide, "Secret encryption and decryption": GetSecretValue
+/// needs `kms:Decrypt` on the key, through Secrets Manager); the bot never calls KMS itself.
+const AUTHORISED_FOR_THE_PROBE: &[&str] = &["kms:Decrypt"];
+
 /// What AWS authorises on the bot's behalf when it creates a rebuild's secondary (never called by
 /// the bot itself), and the call that needs it. Aurora user guide, "AWS KMS key management": creating
 /// an Aurora resource with a customer managed key needs `kms:CreateGrant` and `kms:DescribeKey` on the
@@ -172,6 +177,10 @@ fn observed(bot: &TestBot) -> (BTreeSet<String>, Vec<Asked>) {
 /// The placeholders of `deploy/iam-policy.json`, filled in as README says, for the tests' world.
 fn placeholders() -> Vec<(&'static str, String)> {
     vec![
+        // Before SECRET_REGION and SECRET_NAME, which are inside them.
+        ("PROBE_SECRET_REGION", "us-west-2".into()),
+        ("PROBE_SECRET_NAME", "orders/probe".into()),
+        ("PROBE_KMS_KEY_ID", "1234abcd-12ab-34cd-56ef-1234567890ab".into()),
         ("ACCOUNT", awsim::Scenario::two_region_example().account_id),
         ("GLOBAL_CLUSTER_ID", "orders-global".into()),
         // One ARN per member, or (as here) a pattern that matches every member and nothing else.
@@ -338,6 +347,7 @@ async fn the_iam_policy_grants_exactly_the_actions_the_bot_calls_on_the_resource
         );
     }
     called.extend(CALLED_OUTSIDE_THE_EMULATOR.iter().map(|a| (*a).to_owned()));
+    called.extend(AUTHORISED_FOR_THE_PROBE.iter().map(|a| (*a).to_owned()));
     let needed: BTreeSet<String> = called
         .into_iter()
         .filter(|a| !NEEDS_NO_PERMISSION.contains(&a.as_str()))
