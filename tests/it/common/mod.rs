@@ -98,6 +98,9 @@ pub struct Options {
     /// Socket Mode (`slack.mode = "socket"`, `SLACK_APP_TOKEN` = [`APP_TOKEN`] unless `env` gives
     /// one): commands and clicks go over the stand-in's fake Socket Mode server.
     pub socket: bool,
+    /// The emulator also answers DNS (`Awsim::serve_dns` on a free loopback port); `{dns}` in
+    /// `extra_toml` and `clusters_toml` is replaced by its address (for `[probe] resolver`).
+    pub dns: bool,
 }
 
 impl Default for Options {
@@ -131,6 +134,7 @@ impl Default for Options {
             wait_ready: true,
             store_toml: String::new(),
             socket: false,
+            dns: false,
         }
     }
 }
@@ -307,6 +311,11 @@ impl TestBot {
             true => Some(socket_mode(&slack, &mut o).await),
             false => None,
         };
+        if o.dns {
+            let dns = sim.serve_dns("127.0.0.1:0".parse().unwrap()).await.unwrap().to_string();
+            o.extra_toml = o.extra_toml.replace("{dns}", &dns);
+            o.clusters_toml = o.clusters_toml.map(|t| t.replace("{dns}", &dns));
+        }
         let dir = temp_dir("bot");
         let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
         let clock = Arc::new(TestClock::default());
