@@ -83,7 +83,11 @@ impl Prober {
     async fn credentials(&self, target: &ProbeTarget) -> Result<Credentials, ProbeError> {
         let secret_id = &target.secret_id;
         let mut builder = aws_sdk_secretsmanager::config::Builder::from(&self.aws);
-        let region = target.secret_region.as_ref().map(|r| r.to_string()).or_else(|| region_of_arn(secret_id));
+        let region = target
+            .secret_region
+            .as_ref()
+            .map(|r| r.to_string())
+            .or_else(|| region_of_arn(secret_id));
         if let Some(r) = region {
             builder = builder.region(aws_sdk_secretsmanager::config::Region::new(r));
         }
@@ -124,7 +128,10 @@ impl Prober {
                 e.column()
             ))
         })?;
-        match (parsed.username.filter(|u| !u.is_empty()), parsed.password.filter(|p| !p.is_empty())) {
+        match (
+            parsed.username.filter(|u| !u.is_empty()),
+            parsed.password.filter(|p| !p.is_empty()),
+        ) {
             (Some(username), Some(password)) => Ok(Credentials {
                 username,
                 password: Secret::new(password),

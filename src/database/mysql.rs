@@ -53,8 +53,12 @@ async fn statements(conn: &mut Conn, c: &Connection<'_>) -> Result<Found, ProbeE
         .await
         .map_err(|_| c.query_timed_out(what))?
         .map_err(|e| statement_error(c, what, &e))?;
-    let (server_version, innodb_read_only, read_only) =
-        row.ok_or_else(|| ProbeError::new(ProbeErrorKind::Query, format!("{what} returned no row on {}", c.endpoint)))?;
+    let (server_version, innodb_read_only, read_only) = row.ok_or_else(|| {
+        ProbeError::new(
+            ProbeErrorKind::Query,
+            format!("{what} returned no row on {}", c.endpoint),
+        )
+    })?;
     let read_only = innodb_read_only != 0 || read_only != 0;
 
     // Best effort, and harmless where the table does not exist (the session stays usable).
@@ -90,7 +94,10 @@ fn statement_error(c: &Connection<'_>, what: &str, e: &mysql_async::Error) -> Pr
         mysql_async::Error::Server(s) => format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state),
         other => describe_chain(other),
     };
-    ProbeError::new(ProbeErrorKind::Query, format!("{what} failed on {}: {said}", c.endpoint))
+    ProbeError::new(
+        ProbeErrorKind::Query,
+        format!("{what} failed on {}: {said}", c.endpoint),
+    )
 }
 
 /// Classifies a failed connection: a refused login, a TLS failure (including a server that offers no

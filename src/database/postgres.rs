@@ -85,12 +85,7 @@ async fn statements(client: &tokio_postgres::Client, c: &Connection<'_>) -> Resu
             .map_err(|e| {
                 ProbeError::new(
                     ProbeErrorKind::Query,
-                    format!(
-                        "{} failed on {}: {}",
-                        what,
-                        c.endpoint,
-                        statement_error(&e)
-                    ),
+                    format!("{} failed on {}: {}", what, c.endpoint, statement_error(&e)),
                 )
             })?;
         heartbeat_written = true;

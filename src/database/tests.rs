@@ -37,12 +37,18 @@ fn an_unreadable_or_empty_ca_bundle_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
     let e = Prober::new(&settings(&missing, None), &aws()).err().unwrap();
-    assert!(e.contains(&missing.display().to_string()) && e.contains("cannot read"), "{e}");
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("cannot read"),
+        "{e}"
+    );
 
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
     let e = Prober::new(&settings(&empty, None), &aws()).err().unwrap();
-    assert!(e.contains(&empty.display().to_string()) && e.contains("no certificate"), "{e}");
+    assert!(
+        e.contains(&empty.display().to_string()) && e.contains("no certificate"),
+        "{e}"
+    );
 
     let good = dir.path().join("ca.pem");
     std::fs::write(&good, ca_pem()).unwrap();
@@ -62,7 +68,9 @@ fn the_cause_wrapped_in_an_io_error_is_described() {
     let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
     assert!(matches!(
         tls::rustls_error(&io),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        ))
     ));
     assert!(describe_chain(&io).contains("UnknownIssuer"), "{}", describe_chain(&io));
 }
@@ -89,7 +97,9 @@ async fn responder(zone: HashMap<&'static str, Answer>, silent: bool) -> Respond
     tokio::spawn(async move {
         let mut buffer = [0u8; 1500];
         loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buffer).await else { return };
+            let Ok((n, peer)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
             counted.fetch_add(1, Ordering::SeqCst);
             if silent {
                 continue;
@@ -148,7 +158,10 @@ fn prober(dir: &tempfile::TempDir, resolver: SocketAddr) -> Prober {
 #[tokio::test]
 async fn a_name_resolves_to_its_cname_chain_and_addresses_asking_again_each_time() {
     let zone = HashMap::from([
-        ("db.app.example", Answer::Cname("Orders.Cluster-ABC.us-east-1.rds.amazonaws.com")),
+        (
+            "db.app.example",
+            Answer::Cname("Orders.Cluster-ABC.us-east-1.rds.amazonaws.com"),
+        ),
         (
             "orders.cluster-abc.us-east-1.rds.amazonaws.com",
             Answer::Cname("ec2-1.compute.amazonaws.com"),
@@ -168,7 +181,10 @@ async fn a_name_resolves_to_its_cname_chain_and_addresses_asking_again_each_time
     let resolution = prober.resolve("db.app.example").await.unwrap();
     assert_eq!(
         resolution.cnames,
-        ["orders.cluster-abc.us-east-1.rds.amazonaws.com", "ec2-1.compute.amazonaws.com"]
+        [
+            "orders.cluster-abc.us-east-1.rds.amazonaws.com",
+            "ec2-1.compute.amazonaws.com"
+        ]
     );
     assert!(resolution.addresses.contains(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))));
     assert!(resolution.addresses.contains(&"fd00::7".parse().unwrap()));
@@ -192,7 +208,10 @@ async fn an_unknown_name_is_a_resolve_error_and_a_silent_server_a_timeout() {
 
     let silent = responder(HashMap::new(), true).await;
     let started = Instant::now();
-    let e = prober(&dir, silent.address).resolve("db.app.example").await.unwrap_err();
+    let e = prober(&dir, silent.address)
+        .resolve("db.app.example")
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }

@@ -35,15 +35,19 @@ impl Trust {
         }
         let mut roots = RootCertStore::empty();
         for (i, certificate) in certificates.into_iter().enumerate() {
-            roots
-                .add(certificate)
-                .map_err(|e| format!("probe.ca_bundle {shown}: certificate {} is not usable as a root: {e}", i + 1))?;
+            roots.add(certificate).map_err(|e| {
+                format!(
+                    "probe.ca_bundle {shown}: certificate {} is not usable as a root: {e}",
+                    i + 1
+                )
+            })?;
         }
-        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let client_config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS configuration: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         Ok(Trust {
             client_config: Arc::new(client_config),
             pem,
@@ -76,8 +80,9 @@ pub(super) fn describe(endpoint: &str, error: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
             format!("the server's certificate does not name {endpoint} ({error})")
         }
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-            "the server's certificate is not signed by a certificate authority of probe.ca_bundle".to_owned()
+        // BadSignature: an issuer of the same name is in the bundle, but it did not sign this certificate.
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            format!("the server's certificate is not signed by a certificate authority of probe.ca_bundle ({error})")
         }
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
             format!("the server's certificate has expired ({error})")
