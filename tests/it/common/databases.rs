@@ -348,7 +348,7 @@ impl DbServer {
 
     /// Runs a helper program (initdb, pg_basebackup) as the server's user, to completion.
     fn run_as_server(&self, command: &mut Command) {
-        let mut wrapped = self.as_server_user(command, false);
+        let mut wrapped = self.as_server_user(command, true);
         run(&mut wrapped, &self.dir.path().join("setup.log"));
     }
 
