@@ -17,6 +17,7 @@ pub mod breakglass;
 pub mod checkconfig;
 pub mod cli;
 pub mod commands;
+pub mod database;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;

@@ -2,6 +2,7 @@
 //! AWS emulator and the Slack stand-in, with requests signed as Slack signs them, and a clock that can
 //! be moved forward.
 
+pub mod databases;
 pub mod dynamodb;
 pub mod process;
 
