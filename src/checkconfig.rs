@@ -95,8 +95,16 @@ pub async fn run(path: &Path, overrides: &AwsOverrides, env: &EnvLookup) -> Repo
     if let crate::settings::StoreBackend::DynamoDb(d) = &settings.store.backend {
         config.checks.push(table_check(d, &aws_config, env).await);
     }
+    // The database probe's CA bundle, read as start-up reads it.
+    let database = match crate::startup::database_probe(&settings, &aws_config) {
+        Ok(database) => database,
+        Err(e) => {
+            config.checks.push(line("database probe", Outcome::Fail, e.to_string()));
+            None
+        }
+    };
     let mut groups = vec![config];
-    groups.extend(clusters(&settings, &aws_config).await);
+    groups.extend(clusters(&settings, &aws_config, database.as_deref()).await);
     Report { groups }
 }
 
@@ -275,7 +283,11 @@ fn scopes_check(name: &str, auth: &crate::slack::client::AuthInfo) -> Check {
 }
 
 /// One group per configured cluster, checked concurrently.
-async fn clusters(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Vec<Group> {
+async fn clusters(
+    settings: &Settings,
+    aws_config: &aws_config::SdkConfig,
+    database: Option<&dyn DatabaseProbe>,
+) -> Vec<Group> {
     let aurora = aws::rds::RdsAurora::new(aws_config.clone());
     let dns = aws::route53::Route53Dns::new(aws_config);
     let metrics = aws::cloudwatch::CloudWatchMetrics::new(aws_config.clone());
@@ -286,7 +298,7 @@ async fn clusters(settings: &Settings, aws_config: &aws_config::SdkConfig) -> Ve
     futures::future::join_all(settings.clusters.iter().map(|c| async {
         Group {
             title: format!("cluster {} (global cluster {})", c.name, c.global_cluster_id),
-            checks: cluster_checks(&aurora, &metrics, &dns, &permissions, None, c, limits).await,
+            checks: cluster_checks(&aurora, &metrics, &dns, &permissions, database, c, limits).await,
         }
     }))
     .await

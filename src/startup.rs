@@ -430,6 +430,18 @@ impl AwsPorts {
     }
 }
 
+/// The database probe when `[probe]` is configured; a CA bundle that cannot be read (or holds no
+/// certificate) stops start-up, naming the key.
+pub fn database_probe(
+    settings: &Settings,
+    aws_config: &aws_config::SdkConfig,
+) -> anyhow::Result<Option<Arc<dyn crate::ports::DatabaseProbe>>> {
+    let Some(probe) = &settings.probe else { return Ok(None) };
+    let prober = crate::database::Prober::new(probe, aws_config)
+        .map_err(|e| anyhow::anyhow!("config key probe.ca_bundle: {e}"))?;
+    Ok(Some(Arc::new(prober)))
+}
+
 /// The workspace, app and organisation the configuration names (the rest is learned).
 fn binding(slack: &crate::settings::SlackSettings) -> Binding {
     Binding::new(slack.team_id.clone(), slack.app_id.clone(), slack.enterprise_id.clone())
@@ -652,7 +664,8 @@ impl Engine {
         );
         let telemetry = Arc::new(Telemetry::new());
         telemetry.start_at_zero(settings.cluster_names());
-        let aws = AwsPorts::new(&aws_config, &telemetry);
+        let mut aws = AwsPorts::new(&aws_config, &telemetry);
+        aws.database = database_probe(&settings, &aws_config)?;
         let wake = Arc::new(Notify::new());
         let chat = Arc::new(SlackChat {
             store: store.clone(),
