@@ -29,6 +29,9 @@ pub struct Scenario {
     /// The caller STS names, the IAM roles and users, and what the policy simulator answers.
     #[serde(default)]
     pub iam: IamSpec,
+    /// Secrets Manager secrets (GetSecretValue), each in one Region.
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
 }
 
 impl Default for Scenario {
@@ -40,8 +43,21 @@ impl Default for Scenario {
             db_clusters: Vec::new(),
             hosted_zones: Vec::new(),
             iam: IamSpec::default(),
+            secrets: Vec::new(),
         }
     }
+}
+
+/// A `[[secrets]]` entry: a Secrets Manager secret with a string value (its one version, `AWSCURRENT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// 1 to 512 characters among letters, digits and `/_+=.@-`.
+    pub name: String,
+    /// The Region the secret lives in (GetSecretValue finds it only there).
+    pub region: String,
+    /// `SecretString`, e.g. `{"username": "probe", "password": "..."}`.
+    pub value: String,
 }
 
 /// The `[iam]` section: who calls, which roles and users exist, and the simulator's rules. Everything
@@ -126,6 +142,15 @@ pub struct MemberSpec {
     /// `GlobalWriteForwardingStatus` while the cluster is a secondary. Default `disabled`.
     #[serde(default)]
     pub write_forwarding: crate::model::rds::WriteForwarding,
+    /// `Port` of DescribeDBClusters; by default the engine's (5432 for PostgreSQL, 3306 for MySQL).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The IP address awsim's DNS server answers for the cluster (writer) endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub endpoint_address: Option<String>,
+    /// The IP address awsim's DNS server answers for the reader endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub reader_endpoint_address: Option<String>,
 }
 
 /// A regional cluster outside any global cluster.
@@ -139,6 +164,15 @@ pub struct DbClusterSpec {
     #[serde(default = "default_engine_version")]
     pub engine_version: String,
     pub instances: Vec<String>,
+    /// `Port` of DescribeDBClusters; by default the engine's (5432 for PostgreSQL, 3306 for MySQL).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The IP address awsim's DNS server answers for the cluster (writer) endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub endpoint_address: Option<String>,
+    /// The IP address awsim's DNS server answers for the reader endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub reader_endpoint_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +443,7 @@ impl Scenario {
                 if let Some(v) = &m.engine_version {
                     check_engine_version(&format!("{at}.engine_version"), v)?;
                 }
+                check_endpoints(&at, m.port, &m.endpoint_address, &m.reader_endpoint_address)?;
                 if m.primary && m.instances.is_empty() {
                     return Err(invalid(
                         format!("{at}.instances"),
@@ -421,6 +456,7 @@ impl Scenario {
             let at = format!("db_clusters[{i}]");
             add_cluster(&at, &c.region, &c.cluster_id, &c.instances)?;
             check_engine_version(&format!("{at}.engine_version"), &c.engine_version)?;
+            check_endpoints(&at, c.port, &c.endpoint_address, &c.reader_endpoint_address)?;
             if c.instances.is_empty() {
                 return Err(invalid(
                     format!("{at}.instances"),
@@ -464,6 +500,23 @@ impl Scenario {
                         format!("record set {name} {} appears twice", r.record_type),
                     ));
                 }
+            }
+        }
+        let mut secrets = BTreeSet::new();
+        for (i, secret) in self.secrets.iter().enumerate() {
+            let at = format!("secrets[{i}]");
+            if !is_region_name(&secret.region) {
+                return Err(invalid(
+                    format!("{at}.region"),
+                    format!("{:?} is not a Region name", secret.region),
+                ));
+            }
+            crate::model::secrets::check_name(&secret.name).map_err(|reason| invalid(format!("{at}.name"), reason))?;
+            if !secrets.insert((secret.region.as_str(), secret.name.as_str())) {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("secret {} appears twice in {}", secret.name, secret.region),
+                ));
             }
         }
         self.iam.validate()?;
@@ -594,6 +647,32 @@ fn check_record(at: &str, r: &RecordSpec, cluster_ids: &BTreeSet<String>) -> Res
             format!("{at}.region"),
             format!("{region:?} is not a Region name"),
         ));
+    }
+    Ok(())
+}
+
+/// A cluster's `port` (1 to 65535) and endpoint addresses (IPv4 or IPv6 literals).
+fn check_endpoints(
+    at: &str,
+    port: Option<u16>,
+    endpoint_address: &Option<String>,
+    reader_endpoint_address: &Option<String>,
+) -> Result<(), ScenarioError> {
+    if port == Some(0) {
+        return Err(invalid(format!("{at}.port"), "must be 1 to 65535"));
+    }
+    for (key, address) in [
+        ("endpoint_address", endpoint_address),
+        ("reader_endpoint_address", reader_endpoint_address),
+    ] {
+        if let Some(a) = address
+            && a.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid(
+                format!("{at}.{key}"),
+                format!("{a:?} is not an IP address (such as 127.0.0.2 or ::1)"),
+            ));
+        }
     }
     Ok(())
 }
