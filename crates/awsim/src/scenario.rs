@@ -789,6 +789,69 @@ mod tests {
     }
 
     #[test]
+    fn ports_and_endpoint_addresses_are_checked_with_their_place() {
+        let mut s = Scenario::two_region_example();
+        s.global_clusters[0].members[1].endpoint_address = Some("127.0.0.4".into());
+        s.global_clusters[0].members[1].reader_endpoint_address = Some("::1".into());
+        s.global_clusters[0].members[1].port = Some(3307);
+        s.validate().unwrap();
+        s.global_clusters[0].members[1].reader_endpoint_address = Some("localhost".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("global_clusters[0].members[1].reader_endpoint_address") && e.contains("not an IP address"),
+            "{e}"
+        );
+        let standalone = |key: &str| {
+            format!(
+                "[[db_clusters]]\nregion = \"us-east-1\"\ncluster_id = \"solo\"\ninstances = [\"solo-1\"]\n{key}"
+            )
+        };
+        Scenario::from_toml(&standalone("port = 6432\nendpoint_address = \"127.0.0.5\""))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let e = Scenario::from_toml(&standalone("port = 0"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db_clusters[0].port"), "{e}");
+        let e = Scenario::from_toml(&standalone("endpoint_address = \"127.0.0.300\""))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db_clusters[0].endpoint_address"), "{e}");
+        assert!(Scenario::from_toml(&standalone("port = 70000")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_checked_with_their_place() {
+        let secret = |name: &str, region: &str| {
+            format!("[[secrets]]\nname = \"{name}\"\nregion = \"{region}\"\nvalue = \"{{}}\"\n")
+        };
+        Scenario::from_toml(&secret("prod/probe", "us-east-1"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let refused = |toml: &str, at: &str| {
+            let e = Scenario::from_toml(toml).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(at), "{toml}: {e}");
+        };
+        refused(&secret("has space", "us-east-1"), "secrets[0].name");
+        refused(&secret("x", "mars"), "secrets[0].region");
+        refused(
+            &format!("{}{}", secret("x", "us-east-1"), secret("x", "us-east-1")),
+            "secrets[1].name",
+        );
+        // The same name in two Regions is two secrets.
+        Scenario::from_toml(&format!("{}{}", secret("x", "us-east-1"), secret("x", "us-west-2")))
+            .unwrap()
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
     fn region_names_are_recognised() {
         assert!(is_region_name("us-east-1"));
         assert!(is_region_name("us-gov-west-1"));
