@@ -40,9 +40,9 @@ use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
 use crate::model::rds::{
     ClusterKey, ClusterView, Event, GlobalClusterView, InstancePatch, InstanceView, SettingsPatch, WriteForwarding,
 };
+use crate::model::resolver::DnsQuery;
 use crate::model::route53::{ChangedRecord, HostedZone, RecordSet};
 use crate::model::timings::Timings;
-use crate::model::resolver::DnsQuery;
 use crate::model::{CallRecord, FaultSpec, OutageMode, World};
 use crate::scenario::{Scenario, ScenarioError, is_region_name};
 use crate::server::{HttpResponse, Shared};
@@ -119,7 +119,7 @@ impl Admin {
     }
 
     /// Replaces the whole world with a scenario, after validating it. Faults, outages and the call log
-    /// start empty.
+    /// start empty; so do the DNS query log, the DNS delay and the DNS outage.
     pub fn load_scenario(&self, scenario: Scenario) -> Result<(), AdminError> {
         scenario.validate()?;
         let world = World::from_scenario(&scenario, Instant::now());

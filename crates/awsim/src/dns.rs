@@ -80,7 +80,10 @@ async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>, shutdown: Cancellatio
 /// The answer's bytes, truncated to the question with TC set when they exceed what UDP carries.
 fn fit_udp(answer: Message) -> Option<Vec<u8>> {
     let bytes = answer.to_vec().ok()?;
-    let limit = answer.edns.as_ref().map_or(UDP_LIMIT, |e| usize::from(e.max_payload()).max(UDP_LIMIT));
+    let limit = answer
+        .edns
+        .as_ref()
+        .map_or(UDP_LIMIT, |e| usize::from(e.max_payload()).max(UDP_LIMIT));
     if bytes.len() <= limit {
         return Some(bytes);
     }

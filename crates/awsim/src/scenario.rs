@@ -802,9 +802,7 @@ mod tests {
             "{e}"
         );
         let standalone = |key: &str| {
-            format!(
-                "[[db_clusters]]\nregion = \"us-east-1\"\ncluster_id = \"solo\"\ninstances = [\"solo-1\"]\n{key}"
-            )
+            format!("[[db_clusters]]\nregion = \"us-east-1\"\ncluster_id = \"solo\"\ninstances = [\"solo-1\"]\n{key}")
         };
         Scenario::from_toml(&standalone("port = 6432\nendpoint_address = \"127.0.0.5\""))
             .unwrap()

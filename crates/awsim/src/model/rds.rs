@@ -482,15 +482,20 @@ impl Rds {
                    engine: &str,
                    version: &str,
                    instances: &[String],
-                   (port, endpoint_address, reader_endpoint_address): (Option<u16>, &Option<String>, &Option<String>)| {
+                   (port, endpoint_address, reader_endpoint_address): (
+            Option<u16>,
+            &Option<String>,
+            &Option<String>,
+        )| {
             let mut cluster = rds.blank_cluster(region, id, engine, version, created);
             cluster.instances = instances.iter().map(|i| Instance::seeded(i, engine, version)).collect();
             if let Some(port) = port {
                 cluster.port = port;
             }
             let address = |a: &Option<String>| {
-                a.as_deref()
-                    .map_or(DEFAULT_ENDPOINT_ADDRESS, |a| a.parse().expect("validated: an IP address"))
+                a.as_deref().map_or(DEFAULT_ENDPOINT_ADDRESS, |a| {
+                    a.parse().expect("validated: an IP address")
+                })
             };
             cluster.endpoint_address = address(endpoint_address);
             cluster.reader_endpoint_address = address(reader_endpoint_address);

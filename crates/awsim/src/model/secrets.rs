@@ -176,7 +176,10 @@ mod tests {
         let s = secrets();
         let arn = s.secrets[0].arn.clone();
         assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:probe/db-creds-"));
-        assert_eq!(arn.len(), "arn:aws:secretsmanager:us-east-1:123456789012:secret:probe/db-creds-".len() + 6);
+        assert_eq!(
+            arn.len(),
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:probe/db-creds-".len() + 6
+        );
         assert!(s.find("us-east-1", "probe/db-creds").is_some());
         assert!(s.find("us-east-1", &arn).is_some());
         assert!(s.find("us-east-1", &arn[..arn.len() - 7]).is_some());

@@ -31,7 +31,11 @@ pub fn handle(world: &World, region: &str, action: &str, body: &[u8]) -> Result<
     match action {
         "GetSecretValue" => {
             let b: GetSecretValue = serde_json::from_slice(body).map_err(|e| {
-                ApiError::new(400, "SerializationException", format!("The request body is not valid: {e}"))
+                ApiError::new(
+                    400,
+                    "SerializationException",
+                    format!("The request body is not valid: {e}"),
+                )
             })?;
             let Some(id) = b.secret_id.filter(|id| !id.is_empty()) else {
                 return Err(ApiError::new(

@@ -64,7 +64,15 @@ async fn ask(server: SocketAddr, name: &str, record_type: RecordType) -> Option<
 fn lines(m: &Message) -> Vec<String> {
     m.answers
         .iter()
-        .map(|r| format!("{} {} {} {}", r.name.to_ascii().to_lowercase(), r.record_type(), r.ttl, r.data))
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.name.to_ascii().to_lowercase(),
+                r.record_type(),
+                r.ttl,
+                r.data
+            )
+        })
         .collect()
 }
 
@@ -87,10 +95,7 @@ async fn a_zone_cname_answers_its_chain_to_the_writer_endpoint_address() {
     assert!(m.metadata.recursion_available);
     assert_eq!(
         lines(&m),
-        [
-            format!("{WRITER}. CNAME 1 {east}."),
-            format!("{east}. A 5 127.0.0.2"),
-        ]
+        [format!("{WRITER}. CNAME 1 {east}."), format!("{east}. A 5 127.0.0.2"),]
     );
     // The same name asked in another case is the same name.
     let m = ask(dns, &WRITER.to_ascii_uppercase(), RecordType::A).await.unwrap();
@@ -151,9 +156,11 @@ async fn the_global_writer_endpoint_follows_a_switchover() {
         .send()
         .await
         .unwrap();
-    wait_for("the global endpoint to reach the west cluster", Duration::from_secs(5), || async {
-        (resolved(dns, &global).await.as_deref() == Some("127.0.0.4")).then_some(())
-    })
+    wait_for(
+        "the global endpoint to reach the west cluster",
+        Duration::from_secs(5),
+        || async { (resolved(dns, &global).await.as_deref() == Some("127.0.0.4")).then_some(()) },
+    )
     .await;
     let m = ask(dns, &global, RecordType::CNAME).await.unwrap();
     assert_eq!(lines(&m), [format!("{global}. CNAME 5 {west}.")]);
@@ -173,7 +180,10 @@ async fn unknown_names_are_nxdomain_and_known_names_without_the_type_have_no_ans
     }
     let east = endpoint(&sim, EAST, "orders-east");
     // NODATA: the endpoint has an A record and no TXT; the apex has SOA and NS but no A.
-    for (name, t) in [(east.as_str(), RecordType::TXT), ("aurora_private_hosted_zone", RecordType::A)] {
+    for (name, t) in [
+        (east.as_str(), RecordType::TXT),
+        ("aurora_private_hosted_zone", RecordType::A),
+    ] {
         let m = ask(dns, name, t).await.unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
         assert!(m.answers.is_empty(), "{name}: {:?}", lines(&m));
@@ -273,14 +283,19 @@ async fn names_with_underscores_routing_policies_and_aliases_answer() {
         &["\"v=probe1\" \"second\""],
     );
     admin.put_record(ZONE, txt).unwrap();
-    let m = ask(dns, "_PROBE.aurora_private_hosted_zone", RecordType::TXT).await.unwrap();
+    let m = ask(dns, "_PROBE.aurora_private_hosted_zone", RecordType::TXT)
+        .await
+        .unwrap();
     assert_eq!(lines(&m), ["_probe.aurora_private_hosted_zone. TXT 60 v=probe1second"]);
     // Weighted: the heaviest record answers.
     for (id, weight, value) in [("light", 10, "192.0.2.1"), ("heavy", 200, "192.0.2.2")] {
         let r = RecordSet::simple("w.aurora_private_hosted_zone", "A", 30, &[value]).weighted(id, weight);
         admin.put_record(ZONE, r).unwrap();
     }
-    assert_eq!(resolved(dns, "w.aurora_private_hosted_zone").await.as_deref(), Some("192.0.2.2"));
+    assert_eq!(
+        resolved(dns, "w.aurora_private_hosted_zone").await.as_deref(),
+        Some("192.0.2.2")
+    );
     // Failover: the PRIMARY answers.
     for (id, role, value) in [
         ("b", Failover::Secondary, "192.0.2.3"),
@@ -293,7 +308,10 @@ async fn names_with_underscores_routing_policies_and_aliases_answer() {
         };
         admin.put_record(ZONE, r).unwrap();
     }
-    assert_eq!(resolved(dns, "f.aurora_private_hosted_zone").await.as_deref(), Some("192.0.2.4"));
+    assert_eq!(
+        resolved(dns, "f.aurora_private_hosted_zone").await.as_deref(),
+        Some("192.0.2.4")
+    );
     // An alias A to a cluster endpoint answers the endpoint's address under the alias's name; an alias
     // to a name awsim does not know answers nothing.
     let east = endpoint(&sim, EAST, "orders-east");
@@ -308,11 +326,15 @@ async fn names_with_underscores_routing_policies_and_aliases_answer() {
             },
         )
     };
-    admin.put_record(ZONE, alias("apex-ish.aurora_private_hosted_zone", &east)).unwrap();
+    admin
+        .put_record(ZONE, alias("apex-ish.aurora_private_hosted_zone", &east))
+        .unwrap();
     admin
         .put_record(ZONE, alias("lb.aurora_private_hosted_zone", "my-lb.elb.amazonaws.com"))
         .unwrap();
-    let m = ask(dns, "apex-ish.aurora_private_hosted_zone", RecordType::A).await.unwrap();
+    let m = ask(dns, "apex-ish.aurora_private_hosted_zone", RecordType::A)
+        .await
+        .unwrap();
     assert_eq!(lines(&m), ["apex-ish.aurora_private_hosted_zone. A 5 127.0.0.2"]);
     let m = ask(dns, "lb.aurora_private_hosted_zone", RecordType::A).await.unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -333,12 +355,17 @@ async fn endpoint_addresses_and_ports_change_through_the_http_admin_api() {
     .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(resolved(dns, WRITER).await.as_deref(), Some("127.0.0.9"));
-    let r = put("/clusters/us-east-1/orders-east/port", serde_json::json!({"port": 6543}))
-        .await
-        .unwrap();
+    let r = put(
+        "/clusters/us-east-1/orders-east/port",
+        serde_json::json!({"port": 6543}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(sim.admin().cluster(EAST, "orders-east").unwrap().port, 6543);
-    let r = put("/clusters/us-east-1/nope/port", serde_json::json!({"port": 1})).await.unwrap();
+    let r = put("/clusters/us-east-1/nope/port", serde_json::json!({"port": 1}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     // The delay and the outage switch too.
     let r = put("/dns/down", serde_json::json!({"down": true})).await.unwrap();
@@ -347,7 +374,14 @@ async fn endpoint_addresses_and_ports_change_through_the_http_admin_api() {
     put("/dns/down", serde_json::json!({"down": false})).await.unwrap();
     let r = put("/dns/delay", serde_json::json!({"delay_ms": 10})).await.unwrap();
     assert_eq!(r.status(), 200);
-    let queries: serde_json::Value = http.get(format!("{base}/dns/queries")).send().await.unwrap().json().await.unwrap();
+    let queries: serde_json::Value = http
+        .get(format!("{base}/dns/queries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(queries.as_array().unwrap().len(), 2);
     // In process, the reader address.
     sim.admin()
