@@ -35,6 +35,7 @@ mod runbook;
 mod sandbox;
 mod secret_scan;
 mod secrets;
+mod secrets_parity;
 mod socket_mode;
 mod takeover;
 mod verification;

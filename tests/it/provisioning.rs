@@ -37,6 +37,9 @@ pub(crate) async fn world() -> (awsim::Awsim, Counted<RdsAurora>, Arc<Telemetry>
         engine: "aurora-postgresql".into(),
         engine_version: "15.4".into(),
         instances: vec!["orders-promoted-1".into(), "orders-promoted-2".into()],
+        port: None,
+        endpoint_address: None,
+        reader_endpoint_address: None,
     });
     let sim = awsim::start("127.0.0.1:0".parse().unwrap(), scenario).await.unwrap();
     let config = aurora_failover_bot::aws::load_config(&AwsOverrides {

@@ -16,6 +16,12 @@
 //! | PUT | `/_awsim/clusters/{region}/{id}/lag` | `{"replication_lag_ms": n}` | sets a secondary's lag |
 //! | PUT | `/_awsim/clusters/{region}/{id}/write-forwarding` | `{"status": "enabled"}` | sets a cluster's global write forwarding |
 //! | PUT | `/_awsim/clusters/{region}/{id}/status` | `{"status": "..."}` | forces a cluster status |
+//! | PUT | `/_awsim/clusters/{region}/{id}/endpoint-address` | `{"writer": true, "address": "127.0.0.2"}` | the address DNS answers for the cluster (`writer`) or reader endpoint |
+//! | PUT | `/_awsim/clusters/{region}/{id}/port` | `{"port": 5433}` | the cluster's `Port` |
+//! | PUT | `/_awsim/dns/delay` | `{"delay_ms": n}` | how long after INSYNC DNS answers show a change |
+//! | PUT | `/_awsim/dns/down` | `{"down": true}` | DNS queries dropped unanswered (or answered again) |
+//! | GET, DELETE | `/_awsim/dns/queries` | | the DNS questions received (or clears them) |
+//! | POST | `/_awsim/secrets` | `{"region", "name", "value"}` | creates a secret or gives it a new value |
 //! | PUT | `/_awsim/clusters/{region}/{id}/settings` | partial settings JSON | subnet group, security groups, cluster parameter group, KMS key (`null`: unencrypted), deletion protection |
 //! | PUT | `/_awsim/instances/{region}/{id}` | partial instance JSON | instance class, parameter group, Enhanced Monitoring (`null`: off) |
 //! | GET | `/_awsim/instances/{region}` | | the Region's DB instances as DescribeDBInstances shows them |
@@ -34,6 +40,7 @@ use crate::model::iam::{IamPrincipal, IamRule, IamView, SimulatorMode};
 use crate::model::rds::{
     ClusterKey, ClusterView, Event, GlobalClusterView, InstancePatch, InstanceView, SettingsPatch, WriteForwarding,
 };
+use crate::model::resolver::DnsQuery;
 use crate::model::route53::{ChangedRecord, HostedZone, RecordSet};
 use crate::model::timings::Timings;
 use crate::model::{CallRecord, FaultSpec, OutageMode, World};
@@ -45,6 +52,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -111,7 +119,7 @@ impl Admin {
     }
 
     /// Replaces the whole world with a scenario, after validating it. Faults, outages and the call log
-    /// start empty.
+    /// start empty; so do the DNS query log, the DNS delay and the DNS outage.
     pub fn load_scenario(&self, scenario: Scenario) -> Result<(), AdminError> {
         scenario.validate()?;
         let world = World::from_scenario(&scenario, Instant::now());
@@ -220,6 +228,68 @@ impl Admin {
         } else {
             Err(no_such_cluster(key))
         }
+    }
+
+    /// Sets the address awsim's DNS server answers for a cluster's endpoint (`writer`) or reader
+    /// endpoint: where the test's database server for it listens.
+    pub fn set_endpoint_address(
+        &self,
+        region: &str,
+        cluster: &str,
+        writer: bool,
+        address: IpAddr,
+    ) -> Result<(), AdminError> {
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_endpoint_address(&key, writer, address)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
+    /// Sets a cluster's `Port` (DescribeDBClusters); 0 is refused.
+    pub fn set_port(&self, region: &str, cluster: &str, port: u16) -> Result<(), AdminError> {
+        if port == 0 {
+            return Err(AdminError::Invalid("a port is 1 to 65535".into()));
+        }
+        let key = key(region, cluster);
+        if self.with_world(|w| w.rds.set_port(&key, port)) {
+            Ok(())
+        } else {
+            Err(no_such_cluster(key))
+        }
+    }
+
+    /// How long after a Route 53 change is `INSYNC` DNS answers show it (resolvers still holding the
+    /// old answer); zero after a scenario load. Applies to changes already made too.
+    pub fn set_dns_delay(&self, delay: Duration) {
+        self.with_world(|w| w.dns.visibility_delay = delay);
+    }
+
+    /// While `down`, the DNS server drops every query unanswered (it still logs them).
+    pub fn set_dns_down(&self, down: bool) {
+        self.with_world(|w| w.resolver.down = down);
+    }
+
+    /// Every DNS question received, oldest first (dropped ones included, marked `dropped`).
+    pub fn dns_queries(&self) -> Vec<DnsQuery> {
+        self.with_world(|w| w.resolver.queries.clone())
+    }
+
+    pub fn clear_dns_queries(&self) {
+        self.with_world(|w| w.resolver.queries.clear());
+    }
+
+    /// Creates the Secrets Manager secret `name` of `region` with the string `value`, or gives the
+    /// existing one a new current version with it (a new `VersionId`).
+    pub fn put_secret(&self, region: &str, name: &str, value: &str) -> Result<(), AdminError> {
+        check_region(region)?;
+        crate::model::secrets::check_name(name).map_err(AdminError::Invalid)?;
+        self.with_world(|w| {
+            let now = w.clock.wall(Instant::now());
+            w.secrets.put(region, name, value, now);
+        });
+        Ok(())
     }
 
     /// Changes what DescribeDBClusters shows of a cluster's network, parameters, encryption and
@@ -469,6 +539,39 @@ struct StatusBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct EndpointAddressBody {
+    writer: bool,
+    address: IpAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortBody {
+    port: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsDelayBody {
+    delay_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsDownBody {
+    down: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    region: String,
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CallerBody {
     arn: String,
 }
@@ -541,6 +644,28 @@ pub(crate) async fn handle_http(shared: &Arc<Shared>, req: Request<Incoming>) ->
         ("PUT", ["clusters", region, id, "status"]) => {
             let b = body!(StatusBody);
             done(admin.set_cluster_status(region, id, &b.status))
+        }
+        ("PUT", ["clusters", region, id, "endpoint-address"]) => {
+            let b = body!(EndpointAddressBody);
+            done(admin.set_endpoint_address(region, id, b.writer, b.address))
+        }
+        ("PUT", ["clusters", region, id, "port"]) => done(admin.set_port(region, id, body!(PortBody).port)),
+        ("PUT", ["dns", "delay"]) => {
+            admin.set_dns_delay(Duration::from_millis(body!(DnsDelayBody).delay_ms));
+            done(Ok(()))
+        }
+        ("PUT", ["dns", "down"]) => {
+            admin.set_dns_down(body!(DnsDownBody).down);
+            done(Ok(()))
+        }
+        ("GET", ["dns", "queries"]) => json(200, &admin.dns_queries()),
+        ("DELETE", ["dns", "queries"]) => {
+            admin.clear_dns_queries();
+            done(Ok(()))
+        }
+        ("POST", ["secrets"]) => {
+            let b = body!(SecretBody);
+            done(admin.put_secret(&b.region, &b.name, &b.value))
         }
         ("PUT", ["clusters", region, id, "settings"]) => {
             done(admin.set_cluster_settings(region, id, body!(SettingsPatch)))

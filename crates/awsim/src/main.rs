@@ -1,17 +1,19 @@
 //! `awsim`: serves a scenario file for manual use.
 //!
 //! ```text
-//! awsim [--listen 127.0.0.1:4566] [--scenario FILE.toml|FILE.json]
+//! awsim [--listen 127.0.0.1:4566] [--scenario FILE.toml|FILE.json] [--dns 127.0.0.1:5353]
 //! ```
-//! Without `--scenario`, serves the embedded two-Region example. Control it through `/_awsim/...`.
+//! Without `--scenario`, serves the embedded two-Region example. Control it through `/_awsim/...`. With
+//! `--dns`, also answers DNS (UDP and TCP) for the emulated zones and the RDS endpoint names.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: awsim [--listen ADDR] [--scenario FILE]\n\
+const USAGE: &str = "usage: awsim [--listen ADDR] [--scenario FILE] [--dns ADDR]\n\
   --listen ADDR     address to serve on (default 127.0.0.1:4566)\n\
-  --scenario FILE   TOML or JSON scenario (default: the embedded two-Region example)";
+  --scenario FILE   TOML or JSON scenario (default: the embedded two-Region example)\n\
+  --dns ADDR        also answer DNS (UDP and TCP) on this address, e.g. 127.0.0.1:5353 (port 0: any)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,6 +22,7 @@ async fn main() -> ExitCode {
         .init();
     let mut listen: SocketAddr = "127.0.0.1:4566".parse().expect("valid default");
     let mut scenario_path: Option<PathBuf> = None;
+    let mut dns: Option<SocketAddr> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -30,6 +33,10 @@ async fn main() -> ExitCode {
             "--scenario" => match args.next() {
                 Some(p) => scenario_path = Some(PathBuf::from(p)),
                 None => return usage("--scenario needs a file"),
+            },
+            "--dns" => match args.next().map(|a| a.parse()) {
+                Some(Ok(a)) => dns = Some(a),
+                _ => return usage("--dns needs an address such as 127.0.0.1:5353"),
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -63,6 +70,16 @@ async fn main() -> ExitCode {
         "awsim serving on {} (AWS_ENDPOINT_URL={0}); admin API under {0}/_awsim/",
         sim.url()
     );
+    if let Some(addr) = dns {
+        match sim.serve_dns(addr).await {
+            Ok(bound) => println!("awsim answering DNS on {bound} (UDP and TCP)"),
+            Err(e) => {
+                eprintln!("awsim: cannot serve DNS on {addr}: {e}");
+                sim.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
     ExitCode::SUCCESS

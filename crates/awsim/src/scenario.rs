@@ -29,6 +29,9 @@ pub struct Scenario {
     /// The caller STS names, the IAM roles and users, and what the policy simulator answers.
     #[serde(default)]
     pub iam: IamSpec,
+    /// Secrets Manager secrets (GetSecretValue), each in one Region.
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
 }
 
 impl Default for Scenario {
@@ -40,8 +43,21 @@ impl Default for Scenario {
             db_clusters: Vec::new(),
             hosted_zones: Vec::new(),
             iam: IamSpec::default(),
+            secrets: Vec::new(),
         }
     }
+}
+
+/// A `[[secrets]]` entry: a Secrets Manager secret with a string value (its one version, `AWSCURRENT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// 1 to 512 characters among letters, digits and `/_+=.@-`.
+    pub name: String,
+    /// The Region the secret lives in (GetSecretValue finds it only there).
+    pub region: String,
+    /// `SecretString`, e.g. `{"username": "probe", "password": "..."}`.
+    pub value: String,
 }
 
 /// The `[iam]` section: who calls, which roles and users exist, and the simulator's rules. Everything
@@ -126,6 +142,15 @@ pub struct MemberSpec {
     /// `GlobalWriteForwardingStatus` while the cluster is a secondary. Default `disabled`.
     #[serde(default)]
     pub write_forwarding: crate::model::rds::WriteForwarding,
+    /// `Port` of DescribeDBClusters; by default the engine's (5432 for PostgreSQL, 3306 for MySQL).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The IP address awsim's DNS server answers for the cluster (writer) endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub endpoint_address: Option<String>,
+    /// The IP address awsim's DNS server answers for the reader endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub reader_endpoint_address: Option<String>,
 }
 
 /// A regional cluster outside any global cluster.
@@ -139,6 +164,15 @@ pub struct DbClusterSpec {
     #[serde(default = "default_engine_version")]
     pub engine_version: String,
     pub instances: Vec<String>,
+    /// `Port` of DescribeDBClusters; by default the engine's (5432 for PostgreSQL, 3306 for MySQL).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The IP address awsim's DNS server answers for the cluster (writer) endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub endpoint_address: Option<String>,
+    /// The IP address awsim's DNS server answers for the reader endpoint; 127.0.0.1 by default.
+    #[serde(default)]
+    pub reader_endpoint_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +443,7 @@ impl Scenario {
                 if let Some(v) = &m.engine_version {
                     check_engine_version(&format!("{at}.engine_version"), v)?;
                 }
+                check_endpoints(&at, m.port, &m.endpoint_address, &m.reader_endpoint_address)?;
                 if m.primary && m.instances.is_empty() {
                     return Err(invalid(
                         format!("{at}.instances"),
@@ -421,6 +456,7 @@ impl Scenario {
             let at = format!("db_clusters[{i}]");
             add_cluster(&at, &c.region, &c.cluster_id, &c.instances)?;
             check_engine_version(&format!("{at}.engine_version"), &c.engine_version)?;
+            check_endpoints(&at, c.port, &c.endpoint_address, &c.reader_endpoint_address)?;
             if c.instances.is_empty() {
                 return Err(invalid(
                     format!("{at}.instances"),
@@ -464,6 +500,23 @@ impl Scenario {
                         format!("record set {name} {} appears twice", r.record_type),
                     ));
                 }
+            }
+        }
+        let mut secrets = BTreeSet::new();
+        for (i, secret) in self.secrets.iter().enumerate() {
+            let at = format!("secrets[{i}]");
+            if !is_region_name(&secret.region) {
+                return Err(invalid(
+                    format!("{at}.region"),
+                    format!("{:?} is not a Region name", secret.region),
+                ));
+            }
+            crate::model::secrets::check_name(&secret.name).map_err(|reason| invalid(format!("{at}.name"), reason))?;
+            if !secrets.insert((secret.region.as_str(), secret.name.as_str())) {
+                return Err(invalid(
+                    format!("{at}.name"),
+                    format!("secret {} appears twice in {}", secret.name, secret.region),
+                ));
             }
         }
         self.iam.validate()?;
@@ -598,6 +651,32 @@ fn check_record(at: &str, r: &RecordSpec, cluster_ids: &BTreeSet<String>) -> Res
     Ok(())
 }
 
+/// A cluster's `port` (1 to 65535) and endpoint addresses (IPv4 or IPv6 literals).
+fn check_endpoints(
+    at: &str,
+    port: Option<u16>,
+    endpoint_address: &Option<String>,
+    reader_endpoint_address: &Option<String>,
+) -> Result<(), ScenarioError> {
+    if port == Some(0) {
+        return Err(invalid(format!("{at}.port"), "must be 1 to 65535"));
+    }
+    for (key, address) in [
+        ("endpoint_address", endpoint_address),
+        ("reader_endpoint_address", reader_endpoint_address),
+    ] {
+        if let Some(a) = address
+            && a.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid(
+                format!("{at}.{key}"),
+                format!("{a:?} is not an IP address (such as 127.0.0.2 or ::1)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_engine_version(at: &str, v: &str) -> Result<(), ScenarioError> {
     let mut parts = v.split('.');
     let ok = parts.next().is_some_and(|p| !p.is_empty()) && parts.next().is_some_and(|p| !p.is_empty());
@@ -707,6 +786,67 @@ mod tests {
         let e = Scenario::from_toml(&twice).unwrap().validate().unwrap_err().to_string();
         assert!(e.contains("appears twice"), "{e}");
         assert!(Scenario::from_toml(&zone("values = [\"192.0.2.1\"]\nfailover = \"FIRST\"")).is_err());
+    }
+
+    #[test]
+    fn ports_and_endpoint_addresses_are_checked_with_their_place() {
+        let mut s = Scenario::two_region_example();
+        s.global_clusters[0].members[1].endpoint_address = Some("127.0.0.4".into());
+        s.global_clusters[0].members[1].reader_endpoint_address = Some("::1".into());
+        s.global_clusters[0].members[1].port = Some(3307);
+        s.validate().unwrap();
+        s.global_clusters[0].members[1].reader_endpoint_address = Some("localhost".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("global_clusters[0].members[1].reader_endpoint_address") && e.contains("not an IP address"),
+            "{e}"
+        );
+        let standalone = |key: &str| {
+            format!("[[db_clusters]]\nregion = \"us-east-1\"\ncluster_id = \"solo\"\ninstances = [\"solo-1\"]\n{key}")
+        };
+        Scenario::from_toml(&standalone("port = 6432\nendpoint_address = \"127.0.0.5\""))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let e = Scenario::from_toml(&standalone("port = 0"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db_clusters[0].port"), "{e}");
+        let e = Scenario::from_toml(&standalone("endpoint_address = \"127.0.0.300\""))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db_clusters[0].endpoint_address"), "{e}");
+        assert!(Scenario::from_toml(&standalone("port = 70000")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_checked_with_their_place() {
+        let secret = |name: &str, region: &str| {
+            format!("[[secrets]]\nname = \"{name}\"\nregion = \"{region}\"\nvalue = \"{{}}\"\n")
+        };
+        Scenario::from_toml(&secret("prod/probe", "us-east-1"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let refused = |toml: &str, at: &str| {
+            let e = Scenario::from_toml(toml).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(at), "{toml}: {e}");
+        };
+        refused(&secret("has space", "us-east-1"), "secrets[0].name");
+        refused(&secret("x", "mars"), "secrets[0].region");
+        refused(
+            &format!("{}{}", secret("x", "us-east-1"), secret("x", "us-east-1")),
+            "secrets[1].name",
+        );
+        // The same name in two Regions is two secrets.
+        Scenario::from_toml(&format!("{}{}", secret("x", "us-east-1"), secret("x", "us-west-2")))
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! returning an error, and which a router that must always produce a response cannot.
 
 use crate::model::{ApiError, CallRecord, OutageMode, World};
-use crate::protocol::{cbor, iam, query, rest, sigv4};
+use crate::protocol::{cbor, iam, json, query, rest, sigv4};
 use crate::scenario::Scenario;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -141,6 +141,23 @@ fn cbor_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
         .expect("static headers are valid")
 }
 
+fn json_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-RequestId", request_id)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn json_error(e: &ApiError, request_id: &str) -> HttpResponse {
+    let mut resp = json_response(e.status, json::error_body(e), request_id);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&e.code) {
+        resp.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    resp
+}
+
 fn cbor_error(e: &ApiError, request_id: &str) -> HttpResponse {
     let mut resp = cbor_response(e.status, cbor::error_body(e), request_id);
     let fault = if e.status >= 500 { "Receiver" } else { "Sender" };
@@ -170,6 +187,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     };
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let query_string = req.uri().query().map(str::to_owned);
     let body = match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(b) => b.to_bytes(),
@@ -276,11 +298,39 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
             })
             .await
         }
+        "secretsmanager" => {
+            let Some(action) = target
+                .as_deref()
+                .and_then(|t| t.strip_prefix(json::TARGET_PREFIX))
+                .map(str::to_owned)
+            else {
+                let e = ApiError::new(
+                    400,
+                    "UnknownOperationException",
+                    "The request needs an X-Amz-Target header such as secretsmanager.GetSecretValue",
+                );
+                return Ok(json_error(&e, &request_id));
+            };
+            let call = Call {
+                service: "secretsmanager",
+                region: scope.region.clone(),
+                // Secrets Manager is regional.
+                outage_region: scope.region,
+                action,
+                params: json::params_for_log(&body),
+                request_id,
+                access_key: scope.access_key.clone(),
+            };
+            run(&shared, call, json_error, |world, _now, call| {
+                json::handle(world, &call.region, &call.action, &body).map(|b| json_response(200, b, &call.request_id))
+            })
+            .await
+        }
         other => {
             let e = ApiError::new(
                 400,
                 "UnknownService",
-                format!("The emulator serves rds, route53, monitoring, sts and iam, not {other}"),
+                format!("The emulator serves rds, route53, monitoring, sts, iam and secretsmanager, not {other}"),
             );
             Ok(xml_response(e.status, query::error_body(&e, &request_id), &request_id))
         }

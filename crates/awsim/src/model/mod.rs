@@ -9,7 +9,9 @@
 pub mod error;
 pub mod iam;
 pub mod rds;
+pub mod resolver;
 pub mod route53;
+pub mod secrets;
 pub mod timings;
 
 use crate::scenario::Scenario;
@@ -62,7 +64,7 @@ impl Default for Clock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub seq: u64,
-    /// `rds`, `route53`, `monitoring`, `sts` or `iam`.
+    /// `rds`, `route53`, `monitoring`, `sts`, `iam` or `secretsmanager`.
     pub service: String,
     /// The Region of the request's SigV4 credential scope.
     pub region: String,
@@ -162,6 +164,10 @@ pub struct World {
     pub rds: rds::Rds,
     pub dns: route53::Dns,
     pub iam: iam::Iam,
+    /// Secrets Manager's secrets.
+    pub secrets: secrets::Secrets,
+    /// The DNS server's state (up or down, the queries received).
+    pub resolver: resolver::Resolver,
     regions_down: BTreeMap<String, OutageMode>,
     faults: Vec<FaultSpec>,
     calls: Vec<CallRecord>,
@@ -178,6 +184,8 @@ impl World {
             rds: rds::Rds::default(),
             dns: route53::Dns::default(),
             iam: iam::Iam::new(&scenario.account_id, jiff::Timestamp::now()),
+            secrets: secrets::Secrets::default(),
+            resolver: resolver::Resolver::default(),
             regions_down: BTreeMap::new(),
             faults: Vec::new(),
             calls: Vec::new(),
@@ -186,6 +194,7 @@ impl World {
         world.rds.load(scenario, &world.clock, now);
         world.dns.load(scenario, &world.rds);
         world.iam.load(&scenario.iam);
+        world.secrets.load(scenario, world.clock.wall(now));
         world
     }
 

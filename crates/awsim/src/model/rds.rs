@@ -16,6 +16,7 @@ use super::{Clock, OutageMode};
 use crate::scenario::Scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -182,7 +183,14 @@ pub struct DbCluster {
     pub global: Option<String>,
     pub endpoint: String,
     pub reader_endpoint: String,
+    /// `Port` of DescribeDBClusters: the scenario's `port`, else the engine's default (5432 for Aurora
+    /// PostgreSQL, 3306 for Aurora MySQL).
     pub port: u16,
+    /// The address awsim's DNS server answers for `endpoint` (default 127.0.0.1): where a test's
+    /// database server for this cluster's writer listens.
+    pub endpoint_address: IpAddr,
+    /// The address awsim's DNS server answers for `reader_endpoint` (default 127.0.0.1).
+    pub reader_endpoint_address: IpAddr,
     pub hosted_zone_id: String,
     pub created: jiff::Timestamp,
     /// How far this cluster is behind the global writer when it is a secondary.
@@ -415,7 +423,7 @@ pub struct Rds {
 
 /// A short, stable, lower-case suffix derived from a string, used for generated resource ids and
 /// endpoint names so that the same scenario always yields the same names.
-fn stable_suffix(s: &str, len: usize) -> String {
+pub(crate) fn stable_suffix(s: &str, len: usize) -> String {
     // FNV-1a, printed in base 36.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
@@ -451,6 +459,14 @@ pub fn endpoints(account: &str, region: &str, id: &str) -> (String, String) {
     )
 }
 
+/// The address the DNS server gives a cluster's endpoints unless told otherwise.
+pub const DEFAULT_ENDPOINT_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// The port of a cluster of `engine` unless told otherwise: 5432 for PostgreSQL engines, 3306 for MySQL.
+pub fn default_port(engine: &str) -> u16 {
+    if engine.contains("postgres") { 5432 } else { 3306 }
+}
+
 /// The Route 53 hosted zone id AWS gives the endpoints of every cluster of a Region.
 fn regional_zone_id(region: &str) -> String {
     format!("Z{}", stable_suffix(region, 13).to_uppercase())
@@ -460,9 +476,29 @@ impl Rds {
     pub fn load(&mut self, s: &Scenario, clock: &Clock, now: Instant) {
         self.account = s.account_id.clone();
         let created = clock.wall(now);
-        let add = |rds: &mut Rds, region: &str, id: &str, engine: &str, version: &str, instances: &[String]| {
+        let add = |rds: &mut Rds,
+                   region: &str,
+                   id: &str,
+                   engine: &str,
+                   version: &str,
+                   instances: &[String],
+                   (port, endpoint_address, reader_endpoint_address): (
+            Option<u16>,
+            &Option<String>,
+            &Option<String>,
+        )| {
             let mut cluster = rds.blank_cluster(region, id, engine, version, created);
             cluster.instances = instances.iter().map(|i| Instance::seeded(i, engine, version)).collect();
+            if let Some(port) = port {
+                cluster.port = port;
+            }
+            let address = |a: &Option<String>| {
+                a.as_deref().map_or(DEFAULT_ENDPOINT_ADDRESS, |a| {
+                    a.parse().expect("validated: an IP address")
+                })
+            };
+            cluster.endpoint_address = address(endpoint_address);
+            cluster.reader_endpoint_address = address(reader_endpoint_address);
             rds.clusters.insert(cluster.key.clone(), cluster);
         };
         for c in &s.db_clusters {
@@ -473,6 +509,7 @@ impl Rds {
                 &c.engine,
                 &c.engine_version,
                 &c.instances,
+                (c.port, &c.endpoint_address, &c.reader_endpoint_address),
             );
             let key = ClusterKey {
                 region: c.region.clone(),
@@ -487,7 +524,15 @@ impl Rds {
             let mut writer = None;
             for m in &g.members {
                 let version = m.engine_version.as_deref().unwrap_or(&g.engine_version);
-                add(self, &m.region, &m.cluster_id, &g.engine, version, &m.instances);
+                add(
+                    self,
+                    &m.region,
+                    &m.cluster_id,
+                    &g.engine,
+                    version,
+                    &m.instances,
+                    (m.port, &m.endpoint_address, &m.reader_endpoint_address),
+                );
                 let key = ClusterKey {
                     region: m.region.clone(),
                     id: m.cluster_id.clone(),
@@ -537,7 +582,9 @@ impl Rds {
             global: None,
             endpoint,
             reader_endpoint,
-            port: if engine.contains("postgres") { 5432 } else { 3306 },
+            port: default_port(engine),
+            endpoint_address: DEFAULT_ENDPOINT_ADDRESS,
+            reader_endpoint_address: DEFAULT_ENDPOINT_ADDRESS,
             hosted_zone_id: regional_zone_id(region),
             created,
             lag: Duration::ZERO,
@@ -1271,6 +1318,8 @@ impl Rds {
             endpoint: c.endpoint.clone(),
             reader_endpoint: c.reader_endpoint.clone(),
             port: c.port,
+            endpoint_address: c.endpoint_address,
+            reader_endpoint_address: c.reader_endpoint_address,
             hosted_zone_id: c.hosted_zone_id.clone(),
             created: c.created,
             global_cluster_id: c.global.clone(),
@@ -1307,6 +1356,32 @@ impl Rds {
         match self.clusters.get_mut(key) {
             Some(c) => {
                 c.write_forwarding = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the address the DNS server answers for the cluster's endpoint (`writer`) or reader endpoint.
+    pub fn set_endpoint_address(&mut self, key: &ClusterKey, writer: bool, address: IpAddr) -> bool {
+        match self.clusters.get_mut(key) {
+            Some(c) if writer => {
+                c.endpoint_address = address;
+                true
+            }
+            Some(c) => {
+                c.reader_endpoint_address = address;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the cluster's `Port`.
+    pub fn set_port(&mut self, key: &ClusterKey, port: u16) -> bool {
+        match self.clusters.get_mut(key) {
+            Some(c) => {
+                c.port = port;
                 true
             }
             None => false,
@@ -1392,6 +1467,10 @@ pub struct ClusterView {
     pub endpoint: String,
     pub reader_endpoint: String,
     pub port: u16,
+    /// What awsim's DNS server answers for `endpoint`.
+    pub endpoint_address: IpAddr,
+    /// What awsim's DNS server answers for `reader_endpoint`.
+    pub reader_endpoint_address: IpAddr,
     pub hosted_zone_id: String,
     pub created: jiff::Timestamp,
     pub global_cluster_id: Option<String>,

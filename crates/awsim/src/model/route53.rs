@@ -408,11 +408,27 @@ impl ChangeSpec {
     }
 }
 
+/// A zone's records as a change batch left them, for the DNS answers: Route 53's name servers answer
+/// the new records only once the change is `INSYNC`.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// When the change that made these records is `INSYNC`; `None` for the records the zone was loaded with.
+    pub insync_at: Option<Instant>,
+    /// The zone's records, in list order.
+    pub records: Vec<RecordSet>,
+}
+
 #[derive(Debug, Default)]
 pub struct Dns {
     pub zones: BTreeMap<String, HostedZone>,
     pub changes: BTreeMap<String, Change>,
     next_change: u64,
+    /// Per zone id, the record sets each change batch left, oldest first: the first is the newest one
+    /// a DNS client sees (older ones are dropped), the later ones are not visible yet.
+    published: BTreeMap<String, Vec<Published>>,
+    /// How long after a change is `INSYNC` DNS answers show it (resolvers holding the old answer for
+    /// its TTL); zero by default.
+    pub visibility_delay: std::time::Duration,
 }
 
 fn soa_and_ns(zone: &str, name_servers: &[String]) -> Vec<RecordSet> {
@@ -502,7 +518,47 @@ impl Dns {
                 records,
             };
             zone.sort();
+            self.published.insert(
+                z.id.clone(),
+                vec![Published {
+                    insync_at: None,
+                    records: zone.records.clone(),
+                }],
+            );
             self.zones.insert(z.id.clone(), zone);
+        }
+    }
+
+    /// The record sets of a zone a DNS client sees at `now`: as the last change batch that has been
+    /// `INSYNC` for `visibility_delay` left them (the zone's loaded records before any). Empty for an
+    /// unknown zone.
+    pub fn visible_records(&self, zone_id: &str, now: Instant) -> &[RecordSet] {
+        let Some(versions) = self.published.get(zone_id) else {
+            return &[];
+        };
+        versions
+            .iter()
+            .rev()
+            .find(|p| self.is_visible(p, now))
+            .or(versions.first())
+            .map_or(&[], |p| p.records.as_slice())
+    }
+
+    fn is_visible(&self, p: &Published, now: Instant) -> bool {
+        p.insync_at.is_none_or(|t| t + self.visibility_delay <= now)
+    }
+
+    /// Forgets the versions older than the one a DNS client sees at `now` (with the delay as it is now:
+    /// a longer delay set later does not bring them back).
+    pub fn prune_published(&mut self, now: Instant) {
+        let delay = self.visibility_delay;
+        for versions in self.published.values_mut() {
+            if let Some(last_visible) = versions
+                .iter()
+                .rposition(|p| p.insync_at.is_none_or(|t| t + delay <= now))
+            {
+                versions.drain(..last_visible);
+            }
         }
     }
 
@@ -665,6 +721,12 @@ impl Dns {
                 format!("[{}]", errors.join(", ")),
             ));
         }
+        let insync_at = now + propagation;
+        self.published.entry(zone_id.to_owned()).or_default().push(Published {
+            insync_at: Some(insync_at),
+            records: next.records.clone(),
+        });
+        self.prune_published(now);
         self.zones.insert(zone_id.to_owned(), next);
         self.next_change += 1;
         let change = Change {
@@ -674,7 +736,7 @@ impl Dns {
             records: changes.iter().map(ChangedRecord::of).collect(),
             submitted: now,
             submitted_wall: wall,
-            insync_at: now + propagation,
+            insync_at,
         };
         self.changes.insert(change.id.clone(), change.clone());
         Ok(change)
@@ -682,7 +744,8 @@ impl Dns {
 
     /// Inserts or replaces (same name, type and set identifier) a record set as it is, without any of the
     /// checks a change batch gets: for tests that need a record Route 53 would hold but a change could not
-    /// make from here (or one it would refuse). The name must be in the zone.
+    /// make from here (or one it would refuse). The name must be in the zone. DNS answers show it at once
+    /// (it is put into every published version of the zone, so a pending change stays pending).
     pub fn put(&mut self, zone_id: &str, mut record: RecordSet) -> Result<(), String> {
         let zone = self
             .zones
@@ -695,11 +758,23 @@ impl Dns {
         if !in_zone(&record.name, &zone.name) {
             return Err(format!("{} is not in zone {}", record.name, zone.name));
         }
-        match zone.find(&record.name, &record.record_type, record.set_identifier.as_deref()) {
-            Some(i) => zone.records[i] = record,
-            None => {
-                zone.records.push(record);
-                zone.sort();
+        for records in self
+            .published
+            .get_mut(zone_id)
+            .into_iter()
+            .flatten()
+            .map(|p| &mut p.records)
+            .chain([&mut zone.records])
+        {
+            match records
+                .iter()
+                .position(|r| r.same_key(&record.name, &record.record_type, record.set_identifier.as_deref()))
+            {
+                Some(i) => records[i] = record.clone(),
+                None => {
+                    records.push(record.clone());
+                    records.sort_by(record_order);
+                }
             }
         }
         Ok(())

@@ -5,8 +5,10 @@ mod common;
 
 mod cloudwatch;
 mod control;
+mod dns;
 mod iam;
 mod moto_parity;
 mod rds;
 mod route53;
 mod route53_policies;
+mod secrets;

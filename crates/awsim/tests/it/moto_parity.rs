@@ -143,6 +143,9 @@ impl Backend {
                     engine: "aurora-postgresql".into(),
                     engine_version: "15.4".into(),
                     instances: instances.iter().map(|i| (*i).to_owned()).collect(),
+                    port: None,
+                    endpoint_address: None,
+                    reader_endpoint_address: None,
                 })
             }),
             Backend::Moto { .. } => {

@@ -946,6 +946,9 @@ async fn with_standalone(timings: Timings) -> TestSim {
         engine: "aurora-postgresql".into(),
         engine_version: "15.4".into(),
         instances: vec!["promoted-1".into()],
+        port: None,
+        endpoint_address: None,
+        reader_endpoint_address: None,
     });
     TestSim::start(s).await
 }
