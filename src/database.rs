@@ -195,7 +195,12 @@ impl DatabaseProbe for Prober {
             .with_options(options.clone())
             .build()
             .map_err(|e| ProbeError::new(ProbeErrorKind::Resolve, format!("cannot resolve {name}: {e}")))?;
-        let lookup = tokio::time::timeout(self.query_timeout, resolver.lookup_ip(name))
+        // Relaxed: private hosted zones may hold `_` in their labels (the seed's
+        // `aurora_private_hosted_zone`); fully qualified: no search domains are tried.
+        let mut fqdn = hickory_resolver::proto::rr::Name::from_str_relaxed(name)
+            .map_err(|e| ProbeError::new(ProbeErrorKind::Resolve, format!("{name} is not a DNS name: {e}")))?;
+        fqdn.set_fqdn(true);
+        let lookup = tokio::time::timeout(self.query_timeout, resolver.lookup_ip(fqdn))
             .await
             .map_err(|_| resolve_timeout(name, self.query_timeout))?
             .map_err(|e| resolve_error(name, &e, self.query_timeout))?;

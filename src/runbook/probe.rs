@@ -76,6 +76,10 @@ impl Runner {
             port: state.port.unwrap_or(probe.engine.default_port()),
             probe: &probe,
         };
+        if ctx.data.probe_attempts.is_empty() {
+            // What the previous step observed is not what this one looks at.
+            ctx.data.last_seen = None;
+        }
         loop {
             self.ensure_open(ctx).await?;
             let miss = match self.attempt(&check, &aim).await {
@@ -88,6 +92,10 @@ impl Runner {
             count_attempt(&mut ctx.data.probe_attempts, miss.seen.clone());
             self.observe(ctx, step, &name, miss.seen.clone()).await?;
             self.persist(ctx, step, None).await?;
+            if miss.configuration || self.clock.now() >= deadline {
+                // What the watch of a run that needs attention observes is another matter.
+                ctx.data.last_seen = None;
+            }
             if miss.configuration {
                 return Err(Stop::Refused(format!(
                     "the database probe's credentials do not work ({}): fix the secret {} or [clusters.probe], \

@@ -26,6 +26,7 @@ mod modes;
 mod pending;
 mod policy;
 mod preflight;
+mod probe;
 mod probe_adapter;
 mod provisioning;
 mod rebuild;

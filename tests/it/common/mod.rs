@@ -212,6 +212,8 @@ pub struct TestBot {
     pub port: u16,
     /// The fake Socket Mode server, when the bot runs in Socket Mode (`Options::socket`).
     pub socket: Option<SocketModeFake>,
+    /// The emulator's DNS server, when it serves one (`Options::dns`).
+    pub dns: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     /// What is wrong with the immediate answers to commands sent through `command` (they are HTTP
     /// answers, which the stand-in does not see): Slack's refusal code or a wording defect.
@@ -312,10 +314,12 @@ impl TestBot {
             true => Some(socket_mode(&slack, &mut o).await),
             false => None,
         };
+        let mut dns = None;
         if o.dns {
-            let dns = sim.serve_dns("127.0.0.1:0".parse().unwrap()).await.unwrap().to_string();
-            o.extra_toml = o.extra_toml.replace("{dns}", &dns);
-            o.clusters_toml = o.clusters_toml.map(|t| t.replace("{dns}", &dns));
+            let addr = sim.serve_dns("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            o.extra_toml = o.extra_toml.replace("{dns}", &addr.to_string());
+            o.clusters_toml = o.clusters_toml.map(|t| t.replace("{dns}", &addr.to_string()));
+            dns = Some(addr);
         }
         let dir = temp_dir("bot");
         let settings = Settings::from_toml(&config_toml(&slack.api_url(), &dir.join("bot.db"), &o)).unwrap();
@@ -355,6 +359,7 @@ impl TestBot {
             dir,
             port,
             socket,
+            dns,
             shutdown,
             answer_defects: Default::default(),
             _server: server,
