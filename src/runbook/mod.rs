@@ -285,6 +285,9 @@ pub struct RunData {
     /// row saw it.
     #[serde(default)]
     pub probe_attempts: Vec<(String, u32)>,
+    /// How long after the DNS change the probe first got a writable connection, in ms.
+    #[serde(default)]
+    pub writable_after_ms: Option<u64>,
     /// A rebuild: set just before CreateGlobalCluster is sent.
     #[serde(default)]
     pub global_sent: bool,
@@ -1726,6 +1729,7 @@ impl Runner {
             total,
             old_primary: ctx.plan.from.clone(),
             after: Some(aftermath),
+            writes_through_cname: ctx.data.writable_after_ms.map(Duration::from_millis),
         })));
         if !self.finish(ctx, RunState::Succeeded, None).await? {
             info!("the run was abandoned before it finished; its end is not announced");

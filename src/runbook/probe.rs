@@ -85,6 +85,7 @@ impl Runner {
             let miss = match self.attempt(&check, &aim).await {
                 Ok((ip, report)) => {
                     count_attempt(&mut ctx.data.probe_attempts, "writable".to_owned());
+                    ctx.data.writable_after_ms = self.since_flip(ctx).map(super::ms);
                     return Ok(self.writable(ctx, &aim, ip, &report));
                 }
                 Err(miss) => miss,
@@ -164,11 +165,7 @@ impl Runner {
 
     /// The step's result once a writable connection was made through the name.
     fn writable(&self, ctx: &Ctx, aim: &Aim<'_>, ip: IpAddr, report: &ProbeReport) -> String {
-        let after = ctx
-            .data
-            .dns_changed_ms
-            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .map(|flip| since(self.clock.now(), flip));
+        let after = ctx.data.writable_after_ms.map(Duration::from_millis);
         let heartbeat = match &aim.probe.heartbeat_table {
             Some(t) => format!(", heartbeat row written to {t}"),
             None => String::new(),
@@ -184,6 +181,12 @@ impl Runner {
             short_version(&report.server_version),
             attempts_text(&ctx.data.probe_attempts)
         )
+    }
+
+    /// How long since the DNS change (`None` when the run did not record it).
+    fn since_flip(&self, ctx: &Ctx) -> Option<Duration> {
+        let flip = jiff::Timestamp::from_millisecond(ctx.data.dns_changed_ms?).ok()?;
+        Some(since(self.clock.now(), flip))
     }
 
     /// What a person should know when the probe stops the run: the failover itself is done.

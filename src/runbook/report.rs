@@ -261,6 +261,10 @@ pub struct Completion {
     /// `aftermath`; those are ignored.)
     #[serde(default)]
     pub after: Option<Aftermath>,
+    /// How long after the DNS change the database probe first got a writable connection through the
+    /// writer CNAME (`None`: no probe, or runs finished by older versions).
+    #[serde(default)]
+    pub writes_through_cname: Option<Duration>,
 }
 
 /// What a successful run leaves behind, by mode. `cluster` is the configured name (for the command

@@ -1385,6 +1385,13 @@ fn completed(c: &Completion) -> String {
         esc(&c.reader_endpoint),
         phases,
     );
+    if let Some(after) = c.writes_through_cname {
+        text.push_str(&format!(
+            "\n• Writes possible through `{}` {} after the DNS change (database probe)",
+            esc(&c.writer_record),
+            duration(after)
+        ));
+    }
     for line in c.after.iter().flat_map(|a| aftermath(a, &c.old_primary)) {
         text.push('\n');
         text.push_str(&line);
@@ -2873,6 +2880,7 @@ mod tests {
             after: Some(Aftermath::SwitchedOver {
                 cluster: "orders".into(),
             }),
+            writes_through_cname: None,
         };
         assert!(
             completed(&c).starts_with(":tada: *Switchover complete* in 42s."),

@@ -30,8 +30,9 @@ const IAM_PREFIX: &[(&str, &str)] = &[
 
 /// Actions the bot calls that the emulator never serves, each exercised elsewhere.
 const CALLED_OUTSIDE_THE_EMULATOR: &[&str] = &[
-    // The Slack secrets (`slack.secret_id`, src/aws/secrets.rs), read once at start-up;
-    // exercised against moto in tests/it/secrets.rs, which the emulator does not replace.
+    // The Slack secrets (`slack.secret_id`, src/aws/secrets.rs), read once at start-up, exercised
+    // against moto in tests/it/secrets.rs; and the database probe's secrets, read from the emulator
+    // in tests/it/probe.rs (the flows here have no probe).
     "secretsmanager:GetSecretValue",
 ];
 

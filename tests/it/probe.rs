@@ -149,9 +149,21 @@ fn everything_said(bot: &TestBot) -> String {
 async fn a_postgresql_target_is_probed_before_approval_and_writes_are_confirmed_through_the_cname_after_the_flip() {
     let world = World::new();
     let mut primary = DbServer::postgres(&world.spec(WEST_WRITER));
-    let _standby = DbServer::postgres_standby(&primary, &world.spec(WEST_READER));
+    let standby = DbServer::postgres_standby(&primary, &world.spec(WEST_READER));
     // A transaction for the standby to replay: until its first one, it reports no lag.
     primary.psql(DATABASE, "CREATE TABLE replayed (x int)");
+    poll_until(
+        "the standby to replay a transaction",
+        Duration::from_millis(50),
+        async || {
+            (standby
+                .psql(DATABASE, "SELECT pg_last_xact_replay_timestamp() IS NOT NULL")
+                .trim()
+                == "t")
+                .then_some(())
+        },
+    )
+    .await;
     let bot = world
         .bot(
             "aurora-postgresql",
@@ -202,6 +214,11 @@ async fn a_postgresql_target_is_probed_before_approval_and_writes_are_confirmed_
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{done}"));
     assert!(after >= 1.0, "the DNS delay is part of the time: {done}");
+    assert!(
+        thread.contains(&format!("• Writes possible through `{WRITER_RECORD}` "))
+            && thread.contains(" after the DNS change (database probe)"),
+        "the completion says it too: {thread}"
+    );
     // The heartbeat row, keyed by the bot instance's name, is in the promoted cluster's database.
     assert_eq!(primary.heartbeat_rows().len(), 1, "{:?}", primary.heartbeat_rows());
     // The probe read its credentials from Secrets Manager and asked the DNS server for the name.
