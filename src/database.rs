@@ -106,10 +106,13 @@ impl Prober {
                 )
             })?
             .map_err(|e| {
-                credentials_error(format!(
-                    "cannot read secret {secret_id}: {}",
-                    classify(&e, "secretsmanager:GetSecretValue")
-                ))
+                let e = classify(&e, "secretsmanager:GetSecretValue");
+                let detail = format!("cannot read secret {secret_id}: {e}");
+                // Throttled or unreachable: worth another try, not a configuration error.
+                match e.is_transient() {
+                    true => ProbeError::new(ProbeErrorKind::Unavailable, detail),
+                    false => credentials_error(detail),
+                }
             })?;
         let text = out.secret_string().ok_or_else(|| {
             credentials_error(format!(

@@ -541,6 +541,9 @@ pub enum ProbeErrorKind {
     Tls,
     /// A statement failed (a missing heartbeat table, no privilege).
     Query,
+    /// A service the probe needs (Secrets Manager) is throttling or cannot be reached: worth another
+    /// try.
+    Unavailable,
 }
 
 impl ProbeError {
