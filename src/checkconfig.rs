@@ -373,11 +373,17 @@ fn database_checks(c: &ClusterSettings, s: &Survey) -> Vec<Check> {
                     name,
                     Outcome::Fail,
                     format!(
-                        "configuration error: {e}. Fix the secret {} or [clusters.probe] of {}",
-                        probe.secret_id, c.name
+                        "configuration error: {}. Fix the secret {} or [clusters.probe] of {}",
+                        e.detail.trim_end_matches('.'),
+                        probe.secret_id,
+                        c.name
                     ),
                 ),
-                Err(e) => line(name, Outcome::Warn, format!("{at} could not be probed from here: {e}")),
+                Err(e) => line(
+                    name,
+                    Outcome::Warn,
+                    format!("{at} could not be probed from here: {}", e.detail.trim_end_matches('.')),
+                ),
             }
         })
         .collect()

@@ -24,23 +24,20 @@ impl Trust {
     /// read, holds no certificate, or holds one rustls cannot use as a root.
     pub fn load(path: &Path) -> Result<Trust, String> {
         let shown = path.display();
-        let pem = std::fs::read(path).map_err(|e| format!("probe.ca_bundle {shown}: cannot read it: {e}"))?;
+        let pem = std::fs::read(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
         let certificates = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("probe.ca_bundle {shown}: not a PEM certificate bundle: {e}"))?;
+            .map_err(|e| format!("{shown}: not a PEM certificate bundle: {e}"))?;
         if certificates.is_empty() {
             return Err(format!(
-                "probe.ca_bundle {shown}: holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks, such as RDS's global-bundle.pem)"
+                "{shown}: holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks, such as RDS's global-bundle.pem)"
             ));
         }
         let mut roots = RootCertStore::empty();
         for (i, certificate) in certificates.into_iter().enumerate() {
-            roots.add(certificate).map_err(|e| {
-                format!(
-                    "probe.ca_bundle {shown}: certificate {} is not usable as a root: {e}",
-                    i + 1
-                )
-            })?;
+            roots
+                .add(certificate)
+                .map_err(|e| format!("{shown}: certificate {} is not usable as a root: {e}", i + 1))?;
         }
         let client_config =
             rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -874,14 +874,16 @@ fn database_check(ctx: &Context) -> Option<Finding> {
             )
         )),
         Err(e) if e.is_configuration() => warn(format!(
-            "configuration error: {e}. Fix the secret {} or [clusters.probe]: the failover does not need the \
+            "configuration error: {}. Fix the secret {} or [clusters.probe]: the failover does not need the \
              probe, but the check through the CNAME after it will fail the same way",
+            e.detail.trim_end_matches('.'),
             probe.secret_id
         )),
         Err(e) => warn(format!(
-            "{at} could not be probed from this bot: {e}. The failover can go on (the application's network path \
+            "{at} could not be probed from this bot: {}. The failover can go on (the application's network path \
              may differ from the bot's); the check through the CNAME after the DNS change will show whether writes \
-             work"
+             work",
+            e.detail.trim_end_matches('.')
         )),
     })
 }

@@ -35,7 +35,7 @@ fn detach_options() -> Options {
 }
 
 /// Waits until request `id`'s run is in `state`.
-async fn wait_state(store: &dyn Store, id: i64, state: RunState) {
+pub async fn wait_state(store: &dyn Store, id: i64, state: RunState) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
         let now = store.run_of_request(id.into()).await.unwrap().map(|r| r.state);
@@ -51,7 +51,7 @@ async fn wait_state(store: &dyn Store, id: i64, state: RunState) {
 }
 
 /// Waits for a thread reply containing `needle`; returns it.
-async fn reply_with(bot: &TestBot, ts: &str, needle: &str) -> String {
+pub async fn reply_with(bot: &TestBot, ts: &str, needle: &str) -> String {
     bot.slack
         .wait_for(Duration::from_secs(30), |_| {
             thread_texts(bot, ts).into_iter().find(|t| t.contains(needle))
@@ -62,7 +62,7 @@ async fn reply_with(bot: &TestBot, ts: &str, needle: &str) -> String {
 
 /// Clicks Approve on the resume request `ts` as `user` (with the value its button carries); returns
 /// the answer to the click.
-async fn click_resume(bot: &TestBot, ts: &str, user: &str) -> String {
+pub async fn click_resume(bot: &TestBot, ts: &str, user: &str) -> String {
     let message = bot
         .slack
         .delivered("chat.postMessage")

@@ -409,3 +409,51 @@ async fn a_postgresql_standby_behind_the_cname_is_read_only_until_promoted_and_e
     assert!(done.contains(&format!("× {read_only}; then writable")), "{done}");
     bot.assert_wording();
 }
+
+#[tokio::test]
+async fn after_the_probe_stopped_the_run_a_resume_approved_by_a_second_person_probes_again_and_finishes() {
+    use crate::attention::{click_resume, reply_with, wait_state};
+    let world = World::new();
+    let primary = DbServer::postgres(&world.spec(WEST_READER));
+    let mut standby = DbServer::postgres_standby(&primary, &world.spec(WEST_WRITER));
+    let bot = world
+        .bot(
+            "aurora-postgresql",
+            false,
+            (WEST_WRITER, WEST_READER),
+            PROBE_PASSWORD,
+            10,
+        )
+        .await;
+    let id = bot.request_with("--mode switchover").await;
+    let ts = bot.request_message(id).await.ts.unwrap();
+    bot.click(BOB, id, true).await;
+    wait_state(&*bot.store, id, RunState::NeedsAttention).await;
+    reply_with(&bot, &ts, "gave no writable connection within 10 s").await;
+    // The person fixes what was wrong (here: the server is made writable), then resumes.
+    standby.promote();
+    let (answer, _) = bot.command(ALICE, "resume 1").await;
+    assert!(answer.text().contains("You asked to resume run 1"), "{answer:?}");
+    let resume_ts = bot
+        .slack
+        .wait_for(Duration::from_secs(30), |_| {
+            bot.thread(&ts)
+                .into_iter()
+                .find(|r| r.text().contains("asks to resume run 1"))
+                .and_then(|r| r.ts)
+        })
+        .await
+        .expect("the resume request");
+    let approved = click_resume(&bot, &resume_ts, BOB).await;
+    assert!(approved.contains("You approved resuming run 1"), "{approved}");
+    wait_state(&*bot.store, id, RunState::Succeeded).await;
+    let done = reply_with(&bot, &ts, "Writes possible through the CNAME").await;
+    assert!(
+        done.contains("the server is read-only; then writable"),
+        "the attempts of both rounds: {done}"
+    );
+    // Nothing was done twice: one switchover, and the DNS change only before the probe.
+    assert_eq!(bot.sim.admin().calls_to("SwitchoverGlobalCluster").len(), 1);
+    assert_eq!(bot.sim.admin().calls_to("ChangeResourceRecordSets").len(), 1);
+    bot.assert_wording();
+}

@@ -145,7 +145,7 @@ impl DbServer {
         server.psql(
             DATABASE,
             &format!(
-                "CREATE TABLE {HEARTBEAT_TABLE} (writer varchar(200) PRIMARY KEY, written_at timestamp); \
+                "CREATE TABLE {HEARTBEAT_TABLE} (writer varchar(200) PRIMARY KEY, written_at timestamptz NOT NULL); \
                  GRANT SELECT, INSERT, UPDATE ON {HEARTBEAT_TABLE} TO {PROBE_USER};"
             ),
         );
@@ -218,7 +218,7 @@ impl DbServer {
             "FLUSH PRIVILEGES;\n\
              CREATE USER '{PROBE_USER}'@'%' IDENTIFIED BY '{PROBE_PASSWORD}' REQUIRE SSL;\n\
              CREATE DATABASE {DATABASE};\n\
-             CREATE TABLE {DATABASE}.{HEARTBEAT_TABLE} (writer varchar(200) PRIMARY KEY, written_at timestamp NULL);\n\
+             CREATE TABLE {DATABASE}.{HEARTBEAT_TABLE} (writer varchar(200) PRIMARY KEY, written_at timestamp(6) NOT NULL);\n\
              GRANT SELECT, INSERT, UPDATE ON {DATABASE}.{HEARTBEAT_TABLE} TO '{PROBE_USER}'@'%';\n"
         );
         let mut bootstrap = server.mariadbd_command(spec, false);
