@@ -360,6 +360,15 @@ fn database_checks(c: &ClusterSettings, s: &Survey) -> Vec<Check> {
             };
             let at = format!("{}:{}", probed.endpoint, probed.port);
             match &probed.result {
+                Ok(r) if r.heartbeat_problem.is_some() => line(
+                    name,
+                    Outcome::Fail,
+                    format!(
+                        "{at} answers, but the heartbeat write after a failover would fail: {}. Create the table or \
+                         grant it (README, \"Database probe\")",
+                        r.heartbeat_problem.as_deref().unwrap_or_default().trim_end_matches('.')
+                    ),
+                ),
                 Ok(r) => line(
                     name,
                     Outcome::Pass,

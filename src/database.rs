@@ -174,6 +174,7 @@ impl DatabaseProbe for Prober {
             credentials: &credentials,
             secret_id: &target.secret_id,
             heartbeat: target.heartbeat.as_ref(),
+            check_heartbeat: target.check_heartbeat.as_deref(),
             connect_timeout: self.connect_timeout,
             query_timeout: self.query_timeout,
         };
@@ -188,6 +189,7 @@ impl DatabaseProbe for Prober {
             read_only: found.read_only,
             lag_ms: found.lag_ms,
             heartbeat_written: found.heartbeat_written,
+            heartbeat_problem: found.heartbeat_problem,
             elapsed: started.elapsed(),
         })
     }
@@ -277,6 +279,8 @@ struct Connection<'a> {
     /// For the error messages (a refused password names the secret it came from).
     secret_id: &'a str,
     heartbeat: Option<&'a crate::ports::Heartbeat>,
+    /// The heartbeat table to check, read-only (before approval).
+    check_heartbeat: Option<&'a str>,
     connect_timeout: Duration,
     query_timeout: Duration,
 }
@@ -330,6 +334,7 @@ struct Found {
     read_only: bool,
     lag_ms: Option<f64>,
     heartbeat_written: bool,
+    heartbeat_problem: Option<String>,
 }
 
 /// `3 s`, `1.5 s`.

@@ -486,6 +486,10 @@ pub struct ProbeTarget {
     pub secret_region: Option<Region>,
     /// Also write a heartbeat row (opt-in; only when the server is writable).
     pub heartbeat: Option<Heartbeat>,
+    /// Before approval, with `heartbeat_table` set: check, read-only, that this table (`table` or
+    /// `schema.table`) exists and that the user may write it (PostgreSQL: `SELECT`, `INSERT`,
+    /// `UPDATE`; MySQL: it exists and may be read). The write itself comes after the DNS change.
+    pub check_heartbeat: Option<String>,
 }
 
 /// The opt-in heartbeat write: one row per bot instance, upserted, in a table that must already
@@ -512,6 +516,9 @@ pub struct ProbeReport {
     pub lag_ms: Option<f64>,
     /// The heartbeat row was written (asked for, and the server is writable).
     pub heartbeat_written: bool,
+    /// What the read-only check of `ProbeTarget::check_heartbeat` found wrong (`None`: not asked, or
+    /// nothing wrong): the write after the DNS change would fail.
+    pub heartbeat_problem: Option<String>,
     /// From the start of the connection to the last answer.
     pub elapsed: std::time::Duration,
 }

@@ -81,12 +81,37 @@ async fn statements(conn: &mut Conn, c: &Connection<'_>) -> Result<Found, ProbeE
             .map_err(|e| statement_error(c, &what, &e))?;
         heartbeat_written = true;
     }
+    let heartbeat_problem = match c.check_heartbeat {
+        Some(table) => heartbeat_problem(conn, c, table).await,
+        None => None,
+    };
     Ok(Found {
         server_version,
         read_only,
         lag_ms,
         heartbeat_written,
+        heartbeat_problem,
     })
+}
+
+/// Read-only: whether `table` exists and may be read (its INSERT and UPDATE privileges, which MySQL
+/// may grant globally, per database or per table, are not checked); what is wrong, if anything.
+async fn heartbeat_problem(conn: &mut Conn, c: &Connection<'_>, table: &str) -> Option<String> {
+    let sql = format!("SELECT 1 FROM {} LIMIT 0", quoted_table(table, '`'));
+    match tokio::time::timeout(c.query_timeout, conn.query_drop(sql)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(mysql_async::Error::Server(s))) if s.code == 1146 => {
+            Some(format!("table {table} does not exist in database {}", c.database))
+        }
+        // MySQL does not tell a table the user has no privilege on from one that does not exist.
+        Ok(Err(mysql_async::Error::Server(s))) if s.code == 1142 => Some(format!(
+            "table {table} does not exist in database {}, or user {} may not read it (the upsert needs SELECT, \
+             INSERT and UPDATE)",
+            c.database, c.credentials.username
+        )),
+        Ok(Err(e)) => Some(format!("the check of {table} failed: {e}")),
+        Err(_) => Some(format!("the check of {table} did not answer in time")),
+    }
 }
 
 fn statement_error(c: &Connection<'_>, what: &str, e: &mysql_async::Error) -> ProbeError {

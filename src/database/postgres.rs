@@ -90,12 +90,41 @@ async fn statements(client: &tokio_postgres::Client, c: &Connection<'_>) -> Resu
             })?;
         heartbeat_written = true;
     }
+    let heartbeat_problem = match c.check_heartbeat {
+        Some(table) => heartbeat_problem(client, c, table).await,
+        None => None,
+    };
     Ok(Found {
         server_version,
         read_only,
         lag_ms,
         heartbeat_written,
+        heartbeat_problem,
     })
+}
+
+/// Read-only: whether `table` exists and the user may upsert into it (SELECT, INSERT, UPDATE); what
+/// is wrong, if anything.
+async fn heartbeat_problem(client: &tokio_postgres::Client, c: &Connection<'_>, table: &str) -> Option<String> {
+    let quoted = quoted_table(table, '"');
+    let sql = "SELECT to_regclass($1) IS NOT NULL, \
+               CASE WHEN to_regclass($1) IS NULL THEN false \
+               ELSE has_table_privilege(to_regclass($1), 'SELECT') AND has_table_privilege(to_regclass($1), 'INSERT') \
+               AND has_table_privilege(to_regclass($1), 'UPDATE') END";
+    let row = match tokio::time::timeout(c.query_timeout, client.query_one(sql, &[&quoted])).await {
+        Ok(Ok(row)) => row,
+        Ok(Err(e)) => return Some(format!("the check of {table} failed: {}", statement_error(&e))),
+        Err(_) => return Some(format!("the check of {table} did not answer in time")),
+    };
+    let (exists, may_write): (bool, bool) = (row.get(0), row.get(1));
+    match (exists, may_write) {
+        (false, _) => Some(format!("table {table} does not exist in database {}", c.database)),
+        (true, false) => Some(format!(
+            "user {} lacks SELECT, INSERT or UPDATE on {table}",
+            c.credentials.username
+        )),
+        (true, true) => None,
+    }
 }
 
 async fn query_one(

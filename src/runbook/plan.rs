@@ -863,6 +863,12 @@ fn database_check(ctx: &Context) -> Option<Finding> {
     };
     let at = format!("{}:{}", probed.endpoint, probed.port);
     Some(match &probed.result {
+        Ok(r) if r.heartbeat_problem.is_some() => warn(format!(
+            "{at} answers over TLS as {}, but the heartbeat write after the DNS change will fail: {}. Create the \
+             table or grant it (README, \"Database probe\"), or the run will stop for a person at its last step",
+            probe.engine.as_str(),
+            r.heartbeat_problem.as_deref().unwrap_or_default().trim_end_matches('.')
+        )),
         Ok(r) => pass(format!(
             "{at} answers over TLS as {}: {}, {}; replica lag {}",
             probe.engine.as_str(),
@@ -1607,6 +1613,7 @@ mod tests {
             read_only: true,
             lag_ms: Some(40.0),
             heartbeat_written: false,
+            heartbeat_problem: None,
             elapsed: std::time::Duration::from_millis(30),
         };
         let (c, s) = probed(Ok(report));
@@ -1660,12 +1667,33 @@ mod tests {
             read_only: true,
             lag_ms: None,
             heartbeat_written: false,
+            heartbeat_problem: None,
             elapsed: std::time::Duration::ZERO,
         }));
         s.probes = Some(HashMap::new());
         let check = database(&make_plan(&c, &s, None, None, LIMITS).unwrap()).clone();
         assert_eq!(check.outcome, Outcome::Warn);
         assert!(check.detail.starts_with("not probed"), "{}", check.detail);
+        // The heartbeat table is missing: the write after the DNS change would fail.
+        let (c, s) = probed(Ok(ProbeReport {
+            address: "10.0.1.5:5432".parse().unwrap(),
+            server_version: "PostgreSQL 15.4".into(),
+            read_only: true,
+            lag_ms: None,
+            heartbeat_written: false,
+            heartbeat_problem: Some("table afb_heartbeat does not exist in database orders".into()),
+            elapsed: std::time::Duration::ZERO,
+        }));
+        let check = database(&make_plan(&c, &s, None, None, LIMITS).unwrap()).clone();
+        assert_eq!(check.outcome, Outcome::Warn);
+        assert!(
+            check.detail.contains(
+                "but the heartbeat write after the DNS change will fail: table afb_heartbeat does not exist in database \
+                 orders. Create the table or grant it"
+            ),
+            "{}",
+            check.detail
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl Runner {
                 table,
                 writer: check.instance.clone(),
             }),
+            check_heartbeat: None,
         };
         let at = format!("{}:{} ({})", aim.endpoint, aim.port, ip);
         match tokio::time::timeout(ATTEMPT_TIMEOUT, check.probe.probe(&target)).await {

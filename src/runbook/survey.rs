@@ -236,6 +236,7 @@ pub async fn probe_secondaries(database: &dyn DatabaseProbe, c: &ClusterSettings
                     secret_id: probe.secret_id.clone(),
                     secret_region: probe.secret_region.clone(),
                     heartbeat: None,
+                    check_heartbeat: probe.heartbeat_table.clone(),
                 },
             ))
         })

@@ -5,6 +5,7 @@
 //! failure is classified, never showing the password.
 
 use crate::common::databases::*;
+use crate::common::poll_until;
 use aurora_failover_bot::aws::{self, AwsOverrides};
 use aurora_failover_bot::database::Prober;
 use aurora_failover_bot::ports::{DatabaseProbe, EngineFamily, Heartbeat, ProbeError, ProbeErrorKind, ProbeTarget};
@@ -79,6 +80,7 @@ fn target(engine: EngineFamily, endpoint: &str, server: &DbServer, secret_id: &s
             table: HEARTBEAT_TABLE.to_owned(),
             writer: BOT.to_owned(),
         }),
+        check_heartbeat: None,
     }
 }
 
@@ -351,6 +353,7 @@ async fn nothing_listening_is_a_connect_error_and_a_silent_server_a_timeout() {
             secret_id: secret_id.clone(),
             secret_region: None,
             heartbeat: None,
+            check_heartbeat: None,
         };
         let e = prober.probe(&t).await.unwrap_err();
         assert_eq!(e.kind, ProbeErrorKind::Connect, "{engine:?}: {e}");
@@ -388,6 +391,7 @@ async fn a_missing_or_malformed_secret_is_a_credentials_error() {
         secret_id: "aurora-failover-bot/no-such-secret".into(),
         secret_region: None,
         heartbeat: None,
+        check_heartbeat: None,
     };
     let e = prober.probe(&t).await.unwrap_err();
     assert_eq!(e.kind, ProbeErrorKind::Credentials, "{e}");
@@ -406,4 +410,69 @@ async fn a_missing_or_malformed_secret_is_a_credentials_error() {
     let e = prober.probe(&t).await.unwrap_err();
     assert_eq!(e.kind, ProbeErrorKind::Credentials, "{e}");
     assert_hides_password(&e);
+}
+
+#[tokio::test]
+async fn the_read_only_heartbeat_check_finds_a_missing_table_or_missing_grants_on_a_replica() {
+    let ca = TestCa::new();
+    let port = free_port_on(&[
+        Ipv4Addr::new(127, 0, 0, 41),
+        Ipv4Addr::new(127, 0, 0, 42),
+        Ipv4Addr::new(127, 0, 0, 43),
+    ]);
+    let primary = DbServer::postgres(&spec(&ca, 41, port, &[WRITER_ENDPOINT]));
+    let standby = DbServer::postgres_standby(&primary, &spec(&ca, 42, port, &[READER_ENDPOINT]));
+    let mariadb = DbServer::mariadb(&spec(&ca, 43, port, &[READER_ENDPOINT]), true);
+    let prober = prober(&ca).await;
+    let secret_id = probe_secret(PROBE_PASSWORD).await;
+    let check = |engine, server: &DbServer, table: &str| {
+        let mut t = target(engine, READER_ENDPOINT, server, &secret_id, false);
+        t.check_heartbeat = Some(table.to_owned());
+        t
+    };
+    let problem = async |t: ProbeTarget| {
+        let report = prober.probe(&t).await.unwrap();
+        assert!(report.read_only && !report.heartbeat_written, "{report:?}");
+        report.heartbeat_problem
+    };
+    // The documented table and grants: nothing to say, on a standby and on a read-only MariaDB.
+    assert_eq!(
+        problem(check(EngineFamily::AuroraPostgresql, &standby, HEARTBEAT_TABLE)).await,
+        None
+    );
+    assert_eq!(
+        problem(check(EngineFamily::AuroraMysql, &mariadb, HEARTBEAT_TABLE)).await,
+        None
+    );
+    assert_eq!(
+        problem(check(EngineFamily::AuroraPostgresql, &standby, "afb_missing"))
+            .await
+            .as_deref(),
+        Some("table afb_missing does not exist in database app")
+    );
+    // MySQL does not tell a missing table from one the user may not read.
+    assert_eq!(
+        problem(check(EngineFamily::AuroraMysql, &mariadb, "afb_missing"))
+            .await
+            .as_deref(),
+        Some(
+            "table afb_missing does not exist in database app, or user afb_probe may not read it (the upsert needs \
+             SELECT, INSERT and UPDATE)"
+        )
+    );
+    // A grant taken away on the primary shows on its standby.
+    primary.psql(
+        DATABASE,
+        &format!("REVOKE INSERT ON {HEARTBEAT_TABLE} FROM {PROBE_USER}"),
+    );
+    poll_until("the revoke to replay", Duration::from_millis(50), async || {
+        problem(check(EngineFamily::AuroraPostgresql, &standby, HEARTBEAT_TABLE)).await
+    })
+    .await;
+    assert_eq!(
+        problem(check(EngineFamily::AuroraPostgresql, &standby, HEARTBEAT_TABLE))
+            .await
+            .as_deref(),
+        Some(format!("user {PROBE_USER} lacks SELECT, INSERT or UPDATE on {HEARTBEAT_TABLE}").as_str())
+    );
 }
