@@ -59,7 +59,7 @@ impl Runner {
         let deadline = plus(started, check.deadline);
         if started < ctx.resumed_at && self.clock.now() >= deadline {
             return Err(Stop::Deadline(format!(
-                "the probe's {} s deadline passed while the bot was not running; {}",
+                "the probe's {} s deadline passed while the bot was not running. {}",
                 check.deadline.as_secs(),
                 self.probe_guidance(ctx)
             )));
@@ -100,7 +100,7 @@ impl Runner {
             if miss.configuration {
                 return Err(Stop::Refused(format!(
                     "the database probe's credentials do not work ({}): fix the secret {} or [clusters.probe], \
-                     then /aurora resume to probe again; {}",
+                     then /aurora resume to probe again. {}",
                     miss.seen,
                     probe.secret_id,
                     self.probe_guidance(ctx)
@@ -108,7 +108,7 @@ impl Runner {
             }
             if self.clock.now() >= deadline {
                 return Err(Stop::Deadline(format!(
-                    "{name} gave no writable connection within {} s of the DNS change. Tried: {}. {}",
+                    "{name} gave no writable connection within {} s (probe.deadline_secs). Tried: {}. {}",
                     check.deadline.as_secs(),
                     attempts_text(&ctx.data.probe_attempts),
                     self.probe_guidance(ctx)

@@ -23,8 +23,8 @@ pub struct ProbeSettings {
     pub connect_timeout: Duration,
     /// `query_timeout_secs`: how long each statement may take.
     pub query_timeout: Duration,
-    /// `deadline_secs`: how long after the DNS change the probe keeps trying through the CNAME before
-    /// the run needs attention.
+    /// `deadline_secs`: how long the probe keeps trying through the CNAME (from its step's start, right
+    /// after the DNS change is verified) before the run needs attention.
     pub deadline: Duration,
 }
 

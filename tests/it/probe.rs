@@ -273,7 +273,7 @@ async fn a_mysql_target_that_stays_read_only_puts_the_run_in_needs_attention_and
     );
     assert!(
         thread.contains(&format!(
-            "{WRITER_RECORD} gave no writable connection within 10 s of the DNS change. Tried: "
+            "{WRITER_RECORD} gave no writable connection within 10 s (probe.deadline_secs). Tried: "
         )) && thread.contains("nothing will be undone"),
         "{thread}"
     );
