@@ -366,23 +366,26 @@ async fn a_wrong_password_is_a_configuration_error_in_the_checklist_and_in_check
     bot.assert_wording();
 }
 
-#[tokio::test]
-async fn a_postgresql_standby_behind_the_cname_is_read_only_until_promoted_and_each_outcome_is_said() {
-    let world = World::new();
+/// orders-west's cluster endpoint on a PostgreSQL standby (read-only until promoted), its reader
+/// endpoint on the primary, the probe's deadline `deadline_secs`; a switchover requested and approved.
+/// Returns the primary, the standby, the bot, and the request's id and message ts.
+async fn approved_onto_a_standby(world: &World, deadline_secs: u64) -> (DbServer, DbServer, TestBot, i64, String) {
     let primary = DbServer::postgres(&world.spec(WEST_READER));
-    let mut standby = DbServer::postgres_standby(&primary, &world.spec(WEST_WRITER));
+    let standby = DbServer::postgres_standby(&primary, &world.spec(WEST_WRITER));
+    let at = (WEST_WRITER, WEST_READER);
     let bot = world
-        .bot(
-            "aurora-postgresql",
-            false,
-            (WEST_WRITER, WEST_READER),
-            PROBE_PASSWORD,
-            60,
-        )
+        .bot("aurora-postgresql", false, at, PROBE_PASSWORD, deadline_secs)
         .await;
     let id = bot.request_with("--mode switchover").await;
     let ts = bot.request_message(id).await.ts.unwrap();
     bot.click(BOB, id, true).await;
+    (primary, standby, bot, id, ts)
+}
+
+#[tokio::test]
+async fn a_postgresql_standby_behind_the_cname_is_read_only_until_promoted_and_each_outcome_is_said() {
+    let world = World::new();
+    let (_primary, mut standby, bot, id, ts) = approved_onto_a_standby(&world, 60).await;
     // The server behind the new endpoint becomes writable a while after the DNS change.
     wait_for_step(&bot, id, "probe_writes").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -414,20 +417,7 @@ async fn a_postgresql_standby_behind_the_cname_is_read_only_until_promoted_and_e
 async fn after_the_probe_stopped_the_run_a_resume_approved_by_a_second_person_probes_again_and_finishes() {
     use crate::attention::{click_resume, reply_with, wait_state};
     let world = World::new();
-    let primary = DbServer::postgres(&world.spec(WEST_READER));
-    let mut standby = DbServer::postgres_standby(&primary, &world.spec(WEST_WRITER));
-    let bot = world
-        .bot(
-            "aurora-postgresql",
-            false,
-            (WEST_WRITER, WEST_READER),
-            PROBE_PASSWORD,
-            10,
-        )
-        .await;
-    let id = bot.request_with("--mode switchover").await;
-    let ts = bot.request_message(id).await.ts.unwrap();
-    bot.click(BOB, id, true).await;
+    let (_primary, mut standby, bot, id, ts) = approved_onto_a_standby(&world, 10).await;
     wait_state(&*bot.store, id, RunState::NeedsAttention).await;
     reply_with(&bot, &ts, "gave no writable connection within 10 s").await;
     // The person fixes what was wrong (here: the server is made writable), then resumes.
