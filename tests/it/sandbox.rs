@@ -272,6 +272,15 @@ async fn a_failover_played_in_the_sandbox_goes_through_the_bots_real_endpoints_a
         })
         .await;
     assert_eq!(run_state(&s), Some("succeeded"), "{s:#}");
+    // The store records the end before the outbox delivers its last reply (CI saw the page read
+    // in between, on a loaded machine): wait for the reply too.
+    let s = sb
+        .until("the run's last reply", Duration::from_secs(30), |s| {
+            request_message(s)
+                .and_then(|r| r["replies"].as_array().and_then(|a| a.last()).cloned())
+                .is_some_and(|last| last["text"].as_str().is_some_and(|t| t.contains("complete")))
+        })
+        .await;
     assert_eq!(record(&s, "writer")["points_to"], "orders-west writer endpoint");
     assert_eq!(record(&s, "reader")["points_to"], "orders-west reader endpoint");
     let request = request_message(&s).unwrap();
